@@ -1,0 +1,333 @@
+/*
+ * proto.c - encoding and checking of dsm wire messages (room: protocol).
+ *
+ * Every field is written byte by byte in little-endian order, so the wire
+ * format does not depend on struct layout or host byte order.  Decoders
+ * check lengths before touching a byte: they are fed hostile input (see
+ * tests/fuzz_proto.c).
+ */
+#include "proto.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* A cursor over a byte buffer; callers size the buffer first. */
+struct cur {
+	uint8_t *w;
+	const uint8_t *r;
+};
+
+static void put16(struct cur *c, uint16_t v)
+{
+	c->w[0] = v;
+	c->w[1] = v >> 8;
+	c->w += 2;
+}
+
+static void put32(struct cur *c, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		c->w[i] = v >> (8 * i);
+	c->w += 4;
+}
+
+static void put64(struct cur *c, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		c->w[i] = v >> (8 * i);
+	c->w += 8;
+}
+
+static uint16_t get16(struct cur *c)
+{
+	uint16_t v = c->r[0] | (uint16_t)c->r[1] << 8;
+
+	c->r += 2;
+	return v;
+}
+
+static uint32_t get32(struct cur *c)
+{
+	uint32_t v = 0;
+
+	for (int i = 0; i < 4; i++)
+		v |= (uint32_t)c->r[i] << (8 * i);
+	c->r += 4;
+	return v;
+}
+
+static uint64_t get64(struct cur *c)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)c->r[i] << (8 * i);
+	c->r += 8;
+	return v;
+}
+
+void dsm_hdr_init(struct dsm_hdr *h, uint8_t type, uint16_t flags,
+		  uint32_t len, uint64_t id)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = DSM_PROTO_MAGIC;
+	h->version = DSM_PROTO_VERSION;
+	h->type = type;
+	h->flags = flags;
+	h->len = len;
+	h->id = id;
+}
+
+void dsm_hdr_encode(const struct dsm_hdr *h, uint8_t out[DSM_HDR_SIZE])
+{
+	struct cur c = { .w = out };
+
+	put32(&c, h->magic);
+	c.w[0] = h->version;
+	c.w[1] = h->type;
+	c.w += 2;
+	put16(&c, h->flags);
+	put32(&c, h->len);
+	put32(&c, (uint32_t)h->status);
+	put64(&c, h->id);
+}
+
+int dsm_hdr_decode(const uint8_t in[DSM_HDR_SIZE], struct dsm_hdr *h)
+{
+	struct cur c = { .r = in };
+
+	h->magic = get32(&c);
+	h->version = c.r[0];
+	h->type = c.r[1];
+	c.r += 2;
+	h->flags = get16(&c);
+	h->len = get32(&c);
+	h->status = (int32_t)get32(&c);
+	h->id = get64(&c);
+
+	if (h->magic != DSM_PROTO_MAGIC)
+		return -EPROTO;
+	/* The version is checked before anything else about the message so
+	 * that a future peer gets a clean "unsupported version" answer. */
+	if (h->version != DSM_PROTO_VERSION)
+		return -EPROTONOSUPPORT;
+	if (h->flags & ~(DSM_F_REPLY | DSM_F_SERVER))
+		return -EPROTO;
+	if (h->len > DSM_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	return 0;
+}
+
+void dsm_hello_encode(const struct dsm_hello *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put16(&c, m->min_version);
+	put16(&c, m->max_version);
+	put32(&c, m->page_size);
+	put64(&c, m->nonce);
+}
+
+int dsm_hello_decode(const uint8_t *in, size_t len, struct dsm_hello *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_HELLO_SIZE)
+		return -EINVAL;
+	m->min_version = get16(&c);
+	m->max_version = get16(&c);
+	m->page_size = get32(&c);
+	m->nonce = get64(&c);
+	if (m->min_version > m->max_version)
+		return -EINVAL;
+	return 0;
+}
+
+void dsm_hello_reply_encode(const struct dsm_hello_reply *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put16(&c, m->version);
+	put16(&c, 0);
+	put32(&c, m->page_size);
+	put32(&c, m->server_id);
+	put32(&c, m->max_batch_pages);
+	put64(&c, m->capacity);
+	put64(&c, m->free);
+}
+
+int dsm_hello_reply_decode(const uint8_t *in, size_t len,
+			   struct dsm_hello_reply *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_HELLO_REPLY_SIZE)
+		return -EINVAL;
+	m->version = get16(&c);
+	(void)get16(&c);
+	m->page_size = get32(&c);
+	m->server_id = get32(&c);
+	m->max_batch_pages = get32(&c);
+	m->capacity = get64(&c);
+	m->free = get64(&c);
+	if (m->max_batch_pages == 0 || m->page_size != DSM_PAGE_SIZE)
+		return -EINVAL;
+	return 0;
+}
+
+void dsm_alloc_req_encode(const struct dsm_alloc_req *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put64(&c, m->size);
+}
+
+int dsm_alloc_req_decode(const uint8_t *in, size_t len,
+			 struct dsm_alloc_req *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_ALLOC_REQ_SIZE)
+		return -EINVAL;
+	m->size = get64(&c);
+	if (m->size == 0 || m->size % DSM_PAGE_SIZE)
+		return -EINVAL;
+	return 0;
+}
+
+void dsm_alloc_reply_encode(const struct dsm_alloc_reply *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put64(&c, m->region_id);
+	put64(&c, m->pool_off);
+	put64(&c, m->size);
+}
+
+int dsm_alloc_reply_decode(const uint8_t *in, size_t len,
+			   struct dsm_alloc_reply *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_ALLOC_REPLY_SIZE)
+		return -EINVAL;
+	m->region_id = get64(&c);
+	m->pool_off = get64(&c);
+	m->size = get64(&c);
+	if (m->pool_off % DSM_PAGE_SIZE || m->size % DSM_PAGE_SIZE)
+		return -EINVAL;
+	return 0;
+}
+
+void dsm_free_req_encode(const struct dsm_free_req *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put64(&c, m->region_id);
+}
+
+int dsm_free_req_decode(const uint8_t *in, size_t len, struct dsm_free_req *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_FREE_REQ_SIZE)
+		return -EINVAL;
+	m->region_id = get64(&c);
+	return 0;
+}
+
+void dsm_rw_req_encode(const struct dsm_rw_req *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put64(&c, m->region_id);
+	put64(&c, m->pool_off);
+	put32(&c, m->npages);
+	put32(&c, 0);
+}
+
+int dsm_rw_req_decode(uint8_t type, const uint8_t *in, size_t len,
+		      struct dsm_rw_req *m)
+{
+	struct cur c = { .r = in };
+	size_t want;
+
+	if (len < DSM_RW_REQ_SIZE)
+		return -EINVAL;
+	m->region_id = get64(&c);
+	m->pool_off = get64(&c);
+	m->npages = get32(&c);
+	m->reserved = get32(&c);
+	if (m->npages == 0 || m->npages > DSM_MAX_BATCH_PAGES || m->reserved)
+		return -EINVAL;
+	if (m->pool_off % DSM_PAGE_SIZE)
+		return -EINVAL;
+	want = DSM_RW_REQ_SIZE;
+	if (type == DSM_MSG_WRITE)
+		want += (size_t)m->npages * DSM_PAGE_SIZE;
+	else if (type != DSM_MSG_READ)
+		return -EINVAL;
+	return len == want ? 0 : -EINVAL;
+}
+
+void dsm_server_stats_encode(const struct dsm_server_stats *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+	const uint64_t v[] = { m->capacity, m->used, m->regions, m->clients,
+			       m->reads, m->writes, m->pages_read,
+			       m->pages_written, m->bytes_in, m->bytes_out,
+			       m->errors, m->uptime_ms };
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		put64(&c, v[i]);
+}
+
+int dsm_server_stats_decode(const uint8_t *in, size_t len,
+			    struct dsm_server_stats *m)
+{
+	struct cur c = { .r = in };
+	uint64_t *v[] = { &m->capacity, &m->used, &m->regions, &m->clients,
+			  &m->reads, &m->writes, &m->pages_read,
+			  &m->pages_written, &m->bytes_in, &m->bytes_out,
+			  &m->errors, &m->uptime_ms };
+
+	if (len != DSM_SERVER_STATS_SIZE)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		*v[i] = get64(&c);
+	return 0;
+}
+
+void dsm_goodbye_encode(const struct dsm_goodbye *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put32(&c, (uint32_t)m->reason);
+}
+
+int dsm_goodbye_decode(const uint8_t *in, size_t len, struct dsm_goodbye *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_GOODBYE_SIZE)
+		return -EINVAL;
+	m->reason = (int32_t)get32(&c);
+	return 0;
+}
+
+const char *dsm_msg_name(uint8_t type)
+{
+	switch (type) {
+	case DSM_MSG_HELLO: return "HELLO";
+	case DSM_MSG_ALLOC: return "ALLOC";
+	case DSM_MSG_FREE: return "FREE";
+	case DSM_MSG_READ: return "READ";
+	case DSM_MSG_WRITE: return "WRITE";
+	case DSM_MSG_STATS: return "STATS";
+	case DSM_MSG_PING: return "PING";
+	case DSM_MSG_GOODBYE: return "GOODBYE";
+	case DSM_MSG_INVALIDATE: return "INVALIDATE";
+	case DSM_MSG_RECALL: return "RECALL";
+	}
+	return "UNKNOWN";
+}

@@ -1,0 +1,165 @@
+/*
+ * proto.h - the dsm wire protocol (room: protocol).
+ *
+ * Every message is a 24-byte header followed by `len` payload bytes.  All
+ * integers are little-endian on the wire; the structs below are the
+ * decoded, host-order forms and are never sent as raw memory.
+ *
+ * Requests carry an id chosen by the sender; the reply echoes it, so any
+ * number of requests may be in flight on one connection (pipelining).  A
+ * server processes the requests of one connection in order, so a WRITE
+ * followed by a READ of the same pages returns the written data.
+ *
+ * Server-initiated messages (DSM_F_SERVER) travel on the same connection:
+ * GOODBYE today, INVALIDATE and RECALL for shared regions later.  Their
+ * ids come from the server's own id space.
+ *
+ * Pages are addressed as (region id, pool offset): the pool offset is
+ * where the page lives in that server's pool, so a future RDMA transport
+ * can read it one-sidedly; the region id lets a TCP server check that the
+ * caller owns that part of the pool.
+ */
+#ifndef DSM_PROTO_H
+#define DSM_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DSM_PROTO_MAGIC      0x314d5344u /* "DSM1" */
+#define DSM_PROTO_VERSION    1
+#define DSM_PAGE_SIZE        4096u
+#define DSM_PAGE_SHIFT       12
+#define DSM_HDR_SIZE         24u
+#define DSM_MAX_BATCH_PAGES  256u        /* one READ/WRITE moves <= 1 MiB */
+#define DSM_RW_REQ_SIZE      24u
+/* Largest payload any message may declare: a full WRITE. */
+#define DSM_MAX_PAYLOAD      (DSM_RW_REQ_SIZE + DSM_MAX_BATCH_PAGES * DSM_PAGE_SIZE)
+
+enum dsm_msg_type {
+	/* client -> server requests; the reply has the same type + DSM_F_REPLY */
+	DSM_MSG_HELLO = 1,  /* must be first on a connection */
+	DSM_MSG_ALLOC = 2,  /* reserve pool space for a region */
+	DSM_MSG_FREE = 3,   /* release a region */
+	DSM_MSG_READ = 4,   /* read a run of pages */
+	DSM_MSG_WRITE = 5,  /* write a run of pages */
+	DSM_MSG_STATS = 6,  /* server counters */
+	DSM_MSG_PING = 7,   /* empty round trip */
+	/* server -> client (DSM_F_SERVER) */
+	DSM_MSG_GOODBYE = 32,    /* server is going away; no reply */
+	DSM_MSG_INVALIDATE = 33, /* reserved: drop copies of pages (shared) */
+	DSM_MSG_RECALL = 34,     /* reserved: write back and drop pages */
+};
+
+enum dsm_msg_flags {
+	DSM_F_REPLY = 1u << 0,  /* this is a reply to request `id` */
+	DSM_F_SERVER = 1u << 1, /* initiated by the server */
+};
+
+struct dsm_hdr {
+	uint32_t magic;
+	uint8_t version;
+	uint8_t type;
+	uint16_t flags;
+	uint32_t len;    /* payload bytes that follow */
+	int32_t status;  /* replies: 0 or -errno */
+	uint64_t id;
+};
+
+/* HELLO request: versions the client speaks, its page size, and a nonce
+ * reserved for the cluster handshake (authentication). */
+struct dsm_hello {
+	uint16_t min_version, max_version;
+	uint32_t page_size;
+	uint64_t nonce;
+};
+#define DSM_HELLO_SIZE 16u
+
+struct dsm_hello_reply {
+	uint16_t version;        /* chosen version */
+	uint32_t page_size;
+	uint32_t server_id;
+	uint32_t max_batch_pages;
+	uint64_t capacity;       /* bytes */
+	uint64_t free;           /* bytes */
+};
+#define DSM_HELLO_REPLY_SIZE 32u
+
+struct dsm_alloc_req {
+	uint64_t size;           /* bytes, multiple of DSM_PAGE_SIZE, > 0 */
+};
+#define DSM_ALLOC_REQ_SIZE 8u
+
+struct dsm_alloc_reply {
+	uint64_t region_id;
+	uint64_t pool_off;       /* bytes into the server's pool */
+	uint64_t size;
+};
+#define DSM_ALLOC_REPLY_SIZE 24u
+
+struct dsm_free_req {
+	uint64_t region_id;
+};
+#define DSM_FREE_REQ_SIZE 8u
+
+/* READ and WRITE (a WRITE's page data follows this). READ's reply payload
+ * is exactly npages * DSM_PAGE_SIZE bytes. */
+struct dsm_rw_req {
+	uint64_t region_id;
+	uint64_t pool_off;       /* page-aligned */
+	uint32_t npages;         /* 1..DSM_MAX_BATCH_PAGES */
+	uint32_t reserved;       /* must be 0 */
+};
+
+struct dsm_server_stats {
+	uint64_t capacity, used;       /* bytes */
+	uint64_t regions, clients;
+	uint64_t reads, writes;        /* requests */
+	uint64_t pages_read, pages_written;
+	uint64_t bytes_in, bytes_out;
+	uint64_t errors;               /* requests answered with an error */
+	uint64_t uptime_ms;
+};
+#define DSM_SERVER_STATS_SIZE 96u
+
+struct dsm_goodbye {
+	int32_t reason;          /* -errno, e.g. -ESHUTDOWN */
+};
+#define DSM_GOODBYE_SIZE 4u
+
+/* Header.  decode checks magic, version, flags and len <= DSM_MAX_PAYLOAD:
+ * 0, -EPROTO (not a dsm message; the stream cannot be trusted further),
+ * -EPROTONOSUPPORT (another version) or -EMSGSIZE. */
+void dsm_hdr_encode(const struct dsm_hdr *h, uint8_t out[DSM_HDR_SIZE]);
+int dsm_hdr_decode(const uint8_t in[DSM_HDR_SIZE], struct dsm_hdr *h);
+void dsm_hdr_init(struct dsm_hdr *h, uint8_t type, uint16_t flags,
+		  uint32_t len, uint64_t id);
+
+/* Bodies.  decode returns 0 or -EINVAL (wrong length, bad field); the
+ * caller passes the payload and its length exactly as received. */
+void dsm_hello_encode(const struct dsm_hello *m, uint8_t *out);
+int dsm_hello_decode(const uint8_t *in, size_t len, struct dsm_hello *m);
+void dsm_hello_reply_encode(const struct dsm_hello_reply *m, uint8_t *out);
+int dsm_hello_reply_decode(const uint8_t *in, size_t len,
+			   struct dsm_hello_reply *m);
+void dsm_alloc_req_encode(const struct dsm_alloc_req *m, uint8_t *out);
+int dsm_alloc_req_decode(const uint8_t *in, size_t len,
+			 struct dsm_alloc_req *m);
+void dsm_alloc_reply_encode(const struct dsm_alloc_reply *m, uint8_t *out);
+int dsm_alloc_reply_decode(const uint8_t *in, size_t len,
+			   struct dsm_alloc_reply *m);
+void dsm_free_req_encode(const struct dsm_free_req *m, uint8_t *out);
+int dsm_free_req_decode(const uint8_t *in, size_t len, struct dsm_free_req *m);
+void dsm_rw_req_encode(const struct dsm_rw_req *m, uint8_t *out);
+/* For WRITE, len must be DSM_RW_REQ_SIZE + npages pages; for READ exactly
+ * DSM_RW_REQ_SIZE. */
+int dsm_rw_req_decode(uint8_t type, const uint8_t *in, size_t len,
+		      struct dsm_rw_req *m);
+void dsm_server_stats_encode(const struct dsm_server_stats *m, uint8_t *out);
+int dsm_server_stats_decode(const uint8_t *in, size_t len,
+			    struct dsm_server_stats *m);
+void dsm_goodbye_encode(const struct dsm_goodbye *m, uint8_t *out);
+int dsm_goodbye_decode(const uint8_t *in, size_t len, struct dsm_goodbye *m);
+
+const char *dsm_msg_name(uint8_t type);
+
+#endif /* DSM_PROTO_H */

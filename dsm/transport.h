@@ -1,0 +1,71 @@
+/*
+ * transport.h - how the client talks to one memory server (room: transport).
+ *
+ * A transport is one connection to one server.  Requests are asynchronous:
+ * each takes a completion that runs exactly once, on the transport's own
+ * receive thread, with the reply or with the error that ended the request
+ * (then payload is NULL).  Many requests may be in flight; completions come
+ * in the order the server answers.
+ *
+ * TCP is the first implementation (transport_tcp.c).  An RDMA one fits the
+ * same shape: read_pages becomes a one-sided RDMA READ of
+ * (pool_off, npages) from the server's registered pool, write_pages an RDMA
+ * WRITE, and call/server messages go over SEND/RECV.
+ */
+#ifndef DSM_TRANSPORT_H
+#define DSM_TRANSPORT_H
+
+#include <stdint.h>
+
+#include "proto.h"
+
+struct dsm_transport;
+
+/* status: 0 or -errno (the server's reply status, or a local error such as
+ * -ECONNRESET).  payload/len: the reply body, valid only during the call. */
+typedef void (*dsm_done_fn)(void *arg, int status, const uint8_t *payload,
+			    uint32_t len);
+
+struct dsm_transport_events {
+	/* A server-initiated message (GOODBYE, INVALIDATE, ...). */
+	void (*server_msg)(void *ctx, const struct dsm_hdr *h,
+			   const uint8_t *payload);
+	/* The connection is gone (err < 0) and every request still pending
+	 * has been completed with err.  Not called after close(). */
+	void (*lost)(void *ctx, int err);
+	void *ctx;
+};
+
+struct dsm_transport_ops {
+	const char *name;
+	/* addr is "host:port".  0 or -errno; on success *out is connected. */
+	int (*connect)(const char *addr, const struct dsm_transport_events *ev,
+		       struct dsm_transport **out);
+	/* Read npages pages at pool_off of region_id; the completion gets
+	 * npages * DSM_PAGE_SIZE bytes. */
+	int (*read_pages)(struct dsm_transport *t, uint64_t region_id,
+			  uint64_t pool_off, uint32_t npages, dsm_done_fn done,
+			  void *arg);
+	/* Write npages pages from src; src may be reused once this returns. */
+	int (*write_pages)(struct dsm_transport *t, uint64_t region_id,
+			   uint64_t pool_off, uint32_t npages, const void *src,
+			   dsm_done_fn done, void *arg);
+	/* A control request (HELLO, ALLOC, FREE, STATS, PING) with an encoded
+	 * body.  Returns 0 (done will run) or -errno (done will not run). */
+	int (*call)(struct dsm_transport *t, uint8_t type, const void *body,
+		    uint32_t len, dsm_done_fn done, void *arg);
+	/* Fail what is pending with -ECANCELED, stop the receive thread, free. */
+	void (*close)(struct dsm_transport *t);
+};
+
+extern const struct dsm_transport_ops dsm_tcp_transport;
+
+/* Blocking control call on top of ops->call: copies at most cap reply bytes
+ * into reply and stores the reply length in *rlen.  Must not be called on
+ * the receive thread.  0 or -errno. */
+int dsm_transport_call_sync(const struct dsm_transport_ops *ops,
+			    struct dsm_transport *t, uint8_t type,
+			    const void *body, uint32_t len, void *reply,
+			    uint32_t cap, uint32_t *rlen);
+
+#endif /* DSM_TRANSPORT_H */

@@ -1,0 +1,120 @@
+/*
+ * dsm.h - far memory for Linux processes.
+ *
+ * Memory returned by dsm_alloc() lives on one or more memory servers
+ * (dsm-server).  The process keeps at most a resident budget of it in
+ * local RAM; touching a page that is not resident fetches it from its
+ * server (userfaultfd), and pages over the budget are written back (only
+ * if dirty) and dropped.  To the program it is ordinary memory: loads,
+ * stores, atomics, and system calls like read(2)/write(2) all work.
+ *
+ * Typical use:
+ *
+ *     if (dsm_init(NULL) < 0)          // DSM_SERVERS, DSM_LOCAL_MEM
+ *         ...
+ *     uint64_t *v = dsm_alloc(8UL << 30);
+ *     v[12345] = 42;                   // faults, fetches, marks dirty
+ *     dsm_sync(v, 8UL << 30);          // optional: push dirty pages now
+ *     dsm_free(v);
+ *     dsm_shutdown();
+ *
+ * Thread safety: every function may be called from any thread once
+ * dsm_init() has returned 0.  dsm_init() and dsm_shutdown() must not race
+ * with each other or with the other calls.
+ *
+ * Errors: functions returning int return 0 on success or a negative errno
+ * value (-ECONNREFUSED, -ENOMEM, ...); dsm_strerror() turns it into text.
+ * dsm_alloc() returns NULL and sets errno.  Details go to the log (stderr,
+ * level set by DSM_LOG=error|warn|info|debug).
+ *
+ * If a server becomes unreachable, pages that must be fetched from it can
+ * no longer be provided: an access to such a page raises SIGBUS in the
+ * accessing thread (never silently wrong data), and the log says which
+ * server was lost.  See docs/design.md, "Failures".
+ */
+#ifndef DSM_H
+#define DSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DSM_VERSION_MAJOR 0
+#define DSM_VERSION_MINOR 1
+
+/* Options for dsm_init().  Zero-initialise, then set what you need; a
+ * field left 0/NULL takes its environment variable, then its default. */
+struct dsm_options {
+	const char *servers;   /* "host:port[,host:port...]"; env DSM_SERVERS */
+	size_t local_mem;      /* resident budget in bytes; env DSM_LOCAL_MEM
+	                        * ("256M"; K/M/G suffixes); default 256 MiB */
+	unsigned prefetch_max; /* max pages fetched ahead of a sequential run;
+	                        * env DSM_PREFETCH; default 64; 1 disables */
+	const char *evict_policy; /* "2q" (default) or "fifo"; env DSM_EVICT */
+};
+
+/* Connect to the servers and start the fault engine.  NULL: use the
+ * environment only.  Returns 0, or a negative errno:
+ *   -EINVAL       malformed option or environment value (the log says which)
+ *   -ENOSYS, -EPERM, -EOPNOTSUPP  userfaultfd unusable (the log says why
+ *                 and what to change)
+ *   -ECONNREFUSED, -EHOSTUNREACH, ...  a server could not be reached
+ *   -EALREADY     already initialised */
+int dsm_init(const struct dsm_options *opts);
+
+/* Allocate size bytes of far memory, rounded up to whole pages and
+ * page-aligned, reading as zeros.  NULL with errno set on failure: ENOMEM
+ * when the servers lack capacity (the log gives the reason), EINVAL for
+ * size 0, ENOTCONN before dsm_init() or after the servers were lost. */
+void *dsm_alloc(size_t size);
+
+/* Release memory from dsm_alloc().  NULL is a no-op; any other pointer
+ * not returned by dsm_alloc() is logged and ignored. */
+void dsm_free(void *p);
+
+/* Write the dirty pages of [p, p+len) back to their servers and wait until
+ * the servers have them.  Returns 0, -EINVAL if the range is not inside
+ * one dsm_alloc() block, or the transport's error (-EPIPE, -ECONNRESET). */
+int dsm_sync(void *p, size_t len);
+
+/* Counters since dsm_init().  Latencies are measured inside the fault
+ * engine, from reading a fault to installing its page. */
+struct dsm_stats {
+	uint64_t missing_faults;    /* faults on non-resident pages */
+	uint64_t wp_faults;         /* first writes to clean resident pages */
+	uint64_t pages_fetched;     /* pages read from servers, prefetch incl. */
+	uint64_t pages_zero_filled; /* never-written pages made locally */
+	uint64_t pages_written_back;/* dirty pages sent to servers */
+	uint64_t pages_evicted;     /* pages dropped to stay within budget */
+	uint64_t pages_prefetched;  /* fetched ahead of any fault */
+	uint64_t prefetch_used;     /* of those, later touched (see design.md) */
+	uint64_t bytes_in;          /* payload bytes received from servers */
+	uint64_t bytes_out;         /* payload bytes sent to servers */
+	uint64_t resident_pages;    /* pages in local memory now */
+	uint64_t budget_pages;      /* resident budget, in pages */
+	uint64_t fault_p50_ns;      /* fault service latency, median */
+	uint64_t fault_p99_ns;      /* ... and 99th percentile */
+	uint64_t blocktime_ns;      /* total time threads spent blocked in faults */
+};
+
+/* Fill *st.  Returns 0, or -ENOTCONN before dsm_init(). */
+int dsm_stats(struct dsm_stats *st);
+
+/* Print the counters in one human-readable block to stderr-like stream f
+ * (a FILE *; void * so this header needs no <stdio.h>). */
+void dsm_stats_print(void *f);
+
+/* Stop the fault engine and disconnect.  Regions still allocated are
+ * released on their servers; touching them afterwards is undefined. */
+void dsm_shutdown(void);
+
+/* Text for a negative errno returned by this library (or a positive one). */
+const char *dsm_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DSM_H */
