@@ -1,0 +1,482 @@
+/*
+ * dsm.c - the public API of libdsm (include/dsm.h).
+ *
+ * Lifecycle: dsm_init() fills dsm_eng (engine.h) and starts the fault
+ * thread; dsm_shutdown() stops it and empties dsm_eng again.  Between the
+ * two, dsm_eng.servers != NULL is what "initialised" means.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "log.h"
+#include "outbox.h"
+#include "util.h"
+
+struct dsm_engine dsm_eng = { .lock = PTHREAD_MUTEX_INITIALIZER,
+			      .quit_fd = -1 };
+
+#define DEFAULT_BUDGET (256ULL << 20)
+#define DEFAULT_PREFETCH 64u
+#define MIN_BUDGET_PAGES 16u
+
+/* ---- options --------------------------------------------------------- */
+
+struct config {
+	char *servers;
+	uint64_t budget;
+	uint32_t prefetch;
+	bool fifo;
+};
+
+static int env_size(const char *name, uint64_t *out)
+{
+	const char *v = getenv(name);
+
+	if (!v)
+		return 0;
+	if (dsm_parse_size(v, out)) {
+		dsm_err("%s=%s: expected a size such as 256M or 4G", name, v);
+		return -EINVAL;
+	}
+	return 1;
+}
+
+static int read_config(const struct dsm_options *o, struct config *c)
+{
+	const char *servers = o && o->servers ? o->servers : getenv("DSM_SERVERS");
+	const char *evict = o && o->evict_policy ? o->evict_policy : getenv("DSM_EVICT");
+	uint64_t v;
+	int got;
+
+	c->budget = DEFAULT_BUDGET;
+	c->prefetch = DEFAULT_PREFETCH;
+	if (!servers || !*servers) {
+		dsm_err("no memory server given: set DSM_SERVERS=host:port");
+		return -EINVAL;
+	}
+	if (o && o->local_mem)
+		c->budget = o->local_mem;
+	else if ((got = env_size("DSM_LOCAL_MEM", &c->budget)) < 0)
+		return got;
+	if (o && o->prefetch_max)
+		c->prefetch = o->prefetch_max;
+	else if ((got = env_size("DSM_PREFETCH", &v)) < 0)
+		return got;
+	else if (got)
+		c->prefetch = v ? (v > DSM_MAX_BATCH_PAGES ? DSM_MAX_BATCH_PAGES : v) : 1;
+	if (evict && strcmp(evict, "2q") && strcmp(evict, "fifo")) {
+		dsm_err("DSM_EVICT=%s: expected 2q or fifo", evict);
+		return -EINVAL;
+	}
+	c->fifo = evict && !strcmp(evict, "fifo");
+	c->servers = strdup(servers);
+	return c->servers ? 0 : -ENOMEM;
+}
+
+/* ---- servers --------------------------------------------------------- */
+
+static void on_server_msg(void *ctx, const struct dsm_hdr *h,
+			  const uint8_t *payload)
+{
+	struct dsm_server *s = &dsm_eng.servers[(uintptr_t)ctx];
+	struct dsm_goodbye g;
+
+	if (h->type == DSM_MSG_GOODBYE &&
+	    !dsm_goodbye_decode(payload, h->len, &g))
+		dsm_warn("server %s is shutting down (%s)", s->addr,
+			 strerror(-g.reason));
+	else
+		dsm_debug("server %s: ignoring %s", s->addr,
+			  dsm_msg_name(h->type));
+}
+
+static void on_server_lost(void *ctx, int err)
+{
+	struct dsm_server *s = &dsm_eng.servers[(uintptr_t)ctx];
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	s->lost = err ? err : -ECONNRESET;
+	pthread_mutex_unlock(&dsm_eng.lock);
+	dsm_err("lost connection to memory server %s: %s. Pages held only "
+		"there are unreachable and raise SIGBUS when touched; dirty "
+		"pages still in local memory are kept", s->addr,
+		strerror(-s->lost));
+}
+
+static int hello(struct dsm_server *s)
+{
+	struct dsm_hello h = { DSM_PROTO_VERSION, DSM_PROTO_VERSION,
+			       DSM_PAGE_SIZE, 0 };
+	uint8_t body[DSM_HELLO_SIZE], rep[DSM_HELLO_REPLY_SIZE];
+	struct dsm_hello_reply r;
+	uint32_t len;
+	int err;
+
+	dsm_hello_encode(&h, body);
+	err = dsm_transport_call_sync(s->ops, s->t, DSM_MSG_HELLO, body,
+				      sizeof(body), rep, sizeof(rep), &len);
+	if (!err)
+		err = dsm_hello_reply_decode(rep, len, &r);
+	if (err) {
+		dsm_err("server %s refused the handshake: %s", s->addr,
+			strerror(-err));
+		return err;
+	}
+	s->capacity = r.capacity;
+	s->free = r.free;
+	return 0;
+}
+
+static int connect_one(uint32_t i, const char *addr)
+{
+	struct dsm_server *s = &dsm_eng.servers[i];
+	struct dsm_transport_events ev = { on_server_msg, on_server_lost,
+					   (void *)(uintptr_t)i };
+	int err;
+
+	snprintf(s->addr, sizeof(s->addr), "%s", addr);
+	s->ops = &dsm_tcp_transport;
+	err = s->ops->connect(addr, &ev, &s->t);
+	if (err) {
+		dsm_err("cannot reach memory server %s: %s%s", addr,
+			strerror(-err), err == -EINVAL ?
+			" (expected host:port)" : "; is dsm-server running?");
+		return err;
+	}
+	err = hello(s);
+	if (err) {
+		s->ops->close(s->t);
+		s->t = NULL;
+	}
+	return err;
+}
+
+static void disconnect_all(void)
+{
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++)
+		if (dsm_eng.servers[i].t)
+			dsm_eng.servers[i].ops->close(dsm_eng.servers[i].t);
+	free(dsm_eng.servers);
+	dsm_eng.servers = NULL;
+	dsm_eng.nservers = 0;
+}
+
+static int connect_all(char *list)
+{
+	uint32_t n = 1;
+	char *save, *tok;
+	int err = 0;
+
+	for (char *p = list; *p; p++)
+		n += *p == ',';
+	dsm_eng.servers = calloc(n, sizeof(*dsm_eng.servers));
+	if (!dsm_eng.servers)
+		return -ENOMEM;
+	for (tok = strtok_r(list, ",", &save); tok && !err;
+	     tok = strtok_r(NULL, ",", &save))
+		err = connect_one(dsm_eng.nservers++, tok);
+	if (err)
+		disconnect_all();
+	return err;
+}
+
+/* ---- init / shutdown ------------------------------------------------- */
+
+static int start_engine(const struct config *c)
+{
+	int err;
+
+	dsm_eng.budget = c->budget / 4096;
+	if (dsm_eng.budget < MIN_BUDGET_PAGES)
+		dsm_eng.budget = MIN_BUDGET_PAGES;
+	/* a window may not crowd out the rest of the resident set */
+	dsm_eng.prefetch_max = c->prefetch;
+	if (dsm_eng.prefetch_max > dsm_eng.budget / 8)
+		dsm_eng.prefetch_max = dsm_eng.budget / 8 ? dsm_eng.budget / 8 : 1;
+	dsm_eng.fifo = c->fifo;
+	dsm_eng.zero_page = aligned_alloc(4096, 4096);
+	dsm_eng.quit_fd = eventfd(0, EFD_CLOEXEC);
+	if (!dsm_eng.zero_page || dsm_eng.quit_fd < 0)
+		return -ENOMEM;
+	memset(dsm_eng.zero_page, 0, 4096);
+	err = -pthread_create(&dsm_eng.fault_thread, NULL, dsm_fault_main, NULL);
+	if (err)
+		dsm_err("cannot start the fault thread: %s", strerror(-err));
+	return err;
+}
+
+static void reset_engine(void)
+{
+	free(dsm_eng.zero_page);
+	free(dsm_eng.regions);
+	if (dsm_eng.quit_fd >= 0)
+		close(dsm_eng.quit_fd);
+	dsm_uffd_close(&dsm_eng.uffd);
+	disconnect_all();
+	dsm_eng = (struct dsm_engine){ .lock = dsm_eng.lock, .quit_fd = -1,
+				       .uffd = { .fd = -1 } };
+}
+
+int dsm_init(const struct dsm_options *opts)
+{
+	struct config c = { 0 };
+	int err;
+
+	dsm_log_init("dsm");
+	if (dsm_eng.servers)
+		return -EALREADY;
+	dsm_eng.uffd.fd = -1;
+	err = read_config(opts, &c);
+	if (err)
+		goto out;
+	err = dsm_uffd_open(&dsm_eng.uffd);
+	if (err)
+		goto out;
+	err = connect_all(c.servers);
+	if (err)
+		goto out;
+	err = start_engine(&c);
+out:
+	if (err)
+		reset_engine();
+	free(c.servers);
+	return err;
+}
+
+void dsm_shutdown(void)
+{
+	uint64_t one = 1;
+
+	if (!dsm_eng.servers)
+		return;
+	if (write(dsm_eng.quit_fd, &one, sizeof(one)) != sizeof(one))
+		dsm_err("cannot stop the fault thread");
+	pthread_join(dsm_eng.fault_thread, NULL);
+	while (dsm_eng.nregions)
+		dsm_free((void *)(uintptr_t)dsm_eng.regions[0]->base);
+	reset_engine();
+}
+
+/* ---- regions --------------------------------------------------------- */
+
+/* The live server with the most free space that can take size bytes. */
+static int pick_server(uint64_t size)
+{
+	int best = -1;
+
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
+		struct dsm_server *s = &dsm_eng.servers[i];
+
+		if (!s->lost && s->free >= size &&
+		    (best < 0 || s->free > dsm_eng.servers[best].free))
+			best = i;
+	}
+	return best;
+}
+
+static int server_alloc(uint64_t size, struct dsm_extent *e)
+{
+	struct dsm_alloc_req req = { size };
+	uint8_t body[DSM_ALLOC_REQ_SIZE], rep[DSM_ALLOC_REPLY_SIZE];
+	struct dsm_alloc_reply r;
+	struct dsm_server *s;
+	uint32_t len;
+	int i, err;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	i = pick_server(size);
+	if (i >= 0)
+		dsm_eng.servers[i].free -= size; /* reserve */
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (i < 0) {
+		dsm_err("no memory server has %llu bytes free",
+			(unsigned long long)size);
+		return -ENOMEM;
+	}
+	s = &dsm_eng.servers[i];
+	dsm_alloc_req_encode(&req, body);
+	err = dsm_transport_call_sync(s->ops, s->t, DSM_MSG_ALLOC, body,
+				      sizeof(body), rep, sizeof(rep), &len);
+	if (!err)
+		err = dsm_alloc_reply_decode(rep, len, &r);
+	if (err) {
+		pthread_mutex_lock(&dsm_eng.lock);
+		s->free += size;
+		pthread_mutex_unlock(&dsm_eng.lock);
+		dsm_err("server %s could not allocate %llu bytes: %s", s->addr,
+			(unsigned long long)size, strerror(-err));
+		return err == -ENOSPC ? -ENOMEM : err;
+	}
+	*e = (struct dsm_extent){ .off = 0, .len = size, .server = i,
+				  .region_id = r.region_id,
+				  .pool_off = r.pool_off };
+	return 0;
+}
+
+static void server_free(const struct dsm_extent *e)
+{
+	struct dsm_server *s = &dsm_eng.servers[e->server];
+	struct dsm_free_req req = { e->region_id };
+	uint8_t body[DSM_FREE_REQ_SIZE];
+
+	dsm_free_req_encode(&req, body);
+	if (!s->lost &&
+	    dsm_transport_call_sync(s->ops, s->t, DSM_MSG_FREE, body,
+				    sizeof(body), NULL, 0, NULL) == 0) {
+		pthread_mutex_lock(&dsm_eng.lock);
+		s->free += e->len;
+		pthread_mutex_unlock(&dsm_eng.lock);
+	}
+}
+
+static struct dsm_region *region_new(uint64_t size)
+{
+	struct dsm_region *r = calloc(1, sizeof(*r));
+	void *base;
+
+	if (!r)
+		return NULL;
+	r->size = size;
+	r->npages = size / 4096;
+	r->pages = calloc(r->npages, sizeof(*r->pages));
+	r->place.ext = calloc(1, sizeof(*r->place.ext));
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (!r->pages || !r->place.ext || base == MAP_FAILED)
+		goto fail;
+	r->base = (uintptr_t)base;
+	for (uint64_t i = 0; i < r->npages; i++)
+		r->pages[i].region = r;
+	/* Page-sized faults only; and a forked child must not see a region
+	 * whose faults nobody serves (it would read zeros): it gets none. */
+	madvise(base, size, MADV_NOHUGEPAGE);
+	madvise(base, size, MADV_DONTFORK);
+	return r;
+fail:
+	if (base != MAP_FAILED)
+		munmap(base, size);
+	free(r->pages);
+	free(r->place.ext);
+	free(r);
+	return NULL;
+}
+
+void *dsm_alloc(size_t size)
+{
+	struct dsm_region *r;
+	uint64_t bytes;
+	int err;
+
+	if (!dsm_eng.servers) {
+		errno = ENOTCONN;
+		return NULL;
+	}
+	if (size == 0 || size > (1ULL << 46)) {
+		errno = size ? ENOMEM : EINVAL;
+		return NULL;
+	}
+	bytes = (size + 4095) & ~4095ULL;
+	r = region_new(bytes);
+	if (!r) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	err = server_alloc(bytes, &r->place.ext[0]);
+	if (err)
+		goto fail;
+	r->place.n = 1;
+	err = dsm_uffd_register(&dsm_eng.uffd, (void *)(uintptr_t)r->base, bytes);
+	if (!err) {
+		pthread_mutex_lock(&dsm_eng.lock);
+		err = dsm_region_insert(r);
+		pthread_mutex_unlock(&dsm_eng.lock);
+	}
+	if (!err)
+		return (void *)(uintptr_t)r->base;
+	server_free(&r->place.ext[0]);
+fail:
+	munmap((void *)(uintptr_t)r->base, bytes);
+	r->refs = 1;
+	dsm_region_put(r);
+	errno = -err;
+	return NULL;
+}
+
+void dsm_free(void *ptr)
+{
+	struct dsm_region *r;
+	struct dsm_extent e;
+
+	if (!ptr || !dsm_eng.servers)
+		return;
+	pthread_mutex_lock(&dsm_eng.lock);
+	r = dsm_region_find((uintptr_t)ptr);
+	if (!r || r->base != (uintptr_t)ptr) {
+		pthread_mutex_unlock(&dsm_eng.lock);
+		dsm_warn("dsm_free(%p): not a pointer from dsm_alloc", ptr);
+		return;
+	}
+	for (uint64_t i = 0; i < r->npages; i++) {
+		if (r->pages[i].queue != DSM_Q_NONE) {
+			dsm_queue_del(&r->pages[i]);
+			dsm_eng.resident--;
+		}
+	}
+	dsm_streams_forget(r);
+	/* Unmapped under the lock, so no completion can install into the
+	 * range after it is gone (it checks r->dead under the same lock). */
+	dsm_uffd_unregister(&dsm_eng.uffd, ptr, r->size);
+	munmap(ptr, r->size);
+	e = r->place.ext[0];
+	dsm_region_remove(r);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	server_free(&e);
+}
+
+/* ---- sync ------------------------------------------------------------ */
+
+int dsm_sync(void *ptr, size_t len)
+{
+	struct dsm_sync_wait w = { PTHREAD_MUTEX_INITIALIZER,
+				   PTHREAD_COND_INITIALIZER, 0, 0 };
+	struct dsm_outbox ob = { 0 };
+	uint64_t a = (uintptr_t)ptr & ~4095ULL, first, n;
+	struct dsm_region *r;
+	int err;
+
+	if (!dsm_eng.servers)
+		return -ENOTCONN;
+	if (!len)
+		return 0;
+	pthread_mutex_lock(&dsm_eng.lock);
+	r = dsm_region_find(a);
+	if (!r || (uintptr_t)ptr + len > r->base + r->size ||
+	    (uintptr_t)ptr + len < (uintptr_t)ptr) {
+		pthread_mutex_unlock(&dsm_eng.lock);
+		return -EINVAL;
+	}
+	first = (a - r->base) / 4096;
+	n = ((uintptr_t)ptr + len - a + 4095) / 4096;
+	err = dsm_sync_range(r, first, n, &ob, &w);
+	dsm_outbox_flush(&ob); /* drops the lock */
+	free(ob.io);
+
+	pthread_mutex_lock(&w.lock);
+	while (w.pending)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	return err ? err : w.err;
+}
+
+/* ---- errors ---------------------------------------------------------- */
+
+const char *dsm_strerror(int err)
+{
+	return strerror(err < 0 ? -err : err);
+}

@@ -1,0 +1,189 @@
+/*
+ * engine.h - the client's fault engine, internal to libdsm (room: fault
+ * engine).
+ *
+ * Who owns what:
+ *   - `dsm_eng` (engine.c) is the one engine of the process.  Everything in
+ *     it below `lock` is guarded by that mutex: the region table, every
+ *     page's state, the eviction queues and the counters.  The lock is
+ *     held across the userfaultfd ioctls that change a page, so a page's
+ *     state and its mapping never disagree (all ioctls are local and take
+ *     microseconds; no network wait ever happens under it).
+ *   - the fault thread (fault.c) reads the userfaultfd;
+ *   - each transport's receive thread runs fetch and write-back
+ *     completions (fault.c, evict.c);
+ *   - application threads enter through dsm.c (alloc, free, sync, stats).
+ *
+ * Page states (docs/design.md draws the machine):
+ *
+ *   INVALID --missing fault, never written--> CLEAN or DIRTY (zero page)
+ *   INVALID --missing fault--> FETCHING --reply--> CLEAN (write-protected)
+ *   FETCHING --error/server lost--> LOST (poisoned: SIGBUS on access)
+ *   CLEAN --WP fault--> DIRTY (writable)
+ *   CLEAN --evict--> INVALID                 (dropped, no write-back)
+ *   DIRTY --evict--> INVALID                 (protected, copied, sent, dropped)
+ *   DIRTY --dsm_sync--> CLEAN                (protected, copied, sent)
+ *
+ * Shared regions will add read-only copies and in-flight invalidation
+ * states here.
+ */
+#ifndef DSM_ENGINE_H
+#define DSM_ENGINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dsm.h"
+#include "transport.h"
+#include "uffd.h"
+
+enum dsm_page_state {
+	DSM_PG_INVALID = 0, /* not resident; data on its server, or zeros */
+	DSM_PG_FETCHING,    /* a READ for it is in flight */
+	DSM_PG_CLEAN,       /* resident, write-protected, equal to server copy */
+	DSM_PG_DIRTY,       /* resident, writable, newer than server copy */
+	DSM_PG_LOST,        /* its server is gone: poisoned */
+};
+
+enum dsm_page_flags {
+	DSM_PGF_ON_SERVER = 1 << 0,  /* the server holds written data for it */
+	DSM_PGF_PREFETCHED = 1 << 1, /* brought in ahead, not yet seen used */
+};
+
+enum dsm_queue_id { DSM_Q_NONE, DSM_Q_PROBATION, DSM_Q_PROTECTED };
+
+struct dsm_fetch;
+struct dsm_region;
+
+struct dsm_page {
+	uint8_t state;   /* enum dsm_page_state */
+	uint8_t flags;   /* enum dsm_page_flags */
+	uint8_t queue;   /* enum dsm_queue_id while CLEAN or DIRTY */
+	uint32_t evicted_at; /* eviction clock when last dropped (refaults) */
+	struct dsm_region *region;
+	union {
+		struct { /* resident: position in its eviction queue */
+			struct dsm_page *prev, *next;
+		} q;
+		struct dsm_fetch *fetch; /* FETCHING: the request */
+	};
+};
+
+/* One piece of a region: [off, off+len) lives at pool_off on a server. */
+struct dsm_extent {
+	uint64_t off, len;
+	uint32_t server;
+	uint64_t region_id; /* the server's name for it */
+	uint64_t pool_off;
+};
+
+/* Region offset -> (server, pool offset).  One extent per region today;
+ * striping over servers adds extents, not a new lookup. */
+struct dsm_placement {
+	struct dsm_extent *ext;
+	uint32_t n;
+};
+
+struct dsm_region {
+	uint64_t base, size, npages;
+	struct dsm_page *pages;
+	struct dsm_placement place;
+	unsigned refs;  /* table + in-flight requests; freed at 0 */
+	bool dead;      /* dsm_free()d: completions must not touch it */
+};
+
+struct dsm_queue {
+	struct dsm_page *head, *tail; /* evict from head */
+	uint64_t n;
+};
+
+struct dsm_server {
+	char addr[128];
+	const struct dsm_transport_ops *ops;
+	struct dsm_transport *t;
+	uint64_t capacity, free;
+	int lost;       /* 0, or the error that ended the connection */
+};
+
+/* A sequential stream, for prefetch (fault.c). */
+struct dsm_stream {
+	struct dsm_region *region;
+	uint64_t next;    /* page index the stream is expected to touch */
+	uint64_t marker;  /* first page of the window fetched ahead */
+	uint64_t win_start;
+	uint32_t win;     /* pages per window, grows while sequential */
+	uint64_t used_at; /* for replacing the least recent stream */
+};
+
+#define DSM_STREAMS 8
+#define DSM_HIST_BUCKETS 512
+
+struct dsm_counters {
+	uint64_t missing_faults, wp_faults, pages_fetched, pages_zero_filled;
+	uint64_t pages_written_back, pages_evicted, pages_prefetched;
+	uint64_t prefetch_used, bytes_in, bytes_out, blocktime_ns;
+	uint64_t hist[DSM_HIST_BUCKETS]; /* fault service latency */
+};
+
+struct dsm_engine {
+	pthread_mutex_t lock;
+
+	/* set at init, read-only afterwards */
+	struct dsm_uffd uffd;
+	uint64_t budget;        /* pages */
+	uint32_t prefetch_max;  /* pages */
+	bool fifo;              /* victim policy: FIFO instead of 2Q */
+	struct dsm_server *servers;
+	uint32_t nservers;
+	pthread_t fault_thread;
+	int quit_fd;
+	uint8_t *zero_page;
+
+	/* guarded by lock */
+	struct dsm_region **regions; /* sorted by base */
+	uint32_t nregions, cap_regions;
+	struct dsm_queue probation, protected;
+	uint64_t resident, inflight;   /* pages installed / being fetched */
+	uint32_t evict_clock;
+	uint8_t *wb_buf;               /* write-back staging, one batch */
+	struct dsm_stream streams[DSM_STREAMS];
+	uint64_t stream_clock;
+	struct dsm_counters c;
+};
+
+extern struct dsm_engine dsm_eng;
+
+/* region.c */
+int dsm_region_insert(struct dsm_region *r);
+struct dsm_region *dsm_region_find(uint64_t addr);
+void dsm_region_remove(struct dsm_region *r);
+void dsm_region_put(struct dsm_region *r);
+const struct dsm_extent *dsm_region_extent(const struct dsm_region *r,
+					   uint64_t idx);
+static inline uint64_t dsm_page_addr(const struct dsm_page *p)
+{
+	const struct dsm_region *r = p->region;
+
+	return r->base + (uint64_t)(p - r->pages) * 4096;
+}
+
+/* fault.c */
+void *dsm_fault_main(void *arg);
+void dsm_streams_forget(struct dsm_region *r);
+
+/* evict.c: all called with the lock held */
+struct dsm_outbox;
+struct dsm_sync_wait;
+void dsm_queue_add(struct dsm_page *p);
+void dsm_queue_del(struct dsm_page *p);
+void dsm_queue_touch(struct dsm_page *p);
+void dsm_make_room(uint64_t npages, struct dsm_outbox *ob);
+int dsm_sync_range(struct dsm_region *r, uint64_t first, uint64_t n,
+		   struct dsm_outbox *ob, struct dsm_sync_wait *w);
+
+/* stats.c */
+void dsm_hist_add(struct dsm_counters *c, uint64_t ns);
+uint64_t dsm_hist_percentile(const struct dsm_counters *c, double pct);
+
+#endif /* DSM_ENGINE_H */

@@ -1,0 +1,429 @@
+/*
+ * fault.c - reading faults and resolving them (room: fault engine).
+ *
+ * The fault thread never waits for the network.  A missing fault on a page
+ * the server holds becomes a READ request and the thread moves on to the
+ * next fault; the page is installed by the completion, on the transport's
+ * receive thread.  So N threads faulting on N pages have N requests in
+ * flight, and a second fault on a page already being fetched costs nothing
+ * (UFFDIO_COPY wakes every thread blocked on the range).
+ *
+ * Faults arrive in batches of up to FAULT_BATCH messages; each batch is
+ * handled under one hold of the engine lock, and the requests it produces
+ * are sent after the lock is dropped (outbox.h).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "outbox.h"
+#include "uffd_compat.h"
+#include "util.h"
+
+#define FAULT_BATCH 64
+
+struct dsm_fetch {
+	struct dsm_region *r;
+	uint64_t first;
+	uint32_t n;
+	uint32_t nwait;    /* faults blocked on these pages */
+	uint64_t t0;       /* when the first of them was read; 0: prefetch */
+	uint64_t wait_sum; /* sum of their read times, for blocktime */
+};
+
+/* ---- sequential streams (prefetch) ---------------------------------- */
+
+/*
+ * A stream expects its next fault at `next` (just past what it fetched) or
+ * at `marker` (the first page of the window it fetched ahead, if that is
+ * still in flight when the thread gets there).  Either one means the
+ * program is scanning: the window doubles, up to prefetch_max, and once it
+ * is large a second window is fetched ahead so the next round trip
+ * overlaps with the program's work on this one.
+ */
+static struct dsm_stream *stream_match(struct dsm_region *r, uint64_t idx)
+{
+	for (int i = 0; i < DSM_STREAMS; i++) {
+		struct dsm_stream *s = &dsm_eng.streams[i];
+
+		if (s->region == r && (idx == s->next || idx == s->marker))
+			return s;
+	}
+	return NULL;
+}
+
+static struct dsm_stream *stream_new(struct dsm_region *r, uint64_t idx)
+{
+	struct dsm_stream *old = &dsm_eng.streams[0];
+
+	for (int i = 1; i < DSM_STREAMS; i++)
+		if (dsm_eng.streams[i].used_at < old->used_at)
+			old = &dsm_eng.streams[i];
+	*old = (struct dsm_stream){ .region = r, .next = idx + 1,
+				    .marker = UINT64_MAX, .win_start = idx,
+				    .win = 1 };
+	return old;
+}
+
+/* Pages fetched ahead that the stream has now walked past were used. */
+static void stream_consumed(struct dsm_stream *s, uint64_t upto)
+{
+	struct dsm_region *r = s->region;
+
+	for (uint64_t i = s->win_start; i < upto && i < r->npages; i++) {
+		if (r->pages[i].flags & DSM_PGF_PREFETCHED) {
+			r->pages[i].flags &= ~DSM_PGF_PREFETCHED;
+			dsm_eng.c.prefetch_used++;
+		}
+	}
+	s->win_start = upto;
+}
+
+void dsm_streams_forget(struct dsm_region *r)
+{
+	for (int i = 0; i < DSM_STREAMS; i++)
+		if (dsm_eng.streams[i].region == r)
+			dsm_eng.streams[i] = (struct dsm_stream){ 0 };
+}
+
+/* ---- fetching -------------------------------------------------------- */
+
+static void fetch_done(void *arg, int status, const uint8_t *payload,
+		       uint32_t len);
+static void fetch_complete(struct dsm_fetch *f, int status,
+			   const uint8_t *payload, uint32_t len);
+
+/* The pages of f cannot be had: make them raise SIGBUS, never zeros. */
+static void fetch_lost(struct dsm_fetch *f, int err)
+{
+	struct dsm_region *r = f->r;
+	uint64_t addr = r->base + f->first * 4096;
+	int perr;
+
+	for (uint32_t i = 0; i < f->n; i++)
+		r->pages[f->first + i].state = DSM_PG_LOST;
+	perr = dsm_uffd_poison(&dsm_eng.uffd, addr, (size_t)f->n * 4096);
+	dsm_err("cannot fetch %u pages at %#llx: %s; touching them raises "
+		"SIGBUS", f->n, (unsigned long long)addr, strerror(-err));
+	if (perr) {
+		/* Without UFFDIO_POISON the only alternatives are a hang or
+		 * silently wrong data; stopping is the honest one. */
+		dsm_err("cannot poison lost pages (%s): aborting",
+			strerror(-perr));
+		abort();
+	}
+}
+
+/*
+ * Fetch up to max pages from idx: the run stops at the first page that is
+ * not INVALID-and-on-the-server, at the end of the extent, and at the
+ * batch limit.  t0 != 0 means a fault is waiting on page idx.  Returns the
+ * number of pages requested.
+ */
+static uint32_t fetch_run(struct dsm_region *r, uint64_t idx, uint32_t max,
+			  uint64_t t0, struct dsm_outbox *ob)
+{
+	const struct dsm_extent *e;
+	struct dsm_fetch *f;
+	uint64_t end;
+	uint32_t n = 0;
+
+	if (idx >= r->npages || !(e = dsm_region_extent(r, idx)))
+		return 0;
+	end = (e->off + e->len) / 4096;
+	while (n < max && n < DSM_MAX_BATCH_PAGES && idx + n < end &&
+	       r->pages[idx + n].state == DSM_PG_INVALID &&
+	       (r->pages[idx + n].flags & DSM_PGF_ON_SERVER))
+		n++;
+	if (!n || !(f = calloc(1, sizeof(*f))))
+		return 0;
+
+	dsm_make_room(n, ob);
+	*f = (struct dsm_fetch){ .r = r, .first = idx, .n = n, .t0 = t0,
+				 .nwait = t0 ? 1 : 0, .wait_sum = t0 };
+	r->refs++;
+	for (uint32_t i = 0; i < n; i++) {
+		struct dsm_page *p = &r->pages[idx + i];
+
+		p->state = DSM_PG_FETCHING;
+		p->fetch = f;
+		if (i || !t0)
+			p->flags |= DSM_PGF_PREFETCHED;
+	}
+	dsm_eng.inflight += n;
+	dsm_eng.c.pages_prefetched += t0 ? n - 1 : n;
+	if (dsm_outbox_read(ob, e, idx, n, fetch_done, f))
+		fetch_complete(f, -ENOMEM, NULL, 0);
+	return n;
+}
+
+static void install(struct dsm_fetch *f, const uint8_t *payload)
+{
+	struct dsm_region *r = f->r;
+	unsigned skipped;
+	int err;
+
+	err = dsm_uffd_copy(&dsm_eng.uffd, r->base + f->first * 4096, payload,
+			    (size_t)f->n * 4096, true, &skipped);
+	if (skipped)
+		dsm_warn("%u fetched pages were already mapped", skipped);
+	for (uint32_t i = 0; i < f->n; i++) {
+		struct dsm_page *p = &r->pages[f->first + i];
+
+		if (p->state != DSM_PG_FETCHING)
+			continue;
+		p->fetch = NULL;
+		if (err) { /* ENOENT/ESRCH: mapping or process going away */
+			p->state = DSM_PG_INVALID;
+			continue;
+		}
+		p->state = DSM_PG_CLEAN;
+		dsm_queue_add(p);
+		dsm_eng.resident++;
+	}
+	if (err)
+		return;
+	dsm_eng.c.pages_fetched += f->n;
+	dsm_eng.c.bytes_in += (uint64_t)f->n * 4096;
+}
+
+static void fetch_complete(struct dsm_fetch *f, int status,
+			   const uint8_t *payload, uint32_t len)
+{
+	uint64_t now = dsm_now_ns();
+
+	dsm_eng.inflight -= f->n;
+	if (!f->r->dead) {
+		if (!status && len != f->n * 4096)
+			status = -EPROTO;
+		if (status)
+			fetch_lost(f, status);
+		else
+			install(f, payload);
+	}
+	if (f->nwait && f->t0) {
+		dsm_hist_add(&dsm_eng.c, now - f->t0);
+		dsm_eng.c.blocktime_ns += f->nwait * now - f->wait_sum;
+	}
+	dsm_region_put(f->r);
+	free(f);
+}
+
+/* Completion of a READ, on the receive thread (or in dsm_outbox_flush
+ * for a request the transport refused). */
+static void fetch_done(void *arg, int status, const uint8_t *payload,
+		       uint32_t len)
+{
+	struct dsm_fetch *f = arg;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	fetch_complete(f, status, payload, len);
+	pthread_mutex_unlock(&dsm_eng.lock);
+}
+
+/* ---- faults ---------------------------------------------------------- */
+
+static void record_local(uint64_t t0)
+{
+	uint64_t ns = dsm_now_ns() - t0;
+
+	dsm_hist_add(&dsm_eng.c, ns);
+	dsm_eng.c.blocktime_ns += ns;
+}
+
+/* A page nobody ever wrote: make it here, with no round trip.  A write
+ * fault gets it writable (dirty) at once, saving the WP fault that would
+ * follow. */
+static void zero_fill(struct dsm_page *p, bool write, uint64_t t0,
+		      struct dsm_outbox *ob)
+{
+	unsigned skipped;
+	int err;
+
+	dsm_make_room(1, ob);
+	err = dsm_uffd_copy(&dsm_eng.uffd, dsm_page_addr(p), dsm_eng.zero_page,
+			    4096, !write, &skipped);
+	if (err || skipped)
+		return; /* gone, or already there: nothing to account */
+	p->state = write ? DSM_PG_DIRTY : DSM_PG_CLEAN;
+	dsm_queue_add(p);
+	dsm_eng.resident++;
+	dsm_eng.c.pages_zero_filled++;
+	record_local(t0);
+}
+
+/* The stream reached idx: what it fetched before idx was used, and the
+ * window grows. */
+static void stream_advance(struct dsm_stream *s, uint64_t upto)
+{
+	stream_consumed(s, upto);
+	if (s->win < dsm_eng.prefetch_max)
+		s->win = s->win * 2 < dsm_eng.prefetch_max ?
+				 s->win * 2 : dsm_eng.prefetch_max;
+	s->used_at = ++dsm_eng.stream_clock;
+}
+
+/* A fault on a page whose READ is in flight: the thread just waits for
+ * it.  If the page is the start of a window a stream fetched ahead, the
+ * stream is keeping up: fetch its next window now. */
+static void fault_in_flight(struct dsm_region *r, uint64_t idx, uint64_t t0,
+			    struct dsm_outbox *ob)
+{
+	struct dsm_page *p = &r->pages[idx];
+	struct dsm_stream *s = stream_match(r, idx);
+	uint32_t ahead;
+
+	p->fetch->nwait++;
+	p->fetch->wait_sum += t0;
+	if (!p->fetch->t0)
+		p->fetch->t0 = t0;
+	if (!s) {
+		if (p->flags & DSM_PGF_PREFETCHED) {
+			p->flags &= ~DSM_PGF_PREFETCHED;
+			dsm_eng.c.prefetch_used++;
+		}
+		return;
+	}
+	stream_advance(s, idx + 1);
+	ahead = fetch_run(r, s->next, s->win, 0, ob);
+	s->marker = ahead ? s->next : UINT64_MAX;
+	s->next += ahead;
+}
+
+/* A page the server holds: fetch it, and ahead of it if this continues a
+ * stream. */
+static void fault_fetch(struct dsm_region *r, uint64_t idx, uint64_t t0,
+			struct dsm_outbox *ob)
+{
+	struct dsm_stream *s = stream_match(r, idx);
+	uint64_t end;
+
+	if (s)
+		stream_advance(s, idx);
+	else
+		s = stream_new(r, idx);
+	s->used_at = ++dsm_eng.stream_clock;
+	end = idx + fetch_run(r, idx, s->win, t0, ob);
+	s->marker = UINT64_MAX;
+	if (s->win >= 4) {
+		uint32_t ahead = fetch_run(r, end, s->win, 0, ob);
+
+		if (ahead)
+			s->marker = end;
+		end += ahead;
+	}
+	s->next = end;
+}
+
+static void fault_missing(struct dsm_region *r, uint64_t idx, bool write,
+			  uint64_t t0, struct dsm_outbox *ob)
+{
+	struct dsm_page *p = &r->pages[idx];
+
+	dsm_eng.c.missing_faults++;
+	switch (p->state) {
+	case DSM_PG_CLEAN:
+	case DSM_PG_DIRTY:
+		/* installed since the fault was raised: let it retry */
+		dsm_uffd_wake(&dsm_eng.uffd, dsm_page_addr(p), 4096);
+		break;
+	case DSM_PG_LOST:
+		dsm_uffd_poison(&dsm_eng.uffd, dsm_page_addr(p), 4096);
+		break;
+	case DSM_PG_FETCHING:
+		fault_in_flight(r, idx, t0, ob);
+		break;
+	case DSM_PG_INVALID:
+		if (p->flags & DSM_PGF_ON_SERVER)
+			fault_fetch(r, idx, t0, ob);
+		else
+			zero_fill(p, write, t0, ob);
+		break;
+	}
+}
+
+static void fault_wp(struct dsm_page *p, uint64_t t0)
+{
+	uint64_t addr = dsm_page_addr(p);
+
+	dsm_eng.c.wp_faults++;
+	if (p->state != DSM_PG_CLEAN && p->state != DSM_PG_DIRTY) {
+		/* Dropped while the fault waited: wake the thread; it will
+		 * retry and take a missing fault instead. */
+		dsm_uffd_wake(&dsm_eng.uffd, addr, 4096);
+		return;
+	}
+	if (p->flags & DSM_PGF_PREFETCHED) {
+		p->flags &= ~DSM_PGF_PREFETCHED;
+		dsm_eng.c.prefetch_used++;
+	}
+	/* Clearing protection also wakes the writer.  On a DIRTY page this
+	 * is a repeat of a fault already served: harmless. */
+	if (dsm_uffd_wp(&dsm_eng.uffd, addr, 4096, false))
+		return;
+	p->state = DSM_PG_DIRTY;
+	dsm_queue_touch(p);
+	dsm_eng.c.blocktime_ns += dsm_now_ns() - t0;
+}
+
+static void handle_fault(const struct uffd_msg *m, uint64_t t0,
+			 struct dsm_outbox *ob)
+{
+	uint64_t addr = m->arg.pagefault.address & ~4095ULL;
+	uint64_t flags = m->arg.pagefault.flags;
+	struct dsm_region *r = dsm_region_find(addr);
+	uint64_t idx;
+
+	if (!r)
+		return; /* freed meanwhile; unregistering woke the thread */
+	idx = (addr - r->base) / 4096;
+	if (flags & UFFD_PAGEFAULT_FLAG_WP)
+		fault_wp(&r->pages[idx], t0);
+	else
+		fault_missing(r, idx, flags & UFFD_PAGEFAULT_FLAG_WRITE, t0, ob);
+}
+
+static int read_faults(struct uffd_msg *msgs)
+{
+	ssize_t n = read(dsm_eng.uffd.fd, msgs, FAULT_BATCH * sizeof(*msgs));
+
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	return n / sizeof(*msgs);
+}
+
+void *dsm_fault_main(void *arg)
+{
+	struct pollfd pfd[2] = { { dsm_eng.uffd.fd, POLLIN, 0 },
+				 { dsm_eng.quit_fd, POLLIN, 0 } };
+	struct uffd_msg msgs[FAULT_BATCH];
+	struct dsm_outbox ob = { 0 };
+
+	for (;;) {
+		int n;
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		n = read_faults(msgs);
+		if (n < 0) {
+			dsm_err("reading userfaultfd: %s", strerror(-n));
+			break;
+		}
+		if (n == 0)
+			continue;
+		uint64_t t0 = dsm_now_ns();
+
+		pthread_mutex_lock(&dsm_eng.lock);
+		for (int i = 0; i < n; i++)
+			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+				handle_fault(&msgs[i], t0, &ob);
+		dsm_outbox_flush(&ob); /* drops the lock */
+	}
+	free(ob.io);
+	return NULL;
+}

@@ -1,0 +1,203 @@
+/*
+ * outbox.c - see outbox.h.
+ */
+#include "outbox.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define WB_CHUNK 64u /* pages a WRITE buffer grows by */
+
+/* Serialises sends in decision order; see outbox.h. */
+static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct dsm_io *push(struct dsm_outbox *ob)
+{
+	if (ob->n == ob->cap) {
+		uint32_t cap = ob->cap ? ob->cap * 2 : 16;
+		struct dsm_io *io = realloc(ob->io, cap * sizeof(*io));
+
+		if (!io)
+			return NULL;
+		ob->io = io;
+		ob->cap = cap;
+	}
+	return &ob->io[ob->n++];
+}
+
+static uint64_t pool_off_of(const struct dsm_extent *e, uint64_t idx)
+{
+	return e->pool_off + (idx * 4096 - e->off);
+}
+
+int dsm_outbox_read(struct dsm_outbox *ob, const struct dsm_extent *e,
+		    uint64_t idx, uint32_t n, dsm_done_fn done, void *arg)
+{
+	struct dsm_io *io = push(ob);
+
+	if (!io)
+		return -ENOMEM;
+	*io = (struct dsm_io){
+		.type = DSM_MSG_READ, .server = e->server,
+		.region_id = e->region_id, .pool_off = pool_off_of(e, idx),
+		.npages = n, .done = done, .arg = arg,
+	};
+	return 0;
+}
+
+static void wb_done(void *arg, int status, const uint8_t *payload,
+		    uint32_t len);
+
+/* Can page idx of r extend the last staged WRITE? */
+static struct dsm_io *joinable(struct dsm_outbox *ob, struct dsm_region *r,
+			       uint64_t idx, struct dsm_sync_wait *sync)
+{
+	struct dsm_io *io = ob->n ? &ob->io[ob->n - 1] : NULL;
+	struct dsm_wb *wb;
+
+	if (!io || io->type != DSM_MSG_WRITE ||
+	    io->npages >= DSM_MAX_BATCH_PAGES)
+		return NULL;
+	wb = io->arg;
+	if (wb->r != r || wb->first + wb->n != idx || wb->sync != sync)
+		return NULL;
+	if (dsm_region_extent(r, idx) != dsm_region_extent(r, wb->first))
+		return NULL;
+	if (io->npages == io->cap) {
+		uint8_t *b = realloc(io->buf, (size_t)(io->cap + WB_CHUNK) * 4096);
+
+		if (!b)
+			return NULL;
+		io->buf = b;
+		io->cap += WB_CHUNK;
+	}
+	return io;
+}
+
+static struct dsm_io *new_write(struct dsm_outbox *ob, struct dsm_page *p,
+				struct dsm_sync_wait *sync)
+{
+	struct dsm_region *r = p->region;
+	uint64_t idx = p - r->pages;
+	const struct dsm_extent *e = dsm_region_extent(r, idx);
+	struct dsm_wb *wb = malloc(sizeof(*wb));
+	uint8_t *buf = malloc(WB_CHUNK * 4096);
+	struct dsm_io *io = (wb && buf) ? push(ob) : NULL;
+
+	if (!io) {
+		free(wb);
+		free(buf);
+		return NULL;
+	}
+	*wb = (struct dsm_wb){ .r = r, .first = idx, .n = 0, .sync = sync };
+	r->refs++;
+	if (sync)
+		sync->pending++;
+	*io = (struct dsm_io){
+		.type = DSM_MSG_WRITE, .server = e->server,
+		.region_id = e->region_id, .pool_off = pool_off_of(e, idx),
+		.buf = buf, .cap = WB_CHUNK, .done = wb_done, .arg = wb,
+	};
+	return io;
+}
+
+uint8_t *dsm_outbox_write_page(struct dsm_outbox *ob, struct dsm_page *p,
+			       struct dsm_sync_wait *sync)
+{
+	struct dsm_region *r = p->region;
+	uint64_t idx = p - r->pages;
+	struct dsm_io *io = joinable(ob, r, idx, sync);
+	struct dsm_wb *wb;
+
+	if (!io)
+		io = new_write(ob, p, sync);
+	if (!io)
+		return NULL;
+	wb = io->arg;
+	wb->n++;
+	return io->buf + (size_t)io->npages++ * 4096;
+}
+
+/*
+ * A write-back the server did not confirm.  Pages still resident keep
+ * their data: make them dirty again so it is sent once more later.  Pages
+ * already dropped had their only current copy in that request: they are
+ * lost, and must raise SIGBUS rather than be read back stale.
+ */
+static void wb_failed(struct dsm_wb *wb, int status)
+{
+	struct dsm_region *r = wb->r;
+	uint64_t lost = 0;
+
+	for (uint64_t i = wb->first; i < wb->first + wb->n; i++) {
+		struct dsm_page *p = &r->pages[i];
+
+		if (p->state == DSM_PG_CLEAN) {
+			p->state = DSM_PG_DIRTY;
+		} else if (p->state == DSM_PG_INVALID) {
+			p->state = DSM_PG_LOST;
+			dsm_uffd_poison(&dsm_eng.uffd, dsm_page_addr(p), 4096);
+			lost++;
+		}
+	}
+	dsm_err("write-back of %u pages at %#llx failed: %s; %llu evicted "
+		"pages lost (they raise SIGBUS when touched)", wb->n,
+		(unsigned long long)(r->base + wb->first * 4096),
+		strerror(-status), (unsigned long long)lost);
+}
+
+static void wb_done(void *arg, int status, const uint8_t *payload,
+		    uint32_t len)
+{
+	struct dsm_wb *wb = arg;
+	struct dsm_sync_wait *sync = wb->sync;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	if (status && !wb->r->dead)
+		wb_failed(wb, status);
+	dsm_region_put(wb->r);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	free(wb);
+
+	if (!sync)
+		return;
+	pthread_mutex_lock(&sync->lock);
+	if (status && !sync->err)
+		sync->err = status;
+	if (--sync->pending == 0)
+		pthread_cond_broadcast(&sync->cond);
+	pthread_mutex_unlock(&sync->lock);
+}
+
+static int submit(const struct dsm_io *io)
+{
+	struct dsm_server *s = &dsm_eng.servers[io->server];
+
+	if (io->type == DSM_MSG_READ)
+		return s->ops->read_pages(s->t, io->region_id, io->pool_off,
+					  io->npages, io->done, io->arg);
+	return s->ops->write_pages(s->t, io->region_id, io->pool_off,
+				   io->npages, io->buf, io->done, io->arg);
+}
+
+void dsm_outbox_flush(struct dsm_outbox *ob)
+{
+	pthread_mutex_lock(&submit_lock);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < ob->n; i++)
+		ob->io[i].err = submit(&ob->io[i]);
+	pthread_mutex_unlock(&submit_lock);
+
+	/* A refused request never reached the transport, so its completion
+	 * runs here, with the reason - after submit_lock is released,
+	 * because completions take the engine lock. */
+	for (uint32_t i = 0; i < ob->n; i++) {
+		if (ob->io[i].err)
+			ob->io[i].done(ob->io[i].arg, ob->io[i].err, NULL, 0);
+		free(ob->io[i].buf);
+	}
+	ob->n = 0;
+}
