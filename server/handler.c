@@ -1,0 +1,318 @@
+/*
+ * handler.c - see handler.h.
+ *
+ * Every request gets exactly one reply, in order.  Errors are split by
+ * what they say about the stream: a header we cannot trust (bad magic,
+ * version or size) or a failed handshake closes the connection, because
+ * nothing after it can be framed or served; anything else (bad body,
+ * someone else's region, a range outside the region) is answered with
+ * -errno and the connection goes on.
+ */
+#include "handler.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+int handler_init(struct handler *h, uint64_t capacity, uint32_t server_id)
+{
+	int err;
+
+	memset(h, 0, sizeof(*h));
+	err = pool_init(&h->pool, capacity);
+	if (err)
+		return err;
+	err = region_table_init(&h->regions);
+	if (err) {
+		pool_destroy(&h->pool);
+		return err;
+	}
+	h->server_id = server_id;
+	h->start_ns = dsm_now_ns();
+	return 0;
+}
+
+void handler_destroy(struct handler *h)
+{
+	region_table_destroy(&h->regions);
+	pool_destroy(&h->pool);
+}
+
+void handler_session_init(struct handler_session *s, struct handler *h)
+{
+	memset(s, 0, sizeof(*s));
+	s->h = h;
+	h->sessions++;
+}
+
+static void free_region(struct handler *h, struct region *rg)
+{
+	pool_free(&h->pool, rg->pool_off, rg->size);
+	region_del(&h->regions, rg);
+}
+
+void handler_session_end(struct handler_session *s)
+{
+	while (s->regions.head)
+		free_region(s->h, s->regions.head);
+	s->h->sessions--;
+}
+
+void handler_stats(const struct handler *h, struct dsm_server_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->capacity = h->pool.capacity;
+	st->used = h->pool.used;
+	st->regions = h->regions.count;
+	st->clients = h->sessions;
+	st->reads = h->reads;
+	st->writes = h->writes;
+	st->pages_read = h->pages_read;
+	st->pages_written = h->pages_written;
+	st->bytes_in = h->bytes_in;
+	st->bytes_out = h->bytes_out;
+	st->errors = h->errors;
+	st->uptime_ms = (dsm_now_ns() - h->start_ns) / 1000000;
+}
+
+static void set_body(struct reply *r, const uint8_t *data, uint32_t len)
+{
+	r->data = data;
+	r->hdr.len = len;
+}
+
+static int do_hello(struct handler_session *s, const struct dsm_hdr *q,
+		    const uint8_t *body, struct reply *r)
+{
+	struct handler *h = s->h;
+	struct dsm_hello_reply a = { 0 };
+	struct dsm_hello m;
+
+	if (s->hello_done)
+		return -EPROTO;
+	/* Until the handshake succeeds the connection can do nothing else,
+	 * so every way of failing it ends the connection. */
+	r->close = true;
+	if (dsm_hello_decode(body, q->len, &m) < 0)
+		return -EINVAL;
+	if (m.min_version > DSM_PROTO_VERSION ||
+	    m.max_version < DSM_PROTO_VERSION)
+		return -EPROTONOSUPPORT;
+	if (m.page_size != DSM_PAGE_SIZE)
+		return -EINVAL;
+	r->close = false;
+	s->hello_done = true;
+
+	a.version = DSM_PROTO_VERSION;
+	a.page_size = DSM_PAGE_SIZE;
+	a.server_id = h->server_id;
+	a.max_batch_pages = DSM_MAX_BATCH_PAGES;
+	a.capacity = h->pool.capacity;
+	a.free = pool_free_bytes(&h->pool);
+	dsm_hello_reply_encode(&a, r->body);
+	set_body(r, r->body, DSM_HELLO_REPLY_SIZE);
+	return 0;
+}
+
+static int do_alloc(struct handler_session *s, const struct dsm_hdr *q,
+		    const uint8_t *body, struct reply *r)
+{
+	struct handler *h = s->h;
+	struct dsm_alloc_reply a;
+	struct dsm_alloc_req m;
+	struct region *rg;
+	uint64_t off;
+	int err;
+
+	if (dsm_alloc_req_decode(body, q->len, &m) < 0)
+		return -EINVAL;
+	err = pool_alloc(&h->pool, m.size, &off);
+	if (err == -ENOSPC) {
+		char want[32], have[32];
+
+		dsm_warn("ALLOC of %s refused: %s free, no free run that large",
+			 dsm_fmt_bytes(m.size, want, sizeof(want)),
+			 dsm_fmt_bytes(pool_free_bytes(&h->pool), have,
+				       sizeof(have)));
+	}
+	if (err)
+		return err;
+	rg = region_add(&h->regions, &s->regions, off, m.size);
+	if (!rg) {
+		pool_free(&h->pool, off, m.size);
+		return -ENOMEM;
+	}
+	a.region_id = rg->id;
+	a.pool_off = rg->pool_off;
+	a.size = rg->size;
+	dsm_alloc_reply_encode(&a, r->body);
+	set_body(r, r->body, DSM_ALLOC_REPLY_SIZE);
+	return 0;
+}
+
+static int do_free(struct handler_session *s, const struct dsm_hdr *q,
+		   const uint8_t *body)
+{
+	struct dsm_free_req m;
+	struct region *rg;
+
+	if (dsm_free_req_decode(body, q->len, &m) < 0)
+		return -EINVAL;
+	rg = region_lookup(&s->h->regions, &s->regions, m.region_id);
+	if (!rg)
+		return -ENOENT;
+	free_region(s->h, rg);
+	return 0;
+}
+
+/* Where a READ or WRITE lands: the run must lie wholly inside a region the
+ * session owns.  Written without sums that could wrap: pool_off comes from
+ * the peer and may be anything. */
+static int rw_target(struct handler_session *s, const struct dsm_rw_req *m,
+		     uint8_t **at)
+{
+	uint64_t bytes = (uint64_t)m->npages * DSM_PAGE_SIZE, rel;
+	struct region *rg;
+
+	rg = region_lookup(&s->h->regions, &s->regions, m->region_id);
+	if (!rg)
+		return -ENOENT;
+	if (m->pool_off < rg->pool_off)
+		return -ERANGE;
+	rel = m->pool_off - rg->pool_off;
+	if (rel > rg->size || bytes > rg->size - rel)
+		return -ERANGE;
+	*at = pool_at(&s->h->pool, m->pool_off);
+	return 0;
+}
+
+static int do_read(struct handler_session *s, const struct dsm_hdr *q,
+		   const uint8_t *body, struct reply *r)
+{
+	struct dsm_rw_req m;
+	uint8_t *at;
+	int err;
+
+	if (dsm_rw_req_decode(DSM_MSG_READ, body, q->len, &m) < 0)
+		return -EINVAL;
+	err = rw_target(s, &m, &at);
+	if (err)
+		return err;
+	set_body(r, at, m.npages * DSM_PAGE_SIZE);
+	s->h->reads++;
+	s->h->pages_read += m.npages;
+	return 0;
+}
+
+static int do_write(struct handler_session *s, const struct dsm_hdr *q,
+		    const uint8_t *body)
+{
+	struct dsm_rw_req m;
+	uint8_t *at;
+	int err;
+
+	if (dsm_rw_req_decode(DSM_MSG_WRITE, body, q->len, &m) < 0)
+		return -EINVAL;
+	err = rw_target(s, &m, &at);
+	if (err)
+		return err;
+	memcpy(at, body + DSM_RW_REQ_SIZE, (size_t)m.npages * DSM_PAGE_SIZE);
+	s->h->writes++;
+	s->h->pages_written += m.npages;
+	return 0;
+}
+
+static int do_stats(struct handler_session *s, const struct dsm_hdr *q,
+		    struct reply *r)
+{
+	struct dsm_server_stats st;
+
+	if (q->len)
+		return -EINVAL;
+	handler_stats(s->h, &st);
+	dsm_server_stats_encode(&st, r->body);
+	set_body(r, r->body, DSM_SERVER_STATS_SIZE);
+	return 0;
+}
+
+static int dispatch(struct handler_session *s, const struct dsm_hdr *q,
+		    const uint8_t *body, struct reply *r)
+{
+	if (!s->hello_done && (q->type != DSM_MSG_HELLO || q->flags)) {
+		r->close = true;
+		return -EPROTO;
+	}
+	/* Replies and server messages only ever travel to a client. */
+	if (q->flags)
+		return -EINVAL;
+	switch (q->type) {
+	case DSM_MSG_HELLO: return do_hello(s, q, body, r);
+	case DSM_MSG_ALLOC: return do_alloc(s, q, body, r);
+	case DSM_MSG_FREE: return do_free(s, q, body);
+	case DSM_MSG_READ: return do_read(s, q, body, r);
+	case DSM_MSG_WRITE: return do_write(s, q, body);
+	case DSM_MSG_STATS: return do_stats(s, q, r);
+	case DSM_MSG_PING: return q->len ? -EINVAL : 0;
+	}
+	return -EOPNOTSUPP;
+}
+
+static void reply_init(struct reply *r, const struct dsm_hdr *q)
+{
+	dsm_hdr_init(&r->hdr, q->type, DSM_F_REPLY, 0, q->id);
+	r->data = NULL;
+	r->close = false;
+}
+
+static void finish(struct handler *h, struct reply *r, int status,
+		   size_t consumed)
+{
+	if (status) {
+		r->hdr.status = status;
+		set_body(r, NULL, 0);
+		h->errors++;
+	}
+	h->bytes_in += consumed;
+	h->bytes_out += DSM_HDR_SIZE + r->hdr.len;
+}
+
+size_t handler_next(struct handler_session *s, const uint8_t *buf, size_t len,
+		    struct reply *r, size_t *need)
+{
+	struct dsm_hdr q;
+	int err;
+
+	*need = DSM_HDR_SIZE;
+	if (len < DSM_HDR_SIZE)
+		return 0;
+	err = dsm_hdr_decode(buf, &q);
+	if (err) {
+		dsm_debug("bad header (%s), closing", strerror(-err));
+		reply_init(r, &q);
+		r->close = true;
+		finish(s->h, r, err, DSM_HDR_SIZE);
+		return DSM_HDR_SIZE;
+	}
+	*need = DSM_HDR_SIZE + (size_t)q.len;
+	if (len < *need)
+		return 0;
+	reply_init(r, &q);
+	err = dispatch(s, &q, buf + DSM_HDR_SIZE, r);
+	if (err)
+		dsm_debug("%s id %llu: %s", dsm_msg_name(q.type),
+			  (unsigned long long)q.id, strerror(-err));
+	finish(s->h, r, err, *need);
+	return *need;
+}
+
+void handler_goodbye(struct reply *r, uint64_t id, int32_t reason)
+{
+	struct dsm_goodbye g = { .reason = reason };
+
+	dsm_hdr_init(&r->hdr, DSM_MSG_GOODBYE, DSM_F_SERVER, 0, id);
+	dsm_goodbye_encode(&g, r->body);
+	set_body(r, r->body, DSM_GOODBYE_SIZE);
+	r->close = true;
+}

@@ -1,0 +1,395 @@
+/*
+ * main.c - dsm-server: arguments, the listening socket, signals, the loop.
+ *
+ * One thread runs one libuv loop; every connection, request and signal is
+ * handled on it, so server state needs no locks.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "handler.h"
+#include "log.h"
+#include "session.h"
+#include "util.h"
+
+#define EXIT_USAGE 2
+#define STOP_GRACE_MS 5000 /* how long GOODBYEs may take to drain */
+
+struct options {
+	const char *listen;
+	const char *port_file;
+	uint64_t capacity;
+	uint32_t server_id;
+};
+
+/* Everything the loop's callbacks share; lives on main()'s stack. */
+struct server {
+	uv_loop_t loop;
+	uv_tcp_t listener;
+	uv_signal_t sig_usr1, sig_term, sig_int;
+	uv_timer_t stop_timer;
+	struct handler h;
+	struct session_list sessions;
+	uint64_t next_msg_id;   /* ids of server-initiated messages */
+	bool stopping;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: dsm-server --listen HOST:PORT --capacity SIZE\n"
+		"                  [--port-file PATH] [--server-id N] [--log LEVEL]\n"
+		"\n"
+		"  --listen HOST:PORT  address to serve on; port 0 picks a free one\n"
+		"  --capacity SIZE     memory to offer, e.g. 4G (a multiple of 4K)\n"
+		"  --port-file PATH    write the bound port to PATH once listening\n"
+		"  --server-id N       id reported to clients (default 0)\n"
+		"  --log LEVEL         error, warn, info (default) or debug\n"
+		"\n"
+		"Signals: SIGUSR1 logs counters; SIGTERM/SIGINT say GOODBYE to\n"
+		"every client and exit.\n");
+}
+
+__attribute__((noreturn, format(printf, 1, 2)))
+static void die_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "dsm-server: ");
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'dsm-server --help'.\n");
+	exit(EXIT_USAGE);
+}
+
+static void parse_log_level(const char *s)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+
+	for (int i = 0; i <= DSM_LOG_DEBUG; i++) {
+		if (!strcmp(s, names[i])) {
+			dsm_log_set_level(i);
+			return;
+		}
+	}
+	die_usage("unknown log level '%s'", s);
+}
+
+static uint32_t parse_server_id(const char *s)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v > UINT32_MAX)
+		die_usage("bad --server-id '%s'", s);
+	return (uint32_t)v;
+}
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longs[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "capacity", required_argument, NULL, 'c' },
+		{ "port-file", required_argument, NULL, 'p' },
+		{ "server-id", required_argument, NULL, 'i' },
+		{ "log", required_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cap = NULL;
+	int c;
+
+	opterr = 0; /* our own messages, with the exit code we promise */
+	while ((c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
+		switch (c) {
+		case 'l': o->listen = optarg; break;
+		case 'c': cap = optarg; break;
+		case 'p': o->port_file = optarg; break;
+		case 'i': o->server_id = parse_server_id(optarg); break;
+		case 'v': parse_log_level(optarg); break;
+		case 'h': usage(stdout); exit(0);
+		case ':': die_usage("%s needs a value", argv[optind - 1]);
+		default: die_usage("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (!o->listen)
+		die_usage("--listen HOST:PORT is required");
+	if (!cap)
+		die_usage("--capacity SIZE is required");
+	if (dsm_parse_size(cap, &o->capacity) < 0 || o->capacity == 0 ||
+	    o->capacity % DSM_PAGE_SIZE)
+		die_usage("bad --capacity '%s': want a positive multiple of 4K",
+			  cap);
+}
+
+/* HOST may be a name or a numeric address; resolving it blocks, which is
+ * fine before the loop runs. */
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE };
+	struct addrinfo *res;
+	int err = getaddrinfo(host, NULL, &hints, &res);
+
+	if (err) {
+		dsm_err("cannot resolve '%s': %s", host, gai_strerror(err));
+		return -EINVAL;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	return 0;
+}
+
+static uint16_t bound_port(uv_tcp_t *t)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	if (uv_tcp_getsockname(t, (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Written under a temporary name and renamed, so a reader polling for the
+ * file never sees it half written. */
+static int write_port_file(const char *path, uint16_t port)
+{
+	char tmp[4096];
+	FILE *f;
+	int err = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >=
+	    (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	if (fprintf(f, "%u\n", port) < 0)
+		err = -EIO;
+	if (fclose(f) != 0 && !err)
+		err = -errno;
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct server *srv = listener->data;
+	int err = status;
+
+	if (!err)
+		err = session_accept(listener, &srv->h, &srv->sessions);
+	if (err)
+		dsm_warn("accept: %s", uv_strerror(err));
+}
+
+static int start_listening(struct server *srv, const char *addr,
+			   const char *port_file)
+{
+	struct sockaddr_storage ss;
+	char host[256], cap[32];
+	uint16_t port;
+	int err;
+
+	if (dsm_parse_hostport(addr, host, sizeof(host), &port) < 0) {
+		dsm_err("bad --listen '%s': want HOST:PORT", addr);
+		return -EINVAL;
+	}
+	err = resolve(host, port, &ss);
+	if (err)
+		return err;
+	uv_tcp_init(&srv->loop, &srv->listener);
+	srv->listener.data = srv;
+	err = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
+	if (!err)
+		err = uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN,
+				on_connection);
+	if (err) {
+		dsm_err("cannot listen on %s: %s", addr, uv_strerror(err));
+		return err;
+	}
+	port = bound_port(&srv->listener);
+	if (port_file && (err = write_port_file(port_file, port)) < 0) {
+		dsm_err("cannot write port file %s: %s", port_file,
+			strerror(-err));
+		return err;
+	}
+	dsm_info(strchr(host, ':') ? "listening on [%s]:%u capacity %s"
+				   : "listening on %s:%u capacity %s",
+		 host, port, dsm_fmt_bytes(srv->h.pool.capacity, cap,
+					   sizeof(cap)));
+	return 0;
+}
+
+/* An operator asked for this line, so the log level does not filter it. */
+static void print_stats(struct server *srv)
+{
+	struct dsm_server_stats st;
+	char line[512], cap[32], used[32];
+	int n;
+
+	handler_stats(&srv->h, &st);
+	n = snprintf(line, sizeof(line),
+		     "dsm-server[%d]: stats: capacity %s used %s regions %llu "
+		     "clients %llu reads %llu writes %llu pages_in %llu "
+		     "pages_out %llu errors %llu uptime %llus\n",
+		     (int)getpid(), dsm_fmt_bytes(st.capacity, cap, sizeof(cap)),
+		     dsm_fmt_bytes(st.used, used, sizeof(used)),
+		     (unsigned long long)st.regions,
+		     (unsigned long long)st.clients,
+		     (unsigned long long)st.reads,
+		     (unsigned long long)st.writes,
+		     (unsigned long long)st.pages_written,
+		     (unsigned long long)st.pages_read,
+		     (unsigned long long)st.errors,
+		     (unsigned long long)st.uptime_ms / 1000);
+	if (n > 0 && write(STDERR_FILENO, line, n) < 0) {
+		/* nowhere left to report it */
+	}
+}
+
+static void close_all_sessions(struct server *srv)
+{
+	for (struct session *s = srv->sessions.head; s; s = s->next)
+		session_close(s);
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+
+	dsm_warn("%zu clients did not take their GOODBYE in time, closing",
+		 srv->sessions.count);
+	close_all_sessions(srv);
+}
+
+/*
+ * The signal handles and the grace timer are unreferenced, so uv_run()
+ * returns as soon as the listener and the last session have closed.  A
+ * second signal stops waiting for slow clients.
+ */
+static void begin_stop(struct server *srv)
+{
+	if (srv->stopping) {
+		close_all_sessions(srv);
+		return;
+	}
+	srv->stopping = true;
+	dsm_info("shutting down, saying goodbye to %zu clients",
+		 srv->sessions.count);
+	uv_close((uv_handle_t *)&srv->listener, NULL);
+	for (struct session *s = srv->sessions.head; s; s = s->next)
+		session_goodbye(s, srv->next_msg_id++);
+	uv_unref((uv_handle_t *)&srv->sig_usr1);
+	uv_unref((uv_handle_t *)&srv->sig_term);
+	uv_unref((uv_handle_t *)&srv->sig_int);
+	uv_timer_start(&srv->stop_timer, on_stop_timer, STOP_GRACE_MS, 0);
+	uv_unref((uv_handle_t *)&srv->stop_timer);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+	struct server *srv = sig->data;
+
+	if (signum == SIGUSR1)
+		print_stats(srv);
+	else
+		begin_stop(srv);
+}
+
+static int watch_signal(struct server *srv, uv_signal_t *sig, int signum)
+{
+	uv_signal_init(&srv->loop, sig);
+	sig->data = srv;
+	return uv_signal_start(sig, on_signal, signum);
+}
+
+static int start_signals(struct server *srv)
+{
+	int err;
+
+	/* A peer that vanishes mid-write must cost an error, not the process. */
+	signal(SIGPIPE, SIG_IGN);
+	err = watch_signal(srv, &srv->sig_usr1, SIGUSR1);
+	if (!err)
+		err = watch_signal(srv, &srv->sig_term, SIGTERM);
+	if (!err)
+		err = watch_signal(srv, &srv->sig_int, SIGINT);
+	if (err)
+		dsm_err("cannot watch signals: %s", uv_strerror(err));
+	return err;
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+/* Close whatever is still open and let libuv finish closing it. */
+static void drain_loop(uv_loop_t *loop)
+{
+	uv_walk(loop, close_handle, NULL);
+	uv_run(loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(loop))
+		dsm_warn("event loop still busy at exit");
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct server srv;
+	char cap[32];
+	int err, rc = 1;
+
+	dsm_log_set_level(DSM_LOG_INFO); /* DSM_LOG, then --log, override */
+	dsm_log_init("dsm-server");
+	parse_args(argc, argv, &o);
+
+	memset(&srv, 0, sizeof(srv));
+	srv.next_msg_id = 1;
+	err = handler_init(&srv.h, o.capacity, o.server_id);
+	if (err) {
+		dsm_err("cannot reserve %s: %s",
+			dsm_fmt_bytes(o.capacity, cap, sizeof(cap)),
+			strerror(-err));
+		return 1;
+	}
+	uv_loop_init(&srv.loop);
+	uv_timer_init(&srv.loop, &srv.stop_timer);
+	srv.stop_timer.data = &srv;
+	if (start_listening(&srv, o.listen, o.port_file) < 0 ||
+	    start_signals(&srv) < 0)
+		goto out;
+
+	uv_run(&srv.loop, UV_RUN_DEFAULT);
+	rc = 0;
+out:
+	close_all_sessions(&srv);
+	drain_loop(&srv.loop);
+	handler_destroy(&srv.h);
+	return rc;
+}
