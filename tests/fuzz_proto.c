@@ -1,0 +1,518 @@
+/*
+ * fuzz_proto.c - the wire decoders and the server's whole request path
+ * under arbitrary input.
+ *
+ * Input: a stream of [selector byte][message] pairs.  The selector's low
+ * bit picks one of two connections to a fresh 1 MiB server, so ownership
+ * is exercised across connections; a connection the server closed is
+ * replaced by a new one, which frees its regions.  Every reply is checked
+ * against a model of which connection owns which extent, and the pool's
+ * free list is checked after every message.
+ *
+ * Built two ways: with -DDSM_LIBFUZZER as a libFuzzer target, and without
+ * as a replay tool (ctest fuzz_proto_replay) that runs built-in seeds and
+ * any files named on the command line.  `--write-seeds DIR` writes the
+ * built-in seeds out as a starting corpus.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handler.h"
+#include "log.h"
+
+#define FUZZ_CAPACITY (1u << 20)
+#define NCONN 2
+#define MAX_REGIONS (FUZZ_CAPACITY / DSM_PAGE_SIZE)
+
+#define FUZZ_CHECK(cond)                                                    \
+	do {                                                                \
+		if (!(cond)) {                                              \
+			fprintf(stderr, "%s:%d: check failed: %s\n",        \
+				__FILE__, __LINE__, #cond);                 \
+			abort();                                            \
+		}                                                           \
+	} while (0)
+
+/* What the server should believe: live regions and who owns them. */
+struct model_region {
+	uint64_t id, off, size;
+	int conn;
+};
+
+struct fuzz {
+	struct handler h;
+	struct handler_session conn[NCONN];
+	bool closed[NCONN];
+	struct model_region regions[MAX_REGIONS];
+	size_t nregions;
+	/* Pool pages ever written.  Only these can fail to read as zeros in
+	 * a new region; checking only them keeps the rest untouched (a
+	 * touch costs a page fault, and the fuzzer would crawl). */
+	bool written[MAX_REGIONS];
+};
+
+/* --- decoders alone ----------------------------------------------------- */
+
+/* Whatever decodes must encode back to the same bytes. */
+#define ROUND_TRIP(type, size, in, len)                                     \
+	do {                                                                \
+		struct type m_;                                             \
+		uint8_t out_[size];                                         \
+		if ((len) >= (size) && type##_decode(in, size, &m_) == 0) { \
+			type##_encode(&m_, out_);                           \
+			FUZZ_CHECK(memcmp(out_, in, size) == 0);            \
+		}                                                           \
+	} while (0)
+
+static void fuzz_decoders(const uint8_t *in, size_t len)
+{
+	struct dsm_hello_reply hr;
+	struct dsm_rw_req rw;
+	struct dsm_hdr h;
+
+	if (len >= DSM_HDR_SIZE && dsm_hdr_decode(in, &h) == 0) {
+		uint8_t out[DSM_HDR_SIZE];
+
+		dsm_hdr_encode(&h, out);
+		FUZZ_CHECK(memcmp(out, in, DSM_HDR_SIZE) == 0);
+		FUZZ_CHECK(h.len <= DSM_MAX_PAYLOAD);
+	}
+	ROUND_TRIP(dsm_hello, DSM_HELLO_SIZE, in, len);
+	ROUND_TRIP(dsm_alloc_req, DSM_ALLOC_REQ_SIZE, in, len);
+	ROUND_TRIP(dsm_alloc_reply, DSM_ALLOC_REPLY_SIZE, in, len);
+	ROUND_TRIP(dsm_free_req, DSM_FREE_REQ_SIZE, in, len);
+	ROUND_TRIP(dsm_server_stats, DSM_SERVER_STATS_SIZE, in, len);
+	ROUND_TRIP(dsm_goodbye, DSM_GOODBYE_SIZE, in, len);
+	if (dsm_hello_reply_decode(in, len, &hr) == 0)
+		FUZZ_CHECK(hr.page_size == DSM_PAGE_SIZE);
+	for (uint8_t t = DSM_MSG_READ; t <= DSM_MSG_WRITE; t++) {
+		if (dsm_rw_req_decode(t, in, len, &rw) < 0)
+			continue;
+		FUZZ_CHECK(rw.npages >= 1 && rw.npages <= DSM_MAX_BATCH_PAGES);
+		FUZZ_CHECK(rw.pool_off % DSM_PAGE_SIZE == 0);
+		FUZZ_CHECK(len == DSM_RW_REQ_SIZE +
+		       (t == DSM_MSG_WRITE ? rw.npages * DSM_PAGE_SIZE : 0));
+	}
+	(void)dsm_msg_name(len ? in[0] : 0);
+}
+
+/* --- the model ----------------------------------------------------------- */
+
+static struct model_region *model_find(struct fuzz *f, uint64_t id)
+{
+	for (size_t i = 0; i < f->nregions; i++)
+		if (f->regions[i].id == id)
+			return &f->regions[i];
+	return NULL;
+}
+
+static void model_drop(struct fuzz *f, struct model_region *r)
+{
+	*r = f->regions[--f->nregions];
+}
+
+static void model_drop_conn(struct fuzz *f, int conn)
+{
+	for (size_t i = 0; i < f->nregions;)
+		if (f->regions[i].conn == conn)
+			model_drop(f, &f->regions[i]);
+		else
+			i++;
+}
+
+/* Free runs sorted, apart, inside the pool; with the regions they tile
+ * the pool exactly. */
+static void check_pool(const struct fuzz *f)
+{
+	const struct pool *p = &f->h.pool;
+	uint64_t free_bytes = 0, used = 0;
+
+	for (size_t i = 0; i < p->nruns; i++) {
+		FUZZ_CHECK(p->runs[i].len > 0);
+		FUZZ_CHECK(p->runs[i].off + p->runs[i].len <= p->capacity);
+		if (i)
+			FUZZ_CHECK(p->runs[i - 1].off + p->runs[i - 1].len <
+				   p->runs[i].off);
+		free_bytes += p->runs[i].len;
+	}
+	for (size_t i = 0; i < f->nregions; i++)
+		used += f->regions[i].size;
+	FUZZ_CHECK(used == p->used);
+	FUZZ_CHECK(free_bytes + used == p->capacity);
+	FUZZ_CHECK(f->h.regions.count == f->nregions);
+}
+
+/* A new extent reads zeros.  Pages are zeroed whole, so the first and
+ * last bytes of each written page tell. */
+static void check_zeroed(struct fuzz *f, uint64_t off, uint64_t size)
+{
+	for (uint64_t pg = off / DSM_PAGE_SIZE;
+	     pg < (off + size) / DSM_PAGE_SIZE; pg++) {
+		const uint8_t *p = pool_at(&f->h.pool, pg * DSM_PAGE_SIZE);
+
+		if (!f->written[pg])
+			continue;
+		FUZZ_CHECK(p[0] == 0 && p[DSM_PAGE_SIZE - 1] == 0);
+		f->written[pg] = false;
+	}
+}
+
+/* --- replies --------------------------------------------------------------- */
+
+static void check_alloc(struct fuzz *f, int conn, const struct reply *r)
+{
+	struct dsm_alloc_reply a;
+	struct model_region *m;
+
+	FUZZ_CHECK(dsm_alloc_reply_decode(r->data, r->hdr.len, &a) == 0);
+	FUZZ_CHECK(a.size && a.pool_off + a.size <= FUZZ_CAPACITY);
+	FUZZ_CHECK(!model_find(f, a.region_id));
+	for (size_t i = 0; i < f->nregions; i++) {
+		m = &f->regions[i];
+		FUZZ_CHECK(a.pool_off + a.size <= m->off ||
+			   m->off + m->size <= a.pool_off);
+	}
+	/* a new region reads zeros, whoever used the space before */
+	check_zeroed(f, a.pool_off, a.size);
+	FUZZ_CHECK(f->nregions < MAX_REGIONS);
+	f->regions[f->nregions++] = (struct model_region){
+		.id = a.region_id, .off = a.pool_off, .size = a.size,
+		.conn = conn };
+}
+
+/* A READ or WRITE the server carried out was allowed. */
+static void check_rw(struct fuzz *f, int conn, const struct dsm_hdr *q,
+		     const uint8_t *body, const struct reply *r)
+{
+	struct model_region *m;
+	struct dsm_rw_req rw;
+	uint64_t bytes;
+
+	FUZZ_CHECK(dsm_rw_req_decode(q->type, body, q->len, &rw) == 0);
+	m = model_find(f, rw.region_id);
+	bytes = (uint64_t)rw.npages * DSM_PAGE_SIZE;
+	FUZZ_CHECK(m && m->conn == conn);
+	FUZZ_CHECK(rw.pool_off >= m->off &&
+		   rw.pool_off + bytes <= m->off + m->size);
+	if (q->type == DSM_MSG_READ) {
+		FUZZ_CHECK(r->hdr.len == bytes);
+		FUZZ_CHECK(r->data == pool_at(&f->h.pool, rw.pool_off));
+	} else {
+		FUZZ_CHECK(r->hdr.len == 0);
+		FUZZ_CHECK(memcmp(pool_at(&f->h.pool, rw.pool_off),
+				  body + DSM_RW_REQ_SIZE, bytes) == 0);
+		for (uint64_t i = 0; i < rw.npages; i++)
+			f->written[rw.pool_off / DSM_PAGE_SIZE + i] = true;
+	}
+}
+
+static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
+			  const uint8_t *body, const struct reply *r)
+{
+	struct dsm_hello_reply hr;
+	struct dsm_server_stats st;
+	struct dsm_free_req fr;
+	struct model_region *m;
+
+	switch (q->type) {
+	case DSM_MSG_HELLO:
+		FUZZ_CHECK(dsm_hello_reply_decode(r->data, r->hdr.len,
+						  &hr) == 0);
+		FUZZ_CHECK(hr.capacity == FUZZ_CAPACITY);
+		break;
+	case DSM_MSG_ALLOC:
+		check_alloc(f, conn, r);
+		break;
+	case DSM_MSG_FREE:
+		FUZZ_CHECK(dsm_free_req_decode(body, q->len, &fr) == 0);
+		m = model_find(f, fr.region_id);
+		FUZZ_CHECK(m && m->conn == conn && r->hdr.len == 0);
+		model_drop(f, m);
+		break;
+	case DSM_MSG_READ:
+	case DSM_MSG_WRITE:
+		check_rw(f, conn, q, body, r);
+		break;
+	case DSM_MSG_STATS:
+		FUZZ_CHECK(dsm_server_stats_decode(r->data, r->hdr.len,
+						   &st) == 0);
+		FUZZ_CHECK(st.regions == f->nregions && st.clients == NCONN);
+		break;
+	case DSM_MSG_PING:
+		FUZZ_CHECK(r->hdr.len == 0);
+		break;
+	default:
+		FUZZ_CHECK(!"success for a request the server does not know");
+	}
+}
+
+/* The reply answers the request at `msg` and is well formed. */
+static void check_reply(struct fuzz *f, int conn, const uint8_t *msg,
+			size_t used, const struct reply *r)
+{
+	uint8_t raw[DSM_HDR_SIZE];
+	struct dsm_hdr q, back;
+	int qerr = dsm_hdr_decode(msg, &q);
+
+	FUZZ_CHECK(r->hdr.flags == DSM_F_REPLY);
+	FUZZ_CHECK(r->hdr.type == q.type && r->hdr.id == q.id);
+	dsm_hdr_encode(&r->hdr, raw);
+	FUZZ_CHECK(dsm_hdr_decode(raw, &back) == 0);
+	FUZZ_CHECK(r->hdr.status <= 0 && r->hdr.status > -4096);
+	if (qerr) {
+		FUZZ_CHECK(r->hdr.status == qerr && r->close);
+		FUZZ_CHECK(used == DSM_HDR_SIZE);
+		return;
+	}
+	FUZZ_CHECK(used == DSM_HDR_SIZE + q.len);
+	if (r->hdr.status) {
+		FUZZ_CHECK(r->hdr.len == 0);
+		return;
+	}
+	FUZZ_CHECK(!r->close);
+	check_success(f, conn, &q, msg + DSM_HDR_SIZE, r);
+}
+
+/* --- the stream --------------------------------------------------------- */
+
+static void reconnect(struct fuzz *f, int conn)
+{
+	handler_session_end(&f->conn[conn]);
+	model_drop_conn(f, conn);
+	handler_session_init(&f->conn[conn], &f->h);
+	f->closed[conn] = false;
+}
+
+static void fuzz_stream(const uint8_t *in, size_t len)
+{
+	static struct fuzz f; /* large; one input at a time */
+	size_t pos = 0, used, need;
+	struct reply r;
+
+	memset(&f, 0, sizeof(f));
+	FUZZ_CHECK(handler_init(&f.h, FUZZ_CAPACITY, 1) == 0);
+	for (int c = 0; c < NCONN; c++)
+		handler_session_init(&f.conn[c], &f.h);
+
+	while (pos < len) {
+		int c = in[pos++] % NCONN;
+
+		if (f.closed[c])
+			reconnect(&f, c);
+		used = handler_next(&f.conn[c], in + pos, len - pos, &r, &need);
+		if (!used) {
+			FUZZ_CHECK(need > len - pos);
+			break;
+		}
+		check_reply(&f, c, in + pos, used, &r);
+		f.closed[c] = r.close;
+		pos += used;
+		check_pool(&f);
+	}
+
+	for (int c = 0; c < NCONN; c++)
+		handler_session_end(&f.conn[c]);
+	FUZZ_CHECK(f.h.pool.used == 0 && f.h.regions.count == 0);
+	FUZZ_CHECK(f.h.pool.nruns == 1);
+	handler_destroy(&f.h);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	dsm_log_set_level(DSM_LOG_ERROR); /* refusals are expected here */
+	fuzz_decoders(data, size);
+	fuzz_stream(data, size);
+	return 0;
+}
+
+#ifndef DSM_LIBFUZZER
+/* --- replay: built-in seeds and files ------------------------------------ */
+
+#include <sys/stat.h>
+
+struct seed {
+	uint8_t buf[3 * DSM_PAGE_SIZE];
+	size_t len;
+};
+
+static void put(struct seed *s, int conn, uint8_t type, uint16_t flags,
+		const void *body, uint32_t len)
+{
+	struct dsm_hdr h;
+
+	FUZZ_CHECK(s->len + 1 + DSM_HDR_SIZE + len <= sizeof(s->buf));
+	s->buf[s->len++] = (uint8_t)conn;
+	dsm_hdr_init(&h, type, flags, len, s->len);
+	dsm_hdr_encode(&h, s->buf + s->len);
+	s->len += DSM_HDR_SIZE;
+	if (len)
+		memcpy(s->buf + s->len, body, len);
+	s->len += len;
+}
+
+static void put_hello(struct seed *s, int conn, uint32_t page_size)
+{
+	struct dsm_hello m = { 1, 1, page_size, 0 };
+	uint8_t b[DSM_HELLO_SIZE];
+
+	dsm_hello_encode(&m, b);
+	put(s, conn, DSM_MSG_HELLO, 0, b, sizeof(b));
+}
+
+static void put_alloc(struct seed *s, int conn, uint64_t size)
+{
+	struct dsm_alloc_req m = { size };
+	uint8_t b[DSM_ALLOC_REQ_SIZE];
+
+	dsm_alloc_req_encode(&m, b);
+	put(s, conn, DSM_MSG_ALLOC, 0, b, sizeof(b));
+}
+
+static void put_free(struct seed *s, int conn, uint64_t id)
+{
+	struct dsm_free_req m = { id };
+	uint8_t b[DSM_FREE_REQ_SIZE];
+
+	dsm_free_req_encode(&m, b);
+	put(s, conn, DSM_MSG_FREE, 0, b, sizeof(b));
+}
+
+/* Region ids start at 1 and the first region sits at pool offset 0. */
+static void put_rw(struct seed *s, int conn, uint8_t type, uint64_t id,
+		   uint64_t off, uint32_t npages)
+{
+	struct dsm_rw_req m = { .region_id = id, .pool_off = off,
+				.npages = npages };
+	uint8_t b[DSM_RW_REQ_SIZE + DSM_PAGE_SIZE] = { 0 };
+	uint32_t len = DSM_RW_REQ_SIZE;
+
+	dsm_rw_req_encode(&m, b);
+	if (type == DSM_MSG_WRITE && npages == 1) {
+		memset(b + DSM_RW_REQ_SIZE, 0x5a, DSM_PAGE_SIZE);
+		len += DSM_PAGE_SIZE;
+	}
+	put(s, conn, type, 0, b, len);
+}
+
+static size_t build_seeds(struct seed *seeds)
+{
+	struct seed *s = seeds;
+
+	/* one client, every request */
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	put_alloc(s, 0, 16 * DSM_PAGE_SIZE);
+	put_rw(s, 0, DSM_MSG_WRITE, 1, DSM_PAGE_SIZE, 1);
+	put_rw(s, 0, DSM_MSG_READ, 1, 0, 2);
+	put(s, 0, DSM_MSG_STATS, 0, NULL, 0);
+	put(s, 0, DSM_MSG_PING, 0, NULL, 0);
+	put_free(s, 0, 1);
+	put_alloc(s, 0, 8 * DSM_PAGE_SIZE);
+	put_rw(s, 0, DSM_MSG_READ, 2, DSM_PAGE_SIZE, 1);
+	s++;
+	/* two clients: one reaches for the other's region */
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	put_hello(s, 1, DSM_PAGE_SIZE);
+	put_alloc(s, 0, 4 * DSM_PAGE_SIZE);
+	put_rw(s, 1, DSM_MSG_WRITE, 1, 0, 1);
+	put_rw(s, 1, DSM_MSG_READ, 1, 0, 1);
+	put_free(s, 1, 1);
+	put_alloc(s, 1, 4 * DSM_PAGE_SIZE);
+	put_rw(s, 0, DSM_MSG_READ, 2, 4 * DSM_PAGE_SIZE, 1);
+	put_rw(s, 0, DSM_MSG_READ, 1, 0, 4);
+	s++;
+	/* refusals that keep the connection */
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	put_alloc(s, 0, 2 * FUZZ_CAPACITY);
+	put_alloc(s, 0, 0);
+	put_alloc(s, 0, FUZZ_CAPACITY);
+	put_rw(s, 0, DSM_MSG_READ, 1, FUZZ_CAPACITY, 1);
+	put_rw(s, 0, DSM_MSG_READ, 1, 0, 0);
+	put(s, 0, 99, 0, NULL, 0);
+	put(s, 0, DSM_MSG_PING, DSM_F_REPLY, NULL, 0);
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	s++;
+	/* refusals that close it, then a new connection */
+	put_hello(s, 1, 8192);
+	put_hello(s, 1, DSM_PAGE_SIZE);
+	put(s, 0, DSM_MSG_PING, 0, NULL, 0);
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	put_alloc(s, 0, DSM_PAGE_SIZE);
+	s->buf[s->len++] = 0;
+	memcpy(s->buf + s->len, "not a dsm header at all!", DSM_HDR_SIZE);
+	s->len += DSM_HDR_SIZE;
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	s++;
+	return s - seeds;
+}
+
+static int write_seeds(const char *dir, const struct seed *seeds, size_t n)
+{
+	char path[4096];
+
+	mkdir(dir, 0777);
+	for (size_t i = 0; i < n; i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/seed-%zu", dir, i);
+		f = fopen(path, "wb");
+		if (!f || fwrite(seeds[i].buf, 1, seeds[i].len, f) !=
+			      seeds[i].len || fclose(f)) {
+			perror(path);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int replay_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	long len;
+	int rc = 1;
+
+	if (!f) {
+		perror(path);
+		return 1;
+	}
+	if (fseek(f, 0, SEEK_END) || (len = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET))
+		goto out;
+	buf = malloc(len ? len : 1);
+	if (!buf || fread(buf, 1, len, f) != (size_t)len)
+		goto out;
+	LLVMFuzzerTestOneInput(buf, len);
+	rc = 0;
+out:
+	if (rc)
+		fprintf(stderr, "cannot read %s\n", path);
+	free(buf);
+	fclose(f);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static struct seed seeds[8];
+	size_t n = build_seeds(seeds);
+	int rc = 0;
+
+	if (argc == 3 && !strcmp(argv[1], "--write-seeds"))
+		return write_seeds(argv[2], seeds, n);
+	for (size_t i = 0; i < n; i++) {
+		LLVMFuzzerTestOneInput(seeds[i].buf, seeds[i].len);
+		/* every prefix too: messages cut short anywhere */
+		for (size_t cut = 0; cut < seeds[i].len; cut += 7)
+			LLVMFuzzerTestOneInput(seeds[i].buf, cut);
+	}
+	for (int i = 1; i < argc; i++)
+		rc |= replay_file(argv[i]);
+	printf("fuzz_proto: replayed %zu seeds and %d files\n", n, argc - 1);
+	return rc;
+}
+#endif /* DSM_LIBFUZZER */

@@ -1,0 +1,92 @@
+/*
+ * test_policy.c - the victim policy and sequential prefetch, judged by
+ * fault counts (deterministic for a single thread), never by time.
+ *
+ * Policy: a hot set of HOT pages is read round-robin while a one-touch
+ * scan streams through cold pages, two cold pages per hot access.  FIFO
+ * evicts each hot page before its next use (1800 insertions apart, budget
+ * 1024), so every hot read faults.  2Q sees hot pages refault soon after
+ * eviction, protects them, and lets the scan pass through probation.
+ */
+#include "client_util.h"
+
+#define BUDGET (4u << 20)          /* 1024 pages */
+#define REGION (64u << 20)         /* 16384 pages */
+#define HOT 600
+#define STEPS 6000
+
+static uint64_t run_pattern(const char *srv_addr, const char *policy)
+{
+	struct dsm_options o = { .servers = srv_addr, .local_mem = BUDGET,
+				 .prefetch_max = 1, .evict_policy = policy };
+	volatile uint64_t *far;
+	struct dsm_stats before, after;
+	uint64_t cold = HOT, sum = 0;
+
+	TH_CHECK(dsm_init(&o) == 0);
+	far = dsm_alloc(REGION);
+	TH_CHECK(far);
+	for (uint64_t pg = 0; pg < REGION / 4096; pg++)
+		far[pg * 512] = tc_mix(pg); /* everything on the server */
+	before = tc_stats();
+	for (uint64_t step = 0; step < STEPS; step++) {
+		uint64_t h = step % HOT;
+
+		TH_CHECK(far[h * 512] == tc_mix(h));
+		for (int k = 0; k < 2; k++, cold++)
+			sum += far[cold * 512];
+	}
+	after = tc_stats();
+	TH_CHECK(sum != 0);
+	dsm_free((void *)far);
+	dsm_shutdown();
+	printf("%s: %lu missing faults over %d steps\n", policy,
+	       (unsigned long)(after.missing_faults - before.missing_faults),
+	       STEPS);
+	return after.missing_faults - before.missing_faults;
+}
+
+static void test_prefetch(const char *srv_addr)
+{
+	struct dsm_options o = { .servers = srv_addr, .local_mem = BUDGET };
+	uint64_t *far, n = REGION / 8;
+	struct dsm_stats a, b;
+
+	TH_CHECK(dsm_init(&o) == 0);
+	far = dsm_alloc(REGION);
+	TH_CHECK(far);
+	for (uint64_t i = 0; i < n; i++)
+		far[i] = tc_mix(i);
+	a = tc_stats();
+	for (uint64_t i = 0; i < n; i++)
+		TH_CHECK(far[i] == tc_mix(i));
+	b = tc_stats();
+	printf("scan of %lu pages: %lu missing faults, %lu prefetched, "
+	       "%lu seen used\n", (unsigned long)(REGION / 4096),
+	       (unsigned long)(b.missing_faults - a.missing_faults),
+	       (unsigned long)(b.pages_prefetched - a.pages_prefetched),
+	       (unsigned long)(b.prefetch_used - a.prefetch_used));
+	/* a scan is served in windows, not page by page */
+	TH_CHECK(b.missing_faults - a.missing_faults < REGION / 4096 / 8);
+	TH_CHECK(b.pages_prefetched - a.pages_prefetched > REGION / 4096 / 2);
+	TH_CHECK(b.prefetch_used - a.prefetch_used >
+		 (b.pages_prefetched - a.pages_prefetched) * 9 / 10);
+	dsm_free(far);
+	dsm_shutdown();
+}
+
+int main(void)
+{
+	struct th_server srv;
+	uint64_t fifo, twoq;
+
+	TH_CHECK(th_server_start(&srv, "256M") == 0);
+	fifo = run_pattern(srv.addr, "fifo");
+	twoq = run_pattern(srv.addr, "2q");
+	TH_CHECK(fifo >= STEPS * 3 * 9 / 10); /* FIFO: hot reads all miss */
+	TH_CHECK(twoq < fifo * 8 / 10);        /* 2Q keeps the hot set */
+	test_prefetch(srv.addr);
+	th_server_stop(&srv);
+	printf("policy: ok\n");
+	return 0;
+}
