@@ -19,7 +19,7 @@
 #include "util.h"
 
 struct dsm_engine dsm_eng = { .lock = PTHREAD_MUTEX_INITIALIZER,
-			      .quit_fd = -1 };
+			      .wake_fd = -1 };
 
 #define DEFAULT_BUDGET (256ULL << 20)
 #define DEFAULT_PREFETCH 64u
@@ -200,11 +200,11 @@ static int start_engine(const struct config *c)
 	if (dsm_eng.prefetch_max > dsm_eng.budget / 8)
 		dsm_eng.prefetch_max = dsm_eng.budget / 8 ? dsm_eng.budget / 8 : 1;
 	dsm_eng.fifo = c->fifo;
-	dsm_eng.zero_page = aligned_alloc(4096, 4096);
-	dsm_eng.quit_fd = eventfd(0, EFD_CLOEXEC);
-	if (!dsm_eng.zero_page || dsm_eng.quit_fd < 0)
+	/* zeros for the largest zero-fill window */
+	dsm_eng.zero_page = calloc(dsm_eng.prefetch_max, 4096);
+	dsm_eng.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!dsm_eng.zero_page || dsm_eng.wake_fd < 0)
 		return -ENOMEM;
-	memset(dsm_eng.zero_page, 0, 4096);
 	err = -pthread_create(&dsm_eng.fault_thread, NULL, dsm_fault_main, NULL);
 	if (err)
 		dsm_err("cannot start the fault thread: %s", strerror(-err));
@@ -215,11 +215,12 @@ static void reset_engine(void)
 {
 	free(dsm_eng.zero_page);
 	free(dsm_eng.regions);
-	if (dsm_eng.quit_fd >= 0)
-		close(dsm_eng.quit_fd);
+	if (dsm_eng.wake_fd >= 0)
+		close(dsm_eng.wake_fd);
+	free(dsm_eng.sendq.io);
 	dsm_uffd_close(&dsm_eng.uffd);
 	disconnect_all();
-	dsm_eng = (struct dsm_engine){ .lock = dsm_eng.lock, .quit_fd = -1,
+	dsm_eng = (struct dsm_engine){ .lock = dsm_eng.lock, .wake_fd = -1,
 				       .uffd = { .fd = -1 } };
 }
 
@@ -251,15 +252,14 @@ out:
 
 void dsm_shutdown(void)
 {
-	uint64_t one = 1;
-
 	if (!dsm_eng.servers)
 		return;
-	if (write(dsm_eng.quit_fd, &one, sizeof(one)) != sizeof(one))
-		dsm_err("cannot stop the fault thread");
-	pthread_join(dsm_eng.fault_thread, NULL);
+	/* Regions first, while the engine thread can still tell servers. */
 	while (dsm_eng.nregions)
 		dsm_free((void *)(uintptr_t)dsm_eng.regions[0]->base);
+	__atomic_store_n(&dsm_eng.quit, true, __ATOMIC_RELEASE);
+	dsm_engine_kick();
+	pthread_join(dsm_eng.fault_thread, NULL);
 	reset_engine();
 }
 
@@ -301,8 +301,8 @@ static int server_alloc(uint64_t size, struct dsm_extent *e)
 	}
 	s = &dsm_eng.servers[i];
 	dsm_alloc_req_encode(&req, body);
-	err = dsm_transport_call_sync(s->ops, s->t, DSM_MSG_ALLOC, body,
-				      sizeof(body), rep, sizeof(rep), &len);
+	err = dsm_engine_call(i, DSM_MSG_ALLOC, body, sizeof(body), rep,
+			      sizeof(rep), &len);
 	if (!err)
 		err = dsm_alloc_reply_decode(rep, len, &r);
 	if (err) {
@@ -326,9 +326,8 @@ static void server_free(const struct dsm_extent *e)
 	uint8_t body[DSM_FREE_REQ_SIZE];
 
 	dsm_free_req_encode(&req, body);
-	if (!s->lost &&
-	    dsm_transport_call_sync(s->ops, s->t, DSM_MSG_FREE, body,
-				    sizeof(body), NULL, 0, NULL) == 0) {
+	if (dsm_engine_call(e->server, DSM_MSG_FREE, body, sizeof(body), NULL,
+			    0, NULL) == 0) {
 		pthread_mutex_lock(&dsm_eng.lock);
 		s->free += e->len;
 		pthread_mutex_unlock(&dsm_eng.lock);
@@ -445,7 +444,6 @@ int dsm_sync(void *ptr, size_t len)
 {
 	struct dsm_sync_wait w = { PTHREAD_MUTEX_INITIALIZER,
 				   PTHREAD_COND_INITIALIZER, 0, 0 };
-	struct dsm_outbox ob = { 0 };
 	uint64_t a = (uintptr_t)ptr & ~4095ULL, first, n;
 	struct dsm_region *r;
 	int err;
@@ -463,9 +461,9 @@ int dsm_sync(void *ptr, size_t len)
 	}
 	first = (a - r->base) / 4096;
 	n = ((uintptr_t)ptr + len - a + 4095) / 4096;
-	err = dsm_sync_range(r, first, n, &ob, &w);
-	dsm_outbox_flush(&ob); /* drops the lock */
-	free(ob.io);
+	err = dsm_sync_range(r, first, n, &dsm_eng.sendq, &w);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	dsm_engine_kick();
 
 	pthread_mutex_lock(&w.lock);
 	while (w.pending)

@@ -3,16 +3,17 @@
  * engine).
  *
  * Who owns what:
- *   - `dsm_eng` (engine.c) is the one engine of the process.  Everything in
+ *   - `dsm_eng` (dsm.c) is the one engine of the process.  Everything in
  *     it below `lock` is guarded by that mutex: the region table, every
- *     page's state, the eviction queues and the counters.  The lock is
- *     held across the userfaultfd ioctls that change a page, so a page's
- *     state and its mapping never disagree (all ioctls are local and take
- *     microseconds; no network wait ever happens under it).
- *   - the fault thread (fault.c) reads the userfaultfd;
- *   - each transport's receive thread runs fetch and write-back
- *     completions (fault.c, evict.c);
- *   - application threads enter through dsm.c (alloc, free, sync, stats).
+ *     page's state, the eviction queues, the send queue and the counters.
+ *     The lock is held across the userfaultfd ioctls that change a page,
+ *     so a page's state and its mapping never disagree (all ioctls are
+ *     local and take microseconds; no network I/O happens under it).
+ *   - the engine thread (fault.c) is the only thread that reads the
+ *     userfaultfd or touches a transport: it reads faults, sends the send
+ *     queue, and runs completions as replies arrive;
+ *   - application threads enter through dsm.c (alloc, free, sync, stats)
+ *     and hand requests to the engine thread through the send queue.
  *
  * Page states (docs/design.md draws the machine):
  *
@@ -55,6 +56,13 @@ enum dsm_queue_id { DSM_Q_NONE, DSM_Q_PROBATION, DSM_Q_PROTECTED };
 
 struct dsm_fetch;
 struct dsm_region;
+struct dsm_io;
+
+/* Requests waiting to be sent by the engine thread (outbox.h). */
+struct dsm_outbox {
+	struct dsm_io *io;
+	uint32_t n, cap;
+};
 
 struct dsm_page {
 	uint8_t state;   /* enum dsm_page_state */
@@ -137,8 +145,8 @@ struct dsm_engine {
 	struct dsm_server *servers;
 	uint32_t nservers;
 	pthread_t fault_thread;
-	int quit_fd;
-	uint8_t *zero_page;
+	int wake_fd;            /* eventfd: wakes the engine thread */
+	uint8_t *zero_page;     /* prefetch_max pages of zeros */
 
 	/* guarded by lock */
 	struct dsm_region **regions; /* sorted by base */
@@ -146,7 +154,8 @@ struct dsm_engine {
 	struct dsm_queue probation, protected;
 	uint64_t resident, inflight;   /* pages installed / being fetched */
 	uint32_t evict_clock;
-	uint8_t *wb_buf;               /* write-back staging, one batch */
+	struct dsm_outbox sendq;       /* for the engine thread to send */
+	bool quit;                     /* engine thread: stop */
 	struct dsm_stream streams[DSM_STREAMS];
 	uint64_t stream_clock;
 	struct dsm_counters c;
@@ -170,10 +179,10 @@ static inline uint64_t dsm_page_addr(const struct dsm_page *p)
 
 /* fault.c */
 void *dsm_fault_main(void *arg);
+void dsm_engine_kick(void);
 void dsm_streams_forget(struct dsm_region *r);
 
 /* evict.c: all called with the lock held */
-struct dsm_outbox;
 struct dsm_sync_wait;
 void dsm_queue_add(struct dsm_page *p);
 void dsm_queue_del(struct dsm_page *p);

@@ -11,9 +11,6 @@
 
 #define WB_CHUNK 64u /* pages a WRITE buffer grows by */
 
-/* Serialises sends in decision order; see outbox.h. */
-static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static struct dsm_io *push(struct dsm_outbox *ob)
 {
 	if (ob->n == ob->cap) {
@@ -176,28 +173,88 @@ static int submit(const struct dsm_io *io)
 {
 	struct dsm_server *s = &dsm_eng.servers[io->server];
 
-	if (io->type == DSM_MSG_READ)
+	switch (io->type) {
+	case DSM_MSG_READ:
 		return s->ops->read_pages(s->t, io->region_id, io->pool_off,
 					  io->npages, io->done, io->arg);
-	return s->ops->write_pages(s->t, io->region_id, io->pool_off,
-				   io->npages, io->buf, io->done, io->arg);
+	case DSM_MSG_WRITE:
+		return s->ops->write_pages(s->t, io->region_id, io->pool_off,
+					   io->npages, io->buf, io->done,
+					   io->arg);
+	default:
+		return s->ops->call(s->t, io->type, io->body, io->blen,
+				    io->done, io->arg);
+	}
 }
 
-void dsm_outbox_flush(struct dsm_outbox *ob)
+void dsm_outbox_send(struct dsm_outbox *ob)
 {
-	pthread_mutex_lock(&submit_lock);
-	pthread_mutex_unlock(&dsm_eng.lock);
-	for (uint32_t i = 0; i < ob->n; i++)
-		ob->io[i].err = submit(&ob->io[i]);
-	pthread_mutex_unlock(&submit_lock);
-
-	/* A refused request never reached the transport, so its completion
-	 * runs here, with the reason - after submit_lock is released,
-	 * because completions take the engine lock. */
 	for (uint32_t i = 0; i < ob->n; i++) {
-		if (ob->io[i].err)
-			ob->io[i].done(ob->io[i].arg, ob->io[i].err, NULL, 0);
-		free(ob->io[i].buf);
+		struct dsm_io *io = &ob->io[i];
+		int err = submit(io);
+
+		/* A refused request never reached the transport, so its
+		 * completion runs here, with the reason. */
+		if (err)
+			io->done(io->arg, err, NULL, 0);
+		free(io->buf);
 	}
 	ob->n = 0;
+}
+
+/* ---- control calls from application threads -------------------------- */
+
+struct call_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int status;
+	void *reply;
+	uint32_t cap, len;
+};
+
+static void call_done(void *arg, int status, const uint8_t *payload,
+		      uint32_t len)
+{
+	struct call_wait *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	w->status = status;
+	w->len = len;
+	if (!status && payload && w->reply)
+		memcpy(w->reply, payload, len < w->cap ? len : w->cap);
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int dsm_engine_call(uint32_t server, uint8_t type, const void *body,
+		    uint32_t len, void *reply, uint32_t cap, uint32_t *rlen)
+{
+	struct call_wait w = { PTHREAD_MUTEX_INITIALIZER,
+			       PTHREAD_COND_INITIALIZER, false, 0, reply, cap, 0 };
+	struct dsm_io *io;
+
+	if (len > sizeof(io->body))
+		return -EINVAL;
+	pthread_mutex_lock(&dsm_eng.lock);
+	io = push(&dsm_eng.sendq);
+	if (io) {
+		*io = (struct dsm_io){ .type = type, .server = server,
+				       .blen = len, .done = call_done,
+				       .arg = &w };
+		memcpy(io->body, body, len);
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (!io)
+		return -ENOMEM;
+	dsm_engine_kick();
+
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	if (rlen)
+		*rlen = w.len;
+	return w.status;
 }

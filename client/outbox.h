@@ -2,17 +2,16 @@
  * outbox.h - requests decided under the engine lock, sent after it (room:
  * fault engine).
  *
- * Rule: no network I/O under dsm_eng.lock.  A thread that decides to fetch
- * or write back pages appends the request to an outbox while it holds the
- * lock, then calls dsm_outbox_flush(), which takes submit_lock *before*
- * dropping the engine lock and sends everything.  That hand-over keeps the
- * wire order equal to the order of decisions: a page written back by one
- * thread is on the wire before another thread's later READ of it, which
- * the server answers in order.
+ * Rule: no network I/O under dsm_eng.lock, and only the engine thread
+ * touches the transports.  Whoever decides to fetch, write back or ask a
+ * server something appends the request to dsm_eng.sendq while holding the
+ * lock; the engine thread takes the whole queue under the lock and sends
+ * it after releasing it.  Appending under the lock makes the wire order
+ * equal to the order of decisions: a page written back is on the wire
+ * before any later READ of it, and the server answers in order.
  *
- * Lock order: dsm_eng.lock, then submit_lock; never the reverse.  Receive
- * threads take only dsm_eng.lock, so a send blocked on a full socket never
- * stops the replies that would unblock it.
+ * Application threads (dsm_sync, dsm_alloc, dsm_free) append and then
+ * wake the engine thread with dsm_engine_kick().
  */
 #ifndef DSM_OUTBOX_H
 #define DSM_OUTBOX_H
@@ -22,20 +21,17 @@
 #include "engine.h"
 
 struct dsm_io {
-	uint8_t type;         /* DSM_MSG_READ or DSM_MSG_WRITE */
+	uint8_t type;         /* DSM_MSG_READ, DSM_MSG_WRITE, or a control call */
 	uint32_t server;
 	uint64_t region_id, pool_off;
 	uint32_t npages;
 	uint8_t *buf;         /* WRITE: npages of data (owned) */
 	uint32_t cap;         /* WRITE: pages buf can hold */
+	uint8_t body[24];     /* control call: its encoded body */
+	uint32_t blen;
 	dsm_done_fn done;
 	void *arg;
 	int err;              /* set by flush: the submit's result */
-};
-
-struct dsm_outbox {
-	struct dsm_io *io;
-	uint32_t n, cap;
 };
 
 /* Write-back of a run of pages of one region (the done argument). */
@@ -59,7 +55,12 @@ int dsm_outbox_read(struct dsm_outbox *ob, const struct dsm_extent *e,
  * next page of the same run.  Returns where to copy the page, or NULL. */
 uint8_t *dsm_outbox_write_page(struct dsm_outbox *ob, struct dsm_page *p,
 			       struct dsm_sync_wait *sync);
-/* Called with dsm_eng.lock held; returns with it released. */
-void dsm_outbox_flush(struct dsm_outbox *ob);
+/* A control request (ALLOC, FREE, STATS) to a server, from an application
+ * thread: queued, sent by the engine thread, waited for.  Copies at most cap
+ * reply bytes into reply and the length into *rlen.  0 or -errno. */
+int dsm_engine_call(uint32_t server, uint8_t type, const void *body,
+		    uint32_t len, void *reply, uint32_t cap, uint32_t *rlen);
+/* Engine thread only, no lock held: send everything in ob, in order. */
+void dsm_outbox_send(struct dsm_outbox *ob);
 
 #endif

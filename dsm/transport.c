@@ -4,13 +4,11 @@
 #include "transport.h"
 
 #include <errno.h>
-#include <pthread.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <string.h>
 
 struct sync_call {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
 	bool done;
 	int status;
 	void *reply;
@@ -22,14 +20,11 @@ static void sync_done(void *arg, int status, const uint8_t *payload,
 {
 	struct sync_call *c = arg;
 
-	pthread_mutex_lock(&c->lock);
 	c->status = status;
 	c->len = len;
 	if (status == 0 && payload && c->reply)
 		memcpy(c->reply, payload, len < c->cap ? len : c->cap);
 	c->done = true;
-	pthread_cond_signal(&c->cond);
-	pthread_mutex_unlock(&c->lock);
 }
 
 int dsm_transport_call_sync(const struct dsm_transport_ops *ops,
@@ -40,20 +35,19 @@ int dsm_transport_call_sync(const struct dsm_transport_ops *ops,
 	struct sync_call c = { .reply = reply, .cap = cap };
 	int err;
 
-	pthread_mutex_init(&c.lock, NULL);
-	pthread_cond_init(&c.cond, NULL);
 	err = ops->call(t, type, body, len, sync_done, &c);
 	if (err)
-		goto out;
-	pthread_mutex_lock(&c.lock);
-	while (!c.done)
-		pthread_cond_wait(&c.cond, &c.lock);
-	pthread_mutex_unlock(&c.lock);
-	err = c.status;
+		return err;
+	/* progress() runs the completion; an error that ends the connection
+	 * completes this call too, so the loop always ends. */
+	while (!c.done) {
+		struct pollfd p = { ops->fd(t), POLLIN, 0 };
+
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			return -errno;
+		ops->progress(t);
+	}
 	if (rlen)
 		*rlen = c.len;
-out:
-	pthread_mutex_destroy(&c.lock);
-	pthread_cond_destroy(&c.cond);
-	return err;
+	return c.status;
 }

@@ -2,15 +2,23 @@
  * transport.h - how the client talks to one memory server (room: transport).
  *
  * A transport is one connection to one server.  Requests are asynchronous:
- * each takes a completion that runs exactly once, on the transport's own
- * receive thread, with the reply or with the error that ended the request
- * (then payload is NULL).  Many requests may be in flight; completions come
- * in the order the server answers.
+ * each takes a completion that runs exactly once, with the reply or with
+ * the error that ended the request (then payload is NULL).  Many requests
+ * may be in flight; completions come in the order the server answers.
+ *
+ * A transport has no thread of its own.  Its owner polls fd() and calls
+ * progress() when it is readable; completions and server messages run
+ * inside progress(), and inside a send that has to wait for room (a send
+ * keeps receiving while it waits, so two peers can never block each other
+ * with full buffers).  One thread at a time may use a transport: the
+ * client's engine thread, or whoever calls dsm_transport_call_sync before
+ * that thread exists.
  *
  * TCP is the first implementation (transport_tcp.c).  An RDMA one fits the
  * same shape: read_pages becomes a one-sided RDMA READ of
  * (pool_off, npages) from the server's registered pool, write_pages an RDMA
- * WRITE, and call/server messages go over SEND/RECV.
+ * WRITE, and call/server messages go over SEND/RECV; fd() is the
+ * completion channel and progress() polls the completion queue.
  */
 #ifndef DSM_TRANSPORT_H
 #define DSM_TRANSPORT_H
@@ -31,7 +39,8 @@ struct dsm_transport_events {
 	void (*server_msg)(void *ctx, const struct dsm_hdr *h,
 			   const uint8_t *payload);
 	/* The connection is gone (err < 0) and every request still pending
-	 * has been completed with err.  Not called after close(). */
+	 * has been completed with err.  Called once, inside progress() or a
+	 * send; not called after close(). */
 	void (*lost)(void *ctx, int err);
 	void *ctx;
 };
@@ -41,6 +50,11 @@ struct dsm_transport_ops {
 	/* addr is "host:port".  0 or -errno; on success *out is connected. */
 	int (*connect)(const char *addr, const struct dsm_transport_events *ev,
 		       struct dsm_transport **out);
+	/* The descriptor to poll for readability. */
+	int (*fd)(struct dsm_transport *t);
+	/* Read what has arrived, without blocking, and run its completions.
+	 * 0, or the error that ended the connection (lost() has run). */
+	int (*progress)(struct dsm_transport *t);
 	/* Read npages pages at pool_off of region_id; the completion gets
 	 * npages * DSM_PAGE_SIZE bytes. */
 	int (*read_pages)(struct dsm_transport *t, uint64_t region_id,
@@ -60,9 +74,9 @@ struct dsm_transport_ops {
 
 extern const struct dsm_transport_ops dsm_tcp_transport;
 
-/* Blocking control call on top of ops->call: copies at most cap reply bytes
- * into reply and stores the reply length in *rlen.  Must not be called on
- * the receive thread.  0 or -errno. */
+/* Blocking control call on top of ops->call, driving progress() itself:
+ * only for a transport nobody else is driving.  Copies at most cap reply
+ * bytes into reply and the reply length into *rlen.  0 or -errno. */
 int dsm_transport_call_sync(const struct dsm_transport_ops *ops,
 			    struct dsm_transport *t, uint8_t type,
 			    const void *body, uint32_t len, void *reply,

@@ -1,27 +1,30 @@
 /*
  * transport_tcp.c - the TCP transport (room: transport).
  *
- * One socket, one receive thread.  Senders write whole messages under
- * send_lock, so requests from many threads never interleave on the wire.
- * Pending requests live in a fixed table of slots; a request id is
- * (generation << 16 | slot), so a reply finds its slot in O(1) and a stale
- * or forged id (wrong generation) is recognised and dropped.
+ * One non-blocking socket and no thread: the owner polls fd() and calls
+ * progress(), which reads whatever has arrived into rxbuf and completes
+ * every whole message in it.  Pending requests live in a fixed table of
+ * slots; a request id is (generation << 16 | slot), so a reply finds its
+ * slot in O(1) and a stale or forged id (wrong generation) is dropped.
  *
- * When the table is full, senders wait for a slot: that is the only
- * back-pressure, and it bounds what a slow server can make us buffer.
+ * A send that finds the socket full waits for room, and keeps reading
+ * while it waits: the server may be waiting for us to read its replies
+ * before it reads our requests.  A full slot table is handled the same
+ * way - replies free slots - which bounds what a slow server can make us
+ * hold.
  *
- * Lifetime: the receive thread owns the read side; when the stream ends or
- * breaks it marks the transport dead under pend_lock, fails every pending
- * request, and reports the loss once.  Requests submitted after that fail
- * at once with the same error.
+ * When the stream ends or breaks, every pending request is completed with
+ * the error, then lost() is reported once; requests after that fail at
+ * once with the same error.
  */
 #include "transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,7 @@
 #include "util.h"
 
 #define TCP_SLOTS 1024u /* requests in flight per connection */
+#define RXBUF_SIZE (DSM_HDR_SIZE + DSM_MAX_PAYLOAD)
 
 struct pending {
 	dsm_done_fn done;
@@ -45,51 +49,166 @@ struct pending {
 struct dsm_transport {
 	int fd;
 	char addr[128];
-	pthread_t rx_thread;
 	struct dsm_transport_events ev;
 
-	pthread_mutex_t send_lock; /* whole messages onto the socket */
-
-	pthread_mutex_t pend_lock; /* slots, free list, dead, closing */
-	pthread_cond_t slot_free;
 	struct pending slots[TCP_SLOTS];
 	uint32_t free_list[TCP_SLOTS];
 	uint32_t nfree;
-	int dead;                  /* 0, or the error that ended the stream */
-	bool closing;
+	int dead;         /* 0, or the error that ended the stream */
+	bool closing;     /* close() in progress: no lost() report */
 
-	uint8_t *rxbuf;            /* DSM_MAX_PAYLOAD: one message body */
+	uint8_t *rxbuf;   /* holds at least one whole message */
+	size_t rxlen;     /* bytes in rxbuf */
 };
 
-static int full_read(int fd, void *buf, size_t len)
+/* ---- pending requests ------------------------------------------------ */
+
+static uint64_t slot_get(struct dsm_transport *t, dsm_done_fn done, void *arg)
 {
-	uint8_t *p = buf;
+	uint32_t s = t->free_list[--t->nfree];
+	struct pending *p = &t->slots[s];
 
-	while (len) {
-		ssize_t n = read(fd, p, len);
+	p->busy = true;
+	p->done = done;
+	p->arg = arg;
+	p->gen++;
+	return (uint64_t)p->gen << 16 | s;
+}
 
+static bool slot_take(struct dsm_transport *t, uint64_t id, struct pending *out)
+{
+	uint32_t s = id & 0xffff;
+
+	if (s >= TCP_SLOTS || !t->slots[s].busy ||
+	    t->slots[s].gen != (uint32_t)(id >> 16))
+		return false;
+	*out = t->slots[s];
+	t->slots[s].busy = false;
+	t->free_list[t->nfree++] = s;
+	return true;
+}
+
+/* The stream is over: complete everything pending with err, once. */
+static int fail_all(struct dsm_transport *t, int err)
+{
+	struct pending p;
+
+	if (t->dead)
+		return t->dead;
+	t->dead = err;
+	for (uint32_t s = 0; s < TCP_SLOTS; s++)
+		if (slot_take(t, (uint64_t)t->slots[s].gen << 16 | s, &p))
+			p.done(p.arg, err, NULL, 0);
+	if (!t->closing && t->ev.lost)
+		t->ev.lost(t->ev.ctx, err);
+	return err;
+}
+
+/* ---- receiving ------------------------------------------------------- */
+
+static void dispatch(struct dsm_transport *t, const struct dsm_hdr *h,
+		     const uint8_t *payload)
+{
+	struct pending p;
+
+	if (h->flags & DSM_F_SERVER) {
+		if (t->ev.server_msg)
+			t->ev.server_msg(t->ev.ctx, h, payload);
+		return;
+	}
+	if (!(h->flags & DSM_F_REPLY) || !slot_take(t, h->id, &p)) {
+		dsm_warn("%s: dropping unexpected %s message id %llu", t->addr,
+			 dsm_msg_name(h->type), (unsigned long long)h->id);
+		return;
+	}
+	p.done(p.arg, h->status, h->status ? NULL : payload, h->len);
+}
+
+/* Complete every whole message at the start of rxbuf; keep the rest. */
+static int parse(struct dsm_transport *t)
+{
+	size_t off = 0;
+	int err = 0;
+
+	while (!t->dead && t->rxlen - off >= DSM_HDR_SIZE) {
+		struct dsm_hdr h;
+
+		err = dsm_hdr_decode(t->rxbuf + off, &h);
+		if (err) {
+			dsm_err("%s: malformed message from server: %s",
+				t->addr, strerror(-err));
+			break;
+		}
+		if (t->rxlen - off < DSM_HDR_SIZE + h.len)
+			break;
+		dispatch(t, &h, t->rxbuf + off + DSM_HDR_SIZE);
+		off += DSM_HDR_SIZE + h.len;
+	}
+	memmove(t->rxbuf, t->rxbuf + off, t->rxlen - off);
+	t->rxlen -= off;
+	return err;
+}
+
+static int tcp_progress(struct dsm_transport *t)
+{
+	for (;;) {
+		ssize_t n;
+		int err;
+
+		if (t->dead)
+			return t->dead;
+		n = read(t->fd, t->rxbuf + t->rxlen, RXBUF_SIZE - t->rxlen);
 		if (n == 0)
-			return -ECONNRESET;
+			return fail_all(t, -ECONNRESET);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			if (errno == EAGAIN)
+				return 0;
+			return fail_all(t, -errno);
 		}
-		p += n;
-		len -= n;
+		t->rxlen += n;
+		err = parse(t);
+		if (err)
+			return fail_all(t, err);
 	}
+}
+
+static int tcp_fd(struct dsm_transport *t)
+{
+	return t->fd;
+}
+
+/* Wait until the socket takes more (POLLOUT) or, with want_reply, until a
+ * reply frees a slot; keep receiving meanwhile. */
+static int wait_room(struct dsm_transport *t, short events)
+{
+	struct pollfd p = { t->fd, events | POLLIN, 0 };
+
+	if (poll(&p, 1, -1) < 0 && errno != EINTR)
+		return -errno;
+	if (p.revents & (POLLIN | POLLERR | POLLHUP))
+		return tcp_progress(t);
 	return 0;
 }
 
-static int full_writev(int fd, struct iovec *iov, int cnt)
+/* ---- sending --------------------------------------------------------- */
+
+static int full_writev(struct dsm_transport *t, struct iovec *iov, int cnt)
 {
 	while (cnt) {
-		ssize_t n = writev(fd, iov, cnt);
+		ssize_t n = writev(t->fd, iov, cnt);
+		int err;
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			if (errno != EAGAIN)
+				return -errno;
+			err = wait_room(t, POLLOUT);
+			if (err)
+				return err;
+			continue;
 		}
 		while (cnt && (size_t)n >= iov->iov_len) {
 			n -= iov->iov_len;
@@ -104,164 +223,34 @@ static int full_writev(int fd, struct iovec *iov, int cnt)
 	return 0;
 }
 
-/* Take a slot for a new request; waits while all are in flight. */
-static int slot_get(struct dsm_transport *t, dsm_done_fn done, void *arg,
-		    uint64_t *id)
-{
-	struct pending *p;
-	uint32_t s;
-	int ret = 0;
-
-	pthread_mutex_lock(&t->pend_lock);
-	while (!t->dead && !t->closing && t->nfree == 0)
-		pthread_cond_wait(&t->slot_free, &t->pend_lock);
-	if (t->dead || t->closing) {
-		ret = t->dead ? t->dead : -ECANCELED;
-		goto out;
-	}
-	s = t->free_list[--t->nfree];
-	p = &t->slots[s];
-	p->busy = true;
-	p->done = done;
-	p->arg = arg;
-	p->gen++;
-	*id = (uint64_t)p->gen << 16 | s;
-out:
-	pthread_mutex_unlock(&t->pend_lock);
-	return ret;
-}
-
-/* Remove the request with this id; false if no such request is pending. */
-static bool slot_take(struct dsm_transport *t, uint64_t id,
-		      struct pending *out)
-{
-	uint32_t s = id & 0xffff;
-	bool found = false;
-
-	pthread_mutex_lock(&t->pend_lock);
-	if (s < TCP_SLOTS && t->slots[s].busy &&
-	    t->slots[s].gen == (uint32_t)(id >> 16)) {
-		*out = t->slots[s];
-		t->slots[s].busy = false;
-		t->free_list[t->nfree++] = s;
-		pthread_cond_signal(&t->slot_free);
-		found = true;
-	}
-	pthread_mutex_unlock(&t->pend_lock);
-	return found;
-}
-
-/* Mark the stream dead and complete everything pending with err.  The
- * slots are emptied under the lock and completed outside it, because a
- * completion may take the caller's own locks. */
-static void fail_all(struct dsm_transport *t, int err)
-{
-	struct pending *failed;
-	uint32_t n = 0;
-
-	failed = malloc(sizeof(*failed) * TCP_SLOTS);
-	pthread_mutex_lock(&t->pend_lock);
-	if (!t->dead)
-		t->dead = err;
-	for (uint32_t s = 0; s < TCP_SLOTS && failed; s++) {
-		if (!t->slots[s].busy)
-			continue;
-		failed[n++] = t->slots[s];
-		t->slots[s].busy = false;
-		t->free_list[t->nfree++] = s;
-	}
-	pthread_cond_broadcast(&t->slot_free);
-	pthread_mutex_unlock(&t->pend_lock);
-
-	if (!failed) {
-		/* Out of memory while tearing down: better to abort loudly
-		 * than to leave faulting threads blocked forever. */
-		dsm_err("%s: out of memory failing pending requests", t->addr);
-		abort();
-	}
-	for (uint32_t i = 0; i < n; i++)
-		failed[i].done(failed[i].arg, err, NULL, 0);
-	free(failed);
-}
-
-static void dispatch(struct dsm_transport *t, const struct dsm_hdr *h)
-{
-	struct pending p;
-
-	if (h->flags & DSM_F_SERVER) {
-		if (t->ev.server_msg)
-			t->ev.server_msg(t->ev.ctx, h, t->rxbuf);
-		return;
-	}
-	if (!(h->flags & DSM_F_REPLY) || !slot_take(t, h->id, &p)) {
-		dsm_warn("%s: dropping unexpected %s message id %llu", t->addr,
-			 dsm_msg_name(h->type), (unsigned long long)h->id);
-		return;
-	}
-	p.done(p.arg, h->status, h->status ? NULL : t->rxbuf, h->len);
-}
-
-static void *rx_main(void *arg)
-{
-	struct dsm_transport *t = arg;
-	uint8_t raw[DSM_HDR_SIZE];
-	struct dsm_hdr h;
-	int err;
-
-	for (;;) {
-		err = full_read(t->fd, raw, sizeof(raw));
-		if (err)
-			break;
-		err = dsm_hdr_decode(raw, &h);
-		if (err) {
-			dsm_err("%s: malformed message from server: %s",
-				t->addr, strerror(-err));
-			break;
-		}
-		err = full_read(t->fd, t->rxbuf, h.len);
-		if (err)
-			break;
-		dispatch(t, &h);
-	}
-
-	pthread_mutex_lock(&t->pend_lock);
-	bool closing = t->closing;
-	pthread_mutex_unlock(&t->pend_lock);
-	fail_all(t, closing ? -ECANCELED : err);
-	if (!closing && t->ev.lost)
-		t->ev.lost(t->ev.ctx, err);
-	return NULL;
-}
-
 static int tcp_send(struct dsm_transport *t, uint8_t type, const void *body,
 		    uint32_t blen, const void *data, uint32_t dlen,
 		    dsm_done_fn done, void *arg)
 {
 	uint8_t raw[DSM_HDR_SIZE];
-	struct dsm_hdr h;
 	struct iovec iov[3];
-	uint64_t id;
+	struct dsm_hdr h;
 	int err, cnt = 1;
 
-	err = slot_get(t, done, arg, &id);
-	if (err)
-		return err;
-	dsm_hdr_init(&h, type, 0, blen + dlen, id);
+	while (!t->dead && !t->closing && t->nfree == 0) {
+		err = wait_room(t, 0);
+		if (err)
+			return err;
+	}
+	if (t->dead || t->closing)
+		return t->dead ? t->dead : -ECANCELED;
+	dsm_hdr_init(&h, type, 0, blen + dlen, slot_get(t, done, arg));
 	dsm_hdr_encode(&h, raw);
 	iov[0] = (struct iovec){ raw, sizeof(raw) };
 	if (blen)
 		iov[cnt++] = (struct iovec){ (void *)body, blen };
 	if (dlen)
 		iov[cnt++] = (struct iovec){ (void *)data, dlen };
-
-	pthread_mutex_lock(&t->send_lock);
-	err = full_writev(t->fd, iov, cnt);
-	pthread_mutex_unlock(&t->send_lock);
-	if (err) {
-		/* The request is registered, so the receive thread will fail
-		 * it; waking it with shutdown makes that happen now. */
+	err = full_writev(t, iov, cnt);
+	/* The request is registered: failing the stream completes it. */
+	if (err && !t->dead) {
 		dsm_warn("%s: send failed: %s", t->addr, strerror(-err));
-		shutdown(t->fd, SHUT_RDWR);
+		fail_all(t, err);
 	}
 	return 0;
 }
@@ -296,6 +285,8 @@ static int tcp_call(struct dsm_transport *t, uint8_t type, const void *body,
 	return tcp_send(t, type, body, len, NULL, 0, done, arg);
 }
 
+/* ---- connection ------------------------------------------------------ */
+
 static int tcp_dial(const char *addr)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
@@ -328,6 +319,7 @@ static int tcp_dial(const char *addr)
 	/* Page requests are small and latency-bound: never let Nagle hold
 	 * one back waiting for more bytes. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	return fd;
 }
 
@@ -340,7 +332,7 @@ static int tcp_connect(const char *addr, const struct dsm_transport_events *ev,
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->rxbuf = malloc(DSM_MAX_PAYLOAD);
+	t->rxbuf = malloc(RXBUF_SIZE);
 	if (!t->rxbuf) {
 		err = -ENOMEM;
 		goto out_free;
@@ -348,25 +340,16 @@ static int tcp_connect(const char *addr, const struct dsm_transport_events *ev,
 	snprintf(t->addr, sizeof(t->addr), "%s", addr);
 	if (ev)
 		t->ev = *ev;
-	pthread_mutex_init(&t->send_lock, NULL);
-	pthread_mutex_init(&t->pend_lock, NULL);
-	pthread_cond_init(&t->slot_free, NULL);
 	for (uint32_t s = 0; s < TCP_SLOTS; s++)
 		t->free_list[t->nfree++] = TCP_SLOTS - 1 - s;
-
 	t->fd = tcp_dial(addr);
 	if (t->fd < 0) {
 		err = t->fd;
 		goto out_free;
 	}
-	err = -pthread_create(&t->rx_thread, NULL, rx_main, t);
-	if (err)
-		goto out_close;
 	*out = t;
 	return 0;
 
-out_close:
-	close(t->fd);
 out_free:
 	free(t->rxbuf);
 	free(t);
@@ -377,16 +360,9 @@ static void tcp_close(struct dsm_transport *t)
 {
 	if (!t)
 		return;
-	pthread_mutex_lock(&t->pend_lock);
 	t->closing = true;
-	pthread_cond_broadcast(&t->slot_free);
-	pthread_mutex_unlock(&t->pend_lock);
-	shutdown(t->fd, SHUT_RDWR);
-	pthread_join(t->rx_thread, NULL);
+	fail_all(t, -ECANCELED);
 	close(t->fd);
-	pthread_mutex_destroy(&t->send_lock);
-	pthread_mutex_destroy(&t->pend_lock);
-	pthread_cond_destroy(&t->slot_free);
 	free(t->rxbuf);
 	free(t);
 }
@@ -394,6 +370,8 @@ static void tcp_close(struct dsm_transport *t)
 const struct dsm_transport_ops dsm_tcp_transport = {
 	.name = "tcp",
 	.connect = tcp_connect,
+	.fd = tcp_fd,
+	.progress = tcp_progress,
 	.read_pages = tcp_read_pages,
 	.write_pages = tcp_write_pages,
 	.call = tcp_call,

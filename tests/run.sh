@@ -2,9 +2,11 @@
 # The one test command (README "Tests"; .ci/run calls exactly this).
 #   tests/run.sh
 # 1. installs missing Debian packages, 2. builds and runs the suite,
-# 3. builds and runs it again under AddressSanitizer + UBSan, 4. runs the
-# protocol fuzzer for a short while.  Exits non-zero if anything fails.
-# Knobs: FUZZ_SECONDS (default 60; 0 skips the fuzz run), SKIP_ASAN=1.
+# 3. builds and runs it again under AddressSanitizer + UBSan, 4. and under
+# ThreadSanitizer, 5. runs the protocol fuzzer for a short while.  Exits
+# non-zero if anything fails.
+# Knobs: FUZZ_SECONDS (default 60; 0 skips the fuzz run), SKIP_ASAN=1,
+# SKIP_TSAN=1.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -26,6 +28,14 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      ctest --output-on-failure --timeout 600)
+fi
+
+if [ "${SKIP_TSAN:-0}" != 1 ]; then
+  step "build (ThreadSanitizer)"
+  deploy/build.sh build-tsan -DDSM_TSAN=ON
+  step "tests under ThreadSanitizer"
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+     ctest --output-on-failure --timeout 900)
 fi
 
 if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
