@@ -20,6 +20,8 @@
  *   INVALID --missing fault, never written--> CLEAN or DIRTY (zero page)
  *   INVALID --missing fault--> FETCHING --reply--> CLEAN (write-protected)
  *   FETCHING --error/server lost--> LOST (poisoned: SIGBUS on access)
+ *   FETCHING --reply, first page of a window fetched ahead--> PARKED
+ *   PARKED --missing fault, or its stream forgotten--> CLEAN
  *   CLEAN --WP fault--> DIRTY (writable)
  *   CLEAN --evict--> INVALID                 (dropped, no write-back)
  *   DIRTY --evict--> INVALID                 (protected, copied, sent, dropped)
@@ -45,6 +47,8 @@ enum dsm_page_state {
 	DSM_PG_CLEAN,       /* resident, write-protected, equal to server copy */
 	DSM_PG_DIRTY,       /* resident, writable, newer than server copy */
 	DSM_PG_LOST,        /* its server is gone: poisoned */
+	DSM_PG_PARKED,      /* fetched, held by the engine, not mapped yet:
+	                     * its first touch continues a stream (fault.c) */
 };
 
 enum dsm_page_flags {
@@ -75,6 +79,7 @@ struct dsm_page {
 			struct dsm_page *prev, *next;
 		} q;
 		struct dsm_fetch *fetch; /* FETCHING: the request */
+		uint8_t *parked;         /* PARKED: its data */
 	};
 };
 
@@ -120,6 +125,7 @@ struct dsm_stream {
 	uint64_t next;    /* page index the stream is expected to touch */
 	uint64_t marker;  /* first page of the window fetched ahead */
 	uint64_t win_start;
+	uint64_t parked;  /* page held back as the marker, or UINT64_MAX */
 	uint32_t win;     /* pages per window, grows while sequential */
 	uint64_t used_at; /* for replacing the least recent stream */
 };

@@ -61,6 +61,8 @@ static struct dsm_stream *stream_match(struct dsm_region *r, uint64_t idx)
 	return NULL;
 }
 
+static void unpark(struct dsm_region *r, uint64_t idx);
+
 static struct dsm_stream *stream_new(struct dsm_region *r, uint64_t idx)
 {
 	struct dsm_stream *old = &dsm_eng.streams[0];
@@ -68,9 +70,12 @@ static struct dsm_stream *stream_new(struct dsm_region *r, uint64_t idx)
 	for (int i = 1; i < DSM_STREAMS; i++)
 		if (dsm_eng.streams[i].used_at < old->used_at)
 			old = &dsm_eng.streams[i];
+	/* the page it held back goes where it belongs */
+	if (old->region && old->parked != UINT64_MAX)
+		unpark(old->region, old->parked);
 	*old = (struct dsm_stream){ .region = r, .next = idx + 1,
 				    .marker = UINT64_MAX, .win_start = idx,
-				    .win = 1 };
+				    .win = 1, .parked = UINT64_MAX };
 	return old;
 }
 
@@ -88,11 +93,22 @@ static void stream_consumed(struct dsm_stream *s, uint64_t upto)
 	s->win_start = upto;
 }
 
+/* The region is being freed: drop its streams and what they held back. */
 void dsm_streams_forget(struct dsm_region *r)
 {
-	for (int i = 0; i < DSM_STREAMS; i++)
-		if (dsm_eng.streams[i].region == r)
-			dsm_eng.streams[i] = (struct dsm_stream){ 0 };
+	for (int i = 0; i < DSM_STREAMS; i++) {
+		struct dsm_stream *s = &dsm_eng.streams[i];
+
+		if (s->region != r)
+			continue;
+		if (s->parked != UINT64_MAX) {
+			free(r->pages[s->parked].parked);
+			r->pages[s->parked].parked = NULL;
+			r->pages[s->parked].state = DSM_PG_INVALID;
+			dsm_eng.resident--;
+		}
+		*s = (struct dsm_stream){ 0 };
+	}
 }
 
 /* ---- fetching -------------------------------------------------------- */
@@ -166,17 +182,43 @@ static uint32_t fetch_run(struct dsm_region *r, uint64_t idx, uint32_t max,
 	return n;
 }
 
+/*
+ * The first page of a window fetched ahead, if nobody waits on it yet, is
+ * held back instead of mapped: the program's first touch of it then faults
+ * - cheaply, served from memory - and tells us the stream has reached this
+ * window, so the next one can be fetched while this one is read.  Without
+ * it, a window installed before the program arrives is passed silently and
+ * the stream stalls on a full round trip one window later (Linux's
+ * readahead keeps a marker page for the same reason).
+ */
+static bool park_first(struct dsm_fetch *f, const uint8_t *payload)
+{
+	struct dsm_stream *s = stream_match(f->r, f->first);
+	struct dsm_page *p = &f->r->pages[f->first];
+
+	if (f->nwait || f->n < 2 || !s || s->marker != f->first ||
+	    s->parked != UINT64_MAX || !(p->parked = malloc(4096)))
+		return false;
+	memcpy(p->parked, payload, 4096);
+	p->state = DSM_PG_PARKED;
+	s->parked = f->first;
+	dsm_eng.resident++;
+	return true;
+}
+
 static void install(struct dsm_fetch *f, const uint8_t *payload)
 {
 	struct dsm_region *r = f->r;
+	uint32_t skip = park_first(f, payload) ? 1 : 0;
 	unsigned skipped;
 	int err;
 
-	err = dsm_uffd_copy(&dsm_eng.uffd, r->base + f->first * 4096, payload,
-			    (size_t)f->n * 4096, true, &skipped);
+	err = dsm_uffd_copy(&dsm_eng.uffd, r->base + (f->first + skip) * 4096,
+			    payload + skip * 4096, (size_t)(f->n - skip) * 4096,
+			    true, &skipped);
 	if (skipped)
 		dsm_warn("%u fetched pages were already mapped", skipped);
-	for (uint32_t i = 0; i < f->n; i++) {
+	for (uint32_t i = skip; i < f->n; i++) {
 		struct dsm_page *p = &r->pages[f->first + i];
 
 		if (p->state != DSM_PG_FETCHING)
@@ -194,6 +236,26 @@ static void install(struct dsm_fetch *f, const uint8_t *payload)
 		return;
 	dsm_eng.c.pages_fetched += f->n;
 	dsm_eng.c.bytes_in += (uint64_t)f->n * 4096;
+}
+
+/* Map a held-back page where it belongs (it stays counted resident). */
+static void unpark(struct dsm_region *r, uint64_t idx)
+{
+	struct dsm_page *p = &r->pages[idx];
+	unsigned skipped;
+	int err;
+
+	err = dsm_uffd_copy(&dsm_eng.uffd, r->base + idx * 4096, p->parked,
+			    4096, true, &skipped);
+	free(p->parked);
+	p->parked = NULL;
+	if (err) {
+		p->state = DSM_PG_INVALID;
+		dsm_eng.resident--;
+		return;
+	}
+	p->state = DSM_PG_CLEAN;
+	dsm_queue_add(p);
 }
 
 static void fetch_complete(struct dsm_fetch *f, int status,
@@ -279,6 +341,15 @@ static void stream_advance(struct dsm_stream *s, uint64_t upto)
 	s->used_at = ++dsm_eng.stream_clock;
 }
 
+/* The stream has reached the window it fetched ahead: fetch the next. */
+static void fetch_ahead(struct dsm_stream *s, struct dsm_outbox *ob)
+{
+	uint32_t ahead = fetch_run(s->region, s->next, s->win, 0, ob);
+
+	s->marker = ahead ? s->next : UINT64_MAX;
+	s->next += ahead;
+}
+
 /* A fault on a page whose READ is in flight: the thread just waits for
  * it.  If the page is the start of a window a stream fetched ahead, the
  * stream is keeping up: fetch its next window now. */
@@ -287,7 +358,6 @@ static void fault_in_flight(struct dsm_region *r, uint64_t idx, uint64_t t0,
 {
 	struct dsm_page *p = &r->pages[idx];
 	struct dsm_stream *s = stream_match(r, idx);
-	uint32_t ahead;
 
 	p->fetch->nwait++;
 	p->fetch->wait_sum += t0;
@@ -301,9 +371,23 @@ static void fault_in_flight(struct dsm_region *r, uint64_t idx, uint64_t t0,
 		return;
 	}
 	stream_advance(s, idx + 1);
-	ahead = fetch_run(r, s->next, s->win, 0, ob);
-	s->marker = ahead ? s->next : UINT64_MAX;
-	s->next += ahead;
+	fetch_ahead(s, ob);
+}
+
+/* The program reached the page a stream held back: map it, and fetch the
+ * stream's next window (held back in turn). */
+static void fault_parked(struct dsm_region *r, uint64_t idx, uint64_t t0,
+			 struct dsm_outbox *ob)
+{
+	struct dsm_stream *s = stream_match(r, idx);
+
+	unpark(r, idx);
+	record_local(t0);
+	if (!s || s->marker != idx)
+		return;
+	s->parked = UINT64_MAX;
+	stream_advance(s, idx + 1);
+	fetch_ahead(s, ob);
 }
 
 /* A page the server holds: fetch it, and ahead of it if this continues a
@@ -369,6 +453,9 @@ static void fault_missing(struct dsm_region *r, uint64_t idx, bool write,
 		break;
 	case DSM_PG_FETCHING:
 		fault_in_flight(r, idx, t0, ob);
+		break;
+	case DSM_PG_PARKED:
+		fault_parked(r, idx, t0, ob);
 		break;
 	case DSM_PG_INVALID:
 		if (p->flags & DSM_PGF_ON_SERVER)
