@@ -75,7 +75,8 @@ static struct dsm_stream *stream_new(struct dsm_region *r, uint64_t idx)
 		unpark(old->region, old->parked);
 	*old = (struct dsm_stream){ .region = r, .next = idx + 1,
 				    .marker = UINT64_MAX, .win_start = idx,
-				    .win = 1, .parked = UINT64_MAX };
+				    .win = 1, .parked = UINT64_MAX,
+				    .used_at = ++dsm_eng.stream_clock };
 	return old;
 }
 
@@ -238,12 +239,18 @@ static void install(struct dsm_fetch *f, const uint8_t *payload)
 	dsm_eng.c.bytes_in += (uint64_t)f->n * 4096;
 }
 
-/* Map a held-back page where it belongs (it stays counted resident). */
+/* Map a held-back page where it belongs (it stays counted resident), and
+ * release the stream that held it, whichever way the program went since. */
 static void unpark(struct dsm_region *r, uint64_t idx)
 {
 	struct dsm_page *p = &r->pages[idx];
 	unsigned skipped;
 	int err;
+
+	for (int i = 0; i < DSM_STREAMS; i++)
+		if (dsm_eng.streams[i].region == r &&
+		    dsm_eng.streams[i].parked == idx)
+			dsm_eng.streams[i].parked = UINT64_MAX;
 
 	err = dsm_uffd_copy(&dsm_eng.uffd, r->base + idx * 4096, p->parked,
 			    4096, true, &skipped);
@@ -385,7 +392,6 @@ static void fault_parked(struct dsm_region *r, uint64_t idx, uint64_t t0,
 	record_local(t0);
 	if (!s || s->marker != idx)
 		return;
-	s->parked = UINT64_MAX;
 	stream_advance(s, idx + 1);
 	fetch_ahead(s, ob);
 }
@@ -396,23 +402,15 @@ static void fault_fetch(struct dsm_region *r, uint64_t idx, uint64_t t0,
 			struct dsm_outbox *ob)
 {
 	struct dsm_stream *s = stream_match(r, idx);
-	uint64_t end;
 
 	if (s)
 		stream_advance(s, idx);
 	else
 		s = stream_new(r, idx);
-	s->used_at = ++dsm_eng.stream_clock;
-	end = idx + fetch_run(r, idx, s->win, t0, ob);
+	s->next = idx + fetch_run(r, idx, s->win, t0, ob);
 	s->marker = UINT64_MAX;
-	if (s->win >= 4) {
-		uint32_t ahead = fetch_run(r, end, s->win, 0, ob);
-
-		if (ahead)
-			s->marker = end;
-		end += ahead;
-	}
-	s->next = end;
+	if (s->win >= 4)
+		fetch_ahead(s, ob);
 }
 
 /* A never-written page: zero-fill it, and the pages after it too when the

@@ -80,6 +80,7 @@ int main(void)
 	TH_CHECK(s.pages_written_back > 0 && s.pages_fetched > 0);
 	TH_CHECK(s.resident_pages <= s.budget_pages);
 	dsm_free(far);
+	TH_CHECK(tc_stats().resident_pages == 0); /* accounting is exact */
 	dsm_shutdown();
 	th_server_stop(&srv);
 	free(ref);

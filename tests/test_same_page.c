@@ -73,6 +73,7 @@ int main(void)
 		for (int t = 0; t < NTHREADS; t++)
 			TH_CHECK(far[pg * 512 + t] == want(ROUNDS - 1, pg, t));
 	dsm_free(far);
+	TH_CHECK(tc_stats().resident_pages == 0); /* accounting is exact */
 	dsm_shutdown();
 	th_server_stop(&srv);
 	printf("same_page: ok\n");
