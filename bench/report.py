@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""report.py - turn bench/run.sh's raw runs into the markdown report.
+
+Input: one JSON line per run, {"case": NAME, "rep": R, "result": {...}} or
+{"case": NAME, "rep": R, "failed": STATUS}.  Every figure printed is the
+median over the runs of its case; ratios are taken between medians.
+"""
+import argparse
+import datetime
+import json
+import statistics
+import sys
+
+PATTERNS = [
+    ("seq", "seq read"),
+    ("uniform", "uniform random read"),
+    ("zipf", "zipf random read"),
+    ("rmw", "uniform read-modify-write"),
+]
+
+
+def load(path):
+    """case -> list of result dicts; case -> number of failed runs."""
+    runs, failed = {}, {}
+    with open(path) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            if "failed" in r:
+                failed[r["case"]] = failed.get(r["case"], 0) + 1
+            else:
+                runs.setdefault(r["case"], []).append(r["result"])
+    return runs, failed
+
+
+def med(runs, case, key):
+    vals = [r[key] for r in runs.get(case, []) if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, digits=1, unit=""):
+    return "-" if v is None else f"{v:,.{digits}f}{unit}"
+
+
+def scaled(v, m):
+    return None if v is None else v * m
+
+
+def speed(runs, case, pattern):
+    """The headline figure: GB/s for seq (higher is better), us/op for
+    random patterns (lower is better); plus throughput for the ratio."""
+    if pattern == "seq":
+        mbs = med(runs, case, "mb_per_s")
+        return (fmt(scaled(mbs, 1e-3), 2, " GB/s"), mbs)
+    us = med(runs, case, "us_per_op")
+    return (fmt(us, 1, " µs/op"), med(runs, case, "ops_per_s"))
+
+
+def workload_table(runs, a):
+    out = [f"## Working set {a.size}, local budget {a.budget} (1/8)", "",
+           "| workload | dsm | kernel swap | dsm/swap |",
+           "|---|---|---|---|"]
+    for pat, label in PATTERNS:
+        d_txt, d_tp = speed(runs, f"dsm-{pat}", pat)
+        s_txt, s_tp = speed(runs, f"swap-{pat}", pat)
+        if a.swap_skip:
+            s_txt = "skipped"
+        ratio = fmt(d_tp / s_tp, 2, "x") if d_tp and s_tp else "-"
+        out.append(f"| {label} | {d_txt} | {s_txt} | {ratio} |")
+    out += ["", "dsm/swap is a throughput ratio (bytes/s for seq, ops/s "
+            "otherwise): above 1 dsm is faster.", ""]
+    return out
+
+
+def policy_table(runs):
+    out = ["## Zipf (θ=0.99): victim policy", "",
+           "| pager | µs/op | missing faults | pages fetched | faults per op "
+           "| pages evicted |", "|---|---|---|---|---|---|"]
+    for case, label in (("dsm-zipf", "dsm, 2Q"), ("dsm-fifo-zipf", "dsm, FIFO"),
+                        ("swap-zipf", "kernel swap")):
+        if case not in runs:
+            continue
+        ops = med(runs, case, "ops")
+        faults = med(runs, case, "missing_faults")
+        if faults is None:
+            faults = med(runs, case, "major_faults")  # kernel's count
+        per_op = faults / ops if faults is not None and ops else None
+        out.append(f"| {label} | {fmt(med(runs, case, 'us_per_op'))} "
+                   f"| {fmt(faults, 0)} | {fmt(med(runs, case, 'pages_fetched'), 0)} "
+                   f"| {fmt(per_op, 3)} | {fmt(med(runs, case, 'pages_evicted'), 0)} |")
+    out += ["", "For kernel swap the fault column is major faults "
+            "(pages read back from swap).", ""]
+    return out
+
+
+def detail_table(runs):
+    # (key, column, digits, scale)
+    keys = [("fill_seconds", "fill s", 1, 1), ("seconds", "timed s", 2, 1),
+            ("missing_faults", "faults", 0, 1), ("pages_fetched", "fetched", 0, 1),
+            ("pages_prefetched", "prefetched", 0, 1),
+            ("prefetch_used", "prefetch used", 0, 1),
+            ("pages_evicted", "evicted", 0, 1),
+            ("pages_written_back", "written back", 0, 1),
+            ("major_faults", "major faults", 0, 1),
+            ("cgroup_peak", "cgroup peak MiB", 0, 1 / 2**20)]
+    out = ["## Details (timed phase; medians)", "",
+           "| case | " + " | ".join(k[1] for k in keys) +
+           " | lib fault p50/p99 µs |",
+           "|---|" + "---|" * (len(keys) + 1)]
+    order = [f"{kind}-{pat}" for pat, _ in PATTERNS
+             for kind in ("dsm", "dsm-fifo", "swap")]
+    for case in [c for c in order if c in runs]:
+        cells = [fmt(scaled(med(runs, case, k), m), d) for k, _, d, m in keys]
+        p50, p99 = med(runs, case, "fault_p50_ns"), med(runs, case, "fault_p99_ns")
+        lib = f"{fmt(scaled(p50, 1e-3))} / {fmt(scaled(p99, 1e-3))}" \
+            if p50 is not None else "-"
+        out.append(f"| {case} | " + " | ".join(cells) + f" | {lib} |")
+    out += ["", "Counters cover the timed phase only; the library's fault "
+            "latency percentiles cover the whole run, fill included.", ""]
+    return out
+
+
+def latency_table(runs):
+    def row(label, key):
+        return (f"| {label} | {fmt(med(runs, 'latency', key + '_p50_us'))} "
+                f"| {fmt(med(runs, 'latency', key + '_p99_us'))} |")
+
+    ratio = med(runs, "latency", "ratio_remote_vs_sum")
+    return ["## Fault latency (4 KiB pages)", "",
+            "| path | p50 µs | p99 µs |", "|---|---|---|",
+            row("remote fault through libdsm (prefetch off)", "remote_fault"),
+            row("userfaultfd fault + UFFDIO_COPY, local", "uffd_local"),
+            row("TCP round trip, 1-page READ on a raw socket", "tcp_rtt"),
+            row("libdsm's own fault service time (dsm_stats)", "lib_fault"),
+            "",
+            f"remote fault p50 / (TCP p50 + userfaultfd p50) = "
+            f"**{fmt(ratio, 2)}** (1.0 would mean libdsm adds nothing "
+            "to the two unavoidable costs).", ""]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("jsonl")
+    for opt in ("--size", "--budget", "--reps", "--ops", "--machine"):
+        p.add_argument(opt, required=True)
+    p.add_argument("--swap-skip", default="")
+    a = p.parse_args()
+    runs, failed = load(a.jsonl)
+
+    out = ["# dsm benchmark", "",
+           f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M %Z').strip()}",
+           f"- machine: {a.machine}",
+           f"- {a.reps} runs per case, medians; random patterns: "
+           f"{a.ops} accesses per run; server and client on loopback",
+           "- kernel swap: same program on plain memory in a memory cgroup "
+           f"limited to {a.budget}, swap file on local disk"
+           + (f" - **SKIPPED: {a.swap_skip}**" if a.swap_skip else ""),
+           ""]
+    out += workload_table(runs, a)
+    out += policy_table(runs)
+    out += latency_table(runs)
+    out += detail_table(runs)
+    if failed:
+        out += ["## FAILED runs", ""]
+        out += [f"- {c}: {n} run(s) failed (crash, wrong data read back "
+                f"or could not start; the run's output says which)"
+                for c, n in sorted(failed.items())]
+        out.append("")
+    sys.stdout.write("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# The one benchmark command: dsm against the kernel's own swap on this
+# machine, each with the same local memory budget, plus the fault latency
+# breakdown.  Prints a markdown report and keeps it in bench/results/.
+# Run as root (the swap baseline needs swapon and a memory cgroup):
+#   bench/run.sh
+# Knobs: SIZE (working set, default 1G; the budget is SIZE/8), REPS (runs
+# per case, medians reported; default 3), OPS (accesses per random run,
+# default 300000), BUILD (build directory, default build-bench).
+# Benchmarks, not tests: nothing fails on timing.  The exit status is
+# non-zero only if a run crashed or read back wrong data.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+SIZE=${SIZE:-1G}
+REPS=${REPS:-3}
+OPS=${OPS:-300000}
+BUILD=${BUILD:-$top/build-bench}
+case "$BUILD" in /*) ;; *) BUILD="$top/$BUILD" ;; esac
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+# "1G", "256M", "1GiB" -> bytes (the forms the programs accept)
+to_bytes() { local s=${1%B}; numfmt --from=iec "${s%i}"; }
+size_bytes=$(to_bytes "$SIZE") || { log "SIZE=$SIZE: expected e.g. 1G"; exit 2; }
+budget=$(( size_bytes / 8 ))
+capacity=$(( size_bytes + (256 << 20) ))
+(( capacity > 4 << 30 )) || capacity=$(( 4 << 30 ))
+
+work=$(mktemp -d /tmp/dsm-bench.XXXXXX)
+jsonl=$work/all.jsonl
+: >"$jsonl"
+# Named after this shell's pid so a concurrent or crashed run's leftovers
+# are never mistaken for ours.
+cgroup=/sys/fs/cgroup/memory/dsm-bench.$$
+swapfile=/var/tmp/dsm-bench.$$.swap
+swap_skip=""       # why the kernel swap baseline does not run, if it does not
+server_pid=""
+failures=0
+
+# Undo everything this script set up, whatever way it ends.
+cleanup() {
+	set +e
+	if [ -n "$server_pid" ]; then
+		kill -TERM "$server_pid" 2>/dev/null
+		wait "$server_pid" 2>/dev/null
+	fi
+	if [ -d "$cgroup" ]; then
+		# only processes this script put there: an interrupted run
+		while read -r p; do
+			kill -KILL "$p" 2>/dev/null
+		done <"$cgroup/cgroup.procs"
+		for _ in $(seq 50); do rmdir "$cgroup" 2>/dev/null && break; sleep 0.1; done
+		[ -d "$cgroup" ] && log "WARNING: could not remove $cgroup"
+	fi
+	if [ -e "$swapfile" ]; then
+		if swapon --show=NAME --noheadings | grep -qxF "$swapfile"; then
+			swapoff "$swapfile" || log "WARNING: swapoff $swapfile failed"
+		fi
+		rm -f "$swapfile"
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+build() {
+	log "building in $BUILD (Release)"
+	if ! { cmake -S "$top" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release &&
+	       cmake --build "$BUILD" -j"$(nproc)" --target dsm-server \
+		     dsm-bench-workload dsm-bench-latency; } >"$work/build.log" 2>&1; then
+		tail -n 30 "$work/build.log" >&2
+		log "build failed (libdsm and dsm-server are needed)"
+		exit 1
+	fi
+	wl=$BUILD/bench/dsm-bench-workload
+	lat=$BUILD/bench/dsm-bench-latency
+}
+
+start_server() {
+	"$BUILD/server/dsm-server" --listen 127.0.0.1:0 --capacity "$capacity" \
+		--port-file "$work/port" 2>"$work/server.log" &
+	server_pid=$!
+	for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
+	if [ ! -s "$work/port" ]; then
+		cat "$work/server.log" >&2
+		log "dsm-server did not start"
+		exit 1
+	fi
+	addr=127.0.0.1:$(cat "$work/port")
+	log "dsm-server on $addr"
+}
+
+# A swap file of 1.5 x SIZE, on.  fallocate'd files are refused as swap
+# by some filesystems, so a written-out file is the fallback.
+make_swapfile() {
+	local need=$(( size_bytes * 3 / 2 )) how
+	for how in fallocate dd; do
+		rm -f "$swapfile"
+		if [ $how = fallocate ]; then
+			fallocate -l "$need" "$swapfile" || continue
+		else
+			dd if=/dev/zero of="$swapfile" bs=1M count=$(( need >> 20 )) \
+				status=none || continue
+		fi
+		chmod 600 "$swapfile"
+		mkswap "$swapfile" >/dev/null && swapon "$swapfile" && return 0
+	done 2>>"$work/swap.log"
+	rm -f "$swapfile"
+	return 1
+}
+
+# The kernel baseline: the same program on plain memory, in a memory
+# cgroup limited to the dsm budget, with a swap file to page to.
+setup_swap() {
+	local avail
+	if [ "$(id -u)" != 0 ]; then
+		swap_skip="not root (swapon and memory cgroups need it)"
+	elif [ ! -w /sys/fs/cgroup/memory/cgroup.procs ]; then
+		swap_skip="no cgroup v1 memory controller at /sys/fs/cgroup/memory"
+	else
+		avail=$(( $(df --output=avail -B1 /var/tmp | tail -n 1) ))
+		if (( avail < size_bytes * 2 )); then
+			swap_skip="not enough space in /var/tmp for a $(( size_bytes * 3 / 2 >> 20 )) MiB swap file"
+		elif ! make_swapfile; then
+			swap_skip="swapon refused $swapfile: $(tail -n 1 "$work/swap.log" 2>/dev/null)"
+		elif ! mkdir "$cgroup" ||
+		     ! echo "$budget" >"$cgroup/memory.limit_in_bytes"; then
+			swap_skip="cannot create memory cgroup $cgroup"
+		fi
+	fi
+	if [ -n "$swap_skip" ]; then
+		log "SKIP kernel swap baseline: $swap_skip"
+		return
+	fi
+	# a cgroup inherits swappiness; 0 would keep anonymous memory in RAM
+	echo 60 >"$cgroup/memory.swappiness" 2>/dev/null || true
+	log "kernel swap: $swapfile ($(( size_bytes * 3 / 2 >> 20 )) MiB), cgroup $cgroup limited to $(( budget >> 20 )) MiB"
+}
+
+# record NAME REP CMD...: one run; its JSON line goes to $jsonl wrapped as
+# {"case":NAME,"rep":REP,"result":{...}}, a failure as "failed":status.
+record() {
+	local name=$1 rep=$2 out rc=0
+	shift 2
+	log "$name (run $rep/$REPS)"
+	# Not in $(...): run directly, the program is this shell's own child,
+	# and a Ctrl-C that kills it also reaches the INT trap here.
+	"$@" >"$work/out" 2>>"$work/$name.err" || rc=$?
+	out=$(grep '^{' "$work/out" | tail -n 1) || true
+	if [ $rc != 0 ] || [ -z "$out" ]; then
+		failures=$(( failures + 1 ))
+		log "$name run $rep FAILED (exit $rc):"
+		tail -n 5 "$work/$name.err" >&2
+		printf '{"case":"%s","rep":%d,"failed":%d}\n' "$name" "$rep" "$rc" >>"$jsonl"
+		return
+	fi
+	if [ -n "${peak_file:-}" ]; then
+		out="${out%\}},\"cgroup_peak\":$(cat "$peak_file")}"
+	fi
+	printf '{"case":"%s","rep":%d,"result":%s}\n' "$name" "$rep" "$out" >>"$jsonl"
+}
+
+run_dsm() { # NAME REP EVICT PATTERN
+	record "$1" "$2" env DSM_SERVERS="$addr" DSM_LOCAL_MEM="$budget" \
+		DSM_EVICT="$3" "$wl" --backend dsm --size "$size_bytes" \
+		--pattern "$4" --ops "$OPS"
+}
+
+run_swap() { # NAME REP PATTERN
+	[ -z "$swap_skip" ] || return 0
+	echo 0 >"$cgroup/memory.max_usage_in_bytes"
+	# the process joins the cgroup before it allocates anything; $$ is
+	# the inner shell's pid, which exec hands to the program
+	# shellcheck disable=SC2016
+	peak_file=$cgroup/memory.max_usage_in_bytes \
+	record "$1" "$2" sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' \
+		"$cgroup" "$wl" --backend local --size "$size_bytes" \
+		--pattern "$3" --ops "$OPS"
+}
+
+main() {
+	build
+	start_server
+	setup_swap
+	# Runs of all cases are interleaved rather than grouped, so a slow
+	# minute on a shared machine hurts every case a little, not one a lot.
+	for rep in $(seq "$REPS"); do
+		record latency "$rep" "$lat" --server "$addr"
+		for pat in seq uniform zipf rmw; do
+			run_dsm "dsm-$pat" "$rep" 2q "$pat"
+			[ $pat != zipf ] || run_dsm dsm-fifo-zipf "$rep" fifo zipf
+			run_swap "swap-$pat" "$rep" "$pat"
+		done
+	done
+
+	mkdir -p "$top/bench/results"
+	python3 -B "$top/bench/report.py" "$jsonl" \
+		--size "$SIZE" --budget "$(( budget >> 20 ))M" --reps "$REPS" \
+		--ops "$OPS" --swap-skip "$swap_skip" \
+		--machine "$(nproc) cores, $(uname -sr), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM" \
+		>"$work/latest.md"
+	cp "$work/latest.md" "$top/bench/results/latest.md"
+	cp "$jsonl" "$top/bench/results/latest.jsonl"
+	cat "$work/latest.md"
+	log "report in bench/results/latest.md, raw runs in bench/results/latest.jsonl"
+	if (( failures )); then
+		log "$failures run(s) FAILED: see the report"
+		exit 1
+	fi
+}
+
+main
