@@ -24,6 +24,9 @@ struct dsm_engine dsm_eng = { .lock = PTHREAD_MUTEX_INITIALIZER,
 #define DEFAULT_BUDGET (256ULL << 20)
 #define DEFAULT_PREFETCH 64u
 #define MIN_BUDGET_PAGES 16u
+/* Busy-poll window of the engine thread (docs/design.md, "Polling"). */
+#define DEFAULT_POLL_US 100u
+#define MAX_POLL_US 10000u
 
 /* ---- options --------------------------------------------------------- */
 
@@ -31,6 +34,7 @@ struct config {
 	char *servers;
 	uint64_t budget;
 	uint32_t prefetch;
+	uint64_t poll_us;
 	bool fifo;
 };
 
@@ -51,6 +55,7 @@ static int read_config(const struct dsm_options *o, struct config *c)
 {
 	const char *servers = o && o->servers ? o->servers : getenv("DSM_SERVERS");
 	const char *evict = o && o->evict_policy ? o->evict_policy : getenv("DSM_EVICT");
+	const char *p;
 	uint64_t v;
 	int got;
 
@@ -70,6 +75,13 @@ static int read_config(const struct dsm_options *o, struct config *c)
 		return got;
 	else if (got)
 		c->prefetch = v ? (v > DSM_MAX_BATCH_PAGES ? DSM_MAX_BATCH_PAGES : v) : 1;
+	c->poll_us = DEFAULT_POLL_US;
+	if ((p = getenv("DSM_POLL_US")) &&
+	    dsm_parse_uint(p, MAX_POLL_US, &c->poll_us)) {
+		dsm_err("DSM_POLL_US=%s: expected microseconds, 0 to %u", p,
+			MAX_POLL_US);
+		return -EINVAL;
+	}
 	if (evict && strcmp(evict, "2q") && strcmp(evict, "fifo")) {
 		dsm_err("DSM_EVICT=%s: expected 2q or fifo", evict);
 		return -EINVAL;
@@ -200,6 +212,7 @@ static int start_engine(const struct config *c)
 	if (dsm_eng.prefetch_max > dsm_eng.budget / 8)
 		dsm_eng.prefetch_max = dsm_eng.budget / 8 ? dsm_eng.budget / 8 : 1;
 	dsm_eng.fifo = c->fifo;
+	dsm_eng.poll_ns = c->poll_us * 1000;
 	/* zeros for the largest zero-fill window */
 	dsm_eng.zero_page = calloc(dsm_eng.prefetch_max, 4096);
 	dsm_eng.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -148,6 +148,7 @@ struct dsm_engine {
 	uint64_t budget;        /* pages */
 	uint32_t prefetch_max;  /* pages */
 	bool fifo;              /* victim policy: FIFO instead of 2Q */
+	uint64_t poll_ns;       /* busy-poll this long after an event */
 	struct dsm_server *servers;
 	uint32_t nservers;
 	pthread_t fault_thread;

@@ -9,6 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+int dsm_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 int dsm_parse_size(const char *s, uint64_t *out)
 {
 	unsigned long long v;

@@ -11,6 +11,10 @@
 /* "256M", "4G", "4096", "1k": bytes in *out.  0 or -EINVAL (junk, overflow). */
 int dsm_parse_size(const char *s, uint64_t *out);
 
+/* A plain decimal integer no larger than max ("50", not "-1" or "5x").
+ * 0 or -EINVAL. */
+int dsm_parse_uint(const char *s, uint64_t max, uint64_t *out);
+
 /* "host:port" into host (NUL-terminated, at most hostlen) and port.
  * "[::1]:7000" is accepted for IPv6.  0 or -EINVAL. */
 int dsm_parse_hostport(const char *s, char *host, size_t hostlen,

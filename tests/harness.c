@@ -51,8 +51,13 @@ static void exec_server(const char *capacity, const char *port_file,
 	/* The test may block signals; the server must see SIGTERM. */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* A test run with DSM_POLL_US (the client's busy-poll window) gets
+	 * a server polling the same way: DSM_POLL_US=0 tests the paths where
+	 * both sides sleep between messages. */
 	execl(DSM_SERVER_BIN, "dsm-server", "--listen", "127.0.0.1:0",
-	      "--capacity", capacity, "--port-file", port_file, (char *)NULL);
+	      "--capacity", capacity, "--port-file", port_file,
+	      "--poll-us", getenv("DSM_POLL_US") ? getenv("DSM_POLL_US") : "100",
+	      (char *)NULL);
 	fprintf(stderr, "harness: exec %s: %s\n", DSM_SERVER_BIN,
 		strerror(errno));
 	_exit(127);

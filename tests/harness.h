@@ -22,7 +22,8 @@ struct th_server {
 
 /*
  * Start DSM_SERVER_BIN on 127.0.0.1 with an ephemeral port and wait (up to
- * 10 s) until it is listening.  0 or -errno.  The server is killed if the
+ * 10 s) until it is listening.  It polls as long as DSM_POLL_US says, if
+ * set (so a test and its server poll alike).  0 or -errno.  The server is killed if the
  * thread that started it exits, so a failing test leaves nothing behind:
  * start it from the main thread.
  */

@@ -30,6 +30,13 @@ static void bad_options(const char *addr)
 	setenv("DSM_EVICT", "lru", 1);
 	TH_CHECK(dsm_init(&o) == -EINVAL);
 	unsetenv("DSM_EVICT");
+	for (int i = 0; i < 4; i++) {  /* microseconds, 0..10000 */
+		static const char *bad[] = { "x", "-1", "10001", "5K" };
+
+		setenv("DSM_POLL_US", bad[i], 1);
+		TH_CHECK(dsm_init(&o) == -EINVAL);
+	}
+	unsetenv("DSM_POLL_US");
 	o.servers = "localhost";                        /* no port */
 	TH_CHECK(dsm_init(&o) == -EINVAL);
 	o.servers = "127.0.0.1:1";                      /* nobody there */

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# dsm-server's command line: --help succeeds, and every malformed option is
+# refused before anything starts, with exit status 2 and a message that
+# names the option.
+#   test_server_cli.sh PATH_TO_DSM_SERVER
+set -uo pipefail
+server=$1
+failed=0
+
+# expect STATUS PATTERN ARGS...: run the server, check status and stderr.
+expect() {
+	local want=$1 pattern=$2 out rc
+	shift 2
+	out=$(timeout 10 "$server" "$@" 2>&1 >/dev/null)
+	rc=$?
+	if [ "$rc" != "$want" ] || ! grep -q -- "$pattern" <<<"$out"; then
+		echo "FAIL: dsm-server $*: exit $rc (want $want), stderr:" \
+		     "'$out' (want /$pattern/)"
+		failed=1
+	fi
+}
+
+help=$(timeout 10 "$server" --help) || { echo "FAIL: --help exited $?"; failed=1; }
+grep -q -- "--poll-us" <<<"$help" || { echo "FAIL: --help lacks --poll-us"; failed=1; }
+
+ok=(--listen 127.0.0.1:0 --capacity 16M)
+expect 2 "--listen HOST:PORT is required" --capacity 16M
+expect 2 "--capacity SIZE is required" --listen 127.0.0.1:0
+expect 2 "bad --capacity '4097'" --listen 127.0.0.1:0 --capacity 4097
+expect 2 "bad --capacity 'lots'" --listen 127.0.0.1:0 --capacity lots
+expect 2 "bad --poll-us 'x'" "${ok[@]}" --poll-us x
+expect 2 "bad --poll-us '-5'" "${ok[@]}" --poll-us -5
+expect 2 "bad --poll-us '10001'" "${ok[@]}" --poll-us 10001
+expect 2 "bad --server-id '4294967296'" "${ok[@]}" --server-id 4294967296
+expect 2 "unknown log level 'loud'" "${ok[@]}" --log loud
+expect 2 "unknown option '--bogus'" "${ok[@]}" --bogus
+expect 2 "--poll-us needs a value" "${ok[@]}" --poll-us
+expect 2 "unexpected argument 'extra'" "${ok[@]}" extra
+
+if [ $failed = 0 ]; then
+	echo "server_cli: ok"
+fi
+exit $failed
