@@ -12,12 +12,14 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "handler.h"
 #include "log.h"
+#include "membership.h"
 #include "session.h"
 #include "util.h"
 
@@ -31,7 +33,11 @@ struct options {
 	const char *port_file;
 	uint64_t capacity;
 	uint32_t server_id;
+	bool server_id_set;
 	uint64_t poll_us;
+	const char *registry;   /* redis://...; NULL: standalone */
+	const char *cluster;
+	const char *advertise;  /* host[:port] clients are told to use */
 };
 
 /* Everything the loop's callbacks share; lives on main()'s stack. */
@@ -42,6 +48,9 @@ struct server {
 	uv_timer_t stop_timer;
 	struct handler h;
 	struct session_list sessions;
+	struct membership reg;
+	char listen_host[256];
+	uint16_t port;          /* bound */
 	uint64_t next_msg_id;   /* ids of server-initiated messages */
 	bool stopping;
 };
@@ -51,6 +60,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: dsm-server --listen HOST:PORT --capacity SIZE\n"
 		"                  [--port-file PATH] [--server-id N] [--poll-us N]\n"
+		"                  [--registry URL [--cluster NAME] [--advertise HOST[:PORT]]]\n"
 		"                  [--log LEVEL]\n"
 		"\n"
 		"  --listen HOST:PORT  address to serve on; port 0 picks a free one\n"
@@ -60,6 +70,12 @@ static void usage(FILE *f)
 		"  --poll-us N         keep polling for requests N microseconds after\n"
 		"                      the last one before sleeping (default 100; 0:\n"
 		"                      never poll; spends CPU to save wake-ups)\n"
+		"  --registry URL      join a cluster: register in Redis at URL\n"
+		"                      (redis://HOST:PORT) and heartbeat there\n"
+		"  --cluster NAME      cluster to join (default: $DSM_CLUSTER, else\n"
+		"                      'default')\n"
+		"  --advertise H[:P]   address clients should connect to (default:\n"
+		"                      the --listen host and the bound port)\n"
 		"  --log LEVEL         error, warn, info (default) or debug\n"
 		"\n"
 		"Signals: SIGUSR1 logs counters; SIGTERM/SIGINT say GOODBYE to\n"
@@ -110,6 +126,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "port-file", required_argument, NULL, 'p' },
 		{ "server-id", required_argument, NULL, 'i' },
 		{ "poll-us", required_argument, NULL, 'u' },
+		{ "registry", required_argument, NULL, 'r' },
+		{ "cluster", required_argument, NULL, 'C' },
+		{ "advertise", required_argument, NULL, 'a' },
 		{ "log", required_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -125,7 +144,11 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'p': o->port_file = optarg; break;
 		case 'i':
 			o->server_id = parse_uint("--server-id", optarg, UINT32_MAX);
+			o->server_id_set = true;
 			break;
+		case 'r': o->registry = optarg; break;
+		case 'C': o->cluster = optarg; break;
+		case 'a': o->advertise = optarg; break;
 		case 'u':
 			o->poll_us = parse_uint("--poll-us", optarg, MAX_POLL_US);
 			break;
@@ -145,6 +168,15 @@ static void parse_args(int argc, char **argv, struct options *o)
 	    o->capacity % DSM_PAGE_SIZE)
 		die_usage("bad --capacity '%s': want a positive multiple of 4K",
 			  cap);
+	if ((o->cluster || o->advertise) && !o->registry)
+		die_usage("--cluster and --advertise need --registry");
+	if (!o->cluster)
+		o->cluster = getenv("DSM_CLUSTER") ? getenv("DSM_CLUSTER")
+						   : DSM_REG_DEFAULT_CLUSTER;
+	if (o->registry && dsm_reg_check_cluster(o->cluster))
+		die_usage("bad cluster name '%s': want 1-%d of letters, "
+			  "digits, '_', '.', '-'", o->cluster,
+			  DSM_REG_CLUSTER_MAX);
 }
 
 /* HOST may be a name or a numeric address; resolving it blocks, which is
@@ -244,6 +276,8 @@ static int start_listening(struct server *srv, const char *addr,
 		return err;
 	}
 	port = bound_port(&srv->listener);
+	srv->port = port;
+	snprintf(srv->listen_host, sizeof(srv->listen_host), "%s", host);
 	if (port_file && (err = write_port_file(port_file, port)) < 0) {
 		dsm_err("cannot write port file %s: %s", port_file,
 			strerror(-err));
@@ -295,6 +329,7 @@ static void on_stop_timer(uv_timer_t *t)
 
 	dsm_warn("%zu clients did not take their GOODBYE in time, closing",
 		 srv->sessions.count);
+	membership_abort(&srv->reg);
 	close_all_sessions(srv);
 }
 
@@ -310,6 +345,7 @@ static void begin_stop(struct server *srv)
 		return;
 	}
 	srv->stopping = true;
+	membership_stop(&srv->reg);
 	dsm_info("shutting down, saying goodbye to %zu clients",
 		 srv->sessions.count);
 	uv_close((uv_handle_t *)&srv->listener, NULL);
@@ -399,6 +435,52 @@ static void run_loop(struct server *srv, uint64_t poll_ns)
 	}
 }
 
+/* The address clients are told: --advertise, else what we listen on.  A
+ * wildcard address means nothing to a client, so it needs --advertise. */
+static int advertised(const struct server *srv, const struct options *o,
+		      char *out, size_t len)
+{
+	const char *host = srv->listen_host;
+	bool v6;
+
+	if (o->advertise) {
+		char h[256];
+		uint16_t p;
+
+		if (!dsm_parse_hostport(o->advertise, h, sizeof(h), &p)) {
+			snprintf(out, len, "%s", o->advertise);
+			return 0;
+		}
+		host = o->advertise;
+	} else if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::")) {
+		dsm_err("listening on %s: say which address clients should "
+			"use with --advertise HOST", host);
+		return -EINVAL;
+	}
+	v6 = strchr(host, ':') && host[0] != '[';
+	snprintf(out, len, v6 ? "[%s]:%u" : "%s:%u", host, srv->port);
+	return 0;
+}
+
+static int join_cluster(struct server *srv, const struct options *o)
+{
+	struct dsm_reg_server rec = { .id = o->server_id,
+				      .capacity = srv->h.pool.capacity };
+
+	if (!o->registry)
+		return 0;
+	if (advertised(srv, o, rec.addr, sizeof(rec.addr)))
+		return -EINVAL;
+	/* ids only need to be unique within a cluster: a random one needs
+	 * no coordination and survives Redis losing its data */
+	while (!o->server_id_set && !rec.id)
+		if (getrandom(&rec.id, sizeof(rec.id), 0) != sizeof(rec.id))
+			return -errno;
+	srv->h.server_id = rec.id;
+	return membership_start(&srv->reg, &srv->loop, o->registry,
+				  o->cluster, &rec, &srv->h);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { .poll_us = DEFAULT_POLL_US };
@@ -423,7 +505,7 @@ int main(int argc, char **argv)
 	uv_timer_init(&srv.loop, &srv.stop_timer);
 	srv.stop_timer.data = &srv;
 	if (start_listening(&srv, o.listen, o.port_file) < 0 ||
-	    start_signals(&srv) < 0)
+	    start_signals(&srv) < 0 || join_cluster(&srv, &o) < 0)
 		goto out;
 
 	run_loop(&srv, o.poll_us * 1000);

@@ -1,0 +1,634 @@
+/*
+ * registry.c - see registry.h (room: registry).
+ */
+#include "registry.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "util.h"
+
+struct dsm_reg {
+	redisContext *c;
+	char cluster[DSM_REG_CLUSTER_MAX + 1];
+	struct dsm_reg_addr addr;
+};
+
+/* ---- names ------------------------------------------------------------ */
+
+int dsm_reg_parse_url(const char *url, struct dsm_reg_addr *a)
+{
+	const char *p = url;
+	char hostport[300];
+	size_t n;
+
+	if (!url || !*url || strlen(url) >= sizeof(a->url))
+		return -EINVAL;
+	snprintf(a->url, sizeof(a->url), "%s", url);
+	if (!strncmp(p, "redis://", 8))
+		p += 8;
+	n = strcspn(p, "/");
+	if (!n || n >= sizeof(hostport) || (p[n] && strcmp(p + n, "/")))
+		return -EINVAL; /* no path, database or credentials yet */
+	memcpy(hostport, p, n);
+	hostport[n] = '\0';
+	/* "host:port" and "[v6]:port"; a bare IPv6 address needs its port */
+	if (hostport[0] == '[' || strchr(hostport, ':'))
+		return dsm_parse_hostport(hostport, a->host, sizeof(a->host),
+					  &a->port);
+	if (n >= sizeof(a->host))
+		return -EINVAL;
+	memcpy(a->host, hostport, n + 1);
+	a->port = DSM_REG_DEFAULT_PORT;
+	return 0;
+}
+
+int dsm_reg_check_cluster(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (!n || n > DSM_REG_CLUSTER_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) &&
+		    !strchr("_.-", name[i]))
+			return -EINVAL;
+	return 0;
+}
+
+const char *dsm_reg_key(char *buf, size_t len, const char *cluster,
+			const char *what, ...)
+{
+	int n = snprintf(buf, len, "dsm:%s:", cluster);
+	va_list ap;
+
+	va_start(ap, what);
+	if (n >= 0 && (size_t)n < len)
+		vsnprintf(buf + n, len - n, what, ap);
+	va_end(ap);
+	return buf;
+}
+
+uint64_t dsm_reg_now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* ---- record encodings ------------------------------------------------- */
+
+static void argv_add(struct dsm_reg_argv *a, const char *s)
+{
+	a->argv[a->argc] = s;
+	a->len[a->argc] = strlen(s);
+	a->argc++;
+}
+
+static void argv_num(struct dsm_reg_argv *a, const char *name, uint64_t v)
+{
+	char *buf = a->vals[a->argc / 2];
+
+	snprintf(buf, sizeof(a->vals[0]), "%llu", (unsigned long long)v);
+	argv_add(a, name);
+	argv_add(a, buf);
+}
+
+void dsm_reg_server_argv(const struct dsm_reg_server *s, const char *key,
+			 struct dsm_reg_argv *a)
+{
+	a->argc = 0;
+	argv_add(a, "HSET");
+	argv_add(a, key);
+	argv_num(a, "id", s->id);
+	argv_add(a, "addr");
+	argv_add(a, s->addr);
+	argv_add(a, "host");
+	argv_add(a, s->host);
+	argv_num(a, "pid", s->pid);
+	argv_num(a, "capacity", s->capacity);
+	argv_num(a, "used", s->used);
+	argv_num(a, "regions", s->regions);
+	argv_num(a, "clients", s->clients);
+	argv_num(a, "started_ms", s->started_ms);
+	argv_num(a, "heartbeat_ms", s->heartbeat_ms);
+}
+
+/* The value of field name in kv, or NULL. */
+static const char *field(char **kv, size_t n, const char *name)
+{
+	for (size_t i = 0; i + 1 < n; i += 2)
+		if (!strcmp(kv[i], name))
+			return kv[i + 1];
+	return NULL;
+}
+
+static int num(char **kv, size_t n, const char *name, uint64_t max,
+	       uint64_t *out)
+{
+	const char *v = field(kv, n, name);
+
+	return v ? dsm_parse_uint(v, max, out) : -EINVAL;
+}
+
+static int text(char **kv, size_t n, const char *name, char *out,
+		size_t len)
+{
+	const char *v = field(kv, n, name);
+
+	if (!v || strlen(v) >= len)
+		return -EINVAL;
+	memcpy(out, v, strlen(v) + 1);
+	return 0;
+}
+
+int dsm_reg_server_decode(char **kv, size_t n, struct dsm_reg_server *s)
+{
+	uint64_t id, pid;
+
+	memset(s, 0, sizeof(*s));
+	if (num(kv, n, "id", UINT32_MAX, &id) ||
+	    num(kv, n, "pid", UINT32_MAX, &pid) ||
+	    text(kv, n, "addr", s->addr, sizeof(s->addr)) ||
+	    text(kv, n, "host", s->host, sizeof(s->host)) ||
+	    num(kv, n, "capacity", UINT64_MAX, &s->capacity) ||
+	    num(kv, n, "used", UINT64_MAX, &s->used) ||
+	    num(kv, n, "regions", UINT64_MAX, &s->regions) ||
+	    num(kv, n, "clients", UINT64_MAX, &s->clients) ||
+	    num(kv, n, "started_ms", UINT64_MAX, &s->started_ms) ||
+	    num(kv, n, "heartbeat_ms", UINT64_MAX, &s->heartbeat_ms))
+		return -EINVAL;
+	s->id = id;
+	s->pid = pid;
+	return 0;
+}
+
+int dsm_reg_client_decode(char **kv, size_t n, struct dsm_reg_client *c)
+{
+	uint64_t pid;
+
+	memset(c, 0, sizeof(*c));
+	if (num(kv, n, "id", UINT64_MAX, &c->id) ||
+	    num(kv, n, "pid", UINT32_MAX, &pid) ||
+	    text(kv, n, "host", c->host, sizeof(c->host)) ||
+	    num(kv, n, "started_ms", UINT64_MAX, &c->started_ms) ||
+	    num(kv, n, "heartbeat_ms", UINT64_MAX, &c->heartbeat_ms))
+		return -EINVAL;
+	c->pid = pid;
+	return 0;
+}
+
+/* One "OFF+LEN@S/R/P". */
+static int extent_decode(const char *s, struct dsm_reg_extent *e)
+{
+	unsigned long long off, len, server, region, pool;
+	int used = 0;
+
+	if (sscanf(s, "%llu+%llu@%llu/%llu/%llu%n", &off, &len, &server,
+		   &region, &pool, &used) != 5 || (s[used] && s[used] != ',') ||
+	    !len || server > UINT32_MAX || off + len < off)
+		return -EINVAL;
+	*e = (struct dsm_reg_extent){ off, len, (uint32_t)server, region,
+				      pool };
+	return 0;
+}
+
+static int extents_decode(const char *s, struct dsm_reg_region *r)
+{
+	uint32_t n = *s ? 1 : 0;
+
+	for (const char *p = s; *p; p++)
+		n += *p == ',';
+	r->ext = calloc(n ? n : 1, sizeof(*r->ext));
+	if (!r->ext)
+		return -ENOMEM;
+	for (r->n = 0; r->n < n; r->n++) {
+		if (extent_decode(s, &r->ext[r->n]))
+			return -EINVAL;
+		s = strchr(s, ',');
+		s = s ? s + 1 : "";
+	}
+	return 0;
+}
+
+int dsm_reg_region_decode(char **kv, size_t n, struct dsm_reg_region *r)
+{
+	const char *ext = field(kv, n, "extents");
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	if (num(kv, n, "id", UINT64_MAX, &r->id) ||
+	    text(kv, n, "name", r->name, sizeof(r->name)) ||
+	    num(kv, n, "size", UINT64_MAX, &r->size) ||
+	    num(kv, n, "owner", UINT64_MAX, &r->owner) ||
+	    num(kv, n, "created_ms", UINT64_MAX, &r->created_ms) || !ext)
+		return -EINVAL;
+	err = extents_decode(ext, r);
+	if (err)
+		dsm_reg_region_clear(r);
+	return err;
+}
+
+void dsm_reg_region_clear(struct dsm_reg_region *r)
+{
+	free(r->ext);
+	r->ext = NULL;
+	r->n = 0;
+}
+
+char *dsm_reg_extents_encode(const struct dsm_reg_region *r)
+{
+	size_t cap = (size_t)r->n * 110 + 1, used = 0;
+	char *s = malloc(cap);
+
+	if (!s)
+		return NULL;
+	s[0] = '\0';
+	for (uint32_t i = 0; i < r->n; i++) {
+		const struct dsm_reg_extent *e = &r->ext[i];
+
+		used += snprintf(s + used, cap - used, "%s%llu+%llu@%u/%llu/%llu",
+				 i ? "," : "", (unsigned long long)e->off,
+				 (unsigned long long)e->len, e->server,
+				 (unsigned long long)e->region_id,
+				 (unsigned long long)e->pool_off);
+	}
+	return s;
+}
+
+/* ---- connection -------------------------------------------------------- */
+
+int dsm_reg_open(const char *url, const char *cluster, struct dsm_reg **out,
+		 char *err, size_t errlen)
+{
+	struct timeval tv = { DSM_REG_TIMEOUT_MS / 1000,
+			      DSM_REG_TIMEOUT_MS % 1000 * 1000 };
+	struct dsm_reg *r = calloc(1, sizeof(*r));
+	redisReply *rep;
+
+	if (!r)
+		return -ENOMEM;
+	cluster = cluster && *cluster ? cluster : DSM_REG_DEFAULT_CLUSTER;
+	if (dsm_reg_parse_url(url, &r->addr)) {
+		snprintf(err, errlen, "registry '%s': expected redis://HOST:PORT",
+			 url ? url : "");
+		goto fail_inval;
+	}
+	if (dsm_reg_check_cluster(cluster)) {
+		snprintf(err, errlen, "cluster name '%s': expected 1-%d of "
+			 "letters, digits, '_', '.', '-'", cluster,
+			 DSM_REG_CLUSTER_MAX);
+		goto fail_inval;
+	}
+	snprintf(r->cluster, sizeof(r->cluster), "%s", cluster);
+	r->c = redisConnectWithTimeout(r->addr.host, r->addr.port, tv);
+	if (!r->c || r->c->err) {
+		snprintf(err, errlen, "cannot reach the registry at %s (%s:%u): "
+			 "%s; is redis-server running there, and is the "
+			 "address right?", r->addr.url, r->addr.host,
+			 r->addr.port, r->c ? r->c->errstr : "out of memory");
+		dsm_reg_close(r);
+		return -ECONNREFUSED;
+	}
+	redisSetTimeout(r->c, tv);
+	rep = redisCommand(r->c, "PING");
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		snprintf(err, errlen, "registry at %s does not answer PING: %s",
+			 r->addr.url, rep ? rep->str : r->c->errstr);
+		freeReplyObject(rep);
+		dsm_reg_close(r);
+		return -EPROTO;
+	}
+	freeReplyObject(rep);
+	*out = r;
+	return 0;
+fail_inval:
+	free(r);
+	return -EINVAL;
+}
+
+void dsm_reg_close(struct dsm_reg *r)
+{
+	if (!r)
+		return;
+	if (r->c)
+		redisFree(r->c);
+	free(r);
+}
+
+const char *dsm_reg_cluster(const struct dsm_reg *r)
+{
+	return r->cluster;
+}
+
+const char *dsm_reg_url(const struct dsm_reg *r)
+{
+	return r->addr.url;
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+/* A reply, or NULL after a transport error; an error reply is -EPROTO. */
+static int check(struct dsm_reg *r, redisReply *rep)
+{
+	if (!rep)
+		return r->c->err == REDIS_ERR_IO && r->c->errstr[0] ?
+			       -ECONNRESET : -EPIPE;
+	return rep->type == REDIS_REPLY_ERROR ? -EPROTO : 0;
+}
+
+static int simple(struct dsm_reg *r, int argc, const char **argv,
+		  const size_t *len)
+{
+	redisReply *rep = redisCommandArgv(r->c, argc, argv, len);
+	int err = check(r, rep);
+
+	freeReplyObject(rep);
+	return err;
+}
+
+/* SMEMBERS of the index set, then HGETALL of each member, pipelined.
+ * decode() fills element i of out (size elt); members whose hash is gone
+ * (expired) are removed from the index.  *out is malloc'd. */
+typedef int (*decode_fn)(char **kv, size_t n, void *out);
+
+static int list(struct dsm_reg *r, const char *set, const char *what,
+		decode_fn decode, size_t elt, void **out, size_t *n)
+{
+	char key[160];
+	redisReply *ids = redisCommand(r->c, "SMEMBERS %s",
+				       dsm_reg_key(key, sizeof(key), r->cluster,
+						   "%s", set));
+	char *v = NULL;
+	int err = check(r, ids);
+
+	*n = 0;
+	if (err || ids->type != REDIS_REPLY_ARRAY)
+		goto out;
+	v = calloc(ids->elements ? ids->elements : 1, elt);
+	if (!v) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < ids->elements; i++)
+		redisAppendCommand(r->c, "HGETALL %s",
+				   dsm_reg_key(key, sizeof(key), r->cluster,
+					       "%s:%s", what,
+					       ids->element[i]->str));
+	for (size_t i = 0; i < ids->elements; i++) {
+		redisReply *h = NULL;
+		char *kv[64];
+		size_t m;
+
+		if (redisGetReply(r->c, (void **)&h) != REDIS_OK) {
+			err = -ECONNRESET;
+			goto out;
+		}
+		m = h->type == REDIS_REPLY_ARRAY ? h->elements : 0;
+		for (size_t j = 0; j < m && j < 64; j++)
+			kv[j] = h->element[j]->str;
+		if (m == 0) /* expired: drop it from the index */
+			freeReplyObject(redisCommand(
+				r->c, "SREM %s %s",
+				dsm_reg_key(key, sizeof(key), r->cluster, "%s",
+					    set),
+				ids->element[i]->str));
+		else if (!decode(kv, m < 64 ? m : 64, v + *n * elt))
+			(*n)++;
+		freeReplyObject(h);
+	}
+out:
+	freeReplyObject(ids);
+	if (err) {
+		free(v);
+		v = NULL;
+		*n = 0;
+	}
+	*out = v;
+	return err;
+}
+
+static int cmp_server(const void *a, const void *b)
+{
+	const struct dsm_reg_server *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int dsm_reg_list_servers(struct dsm_reg *r, struct dsm_reg_server **out,
+			 size_t *n)
+{
+	int err = list(r, "servers", "server",
+		       (decode_fn)dsm_reg_server_decode, sizeof(**out),
+		       (void **)out, n);
+
+	if (!err)
+		qsort(*out, *n, sizeof(**out), cmp_server);
+	return err;
+}
+
+static int cmp_client(const void *a, const void *b)
+{
+	const struct dsm_reg_client *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int dsm_reg_list_clients(struct dsm_reg *r, struct dsm_reg_client **out,
+			 size_t *n)
+{
+	int err = list(r, "clients", "client",
+		       (decode_fn)dsm_reg_client_decode, sizeof(**out),
+		       (void **)out, n);
+
+	if (!err)
+		qsort(*out, *n, sizeof(**out), cmp_client);
+	return err;
+}
+
+static int cmp_region(const void *a, const void *b)
+{
+	const struct dsm_reg_region *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int dsm_reg_list_regions(struct dsm_reg *r, struct dsm_reg_region **out,
+			 size_t *n)
+{
+	int err = list(r, "regions", "region",
+		       (decode_fn)dsm_reg_region_decode, sizeof(**out),
+		       (void **)out, n);
+
+	if (!err)
+		qsort(*out, *n, sizeof(**out), cmp_region);
+	return err;
+}
+
+void dsm_reg_regions_free(struct dsm_reg_region *v, size_t n)
+{
+	for (size_t i = 0; i < n && v; i++)
+		dsm_reg_region_clear(&v[i]);
+	free(v);
+}
+
+int dsm_reg_get_region(struct dsm_reg *r, uint64_t id,
+		       struct dsm_reg_region *out)
+{
+	char key[160], *kv[64];
+	redisReply *h = redisCommand(r->c, "HGETALL %s",
+				     dsm_reg_key(key, sizeof(key), r->cluster,
+						 "region:%llu",
+						 (unsigned long long)id));
+	int err = check(r, h);
+	size_t m;
+
+	if (err)
+		goto out;
+	m = h->type == REDIS_REPLY_ARRAY ? h->elements : 0;
+	if (!m) {
+		err = -ENOENT;
+		goto out;
+	}
+	for (size_t j = 0; j < m && j < 64; j++)
+		kv[j] = h->element[j]->str;
+	err = dsm_reg_region_decode(kv, m < 64 ? m : 64, out);
+out:
+	freeReplyObject(h);
+	return err;
+}
+
+int dsm_reg_new_id(struct dsm_reg *r, uint64_t *id)
+{
+	char key[160];
+	redisReply *rep = redisCommand(r->c, "INCR %s",
+				       dsm_reg_key(key, sizeof(key), r->cluster,
+						   "next_id"));
+	int err = check(r, rep);
+
+	if (!err && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
+		*id = rep->integer;
+	else if (!err)
+		err = -EPROTO;
+	freeReplyObject(rep);
+	return err;
+}
+
+/* MULTI/EXEC around a record write and its index entry, so a reader never
+ * finds one without the other. */
+static int put_indexed(struct dsm_reg *r, const char *set, const char *key,
+		       const char *id, struct dsm_reg_argv *a, uint64_t ttl_ms)
+{
+	char skey[160];
+	redisReply *rep;
+	int err = 0;
+
+	dsm_reg_key(skey, sizeof(skey), r->cluster, "%s", set);
+	redisAppendCommand(r->c, "MULTI");
+	redisAppendCommandArgv(r->c, a->argc, a->argv, a->len);
+	if (ttl_ms)
+		redisAppendCommand(r->c, "PEXPIRE %s %llu", key,
+				   (unsigned long long)ttl_ms);
+	redisAppendCommand(r->c, "SADD %s %s", skey, id);
+	redisAppendCommand(r->c, "EXEC");
+	for (int i = 0; i < (ttl_ms ? 5 : 4); i++) {
+		rep = NULL;
+		if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+			return -ECONNRESET;
+		if (!err)
+			err = check(r, rep);
+		freeReplyObject(rep);
+	}
+	return err;
+}
+
+int dsm_reg_put_server(struct dsm_reg *r, const struct dsm_reg_server *s,
+		       uint64_t ttl_ms)
+{
+	struct dsm_reg_argv a;
+	char key[160], id[16];
+
+	snprintf(id, sizeof(id), "%u", s->id);
+	dsm_reg_key(key, sizeof(key), r->cluster, "server:%s", id);
+	dsm_reg_server_argv(s, key, &a);
+	return put_indexed(r, "servers", key, id, &a, ttl_ms);
+}
+
+int dsm_reg_put_client(struct dsm_reg *r, const struct dsm_reg_client *c,
+		       uint64_t ttl_ms)
+{
+	struct dsm_reg_argv a = { .argc = 0 };
+	char key[160], id[24];
+
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)c->id);
+	dsm_reg_key(key, sizeof(key), r->cluster, "client:%s", id);
+	argv_add(&a, "HSET");
+	argv_add(&a, key);
+	argv_num(&a, "id", c->id);
+	argv_add(&a, "host");
+	argv_add(&a, c->host);
+	argv_num(&a, "pid", c->pid);
+	argv_num(&a, "started_ms", c->started_ms);
+	argv_num(&a, "heartbeat_ms", c->heartbeat_ms);
+	return put_indexed(r, "clients", key, id, &a, ttl_ms);
+}
+
+static int del_indexed(struct dsm_reg *r, const char *set, const char *what,
+		       uint64_t id)
+{
+	char key[160], skey[160], sid[24];
+	const char *argv[3];
+	int err;
+
+	snprintf(sid, sizeof(sid), "%llu", (unsigned long long)id);
+	argv[0] = "DEL";
+	argv[1] = dsm_reg_key(key, sizeof(key), r->cluster, "%s:%s", what, sid);
+	err = simple(r, 2, argv, NULL);
+	argv[0] = "SREM";
+	argv[1] = dsm_reg_key(skey, sizeof(skey), r->cluster, "%s", set);
+	argv[2] = sid;
+	return err ? err : simple(r, 3, argv, NULL);
+}
+
+int dsm_reg_del_client(struct dsm_reg *r, uint64_t id)
+{
+	return del_indexed(r, "clients", "client", id);
+}
+
+int dsm_reg_put_region(struct dsm_reg *r, const struct dsm_reg_region *rg)
+{
+	struct dsm_reg_argv a = { .argc = 0 };
+	char key[160], id[24];
+	char *ext = dsm_reg_extents_encode(rg);
+	int err;
+
+	if (!ext)
+		return -ENOMEM;
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)rg->id);
+	dsm_reg_key(key, sizeof(key), r->cluster, "region:%s", id);
+	argv_add(&a, "HSET");
+	argv_add(&a, key);
+	argv_num(&a, "id", rg->id);
+	argv_add(&a, "name");
+	argv_add(&a, rg->name);
+	argv_num(&a, "size", rg->size);
+	argv_num(&a, "owner", rg->owner);
+	argv_num(&a, "created_ms", rg->created_ms);
+	argv_add(&a, "extents");
+	argv_add(&a, ext);
+	err = put_indexed(r, "regions", key, id, &a, 0);
+	free(ext);
+	return err;
+}
+
+int dsm_reg_del_region(struct dsm_reg *r, uint64_t id)
+{
+	return del_indexed(r, "regions", "region", id);
+}

@@ -1,0 +1,156 @@
+/*
+ * registry.h - the cluster registry in Redis (room: registry).
+ *
+ * Every key of a cluster starts with "dsm:<cluster>:", so several clusters
+ * can share one Redis.  Records are Redis hashes of decimal or plain-text
+ * fields, so an operator can read them with redis-cli HGETALL:
+ *
+ *   dsm:C:servers          SET of server ids
+ *   dsm:C:server:ID        HASH  id addr host pid capacity used regions
+ *                                clients started_ms heartbeat_ms
+ *                          TTL   the heartbeat timeout: a server that stops
+ *                                beating (crashed, hung, cut off) vanishes
+ *   dsm:C:clients          SET of client ids
+ *   dsm:C:client:ID        HASH  id host pid started_ms heartbeat_ms
+ *                          TTL   the client's lease
+ *   dsm:C:regions          SET of region ids
+ *   dsm:C:region:ID        HASH  id name size owner created_ms extents
+ *   dsm:C:next_id          counter for client and region ids
+ *
+ * The sets are indexes only: a member whose hash has expired is a record
+ * that died, and readers drop it from the set as they find it.  Extents
+ * are "OFF+LEN@SERVER/REGION/POOLOFF" joined by ',' (all decimal): bytes
+ * [OFF, OFF+LEN) of the region live at POOLOFF in server SERVER's pool,
+ * under that server's region id REGION - the placement map of
+ * client/engine.h, written down.
+ *
+ * This file is the model and the synchronous access used by the client
+ * library and dsmctl (hiredis, blocking, with a timeout).  dsm-server
+ * registers itself asynchronously on its own loop (server/registry.c),
+ * with the same key names and record encodings.
+ */
+#ifndef DSM_REGISTRY_H
+#define DSM_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DSM_REG_DEFAULT_CLUSTER "default"
+#define DSM_REG_DEFAULT_PORT 6379
+#define DSM_REG_CLUSTER_MAX 64
+#define DSM_REG_HEARTBEAT_MS 1000   /* servers and clients beat this often */
+#define DSM_REG_TTL_MS 5000         /* ...and vanish this long after the last */
+#define DSM_REG_TIMEOUT_MS 2000     /* connect and command timeout */
+
+struct dsm_reg_addr {
+	char host[256];
+	uint16_t port;
+	char url[300]; /* as given, for messages */
+};
+
+/* "redis://HOST[:PORT][/]" or "HOST[:PORT]".  0 or -EINVAL. */
+int dsm_reg_parse_url(const char *url, struct dsm_reg_addr *a);
+/* A cluster name: 1..64 of [A-Za-z0-9_.-].  0 or -EINVAL. */
+int dsm_reg_check_cluster(const char *name);
+
+/* "dsm:<cluster>:<what>" into buf; what is printf-style. */
+const char *dsm_reg_key(char *buf, size_t len, const char *cluster,
+			const char *what, ...)
+	__attribute__((format(printf, 4, 5)));
+
+struct dsm_reg_server {
+	uint32_t id;
+	char addr[128];       /* host:port clients connect to */
+	char host[64];        /* machine name, for people */
+	uint32_t pid;
+	uint64_t capacity, used, regions, clients;
+	uint64_t started_ms, heartbeat_ms; /* wall clock, ms since the epoch */
+};
+
+struct dsm_reg_extent {
+	uint64_t off, len;    /* bytes of the region */
+	uint32_t server;      /* registry id of the server */
+	uint64_t region_id;   /* that server's name for it */
+	uint64_t pool_off;
+};
+
+struct dsm_reg_region {
+	uint64_t id;
+	char name[64];        /* may be empty */
+	uint64_t size;
+	uint64_t owner;       /* client id */
+	uint64_t created_ms;
+	struct dsm_reg_extent *ext;
+	uint32_t n;
+};
+
+struct dsm_reg_client {
+	uint64_t id;
+	char host[64];
+	uint32_t pid;
+	uint64_t started_ms, heartbeat_ms;
+};
+
+/* Field lists for HSET, and decoding from HGETALL: one place for each
+ * record's encoding, shared by the synchronous and asynchronous sides.
+ * argv gets "HSET", key, then name/value pairs; bufs holds the values.
+ * Returns argc. */
+#define DSM_REG_ARGV_MAX 24
+struct dsm_reg_argv {
+	const char *argv[DSM_REG_ARGV_MAX];
+	size_t len[DSM_REG_ARGV_MAX];
+	char vals[DSM_REG_ARGV_MAX / 2][32];
+	int argc;
+};
+void dsm_reg_server_argv(const struct dsm_reg_server *s, const char *key,
+			 struct dsm_reg_argv *a);
+/* kv: n strings, name, value, name, value...  0 or -EINVAL (missing or
+ * malformed field). */
+int dsm_reg_server_decode(char **kv, size_t n, struct dsm_reg_server *s);
+int dsm_reg_client_decode(char **kv, size_t n, struct dsm_reg_client *c);
+/* On success r->ext is malloc'd (free with dsm_reg_region_clear). */
+int dsm_reg_region_decode(char **kv, size_t n, struct dsm_reg_region *r);
+void dsm_reg_region_clear(struct dsm_reg_region *r);
+/* "OFF+LEN@S/R/P,..." of r's extents: a malloc'd string, or NULL. */
+char *dsm_reg_extents_encode(const struct dsm_reg_region *r);
+
+uint64_t dsm_reg_now_ms(void);
+
+/* ---- synchronous access (client library, dsmctl) ---------------------- */
+
+struct dsm_reg;
+
+/* Connect within DSM_REG_TIMEOUT_MS.  On failure the message in err names
+ * the address and what to check; returns -errno. */
+int dsm_reg_open(const char *url, const char *cluster, struct dsm_reg **out,
+		 char *err, size_t errlen);
+void dsm_reg_close(struct dsm_reg *r);
+const char *dsm_reg_cluster(const struct dsm_reg *r);
+const char *dsm_reg_url(const struct dsm_reg *r);
+
+/* Live servers, sorted by id.  *out is malloc'd.  0 or -errno. */
+int dsm_reg_list_servers(struct dsm_reg *r, struct dsm_reg_server **out,
+			 size_t *n);
+int dsm_reg_list_clients(struct dsm_reg *r, struct dsm_reg_client **out,
+			 size_t *n);
+/* Free with dsm_reg_regions_free. */
+int dsm_reg_list_regions(struct dsm_reg *r, struct dsm_reg_region **out,
+			 size_t *n);
+void dsm_reg_regions_free(struct dsm_reg_region *v, size_t n);
+/* One region: 0, -ENOENT, or -errno. */
+int dsm_reg_get_region(struct dsm_reg *r, uint64_t id,
+		       struct dsm_reg_region *out);
+
+/* Create or refresh a server's record, alive for ttl_ms. */
+int dsm_reg_put_server(struct dsm_reg *r, const struct dsm_reg_server *s,
+		       uint64_t ttl_ms);
+/* A fresh id for a client or region. */
+int dsm_reg_new_id(struct dsm_reg *r, uint64_t *id);
+/* Create or refresh a client's record; its lease lasts ttl_ms. */
+int dsm_reg_put_client(struct dsm_reg *r, const struct dsm_reg_client *c,
+		       uint64_t ttl_ms);
+int dsm_reg_del_client(struct dsm_reg *r, uint64_t id);
+int dsm_reg_put_region(struct dsm_reg *r, const struct dsm_reg_region *rg);
+int dsm_reg_del_region(struct dsm_reg *r, uint64_t id);
+
+#endif /* DSM_REGISTRY_H */

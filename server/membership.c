@@ -1,0 +1,224 @@
+/*
+ * membership.c - dsm-server's membership in the cluster registry (room:
+ * registry, server side).  See membership.h for the life cycle.
+ *
+ * Why asynchronous: a blocking Redis call on the server's one loop would
+ * stall every client's page faults for as long as Redis takes to answer
+ * (or to time out).  hiredis's libuv adapter puts the Redis connection on
+ * the same loop instead, so a slow or dead Redis costs the clients nothing.
+ */
+#include "membership.h"
+
+#include <errno.h>
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static void beat_now(struct membership *r);
+
+/* ---- connection --------------------------------------------------------- */
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct membership *r = ac->data;
+
+	r->connecting_since = 0;
+	if (status != REDIS_OK) {
+		/* hiredis frees the context after this callback */
+		r->ac = NULL;
+		return;
+	}
+	r->connected = true;
+	if (r->warned)
+		dsm_info("registry %s is back: registering again", r->addr.url);
+	r->warned = false;
+	beat_now(r);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct membership *r = ac->data;
+
+	r->ac = NULL;
+	r->connected = false;
+	if (status != REDIS_OK && !r->stopping && !r->warned) {
+		dsm_warn("lost the registry at %s (%s); serving on and "
+			 "reconnecting", r->addr.url, ac->errstr);
+		r->warned = true;
+	}
+}
+
+/* Start connecting; the next beats see how it went. */
+static void reconnect(struct membership *r)
+{
+	redisAsyncContext *ac = redisAsyncConnect(r->addr.host, r->addr.port);
+
+	if (!ac)
+		return;
+	if (ac->err || redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+		if (!r->warned)
+			dsm_warn("cannot reach the registry at %s: %s; "
+				 "retrying every %d ms", r->addr.url,
+				 ac->err ? ac->errstr : "event loop",
+				 DSM_REG_HEARTBEAT_MS);
+		r->warned = true;
+		redisAsyncFree(ac);
+		return;
+	}
+	ac->data = r;
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	r->ac = ac;
+	r->connecting_since = dsm_reg_now_ms();
+}
+
+/* ---- heartbeat ---------------------------------------------------------- */
+
+static void on_beat_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct membership *r = ac->data;
+	redisReply *rep = reply;
+
+	if (rep && rep->type == REDIS_REPLY_ERROR && !r->warned) {
+		dsm_warn("registry %s refused the heartbeat: %s", r->addr.url,
+			 rep->str);
+		r->warned = true;
+	}
+}
+
+static void fill_record(struct membership *r)
+{
+	r->rec.used = r->h->pool.used;
+	r->rec.regions = r->h->regions.count;
+	r->rec.clients = r->h->sessions;
+	r->rec.heartbeat_ms = dsm_reg_now_ms();
+}
+
+/* HSET, PEXPIRE and SADD in one MULTI: the record, its TTL and its index
+ * entry are rewritten whole, so a beat after Redis lost everything
+ * registers the server again. */
+static void beat_now(struct membership *r)
+{
+	struct dsm_reg_argv a;
+	char key[160], set[160], id[16], ttl[24];
+	const char *expire[3] = { "PEXPIRE", key, ttl };
+	const char *sadd[3] = { "SADD", set, id };
+
+	fill_record(r);
+	snprintf(id, sizeof(id), "%u", r->rec.id);
+	snprintf(ttl, sizeof(ttl), "%d", DSM_REG_TTL_MS);
+	dsm_reg_key(key, sizeof(key), r->cluster, "server:%s", id);
+	dsm_reg_key(set, sizeof(set), r->cluster, "servers");
+	dsm_reg_server_argv(&r->rec, key, &a);
+	redisAsyncCommand(r->ac, NULL, NULL, "MULTI");
+	redisAsyncCommandArgv(r->ac, NULL, NULL, a.argc, a.argv, a.len);
+	redisAsyncCommandArgv(r->ac, NULL, NULL, 3, expire, NULL);
+	redisAsyncCommandArgv(r->ac, NULL, NULL, 3, sadd, NULL);
+	redisAsyncCommand(r->ac, on_beat_reply, NULL, "EXEC");
+}
+
+static void on_beat(uv_timer_t *t)
+{
+	struct membership *r = t->data;
+
+	if (r->connected) {
+		beat_now(r);
+	} else if (!r->ac) {
+		reconnect(r);
+	} else if (dsm_reg_now_ms() - r->connecting_since > DSM_REG_TTL_MS) {
+		/* hiredis 0.14 has no async connect timeout: give up on
+		 * this attempt (on_connect will not run) and try again */
+		redisAsyncFree(r->ac);
+		r->ac = NULL;
+	}
+}
+
+/* ---- start and stop ----------------------------------------------------- */
+
+static int register_sync(struct membership *r, const char *url)
+{
+	struct dsm_reg *reg;
+	char err[512];
+	int rc = dsm_reg_open(url, r->cluster, &reg, err, sizeof(err));
+
+	if (rc) {
+		dsm_err("%s", err);
+		return rc;
+	}
+	fill_record(r);
+	rc = dsm_reg_put_server(reg, &r->rec, DSM_REG_TTL_MS);
+	if (rc)
+		dsm_err("cannot register with %s: %s", url, strerror(-rc));
+	dsm_reg_close(reg);
+	return rc;
+}
+
+int membership_start(struct membership *r, uv_loop_t *loop,
+		       const char *url, const char *cluster,
+		       const struct dsm_reg_server *rec,
+		       const struct handler *h)
+{
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	r->loop = loop;
+	r->h = h;
+	r->rec = *rec;
+	r->rec.pid = getpid();
+	r->rec.started_ms = dsm_reg_now_ms();
+	gethostname(r->rec.host, sizeof(r->rec.host) - 1);
+	snprintf(r->cluster, sizeof(r->cluster), "%s", cluster);
+	if (dsm_reg_parse_url(url, &r->addr)) {
+		dsm_err("--registry %s: expected redis://HOST:PORT", url);
+		return -EINVAL;
+	}
+	err = register_sync(r, url);
+	if (err)
+		return err;
+	dsm_info("registered as server %u of cluster '%s' at %s", r->rec.id,
+		 r->cluster, url);
+	uv_timer_init(loop, &r->beat);
+	r->beat.data = r;
+	uv_timer_start(&r->beat, on_beat, 0, DSM_REG_HEARTBEAT_MS);
+	return 0;
+}
+
+static void on_deregistered(redisAsyncContext *ac, void *reply, void *arg)
+{
+	redisAsyncDisconnect(ac);
+}
+
+void membership_stop(struct membership *r)
+{
+	char key[160], set[160], id[16];
+
+	if (!r->loop || r->stopping)
+		return;
+	r->stopping = true;
+	uv_close((uv_handle_t *)&r->beat, NULL);
+	if (!r->connected) {
+		membership_abort(r);
+		return;
+	}
+	snprintf(id, sizeof(id), "%u", r->rec.id);
+	dsm_reg_key(key, sizeof(key), r->cluster, "server:%s", id);
+	dsm_reg_key(set, sizeof(set), r->cluster, "servers");
+	redisAsyncCommand(r->ac, NULL, NULL, "DEL %s", key);
+	redisAsyncCommand(r->ac, on_deregistered, NULL, "SREM %s %s", set, id);
+}
+
+void membership_abort(struct membership *r)
+{
+	if (r->ac) {
+		redisAsyncContext *ac = r->ac;
+
+		r->ac = NULL;
+		r->connected = false;
+		redisAsyncFree(ac);
+	}
+}

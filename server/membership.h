@@ -1,0 +1,55 @@
+/*
+ * membership.h - dsm-server's membership in the cluster registry (room:
+ * registry, server side).
+ *
+ * The server registers once, synchronously, before it serves anyone: if
+ * Redis cannot be reached it exits with a clear error and leaves nothing
+ * behind.  After that it beats on its own libuv loop: every heartbeat
+ * rewrites its record (capacity, used, regions, clients) and renews the
+ * record's TTL, so a server that dies or hangs vanishes from the registry
+ * by itself.  If Redis goes away the server keeps serving its clients and
+ * reconnects on the next beats; the first beat that gets through registers
+ * it again (after a Redis restart that lost the data, too).  On a clean
+ * stop it deletes its record.
+ */
+#ifndef DSM_SERVER_MEMBERSHIP_H
+#define DSM_SERVER_MEMBERSHIP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "handler.h"
+#include "registry.h"
+
+struct redisAsyncContext;
+
+struct membership {
+	uv_loop_t *loop;
+	uv_timer_t beat;
+	struct redisAsyncContext *ac;   /* NULL while disconnected */
+	const struct handler *h;        /* counters published each beat */
+	struct dsm_reg_addr addr;
+	char cluster[DSM_REG_CLUSTER_MAX + 1];
+	struct dsm_reg_server rec;
+	uint64_t connecting_since;      /* ms; 0 when not connecting */
+	bool connected, stopping, warned;
+};
+
+/*
+ * Register: connect to url (synchronously), write the record, then start
+ * beating on loop.  rec gives id, addr, capacity; the rest is filled in.
+ * 0, or -errno after logging what went wrong and what to check.
+ */
+int membership_start(struct membership *r, uv_loop_t *loop,
+		       const char *url, const char *cluster,
+		       const struct dsm_reg_server *rec,
+		       const struct handler *h);
+
+/* Deregister (best effort, asynchronously) and let go of the loop. */
+void membership_stop(struct membership *r);
+
+/* Drop the connection at once, deregistered or not (stop took too long). */
+void membership_abort(struct membership *r);
+
+#endif /* DSM_SERVER_MEMBERSHIP_H */
