@@ -140,6 +140,7 @@ static int hello(struct dsm_server *s)
 			strerror(-err));
 		return err;
 	}
+	s->id = r.server_id;
 	s->capacity = r.capacity;
 	s->free = r.free;
 	return 0;
@@ -278,75 +279,6 @@ void dsm_shutdown(void)
 
 /* ---- regions --------------------------------------------------------- */
 
-/* The live server with the most free space that can take size bytes. */
-static int pick_server(uint64_t size)
-{
-	int best = -1;
-
-	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
-		struct dsm_server *s = &dsm_eng.servers[i];
-
-		if (!s->lost && s->free >= size &&
-		    (best < 0 || s->free > dsm_eng.servers[best].free))
-			best = i;
-	}
-	return best;
-}
-
-static int server_alloc(uint64_t size, struct dsm_extent *e)
-{
-	struct dsm_alloc_req req = { size };
-	uint8_t body[DSM_ALLOC_REQ_SIZE], rep[DSM_ALLOC_REPLY_SIZE];
-	struct dsm_alloc_reply r;
-	struct dsm_server *s;
-	uint32_t len;
-	int i, err;
-
-	pthread_mutex_lock(&dsm_eng.lock);
-	i = pick_server(size);
-	if (i >= 0)
-		dsm_eng.servers[i].free -= size; /* reserve */
-	pthread_mutex_unlock(&dsm_eng.lock);
-	if (i < 0) {
-		dsm_err("no memory server has %llu bytes free",
-			(unsigned long long)size);
-		return -ENOMEM;
-	}
-	s = &dsm_eng.servers[i];
-	dsm_alloc_req_encode(&req, body);
-	err = dsm_engine_call(i, DSM_MSG_ALLOC, body, sizeof(body), rep,
-			      sizeof(rep), &len);
-	if (!err)
-		err = dsm_alloc_reply_decode(rep, len, &r);
-	if (err) {
-		pthread_mutex_lock(&dsm_eng.lock);
-		s->free += size;
-		pthread_mutex_unlock(&dsm_eng.lock);
-		dsm_err("server %s could not allocate %llu bytes: %s", s->addr,
-			(unsigned long long)size, strerror(-err));
-		return err == -ENOSPC ? -ENOMEM : err;
-	}
-	*e = (struct dsm_extent){ .off = 0, .len = size, .server = i,
-				  .region_id = r.region_id,
-				  .pool_off = r.pool_off };
-	return 0;
-}
-
-static void server_free(const struct dsm_extent *e)
-{
-	struct dsm_server *s = &dsm_eng.servers[e->server];
-	struct dsm_free_req req = { e->region_id };
-	uint8_t body[DSM_FREE_REQ_SIZE];
-
-	dsm_free_req_encode(&req, body);
-	if (dsm_engine_call(e->server, DSM_MSG_FREE, body, sizeof(body), NULL,
-			    0, NULL) == 0) {
-		pthread_mutex_lock(&dsm_eng.lock);
-		s->free += e->len;
-		pthread_mutex_unlock(&dsm_eng.lock);
-	}
-}
-
 static struct dsm_region *region_new(uint64_t size)
 {
 	struct dsm_region *r = calloc(1, sizeof(*r));
@@ -357,10 +289,9 @@ static struct dsm_region *region_new(uint64_t size)
 	r->size = size;
 	r->npages = size / 4096;
 	r->pages = calloc(r->npages, sizeof(*r->pages));
-	r->place.ext = calloc(1, sizeof(*r->place.ext));
 	base = mmap(NULL, size, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (!r->pages || !r->place.ext || base == MAP_FAILED)
+	if (!r->pages || base == MAP_FAILED)
 		goto fail;
 	r->base = (uintptr_t)base;
 	for (uint64_t i = 0; i < r->npages; i++)
@@ -374,7 +305,6 @@ fail:
 	if (base != MAP_FAILED)
 		munmap(base, size);
 	free(r->pages);
-	free(r->place.ext);
 	free(r);
 	return NULL;
 }
@@ -399,10 +329,9 @@ void *dsm_alloc(size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	err = server_alloc(bytes, &r->place.ext[0]);
+	err = dsm_place(bytes, &r->place);
 	if (err)
 		goto fail;
-	r->place.n = 1;
 	err = dsm_uffd_register(&dsm_eng.uffd, (void *)(uintptr_t)r->base, bytes);
 	if (!err) {
 		pthread_mutex_lock(&dsm_eng.lock);
@@ -411,7 +340,7 @@ void *dsm_alloc(size_t size)
 	}
 	if (!err)
 		return (void *)(uintptr_t)r->base;
-	server_free(&r->place.ext[0]);
+	dsm_unplace(&r->place);
 fail:
 	munmap((void *)(uintptr_t)r->base, bytes);
 	r->refs = 1;
@@ -422,8 +351,8 @@ fail:
 
 void dsm_free(void *ptr)
 {
+	struct dsm_placement parts = { 0 };
 	struct dsm_region *r;
-	struct dsm_extent e;
 
 	if (!ptr || !dsm_eng.servers)
 		return;
@@ -445,10 +374,15 @@ void dsm_free(void *ptr)
 	 * range after it is gone (it checks r->dead under the same lock). */
 	dsm_uffd_unregister(&dsm_eng.uffd, ptr, r->size);
 	munmap(ptr, r->size);
-	e = r->place.ext[0];
+	/* the parts leave with us; the extent map goes with the region */
+	parts.part = r->place.part;
+	parts.nparts = r->place.nparts;
+	r->place.part = NULL;
+	r->place.nparts = 0;
 	dsm_region_remove(r);
 	pthread_mutex_unlock(&dsm_eng.lock);
-	server_free(&e);
+	dsm_unplace(&parts);
+	dsm_placement_clear(&parts);
 }
 
 /* ---- sync ------------------------------------------------------------ */

@@ -91,12 +91,24 @@ struct dsm_extent {
 	uint64_t pool_off;
 };
 
-/* Region offset -> (server, pool offset).  One extent per region today;
- * striping over servers adds extents, not a new lookup. */
+/* What one server granted a region: one ALLOC, freed as a whole. */
+struct dsm_part {
+	uint32_t server;
+	uint64_t region_id, pool_off, len;
+};
+
+/* Region offset -> (server, pool offset): extents sorted by offset,
+ * covering the region (placement.c). */
 struct dsm_placement {
 	struct dsm_extent *ext;
 	uint32_t n;
+	struct dsm_part *part;
+	uint32_t nparts;
 };
+
+/* Regions are dealt out over servers in stripes of this size (one full
+ * READ or WRITE). */
+#define DSM_STRIPE_BYTES ((uint64_t)DSM_MAX_BATCH_PAGES * 4096)
 
 struct dsm_region {
 	uint64_t base, size, npages;
@@ -115,6 +127,7 @@ struct dsm_server {
 	char addr[128];
 	const struct dsm_transport_ops *ops;
 	struct dsm_transport *t;
+	uint32_t id;    /* the server's id (HELLO), as the registry knows it */
 	uint64_t capacity, free;
 	int lost;       /* 0, or the error that ended the connection */
 };
@@ -175,6 +188,15 @@ int dsm_region_insert(struct dsm_region *r);
 struct dsm_region *dsm_region_find(uint64_t addr);
 void dsm_region_remove(struct dsm_region *r);
 void dsm_region_put(struct dsm_region *r);
+
+/* placement.c */
+/* Place a region of size bytes over the live servers: ALLOC on each
+ * server it uses, and the extent map.  0, -ENOMEM (not enough free
+ * capacity, logged), or the servers' error.  Not under the lock. */
+int dsm_place(uint64_t size, struct dsm_placement *pl);
+/* FREE every part on its server; the extent map stays. */
+void dsm_unplace(struct dsm_placement *pl);
+void dsm_placement_clear(struct dsm_placement *pl);
 const struct dsm_extent *dsm_region_extent(const struct dsm_region *r,
 					   uint64_t idx);
 static inline uint64_t dsm_page_addr(const struct dsm_page *p)

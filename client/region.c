@@ -79,18 +79,6 @@ void dsm_region_put(struct dsm_region *r)
 	if (--r->refs)
 		return;
 	free(r->pages);
-	free(r->place.ext);
+	dsm_placement_clear(&r->place);
 	free(r);
-}
-
-const struct dsm_extent *dsm_region_extent(const struct dsm_region *r,
-					   uint64_t idx)
-{
-	uint64_t off = idx * 4096;
-
-	for (uint32_t i = 0; i < r->place.n; i++)
-		if (off >= r->place.ext[i].off &&
-		    off - r->place.ext[i].off < r->place.ext[i].len)
-			return &r->place.ext[i];
-	return NULL;
 }

@@ -6,8 +6,12 @@
  * share every page (and fault on the same pages at once) without racing
  * on a word.  Each operation is checked at once; a final sweep checks all
  * words, never-written zeros included.
+ *
+ * With --servers N the region is striped over N servers, each too small
+ * to hold it alone, and each server's STATS must show its share in use.
  */
 #include <pthread.h>
+#include <unistd.h>
 
 #include "client_util.h"
 
@@ -16,6 +20,7 @@
 #define REGION (8 * BUDGET + (1u << 20)) /* not a multiple of the budget */
 #define OPS 20000
 #define NWORDS (REGION / 8)
+#define MAX_SERVERS 4
 
 static uint64_t *far, *ref;
 static _Atomic uint64_t mismatches;
@@ -44,13 +49,50 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int main(void)
+/* Bytes allocated on a server, from its STATS reply. */
+static uint64_t server_used(const struct th_server *srv)
 {
-	struct th_server srv;
+	uint8_t rep[DSM_SERVER_STATS_SIZE];
+	struct dsm_server_stats st;
+	int fd = th_hello_connect(srv->port);
+
+	TH_CHECK(fd >= 0);
+	TH_CHECK(th_call(fd, DSM_MSG_STATS, 1, NULL, 0, rep, sizeof(rep),
+			 NULL) == 0);
+	TH_CHECK(dsm_server_stats_decode(rep, sizeof(rep), &st) == 0);
+	close(fd);
+	return st.used;
+}
+
+/* n servers too small to hold the region alone; dsm_init over all. */
+static void start_striped(struct th_server *srv, int n)
+{
+	struct dsm_options o = { .local_mem = BUDGET };
+	char list[MAX_SERVERS * 64] = "";
+
+	for (int i = 0; i < n; i++) {
+		TH_CHECK(th_server_start(&srv[i], "12M") == 0);
+		snprintf(list + strlen(list), sizeof(list) - strlen(list),
+			 "%s%s", i ? "," : "", srv[i].addr);
+	}
+	o.servers = list;
+	TH_CHECK(dsm_init(&o) == 0);
+}
+
+int main(int argc, char **argv)
+{
+	struct th_server srv[MAX_SERVERS];
+	int nservers = argc == 3 && !strcmp(argv[1], "--servers") ?
+			       atoi(argv[2]) : 1;
 	pthread_t th[NTHREADS];
 	struct dsm_stats s;
+	uint64_t used = 0;
 
-	tc_start(&srv, "256M", BUDGET, 0);
+	TH_CHECK(nservers >= 1 && nservers <= MAX_SERVERS);
+	if (nservers == 1)
+		tc_start(&srv[0], "256M", BUDGET, 0);
+	else
+		start_striped(srv, nservers);
 	far = dsm_alloc(REGION);
 	ref = calloc(NWORDS, sizeof(*ref));
 	TH_CHECK(far && ref);
@@ -79,10 +121,21 @@ int main(void)
 	TH_CHECK(s.pages_evicted > REGION / 4096);
 	TH_CHECK(s.pages_written_back > 0 && s.pages_fetched > 0);
 	TH_CHECK(s.resident_pages <= s.budget_pages);
+	for (int i = 0; i < nservers; i++) {
+		uint64_t u = server_used(&srv[i]);
+
+		printf("server %d holds %lu bytes\n", i, (unsigned long)u);
+		TH_CHECK(nservers == 1 || (u > 0 && u < REGION));
+		used += u;
+	}
+	TH_CHECK(used == REGION); /* every byte placed exactly once */
 	dsm_free(far);
 	TH_CHECK(tc_stats().resident_pages == 0); /* accounting is exact */
 	dsm_shutdown();
-	th_server_stop(&srv);
+	for (int i = 0; i < nservers; i++) {
+		TH_CHECK(server_used(&srv[i]) == 0); /* freed everywhere */
+		th_server_stop(&srv[i]);
+	}
 	free(ref);
 	printf("integrity: ok\n");
 	return 0;

@@ -1,0 +1,248 @@
+/*
+ * placement.c - where a region's pages live (room: placement).
+ *
+ * A region is cut into stripes of DSM_STRIPE_BYTES (1 MiB, the most one
+ * READ or WRITE moves) and the stripes are dealt out one by one, each to
+ * the server with the most free space left after the stripes before it.
+ * Equal servers therefore take turns (round robin), and a server with more
+ * room takes more stripes until the others catch up: placement by free
+ * capacity.  Each server gets one ALLOC for all its stripes (a "part"),
+ * and the stripes become extents of the placement map (engine.h), merged
+ * where neighbours are contiguous on one server - a region on a single
+ * server is one extent.
+ *
+ * Why stripes and not whole regions: a region larger than any one server
+ * still fits, and the faults of one region spread over every server.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "log.h"
+#include "outbox.h"
+
+/* The server with the most free space that can take len more bytes, given
+ * what this placement already took from each (taken[]); -1 if none. */
+static int best_server(const uint64_t *taken, uint64_t len)
+{
+	int best = -1;
+	uint64_t best_free = 0;
+
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
+		const struct dsm_server *s = &dsm_eng.servers[i];
+		uint64_t left = s->free - taken[i];
+
+		if (s->lost || s->free < taken[i] || left < len)
+			continue;
+		if (best < 0 || left > best_free) {
+			best = i;
+			best_free = left;
+		}
+	}
+	return best;
+}
+
+/* Deal the stripes out (owner[k]), reserving the servers' space.  Under
+ * the engine lock, so concurrent dsm_alloc calls never promise the same
+ * space twice.  0 or -ENOMEM. */
+static int deal(uint64_t size, uint32_t *owner, uint64_t *taken)
+{
+	uint64_t nstripes = (size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
+	int err = 0;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint64_t k = 0; k < nstripes; k++) {
+		uint64_t off = k * DSM_STRIPE_BYTES;
+		uint64_t len = size - off < DSM_STRIPE_BYTES ? size - off
+							     : DSM_STRIPE_BYTES;
+		int i = best_server(taken, len);
+
+		if (i < 0) {
+			err = -ENOMEM;
+			break;
+		}
+		owner[k] = i;
+		taken[i] += len;
+	}
+	for (uint32_t i = 0; i < dsm_eng.nservers && !err; i++)
+		dsm_eng.servers[i].free -= taken[i];
+	pthread_mutex_unlock(&dsm_eng.lock);
+	return err;
+}
+
+static void give_back(uint32_t server, uint64_t bytes)
+{
+	pthread_mutex_lock(&dsm_eng.lock);
+	dsm_eng.servers[server].free += bytes;
+	pthread_mutex_unlock(&dsm_eng.lock);
+}
+
+static int alloc_part(struct dsm_part *p)
+{
+	struct dsm_server *s = &dsm_eng.servers[p->server];
+	struct dsm_alloc_req req = { p->len };
+	uint8_t body[DSM_ALLOC_REQ_SIZE], rep[DSM_ALLOC_REPLY_SIZE];
+	struct dsm_alloc_reply r;
+	uint32_t len;
+	int err;
+
+	dsm_alloc_req_encode(&req, body);
+	err = dsm_engine_call(p->server, DSM_MSG_ALLOC, body, sizeof(body),
+			      rep, sizeof(rep), &len);
+	if (!err)
+		err = dsm_alloc_reply_decode(rep, len, &r);
+	if (err) {
+		dsm_err("server %s could not allocate %llu bytes: %s", s->addr,
+			(unsigned long long)p->len, strerror(-err));
+		return err == -ENOSPC ? -ENOMEM : err;
+	}
+	p->region_id = r.region_id;
+	p->pool_off = r.pool_off;
+	return 0;
+}
+
+static void free_part(const struct dsm_part *p)
+{
+	struct dsm_free_req req = { p->region_id };
+	uint8_t body[DSM_FREE_REQ_SIZE];
+
+	dsm_free_req_encode(&req, body);
+	/* a lost server's space is gone with it: nothing to give back */
+	if (!dsm_engine_call(p->server, DSM_MSG_FREE, body, sizeof(body), NULL,
+			     0, NULL))
+		give_back(p->server, p->len);
+}
+
+/* Stripe k becomes an extent, or grows the previous one. */
+static void add_stripe(struct dsm_placement *pl, uint64_t off, uint64_t len,
+		       struct dsm_part *p, uint64_t *cursor)
+{
+	struct dsm_extent *last = pl->n ? &pl->ext[pl->n - 1] : NULL;
+	uint64_t pool_off = p->pool_off + *cursor;
+
+	*cursor += len;
+	if (last && last->server == p->server &&
+	    last->region_id == p->region_id && last->off + last->len == off &&
+	    last->pool_off + last->len == pool_off) {
+		last->len += len;
+		return;
+	}
+	pl->ext[pl->n++] = (struct dsm_extent){ .off = off, .len = len,
+						.server = p->server,
+						.region_id = p->region_id,
+						.pool_off = pool_off };
+}
+
+/* The map from the deal and the parts the servers granted. */
+static void build_extents(uint64_t size, const uint32_t *owner,
+			  struct dsm_placement *pl, uint64_t *cursor,
+			  int *part_of)
+{
+	uint64_t nstripes = (size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
+
+	for (uint64_t k = 0; k < nstripes; k++) {
+		uint64_t off = k * DSM_STRIPE_BYTES;
+		uint64_t len = size - off < DSM_STRIPE_BYTES ? size - off
+							     : DSM_STRIPE_BYTES;
+		int i = part_of[owner[k]];
+
+		add_stripe(pl, off, len, &pl->part[i], &cursor[i]);
+	}
+}
+
+/* One ALLOC per server that was dealt stripes.  On failure, what was
+ * granted is freed and every reservation given back. */
+static int alloc_parts(struct dsm_placement *pl, const uint64_t *taken,
+		       int *part_of)
+{
+	int err = 0;
+
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
+		part_of[i] = -1;
+		if (!taken[i])
+			continue;
+		if (!err) {
+			pl->part[pl->nparts] = (struct dsm_part){
+				.server = i, .len = taken[i] };
+			err = alloc_part(&pl->part[pl->nparts]);
+			if (!err) {
+				part_of[i] = pl->nparts++;
+				continue;
+			}
+		}
+		give_back(i, taken[i]);
+	}
+	if (err)
+		dsm_unplace(pl);
+	return err;
+}
+
+int dsm_place(uint64_t size, struct dsm_placement *pl)
+{
+	uint64_t nstripes = (size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
+	uint32_t n = dsm_eng.nservers;
+	uint32_t *owner = calloc(nstripes, sizeof(*owner));
+	uint64_t *taken = calloc(n, sizeof(*taken));
+	uint64_t *cursor = calloc(n, sizeof(*cursor));
+	int *part_of = calloc(n, sizeof(*part_of));
+	int err = -ENOMEM;
+
+	memset(pl, 0, sizeof(*pl));
+	pl->part = calloc(n, sizeof(*pl->part));
+	pl->ext = calloc(nstripes, sizeof(*pl->ext));
+	if (!owner || !taken || !cursor || !part_of || !pl->part || !pl->ext)
+		goto out;
+	err = deal(size, owner, taken);
+	if (err) {
+		dsm_err("the servers lack %llu bytes of free capacity for "
+			"this region", (unsigned long long)size);
+		goto out;
+	}
+	err = alloc_parts(pl, taken, part_of);
+	if (!err)
+		build_extents(size, owner, pl, cursor, part_of);
+out:
+	if (err)
+		dsm_placement_clear(pl);
+	free(owner);
+	free(taken);
+	free(cursor);
+	free(part_of);
+	return err;
+}
+
+void dsm_unplace(struct dsm_placement *pl)
+{
+	for (uint32_t i = 0; i < pl->nparts; i++)
+		free_part(&pl->part[i]);
+	pl->nparts = 0;
+}
+
+void dsm_placement_clear(struct dsm_placement *pl)
+{
+	free(pl->ext);
+	free(pl->part);
+	memset(pl, 0, sizeof(*pl));
+}
+
+/* Binary search: extents are sorted by offset and cover the region. */
+const struct dsm_extent *dsm_region_extent(const struct dsm_region *r,
+					   uint64_t idx)
+{
+	uint64_t off = idx * 4096;
+	uint32_t lo = 0, hi = r->place.n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct dsm_extent *e = &r->place.ext[mid];
+
+		if (off < e->off)
+			hi = mid;
+		else if (off - e->off >= e->len)
+			lo = mid + 1;
+		else
+			return e;
+	}
+	return NULL;
+}
