@@ -85,3 +85,13 @@ void bench_die(const char *fmt, ...)
 	fputc('\n', stderr);
 	exit(2);
 }
+
+uint64_t bench_poll_window_ns(void)
+{
+	const char *v = getenv("DSM_POLL_US");
+	uint64_t us = DSM_DEFAULT_POLL_US;
+
+	if (v && dsm_parse_uint(v, 10000, &us))
+		bench_die("DSM_POLL_US=%s: expected microseconds, 0 to 10000", v);
+	return us * 1000;
+}

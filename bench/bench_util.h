@@ -61,6 +61,9 @@ uint64_t bench_arg_u64(const char *opt, const char *val);
 double bench_arg_double(const char *opt, const char *val);
 
 /* The p-th percentile (0..100) of n samples; sorts them in place. */
+/* The busy-poll window libdsm uses (DSM_POLL_US, else its default), in ns:
+ * the baselines wait for events the same way the library does. */
+uint64_t bench_poll_window_ns(void);
 uint64_t bench_percentile(uint64_t *v, size_t n, double p);
 
 __attribute__((noreturn, format(printf, 1, 2)))

@@ -1,12 +1,15 @@
 /*
  * lat_tcp.c - (b) the network floor: one 1-page READ request and its
- * 4 KiB reply over a plain blocking TCP socket, with no library, no
- * receive thread and no userfaultfd in the way.
+ * 4 KiB reply over a plain TCP socket, with no library, no receive thread
+ * and no userfaultfd in the way.  The reply is awaited as libdsm's engine
+ * thread awaits one (dsm_poll_busy, same window), so the floor is not
+ * inflated by a wake-up the library avoids.
  */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +26,7 @@
 struct conn {
 	int fd;
 	uint64_t next_id;
+	uint64_t window, busy_until;  /* busy-poll, as libdsm does */
 };
 
 static int tcp_connect(const char *addr)
@@ -76,12 +80,18 @@ static int send_all(int fd, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-static int recv_all(int fd, uint8_t *buf, size_t len)
+static int recv_all(struct conn *c, uint8_t *buf, size_t len)
 {
-	while (len) {
-		ssize_t n = recv(fd, buf, len, MSG_WAITALL);
+	struct pollfd pfd = { c->fd, POLLIN, 0 };
 
-		if (n < 0 && errno == EINTR)
+	while (len) {
+		int ready = dsm_poll_busy(&pfd, 1, &c->busy_until, c->window);
+		ssize_t n;
+
+		if (ready == 0 || (ready < 0 && errno == EINTR))
+			continue;
+		n = recv(c->fd, buf, len, MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
 			return -1;
@@ -103,13 +113,15 @@ static int call(struct conn *c, uint8_t type, const uint8_t *body,
 	dsm_hdr_init(&h, type, 0, len, id);
 	dsm_hdr_encode(&h, msg);
 	memcpy(msg + DSM_HDR_SIZE, body, len);
-	if (send_all(c->fd, msg, DSM_HDR_SIZE + len) ||
-	    recv_all(c->fd, msg, DSM_HDR_SIZE))
+	if (send_all(c->fd, msg, DSM_HDR_SIZE + len))
+		goto broken;
+	c->busy_until = dsm_now_ns() + c->window; /* a reply is due */
+	if (recv_all(c, msg, DSM_HDR_SIZE))
 		goto broken;
 	if (dsm_hdr_decode(msg, &h) || !(h.flags & DSM_F_REPLY) ||
 	    h.id != id || h.type != type || h.len > cap)
 		goto bad_reply;
-	if (recv_all(c->fd, rep, h.len))
+	if (recv_all(c, rep, h.len))
 		goto broken;
 	if (h.status) {
 		fprintf(stderr, "dsm-bench-latency: server answered %s with "
@@ -176,7 +188,8 @@ static int time_reads(struct conn *c, const struct dsm_alloc_reply *r,
 
 int lat_tcp_rtt(const char *addr, uint64_t n, uint64_t seed, struct lat *out)
 {
-	struct conn c = { .fd = tcp_connect(addr) };
+	struct conn c = { .fd = tcp_connect(addr),
+			  .window = bench_poll_window_ns() };
 	uint64_t *ns = calloc(n, sizeof(*ns));
 	struct dsm_alloc_reply r;
 	int rc = -1;

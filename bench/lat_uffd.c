@@ -1,7 +1,9 @@
 /*
  * lat_uffd.c - (a) the local userfaultfd round trip: fault, handler thread
- * wakes from poll(), UFFDIO_COPY of one 4 KiB page, faulting thread
- * resumes.  No network: this is the floor under every remote fault.
+ * sees it, UFFDIO_COPY of one 4 KiB page, faulting thread resumes.  No
+ * network: this is the floor under every remote fault.  The handler waits
+ * for faults exactly as libdsm's engine thread does (dsm_poll_busy, same
+ * window), so the floor is not inflated by wake-ups the library avoids.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -92,10 +94,15 @@ static void *handler_main(void *p)
 	struct handler *h = p;
 	struct pollfd fds[2] = { { h->uffd, POLLIN, 0 },
 				 { h->stopfd, POLLIN, 0 } };
+	uint64_t window = bench_poll_window_ns(), busy_until = 0;
 
 	for (;;) {
-		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+		int ready = dsm_poll_busy(fds, 2, &busy_until, window);
+
+		if (ready < 0 && errno != EINTR)
 			break;
+		if (ready <= 0)
+			continue;
 		if (fds[1].revents)
 			break;
 		if (fds[0].revents & POLLIN)

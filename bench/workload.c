@@ -5,9 +5,13 @@
  *   dsm-bench-workload --backend dsm|local --size 1G
  *                      --pattern seq|uniform|zipf|rmw [--ops N]
  *                      [--threads T] [--seed S] [--zipf-theta 0.99]
+ *                      [--warmup N]
  *
  * Phase 1 (fill) writes every word, so every page exists and most have
- * been pushed out by the time phase 2 (timed) reads them back.  Prints one
+ * been pushed out by the time phase 2 (timed) reads them back.  With
+ * --warmup N, N accesses of the pattern run untimed in between: a random
+ * pattern's first pass over its hot set is all compulsory misses, which no
+ * victim policy can avoid, so policies are compared after it.  Prints one
  * JSON line; exits 1 if any word read back differs from what was written.
  */
 #include <getopt.h>
@@ -28,7 +32,7 @@
 
 struct opts {
 	const char *backend;
-	uint64_t size, ops, seed;
+	uint64_t size, ops, seed, warmup;
 	unsigned threads;
 	double theta;
 	enum pattern pattern;
@@ -39,7 +43,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: dsm-bench-workload --backend dsm|local --size SIZE\n"
 		"         --pattern seq|uniform|zipf|rmw [--ops N] [--threads T]\n"
-		"         [--seed S] [--zipf-theta THETA]\n"
+		"         [--seed S] [--zipf-theta THETA] [--warmup N]\n"
 		"dsm takes DSM_SERVERS, DSM_LOCAL_MEM, DSM_EVICT, DSM_PREFETCH "
 		"from the environment.\n");
 	exit(2);
@@ -51,7 +55,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "backend", 1, NULL, 'b' }, { "size", 1, NULL, 's' },
 		{ "pattern", 1, NULL, 'p' }, { "ops", 1, NULL, 'n' },
 		{ "threads", 1, NULL, 't' }, { "seed", 1, NULL, 'S' },
-		{ "zipf-theta", 1, NULL, 'z' }, { "help", 0, NULL, 'h' },
+		{ "zipf-theta", 1, NULL, 'z' }, { "warmup", 1, NULL, 'w' },
+		{ "help", 0, NULL, 'h' },
 		{ 0 }
 	};
 	const char *pattern = NULL;
@@ -68,6 +73,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 't': o->threads = bench_arg_u64("--threads", optarg); break;
 		case 'S': o->seed = bench_arg_u64("--seed", optarg); break;
 		case 'z': o->theta = bench_arg_double("--zipf-theta", optarg); break;
+		case 'w': o->warmup = bench_arg_u64("--warmup", optarg); break;
 		default: usage();
 		}
 	}
@@ -82,6 +88,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	if (o->threads < 1 || o->threads > MAX_THREADS)
 		bench_die("dsm-bench-workload: --threads must be 1..%d",
 			  MAX_THREADS);
+	if (o->warmup && o->pattern != PAT_UNIFORM && o->pattern != PAT_ZIPF)
+		bench_die("dsm-bench-workload: --warmup is for the read-only "
+			  "random patterns (uniform, zipf)");
 	if (o->theta <= 0)
 		bench_die("dsm-bench-workload: --zipf-theta must be > 0");
 }
@@ -160,6 +169,16 @@ static double run_phase(struct worker *k, unsigned n,
 	return (dsm_now_ns() - t0) / 1e9;
 }
 
+/* o->warmup untimed accesses of the pattern, split over the threads. */
+static void warm_up(struct worker *k, const struct opts *o)
+{
+	for (unsigned i = 0; i < o->threads; i++)
+		k[i].ops = o->warmup / o->threads + (i < o->warmup % o->threads);
+	run_phase(k, o->threads, wl_run);
+	for (unsigned i = 0; i < o->threads; i++)
+		k[i].ops = o->ops / o->threads + (i < o->ops % o->threads);
+}
+
 static long major_faults(void)
 {
 	struct rusage ru;
@@ -179,9 +198,11 @@ static void print_result(const struct opts *o, const struct backend *b,
 	printf("{\"backend\":\"%s\",\"pattern\":\"%s\",\"size\":%" PRIu64
 	       ",\"ops\":%" PRIu64 ",\"threads\":%u,\"seconds\":%.6f"
 	       ",\"mb_per_s\":%.1f,\"ops_per_s\":%.0f,\"us_per_op\":%.4f"
-	       ",\"fill_seconds\":%.3f,\"major_faults\":%ld",
+	       ",\"fill_seconds\":%.3f,\"major_faults\":%ld"
+	       ",\"warmup_ops\":%" PRIu64,
 	       o->backend, pattern_name(o->pattern), o->size, ops, o->threads,
-	       s, bytes / s / 1e6, ops / s, s * 1e6 / ops, fill_s, majflt);
+	       s, bytes / s / 1e6, ops / s, s * 1e6 / ops, fill_s, majflt,
+	       o->warmup);
 	if (b->dsm)
 		printf(",\"evict\":\"%s\"", evict ? evict : "2q");
 	backend_stats_json(stdout, b, st0, st1);
@@ -223,6 +244,8 @@ int main(int argc, char **argv)
 	w.words = b.mem;
 
 	fill_s = run_phase(k, o.threads, wl_fill);
+	if (o.warmup)
+		warm_up(k, &o);
 	backend_stats(&b, &st0);
 	majflt = major_faults();
 	run_s = run_phase(k, o.threads, wl_run);

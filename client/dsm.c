@@ -24,9 +24,7 @@ struct dsm_engine dsm_eng = { .lock = PTHREAD_MUTEX_INITIALIZER,
 #define DEFAULT_BUDGET (256ULL << 20)
 #define DEFAULT_PREFETCH 64u
 #define MIN_BUDGET_PAGES 16u
-/* Busy-poll window of the engine thread (docs/design.md, "Polling"). */
-#define DEFAULT_POLL_US 100u
-#define MAX_POLL_US 10000u
+#define MAX_POLL_US 10000u /* busy-poll window (docs/design.md, "Polling") */
 
 /* ---- options --------------------------------------------------------- */
 
@@ -75,7 +73,7 @@ static int read_config(const struct dsm_options *o, struct config *c)
 		return got;
 	else if (got)
 		c->prefetch = v ? (v > DSM_MAX_BATCH_PAGES ? DSM_MAX_BATCH_PAGES : v) : 1;
-	c->poll_us = DEFAULT_POLL_US;
+	c->poll_us = DSM_DEFAULT_POLL_US;
 	if ((p = getenv("DSM_POLL_US")) &&
 	    dsm_parse_uint(p, MAX_POLL_US, &c->poll_us)) {
 		dsm_err("DSM_POLL_US=%s: expected microseconds, 0 to %u", p,

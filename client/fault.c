@@ -20,7 +20,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -554,37 +553,6 @@ static void send_queued(struct dsm_outbox *mine)
 
 #define POLL_FIXED 2 /* uffd, wake_fd; then one per server */
 
-/*
- * Wait for the next event, spinning for poll_ns after the last one before
- * sleeping.  Why spin: on virtual machines an idle vCPU halts, and waking
- * it costs a VM exit and entry - measured at ~20 us on this project's
- * 2-vCPU machines, more than the TCP round trip itself.  A remote fault
- * needs up to four such wake-ups (fault to engine, engine to server,
- * reply to engine, install to the faulting thread); an engine thread that
- * is still awake when the reply or the next fault arrives saves two of
- * them.  Spinning stops poll_ns after the last event, so an idle process
- * costs nothing; DSM_POLL_US=0 turns it off.  Each empty poll yields the
- * CPU, so on a machine with fewer CPUs than busy threads the spinner
- * never holds up the thread it is waiting for.  Returns poll()'s result.
- */
-static int engine_poll(struct pollfd *pfd, nfds_t nfds, uint64_t *busy_until)
-{
-	int ready;
-
-	if (dsm_eng.poll_ns && dsm_now_ns() < *busy_until) {
-		ready = poll(pfd, nfds, 0);
-		/* A peer (the server, a faulting thread) may be runnable on
-		 * this CPU: let it run now, not after our time slice. */
-		if (!ready)
-			sched_yield();
-	} else {
-		ready = poll(pfd, nfds, -1);
-	}
-	if (ready > 0)
-		*busy_until = dsm_now_ns() + dsm_eng.poll_ns;
-	return ready;
-}
-
 void *dsm_fault_main(void *arg)
 {
 	uint32_t nfds = POLL_FIXED + dsm_eng.nservers;
@@ -605,7 +573,10 @@ void *dsm_fault_main(void *arg)
 		pfd[POLL_FIXED + i] = (struct pollfd){ s->ops->fd(s->t), POLLIN, 0 };
 	}
 	while (!__atomic_load_n(&dsm_eng.quit, __ATOMIC_ACQUIRE)) {
-		int ready = engine_poll(pfd, nfds, &busy_until);
+		/* busy-polls for a while before sleeping: see "Polling" in
+		 * docs/design.md for why, and what it costs */
+		int ready = dsm_poll_busy(pfd, nfds, &busy_until,
+					  dsm_eng.poll_ns);
 
 		if (ready < 0 && errno != EINTR)
 			break;

@@ -5,9 +5,30 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+int dsm_poll_busy(struct pollfd *fds, unsigned long n, uint64_t *busy_until,
+		  uint64_t window_ns)
+{
+	int ready;
+
+	if (window_ns && dsm_now_ns() < *busy_until) {
+		ready = poll(fds, n, 0);
+		/* a peer (the server, a faulting thread) may be runnable on
+		 * this CPU: let it run now, not after our time slice */
+		if (!ready)
+			sched_yield();
+	} else {
+		ready = poll(fds, n, -1);
+	}
+	if (ready > 0)
+		*busy_until = dsm_now_ns() + window_ns;
+	return ready;
+}
 
 int dsm_parse_uint(const char *s, uint64_t max, uint64_t *out)
 {

@@ -23,6 +23,22 @@ int dsm_parse_hostport(const char *s, char *host, size_t hostlen,
 /* "1.5 GiB": human-readable bytes into buf. */
 const char *dsm_fmt_bytes(uint64_t bytes, char *buf, size_t len);
 
+struct pollfd;
+
+/* Default busy-poll window of the engine thread and dsm-server, in µs. */
+#define DSM_DEFAULT_POLL_US 100u
+
+/*
+ * poll(2), but spinning (zero timeouts, yielding the CPU between them)
+ * until *busy_until before it sleeps; an event moves *busy_until to
+ * window_ns from now.  window_ns 0 is plain poll(fds, n, -1).  Why: on a
+ * virtual machine waking a halted vCPU costs more than a loopback round
+ * trip (docs/design.md, "Polling").  Returns poll()'s result; 0 means
+ * nothing yet (spinning), call again.
+ */
+int dsm_poll_busy(struct pollfd *fds, unsigned long n, uint64_t *busy_until,
+		  uint64_t window_ns);
+
 static inline uint64_t dsm_now_ns(void)
 {
 	struct timespec ts;

@@ -25,7 +25,6 @@
 
 #define EXIT_USAGE 2
 #define STOP_GRACE_MS 5000 /* how long GOODBYEs may take to drain */
-#define DEFAULT_POLL_US 100    /* see run_loop() */
 #define MAX_POLL_US 10000
 
 struct options {
@@ -483,7 +482,7 @@ static int join_cluster(struct server *srv, const struct options *o)
 
 int main(int argc, char **argv)
 {
-	struct options o = { .poll_us = DEFAULT_POLL_US };
+	struct options o = { .poll_us = DSM_DEFAULT_POLL_US };
 	struct server srv;
 	char cap[32];
 	int err, rc = 1;
