@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "engine.h"
 #include "log.h"
 #include "outbox.h"
@@ -29,7 +30,9 @@ struct dsm_engine dsm_eng = { .lock = PTHREAD_MUTEX_INITIALIZER,
 /* ---- options --------------------------------------------------------- */
 
 struct config {
-	char *servers;
+	char *servers;          /* malloc'd; from the registry if it is set */
+	const char *registry;   /* DSM_REGISTRY, when no server list is given */
+	const char *cluster;
 	uint64_t budget;
 	uint32_t prefetch;
 	uint64_t poll_us;
@@ -52,6 +55,7 @@ static int env_size(const char *name, uint64_t *out)
 static int read_config(const struct dsm_options *o, struct config *c)
 {
 	const char *servers = o && o->servers ? o->servers : getenv("DSM_SERVERS");
+	const char *registry = getenv("DSM_REGISTRY");
 	const char *evict = o && o->evict_policy ? o->evict_policy : getenv("DSM_EVICT");
 	const char *p;
 	uint64_t v;
@@ -59,8 +63,11 @@ static int read_config(const struct dsm_options *o, struct config *c)
 
 	c->budget = DEFAULT_BUDGET;
 	c->prefetch = DEFAULT_PREFETCH;
-	if (!servers || !*servers) {
-		dsm_err("no memory server given: set DSM_SERVERS=host:port");
+	if (servers && !*servers)
+		servers = NULL;
+	if (!servers && (!registry || !*registry)) {
+		dsm_err("no memory server given: set DSM_SERVERS=host:port, or "
+			"DSM_REGISTRY=redis://host:port to use a cluster");
 		return -EINVAL;
 	}
 	if (o && o->local_mem)
@@ -85,6 +92,11 @@ static int read_config(const struct dsm_options *o, struct config *c)
 		return -EINVAL;
 	}
 	c->fifo = evict && !strcmp(evict, "fifo");
+	if (!servers) { /* an explicit list wins over the registry */
+		c->registry = registry;
+		c->cluster = getenv("DSM_CLUSTER");
+		return 0;
+	}
 	c->servers = strdup(servers);
 	return c->servers ? 0 : -ENOMEM;
 }
@@ -178,7 +190,10 @@ static void disconnect_all(void)
 	dsm_eng.nservers = 0;
 }
 
-static int connect_all(char *list)
+/* Connect to every server of list.  With tolerant (the list came from the
+ * registry, where a server that just died lingers until its record
+ * expires), an unreachable server is skipped as long as one answers. */
+static int connect_all(char *list, bool tolerant)
 {
 	uint32_t n = 1;
 	char *save, *tok;
@@ -189,9 +204,16 @@ static int connect_all(char *list)
 	dsm_eng.servers = calloc(n, sizeof(*dsm_eng.servers));
 	if (!dsm_eng.servers)
 		return -ENOMEM;
-	for (tok = strtok_r(list, ",", &save); tok && !err;
-	     tok = strtok_r(NULL, ",", &save))
-		err = connect_one(dsm_eng.nservers++, tok);
+	for (tok = strtok_r(list, ",", &save); tok && (!err || tolerant);
+	     tok = strtok_r(NULL, ",", &save)) {
+		err = connect_one(dsm_eng.nservers, tok);
+		if (!err)
+			dsm_eng.nservers++;
+		else if (tolerant)
+			dsm_warn("skipping memory server %s", tok);
+	}
+	if (tolerant && dsm_eng.nservers)
+		err = 0;
 	if (err)
 		disconnect_all();
 	return err;
@@ -223,6 +245,13 @@ static int start_engine(const struct config *c)
 	return err;
 }
 
+static void stop_engine(void)
+{
+	__atomic_store_n(&dsm_eng.quit, true, __ATOMIC_RELEASE);
+	dsm_engine_kick();
+	pthread_join(dsm_eng.fault_thread, NULL);
+}
+
 static void reset_engine(void)
 {
 	free(dsm_eng.zero_page);
@@ -246,18 +275,20 @@ int dsm_init(const struct dsm_options *opts)
 		return -EALREADY;
 	dsm_eng.uffd.fd = -1;
 	err = read_config(opts, &c);
-	if (err)
-		goto out;
-	err = dsm_uffd_open(&dsm_eng.uffd);
-	if (err)
-		goto out;
-	err = connect_all(c.servers);
-	if (err)
-		goto out;
-	err = start_engine(&c);
-out:
-	if (err)
+	if (!err)
+		err = dsm_uffd_open(&dsm_eng.uffd);
+	if (!err && c.registry)
+		err = dsm_cluster_open(c.registry, c.cluster, &c.servers);
+	if (!err)
+		err = connect_all(c.servers, c.registry != NULL);
+	if (!err)
+		err = start_engine(&c);
+	if (!err && c.registry && (err = dsm_cluster_join()))
+		stop_engine();
+	if (err) {
+		dsm_cluster_leave();
 		reset_engine();
+	}
 	free(c.servers);
 	return err;
 }
@@ -269,9 +300,8 @@ void dsm_shutdown(void)
 	/* Regions first, while the engine thread can still tell servers. */
 	while (dsm_eng.nregions)
 		dsm_free((void *)(uintptr_t)dsm_eng.regions[0]->base);
-	__atomic_store_n(&dsm_eng.quit, true, __ATOMIC_RELEASE);
-	dsm_engine_kick();
-	pthread_join(dsm_eng.fault_thread, NULL);
+	dsm_cluster_leave();
+	stop_engine();
 	reset_engine();
 }
 
@@ -336,8 +366,10 @@ void *dsm_alloc(size_t size)
 		err = dsm_region_insert(r);
 		pthread_mutex_unlock(&dsm_eng.lock);
 	}
-	if (!err)
+	if (!err) {
+		dsm_cluster_region_added(r);
 		return (void *)(uintptr_t)r->base;
+	}
 	dsm_unplace(&r->place);
 fail:
 	munmap((void *)(uintptr_t)r->base, bytes);
@@ -351,6 +383,7 @@ void dsm_free(void *ptr)
 {
 	struct dsm_placement parts = { 0 };
 	struct dsm_region *r;
+	uint64_t id;
 
 	if (!ptr || !dsm_eng.servers)
 		return;
@@ -373,12 +406,14 @@ void dsm_free(void *ptr)
 	dsm_uffd_unregister(&dsm_eng.uffd, ptr, r->size);
 	munmap(ptr, r->size);
 	/* the parts leave with us; the extent map goes with the region */
+	id = r->id;
 	parts.part = r->place.part;
 	parts.nparts = r->place.nparts;
 	r->place.part = NULL;
 	r->place.nparts = 0;
 	dsm_region_remove(r);
 	pthread_mutex_unlock(&dsm_eng.lock);
+	dsm_cluster_region_removed(id);
 	dsm_unplace(&parts);
 	dsm_placement_clear(&parts);
 }

@@ -114,6 +114,8 @@ struct dsm_region {
 	uint64_t base, size, npages;
 	struct dsm_page *pages;
 	struct dsm_placement place;
+	uint64_t id;    /* registry name, 0 without a registry (cluster.c) */
+	uint64_t created_ms;
 	unsigned refs;  /* table + in-flight requests; freed at 0 */
 	bool dead;      /* dsm_free()d: completions must not touch it */
 };

@@ -602,6 +602,22 @@ int dsm_reg_del_client(struct dsm_reg *r, uint64_t id)
 	return del_indexed(r, "clients", "client", id);
 }
 
+int dsm_reg_client_exists(struct dsm_reg *r, uint64_t id)
+{
+	char key[160];
+	redisReply *rep = redisCommand(r->c, "EXISTS %s",
+				       dsm_reg_key(key, sizeof(key), r->cluster,
+						   "client:%llu",
+						   (unsigned long long)id));
+	int err = check(r, rep);
+
+	if (!err)
+		err = rep->type == REDIS_REPLY_INTEGER ? rep->integer > 0
+						       : -EPROTO;
+	freeReplyObject(rep);
+	return err;
+}
+
 int dsm_reg_put_region(struct dsm_reg *r, const struct dsm_reg_region *rg)
 {
 	struct dsm_reg_argv a = { .argc = 0 };

@@ -150,6 +150,9 @@ int dsm_reg_new_id(struct dsm_reg *r, uint64_t *id);
 int dsm_reg_put_client(struct dsm_reg *r, const struct dsm_reg_client *c,
 		       uint64_t ttl_ms);
 int dsm_reg_del_client(struct dsm_reg *r, uint64_t id);
+/* 1 if the client's record exists (its lease is live), 0 if not, or
+ * -errno. */
+int dsm_reg_client_exists(struct dsm_reg *r, uint64_t id);
 int dsm_reg_put_region(struct dsm_reg *r, const struct dsm_reg_region *rg);
 int dsm_reg_del_region(struct dsm_reg *r, uint64_t id);
 

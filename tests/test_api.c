@@ -24,6 +24,15 @@ static void bad_options(const char *addr)
 
 	unsetenv("DSM_SERVERS");
 	TH_CHECK(dsm_init(NULL) == -EINVAL);          /* no server given */
+	setenv("DSM_REGISTRY", "redis://127.0.0.1:1", 1); /* nobody there */
+	TH_CHECK(dsm_init(NULL) == -ECONNREFUSED);
+	setenv("DSM_REGISTRY", "redis://host:port:x/0", 1);
+	TH_CHECK(dsm_init(NULL) == -EINVAL);
+	setenv("DSM_REGISTRY", "redis://127.0.0.1:1", 1);
+	setenv("DSM_CLUSTER", "no spaces", 1);
+	TH_CHECK(dsm_init(NULL) == -EINVAL);
+	unsetenv("DSM_CLUSTER");
+	unsetenv("DSM_REGISTRY");
 	setenv("DSM_LOCAL_MEM", "lots", 1);
 	TH_CHECK(dsm_init(&o) == -EINVAL);
 	setenv("DSM_LOCAL_MEM", "64M", 1);

@@ -9,11 +9,19 @@
  *
  * With --servers N the region is striped over N servers, each too small
  * to hold it alone, and each server's STATS must show its share in use.
+ *
+ * With --cluster N the servers come from the registry (DSM_REGISTRY,
+ * DSM_CLUSTER; tests/test_cluster.sh starts them): the region's record
+ * must name all N servers, be there at the end of the run (recorded again
+ * if Redis was restarted meanwhile), and be gone after dsm_free, as must
+ * the client's record after dsm_shutdown.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <unistd.h>
 
 #include "client_util.h"
+#include "registry.h"
 
 #define NTHREADS 8
 #define BUDGET (4u << 20)
@@ -79,17 +87,87 @@ static void start_striped(struct th_server *srv, int n)
 	TH_CHECK(dsm_init(&o) == 0);
 }
 
+/* The registry's record of this client's one region, waiting up to 10 s
+ * for it (the lease thread records it again after a Redis restart).
+ * Returns the number of distinct servers it names; 0 if there is none. */
+static uint32_t region_servers(struct dsm_reg *reg, struct dsm_reg_region *out)
+{
+	struct dsm_reg_region *v = NULL;
+	uint32_t distinct = 0;
+	size_t n = 0;
+
+	for (int tries = 0; tries < 100 && !n; tries++) {
+		dsm_reg_regions_free(v, n);
+		TH_CHECK(dsm_reg_list_regions(reg, &v, &n) == 0);
+		if (!n)
+			usleep(100000);
+	}
+	if (n != 1)
+		return 0;
+	*out = v[0];
+	v[0].ext = NULL;
+	dsm_reg_regions_free(v, n);
+	for (uint32_t i = 0; i < out->n; i++) {
+		bool seen = false;
+
+		for (uint32_t j = 0; j < i; j++)
+			seen |= out->ext[j].server == out->ext[i].server;
+		distinct += !seen;
+	}
+	return distinct;
+}
+
+static struct dsm_reg *open_registry(void)
+{
+	struct dsm_reg *reg;
+	char err[512];
+
+	if (dsm_reg_open(getenv("DSM_REGISTRY"), getenv("DSM_CLUSTER"), &reg,
+			 err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		exit(1);
+	}
+	return reg;
+}
+
+/* After the run: the records say what the library did. */
+static void check_registry(int nservers)
+{
+	struct dsm_reg *reg = open_registry();
+	struct dsm_reg_region rec = { 0 };
+	struct dsm_reg_client *c;
+	size_t nc;
+
+	TH_CHECK(region_servers(reg, &rec) == (uint32_t)nservers);
+	TH_CHECK(rec.size == REGION && rec.ext[rec.n - 1].off +
+					       rec.ext[rec.n - 1].len == REGION);
+	TH_CHECK(dsm_reg_list_clients(reg, &c, &nc) == 0 && nc == 1 &&
+		 c[0].id == rec.owner && c[0].pid == (uint32_t)getpid());
+	free(c);
+	dsm_reg_region_clear(&rec);
+	dsm_free(far);
+	TH_CHECK(region_servers(reg, &rec) == 0);
+	dsm_shutdown();
+	TH_CHECK(dsm_reg_list_clients(reg, &c, &nc) == 0 && nc == 0);
+	free(c);
+	dsm_reg_close(reg);
+}
+
 int main(int argc, char **argv)
 {
 	struct th_server srv[MAX_SERVERS];
-	int nservers = argc == 3 && !strcmp(argv[1], "--servers") ?
+	bool cluster = argc == 3 && !strcmp(argv[1], "--cluster");
+	int nservers = argc == 3 && (cluster || !strcmp(argv[1], "--servers")) ?
 			       atoi(argv[2]) : 1;
 	pthread_t th[NTHREADS];
 	struct dsm_stats s;
 	uint64_t used = 0;
 
 	TH_CHECK(nservers >= 1 && nservers <= MAX_SERVERS);
-	if (nservers == 1)
+	if (cluster)
+		TH_CHECK(dsm_init(&(struct dsm_options){ .local_mem = BUDGET })
+			 == 0);
+	else if (nservers == 1)
 		tc_start(&srv[0], "256M", BUDGET, 0);
 	else
 		start_striped(srv, nservers);
@@ -121,6 +199,12 @@ int main(int argc, char **argv)
 	TH_CHECK(s.pages_evicted > REGION / 4096);
 	TH_CHECK(s.pages_written_back > 0 && s.pages_fetched > 0);
 	TH_CHECK(s.resident_pages <= s.budget_pages);
+	if (cluster) {
+		check_registry(nservers);
+		free(ref);
+		printf("integrity: ok\n");
+		return 0;
+	}
 	for (int i = 0; i < nservers; i++) {
 		uint64_t u = server_used(&srv[i]);
 

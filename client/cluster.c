@@ -1,0 +1,271 @@
+/*
+ * cluster.c - the client's side of the cluster registry (room: registry).
+ *
+ * With DSM_REGISTRY set, dsm_init() asks Redis for the live servers
+ * instead of reading DSM_SERVERS, and the process joins the cluster as a
+ * client: a record with a lease that a small thread renews every
+ * DSM_REG_HEARTBEAT_MS, so a crashed or hung process drops out by itself.
+ * Each region is recorded with its placement (who holds which stripes) on
+ * dsm_alloc() and removed on dsm_free() and at a clean exit.
+ *
+ * Why a thread of its own: the registry is a blocking hiredis connection,
+ * and Redis may be slow or gone.  The engine thread must never wait for
+ * it (faults would stall), and application threads only touch it in
+ * dsm_alloc/dsm_free, which are not on the fault path.
+ *
+ * Redis going away costs nothing but visibility: allocation and paging go
+ * on, the lease thread reconnects, and when it finds its record gone
+ * (Redis restarted and lost its data) it writes the client and every live
+ * region again.
+ *
+ * Lock order: cl.lock, then dsm_eng.lock (the lease thread snapshots the
+ * region table when it republishes).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "log.h"
+#include "registry.h"
+#include "util.h"
+
+/* The process's membership; everything guarded by lock.  Owned by the
+ * library between dsm_cluster_open() and dsm_cluster_leave(). */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct dsm_reg *reg;         /* NULL while Redis is unreachable */
+	char url[300];
+	char name[DSM_REG_CLUSTER_MAX + 1];
+	struct dsm_reg_client me;
+	uint64_t next_region;        /* regions named so far */
+	pthread_t lease_thread;
+	bool joined, quit, warned;
+} cl = { .lock = PTHREAD_MUTEX_INITIALIZER,
+	 .wake = PTHREAD_COND_INITIALIZER };
+
+/* Something failed talking to Redis: drop the connection (the lease
+ * thread reconnects) and say so once until it works again. */
+static void lost(const char *what, int err)
+{
+	if (!cl.warned)
+		dsm_warn("registry %s: %s failed (%s); far memory keeps "
+			 "working, the registry is updated when it is back",
+			 cl.url, what, strerror(-err));
+	cl.warned = true;
+	dsm_reg_close(cl.reg);
+	cl.reg = NULL;
+}
+
+static void to_reg_region(const struct dsm_region *r,
+			  struct dsm_reg_region *out)
+{
+	*out = (struct dsm_reg_region){ .id = r->id, .size = r->size,
+					.owner = cl.me.id,
+					.created_ms = r->created_ms,
+					.n = r->place.n };
+	out->ext = calloc(r->place.n, sizeof(*out->ext));
+	if (!out->ext) {
+		out->n = 0;
+		return;
+	}
+	for (uint32_t i = 0; i < r->place.n; i++) {
+		const struct dsm_extent *e = &r->place.ext[i];
+
+		out->ext[i] = (struct dsm_reg_extent){
+			.off = e->off, .len = e->len,
+			.server = dsm_eng.servers[e->server].id,
+			.region_id = e->region_id, .pool_off = e->pool_off };
+	}
+}
+
+/* Called with cl.lock held; consumes rec. */
+static void put_region(struct dsm_reg_region *rec)
+{
+	int err = rec->ext ? 0 : -ENOMEM;
+
+	if (cl.reg && !err)
+		err = dsm_reg_put_region(cl.reg, rec);
+	dsm_reg_region_clear(rec);
+	if (err)
+		lost("recording a region", err);
+}
+
+/* Every live region, recorded again.  Called with cl.lock held.  The
+ * records are copied under the engine lock and written after it is
+ * released: Redis must never hold up a fault. */
+static int republish(void)
+{
+	struct dsm_reg_region *v;
+	uint32_t n;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	n = dsm_eng.nregions;
+	v = calloc(n ? n : 1, sizeof(*v));
+	for (uint32_t i = 0; v && i < n; i++)
+		to_reg_region(dsm_eng.regions[i], &v[i]);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (!v)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
+		put_region(&v[i]);
+	free(v);
+	return cl.reg ? 0 : -EPIPE;
+}
+
+int dsm_cluster_open(const char *url, const char *name, char **servers)
+{
+	struct dsm_reg_server *v = NULL;
+	char err[512];
+	size_t n = 0, len = 1;
+	int rc;
+
+	rc = dsm_reg_open(url, name, &cl.reg, err, sizeof(err));
+	if (rc) {
+		dsm_err("%s", err);
+		return rc;
+	}
+	snprintf(cl.url, sizeof(cl.url), "%s", url);
+	snprintf(cl.name, sizeof(cl.name), "%s", dsm_reg_cluster(cl.reg));
+	rc = dsm_reg_list_servers(cl.reg, &v, &n);
+	if (!rc && !n) {
+		dsm_err("cluster '%s' at %s has no live memory server; start "
+			"dsm-server --registry %s --cluster %s", cl.name, url,
+			url, cl.name);
+		rc = -EHOSTUNREACH;
+	}
+	for (size_t i = 0; !rc && i < n; i++)
+		len += strlen(v[i].addr) + 1;
+	if (!rc && !(*servers = calloc(1, len)))
+		rc = -ENOMEM;
+	for (size_t i = 0; !rc && i < n; i++)
+		strcat(strcat(*servers, i ? "," : ""), v[i].addr);
+	free(v);
+	if (rc) {
+		dsm_reg_close(cl.reg);
+		cl.reg = NULL;
+	}
+	return rc;
+}
+
+/* One renewal: the lease, and everything again if Redis forgot us. */
+static void renew(void)
+{
+	int had, err;
+
+	if (!cl.reg) {
+		char msg[512];
+
+		if (dsm_reg_open(cl.url, cl.name, &cl.reg, msg, sizeof(msg)))
+			return;
+	}
+	had = dsm_reg_client_exists(cl.reg, cl.me.id);
+	cl.me.heartbeat_ms = dsm_reg_now_ms();
+	err = had < 0 ? had : dsm_reg_put_client(cl.reg, &cl.me, DSM_REG_TTL_MS);
+	if (err) {
+		lost("renewing the lease", err);
+		return;
+	}
+	if (cl.warned)
+		dsm_info("registry %s is back", cl.url);
+	cl.warned = false;
+	if (!had && republish() == 0)
+		dsm_info("registry %s had lost this client: its regions are "
+			 "recorded again", cl.url);
+}
+
+static void *lease_main(void *arg)
+{
+	pthread_mutex_lock(&cl.lock);
+	while (!cl.quit) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (long)DSM_REG_HEARTBEAT_MS * 1000000;
+		until.tv_sec += until.tv_nsec / 1000000000;
+		until.tv_nsec %= 1000000000;
+		pthread_cond_timedwait(&cl.wake, &cl.lock, &until);
+		if (!cl.quit)
+			renew();
+	}
+	pthread_mutex_unlock(&cl.lock);
+	return NULL;
+}
+
+int dsm_cluster_join(void)
+{
+	int err;
+
+	pthread_mutex_lock(&cl.lock);
+	cl.me = (struct dsm_reg_client){ .pid = getpid(),
+					 .started_ms = dsm_reg_now_ms() };
+	cl.me.heartbeat_ms = cl.me.started_ms;
+	gethostname(cl.me.host, sizeof(cl.me.host) - 1);
+	err = dsm_reg_new_id(cl.reg, &cl.me.id);
+	if (!err)
+		err = dsm_reg_put_client(cl.reg, &cl.me, DSM_REG_TTL_MS);
+	if (!err) {
+		cl.quit = false;
+		err = -pthread_create(&cl.lease_thread, NULL, lease_main, NULL);
+	}
+	cl.joined = !err;
+	pthread_mutex_unlock(&cl.lock);
+	if (err)
+		dsm_err("cannot join cluster '%s' at %s: %s", cl.name, cl.url,
+			strerror(-err));
+	return err;
+}
+
+bool dsm_cluster_active(void)
+{
+	return cl.joined;
+}
+
+void dsm_cluster_region_added(struct dsm_region *r)
+{
+	struct dsm_reg_region rec;
+
+	if (!cl.joined)
+		return;
+	pthread_mutex_lock(&cl.lock);
+	/* Named here, not by Redis, so a region made while Redis is away
+	 * has its name too: unique because the client id is, and readable
+	 * as "client 7's 3rd region" (7000000003). */
+	r->id = cl.me.id * DSM_REGION_IDS_PER_CLIENT + ++cl.next_region;
+	r->created_ms = dsm_reg_now_ms();
+	to_reg_region(r, &rec);
+	put_region(&rec);
+	pthread_mutex_unlock(&cl.lock);
+}
+
+void dsm_cluster_region_removed(uint64_t id)
+{
+	int err;
+
+	if (!cl.joined || !id)
+		return;
+	pthread_mutex_lock(&cl.lock);
+	if (cl.reg && (err = dsm_reg_del_region(cl.reg, id)))
+		lost("removing a region", err);
+	pthread_mutex_unlock(&cl.lock);
+}
+
+void dsm_cluster_leave(void)
+{
+	if (!cl.joined)
+		goto close;
+	pthread_mutex_lock(&cl.lock);
+	cl.quit = true;
+	pthread_cond_signal(&cl.wake);
+	pthread_mutex_unlock(&cl.lock);
+	pthread_join(cl.lease_thread, NULL);
+	if (cl.reg)
+		dsm_reg_del_client(cl.reg, cl.me.id);
+	cl.joined = false;
+close:
+	dsm_reg_close(cl.reg);
+	cl.reg = NULL;
+}

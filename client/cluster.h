@@ -1,0 +1,33 @@
+/*
+ * cluster.h - the client's side of the cluster registry, internal to
+ * libdsm (room: registry).  See cluster.c.
+ */
+#ifndef DSM_CLIENT_CLUSTER_H
+#define DSM_CLIENT_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+/* Region ids are client id * this + the client's count of regions. */
+#define DSM_REGION_IDS_PER_CLIENT 1000000000ULL
+
+/* Connect to the registry at url, cluster name (NULL: default), and list
+ * the live servers as "host:port,host:port..." in *servers (malloc'd).
+ * 0 or -errno, after logging what to check. */
+int dsm_cluster_open(const char *url, const char *name, char **servers);
+/* Once the engine runs: record this client, start renewing its lease. */
+int dsm_cluster_join(void);
+/* Whether dsm_cluster_join() succeeded (and dsm_cluster_leave() has not
+ * run): regions are then recorded. */
+bool dsm_cluster_active(void);
+/* A region was placed: name it (r->id) and record it.  A region freed:
+ * remove its record.  No-ops without a registry.  Not under the engine
+ * lock. */
+void dsm_cluster_region_added(struct dsm_region *r);
+void dsm_cluster_region_removed(uint64_t id);
+/* Stop renewing, remove this client's record, disconnect. */
+void dsm_cluster_leave(void);
+
+#endif /* DSM_CLIENT_CLUSTER_H */
