@@ -132,6 +132,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct dsm_reg_addr reg;
 	const char *cap = NULL;
 	int c;
 
@@ -167,6 +168,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 	    o->capacity % DSM_PAGE_SIZE)
 		die_usage("bad --capacity '%s': want a positive multiple of 4K",
 			  cap);
+	if (o->registry && dsm_reg_parse_url(o->registry, &reg))
+		die_usage("bad --registry '%s': want redis://HOST:PORT",
+			  o->registry);
 	if ((o->cluster || o->advertise) && !o->registry)
 		die_usage("--cluster and --advertise need --registry");
 	if (!o->cluster)

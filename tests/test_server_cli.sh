@@ -36,6 +36,15 @@ expect 2 "unknown log level 'loud'" "${ok[@]}" --log loud
 expect 2 "unknown option '--bogus'" "${ok[@]}" --bogus
 expect 2 "--poll-us needs a value" "${ok[@]}" --poll-us
 expect 2 "unexpected argument 'extra'" "${ok[@]}" extra
+expect 2 "--cluster and --advertise need --registry" "${ok[@]}" --cluster c
+expect 2 "bad cluster name 'a b'" "${ok[@]}" --registry redis://127.0.0.1:1 --cluster "a b"
+# Redis down at start: a clear error naming the address, exit 1
+expect 1 "cannot reach the registry at redis://127.0.0.1:1" "${ok[@]}" --registry redis://127.0.0.1:1
+expect 2 "bad --registry 'redis://x:port'" "${ok[@]}" --registry "redis://x:port"
+expect 2 "bad --registry 'http://x'" "${ok[@]}" --registry "http://x"
+# a wildcard address means nothing to clients
+expect 1 "say which address clients should use with --advertise" \
+	--listen 0.0.0.0:0 --capacity 16M --registry redis://127.0.0.1:1
 
 if [ $failed = 0 ]; then
 	echo "server_cli: ok"
