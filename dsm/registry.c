@@ -185,24 +185,42 @@ int dsm_reg_client_decode(char **kv, size_t n, struct dsm_reg_client *c)
 	return 0;
 }
 
-/* One "OFF+LEN@S/R/P". */
-static int extent_decode(const char *s, struct dsm_reg_extent *e)
+/* One decimal number of an extent, ending at sep; *s moves past sep. */
+static int ext_num(const char **s, char sep, uint64_t max, uint64_t *out)
 {
-	unsigned long long off, len, server, region, pool;
-	int used = 0;
+	char buf[24];
+	size_t n = strcspn(*s, ",+@/");
 
-	if (sscanf(s, "%llu+%llu@%llu/%llu/%llu%n", &off, &len, &server,
-		   &region, &pool, &used) != 5 || (s[used] && s[used] != ',') ||
-	    !len || server > UINT32_MAX || off + len < off)
+	if (!n || n >= sizeof(buf) || (*s)[n] != sep)
 		return -EINVAL;
-	*e = (struct dsm_reg_extent){ off, len, (uint32_t)server, region,
-				      pool };
+	memcpy(buf, *s, n);
+	buf[n] = '\0';
+	*s += n + (sep ? 1 : 0);
+	return dsm_parse_uint(buf, max, out);
+}
+
+/* One "OFF+LEN@S/R/P", strict like every other field. */
+static int extent_decode(const char **s, struct dsm_reg_extent *e)
+{
+	uint64_t server;
+	char end = strchr(*s, ',') ? ',' : '\0';
+
+	if (ext_num(s, '+', UINT64_MAX, &e->off) ||
+	    ext_num(s, '@', UINT64_MAX, &e->len) ||
+	    ext_num(s, '/', UINT32_MAX, &server) ||
+	    ext_num(s, '/', UINT64_MAX, &e->region_id) ||
+	    ext_num(s, end, UINT64_MAX, &e->pool_off))
+		return -EINVAL;
+	e->server = server;
 	return 0;
 }
 
+/* Extents must be sorted, disjoint and inside the region: the placement
+ * map's invariants. */
 static int extents_decode(const char *s, struct dsm_reg_region *r)
 {
 	uint32_t n = *s ? 1 : 0;
+	uint64_t end = 0;
 
 	for (const char *p = s; *p; p++)
 		n += *p == ',';
@@ -210,10 +228,12 @@ static int extents_decode(const char *s, struct dsm_reg_region *r)
 	if (!r->ext)
 		return -ENOMEM;
 	for (r->n = 0; r->n < n; r->n++) {
-		if (extent_decode(s, &r->ext[r->n]))
+		struct dsm_reg_extent *e = &r->ext[r->n];
+
+		if (extent_decode(&s, e) || !e->len || e->off < end ||
+		    e->len > r->size || e->off > r->size - e->len)
 			return -EINVAL;
-		s = strchr(s, ',');
-		s = s ? s + 1 : "";
+		end = e->off + e->len;
 	}
 	return 0;
 }
@@ -344,14 +364,21 @@ static int check(struct dsm_reg *r, redisReply *rep)
 	return rep->type == REDIS_REPLY_ERROR ? -EPROTO : 0;
 }
 
-static int simple(struct dsm_reg *r, int argc, const char **argv,
-		  const size_t *len)
+/* Drop an expired member from its index - atomically, and only if its
+ * record is still missing: a server that registered again since we
+ * looked must not lose its index entry. */
+static void forget_expired(struct dsm_reg *r, const char *set,
+			   const char *what, const char *id)
 {
-	redisReply *rep = redisCommandArgv(r->c, argc, argv, len);
-	int err = check(r, rep);
+	static const char script[] =
+		"if redis.call('EXISTS', KEYS[1]) == 0 then "
+		"return redis.call('SREM', KEYS[2], ARGV[1]) end return 0";
+	char key[160], skey[160];
 
-	freeReplyObject(rep);
-	return err;
+	freeReplyObject(redisCommand(
+		r->c, "EVAL %s 2 %s %s %s", script,
+		dsm_reg_key(key, sizeof(key), r->cluster, "%s:%s", what, id),
+		dsm_reg_key(skey, sizeof(skey), r->cluster, "%s", set), id));
 }
 
 /* SMEMBERS of the index set, then HGETALL of each member, pipelined.
@@ -367,13 +394,15 @@ static int list(struct dsm_reg *r, const char *set, const char *what,
 				       dsm_reg_key(key, sizeof(key), r->cluster,
 						   "%s", set));
 	char *v = NULL;
+	size_t *expired = NULL, nexp = 0;
 	int err = check(r, ids);
 
 	*n = 0;
 	if (err || ids->type != REDIS_REPLY_ARRAY)
 		goto out;
 	v = calloc(ids->elements ? ids->elements : 1, elt);
-	if (!v) {
+	expired = calloc(ids->elements ? ids->elements : 1, sizeof(*expired));
+	if (!v || !expired) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -394,17 +423,18 @@ static int list(struct dsm_reg *r, const char *set, const char *what,
 		m = h->type == REDIS_REPLY_ARRAY ? h->elements : 0;
 		for (size_t j = 0; j < m && j < 64; j++)
 			kv[j] = h->element[j]->str;
-		if (m == 0) /* expired: drop it from the index */
-			freeReplyObject(redisCommand(
-				r->c, "SREM %s %s",
-				dsm_reg_key(key, sizeof(key), r->cluster, "%s",
-					    set),
-				ids->element[i]->str));
+		if (m == 0) /* expired: drop it from the index, later */
+			expired[nexp++] = i;
 		else if (!decode(kv, m < 64 ? m : 64, v + *n * elt))
 			(*n)++;
 		freeReplyObject(h);
 	}
+	/* only now: a command sent while pipelined replies are pending
+	 * would read one of those as its own reply */
+	for (size_t k = 0; k < nexp; k++)
+		forget_expired(r, set, what, ids->element[expired[k]]->str);
 out:
+	free(expired);
 	freeReplyObject(ids);
 	if (err) {
 		free(v);
@@ -580,21 +610,30 @@ int dsm_reg_put_client(struct dsm_reg *r, const struct dsm_reg_client *c,
 	return put_indexed(r, "clients", key, id, &a, ttl_ms);
 }
 
+/* The record and its index entry go together (MULTI), like put_indexed. */
 static int del_indexed(struct dsm_reg *r, const char *set, const char *what,
 		       uint64_t id)
 {
-	char key[160], skey[160], sid[24];
-	const char *argv[3];
-	int err;
+	char key[160], skey[160];
+	redisReply *rep;
+	int err = 0;
 
-	snprintf(sid, sizeof(sid), "%llu", (unsigned long long)id);
-	argv[0] = "DEL";
-	argv[1] = dsm_reg_key(key, sizeof(key), r->cluster, "%s:%s", what, sid);
-	err = simple(r, 2, argv, NULL);
-	argv[0] = "SREM";
-	argv[1] = dsm_reg_key(skey, sizeof(skey), r->cluster, "%s", set);
-	argv[2] = sid;
-	return err ? err : simple(r, 3, argv, NULL);
+	dsm_reg_key(key, sizeof(key), r->cluster, "%s:%llu", what,
+		    (unsigned long long)id);
+	dsm_reg_key(skey, sizeof(skey), r->cluster, "%s", set);
+	redisAppendCommand(r->c, "MULTI");
+	redisAppendCommand(r->c, "DEL %s", key);
+	redisAppendCommand(r->c, "SREM %s %llu", skey, (unsigned long long)id);
+	redisAppendCommand(r->c, "EXEC");
+	for (int i = 0; i < 4; i++) {
+		rep = NULL;
+		if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+			return -ECONNRESET;
+		if (!err)
+			err = check(r, rep);
+		freeReplyObject(rep);
+	}
+	return err;
 }
 
 int dsm_reg_del_client(struct dsm_reg *r, uint64_t id)

@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# dsmctl against a real cluster.  deploy/cluster.sh brings up a redis and
+# three dsm-servers on loopback ports of this test's own, with its own
+# RUN_DIR and cluster name; then every dsmctl command is checked against
+# what the cluster is (servers, capacities, pids, regions and clients
+# written into the registry by hand as dsm/registry.h documents them), in
+# tables and in JSON.  A server is SIGKILLed and must leave the listing
+# within its TTL without a live one ever missing from it; redis is
+# restarted empty and the servers must register again; exit statuses 0, 1
+# and 2 are checked where dsmctl --help promises them.  Last, cluster.sh
+# down must leave no process behind.  Every check runs; all failures are
+# listed.
+#   test_dsmctl.sh BUILD_DIR      (exit 77: redis-server is not installed)
+set -uo pipefail
+build=$1
+top=$(cd "$(dirname "$0")/.." && pwd)
+dsmctl=$build/ctl/dsmctl
+cluster_sh=$top/deploy/cluster.sh
+failed=0
+
+fail() { echo "FAIL: $*"; failed=1; }
+fatal() { echo "FATAL: $*"; exit 1; }
+
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+	echo "SKIP: redis-server or redis-cli not installed (deploy/install-deps.sh installs them)"
+	exit 77
+fi
+
+tmp=$(mktemp -d /tmp/dsm-dsmctl-test.XXXXXX)
+export RUN_DIR=$tmp/run BUILD=$build SERVERS=3 CAPACITY=64M
+export CLUSTER=ctltest-$$
+capacity=$((64 << 20))
+all_pids=()
+
+# Whether pid is alive and runs prog (a zombie has no command line).
+runs() {
+	tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -qF -- "$2"
+}
+
+cleanup() {
+	"$cluster_sh" down >/dev/null 2>&1
+	for pid in "${all_pids[@]}"; do # whatever down missed
+		if runs "$pid" dsm-server || runs "$pid" redis-server; then
+			kill -KILL "$pid" 2>/dev/null
+		fi
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP # so that cleanup runs then too
+
+# Four free loopback ports in a row (redis, three servers), from a start
+# that differs between concurrent runs.
+ports_free() {
+	python3 - "$@" <<'PY'
+import socket, sys
+for p in sys.argv[1:]:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", int(p)))
+    except OSError:
+        sys.exit(1)
+    finally:
+        s.close()
+PY
+}
+pick_ports() {
+	local p=$((17000 + $$ % 1000 * 4))
+	for _ in $(seq 200); do
+		[ $p -gt 60000 ] && p=17000
+		if ports_free $p $((p + 1)) $((p + 2)) $((p + 3)); then
+			echo $p
+			return 0
+		fi
+		p=$((p + 4))
+	done
+	return 1
+}
+p=$(pick_ports) || fatal "no four free loopback ports in a row"
+export REDIS_PORT=$p BASE_PORT=$((p + 1))
+registry=redis://127.0.0.1:$REDIS_PORT
+addrs=("127.0.0.1:$BASE_PORT" "127.0.0.1:$((BASE_PORT + 1))" "127.0.0.1:$((BASE_PORT + 2))")
+export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+key() { echo "dsm:$CLUSTER:$1"; }
+
+# run WANT_STATUS ARGS...: dsmctl's stdout in $out, stderr in $err.
+run() {
+	local want=$1 rc
+	shift
+	out=$("$dsmctl" "$@" 2>"$tmp/err")
+	rc=$?
+	err=$(cat "$tmp/err")
+	if [ "$rc" != "$want" ]; then
+		fail "dsmctl $*: exit $rc (want $want); stderr: $err"
+		return 1
+	fi
+}
+
+# The server rows of a table: "ID  127.0.0.1:PORT ...".
+rows() { grep -cE '^ *[0-9]+ +127\.0\.0\.1:'; }
+
+# json PYTHON ARGS...: asserts in PYTHON about doc, the JSON on stdin.
+json() {
+	python3 -c "import json, sys
+doc = json.load(sys.stdin)
+args = sys.argv[1:]
+$1" "${@:2}"
+}
+
+# ---- up -------------------------------------------------------------------------
+
+echo "cluster: redis on $REDIS_PORT, servers on $BASE_PORT-$((BASE_PORT + 2)), RUN_DIR $RUN_DIR"
+up_out=$("$cluster_sh" up 2>"$tmp/up.err") ||
+	fatal "cluster.sh up failed: $(cat "$tmp/up.err")"
+for f in "$RUN_DIR"/redis.pid "$RUN_DIR"/server-{1,2,3}.pid; do
+	[ -s "$f" ] || fatal "cluster.sh up left no $f"
+	all_pids+=("$(cat "$f")")
+done
+grep -qxF "export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER" <<<"$up_out" ||
+	fail "cluster.sh up printed no export line: '$up_out'"
+[ "$(rcli config get bind | tail -n 1)" = 127.0.0.1 ] ||
+	fail "redis binds '$(rcli config get bind | tail -n 1)', not 127.0.0.1 only"
+[ -z "$(rcli config get save | tail -n 1)" ] &&
+	[ "$(rcli config get appendonly | tail -n 1)" = no ] ||
+	fail "redis persists (save/appendonly set)"
+
+pids_before=$(cat "$RUN_DIR"/*.pid)
+"$cluster_sh" up >/dev/null 2>"$tmp/up2.err" || fail "second cluster.sh up: exit $?"
+grep -q "already up" "$tmp/up2.err" || fail "second up did not say it is up: $(cat "$tmp/up2.err")"
+[ "$(cat "$RUN_DIR"/*.pid)" = "$pids_before" ] || fail "second up started processes"
+
+# ---- servers and status ------------------------------------------------------
+
+if run 0 servers; then
+	[ "$(rows <<<"$out")" = 3 ] || fail "servers lists not 3: $out"
+	for a in "${addrs[@]}"; do
+		grep -wF "$a" <<<"$out" | grep -qF "64.0 MiB" ||
+			fail "servers: no $a with 64.0 MiB: $out"
+	done
+fi
+
+server_pids=$(cat "$RUN_DIR"/server-{1,2,3}.pid)
+if run 0 --json servers; then
+	# shellcheck disable=SC2086 # one argument per pid
+	json '
+fields = {"id", "addr", "host", "pid", "capacity", "used", "regions",
+          "clients", "started_ms", "heartbeat_ms"}
+assert isinstance(doc, list) and len(doc) == 3, doc
+for s in doc:
+    assert set(s) == fields, s
+    assert all(isinstance(s[f], int) for f in fields - {"addr", "host"}), s
+    assert s["capacity"] == int(args[0]), s
+assert sorted(s["addr"] for s in doc) == sorted(args[1:4]), doc
+assert sorted(s["pid"] for s in doc) == sorted(map(int, args[4:])), doc
+assert [s["id"] for s in doc] == sorted(s["id"] for s in doc), "not by id"
+' $capacity "${addrs[@]}" $server_pids <<<"$out" || fail "--json servers: $out"
+	servers_json=$out
+fi
+
+if run 0 status; then
+	for want in "cluster   $CLUSTER" "registry  $registry" "servers   3 live" \
+		    "capacity  192.0 MiB, 0 B used, 192.0 MiB free"; do
+		grep -qF "$want" <<<"$out" || fail "status lacks '$want': $out"
+	done
+	[ "$(rows <<<"$out")" = 3 ] || fail "status table: $out"
+fi
+run 0 --json status && json '
+assert doc["cluster"] == args[0] and doc["registry"] == args[1], doc
+assert doc["capacity"] == 3 * int(args[2]) and doc["free"] == doc["capacity"], doc
+assert len(doc["servers"]) == 3, doc
+' "$CLUSTER" "$registry" $capacity <<<"$out" || fail "--json status: $out"
+
+run 0 --cluster other-$$ servers &&
+	! grep -q 127.0.0.1 <<<"$out" || fail "cluster other-$$ shows our servers: $out"
+
+# ---- regions and clients, written as registry.h documents them ----------------
+
+# The victim, killed below, is the server with the lowest id: a set of
+# integer ids lists it first, so its expired record is met before live ones.
+read -r victim victim_pid victim_addr live live_addr < <(json '
+s = sorted(doc, key=lambda s: s["id"])
+print(s[0]["id"], s[0]["pid"], s[0]["addr"], s[1]["id"], s[1]["addr"])
+' <<<"${servers_json:-[]}") || fatal "no server ids"
+now=$(date +%s%3N)
+name=$'t "q"\tn\xc3\xa9\xff'   # quote, tab, UTF-8, a byte that is not UTF-8
+extents="0+4194304@$live/11/0,4194304+4194304@$victim/12/1048576,8388608+4194304@$victim/13/5242880"
+rcli hset "$(key region:42)" id 42 name "$name" size 12582912 owner 7 \
+	created_ms "$now" extents "$extents" >/dev/null
+rcli hset "$(key region:43)" id 43 name "" size 4096 owner 9 \
+	created_ms "$now" extents "" >/dev/null
+rcli sadd "$(key regions)" 42 43 >/dev/null
+rcli hset "$(key client:5)" id 5 host testhost pid 4242 \
+	started_ms $((now - 90000)) heartbeat_ms "$now" >/dev/null
+rcli pexpire "$(key client:5)" 60000 >/dev/null
+rcli sadd "$(key clients)" 5 >/dev/null
+
+if run 0 regions; then
+	grep -aE '^ *42 ' <<<"$out" | grep -aF "12.0 MiB" | grep -aE ' 7 +3 ' |
+		grep -aqF "$live,$victim" || fail "regions: region 42 wrong: $out"
+	# control characters and bytes that are not UTF-8 shown as '?'
+	grep -qF 't "q"?né?' <<<"$out" || fail "regions: name of 42 shown as: $out"
+	grep -E '^ *43 +- +4.0 KiB +9 +0 +-$' <<<"$out" >/dev/null ||
+		fail "regions: region 43 wrong: $out"
+fi
+expect_ext='[{"off": 0, "len": 4194304, "server": %s, "region_id": 11, "pool_off": 0},
+ {"off": 4194304, "len": 4194304, "server": %s, "region_id": 12, "pool_off": 1048576},
+ {"off": 8388608, "len": 4194304, "server": %s, "region_id": 13, "pool_off": 5242880}]'
+# shellcheck disable=SC2059
+expect_ext=$(printf "$expect_ext" "$live" "$victim" "$victim")
+run 0 --json regions && json '
+assert [r["id"] for r in doc] == [42, 43], doc
+r = doc[0]
+assert r["name"] == "t \"q\"\tn\u00e9\ufffd", r["name"]
+assert (r["size"], r["owner"], r["created_ms"]) == (12582912, 7, int(args[1])), r
+assert r["extents"] == json.loads(args[0]), r["extents"]
+assert doc[1]["name"] == "" and doc[1]["extents"] == [], doc[1]
+' "$expect_ext" "$now" <<<"$out" || fail "--json regions: $out"
+
+check_region_show() { # check_region_show REGEX_OF_VICTIM_ADDR
+	if run 0 region show 42; then
+		grep -qF "size     12.0 MiB (12582912 bytes)" <<<"$out" ||
+			fail "region show: size: $out"
+		grep -E "^ +0 +4194304 +$live +$live_addr +11 +0$" <<<"$out" >/dev/null &&
+		grep -E "^ *4194304 +4194304 +$victim +$1 +12 +1048576$" <<<"$out" >/dev/null &&
+		grep -E "^ *8388608 +4194304 +$victim +$1 +13 +5242880$" <<<"$out" >/dev/null ||
+			fail "region show 42: extents (victim at '$1'): $out"
+	fi
+}
+check_region_show "${victim_addr//./\\.}"
+run 0 --json region show 42 && json '
+assert [e["server_addr"] for e in doc["extents"]] == args[0:3], doc
+' "$live_addr" "$victim_addr" "$victim_addr" <<<"$out" ||
+	fail "--json region show 42: $out"
+
+if run 0 clients; then
+	grep -E '^ *5 +testhost +4242 +1m3[01]s +[0-9.]+s$' <<<"$out" >/dev/null ||
+		fail "clients: $out"
+fi
+run 0 --json clients && json '
+assert doc == [{"id": 5, "host": "testhost", "pid": 4242,
+                "started_ms": int(args[0]) - 90000, "heartbeat_ms": int(args[0])}], doc
+' "$now" <<<"$out" || fail "--json clients: $out"
+run 0 status && grep -qF "regions   2" <<<"$out" && grep -qF "clients   1" <<<"$out" ||
+	fail "status does not count 2 regions and 1 client: $out"
+
+# ---- a server dies ------------------------------------------------------------------
+
+# Within the TTL (5 s) and a beat it must leave the listing; meanwhile, and
+# after, the two live servers must be in every listing.
+kill -KILL "$victim_pid"
+survivors=$(printf '%s\n' "${addrs[@]}" | grep -vxF "$victim_addr" | tr '\n' ' ')
+listed_addrs() {
+	"$dsmctl" --json servers | json 'print(" ".join(sorted(s["addr"] for s in doc)))'
+}
+deadline=$((SECONDS + 10))
+left=0 missing=""
+while [ $SECONDS -lt $deadline ]; do
+	now_listed=$(listed_addrs)
+	for a in $survivors; do
+		grep -qwF "$a" <<<"$now_listed" || missing+=" [$now_listed]"
+	done
+	if ! grep -qwF "$victim_addr" <<<"$now_listed"; then
+		left=$((left + 1))
+		[ $left -ge 8 ] && break # and stays gone, with the others listed
+	fi
+	sleep 0.25
+done
+[ $left -ge 1 ] || fail "the killed server $victim_addr is still listed after 10 s"
+[ -z "$missing" ] || fail "live servers missing from listings after a server died:$missing"
+run 0 servers && [ "$(rows <<<"$out")" = 2 ] ||
+	fail "servers does not list 2 after the kill: $out"
+check_region_show '\(gone\)'
+run 0 --json region show 42 && json '
+assert [e["server_addr"] for e in doc["extents"]] == [args[0], None, None], doc
+' "$live_addr" <<<"$out" || fail "--json region show 42 after the kill: $out"
+
+# ---- exit statuses ---------------------------------------------------------------------
+
+run 1 region show 999 && { grep -qF "no region 999 in cluster $CLUSTER" <<<"$err" ||
+	fail "region show 999 says: $err"; }
+run 2 bogus && { grep -qF "unknown command 'bogus'" <<<"$err" || fail "bogus: $err"; }
+run 2 region show abc
+run 2 region show
+run 2 region
+run 2 --frobnicate servers
+run 2 servers --json # globals go before the command
+run 1 --registry redis://127.0.0.1:1 status && { grep -qF "127.0.0.1:1" <<<"$err" ||
+	fail "unreachable registry: message names no address: $err"; }
+out=$(env -u DSM_REGISTRY "$dsmctl" status 2>&1)
+rc=$?
+[ $rc = 2 ] && grep -q "DSM_REGISTRY" <<<"$out" && grep -q -- "--registry" <<<"$out" ||
+	fail "no registry given: exit $rc (want 2), '$out'"
+run 0 --help && { grep -q "^Exit status:" <<<"$out" || fail "--help documents no exit status"; }
+for cmd in status servers regions clients "region show"; do
+	# shellcheck disable=SC2086
+	run 0 $cmd --help && { grep -q "^usage: dsmctl .*$cmd" <<<"$out" ||
+		fail "$cmd --help: $out"; }
+done
+
+# ---- redis restarts empty: the servers register again -------------------------------
+
+"$cluster_sh" restart-redis 2>"$tmp/restart.err" ||
+	fail "cluster.sh restart-redis: $(cat "$tmp/restart.err")"
+all_pids+=("$(cat "$RUN_DIR/redis.pid" 2>/dev/null)")
+back=0
+for _ in $(seq 40); do
+	[ "$(listed_addrs)" = "$(tr ' ' '\n' <<<"$survivors" | LC_ALL=C sort | xargs)" ] && { back=1; break; }
+	sleep 0.25
+done
+[ $back = 1 ] || fail "servers not back in the registry 10 s after redis restarted: $(listed_addrs)"
+out=$("$cluster_sh" status 2>&1) && grep -qF "servers   2 live" <<<"$out" ||
+	fail "cluster.sh status: $out"
+
+# ---- down ------------------------------------------------------------------------------
+
+"$cluster_sh" down 2>"$tmp/down.err" || fail "cluster.sh down: exit $?: $(cat "$tmp/down.err")"
+for pid in "${all_pids[@]}"; do
+	if runs "$pid" dsm-server || runs "$pid" redis-server; then
+		fail "pid $pid still runs after down: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+	fi
+done
+rcli ping >/dev/null 2>&1 && fail "redis still answers on $REDIS_PORT after down"
+"$cluster_sh" down 2>/dev/null || fail "a second cluster.sh down: exit $?"
+"$cluster_sh" status >/dev/null 2>&1
+rc=$?
+[ $rc = 1 ] || fail "cluster.sh status of a cluster that is down: exit $rc (want 1)"
+
+[ $failed = 0 ] && echo "dsmctl: ok"
+exit $failed
