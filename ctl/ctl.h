@@ -1,0 +1,109 @@
+/*
+ * ctl.h - dsmctl's internals: what its files share, and nothing else.
+ *
+ * dsmctl is the operator's view of a dsm cluster, as its registry sees it.
+ * Every command runs the same three steps, each in a file of its own:
+ *
+ *   dsmctl.c    parse the command line (usage errors exit 2 before
+ *               anything is contacted); the command table and the usage
+ *               texts; main, which runs the three steps
+ *   snapshot.c  fetch a snapshot from the registry (dsm/registry.h:
+ *               blocking, with a timeout), and look things up in it
+ *   text.c      print the snapshot as tables, for people
+ *   json.c      ...or as one JSON document, for programs
+ *
+ * A command is a row of commands[] (dsmctl.c) saying what it fetches and
+ * how it prints.  The printers only read the snapshot: whatever the
+ * registry could get wrong has been reported before they run.
+ */
+#ifndef DSM_CTL_H
+#define DSM_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "registry.h"
+
+/* The exit statuses 'dsmctl --help' promises; 0 is ok. */
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+/* What the command line asked for. */
+struct ctl {
+	const char *url;
+	const char *cluster;
+	bool json;
+	uint64_t region_id;     /* region show */
+};
+
+/* What a command fetches before it prints anything. */
+enum {
+	NEED_SERVERS = 1,
+	NEED_CLIENTS = 2,
+	NEED_REGIONS = 4,
+	NEED_REGION = 8,        /* the one region ctl.region_id */
+};
+
+struct snapshot {
+	struct dsm_reg_server *srv;
+	size_t nsrv;
+	struct dsm_reg_client *cli;
+	size_t ncli;
+	struct dsm_reg_region *rgn;
+	size_t nrgn;
+	struct dsm_reg_region one;
+	uint64_t now_ms;        /* our clock when the snapshot was taken */
+};
+
+struct command {
+	const char *name;       /* one or two words: "region show" */
+	const char *args;       /* positional arguments, for usage lines */
+	int nargs;
+	unsigned need;          /* NEED_* */
+	const char *summary;
+	const char *help;
+	void (*parse)(struct ctl *c, char **args);
+	void (*text)(const struct ctl *c, const struct snapshot *s);
+	void (*json)(const struct ctl *c, const struct snapshot *s);
+};
+
+/* ---- snapshot.c ---------------------------------------------------------- */
+
+/* These print what went wrong and return EXIT_RUNTIME, else 0. */
+int open_registry(const struct ctl *c, struct dsm_reg **reg);
+int snapshot_fetch(struct dsm_reg *reg, const struct ctl *c, unsigned need,
+		   struct snapshot *s);
+/* Frees what snapshot_fetch got, even in part; s must have started
+ * zeroed. */
+void snapshot_free(struct snapshot *s);
+
+/* The server with this id, or NULL if it is no longer live. */
+const struct dsm_reg_server *find_server(const struct snapshot *s,
+					 uint32_t id);
+/* Summed over the live servers. */
+void snapshot_totals(const struct snapshot *s, uint64_t *capacity,
+		     uint64_t *used);
+
+/* ---- text.c -------------------------------------------------------------- */
+
+/* The length of the valid UTF-8 sequence at s, or 0 (json.c too). */
+size_t utf8_len(const unsigned char *s);
+
+/* Each command's output for people (commands[] in dsmctl.c). */
+void text_status(const struct ctl *c, const struct snapshot *s);
+void text_servers(const struct ctl *c, const struct snapshot *s);
+void text_regions(const struct ctl *c, const struct snapshot *s);
+void text_clients(const struct ctl *c, const struct snapshot *s);
+void text_region(const struct ctl *c, const struct snapshot *s);
+
+/* ---- json.c -------------------------------------------------------------- */
+
+/* Each command's JSON document, in the shape its help text shows. */
+void json_status(const struct ctl *c, const struct snapshot *s);
+void json_servers(const struct ctl *c, const struct snapshot *s);
+void json_regions(const struct ctl *c, const struct snapshot *s);
+void json_clients(const struct ctl *c, const struct snapshot *s);
+void json_region_show(const struct ctl *c, const struct snapshot *s);
+
+#endif

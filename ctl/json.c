@@ -1,0 +1,213 @@
+/*
+ * json.c - dsmctl's output for programs: a snapshot as one JSON document.
+ *
+ * The fields are those of registry.h's structs, under the same names; the
+ * help texts in dsmctl.c show each command's shape, and change with it.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "ctl.h"
+
+/* ---- the writer ---------------------------------------------------------- */
+
+/* Writes one document; "first" is true until something is written at the
+ * current nesting level, which is all the comma placement needs. */
+struct json {
+	bool first;
+};
+
+/* Invalid bytes become U+FFFD, as a UTF-8 decoder would show them. */
+static void json_string(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	putchar('"');
+	while (*s) {
+		size_t n = utf8_len(s);
+
+		if (!n)
+			fputs("\\ufffd", stdout);
+		else if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if (*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			fwrite(s, 1, n, stdout);
+		s += n ? n : 1;
+	}
+	putchar('"');
+}
+
+static void json_key(struct json *j, const char *key)
+{
+	if (!j->first)
+		putchar(',');
+	j->first = false;
+	if (key) {
+		json_string(key);
+		putchar(':');
+	}
+}
+
+static void json_open(struct json *j, const char *key, char brace)
+{
+	json_key(j, key);
+	putchar(brace);
+	j->first = true;
+}
+
+static void json_close(struct json *j, char brace)
+{
+	putchar(brace);
+	j->first = false;
+}
+
+static void json_uint(struct json *j, const char *key, uint64_t v)
+{
+	json_key(j, key);
+	printf("%llu", (unsigned long long)v);
+}
+
+static void json_str(struct json *j, const char *key, const char *s)
+{
+	json_key(j, key);
+	if (s)
+		json_string(s);
+	else
+		fputs("null", stdout);
+}
+
+/* ---- records ------------------------------------------------------------- */
+
+static void json_server(struct json *j, const struct dsm_reg_server *v)
+{
+	json_open(j, NULL, '{');
+	json_uint(j, "id", v->id);
+	json_str(j, "addr", v->addr);
+	json_str(j, "host", v->host);
+	json_uint(j, "pid", v->pid);
+	json_uint(j, "capacity", v->capacity);
+	json_uint(j, "used", v->used);
+	json_uint(j, "regions", v->regions);
+	json_uint(j, "clients", v->clients);
+	json_uint(j, "started_ms", v->started_ms);
+	json_uint(j, "heartbeat_ms", v->heartbeat_ms);
+	json_close(j, '}');
+}
+
+static void json_server_array(struct json *j, const char *key,
+			      const struct snapshot *s)
+{
+	json_open(j, key, '[');
+	for (size_t i = 0; i < s->nsrv; i++)
+		json_server(j, &s->srv[i]);
+	json_close(j, ']');
+}
+
+static void json_extent(struct json *j, const struct dsm_reg_extent *e,
+			const struct snapshot *servers)
+{
+	json_open(j, NULL, '{');
+	json_uint(j, "off", e->off);
+	json_uint(j, "len", e->len);
+	json_uint(j, "server", e->server);
+	json_uint(j, "region_id", e->region_id);
+	json_uint(j, "pool_off", e->pool_off);
+	if (servers) {
+		const struct dsm_reg_server *v =
+			find_server(servers, e->server);
+
+		json_str(j, "server_addr", v ? v->addr : NULL);
+	}
+	json_close(j, '}');
+}
+
+/* With servers, each extent also says where its server is ("server_addr",
+ * null once the server is gone). */
+static void json_region(struct json *j, const struct dsm_reg_region *r,
+			const struct snapshot *servers)
+{
+	json_open(j, NULL, '{');
+	json_uint(j, "id", r->id);
+	json_str(j, "name", r->name);
+	json_uint(j, "size", r->size);
+	json_uint(j, "owner", r->owner);
+	json_uint(j, "created_ms", r->created_ms);
+	json_open(j, "extents", '[');
+	for (uint32_t i = 0; i < r->n; i++)
+		json_extent(j, &r->ext[i], servers);
+	json_close(j, ']');
+	json_close(j, '}');
+}
+
+static void json_client(struct json *j, const struct dsm_reg_client *v)
+{
+	json_open(j, NULL, '{');
+	json_uint(j, "id", v->id);
+	json_str(j, "host", v->host);
+	json_uint(j, "pid", v->pid);
+	json_uint(j, "started_ms", v->started_ms);
+	json_uint(j, "heartbeat_ms", v->heartbeat_ms);
+	json_close(j, '}');
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+void json_servers(const struct ctl *c, const struct snapshot *s)
+{
+	struct json j = { true };
+
+	json_server_array(&j, NULL, s);
+	putchar('\n');
+}
+
+void json_regions(const struct ctl *c, const struct snapshot *s)
+{
+	struct json j = { true };
+
+	json_open(&j, NULL, '[');
+	for (size_t i = 0; i < s->nrgn; i++)
+		json_region(&j, &s->rgn[i], NULL);
+	json_close(&j, ']');
+	putchar('\n');
+}
+
+void json_clients(const struct ctl *c, const struct snapshot *s)
+{
+	struct json j = { true };
+
+	json_open(&j, NULL, '[');
+	for (size_t i = 0; i < s->ncli; i++)
+		json_client(&j, &s->cli[i]);
+	json_close(&j, ']');
+	putchar('\n');
+}
+
+void json_region_show(const struct ctl *c, const struct snapshot *s)
+{
+	struct json j = { true };
+
+	json_region(&j, &s->one, s);
+	putchar('\n');
+}
+
+void json_status(const struct ctl *c, const struct snapshot *s)
+{
+	struct json j = { true };
+	uint64_t cap, used;
+
+	snapshot_totals(s, &cap, &used);
+	json_open(&j, NULL, '{');
+	json_str(&j, "cluster", c->cluster);
+	json_str(&j, "registry", c->url);
+	json_uint(&j, "now_ms", s->now_ms);
+	json_uint(&j, "capacity", cap);
+	json_uint(&j, "used", used);
+	json_uint(&j, "free", used < cap ? cap - used : 0);
+	json_uint(&j, "regions", s->nrgn);
+	json_uint(&j, "clients", s->ncli);
+	json_server_array(&j, "servers", s);
+	json_close(&j, '}');
+	putchar('\n');
+}

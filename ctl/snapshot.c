@@ -1,0 +1,100 @@
+/*
+ * snapshot.c - what dsmctl shows, read from the registry in one go.
+ *
+ * A command says what it needs (NEED_*); it is all read before anything
+ * is printed, so that a registry that fails halfway leaves an error
+ * message and exit status 1, not half a table.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+int open_registry(const struct ctl *c, struct dsm_reg **reg)
+{
+	char err[512];
+
+	if (dsm_reg_open(c->url, c->cluster, reg, err, sizeof(err))) {
+		fprintf(stderr, "dsmctl: %s\n", err);
+		return EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+static int fetch_region(struct dsm_reg *reg, const struct ctl *c,
+			struct snapshot *s)
+{
+	int err = dsm_reg_get_region(reg, c->region_id, &s->one);
+
+	if (err == -ENOENT)
+		fprintf(stderr, "dsmctl: no region %llu in cluster %s\n",
+			(unsigned long long)c->region_id, c->cluster);
+	else if (err == -EINVAL)
+		fprintf(stderr, "dsmctl: region %llu in cluster %s has a "
+			"malformed record (see redis-cli HGETALL "
+			"dsm:%s:region:%llu)\n",
+			(unsigned long long)c->region_id, c->cluster,
+			c->cluster, (unsigned long long)c->region_id);
+	else if (err)
+		fprintf(stderr, "dsmctl: cannot read region %llu from %s: %s\n",
+			(unsigned long long)c->region_id, c->url,
+			strerror(-err));
+	return err ? EXIT_RUNTIME : 0;
+}
+
+/* Everything cmd needs, read as close together in time as we can. */
+int snapshot_fetch(struct dsm_reg *reg, const struct ctl *c, unsigned need,
+		   struct snapshot *s)
+{
+	const char *what = NULL;
+	int err = 0;
+
+	if (need & NEED_REGION && fetch_region(reg, c, s))
+		return EXIT_RUNTIME;
+	if (need & NEED_SERVERS) {
+		what = "servers";
+		err = dsm_reg_list_servers(reg, &s->srv, &s->nsrv);
+	}
+	if (!err && need & NEED_CLIENTS) {
+		what = "clients";
+		err = dsm_reg_list_clients(reg, &s->cli, &s->ncli);
+	}
+	if (!err && need & NEED_REGIONS) {
+		what = "regions";
+		err = dsm_reg_list_regions(reg, &s->rgn, &s->nrgn);
+	}
+	s->now_ms = dsm_reg_now_ms();
+	if (err)
+		fprintf(stderr, "dsmctl: cannot list the %s of cluster %s at "
+			"%s: %s\n", what, c->cluster, c->url, strerror(-err));
+	return err ? EXIT_RUNTIME : 0;
+}
+
+void snapshot_free(struct snapshot *s)
+{
+	free(s->srv);
+	free(s->cli);
+	dsm_reg_regions_free(s->rgn, s->nrgn);
+	dsm_reg_region_clear(&s->one);
+}
+
+const struct dsm_reg_server *find_server(const struct snapshot *s,
+					 uint32_t id)
+{
+	for (size_t i = 0; i < s->nsrv; i++)
+		if (s->srv[i].id == id)
+			return &s->srv[i];
+	return NULL;
+}
+
+void snapshot_totals(const struct snapshot *s, uint64_t *capacity,
+		     uint64_t *used)
+{
+	*capacity = *used = 0;
+	for (size_t i = 0; i < s->nsrv; i++) {
+		*capacity += s->srv[i].capacity;
+		*used += s->srv[i].used;
+	}
+}

@@ -1,0 +1,385 @@
+/*
+ * text.c - dsmctl's output for people: a snapshot as aligned tables.
+ *
+ * Every string from the registry is made printable on the way into a
+ * table (printable()), since a record may hold any bytes.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "util.h"
+
+/* ---- UTF-8 --------------------------------------------------------------- */
+
+/* The length of the valid UTF-8 sequence at s, or 0.  json.c uses it too:
+ * JSON must be UTF-8, and what a registry record holds may be any bytes. */
+size_t utf8_len(const unsigned char *s)
+{
+	uint32_t c;
+	size_t n;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, c = s[0] & 0x1f;
+	else if ((s[0] & 0xf0) == 0xe0)
+		n = 3, c = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, c = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80) /* the NUL at the end, too */
+			return 0;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	/* overlong, beyond U+10FFFF, a surrogate */
+	if ((n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
+	    c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* What the registry holds can be any bytes: a control character in a
+ * name must not move the cursor of the operator's terminal, and what is
+ * not UTF-8 becomes '?' rather than whatever the terminal makes of it. */
+static char *printable(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (p && *p) {
+		size_t n = utf8_len(p);
+
+		/* C0 and C1 controls, DEL, and what is not UTF-8 */
+		if (!n || *p < 0x20 || *p == 0x7f ||
+		    (*p == 0xc2 && p[1] < 0xa0)) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+	return s;
+}
+
+/* Columns on screen, not bytes: UTF-8 continuation bytes take none. */
+static int text_width(const char *s)
+{
+	int w = 0;
+
+	for (; *s; s++)
+		w += ((unsigned char)*s & 0xc0) != 0x80;
+	return w;
+}
+
+/* ---- tables -------------------------------------------------------------- */
+
+#define TABLE_COLS 8
+
+/*
+ * Rows are kept until the end so that every column is as wide as its
+ * widest cell.  A header starting with '>' is right-aligned (numbers).
+ */
+struct table {
+	int ncols;
+	size_t nrows, cap;
+	char **cell;            /* row-major, malloc'd */
+	bool right[TABLE_COLS];
+	bool oom;
+};
+
+static char *cell_dup(const char *s)
+{
+	return printable(strdup(s));
+}
+
+static void table_row(struct table *t, const char *const *cells)
+{
+	char **row;
+
+	if (t->nrows == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		char **v = realloc(t->cell, cap * t->ncols * sizeof(*v));
+
+		if (!v) {
+			t->oom = true;
+			return;
+		}
+		t->cell = v;
+		t->cap = cap;
+	}
+	row = t->cell + t->nrows++ * t->ncols;
+	for (int i = 0; i < t->ncols; i++) {
+		row[i] = cell_dup(cells[i]);
+		if (!row[i])
+			t->oom = true;
+	}
+}
+
+static void table_init(struct table *t, int ncols, const char *const *header)
+{
+	const char *h[TABLE_COLS];
+
+	memset(t, 0, sizeof(*t));
+	t->ncols = ncols;
+	for (int i = 0; i < ncols; i++) {
+		t->right[i] = header[i][0] == '>';
+		h[i] = header[i] + t->right[i];
+	}
+	table_row(t, h);
+}
+
+static void table_print(const struct table *t)
+{
+	int width[TABLE_COLS] = { 0 };
+
+	for (size_t r = 0; r < t->nrows; r++)
+		for (int i = 0; i < t->ncols; i++) {
+			int w = text_width(t->cell[r * t->ncols + i]);
+
+			width[i] = w > width[i] ? w : width[i];
+		}
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (int i = 0; i < t->ncols; i++) {
+			const char *s = t->cell[r * t->ncols + i];
+			int pad = width[i] - text_width(s);
+			bool last = i == t->ncols - 1;
+
+			printf("%*s%s%*s", t->right[i] ? pad : 0, "", s,
+			       t->right[i] || last ? 0 : pad, "");
+			fputs(last ? "\n" : "  ", stdout);
+		}
+	}
+}
+
+static void table_free(struct table *t)
+{
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cell[i]);
+	free(t->cell);
+}
+
+/* Print and free; a table we could not build whole is not printed. */
+static void table_done(struct table *t)
+{
+	if (t->oom)
+		fprintf(stderr, "dsmctl: out of memory\n");
+	else
+		table_print(t);
+	table_free(t);
+}
+
+/* ---- cells --------------------------------------------------------------- */
+
+/* "0.4s", "3m07s", "5h02m", "12d03h" */
+static const char *fmt_age(uint64_t then_ms, uint64_t now_ms, char *buf,
+			   size_t len)
+{
+	/* another machine's clock may run a little ahead of ours: a time
+	 * in our future is "just now" */
+	unsigned long long ms = now_ms > then_ms ? now_ms - then_ms : 0;
+	unsigned long long s = ms / 1000;
+
+	if (s < 60)
+		snprintf(buf, len, "%llu.%llus", s, ms % 1000 / 100);
+	else if (s < 3600)
+		snprintf(buf, len, "%llum%02llus", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(buf, len, "%lluh%02llum", s / 3600, s % 3600 / 60);
+	else
+		snprintf(buf, len, "%llud%02lluh", s / 86400, s % 86400 / 3600);
+	return buf;
+}
+
+static const char *fmt_u64(uint64_t v, char *buf, size_t len)
+{
+	snprintf(buf, len, "%llu", (unsigned long long)v);
+	return buf;
+}
+
+/* "17,42": the servers r's extents live on, each once, in extent order;
+ * returns how many. */
+static uint32_t fmt_spanned(const struct dsm_reg_region *r, char *buf,
+			    size_t len)
+{
+	uint32_t count = 0;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < r->n; i++) {
+		uint32_t j = 0;
+
+		while (j < i && r->ext[j].server != r->ext[i].server)
+			j++;
+		if (j < i)
+			continue;
+		count++;
+		if (used < len)
+			used += snprintf(buf + used, len - used, "%s%u",
+					 count > 1 ? "," : "",
+					 r->ext[i].server);
+	}
+	if (used >= len && len > 4)
+		strcpy(buf + len - 4, "...");
+	return count;
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+static void print_servers_table(const struct snapshot *s)
+{
+	static const char *const head[] = { ">ID", "ADDRESS", ">CAPACITY",
+					    ">USED", ">REGIONS", ">CLIENTS",
+					    ">HEARTBEAT" };
+	struct table t;
+
+	table_init(&t, 7, head);
+	for (size_t i = 0; i < s->nsrv; i++) {
+		const struct dsm_reg_server *v = &s->srv[i];
+		char id[24], cap[32], used[32], rg[24], cl[24], beat[32];
+
+		table_row(&t, (const char *const[]){
+			fmt_u64(v->id, id, sizeof(id)), v->addr,
+			dsm_fmt_bytes(v->capacity, cap, sizeof(cap)),
+			dsm_fmt_bytes(v->used, used, sizeof(used)),
+			fmt_u64(v->regions, rg, sizeof(rg)),
+			fmt_u64(v->clients, cl, sizeof(cl)),
+			fmt_age(v->heartbeat_ms, s->now_ms, beat,
+				sizeof(beat)) });
+	}
+	table_done(&t);
+}
+
+void text_servers(const struct ctl *c, const struct snapshot *s)
+{
+	if (!s->nsrv) {
+		printf("no live servers in cluster %s\n", c->cluster);
+		return;
+	}
+	print_servers_table(s);
+}
+
+void text_status(const struct ctl *c, const struct snapshot *s)
+{
+	uint64_t cap, used;
+	char b1[32], b2[32], b3[32];
+
+	snapshot_totals(s, &cap, &used);
+	printf("cluster   %s\n", c->cluster);
+	printf("registry  %s\n", c->url);
+	printf("servers   %zu live\n", s->nsrv);
+	printf("capacity  %s, %s used, %s free\n",
+	       dsm_fmt_bytes(cap, b1, sizeof(b1)),
+	       dsm_fmt_bytes(used, b2, sizeof(b2)),
+	       dsm_fmt_bytes(used < cap ? cap - used : 0, b3, sizeof(b3)));
+	printf("regions   %zu\n", s->nrgn);
+	printf("clients   %zu\n", s->ncli);
+	if (s->nsrv) {
+		putchar('\n');
+		print_servers_table(s);
+	}
+}
+
+void text_regions(const struct ctl *c, const struct snapshot *s)
+{
+	static const char *const head[] = { ">ID", "NAME", ">SIZE", ">OWNER",
+					    ">EXTENTS", "SERVERS" };
+	struct table t;
+
+	if (!s->nrgn) {
+		printf("no regions in cluster %s\n", c->cluster);
+		return;
+	}
+	table_init(&t, 6, head);
+	for (size_t i = 0; i < s->nrgn; i++) {
+		const struct dsm_reg_region *r = &s->rgn[i];
+		char id[24], size[32], owner[24], n[16], spanned[256];
+
+		fmt_spanned(r, spanned, sizeof(spanned));
+		table_row(&t, (const char *const[]){
+			fmt_u64(r->id, id, sizeof(id)),
+			*r->name ? r->name : "-",
+			dsm_fmt_bytes(r->size, size, sizeof(size)),
+			fmt_u64(r->owner, owner, sizeof(owner)),
+			fmt_u64(r->n, n, sizeof(n)),
+			*spanned ? spanned : "-" });
+	}
+	table_done(&t);
+}
+
+void text_clients(const struct ctl *c, const struct snapshot *s)
+{
+	static const char *const head[] = { ">ID", "HOST", ">PID", ">AGE",
+					    ">HEARTBEAT" };
+	struct table t;
+
+	if (!s->ncli) {
+		printf("no clients in cluster %s\n", c->cluster);
+		return;
+	}
+	table_init(&t, 5, head);
+	for (size_t i = 0; i < s->ncli; i++) {
+		const struct dsm_reg_client *v = &s->cli[i];
+		char id[24], pid[16], age[32], beat[32];
+
+		table_row(&t, (const char *const[]){
+			fmt_u64(v->id, id, sizeof(id)), v->host,
+			fmt_u64(v->pid, pid, sizeof(pid)),
+			fmt_age(v->started_ms, s->now_ms, age, sizeof(age)),
+			fmt_age(v->heartbeat_ms, s->now_ms, beat,
+				sizeof(beat)) });
+	}
+	table_done(&t);
+}
+
+static void print_extents_table(const struct snapshot *s)
+{
+	static const char *const head[] = { ">OFFSET", ">LENGTH", ">SERVER",
+					    "ADDRESS", ">SERVER_REGION",
+					    ">POOL_OFFSET" };
+	const struct dsm_reg_region *r = &s->one;
+	struct table t;
+
+	table_init(&t, 6, head);
+	for (uint32_t i = 0; i < r->n; i++) {
+		const struct dsm_reg_extent *e = &r->ext[i];
+		const struct dsm_reg_server *v = find_server(s, e->server);
+		char off[24], len[24], srv[16], rid[24], pool[24];
+
+		table_row(&t, (const char *const[]){
+			fmt_u64(e->off, off, sizeof(off)),
+			fmt_u64(e->len, len, sizeof(len)),
+			fmt_u64(e->server, srv, sizeof(srv)),
+			v ? v->addr : "(gone)",
+			fmt_u64(e->region_id, rid, sizeof(rid)),
+			fmt_u64(e->pool_off, pool, sizeof(pool)) });
+	}
+	table_done(&t);
+}
+
+void text_region(const struct ctl *c, const struct snapshot *s)
+{
+	const struct dsm_reg_region *r = &s->one;
+	char size[32], age[32], name[sizeof(r->name)];
+	uint32_t gone = 0;
+
+	for (uint32_t i = 0; i < r->n; i++)
+		gone += !find_server(s, r->ext[i].server);
+	snprintf(name, sizeof(name), "%s", *r->name ? r->name : "-");
+	printf("region   %llu in cluster %s\n", (unsigned long long)r->id,
+	       c->cluster);
+	printf("name     %s\n", printable(name));
+	printf("size     %s (%llu bytes)\n",
+	       dsm_fmt_bytes(r->size, size, sizeof(size)),
+	       (unsigned long long)r->size);
+	printf("owner    client %llu\n", (unsigned long long)r->owner);
+	printf("created  %s ago\n",
+	       fmt_age(r->created_ms, s->now_ms, age, sizeof(age)));
+	printf("extents  %u", r->n);
+	if (gone)
+		printf(", %u on servers no longer live", gone);
+	printf("\n\n");
+	print_extents_table(s);
+}
