@@ -6,7 +6,10 @@
  * client: a record with a lease that a small thread renews every
  * DSM_REG_HEARTBEAT_MS, so a crashed or hung process drops out by itself.
  * Each region is recorded with its placement (who holds which stripes) on
- * dsm_alloc() and removed on dsm_free() and at a clean exit.
+ * dsm_alloc() and removed on dsm_free() and at a clean exit.  Region
+ * records live as long as the lease and are renewed with it, so a crashed
+ * client's regions leave the registry with it (the servers already freed
+ * its memory when its connections closed).
  *
  * Why a thread of its own: the registry is a blocking hiredis connection,
  * and Redis may be slow or gone.  The engine thread must never wait for
@@ -43,7 +46,8 @@ static struct {
 	struct dsm_reg_client me;
 	uint64_t next_region;        /* regions named so far */
 	pthread_t lease_thread;
-	bool joined, quit, warned;
+	bool joined;                 /* also read unlocked: atomic */
+	bool quit, warned;
 } cl = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	 .wake = PTHREAD_COND_INITIALIZER };
 
@@ -88,7 +92,7 @@ static void put_region(struct dsm_reg_region *rec)
 	int err = rec->ext ? 0 : -ENOMEM;
 
 	if (cl.reg && !err)
-		err = dsm_reg_put_region(cl.reg, rec);
+		err = dsm_reg_put_region(cl.reg, rec, DSM_REG_TTL_MS);
 	dsm_reg_region_clear(rec);
 	if (err)
 		lost("recording a region", err);
@@ -151,6 +155,26 @@ int dsm_cluster_open(const char *url, const char *name, char **servers)
 	return rc;
 }
 
+/* Renew the TTL of every live region's record.  Called with cl.lock. */
+static int touch_regions(void)
+{
+	uint64_t *ids;
+	uint32_t n;
+	int err;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	n = dsm_eng.nregions;
+	ids = calloc(n ? n : 1, sizeof(*ids));
+	for (uint32_t i = 0; ids && i < n; i++)
+		ids[i] = dsm_eng.regions[i]->id;
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (!ids)
+		return -ENOMEM;
+	err = dsm_reg_touch_regions(cl.reg, ids, n, DSM_REG_TTL_MS);
+	free(ids);
+	return err;
+}
+
 /* One renewal: the lease, and everything again if Redis forgot us. */
 static void renew(void)
 {
@@ -165,6 +189,8 @@ static void renew(void)
 	had = dsm_reg_client_exists(cl.reg, cl.me.id);
 	cl.me.heartbeat_ms = dsm_reg_now_ms();
 	err = had < 0 ? had : dsm_reg_put_client(cl.reg, &cl.me, DSM_REG_TTL_MS);
+	if (!err && had)
+		err = touch_regions();
 	if (err) {
 		lost("renewing the lease", err);
 		return;
@@ -211,7 +237,7 @@ int dsm_cluster_join(void)
 		cl.quit = false;
 		err = -pthread_create(&cl.lease_thread, NULL, lease_main, NULL);
 	}
-	cl.joined = !err;
+	__atomic_store_n(&cl.joined, !err, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&cl.lock);
 	if (err)
 		dsm_err("cannot join cluster '%s' at %s: %s", cl.name, cl.url,
@@ -219,16 +245,12 @@ int dsm_cluster_join(void)
 	return err;
 }
 
-bool dsm_cluster_active(void)
-{
-	return cl.joined;
-}
 
 void dsm_cluster_region_added(struct dsm_region *r)
 {
 	struct dsm_reg_region rec;
 
-	if (!cl.joined)
+	if (!__atomic_load_n(&cl.joined, __ATOMIC_ACQUIRE))
 		return;
 	pthread_mutex_lock(&cl.lock);
 	/* Named here, not by Redis, so a region made while Redis is away
@@ -245,7 +267,7 @@ void dsm_cluster_region_removed(uint64_t id)
 {
 	int err;
 
-	if (!cl.joined || !id)
+	if (!id || !__atomic_load_n(&cl.joined, __ATOMIC_ACQUIRE))
 		return;
 	pthread_mutex_lock(&cl.lock);
 	if (cl.reg && (err = dsm_reg_del_region(cl.reg, id)))
@@ -255,7 +277,7 @@ void dsm_cluster_region_removed(uint64_t id)
 
 void dsm_cluster_leave(void)
 {
-	if (!cl.joined)
+	if (!__atomic_load_n(&cl.joined, __ATOMIC_ACQUIRE))
 		goto close;
 	pthread_mutex_lock(&cl.lock);
 	cl.quit = true;
@@ -264,7 +286,7 @@ void dsm_cluster_leave(void)
 	pthread_join(cl.lease_thread, NULL);
 	if (cl.reg)
 		dsm_reg_del_client(cl.reg, cl.me.id);
-	cl.joined = false;
+	__atomic_store_n(&cl.joined, false, __ATOMIC_RELEASE);
 close:
 	dsm_reg_close(cl.reg);
 	cl.reg = NULL;

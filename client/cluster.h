@@ -19,9 +19,6 @@
 int dsm_cluster_open(const char *url, const char *name, char **servers);
 /* Once the engine runs: record this client, start renewing its lease. */
 int dsm_cluster_join(void);
-/* Whether dsm_cluster_join() succeeded (and dsm_cluster_leave() has not
- * run): regions are then recorded. */
-bool dsm_cluster_active(void);
 /* A region was placed: name it (r->id) and record it.  A region freed:
  * remove its record.  No-ops without a registry.  Not under the engine
  * lock. */

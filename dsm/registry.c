@@ -657,7 +657,8 @@ int dsm_reg_client_exists(struct dsm_reg *r, uint64_t id)
 	return err;
 }
 
-int dsm_reg_put_region(struct dsm_reg *r, const struct dsm_reg_region *rg)
+int dsm_reg_put_region(struct dsm_reg *r, const struct dsm_reg_region *rg,
+		       uint64_t ttl_ms)
 {
 	struct dsm_reg_argv a = { .argc = 0 };
 	char key[160], id[24];
@@ -678,8 +679,32 @@ int dsm_reg_put_region(struct dsm_reg *r, const struct dsm_reg_region *rg)
 	argv_num(&a, "created_ms", rg->created_ms);
 	argv_add(&a, "extents");
 	argv_add(&a, ext);
-	err = put_indexed(r, "regions", key, id, &a, 0);
+	err = put_indexed(r, "regions", key, id, &a, ttl_ms);
 	free(ext);
+	return err;
+}
+
+int dsm_reg_touch_regions(struct dsm_reg *r, const uint64_t *ids, size_t n,
+			  uint64_t ttl_ms)
+{
+	char key[160];
+	int err = 0;
+
+	for (size_t i = 0; i < n; i++)
+		redisAppendCommand(r->c, "PEXPIRE %s %llu",
+				   dsm_reg_key(key, sizeof(key), r->cluster,
+					       "region:%llu",
+					       (unsigned long long)ids[i]),
+				   (unsigned long long)ttl_ms);
+	for (size_t i = 0; i < n; i++) {
+		redisReply *rep = NULL;
+
+		if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+			return -ECONNRESET;
+		if (!err)
+			err = check(r, rep);
+		freeReplyObject(rep);
+	}
 	return err;
 }
 

@@ -15,6 +15,8 @@
  *                          TTL   the client's lease
  *   dsm:C:regions          SET of region ids
  *   dsm:C:region:ID        HASH  id name size owner created_ms extents
+ *                          TTL   its owner's lease, renewed with it: a
+ *                                crashed client's regions go with it
  *   dsm:C:next_id          counter for client and region ids
  *
  * The sets are indexes only: a member whose hash has expired is a record
@@ -153,7 +155,11 @@ int dsm_reg_del_client(struct dsm_reg *r, uint64_t id);
 /* 1 if the client's record exists (its lease is live), 0 if not, or
  * -errno. */
 int dsm_reg_client_exists(struct dsm_reg *r, uint64_t id);
-int dsm_reg_put_region(struct dsm_reg *r, const struct dsm_reg_region *rg);
+int dsm_reg_put_region(struct dsm_reg *r, const struct dsm_reg_region *rg,
+		       uint64_t ttl_ms);
+/* Renew the TTL of n region records (one pipelined batch).  0 or -errno. */
+int dsm_reg_touch_regions(struct dsm_reg *r, const uint64_t *ids, size_t n,
+			  uint64_t ttl_ms);
 int dsm_reg_del_region(struct dsm_reg *r, uint64_t id);
 
 #endif /* DSM_REGISTRY_H */

@@ -21,66 +21,11 @@ failed=0
 fail() { echo "FAIL: $*"; failed=1; }
 fatal() { echo "FATAL: $*"; exit 1; }
 
-if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
-	echo "SKIP: redis-server or redis-cli not installed (deploy/install-deps.sh installs them)"
-	exit 77
-fi
-
-tmp=$(mktemp -d /tmp/dsm-dsmctl-test.XXXXXX)
-export RUN_DIR=$tmp/run BUILD=$build SERVERS=3 CAPACITY=64M
-export CLUSTER=ctltest-$$
+export SERVERS=3 CAPACITY=64M CLUSTER=ctltest-$$
 capacity=$((64 << 20))
-all_pids=()
-
-# Whether pid is alive and runs prog (a zombie has no command line).
-runs() {
-	tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -qF -- "$2"
-}
-
-cleanup() {
-	"$cluster_sh" down >/dev/null 2>&1
-	for pid in "${all_pids[@]}"; do # whatever down missed
-		if runs "$pid" dsm-server || runs "$pid" redis-server; then
-			kill -KILL "$pid" 2>/dev/null
-		fi
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP # so that cleanup runs then too
-
-# Four free loopback ports in a row (redis, three servers), from a start
-# that differs between concurrent runs.
-ports_free() {
-	python3 - "$@" <<'PY'
-import socket, sys
-for p in sys.argv[1:]:
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", int(p)))
-    except OSError:
-        sys.exit(1)
-    finally:
-        s.close()
-PY
-}
-pick_ports() {
-	local p=$((17000 + $$ % 1000 * 4))
-	for _ in $(seq 200); do
-		[ $p -gt 60000 ] && p=17000
-		if ports_free $p $((p + 1)) $((p + 2)) $((p + 3)); then
-			echo $p
-			return 0
-		fi
-		p=$((p + 4))
-	done
-	return 1
-}
-p=$(pick_ports) || fatal "no four free loopback ports in a row"
-export REDIS_PORT=$p BASE_PORT=$((p + 1))
-registry=redis://127.0.0.1:$REDIS_PORT
+# shellcheck source=cluster_env.sh
+. "$top/tests/cluster_env.sh"
 addrs=("127.0.0.1:$BASE_PORT" "127.0.0.1:$((BASE_PORT + 1))" "127.0.0.1:$((BASE_PORT + 2))")
-export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER
 rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 key() { echo "dsm:$CLUSTER:$1"; }
 

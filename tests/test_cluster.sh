@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# A client on a real local cluster (redis + three dsm-servers from
+# deploy/cluster.sh), finding its servers through the registry:
+#   1. integrity: 8 threads over a region striped over all three servers,
+#      budget far below it; the registry's records match (test_integrity
+#      --cluster checks them) and are gone after free and exit;
+#   2. redis restarted empty while the client runs: the client keeps its
+#      data, the servers register again, and the client records itself and
+#      its region again;
+#   3. a client SIGKILLed while it holds a region: its lease expires, its
+#      client and region records leave the registry, and the servers have
+#      its memory back.
+#   test_cluster.sh BUILD_DIR      (exit 77: redis-server is not installed)
+set -uo pipefail
+build=$1
+top=$(cd "$(dirname "$0")/.." && pwd)
+dsmctl=$build/ctl/dsmctl
+integrity=$build/tests/test_integrity
+failed=0
+
+fail() { echo "FAIL: $*"; failed=1; }
+fatal() { echo "FATAL: $*"; exit 1; }
+
+export SERVERS=3 CAPACITY=64M CLUSTER=clustertest-$$
+# shellcheck source=cluster_env.sh
+. "$top/tests/cluster_env.sh"
+unset DSM_SERVERS
+
+# A field of dsmctl's JSON: jq-like, with python.
+json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+count() { "$dsmctl" --json "$1" | json_get 'len(d)'; }
+used_total() { "$dsmctl" --json servers | json_get 'sum(s["used"] for s in d)'; }
+# predicates for wait_for, evaluated afresh on every try
+count_is() { [ "$(count "$1" 2>/dev/null)" = "$2" ]; }
+used_is() { [ "$(used_total 2>/dev/null)" = "$1" ]; }
+used_above() { [ "$(used_total 2>/dev/null || echo 0)" -gt "$1" ] 2>/dev/null; }
+
+# wait_for SECONDS CMD...: until CMD succeeds; 1 if it never does.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ $SECONDS -ge $deadline ] && return 1
+		sleep 0.2
+	done
+}
+
+"$top/deploy/cluster.sh" up >"$tmp/up.log" 2>&1 || { cat "$tmp/up.log"; fatal "cluster.sh up failed"; }
+for f in "$RUN_DIR"/*.pid; do all_pids+=("$(cat "$f")"); done
+
+echo "--- 1. integrity over the cluster"
+"$integrity" --cluster 3 >"$tmp/1.log" 2>&1 || { tail -5 "$tmp/1.log"; fail "integrity over the cluster"; }
+count_is regions 0 || fail "regions left in the registry after a clean exit"
+count_is clients 0 || fail "client left in the registry after a clean exit"
+
+echo "--- 2. redis restarted empty under a running client"
+"$integrity" --cluster 3 >"$tmp/2.log" 2>&1 &
+client=$!
+sleep 1
+"$top/deploy/cluster.sh" restart-redis >"$tmp/restart.log" 2>&1 || fail "restart-redis: $(cat "$tmp/restart.log")"
+wait_for 10 count_is servers 3 || fail "servers did not register again after the restart"
+# test_integrity waits for its region's record before it frees it: the
+# lease thread must have recorded client and region again
+wait $client || { tail -5 "$tmp/2.log"; fail "client after a redis restart"; }
+
+echo "--- 3. a client killed while it holds a region"
+"$build/tests/hold_region" >"$tmp/3.log" 2>&1 &
+client=$!
+wait_for 10 count_is regions 1 || fail "the holding client's region never appeared"
+# servers publish what they use with each heartbeat (every second)
+wait_for 5 used_above 0 || fail "servers show nothing used while a region is held"
+kill -KILL $client
+wait $client 2>/dev/null
+# the lease (5 s TTL) and the servers' next heartbeats
+wait_for 10 count_is clients 0 || fail "a killed client's record outlived its lease"
+wait_for 10 count_is regions 0 || fail "a killed client's region outlived its lease"
+wait_for 10 used_is 0 || fail "servers did not get a killed client's memory back"
+
+"$top/deploy/cluster.sh" down >/dev/null 2>&1 || fail "cluster.sh down"
+if [ $failed = 0 ]; then
+	echo "cluster: ok"
+fi
+exit $failed
