@@ -102,8 +102,10 @@ static uint32_t region_servers(struct dsm_reg *reg, struct dsm_reg_region *out)
 		if (!n)
 			usleep(100000);
 	}
-	if (n != 1)
+	if (n != 1) {
+		dsm_reg_regions_free(v, n);
 		return 0;
+	}
 	*out = v[0];
 	v[0].ext = NULL;
 	dsm_reg_regions_free(v, n);
