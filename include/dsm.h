@@ -52,7 +52,7 @@ struct dsm_options {
 	size_t local_mem;      /* resident budget in bytes; env DSM_LOCAL_MEM
 	                        * ("256M"; K/M/G suffixes); default 256 MiB */
 	unsigned prefetch_max; /* max pages fetched ahead of a sequential run;
-	                        * env DSM_PREFETCH; default 64; 1 disables */
+	                        * env DSM_PREFETCH; default 256; 1 disables */
 	const char *evict_policy; /* "2q" (default) or "fifo"; env DSM_EVICT */
 };
 
