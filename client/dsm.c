@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "cluster.h"
 #include "engine.h"
 #include "log.h"
@@ -23,7 +24,7 @@ struct dsm_engine dsm_eng = { .lock = PTHREAD_MUTEX_INITIALIZER,
 			      .wake_fd = -1 };
 
 #define DEFAULT_BUDGET (256ULL << 20)
-#define DEFAULT_PREFETCH 64u
+#define DEFAULT_PREFETCH 256u /* one full READ: see docs/design.md, "Prefetch" */
 #define MIN_BUDGET_PAGES 16u
 #define MAX_POLL_US 10000u /* busy-poll window (docs/design.md, "Polling") */
 
@@ -33,6 +34,8 @@ struct config {
 	char *servers;          /* malloc'd; from the registry if it is set */
 	const char *registry;   /* DSM_REGISTRY, when no server list is given */
 	const char *cluster;
+	struct dsm_auth_key key;  /* DSM_SECRET_FILE's, when has_key */
+	bool has_key;
 	uint64_t budget;
 	uint32_t prefetch;
 	uint64_t poll_us;
@@ -92,6 +95,16 @@ static int read_config(const struct dsm_options *o, struct config *c)
 		return -EINVAL;
 	}
 	c->fifo = evict && !strcmp(evict, "fifo");
+	if ((p = getenv("DSM_SECRET_FILE")) && *p) {
+		char msg[512];
+		int err = dsm_auth_load(p, &c->key, msg, sizeof(msg));
+
+		if (err) {
+			dsm_err("DSM_SECRET_FILE: %s", msg);
+			return err;
+		}
+		c->has_key = true;
+	}
 	if (!servers) { /* an explicit list wins over the registry */
 		c->registry = registry;
 		c->cluster = getenv("DSM_CLUSTER");
@@ -131,7 +144,37 @@ static void on_server_lost(void *ctx, int err)
 		strerror(-s->lost));
 }
 
-static int hello(struct dsm_server *s)
+/* Prove we know the cluster secret, and check that the server does. */
+static int authenticate(struct dsm_server *s, const struct dsm_auth_key *key,
+			uint64_t nonce, const struct dsm_hello_reply *r)
+{
+	uint8_t body[DSM_AUTH_MSG_SIZE], rep[DSM_AUTH_MSG_SIZE];
+	uint8_t want[DSM_AUTH_MAC_SIZE];
+	struct dsm_auth_msg m;
+	uint32_t len;
+	int err;
+
+	dsm_auth_mac(key, 'c', r->server_nonce, nonce, r->server_id, m.mac);
+	dsm_auth_msg_encode(&m, body);
+	err = dsm_transport_call_sync(s->ops, s->t, DSM_MSG_AUTH, body,
+				      sizeof(body), rep, sizeof(rep), &len);
+	if (err == -EACCES) {
+		dsm_err("server %s refused our cluster secret: is "
+			"DSM_SECRET_FILE the cluster's?", s->addr);
+		return err;
+	}
+	if (!err)
+		err = dsm_auth_msg_decode(rep, len, &m);
+	dsm_auth_mac(key, 's', r->server_nonce, nonce, r->server_id, want);
+	if (!err && dsm_auth_verify(m.mac, want)) {
+		dsm_err("server %s could not prove it knows the cluster "
+			"secret: refusing it", s->addr);
+		err = -EACCES;
+	}
+	return err;
+}
+
+static int hello(struct dsm_server *s, const struct dsm_auth_key *key)
 {
 	struct dsm_hello h = { DSM_PROTO_VERSION, DSM_PROTO_VERSION,
 			       DSM_PAGE_SIZE, 0 };
@@ -140,6 +183,7 @@ static int hello(struct dsm_server *s)
 	uint32_t len;
 	int err;
 
+	dsm_auth_random(&h.nonce, sizeof(h.nonce));
 	dsm_hello_encode(&h, body);
 	err = dsm_transport_call_sync(s->ops, s->t, DSM_MSG_HELLO, body,
 				      sizeof(body), rep, sizeof(rep), &len);
@@ -150,13 +194,27 @@ static int hello(struct dsm_server *s)
 			strerror(-err));
 		return err;
 	}
+	if ((r.flags & DSM_HELLO_AUTH) && !key) {
+		dsm_err("server %s requires the cluster secret: set "
+			"DSM_SECRET_FILE to the cluster's secret file", s->addr);
+		return -EACCES;
+	}
+	/* With a secret we only trust servers that prove they share it. */
+	if (key && !(r.flags & DSM_HELLO_AUTH)) {
+		dsm_err("server %s does not ask for the cluster secret, so it "
+			"cannot prove it is a member: refusing it", s->addr);
+		return -EACCES;
+	}
+	if (key && (err = authenticate(s, key, h.nonce, &r)))
+		return err;
 	s->id = r.server_id;
 	s->capacity = r.capacity;
 	s->free = r.free;
 	return 0;
 }
 
-static int connect_one(uint32_t i, const char *addr)
+static int connect_one(uint32_t i, const char *addr,
+		       const struct dsm_auth_key *key)
 {
 	struct dsm_server *s = &dsm_eng.servers[i];
 	struct dsm_transport_events ev = { on_server_msg, on_server_lost,
@@ -172,7 +230,7 @@ static int connect_one(uint32_t i, const char *addr)
 			" (expected host:port)" : "; is dsm-server running?");
 		return err;
 	}
-	err = hello(s);
+	err = hello(s, key);
 	if (err) {
 		s->ops->close(s->t);
 		s->t = NULL;
@@ -193,7 +251,8 @@ static void disconnect_all(void)
 /* Connect to every server of list.  With tolerant (the list came from the
  * registry, where a server that just died lingers until its record
  * expires), an unreachable server is skipped as long as one answers. */
-static int connect_all(char *list, bool tolerant)
+static int connect_all(char *list, bool tolerant,
+		       const struct dsm_auth_key *key)
 {
 	uint32_t n = 1;
 	char *save, *tok;
@@ -206,7 +265,7 @@ static int connect_all(char *list, bool tolerant)
 		return -ENOMEM;
 	for (tok = strtok_r(list, ",", &save); tok && (!err || tolerant);
 	     tok = strtok_r(NULL, ",", &save)) {
-		err = connect_one(dsm_eng.nservers, tok);
+		err = connect_one(dsm_eng.nservers, tok, key);
 		if (!err)
 			dsm_eng.nservers++;
 		else if (tolerant)
@@ -280,7 +339,8 @@ int dsm_init(const struct dsm_options *opts)
 	if (!err && c.registry)
 		err = dsm_cluster_open(c.registry, c.cluster, &c.servers);
 	if (!err)
-		err = connect_all(c.servers, c.registry != NULL);
+		err = connect_all(c.servers, c.registry != NULL,
+				  c.has_key ? &c.key : NULL);
 	if (!err)
 		err = start_engine(&c);
 	if (!err && c.registry && (err = dsm_cluster_join()))

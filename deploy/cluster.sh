@@ -16,7 +16,8 @@
 # server's port, 7400), CLUSTER (default), RUN_DIR ($top/run/cluster: logs,
 # pid files), BUILD (build directory, $top/build).  down, status and
 # restart-redis use the settings `up` recorded in RUN_DIR.
-# Everything listens on 127.0.0.1 only: there is no authentication yet.
+# Everything listens on 127.0.0.1 only.  Servers and clients share a secret
+# made in RUN_DIR/secret (mode 0600), so only members get in.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 SERVERS=${SERVERS:-2}
@@ -139,6 +140,15 @@ stop_redis() {
 
 # ---- servers -----------------------------------------------------------------
 
+# The cluster's shared secret: servers and clients prove they know it when
+# they connect (docs/design.md, "Security").  Made once per RUN_DIR, mode
+# 0600 from the start (umask), and kept across up/down.
+make_secret() {
+	[ -s "$RUN_DIR/secret" ] && return 0
+	(umask 077 && head -c 32 /dev/urandom | base64 >"$RUN_DIR/secret.tmp" &&
+		mv "$RUN_DIR/secret.tmp" "$RUN_DIR/secret")
+}
+
 # setsid: a server belongs to the cluster, not to the shell that ran `up`;
 # Ctrl-C there must not reach it.  Not a group leader here, setsid execs
 # in place, so $! is the server's own pid once it has exec'd: wait for that,
@@ -149,7 +159,8 @@ start_server() {
 	port=$((BASE_PORT + i - 1))
 	setsid "$BUILD/server/dsm-server" --listen "$host:$port" \
 		--capacity "$CAPACITY" --registry "$registry" \
-		--cluster "$CLUSTER" </dev/null >/dev/null \
+		--cluster "$CLUSTER" --secret-file "$RUN_DIR/secret" \
+		</dev/null >/dev/null \
 		2>"$RUN_DIR/server-$i.log" &
 	pid=$!
 	for _ in $(seq 200); do
@@ -234,7 +245,7 @@ running() {
 # Clients find the servers through the registry; DSM_SERVERS is left
 # unset on purpose, since an explicit server list would override it.
 print_exports() {
-	echo "export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER"
+	echo "export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER DSM_SECRET_FILE=$RUN_DIR/secret"
 	echo "unset DSM_SERVERS"
 }
 
@@ -256,6 +267,7 @@ do_up() {
 	list_pidfiles
 	rm -f "${pidfiles[@]}" # stale: nothing runs
 	save_env
+	make_secret
 	start_redis
 	for i in $(seq "$SERVERS"); do start_server "$i"; done
 	wait_servers

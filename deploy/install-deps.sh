@@ -7,7 +7,8 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config   # toolchain
   libuv1-dev                         # server event loop
-  libhiredis-dev redis-server        # cluster registry (next milestone)
+  libhiredis-dev redis-server        # cluster registry
+  libsodium-dev                      # cluster secret: HMAC, random nonces
   libibverbs-dev librdmacm-dev       # RDMA transport (next milestone)
   clang libclang-rt-14-dev           # libFuzzer and sanitizer runtimes
   python3 procps util-linux          # test and benchmark scripts

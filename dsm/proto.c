@@ -148,12 +148,13 @@ void dsm_hello_reply_encode(const struct dsm_hello_reply *m, uint8_t *out)
 	struct cur c = { .w = out };
 
 	put16(&c, m->version);
-	put16(&c, 0);
+	put16(&c, m->flags);
 	put32(&c, m->page_size);
 	put32(&c, m->server_id);
 	put32(&c, m->max_batch_pages);
 	put64(&c, m->capacity);
 	put64(&c, m->free);
+	memcpy(c.w, m->server_nonce, sizeof(m->server_nonce));
 }
 
 int dsm_hello_reply_decode(const uint8_t *in, size_t len,
@@ -164,13 +165,15 @@ int dsm_hello_reply_decode(const uint8_t *in, size_t len,
 	if (len != DSM_HELLO_REPLY_SIZE)
 		return -EINVAL;
 	m->version = get16(&c);
-	(void)get16(&c);
+	m->flags = get16(&c);
 	m->page_size = get32(&c);
 	m->server_id = get32(&c);
 	m->max_batch_pages = get32(&c);
 	m->capacity = get64(&c);
 	m->free = get64(&c);
-	if (m->max_batch_pages == 0 || m->page_size != DSM_PAGE_SIZE)
+	memcpy(m->server_nonce, c.r, sizeof(m->server_nonce));
+	if (m->max_batch_pages == 0 || m->page_size != DSM_PAGE_SIZE ||
+	    (m->flags & ~DSM_HELLO_AUTH))
 		return -EINVAL;
 	return 0;
 }
@@ -298,6 +301,19 @@ int dsm_server_stats_decode(const uint8_t *in, size_t len,
 	return 0;
 }
 
+void dsm_auth_msg_encode(const struct dsm_auth_msg *m, uint8_t *out)
+{
+	memcpy(out, m->mac, sizeof(m->mac));
+}
+
+int dsm_auth_msg_decode(const uint8_t *in, size_t len, struct dsm_auth_msg *m)
+{
+	if (len != DSM_AUTH_MSG_SIZE)
+		return -EINVAL;
+	memcpy(m->mac, in, sizeof(m->mac));
+	return 0;
+}
+
 void dsm_goodbye_encode(const struct dsm_goodbye *m, uint8_t *out)
 {
 	struct cur c = { .w = out };
@@ -325,6 +341,7 @@ const char *dsm_msg_name(uint8_t type)
 	case DSM_MSG_WRITE: return "WRITE";
 	case DSM_MSG_STATS: return "STATS";
 	case DSM_MSG_PING: return "PING";
+	case DSM_MSG_AUTH: return "AUTH";
 	case DSM_MSG_GOODBYE: return "GOODBYE";
 	case DSM_MSG_INVALIDATE: return "INVALIDATE";
 	case DSM_MSG_RECALL: return "RECALL";

@@ -44,6 +44,7 @@ enum dsm_msg_type {
 	DSM_MSG_WRITE = 5,  /* write a run of pages */
 	DSM_MSG_STATS = 6,  /* server counters */
 	DSM_MSG_PING = 7,   /* empty round trip */
+	DSM_MSG_AUTH = 8,   /* prove knowledge of the cluster secret (auth.h) */
 	/* server -> client (DSM_F_SERVER) */
 	DSM_MSG_GOODBYE = 32,    /* server is going away; no reply */
 	DSM_MSG_INVALIDATE = 33, /* reserved: drop copies of pages (shared) */
@@ -65,8 +66,8 @@ struct dsm_hdr {
 	uint64_t id;
 };
 
-/* HELLO request: versions the client speaks, its page size, and a nonce
- * reserved for the cluster handshake (authentication). */
+/* HELLO request: versions the client speaks, its page size, and the
+ * client's nonce for the cluster handshake (auth.h). */
 struct dsm_hello {
 	uint16_t min_version, max_version;
 	uint32_t page_size;
@@ -74,15 +75,27 @@ struct dsm_hello {
 };
 #define DSM_HELLO_SIZE 16u
 
+enum dsm_hello_flags {
+	DSM_HELLO_AUTH = 1u << 0, /* AUTH must follow before anything else */
+};
+
 struct dsm_hello_reply {
 	uint16_t version;        /* chosen version */
+	uint16_t flags;          /* enum dsm_hello_flags */
 	uint32_t page_size;
 	uint32_t server_id;
 	uint32_t max_batch_pages;
 	uint64_t capacity;       /* bytes */
 	uint64_t free;           /* bytes */
+	uint8_t server_nonce[16];/* with DSM_HELLO_AUTH: fresh per connection */
 };
-#define DSM_HELLO_REPLY_SIZE 32u
+#define DSM_HELLO_REPLY_SIZE 48u
+
+/* AUTH request and reply: an HMAC (auth.h). */
+struct dsm_auth_msg {
+	uint8_t mac[32];
+};
+#define DSM_AUTH_MSG_SIZE 32u
 
 struct dsm_alloc_req {
 	uint64_t size;           /* bytes, multiple of DSM_PAGE_SIZE, > 0 */
@@ -157,6 +170,8 @@ int dsm_rw_req_decode(uint8_t type, const uint8_t *in, size_t len,
 void dsm_server_stats_encode(const struct dsm_server_stats *m, uint8_t *out);
 int dsm_server_stats_decode(const uint8_t *in, size_t len,
 			    struct dsm_server_stats *m);
+void dsm_auth_msg_encode(const struct dsm_auth_msg *m, uint8_t *out);
+int dsm_auth_msg_decode(const uint8_t *in, size_t len, struct dsm_auth_msg *m);
 void dsm_goodbye_encode(const struct dsm_goodbye *m, uint8_t *out);
 int dsm_goodbye_decode(const uint8_t *in, size_t len, struct dsm_goodbye *m);
 

@@ -104,6 +104,13 @@ static int do_hello(struct handler_session *s, const struct dsm_hdr *q,
 		return -EINVAL;
 	r->close = false;
 	s->hello_done = true;
+	s->authed = !h->key;
+	if (h->key) {
+		a.flags = DSM_HELLO_AUTH;
+		s->client_nonce = m.nonce;
+		dsm_auth_random(s->server_nonce, sizeof(s->server_nonce));
+		memcpy(a.server_nonce, s->server_nonce, sizeof(a.server_nonce));
+	}
 
 	a.version = DSM_PROTO_VERSION;
 	a.page_size = DSM_PAGE_SIZE;
@@ -113,6 +120,37 @@ static int do_hello(struct handler_session *s, const struct dsm_hdr *q,
 	a.free = pool_free_bytes(&h->pool);
 	dsm_hello_reply_encode(&a, r->body);
 	set_body(r, r->body, DSM_HELLO_REPLY_SIZE);
+	return 0;
+}
+
+/* The client's proof that it knows the secret; ours goes back in the
+ * reply.  Any failure ends the connection. */
+static int do_auth(struct handler_session *s, const struct dsm_hdr *q,
+		   const uint8_t *body, struct reply *r)
+{
+	struct handler *h = s->h;
+	struct dsm_auth_msg m, a;
+	uint8_t want[DSM_AUTH_MAC_SIZE];
+
+	r->close = true;
+	if (s->authed)
+		return -EPROTO; /* no secret here, or a second AUTH */
+	if (dsm_auth_msg_decode(body, q->len, &m) < 0)
+		return -EINVAL;
+	dsm_auth_mac(h->key, 'c', s->server_nonce, s->client_nonce,
+		     h->server_id, want);
+	if (dsm_auth_verify(m.mac, want)) {
+		h->auth_refused++;
+		dsm_info("refused a connection that does not know the "
+			 "cluster secret");
+		return -EACCES;
+	}
+	r->close = false;
+	s->authed = true;
+	dsm_auth_mac(h->key, 's', s->server_nonce, s->client_nonce,
+		     h->server_id, a.mac);
+	dsm_auth_msg_encode(&a, r->body);
+	set_body(r, r->body, DSM_AUTH_MSG_SIZE);
 	return 0;
 }
 
@@ -244,11 +282,18 @@ static int dispatch(struct handler_session *s, const struct dsm_hdr *q,
 		r->close = true;
 		return -EPROTO;
 	}
+	/* A connection that has not proved it knows the secret can do
+	 * nothing else: not read, not write, not even learn a stat. */
+	if (s->hello_done && !s->authed && q->type != DSM_MSG_AUTH) {
+		r->close = true;
+		return -EACCES;
+	}
 	/* Replies and server messages only ever travel to a client. */
 	if (q->flags)
 		return -EINVAL;
 	switch (q->type) {
 	case DSM_MSG_HELLO: return do_hello(s, q, body, r);
+	case DSM_MSG_AUTH: return do_auth(s, q, body, r);
 	case DSM_MSG_ALLOC: return do_alloc(s, q, body, r);
 	case DSM_MSG_FREE: return do_free(s, q, body);
 	case DSM_MSG_READ: return do_read(s, q, body, r);

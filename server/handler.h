@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "pool.h"
 #include "proto.h"
 #include "region.h"
@@ -23,12 +24,14 @@ struct handler {
 	struct pool pool;
 	struct region_table regions;
 	uint32_t server_id;
+	const struct dsm_auth_key *key; /* NULL: no secret, no AUTH step */
 	uint64_t start_ns;
 	uint64_t sessions;               /* connected now */
 	uint64_t reads, writes;          /* successful requests */
 	uint64_t pages_read, pages_written;
 	uint64_t bytes_in, bytes_out;    /* whole messages */
 	uint64_t errors;                 /* error replies sent */
+	uint64_t auth_refused;           /* connections that failed AUTH */
 };
 
 /* The protocol state of one connection. */
@@ -36,6 +39,9 @@ struct handler_session {
 	struct handler *h;
 	struct region_owner regions;
 	bool hello_done;
+	bool authed;                     /* AUTH done, or no secret */
+	uint64_t client_nonce;
+	uint8_t server_nonce[DSM_AUTH_NONCE_SIZE];
 };
 
 /*

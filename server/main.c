@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "handler.h"
 #include "log.h"
 #include "membership.h"
@@ -37,6 +38,7 @@ struct options {
 	const char *registry;   /* redis://...; NULL: standalone */
 	const char *cluster;
 	const char *advertise;  /* host[:port] clients are told to use */
+	const char *secret_file;
 };
 
 /* Everything the loop's callbacks share; lives on main()'s stack. */
@@ -48,6 +50,7 @@ struct server {
 	struct handler h;
 	struct session_list sessions;
 	struct membership reg;
+	struct dsm_auth_key key;    /* valid when h.key points at it */
 	char listen_host[256];
 	uint16_t port;          /* bound */
 	uint64_t next_msg_id;   /* ids of server-initiated messages */
@@ -60,7 +63,7 @@ static void usage(FILE *f)
 		"usage: dsm-server --listen HOST:PORT --capacity SIZE\n"
 		"                  [--port-file PATH] [--server-id N] [--poll-us N]\n"
 		"                  [--registry URL [--cluster NAME] [--advertise HOST[:PORT]]]\n"
-		"                  [--log LEVEL]\n"
+		"                  [--secret-file PATH] [--log LEVEL]\n"
 		"\n"
 		"  --listen HOST:PORT  address to serve on; port 0 picks a free one\n"
 		"  --capacity SIZE     memory to offer, e.g. 4G (a multiple of 4K)\n"
@@ -75,6 +78,9 @@ static void usage(FILE *f)
 		"                      'default')\n"
 		"  --advertise H[:P]   address clients should connect to (default:\n"
 		"                      the --listen host and the bound port)\n"
+		"  --secret-file PATH  the cluster's shared secret (mode 0600): only\n"
+		"                      connections that prove they know it get in.\n"
+		"                      Without it the server listens on loopback only\n"
 		"  --log LEVEL         error, warn, info (default) or debug\n"
 		"\n"
 		"Signals: SIGUSR1 logs counters; SIGTERM/SIGINT say GOODBYE to\n"
@@ -128,6 +134,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "registry", required_argument, NULL, 'r' },
 		{ "cluster", required_argument, NULL, 'C' },
 		{ "advertise", required_argument, NULL, 'a' },
+		{ "secret-file", required_argument, NULL, 's' },
 		{ "log", required_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -149,6 +156,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'r': o->registry = optarg; break;
 		case 'C': o->cluster = optarg; break;
 		case 'a': o->advertise = optarg; break;
+		case 's': o->secret_file = optarg; break;
 		case 'u':
 			o->poll_us = parse_uint("--poll-us", optarg, MAX_POLL_US);
 			break;
@@ -202,6 +210,36 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss)
 		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
 	else
 		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	return 0;
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)ss;
+	const uint8_t *a = v6->sin6_addr.s6_addr;
+
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr)
+			>> 24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr) ||
+	       (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr) && a[12] == 127);
+}
+
+/* Without a secret anyone who can connect can read and write pages, so
+ * only this machine may connect. */
+static int check_exposure(const struct server *srv,
+			  const struct sockaddr_storage *ss, const char *addr)
+{
+	if (srv->h.key)
+		return 0;
+	if (!is_loopback(ss)) {
+		dsm_err("refusing to listen on %s without --secret-file: anyone "
+			"who can reach it could read and write every page. Give "
+			"the cluster a secret, or listen on 127.0.0.1", addr);
+		return -EACCES;
+	}
+	dsm_warn("no --secret-file: any process on this machine can reach "
+		 "this server's pages (listening on loopback only)");
 	return 0;
 }
 
@@ -266,6 +304,8 @@ static int start_listening(struct server *srv, const char *addr,
 		return -EINVAL;
 	}
 	err = resolve(host, port, &ss);
+	if (!err)
+		err = check_exposure(srv, &ss, addr);
 	if (err)
 		return err;
 	uv_tcp_init(&srv->loop, &srv->listener);
@@ -504,6 +544,15 @@ int main(int argc, char **argv)
 			strerror(-err));
 		return 1;
 	}
+	if (o.secret_file) {
+		char msg[512];
+
+		if (dsm_auth_load(o.secret_file, &srv.key, msg, sizeof(msg))) {
+			dsm_err("%s", msg);
+			goto out_handler;
+		}
+		srv.h.key = &srv.key;
+	}
 	uv_loop_init(&srv.loop);
 	uv_timer_init(&srv.loop, &srv.stop_timer);
 	srv.stop_timer.data = &srv;
@@ -516,6 +565,7 @@ int main(int argc, char **argv)
 out:
 	close_all_sessions(&srv);
 	drain_loop(&srv.loop);
+out_handler:
 	handler_destroy(&srv.h);
 	return rc;
 }

@@ -86,6 +86,7 @@ static void fuzz_decoders(const uint8_t *in, size_t len)
 	ROUND_TRIP(dsm_free_req, DSM_FREE_REQ_SIZE, in, len);
 	ROUND_TRIP(dsm_server_stats, DSM_SERVER_STATS_SIZE, in, len);
 	ROUND_TRIP(dsm_goodbye, DSM_GOODBYE_SIZE, in, len);
+	ROUND_TRIP(dsm_auth_msg, DSM_AUTH_MSG_SIZE, in, len);
 	if (dsm_hello_reply_decode(in, len, &hr) == 0)
 		FUZZ_CHECK(hr.page_size == DSM_PAGE_SIZE);
 	for (uint8_t t = DSM_MSG_READ; t <= DSM_MSG_WRITE; t++) {
@@ -320,6 +321,43 @@ static void fuzz_stream(const uint8_t *in, size_t len)
 	handler_destroy(&f.h);
 }
 
+/*
+ * The same bytes against a server with a cluster secret.  They cannot
+ * forge an AUTH (the server's nonce is random), so whatever they are,
+ * nothing but HELLO may ever succeed and the pool stays empty: no way
+ * around the handshake.
+ */
+static void fuzz_keyed(const uint8_t *in, size_t len)
+{
+	static const struct dsm_auth_key key = { { 1, 2, 3 } };
+	struct handler h;
+	struct handler_session conn[NCONN];
+	size_t pos = 0, used, need;
+	struct reply r;
+
+	FUZZ_CHECK(handler_init(&h, FUZZ_CAPACITY, 1) == 0);
+	h.key = &key;
+	for (int c = 0; c < NCONN; c++)
+		handler_session_init(&conn[c], &h);
+	while (pos < len) {
+		int c = in[pos++] % NCONN;
+
+		used = handler_next(&conn[c], in + pos, len - pos, &r, &need);
+		if (!used)
+			break;
+		FUZZ_CHECK(r.hdr.status != 0 || r.hdr.type == DSM_MSG_HELLO);
+		FUZZ_CHECK(h.pool.used == 0);
+		if (r.close) { /* the peer reconnects */
+			handler_session_end(&conn[c]);
+			handler_session_init(&conn[c], &h);
+		}
+		pos += used;
+	}
+	for (int c = 0; c < NCONN; c++)
+		handler_session_end(&conn[c]);
+	handler_destroy(&h);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -327,6 +365,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dsm_log_set_level(DSM_LOG_ERROR); /* refusals are expected here */
 	fuzz_decoders(data, size);
 	fuzz_stream(data, size);
+	fuzz_keyed(data, size);
 	return 0;
 }
 

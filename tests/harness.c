@@ -40,8 +40,14 @@ static uint64_t deadline_after(int timeout_ms)
 
 /* In the child: never returns. */
 static void exec_server(const char *capacity, const char *port_file,
-			pid_t parent)
+			const char *secret_file, pid_t parent)
 {
+	const char *poll_us = getenv("DSM_POLL_US") ? getenv("DSM_POLL_US")
+						    : "100";
+	const char *argv[16] = { "dsm-server", "--listen", "127.0.0.1:0",
+				 "--capacity", capacity, "--port-file",
+				 port_file, "--poll-us", poll_us };
+	int argc = 9;
 	sigset_t none;
 
 	/* Die with the test, even if it dies by exit(1) in a TH_CHECK. */
@@ -54,10 +60,11 @@ static void exec_server(const char *capacity, const char *port_file,
 	/* A test run with DSM_POLL_US (the client's busy-poll window) gets
 	 * a server polling the same way: DSM_POLL_US=0 tests the paths where
 	 * both sides sleep between messages. */
-	execl(DSM_SERVER_BIN, "dsm-server", "--listen", "127.0.0.1:0",
-	      "--capacity", capacity, "--port-file", port_file,
-	      "--poll-us", getenv("DSM_POLL_US") ? getenv("DSM_POLL_US") : "100",
-	      (char *)NULL);
+	if (secret_file) {
+		argv[argc++] = "--secret-file";
+		argv[argc++] = secret_file;
+	}
+	execv(DSM_SERVER_BIN, (char *const *)argv);
 	fprintf(stderr, "harness: exec %s: %s\n", DSM_SERVER_BIN,
 		strerror(errno));
 	_exit(127);
@@ -115,6 +122,12 @@ static void remove_dir(struct th_server *s)
 
 int th_server_start(struct th_server *s, const char *capacity)
 {
+	return th_server_start_secret(s, capacity, NULL);
+}
+
+int th_server_start_secret(struct th_server *s, const char *capacity,
+			   const char *secret_file)
+{
 	char port_file[300];
 	pid_t parent = getpid();
 	int err;
@@ -133,7 +146,7 @@ int th_server_start(struct th_server *s, const char *capacity)
 		goto fail;
 	}
 	if (s->pid == 0)
-		exec_server(capacity, port_file, parent);
+		exec_server(capacity, port_file, secret_file, parent);
 	err = wait_port(s, port_file);
 	if (err)
 		goto fail;

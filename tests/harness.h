@@ -28,6 +28,9 @@ struct th_server {
  * start it from the main thread.
  */
 int th_server_start(struct th_server *s, const char *capacity);
+/* The same, with --secret-file secret_file (NULL: none). */
+int th_server_start_secret(struct th_server *s, const char *capacity,
+			   const char *secret_file);
 /* SIGTERM, wait up to 10 s, then SIGKILL. */
 void th_server_stop(struct th_server *s);
 /* SIGKILL and reap. */

@@ -62,7 +62,7 @@ for f in "$RUN_DIR"/redis.pid "$RUN_DIR"/server-{1,2,3}.pid; do
 	[ -s "$f" ] || fatal "cluster.sh up left no $f"
 	all_pids+=("$(cat "$f")")
 done
-grep -qxF "export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER" <<<"$up_out" ||
+grep -qxF "export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER DSM_SECRET_FILE=$RUN_DIR/secret" <<<"$up_out" ||
 	fail "cluster.sh up printed no export line: '$up_out'"
 [ "$(rcli config get bind | tail -n 1)" = 127.0.0.1 ] ||
 	fail "redis binds '$(rcli config get bind | tail -n 1)', not 127.0.0.1 only"

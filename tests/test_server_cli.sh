@@ -42,9 +42,20 @@ expect 2 "bad cluster name 'a b'" "${ok[@]}" --registry redis://127.0.0.1:1 --cl
 expect 1 "cannot reach the registry at redis://127.0.0.1:1" "${ok[@]}" --registry redis://127.0.0.1:1
 expect 2 "bad --registry 'redis://x:port'" "${ok[@]}" --registry "redis://x:port"
 expect 2 "bad --registry 'http://x'" "${ok[@]}" --registry "http://x"
+# the secret file: private, long enough, readable
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+head -c 32 /dev/urandom | base64 >"$tmp/secret"
+chmod 644 "$tmp/secret"
+expect 1 "may be read by others (mode 0644): chmod 600" "${ok[@]}" --secret-file "$tmp/secret"
+expect 1 "cannot read secret file $tmp/none" "${ok[@]}" --secret-file "$tmp/none"
+# without a secret, loopback only
+expect 1 "refusing to listen on 0.0.0.0:0 without --secret-file" --listen 0.0.0.0:0 --capacity 16M
 # a wildcard address means nothing to clients
+chmod 600 "$tmp/secret"
 expect 1 "say which address clients should use with --advertise" \
-	--listen 0.0.0.0:0 --capacity 16M --registry redis://127.0.0.1:1
+	--listen 0.0.0.0:0 --capacity 16M --registry redis://127.0.0.1:1 \
+	--secret-file "$tmp/secret"
 
 if [ $failed = 0 ]; then
 	echo "server_cli: ok"
