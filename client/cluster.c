@@ -175,6 +175,26 @@ static int touch_regions(void)
 	return err;
 }
 
+/* What `dsmctl stats` shows of this client, renewed with the lease. */
+static void fill_counters(uint64_t *c)
+{
+	struct dsm_stats st;
+
+	if (dsm_stats(&st))
+		return;
+	c[DSM_RC_MISSING_FAULTS] = st.missing_faults;
+	c[DSM_RC_WP_FAULTS] = st.wp_faults;
+	c[DSM_RC_PAGES_FETCHED] = st.pages_fetched;
+	c[DSM_RC_PAGES_EVICTED] = st.pages_evicted;
+	c[DSM_RC_PAGES_WRITTEN_BACK] = st.pages_written_back;
+	c[DSM_RC_BYTES_IN] = st.bytes_in;
+	c[DSM_RC_BYTES_OUT] = st.bytes_out;
+	c[DSM_RC_RESIDENT_PAGES] = st.resident_pages;
+	c[DSM_RC_FAULT_P50_NS] = st.fault_p50_ns;
+	c[DSM_RC_FAULT_P99_NS] = st.fault_p99_ns;
+	c[DSM_RC_BLOCKTIME_NS] = st.blocktime_ns;
+}
+
 /* One renewal: the lease, and everything again if Redis forgot us. */
 static void renew(void)
 {
@@ -188,6 +208,7 @@ static void renew(void)
 	}
 	had = dsm_reg_client_exists(cl.reg, cl.me.id);
 	cl.me.heartbeat_ms = dsm_reg_now_ms();
+	fill_counters(cl.me.counters);
 	err = had < 0 ? had : dsm_reg_put_client(cl.reg, &cl.me, DSM_REG_TTL_MS);
 	if (!err && had)
 		err = touch_regions();

@@ -35,6 +35,8 @@ struct ctl {
 	const char *cluster;
 	bool json;
 	uint64_t region_id;     /* region show */
+	uint64_t watch_ms;      /* stats --watch: every this many ms */
+	const struct snapshot *prev; /* --watch: the previous round's */
 };
 
 /* What a command fetches before it prints anything. */
@@ -66,6 +68,7 @@ struct command {
 	void (*parse)(struct ctl *c, char **args);
 	void (*text)(const struct ctl *c, const struct snapshot *s);
 	void (*json)(const struct ctl *c, const struct snapshot *s);
+	bool watch;             /* takes --watch[=SECONDS] */
 };
 
 /* ---- snapshot.c ---------------------------------------------------------- */
@@ -96,6 +99,7 @@ void text_servers(const struct ctl *c, const struct snapshot *s);
 void text_regions(const struct ctl *c, const struct snapshot *s);
 void text_clients(const struct ctl *c, const struct snapshot *s);
 void text_region(const struct ctl *c, const struct snapshot *s);
+void text_stats(const struct ctl *c, const struct snapshot *s);
 
 /* ---- json.c -------------------------------------------------------------- */
 
@@ -105,5 +109,6 @@ void json_servers(const struct ctl *c, const struct snapshot *s);
 void json_regions(const struct ctl *c, const struct snapshot *s);
 void json_clients(const struct ctl *c, const struct snapshot *s);
 void json_region_show(const struct ctl *c, const struct snapshot *s);
+void json_stats(const struct ctl *c, const struct snapshot *s);
 
 #endif

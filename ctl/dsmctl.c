@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "util.h"
@@ -41,7 +42,7 @@ static const struct command commands[] = {
 	  "  {cluster, registry, now_ms, capacity, used, free, regions,\n"
 	  "   clients, servers: [...]}\n"
 	  "with servers as 'dsmctl --json servers' prints them.\n",
-	  NULL, text_status, json_status },
+	  NULL, text_status, json_status, false },
 	{ "servers", "", 0, NEED_SERVERS, "live memory servers",
 	  "Live memory servers by id: the address clients use, capacity,\n"
 	  "bytes in use, the regions and clients each holds, and how long\n"
@@ -49,20 +50,20 @@ static const struct command commands[] = {
 	  "5 s has vanished from the registry and is not listed.\n\n"
 	  "--json prints\n"
 	  "  [" SERVER_JSON ", ...]\n",
-	  NULL, text_servers, json_servers },
+	  NULL, text_servers, json_servers, false },
 	{ "regions", "", 0, NEED_REGIONS,
 	  "regions: size, owner, the servers holding them",
 	  "Regions by id: name ('-' if none), size, the owning client, how\n"
 	  "many extents the region is cut into and the servers they are on.\n\n"
 	  "--json prints\n"
 	  "  [" REGION_JSON ", ...]\n",
-	  NULL, text_regions, json_regions },
+	  NULL, text_regions, json_regions, false },
 	{ "clients", "", 0, NEED_CLIENTS, "clients holding a lease",
 	  "Clients by id: host, pid, how long ago each started, and how\n"
 	  "long ago it last renewed its lease.\n\n"
 	  "--json prints\n"
 	  "  [{id, host, pid, started_ms, heartbeat_ms}, ...]\n",
-	  NULL, text_clients, json_clients },
+	  NULL, text_clients, json_clients, false },
 	{ "region show", "ID", 1, NEED_REGION | NEED_SERVERS,
 	  "one region and where each of its extents lives",
 	  "Region ID and each of its extents: the byte range of the region,\n"
@@ -73,7 +74,25 @@ static const struct command commands[] = {
 	  "--json prints\n"
 	  "  " REGION_JSON "\n"
 	  "where each extent also has server_addr (null: the server is gone).\n",
-	  parse_region_id, text_region, json_region_show },
+	  parse_region_id, text_region, json_region_show, false },
+	{ "stats", "", 0, NEED_SERVERS | NEED_CLIENTS,
+	  "live counters per server and per client",
+	  "Counters of every live server (requests, pages and bytes moved,\n"
+	  "errors, connections refused for not knowing the cluster secret)\n"
+	  "and every client (faults, pages fetched, evicted and written back,\n"
+	  "bytes, resident memory, fault latency p50/p99, time threads spent\n"
+	  "blocked in faults), as each last published them (every second).\n\n"
+	  "--watch[=SECONDS] repeats every SECONDS (default 1) until\n"
+	  "interrupted, showing rates per second after the first round.\n\n"
+	  "--json prints one document per round:\n"
+	  "  {cluster, now_ms, servers: [{id, addr, reads, writes,\n"
+	  "   pages_read, pages_written, bytes_in, bytes_out, errors,\n"
+	  "   auth_refused}, ...], clients: [{id, pid, missing_faults,\n"
+	  "   wp_faults, pages_fetched, pages_evicted, pages_written_back,\n"
+	  "   bytes_in, bytes_out, resident_pages, fault_p50_ns,\n"
+	  "   fault_p99_ns, blocktime_ns}, ...]}\n"
+	  "with cumulative counters.\n",
+	  NULL, text_stats, json_stats, true },
 	{ 0 },
 };
 
@@ -233,6 +252,20 @@ static const struct command *find_command(int argc, char **argv, int *words)
 }
 
 /* The command's own arguments: --help, then exactly nargs positionals. */
+/* --watch or --watch=SECONDS (1 to 3600); false if arg is neither. */
+static bool parse_watch(const char *arg, struct ctl *c)
+{
+	uint64_t secs = 1;
+
+	if (strncmp(arg, "--watch", 7) || (arg[7] && arg[7] != '='))
+		return false;
+	if (arg[7] && (dsm_parse_uint(arg + 8, 3600, &secs) || !secs))
+		die_usage("stats", "bad --watch '%s': want --watch=SECONDS, "
+			  "1 to 3600", arg + 8);
+	c->watch_ms = secs * 1000;
+	return true;
+}
+
 static void parse_command(const struct command *cmd, int argc, char **argv,
 			  struct ctl *c)
 {
@@ -246,6 +279,8 @@ static void parse_command(const struct command *cmd, int argc, char **argv,
 		}
 	}
 	for (int i = 0; i < argc; i++) {
+		if (cmd->watch && parse_watch(argv[i], c))
+			continue;
 		if (argv[i][0] == '-' && argv[i][1])
 			die_usage(cmd->name, "unknown option '%s' (options of "
 				  "dsmctl itself go before the command)",
@@ -319,6 +354,32 @@ static int finish_output(void)
 	return EXIT_RUNTIME;
 }
 
+/* --watch: a round every c->watch_ms, each printed against the one
+ * before, until interrupted or the registry fails. */
+static int watch(struct dsm_reg *reg, struct ctl *c,
+		 const struct command *cmd)
+{
+	struct snapshot s[2] = { { 0 }, { 0 } };
+	int rc, cur = 0;
+
+	for (;;) {
+		rc = snapshot_fetch(reg, c, cmd->need, &s[cur]);
+		if (rc)
+			break;
+		(c->json ? cmd->json : cmd->text)(c, &s[cur]);
+		if ((rc = finish_output()))
+			break;
+		snapshot_free(&s[!cur]);
+		memset(&s[!cur], 0, sizeof(s[!cur]));
+		c->prev = &s[cur];
+		cur = !cur;
+		usleep(c->watch_ms * 1000);
+	}
+	snapshot_free(&s[0]);
+	snapshot_free(&s[1]);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct ctl c = { 0 };
@@ -330,6 +391,10 @@ int main(int argc, char **argv)
 	rc = open_registry(&c, &reg);
 	if (rc)
 		goto out;
+	if (c.watch_ms) {
+		rc = watch(reg, &c, cmd);
+		goto out;
+	}
 	rc = snapshot_fetch(reg, &c, cmd->need, &s);
 	if (rc)
 		goto out;

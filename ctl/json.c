@@ -211,3 +211,38 @@ void json_status(const struct ctl *c, const struct snapshot *s)
 	json_close(&j, '}');
 	putchar('\n');
 }
+
+/* Cumulative counters, under their registry names; rates are the
+ * reader's to compute from two documents' now_ms. */
+void json_stats(const struct ctl *c, const struct snapshot *s)
+{
+	struct json j = { true };
+
+	json_open(&j, NULL, '{');
+	json_str(&j, "cluster", c->cluster);
+	json_uint(&j, "now_ms", s->now_ms);
+	json_open(&j, "servers", '[');
+	for (size_t i = 0; i < s->nsrv; i++) {
+		json_open(&j, NULL, '{');
+		json_uint(&j, "id", s->srv[i].id);
+		json_str(&j, "addr", s->srv[i].addr);
+		for (int k = 0; k < DSM_RS_NCOUNTERS; k++)
+			json_uint(&j, dsm_reg_server_counters[k],
+				  s->srv[i].counters[k]);
+		json_close(&j, '}');
+	}
+	json_close(&j, ']');
+	json_open(&j, "clients", '[');
+	for (size_t i = 0; i < s->ncli; i++) {
+		json_open(&j, NULL, '{');
+		json_uint(&j, "id", s->cli[i].id);
+		json_uint(&j, "pid", s->cli[i].pid);
+		for (int k = 0; k < DSM_RC_NCOUNTERS; k++)
+			json_uint(&j, dsm_reg_client_counters[k],
+				  s->cli[i].counters[k]);
+		json_close(&j, '}');
+	}
+	json_close(&j, ']');
+	json_close(&j, '}');
+	putchar('\n');
+}

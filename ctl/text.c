@@ -76,7 +76,7 @@ static int text_width(const char *s)
 
 /* ---- tables -------------------------------------------------------------- */
 
-#define TABLE_COLS 8
+#define TABLE_COLS 16
 
 /*
  * Rows are kept until the end so that every column is as wide as its
@@ -382,4 +382,131 @@ void text_region(const struct ctl *c, const struct snapshot *s)
 		printf(", %u on servers no longer live", gone);
 	printf("\n\n");
 	print_extents_table(s);
+}
+
+/* ---- stats --------------------------------------------------------------- */
+
+/* A counter: the total since the process started, or, when --watch has the
+ * same record from the previous round (was != NULL), its rate per second
+ * since then. */
+static const char *fmt_counter(uint64_t now, const uint64_t *was,
+			       uint64_t dt_ms, bool bytes, char *buf,
+			       size_t len)
+{
+	uint64_t v = now;
+	char num[24];
+
+	if (was && dt_ms)
+		v = (now > *was ? now - *was : 0) * 1000 / dt_ms;
+	if (bytes)
+		dsm_fmt_bytes(v, num, sizeof(num));
+	else
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+	snprintf(buf, len, "%s%s", num, was ? "/s" : "");
+	return buf;
+}
+
+static const char *fmt_ns(uint64_t ns, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.1fus", ns / 1000.0);
+	return buf;
+}
+
+static const struct dsm_reg_server *prev_server(const struct ctl *c,
+						uint32_t id)
+{
+	return c->prev ? find_server(c->prev, id) : NULL;
+}
+
+static const struct dsm_reg_client *prev_client(const struct ctl *c,
+						uint64_t id)
+{
+	for (size_t i = 0; c->prev && i < c->prev->ncli; i++)
+		if (c->prev->cli[i].id == id)
+			return &c->prev->cli[i];
+	return NULL;
+}
+
+static void stats_servers(const struct ctl *c, const struct snapshot *s,
+			  uint64_t dt)
+{
+	static const char *const head[] = {
+		">ID", "ADDRESS", ">READS", ">WRITES", ">PAGES OUT",
+		">PAGES IN", ">BYTES IN", ">BYTES OUT", ">ERRORS", ">REFUSED" };
+	static const bool bytes[DSM_RS_NCOUNTERS] = {
+		[DSM_RS_BYTES_IN] = true, [DSM_RS_BYTES_OUT] = true };
+	struct table t;
+
+	table_init(&t, 10, head);
+	for (size_t i = 0; i < s->nsrv; i++) {
+		const struct dsm_reg_server *v = &s->srv[i];
+		const struct dsm_reg_server *p = prev_server(c, v->id);
+		char id[16], cell[DSM_RS_NCOUNTERS][32];
+		const char *row[10] = { id, v->addr };
+
+		snprintf(id, sizeof(id), "%u", v->id);
+		for (int k = 0; k < DSM_RS_NCOUNTERS; k++)
+			row[2 + k] = fmt_counter(v->counters[k],
+						 p ? &p->counters[k] : NULL,
+						 dt, bytes[k], cell[k],
+						 sizeof(cell[k]));
+		table_row(&t, row);
+	}
+	table_done(&t);
+}
+
+static void stats_clients(const struct ctl *c, const struct snapshot *s,
+			  uint64_t dt)
+{
+	static const char *const head[] = {
+		">ID", ">PID", ">FAULTS", ">WP FAULTS", ">FETCHED", ">EVICTED",
+		">WRITTEN BACK", ">BYTES IN", ">BYTES OUT", ">RESIDENT",
+		">P50", ">P99", ">BLOCKED" };
+	struct table t;
+
+	table_init(&t, 13, head);
+	for (size_t i = 0; i < s->ncli; i++) {
+		const struct dsm_reg_client *v = &s->cli[i];
+		const struct dsm_reg_client *p = prev_client(c, v->id);
+		char id[24], pid[16], cell[DSM_RC_NCOUNTERS][32];
+		const uint64_t *n = v->counters;
+		const char *row[13] = { fmt_u64(v->id, id, sizeof(id)),
+					fmt_u64(v->pid, pid, sizeof(pid)) };
+
+		for (int k = 0; k <= DSM_RC_BYTES_OUT; k++)
+			row[2 + k] = fmt_counter(n[k], p ? &p->counters[k] : NULL,
+						 dt, k >= DSM_RC_BYTES_IN,
+						 cell[k], sizeof(cell[k]));
+		row[9] = dsm_fmt_bytes(n[DSM_RC_RESIDENT_PAGES] * 4096,
+				       cell[DSM_RC_RESIDENT_PAGES], 32);
+		row[10] = fmt_ns(n[DSM_RC_FAULT_P50_NS],
+				 cell[DSM_RC_FAULT_P50_NS], 32);
+		row[11] = fmt_ns(n[DSM_RC_FAULT_P99_NS],
+				 cell[DSM_RC_FAULT_P99_NS], 32);
+		snprintf(cell[DSM_RC_BLOCKTIME_NS], 32, "%.2fs",
+			 n[DSM_RC_BLOCKTIME_NS] / 1e9);
+		row[12] = cell[DSM_RC_BLOCKTIME_NS];
+		table_row(&t, row);
+	}
+	table_done(&t);
+}
+
+void text_stats(const struct ctl *c, const struct snapshot *s)
+{
+	uint64_t dt = c->prev ? s->now_ms - c->prev->now_ms : 0;
+
+	if (c->watch_ms)
+		printf("--- cluster %s, %s\n", c->cluster, c->prev ?
+		       "per second since the last round" :
+		       "totals since each process started");
+	printf("servers\n");
+	if (s->nsrv)
+		stats_servers(c, s, dt);
+	else
+		printf("  none\n");
+	printf("\nclients (resident, latency and blocked time: now)\n");
+	if (s->ncli)
+		stats_clients(c, s, dt);
+	else
+		printf("  none\n");
 }

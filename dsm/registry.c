@@ -85,6 +85,16 @@ uint64_t dsm_reg_now_ms(void)
 
 /* ---- record encodings ------------------------------------------------- */
 
+const char *const dsm_reg_server_counters[DSM_RS_NCOUNTERS] = {
+	"reads", "writes", "pages_read", "pages_written", "bytes_in",
+	"bytes_out", "errors", "auth_refused",
+};
+const char *const dsm_reg_client_counters[DSM_RC_NCOUNTERS] = {
+	"missing_faults", "wp_faults", "pages_fetched", "pages_evicted",
+	"pages_written_back", "bytes_in", "bytes_out", "resident_pages",
+	"fault_p50_ns", "fault_p99_ns", "blocktime_ns",
+};
+
 static void argv_add(struct dsm_reg_argv *a, const char *s)
 {
 	a->argv[a->argc] = s;
@@ -119,6 +129,8 @@ void dsm_reg_server_argv(const struct dsm_reg_server *s, const char *key,
 	argv_num(a, "clients", s->clients);
 	argv_num(a, "started_ms", s->started_ms);
 	argv_num(a, "heartbeat_ms", s->heartbeat_ms);
+	for (int i = 0; i < DSM_RS_NCOUNTERS; i++)
+		argv_num(a, dsm_reg_server_counters[i], s->counters[i]);
 }
 
 /* The value of field name in kv, or NULL. */
@@ -136,6 +148,21 @@ static int num(char **kv, size_t n, const char *name, uint64_t max,
 	const char *v = field(kv, n, name);
 
 	return v ? dsm_parse_uint(v, max, out) : -EINVAL;
+}
+
+/* Counters are optional: a record written before they existed, or by
+ * hand, still decodes (as zeros); a malformed one does not. */
+static int counters(char **kv, size_t n, const char *const *names,
+		    int count, uint64_t *out)
+{
+	for (int i = 0; i < count; i++) {
+		const char *v = field(kv, n, names[i]);
+
+		out[i] = 0;
+		if (v && dsm_parse_uint(v, UINT64_MAX, &out[i]))
+			return -EINVAL;
+	}
+	return 0;
 }
 
 static int text(char **kv, size_t n, const char *name, char *out,
@@ -163,7 +190,9 @@ int dsm_reg_server_decode(char **kv, size_t n, struct dsm_reg_server *s)
 	    num(kv, n, "regions", UINT64_MAX, &s->regions) ||
 	    num(kv, n, "clients", UINT64_MAX, &s->clients) ||
 	    num(kv, n, "started_ms", UINT64_MAX, &s->started_ms) ||
-	    num(kv, n, "heartbeat_ms", UINT64_MAX, &s->heartbeat_ms))
+	    num(kv, n, "heartbeat_ms", UINT64_MAX, &s->heartbeat_ms) ||
+	    counters(kv, n, dsm_reg_server_counters, DSM_RS_NCOUNTERS,
+		     s->counters))
 		return -EINVAL;
 	s->id = id;
 	s->pid = pid;
@@ -179,7 +208,9 @@ int dsm_reg_client_decode(char **kv, size_t n, struct dsm_reg_client *c)
 	    num(kv, n, "pid", UINT32_MAX, &pid) ||
 	    text(kv, n, "host", c->host, sizeof(c->host)) ||
 	    num(kv, n, "started_ms", UINT64_MAX, &c->started_ms) ||
-	    num(kv, n, "heartbeat_ms", UINT64_MAX, &c->heartbeat_ms))
+	    num(kv, n, "heartbeat_ms", UINT64_MAX, &c->heartbeat_ms) ||
+	    counters(kv, n, dsm_reg_client_counters, DSM_RC_NCOUNTERS,
+		     c->counters))
 		return -EINVAL;
 	c->pid = pid;
 	return 0;
@@ -607,6 +638,8 @@ int dsm_reg_put_client(struct dsm_reg *r, const struct dsm_reg_client *c,
 	argv_num(&a, "pid", c->pid);
 	argv_num(&a, "started_ms", c->started_ms);
 	argv_num(&a, "heartbeat_ms", c->heartbeat_ms);
+	for (int i = 0; i < DSM_RC_NCOUNTERS; i++)
+		argv_num(&a, dsm_reg_client_counters[i], c->counters[i]);
 	return put_indexed(r, "clients", key, id, &a, ttl_ms);
 }
 

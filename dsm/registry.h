@@ -7,11 +7,13 @@
  *
  *   dsm:C:servers          SET of server ids
  *   dsm:C:server:ID        HASH  id addr host pid capacity used regions
- *                                clients started_ms heartbeat_ms
+ *                                clients started_ms heartbeat_ms, and
+ *                                the counters of dsm_reg_server_counters
  *                          TTL   the heartbeat timeout: a server that stops
  *                                beating (crashed, hung, cut off) vanishes
  *   dsm:C:clients          SET of client ids
- *   dsm:C:client:ID        HASH  id host pid started_ms heartbeat_ms
+ *   dsm:C:client:ID        HASH  id host pid started_ms heartbeat_ms, and
+ *                                the counters of dsm_reg_client_counters
  *                          TTL   the client's lease
  *   dsm:C:regions          SET of region ids
  *   dsm:C:region:ID        HASH  id name size owner created_ms extents
@@ -60,6 +62,26 @@ const char *dsm_reg_key(char *buf, size_t len, const char *cluster,
 			const char *what, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/*
+ * Counters published with every heartbeat (servers) and lease renewal
+ * (clients), for `dsmctl stats`: cumulative since the process started.
+ * Fields absent from a record read as 0.
+ */
+enum dsm_reg_server_counter {
+	DSM_RS_READS, DSM_RS_WRITES, DSM_RS_PAGES_READ, DSM_RS_PAGES_WRITTEN,
+	DSM_RS_BYTES_IN, DSM_RS_BYTES_OUT, DSM_RS_ERRORS, DSM_RS_AUTH_REFUSED,
+	DSM_RS_NCOUNTERS
+};
+enum dsm_reg_client_counter {
+	DSM_RC_MISSING_FAULTS, DSM_RC_WP_FAULTS, DSM_RC_PAGES_FETCHED,
+	DSM_RC_PAGES_EVICTED, DSM_RC_PAGES_WRITTEN_BACK, DSM_RC_BYTES_IN,
+	DSM_RC_BYTES_OUT, DSM_RC_RESIDENT_PAGES, DSM_RC_FAULT_P50_NS,
+	DSM_RC_FAULT_P99_NS, DSM_RC_BLOCKTIME_NS, DSM_RC_NCOUNTERS
+};
+/* Their field names, in enum order. */
+extern const char *const dsm_reg_server_counters[DSM_RS_NCOUNTERS];
+extern const char *const dsm_reg_client_counters[DSM_RC_NCOUNTERS];
+
 struct dsm_reg_server {
 	uint32_t id;
 	char addr[128];       /* host:port clients connect to */
@@ -67,6 +89,7 @@ struct dsm_reg_server {
 	uint32_t pid;
 	uint64_t capacity, used, regions, clients;
 	uint64_t started_ms, heartbeat_ms; /* wall clock, ms since the epoch */
+	uint64_t counters[DSM_RS_NCOUNTERS];
 };
 
 struct dsm_reg_extent {
@@ -91,13 +114,14 @@ struct dsm_reg_client {
 	char host[64];
 	uint32_t pid;
 	uint64_t started_ms, heartbeat_ms;
+	uint64_t counters[DSM_RC_NCOUNTERS];
 };
 
 /* Field lists for HSET, and decoding from HGETALL: one place for each
  * record's encoding, shared by the synchronous and asynchronous sides.
  * argv gets "HSET", key, then name/value pairs; bufs holds the values.
  * Returns argc. */
-#define DSM_REG_ARGV_MAX 24
+#define DSM_REG_ARGV_MAX 48
 struct dsm_reg_argv {
 	const char *argv[DSM_REG_ARGV_MAX];
 	size_t len[DSM_REG_ARGV_MAX];

@@ -97,6 +97,14 @@ static void fill_record(struct membership *r)
 	r->rec.regions = r->h->regions.count;
 	r->rec.clients = r->h->sessions;
 	r->rec.heartbeat_ms = dsm_reg_now_ms();
+	r->rec.counters[DSM_RS_READS] = r->h->reads;
+	r->rec.counters[DSM_RS_WRITES] = r->h->writes;
+	r->rec.counters[DSM_RS_PAGES_READ] = r->h->pages_read;
+	r->rec.counters[DSM_RS_PAGES_WRITTEN] = r->h->pages_written;
+	r->rec.counters[DSM_RS_BYTES_IN] = r->h->bytes_in;
+	r->rec.counters[DSM_RS_BYTES_OUT] = r->h->bytes_out;
+	r->rec.counters[DSM_RS_ERRORS] = r->h->errors;
+	r->rec.counters[DSM_RS_AUTH_REFUSED] = r->h->auth_refused;
 }
 
 /* HSET, PEXPIRE and SADD in one MULTI: the record, its TTL and its index

@@ -7,9 +7,10 @@
 #   2. redis restarted empty while the client runs: the client keeps its
 #      data, the servers register again, and the client records itself and
 #      its region again;
-#   3. a client SIGKILLed while it holds a region: its lease expires, its
-#      client and region records leave the registry, and the servers have
-#      its memory back.
+#   3. a client SIGKILLed while it holds a region: meanwhile dsmctl stats
+#      shows what it did (its evictions and write-backs, the pages the
+#      servers took); then its lease expires, its client and region records
+#      leave the registry, and the servers have its memory back.
 #   test_cluster.sh BUILD_DIR      (exit 77: redis-server is not installed)
 set -uo pipefail
 build=$1
@@ -33,6 +34,15 @@ used_total() { "$dsmctl" --json servers | json_get 'sum(s["used"] for s in d)'; 
 # predicates for wait_for, evaluated afresh on every try
 count_is() { [ "$(count "$1" 2>/dev/null)" = "$2" ]; }
 used_is() { [ "$(used_total 2>/dev/null)" = "$1" ]; }
+# dsmctl stats: the holding client wrote 8 MiB through a 1 MiB budget
+stats_show_writes() {
+	"$dsmctl" --json stats 2>/dev/null | json_get '(
+len(d["clients"]) == 1 and d["clients"][0]["pages_evicted"] >= 1792 and
+d["clients"][0]["pages_written_back"] >= 1792 and
+d["clients"][0]["bytes_out"] >= 1792 * 4096 and
+sum(s["pages_written"] for s in d["servers"]) >= 1792 and
+all(s["auth_refused"] == 0 for s in d["servers"]))' | grep -qx True
+}
 used_above() { [ "$(used_total 2>/dev/null || echo 0)" -gt "$1" ] 2>/dev/null; }
 
 # wait_for SECONDS CMD...: until CMD succeeds; 1 if it never does.
@@ -69,6 +79,9 @@ client=$!
 wait_for 10 count_is regions 1 || fail "the holding client's region never appeared"
 # servers publish what they use with each heartbeat (every second)
 wait_for 5 used_above 0 || fail "servers show nothing used while a region is held"
+wait_for 5 stats_show_writes || fail "dsmctl stats does not show the client's writes: $("$dsmctl" --json stats 2>&1)"
+timeout 2.5 "$dsmctl" stats --watch >"$tmp/watch.log" 2>&1
+grep -q "per second since the last round" "$tmp/watch.log" || fail "stats --watch printed no second round: $(head -5 "$tmp/watch.log")"
 kill -KILL $client
 wait $client 2>/dev/null
 # the lease (5 s TTL) and the servers' next heartbeats

@@ -230,6 +230,9 @@ run 2 region show
 run 2 region
 run 2 --frobnicate servers
 run 2 servers --json # globals go before the command
+run 2 stats --watch=0 && { grep -qF "bad --watch '0'" <<<"$err" || fail "stats --watch=0: $err"; }
+run 2 stats --watch=x
+run 2 servers --watch # only stats watches
 run 1 --registry redis://127.0.0.1:1 status && { grep -qF "127.0.0.1:1" <<<"$err" ||
 	fail "unreachable registry: message names no address: $err"; }
 out=$(env -u DSM_REGISTRY "$dsmctl" status 2>&1)
@@ -237,7 +240,7 @@ rc=$?
 [ $rc = 2 ] && grep -q "DSM_REGISTRY" <<<"$out" && grep -q -- "--registry" <<<"$out" ||
 	fail "no registry given: exit $rc (want 2), '$out'"
 run 0 --help && { grep -q "^Exit status:" <<<"$out" || fail "--help documents no exit status"; }
-for cmd in status servers regions clients "region show"; do
+for cmd in status servers regions clients "region show" stats; do
 	# shellcheck disable=SC2086
 	run 0 $cmd --help && { grep -q "^usage: dsmctl .*$cmd" <<<"$out" ||
 		fail "$cmd --help: $out"; }
