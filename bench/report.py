@@ -94,6 +94,27 @@ def policy_table(runs):
     return out
 
 
+def servers_table(runs):
+    """One client over 1, 2 and 3 servers (regions striped over them)."""
+    out = ["## One client over 1, 2 and 3 servers", "",
+           "| servers | seq read | vs 1 | uniform random read | vs 1 |",
+           "|---|---|---|---|---|"]
+    base = {p: speed(runs, f"dsm-{p}", p)[1] for p in ("seq", "uniform")}
+    for n in (1, 2, 3):
+        cells = []
+        for pat in ("seq", "uniform"):
+            case = f"dsm-{pat}" if n == 1 else f"srv{n}-{pat}"
+            txt, tp = speed(runs, case, pat)
+            rel = fmt(tp / base[pat], 2, "x") if tp and base[pat] else "-"
+            cells += [txt, rel]
+        out.append(f"| {n} | " + " | ".join(cells) + " |")
+    out += ["", "Regions are striped over the servers in 1 MiB stripes; "
+            "all servers share this machine's two cores and loopback, so "
+            "this shows the cost of spreading, not the gain of more "
+            "machines.", ""]
+    return out
+
+
 def detail_table(runs):
     # (key, column, digits, scale)
     keys = [("fill_seconds", "fill s", 1, 1), ("seconds", "timed s", 2, 1),
@@ -109,7 +130,7 @@ def detail_table(runs):
            " | lib fault p50/p99 µs |",
            "|---|" + "---|" * (len(keys) + 1)]
     order = [f"{kind}-{pat}" for pat, _ in PATTERNS
-             for kind in ("dsm", "dsm-fifo", "swap")]
+             for kind in ("dsm", "dsm-fifo", "srv2", "srv3", "swap")]
     for case in [c for c in order if c in runs]:
         cells = [fmt(scaled(med(runs, case, k), m), d) for k, _, d, m in keys]
         p50, p99 = med(runs, case, "fault_p50_ns"), med(runs, case, "fault_p99_ns")
@@ -160,6 +181,7 @@ def main():
     out += workload_table(runs, a)
     out += policy_table(runs)
     out += latency_table(runs)
+    out += servers_table(runs)
     out += detail_table(runs)
     if failed:
         out += ["## FAILED runs", ""]

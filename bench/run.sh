@@ -4,6 +4,7 @@
 # breakdown.  Prints a markdown report and keeps it in bench/results/.
 # Run as root (the swap baseline needs swapon and a memory cgroup):
 #   bench/run.sh
+# Also: the same client striped over 2 and 3 servers (the scaling table).
 # Knobs: SIZE (working set, default 1G; the budget is SIZE/8), REPS (runs
 # per case, medians reported; default 3), OPS (accesses per random run,
 # default 300000), WARMUP (untimed zipf accesses before the timed ones,
@@ -36,16 +37,17 @@ jsonl=$work/all.jsonl
 cgroup=/sys/fs/cgroup/memory/dsm-bench.$$
 swapfile=/var/tmp/dsm-bench.$$.swap
 swap_skip=""       # why the kernel swap baseline does not run, if it does not
-server_pid=""
+server_pids=()
+addrs=()           # the servers' host:port; the first is "the" server
 failures=0
 
 # Undo everything this script set up, whatever way it ends.
 cleanup() {
 	set +e
-	if [ -n "$server_pid" ]; then
-		kill -TERM "$server_pid" 2>/dev/null
-		wait "$server_pid" 2>/dev/null
-	fi
+	for pid in "${server_pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
 	if [ -d "$cgroup" ]; then
 		# only processes this script put there: an interrupted run
 		while read -r p; do
@@ -78,19 +80,24 @@ build() {
 	lat=$BUILD/bench/dsm-bench-latency
 }
 
+# Server i (1-based) on an ephemeral loopback port.
 start_server() {
+	local i=$1
 	"$BUILD/server/dsm-server" --listen 127.0.0.1:0 --capacity "$capacity" \
-		--port-file "$work/port" 2>"$work/server.log" &
-	server_pid=$!
-	for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-	if [ ! -s "$work/port" ]; then
-		cat "$work/server.log" >&2
+		--port-file "$work/port$i" 2>"$work/server$i.log" &
+	server_pids+=($!)
+	for _ in $(seq 100); do [ -s "$work/port$i" ] && break; sleep 0.1; done
+	if [ ! -s "$work/port$i" ]; then
+		cat "$work/server$i.log" >&2
 		log "dsm-server did not start"
 		exit 1
 	fi
-	addr=127.0.0.1:$(cat "$work/port")
-	log "dsm-server on $addr"
+	addrs+=("127.0.0.1:$(cat "$work/port$i")")
+	log "dsm-server $i on ${addrs[-1]}"
 }
+
+# The first n servers, as DSM_SERVERS lists them.
+servers_list() { local IFS=,; echo "${addrs[*]:0:$1}"; }
 
 # A swap file of 1.5 x SIZE, on.  fallocate'd files are refused as swap
 # by some filesystems, so a written-out file is the fallback.
@@ -167,10 +174,11 @@ record() {
 # policy (about 70k distinct pages in 300k accesses over 1 GiB).
 warmup_of() { [ "$1" = zipf ] && echo "$WARMUP" || echo 0; }
 
-run_dsm() { # NAME REP EVICT PATTERN
-	record "$1" "$2" env DSM_SERVERS="$addr" DSM_LOCAL_MEM="$budget" \
-		DSM_EVICT="$3" "$wl" --backend dsm --size "$size_bytes" \
-		--pattern "$4" --ops "$OPS" --warmup "$(warmup_of "$4")"
+run_dsm() { # NAME REP EVICT PATTERN [NSERVERS]
+	record "$1" "$2" env DSM_SERVERS="$(servers_list "${5:-1}")" \
+		DSM_LOCAL_MEM="$budget" DSM_EVICT="$3" "$wl" --backend dsm \
+		--size "$size_bytes" --pattern "$4" --ops "$OPS" \
+		--warmup "$(warmup_of "$4")"
 }
 
 run_swap() { # NAME REP PATTERN
@@ -187,16 +195,22 @@ run_swap() { # NAME REP PATTERN
 
 main() {
 	build
-	start_server
+	for i in 1 2 3; do start_server "$i"; done
 	setup_swap
 	# Runs of all cases are interleaved rather than grouped, so a slow
 	# minute on a shared machine hurts every case a little, not one a lot.
 	for rep in $(seq "$REPS"); do
-		record latency "$rep" "$lat" --server "$addr"
+		record latency "$rep" "$lat" --server "${addrs[0]}"
 		for pat in seq uniform zipf rmw; do
 			run_dsm "dsm-$pat" "$rep" 2q "$pat"
 			[ $pat != zipf ] || run_dsm dsm-fifo-zipf "$rep" fifo zipf
 			run_swap "swap-$pat" "$rep" "$pat"
+		done
+		# one client striped over 2 and 3 servers (1: dsm-seq, ...)
+		for n in 2 3; do
+			for pat in seq uniform; do
+				run_dsm "srv$n-$pat" "$rep" 2q "$pat" "$n"
+			done
 		done
 	done
 
