@@ -350,6 +350,7 @@ int dsm_init(const struct dsm_options *opts)
 		reset_engine();
 	}
 	free(c.servers);
+	explicit_bzero(&c.key, sizeof(c.key)); /* the secret's key, used up */
 	return err;
 }
 

@@ -414,11 +414,13 @@ static void forget_expired(struct dsm_reg *r, const char *set,
 
 /* SMEMBERS of the index set, then HGETALL of each member, pipelined.
  * decode() fills element i of out (size elt); members whose hash is gone
- * (expired) are removed from the index.  *out is malloc'd. */
+ * (expired) are removed from the index; the rest are sorted by cmp.
+ * *out is malloc'd. */
 typedef int (*decode_fn)(char **kv, size_t n, void *out);
 
 static int list(struct dsm_reg *r, const char *set, const char *what,
-		decode_fn decode, size_t elt, void **out, size_t *n)
+		decode_fn decode, size_t elt,
+		int (*cmp)(const void *, const void *), void **out, size_t *n)
 {
 	char key[160];
 	redisReply *ids = redisCommand(r->c, "SMEMBERS %s",
@@ -472,6 +474,8 @@ out:
 		v = NULL;
 		*n = 0;
 	}
+	if (v)
+		qsort(v, *n, elt, cmp);
 	*out = v;
 	return err;
 }
@@ -486,13 +490,8 @@ static int cmp_server(const void *a, const void *b)
 int dsm_reg_list_servers(struct dsm_reg *r, struct dsm_reg_server **out,
 			 size_t *n)
 {
-	int err = list(r, "servers", "server",
-		       (decode_fn)dsm_reg_server_decode, sizeof(**out),
-		       (void **)out, n);
-
-	if (!err)
-		qsort(*out, *n, sizeof(**out), cmp_server);
-	return err;
+	return list(r, "servers", "server", (decode_fn)dsm_reg_server_decode,
+		    sizeof(**out), cmp_server, (void **)out, n);
 }
 
 static int cmp_client(const void *a, const void *b)
@@ -505,13 +504,8 @@ static int cmp_client(const void *a, const void *b)
 int dsm_reg_list_clients(struct dsm_reg *r, struct dsm_reg_client **out,
 			 size_t *n)
 {
-	int err = list(r, "clients", "client",
-		       (decode_fn)dsm_reg_client_decode, sizeof(**out),
-		       (void **)out, n);
-
-	if (!err)
-		qsort(*out, *n, sizeof(**out), cmp_client);
-	return err;
+	return list(r, "clients", "client", (decode_fn)dsm_reg_client_decode,
+		    sizeof(**out), cmp_client, (void **)out, n);
 }
 
 static int cmp_region(const void *a, const void *b)
@@ -524,13 +518,8 @@ static int cmp_region(const void *a, const void *b)
 int dsm_reg_list_regions(struct dsm_reg *r, struct dsm_reg_region **out,
 			 size_t *n)
 {
-	int err = list(r, "regions", "region",
-		       (decode_fn)dsm_reg_region_decode, sizeof(**out),
-		       (void **)out, n);
-
-	if (!err)
-		qsort(*out, *n, sizeof(**out), cmp_region);
-	return err;
+	return list(r, "regions", "region", (decode_fn)dsm_reg_region_decode,
+		    sizeof(**out), cmp_region, (void **)out, n);
 }
 
 void dsm_reg_regions_free(struct dsm_reg_region *v, size_t n)
