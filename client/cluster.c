@@ -32,6 +32,7 @@
 
 #include "cluster.h"
 #include "log.h"
+#include "outbox.h"
 #include "registry.h"
 #include "util.h"
 
@@ -242,6 +243,26 @@ static void *lease_main(void *arg)
 	return NULL;
 }
 
+/* Tell every server which lease to watch, so that it can free our
+ * memory if we hang.  Only once the lease exists: a server that looked
+ * before would find it missing.  A server that fails to take it is
+ * logged; it then frees our memory only when our connection closes. */
+static void announce_lease(uint64_t id)
+{
+	struct dsm_lease m = { id };
+	uint8_t body[DSM_LEASE_SIZE];
+
+	dsm_lease_encode(&m, body);
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
+		int err = dsm_engine_call(i, DSM_MSG_LEASE, body, sizeof(body),
+					  NULL, 0, NULL);
+
+		if (err)
+			dsm_warn("server %s did not take our lease: %s",
+				 dsm_eng.servers[i].addr, strerror(-err));
+	}
+}
+
 int dsm_cluster_join(void)
 {
 	int err;
@@ -263,6 +284,8 @@ int dsm_cluster_join(void)
 	if (err)
 		dsm_err("cannot join cluster '%s' at %s: %s", cl.name, cl.url,
 			strerror(-err));
+	else
+		announce_lease(cl.me.id);
 	return err;
 }
 

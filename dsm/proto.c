@@ -301,6 +301,23 @@ int dsm_server_stats_decode(const uint8_t *in, size_t len,
 	return 0;
 }
 
+void dsm_lease_encode(const struct dsm_lease *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put64(&c, m->client_id);
+}
+
+int dsm_lease_decode(const uint8_t *in, size_t len, struct dsm_lease *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_LEASE_SIZE)
+		return -EINVAL;
+	m->client_id = get64(&c);
+	return m->client_id ? 0 : -EINVAL;
+}
+
 void dsm_auth_msg_encode(const struct dsm_auth_msg *m, uint8_t *out)
 {
 	memcpy(out, m->mac, sizeof(m->mac));
@@ -342,6 +359,7 @@ const char *dsm_msg_name(uint8_t type)
 	case DSM_MSG_STATS: return "STATS";
 	case DSM_MSG_PING: return "PING";
 	case DSM_MSG_AUTH: return "AUTH";
+	case DSM_MSG_LEASE: return "LEASE";
 	case DSM_MSG_GOODBYE: return "GOODBYE";
 	case DSM_MSG_INVALIDATE: return "INVALIDATE";
 	case DSM_MSG_RECALL: return "RECALL";

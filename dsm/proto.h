@@ -45,6 +45,7 @@ enum dsm_msg_type {
 	DSM_MSG_STATS = 6,  /* server counters */
 	DSM_MSG_PING = 7,   /* empty round trip */
 	DSM_MSG_AUTH = 8,   /* prove knowledge of the cluster secret (auth.h) */
+	DSM_MSG_LEASE = 9,  /* the client's lease in the registry, to watch */
 	/* server -> client (DSM_F_SERVER) */
 	DSM_MSG_GOODBYE = 32,    /* server is going away; no reply */
 	DSM_MSG_INVALIDATE = 33, /* reserved: drop copies of pages (shared) */
@@ -170,6 +171,16 @@ int dsm_rw_req_decode(uint8_t type, const uint8_t *in, size_t len,
 void dsm_server_stats_encode(const struct dsm_server_stats *m, uint8_t *out);
 int dsm_server_stats_decode(const uint8_t *in, size_t len,
 			    struct dsm_server_stats *m);
+/* LEASE request: the client's id in the cluster registry.  A server in
+ * a cluster closes a connection whose lease has expired (its client is
+ * hung or cut off), which frees the client's regions.  Reply: empty. */
+struct dsm_lease {
+	uint64_t client_id;      /* > 0 */
+};
+#define DSM_LEASE_SIZE 8u
+
+void dsm_lease_encode(const struct dsm_lease *m, uint8_t *out);
+int dsm_lease_decode(const uint8_t *in, size_t len, struct dsm_lease *m);
 void dsm_auth_msg_encode(const struct dsm_auth_msg *m, uint8_t *out);
 int dsm_auth_msg_decode(const uint8_t *in, size_t len, struct dsm_auth_msg *m);
 void dsm_goodbye_encode(const struct dsm_goodbye *m, uint8_t *out);

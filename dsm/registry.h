@@ -45,6 +45,10 @@
 #define DSM_REG_HEARTBEAT_MS 1000   /* servers and clients beat this often */
 #define DSM_REG_TTL_MS 5000         /* ...and vanish this long after the last */
 #define DSM_REG_TIMEOUT_MS 2000     /* connect and command timeout */
+/* A server drops a client whose lease has been missing this long: a
+ * restarted Redis is empty until the lease threads write again (within a
+ * heartbeat), which must not cost anyone their memory. */
+#define DSM_REG_LEASE_GRACE_MS (2 * DSM_REG_TTL_MS)
 
 struct dsm_reg_addr {
 	char host[256];

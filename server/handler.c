@@ -154,6 +154,19 @@ static int do_auth(struct handler_session *s, const struct dsm_hdr *q,
 	return 0;
 }
 
+/* The client's lease, which the server's membership watches. */
+static int do_lease(struct handler_session *s, const struct dsm_hdr *q,
+		    const uint8_t *body)
+{
+	struct dsm_lease m;
+
+	if (dsm_lease_decode(body, q->len, &m) < 0)
+		return -EINVAL;
+	s->client_id = m.client_id;
+	s->lease_missing_ms = 0;
+	return 0;
+}
+
 static int do_alloc(struct handler_session *s, const struct dsm_hdr *q,
 		    const uint8_t *body, struct reply *r)
 {
@@ -294,6 +307,7 @@ static int dispatch(struct handler_session *s, const struct dsm_hdr *q,
 	switch (q->type) {
 	case DSM_MSG_HELLO: return do_hello(s, q, body, r);
 	case DSM_MSG_AUTH: return do_auth(s, q, body, r);
+	case DSM_MSG_LEASE: return do_lease(s, q, body);
 	case DSM_MSG_ALLOC: return do_alloc(s, q, body, r);
 	case DSM_MSG_FREE: return do_free(s, q, body);
 	case DSM_MSG_READ: return do_read(s, q, body, r);

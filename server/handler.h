@@ -40,6 +40,9 @@ struct handler_session {
 	struct region_owner regions;
 	bool hello_done;
 	bool authed;                     /* AUTH done, or no secret */
+	uint64_t client_id;              /* LEASE: registry id, 0 if none */
+	uint64_t lease_missing_ms;       /* when its lease was first found
+	                                  * missing; 0 while it is there */
 	uint64_t client_nonce;
 	uint8_t server_nonce[DSM_AUTH_NONCE_SIZE];
 };

@@ -521,7 +521,7 @@ static int join_cluster(struct server *srv, const struct options *o)
 			return -errno;
 	srv->h.server_id = rec.id;
 	return membership_start(&srv->reg, &srv->loop, o->registry,
-				  o->cluster, &rec, &srv->h);
+				o->cluster, &rec, &srv->h, &srv->sessions);
 }
 
 int main(int argc, char **argv)

@@ -130,12 +130,60 @@ static void beat_now(struct membership *r)
 	redisAsyncCommand(r->ac, on_beat_reply, NULL, "EXEC");
 }
 
+/* ---- clients' leases ----------------------------------------------------- */
+
+static void on_lease_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct membership *r = ac->data;
+	uint64_t id = (uintptr_t)arg, now = dsm_reg_now_ms();
+	redisReply *rep = reply;
+	struct session *s, *next;
+
+	if (!rep || rep->type != REDIS_REPLY_INTEGER)
+		return; /* Redis failed: that says nothing about the client */
+	for (s = r->sessions->head; s; s = next) {
+		next = s->next; /* session_close may unlink s */
+		if (s->hs.client_id != id || s->closing)
+			continue;
+		if (rep->integer) {
+			s->hs.lease_missing_ms = 0;
+		} else if (!s->hs.lease_missing_ms) {
+			s->hs.lease_missing_ms = now;
+		} else if (now - s->hs.lease_missing_ms >=
+			   DSM_REG_LEASE_GRACE_MS) {
+			dsm_warn("client %llu (%s): lease expired %llu ms ago; "
+				 "closing its connection and freeing its "
+				 "regions", (unsigned long long)id, s->peer,
+				 (unsigned long long)(now - s->hs.lease_missing_ms));
+			session_close(s);
+		}
+	}
+}
+
+/* One EXISTS per client with a lease (a client has one connection here,
+ * so one per session in practice). */
+static void check_leases(struct membership *r)
+{
+	char key[160];
+
+	for (struct session *s = r->sessions->head; s; s = s->next) {
+		if (!s->hs.client_id || s->closing)
+			continue;
+		dsm_reg_key(key, sizeof(key), r->cluster, "client:%llu",
+			    (unsigned long long)s->hs.client_id);
+		redisAsyncCommand(r->ac, on_lease_reply,
+				  (void *)(uintptr_t)s->hs.client_id,
+				  "EXISTS %s", key);
+	}
+}
+
 static void on_beat(uv_timer_t *t)
 {
 	struct membership *r = t->data;
 
 	if (r->connected) {
 		beat_now(r);
+		check_leases(r);
 	} else if (!r->ac) {
 		reconnect(r);
 	} else if (dsm_reg_now_ms() - r->connecting_since > DSM_REG_TTL_MS) {
@@ -169,13 +217,14 @@ static int register_sync(struct membership *r, const char *url)
 int membership_start(struct membership *r, uv_loop_t *loop,
 		       const char *url, const char *cluster,
 		       const struct dsm_reg_server *rec,
-		       const struct handler *h)
+		       const struct handler *h, struct session_list *sessions)
 {
 	int err;
 
 	memset(r, 0, sizeof(*r));
 	r->loop = loop;
 	r->h = h;
+	r->sessions = sessions;
 	r->rec = *rec;
 	r->rec.pid = getpid();
 	r->rec.started_ms = dsm_reg_now_ms();

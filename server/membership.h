@@ -11,6 +11,13 @@
  * reconnects on the next beats; the first beat that gets through registers
  * it again (after a Redis restart that lost the data, too).  On a clean
  * stop it deletes its record.
+ *
+ * Each beat also checks the lease of every connected client that sent
+ * LEASE: a connection whose lease has been missing for
+ * DSM_REG_LEASE_GRACE_MS is closed, which frees its regions.  So a client
+ * that hangs (alive, its connections open, no longer renewing) gives its
+ * memory back, not only one that crashes.  A Redis error never counts as
+ * a missing lease.
  */
 #ifndef DSM_SERVER_MEMBERSHIP_H
 #define DSM_SERVER_MEMBERSHIP_H
@@ -21,6 +28,7 @@
 
 #include "handler.h"
 #include "registry.h"
+#include "session.h"
 
 struct redisAsyncContext;
 
@@ -29,6 +37,7 @@ struct membership {
 	uv_timer_t beat;
 	struct redisAsyncContext *ac;   /* NULL while disconnected */
 	const struct handler *h;        /* counters published each beat */
+	struct session_list *sessions;  /* whose leases each beat checks */
 	struct dsm_reg_addr addr;
 	char cluster[DSM_REG_CLUSTER_MAX + 1];
 	struct dsm_reg_server rec;
@@ -44,7 +53,7 @@ struct membership {
 int membership_start(struct membership *r, uv_loop_t *loop,
 		       const char *url, const char *cluster,
 		       const struct dsm_reg_server *rec,
-		       const struct handler *h);
+		       const struct handler *h, struct session_list *sessions);
 
 /* Deregister (best effort, asynchronously) and let go of the loop. */
 void membership_stop(struct membership *r);

@@ -87,6 +87,7 @@ static void fuzz_decoders(const uint8_t *in, size_t len)
 	ROUND_TRIP(dsm_server_stats, DSM_SERVER_STATS_SIZE, in, len);
 	ROUND_TRIP(dsm_goodbye, DSM_GOODBYE_SIZE, in, len);
 	ROUND_TRIP(dsm_auth_msg, DSM_AUTH_MSG_SIZE, in, len);
+	ROUND_TRIP(dsm_lease, DSM_LEASE_SIZE, in, len);
 	if (dsm_hello_reply_decode(in, len, &hr) == 0)
 		FUZZ_CHECK(hr.page_size == DSM_PAGE_SIZE);
 	for (uint8_t t = DSM_MSG_READ; t <= DSM_MSG_WRITE; t++) {
@@ -244,6 +245,10 @@ static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 		break;
 	case DSM_MSG_PING:
 		FUZZ_CHECK(r->hdr.len == 0);
+		break;
+	case DSM_MSG_LEASE: /* accepted only well-formed, for a real id */
+		FUZZ_CHECK(r->hdr.len == 0 && q->len == DSM_LEASE_SIZE);
+		FUZZ_CHECK(f->conn[conn].client_id != 0);
 		break;
 	default:
 		FUZZ_CHECK(!"success for a request the server does not know");

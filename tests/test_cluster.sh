@@ -10,7 +10,11 @@
 #   3. a client SIGKILLed while it holds a region: meanwhile dsmctl stats
 #      shows what it did (its evictions and write-backs, the pages the
 #      servers took); then its lease expires, its client and region records
-#      leave the registry, and the servers have its memory back.
+#      leave the registry, and the servers have its memory back;
+#   4. a client stopped (SIGSTOP: alive, connections open, no longer
+#      renewing) while it holds a region: once its lease has been missing
+#      for the grace period the servers close its connections and free its
+#      memory, while the process still exists.
 #   test_cluster.sh BUILD_DIR      (exit 77: redis-server is not installed)
 set -uo pipefail
 build=$1
@@ -88,6 +92,20 @@ wait $client 2>/dev/null
 wait_for 10 count_is clients 0 || fail "a killed client's record outlived its lease"
 wait_for 10 count_is regions 0 || fail "a killed client's region outlived its lease"
 wait_for 10 used_is 0 || fail "servers did not get a killed client's memory back"
+
+echo "--- 4. a client hung while it holds a region"
+"$build/tests/hold_region" >"$tmp/4.log" 2>&1 &
+client=$!
+wait_for 10 count_is regions 1 || fail "the hung client's region never appeared"
+wait_for 5 used_above 0 || fail "servers show nothing used for the hung client"
+kill -STOP $client
+# lease TTL (5 s) + the servers' grace (10 s) + a few heartbeats
+wait_for 25 used_is 0 || fail "servers kept a hung client's memory after its lease expired"
+kill -0 $client 2>/dev/null || fail "the hung client is gone: the test proves nothing"
+grep -q "lease expired" "$RUN_DIR"/server-*.log || fail "no server logged the expired lease"
+kill -KILL $client
+kill -CONT $client 2>/dev/null
+wait $client 2>/dev/null
 
 "$top/deploy/cluster.sh" down >/dev/null 2>&1 || fail "cluster.sh down"
 if [ $failed = 0 ]; then

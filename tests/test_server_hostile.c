@@ -365,6 +365,16 @@ static void test_bad_requests(void)
 					  8, NULL, 0, NULL), -EINVAL);
 	expect("PING with body", th_call(fd, DSM_MSG_PING, next_id++, body, 8,
 					 NULL, 0, NULL), -EINVAL);
+	expect("LEASE short body", th_call(fd, DSM_MSG_LEASE, next_id++, body,
+					   4, NULL, 0, NULL), -EINVAL);
+	expect("LEASE of client 0", th_call(fd, DSM_MSG_LEASE, next_id++, body,
+					    DSM_LEASE_SIZE, NULL, 0, NULL),
+	       -EINVAL);
+	expect("AUTH without a secret", th_call(fd, DSM_MSG_AUTH, next_id++,
+						body, 16, NULL, 0, NULL),
+	       -EPROTO); /* and the connection closes: reconnect */
+	close(fd);
+	fd = hello_connect();
 	expect("unknown type", th_call(fd, 99, next_id++, NULL, 0, NULL, 0,
 				       NULL), -EOPNOTSUPP);
 	expect("GOODBYE from a client", th_call(fd, DSM_MSG_GOODBYE,
