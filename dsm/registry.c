@@ -571,14 +571,30 @@ int dsm_reg_new_id(struct dsm_reg *r, uint64_t *id)
 	return err;
 }
 
+/* The replies to n pipelined commands, all read (the connection stays
+ * in step); 0, or the first error among them. */
+static int replies(struct dsm_reg *r, size_t n)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		redisReply *rep = NULL;
+
+		if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+			return -ECONNRESET;
+		if (!err)
+			err = check(r, rep);
+		freeReplyObject(rep);
+	}
+	return err;
+}
+
 /* MULTI/EXEC around a record write and its index entry, so a reader never
  * finds one without the other. */
 static int put_indexed(struct dsm_reg *r, const char *set, const char *key,
 		       const char *id, struct dsm_reg_argv *a, uint64_t ttl_ms)
 {
 	char skey[160];
-	redisReply *rep;
-	int err = 0;
 
 	dsm_reg_key(skey, sizeof(skey), r->cluster, "%s", set);
 	redisAppendCommand(r->c, "MULTI");
@@ -588,15 +604,7 @@ static int put_indexed(struct dsm_reg *r, const char *set, const char *key,
 				   (unsigned long long)ttl_ms);
 	redisAppendCommand(r->c, "SADD %s %s", skey, id);
 	redisAppendCommand(r->c, "EXEC");
-	for (int i = 0; i < (ttl_ms ? 5 : 4); i++) {
-		rep = NULL;
-		if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
-			return -ECONNRESET;
-		if (!err)
-			err = check(r, rep);
-		freeReplyObject(rep);
-	}
-	return err;
+	return replies(r, ttl_ms ? 5 : 4);
 }
 
 int dsm_reg_put_server(struct dsm_reg *r, const struct dsm_reg_server *s,
@@ -637,8 +645,6 @@ static int del_indexed(struct dsm_reg *r, const char *set, const char *what,
 		       uint64_t id)
 {
 	char key[160], skey[160];
-	redisReply *rep;
-	int err = 0;
 
 	dsm_reg_key(key, sizeof(key), r->cluster, "%s:%llu", what,
 		    (unsigned long long)id);
@@ -647,15 +653,7 @@ static int del_indexed(struct dsm_reg *r, const char *set, const char *what,
 	redisAppendCommand(r->c, "DEL %s", key);
 	redisAppendCommand(r->c, "SREM %s %llu", skey, (unsigned long long)id);
 	redisAppendCommand(r->c, "EXEC");
-	for (int i = 0; i < 4; i++) {
-		rep = NULL;
-		if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
-			return -ECONNRESET;
-		if (!err)
-			err = check(r, rep);
-		freeReplyObject(rep);
-	}
-	return err;
+	return replies(r, 4);
 }
 
 int dsm_reg_del_client(struct dsm_reg *r, uint64_t id)
@@ -710,7 +708,6 @@ int dsm_reg_touch_regions(struct dsm_reg *r, const uint64_t *ids, size_t n,
 			  uint64_t ttl_ms)
 {
 	char key[160];
-	int err = 0;
 
 	for (size_t i = 0; i < n; i++)
 		redisAppendCommand(r->c, "PEXPIRE %s %llu",
@@ -718,16 +715,7 @@ int dsm_reg_touch_regions(struct dsm_reg *r, const uint64_t *ids, size_t n,
 					       "region:%llu",
 					       (unsigned long long)ids[i]),
 				   (unsigned long long)ttl_ms);
-	for (size_t i = 0; i < n; i++) {
-		redisReply *rep = NULL;
-
-		if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
-			return -ECONNRESET;
-		if (!err)
-			err = check(r, rep);
-		freeReplyObject(rep);
-	}
-	return err;
+	return replies(r, n);
 }
 
 int dsm_reg_del_region(struct dsm_reg *r, uint64_t id)
