@@ -19,9 +19,9 @@
 int dsm_cluster_open(const char *url, const char *name, char **servers);
 /* Once the engine runs: record this client, start renewing its lease. */
 int dsm_cluster_join(void);
-/* A region was placed: name it (r->id) and record it.  A region freed:
- * remove its record.  No-ops without a registry.  Not under the engine
- * lock. */
+/* A region was placed: name it (r->id) and record it, before it enters
+ * the region table.  A region freed (or not made after all): remove its
+ * record.  No-ops without a registry.  Not under the engine lock. */
 void dsm_cluster_region_added(struct dsm_region *r);
 void dsm_cluster_region_removed(uint64_t id);
 /* Stop renewing, remove this client's record, disconnect. */

@@ -421,16 +421,18 @@ void *dsm_alloc(size_t size)
 	err = dsm_place(bytes, &r->place);
 	if (err)
 		goto fail;
+	/* Named and recorded before the region table shows it, so the lease
+	 * thread, which walks that table, never sees a region without id. */
+	dsm_cluster_region_added(r);
 	err = dsm_uffd_register(&dsm_eng.uffd, (void *)(uintptr_t)r->base, bytes);
 	if (!err) {
 		pthread_mutex_lock(&dsm_eng.lock);
 		err = dsm_region_insert(r);
 		pthread_mutex_unlock(&dsm_eng.lock);
 	}
-	if (!err) {
-		dsm_cluster_region_added(r);
+	if (!err)
 		return (void *)(uintptr_t)r->base;
-	}
+	dsm_cluster_region_removed(r->id);
 	dsm_unplace(&r->place);
 fail:
 	munmap((void *)(uintptr_t)r->base, bytes);
