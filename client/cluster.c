@@ -194,6 +194,7 @@ static void fill_counters(uint64_t *c)
 	c[DSM_RC_FAULT_P50_NS] = st.fault_p50_ns;
 	c[DSM_RC_FAULT_P99_NS] = st.fault_p99_ns;
 	c[DSM_RC_BLOCKTIME_NS] = st.blocktime_ns;
+	c[DSM_RC_PAGES_MOVED] = st.pages_moved;
 }
 
 /* One renewal: the lease, and everything again if Redis forgot us. */
@@ -304,6 +305,24 @@ void dsm_cluster_region_added(struct dsm_region *r)
 	r->created_ms = dsm_reg_now_ms();
 	to_reg_region(r, &rec);
 	put_region(&rec);
+	pthread_mutex_unlock(&cl.lock);
+}
+
+void dsm_cluster_region_moved(struct dsm_region *r)
+{
+	struct dsm_reg_region rec;
+	bool dead;
+
+	if (!__atomic_load_n(&cl.joined, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&cl.lock);
+	pthread_mutex_lock(&dsm_eng.lock);
+	dead = r->dead;
+	if (!dead)
+		to_reg_region(r, &rec);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (!dead)
+		put_region(&rec);
 	pthread_mutex_unlock(&cl.lock);
 }
 

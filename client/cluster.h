@@ -24,6 +24,9 @@ int dsm_cluster_join(void);
  * record.  No-ops without a registry.  Not under the engine lock. */
 void dsm_cluster_region_added(struct dsm_region *r);
 void dsm_cluster_region_removed(uint64_t id);
+/* r's extents moved (migrate.c): record its placement again.  r is held
+ * by the caller and may have been freed meanwhile (then: nothing). */
+void dsm_cluster_region_moved(struct dsm_region *r);
 /* Stop renewing, remove this client's record, disconnect. */
 void dsm_cluster_leave(void);
 

@@ -119,14 +119,22 @@ static int read_config(const struct dsm_options *o, struct config *c)
 static void on_server_msg(void *ctx, const struct dsm_hdr *h,
 			  const uint8_t *payload)
 {
-	struct dsm_server *s = &dsm_eng.servers[(uintptr_t)ctx];
+	uint32_t i = (uintptr_t)ctx;
+	struct dsm_server *s = &dsm_eng.servers[i];
 	struct dsm_goodbye g;
+	struct dsm_draining d;
 
 	if (h->type == DSM_MSG_GOODBYE &&
-	    !dsm_goodbye_decode(payload, h->len, &g))
+	    !dsm_goodbye_decode(payload, h->len, &g)) {
 		dsm_warn("server %s is shutting down (%s)", s->addr,
 			 strerror(-g.reason));
-	else
+	} else if (h->type == DSM_MSG_DRAINING &&
+		   !dsm_draining_decode(payload, h->len, &d)) {
+		dsm_info("server %s %s", s->addr, d.on ?
+			 "is being drained: moving our regions off it" :
+			 "is no longer being drained");
+		dsm_migrate_server_draining(i, d.on);
+	} else
 		dsm_debug("server %s: ignoring %s", s->addr,
 			  dsm_msg_name(h->type));
 }
@@ -210,6 +218,7 @@ static int hello(struct dsm_server *s, const struct dsm_auth_key *key)
 	s->id = r.server_id;
 	s->capacity = r.capacity;
 	s->free = r.free;
+	s->draining = r.flags & DSM_HELLO_DRAINING;
 	return 0;
 }
 
@@ -343,8 +352,12 @@ int dsm_init(const struct dsm_options *opts)
 				  c.has_key ? &c.key : NULL);
 	if (!err)
 		err = start_engine(&c);
-	if (!err && c.registry && (err = dsm_cluster_join()))
+	if (!err && (err = dsm_migrate_start()))
 		stop_engine();
+	if (!err && c.registry && (err = dsm_cluster_join())) {
+		dsm_migrate_stop();
+		stop_engine();
+	}
 	if (err) {
 		dsm_cluster_leave();
 		reset_engine();
@@ -361,6 +374,7 @@ void dsm_shutdown(void)
 	/* Regions first, while the engine thread can still tell servers. */
 	while (dsm_eng.nregions)
 		dsm_free((void *)(uintptr_t)dsm_eng.regions[0]->base);
+	dsm_migrate_stop(); /* waits for its moves: the engine still runs */
 	dsm_cluster_leave();
 	stop_engine();
 	reset_engine();

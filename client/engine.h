@@ -83,12 +83,24 @@ struct dsm_page {
 	};
 };
 
+struct dsm_move;
+
 /* One piece of a region: [off, off+len) lives at pool_off on a server. */
 struct dsm_extent {
 	uint64_t off, len;
 	uint32_t server;
 	uint64_t region_id; /* the server's name for it */
 	uint64_t pool_off;
+	/* Being moved here from another server (migrate.c): until its copy
+	 * is on the wire, nothing is fetched from it and write-backs to it
+	 * wait in the move. */
+	struct dsm_move *move;
+};
+
+/* Where one stripe lives (placement.c). */
+struct dsm_home {
+	uint32_t server;
+	uint64_t region_id, pool_off;
 };
 
 /* What one server granted a region: one ALLOC, freed as a whole. */
@@ -132,6 +144,7 @@ struct dsm_server {
 	uint32_t id;    /* the server's id (HELLO), as the registry knows it */
 	uint64_t capacity, free;
 	int lost;       /* 0, or the error that ended the connection */
+	bool draining;  /* being drained: place nothing here, move off it */
 };
 
 /* A sequential stream, for prefetch (fault.c). */
@@ -152,6 +165,7 @@ struct dsm_counters {
 	uint64_t missing_faults, wp_faults, pages_fetched, pages_zero_filled;
 	uint64_t pages_written_back, pages_evicted, pages_prefetched;
 	uint64_t prefetch_used, bytes_in, bytes_out, blocktime_ns;
+	uint64_t pages_moved;            /* copied off servers being drained */
 	uint64_t hist[DSM_HIST_BUCKETS]; /* fault service latency */
 };
 
@@ -196,6 +210,12 @@ void dsm_region_put(struct dsm_region *r);
  * server it uses, and the extent map.  0, -ENOMEM (not enough free
  * capacity, logged), or the servers' error.  Not under the lock. */
 int dsm_place(uint64_t size, struct dsm_placement *pl);
+/* Find homes for n stripes of lengths len[] on servers neither lost nor
+ * draining, with one ALLOC per server used, written to part[] (room for
+ * nservers) and counted in *nparts; home[k] is stripe k's.  0, -ENOMEM,
+ * or the servers' error.  Not under the lock. */
+int dsm_place_stripes(const uint64_t *len, uint64_t n, struct dsm_part *part,
+		      uint32_t *nparts, struct dsm_home *home);
 /* FREE every part on its server; the extent map stays. */
 void dsm_unplace(struct dsm_placement *pl);
 void dsm_placement_clear(struct dsm_placement *pl);
@@ -207,6 +227,16 @@ static inline uint64_t dsm_page_addr(const struct dsm_page *p)
 
 	return r->base + (uint64_t)(p - r->pages) * 4096;
 }
+
+/* migrate.c: moving extents off servers being drained */
+int dsm_migrate_start(void);
+void dsm_migrate_stop(void);
+/* A server said it drains (or no longer): called on the engine thread. */
+void dsm_migrate_server_draining(uint32_t server, bool on);
+/* Under the lock: where a write-back of a page of extent e goes (e is
+ * being moved: into its move, sent once the copy is), or ob. */
+struct dsm_outbox *dsm_move_outbox(const struct dsm_extent *e,
+				   struct dsm_outbox *ob);
 
 /* fault.c */
 void *dsm_fault_main(void *arg);

@@ -156,6 +156,11 @@ static uint32_t fetch_run(struct dsm_region *r, uint64_t idx, uint32_t max,
 
 	if (idx >= r->npages || !(e = dsm_region_extent(r, idx)))
 		return 0;
+	/* Its data is on its way to a new server: a READ could overtake the
+	 * copy.  A thread faulting here stays blocked; the move wakes it
+	 * when the copy is sent (migrate.c), and its retry fetches. */
+	if (e->move)
+		return 0;
 	end = (e->off + e->len) / 4096;
 	while (n < max && n < DSM_MAX_BATCH_PAGES && idx + n < end &&
 	       r->pages[idx + n].state == DSM_PG_INVALID &&

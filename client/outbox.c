@@ -106,8 +106,13 @@ uint8_t *dsm_outbox_write_page(struct dsm_outbox *ob, struct dsm_page *p,
 {
 	struct dsm_region *r = p->region;
 	uint64_t idx = p - r->pages;
-	struct dsm_io *io = joinable(ob, r, idx, sync);
+	struct dsm_io *io;
 	struct dsm_wb *wb;
+
+	/* a page of an extent in the middle of a move waits for the copy:
+	 * sent before it, the copy would overwrite it */
+	ob = dsm_move_outbox(dsm_region_extent(r, idx), ob);
+	io = joinable(ob, r, idx, sync);
 
 	if (!io)
 		io = new_write(ob, p, sync);
@@ -185,6 +190,28 @@ static int submit(const struct dsm_io *io)
 		return s->ops->call(s->t, io->type, io->body, io->blen,
 				    io->done, io->arg);
 	}
+}
+
+int dsm_outbox_splice(struct dsm_outbox *dst, struct dsm_outbox *src)
+{
+	if (dst->n + src->n > dst->cap) {
+		uint32_t cap = dst->n + src->n;
+		struct dsm_io *io = realloc(dst->io, cap * sizeof(*io));
+
+		if (!io)
+			return -ENOMEM;
+		dst->io = io;
+		dst->cap = cap;
+	}
+	memcpy(dst->io + dst->n, src->io, src->n * sizeof(*src->io));
+	dst->n += src->n;
+	src->n = 0;
+	return 0;
+}
+
+struct dsm_io *dsm_outbox_push(struct dsm_outbox *ob)
+{
+	return push(ob);
 }
 
 void dsm_outbox_send(struct dsm_outbox *ob)

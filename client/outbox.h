@@ -60,6 +60,11 @@ uint8_t *dsm_outbox_write_page(struct dsm_outbox *ob, struct dsm_page *p,
  * reply bytes into reply and the length into *rlen.  0 or -errno. */
 int dsm_engine_call(uint32_t server, uint8_t type, const void *body,
 		    uint32_t len, void *reply, uint32_t cap, uint32_t *rlen);
+/* Move every request of src to the end of dst, in order (the buffers go
+ * with them).  0, or -ENOMEM with both unchanged. */
+int dsm_outbox_splice(struct dsm_outbox *dst, struct dsm_outbox *src);
+/* A new request at the end of ob for the caller to fill, or NULL. */
+struct dsm_io *dsm_outbox_push(struct dsm_outbox *ob);
 /* Engine thread only, no lock held: send everything in ob, in order. */
 void dsm_outbox_send(struct dsm_outbox *ob);
 

@@ -23,7 +23,8 @@
 #include "outbox.h"
 
 /* The server with the most free space that can take len more bytes, given
- * what this placement already took from each (taken[]); -1 if none. */
+ * what this placement already took from each (taken[]); -1 if none.  Lost
+ * servers and servers being drained take nothing. */
 static int best_server(const uint64_t *taken, uint64_t len)
 {
 	int best = -1;
@@ -33,7 +34,7 @@ static int best_server(const uint64_t *taken, uint64_t len)
 		const struct dsm_server *s = &dsm_eng.servers[i];
 		uint64_t left = s->free - taken[i];
 
-		if (s->lost || s->free < taken[i] || left < len)
+		if (s->lost || s->draining || s->free < taken[i] || left < len)
 			continue;
 		if (best < 0 || left > best_free) {
 			best = i;
@@ -46,24 +47,21 @@ static int best_server(const uint64_t *taken, uint64_t len)
 /* Deal the stripes out (owner[k]), reserving the servers' space.  Under
  * the engine lock, so concurrent dsm_alloc calls never promise the same
  * space twice.  0 or -ENOMEM. */
-static int deal(uint64_t size, uint32_t *owner, uint64_t *taken)
+static int deal(const uint64_t *len, uint64_t n, uint32_t *owner,
+		uint64_t *taken)
 {
-	uint64_t nstripes = (size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
 	int err = 0;
 
 	pthread_mutex_lock(&dsm_eng.lock);
-	for (uint64_t k = 0; k < nstripes; k++) {
-		uint64_t off = k * DSM_STRIPE_BYTES;
-		uint64_t len = size - off < DSM_STRIPE_BYTES ? size - off
-							     : DSM_STRIPE_BYTES;
-		int i = best_server(taken, len);
+	for (uint64_t k = 0; k < n && !err; k++) {
+		int i = best_server(taken, len[k]);
 
 		if (i < 0) {
 			err = -ENOMEM;
 			break;
 		}
 		owner[k] = i;
-		taken[i] += len;
+		taken[i] += len[k];
 	}
 	for (uint32_t i = 0; i < dsm_eng.nservers && !err; i++)
 		dsm_eng.servers[i].free -= taken[i];
@@ -92,6 +90,15 @@ static int alloc_part(struct dsm_part *p)
 			      rep, sizeof(rep), &len);
 	if (!err)
 		err = dsm_alloc_reply_decode(rep, len, &r);
+	if (err == -EBUSY) {
+		/* it began draining after we last heard: deal again */
+		dsm_info("server %s is being drained: placing elsewhere",
+			 s->addr);
+		pthread_mutex_lock(&dsm_eng.lock);
+		s->draining = true;
+		pthread_mutex_unlock(&dsm_eng.lock);
+		return err;
+	}
 	if (err) {
 		dsm_err("server %s could not allocate %llu bytes: %s", s->addr,
 			(unsigned long long)p->len, strerror(-err));
@@ -114,48 +121,13 @@ static void free_part(const struct dsm_part *p)
 		give_back(p->server, p->len);
 }
 
-/* Stripe k becomes an extent, or grows the previous one. */
-static void add_stripe(struct dsm_placement *pl, uint64_t off, uint64_t len,
-		       struct dsm_part *p, uint64_t *cursor)
+/* One ALLOC per server that was dealt stripes, appended to part[]
+ * (part_of[server] says which).  On failure, what was granted is freed
+ * and every reservation given back. */
+static int alloc_parts(struct dsm_part *part, uint32_t *nparts,
+		       const uint64_t *taken, int *part_of)
 {
-	struct dsm_extent *last = pl->n ? &pl->ext[pl->n - 1] : NULL;
-	uint64_t pool_off = p->pool_off + *cursor;
-
-	*cursor += len;
-	if (last && last->server == p->server &&
-	    last->region_id == p->region_id && last->off + last->len == off &&
-	    last->pool_off + last->len == pool_off) {
-		last->len += len;
-		return;
-	}
-	pl->ext[pl->n++] = (struct dsm_extent){ .off = off, .len = len,
-						.server = p->server,
-						.region_id = p->region_id,
-						.pool_off = pool_off };
-}
-
-/* The map from the deal and the parts the servers granted. */
-static void build_extents(uint64_t size, const uint32_t *owner,
-			  struct dsm_placement *pl, uint64_t *cursor,
-			  int *part_of)
-{
-	uint64_t nstripes = (size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
-
-	for (uint64_t k = 0; k < nstripes; k++) {
-		uint64_t off = k * DSM_STRIPE_BYTES;
-		uint64_t len = size - off < DSM_STRIPE_BYTES ? size - off
-							     : DSM_STRIPE_BYTES;
-		int i = part_of[owner[k]];
-
-		add_stripe(pl, off, len, &pl->part[i], &cursor[i]);
-	}
-}
-
-/* One ALLOC per server that was dealt stripes.  On failure, what was
- * granted is freed and every reservation given back. */
-static int alloc_parts(struct dsm_placement *pl, const uint64_t *taken,
-		       int *part_of)
-{
+	struct dsm_placement granted = { .part = part, .nparts = 0 };
 	int err = 0;
 
 	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
@@ -163,52 +135,118 @@ static int alloc_parts(struct dsm_placement *pl, const uint64_t *taken,
 		if (!taken[i])
 			continue;
 		if (!err) {
-			pl->part[pl->nparts] = (struct dsm_part){
+			part[granted.nparts] = (struct dsm_part){
 				.server = i, .len = taken[i] };
-			err = alloc_part(&pl->part[pl->nparts]);
+			err = alloc_part(&part[granted.nparts]);
 			if (!err) {
-				part_of[i] = pl->nparts++;
+				part_of[i] = granted.nparts++;
 				continue;
 			}
 		}
 		give_back(i, taken[i]);
 	}
 	if (err)
-		dsm_unplace(pl);
+		dsm_unplace(&granted);
+	*nparts = granted.nparts;
 	return err;
+}
+
+/* Where each stripe went, from the deal and the parts granted. */
+static void homes(const uint64_t *len, uint64_t n, const uint32_t *owner,
+		  const struct dsm_part *part, const int *part_of,
+		  uint64_t *cursor, struct dsm_home *home)
+{
+	for (uint64_t k = 0; k < n; k++) {
+		const struct dsm_part *p = &part[part_of[owner[k]]];
+		uint64_t *c = &cursor[part_of[owner[k]]];
+
+		home[k] = (struct dsm_home){ .server = p->server,
+					     .region_id = p->region_id,
+					     .pool_off = p->pool_off + *c };
+		*c += len[k];
+	}
+}
+
+int dsm_place_stripes(const uint64_t *len, uint64_t n, struct dsm_part *part,
+		      uint32_t *nparts, struct dsm_home *home)
+{
+	uint32_t ns = dsm_eng.nservers;
+	uint32_t *owner = calloc(n ? n : 1, sizeof(*owner));
+	uint64_t *taken = calloc(ns, sizeof(*taken));
+	uint64_t *cursor = calloc(ns, sizeof(*cursor));
+	int *part_of = calloc(ns, sizeof(*part_of));
+	int err = -ENOMEM;
+
+	*nparts = 0;
+	if (!owner || !taken || !cursor || !part_of)
+		goto out;
+	/* A server that turns out to be draining is marked so by
+	 * alloc_part, and the next deal leaves it out. */
+	for (uint32_t tries = 0; tries <= ns; tries++) {
+		memset(taken, 0, ns * sizeof(*taken));
+		err = deal(len, n, owner, taken);
+		if (!err)
+			err = alloc_parts(part, nparts, taken, part_of);
+		if (err != -EBUSY)
+			break;
+	}
+	if (!err)
+		homes(len, n, owner, part, part_of, cursor, home);
+out:
+	free(owner);
+	free(taken);
+	free(cursor);
+	free(part_of);
+	return err;
+}
+
+/* Stripe k becomes an extent, or grows the previous one. */
+static void add_stripe(struct dsm_placement *pl, uint64_t off, uint64_t len,
+		       const struct dsm_home *h)
+{
+	struct dsm_extent *last = pl->n ? &pl->ext[pl->n - 1] : NULL;
+
+	if (last && last->server == h->server &&
+	    last->region_id == h->region_id && last->off + last->len == off &&
+	    last->pool_off + last->len == h->pool_off) {
+		last->len += len;
+		return;
+	}
+	pl->ext[pl->n++] = (struct dsm_extent){ .off = off, .len = len,
+						.server = h->server,
+						.region_id = h->region_id,
+						.pool_off = h->pool_off };
 }
 
 int dsm_place(uint64_t size, struct dsm_placement *pl)
 {
 	uint64_t nstripes = (size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
-	uint32_t n = dsm_eng.nservers;
-	uint32_t *owner = calloc(nstripes, sizeof(*owner));
-	uint64_t *taken = calloc(n, sizeof(*taken));
-	uint64_t *cursor = calloc(n, sizeof(*cursor));
-	int *part_of = calloc(n, sizeof(*part_of));
+	uint64_t *len = calloc(nstripes, sizeof(*len));
+	struct dsm_home *home = calloc(nstripes, sizeof(*home));
 	int err = -ENOMEM;
 
 	memset(pl, 0, sizeof(*pl));
-	pl->part = calloc(n, sizeof(*pl->part));
+	pl->part = calloc(dsm_eng.nservers, sizeof(*pl->part));
 	pl->ext = calloc(nstripes, sizeof(*pl->ext));
-	if (!owner || !taken || !cursor || !part_of || !pl->part || !pl->ext)
+	if (!len || !home || !pl->part || !pl->ext)
 		goto out;
-	err = deal(size, owner, taken);
+	for (uint64_t k = 0; k < nstripes; k++)
+		len[k] = size - k * DSM_STRIPE_BYTES < DSM_STRIPE_BYTES ?
+				 size - k * DSM_STRIPE_BYTES : DSM_STRIPE_BYTES;
+	err = dsm_place_stripes(len, nstripes, pl->part, &pl->nparts, home);
 	if (err) {
-		dsm_err("the servers lack %llu bytes of free capacity for "
-			"this region", (unsigned long long)size);
+		if (err == -ENOMEM)
+			dsm_err("the servers lack %llu bytes of free capacity "
+				"for this region", (unsigned long long)size);
 		goto out;
 	}
-	err = alloc_parts(pl, taken, part_of);
-	if (!err)
-		build_extents(size, owner, pl, cursor, part_of);
+	for (uint64_t k = 0; k < nstripes; k++)
+		add_stripe(pl, k * DSM_STRIPE_BYTES, len[k], &home[k]);
 out:
 	if (err)
 		dsm_placement_clear(pl);
-	free(owner);
-	free(taken);
-	free(cursor);
-	free(part_of);
+	free(len);
+	free(home);
 	return err;
 }
 

@@ -81,6 +81,7 @@ int dsm_stats(struct dsm_stats *st)
 		.fault_p50_ns = dsm_hist_percentile(c, 50),
 		.fault_p99_ns = dsm_hist_percentile(c, 99),
 		.blocktime_ns = c->blocktime_ns,
+		.pages_moved = c->pages_moved,
 	};
 	pthread_mutex_unlock(&dsm_eng.lock);
 	return 0;
@@ -100,7 +101,8 @@ void dsm_stats_print(void *f)
 		"  prefetch      %llu pages, %llu seen used\n"
 		"  traffic       in %s, out %s\n"
 		"  resident      %s of %s budget\n"
-		"  fault latency p50 %.1f us, p99 %.1f us; threads blocked %.3f s in total\n",
+		"  fault latency p50 %.1f us, p99 %.1f us; threads blocked %.3f s in total\n"
+		"  drains        %llu pages moved off servers being drained\n",
 		(unsigned long long)s.missing_faults,
 		(unsigned long long)s.wp_faults,
 		(unsigned long long)s.pages_fetched,
@@ -114,5 +116,5 @@ void dsm_stats_print(void *f)
 		dsm_fmt_bytes(s.resident_pages * 4096, res, sizeof(res)),
 		dsm_fmt_bytes(s.budget_pages * 4096, bud, sizeof(bud)),
 		s.fault_p50_ns / 1e3, s.fault_p99_ns / 1e3,
-		s.blocktime_ns / 1e9);
+		s.blocktime_ns / 1e9, (unsigned long long)s.pages_moved);
 }

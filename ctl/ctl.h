@@ -36,6 +36,9 @@ struct ctl {
 	bool json;
 	uint64_t region_id;     /* region show */
 	uint64_t watch_ms;      /* stats --watch: every this many ms */
+	uint32_t server_id;     /* drain */
+	bool cancel, no_wait;   /* drain --cancel, --no-wait */
+	uint64_t timeout_ms;    /* drain --timeout */
 	const struct snapshot *prev; /* --watch: the previous round's */
 };
 
@@ -69,6 +72,10 @@ struct command {
 	void (*text)(const struct ctl *c, const struct snapshot *s);
 	void (*json)(const struct ctl *c, const struct snapshot *s);
 	bool watch;             /* takes --watch[=SECONDS] */
+	/* the command's own option: true if arg was one (exits if bad) */
+	bool (*option)(const char *arg, struct ctl *c);
+	/* an action instead of a listing: returns the exit status */
+	int (*run)(struct dsm_reg *reg, const struct ctl *c);
 };
 
 /* ---- snapshot.c ---------------------------------------------------------- */
@@ -87,6 +94,12 @@ const struct dsm_reg_server *find_server(const struct snapshot *s,
 /* Summed over the live servers. */
 void snapshot_totals(const struct snapshot *s, uint64_t *capacity,
 		     uint64_t *used);
+
+/* ---- drain.c ------------------------------------------------------------- */
+
+#define DRAIN_DEFAULT_TIMEOUT_S 600
+
+int drain_run(struct dsm_reg *reg, const struct ctl *c);
 
 /* ---- text.c -------------------------------------------------------------- */
 

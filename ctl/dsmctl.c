@@ -20,6 +20,8 @@
 #include "util.h"
 
 static void parse_region_id(struct ctl *c, char **args);
+static void parse_server_id(struct ctl *c, char **args);
+static bool drain_option(const char *arg, struct ctl *c);
 
 /* ---- commands ------------------------------------------------------------ */
 
@@ -42,7 +44,7 @@ static const struct command commands[] = {
 	  "  {cluster, registry, now_ms, capacity, used, free, regions,\n"
 	  "   clients, servers: [...]}\n"
 	  "with servers as 'dsmctl --json servers' prints them.\n",
-	  NULL, text_status, json_status, false },
+	  NULL, text_status, json_status, false, NULL, NULL },
 	{ "servers", "", 0, NEED_SERVERS, "live memory servers",
 	  "Live memory servers by id: the address clients use, capacity,\n"
 	  "bytes in use, the regions and clients each holds, and how long\n"
@@ -50,20 +52,20 @@ static const struct command commands[] = {
 	  "5 s has vanished from the registry and is not listed.\n\n"
 	  "--json prints\n"
 	  "  [" SERVER_JSON ", ...]\n",
-	  NULL, text_servers, json_servers, false },
+	  NULL, text_servers, json_servers, false, NULL, NULL },
 	{ "regions", "", 0, NEED_REGIONS,
 	  "regions: size, owner, the servers holding them",
 	  "Regions by id: name ('-' if none), size, the owning client, how\n"
 	  "many extents the region is cut into and the servers they are on.\n\n"
 	  "--json prints\n"
 	  "  [" REGION_JSON ", ...]\n",
-	  NULL, text_regions, json_regions, false },
+	  NULL, text_regions, json_regions, false, NULL, NULL },
 	{ "clients", "", 0, NEED_CLIENTS, "clients holding a lease",
 	  "Clients by id: host, pid, how long ago each started, and how\n"
 	  "long ago it last renewed its lease.\n\n"
 	  "--json prints\n"
 	  "  [{id, host, pid, started_ms, heartbeat_ms}, ...]\n",
-	  NULL, text_clients, json_clients, false },
+	  NULL, text_clients, json_clients, false, NULL, NULL },
 	{ "region show", "ID", 1, NEED_REGION | NEED_SERVERS,
 	  "one region and where each of its extents lives",
 	  "Region ID and each of its extents: the byte range of the region,\n"
@@ -74,7 +76,7 @@ static const struct command commands[] = {
 	  "--json prints\n"
 	  "  " REGION_JSON "\n"
 	  "where each extent also has server_addr (null: the server is gone).\n",
-	  parse_region_id, text_region, json_region_show, false },
+	  parse_region_id, text_region, json_region_show, false, NULL, NULL },
 	{ "stats", "", 0, NEED_SERVERS | NEED_CLIENTS,
 	  "live counters per server and per client",
 	  "Counters of every live server (requests, pages and bytes moved,\n"
@@ -90,9 +92,26 @@ static const struct command commands[] = {
 	  "   auth_refused}, ...], clients: [{id, pid, missing_faults,\n"
 	  "   wp_faults, pages_fetched, pages_evicted, pages_written_back,\n"
 	  "   bytes_in, bytes_out, resident_pages, fault_p50_ns,\n"
-	  "   fault_p99_ns, blocktime_ns}, ...]}\n"
+	  "   fault_p99_ns, blocktime_ns, pages_moved}, ...]}\n"
 	  "with cumulative counters.\n",
-	  NULL, text_stats, json_stats, true },
+	  NULL, text_stats, json_stats, true, NULL, NULL },
+	{ "drain", "SERVER", 1, 0,
+	  "move every region off a server, live; then it can be stopped",
+	  "Moves every extent off server SERVER (an id from 'dsmctl\n"
+	  "servers') while its clients keep running: the server takes no new\n"
+	  "regions, each client copies its stripes to the other servers (by\n"
+	  "free capacity) and frees them there.  Waits until the server holds\n"
+	  "nothing, printing progress, then says it can be stopped.\n\n"
+	  "Refused, changing nothing, if the other servers lack the room.\n"
+	  "The drain stays in effect until cancelled, even if dsmctl stops\n"
+	  "waiting: a drained server takes no new regions.\n\n"
+	  "  --timeout=SECONDS  give up waiting after this long (default 600;\n"
+	  "                     exit 1, listing the regions still there)\n"
+	  "  --no-wait          start the drain and return\n"
+	  "  --cancel           stop draining: the server takes regions again\n\n"
+	  "--json prints at the end\n"
+	  "  {server, drained, seconds, bytes_left}\n",
+	  parse_server_id, NULL, NULL, false, drain_option, drain_run },
 	{ 0 },
 };
 
@@ -281,6 +300,8 @@ static void parse_command(const struct command *cmd, int argc, char **argv,
 	for (int i = 0; i < argc; i++) {
 		if (cmd->watch && parse_watch(argv[i], c))
 			continue;
+		if (cmd->option && cmd->option(argv[i], c))
+			continue;
 		if (argv[i][0] == '-' && argv[i][1])
 			die_usage(cmd->name, "unknown option '%s' (options of "
 				  "dsmctl itself go before the command)",
@@ -301,6 +322,34 @@ static void parse_region_id(struct ctl *c, char **args)
 	if (dsm_parse_uint(args[0], UINT64_MAX, &c->region_id))
 		die_usage("region show", "bad region id '%s': want a decimal "
 			  "number", args[0]);
+}
+
+static void parse_server_id(struct ctl *c, char **args)
+{
+	uint64_t id;
+
+	if (dsm_parse_uint(args[0], UINT32_MAX, &id))
+		die_usage("drain", "bad server id '%s': want a decimal number "
+			  "as 'dsmctl servers' shows", args[0]);
+	c->server_id = id;
+}
+
+static bool drain_option(const char *arg, struct ctl *c)
+{
+	uint64_t secs;
+
+	if (!strcmp(arg, "--cancel"))
+		c->cancel = true;
+	else if (!strcmp(arg, "--no-wait"))
+		c->no_wait = true;
+	else if (!strncmp(arg, "--timeout=", 10)) {
+		if (dsm_parse_uint(arg + 10, 86400, &secs) || !secs)
+			die_usage("drain", "bad --timeout '%s': want "
+				  "--timeout=SECONDS, 1 to 86400", arg + 10);
+		c->timeout_ms = secs * 1000;
+	} else
+		return false;
+	return true;
 }
 
 /* Where the registry is: option, else environment, checked before any
@@ -391,6 +440,10 @@ int main(int argc, char **argv)
 	rc = open_registry(&c, &reg);
 	if (rc)
 		goto out;
+	if (cmd->run) {
+		rc = cmd->run(reg, &c);
+		goto out;
+	}
 	if (c.watch_ms) {
 		rc = watch(reg, &c, cmd);
 		goto out;

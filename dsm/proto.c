@@ -173,7 +173,7 @@ int dsm_hello_reply_decode(const uint8_t *in, size_t len,
 	m->free = get64(&c);
 	memcpy(m->server_nonce, c.r, sizeof(m->server_nonce));
 	if (m->max_batch_pages == 0 || m->page_size != DSM_PAGE_SIZE ||
-	    (m->flags & ~DSM_HELLO_AUTH))
+	    (m->flags & ~(DSM_HELLO_AUTH | DSM_HELLO_DRAINING)))
 		return -EINVAL;
 	return 0;
 }
@@ -348,6 +348,23 @@ int dsm_goodbye_decode(const uint8_t *in, size_t len, struct dsm_goodbye *m)
 	return 0;
 }
 
+void dsm_draining_encode(const struct dsm_draining *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put32(&c, m->on);
+}
+
+int dsm_draining_decode(const uint8_t *in, size_t len, struct dsm_draining *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_DRAINING_SIZE)
+		return -EINVAL;
+	m->on = get32(&c);
+	return m->on > 1 ? -EINVAL : 0;
+}
+
 const char *dsm_msg_name(uint8_t type)
 {
 	switch (type) {
@@ -363,6 +380,7 @@ const char *dsm_msg_name(uint8_t type)
 	case DSM_MSG_GOODBYE: return "GOODBYE";
 	case DSM_MSG_INVALIDATE: return "INVALIDATE";
 	case DSM_MSG_RECALL: return "RECALL";
+	case DSM_MSG_DRAINING: return "DRAINING";
 	}
 	return "UNKNOWN";
 }

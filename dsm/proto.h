@@ -50,6 +50,8 @@ enum dsm_msg_type {
 	DSM_MSG_GOODBYE = 32,    /* server is going away; no reply */
 	DSM_MSG_INVALIDATE = 33, /* reserved: drop copies of pages (shared) */
 	DSM_MSG_RECALL = 34,     /* reserved: write back and drop pages */
+	DSM_MSG_DRAINING = 35,   /* the server is (no longer) being drained:
+	                          * move your extents elsewhere; no reply */
 };
 
 enum dsm_msg_flags {
@@ -78,6 +80,7 @@ struct dsm_hello {
 
 enum dsm_hello_flags {
 	DSM_HELLO_AUTH = 1u << 0, /* AUTH must follow before anything else */
+	DSM_HELLO_DRAINING = 1u << 1, /* being drained: takes no new ALLOC */
 };
 
 struct dsm_hello_reply {
@@ -140,6 +143,16 @@ struct dsm_goodbye {
 };
 #define DSM_GOODBYE_SIZE 4u
 
+/* DRAINING: sent to every client when an operator starts (on = 1) or
+ * cancels (on = 0) a drain of this server (dsmctl drain).  While it
+ * drains, the server refuses ALLOC with -EBUSY and clients move their
+ * extents off it; a client that connects meanwhile learns it from the
+ * HELLO reply's DSM_HELLO_DRAINING. */
+struct dsm_draining {
+	uint32_t on;             /* 0 or 1 */
+};
+#define DSM_DRAINING_SIZE 4u
+
 /* Header.  decode checks magic, version, flags and len <= DSM_MAX_PAYLOAD:
  * 0, -EPROTO (not a dsm message; the stream cannot be trusted further),
  * -EPROTONOSUPPORT (another version) or -EMSGSIZE. */
@@ -185,6 +198,8 @@ void dsm_auth_msg_encode(const struct dsm_auth_msg *m, uint8_t *out);
 int dsm_auth_msg_decode(const uint8_t *in, size_t len, struct dsm_auth_msg *m);
 void dsm_goodbye_encode(const struct dsm_goodbye *m, uint8_t *out);
 int dsm_goodbye_decode(const uint8_t *in, size_t len, struct dsm_goodbye *m);
+void dsm_draining_encode(const struct dsm_draining *m, uint8_t *out);
+int dsm_draining_decode(const uint8_t *in, size_t len, struct dsm_draining *m);
 
 const char *dsm_msg_name(uint8_t type);
 

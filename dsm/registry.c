@@ -92,7 +92,7 @@ const char *const dsm_reg_server_counters[DSM_RS_NCOUNTERS] = {
 const char *const dsm_reg_client_counters[DSM_RC_NCOUNTERS] = {
 	"missing_faults", "wp_faults", "pages_fetched", "pages_evicted",
 	"pages_written_back", "bytes_in", "bytes_out", "resident_pages",
-	"fault_p50_ns", "fault_p99_ns", "blocktime_ns",
+	"fault_p50_ns", "fault_p99_ns", "blocktime_ns", "pages_moved",
 };
 
 static void argv_add(struct dsm_reg_argv *a, const char *s)
@@ -129,6 +129,7 @@ void dsm_reg_server_argv(const struct dsm_reg_server *s, const char *key,
 	argv_num(a, "clients", s->clients);
 	argv_num(a, "started_ms", s->started_ms);
 	argv_num(a, "heartbeat_ms", s->heartbeat_ms);
+	argv_num(a, "draining", s->draining);
 	for (int i = 0; i < DSM_RS_NCOUNTERS; i++)
 		argv_num(a, dsm_reg_server_counters[i], s->counters[i]);
 }
@@ -178,7 +179,7 @@ static int text(char **kv, size_t n, const char *name, char *out,
 
 int dsm_reg_server_decode(char **kv, size_t n, struct dsm_reg_server *s)
 {
-	uint64_t id, pid;
+	uint64_t id, pid, draining = 0;
 
 	memset(s, 0, sizeof(*s));
 	if (num(kv, n, "id", UINT32_MAX, &id) ||
@@ -192,10 +193,13 @@ int dsm_reg_server_decode(char **kv, size_t n, struct dsm_reg_server *s)
 	    num(kv, n, "started_ms", UINT64_MAX, &s->started_ms) ||
 	    num(kv, n, "heartbeat_ms", UINT64_MAX, &s->heartbeat_ms) ||
 	    counters(kv, n, dsm_reg_server_counters, DSM_RS_NCOUNTERS,
-		     s->counters))
+		     s->counters) ||
+	    /* optional: records from before drains existed serve */
+	    (field(kv, n, "draining") && num(kv, n, "draining", 1, &draining)))
 		return -EINVAL;
 	s->id = id;
 	s->pid = pid;
+	s->draining = draining;
 	return 0;
 }
 
@@ -721,4 +725,16 @@ int dsm_reg_touch_regions(struct dsm_reg *r, const uint64_t *ids, size_t n,
 int dsm_reg_del_region(struct dsm_reg *r, uint64_t id)
 {
 	return del_indexed(r, "regions", "region", id);
+}
+
+int dsm_reg_set_drain(struct dsm_reg *r, uint32_t server, bool on)
+{
+	char key[160];
+	redisReply *rep = redisCommand(r->c, "%s %s %u", on ? "SADD" : "SREM",
+				       dsm_reg_key(key, sizeof(key), r->cluster,
+						   "drain"), server);
+	int err = check(r, rep);
+
+	freeReplyObject(rep);
+	return err;
 }

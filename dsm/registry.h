@@ -7,7 +7,8 @@
  *
  *   dsm:C:servers          SET of server ids
  *   dsm:C:server:ID        HASH  id addr host pid capacity used regions
- *                                clients started_ms heartbeat_ms, and
+ *                                clients started_ms heartbeat_ms draining
+ *                                (0/1), and
  *                                the counters of dsm_reg_server_counters
  *                          TTL   the heartbeat timeout: a server that stops
  *                                beating (crashed, hung, cut off) vanishes
@@ -20,6 +21,9 @@
  *                          TTL   its owner's lease, renewed with it: a
  *                                crashed client's regions go with it
  *   dsm:C:next_id          counter for client and region ids
+ *   dsm:C:drain            SET of server ids an operator is draining
+ *                          (dsmctl drain): written by dsmctl, read by
+ *                          each server with its heartbeat
  *
  * The sets are indexes only: a member whose hash has expired is a record
  * that died, and readers drop it from the set as they find it.  Extents
@@ -36,6 +40,7 @@
 #ifndef DSM_REGISTRY_H
 #define DSM_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,7 +85,8 @@ enum dsm_reg_client_counter {
 	DSM_RC_MISSING_FAULTS, DSM_RC_WP_FAULTS, DSM_RC_PAGES_FETCHED,
 	DSM_RC_PAGES_EVICTED, DSM_RC_PAGES_WRITTEN_BACK, DSM_RC_BYTES_IN,
 	DSM_RC_BYTES_OUT, DSM_RC_RESIDENT_PAGES, DSM_RC_FAULT_P50_NS,
-	DSM_RC_FAULT_P99_NS, DSM_RC_BLOCKTIME_NS, DSM_RC_NCOUNTERS
+	DSM_RC_FAULT_P99_NS, DSM_RC_BLOCKTIME_NS, DSM_RC_PAGES_MOVED,
+	DSM_RC_NCOUNTERS
 };
 /* Their field names, in enum order. */
 extern const char *const dsm_reg_server_counters[DSM_RS_NCOUNTERS];
@@ -93,6 +99,7 @@ struct dsm_reg_server {
 	uint32_t pid;
 	uint64_t capacity, used, regions, clients;
 	uint64_t started_ms, heartbeat_ms; /* wall clock, ms since the epoch */
+	bool draining;        /* the server knows it is being drained */
 	uint64_t counters[DSM_RS_NCOUNTERS];
 };
 
@@ -189,5 +196,7 @@ int dsm_reg_put_region(struct dsm_reg *r, const struct dsm_reg_region *rg,
 int dsm_reg_touch_regions(struct dsm_reg *r, const uint64_t *ids, size_t n,
 			  uint64_t ttl_ms);
 int dsm_reg_del_region(struct dsm_reg *r, uint64_t id);
+/* Add (on) or remove a server id from the drain set.  0 or -errno. */
+int dsm_reg_set_drain(struct dsm_reg *r, uint32_t server, bool on);
 
 #endif /* DSM_REGISTRY_H */

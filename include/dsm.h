@@ -98,6 +98,7 @@ struct dsm_stats {
 	uint64_t fault_p50_ns;      /* fault service latency, median */
 	uint64_t fault_p99_ns;      /* ... and 99th percentile */
 	uint64_t blocktime_ns;      /* total time threads spent blocked in faults */
+	uint64_t pages_moved;       /* copied off servers being drained */
 };
 
 /* Fill *st.  Returns 0, or -ENOTCONN before dsm_init(). */

@@ -111,6 +111,8 @@ static int do_hello(struct handler_session *s, const struct dsm_hdr *q,
 		dsm_auth_random(s->server_nonce, sizeof(s->server_nonce));
 		memcpy(a.server_nonce, s->server_nonce, sizeof(a.server_nonce));
 	}
+	if (h->draining)
+		a.flags |= DSM_HELLO_DRAINING;
 
 	a.version = DSM_PROTO_VERSION;
 	a.page_size = DSM_PAGE_SIZE;
@@ -179,6 +181,9 @@ static int do_alloc(struct handler_session *s, const struct dsm_hdr *q,
 
 	if (dsm_alloc_req_decode(body, q->len, &m) < 0)
 		return -EINVAL;
+	/* Busy, not full: the client places the region elsewhere. */
+	if (h->draining)
+		return -EBUSY;
 	err = pool_alloc(&h->pool, m.size, &off);
 	if (err == -ENOSPC) {
 		char want[32], have[32];
@@ -364,6 +369,16 @@ size_t handler_next(struct handler_session *s, const uint8_t *buf, size_t len,
 			  (unsigned long long)q.id, strerror(-err));
 	finish(s->h, r, err, *need);
 	return *need;
+}
+
+void handler_draining(struct reply *r, uint64_t id, bool on)
+{
+	struct dsm_draining d = { .on = on };
+
+	dsm_hdr_init(&r->hdr, DSM_MSG_DRAINING, DSM_F_SERVER, 0, id);
+	dsm_draining_encode(&d, r->body);
+	set_body(r, r->body, DSM_DRAINING_SIZE);
+	r->close = false;
 }
 
 void handler_goodbye(struct reply *r, uint64_t id, int32_t reason)

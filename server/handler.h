@@ -26,6 +26,7 @@ struct handler {
 	uint32_t server_id;
 	const struct dsm_auth_key *key; /* NULL: no secret, no AUTH step */
 	uint64_t start_ns;
+	bool draining;                   /* dsmctl drain: no new ALLOC */
 	uint64_t sessions;               /* connected now */
 	uint64_t reads, writes;          /* successful requests */
 	uint64_t pages_read, pages_written;
@@ -79,6 +80,8 @@ size_t handler_next(struct handler_session *s, const uint8_t *buf, size_t len,
 
 /* A server-initiated GOODBYE. */
 void handler_goodbye(struct reply *r, uint64_t id, int32_t reason);
+/* A DRAINING message (proto.h) saying whether this server drains. */
+void handler_draining(struct reply *r, uint64_t id, bool on);
 
 void handler_stats(const struct handler *h, struct dsm_server_stats *st);
 

@@ -505,6 +505,20 @@ static int advertised(const struct server *srv, const struct options *o,
 	return 0;
 }
 
+/* The registry's drain set changed for us: take no new regions (or take
+ * them again) and tell every client, which moves its extents off. */
+static void drain_changed(void *arg, bool on)
+{
+	struct server *srv = arg;
+	struct session *s, *next;
+
+	srv->h.draining = on;
+	for (s = srv->sessions.head; s; s = next) {
+		next = s->next; /* a failed send closes s */
+		session_draining(s, srv->next_msg_id++, on);
+	}
+}
+
 static int join_cluster(struct server *srv, const struct options *o)
 {
 	struct dsm_reg_server rec = { .id = o->server_id,
@@ -521,7 +535,8 @@ static int join_cluster(struct server *srv, const struct options *o)
 			return -errno;
 	srv->h.server_id = rec.id;
 	return membership_start(&srv->reg, &srv->loop, o->registry,
-				o->cluster, &rec, &srv->h, &srv->sessions);
+				o->cluster, &rec, &srv->h, &srv->sessions,
+				drain_changed, srv);
 }
 
 int main(int argc, char **argv)

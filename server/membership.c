@@ -97,6 +97,7 @@ static void fill_record(struct membership *r)
 	r->rec.regions = r->h->regions.count;
 	r->rec.clients = r->h->sessions;
 	r->rec.heartbeat_ms = dsm_reg_now_ms();
+	r->rec.draining = r->h->draining;
 	r->rec.counters[DSM_RS_READS] = r->h->reads;
 	r->rec.counters[DSM_RS_WRITES] = r->h->writes;
 	r->rec.counters[DSM_RS_PAGES_READ] = r->h->pages_read;
@@ -177,12 +178,52 @@ static void check_leases(struct membership *r)
 	}
 }
 
+/* ---- drain --------------------------------------------------------------- */
+
+/*
+ * An operator drains a server by adding its id to the drain set (dsmctl
+ * drain), not by talking to the server: the registry is the one place
+ * every operator command goes, and needs no cluster secret.  While the
+ * server drains it beats every DRAIN_BEAT_MS instead of every second, so
+ * dsmctl sees the moment it holds nothing.
+ */
+#define DRAIN_BEAT_MS 100
+
+static void on_drain_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct membership *r = ac->data;
+	redisReply *rep = reply;
+	bool on;
+
+	if (!rep || rep->type != REDIS_REPLY_INTEGER)
+		return; /* Redis failed: that changes nothing */
+	on = rep->integer != 0;
+	if (on == r->h->draining)
+		return;
+	dsm_info(on ? "draining: clients are moving their regions off this "
+		      "server; it takes no new ones" :
+		      "drain cancelled: taking new regions again");
+	r->drain_changed(r->drain_arg, on);
+	uv_timer_set_repeat(&r->beat, on ? DRAIN_BEAT_MS : DSM_REG_HEARTBEAT_MS);
+	beat_now(r); /* let dsmctl see it at once */
+}
+
+static void check_drain(struct membership *r)
+{
+	char key[160];
+
+	dsm_reg_key(key, sizeof(key), r->cluster, "drain");
+	redisAsyncCommand(r->ac, on_drain_reply, NULL, "SISMEMBER %s %u", key,
+			  r->rec.id);
+}
+
 static void on_beat(uv_timer_t *t)
 {
 	struct membership *r = t->data;
 
 	if (r->connected) {
 		beat_now(r);
+		check_drain(r);
 		check_leases(r);
 	} else if (!r->ac) {
 		reconnect(r);
@@ -217,7 +258,9 @@ static int register_sync(struct membership *r, const char *url)
 int membership_start(struct membership *r, uv_loop_t *loop,
 		       const char *url, const char *cluster,
 		       const struct dsm_reg_server *rec,
-		       const struct handler *h, struct session_list *sessions)
+		       const struct handler *h, struct session_list *sessions,
+		       void (*drain_changed)(void *arg, bool on),
+		       void *drain_arg)
 {
 	int err;
 
@@ -225,6 +268,8 @@ int membership_start(struct membership *r, uv_loop_t *loop,
 	r->loop = loop;
 	r->h = h;
 	r->sessions = sessions;
+	r->drain_changed = drain_changed;
+	r->drain_arg = drain_arg;
 	r->rec = *rec;
 	r->rec.pid = getpid();
 	r->rec.started_ms = dsm_reg_now_ms();

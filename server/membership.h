@@ -42,6 +42,10 @@ struct membership {
 	char cluster[DSM_REG_CLUSTER_MAX + 1];
 	struct dsm_reg_server rec;
 	uint64_t connecting_since;      /* ms; 0 when not connecting */
+	/* the drain set said this server drains (on) or not: called on the
+	 * loop when that changes (main.c tells the clients) */
+	void (*drain_changed)(void *arg, bool on);
+	void *drain_arg;
 	bool connected, stopping, warned;
 };
 
@@ -53,7 +57,9 @@ struct membership {
 int membership_start(struct membership *r, uv_loop_t *loop,
 		       const char *url, const char *cluster,
 		       const struct dsm_reg_server *rec,
-		       const struct handler *h, struct session_list *sessions);
+		       const struct handler *h, struct session_list *sessions,
+		       void (*drain_changed)(void *arg, bool on),
+		       void *drain_arg);
 
 /* Deregister (best effort, asynchronously) and let go of the loop. */
 void membership_stop(struct membership *r);

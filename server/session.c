@@ -309,6 +309,19 @@ int session_accept(uv_stream_t *listener, struct handler *h,
 	return 0;
 }
 
+void session_draining(struct session *s, uint64_t id, bool on)
+{
+	struct reply r;
+
+	/* Before AUTH a connection is told nothing; it learns it from the
+	 * HELLO reply anyway. */
+	if (s->closing || !s->hs.authed)
+		return;
+	handler_draining(&r, id, on);
+	if (send_reply(s, &r) < 0)
+		session_close(s);
+}
+
 void session_goodbye(struct session *s, uint64_t id)
 {
 	struct reply r;

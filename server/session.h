@@ -48,6 +48,8 @@ int session_accept(uv_stream_t *listener, struct handler *h,
 		   struct session_list *all);
 /* Queue a GOODBYE with this id behind any replies, then close. */
 void session_goodbye(struct session *s, uint64_t id);
+/* Tell the client whether this server drains (DRAINING message). */
+void session_draining(struct session *s, uint64_t id, bool on);
 /* Close at once, dropping unsent replies. */
 void session_close(struct session *s);
 

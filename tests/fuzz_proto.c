@@ -88,6 +88,7 @@ static void fuzz_decoders(const uint8_t *in, size_t len)
 	ROUND_TRIP(dsm_goodbye, DSM_GOODBYE_SIZE, in, len);
 	ROUND_TRIP(dsm_auth_msg, DSM_AUTH_MSG_SIZE, in, len);
 	ROUND_TRIP(dsm_lease, DSM_LEASE_SIZE, in, len);
+	ROUND_TRIP(dsm_draining, DSM_DRAINING_SIZE, in, len);
 	if (dsm_hello_reply_decode(in, len, &hr) == 0)
 		FUZZ_CHECK(hr.page_size == DSM_PAGE_SIZE);
 	for (uint8_t t = DSM_MSG_READ; t <= DSM_MSG_WRITE; t++) {

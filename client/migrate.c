@@ -1,0 +1,567 @@
+/*
+ * migrate.c - moving a region's extents off a server being drained (room:
+ * placement).
+ *
+ * An operator drains a server (dsmctl drain); the server tells each client
+ * (DRAINING) and takes no new regions.  Here a mover thread finds the
+ * stripes this process keeps there, finds them new homes on the other
+ * servers (placement.c, by free capacity), copies them while the program
+ * keeps running, then frees what the drained server held.
+ *
+ * Moving one stripe, without ever losing a write:
+ *
+ *   1. Under the engine lock, the extent is pointed at its new home and
+ *      marked moving, and a READ of the whole stripe from the old server is
+ *      queued.  Requests to one server go on the wire in the order they
+ *      were decided (outbox.h) and are answered in order, so every
+ *      write-back to the old server decided before this moment is in what
+ *      the READ returns.
+ *   2. While the stripe moves, nothing is fetched from it (fault.c leaves a
+ *      faulting thread blocked), and write-backs to it, which now address
+ *      the new home, are held in the move: sent before the copy, they would
+ *      be overwritten by it.  Pages stay usable locally all along.
+ *   3. When the READ arrives, the copy is queued as a WRITE to the new home,
+ *      the held write-backs after it, the mark comes off, and the threads
+ *      blocked on the stripe are woken: their retry fetches from the new
+ *      home, queued after the copy, so it sees it.
+ *   4. When every stripe on the old server is copied (the WRITEs
+ *      acknowledged), its part is freed there and the registry record of
+ *      the region is written again.
+ *
+ * If the READ fails while the old server is still up (a local error), the
+ * move is undone: the extent and its held write-backs go back to the old
+ * home, and the stripe is tried again on the next pass.  If the old server
+ * is gone, its data is gone with it: pages only it held are poisoned
+ * (SIGBUS, as for any lost server), and resident clean pages become dirty
+ * so that their data reaches the new home.
+ *
+ * One mover thread per process, idle until a server drains; it never
+ * touches a transport (the engine thread sends what it queues).  Lock
+ * order: dsm_eng.lock, then mv.lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster.h"
+#include "engine.h"
+#include "log.h"
+#include "outbox.h"
+#include "util.h"
+
+#define MOVES_IN_FLIGHT 8  /* stripes being copied at once (8 MiB) */
+#define RETRY_MS 2000      /* look again this often while a server drains */
+
+struct dsm_move {
+	struct dsm_region *r;
+	uint32_t ext;             /* its extent: one stripe, index == stripe */
+	uint64_t first;           /* first page */
+	uint32_t n;               /* pages */
+	struct dsm_extent from;   /* where the data was */
+	struct dsm_outbox held;   /* write-backs decided during the copy */
+};
+
+/* The mover thread and its moves in flight; guarded by lock.  Owned by the
+ * library between dsm_migrate_start() and dsm_migrate_stop(). */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool started, quit, kicked;
+	unsigned inflight;        /* moves whose copy is not acknowledged */
+} mv = { .lock = PTHREAD_MUTEX_INITIALIZER,
+	 .cond = PTHREAD_COND_INITIALIZER };
+
+/* ---- one stripe (under dsm_eng.lock) --------------------------------- */
+
+struct dsm_outbox *dsm_move_outbox(const struct dsm_extent *e,
+				   struct dsm_outbox *ob)
+{
+	return e && e->move ? &e->move->held : ob;
+}
+
+static void move_done(struct dsm_move *m)
+{
+	dsm_region_put(m->r);
+	free(m->held.io);
+	free(m);
+	pthread_mutex_lock(&mv.lock);
+	mv.inflight--;
+	pthread_cond_broadcast(&mv.cond);
+	pthread_mutex_unlock(&mv.lock);
+}
+
+/* The data of the stripe's old home is lost: pages only it held raise
+ * SIGBUS; resident clean ones are the last copy and must be written. */
+static void stripe_lost(struct dsm_move *m, int err)
+{
+	struct dsm_region *r = m->r;
+	uint64_t lost = 0;
+
+	for (uint64_t i = m->first; i < m->first + m->n; i++) {
+		struct dsm_page *p = &r->pages[i];
+
+		if (p->state == DSM_PG_CLEAN) {
+			p->state = DSM_PG_DIRTY;
+		} else if (p->state == DSM_PG_INVALID &&
+			   (p->flags & DSM_PGF_ON_SERVER)) {
+			p->state = DSM_PG_LOST;
+			dsm_uffd_poison(&dsm_eng.uffd, dsm_page_addr(p), 4096);
+			lost++;
+		}
+	}
+	dsm_err("moving %u pages at %#llx failed: %s; %llu pages lost "
+		"(they raise SIGBUS when touched)", m->n,
+		(unsigned long long)(r->base + m->first * 4096), strerror(-err),
+		(unsigned long long)lost);
+}
+
+/* Undo a move whose READ failed while the old server is still there. */
+static void move_undo(struct dsm_move *m, struct dsm_extent *e)
+{
+	for (uint32_t i = 0; i < m->held.n; i++) {
+		struct dsm_io *io = &m->held.io[i];
+
+		io->server = m->from.server;
+		io->region_id = m->from.region_id;
+		io->pool_off = m->from.pool_off + (io->pool_off - e->pool_off);
+	}
+	e->server = m->from.server;
+	e->region_id = m->from.region_id;
+	e->pool_off = m->from.pool_off;
+}
+
+static void copy_done(void *arg, int status, const uint8_t *payload,
+		      uint32_t len)
+{
+	struct dsm_move *m = arg;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	if (status && !m->r->dead)
+		stripe_lost(m, status);
+	else if (!status)
+		dsm_eng.c.pages_moved += m->n;
+	move_done(m);
+	pthread_mutex_unlock(&dsm_eng.lock);
+}
+
+/* Queue the copy of the stripe to its new home.  0 or -ENOMEM. */
+static int queue_copy(struct dsm_move *m, const struct dsm_extent *e,
+		      const uint8_t *payload)
+{
+	uint8_t *buf = malloc((size_t)m->n * 4096);
+	struct dsm_io *io = buf ? dsm_outbox_push(&dsm_eng.sendq) : NULL;
+
+	if (!io) {
+		free(buf);
+		return -ENOMEM;
+	}
+	memcpy(buf, payload, (size_t)m->n * 4096);
+	*io = (struct dsm_io){ .type = DSM_MSG_WRITE, .server = e->server,
+			       .region_id = e->region_id,
+			       .pool_off = e->pool_off, .npages = m->n,
+			       .buf = buf, .cap = m->n, .done = copy_done,
+			       .arg = m };
+	return 0;
+}
+
+/* The stripe's data arrived from its old home (or did not).  Returns true
+ * when the move is over (no copy to wait for). */
+static bool read_arrived(struct dsm_move *m, int status,
+			 const uint8_t *payload, uint32_t len)
+{
+	struct dsm_region *r = m->r;
+	struct dsm_extent *e = &r->place.ext[m->ext];
+	bool over = true;
+
+	if (!status && len != m->n * 4096)
+		status = -EPROTO;
+	e->move = NULL;
+	if (r->dead)
+		return true; /* held write-backs go, and fail or not: moot */
+	if (!status)
+		status = queue_copy(m, e, payload);
+	if (!status)
+		over = false;
+	else if (!dsm_eng.servers[m->from.server].lost)
+		move_undo(m, e);
+	else
+		stripe_lost(m, status);
+	/* the held write-backs follow the copy on the wire */
+	if (dsm_outbox_splice(&dsm_eng.sendq, &m->held))
+		dsm_err("cannot queue write-backs held by a move");
+	dsm_uffd_wake(&dsm_eng.uffd, r->base + m->first * 4096,
+		      (size_t)m->n * 4096);
+	return over;
+}
+
+/* Write-backs a failed splice left in the move: fail them, no lock held
+ * (their completions take it). */
+static void fail_held(struct dsm_outbox *held)
+{
+	for (uint32_t i = 0; i < held->n; i++) {
+		held->io[i].done(held->io[i].arg, -ENOMEM, NULL, 0);
+		free(held->io[i].buf);
+	}
+	held->n = 0;
+}
+
+static void read_done(void *arg, int status, const uint8_t *payload,
+		      uint32_t len)
+{
+	struct dsm_move *m = arg;
+	struct dsm_outbox held;
+	bool over;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	over = read_arrived(m, status, payload, len);
+	held = m->held;
+	m->held = (struct dsm_outbox){ 0 };
+	if (over)
+		move_done(m);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	fail_held(&held);
+	free(held.io);
+}
+
+static bool stripe_has_data(const struct dsm_region *r, uint64_t first,
+			    uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (r->pages[first + i].flags & DSM_PGF_ON_SERVER)
+			return true;
+	return false;
+}
+
+/* Point stripe k at its new home and queue the READ of its data. */
+static void move_start(struct dsm_region *r, uint32_t k,
+		       const struct dsm_home *to)
+{
+	struct dsm_extent *e = &r->place.ext[k];
+	struct dsm_move *m = calloc(1, sizeof(*m));
+	struct dsm_extent from = *e;
+
+	if (!m)
+		return; /* stays where it is; the next pass tries again */
+	*m = (struct dsm_move){ .r = r, .ext = k, .first = e->off / 4096,
+				.n = e->len / 4096, .from = from };
+	e->server = to->server;
+	e->region_id = to->region_id;
+	e->pool_off = to->pool_off;
+	if (!stripe_has_data(r, m->first, m->n)) {
+		free(m); /* never written back: nothing to copy */
+		return;
+	}
+	e->move = m;
+	r->refs++;
+	pthread_mutex_lock(&mv.lock);
+	mv.inflight++;
+	pthread_mutex_unlock(&mv.lock);
+	if (dsm_outbox_read(&dsm_eng.sendq, &from, m->first, m->n, read_done,
+			    m) && read_arrived(m, -ENOMEM, NULL, 0))
+		move_done(m);
+}
+
+/* ---- one region ------------------------------------------------------ */
+
+/* One extent per stripe, so a stripe can move alone.  The array was made
+ * with room for one per stripe (placement.c). */
+static void split_stripes(struct dsm_placement *pl, uint64_t size)
+{
+	uint32_t nst = (size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
+	uint32_t k = nst;
+
+	/* from the back, so no extent is overwritten before it is read */
+	for (uint32_t i = pl->n; i-- > 0;) {
+		struct dsm_extent e = pl->ext[i];
+		uint64_t last = (e.off + e.len - 1) / DSM_STRIPE_BYTES;
+
+		for (uint64_t s = last + 1; s-- > e.off / DSM_STRIPE_BYTES;) {
+			uint64_t off = s * DSM_STRIPE_BYTES;
+			uint64_t end = off + DSM_STRIPE_BYTES < e.off + e.len ?
+					       off + DSM_STRIPE_BYTES : e.off + e.len;
+
+			pl->ext[--k] = (struct dsm_extent){
+				.off = off, .len = end - off, .server = e.server,
+				.region_id = e.region_id,
+				.pool_off = e.pool_off + (off - e.off) };
+		}
+	}
+	pl->n = nst;
+}
+
+/* Neighbours contiguous on one server become one extent again. */
+static void merge_extents(struct dsm_placement *pl)
+{
+	uint32_t w = 0;
+
+	for (uint32_t i = 0; i < pl->n; i++) {
+		struct dsm_extent *last = w ? &pl->ext[w - 1] : NULL;
+		const struct dsm_extent *e = &pl->ext[i];
+
+		if (last && last->server == e->server &&
+		    last->region_id == e->region_id &&
+		    last->pool_off + last->len == e->pool_off)
+			last->len += e->len;
+		else
+			pl->ext[w++] = *e;
+	}
+	pl->n = w;
+}
+
+/* The stripes of r on draining servers: their indexes and lengths. */
+static uint32_t stripes_to_move(const struct dsm_region *r, uint32_t *idx,
+				uint64_t *len)
+{
+	uint32_t nst = (r->size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
+	uint32_t n = 0;
+
+	for (uint32_t k = 0; k < nst; k++) {
+		const struct dsm_extent *e =
+			dsm_region_extent(r, k * (DSM_STRIPE_BYTES / 4096));
+
+		if (!dsm_eng.servers[e->server].draining)
+			continue;
+		idx[n] = k;
+		len[n++] = r->size - (uint64_t)k * DSM_STRIPE_BYTES <
+					   DSM_STRIPE_BYTES ?
+				   r->size - (uint64_t)k * DSM_STRIPE_BYTES :
+				   DSM_STRIPE_BYTES;
+	}
+	return n;
+}
+
+/* Take the parts no extent uses any more out of r (into gone). */
+static void unused_parts(struct dsm_region *r, struct dsm_placement *gone)
+{
+	struct dsm_placement *pl = &r->place;
+	uint32_t w = 0;
+
+	for (uint32_t i = 0; i < pl->nparts; i++) {
+		const struct dsm_part *p = &pl->part[i];
+		bool used = false;
+
+		for (uint32_t j = 0; j < pl->n && !used; j++)
+			used = pl->ext[j].server == p->server &&
+			       pl->ext[j].region_id == p->region_id;
+		if (used)
+			pl->part[w++] = *p;
+		else
+			gone->part[gone->nparts++] = *p;
+	}
+	pl->nparts = w;
+}
+
+static void wait_inflight(unsigned below)
+{
+	pthread_mutex_lock(&mv.lock);
+	while (mv.inflight >= below && (below || mv.inflight))
+		pthread_cond_wait(&mv.cond, &mv.lock);
+	pthread_mutex_unlock(&mv.lock);
+}
+
+/* Add the parts granted for the move to r.  false: r is gone (or memory
+ * is short), and the caller frees them. */
+static bool attach_parts(struct dsm_region *r, const struct dsm_part *part,
+			 uint32_t n)
+{
+	struct dsm_placement *pl = &r->place;
+	struct dsm_part *v;
+
+	if (r->dead)
+		return false;
+	v = realloc(pl->part, (pl->nparts + n) * sizeof(*v));
+	if (!v)
+		return false;
+	memcpy(v + pl->nparts, part, n * sizeof(*v));
+	pl->part = v;
+	pl->nparts += n;
+	split_stripes(pl, r->size);
+	return true;
+}
+
+/* Copy the stripes, MOVES_IN_FLIGHT at a time, and wait for the last. */
+static void copy_stripes(struct dsm_region *r, const uint32_t *idx,
+			 const struct dsm_home *home, uint32_t n)
+{
+	for (uint32_t j = 0; j < n; j++) {
+		wait_inflight(MOVES_IN_FLIGHT);
+		pthread_mutex_lock(&dsm_eng.lock);
+		if (!r->dead)
+			move_start(r, idx[j], &home[j]);
+		pthread_mutex_unlock(&dsm_eng.lock);
+		dsm_engine_kick();
+	}
+	wait_inflight(0);
+}
+
+/* Free what r no longer uses on its old servers; record where it is. */
+static void finish_region(struct dsm_region *r)
+{
+	struct dsm_placement gone = { 0 };
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	gone.part = calloc(r->place.nparts ? r->place.nparts : 1,
+			   sizeof(*gone.part));
+	if (!r->dead && gone.part) {
+		merge_extents(&r->place);
+		unused_parts(r, &gone);
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	dsm_unplace(&gone);
+	free(gone.part);
+	dsm_cluster_region_moved(r);
+}
+
+/* Move r's stripes off draining servers.  Returns the pages moved... in
+ * bytes, for the log. */
+static uint64_t migrate_region(struct dsm_region *r)
+{
+	uint32_t nst = (r->size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
+	uint32_t *idx = calloc(nst, sizeof(*idx));
+	uint64_t *len = calloc(nst, sizeof(*len)), bytes = 0;
+	struct dsm_home *home = calloc(nst, sizeof(*home));
+	struct dsm_placement granted = { 0 };
+	uint32_t n = 0;
+	int err = -ENOMEM;
+
+	granted.part = calloc(dsm_eng.nservers, sizeof(*granted.part));
+	if (!idx || !len || !home || !granted.part)
+		goto out;
+	pthread_mutex_lock(&dsm_eng.lock);
+	if (!r->dead)
+		n = stripes_to_move(r, idx, len);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (!n)
+		goto out;
+	err = dsm_place_stripes(len, n, granted.part, &granted.nparts, home);
+	if (err) {
+		dsm_err("cannot move region %#llx off the servers being "
+			"drained: %s; it stays there, trying again in %d ms",
+			(unsigned long long)r->base,
+			err == -ENOMEM ? "the other servers lack room" :
+					 strerror(-err), RETRY_MS);
+		goto out;
+	}
+	pthread_mutex_lock(&dsm_eng.lock);
+	if (!attach_parts(r, granted.part, granted.nparts))
+		err = -ECANCELED;
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (err) {
+		dsm_unplace(&granted);
+		goto out;
+	}
+	copy_stripes(r, idx, home, n);
+	finish_region(r);
+	for (uint32_t j = 0; j < n; j++)
+		bytes += len[j];
+out:
+	free(idx);
+	free(len);
+	free(home);
+	free(granted.part);
+	return bytes;
+}
+
+/* ---- the mover thread ------------------------------------------------ */
+
+/* Every live region, held (refs) so that dsm_free cannot pull it away
+ * while it moves; NULL (n = 0) if no server drains. */
+static struct dsm_region **snapshot(uint32_t *n)
+{
+	struct dsm_region **v = NULL;
+	bool draining = false;
+
+	*n = 0;
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++)
+		draining |= dsm_eng.servers[i].draining;
+	if (draining && dsm_eng.nregions &&
+	    (v = malloc(dsm_eng.nregions * sizeof(*v)))) {
+		*n = dsm_eng.nregions;
+		for (uint32_t i = 0; i < *n; i++) {
+			v[i] = dsm_eng.regions[i];
+			v[i]->refs++;
+		}
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	return v;
+}
+
+static void migrate_all(void)
+{
+	uint64_t t0 = dsm_now_ns(), bytes = 0;
+	uint32_t n;
+	struct dsm_region **v = snapshot(&n);
+
+	for (uint32_t i = 0; i < n; i++)
+		bytes += migrate_region(v[i]);
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < n; i++)
+		dsm_region_put(v[i]);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	free(v);
+	if (bytes)
+		dsm_info("moved %llu MiB off the servers being drained in "
+			 "%llu ms", (unsigned long long)(bytes >> 20),
+			 (unsigned long long)((dsm_now_ns() - t0) / 1000000));
+}
+
+static void *mover_main(void *arg)
+{
+	struct timespec until;
+
+	pthread_mutex_lock(&mv.lock);
+	while (!mv.quit) {
+		if (!mv.kicked) {
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += RETRY_MS / 1000;
+			pthread_cond_timedwait(&mv.cond, &mv.lock, &until);
+		}
+		if (mv.quit)
+			break;
+		mv.kicked = false;
+		pthread_mutex_unlock(&mv.lock);
+		migrate_all();
+		pthread_mutex_lock(&mv.lock);
+	}
+	pthread_mutex_unlock(&mv.lock);
+	return NULL;
+}
+
+void dsm_migrate_server_draining(uint32_t server, bool on)
+{
+	pthread_mutex_lock(&dsm_eng.lock);
+	dsm_eng.servers[server].draining = on;
+	pthread_mutex_unlock(&dsm_eng.lock);
+	pthread_mutex_lock(&mv.lock);
+	mv.kicked = true;
+	pthread_cond_broadcast(&mv.cond);
+	pthread_mutex_unlock(&mv.lock);
+}
+
+int dsm_migrate_start(void)
+{
+	int err;
+
+	mv.quit = false;
+	mv.kicked = false;
+	err = -pthread_create(&mv.thread, NULL, mover_main, NULL);
+	if (err)
+		dsm_err("cannot start the mover thread: %s", strerror(-err));
+	mv.started = !err;
+	return err;
+}
+
+void dsm_migrate_stop(void)
+{
+	if (!mv.started)
+		return;
+	pthread_mutex_lock(&mv.lock);
+	mv.quit = true;
+	pthread_cond_broadcast(&mv.cond);
+	pthread_mutex_unlock(&mv.lock);
+	pthread_join(mv.thread, NULL);
+	mv.started = false;
+}

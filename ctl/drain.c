@@ -1,0 +1,244 @@
+/*
+ * drain.c - `dsmctl drain SERVER`: empty a server while its clients run
+ * (room: CLI).
+ *
+ * dsmctl only states the intent, in the registry's drain set; the work is
+ * done by the others.  The server sees it with its next heartbeat, stops
+ * taking regions and tells its clients; each client moves its stripes to
+ * other servers and frees them on the drained one (client/migrate.c).
+ * dsmctl then watches the server's record until it holds nothing.
+ *
+ * Before anything changes, the drain is checked: the server must be live,
+ * and the servers that stay must have room for what it holds.  A drain
+ * refused changes nothing.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "util.h"
+
+#define POLL_MS 100        /* how often the registry is read */
+#define PROGRESS_MS 1000   /* how often progress is printed */
+
+/* Bytes of region extents the registry still places on server id, and in
+ * how many regions. */
+static uint64_t placed_on(const struct snapshot *s, uint32_t id,
+			  size_t *nregions)
+{
+	uint64_t bytes = 0;
+
+	*nregions = 0;
+	for (size_t i = 0; i < s->nrgn; i++) {
+		uint64_t b = 0;
+
+		for (uint32_t j = 0; j < s->rgn[i].n; j++)
+			if (s->rgn[i].ext[j].server == id)
+				b += s->rgn[i].ext[j].len;
+		*nregions += b != 0;
+		bytes += b;
+	}
+	return bytes;
+}
+
+/* Free space on the live servers other than id that are not draining. */
+static uint64_t room_elsewhere(const struct snapshot *s, uint32_t id,
+			       size_t *nservers)
+{
+	uint64_t room = 0;
+
+	*nservers = 0;
+	for (size_t i = 0; i < s->nsrv; i++) {
+		const struct dsm_reg_server *v = &s->srv[i];
+
+		if (v->id == id || v->draining)
+			continue;
+		(*nservers)++;
+		room += v->capacity > v->used ? v->capacity - v->used : 0;
+	}
+	return room;
+}
+
+/* Can the others take what server v holds?  Prints why not. */
+static int check_room(const struct ctl *c, const struct snapshot *s,
+		      const struct dsm_reg_server *v)
+{
+	char have[32], need[32];
+	size_t n;
+	uint64_t room = room_elsewhere(s, v->id, &n);
+
+	if (!n) {
+		fprintf(stderr, "dsmctl: cannot drain server %u: no other "
+			"server in cluster %s takes regions; start one "
+			"first\n", v->id, c->cluster);
+		return EXIT_RUNTIME;
+	}
+	if (room < v->used) {
+		fprintf(stderr, "dsmctl: cannot drain server %u: it holds %s "
+			"and the other servers have %s free; add capacity "
+			"first\n", v->id,
+			dsm_fmt_bytes(v->used, need, sizeof(need)),
+			dsm_fmt_bytes(room, have, sizeof(have)));
+		return EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+static int set_drain(struct dsm_reg *reg, const struct ctl *c, bool on)
+{
+	int err = dsm_reg_set_drain(reg, c->server_id, on);
+
+	if (err)
+		fprintf(stderr, "dsmctl: cannot %s the drain of server %u at "
+			"%s: %s\n", on ? "record" : "cancel", c->server_id,
+			dsm_reg_url(reg), strerror(-err));
+	return err ? EXIT_RUNTIME : 0;
+}
+
+/* Who still has extents on the server, for a drain that did not end. */
+static void report_left(const struct snapshot *s, uint32_t id)
+{
+	for (size_t i = 0; i < s->nrgn; i++) {
+		const struct dsm_reg_region *r = &s->rgn[i];
+		uint64_t b = 0;
+		char size[32];
+
+		for (uint32_t j = 0; j < r->n; j++)
+			if (r->ext[j].server == id)
+				b += r->ext[j].len;
+		if (b)
+			fprintf(stderr, "  region %" PRIu64 " of client %"
+				PRIu64 ": %s there\n", r->id, r->owner,
+				dsm_fmt_bytes(b, size, sizeof(size)));
+	}
+}
+
+static void print_result(const struct ctl *c, bool drained, double secs,
+			 uint64_t left)
+{
+	if (c->json)
+		printf("{\"server\": %u, \"drained\": %s, \"seconds\": %.3f, "
+		       "\"bytes_left\": %" PRIu64 "}\n", c->server_id,
+		       drained ? "true" : "false", secs, left);
+	else if (drained)
+		printf("server %u drained in %.1f s: it holds nothing and can "
+		       "be stopped ('dsmctl drain --cancel %u' puts it back in "
+		       "service)\n", c->server_id, secs, c->server_id);
+}
+
+/* One look at the registry: 1 drained, 0 not yet, or an exit status. */
+static int look(struct dsm_reg *reg, const struct ctl *c, struct snapshot *s,
+		uint64_t *left)
+{
+	const struct dsm_reg_server *v;
+	int rc;
+
+	snapshot_free(s);
+	memset(s, 0, sizeof(*s));
+	rc = snapshot_fetch(reg, c, NEED_SERVERS | NEED_REGIONS, s);
+	if (rc)
+		return -rc;
+	v = find_server(s, c->server_id);
+	if (!v) {
+		fprintf(stderr, "dsmctl: server %u left the registry while "
+			"draining (stopped or crashed?)\n", c->server_id);
+		return -EXIT_RUNTIME;
+	}
+	*left = v->used;
+	return v->draining && v->used == 0;
+}
+
+static void progress(const struct snapshot *s, uint32_t id, uint64_t left)
+{
+	char b[32], p[32];
+	size_t n;
+	uint64_t placed = placed_on(s, id, &n);
+
+	printf("  %s left on server %u; the registry places %s of %zu "
+	       "regions there\n", dsm_fmt_bytes(left, b, sizeof(b)), id,
+	       dsm_fmt_bytes(placed, p, sizeof(p)), n);
+	fflush(stdout);
+}
+
+/* Watch until the server is empty or the time is up. */
+static int wait_drained(struct dsm_reg *reg, const struct ctl *c)
+{
+	uint64_t timeout = c->timeout_ms ? c->timeout_ms :
+					   DRAIN_DEFAULT_TIMEOUT_S * 1000ULL;
+	uint64_t t0 = dsm_reg_now_ms(), last = t0, left = 0, now;
+	struct snapshot s = { 0 };
+	int rc;
+
+	while ((rc = look(reg, c, &s, &left)) == 0) {
+		now = dsm_reg_now_ms();
+		if (now - t0 >= timeout)
+			break;
+		if (!c->json && now - last >= PROGRESS_MS) {
+			progress(&s, c->server_id, left);
+			last = now;
+		}
+		usleep(POLL_MS * 1000);
+	}
+	if (rc == 1) {
+		print_result(c, true, (dsm_reg_now_ms() - t0) / 1e3, 0);
+		rc = 0;
+	} else if (rc == 0) {
+		char b[32];
+
+		fprintf(stderr, "dsmctl: server %u still holds %s after %" PRIu64
+			" s; the drain stays in effect and clients keep "
+			"trying ('dsmctl drain --cancel %u' ends it).  Regions "
+			"the registry still places there:\n", c->server_id,
+			dsm_fmt_bytes(left, b, sizeof(b)), timeout / 1000,
+			c->server_id);
+		report_left(&s, c->server_id);
+		print_result(c, false, (dsm_reg_now_ms() - t0) / 1e3, left);
+		rc = EXIT_RUNTIME;
+	} else {
+		rc = -rc;
+	}
+	snapshot_free(&s);
+	return rc;
+}
+
+int drain_run(struct dsm_reg *reg, const struct ctl *c)
+{
+	struct snapshot s = { 0 };
+	const struct dsm_reg_server *v;
+	char used[32];
+	size_t n;
+	int rc = snapshot_fetch(reg, c, NEED_SERVERS | NEED_REGIONS, &s);
+
+	if (rc)
+		goto out;
+	v = find_server(&s, c->server_id);
+	if (!v) {
+		fprintf(stderr, "dsmctl: no live server %u in cluster %s "
+			"('dsmctl servers' lists them)\n", c->server_id,
+			c->cluster);
+		rc = EXIT_RUNTIME;
+		goto out;
+	}
+	if (c->cancel) {
+		rc = set_drain(reg, c, false);
+		if (!rc && !c->json)
+			printf("server %u: drain cancelled; it takes new "
+			       "regions again\n", c->server_id);
+		goto out;
+	}
+	if ((rc = check_room(c, &s, v)) || (rc = set_drain(reg, c, true)))
+		goto out;
+	if (!c->json)
+		printf("draining server %u (%s): %s in %zu regions to move\n",
+		       v->id, v->addr, dsm_fmt_bytes(v->used, used, sizeof(used)),
+		       (placed_on(&s, v->id, &n), n));
+	fflush(stdout);
+	if (!c->no_wait)
+		rc = wait_drained(reg, c);
+out:
+	snapshot_free(&s);
+	return rc;
+}

@@ -1,0 +1,168 @@
+/*
+ * drain_load.c - a client that keeps checking its far memory while a
+ * server is drained under it (tests/test_drain.sh, bench/drain.sh).  Not
+ * a test on its own.
+ *
+ *   drain_load MIB [THREADS]
+ *
+ * Joins the cluster of DSM_REGISTRY (or DSM_SERVERS), allocates MIB MiB,
+ * writes every word of it (so every stripe has data on its server), prints
+ * "ready", then runs THREADS threads (default 4) of random reads and
+ * writes, each read checked against a private reference, until SIGTERM or
+ * SIGINT.  SIGUSR1 starts the latency record afresh (bench/drain.sh sends
+ * it as the drain begins).  Then it checks every word once more and
+ * prints one line:
+ *
+ *   done ops=N mismatches=M pages_moved=P access_p50_us=X access_p99_us=Y
+ *
+ * The access latencies are measured in the threads, around each access
+ * that took a fault or not: what the program saw, waits on a moving
+ * stripe included.  Exit 0 only if nothing mismatched.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dsm.h"
+
+#define MAX_THREADS 16
+#define HIST 4096 /* microseconds, one bucket each; the last is >= */
+
+static uint64_t *far, *ref;
+static uint64_t nwords;
+static unsigned nthreads = 4;
+static atomic_int stop;
+static atomic_uint_fast64_t ops, mismatches;
+static atomic_uint_fast64_t hist[HIST];
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	return x ^ (x >> 33);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void check(uint64_t w, uint64_t got)
+{
+	if (got != ref[w] && atomic_fetch_add(&mismatches, 1) < 5)
+		fprintf(stderr, "drain_load: word %llu: got %#llx want %#llx\n",
+			(unsigned long long)w, (unsigned long long)got,
+			(unsigned long long)ref[w]);
+}
+
+/* Thread t owns the words w with w % nthreads == t: no word is raced on,
+ * but every page is shared. */
+static void *worker(void *arg)
+{
+	uint64_t t = (uintptr_t)arg, seed = mix(t + 77), n = 0;
+
+	while (!stop) {
+		uint64_t w, v, t0, us;
+
+		seed = mix(seed);
+		w = (seed % (nwords / nthreads)) * nthreads + t;
+		t0 = now_ns();
+		v = far[w];
+		if (seed & 1) {
+			far[w] = mix(seed ^ w);
+		}
+		us = (now_ns() - t0) / 1000;
+		atomic_fetch_add(&hist[us < HIST ? us : HIST - 1], 1);
+		check(w, v);
+		if (seed & 1)
+			ref[w] = mix(seed ^ w);
+		n++;
+	}
+	atomic_fetch_add(&ops, n);
+	return NULL;
+}
+
+static uint64_t percentile(double pct)
+{
+	uint64_t total = 0, seen = 0;
+
+	for (int i = 0; i < HIST; i++)
+		total += hist[i];
+	for (int i = 0; i < HIST; i++) {
+		seen += hist[i];
+		if (total && seen * 100.0 >= total * pct)
+			return i;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	pthread_t th[MAX_THREADS];
+	struct dsm_stats st;
+	sigset_t sigs;
+	int sig;
+	uint64_t mib = argc > 1 ? strtoull(argv[1], NULL, 10) : 0;
+	int err;
+
+	if (argc > 2)
+		nthreads = atoi(argv[2]);
+	if (!mib || !nthreads || nthreads > MAX_THREADS) {
+		fprintf(stderr, "usage: drain_load MIB [THREADS (1-16)]\n");
+		return 2;
+	}
+	/* signals are taken by sigwait in this thread only */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	err = dsm_init(NULL);
+	if (err) {
+		fprintf(stderr, "drain_load: dsm_init: %s\n", dsm_strerror(err));
+		return 1;
+	}
+	nwords = (mib << 20) / 8;
+	far = dsm_alloc(mib << 20);
+	ref = calloc(nwords, 8);
+	if (!far || !ref) {
+		perror("drain_load: allocating");
+		return 1;
+	}
+	for (uint64_t w = 0; w < nwords; w++)
+		far[w] = ref[w] = mix(w);
+	printf("ready\n");
+	fflush(stdout);
+	for (unsigned t = 0; t < nthreads; t++)
+		pthread_create(&th[t], NULL, worker, (void *)(uintptr_t)t);
+	while (!sigwait(&sigs, &sig) && sig == SIGUSR1)
+		for (int i = 0; i < HIST; i++)
+			atomic_store(&hist[i], 0);
+	atomic_store(&stop, 1);
+	for (unsigned t = 0; t < nthreads; t++)
+		pthread_join(th[t], NULL);
+	for (uint64_t w = 0; w < nwords; w++)
+		check(w, far[w]);
+	dsm_stats(&st);
+	printf("done ops=%llu mismatches=%llu pages_moved=%llu "
+	       "access_p50_us=%llu access_p99_us=%llu\n",
+	       (unsigned long long)ops, (unsigned long long)mismatches,
+	       (unsigned long long)st.pages_moved,
+	       (unsigned long long)percentile(50),
+	       (unsigned long long)percentile(99));
+	fflush(stdout);
+	dsm_free(far);
+	dsm_shutdown();
+	return mismatches ? 1 : 0;
+}
