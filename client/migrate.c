@@ -35,6 +35,11 @@
  * (SIGBUS, as for any lost server), and resident clean pages become dirty
  * so that their data reaches the new home.
  *
+ * Tests can widen step 2 with DSM_TEST_MOVE_STALL_MS: the mover then
+ * waits that long between marking a stripe moving and queueing its READ,
+ * as if the old server were slow to answer, so that write-backs and faults
+ * meet moving stripes often (tests/test_drain.sh).  Nothing else changes.
+ *
  * One mover thread per process, idle until a server drains; it never
  * touches a transport (the engine thread sends what it queues).  Lock
  * order: dsm_eng.lock, then mv.lock.
@@ -43,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cluster.h"
 #include "engine.h"
@@ -70,6 +76,7 @@ static struct {
 	pthread_t thread;
 	bool started, quit, kicked;
 	unsigned inflight;        /* moves whose copy is not acknowledged */
+	unsigned stall_ms;        /* DSM_TEST_MOVE_STALL_MS; set at start */
 } mv = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	 .cond = PTHREAD_COND_INITIALIZER };
 
@@ -234,16 +241,17 @@ static bool stripe_has_data(const struct dsm_region *r, uint64_t first,
 	return false;
 }
 
-/* Point stripe k at its new home and queue the READ of its data. */
-static void move_start(struct dsm_region *r, uint32_t k,
-		       const struct dsm_home *to)
+/* Point stripe k at its new home.  Returns the move, whose READ the
+ * caller queues (move_read), or NULL if there is nothing to copy. */
+static struct dsm_move *move_start(struct dsm_region *r, uint32_t k,
+				   const struct dsm_home *to)
 {
 	struct dsm_extent *e = &r->place.ext[k];
 	struct dsm_move *m = calloc(1, sizeof(*m));
 	struct dsm_extent from = *e;
 
 	if (!m)
-		return; /* stays where it is; the next pass tries again */
+		return NULL; /* stays where it is; the next pass tries again */
 	*m = (struct dsm_move){ .r = r, .ext = k, .first = e->off / 4096,
 				.n = e->len / 4096, .from = from };
 	e->server = to->server;
@@ -251,15 +259,21 @@ static void move_start(struct dsm_region *r, uint32_t k,
 	e->pool_off = to->pool_off;
 	if (!stripe_has_data(r, m->first, m->n)) {
 		free(m); /* never written back: nothing to copy */
-		return;
+		return NULL;
 	}
 	e->move = m;
 	r->refs++;
 	pthread_mutex_lock(&mv.lock);
 	mv.inflight++;
 	pthread_mutex_unlock(&mv.lock);
-	if (dsm_outbox_read(&dsm_eng.sendq, &from, m->first, m->n, read_done,
-			    m) && read_arrived(m, -ENOMEM, NULL, 0))
+	return m;
+}
+
+/* Queue the READ of the stripe's data from its old home. */
+static void move_read(struct dsm_move *m)
+{
+	if (dsm_outbox_read(&dsm_eng.sendq, &m->from, m->first, m->n,
+			    read_done, m) && read_arrived(m, -ENOMEM, NULL, 0))
 		move_done(m);
 }
 
@@ -386,10 +400,19 @@ static void copy_stripes(struct dsm_region *r, const uint32_t *idx,
 			 const struct dsm_home *home, uint32_t n)
 {
 	for (uint32_t j = 0; j < n; j++) {
+		struct dsm_move *m = NULL;
+
 		wait_inflight(MOVES_IN_FLIGHT);
 		pthread_mutex_lock(&dsm_eng.lock);
 		if (!r->dead)
-			move_start(r, idx[j], &home[j]);
+			m = move_start(r, idx[j], &home[j]);
+		if (m && mv.stall_ms) { /* a test's slow server: see above */
+			pthread_mutex_unlock(&dsm_eng.lock);
+			usleep(mv.stall_ms * 1000);
+			pthread_mutex_lock(&dsm_eng.lock);
+		}
+		if (m)
+			move_read(m);
 		pthread_mutex_unlock(&dsm_eng.lock);
 		dsm_engine_kick();
 	}
@@ -547,6 +570,9 @@ int dsm_migrate_start(void)
 
 	mv.quit = false;
 	mv.kicked = false;
+	mv.stall_ms = 0;
+	if (getenv("DSM_TEST_MOVE_STALL_MS"))
+		mv.stall_ms = atoi(getenv("DSM_TEST_MOVE_STALL_MS"));
 	err = -pthread_create(&mv.thread, NULL, mover_main, NULL);
 	if (err)
 		dsm_err("cannot start the mover thread: %s", strerror(-err));

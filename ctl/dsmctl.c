@@ -30,7 +30,7 @@ static bool drain_option(const char *arg, struct ctl *c);
  * writes them. */
 #define SERVER_JSON \
 	"{id, addr, host, pid, capacity, used, regions, clients,\n" \
-	"    started_ms, heartbeat_ms}"
+	"    started_ms, heartbeat_ms, state}"
 #define REGION_JSON "{id, name, size, owner, created_ms,\n" \
 	"    extents: [{off, len, server, region_id, pool_off}, ...]}"
 

@@ -93,6 +93,7 @@ static void json_server(struct json *j, const struct dsm_reg_server *v)
 	json_uint(j, "clients", v->clients);
 	json_uint(j, "started_ms", v->started_ms);
 	json_uint(j, "heartbeat_ms", v->heartbeat_ms);
+	json_str(j, "state", v->draining ? "draining" : "serving");
 	json_close(j, '}');
 }
 

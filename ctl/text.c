@@ -232,10 +232,10 @@ static void print_servers_table(const struct snapshot *s)
 {
 	static const char *const head[] = { ">ID", "ADDRESS", ">CAPACITY",
 					    ">USED", ">REGIONS", ">CLIENTS",
-					    ">HEARTBEAT" };
+					    ">HEARTBEAT", "STATE" };
 	struct table t;
 
-	table_init(&t, 7, head);
+	table_init(&t, 8, head);
 	for (size_t i = 0; i < s->nsrv; i++) {
 		const struct dsm_reg_server *v = &s->srv[i];
 		char id[24], cap[32], used[32], rg[24], cl[24], beat[32];
@@ -247,7 +247,8 @@ static void print_servers_table(const struct snapshot *s)
 			fmt_u64(v->regions, rg, sizeof(rg)),
 			fmt_u64(v->clients, cl, sizeof(cl)),
 			fmt_age(v->heartbeat_ms, s->now_ms, beat,
-				sizeof(beat)) });
+				sizeof(beat)),
+			v->draining ? "draining" : "serving" });
 	}
 	table_done(&t);
 }

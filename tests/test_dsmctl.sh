@@ -90,11 +90,12 @@ if run 0 --json servers; then
 	# shellcheck disable=SC2086 # one argument per pid
 	json '
 fields = {"id", "addr", "host", "pid", "capacity", "used", "regions",
-          "clients", "started_ms", "heartbeat_ms"}
+          "clients", "started_ms", "heartbeat_ms", "state"}
 assert isinstance(doc, list) and len(doc) == 3, doc
 for s in doc:
     assert set(s) == fields, s
-    assert all(isinstance(s[f], int) for f in fields - {"addr", "host"}), s
+    assert all(isinstance(s[f], int) for f in fields - {"addr", "host", "state"}), s
+    assert s["state"] == "serving", s
     assert s["capacity"] == int(args[0]), s
 assert sorted(s["addr"] for s in doc) == sorted(args[1:4]), doc
 assert sorted(s["pid"] for s in doc) == sorted(map(int, args[4:])), doc
