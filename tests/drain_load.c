@@ -9,9 +9,12 @@
  * writes every word of it (so every stripe has data on its server), prints
  * "ready", then runs THREADS threads (default 4) of random reads and
  * writes, each read checked against a private reference, until SIGTERM or
- * SIGINT.  SIGUSR1 starts the latency record afresh (bench/drain.sh sends
- * it as the drain begins).  Then it checks every word once more and
- * prints one line:
+ * SIGINT.  SIGUSR1 prints the access latencies since the previous SIGUSR1
+ * (or the start) and starts the record afresh, for bench/drain.sh:
+ *
+ *   window ops=N access_p50_us=X access_p99_us=Y
+ *
+ * At the end it checks every word once more and prints one line:
  *
  *   done ops=N mismatches=M pages_moved=P access_p50_us=X access_p99_us=Y
  *
@@ -32,7 +35,7 @@
 #include "dsm.h"
 
 #define MAX_THREADS 16
-#define HIST 4096 /* microseconds, one bucket each; the last is >= */
+#define HIST 100000 /* microseconds, one bucket each; the last is >= */
 
 static uint64_t *far, *ref;
 static uint64_t nwords;
@@ -93,12 +96,19 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static uint64_t percentile(double pct)
+static uint64_t recorded(void)
 {
-	uint64_t total = 0, seen = 0;
+	uint64_t total = 0;
 
 	for (int i = 0; i < HIST; i++)
 		total += hist[i];
+	return total;
+}
+
+static uint64_t percentile(double pct)
+{
+	uint64_t total = recorded(), seen = 0;
+
 	for (int i = 0; i < HIST; i++) {
 		seen += hist[i];
 		if (total && seen * 100.0 >= total * pct)
@@ -146,9 +156,15 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	for (unsigned t = 0; t < nthreads; t++)
 		pthread_create(&th[t], NULL, worker, (void *)(uintptr_t)t);
-	while (!sigwait(&sigs, &sig) && sig == SIGUSR1)
+	while (!sigwait(&sigs, &sig) && sig == SIGUSR1) {
+		printf("window ops=%llu access_p50_us=%llu access_p99_us=%llu\n",
+		       (unsigned long long)recorded(),
+		       (unsigned long long)percentile(50),
+		       (unsigned long long)percentile(99));
+		fflush(stdout);
 		for (int i = 0; i < HIST; i++)
 			atomic_store(&hist[i], 0);
+	}
 	atomic_store(&stop, 1);
 	for (unsigned t = 0; t < nthreads; t++)
 		pthread_join(th[t], NULL);
