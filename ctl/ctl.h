@@ -31,7 +31,11 @@
 
 /* What the command line asked for. */
 struct ctl {
-	const char *url;
+	const char *given_url;  /* --registry or DSM_REGISTRY, as given */
+	const char *url;        /* for output: addr.url, password redacted */
+	const char *pass_file;  /* the registry's password, or NULL */
+	const char *pass_opt;   /* where pass_file came from */
+	struct dsm_reg_addr addr;
 	const char *cluster;
 	bool json;
 	uint64_t region_id;     /* region show */
@@ -74,7 +78,7 @@ struct command {
 /* ---- snapshot.c ---------------------------------------------------------- */
 
 /* These print what went wrong and return EXIT_RUNTIME, else 0. */
-int open_registry(const struct ctl *c, struct dsm_reg **reg);
+int open_registry(struct ctl *c, struct dsm_reg **reg);
 int snapshot_fetch(struct dsm_reg *reg, const struct ctl *c, unsigned need,
 		   struct snapshot *s);
 /* Frees what snapshot_fetch got, even in part; s must have started

@@ -122,12 +122,19 @@ static const char *const exit_help =
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: dsmctl [--registry URL] [--cluster NAME] [--json] COMMAND [ARGS]\n"
+		"usage: dsmctl [--registry URL] [--registry-password-file FILE]\n"
+		"              [--cluster NAME] [--json] COMMAND [ARGS]\n"
 		"\n"
 		"Shows a dsm cluster as its registry (Redis) sees it.\n"
 		"\n"
 		"  --registry URL  the registry, redis://HOST[:PORT] (default:\n"
 		"                  $DSM_REGISTRY; one of the two is required)\n"
+		"  --registry-password-file FILE\n"
+		"                  the registry's Redis password, alone in FILE\n"
+		"                  (mode 0600; default: $DSM_REGISTRY_PASSWORD_FILE).\n"
+		"                  redis://[USER]:PASSWORD@HOST works too, but\n"
+		"                  shows in ps; redis://USER@HOST takes an ACL\n"
+		"                  user's password from the file\n"
 		"  --cluster NAME  cluster to show (default: $DSM_CLUSTER, else\n"
 		"                  '" DSM_REG_DEFAULT_CLUSTER "')\n"
 		"  --json          print one JSON document instead of tables\n"
@@ -176,6 +183,7 @@ static int parse_globals(int argc, char **argv, struct ctl *c)
 {
 	static const struct option longs[] = {
 		{ "registry", required_argument, NULL, 'r' },
+		{ "registry-password-file", required_argument, NULL, 'P' },
 		{ "cluster", required_argument, NULL, 'C' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -187,7 +195,8 @@ static int parse_globals(int argc, char **argv, struct ctl *c)
 	/* '+': stop at the command, whose options are its own */
 	while ((o = getopt_long(argc, argv, "+:h", longs, NULL)) != -1) {
 		switch (o) {
-		case 'r': c->url = optarg; break;
+		case 'r': c->given_url = optarg; break;
+		case 'P': c->pass_file = optarg; break;
 		case 'C': c->cluster = optarg; break;
 		case 'j': c->json = true; break;
 		case 'h': usage(stdout); exit(0);
@@ -304,21 +313,32 @@ static void parse_region_id(struct ctl *c, char **args)
 }
 
 /* Where the registry is: option, else environment, checked before any
- * connection so that a typo is a usage error and not a timeout. */
+ * connection so that a typo is a usage error and not a timeout.  The
+ * password file is only named here; open_registry reads it. */
 static void resolve_registry(struct ctl *c)
 {
-	struct dsm_reg_addr a;
-	const char *url_from = c->url ? "--registry" : "DSM_REGISTRY";
+	const char *url_from = c->given_url ? "--registry" : "DSM_REGISTRY";
 	const char *cluster_from = c->cluster ? "--cluster" : "DSM_CLUSTER";
+	char shown[320];
 
-	if (!c->url)
-		c->url = env("DSM_REGISTRY");
-	if (!c->url)
+	if (!c->given_url)
+		c->given_url = env("DSM_REGISTRY");
+	if (!c->given_url)
 		die_usage(NULL, "no registry given: pass --registry "
 			  "redis://HOST:PORT or set DSM_REGISTRY");
-	if (dsm_reg_parse_url(c->url, &a))
-		die_usage(NULL, "bad %s '%s': want redis://HOST[:PORT]",
-			  url_from, c->url);
+	if (dsm_reg_parse_url(c->given_url, &c->addr))
+		die_usage(NULL, "bad %s '%s': want "
+			  "redis://[[USER]:PASSWORD@]HOST[:PORT]", url_from,
+			  dsm_reg_redact(c->given_url, shown, sizeof(shown)));
+	dsm_reg_addr_wipe(&c->addr);
+	c->url = c->addr.url;
+	c->pass_opt = c->pass_file ? "--registry-password-file"
+				   : "DSM_REGISTRY_PASSWORD_FILE";
+	if (!c->pass_file)
+		c->pass_file = env("DSM_REGISTRY_PASSWORD_FILE");
+	if (!c->pass_file) /* none given: a NOAUTH names both ways */
+		c->pass_opt = "--registry-password-file (or "
+			      "DSM_REGISTRY_PASSWORD_FILE)";
 	if (!c->cluster)
 		c->cluster = env("DSM_CLUSTER");
 	if (!c->cluster)

@@ -12,11 +12,18 @@
 
 #include "ctl.h"
 
-int open_registry(const struct ctl *c, struct dsm_reg **reg)
+/* The password file is read here, not while parsing: a file we cannot
+ * use is a runtime error (exit 1), as a registry we cannot reach is. */
+int open_registry(struct ctl *c, struct dsm_reg **reg)
 {
 	char err[512];
+	int rc = dsm_reg_addr_init(&c->addr, c->given_url, c->pass_file,
+				   c->pass_opt, err, sizeof(err));
 
-	if (dsm_reg_open(c->url, c->cluster, reg, err, sizeof(err))) {
+	if (!rc)
+		rc = dsm_reg_open(&c->addr, c->cluster, reg, err, sizeof(err));
+	dsm_reg_addr_wipe(&c->addr);
+	if (rc) {
 		fprintf(stderr, "dsmctl: %s\n", err);
 		return EXIT_RUNTIME;
 	}
