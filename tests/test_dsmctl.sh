@@ -26,7 +26,8 @@ capacity=$((64 << 20))
 # shellcheck source=cluster_env.sh
 . "$top/tests/cluster_env.sh"
 addrs=("127.0.0.1:$BASE_PORT" "127.0.0.1:$((BASE_PORT + 1))" "127.0.0.1:$((BASE_PORT + 2))")
-rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+# logged in with the cluster's redis password (REDISCLI_AUTH: not in ps)
+rcli() { REDISCLI_AUTH=$(cat "$RUN_DIR/redis.pass") redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 key() { echo "dsm:$CLUSTER:$1"; }
 
 # run WANT_STATUS ARGS...: dsmctl's stdout in $out, stderr in $err.
@@ -62,10 +63,26 @@ for f in "$RUN_DIR"/redis.pid "$RUN_DIR"/server-{1,2,3}.pid; do
 	[ -s "$f" ] || fatal "cluster.sh up left no $f"
 	all_pids+=("$(cat "$f")")
 done
-grep -qxF "export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER DSM_SECRET_FILE=$RUN_DIR/secret" <<<"$up_out" ||
+grep -qxF "export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER DSM_SECRET_FILE=$RUN_DIR/secret DSM_REGISTRY_PASSWORD_FILE=$RUN_DIR/redis.pass" <<<"$up_out" ||
 	fail "cluster.sh up printed no export line: '$up_out'"
 [ "$(rcli config get bind | tail -n 1)" = 127.0.0.1 ] ||
 	fail "redis binds '$(rcli config get bind | tail -n 1)', not 127.0.0.1 only"
+[ "$(stat -c %a "$RUN_DIR/redis.pass")" = 600 ] ||
+	fail "RUN_DIR/redis.pass has mode $(stat -c %a "$RUN_DIR/redis.pass"), not 600"
+[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>&1)" != PONG ] ||
+	fail "the cluster's redis answers without its password"
+# every command line on the machine (the password read inside python,
+# so that no command line of ours holds it either)
+python3 - "$RUN_DIR/redis.pass" <<'PY' || fail "the redis password shows in ps"
+import glob, sys
+pw = open(sys.argv[1], "rb").read().strip()
+for f in glob.glob("/proc/[0-9]*/cmdline"):
+    try:
+        if pw in open(f, "rb").read():
+            sys.exit(1)
+    except OSError:
+        pass
+PY
 [ -z "$(rcli config get save | tail -n 1)" ] &&
 	[ "$(rcli config get appendonly | tail -n 1)" = no ] ||
 	fail "redis persists (save/appendonly set)"
