@@ -193,10 +193,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 			  "redis://[[USER]:PASSWORD@]HOST:PORT",
 			  dsm_reg_redact(o->registry, shown, sizeof(shown)));
 	dsm_reg_addr_wipe(&reg);
-	if ((o->cluster || o->advertise || o->registry_pass_file) &&
-	    !o->registry)
-		die_usage("--cluster, --advertise and --registry-password-file "
-			  "need --registry");
+	if ((o->cluster || o->advertise) && !o->registry)
+		die_usage("--cluster and --advertise need --registry");
+	if (o->registry_pass_file && !o->registry)
+		die_usage("--registry-password-file needs --registry");
 	if (!o->cluster)
 		o->cluster = getenv("DSM_CLUSTER") ? getenv("DSM_CLUSTER")
 						   : DSM_REG_DEFAULT_CLUSTER;

@@ -44,7 +44,7 @@ expect 2 "bad --registry 'redis://x:port'" "${ok[@]}" --registry "redis://x:port
 expect 2 "bad --registry 'http://x'" "${ok[@]}" --registry "http://x"
 # a password in a bad URL is not repeated back
 expect 2 "bad --registry 'redis://:\*\*\*@x:port'" "${ok[@]}" --registry "redis://:hunter2@x:port"
-expect 2 "need --registry" "${ok[@]}" --registry-password-file /dev/null
+expect 2 "--registry-password-file needs --registry" "${ok[@]}" --registry-password-file /dev/null
 grep -q -- "--registry-password-file" <<<"$help" ||
 	{ echo "FAIL: --help lacks --registry-password-file"; failed=1; }
 # the secret file: private, long enough, readable
