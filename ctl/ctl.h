@@ -58,6 +58,8 @@ struct snapshot {
 	size_t ncli;
 	struct dsm_reg_region *rgn;
 	size_t nrgn;
+	char **bad_rgn;         /* ids of region records that do not decode */
+	size_t nbad_rgn;
 	struct dsm_reg_region one;
 	uint64_t now_ms;        /* our clock when the snapshot was taken */
 };
@@ -70,8 +72,9 @@ struct command {
 	const char *summary;
 	const char *help;
 	void (*parse)(struct ctl *c, char **args);
-	void (*text)(const struct ctl *c, const struct snapshot *s);
-	void (*json)(const struct ctl *c, const struct snapshot *s);
+	/* 0, or EXIT_RUNTIME after saying what went wrong */
+	int (*text)(const struct ctl *c, const struct snapshot *s);
+	int (*json)(const struct ctl *c, const struct snapshot *s);
 	bool watch;             /* takes --watch[=SECONDS] */
 };
 
@@ -96,23 +99,28 @@ void snapshot_totals(const struct snapshot *s, uint64_t *capacity,
 
 /* The length of the valid UTF-8 sequence at s, or 0 (json.c too). */
 size_t utf8_len(const unsigned char *s);
+/* A copy of s, from the registry, fit for a terminal (malloc'd), or
+ * NULL without memory: control characters escaped as \u00XX, what is
+ * not UTF-8 as '?'. */
+char *printable_dup(const char *s);
 
-/* Each command's output for people (commands[] in dsmctl.c). */
-void text_status(const struct ctl *c, const struct snapshot *s);
-void text_servers(const struct ctl *c, const struct snapshot *s);
-void text_regions(const struct ctl *c, const struct snapshot *s);
-void text_clients(const struct ctl *c, const struct snapshot *s);
-void text_region(const struct ctl *c, const struct snapshot *s);
-void text_stats(const struct ctl *c, const struct snapshot *s);
+/* Each command's output for people (commands[] in dsmctl.c).  A table
+ * that cannot be built whole (out of memory) is not printed. */
+int text_status(const struct ctl *c, const struct snapshot *s);
+int text_servers(const struct ctl *c, const struct snapshot *s);
+int text_regions(const struct ctl *c, const struct snapshot *s);
+int text_clients(const struct ctl *c, const struct snapshot *s);
+int text_region(const struct ctl *c, const struct snapshot *s);
+int text_stats(const struct ctl *c, const struct snapshot *s);
 
 /* ---- json.c -------------------------------------------------------------- */
 
 /* Each command's JSON document, in the shape its help text shows. */
-void json_status(const struct ctl *c, const struct snapshot *s);
-void json_servers(const struct ctl *c, const struct snapshot *s);
-void json_regions(const struct ctl *c, const struct snapshot *s);
-void json_clients(const struct ctl *c, const struct snapshot *s);
-void json_region_show(const struct ctl *c, const struct snapshot *s);
-void json_stats(const struct ctl *c, const struct snapshot *s);
+int json_status(const struct ctl *c, const struct snapshot *s);
+int json_servers(const struct ctl *c, const struct snapshot *s);
+int json_regions(const struct ctl *c, const struct snapshot *s);
+int json_clients(const struct ctl *c, const struct snapshot *s);
+int json_region_show(const struct ctl *c, const struct snapshot *s);
+int json_stats(const struct ctl *c, const struct snapshot *s);
 
 #endif

@@ -54,9 +54,12 @@ static const struct command commands[] = {
 	{ "regions", "", 0, NEED_REGIONS,
 	  "regions: size, owner, the servers holding them",
 	  "Regions by id: name ('-' if none), size, the owning client, how\n"
-	  "many extents the region is cut into and the servers they are on.\n\n"
+	  "many extents the region is cut into and the servers they are on.\n"
+	  "A record that is malformed is not listed: a warning names its\n"
+	  "key, and the exit status is 1.\n\n"
 	  "--json prints\n"
-	  "  [" REGION_JSON ", ...]\n",
+	  "  [" REGION_JSON ", ...]\n"
+	  "and, for each malformed record, {key, error} after them.\n",
 	  NULL, text_regions, json_regions, false },
 	{ "clients", "", 0, NEED_CLIENTS, "clients holding a lease",
 	  "Clients by id: host, pid, how long ago each started, and how\n"
@@ -114,8 +117,11 @@ static void list_commands(FILE *f, const char *prefix)
 static const char *const exit_help =
 	"Exit status:\n"
 	"  0  ok\n"
-	"  1  runtime error: the registry cannot be reached or fails a\n"
-	"     command, the region does not exist, output cannot be written\n"
+	"  1  runtime error: the registry cannot be reached, refuses the\n"
+	"     password or fails a command, the region does not exist,\n"
+	"     output cannot be written or memory runs out; also when a\n"
+	"     record is malformed: a warning on stderr names its key, the\n"
+	"     rest is listed (--json: as {key, error} in the array)\n"
 	"  2  usage error: unknown command or option, missing or malformed\n"
 	"     argument, no registry given (--registry or DSM_REGISTRY)\n";
 
@@ -178,6 +184,16 @@ static const char *env(const char *name)
 	return v && *v ? v : NULL;
 }
 
+/* arg is what the user typed; opt the unknown letter in it, or 0 for a
+ * long option. */
+__attribute__((noreturn))
+static void unknown_option(const char *arg, int opt)
+{
+	if (opt && strlen(arg) > 2)
+		die_usage(NULL, "unknown option '-%c' in '%s'", opt, arg);
+	die_usage(NULL, "unknown option '%s'", arg);
+}
+
 /* Options before the command; returns the index of the command. */
 static int parse_globals(int argc, char **argv, struct ctl *c)
 {
@@ -189,19 +205,23 @@ static int parse_globals(int argc, char **argv, struct ctl *c)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int o;
+	int o, cur;
 
 	opterr = 0; /* our own messages, with the exit code we promise */
-	/* '+': stop at the command, whose options are its own */
-	while ((o = getopt_long(argc, argv, "+:h", longs, NULL)) != -1) {
+	/* '+': stop at the command, whose options are its own.  cur: the
+	 * argument getopt is about to read.  After an unknown option,
+	 * argv[optind - 1] names it only if getopt finished that argument,
+	 * not inside a cluster of short options such as "-xy". */
+	while (cur = optind,
+	       (o = getopt_long(argc, argv, "+:h", longs, NULL)) != -1) {
 		switch (o) {
 		case 'r': c->given_url = optarg; break;
 		case 'P': c->pass_file = optarg; break;
 		case 'C': c->cluster = optarg; break;
 		case 'j': c->json = true; break;
 		case 'h': usage(stdout); exit(0);
-		case ':': die_usage(NULL, "%s needs a value", argv[optind - 1]);
-		default: die_usage(NULL, "unknown option '%s'", argv[optind - 1]);
+		case ':': die_usage(NULL, "%s needs a value", argv[cur]);
+		default: unknown_option(argv[cur], optopt);
 		}
 	}
 	return optind;
@@ -374,6 +394,19 @@ static int finish_output(void)
 	return EXIT_RUNTIME;
 }
 
+/* The command's output, flushed; then whether it was whole: a record
+ * left out of it (malformed) is a runtime error too. */
+static int print(const struct ctl *c, const struct command *cmd,
+		 const struct snapshot *s)
+{
+	int rc = (c->json ? cmd->json : cmd->text)(c, s);
+	int out = finish_output();
+
+	if (!rc && s->nbad_rgn)
+		rc = EXIT_RUNTIME;
+	return rc ? rc : out;
+}
+
 /* --watch: a round every c->watch_ms, each printed against the one
  * before, until interrupted or the registry fails. */
 static int watch(struct dsm_reg *reg, struct ctl *c,
@@ -386,8 +419,8 @@ static int watch(struct dsm_reg *reg, struct ctl *c,
 		rc = snapshot_fetch(reg, c, cmd->need, &s[cur]);
 		if (rc)
 			break;
-		(c->json ? cmd->json : cmd->text)(c, &s[cur]);
-		if ((rc = finish_output()))
+		rc = print(c, cmd, &s[cur]);
+		if (rc)
 			break;
 		snapshot_free(&s[!cur]);
 		memset(&s[!cur], 0, sizeof(s[!cur]));
@@ -418,8 +451,7 @@ int main(int argc, char **argv)
 	rc = snapshot_fetch(reg, &c, cmd->need, &s);
 	if (rc)
 		goto out;
-	(c.json ? cmd->json : cmd->text)(&c, &s);
-	rc = finish_output();
+	rc = print(&c, cmd, &s);
 out:
 	snapshot_free(&s);
 	dsm_reg_close(reg);

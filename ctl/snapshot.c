@@ -51,6 +51,20 @@ static int fetch_region(struct dsm_reg *reg, const struct ctl *c,
 	return err ? EXIT_RUNTIME : 0;
 }
 
+/* Regions left out of the listing, named with their keys: the rest is
+ * still shown, and the exit status says something is wrong. */
+static void warn_bad_regions(const struct ctl *c, const struct snapshot *s)
+{
+	for (size_t i = 0; i < s->nbad_rgn; i++) {
+		char *id = printable_dup(s->bad_rgn[i]);
+
+		fprintf(stderr, "dsmctl: warning: dsm:%s:region:%s is a "
+			"malformed record, not listed (see redis-cli HGETALL "
+			"on that key)\n", c->cluster, id ? id : "?");
+		free(id);
+	}
+}
+
 /* Everything cmd needs, read as close together in time as we can. */
 int snapshot_fetch(struct dsm_reg *reg, const struct ctl *c, unsigned need,
 		   struct snapshot *s)
@@ -70,8 +84,11 @@ int snapshot_fetch(struct dsm_reg *reg, const struct ctl *c, unsigned need,
 	}
 	if (!err && need & NEED_REGIONS) {
 		what = "regions";
-		err = dsm_reg_list_regions(reg, &s->rgn, &s->nrgn);
+		err = dsm_reg_list_regions(reg, &s->rgn, &s->nrgn,
+					   &s->bad_rgn, &s->nbad_rgn);
 	}
+	if (!err)
+		warn_bad_regions(c, s);
 	s->now_ms = dsm_reg_now_ms();
 	if (err)
 		fprintf(stderr, "dsmctl: cannot list the %s of cluster %s at "
@@ -84,6 +101,7 @@ void snapshot_free(struct snapshot *s)
 	free(s->srv);
 	free(s->cli);
 	dsm_reg_regions_free(s->rgn, s->nrgn);
+	dsm_reg_ids_free(s->bad_rgn, s->nbad_rgn);
 	dsm_reg_region_clear(&s->one);
 }
 

@@ -658,9 +658,35 @@ static void forget_expired(struct dsm_reg *r, const char *set,
  * *out is malloc'd. */
 typedef int (*decode_fn)(char **kv, size_t n, void *out);
 
+/* A malformed record's id (a strdup of it) into *bad, if the caller
+ * wants them: a record no reader can show should at least be named. */
+static int add_bad(char ***bad, size_t *nbad, const char *id)
+{
+	char **v;
+
+	if (!bad)
+		return 0;
+	v = realloc(*bad, (*nbad + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	*bad = v;
+	if (!(v[*nbad] = strdup(id)))
+		return -ENOMEM;
+	(*nbad)++;
+	return 0;
+}
+
+void dsm_reg_ids_free(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n && ids; i++)
+		free(ids[i]);
+	free(ids);
+}
+
 static int list(struct dsm_reg *r, const char *set, const char *what,
 		decode_fn decode, size_t elt,
-		int (*cmp)(const void *, const void *), void **out, size_t *n)
+		int (*cmp)(const void *, const void *), void **out, size_t *n,
+		char ***bad, size_t *nbad)
 {
 	char key[160];
 	redisReply *ids = redisCommand(r->c, "SMEMBERS %s",
@@ -700,6 +726,8 @@ static int list(struct dsm_reg *r, const char *set, const char *what,
 			expired[nexp++] = i;
 		else if (!decode(kv, m < 64 ? m : 64, v + *n * elt))
 			(*n)++;
+		else if (!err)
+			err = add_bad(bad, nbad, ids->element[i]->str);
 		freeReplyObject(h);
 	}
 	/* only now: a command sent while pipelined replies are pending
@@ -713,6 +741,11 @@ out:
 		free(v);
 		v = NULL;
 		*n = 0;
+		if (bad) {
+			dsm_reg_ids_free(*bad, *nbad);
+			*bad = NULL;
+			*nbad = 0;
+		}
 	}
 	if (v)
 		qsort(v, *n, elt, cmp);
@@ -731,7 +764,7 @@ int dsm_reg_list_servers(struct dsm_reg *r, struct dsm_reg_server **out,
 			 size_t *n)
 {
 	return list(r, "servers", "server", (decode_fn)dsm_reg_server_decode,
-		    sizeof(**out), cmp_server, (void **)out, n);
+		    sizeof(**out), cmp_server, (void **)out, n, NULL, NULL);
 }
 
 static int cmp_client(const void *a, const void *b)
@@ -745,7 +778,7 @@ int dsm_reg_list_clients(struct dsm_reg *r, struct dsm_reg_client **out,
 			 size_t *n)
 {
 	return list(r, "clients", "client", (decode_fn)dsm_reg_client_decode,
-		    sizeof(**out), cmp_client, (void **)out, n);
+		    sizeof(**out), cmp_client, (void **)out, n, NULL, NULL);
 }
 
 static int cmp_region(const void *a, const void *b)
@@ -756,10 +789,14 @@ static int cmp_region(const void *a, const void *b)
 }
 
 int dsm_reg_list_regions(struct dsm_reg *r, struct dsm_reg_region **out,
-			 size_t *n)
+			 size_t *n, char ***bad, size_t *nbad)
 {
+	if (bad) {
+		*bad = NULL;
+		*nbad = 0;
+	}
 	return list(r, "regions", "region", (decode_fn)dsm_reg_region_decode,
-		    sizeof(**out), cmp_region, (void **)out, n);
+		    sizeof(**out), cmp_region, (void **)out, n, bad, nbad);
 }
 
 void dsm_reg_regions_free(struct dsm_reg_region *v, size_t n)

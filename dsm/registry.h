@@ -207,9 +207,12 @@ int dsm_reg_list_servers(struct dsm_reg *r, struct dsm_reg_server **out,
 			 size_t *n);
 int dsm_reg_list_clients(struct dsm_reg *r, struct dsm_reg_client **out,
 			 size_t *n);
-/* Free with dsm_reg_regions_free. */
+/* Free with dsm_reg_regions_free.  A region whose record does not decode
+ * is left out; with bad, its id is added to *bad (malloc'd, *nbad of
+ * them; free with dsm_reg_ids_free). */
 int dsm_reg_list_regions(struct dsm_reg *r, struct dsm_reg_region **out,
-			 size_t *n);
+			 size_t *n, char ***bad, size_t *nbad);
+void dsm_reg_ids_free(char **ids, size_t n);
 void dsm_reg_regions_free(struct dsm_reg_region *v, size_t n);
 /* One region: 0, -ENOENT, or -errno. */
 int dsm_reg_get_region(struct dsm_reg *r, uint64_t id,

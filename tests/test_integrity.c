@@ -98,7 +98,7 @@ static uint32_t region_servers(struct dsm_reg *reg, struct dsm_reg_region *out)
 
 	for (int tries = 0; tries < 100 && !n; tries++) {
 		dsm_reg_regions_free(v, n);
-		TH_CHECK(dsm_reg_list_regions(reg, &v, &n) == 0);
+		TH_CHECK(dsm_reg_list_regions(reg, &v, &n, NULL, NULL) == 0);
 		if (!n)
 			usleep(100000);
 	}
