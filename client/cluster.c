@@ -42,13 +42,15 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct dsm_reg *reg;         /* NULL while Redis is unreachable */
-	char url[300];
+	struct dsm_reg_addr addr;    /* with the password, to reconnect */
+	const char *url;             /* addr.url: password redacted */
 	char name[DSM_REG_CLUSTER_MAX + 1];
 	struct dsm_reg_client me;
 	uint64_t next_region;        /* regions named so far */
 	pthread_t lease_thread;
 	bool joined;                 /* also read unlocked: atomic */
 	bool quit, warned;
+	bool auth_warned;            /* said why Redis refused us */
 } cl = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	 .wake = PTHREAD_COND_INITIALIZER };
 
@@ -121,25 +123,30 @@ static int republish(void)
 	return cl.reg ? 0 : -EPIPE;
 }
 
-int dsm_cluster_open(const char *url, const char *name, char **servers)
+int dsm_cluster_open(const char *url, const char *pass_file,
+		     const char *name, char **servers)
 {
 	struct dsm_reg_server *v = NULL;
 	char err[512];
 	size_t n = 0, len = 1;
 	int rc;
 
-	rc = dsm_reg_open(url, name, &cl.reg, err, sizeof(err));
+	rc = dsm_reg_addr_init(&cl.addr, url, pass_file,
+			       "DSM_REGISTRY_PASSWORD_FILE", err, sizeof(err));
+	if (!rc)
+		rc = dsm_reg_open(&cl.addr, name, &cl.reg, err, sizeof(err));
 	if (rc) {
 		dsm_err("%s", err);
+		dsm_reg_addr_wipe(&cl.addr);
 		return rc;
 	}
-	snprintf(cl.url, sizeof(cl.url), "%s", url);
+	cl.url = cl.addr.url;
 	snprintf(cl.name, sizeof(cl.name), "%s", dsm_reg_cluster(cl.reg));
 	rc = dsm_reg_list_servers(cl.reg, &v, &n);
 	if (!rc && !n) {
 		dsm_err("cluster '%s' at %s has no live memory server; start "
-			"dsm-server --registry %s --cluster %s", cl.name, url,
-			url, cl.name);
+			"dsm-server --registry %s --cluster %s", cl.name,
+			cl.url, cl.url, cl.name);
 		rc = -EHOSTUNREACH;
 	}
 	for (size_t i = 0; !rc && i < n; i++)
@@ -152,6 +159,7 @@ int dsm_cluster_open(const char *url, const char *name, char **servers)
 	if (rc) {
 		dsm_reg_close(cl.reg);
 		cl.reg = NULL;
+		dsm_reg_addr_wipe(&cl.addr);
 	}
 	return rc;
 }
@@ -204,8 +212,15 @@ static void renew(void)
 
 	if (!cl.reg) {
 		char msg[512];
+		int rc = dsm_reg_open(&cl.addr, cl.name, &cl.reg, msg,
+				      sizeof(msg));
 
-		if (dsm_reg_open(cl.url, cl.name, &cl.reg, msg, sizeof(msg)))
+		/* Redis back but refusing us (restarted with another
+		 * password?) is worth saying, once */
+		if (rc == -EACCES && !cl.auth_warned)
+			dsm_warn("%s", msg);
+		cl.auth_warned = rc == -EACCES;
+		if (rc)
 			return;
 	}
 	had = dsm_reg_client_exists(cl.reg, cl.me.id);
@@ -353,4 +368,5 @@ void dsm_cluster_leave(void)
 close:
 	dsm_reg_close(cl.reg);
 	cl.reg = NULL;
+	dsm_reg_addr_wipe(&cl.addr);
 }

@@ -13,10 +13,12 @@
 /* Region ids are client id * this + the client's count of regions. */
 #define DSM_REGION_IDS_PER_CLIENT 1000000000ULL
 
-/* Connect to the registry at url, cluster name (NULL: default), and list
- * the live servers as "host:port,host:port..." in *servers (malloc'd).
- * 0 or -errno, after logging what to check. */
-int dsm_cluster_open(const char *url, const char *name, char **servers);
+/* Connect to the registry at url (with the password in pass_file, if
+ * not NULL), cluster name (NULL: default), and list the live servers as
+ * "host:port,host:port..." in *servers (malloc'd).  0 or -errno, after
+ * logging what to check. */
+int dsm_cluster_open(const char *url, const char *pass_file,
+		     const char *name, char **servers);
 /* Once the engine runs: record this client, start renewing its lease. */
 int dsm_cluster_join(void);
 /* A region was placed: name it (r->id) and record it, before it enters

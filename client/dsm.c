@@ -33,6 +33,7 @@ struct dsm_engine dsm_eng = { .lock = PTHREAD_MUTEX_INITIALIZER,
 struct config {
 	char *servers;          /* malloc'd; from the registry if it is set */
 	const char *registry;   /* DSM_REGISTRY, when no server list is given */
+	const char *registry_pass_file; /* DSM_REGISTRY_PASSWORD_FILE */
 	const char *cluster;
 	struct dsm_auth_key key;  /* DSM_SECRET_FILE's, when has_key */
 	bool has_key;
@@ -108,6 +109,8 @@ static int read_config(const struct dsm_options *o, struct config *c)
 	if (!servers) { /* an explicit list wins over the registry */
 		c->registry = registry;
 		c->cluster = getenv("DSM_CLUSTER");
+		p = getenv("DSM_REGISTRY_PASSWORD_FILE");
+		c->registry_pass_file = p && *p ? p : NULL;
 		return 0;
 	}
 	c->servers = strdup(servers);
@@ -346,7 +349,8 @@ int dsm_init(const struct dsm_options *opts)
 	if (!err)
 		err = dsm_uffd_open(&dsm_eng.uffd);
 	if (!err && c.registry)
-		err = dsm_cluster_open(c.registry, c.cluster, &c.servers);
+		err = dsm_cluster_open(c.registry, c.registry_pass_file,
+					       c.cluster, &c.servers);
 	if (!err)
 		err = connect_all(c.servers, c.registry != NULL,
 				  c.has_key ? &c.key : NULL);

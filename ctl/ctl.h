@@ -31,7 +31,11 @@
 
 /* What the command line asked for. */
 struct ctl {
-	const char *url;
+	const char *given_url;  /* --registry or DSM_REGISTRY, as given */
+	const char *url;        /* for output: addr.url, password redacted */
+	const char *pass_file;  /* the registry's password, or NULL */
+	const char *pass_opt;   /* where pass_file came from */
+	struct dsm_reg_addr addr;
 	const char *cluster;
 	bool json;
 	uint64_t region_id;     /* region show */
@@ -57,6 +61,8 @@ struct snapshot {
 	size_t ncli;
 	struct dsm_reg_region *rgn;
 	size_t nrgn;
+	char **bad_rgn;         /* ids of region records that do not decode */
+	size_t nbad_rgn;
 	struct dsm_reg_region one;
 	uint64_t now_ms;        /* our clock when the snapshot was taken */
 };
@@ -69,8 +75,9 @@ struct command {
 	const char *summary;
 	const char *help;
 	void (*parse)(struct ctl *c, char **args);
-	void (*text)(const struct ctl *c, const struct snapshot *s);
-	void (*json)(const struct ctl *c, const struct snapshot *s);
+	/* 0, or EXIT_RUNTIME after saying what went wrong */
+	int (*text)(const struct ctl *c, const struct snapshot *s);
+	int (*json)(const struct ctl *c, const struct snapshot *s);
 	bool watch;             /* takes --watch[=SECONDS] */
 	/* the command's own option: true if arg was one (exits if bad) */
 	bool (*option)(const char *arg, struct ctl *c);
@@ -81,7 +88,7 @@ struct command {
 /* ---- snapshot.c ---------------------------------------------------------- */
 
 /* These print what went wrong and return EXIT_RUNTIME, else 0. */
-int open_registry(const struct ctl *c, struct dsm_reg **reg);
+int open_registry(struct ctl *c, struct dsm_reg **reg);
 int snapshot_fetch(struct dsm_reg *reg, const struct ctl *c, unsigned need,
 		   struct snapshot *s);
 /* Frees what snapshot_fetch got, even in part; s must have started
@@ -105,23 +112,28 @@ int drain_run(struct dsm_reg *reg, const struct ctl *c);
 
 /* The length of the valid UTF-8 sequence at s, or 0 (json.c too). */
 size_t utf8_len(const unsigned char *s);
+/* A copy of s, from the registry, fit for a terminal (malloc'd), or
+ * NULL without memory: control characters escaped as \u00XX, what is
+ * not UTF-8 as '?'. */
+char *printable_dup(const char *s);
 
-/* Each command's output for people (commands[] in dsmctl.c). */
-void text_status(const struct ctl *c, const struct snapshot *s);
-void text_servers(const struct ctl *c, const struct snapshot *s);
-void text_regions(const struct ctl *c, const struct snapshot *s);
-void text_clients(const struct ctl *c, const struct snapshot *s);
-void text_region(const struct ctl *c, const struct snapshot *s);
-void text_stats(const struct ctl *c, const struct snapshot *s);
+/* Each command's output for people (commands[] in dsmctl.c).  A table
+ * that cannot be built whole (out of memory) is not printed. */
+int text_status(const struct ctl *c, const struct snapshot *s);
+int text_servers(const struct ctl *c, const struct snapshot *s);
+int text_regions(const struct ctl *c, const struct snapshot *s);
+int text_clients(const struct ctl *c, const struct snapshot *s);
+int text_region(const struct ctl *c, const struct snapshot *s);
+int text_stats(const struct ctl *c, const struct snapshot *s);
 
 /* ---- json.c -------------------------------------------------------------- */
 
 /* Each command's JSON document, in the shape its help text shows. */
-void json_status(const struct ctl *c, const struct snapshot *s);
-void json_servers(const struct ctl *c, const struct snapshot *s);
-void json_regions(const struct ctl *c, const struct snapshot *s);
-void json_clients(const struct ctl *c, const struct snapshot *s);
-void json_region_show(const struct ctl *c, const struct snapshot *s);
-void json_stats(const struct ctl *c, const struct snapshot *s);
+int json_status(const struct ctl *c, const struct snapshot *s);
+int json_servers(const struct ctl *c, const struct snapshot *s);
+int json_regions(const struct ctl *c, const struct snapshot *s);
+int json_clients(const struct ctl *c, const struct snapshot *s);
+int json_region_show(const struct ctl *c, const struct snapshot *s);
+int json_stats(const struct ctl *c, const struct snapshot *s);
 
 #endif

@@ -56,9 +56,12 @@ static const struct command commands[] = {
 	{ "regions", "", 0, NEED_REGIONS,
 	  "regions: size, owner, the servers holding them",
 	  "Regions by id: name ('-' if none), size, the owning client, how\n"
-	  "many extents the region is cut into and the servers they are on.\n\n"
+	  "many extents the region is cut into and the servers they are on.\n"
+	  "A record that is malformed is not listed: a warning names its\n"
+	  "key, and the exit status is 1.\n\n"
 	  "--json prints\n"
-	  "  [" REGION_JSON ", ...]\n",
+	  "  [" REGION_JSON ", ...]\n"
+	  "and, for each malformed record, {key, error} after them.\n",
 	  NULL, text_regions, json_regions, false, NULL, NULL },
 	{ "clients", "", 0, NEED_CLIENTS, "clients holding a lease",
 	  "Clients by id: host, pid, how long ago each started, and how\n"
@@ -133,20 +136,30 @@ static void list_commands(FILE *f, const char *prefix)
 static const char *const exit_help =
 	"Exit status:\n"
 	"  0  ok\n"
-	"  1  runtime error: the registry cannot be reached or fails a\n"
-	"     command, the region does not exist, output cannot be written\n"
+	"  1  runtime error: the registry cannot be reached, refuses the\n"
+	"     password or fails a command, the region does not exist,\n"
+	"     output cannot be written or memory runs out; also when a\n"
+	"     record is malformed: a warning on stderr names its key, the\n"
+	"     rest is listed (--json: as {key, error} in the array)\n"
 	"  2  usage error: unknown command or option, missing or malformed\n"
 	"     argument, no registry given (--registry or DSM_REGISTRY)\n";
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: dsmctl [--registry URL] [--cluster NAME] [--json] COMMAND [ARGS]\n"
+		"usage: dsmctl [--registry URL] [--registry-password-file FILE]\n"
+		"              [--cluster NAME] [--json] COMMAND [ARGS]\n"
 		"\n"
 		"Shows a dsm cluster as its registry (Redis) sees it.\n"
 		"\n"
 		"  --registry URL  the registry, redis://HOST[:PORT] (default:\n"
 		"                  $DSM_REGISTRY; one of the two is required)\n"
+		"  --registry-password-file FILE\n"
+		"                  the registry's Redis password, alone in FILE\n"
+		"                  (mode 0600; default: $DSM_REGISTRY_PASSWORD_FILE).\n"
+		"                  redis://[USER]:PASSWORD@HOST works too, but\n"
+		"                  shows in ps; redis://USER@HOST takes an ACL\n"
+		"                  user's password from the file\n"
 		"  --cluster NAME  cluster to show (default: $DSM_CLUSTER, else\n"
 		"                  '" DSM_REG_DEFAULT_CLUSTER "')\n"
 		"  --json          print one JSON document instead of tables\n"
@@ -190,28 +203,44 @@ static const char *env(const char *name)
 	return v && *v ? v : NULL;
 }
 
+/* arg is what the user typed; opt the unknown letter in it, or 0 for a
+ * long option. */
+__attribute__((noreturn))
+static void unknown_option(const char *arg, int opt)
+{
+	if (opt && strlen(arg) > 2)
+		die_usage(NULL, "unknown option '-%c' in '%s'", opt, arg);
+	die_usage(NULL, "unknown option '%s'", arg);
+}
+
 /* Options before the command; returns the index of the command. */
 static int parse_globals(int argc, char **argv, struct ctl *c)
 {
 	static const struct option longs[] = {
 		{ "registry", required_argument, NULL, 'r' },
+		{ "registry-password-file", required_argument, NULL, 'P' },
 		{ "cluster", required_argument, NULL, 'C' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int o;
+	int o, cur;
 
 	opterr = 0; /* our own messages, with the exit code we promise */
-	/* '+': stop at the command, whose options are its own */
-	while ((o = getopt_long(argc, argv, "+:h", longs, NULL)) != -1) {
+	/* '+': stop at the command, whose options are its own.  cur: the
+	 * argument getopt is about to read.  After an unknown option,
+	 * argv[optind - 1] names it only if getopt finished that argument,
+	 * not inside a cluster of short options such as "-xy". */
+	while (cur = optind,
+	       (o = getopt_long(argc, argv, "+:h", longs, NULL)) != -1) {
 		switch (o) {
-		case 'r': c->url = optarg; break;
+		case 'r': c->given_url = optarg; break;
+		case 'P': c->pass_file = optarg; break;
 		case 'C': c->cluster = optarg; break;
 		case 'j': c->json = true; break;
 		case 'h': usage(stdout); exit(0);
-		case ':': die_usage(NULL, "%s needs a value", argv[optind - 1]);
-		default: die_usage(NULL, "unknown option '%s'", argv[optind - 1]);
+		case ':': die_usage(NULL, "%s needs a value", argv[cur]);
+		default: unknown_option(argv[cur], optopt);
 		}
 	}
 	return optind;
@@ -353,21 +382,32 @@ static bool drain_option(const char *arg, struct ctl *c)
 }
 
 /* Where the registry is: option, else environment, checked before any
- * connection so that a typo is a usage error and not a timeout. */
+ * connection so that a typo is a usage error and not a timeout.  The
+ * password file is only named here; open_registry reads it. */
 static void resolve_registry(struct ctl *c)
 {
-	struct dsm_reg_addr a;
-	const char *url_from = c->url ? "--registry" : "DSM_REGISTRY";
+	const char *url_from = c->given_url ? "--registry" : "DSM_REGISTRY";
 	const char *cluster_from = c->cluster ? "--cluster" : "DSM_CLUSTER";
+	char shown[320];
 
-	if (!c->url)
-		c->url = env("DSM_REGISTRY");
-	if (!c->url)
+	if (!c->given_url)
+		c->given_url = env("DSM_REGISTRY");
+	if (!c->given_url)
 		die_usage(NULL, "no registry given: pass --registry "
 			  "redis://HOST:PORT or set DSM_REGISTRY");
-	if (dsm_reg_parse_url(c->url, &a))
-		die_usage(NULL, "bad %s '%s': want redis://HOST[:PORT]",
-			  url_from, c->url);
+	if (dsm_reg_parse_url(c->given_url, &c->addr))
+		die_usage(NULL, "bad %s '%s': want "
+			  "redis://[[USER]:PASSWORD@]HOST[:PORT]", url_from,
+			  dsm_reg_redact(c->given_url, shown, sizeof(shown)));
+	dsm_reg_addr_wipe(&c->addr);
+	c->url = c->addr.url;
+	c->pass_opt = c->pass_file ? "--registry-password-file"
+				   : "DSM_REGISTRY_PASSWORD_FILE";
+	if (!c->pass_file)
+		c->pass_file = env("DSM_REGISTRY_PASSWORD_FILE");
+	if (!c->pass_file) /* none given: a NOAUTH names both ways */
+		c->pass_opt = "--registry-password-file (or "
+			      "DSM_REGISTRY_PASSWORD_FILE)";
 	if (!c->cluster)
 		c->cluster = env("DSM_CLUSTER");
 	if (!c->cluster)
@@ -403,6 +443,19 @@ static int finish_output(void)
 	return EXIT_RUNTIME;
 }
 
+/* The command's output, flushed; then whether it was whole: a record
+ * left out of it (malformed) is a runtime error too. */
+static int print(const struct ctl *c, const struct command *cmd,
+		 const struct snapshot *s)
+{
+	int rc = (c->json ? cmd->json : cmd->text)(c, s);
+	int out = finish_output();
+
+	if (!rc && s->nbad_rgn)
+		rc = EXIT_RUNTIME;
+	return rc ? rc : out;
+}
+
 /* --watch: a round every c->watch_ms, each printed against the one
  * before, until interrupted or the registry fails. */
 static int watch(struct dsm_reg *reg, struct ctl *c,
@@ -415,8 +468,8 @@ static int watch(struct dsm_reg *reg, struct ctl *c,
 		rc = snapshot_fetch(reg, c, cmd->need, &s[cur]);
 		if (rc)
 			break;
-		(c->json ? cmd->json : cmd->text)(c, &s[cur]);
-		if ((rc = finish_output()))
+		rc = print(c, cmd, &s[cur]);
+		if (rc)
 			break;
 		snapshot_free(&s[!cur]);
 		memset(&s[!cur], 0, sizeof(s[!cur]));
@@ -451,8 +504,7 @@ int main(int argc, char **argv)
 	rc = snapshot_fetch(reg, &c, cmd->need, &s);
 	if (rc)
 		goto out;
-	(c.json ? cmd->json : cmd->text)(&c, &s);
-	rc = finish_output();
+	rc = print(&c, cmd, &s);
 out:
 	snapshot_free(&s);
 	dsm_reg_close(reg);

@@ -30,8 +30,10 @@ static void json_string(const char *str)
 			fputs("\\ufffd", stdout);
 		else if (*s == '"' || *s == '\\')
 			printf("\\%c", *s);
-		else if (*s < 0x20)
+		else if (*s < 0x20 || *s == 0x7f)
 			printf("\\u%04x", *s);
+		else if (*s == 0xc2 && s[1] < 0xa0) /* C1, as text.c does */
+			printf("\\u%04x", s[1]);
 		else
 			fwrite(s, 1, n, stdout);
 		s += n ? n : 1;
@@ -153,28 +155,46 @@ static void json_client(struct json *j, const struct dsm_reg_client *v)
 	json_close(j, '}');
 }
 
+/* A region record that does not decode: named, so that a program sees
+ * it as well as the person reading stderr. */
+static void json_bad_region(struct json *j, const struct ctl *c,
+			    const char *id)
+{
+	char key[256];
+
+	snprintf(key, sizeof(key), "dsm:%s:region:%s", c->cluster, id);
+	json_open(j, NULL, '{');
+	json_str(j, "key", key);
+	json_str(j, "error", "malformed record");
+	json_close(j, '}');
+}
+
 /* ---- commands ------------------------------------------------------------ */
 
-void json_servers(const struct ctl *c, const struct snapshot *s)
+int json_servers(const struct ctl *c, const struct snapshot *s)
 {
 	struct json j = { true };
 
 	json_server_array(&j, NULL, s);
 	putchar('\n');
+	return 0;
 }
 
-void json_regions(const struct ctl *c, const struct snapshot *s)
+int json_regions(const struct ctl *c, const struct snapshot *s)
 {
 	struct json j = { true };
 
 	json_open(&j, NULL, '[');
 	for (size_t i = 0; i < s->nrgn; i++)
 		json_region(&j, &s->rgn[i], NULL);
+	for (size_t i = 0; i < s->nbad_rgn; i++)
+		json_bad_region(&j, c, s->bad_rgn[i]);
 	json_close(&j, ']');
 	putchar('\n');
+	return 0;
 }
 
-void json_clients(const struct ctl *c, const struct snapshot *s)
+int json_clients(const struct ctl *c, const struct snapshot *s)
 {
 	struct json j = { true };
 
@@ -183,17 +203,19 @@ void json_clients(const struct ctl *c, const struct snapshot *s)
 		json_client(&j, &s->cli[i]);
 	json_close(&j, ']');
 	putchar('\n');
+	return 0;
 }
 
-void json_region_show(const struct ctl *c, const struct snapshot *s)
+int json_region_show(const struct ctl *c, const struct snapshot *s)
 {
 	struct json j = { true };
 
 	json_region(&j, &s->one, s);
 	putchar('\n');
+	return 0;
 }
 
-void json_status(const struct ctl *c, const struct snapshot *s)
+int json_status(const struct ctl *c, const struct snapshot *s)
 {
 	struct json j = { true };
 	uint64_t cap, used;
@@ -211,11 +233,12 @@ void json_status(const struct ctl *c, const struct snapshot *s)
 	json_server_array(&j, "servers", s);
 	json_close(&j, '}');
 	putchar('\n');
+	return 0;
 }
 
 /* Cumulative counters, under their registry names; rates are the
  * reader's to compute from two documents' now_ms. */
-void json_stats(const struct ctl *c, const struct snapshot *s)
+int json_stats(const struct ctl *c, const struct snapshot *s)
 {
 	struct json j = { true };
 
@@ -246,4 +269,5 @@ void json_stats(const struct ctl *c, const struct snapshot *s)
 	json_close(&j, ']');
 	json_close(&j, '}');
 	putchar('\n');
+	return 0;
 }

@@ -12,11 +12,18 @@
 
 #include "ctl.h"
 
-int open_registry(const struct ctl *c, struct dsm_reg **reg)
+/* The password file is read here, not while parsing: a file we cannot
+ * use is a runtime error (exit 1), as a registry we cannot reach is. */
+int open_registry(struct ctl *c, struct dsm_reg **reg)
 {
 	char err[512];
+	int rc = dsm_reg_addr_init(&c->addr, c->given_url, c->pass_file,
+				   c->pass_opt, err, sizeof(err));
 
-	if (dsm_reg_open(c->url, c->cluster, reg, err, sizeof(err))) {
+	if (!rc)
+		rc = dsm_reg_open(&c->addr, c->cluster, reg, err, sizeof(err));
+	dsm_reg_addr_wipe(&c->addr);
+	if (rc) {
 		fprintf(stderr, "dsmctl: %s\n", err);
 		return EXIT_RUNTIME;
 	}
@@ -44,6 +51,20 @@ static int fetch_region(struct dsm_reg *reg, const struct ctl *c,
 	return err ? EXIT_RUNTIME : 0;
 }
 
+/* Regions left out of the listing, named with their keys: the rest is
+ * still shown, and the exit status says something is wrong. */
+static void warn_bad_regions(const struct ctl *c, const struct snapshot *s)
+{
+	for (size_t i = 0; i < s->nbad_rgn; i++) {
+		char *id = printable_dup(s->bad_rgn[i]);
+
+		fprintf(stderr, "dsmctl: warning: dsm:%s:region:%s is a "
+			"malformed record, not listed (see redis-cli HGETALL "
+			"on that key)\n", c->cluster, id ? id : "?");
+		free(id);
+	}
+}
+
 /* Everything cmd needs, read as close together in time as we can. */
 int snapshot_fetch(struct dsm_reg *reg, const struct ctl *c, unsigned need,
 		   struct snapshot *s)
@@ -63,8 +84,11 @@ int snapshot_fetch(struct dsm_reg *reg, const struct ctl *c, unsigned need,
 	}
 	if (!err && need & NEED_REGIONS) {
 		what = "regions";
-		err = dsm_reg_list_regions(reg, &s->rgn, &s->nrgn);
+		err = dsm_reg_list_regions(reg, &s->rgn, &s->nrgn,
+					   &s->bad_rgn, &s->nbad_rgn);
 	}
+	if (!err)
+		warn_bad_regions(c, s);
 	s->now_ms = dsm_reg_now_ms();
 	if (err)
 		fprintf(stderr, "dsmctl: cannot list the %s of cluster %s at "
@@ -77,6 +101,7 @@ void snapshot_free(struct snapshot *s)
 	free(s->srv);
 	free(s->cli);
 	dsm_reg_regions_free(s->rgn, s->nrgn);
+	dsm_reg_ids_free(s->bad_rgn, s->nbad_rgn);
 	dsm_reg_region_clear(&s->one);
 }
 

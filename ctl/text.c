@@ -2,7 +2,7 @@
  * text.c - dsmctl's output for people: a snapshot as aligned tables.
  *
  * Every string from the registry is made printable on the way into a
- * table (printable()), since a record may hold any bytes.
+ * table (printable_dup()), since a record may hold any bytes.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -43,25 +43,45 @@ size_t utf8_len(const unsigned char *s)
 	return n;
 }
 
-/* What the registry holds can be any bytes: a control character in a
- * name must not move the cursor of the operator's terminal, and what is
- * not UTF-8 becomes '?' rather than whatever the terminal makes of it. */
-static char *printable(char *s)
+/* The code point of a control character at s (C0, DEL, or C1: U+0080 to
+ * U+009F, two bytes in UTF-8), or -1. */
+static int control_at(const unsigned char *s)
 {
-	unsigned char *p = (unsigned char *)s;
+	if (s[0] < 0x20 || s[0] == 0x7f)
+		return s[0];
+	if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] < 0xa0)
+		return s[1];
+	return -1;
+}
 
-	while (p && *p) {
+/* What the registry holds can be any bytes: a control character in a
+ * name must not move the cursor of the operator's terminal (escaped, as
+ * JSON writes it, so that it can be told from others), and what is not
+ * UTF-8 becomes '?' rather than whatever the terminal makes of it. */
+char *printable_dup(const char *str)
+{
+	const unsigned char *p = (const unsigned char *)str;
+	char *out = malloc(strlen(str) * 6 + 1), *o = out;
+
+	while (out && *p) {
 		size_t n = utf8_len(p);
+		int ctl = control_at(p);
 
-		/* C0 and C1 controls, DEL, and what is not UTF-8 */
-		if (!n || *p < 0x20 || *p == 0x7f ||
-		    (*p == 0xc2 && p[1] < 0xa0)) {
-			*p++ = '?';
-			continue;
+		if (ctl >= 0) {
+			o += sprintf(o, "\\u%04x", ctl);
+			p += ctl < 0x80 ? 1 : 2;
+		} else if (!n) {
+			*o++ = '?';
+			p++;
+		} else {
+			memcpy(o, p, n);
+			o += n;
+			p += n;
 		}
-		p += n;
 	}
-	return s;
+	if (out)
+		*o = '\0';
+	return out;
 }
 
 /* Columns on screen, not bytes: UTF-8 continuation bytes take none. */
@@ -90,10 +110,6 @@ struct table {
 	bool oom;
 };
 
-static char *cell_dup(const char *s)
-{
-	return printable(strdup(s));
-}
 
 static void table_row(struct table *t, const char *const *cells)
 {
@@ -112,7 +128,7 @@ static void table_row(struct table *t, const char *const *cells)
 	}
 	row = t->cell + t->nrows++ * t->ncols;
 	for (int i = 0; i < t->ncols; i++) {
-		row[i] = cell_dup(cells[i]);
+		row[i] = printable_dup(cells[i]);
 		if (!row[i])
 			t->oom = true;
 	}
@@ -161,14 +177,18 @@ static void table_free(struct table *t)
 	free(t->cell);
 }
 
-/* Print and free; a table we could not build whole is not printed. */
-static void table_done(struct table *t)
+/* Print and free; a table we could not build whole is not printed, and
+ * that is a failure, not an empty answer. */
+static int table_done(struct table *t)
 {
-	if (t->oom)
-		fprintf(stderr, "dsmctl: out of memory\n");
+	bool oom = t->oom;
+
+	if (oom)
+		fprintf(stderr, "dsmctl: out of memory building a table\n");
 	else
 		table_print(t);
 	table_free(t);
+	return oom ? EXIT_RUNTIME : 0;
 }
 
 /* ---- cells --------------------------------------------------------------- */
@@ -228,7 +248,7 @@ static uint32_t fmt_spanned(const struct dsm_reg_region *r, char *buf,
 
 /* ---- commands ------------------------------------------------------------ */
 
-static void print_servers_table(const struct snapshot *s)
+static int print_servers_table(const struct snapshot *s)
 {
 	static const char *const head[] = { ">ID", "ADDRESS", ">CAPACITY",
 					    ">USED", ">REGIONS", ">CLIENTS",
@@ -250,19 +270,19 @@ static void print_servers_table(const struct snapshot *s)
 				sizeof(beat)),
 			v->draining ? "draining" : "serving" });
 	}
-	table_done(&t);
+	return table_done(&t);
 }
 
-void text_servers(const struct ctl *c, const struct snapshot *s)
+int text_servers(const struct ctl *c, const struct snapshot *s)
 {
 	if (!s->nsrv) {
 		printf("no live servers in cluster %s\n", c->cluster);
-		return;
+		return 0;
 	}
-	print_servers_table(s);
+	return print_servers_table(s);
 }
 
-void text_status(const struct ctl *c, const struct snapshot *s)
+int text_status(const struct ctl *c, const struct snapshot *s)
 {
 	uint64_t cap, used;
 	char b1[32], b2[32], b3[32];
@@ -277,13 +297,13 @@ void text_status(const struct ctl *c, const struct snapshot *s)
 	       dsm_fmt_bytes(used < cap ? cap - used : 0, b3, sizeof(b3)));
 	printf("regions   %zu\n", s->nrgn);
 	printf("clients   %zu\n", s->ncli);
-	if (s->nsrv) {
-		putchar('\n');
-		print_servers_table(s);
-	}
+	if (!s->nsrv)
+		return 0;
+	putchar('\n');
+	return print_servers_table(s);
 }
 
-void text_regions(const struct ctl *c, const struct snapshot *s)
+int text_regions(const struct ctl *c, const struct snapshot *s)
 {
 	static const char *const head[] = { ">ID", "NAME", ">SIZE", ">OWNER",
 					    ">EXTENTS", "SERVERS" };
@@ -291,7 +311,7 @@ void text_regions(const struct ctl *c, const struct snapshot *s)
 
 	if (!s->nrgn) {
 		printf("no regions in cluster %s\n", c->cluster);
-		return;
+		return 0;
 	}
 	table_init(&t, 6, head);
 	for (size_t i = 0; i < s->nrgn; i++) {
@@ -307,10 +327,10 @@ void text_regions(const struct ctl *c, const struct snapshot *s)
 			fmt_u64(r->n, n, sizeof(n)),
 			*spanned ? spanned : "-" });
 	}
-	table_done(&t);
+	return table_done(&t);
 }
 
-void text_clients(const struct ctl *c, const struct snapshot *s)
+int text_clients(const struct ctl *c, const struct snapshot *s)
 {
 	static const char *const head[] = { ">ID", "HOST", ">PID", ">AGE",
 					    ">HEARTBEAT" };
@@ -318,7 +338,7 @@ void text_clients(const struct ctl *c, const struct snapshot *s)
 
 	if (!s->ncli) {
 		printf("no clients in cluster %s\n", c->cluster);
-		return;
+		return 0;
 	}
 	table_init(&t, 5, head);
 	for (size_t i = 0; i < s->ncli; i++) {
@@ -332,10 +352,10 @@ void text_clients(const struct ctl *c, const struct snapshot *s)
 			fmt_age(v->heartbeat_ms, s->now_ms, beat,
 				sizeof(beat)) });
 	}
-	table_done(&t);
+	return table_done(&t);
 }
 
-static void print_extents_table(const struct snapshot *s)
+static int print_extents_table(const struct snapshot *s)
 {
 	static const char *const head[] = { ">OFFSET", ">LENGTH", ">SERVER",
 					    "ADDRESS", ">SERVER_REGION",
@@ -357,21 +377,26 @@ static void print_extents_table(const struct snapshot *s)
 			fmt_u64(e->region_id, rid, sizeof(rid)),
 			fmt_u64(e->pool_off, pool, sizeof(pool)) });
 	}
-	table_done(&t);
+	return table_done(&t);
 }
 
-void text_region(const struct ctl *c, const struct snapshot *s)
+int text_region(const struct ctl *c, const struct snapshot *s)
 {
 	const struct dsm_reg_region *r = &s->one;
-	char size[32], age[32], name[sizeof(r->name)];
+	char size[32], age[32];
+	char *name = printable_dup(*r->name ? r->name : "-");
 	uint32_t gone = 0;
 
+	if (!name) {
+		fprintf(stderr, "dsmctl: out of memory\n");
+		return EXIT_RUNTIME;
+	}
 	for (uint32_t i = 0; i < r->n; i++)
 		gone += !find_server(s, r->ext[i].server);
-	snprintf(name, sizeof(name), "%s", *r->name ? r->name : "-");
 	printf("region   %llu in cluster %s\n", (unsigned long long)r->id,
 	       c->cluster);
-	printf("name     %s\n", printable(name));
+	printf("name     %s\n", name);
+	free(name);
 	printf("size     %s (%llu bytes)\n",
 	       dsm_fmt_bytes(r->size, size, sizeof(size)),
 	       (unsigned long long)r->size);
@@ -382,7 +407,7 @@ void text_region(const struct ctl *c, const struct snapshot *s)
 	if (gone)
 		printf(", %u on servers no longer live", gone);
 	printf("\n\n");
-	print_extents_table(s);
+	return print_extents_table(s);
 }
 
 /* ---- stats --------------------------------------------------------------- */
@@ -428,7 +453,7 @@ static const struct dsm_reg_client *prev_client(const struct ctl *c,
 	return NULL;
 }
 
-static void stats_servers(const struct ctl *c, const struct snapshot *s,
+static int stats_servers(const struct ctl *c, const struct snapshot *s,
 			  uint64_t dt)
 {
 	static const char *const head[] = {
@@ -453,10 +478,10 @@ static void stats_servers(const struct ctl *c, const struct snapshot *s,
 						 sizeof(cell[k]));
 		table_row(&t, row);
 	}
-	table_done(&t);
+	return table_done(&t);
 }
 
-static void stats_clients(const struct ctl *c, const struct snapshot *s,
+static int stats_clients(const struct ctl *c, const struct snapshot *s,
 			  uint64_t dt)
 {
 	static const char *const head[] = {
@@ -489,12 +514,13 @@ static void stats_clients(const struct ctl *c, const struct snapshot *s,
 		row[12] = cell[DSM_RC_BLOCKTIME_NS];
 		table_row(&t, row);
 	}
-	table_done(&t);
+	return table_done(&t);
 }
 
-void text_stats(const struct ctl *c, const struct snapshot *s)
+int text_stats(const struct ctl *c, const struct snapshot *s)
 {
 	uint64_t dt = c->prev ? s->now_ms - c->prev->now_ms : 0;
+	int rc = 0;
 
 	if (c->watch_ms)
 		printf("--- cluster %s, %s\n", c->cluster, c->prev ?
@@ -502,12 +528,13 @@ void text_stats(const struct ctl *c, const struct snapshot *s)
 		       "totals since each process started");
 	printf("servers\n");
 	if (s->nsrv)
-		stats_servers(c, s, dt);
+		rc = stats_servers(c, s, dt);
 	else
 		printf("  none\n");
 	printf("\nclients (resident, latency and blocked time: now)\n");
 	if (s->ncli)
-		stats_clients(c, s, dt);
+		rc |= stats_clients(c, s, dt);
 	else
 		printf("  none\n");
+	return rc;
 }

@@ -10,14 +10,17 @@
 #                    nothing running is not an error
 #     status         `dsmctl status` of the cluster, and its exit status
 #     restart-redis  stop and start redis alone, on the same port and
-#                    empty: the servers must register again by themselves
+#                    password, empty: the servers must register again by
+#                    themselves
 # Knobs (environment): SERVERS (default 2), CAPACITY per server (2G),
 # REDIS_PORT (7379, not 6379: leaves a system redis alone), BASE_PORT (first
 # server's port, 7400), CLUSTER (default), RUN_DIR ($top/run/cluster: logs,
 # pid files), BUILD (build directory, $top/build).  down, status and
 # restart-redis use the settings `up` recorded in RUN_DIR.
 # Everything listens on 127.0.0.1 only.  Servers and clients share a secret
-# made in RUN_DIR/secret (mode 0600), so only members get in.
+# made in RUN_DIR/secret (mode 0600), so only members get in; redis wants
+# the password made in RUN_DIR/redis.pass (mode 0600), so only they, and
+# whoever holds that file, read or write the registry.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 SERVERS=${SERVERS:-2}
@@ -81,8 +84,19 @@ list_pidfiles() {
 	return 0
 }
 
+# redis-cli, logged in.  REDISCLI_AUTH, not -a: an argument shows in ps.
+rcli() {
+	REDISCLI_AUTH=$(cat "$RUN_DIR/redis.pass") redis-cli -h $host -p "$REDIS_PORT" "$@"
+}
+
 redis_ping() {
-	[ "$(redis-cli -h $host -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]
+	[ "$(rcli ping 2>/dev/null)" = PONG ]
+}
+
+# Any redis at all on the port: one that wants another password answers
+# PING with an error, but answers.
+redis_answers() {
+	[ -n "$(redis-cli -h $host -p "$REDIS_PORT" ping 2>/dev/null)" ]
 }
 
 need_tools() {
@@ -98,12 +112,15 @@ need_tools() {
 
 start_redis() {
 	local pid
-	if redis_ping; then
+	if redis_answers; then
 		die "something already answers on $host:$REDIS_PORT; set REDIS_PORT to a free port"
 	fi
 	rm -f "$RUN_DIR/redis.pid"
-	# an index of live memory, nothing to keep: no RDB, no AOF
-	redis-server --bind $host --port "$REDIS_PORT" --protected-mode yes \
+	# the password from a config file, not the command line (ps); an
+	# index of live memory, nothing to keep: no RDB, no AOF
+	(umask 077 && printf 'requirepass "%s"\n' "$(cat "$RUN_DIR/redis.pass")" \
+		>"$RUN_DIR/redis.conf")
+	redis-server "$RUN_DIR/redis.conf" --bind $host --port "$REDIS_PORT" --protected-mode yes \
 		--save '' --appendonly no --dir "$RUN_DIR" \
 		--logfile "$RUN_DIR/redis.log" --pidfile "$RUN_DIR/redis.pid" \
 		--daemonize yes ||
@@ -149,6 +166,16 @@ make_secret() {
 		mv "$RUN_DIR/secret.tmp" "$RUN_DIR/secret")
 }
 
+# Redis's password (requirepass), made and kept like the secret: so that
+# another user of this machine can neither read the registry nor list
+# false servers in it.  Hex, so that it needs no quoting anywhere.
+make_redis_pass() {
+	[ -s "$RUN_DIR/redis.pass" ] && return 0
+	(umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' \
+		>"$RUN_DIR/redis.pass.tmp" && echo >>"$RUN_DIR/redis.pass.tmp" &&
+		mv "$RUN_DIR/redis.pass.tmp" "$RUN_DIR/redis.pass")
+}
+
 # setsid: a server belongs to the cluster, not to the shell that ran `up`;
 # Ctrl-C there must not reach it.  Not a group leader here, setsid execs
 # in place, so $! is the server's own pid once it has exec'd: wait for that,
@@ -160,6 +187,7 @@ start_server() {
 	setsid "$BUILD/server/dsm-server" --listen "$host:$port" \
 		--capacity "$CAPACITY" --registry "$registry" \
 		--cluster "$CLUSTER" --secret-file "$RUN_DIR/secret" \
+		--registry-password-file "$RUN_DIR/redis.pass" \
 		</dev/null >/dev/null \
 		2>"$RUN_DIR/server-$i.log" &
 	pid=$!
@@ -175,6 +203,7 @@ wait_servers() {
 	local deadline=$((SECONDS + start_timeout)) listed i missing
 	while :; do
 		listed=$("$BUILD/ctl/dsmctl" --registry "$registry" \
+			--registry-password-file "$RUN_DIR/redis.pass" \
 			--cluster "$CLUSTER" servers 2>/dev/null || true)
 		missing=""
 		for i in $(seq "$SERVERS"); do
@@ -245,7 +274,7 @@ running() {
 # Clients find the servers through the registry; DSM_SERVERS is left
 # unset on purpose, since an explicit server list would override it.
 print_exports() {
-	echo "export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER DSM_SECRET_FILE=$RUN_DIR/secret"
+	echo "export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER DSM_SECRET_FILE=$RUN_DIR/secret DSM_REGISTRY_PASSWORD_FILE=$RUN_DIR/redis.pass"
 	echo "unset DSM_SERVERS"
 }
 
@@ -268,6 +297,7 @@ do_up() {
 	rm -f "${pidfiles[@]}" # stale: nothing runs
 	save_env
 	make_secret
+	make_redis_pass
 	start_redis
 	for i in $(seq "$SERVERS"); do start_server "$i"; done
 	wait_servers
@@ -286,7 +316,8 @@ down) load_env; do_down ;;
 status)
 	load_env
 	[ -x "$BUILD/ctl/dsmctl" ] || die "no dsmctl under $BUILD: build first (deploy/build.sh)"
-	exec "$BUILD/ctl/dsmctl" --registry "$registry" --cluster "$CLUSTER" status ;;
+	exec "$BUILD/ctl/dsmctl" --registry "$registry" --cluster "$CLUSTER" \
+		--registry-password-file "$RUN_DIR/redis.pass" status ;;
 restart-redis)
 	load_env
 	live_pid "$RUN_DIR/redis.pid" redis-server >/dev/null ||

@@ -23,7 +23,7 @@ static void init(void)
 		abort(); /* no random source: nothing here can be trusted */
 }
 
-static int read_secret(int fd, uint8_t *buf, size_t cap, size_t *len)
+static int read_all(int fd, uint8_t *buf, size_t cap, size_t *len)
 {
 	ssize_t n;
 
@@ -39,43 +39,55 @@ static int read_secret(int fd, uint8_t *buf, size_t cap, size_t *len)
 	return 0;
 }
 
-int dsm_auth_load(const char *path, struct dsm_auth_key *key, char *err,
-		  size_t errlen)
+int dsm_private_file_read(const char *path, const char *what, void *buf,
+			  size_t cap, size_t *len, char *err, size_t errlen)
 {
-	uint8_t buf[SECRET_MAX_BYTES];
 	struct stat st;
-	size_t len = 0;
-	int fd, rc;
+	int fd, rc = 0;
 
-	init();
+	*len = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "cannot read secret file %s: %s", path,
+		snprintf(err, errlen, "cannot read %s %s: %s", what, path,
 			 strerror(-rc));
 		goto out;
 	}
 	if (st.st_mode & 077) {
 		rc = -EPERM;
-		snprintf(err, errlen, "secret file %s may be read by others "
-			 "(mode %04o): chmod 600 %s", path,
+		snprintf(err, errlen, "%s %s may be read by others (mode %04o): "
+			 "chmod 600 %s", what, path,
 			 (unsigned)(st.st_mode & 07777), path);
 		goto out;
 	}
-	rc = read_secret(fd, buf, sizeof(buf), &len);
-	if (!rc && len < DSM_SECRET_MIN_BYTES)
-		rc = -EINVAL;
-	if (rc) {
-		snprintf(err, errlen, "secret file %s: %s", path, rc == -EINVAL ?
-			 "too short (want at least 16 random bytes, e.g. "
-			 "head -c 32 /dev/urandom | base64)" : strerror(-rc));
-		goto out;
-	}
-	crypto_hash_sha256(key->k, buf, len);
+	rc = read_all(fd, buf, cap, len);
+	if (rc)
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(-rc));
 out:
-	sodium_memzero(buf, sizeof(buf));
 	if (fd >= 0)
 		close(fd);
+	return rc;
+}
+
+int dsm_auth_load(const char *path, struct dsm_auth_key *key, char *err,
+		  size_t errlen)
+{
+	uint8_t buf[SECRET_MAX_BYTES];
+	size_t len = 0;
+	int rc;
+
+	init();
+	rc = dsm_private_file_read(path, "secret file", buf, sizeof(buf), &len,
+				   err, errlen);
+	if (!rc && len < DSM_SECRET_MIN_BYTES) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "secret file %s: too short (want at least "
+			 "16 random bytes, e.g. head -c 32 /dev/urandom | "
+			 "base64)", path);
+	}
+	if (!rc)
+		crypto_hash_sha256(key->k, buf, len);
+	sodium_memzero(buf, sizeof(buf));
 	return rc;
 }
 

@@ -36,6 +36,7 @@ struct options {
 	bool server_id_set;
 	uint64_t poll_us;
 	const char *registry;   /* redis://...; NULL: standalone */
+	const char *registry_pass_file;
 	const char *cluster;
 	const char *advertise;  /* host[:port] clients are told to use */
 	const char *secret_file;
@@ -51,6 +52,7 @@ struct server {
 	struct session_list sessions;
 	struct membership reg;
 	struct dsm_auth_key key;    /* valid when h.key points at it */
+	struct dsm_reg_addr reg_addr; /* with the registry's password */
 	char listen_host[256];
 	uint16_t port;          /* bound */
 	uint64_t next_msg_id;   /* ids of server-initiated messages */
@@ -62,7 +64,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: dsm-server --listen HOST:PORT --capacity SIZE\n"
 		"                  [--port-file PATH] [--server-id N] [--poll-us N]\n"
-		"                  [--registry URL [--cluster NAME] [--advertise HOST[:PORT]]]\n"
+		"                  [--registry URL [--cluster NAME] [--advertise HOST[:PORT]]\n"
+		"                   [--registry-password-file PATH]]\n"
 		"                  [--secret-file PATH] [--log LEVEL]\n"
 		"\n"
 		"  --listen HOST:PORT  address to serve on; port 0 picks a free one\n"
@@ -74,6 +77,12 @@ static void usage(FILE *f)
 		"                      never poll; spends CPU to save wake-ups)\n"
 		"  --registry URL      join a cluster: register in Redis at URL\n"
 		"                      (redis://HOST:PORT) and heartbeat there\n"
+		"  --registry-password-file PATH\n"
+		"                      a file (mode 0600) holding the password of\n"
+		"                      the registry's Redis (requirepass; or an ACL\n"
+		"                      user's, with --registry redis://USER@HOST:PORT).\n"
+		"                      Better than redis://:PASSWORD@HOST:PORT, which\n"
+		"                      anyone can read in ps\n"
 		"  --cluster NAME      cluster to join (default: $DSM_CLUSTER, else\n"
 		"                      'default')\n"
 		"  --advertise H[:P]   address clients should connect to (default:\n"
@@ -132,6 +141,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "server-id", required_argument, NULL, 'i' },
 		{ "poll-us", required_argument, NULL, 'u' },
 		{ "registry", required_argument, NULL, 'r' },
+		{ "registry-password-file", required_argument, NULL, 'P' },
 		{ "cluster", required_argument, NULL, 'C' },
 		{ "advertise", required_argument, NULL, 'a' },
 		{ "secret-file", required_argument, NULL, 's' },
@@ -141,6 +151,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	};
 	struct dsm_reg_addr reg;
 	const char *cap = NULL;
+	char shown[320];
 	int c;
 
 	opterr = 0; /* our own messages, with the exit code we promise */
@@ -154,6 +165,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->server_id_set = true;
 			break;
 		case 'r': o->registry = optarg; break;
+		case 'P': o->registry_pass_file = optarg; break;
 		case 'C': o->cluster = optarg; break;
 		case 'a': o->advertise = optarg; break;
 		case 's': o->secret_file = optarg; break;
@@ -177,10 +189,14 @@ static void parse_args(int argc, char **argv, struct options *o)
 		die_usage("bad --capacity '%s': want a positive multiple of 4K",
 			  cap);
 	if (o->registry && dsm_reg_parse_url(o->registry, &reg))
-		die_usage("bad --registry '%s': want redis://HOST:PORT",
-			  o->registry);
+		die_usage("bad --registry '%s': want "
+			  "redis://[[USER]:PASSWORD@]HOST:PORT",
+			  dsm_reg_redact(o->registry, shown, sizeof(shown)));
+	dsm_reg_addr_wipe(&reg);
 	if ((o->cluster || o->advertise) && !o->registry)
 		die_usage("--cluster and --advertise need --registry");
+	if (o->registry_pass_file && !o->registry)
+		die_usage("--registry-password-file needs --registry");
 	if (!o->cluster)
 		o->cluster = getenv("DSM_CLUSTER") ? getenv("DSM_CLUSTER")
 						   : DSM_REG_DEFAULT_CLUSTER;
@@ -534,7 +550,7 @@ static int join_cluster(struct server *srv, const struct options *o)
 		if (getrandom(&rec.id, sizeof(rec.id), 0) != sizeof(rec.id))
 			return -errno;
 	srv->h.server_id = rec.id;
-	return membership_start(&srv->reg, &srv->loop, o->registry,
+	return membership_start(&srv->reg, &srv->loop, &srv->reg_addr,
 				o->cluster, &rec, &srv->h, &srv->sessions,
 				drain_changed, srv);
 }
@@ -568,6 +584,17 @@ int main(int argc, char **argv)
 		}
 		srv.h.key = &srv.key;
 	}
+	if (o.registry) {
+		char msg[512];
+
+		if (dsm_reg_addr_init(&srv.reg_addr, o.registry,
+				      o.registry_pass_file,
+				      "--registry-password-file", msg,
+				      sizeof(msg))) {
+			dsm_err("%s", msg);
+			goto out_handler;
+		}
+	}
 	uv_loop_init(&srv.loop);
 	uv_timer_init(&srv.loop, &srv.stop_timer);
 	srv.stop_timer.data = &srv;
@@ -581,6 +608,7 @@ out:
 	close_all_sessions(&srv);
 	drain_loop(&srv.loop);
 out_handler:
+	dsm_reg_addr_wipe(&srv.reg_addr);
 	handler_destroy(&srv.h);
 	return rc;
 }

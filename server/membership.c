@@ -23,21 +23,64 @@ static void beat_now(struct membership *r);
 
 /* ---- connection --------------------------------------------------------- */
 
-static void on_connect(const redisAsyncContext *ac, int status)
+/* Connected and logged in: beat at once, which registers us again if
+ * Redis lost everything. */
+static void ready(struct membership *r)
 {
-	struct membership *r = ac->data;
-
 	r->connecting_since = 0;
-	if (status != REDIS_OK) {
-		/* hiredis frees the context after this callback */
-		r->ac = NULL;
-		return;
-	}
 	r->connected = true;
 	if (r->warned)
 		dsm_info("registry %s is back: registering again", r->addr.url);
 	r->warned = false;
+	r->auth_warned = false;
 	beat_now(r);
+}
+
+/* A Redis that refuses our password (or now wants one) after a restart
+ * is a configuration error to name once, not a network hiccup: we keep
+ * serving and retrying, as when Redis is away. */
+static void on_auth_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct membership *r = ac->data;
+	redisReply *rep = reply;
+	char msg[512];
+
+	if (!rep)
+		return; /* the connection went: on_disconnect says so */
+	if (rep->type != REDIS_REPLY_ERROR) {
+		ready(r);
+		return;
+	}
+	if (!r->auth_warned) {
+		dsm_reg_auth_error(&r->addr, rep->str, msg, sizeof(msg));
+		dsm_warn("%s; serving on and retrying every %d ms", msg,
+			 DSM_REG_HEARTBEAT_MS);
+	}
+	r->auth_warned = r->warned = true;
+	redisAsyncDisconnect(ac);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct membership *r = ac->data;
+	const char *argv[3];
+	size_t len[3];
+	int argc;
+
+	if (status != REDIS_OK) {
+		/* hiredis frees the context after this callback */
+		r->connecting_since = 0;
+		r->ac = NULL;
+		return;
+	}
+	/* AUTH first: until it is answered the connection counts as
+	 * connecting, and on_beat's timeout covers it too */
+	argc = dsm_reg_auth_argv(&r->addr, argv, len);
+	if (!argc)
+		ready(r);
+	else
+		redisAsyncCommandArgv(r->ac, on_auth_reply, NULL, argc, argv,
+				      len);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -237,11 +280,11 @@ static void on_beat(uv_timer_t *t)
 
 /* ---- start and stop ----------------------------------------------------- */
 
-static int register_sync(struct membership *r, const char *url)
+static int register_sync(struct membership *r)
 {
 	struct dsm_reg *reg;
 	char err[512];
-	int rc = dsm_reg_open(url, r->cluster, &reg, err, sizeof(err));
+	int rc = dsm_reg_open(&r->addr, r->cluster, &reg, err, sizeof(err));
 
 	if (rc) {
 		dsm_err("%s", err);
@@ -250,13 +293,14 @@ static int register_sync(struct membership *r, const char *url)
 	fill_record(r);
 	rc = dsm_reg_put_server(reg, &r->rec, DSM_REG_TTL_MS);
 	if (rc)
-		dsm_err("cannot register with %s: %s", url, strerror(-rc));
+		dsm_err("cannot register with %s: %s", r->addr.url,
+			strerror(-rc));
 	dsm_reg_close(reg);
 	return rc;
 }
 
 int membership_start(struct membership *r, uv_loop_t *loop,
-		       const char *url, const char *cluster,
+		       const struct dsm_reg_addr *addr, const char *cluster,
 		       const struct dsm_reg_server *rec,
 		       const struct handler *h, struct session_list *sessions,
 		       void (*drain_changed)(void *arg, bool on),
@@ -273,17 +317,16 @@ int membership_start(struct membership *r, uv_loop_t *loop,
 	r->rec = *rec;
 	r->rec.pid = getpid();
 	r->rec.started_ms = dsm_reg_now_ms();
+	r->addr = *addr;
 	gethostname(r->rec.host, sizeof(r->rec.host) - 1);
 	snprintf(r->cluster, sizeof(r->cluster), "%s", cluster);
-	if (dsm_reg_parse_url(url, &r->addr)) {
-		dsm_err("--registry %s: expected redis://HOST:PORT", url);
-		return -EINVAL;
-	}
-	err = register_sync(r, url);
-	if (err)
+	err = register_sync(r);
+	if (err) {
+		dsm_reg_addr_wipe(&r->addr);
 		return err;
+	}
 	dsm_info("registered as server %u of cluster '%s' at %s", r->rec.id,
-		 r->cluster, url);
+		 r->cluster, r->addr.url);
 	uv_timer_init(loop, &r->beat);
 	r->beat.data = r;
 	uv_timer_start(&r->beat, on_beat, 0, DSM_REG_HEARTBEAT_MS);
@@ -316,6 +359,7 @@ void membership_stop(struct membership *r)
 
 void membership_abort(struct membership *r)
 {
+	dsm_reg_addr_wipe(&r->addr);
 	if (r->ac) {
 		redisAsyncContext *ac = r->ac;
 

@@ -8,7 +8,8 @@
  * rewrites its record (capacity, used, regions, clients) and renews the
  * record's TTL, so a server that dies or hangs vanishes from the registry
  * by itself.  If Redis goes away the server keeps serving its clients and
- * reconnects on the next beats; the first beat that gets through registers
+ * reconnects on the next beats (logging in again, if Redis wants a
+ * password); the first beat that gets through registers
  * it again (after a Redis restart that lost the data, too).  On a clean
  * stop it deletes its record.
  *
@@ -46,16 +47,19 @@ struct membership {
 	 * loop when that changes (main.c tells the clients) */
 	void (*drain_changed)(void *arg, bool on);
 	void *drain_arg;
-	bool connected, stopping, warned;
+	bool connected;                 /* and logged in */
+	bool stopping, warned;
+	bool auth_warned;               /* said why Redis refused us */
 };
 
 /*
- * Register: connect to url (synchronously), write the record, then start
- * beating on loop.  rec gives id, addr, capacity; the rest is filled in.
+ * Register: connect to the registry at addr (synchronously; with its
+ * password, if any, which is sent again after every reconnect), write
+ * the record, then start beating on loop.  rec gives id, addr, capacity; the rest is filled in.
  * 0, or -errno after logging what went wrong and what to check.
  */
 int membership_start(struct membership *r, uv_loop_t *loop,
-		       const char *url, const char *cluster,
+		       const struct dsm_reg_addr *addr, const char *cluster,
 		       const struct dsm_reg_server *rec,
 		       const struct handler *h, struct session_list *sessions,
 		       void (*drain_changed)(void *arg, bool on),

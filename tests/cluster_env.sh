@@ -60,4 +60,5 @@ pick_ports() {
 p=$(pick_ports) || fatal "no four free loopback ports in a row"
 export REDIS_PORT=$p BASE_PORT=$((p + 1))
 registry=redis://127.0.0.1:$REDIS_PORT
-export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER DSM_SECRET_FILE=$RUN_DIR/secret
+export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER DSM_SECRET_FILE=$RUN_DIR/secret \
+	DSM_REGISTRY_PASSWORD_FILE=$RUN_DIR/redis.pass

@@ -26,7 +26,8 @@ capacity=$((64 << 20))
 # shellcheck source=cluster_env.sh
 . "$top/tests/cluster_env.sh"
 addrs=("127.0.0.1:$BASE_PORT" "127.0.0.1:$((BASE_PORT + 1))" "127.0.0.1:$((BASE_PORT + 2))")
-rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+# logged in with the cluster's redis password (REDISCLI_AUTH: not in ps)
+rcli() { REDISCLI_AUTH=$(cat "$RUN_DIR/redis.pass") redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 key() { echo "dsm:$CLUSTER:$1"; }
 
 # run WANT_STATUS ARGS...: dsmctl's stdout in $out, stderr in $err.
@@ -62,10 +63,26 @@ for f in "$RUN_DIR"/redis.pid "$RUN_DIR"/server-{1,2,3}.pid; do
 	[ -s "$f" ] || fatal "cluster.sh up left no $f"
 	all_pids+=("$(cat "$f")")
 done
-grep -qxF "export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER DSM_SECRET_FILE=$RUN_DIR/secret" <<<"$up_out" ||
+grep -qxF "export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER DSM_SECRET_FILE=$RUN_DIR/secret DSM_REGISTRY_PASSWORD_FILE=$RUN_DIR/redis.pass" <<<"$up_out" ||
 	fail "cluster.sh up printed no export line: '$up_out'"
 [ "$(rcli config get bind | tail -n 1)" = 127.0.0.1 ] ||
 	fail "redis binds '$(rcli config get bind | tail -n 1)', not 127.0.0.1 only"
+[ "$(stat -c %a "$RUN_DIR/redis.pass")" = 600 ] ||
+	fail "RUN_DIR/redis.pass has mode $(stat -c %a "$RUN_DIR/redis.pass"), not 600"
+[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>&1)" != PONG ] ||
+	fail "the cluster's redis answers without its password"
+# every command line on the machine (the password read inside python,
+# so that no command line of ours holds it either)
+python3 - "$RUN_DIR/redis.pass" <<'PY' || fail "the redis password shows in ps"
+import glob, sys
+pw = open(sys.argv[1], "rb").read().strip()
+for f in glob.glob("/proc/[0-9]*/cmdline"):
+    try:
+        if pw in open(f, "rb").read():
+            sys.exit(1)
+    except OSError:
+        pass
+PY
 [ -z "$(rcli config get save | tail -n 1)" ] &&
 	[ "$(rcli config get appendonly | tail -n 1)" = no ] ||
 	fail "redis persists (save/appendonly set)"
@@ -144,8 +161,8 @@ rcli sadd "$(key clients)" 5 >/dev/null
 if run 0 regions; then
 	grep -aE '^ *42 ' <<<"$out" | grep -aF "12.0 MiB" | grep -aE ' 7 +3 ' |
 		grep -aqF "$live,$victim" || fail "regions: region 42 wrong: $out"
-	# control characters and bytes that are not UTF-8 shown as '?'
-	grep -qF 't "q"?né?' <<<"$out" || fail "regions: name of 42 shown as: $out"
+	# control characters escaped, bytes that are not UTF-8 shown as '?'
+	grep -qF 't "q"\u0009né?' <<<"$out" || fail "regions: name of 42 shown as: $out"
 	grep -E '^ *43 +- +4.0 KiB +9 +0 +-$' <<<"$out" >/dev/null ||
 		fail "regions: region 43 wrong: $out"
 fi
@@ -246,6 +263,60 @@ for cmd in status servers regions clients "region show" stats; do
 	run 0 $cmd --help && { grep -q "^usage: dsmctl .*$cmd" <<<"$out" ||
 		fail "$cmd --help: $out"; }
 done
+
+# ---- defects an earlier review found -------------------------------------------------
+
+# the argument named is the one typed, also inside a cluster of short options
+run 2 --json -xy servers && { grep -qF "unknown option '-x' in '-xy'" <<<"$err" ||
+	fail "-xy: $err"; }
+run 2 -q servers && { grep -qF "unknown option '-q'" <<<"$err" || fail "-q: $err"; }
+
+# C1 controls (U+0080..U+009F: two bytes in UTF-8) escaped once, like C0
+rcli hset "$(key region:44)" id 44 name $'a\xc2\x85b\x7f' size 4096 owner 9 \
+	created_ms "$now" extents "" >/dev/null
+rcli sadd "$(key regions)" 44 >/dev/null
+if run 0 regions; then
+	grep -E '^ *44 ' <<<"$out" | grep -qF 'a\u0085b\u007f' ||
+		fail "regions: a C1 control shown as: $(grep -E '^ *44 ' <<<"$out" | od -c | head -3)"
+fi
+run 0 region show 44 && { grep -qF 'name     a\u0085b\u007f' <<<"$out" ||
+	fail "region show 44: name: $out"; }
+run 0 --json regions && { grep -qF '"name":"a\u0085b\u007f"' <<<"$out" ||
+	fail "--json regions: C1 not escaped: $out"; }
+
+# a malformed record: named on stderr, the rest listed, exit status 1
+rcli hset "$(key region:45)" id 45 name bad size lots owner 9 \
+	created_ms "$now" extents "" >/dev/null
+rcli sadd "$(key regions)" 45 >/dev/null
+if run 1 regions; then
+	grep -qF "dsm:$CLUSTER:region:45 is a malformed record" <<<"$err" ||
+		fail "regions: no warning for the malformed record: $err"
+	grep -qE '^ *42 ' <<<"$out" && grep -qE '^ *44 ' <<<"$out" ||
+		fail "regions: the well-formed ones not listed with a malformed one: $out"
+fi
+run 1 --json regions && json '
+assert [r["id"] for r in doc if "id" in r] == [42, 43, 44], doc
+assert [r for r in doc if "error" in r] == [
+    {"key": "dsm:%s:region:45" % args[0], "error": "malformed record"}], doc
+' "$CLUSTER" <<<"$out" || fail "--json regions with a malformed record: $out"
+run 1 status && { grep -qF "region:45 is a malformed record" <<<"$err" ||
+	fail "status: no warning for the malformed record: $err"; }
+rcli del "$(key region:45)" >/dev/null
+rcli srem "$(key regions)" 45 >/dev/null
+
+# out of memory while building a table: an error, not success
+fail_malloc=$build/tests/libfail_malloc.so
+if [ -e "$fail_malloc" ]; then
+	# escaping a 57-byte name takes malloc(57 * 6 + 1): only that fails
+	rcli hset "$(key region:44)" name "$(printf 'n%.0s' $(seq 57))" >/dev/null
+	LD_PRELOAD=$fail_malloc FAIL_MALLOC_SIZE=343 run 1 regions &&
+		{ grep -qF "out of memory" <<<"$err" || fail "regions out of memory: $err"; }
+	[ -z "$out" ] || fail "regions printed a table it could not build whole: $out"
+else
+	echo "(no $fail_malloc in a sanitizer build: out-of-memory check skipped)"
+fi
+rcli del "$(key region:44)" >/dev/null
+rcli srem "$(key regions)" 44 >/dev/null
 
 # ---- redis restarts empty: the servers register again -------------------------------
 

@@ -98,7 +98,7 @@ static uint32_t region_servers(struct dsm_reg *reg, struct dsm_reg_region *out)
 
 	for (int tries = 0; tries < 100 && !n; tries++) {
 		dsm_reg_regions_free(v, n);
-		TH_CHECK(dsm_reg_list_regions(reg, &v, &n) == 0);
+		TH_CHECK(dsm_reg_list_regions(reg, &v, &n, NULL, NULL) == 0);
 		if (!n)
 			usleep(100000);
 	}
@@ -121,11 +121,15 @@ static uint32_t region_servers(struct dsm_reg *reg, struct dsm_reg_region *out)
 
 static struct dsm_reg *open_registry(void)
 {
+	struct dsm_reg_addr a;
 	struct dsm_reg *reg;
+	const char *pass = getenv("DSM_REGISTRY_PASSWORD_FILE");
 	char err[512];
 
-	if (dsm_reg_open(getenv("DSM_REGISTRY"), getenv("DSM_CLUSTER"), &reg,
-			 err, sizeof(err))) {
+	if (dsm_reg_addr_init(&a, getenv("DSM_REGISTRY"), pass && *pass ?
+			      pass : NULL, "DSM_REGISTRY_PASSWORD_FILE", err,
+			      sizeof(err)) ||
+	    dsm_reg_open(&a, getenv("DSM_CLUSTER"), &reg, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		exit(1);
 	}

@@ -42,6 +42,11 @@ expect 2 "bad cluster name 'a b'" "${ok[@]}" --registry redis://127.0.0.1:1 --cl
 expect 1 "cannot reach the registry at redis://127.0.0.1:1" "${ok[@]}" --registry redis://127.0.0.1:1
 expect 2 "bad --registry 'redis://x:port'" "${ok[@]}" --registry "redis://x:port"
 expect 2 "bad --registry 'http://x'" "${ok[@]}" --registry "http://x"
+# a password in a bad URL is not repeated back
+expect 2 "bad --registry 'redis://:\*\*\*@x:port'" "${ok[@]}" --registry "redis://:hunter2@x:port"
+expect 2 "--registry-password-file needs --registry" "${ok[@]}" --registry-password-file /dev/null
+grep -q -- "--registry-password-file" <<<"$help" ||
+	{ echo "FAIL: --help lacks --registry-password-file"; failed=1; }
 # the secret file: private, long enough, readable
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
