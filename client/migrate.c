@@ -77,6 +77,7 @@ static struct {
 	bool started, quit, kicked;
 	unsigned inflight;        /* moves whose copy is not acknowledged */
 	unsigned stall_ms;        /* DSM_TEST_MOVE_STALL_MS; set at start */
+	uint64_t warned_ns;       /* mover thread only: last "no room" */
 } mv = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	 .cond = PTHREAD_COND_INITIALIZER };
 
@@ -460,11 +461,15 @@ static uint64_t migrate_region(struct dsm_region *r)
 		goto out;
 	err = dsm_place_stripes(len, n, granted.part, &granted.nparts, home);
 	if (err) {
-		dsm_err("cannot move region %#llx off the servers being "
-			"drained: %s; it stays there, trying again in %d ms",
-			(unsigned long long)r->base,
-			err == -ENOMEM ? "the other servers lack room" :
-					 strerror(-err), RETRY_MS);
+		/* said once a minute: it is retried every RETRY_MS */
+		if (dsm_now_ns() - mv.warned_ns > 60000000000ULL) {
+			dsm_err("cannot move region %#llx off the servers being "
+				"drained: %s; it stays there, trying again "
+				"every %d ms", (unsigned long long)r->base,
+				err == -ENOMEM ? "the other servers lack room" :
+						 strerror(-err), RETRY_MS);
+			mv.warned_ns = dsm_now_ns();
+		}
 		goto out;
 	}
 	pthread_mutex_lock(&dsm_eng.lock);

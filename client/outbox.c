@@ -194,6 +194,8 @@ static int submit(const struct dsm_io *io)
 
 int dsm_outbox_splice(struct dsm_outbox *dst, struct dsm_outbox *src)
 {
+	if (!src->n)
+		return 0;
 	if (dst->n + src->n > dst->cap) {
 		uint32_t cap = dst->n + src->n;
 		struct dsm_io *io = realloc(dst->io, cap * sizeof(*io));
