@@ -380,6 +380,9 @@ static void test_bad_requests(void)
 	expect("GOODBYE from a client", th_call(fd, DSM_MSG_GOODBYE,
 						next_id++, body, 4, NULL, 0,
 						NULL), -EOPNOTSUPP);
+	expect("DRAINING from a client", th_call(fd, DSM_MSG_DRAINING,
+						 next_id++, body, 4, NULL, 0,
+						 NULL), -EOPNOTSUPP);
 
 	/* a freed region's id stays dead */
 	expect("ALLOC", do_alloc(fd, HOSTILE_SIZE, &gone), 0);
