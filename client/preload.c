@@ -186,9 +186,16 @@ static bool ours(const void *p)
 
 static size_t libc_usable_size(void *p)
 {
-	if (!libc_usable)
-		libc_usable = (size_t (*)(void *))dlsym(RTLD_NEXT,
-							 "malloc_usable_size");
+	/* The C library's own, by handle: RTLD_NEXT could find another
+	 * allocator's (redis-server links jemalloc, whose malloc we also
+	 * stand in front of). */
+	if (!libc_usable) {
+		void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+
+		if (libc)
+			libc_usable = (size_t (*)(void *))dlsym(
+				libc, "malloc_usable_size");
+	}
 	return libc_usable ? libc_usable(p) : 0;
 }
 
