@@ -27,6 +27,9 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "dsm.h"
 #include "engine.h"
@@ -431,9 +434,17 @@ void arena_unlock_all(void)
 	pthread_mutex_unlock(&lock);
 }
 
+/* In a child after fork, the arenas are holes (MADV_DONTFORK).  Fill
+ * them with inaccessible reservations, so that touching far memory stays
+ * a SIGSEGV and the C library cannot map its own blocks there, where they
+ * would pass for arena pointers. */
 void arena_reset_child(void)
 {
 	pthread_mutex_init(&lock, NULL);
+	for (unsigned i = 0; i < narenas; i++)
+		syscall(SYS_mmap, arenas[i]->base, arenas[i]->npages * PAGE,
+			PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+			MAP_FIXED_NOREPLACE, -1, 0);
 }
 
 void arena_usage(unsigned *n, size_t *bytes)

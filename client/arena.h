@@ -62,8 +62,9 @@ bool arena_grow(void *p, size_t size);
  * it. */
 void arena_shrink(void *p, size_t size);
 
-/* fork: hold the lock across it (prepare/parent), and reset it in the
- * child, which must not call libdsm again. */
+/* fork: hold the lock across it (prepare/parent); in the child, reset
+ * it and reserve the arenas' address ranges inaccessible.  The child must
+ * not call libdsm again. */
 void arena_lock_all(void);
 void arena_unlock_all(void);
 void arena_reset_child(void);
