@@ -243,6 +243,7 @@ static void renew(void)
 
 static void *lease_main(void *arg)
 {
+	dsm_tl_internal = 1; /* libdsm's own thread: no far memory for it */
 	pthread_mutex_lock(&cl.lock);
 	while (!cl.quit) {
 		struct timespec until;

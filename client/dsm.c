@@ -23,6 +23,8 @@
 struct dsm_engine dsm_eng = { .lock = PTHREAD_MUTEX_INITIALIZER,
 			      .wake_fd = -1 };
 
+__thread unsigned dsm_tl_internal __attribute__((tls_model("initial-exec")));
+
 #define DEFAULT_BUDGET (256ULL << 20)
 #define DEFAULT_PREFETCH 256u /* one full READ: see docs/design.md, "Prefetch" */
 #define MIN_BUDGET_PAGES 16u
@@ -292,6 +294,14 @@ static int connect_all(char *list, bool tolerant,
 
 /* ---- init / shutdown ------------------------------------------------- */
 
+/* The engine thread is libdsm's own: the preload shim must never give it
+ * far memory (engine.h, dsm_tl_internal). */
+static void *engine_main(void *arg)
+{
+	dsm_tl_internal = 1;
+	return dsm_fault_main(arg);
+}
+
 static int start_engine(const struct config *c)
 {
 	int err;
@@ -310,7 +320,7 @@ static int start_engine(const struct config *c)
 	dsm_eng.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!dsm_eng.zero_page || dsm_eng.wake_fd < 0)
 		return -ENOMEM;
-	err = -pthread_create(&dsm_eng.fault_thread, NULL, dsm_fault_main, NULL);
+	err = -pthread_create(&dsm_eng.fault_thread, NULL, engine_main, NULL);
 	if (err)
 		dsm_err("cannot start the fault thread: %s", strerror(-err));
 	return err;

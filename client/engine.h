@@ -252,6 +252,21 @@ void dsm_make_room(uint64_t npages, struct dsm_outbox *ob);
 int dsm_sync_range(struct dsm_region *r, uint64_t first, uint64_t n,
 		   struct dsm_outbox *ob, struct dsm_sync_wait *w);
 
+/* discard.c */
+/* Forget [addr, addr+len) of one region (page-aligned): its pages are
+ * dropped locally and read as zeros at their next touch; the servers'
+ * copies are never fetched or written again.  For memory the preload
+ * shim freed.  Not under the lock (takes it); never on the engine thread.
+ * 0, or -EINVAL if the range is not inside one region. */
+int dsm_discard(uint64_t addr, uint64_t len);
+
+/* Nonzero on libdsm's own threads (engine, lease) and while a thread is
+ * inside libdsm on behalf of the preload shim: the shim then hands every
+ * allocation to the C library, so libdsm never allocates far memory for
+ * itself (the engine thread faulting on it would deadlock). */
+extern __thread unsigned dsm_tl_internal
+	__attribute__((tls_model("initial-exec")));
+
 /* stats.c */
 void dsm_hist_add(struct dsm_counters *c, uint64_t ns);
 uint64_t dsm_hist_percentile(const struct dsm_counters *c, double pct);

@@ -540,6 +540,8 @@ static void *mover_main(void *arg)
 {
 	struct timespec until;
 
+	dsm_tl_internal = 1; /* libdsm's own thread: no far memory for it */
+
 	pthread_mutex_lock(&mv.lock);
 	while (!mv.quit) {
 		if (!mv.kicked) {

@@ -8,7 +8,7 @@
 #ifndef DSM_LOG_H
 #define DSM_LOG_H
 
-enum dsm_log_level { DSM_LOG_ERROR, DSM_LOG_WARN, DSM_LOG_INFO, DSM_LOG_DEBUG };
+enum dsm_log_level { DSM_LOG_OFF = -1, DSM_LOG_ERROR, DSM_LOG_WARN, DSM_LOG_INFO, DSM_LOG_DEBUG };
 
 void dsm_log_init(const char *component);
 void dsm_log_set_level(enum dsm_log_level level);

@@ -1,0 +1,460 @@
+/*
+ * arena.c - see arena.h (room: preload shim).
+ *
+ * Each arena is one dsm_alloc() region with two bitmaps over its pages:
+ * `used` (handed out) and `start` (first page of a block).  A block runs
+ * from its start page over used pages up to the next start or free page,
+ * so no size is stored and munmap-style cuts need only set or clear bits.
+ * Invariant: a used page whose predecessor is free or belongs to another
+ * block has its start bit set.
+ *
+ * Placement is first fit from a hint (the lowest page that may be free).
+ * Large requests are at least DSM_PRELOAD_THRESHOLD (128 KiB by default),
+ * so a scan of an arena's 4096 bitmap words is small next to the faults
+ * that will fill the block.  A request larger than half an arena gets an
+ * arena of its own ("solo"), released as soon as the block is.
+ *
+ * One lock guards all arenas.  It is held across dsm_alloc/dsm_free and
+ * dsm_discard, which take the engine lock and may wait for the engine
+ * thread; the engine thread never takes this lock (it never allocates far
+ * memory), so that cannot deadlock.  A table of arena bounds is readable
+ * without the lock, so free() of a pointer from the C library costs a few
+ * compares.
+ */
+#include "arena.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "dsm.h"
+#include "engine.h"
+#include "log.h"
+
+/* The C library's allocator: the shim's own bookkeeping must never come
+ * back into the shim (engine.h, dsm_tl_internal). */
+extern void *__libc_calloc(size_t n, size_t size);
+extern void __libc_free(void *p);
+
+#define PAGE 4096ULL
+#define STD_PAGES (ARENA_BYTES / PAGE)
+#define MAX_ARENAS 4096 /* 4 TiB of standard arenas */
+
+struct arena {
+	uintptr_t base;
+	size_t npages, nfree, hint;
+	uint64_t *used, *start;
+	bool solo;
+	unsigned slot; /* in bounds[] */
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct arena *arenas[MAX_ARENAS];
+static unsigned narenas;
+
+/* Lock-free view for arena_maybe: slot i covers [base, end); end 0 when
+ * free.  Cleared before an arena's region is released, so a stale read
+ * can only say "maybe" about memory that was ours. */
+static struct {
+	uintptr_t base, end;
+} bounds[MAX_ARENAS];
+static unsigned nbounds; /* high-water mark */
+
+/* ---- bitmaps ---------------------------------------------------------- */
+
+static bool bit(const uint64_t *bm, size_t i)
+{
+	return bm[i / 64] >> (i % 64) & 1;
+}
+
+static void set_bit(uint64_t *bm, size_t i)
+{
+	bm[i / 64] |= 1ULL << (i % 64);
+}
+
+static void clear_bit(uint64_t *bm, size_t i)
+{
+	bm[i / 64] &= ~(1ULL << (i % 64));
+}
+
+/* First run of n free pages at or after the hint, or -1. */
+static long find_run(const struct arena *a, size_t n)
+{
+	size_t run = 0, begin = 0;
+
+	for (size_t i = a->hint; i < a->npages;) {
+		uint64_t w = a->used[i / 64];
+
+		if (i % 64 == 0 && i + 64 <= a->npages && (w == 0 || w == ~0ULL)) {
+			if (w) {
+				run = 0;
+			} else {
+				if (!run)
+					begin = i;
+				run += 64;
+				if (run >= n)
+					return begin;
+			}
+			i += 64;
+			continue;
+		}
+		if (w >> (i % 64) & 1) {
+			run = 0;
+		} else {
+			if (!run)
+				begin = i;
+			if (++run >= n)
+				return begin;
+		}
+		i++;
+	}
+	return -1;
+}
+
+static size_t block_pages(const struct arena *a, size_t s)
+{
+	size_t e = s + 1;
+
+	while (e < a->npages && bit(a->used, e) && !bit(a->start, e))
+		e++;
+	return e - s;
+}
+
+/* ---- arenas ----------------------------------------------------------- */
+
+static struct arena *arena_of(uintptr_t p)
+{
+	for (unsigned i = 0; i < narenas; i++)
+		if (p >= arenas[i]->base &&
+		    p < arenas[i]->base + arenas[i]->npages * PAGE)
+			return arenas[i];
+	return NULL;
+}
+
+static struct arena *arena_new(size_t npages, bool solo)
+{
+	size_t words = (npages + 63) / 64;
+	struct arena *a;
+	unsigned slot;
+	void *base;
+
+	if (narenas == MAX_ARENAS) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (slot = 0; slot < nbounds && bounds[slot].end; slot++)
+		;
+	a = __libc_calloc(1, sizeof(*a));
+	if (a) {
+		a->used = __libc_calloc(words, sizeof(uint64_t));
+		a->start = __libc_calloc(words, sizeof(uint64_t));
+	}
+	base = a && a->used && a->start ? dsm_alloc(npages * PAGE) : NULL;
+	if (!base) {
+		int err = errno;
+
+		if (a) {
+			__libc_free(a->used);
+			__libc_free(a->start);
+		}
+		__libc_free(a);
+		errno = err ? err : ENOMEM;
+		return NULL;
+	}
+	a->base = (uintptr_t)base;
+	a->npages = a->nfree = npages;
+	a->solo = solo;
+	a->slot = slot;
+	arenas[narenas++] = a;
+	__atomic_store_n(&bounds[slot].base, a->base, __ATOMIC_RELEASE);
+	__atomic_store_n(&bounds[slot].end, a->base + npages * PAGE,
+			 __ATOMIC_RELEASE);
+	if (slot == nbounds)
+		__atomic_store_n(&nbounds, nbounds + 1, __ATOMIC_RELEASE);
+	dsm_debug("preload: new arena of %zu MiB at %#lx", npages >> 8,
+		  (unsigned long)a->base);
+	return a;
+}
+
+static void arena_destroy(struct arena *a)
+{
+	for (unsigned i = 0; i < narenas; i++) {
+		if (arenas[i] == a) {
+			arenas[i] = arenas[--narenas];
+			break;
+		}
+	}
+	__atomic_store_n(&bounds[a->slot].end, 0, __ATOMIC_RELEASE);
+	dsm_free((void *)a->base);
+	__libc_free(a->used);
+	__libc_free(a->start);
+	__libc_free(a);
+}
+
+/* An arena that became empty gives its capacity back to the servers,
+ * except one standard arena kept as a spare, so that a program that
+ * mallocs and frees one large buffer in a loop does not make and release
+ * a region every time. */
+static void maybe_destroy(struct arena *a)
+{
+	unsigned empty = 0;
+
+	if (a->nfree != a->npages)
+		return;
+	if (!a->solo)
+		for (unsigned i = 0; i < narenas; i++)
+			empty += !arenas[i]->solo &&
+				 arenas[i]->nfree == arenas[i]->npages;
+	if (a->solo || empty > 1)
+		arena_destroy(a);
+}
+
+static void mark_used(struct arena *a, size_t s, size_t n)
+{
+	for (size_t i = s; i < s + n; i++)
+		set_bit(a->used, i);
+	a->nfree -= n;
+	if (s == a->hint)
+		a->hint = s + n;
+}
+
+/* Give [s, s+n) back: discard, clear, and cut the block after it. */
+static void release_pages(struct arena *a, size_t s, size_t n)
+{
+	size_t freed = 0;
+
+	dsm_discard(a->base + s * PAGE, n * PAGE);
+	for (size_t i = s; i < s + n; i++) {
+		freed += bit(a->used, i);
+		clear_bit(a->used, i);
+		clear_bit(a->start, i);
+	}
+	if (s + n < a->npages && bit(a->used, s + n))
+		set_bit(a->start, s + n);
+	a->nfree += freed;
+	if (s < a->hint)
+		a->hint = s;
+}
+
+/* ---- the calls -------------------------------------------------------- */
+
+void *arena_alloc(size_t size, size_t align)
+{
+	size_t n = (size + PAGE - 1) / PAGE;
+	size_t extra = align > PAGE ? align / PAGE - 1 : 0, s;
+	struct arena *a = NULL;
+	long at = -1;
+
+	if (!n || n > (1ULL << 46) / PAGE) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_lock(&lock);
+	if (n + extra > STD_PAGES / 2) {
+		a = arena_new(n + extra, true);
+		at = a ? 0 : -1;
+	} else {
+		for (unsigned i = 0; i < narenas && at < 0; i++) {
+			if (arenas[i]->solo || arenas[i]->nfree < n + extra)
+				continue;
+			a = arenas[i];
+			at = find_run(a, n + extra);
+		}
+		if (at < 0 && (a = arena_new(STD_PAGES, false)))
+			at = 0;
+	}
+	if (at < 0) {
+		pthread_mutex_unlock(&lock);
+		return NULL;
+	}
+	s = at;
+	if (extra) { /* move up to the first aligned page of the run */
+		uintptr_t addr = a->base + s * PAGE;
+
+		s += ((align - addr % align) % align) / PAGE;
+	}
+	mark_used(a, s, n);
+	set_bit(a->start, s);
+	pthread_mutex_unlock(&lock);
+	return (void *)(a->base + s * PAGE);
+}
+
+bool arena_maybe(const void *p)
+{
+	unsigned n = __atomic_load_n(&nbounds, __ATOMIC_ACQUIRE);
+
+	for (unsigned i = 0; i < n; i++) {
+		uintptr_t end = __atomic_load_n(&bounds[i].end, __ATOMIC_ACQUIRE);
+
+		if ((uintptr_t)p < end &&
+		    (uintptr_t)p >= __atomic_load_n(&bounds[i].base,
+						    __ATOMIC_ACQUIRE))
+			return true;
+	}
+	return false;
+}
+
+/* With the lock held: the arena and page of a block start, or NULL. */
+static struct arena *block_at(const void *p, size_t *s)
+{
+	struct arena *a = arena_of((uintptr_t)p);
+
+	if (!a || ((uintptr_t)p & (PAGE - 1)))
+		return NULL;
+	*s = ((uintptr_t)p - a->base) / PAGE;
+	return bit(a->start, *s) ? a : NULL;
+}
+
+size_t arena_block_size(const void *p)
+{
+	size_t s, n = 0;
+	struct arena *a;
+
+	pthread_mutex_lock(&lock);
+	if ((a = block_at(p, &s)))
+		n = block_pages(a, s);
+	pthread_mutex_unlock(&lock);
+	return n * PAGE;
+}
+
+bool arena_contains(const void *p)
+{
+	bool in;
+
+	pthread_mutex_lock(&lock);
+	in = arena_of((uintptr_t)p) != NULL;
+	pthread_mutex_unlock(&lock);
+	return in;
+}
+
+int arena_free(void *p)
+{
+	struct arena *a;
+	size_t s;
+
+	pthread_mutex_lock(&lock);
+	if (!(a = block_at(p, &s))) {
+		pthread_mutex_unlock(&lock);
+		return -ENOENT;
+	}
+	release_pages(a, s, block_pages(a, s));
+	maybe_destroy(a);
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+/* With the lock held: the arena holding all of [p, p+len), or NULL. */
+static struct arena *range_in(const void *p, size_t len, size_t *s)
+{
+	struct arena *a = arena_of((uintptr_t)p);
+
+	if (!a || (uintptr_t)p + len > a->base + a->npages * PAGE)
+		return NULL;
+	*s = ((uintptr_t)p - a->base) / PAGE;
+	return a;
+}
+
+int arena_release(void *p, size_t len)
+{
+	struct arena *a;
+	size_t s;
+
+	pthread_mutex_lock(&lock);
+	if (!(a = range_in(p, len, &s))) {
+		pthread_mutex_unlock(&lock);
+		return -ENOENT;
+	}
+	release_pages(a, s, len / PAGE);
+	maybe_destroy(a);
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+int arena_zero(void *p, size_t len)
+{
+	struct arena *a;
+	size_t s;
+
+	pthread_mutex_lock(&lock);
+	a = range_in(p, len, &s);
+	if (a)
+		dsm_discard((uintptr_t)p, len);
+	pthread_mutex_unlock(&lock);
+	return a ? 0 : -ENOENT;
+}
+
+bool arena_grow(void *p, size_t size)
+{
+	size_t s, n, m = (size + PAGE - 1) / PAGE;
+	struct arena *a;
+	bool ok = false;
+
+	pthread_mutex_lock(&lock);
+	if ((a = block_at(p, &s)) && !a->solo) {
+		n = block_pages(a, s);
+		ok = m <= n;
+		if (!ok && s + m <= a->npages) {
+			size_t i = s + n;
+
+			while (i < s + m && !bit(a->used, i))
+				i++;
+			if (i == s + m) {
+				mark_used(a, s + n, m - n);
+				ok = true;
+			}
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return ok;
+}
+
+void arena_shrink(void *p, size_t size)
+{
+	size_t s, n, m = (size + PAGE - 1) / PAGE;
+	struct arena *a;
+
+	pthread_mutex_lock(&lock);
+	if ((a = block_at(p, &s)) && m &&
+	    (n = block_pages(a, s)) > m)
+		release_pages(a, s + m, n - m);
+	pthread_mutex_unlock(&lock);
+}
+
+void arena_lock_all(void)
+{
+	pthread_mutex_lock(&lock);
+}
+
+void arena_unlock_all(void)
+{
+	pthread_mutex_unlock(&lock);
+}
+
+/* In a child after fork, the arenas are holes (MADV_DONTFORK).  Fill
+ * them with inaccessible reservations, so that touching far memory stays
+ * a SIGSEGV and the C library cannot map its own blocks there, where they
+ * would pass for arena pointers. */
+void arena_reset_child(void)
+{
+	pthread_mutex_init(&lock, NULL);
+	for (unsigned i = 0; i < narenas; i++)
+		syscall(SYS_mmap, arenas[i]->base, arenas[i]->npages * PAGE,
+			PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+			MAP_FIXED_NOREPLACE, -1, 0);
+}
+
+void arena_usage(unsigned *n, size_t *bytes)
+{
+	size_t b = 0;
+
+	pthread_mutex_lock(&lock);
+	for (unsigned i = 0; i < narenas; i++)
+		b += (arenas[i]->npages - arenas[i]->nfree) * PAGE;
+	*n = narenas;
+	*bytes = b;
+	pthread_mutex_unlock(&lock);
+}

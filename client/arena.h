@@ -1,0 +1,75 @@
+/*
+ * arena.h - carving blocks out of a few large far-memory regions, for the
+ * preload shim (room: preload shim).
+ *
+ * Why arenas: every dsm_alloc() is a mapping and a userfaultfd
+ * registration, and a process may have only about 65,000 mappings
+ * (vm.max_map_count); UFFDIO_REGISTER fails with ENOMEM past it.  A
+ * program making tens of thousands of large allocations therefore gets
+ * them as page-granular blocks of a few regions of ARENA_BYTES each.
+ *
+ * Blocks are whole pages, page-aligned.  Free pages of an arena are always
+ * discarded (dsm_discard): not resident, nothing on any server, reading as
+ * zeros.  So a new block is zero-filled for free, and calloc needs no
+ * memset.  The bookkeeping lives in the C library's heap, never in far
+ * memory, so allocating never faults.
+ *
+ * All calls are thread-safe.  The caller has set dsm_tl_internal for the
+ * duration, so libdsm's own allocations go to the C library.
+ */
+#ifndef DSM_ARENA_H
+#define DSM_ARENA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ARENA_BYTES (1ULL << 30)
+
+/* A block of at least size bytes, aligned to align (a power of two, at
+ * least 4096), reading as zeros; NULL with errno set (ENOMEM: no arena
+ * could be made, the log says why). */
+void *arena_alloc(size_t size, size_t align);
+
+/* Whether p may lie in an arena: lock-free, may answer true for a pointer
+ * that is not (the locked calls below then say so), never false for one
+ * that is. */
+bool arena_maybe(const void *p);
+
+/* p is the start of a block: its size in bytes.  0 if it is not (the
+ * pointer is not in an arena, or not the start of a live block). */
+size_t arena_block_size(const void *p);
+
+/* Whether p lies inside an arena at all. */
+bool arena_contains(const void *p);
+
+/* Free the block starting at p.  0, or -ENOENT if p is not a block. */
+int arena_free(void *p);
+
+/* Release the pages of [p, p+len) that belong to arena blocks, as munmap
+ * does: blocks are cut where the range ends.  p and len page-aligned.  0,
+ * or -ENOENT if the range is not inside one arena. */
+int arena_release(void *p, size_t len);
+
+/* Discard the contents of [p, p+len) (MADV_DONTNEED), keeping the blocks.
+ * 0, or -ENOENT if the range is not inside one arena. */
+int arena_zero(void *p, size_t len);
+
+/* Grow the block at p to size bytes where it is, if the pages after it
+ * are free.  true if done. */
+bool arena_grow(void *p, size_t size);
+
+/* Shrink the block at p to size bytes (> 0), releasing whole pages after
+ * it. */
+void arena_shrink(void *p, size_t size);
+
+/* fork: hold the lock across it (prepare/parent); in the child, reset
+ * it and reserve the arenas' address ranges inaccessible.  The child must
+ * not call libdsm again. */
+void arena_lock_all(void);
+void arena_unlock_all(void);
+void arena_reset_child(void);
+
+/* Arenas in use and their bytes handed out, for tests and logs. */
+void arena_usage(unsigned *narenas, size_t *bytes);
+
+#endif

@@ -1,0 +1,619 @@
+/*
+ * preload.c - libdsm-preload.so: far memory for unmodified programs
+ * (room: preload shim).
+ *
+ * With LD_PRELOAD, this library's malloc family and anonymous mmap come
+ * before the C library's.  Each call is routed:
+ *
+ *   - to the C library (__libc_malloc & co., raw syscalls for mmap):
+ *     requests below DSM_PRELOAD_THRESHOLD; every request of a thread
+ *     inside libdsm or of libdsm's own threads (dsm_tl_internal, set by
+ *     the engine and lease threads and around our calls into libdsm);
+ *     everything before our constructor ran, when no server could be
+ *     reached, and in a child after fork;
+ *   - to an arena block (arena.h) otherwise.
+ *
+ * Pointers are told apart by address: a pointer inside an arena is ours,
+ * anything else the C library's.  The check reads a small lock-free table,
+ * so free() of a small block costs a few compares.
+ *
+ * Lifecycle (enum shim_state): BOOT until our constructor ran (the loader
+ * and earlier constructors allocate from the C library, which keeps those
+ * blocks); READY: the first large request initialises libdsm from the
+ * environment, under init_lock; ON; OFF when that failed (one warning, or
+ * exit with DSM_REQUIRE=1); CHILD in a child after fork.
+ *
+ * fork: arenas are MADV_DONTFORK regions (dsm_alloc makes them so), so a
+ * child has none: touching far memory there is SIGSEGV, never the silent
+ * zeros that a copied but unserved userfaultfd range would read.  The
+ * child has no engine thread, so it never calls libdsm: new blocks come
+ * from the C library and free() of an arena pointer does nothing.  exec
+ * starts afresh, so system() and popen() are unaffected.
+ */
+/* We define mmap and mmap64 both; a build-wide _FILE_OFFSET_BITS=64 would
+ * rename the first to the second (and off_t is 64-bit here either way). */
+#undef _FILE_OFFSET_BITS
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "dsm.h"
+#include "engine.h"
+#include "log.h"
+#include "util.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define PAGE 4096UL
+/* glibc's default mmap threshold: a block this large is already a
+ * mapping of its own in the C library, so routing it costs no extra
+ * fragmentation, and small, short-lived blocks never pay a fault. */
+#define DEFAULT_THRESHOLD (128UL << 10)
+
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+extern void __libc_free(void *p);
+extern void *__libc_memalign(size_t align, size_t n);
+extern void *__libc_valloc(size_t n);
+extern void *__libc_pvalloc(size_t n);
+
+enum shim_state { SHIM_BOOT, SHIM_READY, SHIM_ON, SHIM_OFF, SHIM_CHILD };
+
+static int state = SHIM_BOOT;       /* atomic */
+static size_t threshold = SIZE_MAX; /* set by the constructor */
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static size_t (*libc_usable)(void *);
+static int warned_full;
+
+static int get_state(void)
+{
+	return __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+}
+
+/* ---- initialisation -------------------------------------------------- */
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	if (write(STDERR_FILENO, line, n) < 0) {
+		/* nowhere to say it */
+	}
+}
+
+static const char *where(void)
+{
+	const char *s = getenv("DSM_SERVERS"), *r = getenv("DSM_REGISTRY");
+
+	if (s && *s)
+		return s;
+	if (r && *r)
+		return r;
+	return "none given: set DSM_SERVERS or DSM_REGISTRY";
+}
+
+/* Called with init_lock held, state READY. */
+static void start_far(void)
+{
+	bool quiet = !getenv("DSM_LOG");
+	const char *req = getenv("DSM_REQUIRE");
+	int err;
+
+	dsm_tl_internal++;
+	/* libdsm's own messages would say the same thing at greater
+	 * length; one line from us is the contract (DSM_LOG shows them). */
+	if (quiet)
+		dsm_log_set_level(DSM_LOG_OFF);
+	err = dsm_init(NULL);
+	if (quiet)
+		dsm_log_set_level(DSM_LOG_WARN);
+	dsm_tl_internal--;
+	if (!err) {
+		__atomic_store_n(&state, SHIM_ON, __ATOMIC_RELEASE);
+		return;
+	}
+	__atomic_store_n(&state, SHIM_OFF, __ATOMIC_RELEASE);
+	if (req && !strcmp(req, "1")) {
+		say("dsm: no memory server reachable (%s: %s) and DSM_REQUIRE=1: "
+		    "exiting", where(), dsm_strerror(err));
+		pthread_mutex_unlock(&init_lock);
+		exit(1);
+	}
+	say("dsm: no memory server reachable (%s: %s); running on local memory",
+	    where(), dsm_strerror(err));
+}
+
+static bool far_on(void)
+{
+	int st = get_state();
+
+	if (st == SHIM_ON)
+		return true;
+	if (st != SHIM_READY)
+		return false;
+	pthread_mutex_lock(&init_lock);
+	if (get_state() == SHIM_READY)
+		start_far();
+	pthread_mutex_unlock(&init_lock);
+	return get_state() == SHIM_ON;
+}
+
+/* ---- routing --------------------------------------------------------- */
+
+/* A far block, or NULL: the caller then asks the C library. */
+static void *far_alloc(size_t size, size_t align)
+{
+	void *p;
+
+	if (size < threshold || dsm_tl_internal || !far_on())
+		return NULL;
+	dsm_tl_internal++;
+	p = arena_alloc(size, align);
+	dsm_tl_internal--;
+	if (!p && !__atomic_exchange_n(&warned_full, 1, __ATOMIC_RELAXED))
+		say("dsm: far memory exhausted (%s); allocating locally",
+		    strerror(errno));
+	return p;
+}
+
+/* Whether p is ours, for free/realloc/munmap: never on libdsm's threads,
+ * which only ever hold the C library's pointers. */
+static bool ours(const void *p)
+{
+	return !dsm_tl_internal && arena_maybe(p) && arena_contains(p);
+}
+
+static size_t libc_usable_size(void *p)
+{
+	/* The C library's own, by handle: RTLD_NEXT could find another
+	 * allocator's (redis-server links jemalloc, whose malloc we also
+	 * stand in front of). */
+	if (!libc_usable) {
+		void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+
+		if (libc)
+			libc_usable = (size_t (*)(void *))dlsym(
+				libc, "malloc_usable_size");
+	}
+	return libc_usable ? libc_usable(p) : 0;
+}
+
+static void bad_pointer(const char *call, const void *p)
+{
+	say("dsm: %s(%p): not a block of far memory (double free or bad "
+	    "pointer): aborting", call, p);
+	abort();
+}
+
+static void far_free(void *p)
+{
+	int err;
+
+	if (get_state() == SHIM_CHILD)
+		return; /* the child has no copy of it: nothing to release */
+	dsm_tl_internal++;
+	err = arena_free(p);
+	dsm_tl_internal--;
+	if (err)
+		bad_pointer("free", p);
+}
+
+/* ---- the malloc family ------------------------------------------------ */
+
+EXPORT void *malloc(size_t n)
+{
+	void *p = far_alloc(n, PAGE);
+
+	return p ? p : __libc_malloc(n);
+}
+
+EXPORT void free(void *p)
+{
+	if (!p)
+		return;
+	if (ours(p))
+		far_free(p);
+	else
+		__libc_free(p);
+}
+
+EXPORT void *calloc(size_t n, size_t size)
+{
+	size_t total;
+	void *p;
+
+	if (__builtin_mul_overflow(n, size, &total)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* fresh arena pages read as zeros (arena.h): no memset */
+	p = far_alloc(total, PAGE);
+	return p ? p : __libc_calloc(n, size);
+}
+
+static void *realloc_far(void *p, size_t n)
+{
+	size_t old = arena_block_size(p);
+	bool grown;
+	void *q;
+
+	if (!old)
+		bad_pointer("realloc", p);
+	if (!n) {
+		far_free(p);
+		return NULL;
+	}
+	if (get_state() != SHIM_CHILD) {
+		dsm_tl_internal++;
+		if (n <= old)
+			arena_shrink(p, n);
+		grown = n <= old || arena_grow(p, n);
+		dsm_tl_internal--;
+		if (grown)
+			return p;
+	}
+	q = malloc(n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < n ? old : n); /* in a child: SIGSEGV, see top */
+	free(p);
+	return q;
+}
+
+EXPORT void *realloc(void *p, size_t n)
+{
+	size_t old;
+	void *q;
+
+	if (!p)
+		return malloc(n);
+	if (ours(p))
+		return realloc_far(p, n);
+	/* A C-library block growing past the threshold moves to far memory. */
+	if (n >= threshold && (old = libc_usable_size(p)) < n &&
+	    (q = far_alloc(n, PAGE))) {
+		memcpy(q, p, old);
+		__libc_free(p);
+		return q;
+	}
+	return __libc_realloc(p, n);
+}
+
+EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+	size_t total;
+
+	if (__builtin_mul_overflow(n, size, &total)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc(p, total);
+}
+
+static size_t page_align(size_t align)
+{
+	size_t a = PAGE;
+
+	while (a < align && a)
+		a <<= 1;
+	return a;
+}
+
+EXPORT void *memalign(size_t align, size_t n)
+{
+	void *p = far_alloc(n, page_align(align));
+
+	return p ? p : __libc_memalign(align, n);
+}
+
+EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+	if (!align || (align & (align - 1))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return memalign(align, n);
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+	int saved = errno;
+	void *p;
+
+	if (!align || (align & (align - 1)) || align % sizeof(void *))
+		return EINVAL;
+	p = memalign(align, n);
+	if (!p)
+		return ENOMEM;
+	*out = p;
+	errno = saved;
+	return 0;
+}
+
+EXPORT void *valloc(size_t n)
+{
+	void *p = far_alloc(n, PAGE);
+
+	return p ? p : __libc_valloc(n);
+}
+
+EXPORT void *pvalloc(size_t n)
+{
+	void *p = far_alloc((n + PAGE - 1) & ~(PAGE - 1), PAGE);
+
+	return p ? p : __libc_pvalloc(n);
+}
+
+EXPORT size_t malloc_usable_size(void *p)
+{
+	if (!p)
+		return 0;
+	if (!dsm_tl_internal && arena_maybe(p) && arena_contains(p))
+		return arena_block_size(p);
+	return libc_usable_size(p);
+}
+
+/* ---- anonymous mappings ----------------------------------------------- */
+
+static bool plain_anon(void *addr, int prot, int flags)
+{
+	return !addr && prot == (PROT_READ | PROT_WRITE) &&
+	       (flags & ~MAP_NORESERVE) == (MAP_PRIVATE | MAP_ANONYMOUS);
+}
+
+EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
+		  off_t off)
+{
+	if (plain_anon(addr, prot, flags)) {
+		void *p = far_alloc(len, PAGE);
+
+		if (p)
+			return p;
+	} else if ((flags & MAP_FIXED) && ours(addr)) {
+		/* New anonymous memory over far memory: the same pages,
+		 * zeroed.  Anything else there would tear a hole in an
+		 * arena, which we refuse. */
+		if ((flags & (MAP_PRIVATE | MAP_ANONYMOUS)) !=
+			    (MAP_PRIVATE | MAP_ANONYMOUS) ||
+		    get_state() != SHIM_ON) {
+			errno = EINVAL;
+			return MAP_FAILED;
+		}
+		dsm_tl_internal++;
+		fd = arena_zero(addr, (len + PAGE - 1) & ~(PAGE - 1));
+		dsm_tl_internal--;
+		if (!fd)
+			return addr;
+		errno = EINVAL;
+		return MAP_FAILED;
+	}
+	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
+		    off_t off)
+{
+	return mmap(addr, len, prot, flags, fd, off);
+}
+
+EXPORT int munmap(void *addr, size_t len)
+{
+	if (ours(addr)) {
+		int err;
+
+		if (((uintptr_t)addr & (PAGE - 1)) || !len) {
+			errno = EINVAL;
+			return -1;
+		}
+		if (get_state() == SHIM_CHILD)
+			return 0; /* never mapped in the child */
+		dsm_tl_internal++;
+		err = arena_release(addr, (len + PAGE - 1) & ~(PAGE - 1));
+		dsm_tl_internal--;
+		if (err) { /* crosses an arena's end: not a shim mapping */
+			errno = EINVAL;
+			return -1;
+		}
+		return 0;
+	}
+	return syscall(SYS_munmap, addr, len);
+}
+
+static void *mremap_far(void *old, size_t oldlen, size_t newlen, int flags)
+{
+	size_t cur = arena_block_size(old);
+	void *q;
+
+	if (!cur || (flags & ~MREMAP_MAYMOVE) || !newlen ||
+	    get_state() != SHIM_ON) {
+		errno = EINVAL;
+		return MAP_FAILED;
+	}
+	if (newlen <= cur || arena_grow(old, newlen)) {
+		if (newlen < cur)
+			arena_shrink(old, newlen);
+		return old;
+	}
+	if (!(flags & MREMAP_MAYMOVE)) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	q = arena_alloc(newlen, PAGE);
+	if (!q) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	memcpy(q, old, oldlen < cur ? oldlen : cur);
+	arena_free(old);
+	return q;
+}
+
+EXPORT void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
+{
+	void *fixed = NULL, *p;
+	va_list ap;
+
+	if (flags & MREMAP_FIXED) {
+		va_start(ap, flags);
+		fixed = va_arg(ap, void *);
+		va_end(ap);
+	}
+	if (ours(old)) {
+		dsm_tl_internal++;
+		p = mremap_far(old, oldlen, newlen, flags);
+		dsm_tl_internal--;
+		return p;
+	}
+	return (void *)syscall(SYS_mremap, old, oldlen, newlen, flags, fixed);
+}
+
+/* Advice on far memory: dropping pages means zeros next time (for
+ * MADV_FREE, zeros are one of the allowed outcomes); every other hint is
+ * ignored, because obeying it could break the region (MADV_DOFORK would
+ * hand a child an unserved copy, MADV_HUGEPAGE bigger-than-page faults). */
+EXPORT int madvise(void *addr, size_t len, int advice)
+{
+	if (ours(addr)) {
+		uintptr_t a = (uintptr_t)addr;
+
+		if (a & (PAGE - 1)) {
+			errno = EINVAL;
+			return -1;
+		}
+		if ((advice == MADV_DONTNEED || advice == MADV_FREE ||
+		     advice == MADV_REMOVE) && get_state() == SHIM_ON) {
+			dsm_tl_internal++;
+			arena_zero(addr, (len + PAGE - 1) & ~(PAGE - 1));
+			dsm_tl_internal--;
+		}
+		return 0;
+	}
+	return syscall(SYS_madvise, addr, len, advice);
+}
+
+/* ---- fork ------------------------------------------------------------- */
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&init_lock);
+	arena_lock_all();
+}
+
+static void fork_parent(void)
+{
+	arena_unlock_all();
+	pthread_mutex_unlock(&init_lock);
+}
+
+static void fork_child(void)
+{
+	pthread_mutex_init(&init_lock, NULL);
+	arena_reset_child();
+	if (get_state() == SHIM_ON)
+		__atomic_store_n(&state, SHIM_CHILD, __ATOMIC_RELEASE);
+}
+
+/* ---- start and exit --------------------------------------------------- */
+
+__attribute__((constructor)) static void shim_start(void)
+{
+	const char *t = getenv("DSM_PRELOAD_THRESHOLD");
+	uint64_t v = DEFAULT_THRESHOLD;
+
+	if (t && (dsm_parse_size(t, &v) || v < PAGE)) {
+		say("dsm: DSM_PRELOAD_THRESHOLD=%s: expected a size of at "
+		    "least 4K, such as 128K; using 128K", t);
+		v = DEFAULT_THRESHOLD;
+	}
+	threshold = v;
+	libc_usable_size(NULL); /* resolve it now, outside any caller */
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	__atomic_store_n(&state, SHIM_READY, __ATOMIC_RELEASE);
+}
+
+/* One key=value per line, one block per process, appended: a run's
+ * processes share the file (dsm-run sums them). */
+static void write_stats_file(const char *path, const struct dsm_stats *s)
+{
+	unsigned narenas;
+	size_t used;
+	char buf[1024];
+	int fd, n;
+
+	arena_usage(&narenas, &used);
+	n = snprintf(buf, sizeof(buf),
+		     "pid=%d\nmissing_faults=%llu\nwp_faults=%llu\n"
+		     "pages_fetched=%llu\npages_zero_filled=%llu\n"
+		     "pages_written_back=%llu\npages_evicted=%llu\n"
+		     "pages_prefetched=%llu\nprefetch_used=%llu\n"
+		     "bytes_in=%llu\nbytes_out=%llu\nresident_pages=%llu\n"
+		     "budget_pages=%llu\nfault_p50_ns=%llu\nfault_p99_ns=%llu\n"
+		     "blocktime_ns=%llu\narenas=%u\narena_bytes_used=%zu\n\n",
+		     (int)getpid(), (unsigned long long)s->missing_faults,
+		     (unsigned long long)s->wp_faults,
+		     (unsigned long long)s->pages_fetched,
+		     (unsigned long long)s->pages_zero_filled,
+		     (unsigned long long)s->pages_written_back,
+		     (unsigned long long)s->pages_evicted,
+		     (unsigned long long)s->pages_prefetched,
+		     (unsigned long long)s->prefetch_used,
+		     (unsigned long long)s->bytes_in,
+		     (unsigned long long)s->bytes_out,
+		     (unsigned long long)s->resident_pages,
+		     (unsigned long long)s->budget_pages,
+		     (unsigned long long)s->fault_p50_ns,
+		     (unsigned long long)s->fault_p99_ns,
+		     (unsigned long long)s->blocktime_ns, narenas, used);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		say("dsm: DSM_STATS_FILE=%s: %s", path, strerror(errno));
+		return;
+	}
+	if (write(fd, buf, n) != n)
+		say("dsm: DSM_STATS_FILE=%s: short write", path);
+	close(fd);
+}
+
+/*
+ * At exit: the stats.  libdsm is not shut down: destructors and exit
+ * handlers that run after this one may still touch far memory.  The
+ * servers free our regions when our connections close at exit, and a
+ * cluster's records leave with our lease.
+ */
+__attribute__((destructor)) static void shim_exit(void)
+{
+	const char *file = getenv("DSM_STATS_FILE"), *show = getenv("DSM_STATS");
+	struct dsm_stats s;
+
+	if (get_state() != SHIM_ON)
+		return;
+	dsm_tl_internal++;
+	if (dsm_stats(&s) == 0) {
+		if (file && *file)
+			write_stats_file(file, &s);
+		if (show && !strcmp(show, "1"))
+			dsm_stats_print(stderr);
+	}
+	dsm_tl_internal--;
+}

@@ -1,0 +1,234 @@
+/*
+ * dsm-run.c - run an unmodified program with its large allocations in far
+ * memory (room: CLI).
+ *
+ *   dsm-run [--local-mem SIZE] [--servers LIST | --registry URL] [...]
+ *           -- PROGRAM ARGS...
+ *
+ * Sets the environment libdsm-preload.so reads, runs the program with the
+ * shim preloaded, waits for it, and prints the far-memory stats of the run
+ * (summed over every process of the run that used far memory) to stderr,
+ * or leaves them in --stats-file.  The exit status is the program's (128 +
+ * signal if it was killed).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef DSM_PRELOAD_INSTALLED
+#define DSM_PRELOAD_INSTALLED "/usr/local/lib/libdsm-preload.so"
+#endif
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: dsm-run [options] -- PROGRAM [ARGS...]\n"
+		"Run PROGRAM with its large allocations in far memory "
+		"(LD_PRELOAD=libdsm-preload.so).\n"
+		"  --local-mem SIZE     resident budget (DSM_LOCAL_MEM), e.g. 256M\n"
+		"  --servers LIST       host:port[,host:port...] (DSM_SERVERS)\n"
+		"  --registry URL       redis://host:port (DSM_REGISTRY)\n"
+		"  --cluster NAME       cluster in the registry (DSM_CLUSTER)\n"
+		"  --secret-file PATH   the cluster's secret (DSM_SECRET_FILE)\n"
+		"  --threshold SIZE     smallest allocation put in far memory "
+		"(DSM_PRELOAD_THRESHOLD, default 128K)\n"
+		"  --require            fail if no server is reachable "
+		"(DSM_REQUIRE=1)\n"
+		"  --stats-file PATH    write the stats there (key=value lines, "
+		"one block per process) instead of printing them\n"
+		"  --quiet              print no stats\n"
+		"  --help               this text\n"
+		"Environment: DSM_PRELOAD_LIB overrides where the shim is found.\n"
+		"Exit status: the program's; 128+N if signal N killed it; 2 for "
+		"a usage error; 127 if it could not be run.\n");
+}
+
+static void die_usage(const char *msg, const char *arg)
+{
+	fprintf(stderr, "dsm-run: %s%s%s\n", msg, arg ? ": " : "",
+		arg ? arg : "");
+	usage(stderr);
+	exit(2);
+}
+
+/* The shim: $DSM_PRELOAD_LIB, else next to us in a build tree
+ * (build/ctl/dsm-run -> build/client/), else where it is installed. */
+static const char *find_shim(char *buf, size_t len)
+{
+	const char *env = getenv("DSM_PRELOAD_LIB");
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env)
+		return env;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		char *slash;
+
+		self[n] = '\0';
+		if ((slash = strrchr(self, '/'))) {
+			*slash = '\0';
+			snprintf(buf, len, "%s/../client/libdsm-preload.so", self);
+			if (access(buf, R_OK) == 0)
+				return buf;
+			snprintf(buf, len, "%s/../lib/libdsm-preload.so", self);
+			if (access(buf, R_OK) == 0)
+				return buf;
+		}
+	}
+	return DSM_PRELOAD_INSTALLED;
+}
+
+#define NKEYS 16
+static const char *const keys[NKEYS] = {
+	"missing_faults", "wp_faults", "pages_fetched", "pages_zero_filled",
+	"pages_written_back", "pages_evicted", "pages_prefetched",
+	"prefetch_used", "bytes_in", "bytes_out", "blocktime_ns",
+	"resident_pages", "budget_pages", "fault_p50_ns", "fault_p99_ns",
+	"arenas",
+};
+
+/* Sum the counters over the processes' blocks and print them. */
+static void print_stats(const char *path)
+{
+	unsigned long long sum[NKEYS] = { 0 }, v;
+	unsigned procs = 0;
+	char line[256], key[64];
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		fprintf(stderr, "dsm-run: no process of the run used far memory\n");
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%63[^=]=%llu", key, &v) != 2)
+			continue;
+		procs += !strcmp(key, "pid");
+		for (int i = 0; i < NKEYS; i++)
+			if (!strcmp(key, keys[i]))
+				sum[i] += v;
+	}
+	fclose(f);
+	if (!procs) {
+		fprintf(stderr, "dsm-run: no process of the run used far memory\n");
+		return;
+	}
+	fprintf(stderr, "dsm-run: far-memory stats (%u process%s):\n", procs,
+		procs == 1 ? "" : "es");
+	for (int i = 0; i < NKEYS; i++) {
+		/* percentiles do not add up: show them for one process only */
+		if (procs > 1 && strstr(keys[i], "_p"))
+			continue;
+		fprintf(stderr, "  %-20s %llu\n", keys[i], sum[i]);
+	}
+}
+
+static void set(const char *name, const char *value)
+{
+	if (value && setenv(name, value, 1)) {
+		perror("dsm-run: setenv");
+		exit(127);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "local-mem", required_argument, NULL, 'm' },
+		{ "servers", required_argument, NULL, 's' },
+		{ "registry", required_argument, NULL, 'r' },
+		{ "cluster", required_argument, NULL, 'c' },
+		{ "secret-file", required_argument, NULL, 'k' },
+		{ "threshold", required_argument, NULL, 't' },
+		{ "require", no_argument, NULL, 'R' },
+		{ "stats-file", required_argument, NULL, 'f' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *stats_file = NULL, *shim, *old;
+	char shim_buf[PATH_MAX + 32], tmp_stats[] = "/tmp/dsm-run-XXXXXX";
+	char *preload;
+	bool quiet = false, own_file = false;
+	int c, status;
+	pid_t pid;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': set("DSM_LOCAL_MEM", optarg); break;
+		case 's': set("DSM_SERVERS", optarg); break;
+		case 'r': set("DSM_REGISTRY", optarg); unsetenv("DSM_SERVERS"); break;
+		case 'c': set("DSM_CLUSTER", optarg); break;
+		case 'k': set("DSM_SECRET_FILE", optarg); break;
+		case 't': set("DSM_PRELOAD_THRESHOLD", optarg); break;
+		case 'R': set("DSM_REQUIRE", "1"); break;
+		case 'f': stats_file = optarg; break;
+		case 'q': quiet = true; break;
+		case 'h': usage(stdout); return 0;
+		default: die_usage("unknown option", NULL);
+		}
+	}
+	if (optind >= argc)
+		die_usage("no program given", NULL);
+	shim = find_shim(shim_buf, sizeof(shim_buf));
+	if (access(shim, R_OK)) {
+		fprintf(stderr, "dsm-run: %s: %s (set DSM_PRELOAD_LIB)\n", shim,
+			strerror(errno));
+		return 127;
+	}
+	if (!stats_file && !quiet) {
+		int fd = mkstemp(tmp_stats);
+
+		if (fd < 0) {
+			perror("dsm-run: mkstemp");
+			return 127;
+		}
+		close(fd);
+		stats_file = tmp_stats;
+		own_file = true;
+	} else if (stats_file && truncate(stats_file, 0) && errno != ENOENT) {
+		fprintf(stderr, "dsm-run: %s: %s\n", stats_file, strerror(errno));
+		return 127;
+	}
+	set("DSM_STATS_FILE", stats_file);
+	old = getenv("LD_PRELOAD");
+	if (asprintf(&preload, "%s%s%s", shim, old && *old ? ":" : "",
+		     old ? old : "") < 0)
+		return 127;
+	set("LD_PRELOAD", preload);
+
+	/* Like system(): the terminal's ^C and ^\ are for the program. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	pid = fork();
+	if (pid < 0) {
+		perror("dsm-run: fork");
+		return 127;
+	}
+	if (pid == 0) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGQUIT, SIG_DFL);
+		execvp(argv[optind], argv + optind);
+		fprintf(stderr, "dsm-run: %s: %s\n", argv[optind], strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			perror("dsm-run: waitpid");
+			return 127;
+		}
+	if (!quiet && own_file)
+		print_stats(stats_file);
+	if (own_file)
+		unlink(stats_file);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}

@@ -1,0 +1,452 @@
+/*
+ * preload_subject.c - an ordinary program, run by test_preload with
+ * libdsm-preload.so preloaded.  It knows nothing of dsm: it allocates,
+ * fills and checks memory through the C library's interfaces, one
+ * scenario per argument, and exits 0 only if every byte was right.
+ *
+ *   preload_subject MODE     (threads, many, calloc, align, mmap, forkexec,
+ *                             forkchild, signals, syscall, small)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CHECK(cond)                                                         \
+	do {                                                                \
+		if (!(cond)) {                                              \
+			fprintf(stderr, "subject %s:%d: check failed: %s\n", \
+				__FILE__, __LINE__, #cond);                 \
+			exit(1);                                            \
+		}                                                           \
+	} while (0)
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static void fill(void *p, size_t len, uint64_t seed)
+{
+	uint64_t *w = p;
+
+	for (size_t i = 0; i < len / 8; i++)
+		w[i] = mix(seed + i);
+}
+
+static int check(const void *p, size_t len, uint64_t seed)
+{
+	const uint64_t *w = p;
+
+	for (size_t i = 0; i < len / 8; i++)
+		if (w[i] != mix(seed + i))
+			return 0;
+	return 1;
+}
+
+static int zeros(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (b[i])
+			return 0;
+	return 1;
+}
+
+/* ---- threads: malloc, realloc, free under contention ----------------- */
+
+#define SLOTS 6
+
+static void *worker(void *arg)
+{
+	uint64_t id = (uintptr_t)arg, rng = id * 1000003;
+	struct { uint64_t *p; size_t len; uint64_t seed; } s[SLOTS] = { 0 };
+
+	for (int it = 0; it < 300; it++) {
+		int k = (rng = mix(rng)) % SLOTS;
+		size_t len = ((128 << 10) + (rng >> 8) % (1536 << 10)) & ~7UL;
+
+		if (s[k].p) {
+			CHECK(check(s[k].p, s[k].len, s[k].seed));
+			if (it % 3 == 0) { /* grow or shrink, contents kept */
+				size_t keep = len < s[k].len ? len : s[k].len;
+				uint64_t *q = realloc(s[k].p, len);
+
+				CHECK(q);
+				CHECK(check(q, keep, s[k].seed));
+				s[k].p = q;
+				s[k].len = len;
+				fill(q, len, s[k].seed = mix(rng + 1));
+				continue;
+			}
+			free(s[k].p);
+		}
+		s[k].p = malloc(len);
+		CHECK(s[k].p);
+		CHECK(malloc_usable_size(s[k].p) >= len);
+		s[k].len = len;
+		fill(s[k].p, len, s[k].seed = mix(rng + 2));
+	}
+	for (int k = 0; k < SLOTS; k++) {
+		if (s[k].p)
+			CHECK(check(s[k].p, s[k].len, s[k].seed));
+		free(s[k].p);
+	}
+	return NULL;
+}
+
+static void mode_threads(void)
+{
+	pthread_t t[4];
+
+	for (uintptr_t i = 0; i < 4; i++)
+		CHECK(pthread_create(&t[i], NULL, worker, (void *)(i + 1)) == 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+}
+
+/* ---- many: 50,000 live large allocations ----------------------------- */
+
+static int count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	int n = 0, c;
+
+	CHECK(f);
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+static void mode_many(void)
+{
+	enum { N = 50000, LEN = 20 << 10 }; /* test_preload sets 16K */
+	uint64_t **p = calloc(N, sizeof(*p));
+	int before = count_maps();
+
+	CHECK(p);
+	for (int i = 0; i < N; i++) {
+		p[i] = malloc(LEN);
+		CHECK(p[i]);
+		p[i][0] = mix(i);
+		p[i][LEN / 8 - 1] = ~mix(i);
+	}
+	/* a handful of arenas, not a mapping per block */
+	fprintf(stderr, "subject: %d mappings before, %d with %d blocks\n",
+		before, count_maps(), N);
+	CHECK(count_maps() < before + 64);
+	for (int i = 0; i < N; i++) {
+		CHECK(p[i][0] == mix(i));
+		CHECK(p[i][LEN / 8 - 1] == ~mix(i));
+	}
+	for (int i = 0; i < N; i += 2) /* free half, refill from the holes */
+		free(p[i]);
+	for (int i = 0; i < N; i += 2) {
+		p[i] = calloc(1, LEN);
+		CHECK(p[i] && p[i][0] == 0 && p[i][LEN / 8 - 1] == 0);
+		p[i][1] = mix(i);
+	}
+	for (int i = 0; i < N; i++) {
+		if (i % 2 == 0)
+			CHECK(p[i][1] == mix(i));
+		else
+			CHECK(p[i][0] == mix(i));
+		free(p[i]);
+	}
+	free(p);
+}
+
+/* ---- calloc: zeros, also where freed far memory is reused ------------- */
+
+static void mode_calloc(void)
+{
+	size_t len = 4 << 20;
+	uint8_t *a = calloc(1, len), *big;
+
+	CHECK(a && zeros(a, len));
+	memset(a, 0xab, len);
+	/* push a's dirty pages out to the server */
+	big = malloc(64 << 20);
+	CHECK(big);
+	memset(big, 0x5a, 64 << 20);
+	free(a);
+	for (int round = 0; round < 3; round++) {
+		a = calloc(len / 64, 64);
+		CHECK(a && zeros(a, len));
+		memset(a, 0xcd, len);
+		free(a);
+	}
+	/* calloc after free of a block that was partly written and evicted */
+	a = calloc(1, 2 * len);
+	CHECK(a && zeros(a, 2 * len));
+	free(a);
+	free(big);
+	{
+		volatile size_t huge = (size_t)1 << 62; /* n * size overflows */
+
+		CHECK(calloc(huge, 8) == NULL && errno == ENOMEM);
+	}
+}
+
+/* ---- align: the aligned allocators ------------------------------------ */
+
+static void mode_align(void)
+{
+	for (size_t al = 64; al <= (4 << 20); al <<= 1) {
+		size_t len = (256 << 10) + 8 * al % 100000;
+		void *p = NULL, *q, *r, *v, *pv;
+
+		CHECK(posix_memalign(&p, al, len) == 0);
+		CHECK((uintptr_t)p % al == 0);
+		q = aligned_alloc(al, len);
+		r = memalign(al, len);
+		CHECK(q && r && (uintptr_t)q % al == 0 && (uintptr_t)r % al == 0);
+		fill(p, len & ~7UL, al);
+		fill(q, len & ~7UL, al + 1);
+		fill(r, len & ~7UL, al + 2);
+		CHECK(malloc_usable_size(p) >= len);
+		CHECK(check(p, len & ~7UL, al) && check(q, len & ~7UL, al + 1) &&
+		      check(r, len & ~7UL, al + 2));
+		free(p);
+		free(q);
+		free(r);
+		v = valloc(len);
+		pv = pvalloc(len + 1);
+		CHECK(v && pv && (uintptr_t)v % 4096 == 0 &&
+		      (uintptr_t)pv % 4096 == 0);
+		CHECK(malloc_usable_size(pv) >= ((len + 1 + 4095) & ~4095UL));
+		memset(v, 1, len);
+		memset(pv, 2, len + 1);
+		free(v);
+		free(pv);
+	}
+	{
+		void *p;
+
+		CHECK(posix_memalign(&p, 24, 1 << 20) == EINVAL);
+		CHECK(aligned_alloc(24, 1 << 20) == NULL && errno == EINVAL);
+	}
+}
+
+/* ---- mmap, munmap, mremap, madvise ------------------------------------ */
+
+static void mode_mmap(void)
+{
+	size_t len = 8 << 20, pg = 4096;
+	uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), *g;
+	char path[] = "/tmp/dsm-subject-XXXXXX";
+	int fd;
+
+	CHECK(m != MAP_FAILED && zeros(m, len));
+	fill(m, len, 7);
+	/* cut the tail and a hole in the middle, as munmap allows */
+	CHECK(munmap(m + len - 16 * pg, 16 * pg) == 0);
+	CHECK(munmap(m + 64 * pg, 8 * pg) == 0);
+	CHECK(check(m, 64 * pg, 7));
+	CHECK(check(m + 72 * pg, len - 88 * pg, 7 + 72 * pg / 8));
+	/* mremap: shrink in place, grow (maybe moving), contents kept */
+	g = mremap(m + 72 * pg, len - 88 * pg, 256 * pg, 0);
+	CHECK(g == m + 72 * pg);
+	g = mremap(g, 256 * pg, 4096 * pg, MREMAP_MAYMOVE);
+	CHECK(g != MAP_FAILED);
+	CHECK(check(g, 256 * pg, 7 + 72 * pg / 8));
+	CHECK(zeros(g + 256 * pg, 4096 * pg - 256 * pg));
+	/* MADV_DONTNEED: anonymous private memory reads zeros after it */
+	CHECK(madvise(g, 16 * pg, MADV_DONTNEED) == 0);
+	CHECK(zeros(g, 16 * pg));
+	CHECK(check(g + 16 * pg, 240 * pg, 7 + 72 * pg / 8 + 16 * pg / 8));
+	CHECK(munmap(g, 4096 * pg) == 0);
+	CHECK(munmap(m, 64 * pg) == 0);
+	/* a file mapping is the kernel's, not ours */
+	fd = mkstemp(path);
+	CHECK(fd >= 0 && ftruncate(fd, 1 << 20) == 0);
+	unlink(path);
+	g = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(g != MAP_FAILED);
+	memset(g, 3, 1 << 20);
+	CHECK(munmap(g, 1 << 20) == 0);
+	CHECK(pread(fd, path, 4, 4096) == 4 && path[0] == 3);
+	close(fd);
+}
+
+/* ---- fork + exec: system(), popen(), fork/execv ------------------------ */
+
+static void mode_forkexec(void)
+{
+	size_t len = 32 << 20;
+	uint8_t *p = malloc(len);
+	char buf[64] = { 0 };
+	FILE *f;
+	pid_t pid;
+	int st;
+
+	CHECK(p);
+	fill(p, len, 11);
+	CHECK(system("exit 3") != -1);
+	CHECK(WEXITSTATUS(system("exit 3")) == 3);
+	f = popen("echo far; head -c 200000 /dev/zero | wc -c", "r");
+	CHECK(f);
+	CHECK(fread(buf, 1, sizeof(buf) - 1, f) > 0);
+	CHECK(pclose(f) == 0);
+	CHECK(!strcmp(buf, "far\n200000\n"));
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", "exit 5", (char *)NULL);
+		_exit(127);
+	}
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 5);
+	CHECK(check(p, len, 11));
+	free(p);
+}
+
+/* ---- fork without exec: the child gets SIGSEGV on far memory ---------- */
+
+static void mode_forkchild(void)
+{
+	size_t len = 4 << 20;
+	uint64_t *p = malloc(len);
+	pid_t pid;
+	int st;
+
+	CHECK(p);
+	fill(p, len, 13);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		/* allocating works (the C library's), freeing far memory is a
+		 * no-op; touching it is a segmentation fault, never zeros */
+		uint8_t *q = malloc(len), *r;
+
+		if (!q)
+			_exit(10);
+		memset(q, 1, len);
+		r = realloc(q, 2 * len);
+		if (!r || r[len - 1] != 1)
+			_exit(11);
+		free(r);
+		free(malloc(1 << 20));
+		printf("child alive\n");
+		fflush(stdout);
+		*(volatile uint64_t *)&p[12345];
+		_exit(12); /* not reached */
+	}
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+	if (!WIFSIGNALED(st))
+		fprintf(stderr, "subject: child status %#x\n", st);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+	CHECK(check(p, len, 13));
+	free(p);
+}
+
+/* ---- signals arriving while threads wait in faults --------------------- */
+
+static volatile sig_atomic_t ticks;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	ticks++;
+}
+
+static void mode_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+	struct itimerval it = { { 0, 200 }, { 0, 200 } };
+	size_t len = 64 << 20;
+	uint64_t *p = malloc(len);
+
+	CHECK(p);
+	sigaction(SIGALRM, &sa, NULL);
+	CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+	for (int round = 0; round < 2; round++) {
+		fill(p, len, 17 + round);
+		CHECK(check(p, len, 17 + round));
+	}
+	it = (struct itimerval){ 0 };
+	setitimer(ITIMER_REAL, &it, NULL);
+	fprintf(stderr, "subject: %d signals during faults\n", (int)ticks);
+	CHECK(ticks > 0);
+	free(p);
+}
+
+/* ---- system calls into and out of non-resident far memory -------------- */
+
+static void mode_syscall(void)
+{
+	size_t len = 32 << 20;
+	uint8_t *src = malloc(len), *dst = malloc(len), *evict;
+	char path[] = "/tmp/dsm-subject-XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f;
+
+	CHECK(src && dst && fd >= 0);
+	unlink(path);
+	fill(src, len, 19);
+	evict = malloc(len); /* pushes src out of the budget */
+	CHECK(evict);
+	memset(evict, 1, len);
+	/* write(2) from evicted far memory, read(2) into untouched far memory */
+	CHECK(write(fd, src, len) == (ssize_t)len);
+	CHECK(pread(fd, dst, len, 0) == (ssize_t)len);
+	CHECK(check(dst, len, 19));
+	/* stdio: fread into far memory */
+	f = fdopen(fd, "r");
+	CHECK(f && fseek(f, 0, SEEK_SET) == 0);
+	memset(evict, 2, len);
+	CHECK(fread(evict, 1, len, f) == len);
+	CHECK(check(evict, len, 19));
+	fclose(f);
+	free(src);
+	free(dst);
+	free(evict);
+}
+
+/* ---- small: one large allocation, for the no-server cases -------------- */
+
+static void mode_small(void)
+{
+	uint8_t *p = malloc(1 << 20);
+
+	CHECK(p);
+	memset(p, 9, 1 << 20);
+	CHECK(p[12345] == 9);
+	free(p);
+	printf("subject ran\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct { const char *name; void (*fn)(void); } modes[] = {
+		{ "threads", mode_threads }, { "many", mode_many },
+		{ "calloc", mode_calloc }, { "align", mode_align },
+		{ "mmap", mode_mmap }, { "forkexec", mode_forkexec },
+		{ "forkchild", mode_forkchild }, { "signals", mode_signals },
+		{ "syscall", mode_syscall }, { "small", mode_small },
+	};
+
+	for (size_t i = 0; argc == 2 && i < sizeof(modes) / sizeof(*modes); i++) {
+		if (!strcmp(argv[1], modes[i].name)) {
+			modes[i].fn();
+			return 0;
+		}
+	}
+	fprintf(stderr, "usage: preload_subject MODE\n");
+	return 2;
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Real, unmodified programs from Debian packages under dsm-run, each with a
+# local budget well below its working set.  Each one's output is compared
+# byte for byte with a run without the shim, and its stats must show far
+# memory really used (pages fetched and evicted > 0).
+#   test_preload_programs.sh BUILD_DIR sort|python|redis
+# Exit 77 (skipped) if the program is not installed, or in a sanitizer
+# build (DSM_TEST_SANITIZED=1: the shim cannot be tested there, see
+# docs/design.md, "Sanitizers").
+set -uo pipefail
+build=$1
+what=$2
+run=$build/ctl/dsm-run
+server=$build/server/dsm-server
+
+if [ "${DSM_TEST_SANITIZED:-0}" = 1 ]; then
+	echo "SKIP: the shim replaces malloc, as the sanitizer runtime does"
+	exit 77
+fi
+need() {
+	command -v "$1" >/dev/null || { echo "SKIP: $1 not installed (deploy/install-deps.sh)"; exit 77; }
+}
+need "$([ "$what" = python ] && echo /usr/bin/python3 || echo /usr/bin/sort)"
+[ "$what" = redis ] && need redis-server && need redis-cli
+
+tmp=$(mktemp -d /tmp/dsm-preload-prog.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$server" --listen 127.0.0.1:0 --capacity 16G --port-file "$tmp/port" \
+	2>"$tmp/server.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+[ -s "$tmp/port" ] || fail "dsm-server did not start: $(cat "$tmp/server.log")"
+unset DSM_REGISTRY DSM_REQUIRE LD_PRELOAD
+far=("$run" --servers "127.0.0.1:$(cat "$tmp/port")" --stats-file "$tmp/stats")
+
+# A counter summed over the processes of the run.
+stat() { awk -F= -v k="$1" '$1 == k { s += $2 } END { print s + 0 }' "$tmp/stats"; }
+check_paged() {
+	local f e
+	f=$(stat pages_fetched)
+	e=$(stat pages_evicted)
+	echo "$what: pages fetched $f, evicted $e, written back $(stat pages_written_back)"
+	[ "$f" -gt 0 ] && [ "$e" -gt 0 ] || fail "$what: far memory not used (fetched $f, evicted $e)"
+}
+
+case $what in
+sort)
+	# ~10 MB of lines; sort's buffer (-S) and line table are larger
+	# than the 4 MiB budget.
+	/usr/bin/python3 -c '
+import random
+r = random.Random(7)
+with open("'"$tmp"'/in", "w") as f:
+    for i in range(250000):
+        f.write("%016x %x %s\n" % (r.getrandbits(64), i, "z" * (i % 13)))
+'
+	LC_ALL=C sort -S 32M "$tmp/in" >"$tmp/plain" || fail "sort failed"
+	LC_ALL=C "${far[@]}" --local-mem 4M -- sort -S 32M "$tmp/in" \
+		>"$tmp/far" 2>"$tmp/err" || fail "sort under dsm-run: $(cat "$tmp/err")"
+	cmp "$tmp/plain" "$tmp/far" || fail "sort output differs"
+	;;
+python)
+	# lists, bytearrays and dicts of ~150 MB, checksummed; budget 32 MiB.
+	cat >"$tmp/work.py" <<'PY'
+import hashlib, random
+r = random.Random(3)
+h = hashlib.sha256()
+blobs = [bytearray(r.randbytes(1 << 20)) for _ in range(64)]
+for b in blobs:
+    b[::4096] = bytes(len(b[::4096]))
+    h.update(b)
+nums = [r.random() for _ in range(2_000_000)]
+h.update(repr(sum(nums)).encode())
+d = {i: str(i * 7919) for i in range(500_000)}
+h.update(repr(sum(len(v) for v in d.values())).encode())
+for b in reversed(blobs):
+    h.update(hashlib.sha256(b).digest())
+print(h.hexdigest(), len(nums), len(d))
+PY
+	/usr/bin/python3 "$tmp/work.py" >"$tmp/plain" || fail "python3 failed"
+	"${far[@]}" --local-mem 32M -- /usr/bin/python3 "$tmp/work.py" \
+		>"$tmp/far" 2>"$tmp/err" || fail "python3 under dsm-run: $(cat "$tmp/err")"
+	cmp "$tmp/plain" "$tmp/far" || fail "python3 output differs: $(cat "$tmp/plain" "$tmp/far")"
+	;;
+redis)
+	# 600 values of 300 KB (~180 MB) against a 32 MiB budget, loaded
+	# through redis-cli --pipe; then the dataset's digest and every value.
+	port_of() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+	load() { /usr/bin/python3 -c '
+import sys
+out = sys.stdout.buffer
+for i in range(600):
+    k = b"key:%d" % i
+    v = (b"%07d" % i) * (300000 // 7)
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
+'; }
+	one_run() { # OUT [dsm-run args...]: load, digest, dump, shut down
+		local out=$1 port
+		shift
+		port=$(port_of)
+		"$@" redis-server --port "$port" --bind 127.0.0.1 --save '' \
+			--appendonly no --enable-debug-command yes \
+			--logfile "$tmp/redis.log" &
+		local rp=$!
+		pids+=($rp)
+		for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+		load | redis-cli -p "$port" --pipe >"$tmp/pipe" || fail "load: $(cat "$tmp/pipe")"
+		{
+			redis-cli -p "$port" dbsize
+			redis-cli -p "$port" debug digest
+			for i in $(seq 0 37 599); do redis-cli -p "$port" get "key:$i" | sha256sum; done
+		} >"$out"
+		redis-cli -p "$port" shutdown nosave >/dev/null 2>&1
+		wait "$rp"
+	}
+	one_run "$tmp/plain" env
+	one_run "$tmp/far" "${far[@]}" --local-mem 32M --
+	[ "$(head -1 "$tmp/plain")" = 600 ] || fail "redis did not load the dataset"
+	cmp "$tmp/plain" "$tmp/far" || fail "redis contents differ"
+	;;
+*)
+	fail "unknown program $what"
+	;;
+esac
+check_paged
+echo "PASS: $what"
