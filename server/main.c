@@ -152,10 +152,13 @@ static void parse_args(int argc, char **argv, struct options *o)
 	struct dsm_reg_addr reg;
 	const char *cap = NULL;
 	char shown[320];
-	int c;
+	int c, cur;
 
 	opterr = 0; /* our own messages, with the exit code we promise */
-	while ((c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
+	/* cur: the argument getopt is about to read; argv[optind - 1] would
+	 * name the wrong one inside a cluster of short options ("-xy") */
+	while (cur = optind,
+	       (c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
 		switch (c) {
 		case 'l': o->listen = optarg; break;
 		case 'c': cap = optarg; break;
@@ -174,8 +177,12 @@ static void parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'v': parse_log_level(optarg); break;
 		case 'h': usage(stdout); exit(0);
-		case ':': die_usage("%s needs a value", argv[optind - 1]);
-		default: die_usage("unknown option '%s'", argv[optind - 1]);
+		case ':': die_usage("%s needs a value", argv[cur]);
+		default:
+			if (optopt && strlen(argv[cur]) > 2)
+				die_usage("unknown option '-%c' in '%s'", optopt,
+					  argv[cur]);
+			die_usage("unknown option '%s'", argv[cur]);
 		}
 	}
 	if (optind < argc)

@@ -34,6 +34,7 @@ expect 2 "bad --poll-us '10001'" "${ok[@]}" --poll-us 10001
 expect 2 "bad --server-id '4294967296'" "${ok[@]}" --server-id 4294967296
 expect 2 "unknown log level 'loud'" "${ok[@]}" --log loud
 expect 2 "unknown option '--bogus'" "${ok[@]}" --bogus
+expect 2 "unknown option '-x' in '-xh'" "${ok[@]}" -xh
 expect 2 "--poll-us needs a value" "${ok[@]}" --poll-us
 expect 2 "unexpected argument 'extra'" "${ok[@]}" extra
 expect 2 "--cluster and --advertise need --registry" "${ok[@]}" --cluster c
