@@ -180,8 +180,10 @@ def main():
             if r["rep"] > 0)]
         for fr in fracs:
             for mode in ("dsm", "swap"):
-                parts.append("%s %d%% %s" % (mode, fr, ", ".join(
-                    "%.2f" % r["secs"] for r in runs.get((prog, fr, mode), []))))
+                cell = ["%.2f" % r["secs"] for r in runs.get((prog, fr, mode), [])]
+                cell += ["OOM-killed"] * oom.get((prog, fr, mode), 0)
+                cell += ["FAILED"] * bad.get((prog, fr, mode), 0)
+                parts.append("%s %d%% %s" % (mode, fr, ", ".join(cell)))
         p("- %s: %s" % (prog, "; ".join(parts)))
     p("")
     if oom:
