@@ -123,28 +123,32 @@ uint8_t *dsm_outbox_write_page(struct dsm_outbox *ob, struct dsm_page *p,
 	return io->buf + (size_t)io->npages++ * 4096;
 }
 
-/*
- * A write-back the server did not confirm.  Pages still resident keep
- * their data: make them dirty again so it is sent once more later.  Pages
- * already dropped had their only current copy in that request: they are
- * lost, and must raise SIGBUS rather than be read back stale.
- */
-static void wb_failed(struct dsm_wb *wb, int status)
+uint64_t dsm_server_copy_lost(struct dsm_region *r, uint64_t first,
+			      uint64_t n)
 {
-	struct dsm_region *r = wb->r;
 	uint64_t lost = 0;
 
-	for (uint64_t i = wb->first; i < wb->first + wb->n; i++) {
+	for (uint64_t i = first; i < first + n; i++) {
 		struct dsm_page *p = &r->pages[i];
 
 		if (p->state == DSM_PG_CLEAN) {
 			p->state = DSM_PG_DIRTY;
-		} else if (p->state == DSM_PG_INVALID) {
+		} else if (p->state == DSM_PG_INVALID &&
+			   (p->flags & DSM_PGF_ON_SERVER)) {
 			p->state = DSM_PG_LOST;
 			dsm_uffd_poison(&dsm_eng.uffd, dsm_page_addr(p), 4096);
 			lost++;
 		}
 	}
+	return lost;
+}
+
+/* A write-back the server did not confirm: its pages' server copy. */
+static void wb_failed(struct dsm_wb *wb, int status)
+{
+	struct dsm_region *r = wb->r;
+	uint64_t lost = dsm_server_copy_lost(r, wb->first, wb->n);
+
 	dsm_err("write-back of %u pages at %#llx failed: %s; %llu evicted "
 		"pages lost (they raise SIGBUS when touched)", wb->n,
 		(unsigned long long)(r->base + wb->first * 4096),

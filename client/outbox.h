@@ -65,6 +65,16 @@ int dsm_engine_call(uint32_t server, uint8_t type, const void *body,
 int dsm_outbox_splice(struct dsm_outbox *dst, struct dsm_outbox *src);
 /* A new request at the end of ob for the caller to fill, or NULL. */
 struct dsm_io *dsm_outbox_push(struct dsm_outbox *ob);
+/*
+ * Under the lock: the servers' copy of pages [first, first+n) of r is
+ * gone (a write-back or a move failed).  Resident pages keep their data
+ * and become dirty, so it is sent again; dropped pages whose only copy
+ * was there raise SIGBUS from now on rather than read back stale (pages
+ * never written, or freed, read as zeros as before).  Returns how many
+ * were lost.
+ */
+uint64_t dsm_server_copy_lost(struct dsm_region *r, uint64_t first,
+			      uint64_t n);
 /* Engine thread only, no lock held: send everything in ob, in order. */
 void dsm_outbox_send(struct dsm_outbox *ob);
 
