@@ -122,6 +122,20 @@ struct dsm_placement {
  * READ or WRITE). */
 #define DSM_STRIPE_BYTES ((uint64_t)DSM_MAX_BATCH_PAGES * 4096)
 
+/* How many stripes a region of size bytes has, and the length of stripe k
+ * (the last one may be short). */
+static inline uint64_t dsm_stripes(uint64_t size)
+{
+	return (size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
+}
+
+static inline uint64_t dsm_stripe_len(uint64_t size, uint64_t k)
+{
+	uint64_t off = k * DSM_STRIPE_BYTES;
+
+	return size - off < DSM_STRIPE_BYTES ? size - off : DSM_STRIPE_BYTES;
+}
+
 struct dsm_region {
 	uint64_t base, size, npages;
 	struct dsm_page *pages;

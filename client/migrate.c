@@ -104,25 +104,12 @@ static void move_done(struct dsm_move *m)
 	pthread_mutex_unlock(&mv.lock);
 }
 
-/* The data of the stripe's old home is lost: pages only it held raise
- * SIGBUS; resident clean ones are the last copy and must be written. */
+/* The data of the stripe's old home is lost (dsm_server_copy_lost). */
 static void stripe_lost(struct dsm_move *m, int err)
 {
 	struct dsm_region *r = m->r;
-	uint64_t lost = 0;
+	uint64_t lost = dsm_server_copy_lost(r, m->first, m->n);
 
-	for (uint64_t i = m->first; i < m->first + m->n; i++) {
-		struct dsm_page *p = &r->pages[i];
-
-		if (p->state == DSM_PG_CLEAN) {
-			p->state = DSM_PG_DIRTY;
-		} else if (p->state == DSM_PG_INVALID &&
-			   (p->flags & DSM_PGF_ON_SERVER)) {
-			p->state = DSM_PG_LOST;
-			dsm_uffd_poison(&dsm_eng.uffd, dsm_page_addr(p), 4096);
-			lost++;
-		}
-	}
 	dsm_err("moving %u pages at %#llx failed: %s; %llu pages lost "
 		"(they raise SIGBUS when touched)", m->n,
 		(unsigned long long)(r->base + m->first * 4096), strerror(-err),
@@ -288,7 +275,7 @@ static void move_read(struct dsm_move *m)
  * with room for one per stripe (placement.c). */
 static void split_stripes(struct dsm_placement *pl, uint64_t size)
 {
-	uint32_t nst = (size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
+	uint32_t nst = dsm_stripes(size);
 	uint32_t k = nst;
 
 	/* from the back, so no extent is overwritten before it is read */
@@ -298,11 +285,10 @@ static void split_stripes(struct dsm_placement *pl, uint64_t size)
 
 		for (uint64_t s = last + 1; s-- > e.off / DSM_STRIPE_BYTES;) {
 			uint64_t off = s * DSM_STRIPE_BYTES;
-			uint64_t end = off + DSM_STRIPE_BYTES < e.off + e.len ?
-					       off + DSM_STRIPE_BYTES : e.off + e.len;
 
 			pl->ext[--k] = (struct dsm_extent){
-				.off = off, .len = end - off, .server = e.server,
+				.off = off, .len = dsm_stripe_len(size, s),
+				.server = e.server,
 				.region_id = e.region_id,
 				.pool_off = e.pool_off + (off - e.off) };
 		}
@@ -333,7 +319,7 @@ static void merge_extents(struct dsm_placement *pl)
 static uint32_t stripes_to_move(const struct dsm_region *r, uint32_t *idx,
 				uint64_t *len)
 {
-	uint32_t nst = (r->size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
+	uint32_t nst = dsm_stripes(r->size);
 	uint32_t n = 0;
 
 	for (uint32_t k = 0; k < nst; k++) {
@@ -343,10 +329,7 @@ static uint32_t stripes_to_move(const struct dsm_region *r, uint32_t *idx,
 		if (!dsm_eng.servers[e->server].draining)
 			continue;
 		idx[n] = k;
-		len[n++] = r->size - (uint64_t)k * DSM_STRIPE_BYTES <
-					   DSM_STRIPE_BYTES ?
-				   r->size - (uint64_t)k * DSM_STRIPE_BYTES :
-				   DSM_STRIPE_BYTES;
+		len[n++] = dsm_stripe_len(r->size, k);
 	}
 	return n;
 }
@@ -372,10 +355,11 @@ static void unused_parts(struct dsm_region *r, struct dsm_placement *gone)
 	pl->nparts = w;
 }
 
-static void wait_inflight(unsigned below)
+/* Until no more than most moves are in flight. */
+static void wait_inflight(unsigned most)
 {
 	pthread_mutex_lock(&mv.lock);
-	while (mv.inflight >= below && (below || mv.inflight))
+	while (mv.inflight > most)
 		pthread_cond_wait(&mv.cond, &mv.lock);
 	pthread_mutex_unlock(&mv.lock);
 }
@@ -407,7 +391,7 @@ static void copy_stripes(struct dsm_region *r, const uint32_t *idx,
 	for (uint32_t j = 0; j < n; j++) {
 		struct dsm_move *m = NULL;
 
-		wait_inflight(MOVES_IN_FLIGHT);
+		wait_inflight(MOVES_IN_FLIGHT - 1);
 		pthread_mutex_lock(&dsm_eng.lock);
 		if (!r->dead)
 			m = move_start(r, idx[j], &home[j]);
@@ -446,7 +430,7 @@ static void finish_region(struct dsm_region *r)
  * bytes, for the log. */
 static uint64_t migrate_region(struct dsm_region *r)
 {
-	uint32_t nst = (r->size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
+	uint32_t nst = dsm_stripes(r->size);
 	uint32_t *idx = calloc(nst, sizeof(*idx));
 	uint64_t *len = calloc(nst, sizeof(*len)), bytes = 0;
 	struct dsm_home *home = calloc(nst, sizeof(*home));

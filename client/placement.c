@@ -220,7 +220,7 @@ static void add_stripe(struct dsm_placement *pl, uint64_t off, uint64_t len,
 
 int dsm_place(uint64_t size, struct dsm_placement *pl)
 {
-	uint64_t nstripes = (size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
+	uint64_t nstripes = dsm_stripes(size);
 	uint64_t *len = calloc(nstripes, sizeof(*len));
 	struct dsm_home *home = calloc(nstripes, sizeof(*home));
 	int err = -ENOMEM;
@@ -231,8 +231,7 @@ int dsm_place(uint64_t size, struct dsm_placement *pl)
 	if (!len || !home || !pl->part || !pl->ext)
 		goto out;
 	for (uint64_t k = 0; k < nstripes; k++)
-		len[k] = size - k * DSM_STRIPE_BYTES < DSM_STRIPE_BYTES ?
-				 size - k * DSM_STRIPE_BYTES : DSM_STRIPE_BYTES;
+		len[k] = dsm_stripe_len(size, k);
 	err = dsm_place_stripes(len, nstripes, pl->part, &pl->nparts, home);
 	if (err) {
 		if (err == -ENOMEM)
