@@ -24,6 +24,17 @@
 #define POLL_MS 100        /* how often the registry is read */
 #define PROGRESS_MS 1000   /* how often progress is printed */
 
+/* Bytes of region r that the registry places on server id. */
+static uint64_t region_on(const struct dsm_reg_region *r, uint32_t id)
+{
+	uint64_t bytes = 0;
+
+	for (uint32_t j = 0; j < r->n; j++)
+		if (r->ext[j].server == id)
+			bytes += r->ext[j].len;
+	return bytes;
+}
+
 /* Bytes of region extents the registry still places on server id, and in
  * how many regions. */
 static uint64_t placed_on(const struct snapshot *s, uint32_t id,
@@ -33,11 +44,8 @@ static uint64_t placed_on(const struct snapshot *s, uint32_t id,
 
 	*nregions = 0;
 	for (size_t i = 0; i < s->nrgn; i++) {
-		uint64_t b = 0;
+		uint64_t b = region_on(&s->rgn[i], id);
 
-		for (uint32_t j = 0; j < s->rgn[i].n; j++)
-			if (s->rgn[i].ext[j].server == id)
-				b += s->rgn[i].ext[j].len;
 		*nregions += b != 0;
 		bytes += b;
 	}
@@ -103,12 +111,9 @@ static void report_left(const struct snapshot *s, uint32_t id)
 {
 	for (size_t i = 0; i < s->nrgn; i++) {
 		const struct dsm_reg_region *r = &s->rgn[i];
-		uint64_t b = 0;
+		uint64_t b = region_on(r, id);
 		char size[32];
 
-		for (uint32_t j = 0; j < r->n; j++)
-			if (r->ext[j].server == id)
-				b += r->ext[j].len;
 		if (b)
 			fprintf(stderr, "  region %" PRIu64 " of client %"
 				PRIu64 ": %s there\n", r->id, r->owner,
