@@ -1,7 +1,8 @@
 # cluster_env.sh - sourced by the tests that run a real local cluster
-# (test_dsmctl.sh, test_cluster.sh): skips without redis, makes a private
-# temporary directory, picks free loopback ports, and exports what
-# deploy/cluster.sh and the clients read.  The sourcing script sets
+# (test_dsmctl.sh, test_cluster.sh, test_drain.sh): skips without redis,
+# makes a private temporary directory, picks free loopback ports, and
+# exports what deploy/cluster.sh and the clients read; and the helpers
+# they share (json_get, wait_for).  The sourcing script sets
 # SERVERS, CAPACITY and CLUSTER first, and build and top.  On exit the
 # cluster is taken down and anything it left is killed.
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
@@ -62,3 +63,16 @@ export REDIS_PORT=$p BASE_PORT=$((p + 1))
 registry=redis://127.0.0.1:$REDIS_PORT
 export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER DSM_SECRET_FILE=$RUN_DIR/secret \
 	DSM_REGISTRY_PASSWORD_FILE=$RUN_DIR/redis.pass
+
+# A field of dsmctl's JSON: jq-like, with python.
+json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+
+# wait_for SECONDS CMD...: until CMD succeeds; 1 if it never does.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ $SECONDS -ge $deadline ] && return 1
+		sleep 0.2
+	done
+}

@@ -31,8 +31,6 @@ export SERVERS=3 CAPACITY=64M CLUSTER=clustertest-$$
 . "$top/tests/cluster_env.sh"
 unset DSM_SERVERS
 
-# A field of dsmctl's JSON: jq-like, with python.
-json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 count() { "$dsmctl" --json "$1" | json_get 'len(d)'; }
 used_total() { "$dsmctl" --json servers | json_get 'sum(s["used"] for s in d)'; }
 # predicates for wait_for, evaluated afresh on every try
@@ -48,16 +46,6 @@ sum(s["pages_written"] for s in d["servers"]) >= 1792 and
 all(s["auth_refused"] == 0 for s in d["servers"]))' | grep -qx True
 }
 used_above() { [ "$(used_total 2>/dev/null || echo 0)" -gt "$1" ] 2>/dev/null; }
-
-# wait_for SECONDS CMD...: until CMD succeeds; 1 if it never does.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -ge $deadline ] && return 1
-		sleep 0.2
-	done
-}
 
 "$top/deploy/cluster.sh" up >"$tmp/up.log" 2>&1 || { cat "$tmp/up.log"; fatal "cluster.sh up failed"; }
 for f in "$RUN_DIR"/*.pid; do all_pids+=("$(cat "$f")"); done

@@ -26,7 +26,6 @@ export SERVERS=3 CAPACITY=64M CLUSTER=draintest-$$
 . "$top/tests/cluster_env.sh"
 unset DSM_SERVERS
 
-json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 server_field() { # ID FIELD
 	"$dsmctl" --json servers | json_get "[s['$2'] for s in d if s['id'] == $1][0]"
 }
@@ -40,14 +39,6 @@ state_is() { [ "$(server_field "$1" state 2>/dev/null)" = "$2" ]; }
 placed_is() { [ "$(placed_on "$1" 2>/dev/null)" = "$2" ]; }
 used_total_is() { [ "$("$dsmctl" --json servers 2>/dev/null | json_get 'sum(s["used"] for s in d)')" = "$1" ]; }
 nservers_is() { [ "$("$dsmctl" --json servers 2>/dev/null | json_get 'len(d)')" = "$1" ]; }
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -ge $deadline ] && return 1
-		sleep 0.2
-	done
-}
 ready() { grep -qx ready "$1" 2>/dev/null; }
 
 "$top/deploy/cluster.sh" up >"$tmp/up.log" 2>&1 || { cat "$tmp/up.log"; fatal "cluster up"; }
