@@ -458,17 +458,18 @@ static int stats_servers(const struct ctl *c, const struct snapshot *s,
 {
 	static const char *const head[] = {
 		">ID", "ADDRESS", ">READS", ">WRITES", ">PAGES OUT",
-		">PAGES IN", ">BYTES IN", ">BYTES OUT", ">ERRORS", ">REFUSED" };
+		">PAGES IN", ">DISCARDED", ">BYTES IN", ">BYTES OUT", ">ERRORS",
+		">REFUSED" };
 	static const bool bytes[DSM_RS_NCOUNTERS] = {
 		[DSM_RS_BYTES_IN] = true, [DSM_RS_BYTES_OUT] = true };
 	struct table t;
 
-	table_init(&t, 10, head);
+	table_init(&t, 11, head);
 	for (size_t i = 0; i < s->nsrv; i++) {
 		const struct dsm_reg_server *v = &s->srv[i];
 		const struct dsm_reg_server *p = prev_server(c, v->id);
 		char id[16], cell[DSM_RS_NCOUNTERS][32];
-		const char *row[10] = { id, v->addr };
+		const char *row[11] = { id, v->addr };
 
 		snprintf(id, sizeof(id), "%u", v->id);
 		for (int k = 0; k < DSM_RS_NCOUNTERS; k++)

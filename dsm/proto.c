@@ -261,14 +261,15 @@ int dsm_rw_req_decode(uint8_t type, const uint8_t *in, size_t len,
 	m->pool_off = get64(&c);
 	m->npages = get32(&c);
 	m->reserved = get32(&c);
-	if (m->npages == 0 || m->npages > DSM_MAX_BATCH_PAGES || m->reserved)
+	if (m->npages == 0 || m->reserved || m->pool_off % DSM_PAGE_SIZE)
 		return -EINVAL;
-	if (m->pool_off % DSM_PAGE_SIZE)
+	/* A DISCARD carries no data, so it is not held to a batch. */
+	if (type != DSM_MSG_DISCARD && m->npages > DSM_MAX_BATCH_PAGES)
 		return -EINVAL;
 	want = DSM_RW_REQ_SIZE;
 	if (type == DSM_MSG_WRITE)
 		want += (size_t)m->npages * DSM_PAGE_SIZE;
-	else if (type != DSM_MSG_READ)
+	else if (type != DSM_MSG_READ && type != DSM_MSG_DISCARD)
 		return -EINVAL;
 	return len == want ? 0 : -EINVAL;
 }
@@ -377,6 +378,7 @@ const char *dsm_msg_name(uint8_t type)
 	case DSM_MSG_PING: return "PING";
 	case DSM_MSG_AUTH: return "AUTH";
 	case DSM_MSG_LEASE: return "LEASE";
+	case DSM_MSG_DISCARD: return "DISCARD";
 	case DSM_MSG_GOODBYE: return "GOODBYE";
 	case DSM_MSG_INVALIDATE: return "INVALIDATE";
 	case DSM_MSG_RECALL: return "RECALL";

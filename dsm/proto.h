@@ -46,6 +46,8 @@ enum dsm_msg_type {
 	DSM_MSG_PING = 7,   /* empty round trip */
 	DSM_MSG_AUTH = 8,   /* prove knowledge of the cluster secret (auth.h) */
 	DSM_MSG_LEASE = 9,  /* the client's lease in the registry, to watch */
+	DSM_MSG_DISCARD = 10, /* forget a run of pages: their memory goes
+	                       * back to the OS, they read as zeros */
 	/* server -> client (DSM_F_SERVER) */
 	DSM_MSG_GOODBYE = 32,    /* server is going away; no reply */
 	DSM_MSG_INVALIDATE = 33, /* reserved: drop copies of pages (shared) */
@@ -118,12 +120,16 @@ struct dsm_free_req {
 };
 #define DSM_FREE_REQ_SIZE 8u
 
-/* READ and WRITE (a WRITE's page data follows this). READ's reply payload
- * is exactly npages * DSM_PAGE_SIZE bytes. */
+/* READ, WRITE and DISCARD name a run of pages (a WRITE's page data
+ * follows this).  READ's reply payload is exactly npages * DSM_PAGE_SIZE
+ * bytes; WRITE's and DISCARD's replies are empty.  DISCARD is how a
+ * client gives back pages it freed inside a region it keeps (the preload
+ * shim's arenas): the server drops them and they read as zeros. */
 struct dsm_rw_req {
 	uint64_t region_id;
 	uint64_t pool_off;       /* page-aligned */
-	uint32_t npages;         /* 1..DSM_MAX_BATCH_PAGES */
+	uint32_t npages;         /* READ, WRITE: 1..DSM_MAX_BATCH_PAGES;
+	                          * DISCARD: any > 0 (no data travels) */
 	uint32_t reserved;       /* must be 0 */
 };
 
@@ -177,8 +183,8 @@ int dsm_alloc_reply_decode(const uint8_t *in, size_t len,
 void dsm_free_req_encode(const struct dsm_free_req *m, uint8_t *out);
 int dsm_free_req_decode(const uint8_t *in, size_t len, struct dsm_free_req *m);
 void dsm_rw_req_encode(const struct dsm_rw_req *m, uint8_t *out);
-/* For WRITE, len must be DSM_RW_REQ_SIZE + npages pages; for READ exactly
- * DSM_RW_REQ_SIZE. */
+/* For WRITE, len must be DSM_RW_REQ_SIZE + npages pages; for READ and
+ * DISCARD exactly DSM_RW_REQ_SIZE. */
 int dsm_rw_req_decode(uint8_t type, const uint8_t *in, size_t len,
 		      struct dsm_rw_req *m);
 void dsm_server_stats_encode(const struct dsm_server_stats *m, uint8_t *out);

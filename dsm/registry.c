@@ -163,8 +163,8 @@ uint64_t dsm_reg_now_ms(void)
 /* ---- record encodings ------------------------------------------------- */
 
 const char *const dsm_reg_server_counters[DSM_RS_NCOUNTERS] = {
-	"reads", "writes", "pages_read", "pages_written", "bytes_in",
-	"bytes_out", "errors", "auth_refused",
+	"reads", "writes", "pages_read", "pages_written", "pages_discarded",
+	"bytes_in", "bytes_out", "errors", "auth_refused",
 };
 const char *const dsm_reg_client_counters[DSM_RC_NCOUNTERS] = {
 	"missing_faults", "wp_faults", "pages_fetched", "pages_evicted",

@@ -119,6 +119,7 @@ const char *dsm_reg_key(char *buf, size_t len, const char *cluster,
  */
 enum dsm_reg_server_counter {
 	DSM_RS_READS, DSM_RS_WRITES, DSM_RS_PAGES_READ, DSM_RS_PAGES_WRITTEN,
+	DSM_RS_PAGES_DISCARDED,
 	DSM_RS_BYTES_IN, DSM_RS_BYTES_OUT, DSM_RS_ERRORS, DSM_RS_AUTH_REFUSED,
 	DSM_RS_NCOUNTERS
 };

@@ -223,7 +223,7 @@ static int do_free(struct handler_session *s, const struct dsm_hdr *q,
 	return 0;
 }
 
-/* Where a READ or WRITE lands: the run must lie wholly inside a region the
+/* Where a READ, WRITE or DISCARD lands: the run must lie wholly inside a region the
  * session owns.  Written without sums that could wrap: pool_off comes from
  * the peer and may be anything. */
 static int rw_target(struct handler_session *s, const struct dsm_rw_req *m,
@@ -280,6 +280,25 @@ static int do_write(struct handler_session *s, const struct dsm_hdr *q,
 	return 0;
 }
 
+/* Pages the client freed inside a region it keeps: back to the OS.  The
+ * region's extent stays allocated, so its capacity is still reserved. */
+static int do_discard(struct handler_session *s, const struct dsm_hdr *q,
+		      const uint8_t *body)
+{
+	struct dsm_rw_req m;
+	uint8_t *at;
+	int err;
+
+	if (dsm_rw_req_decode(DSM_MSG_DISCARD, body, q->len, &m) < 0)
+		return -EINVAL;
+	err = rw_target(s, &m, &at);
+	if (err)
+		return err;
+	pool_drop(&s->h->pool, m.pool_off, (uint64_t)m.npages * DSM_PAGE_SIZE);
+	s->h->pages_discarded += m.npages;
+	return 0;
+}
+
 static int do_stats(struct handler_session *s, const struct dsm_hdr *q,
 		    struct reply *r)
 {
@@ -317,6 +336,7 @@ static int dispatch(struct handler_session *s, const struct dsm_hdr *q,
 	case DSM_MSG_FREE: return do_free(s, q, body);
 	case DSM_MSG_READ: return do_read(s, q, body, r);
 	case DSM_MSG_WRITE: return do_write(s, q, body);
+	case DSM_MSG_DISCARD: return do_discard(s, q, body);
 	case DSM_MSG_STATS: return do_stats(s, q, r);
 	case DSM_MSG_PING: return q->len ? -EINVAL : 0;
 	}

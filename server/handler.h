@@ -30,6 +30,7 @@ struct handler {
 	uint64_t sessions;               /* connected now */
 	uint64_t reads, writes;          /* successful requests */
 	uint64_t pages_read, pages_written;
+	uint64_t pages_discarded;        /* given back by DISCARD */
 	uint64_t bytes_in, bytes_out;    /* whole messages */
 	uint64_t errors;                 /* error replies sent */
 	uint64_t auth_refused;           /* connections that failed AUTH */

@@ -145,6 +145,7 @@ static void fill_record(struct membership *r)
 	r->rec.counters[DSM_RS_WRITES] = r->h->writes;
 	r->rec.counters[DSM_RS_PAGES_READ] = r->h->pages_read;
 	r->rec.counters[DSM_RS_PAGES_WRITTEN] = r->h->pages_written;
+	r->rec.counters[DSM_RS_PAGES_DISCARDED] = r->h->pages_discarded;
 	r->rec.counters[DSM_RS_BYTES_IN] = r->h->bytes_in;
 	r->rec.counters[DSM_RS_BYTES_OUT] = r->h->bytes_out;
 	r->rec.counters[DSM_RS_ERRORS] = r->h->errors;

@@ -131,13 +131,9 @@ static void insert_run(struct pool *p, size_t i, uint64_t off, uint64_t len)
 	p->nruns++;
 }
 
-void pool_free(struct pool *p, uint64_t off, uint64_t size)
+void pool_drop(struct pool *p, uint64_t off, uint64_t size)
 {
-	size_t i = run_after(p, off);
-	int join_prev = i > 0 && p->runs[i - 1].off + p->runs[i - 1].len == off;
-	int join_next = i < p->nruns && off + size == p->runs[i].off;
-
-	/* The next owner of these pages must read zeros, and the memory
+	/* The next reader of these pages must read zeros, and the memory
 	 * should go back to the OS now rather than when the pool is unmapped.
 	 * DONTNEED on a private anonymous mapping gives both; if it ever
 	 * failed, zeroing by hand keeps the first promise. */
@@ -146,6 +142,15 @@ void pool_free(struct pool *p, uint64_t off, uint64_t size)
 			 (unsigned long long)size, strerror(errno));
 		memset(pool_at(p, off), 0, size);
 	}
+}
+
+void pool_free(struct pool *p, uint64_t off, uint64_t size)
+{
+	size_t i = run_after(p, off);
+	int join_prev = i > 0 && p->runs[i - 1].off + p->runs[i - 1].len == off;
+	int join_next = i < p->nruns && off + size == p->runs[i].off;
+
+	pool_drop(p, off, size);
 
 	if (join_prev && join_next) {
 		p->runs[i - 1].len += size + p->runs[i].len;

@@ -38,6 +38,11 @@ int pool_alloc(struct pool *p, uint64_t size, uint64_t *off);
  * as zeros when next allocated.  Never fails. */
 void pool_free(struct pool *p, uint64_t off, uint64_t size);
 
+/* Drop the pages of [off, off+size) inside an extent, which stays
+ * allocated: their memory goes back to the OS and they read as zeros.
+ * Never fails. */
+void pool_drop(struct pool *p, uint64_t off, uint64_t size);
+
 static inline uint8_t *pool_at(const struct pool *p, uint64_t off)
 {
 	return p->base + off;

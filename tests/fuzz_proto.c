@@ -99,6 +99,9 @@ static void fuzz_decoders(const uint8_t *in, size_t len)
 		FUZZ_CHECK(len == DSM_RW_REQ_SIZE +
 		       (t == DSM_MSG_WRITE ? rw.npages * DSM_PAGE_SIZE : 0));
 	}
+	if (dsm_rw_req_decode(DSM_MSG_DISCARD, in, len, &rw) == 0)
+		FUZZ_CHECK(rw.npages >= 1 && rw.pool_off % DSM_PAGE_SIZE == 0 &&
+			   len == DSM_RW_REQ_SIZE);
 	(void)dsm_msg_name(len ? in[0] : 0);
 }
 
@@ -186,7 +189,7 @@ static void check_alloc(struct fuzz *f, int conn, const struct reply *r)
 		.conn = conn };
 }
 
-/* A READ or WRITE the server carried out was allowed. */
+/* A READ, WRITE or DISCARD the server carried out was allowed. */
 static void check_rw(struct fuzz *f, int conn, const struct dsm_hdr *q,
 		     const uint8_t *body, const struct reply *r)
 {
@@ -203,6 +206,10 @@ static void check_rw(struct fuzz *f, int conn, const struct dsm_hdr *q,
 	if (q->type == DSM_MSG_READ) {
 		FUZZ_CHECK(r->hdr.len == bytes);
 		FUZZ_CHECK(r->data == pool_at(&f->h.pool, rw.pool_off));
+	} else if (q->type == DSM_MSG_DISCARD) {
+		/* the pages read as zeros now */
+		FUZZ_CHECK(r->hdr.len == 0);
+		check_zeroed(f, rw.pool_off, bytes);
 	} else {
 		FUZZ_CHECK(r->hdr.len == 0);
 		FUZZ_CHECK(memcmp(pool_at(&f->h.pool, rw.pool_off),
@@ -237,6 +244,7 @@ static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 		break;
 	case DSM_MSG_READ:
 	case DSM_MSG_WRITE:
+	case DSM_MSG_DISCARD:
 		check_rw(f, conn, q, body, r);
 		break;
 	case DSM_MSG_STATS:
@@ -453,6 +461,8 @@ static size_t build_seeds(struct seed *seeds)
 	put_alloc(s, 0, 16 * DSM_PAGE_SIZE);
 	put_rw(s, 0, DSM_MSG_WRITE, 1, DSM_PAGE_SIZE, 1);
 	put_rw(s, 0, DSM_MSG_READ, 1, 0, 2);
+	put_rw(s, 0, DSM_MSG_DISCARD, 1, 0, 16);
+	put_rw(s, 0, DSM_MSG_DISCARD, 1, DSM_PAGE_SIZE, 16);
 	put(s, 0, DSM_MSG_STATS, 0, NULL, 0);
 	put(s, 0, DSM_MSG_PING, 0, NULL, 0);
 	put_free(s, 0, 1);

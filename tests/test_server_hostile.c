@@ -321,6 +321,77 @@ static void test_bad_rw(int fd, const struct peer *own)
 	free(pages);
 }
 
+/* DISCARD: the pages it names read as zeros, the rest of the region
+ * keeps its data, and a bad one is refused like a bad READ. */
+static void test_discard(int fd)
+{
+	uint8_t body[DSM_RW_REQ_SIZE], *pages = malloc(3 * DSM_PAGE_SIZE);
+	uint8_t *back = malloc(3 * DSM_PAGE_SIZE);
+	struct peer big;
+	struct dsm_rw_req m;
+	uint64_t end;
+
+	TH_CHECK(pages && back);
+	/* larger than a READ's batch: a DISCARD carries no data */
+	expect("ALLOC 2 MiB", do_alloc(fd, 2u << 20, &big), 0);
+	end = big.pool_off + big.size;
+	fill_random(pages, 3 * DSM_PAGE_SIZE, 77);
+	expect("WRITE 3 pages", do_rw(fd, DSM_MSG_WRITE, big.region,
+				      big.pool_off, 3, pages, 3, NULL), 0);
+	expect("DISCARD the middle page",
+	       do_rw(fd, DSM_MSG_DISCARD, big.region,
+		     big.pool_off + DSM_PAGE_SIZE, 1, NULL, 0, NULL), 0);
+	expect("READ after DISCARD", do_rw(fd, DSM_MSG_READ, big.region,
+					   big.pool_off, 3, NULL, 0, back), 0);
+	TH_CHECK(!memcmp(back, pages, DSM_PAGE_SIZE));
+	TH_CHECK(!memcmp(back + 2 * DSM_PAGE_SIZE, pages + 2 * DSM_PAGE_SIZE,
+			 DSM_PAGE_SIZE));
+	for (size_t i = DSM_PAGE_SIZE; i < 2 * DSM_PAGE_SIZE; i++)
+		TH_CHECK(back[i] == 0);
+	expect("DISCARD 512 pages", do_rw(fd, DSM_MSG_DISCARD, big.region,
+					  big.pool_off, 512, NULL, 0, NULL), 0);
+	expect("READ after DISCARD of all", do_rw(fd, DSM_MSG_READ, big.region,
+						  big.pool_off, 3, NULL, 0,
+						  back), 0);
+	for (size_t i = 0; i < 3 * DSM_PAGE_SIZE; i++)
+		TH_CHECK(back[i] == 0);
+
+	expect("DISCARD 0 pages", do_rw(fd, DSM_MSG_DISCARD, big.region,
+					big.pool_off, 0, NULL, 0, NULL), -EINVAL);
+	expect("DISCARD unaligned", do_rw(fd, DSM_MSG_DISCARD, big.region,
+					  big.pool_off + 8, 1, NULL, 0, NULL),
+	       -EINVAL);
+	m = (struct dsm_rw_req){ .region_id = big.region,
+				 .pool_off = big.pool_off, .npages = 1 };
+	dsm_rw_req_encode(&m, body);
+	body[20] = 1; /* reserved */
+	expect("DISCARD reserved", th_call(fd, DSM_MSG_DISCARD, next_id++,
+					   body, sizeof(body), NULL, 0, NULL),
+	       -EINVAL);
+	dsm_rw_req_encode(&m, pages);
+	expect("DISCARD with pages", th_call(fd, DSM_MSG_DISCARD, next_id++,
+					     pages,
+					     DSM_RW_REQ_SIZE + DSM_PAGE_SIZE,
+					     NULL, 0, NULL), -EINVAL);
+	expect("DISCARD short body", th_call(fd, DSM_MSG_DISCARD, next_id++,
+					     body, 16, NULL, 0, NULL), -EINVAL);
+	expect("DISCARD straddling the end",
+	       do_rw(fd, DSM_MSG_DISCARD, big.region, end - DSM_PAGE_SIZE, 2,
+		     NULL, 0, NULL), -ERANGE);
+	expect("DISCARD wrapping u64",
+	       do_rw(fd, DSM_MSG_DISCARD, big.region, UINT64_MAX & ~4095ull,
+		     UINT32_MAX, NULL, 0, NULL), -ERANGE);
+	expect("DISCARD foreign", do_rw(fd, DSM_MSG_DISCARD, good.region,
+					good.pool_off, GOOD_PAGES, NULL, 0,
+					NULL), -ENOENT);
+	expect("FREE", do_free(fd, big.region), 0);
+	expect("DISCARD freed", do_rw(fd, DSM_MSG_DISCARD, big.region,
+				      big.pool_off, 1, NULL, 0, NULL), -ENOENT);
+	free(pages);
+	free(back);
+	check_good("DISCARD");
+}
+
 /* Another session's region is indistinguishable from a missing one. */
 static void test_foreign_regions(int fd)
 {
@@ -351,6 +422,7 @@ static void test_bad_requests(void)
 	TH_CHECK(own.pool_off > good.pool_off); /* first fit */
 	test_bad_rw(fd, &own);
 	test_foreign_regions(fd);
+	test_discard(fd);
 
 	expect("ALLOC > capacity", do_alloc(fd, 2 * CAPACITY, NULL), -ENOSPC);
 	expect("ALLOC huge", do_alloc(fd, UINT64_MAX & ~4095ull, NULL),
