@@ -23,6 +23,14 @@
  *                 prefetch running ahead, so this wait is rare.
  * A write-back still in flight for a page of the range is harmless: the
  * server answers in order, and nothing reads that copy again.
+ *
+ * The servers' copies go too: each run of pages a server holds data for
+ * (ON_SERVER) gets a DISCARD, queued in the send queue behind every
+ * write-back already decided, so the server drops the pages after the
+ * last write that could land on them and gives the memory back to its OS.
+ * The region's extents stay reserved there; only dsm_free returns them.
+ * An extent in the middle of a move (migrate.c) is left alone: its copy
+ * is already on its way to the new home, which frees it with the region.
  */
 #include <errno.h>
 #include <sched.h>
@@ -31,6 +39,7 @@
 
 #include "engine.h"
 #include "log.h"
+#include "outbox.h"
 
 static bool range_fetching(const struct dsm_region *r, uint64_t first,
 			   uint64_t end)
@@ -60,10 +69,47 @@ static void drop_parked(struct dsm_region *r, uint64_t first, uint64_t end)
 	}
 }
 
+/* DISCARD the runs of [first, end) that servers hold data for, one
+ * request per run within an extent.  Under the lock, before the pages'
+ * flags are cleared.  Whether the engine thread needs a kick. */
+static bool discard_on_servers(struct dsm_region *r, uint64_t first,
+			       uint64_t end)
+{
+	bool queued = false;
+	uint64_t i = first;
+
+	while (i < end) {
+		const struct dsm_extent *e;
+		uint64_t stop, n = 0;
+
+		if (!(r->pages[i].flags & DSM_PGF_ON_SERVER)) {
+			i++;
+			continue;
+		}
+		e = dsm_region_extent(r, i);
+		stop = (e->off + e->len) / 4096;
+		if (stop > end)
+			stop = end;
+		if (e->move) {
+			i = stop;
+			continue;
+		}
+		while (i + n < stop && (r->pages[i + n].flags & DSM_PGF_ON_SERVER))
+			n++;
+		/* Out of memory: the server keeps the garbage until the
+		 * region is freed.  Nothing is lost. */
+		if (dsm_outbox_discard(&dsm_eng.sendq, e, i, n) == 0)
+			queued = true;
+		i += n;
+	}
+	return queued;
+}
+
 int dsm_discard(uint64_t addr, uint64_t len)
 {
 	struct dsm_region *r;
 	uint64_t first, end;
+	bool kick;
 
 	if ((addr | len) & 4095)
 		return -EINVAL;
@@ -84,6 +130,7 @@ int dsm_discard(uint64_t addr, uint64_t len)
 		sched_yield(); /* let the engine thread land the READ */
 	}
 	drop_parked(r, first, end);
+	kick = discard_on_servers(r, first, end);
 	for (uint64_t i = first; i < end; i++) {
 		struct dsm_page *p = &r->pages[i];
 
@@ -102,5 +149,7 @@ int dsm_discard(uint64_t addr, uint64_t len)
 		dsm_err("discarding %llu bytes at %#llx: madvise: %m",
 			(unsigned long long)len, (unsigned long long)addr);
 	pthread_mutex_unlock(&dsm_eng.lock);
+	if (kick)
+		dsm_engine_kick();
 	return 0;
 }

@@ -45,6 +45,30 @@ int dsm_outbox_read(struct dsm_outbox *ob, const struct dsm_extent *e,
 	return 0;
 }
 
+/* Nobody waits for a DISCARD: a page it names is never read from its
+ * server again, so a failure costs the server memory, not data. */
+static void discard_done(void *arg, int status, const uint8_t *payload,
+			 uint32_t len)
+{
+	if (status)
+		dsm_debug("DISCARD: %s", strerror(-status));
+}
+
+int dsm_outbox_discard(struct dsm_outbox *ob, const struct dsm_extent *e,
+		       uint64_t idx, uint32_t n)
+{
+	struct dsm_rw_req m = { .region_id = e->region_id,
+				.pool_off = pool_off_of(e, idx), .npages = n };
+	struct dsm_io *io = push(ob);
+
+	if (!io)
+		return -ENOMEM;
+	*io = (struct dsm_io){ .type = DSM_MSG_DISCARD, .server = e->server,
+			       .blen = DSM_RW_REQ_SIZE, .done = discard_done };
+	dsm_rw_req_encode(&m, io->body);
+	return 0;
+}
+
 static void wb_done(void *arg, int status, const uint8_t *payload,
 		    uint32_t len);
 

@@ -21,7 +21,8 @@
 #include "engine.h"
 
 struct dsm_io {
-	uint8_t type;         /* DSM_MSG_READ, DSM_MSG_WRITE, or a control call */
+	uint8_t type;         /* DSM_MSG_READ, DSM_MSG_WRITE, or a control call
+	                       * (DISCARD among them) */
 	uint32_t server;
 	uint64_t region_id, pool_off;
 	uint32_t npages;
@@ -51,6 +52,11 @@ struct dsm_sync_wait {
 
 int dsm_outbox_read(struct dsm_outbox *ob, const struct dsm_extent *e,
 		    uint64_t idx, uint32_t n, dsm_done_fn done, void *arg);
+/* Tell e's server to drop pages [idx, idx+n) of the region (all inside
+ * e): the pages were freed, and their server copy is garbage.  Fire and
+ * forget.  0 or -ENOMEM. */
+int dsm_outbox_discard(struct dsm_outbox *ob, const struct dsm_extent *e,
+		       uint64_t idx, uint32_t n);
 /* Stage one page for write-back, joining the previous WRITE when it is the
  * next page of the same run.  Returns where to copy the page, or NULL. */
 uint8_t *dsm_outbox_write_page(struct dsm_outbox *ob, struct dsm_page *p,

@@ -5,7 +5,11 @@
  * scenario per argument, and exits 0 only if every byte was right.
  *
  *   preload_subject MODE     (threads, many, calloc, align, mmap, forkexec,
- *                             forkchild, signals, syscall, small)
+ *                             forkchild, signals, syscall, release, small)
+ *
+ * One mode looks outside itself: `release` watches the memory server's
+ * resident memory (its pid in SUBJECT_SERVER_PID) to see freed far memory
+ * given back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -418,6 +422,75 @@ static void mode_syscall(void)
 	free(evict);
 }
 
+/* ---- release: freed blocks give the server's memory back -------------- */
+
+/* The server's anonymous resident memory, in MiB. */
+static long server_rss_mib(void)
+{
+	const char *pid = getenv("SUBJECT_SERVER_PID");
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	CHECK(pid);
+	snprintf(path, sizeof(path), "/proc/%s/status", pid);
+	f = fopen(path, "r");
+	CHECK(f);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "RssAnon:", 8))
+			kib = atol(line + 8);
+	fclose(f);
+	CHECK(kib >= 0);
+	return kib >> 10;
+}
+
+/* Wait up to 10 s for the server's memory to reach at least (more) or at
+ * most (!more) mib; the last reading. */
+static long wait_server_rss(long mib, int more)
+{
+	long now = server_rss_mib();
+
+	for (int i = 0; i < 1000 && (more ? now < mib : now > mib); i++) {
+		usleep(10000);
+		now = server_rss_mib();
+	}
+	return now;
+}
+
+/* 64 blocks of 1 MiB under a 16 MiB budget: most are written back, so
+ * the server holds them.  Freed, they must leave the server too, though
+ * the arena they came from stays (it is kept as the spare). */
+static void mode_release(void)
+{
+	enum { N = 64, LEN = 1 << 20 };
+	long before, held, after;
+	uint8_t *b[N];
+
+	/* the server may still be freeing the last subject's regions */
+	before = wait_server_rss(16, 0);
+	CHECK(before <= 16);
+
+	for (int i = 0; i < N; i++) {
+		b[i] = malloc(LEN);
+		CHECK(b[i]);
+		fill(b[i], LEN, 900 + i);
+	}
+	held = wait_server_rss(before + 40, 1);
+	for (int i = 0; i < N; i++)
+		CHECK(check(b[i], LEN, 900 + i));
+	for (int i = 0; i < N; i++)
+		free(b[i]);
+	after = wait_server_rss(before + 8, 0);
+	printf("subject release: server memory %ld MiB before, %ld MiB while "
+	       "holding 64 MiB, %ld MiB after free\n", before, held, after);
+	CHECK(held >= before + 40);
+	CHECK(after <= before + 8);
+	/* the space is reused and reads as zeros, never as the old data */
+	b[0] = malloc(N * (size_t)LEN / 2);
+	CHECK(b[0] && zeros(b[0], N * (size_t)LEN / 2));
+	free(b[0]);
+}
+
 /* ---- small: one large allocation, for the no-server cases -------------- */
 
 static void mode_small(void)
@@ -438,7 +511,8 @@ int main(int argc, char **argv)
 		{ "calloc", mode_calloc }, { "align", mode_align },
 		{ "mmap", mode_mmap }, { "forkexec", mode_forkexec },
 		{ "forkchild", mode_forkchild }, { "signals", mode_signals },
-		{ "syscall", mode_syscall }, { "small", mode_small },
+		{ "syscall", mode_syscall }, { "release", mode_release },
+		{ "small", mode_small },
 	};
 
 	for (size_t i = 0; argc == 2 && i < sizeof(modes) / sizeof(*modes); i++) {

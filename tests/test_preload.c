@@ -121,7 +121,7 @@ int main(int argc, char **argv)
 	static const char *const budget[] = { "DSM_LOCAL_MEM=16M", NULL };
 	static const char *const many[] = { "DSM_LOCAL_MEM=16M",
 		"DSM_PRELOAD_THRESHOLD=16K", NULL };
-	char servers[128], *err;
+	char servers[128], server_pid[64], *err;
 	const char *noserver[] = { "DSM_SERVERS=127.0.0.1:1", NULL, NULL };
 	struct th_server srv;
 	int st;
@@ -138,6 +138,9 @@ int main(int argc, char **argv)
 	TH_CHECK(th_server_start(&srv, "16G") == 0);
 	snprintf(servers, sizeof(servers), "DSM_SERVERS=%s", srv.addr);
 	putenv(servers);
+	snprintf(server_pid, sizeof(server_pid), "SUBJECT_SERVER_PID=%d",
+		 (int)srv.pid);
+	putenv(server_pid);
 	unsetenv("DSM_REGISTRY");
 	unsetenv("DSM_REQUIRE");
 
@@ -150,6 +153,7 @@ int main(int argc, char **argv)
 	expect_ok("forkchild", budget, ANY);
 	expect_ok("signals", budget, PAGED);
 	expect_ok("syscall", budget, PAGED);
+	expect_ok("release", budget, PAGED);
 
 	/* No server: the program runs on local memory, with one warning. */
 	st = run("small", noserver);
