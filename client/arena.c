@@ -1,12 +1,20 @@
 /*
  * arena.c - see arena.h (room: preload shim).
  *
- * Each arena is one dsm_alloc() region with two bitmaps over its pages:
- * `used` (handed out) and `start` (first page of a block).  A block runs
- * from its start page over used pages up to the next start or free page,
- * so no size is stored and munmap-style cuts need only set or clear bits.
+ * Each arena is one dsm_alloc() region with three bitmaps over its pages:
+ * `used` (handed out), `start` (first page of a block) and `dirty` (a free
+ * page that may hold a freed block's data).  A block runs from its start
+ * page over used pages up to the next start or free page, so no size is
+ * stored and munmap-style cuts need only set or clear bits.
  * Invariant: a used page whose predecessor is free or belongs to another
  * block has its start bit set.
+ *
+ * Freed pages are released (dsm_release), not discarded: they stay
+ * resident until the engine needs the room, so the next malloc of the
+ * same pages costs no fault, as reusing freed heap memory costs the C
+ * library none.  Handing dirty pages out again either makes them live
+ * (dsm_reuse: malloc, realloc) or zeros them (dsm_discard: calloc, mmap,
+ * and mremap's new pages, which must read as zeros).
  *
  * Placement is first fit from a hint (the lowest page that may be free).
  * Large requests are at least DSM_PRELOAD_THRESHOLD (128 KiB by default),
@@ -47,7 +55,7 @@ extern void __libc_free(void *p);
 struct arena {
 	uintptr_t base;
 	size_t npages, nfree, hint;
-	uint64_t *used, *start;
+	uint64_t *used, *start, *dirty;
 	bool solo;
 	unsigned slot; /* in bounds[] */
 };
@@ -152,14 +160,17 @@ static struct arena *arena_new(size_t npages, bool solo)
 	if (a) {
 		a->used = __libc_calloc(words, sizeof(uint64_t));
 		a->start = __libc_calloc(words, sizeof(uint64_t));
+		a->dirty = __libc_calloc(words, sizeof(uint64_t));
 	}
-	base = a && a->used && a->start ? dsm_alloc(npages * PAGE) : NULL;
+	base = a && a->used && a->start && a->dirty ?
+		       dsm_alloc(npages * PAGE) : NULL;
 	if (!base) {
 		int err = errno;
 
 		if (a) {
 			__libc_free(a->used);
 			__libc_free(a->start);
+			__libc_free(a->dirty);
 		}
 		__libc_free(a);
 		errno = err ? err : ENOMEM;
@@ -192,6 +203,7 @@ static void arena_destroy(struct arena *a)
 	dsm_free((void *)a->base);
 	__libc_free(a->used);
 	__libc_free(a->start);
+	__libc_free(a->dirty);
 	__libc_free(a);
 }
 
@@ -222,14 +234,17 @@ static void mark_used(struct arena *a, size_t s, size_t n)
 		a->hint = s + n;
 }
 
-/* Give [s, s+n) back: discard, clear, and cut the block after it. */
+/* Give [s, s+n) back: release, clear, and cut the block after it. */
 static void release_pages(struct arena *a, size_t s, size_t n)
 {
 	size_t freed = 0;
 
-	dsm_discard(a->base + s * PAGE, n * PAGE);
+	dsm_release(a->base + s * PAGE, n * PAGE);
 	for (size_t i = s; i < s + n; i++) {
-		freed += bit(a->used, i);
+		if (bit(a->used, i)) {
+			freed++;
+			set_bit(a->dirty, i);
+		}
 		clear_bit(a->used, i);
 		clear_bit(a->start, i);
 	}
@@ -240,9 +255,36 @@ static void release_pages(struct arena *a, size_t s, size_t n)
 		a->hint = s;
 }
 
+/* Pages [s, s+n) are being handed out: make the dirty ones live again,
+ * or zero them if the new owner must read zeros. */
+static void hand_out(struct arena *a, size_t s, size_t n, bool zero)
+{
+	size_t i = s, e = s + n;
+
+	while (i < e) {
+		size_t j;
+
+		if (i % 64 == 0 && !a->dirty[i / 64]) {
+			i += 64;
+			continue;
+		}
+		if (!bit(a->dirty, i)) {
+			i++;
+			continue;
+		}
+		for (j = i; j < e && bit(a->dirty, j); j++)
+			clear_bit(a->dirty, j);
+		if (zero)
+			dsm_discard(a->base + i * PAGE, (j - i) * PAGE);
+		else
+			dsm_reuse(a->base + i * PAGE, (j - i) * PAGE);
+		i = j;
+	}
+}
+
 /* ---- the calls -------------------------------------------------------- */
 
-void *arena_alloc(size_t size, size_t align)
+void *arena_alloc(size_t size, size_t align, bool zero)
 {
 	size_t n = (size + PAGE - 1) / PAGE;
 	size_t extra = align > PAGE ? align / PAGE - 1 : 0, s;
@@ -279,6 +321,7 @@ void *arena_alloc(size_t size, size_t align)
 	}
 	mark_used(a, s, n);
 	set_bit(a->start, s);
+	hand_out(a, s, n, zero);
 	pthread_mutex_unlock(&lock);
 	return (void *)(a->base + s * PAGE);
 }
@@ -381,13 +424,16 @@ int arena_zero(void *p, size_t len)
 
 	pthread_mutex_lock(&lock);
 	a = range_in(p, len, &s);
-	if (a)
+	if (a) {
 		dsm_discard((uintptr_t)p, len);
+		for (size_t i = s; i < s + len / PAGE; i++)
+			clear_bit(a->dirty, i);
+	}
 	pthread_mutex_unlock(&lock);
 	return a ? 0 : -ENOENT;
 }
 
-bool arena_grow(void *p, size_t size)
+bool arena_grow(void *p, size_t size, bool zero)
 {
 	size_t s, n, m = (size + PAGE - 1) / PAGE;
 	struct arena *a;
@@ -404,6 +450,7 @@ bool arena_grow(void *p, size_t size)
 				i++;
 			if (i == s + m) {
 				mark_used(a, s + n, m - n);
+				hand_out(a, s + n, m - n, zero);
 				ok = true;
 			}
 		}

@@ -8,11 +8,14 @@
  * program making tens of thousands of large allocations therefore gets
  * them as page-granular blocks of a few regions of ARENA_BYTES each.
  *
- * Blocks are whole pages, page-aligned.  Free pages of an arena are always
- * discarded (dsm_discard): not resident, nothing on any server, reading as
- * zeros.  So a new block is zero-filled for free, and calloc needs no
- * memset.  The bookkeeping lives in the C library's heap, never in far
- * memory, so allocating never faults.
+ * Blocks are whole pages, page-aligned.  Free pages of an arena hold
+ * nothing on any server; a freed block's pages stay resident (released,
+ * dsm_release) until the engine needs the room, so that a malloc reusing
+ * them costs no fault.  A block asked for with `zero` reads as zeros
+ * (calloc, mmap: no memset, the dirty pages are discarded); any other
+ * block's contents are unspecified, as malloc's are.  The bookkeeping
+ * lives in the C library's heap, never in far memory, so allocating
+ * never faults.
  *
  * All calls are thread-safe.  The caller has set dsm_tl_internal for the
  * duration, so libdsm's own allocations go to the C library.
@@ -26,9 +29,9 @@
 #define ARENA_BYTES (1ULL << 30)
 
 /* A block of at least size bytes, aligned to align (a power of two, at
- * least 4096), reading as zeros; NULL with errno set (ENOMEM: no arena
- * could be made, the log says why). */
-void *arena_alloc(size_t size, size_t align);
+ * least 4096), reading as zeros if zero; NULL with errno set (ENOMEM: no
+ * arena could be made, the log says why). */
+void *arena_alloc(size_t size, size_t align, bool zero);
 
 /* Whether p may lie in an arena: lock-free, may answer true for a pointer
  * that is not (the locked calls below then say so), never false for one
@@ -50,13 +53,13 @@ int arena_free(void *p);
  * or -ENOENT if the range is not inside one arena. */
 int arena_release(void *p, size_t len);
 
-/* Discard the contents of [p, p+len) (MADV_DONTNEED), keeping the blocks.
- * 0, or -ENOENT if the range is not inside one arena. */
+/* Discard the contents of [p, p+len), keeping the blocks: it reads as
+ * zeros.  0, or -ENOENT if the range is not inside one arena. */
 int arena_zero(void *p, size_t len);
 
 /* Grow the block at p to size bytes where it is, if the pages after it
- * are free.  true if done. */
-bool arena_grow(void *p, size_t size);
+ * are free; the new pages read as zeros if zero.  true if done. */
+bool arena_grow(void *p, size_t size, bool zero);
 
 /* Shrink the block at p to size bytes (> 0), releasing whole pages after
  * it. */

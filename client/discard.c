@@ -3,14 +3,19 @@
  *
  * The preload shim carves many allocations out of one large region (an
  * arena).  When the program frees one, its pages must stop costing
- * anything: dropped from local memory, never written back (the program
- * no longer cares what they hold), never fetched again (the server's copy
- * is garbage now), and reading as zeros when the range is handed out
- * again, as fresh anonymous memory does.  dsm_free() does this for a
- * whole region by unmapping it; this does it for a range that stays
- * mapped and registered, so its next touch faults and is zero-filled.
+ * anything: never written back (the program no longer cares what they
+ * hold) and never fetched again (the server's copy is garbage now).
+ * dsm_free() does this for a whole region by unmapping it; this file does
+ * it for a range that stays mapped and registered, in two ways:
  *
- * Per page, under the engine lock:
+ *   dsm_discard  drops the pages at once, so they read as zeros at their
+ *                next touch (a missing fault, zero-filled), as fresh
+ *                anonymous memory does: for calloc and mmap;
+ *   dsm_release  keeps resident pages mapped but FREED, for the next
+ *                malloc to reuse without a fault (dsm_reuse); eviction
+ *                drops them first, without a write-back.
+ *
+ * dsm_discard, per page, under the engine lock:
  *   CLEAN, DIRTY  leave the eviction queue; the mapping is zapped below
  *                 (a dirty page is simply not written back);
  *   PARKED        its held-back copy is freed and its stream let go;
@@ -105,16 +110,16 @@ static bool discard_on_servers(struct dsm_region *r, uint64_t first,
 	return queued;
 }
 
-int dsm_discard(uint64_t addr, uint64_t len)
+/* Take the lock with no page of [addr, addr+len) being fetched, and find
+ * the range's region and pages.  0 with the lock held, or -EINVAL (the
+ * range is not inside one region) without it. */
+static int lock_range(uint64_t addr, uint64_t len, struct dsm_region **rp,
+		      uint64_t *first, uint64_t *end)
 {
 	struct dsm_region *r;
-	uint64_t first, end;
-	bool kick;
 
-	if ((addr | len) & 4095)
+	if ((addr | len) & 4095 || !len)
 		return -EINVAL;
-	if (!len)
-		return 0;
 	for (;;) {
 		pthread_mutex_lock(&dsm_eng.lock);
 		r = dsm_region_find(addr);
@@ -122,14 +127,29 @@ int dsm_discard(uint64_t addr, uint64_t len)
 			pthread_mutex_unlock(&dsm_eng.lock);
 			return -EINVAL;
 		}
-		first = (addr - r->base) / 4096;
-		end = first + len / 4096;
-		if (!range_fetching(r, first, end))
+		*first = (addr - r->base) / 4096;
+		*end = *first + len / 4096;
+		if (!range_fetching(r, *first, *end))
 			break;
 		pthread_mutex_unlock(&dsm_eng.lock);
 		sched_yield(); /* let the engine thread land the READ */
 	}
-	drop_parked(r, first, end);
+	*rp = r;
+	/* what streams hold back and what servers hold is garbage either way */
+	drop_parked(r, *first, *end);
+	return 0;
+}
+
+int dsm_discard(uint64_t addr, uint64_t len)
+{
+	struct dsm_region *r;
+	uint64_t first, end;
+	bool kick;
+
+	if (!len && !(addr & 4095))
+		return 0;
+	if (lock_range(addr, len, &r, &first, &end))
+		return -EINVAL;
 	kick = discard_on_servers(r, first, end);
 	for (uint64_t i = first; i < end; i++) {
 		struct dsm_page *p = &r->pages[i];
@@ -151,5 +171,72 @@ int dsm_discard(uint64_t addr, uint64_t len)
 	pthread_mutex_unlock(&dsm_eng.lock);
 	if (kick)
 		dsm_engine_kick();
+	return 0;
+}
+
+/*
+ * Release: the program freed the range and will want its pages again
+ * soon (a malloc after a free).  Dropping them now would cost a zap here
+ * and a zero-fill fault per run at the next touch, which is most of what
+ * a churning program (python3, sort) paid for far memory.  So resident
+ * pages stay mapped, flagged FREED and put first in line for eviction,
+ * which drops them without a write-back: their data is garbage.  What
+ * the servers hold is discarded now.  A LOST page is zapped, so that it
+ * cannot raise SIGBUS for its next owner.  dsm_reuse makes the range live
+ * again; dsm_discard instead when it must read as zeros.
+ */
+int dsm_release(uint64_t addr, uint64_t len)
+{
+	struct dsm_region *r;
+	uint64_t first, end;
+	bool kick;
+
+	if (!len && !(addr & 4095))
+		return 0;
+	if (lock_range(addr, len, &r, &first, &end))
+		return -EINVAL;
+	kick = discard_on_servers(r, first, end);
+	for (uint64_t i = first; i < end; i++) {
+		struct dsm_page *p = &r->pages[i];
+
+		if (p->state == DSM_PG_LOST)
+			madvise((void *)(uintptr_t)dsm_page_addr(p), 4096,
+				MADV_DONTNEED);
+		if (p->queue == DSM_Q_NONE) {
+			p->state = DSM_PG_INVALID;
+			p->flags = 0;
+		} else {
+			p->flags = DSM_PGF_FREED;
+			dsm_queue_first(p);
+		}
+		p->evicted_at = 0;
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (kick)
+		dsm_engine_kick();
+	return 0;
+}
+
+int dsm_reuse(uint64_t addr, uint64_t len)
+{
+	struct dsm_region *r;
+	uint64_t first, end;
+
+	if (!len && !(addr & 4095))
+		return 0;
+	if (lock_range(addr, len, &r, &first, &end))
+		return -EINVAL;
+	for (uint64_t i = first; i < end; i++) {
+		struct dsm_page *p = &r->pages[i];
+
+		if (!(p->flags & DSM_PGF_FREED))
+			continue;
+		/* live from now on: written back like any page, and queued
+		 * as if it had just arrived */
+		p->flags &= ~DSM_PGF_FREED;
+		dsm_queue_del(p);
+		dsm_queue_add(p);
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
 	return 0;
 }

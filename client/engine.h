@@ -54,6 +54,8 @@ enum dsm_page_state {
 enum dsm_page_flags {
 	DSM_PGF_ON_SERVER = 1 << 0,  /* the server holds written data for it */
 	DSM_PGF_PREFETCHED = 1 << 1, /* brought in ahead, not yet seen used */
+	DSM_PGF_FREED = 1 << 2,      /* resident, but the program freed it:
+	                              * dropped without write-back (discard.c) */
 };
 
 enum dsm_queue_id { DSM_Q_NONE, DSM_Q_PROBATION, DSM_Q_PROTECTED };
@@ -82,6 +84,13 @@ struct dsm_page {
 		uint8_t *parked;         /* PARKED: its data */
 	};
 };
+
+/* A page whose data must reach its server before it is dropped: dirty,
+ * and not freed by the program. */
+static inline bool dsm_page_needs_writeback(const struct dsm_page *p)
+{
+	return p->state == DSM_PG_DIRTY && !(p->flags & DSM_PGF_FREED);
+}
 
 struct dsm_move;
 
@@ -262,6 +271,8 @@ struct dsm_sync_wait;
 void dsm_queue_add(struct dsm_page *p);
 void dsm_queue_del(struct dsm_page *p);
 void dsm_queue_touch(struct dsm_page *p);
+/* Move a resident page to the front of the line for eviction. */
+void dsm_queue_first(struct dsm_page *p);
 void dsm_make_room(uint64_t npages, struct dsm_outbox *ob);
 int dsm_sync_range(struct dsm_region *r, uint64_t first, uint64_t n,
 		   struct dsm_outbox *ob, struct dsm_sync_wait *w);
@@ -273,6 +284,15 @@ int dsm_sync_range(struct dsm_region *r, uint64_t first, uint64_t n,
  * shim freed.  Not under the lock (takes it); never on the engine thread.
  * 0, or -EINVAL if the range is not inside one region. */
 int dsm_discard(uint64_t addr, uint64_t len);
+/* The program freed [addr, addr+len) and may soon reuse it: the servers'
+ * copies are discarded, resident pages stay mapped, flagged FREED, first
+ * for eviction, which drops them without a write-back.  Their contents
+ * are garbage until dsm_reuse.  Same calling rules and errors. */
+int dsm_release(uint64_t addr, uint64_t len);
+/* [addr, addr+len) is handed out again: its FREED pages are live memory
+ * from now on (written back when dirty).  It must not be called on a
+ * range that has to read as zeros: dsm_discard that.  0 or -EINVAL. */
+int dsm_reuse(uint64_t addr, uint64_t len);
 
 /* Nonzero on libdsm's own threads (engine, lease) and while a thread is
  * inside libdsm on behalf of the preload shim: the shim then hands every

@@ -92,10 +92,30 @@ void dsm_queue_touch(struct dsm_page *p)
 	append(&dsm_eng.protected, p, DSM_Q_PROTECTED);
 }
 
+void dsm_queue_first(struct dsm_page *p)
+{
+	struct dsm_queue *q = &dsm_eng.probation;
+
+	dsm_queue_del(p);
+	p->queue = DSM_Q_PROBATION;
+	p->q.prev = NULL;
+	p->q.next = q->head;
+	if (q->head)
+		q->head->q.prev = p;
+	else
+		q->tail = p;
+	q->head = p;
+	q->n++;
+}
+
 static struct dsm_page *pick_victim(void)
 {
 	uint64_t share = dsm_eng.budget / 4;
+	struct dsm_page *h = dsm_eng.probation.head;
 
+	/* freed pages go first: dropping them costs nothing later */
+	if (h && (h->flags & DSM_PGF_FREED))
+		return h;
 	if (dsm_eng.probation.n > share || !dsm_eng.protected.n)
 		return dsm_eng.probation.head;
 	return dsm_eng.protected.head;
@@ -153,11 +173,11 @@ static int protect_dirty(struct batch *b)
 		uint32_t j = i + 1;
 		int err;
 
-		if (b->p[i]->state != DSM_PG_DIRTY) {
+		if (!dsm_page_needs_writeback(b->p[i])) {
 			i++;
 			continue;
 		}
-		while (j < b->n && b->p[j]->state == DSM_PG_DIRTY &&
+		while (j < b->n && dsm_page_needs_writeback(b->p[j]) &&
 		       dsm_page_addr(b->p[j]) == dsm_page_addr(b->p[j - 1]) + 4096)
 			j++;
 		err = dsm_uffd_wp(&dsm_eng.uffd, dsm_page_addr(b->p[i]),
@@ -201,7 +221,7 @@ static void evict_batch(struct batch *b, struct dsm_outbox *ob)
 	for (uint32_t i = 0; i < b->n; i++) {
 		struct dsm_page *p = b->p[i];
 
-		if (p->state == DSM_PG_DIRTY && !stage_dirty(p, ob)) {
+		if (dsm_page_needs_writeback(p) && !stage_dirty(p, ob)) {
 			/* out of memory: it stays, write-protected and dirty;
 			 * its next store takes a WP fault, which is harmless */
 			keep(p);
@@ -215,9 +235,11 @@ static void evict_batch(struct batch *b, struct dsm_outbox *ob)
 	for (uint32_t i = 0; i < b->n; i++) {
 		struct dsm_page *p = b->p[i];
 
+		/* a freed page's next owner has no refault history */
+		p->evicted_at = p->flags & DSM_PGF_FREED ? 0 :
+							   ++dsm_eng.evict_clock;
 		p->state = DSM_PG_INVALID;
-		p->flags &= ~DSM_PGF_PREFETCHED;
-		p->evicted_at = ++dsm_eng.evict_clock;
+		p->flags &= ~(DSM_PGF_PREFETCHED | DSM_PGF_FREED);
 	}
 	dsm_eng.resident -= b->n;
 	dsm_eng.c.pages_evicted += b->n;
@@ -229,7 +251,7 @@ static bool evictable(struct dsm_page *p)
 {
 	const struct dsm_extent *e;
 
-	if (p->state != DSM_PG_DIRTY)
+	if (!dsm_page_needs_writeback(p))
 		return true;
 	e = dsm_region_extent(p->region, p - p->region->pages);
 	return !dsm_eng.servers[e->server].lost;
@@ -286,7 +308,7 @@ int dsm_sync_range(struct dsm_region *r, uint64_t first, uint64_t n,
 		uint8_t *slot;
 		int err;
 
-		if (p->state != DSM_PG_DIRTY)
+		if (!dsm_page_needs_writeback(p))
 			continue;
 		err = dsm_uffd_wp(&dsm_eng.uffd, addr, 4096, true);
 		if (err)

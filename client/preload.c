@@ -161,15 +161,17 @@ static bool far_on(void)
 
 /* ---- routing --------------------------------------------------------- */
 
-/* A far block, or NULL: the caller then asks the C library. */
-static void *far_alloc(size_t size, size_t align)
+/* A far block, or NULL: the caller then asks the C library.  With zero,
+ * it reads as zeros (calloc, mmap); otherwise its contents are unspecified,
+ * and it may be memory freed a moment ago, still resident. */
+static void *far_alloc(size_t size, size_t align, bool zero)
 {
 	void *p;
 
 	if (size < threshold || dsm_tl_internal || !far_on())
 		return NULL;
 	dsm_tl_internal++;
-	p = arena_alloc(size, align);
+	p = arena_alloc(size, align, zero);
 	dsm_tl_internal--;
 	if (!p && !__atomic_exchange_n(&warned_full, 1, __ATOMIC_RELAXED))
 		say("dsm: far memory exhausted (%s); allocating locally",
@@ -223,7 +225,7 @@ static void far_free(void *p)
 
 EXPORT void *malloc(size_t n)
 {
-	void *p = far_alloc(n, PAGE);
+	void *p = far_alloc(n, PAGE, false);
 
 	return p ? p : __libc_malloc(n);
 }
@@ -247,8 +249,8 @@ EXPORT void *calloc(size_t n, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	/* fresh arena pages read as zeros (arena.h): no memset */
-	p = far_alloc(total, PAGE);
+	/* zeroed by the arena (arena.h): no memset */
+	p = far_alloc(total, PAGE, true);
 	return p ? p : __libc_calloc(n, size);
 }
 
@@ -268,7 +270,7 @@ static void *realloc_far(void *p, size_t n)
 		dsm_tl_internal++;
 		if (n <= old)
 			arena_shrink(p, n);
-		grown = n <= old || arena_grow(p, n);
+		grown = n <= old || arena_grow(p, n, false);
 		dsm_tl_internal--;
 		if (grown)
 			return p;
@@ -292,7 +294,7 @@ EXPORT void *realloc(void *p, size_t n)
 		return realloc_far(p, n);
 	/* A C-library block growing past the threshold moves to far memory. */
 	if (n >= threshold && (old = libc_usable_size(p)) < n &&
-	    (q = far_alloc(n, PAGE))) {
+	    (q = far_alloc(n, PAGE, false))) {
 		memcpy(q, p, old);
 		__libc_free(p);
 		return q;
@@ -322,7 +324,7 @@ static size_t page_align(size_t align)
 
 EXPORT void *memalign(size_t align, size_t n)
 {
-	void *p = far_alloc(n, page_align(align));
+	void *p = far_alloc(n, page_align(align), false);
 
 	return p ? p : __libc_memalign(align, n);
 }
@@ -353,14 +355,14 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
 
 EXPORT void *valloc(size_t n)
 {
-	void *p = far_alloc(n, PAGE);
+	void *p = far_alloc(n, PAGE, false);
 
 	return p ? p : __libc_valloc(n);
 }
 
 EXPORT void *pvalloc(size_t n)
 {
-	void *p = far_alloc((n + PAGE - 1) & ~(PAGE - 1), PAGE);
+	void *p = far_alloc((n + PAGE - 1) & ~(PAGE - 1), PAGE, false);
 
 	return p ? p : __libc_pvalloc(n);
 }
@@ -386,7 +388,7 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
 		  off_t off)
 {
 	if (plain_anon(addr, prot, flags)) {
-		void *p = far_alloc(len, PAGE);
+		void *p = far_alloc(len, PAGE, true); /* must read as zeros */
 
 		if (p)
 			return p;
@@ -450,7 +452,8 @@ static void *mremap_far(void *old, size_t oldlen, size_t newlen, int flags)
 		errno = EINVAL;
 		return MAP_FAILED;
 	}
-	if (newlen <= cur || arena_grow(old, newlen)) {
+	/* mremap's new pages read as zeros, as a fresh mapping's do */
+	if (newlen <= cur || arena_grow(old, newlen, true)) {
 		if (newlen < cur)
 			arena_shrink(old, newlen);
 		return old;
@@ -459,7 +462,7 @@ static void *mremap_far(void *old, size_t oldlen, size_t newlen, int flags)
 		errno = ENOMEM;
 		return MAP_FAILED;
 	}
-	q = arena_alloc(newlen, PAGE);
+	q = arena_alloc(newlen, PAGE, true);
 	if (!q) {
 		errno = ENOMEM;
 		return MAP_FAILED;

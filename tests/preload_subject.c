@@ -60,6 +60,17 @@ static int check(const void *p, size_t len, uint64_t seed)
 	return 1;
 }
 
+/* Every byte of p is v (reads the memory: keeps stores before it). */
+static int check_byte(const void *p, size_t len, uint8_t v)
+{
+	const volatile uint8_t *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (b[i] != v)
+			return 0;
+	return 1;
+}
+
 static int zeros(const void *p, size_t len)
 {
 	const uint8_t *b = p;
@@ -199,6 +210,20 @@ static void mode_calloc(void)
 	CHECK(a && zeros(a, 2 * len));
 	free(a);
 	free(big);
+	/* calloc of pages freed a moment ago, still resident with their old
+	 * data (freed memory is kept for reuse): zeros all the same */
+	for (int round = 0; round < 3; round++) {
+		uint8_t *m = malloc(len / 4);
+
+		CHECK(m);
+		memset(m, 0xee, len / 4);
+		CHECK(check_byte(m, len / 4, 0xee));
+		free(m);
+		a = calloc(1, len / 4);
+		CHECK(a == m); /* the same pages: the case under test */
+		CHECK(zeros(a, len / 4));
+		free(a);
+	}
 	{
 		volatile size_t huge = (size_t)1 << 62; /* n * size overflows */
 
