@@ -316,7 +316,7 @@ static int start_engine(const struct config *c)
 	dsm_eng.fifo = c->fifo;
 	dsm_eng.poll_ns = c->poll_us * 1000;
 	/* zeros for the largest zero-fill window */
-	dsm_eng.zero_page = calloc(dsm_eng.prefetch_max, 4096);
+	dsm_eng.zero_page = calloc(dsm_zero_pages(), 4096);
 	dsm_eng.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!dsm_eng.zero_page || dsm_eng.wake_fd < 0)
 		return -ENOMEM;

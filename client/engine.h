@@ -181,6 +181,16 @@ struct dsm_stream {
 	uint64_t used_at; /* for replacing the least recent stream */
 };
 
+/* Pages a zero-filling fault that starts no stream takes around itself
+ * (fault.c). */
+#define DSM_ZERO_AROUND 16
+
+/* The most pages one zero-fill installs: a stream's window, or the block
+ * around a fault. */
+#define dsm_zero_pages() \
+	(dsm_eng.prefetch_max > DSM_ZERO_AROUND ? dsm_eng.prefetch_max \
+						: DSM_ZERO_AROUND)
+
 #define DSM_STREAMS 8
 #define DSM_HIST_BUCKETS 512
 
@@ -205,7 +215,7 @@ struct dsm_engine {
 	uint32_t nservers;
 	pthread_t fault_thread;
 	int wake_fd;            /* eventfd: wakes the engine thread */
-	uint8_t *zero_page;     /* prefetch_max pages of zeros */
+	uint8_t *zero_page;     /* dsm_zero_pages() pages of zeros */
 
 	/* guarded by lock */
 	struct dsm_region **regions; /* sorted by base */
