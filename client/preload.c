@@ -572,7 +572,8 @@ static void write_stats_file(const char *path, const struct dsm_stats *s)
 		     "pages_prefetched=%llu\nprefetch_used=%llu\n"
 		     "bytes_in=%llu\nbytes_out=%llu\nresident_pages=%llu\n"
 		     "budget_pages=%llu\nfault_p50_ns=%llu\nfault_p99_ns=%llu\n"
-		     "blocktime_ns=%llu\narenas=%u\narena_bytes_used=%zu\n\n",
+		     "blocktime_ns=%llu\npages_moved=%llu\narenas=%u\n"
+		     "arena_bytes_used=%zu\n\n",
 		     (int)getpid(), (unsigned long long)s->missing_faults,
 		     (unsigned long long)s->wp_faults,
 		     (unsigned long long)s->pages_fetched,
@@ -587,7 +588,8 @@ static void write_stats_file(const char *path, const struct dsm_stats *s)
 		     (unsigned long long)s->budget_pages,
 		     (unsigned long long)s->fault_p50_ns,
 		     (unsigned long long)s->fault_p99_ns,
-		     (unsigned long long)s->blocktime_ns, narenas, used);
+		     (unsigned long long)s->blocktime_ns,
+		     (unsigned long long)s->pages_moved, narenas, used);
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		say("dsm: DSM_STATS_FILE=%s: %s", path, strerror(errno));
