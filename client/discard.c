@@ -139,7 +139,9 @@ int dsm_discard(uint64_t addr, uint64_t len)
 			dsm_eng.resident--;
 		}
 		p->state = DSM_PG_INVALID;
-		p->flags = 0;
+		/* the mapping keeps its protection through MADV_DONTNEED,
+		 * so the page keeps its NOREAD mark (protect.c) */
+		p->flags &= DSM_PGF_NOREAD;
 		p->evicted_at = 0; /* a new life: no refault history */
 	}
 	/* Zapped under the lock, so the engine cannot map anything into the

@@ -54,6 +54,9 @@ enum dsm_page_state {
 enum dsm_page_flags {
 	DSM_PGF_ON_SERVER = 1 << 0,  /* the server holds written data for it */
 	DSM_PGF_PREFETCHED = 1 << 1, /* brought in ahead, not yet seen used */
+	DSM_PGF_NOREAD = 1 << 2,     /* the program made it unreadable
+	                              * (mprotect): never read it, so never
+	                              * let it become DIRTY (protect.c) */
 };
 
 enum dsm_queue_id { DSM_Q_NONE, DSM_Q_PROBATION, DSM_Q_PROTECTED };
@@ -273,6 +276,17 @@ int dsm_sync_range(struct dsm_region *r, uint64_t first, uint64_t n,
  * shim freed.  Not under the lock (takes it); never on the engine thread.
  * 0, or -EINVAL if the range is not inside one region. */
 int dsm_discard(uint64_t addr, uint64_t len);
+
+/* protect.c: for the preload shim's mprotect */
+/* The caller has just made [addr, addr+len) (page-aligned, inside one
+ * region) read-only, and is about to make it unreadable: write its dirty
+ * pages back, wait until the servers have them, and mark the pages so
+ * that none becomes dirty again while the mark stays.  0; -EINVAL (not
+ * inside one region); -ENOMEM or the transport's error, with the range
+ * left unmarked.  Not under the lock; never on the engine thread. */
+int dsm_mark_unreadable(uint64_t addr, uint64_t len);
+/* The range is readable again: drop the mark.  0 or -EINVAL. */
+int dsm_mark_readable(uint64_t addr, uint64_t len);
 
 /* Nonzero on libdsm's own threads (engine, lease) and while a thread is
  * inside libdsm on behalf of the preload shim: the shim then hands every

@@ -419,11 +419,16 @@ static void fault_fetch(struct dsm_region *r, uint64_t idx, uint64_t t0,
 }
 
 /* A never-written page: zero-fill it, and the pages after it too when the
- * fault continues a stream (the program is filling memory in order). */
+ * fault continues a stream (the program is filling memory in order).  A
+ * write fault installs the run writable and dirty, so the run stops where
+ * pages the program made unreadable begin or end (protect.c), and a write
+ * fault on such a page (raised before it became unreadable) installs it
+ * clean. */
 static void fault_zero(struct dsm_region *r, uint64_t idx, bool write,
 		       uint64_t t0, struct dsm_outbox *ob)
 {
 	struct dsm_stream *s = stream_match(r, idx);
+	uint8_t noread = r->pages[idx].flags & DSM_PGF_NOREAD;
 	uint32_t n = 1;
 
 	if (s)
@@ -432,9 +437,10 @@ static void fault_zero(struct dsm_region *r, uint64_t idx, bool write,
 		s = stream_new(r, idx);
 	while (n < s->win && idx + n < r->npages &&
 	       r->pages[idx + n].state == DSM_PG_INVALID &&
-	       !(r->pages[idx + n].flags & DSM_PGF_ON_SERVER))
+	       !(r->pages[idx + n].flags & DSM_PGF_ON_SERVER) &&
+	       (r->pages[idx + n].flags & DSM_PGF_NOREAD) == noread)
 		n++;
-	zero_fill(r, idx, n, write, t0, ob);
+	zero_fill(r, idx, n, write && !noread, t0, ob);
 	s->next = idx + n;
 	s->marker = UINT64_MAX;
 }
@@ -477,6 +483,13 @@ static void fault_wp(struct dsm_page *p, uint64_t t0)
 	if (p->state != DSM_PG_CLEAN && p->state != DSM_PG_DIRTY) {
 		/* Dropped while the fault waited: wake the thread; it will
 		 * retry and take a missing fault instead. */
+		dsm_uffd_wake(&dsm_eng.uffd, addr, 4096);
+		return;
+	}
+	if (p->flags & DSM_PGF_NOREAD) {
+		/* A write from before the program made the page unreadable:
+		 * it stays clean (protect.c); retrying, the writer meets the
+		 * page's new protection and gets its SIGSEGV. */
 		dsm_uffd_wake(&dsm_eng.uffd, addr, 4096);
 		return;
 	}
