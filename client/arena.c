@@ -22,12 +22,17 @@
  * that will fill the block.  A request larger than half an arena gets an
  * arena of its own ("solo"), released as soon as the block is.
  *
- * One lock guards all arenas.  It is held across dsm_alloc/dsm_free and
- * dsm_discard, which take the engine lock and may wait for the engine
- * thread; the engine thread never takes this lock (it never allocates far
- * memory), so that cannot deadlock.  A table of arena bounds is readable
- * without the lock, so free() of a pointer from the C library costs a few
- * compares.
+ * Free pages are always PROT_READ|PROT_WRITE.  The program may mprotect
+ * pages of its blocks (arena_protect); an arena where it did is flagged,
+ * and from then on pages it releases are made read-write again before
+ * they can be handed out.  Arenas nobody mprotected pay nothing for it.
+ *
+ * One lock guards all arenas.  It is held across dsm_alloc/dsm_free,
+ * dsm_discard and dsm_mark_unreadable, which take the engine lock and may
+ * wait for the engine thread; the engine thread never takes this lock (it
+ * never allocates far memory), so that cannot deadlock.  A table of arena
+ * bounds is readable without the lock, so free() of a pointer from the C
+ * library costs a few compares.
  */
 #include "arena.h"
 
@@ -51,12 +56,14 @@ extern void __libc_free(void *p);
 #define PAGE 4096ULL
 #define STD_PAGES (ARENA_BYTES / PAGE)
 #define MAX_ARENAS 4096 /* 4 TiB of standard arenas */
+#define PROT_RW (PROT_READ | PROT_WRITE)
 
 struct arena {
 	uintptr_t base;
 	size_t npages, nfree, hint;
 	uint64_t *used, *start, *dirty;
 	bool solo;
+	bool reprotected; /* a page may not be PROT_RW: restore on release */
 	unsigned slot; /* in bounds[] */
 };
 
@@ -234,12 +241,39 @@ static void mark_used(struct arena *a, size_t s, size_t n)
 		a->hint = s + n;
 }
 
+/*
+ * Pages being released, in an arena where the program mprotected, are
+ * made read-write again before anyone can be handed them, after the
+ * release: a page kept resident for reuse (dsm_release) becomes
+ * accessible, garbage as a reused page may be.  If even that fails (the process is at its mapping limit), they
+ * are kept out of use, as a block nobody holds, rather than handed out
+ * with the wrong protection.  -1 then.
+ */
+static int restore_prot(struct arena *a, size_t s, size_t n)
+{
+	uintptr_t p = a->base + s * PAGE;
+
+	if (!syscall(SYS_mprotect, p, n * PAGE, PROT_RW)) {
+		dsm_mark_readable(p, n * PAGE);
+		return 0;
+	}
+	dsm_err("preload: cannot make %zu freed pages at %#lx writable "
+		"again (%m): they stay out of use", n, (unsigned long)p);
+	if (bit(a->used, s))
+		set_bit(a->start, s);
+	if (s + n < a->npages && bit(a->used, s + n))
+		set_bit(a->start, s + n);
+	return -1;
+}
+
 /* Give [s, s+n) back: release, clear, and cut the block after it. */
 static void release_pages(struct arena *a, size_t s, size_t n)
 {
 	size_t freed = 0;
 
 	dsm_release(a->base + s * PAGE, n * PAGE);
+	if (a->reprotected && restore_prot(a, s, n))
+		return;
 	for (size_t i = s; i < s + n; i++) {
 		if (bit(a->used, i)) {
 			freed++;
@@ -253,6 +287,8 @@ static void release_pages(struct arena *a, size_t s, size_t n)
 	a->nfree += freed;
 	if (s < a->hint)
 		a->hint = s;
+	if (a->nfree == a->npages)
+		a->reprotected = false; /* every page was restored */
 }
 
 /* Pages [s, s+n) are being handed out: make the dirty ones live again,
@@ -431,6 +467,74 @@ int arena_zero(void *p, size_t len)
 	}
 	pthread_mutex_unlock(&lock);
 	return a ? 0 : -ENOENT;
+}
+
+/* With the lock held: whether every page of [s, s+n) is in a block. */
+static bool all_used(const struct arena *a, size_t s, size_t n)
+{
+	for (size_t i = s; i < s + n; i++)
+		if (!bit(a->used, i))
+			return false;
+	return true;
+}
+
+/*
+ * Give [p, p+len) protection prot, without breaking the engine's rule
+ * that it never reads a page the program made unreadable (protect.c).
+ *
+ * Towards readable: the kernel first, the engine's mark after, so that
+ * until the range is readable the mark still keeps zero-fill runs out of
+ * it.  A write racing with this may meet the mark and be retried until
+ * it is gone.
+ *
+ * Towards unreadable (PROT_NONE, PROT_EXEC alone): through read-only.
+ * Once the range is read-only no store can land in it, so the dirty
+ * pages written back are the final ones, and the write-back can still
+ * read them; only then does the range lose its read permission.  If the
+ * write-back fails (a server lost), the range stays read-only, which
+ * keeps the pages readable for the engine to send again: -EIO.
+ */
+static int set_prot(uintptr_t p, size_t len, int prot)
+{
+	int err;
+
+	if (prot & (PROT_READ | PROT_WRITE)) {
+		if (syscall(SYS_mprotect, p, len, prot))
+			return -errno;
+		dsm_mark_readable(p, len);
+		return 0;
+	}
+	if (syscall(SYS_mprotect, p, len, PROT_READ | (prot & PROT_EXEC)))
+		return -errno;
+	err = dsm_mark_unreadable(p, len);
+	if (err)
+		return err == -ENOMEM ? err : -EIO;
+	return syscall(SYS_mprotect, p, len, prot) ? -errno : 0;
+}
+
+int arena_protect(void *p, size_t len, int prot)
+{
+	struct arena *a;
+	size_t s;
+	int err = -ENOMEM;
+
+	pthread_mutex_lock(&lock);
+	if (!(a = range_in(p, len, &s)))
+		goto out;
+	if (prot == PROT_RW) {
+		/* what free pages are, so any page may ask for it */
+		err = a->reprotected ? set_prot((uintptr_t)p, len, prot) : 0;
+		goto out;
+	}
+	/* a free page must stay read-write: to the program it is not
+	 * mapped, and the kernel answers ENOMEM for those */
+	if (!all_used(a, s, len / PAGE))
+		goto out;
+	a->reprotected = true;
+	err = set_prot((uintptr_t)p, len, prot);
+out:
+	pthread_mutex_unlock(&lock);
+	return err;
 }
 
 bool arena_grow(void *p, size_t size, bool zero)

@@ -57,6 +57,16 @@ int arena_release(void *p, size_t len);
  * zeros.  0, or -ENOENT if the range is not inside one arena. */
 int arena_zero(void *p, size_t len);
 
+/* mprotect for far memory: give [p, p+len) (p and len page-aligned,
+ * len > 0) protection prot, a combination of PROT_READ, PROT_WRITE and
+ * PROT_EXEC.  The range must lie inside one arena, and unless prot is
+ * PROT_READ|PROT_WRITE, in blocks; pages released later get that
+ * protection back before they are handed out again.  0, or -ENOMEM (the
+ * range is not all ours, like unmapped memory to the kernel; or out of
+ * memory), -EIO (dirty pages could not be written back before the range
+ * became unreadable: it is left read-only), or the kernel's error. */
+int arena_protect(void *p, size_t len, int prot);
+
 /* Grow the block at p to size bytes where it is, if the pages after it
  * are free; the new pages read as zeros if zero.  true if done. */
 bool arena_grow(void *p, size_t size, bool zero);

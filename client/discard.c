@@ -159,7 +159,9 @@ int dsm_discard(uint64_t addr, uint64_t len)
 			dsm_eng.resident--;
 		}
 		p->state = DSM_PG_INVALID;
-		p->flags = 0;
+		/* the mapping keeps its protection through MADV_DONTNEED,
+		 * so the page keeps its NOREAD mark (protect.c) */
+		p->flags &= DSM_PGF_NOREAD;
 		p->evicted_at = 0; /* a new life: no refault history */
 	}
 	/* Zapped under the lock, so the engine cannot map anything into the
@@ -202,11 +204,13 @@ int dsm_release(uint64_t addr, uint64_t len)
 		if (p->state == DSM_PG_LOST)
 			madvise((void *)(uintptr_t)dsm_page_addr(p), 4096,
 				MADV_DONTNEED);
+		/* the NOREAD mark stays, as the mapping's protection does,
+		 * until the shim makes the pages readable (protect.c) */
 		if (p->queue == DSM_Q_NONE) {
 			p->state = DSM_PG_INVALID;
-			p->flags = 0;
+			p->flags &= DSM_PGF_NOREAD;
 		} else {
-			p->flags = DSM_PGF_FREED;
+			p->flags = DSM_PGF_FREED | (p->flags & DSM_PGF_NOREAD);
 			dsm_queue_first(p);
 		}
 		p->evicted_at = 0;

@@ -517,7 +517,7 @@ int dsm_sync(void *ptr, size_t len)
 				   PTHREAD_COND_INITIALIZER, 0, 0 };
 	uint64_t a = (uintptr_t)ptr & ~4095ULL, first, n;
 	struct dsm_region *r;
-	int err;
+	int err, werr;
 
 	if (!dsm_eng.servers)
 		return -ENOTCONN;
@@ -535,12 +535,9 @@ int dsm_sync(void *ptr, size_t len)
 	err = dsm_sync_range(r, first, n, &dsm_eng.sendq, &w);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	dsm_engine_kick();
-
-	pthread_mutex_lock(&w.lock);
-	while (w.pending)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
-	return err ? err : w.err;
+	/* staged write-backs point at w: wait for them even after an error */
+	werr = dsm_sync_wait_for(&w);
+	return err ? err : werr;
 }
 
 /* ---- errors ---------------------------------------------------------- */

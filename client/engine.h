@@ -56,6 +56,9 @@ enum dsm_page_flags {
 	DSM_PGF_PREFETCHED = 1 << 1, /* brought in ahead, not yet seen used */
 	DSM_PGF_FREED = 1 << 2,      /* resident, but the program freed it:
 	                              * dropped without write-back (discard.c) */
+	DSM_PGF_NOREAD = 1 << 3,     /* the program made it unreadable
+	                              * (mprotect): never read it, so never
+	                              * let it become DIRTY (protect.c) */
 };
 
 enum dsm_queue_id { DSM_Q_NONE, DSM_Q_PROBATION, DSM_Q_PROTECTED };
@@ -303,6 +306,17 @@ int dsm_release(uint64_t addr, uint64_t len);
  * from now on (written back when dirty).  It must not be called on a
  * range that has to read as zeros: dsm_discard that.  0 or -EINVAL. */
 int dsm_reuse(uint64_t addr, uint64_t len);
+
+/* protect.c: for the preload shim's mprotect */
+/* The caller has just made [addr, addr+len) (page-aligned, inside one
+ * region) read-only, and is about to make it unreadable: write its dirty
+ * pages back, wait until the servers have them, and mark the pages so
+ * that none becomes dirty again while the mark stays.  0; -EINVAL (not
+ * inside one region); -ENOMEM or the transport's error, with the range
+ * left unmarked.  Not under the lock; never on the engine thread. */
+int dsm_mark_unreadable(uint64_t addr, uint64_t len);
+/* The range is readable again: drop the mark.  0 or -EINVAL. */
+int dsm_mark_readable(uint64_t addr, uint64_t len);
 
 /* Nonzero on libdsm's own threads (engine, lease) and while a thread is
  * inside libdsm on behalf of the preload shim: the shim then hands every

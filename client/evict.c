@@ -246,13 +246,17 @@ static void evict_batch(struct batch *b, struct dsm_outbox *ob)
 }
 
 /* Can this victim go?  A dirty page whose server is lost holds the only
- * copy of its data: never. */
+ * copy of its data: never.  Nor a dirty page the program made unreadable
+ * (dirty again after a write-back failed): it cannot be copied, so it
+ * stays until the program makes it readable again (protect.c). */
 static bool evictable(struct dsm_page *p)
 {
 	const struct dsm_extent *e;
 
 	if (!dsm_page_needs_writeback(p))
 		return true;
+	if (p->flags & DSM_PGF_NOREAD)
+		return false;
 	e = dsm_region_extent(p->region, p - p->region->pages);
 	return !dsm_eng.servers[e->server].lost;
 }

@@ -423,20 +423,27 @@ static void fault_fetch(struct dsm_region *r, uint64_t idx, uint64_t t0,
  * in, as the kernel's fault-around does for file pages.  Programs fill
  * memory backwards too (sort stores its line table down from the end of
  * its buffer), which no forward stream catches; without this, sort took
- * a fault per 1.6 pages. */
-static bool never_written(const struct dsm_region *r, uint64_t i)
+ * a fault per 1.6 pages.  A run never mixes pages the program made
+ * unreadable with others (protect.c): a write fault installs it writable
+ * and dirty. */
+static bool zero_joins(const struct dsm_region *r, uint64_t i, uint8_t noread)
 {
-	return r->pages[i].state == DSM_PG_INVALID &&
-	       !(r->pages[i].flags & DSM_PGF_ON_SERVER);
+	const struct dsm_page *p = &r->pages[i];
+
+	return p->state == DSM_PG_INVALID && !(p->flags & DSM_PGF_ON_SERVER) &&
+	       (p->flags & DSM_PGF_NOREAD) == noread;
 }
 
 /* A never-written page: zero-fill it, and the pages after it too when the
  * fault continues a stream (the program is filling memory in order), or
- * else the never-written pages of its block. */
+ * else the never-written pages of its block.  A write fault on an
+ * unreadable page (raised before it became unreadable) installs it
+ * clean. */
 static void fault_zero(struct dsm_region *r, uint64_t idx, bool write,
 		       uint64_t t0, struct dsm_outbox *ob)
 {
 	struct dsm_stream *s = stream_match(r, idx);
+	uint8_t noread = r->pages[idx].flags & DSM_PGF_NOREAD;
 	uint64_t lo = idx, n = 1, limit;
 
 	if (s) {
@@ -446,14 +453,14 @@ static void fault_zero(struct dsm_region *r, uint64_t idx, bool write,
 		uint64_t block = idx & ~(uint64_t)(DSM_ZERO_AROUND - 1);
 
 		s = stream_new(r, idx);
-		while (lo > block && never_written(r, lo - 1))
+		while (lo > block && zero_joins(r, lo - 1, noread))
 			lo--;
 		n += idx - lo;
 		limit = block + DSM_ZERO_AROUND - lo;
 	}
-	while (n < limit && lo + n < r->npages && never_written(r, lo + n))
+	while (n < limit && lo + n < r->npages && zero_joins(r, lo + n, noread))
 		n++;
-	zero_fill(r, lo, n, write, t0, ob);
+	zero_fill(r, lo, n, write && !noread, t0, ob);
 	s->next = lo + n;
 	s->marker = UINT64_MAX;
 }
@@ -496,6 +503,13 @@ static void fault_wp(struct dsm_page *p, uint64_t t0)
 	if (p->state != DSM_PG_CLEAN && p->state != DSM_PG_DIRTY) {
 		/* Dropped while the fault waited: wake the thread; it will
 		 * retry and take a missing fault instead. */
+		dsm_uffd_wake(&dsm_eng.uffd, addr, 4096);
+		return;
+	}
+	if (p->flags & DSM_PGF_NOREAD) {
+		/* A write from before the program made the page unreadable:
+		 * it stays clean (protect.c); retrying, the writer meets the
+		 * page's new protection and gets its SIGSEGV. */
 		dsm_uffd_wake(&dsm_eng.uffd, addr, 4096);
 		return;
 	}

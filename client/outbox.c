@@ -202,6 +202,15 @@ static void wb_done(void *arg, int status, const uint8_t *payload,
 	pthread_mutex_unlock(&sync->lock);
 }
 
+int dsm_sync_wait_for(struct dsm_sync_wait *w)
+{
+	pthread_mutex_lock(&w->lock);
+	while (w->pending)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+	return w->err;
+}
+
 static int submit(const struct dsm_io *io)
 {
 	struct dsm_server *s = &dsm_eng.servers[io->server];

@@ -50,6 +50,10 @@ struct dsm_sync_wait {
 	int err;
 };
 
+/* Wait until every write-back counted in w is answered: 0 or the first
+ * error. */
+int dsm_sync_wait_for(struct dsm_sync_wait *w);
+
 int dsm_outbox_read(struct dsm_outbox *ob, const struct dsm_extent *e,
 		    uint64_t idx, uint32_t n, dsm_done_fn done, void *arg);
 /* Tell e's server to drop pages [idx, idx+n) of the region (all inside

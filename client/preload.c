@@ -15,7 +15,9 @@
  *
  * Pointers are told apart by address: a pointer inside an arena is ours,
  * anything else the C library's.  The check reads a small lock-free table,
- * so free() of a small block costs a few compares.
+ * so free() of a small block costs a few compares.  mprotect is
+ * interposed for the same reason as munmap: on far memory it must go
+ * through the arenas (arena_protect), elsewhere it is the raw syscall.
  *
  * Lifecycle (enum shim_state): BOOT until our constructor ran (the loader
  * and earlier constructors allocate from the C library, which keeps those
@@ -398,16 +400,20 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
 		 * arena, which we refuse. */
 		if ((flags & (MAP_PRIVATE | MAP_ANONYMOUS)) !=
 			    (MAP_PRIVATE | MAP_ANONYMOUS) ||
+		    (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) ||
 		    get_state() != SHIM_ON) {
 			errno = EINVAL;
 			return MAP_FAILED;
 		}
+		len = (len + PAGE - 1) & ~(PAGE - 1);
 		dsm_tl_internal++;
-		fd = arena_zero(addr, (len + PAGE - 1) & ~(PAGE - 1));
+		fd = arena_zero(addr, len);
+		if (!fd) /* and the protection asked for */
+			fd = arena_protect(addr, len, prot);
 		dsm_tl_internal--;
 		if (!fd)
 			return addr;
-		errno = EINVAL;
+		errno = fd == -ENOENT ? EINVAL : -fd;
 		return MAP_FAILED;
 	}
 	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
@@ -489,6 +495,54 @@ EXPORT void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
 		return p;
 	}
 	return (void *)syscall(SYS_mremap, old, oldlen, newlen, flags, fixed);
+}
+
+/*
+ * mprotect on far memory: arena_protect does the work (set_prot in
+ * arena.c and protect.c say why in that order).  Refused with EACCES in a
+ * fork child, whose arenas are inaccessible reservations: making one
+ * readable would read zeros where far memory must be SIGSEGV.  prot is
+ * PROT_NONE or a combination of PROT_READ, PROT_WRITE and PROT_EXEC (else
+ * EINVAL, as for an unaligned addr); a range not all inside one arena, or
+ * not in blocks, is ENOMEM, as unmapped memory is to the kernel.  A range
+ * that only ends in an arena is checked too, so the kernel never changes
+ * an arena page behind our back.
+ */
+static int mprotect_far(void *addr, size_t len, int prot)
+{
+	size_t n = (len + PAGE - 1) & ~(PAGE - 1);
+	int err;
+
+	if (((uintptr_t)addr & (PAGE - 1)) ||
+	    (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!len)
+		return 0;
+	if (n < len || (uintptr_t)addr + n < (uintptr_t)addr) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (get_state() != SHIM_ON) {
+		errno = EACCES;
+		return -1;
+	}
+	dsm_tl_internal++;
+	err = arena_protect(addr, n, prot);
+	dsm_tl_internal--;
+	if (err) {
+		errno = -err;
+		return -1;
+	}
+	return 0;
+}
+
+EXPORT int mprotect(void *addr, size_t len, int prot)
+{
+	if (ours(addr) || (len && ours((void *)((uintptr_t)addr + len - 1))))
+		return mprotect_far(addr, len, prot);
+	return syscall(SYS_mprotect, addr, len, prot);
 }
 
 /* Advice on far memory: dropping pages means zeros next time (for

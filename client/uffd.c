@@ -198,6 +198,35 @@ int dsm_uffd_unregister(struct dsm_uffd *u, void *addr, size_t len)
 }
 
 /*
+ * Ranges over more than one mapping.  A region is one mapping until the
+ * program mprotects part of it (the preload shim lets it), which splits
+ * it into VMAs.  UFFDIO_COPY and UFFDIO_POISON work within one VMA and
+ * fail with ENOENT otherwise, before touching anything; so does
+ * UFFDIO_WRITEPROTECT on older kernels.  ENOENT on a range of more
+ * than one page is therefore retried in halves, down to single pages,
+ * each of which lies in one VMA: a few extra ioctls per boundary crossed.
+ * ENOENT on one page means the mapping is really gone, and stops the walk.
+ */
+typedef int (*range_op)(struct dsm_uffd *u, uint64_t addr, const void *src,
+			size_t len, bool flag, unsigned *skipped);
+
+static int split_range(range_op op, struct dsm_uffd *u, uint64_t addr,
+		       const void *src, size_t len, bool flag, unsigned *skipped)
+{
+	size_t half = (len / 2) & ~4095UL;
+	int err = op(u, addr, src, len, flag, skipped);
+
+	if (err != -ENOENT || len <= 4096)
+		return err;
+	err = split_range(op, u, addr, src, half, flag, skipped);
+	if (!err)
+		err = split_range(op, u, addr + half,
+				  src ? (const uint8_t *)src + half : NULL,
+				  len - half, flag, skipped);
+	return err;
+}
+
+/*
  * UFFDIO_COPY's outcomes, as the kernel documents them:
  *   0         all copied, waiters woken;
  *   EAGAIN    copy.copy > 0: that many bytes done, resume after them;
@@ -205,15 +234,17 @@ int dsm_uffd_unregister(struct dsm_uffd *u, void *addr, size_t len)
  *   EEXIST    a page at dst+copy.copy is already present (another path
  *             installed it): the normal race, not an error - skip that
  *             page, wake its waiters, continue;
- *   ENOENT    the mapping changed under us (region unmapped);
+ *   ENOENT    the range is not inside one registered VMA (see above);
  *   ESRCH     the process is exiting (older kernels: ENOSPC).
+ * A page lands with the protection of its VMA: into a PROT_NONE range it
+ * is installed but stays inaccessible, into a read-only one it is not
+ * writable whatever the mode.
  */
-int dsm_uffd_copy(struct dsm_uffd *u, uint64_t dst, const void *src,
-		  size_t len, bool wp, unsigned *skipped)
+static int copy_once(struct dsm_uffd *u, uint64_t dst, const void *src,
+		     size_t len, bool wp, unsigned *skipped)
 {
 	size_t done = 0;
 
-	*skipped = 0;
 	while (done < len) {
 		struct uffdio_copy c = {
 			.dst = dst + done,
@@ -238,24 +269,46 @@ int dsm_uffd_copy(struct dsm_uffd *u, uint64_t dst, const void *src,
 		}
 		if (err == ENOSPC)
 			err = ESRCH;
+		/* the rest crossed a VMA boundary made since the first
+		 * call (the program's mprotect): split only the rest, so
+		 * pages already copied are not counted as skipped */
+		if (err == ENOENT && done)
+			return split_range(copy_once, u, dst + done,
+					   (const uint8_t *)src + done,
+					   len - done, wp, skipped);
 		return -err;
 	}
 	return 0;
 }
 
-int dsm_uffd_wp(struct dsm_uffd *u, uint64_t addr, size_t len, bool wp)
+int dsm_uffd_copy(struct dsm_uffd *u, uint64_t dst, const void *src,
+		  size_t len, bool wp, unsigned *skipped)
+{
+	*skipped = 0;
+	return split_range(copy_once, u, dst, src, len, wp, skipped);
+}
+
+static int wp_once(struct dsm_uffd *u, uint64_t addr, const void *src,
+		   size_t len, bool wp, unsigned *skipped)
 {
 	struct uffdio_writeprotect w = {
 		.range = { addr, len },
 		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
 
+	(void)src;
+	(void)skipped;
 	for (;;) {
 		if (ioctl(u->fd, UFFDIO_WRITEPROTECT, &w) == 0)
 			return 0;
 		if (errno != EAGAIN)
 			return -errno;
 	}
+}
+
+int dsm_uffd_wp(struct dsm_uffd *u, uint64_t addr, size_t len, bool wp)
+{
+	return split_range(wp_once, u, addr, NULL, len, wp, NULL);
 }
 
 int dsm_uffd_wake(struct dsm_uffd *u, uint64_t addr, size_t len)
@@ -265,12 +318,16 @@ int dsm_uffd_wake(struct dsm_uffd *u, uint64_t addr, size_t len)
 	return ioctl(u->fd, UFFDIO_WAKE, &r) ? -errno : 0;
 }
 
-int dsm_uffd_poison(struct dsm_uffd *u, uint64_t addr, size_t len)
+/* Poisoning a page twice finds it present (EEXIST) and skips it, so a
+ * range split after part of it was done is simply redone. */
+static int poison_once(struct dsm_uffd *u, uint64_t addr, const void *src,
+		       size_t len, bool flag, unsigned *skipped)
 {
 	struct uffdio_poison p = { .range = { addr, len } };
 
-	if (!u->can_poison)
-		return -EOPNOTSUPP;
+	(void)src;
+	(void)flag;
+	(void)skipped;
 	for (;;) {
 		if (ioctl(u->fd, UFFDIO_POISON, &p) == 0)
 			return 0;
@@ -288,4 +345,11 @@ int dsm_uffd_poison(struct dsm_uffd *u, uint64_t addr, size_t len)
 		p.range.len -= step;
 		p.updated = 0;
 	}
+}
+
+int dsm_uffd_poison(struct dsm_uffd *u, uint64_t addr, size_t len)
+{
+	if (!u->can_poison)
+		return -EOPNOTSUPP;
+	return split_range(poison_once, u, addr, NULL, len, false, NULL);
 }

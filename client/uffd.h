@@ -30,21 +30,22 @@ int dsm_uffd_unregister(struct dsm_uffd *u, void *addr, size_t len);
 
 /* Install len bytes from src at dst (page-aligned), write-protected if wp.
  * Pages already present (EEXIST) are skipped and their waiters woken; a
- * partial copy (EAGAIN) is resumed.  Returns 0, or -ENOENT/-ESRCH when the
- * range or the process is gone, or another -errno. *skipped counts pages
- * found already present. */
+ * partial copy (EAGAIN) is resumed; a range over several VMAs (part of a
+ * region mprotected) is done a VMA at a time.  Returns 0, or
+ * -ENOENT/-ESRCH when the range or the process is gone, or another
+ * -errno. *skipped counts pages found already present. */
 int dsm_uffd_copy(struct dsm_uffd *u, uint64_t dst, const void *src,
 		  size_t len, bool wp, unsigned *skipped);
 
-/* Set (wp = true) or clear write protection on a range; clearing wakes
- * the threads blocked on it. */
+/* Set (wp = true) or clear write protection on a range (over several
+ * VMAs if need be); clearing wakes the threads blocked on it. */
 int dsm_uffd_wp(struct dsm_uffd *u, uint64_t addr, size_t len, bool wp);
 
 /* Wake threads blocked on a range without changing it (they retry). */
 int dsm_uffd_wake(struct dsm_uffd *u, uint64_t addr, size_t len);
 
-/* Make a range raise SIGBUS when touched.  -EOPNOTSUPP if the kernel
- * cannot. */
+/* Make a range (over several VMAs if need be) raise SIGBUS when touched.
+ * -EOPNOTSUPP if the kernel cannot. */
 int dsm_uffd_poison(struct dsm_uffd *u, uint64_t addr, size_t len);
 
 #endif /* DSM_UFFD_H */

@@ -5,7 +5,8 @@
  * scenario per argument, and exits 0 only if every byte was right.
  *
  *   preload_subject MODE     (threads, many, calloc, align, mmap, forkexec,
- *                             forkchild, signals, syscall, release, small)
+ *                             forkchild, signals, syscall, release,
+ *                             mprotect, small)
  *
  * One mode looks outside itself: `release` watches the memory server's
  * resident memory (its pid in SUBJECT_SERVER_PID) to see freed far memory
@@ -15,6 +16,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -516,6 +518,300 @@ static void mode_release(void)
 	free(b[0]);
 }
 
+/* ---- mprotect: guard pages, read-only blocks, protection on reuse ------ */
+
+#define PG 4096UL
+
+static sigjmp_buf segv_env;
+
+static void on_segv(int sig)
+{
+	(void)sig;
+	siglongjmp(segv_env, 1);
+}
+
+/* Whether reading (or writing) the byte at p raises SIGSEGV. */
+static int segv_on(uint8_t *p, int write)
+{
+	struct sigaction sa = { .sa_handler = on_segv }, old;
+	volatile int hit = 0;
+
+	sigaction(SIGSEGV, &sa, &old);
+	if (sigsetjmp(segv_env, 1) == 0) {
+		if (write)
+			*(volatile uint8_t *)p = 0x77;
+		else
+			(void)*(volatile uint8_t *)p;
+	} else {
+		hit = 1;
+	}
+	sigaction(SIGSEGV, &old, NULL);
+	return hit;
+}
+
+/* Three times the 16 MiB budget, written: everything else goes out.
+ * Through a pointer the compiler cannot see through, or it would drop
+ * the stores to a block that is freed unread, and the malloc with them. */
+static void *(*volatile set_bytes)(void *, int, size_t) = memset;
+
+static void push_out(void)
+{
+	size_t len = 48 << 20;
+	uint8_t *p = malloc(len);
+
+	CHECK(p);
+	set_bytes(p, 0xee, len);
+	free(p);
+}
+
+/* How many pages of [p, p+len) are in local memory. */
+static size_t resident_pages(void *p, size_t len)
+{
+	unsigned char v[len / PG];
+	size_t n = 0;
+
+	CHECK(mincore(p, len, v) == 0);
+	for (size_t i = 0; i < len / PG; i++)
+		n += v[i] & 1;
+	return n;
+}
+
+/* Guards every 300 pages, so that some sit in the middle of a 256-page
+ * run whatever the block's offset in its stripes, and one at the end. */
+static int is_guard(size_t page, size_t npages)
+{
+	return page % 300 == 150 || page == npages - 1;
+}
+
+static void guard_pages(uint8_t *b, size_t npages)
+{
+	for (size_t i = 0; i < npages; i++)
+		if (is_guard(i, npages))
+			CHECK(mprotect(b + i * PG, PG, PROT_NONE) == 0);
+}
+
+/* Fill or check every page but the guards, in order: the faults of a
+ * sequential scan, which zero-fills or prefetches runs of pages across
+ * the guards. */
+static int scan(uint8_t *b, size_t npages, uint64_t seed, int write)
+{
+	for (size_t i = 0; i < npages; i++) {
+		if (is_guard(i, npages))
+			continue;
+		if (write)
+			fill(b + i * PG, PG, seed + i * PG / 8);
+		else if (!check(b + i * PG, PG, seed + i * PG / 8))
+			return 0;
+	}
+	return 1;
+}
+
+static int guards_fault(uint8_t *b, size_t npages)
+{
+	for (size_t i = 0; i < npages; i++)
+		if (is_guard(i, npages) &&
+		    (!segv_on(b + i * PG, 0) || !segv_on(b + i * PG + 99, 1)))
+			return 0;
+	return 1;
+}
+
+static size_t guards_resident(uint8_t *b, size_t npages)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < npages; i++)
+		if (is_guard(i, npages))
+			n += resident_pages(b + i * PG, PG);
+	return n;
+}
+
+/* PROT_NONE guard pages in far blocks: touching one is SIGSEGV; the rest
+ * goes out and comes back bit-exact, through prefetch runs and zero-fill
+ * runs that reach the guards, and through MADV_DONTNEED over them. */
+static void mprotect_guards(void)
+{
+	size_t n = 2048, len = n * PG;
+	uint8_t *old = malloc(len), *fresh = malloc(len);
+
+	CHECK(old && fresh);
+	/* written, then guarded: the guards' dirty data goes to the server
+	 * first, and prefetch runs from their neighbours include them */
+	fill(old, len, 61);
+	guard_pages(old, n);
+	CHECK(guards_fault(old, n));
+	/* guarded before any write: zero-fill runs stop at them, so they
+	 * are never made (a dirty page there could not be evicted) */
+	guard_pages(fresh, n);
+	CHECK(scan(fresh, n, 62, 1));
+	push_out();
+	CHECK(guards_resident(fresh, n) == 0);
+	CHECK(scan(old, n, 61, 0));
+	CHECK(scan(fresh, n, 62, 0));
+	CHECK(guards_fault(old, n) && guards_fault(fresh, n));
+	/* dropped pages stay guarded, and refill around the guards */
+	CHECK(madvise(fresh, len, MADV_DONTNEED) == 0);
+	CHECK(zeros(fresh, 150 * PG));
+	CHECK(scan(fresh, n, 63, 1));
+	push_out();
+	CHECK(guards_resident(fresh, n) == 0);
+	CHECK(scan(fresh, n, 63, 0) && guards_fault(fresh, n));
+	free(old);
+	free(fresh);
+}
+
+/* Read-only after being written (dirty), then writable again. */
+static void mprotect_readonly(void)
+{
+	size_t len = 4 << 20;
+	uint8_t *r = malloc(len);
+
+	CHECK(r);
+	fill(r, len, 71);
+	CHECK(mprotect(r, len, PROT_READ) == 0);
+	CHECK(segv_on(r + 12345, 1) && segv_on(r + len - 1, 1));
+	push_out();
+	CHECK(check(r, len, 71));
+	CHECK(segv_on(r + 12345, 1));
+	CHECK(mprotect(r, len, PROT_READ | PROT_WRITE) == 0);
+	fill(r, len, 72);
+	push_out();
+	CHECK(check(r, len, 72));
+	/* dirty, then inaccessible: its pages still leave local memory
+	 * (written back first; a dirty page there could not be copied) */
+	fill(r, len, 73);
+	CHECK(mprotect(r, len, PROT_NONE) == 0);
+	CHECK(segv_on(r, 0) && segv_on(r + len - 1, 0));
+	push_out();
+	CHECK(resident_pages(r, len) < len / PG / 4);
+	/* then readable, then writable */
+	CHECK(mprotect(r, len, PROT_READ) == 0);
+	CHECK(check(r, len, 73) && segv_on(r + 5, 1));
+	CHECK(mprotect(r, len, PROT_READ | PROT_WRITE) == 0);
+	fill(r, len, 74);
+	push_out();
+	CHECK(check(r, len, 74));
+	free(r);
+}
+
+/* Pages given back with some of them protected come out writable
+ * wherever they are handed out again, and zeros where the new owner asks
+ * for zeros (calloc, mmap; malloc and realloc may hand back the old data,
+ * as the C library does). */
+static void mprotect_reuse(void)
+{
+	size_t len = 2 << 20;
+	uint8_t *f = malloc(len), *g;
+	volatile uintptr_t was = (uintptr_t)f; /* hidden from -Wuse-after-free */
+
+	/* free */
+	CHECK(f);
+	fill(f, len, 81);
+	CHECK(mprotect(f + len / 2, len / 4, PROT_NONE) == 0);
+	CHECK(mprotect(f, PG, PROT_READ) == 0);
+	free(f);
+	/* not a block any more: like unmapped memory to the kernel */
+	CHECK(mprotect((void *)was, PG, PROT_READ) == -1 && errno == ENOMEM);
+	g = calloc(1, len); /* first fit: the same pages */
+	CHECK((uintptr_t)g == was);
+	CHECK(!segv_on(g, 1) && !segv_on(g + len / 2, 0) &&
+	      !segv_on(g + len / 2, 1));
+	g[0] = g[len / 2] = 0;
+	CHECK(zeros(g, len));
+	fill(g, len, 82);
+	CHECK(check(g, len, 82));
+	/* realloc shrinking over protected pages, then growing back in
+	 * place (the pages after it are free) */
+	CHECK(mprotect(g + len / 2, PG, PROT_NONE) == 0);
+	CHECK(mprotect(g + len - PG, PG, PROT_READ) == 0);
+	g = realloc(g, len / 2);
+	CHECK((uintptr_t)g == was);
+	g = realloc(g, len);
+	CHECK((uintptr_t)g == was);
+	CHECK(!segv_on(g + len / 2, 0) && !segv_on(g + len - 1, 0));
+	CHECK(check(g, len / 2, 82));
+	fill(g, len, 83);
+	CHECK(check(g, len, 83));
+	free(g);
+	/* munmap, and a new mapping in the same place */
+	f = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
+	CHECK(f != MAP_FAILED);
+	was = (uintptr_t)f;
+	fill(f, len, 84);
+	CHECK(mprotect(f + PG, len - 2 * PG, PROT_NONE) == 0);
+	CHECK(munmap(f, len) == 0);
+	g = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
+	CHECK((uintptr_t)g == was && !segv_on(g + PG, 0));
+	CHECK(zeros(g, len));
+	fill(g, len, 85);
+	CHECK(check(g, len, 85));
+	/* MAP_FIXED over far memory takes the protection it asks for */
+	CHECK(mmap(g + PG, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+		   MAP_FIXED, -1, 0) == g + PG);
+	CHECK(segv_on(g + PG, 0) && check(g + 2 * PG, PG, 85 + 2 * PG / 8));
+	CHECK(mmap(g + PG, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+		   MAP_ANONYMOUS | MAP_FIXED, -1, 0) == g + PG);
+	CHECK(zeros(g + PG, PG) && !segv_on(g + PG, 1));
+	CHECK(munmap(g, len) == 0);
+}
+
+/* What is refused, and a fork child's far memory, which stays a
+ * SIGSEGV whatever it asks. */
+static void mprotect_refused(void)
+{
+	size_t solo = 513 << 20; /* over half an arena: one of its own */
+	uint8_t *s = malloc(solo), *p = malloc(1 << 20), *b;
+	pid_t pid;
+	int st;
+
+	CHECK(s && p);
+	s[solo - 1] = 1;
+	CHECK(mprotect(p + 1, PG, PROT_READ) == -1 && errno == EINVAL);
+	CHECK(mprotect(p, PG, PROT_READ | 0x100000) == -1 && errno == EINVAL);
+	/* s ends where its arena does: a range past it is not all ours */
+	CHECK(mprotect(s + solo - PG, 2 * PG, PROT_READ) == -1 &&
+	      errno == ENOMEM);
+	CHECK(!segv_on(s + solo - 1, 1)); /* nothing changed */
+	/* nor one that only ends in it: with a page mapped just before s,
+	 * the kernel alone would change both */
+	b = mmap(s - PG, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+		 MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	CHECK(mprotect(s - PG, 2 * PG, PROT_READ) == -1 && errno == ENOMEM);
+	CHECK(!segv_on(s, 1));
+	if (b == s - PG) {
+		CHECK(!segv_on(b, 1));
+		munmap(b, PG);
+	}
+	CHECK(mprotect(p, 0, PROT_NONE) == 0 && !segv_on(p, 1));
+	fill(p, 1 << 20, 91);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		if (mprotect(p, PG, PROT_READ | PROT_WRITE) != -1 ||
+		    errno != EACCES)
+			_exit(20);
+		(void)*(volatile uint8_t *)p;
+		_exit(21); /* not reached */
+	}
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+	if (!WIFSIGNALED(st))
+		fprintf(stderr, "subject: child status %#x\n", st);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+	CHECK(check(p, 1 << 20, 91));
+	free(p);
+	free(s);
+}
+
+static void mode_mprotect(void)
+{
+	alarm(120); /* a fault nobody serves would hang: fail instead */
+	mprotect_guards();
+	mprotect_readonly();
+	mprotect_reuse();
+	mprotect_refused();
+}
+
 /* ---- small: one large allocation, for the no-server cases -------------- */
 
 static void mode_small(void)
@@ -537,7 +833,7 @@ int main(int argc, char **argv)
 		{ "mmap", mode_mmap }, { "forkexec", mode_forkexec },
 		{ "forkchild", mode_forkchild }, { "signals", mode_signals },
 		{ "syscall", mode_syscall }, { "release", mode_release },
-		{ "small", mode_small },
+		{ "mprotect", mode_mprotect }, { "small", mode_small },
 	};
 
 	for (size_t i = 0; argc == 2 && i < sizeof(modes) / sizeof(*modes); i++) {

@@ -154,6 +154,7 @@ int main(int argc, char **argv)
 	expect_ok("signals", budget, PAGED);
 	expect_ok("syscall", budget, PAGED);
 	expect_ok("release", budget, PAGED);
+	expect_ok("mprotect", budget, PAGED);
 
 	/* No server: the program runs on local memory, with one warning. */
 	st = run("small", noserver);
