@@ -79,6 +79,11 @@ static struct {
 } bounds[MAX_ARENAS];
 static unsigned nbounds; /* high-water mark */
 
+/* arena.h; written under the lock, after the arena's bounds: a pointer
+ * into an arena reached another thread after both, so a stale envelope
+ * can only be wider than needed, never miss an arena. */
+uintptr_t arena_lo = UINTPTR_MAX, arena_hi;
+
 /* ---- bitmaps ---------------------------------------------------------- */
 
 static bool bit(const uint64_t *bm, size_t i)
@@ -193,6 +198,11 @@ static struct arena *arena_new(size_t npages, bool solo)
 			 __ATOMIC_RELEASE);
 	if (slot == nbounds)
 		__atomic_store_n(&nbounds, nbounds + 1, __ATOMIC_RELEASE);
+	if (a->base < arena_lo)
+		__atomic_store_n(&arena_lo, a->base, __ATOMIC_RELEASE);
+	if (a->base + npages * PAGE > arena_hi)
+		__atomic_store_n(&arena_hi, a->base + npages * PAGE,
+				 __ATOMIC_RELEASE);
 	dsm_debug("preload: new arena of %zu MiB at %#lx", npages >> 8,
 		  (unsigned long)a->base);
 	return a;

@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define ARENA_BYTES (1ULL << 30)
 
@@ -32,6 +33,20 @@
  * least 4096), reading as zeros if zero; NULL with errno set (ENOMEM: no
  * arena could be made, the log says why). */
 void *arena_alloc(size_t size, size_t align, bool zero);
+
+/* Every arena lies in [arena_lo, arena_hi): widened as arenas are made,
+ * never narrowed (arena.c).  Not exported from the shim. */
+extern uintptr_t arena_lo, arena_hi;
+
+/* The first, cheapest test of free() and realloc() on every pointer of the
+ * C library: two compares, false for all but pointers near our arenas. */
+static inline bool arena_near(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	return a >= __atomic_load_n(&arena_lo, __ATOMIC_ACQUIRE) &&
+	       a < __atomic_load_n(&arena_hi, __ATOMIC_ACQUIRE);
+}
 
 /* Whether p may lie in an arena: lock-free, may answer true for a pointer
  * that is not (the locked calls below then say so), never false for one

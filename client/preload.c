@@ -182,10 +182,12 @@ static void *far_alloc(size_t size, size_t align, bool zero)
 }
 
 /* Whether p is ours, for free/realloc/munmap: never on libdsm's threads,
- * which only ever hold the C library's pointers. */
-static bool ours(const void *p)
+ * which only ever hold the C library's pointers.  The envelope test comes
+ * first: it rejects the C library's pointers in two compares. */
+static inline bool ours(const void *p)
 {
-	return !dsm_tl_internal && arena_maybe(p) && arena_contains(p);
+	return arena_near(p) && !dsm_tl_internal && arena_maybe(p) &&
+	       arena_contains(p);
 }
 
 static size_t libc_usable_size(void *p)
@@ -225,10 +227,16 @@ static void far_free(void *p)
 
 /* ---- the malloc family ------------------------------------------------ */
 
+/* Below the threshold, each entry point goes to the C library before
+ * anything else: that is nearly every call a program makes, and all it
+ * should pay for the shim is one compare. */
 EXPORT void *malloc(size_t n)
 {
-	void *p = far_alloc(n, PAGE, false);
+	void *p;
 
+	if (n < threshold)
+		return __libc_malloc(n);
+	p = far_alloc(n, PAGE, false);
 	return p ? p : __libc_malloc(n);
 }
 
@@ -251,6 +259,8 @@ EXPORT void *calloc(size_t n, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (total < threshold)
+		return __libc_calloc(n, size);
 	/* zeroed by the arena (arena.h): no memset */
 	p = far_alloc(total, PAGE, true);
 	return p ? p : __libc_calloc(n, size);
@@ -373,7 +383,7 @@ EXPORT size_t malloc_usable_size(void *p)
 {
 	if (!p)
 		return 0;
-	if (!dsm_tl_internal && arena_maybe(p) && arena_contains(p))
+	if (ours(p))
 		return arena_block_size(p);
 	return libc_usable_size(p);
 }
