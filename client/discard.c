@@ -111,15 +111,18 @@ static bool discard_on_servers(struct dsm_region *r, uint64_t first,
 }
 
 /* Take the lock with no page of [addr, addr+len) being fetched, and find
- * the range's region and pages.  0 with the lock held, or -EINVAL (the
- * range is not inside one region) without it. */
+ * the range's region and pages.  0 with the lock held; without it, 1 for
+ * an empty range (nothing to do) or -EINVAL (the range is not inside one
+ * region). */
 static int lock_range(uint64_t addr, uint64_t len, struct dsm_region **rp,
 		      uint64_t *first, uint64_t *end)
 {
 	struct dsm_region *r;
 
-	if ((addr | len) & 4095 || !len)
+	if ((addr | len) & 4095)
 		return -EINVAL;
+	if (!len)
+		return 1;
 	for (;;) {
 		pthread_mutex_lock(&dsm_eng.lock);
 		r = dsm_region_find(addr);
@@ -140,16 +143,23 @@ static int lock_range(uint64_t addr, uint64_t len, struct dsm_region **rp,
 	return 0;
 }
 
+static void unlock_kick(bool kick)
+{
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (kick)
+		dsm_engine_kick();
+}
+
 int dsm_discard(uint64_t addr, uint64_t len)
 {
 	struct dsm_region *r;
 	uint64_t first, end;
 	bool kick;
+	int err;
 
-	if (!len && !(addr & 4095))
-		return 0;
-	if (lock_range(addr, len, &r, &first, &end))
-		return -EINVAL;
+	err = lock_range(addr, len, &r, &first, &end);
+	if (err)
+		return err < 0 ? err : 0;
 	kick = discard_on_servers(r, first, end);
 	for (uint64_t i = first; i < end; i++) {
 		struct dsm_page *p = &r->pages[i];
@@ -170,9 +180,7 @@ int dsm_discard(uint64_t addr, uint64_t len)
 	if (madvise((void *)(uintptr_t)addr, len, MADV_DONTNEED))
 		dsm_err("discarding %llu bytes at %#llx: madvise: %m",
 			(unsigned long long)len, (unsigned long long)addr);
-	pthread_mutex_unlock(&dsm_eng.lock);
-	if (kick)
-		dsm_engine_kick();
+	unlock_kick(kick);
 	return 0;
 }
 
@@ -192,11 +200,11 @@ int dsm_release(uint64_t addr, uint64_t len)
 	struct dsm_region *r;
 	uint64_t first, end;
 	bool kick;
+	int err;
 
-	if (!len && !(addr & 4095))
-		return 0;
-	if (lock_range(addr, len, &r, &first, &end))
-		return -EINVAL;
+	err = lock_range(addr, len, &r, &first, &end);
+	if (err)
+		return err < 0 ? err : 0;
 	kick = discard_on_servers(r, first, end);
 	for (uint64_t i = first; i < end; i++) {
 		struct dsm_page *p = &r->pages[i];
@@ -215,9 +223,7 @@ int dsm_release(uint64_t addr, uint64_t len)
 		}
 		p->evicted_at = 0;
 	}
-	pthread_mutex_unlock(&dsm_eng.lock);
-	if (kick)
-		dsm_engine_kick();
+	unlock_kick(kick);
 	return 0;
 }
 
@@ -225,11 +231,11 @@ int dsm_reuse(uint64_t addr, uint64_t len)
 {
 	struct dsm_region *r;
 	uint64_t first, end;
+	int err;
 
-	if (!len && !(addr & 4095))
-		return 0;
-	if (lock_range(addr, len, &r, &first, &end))
-		return -EINVAL;
+	err = lock_range(addr, len, &r, &first, &end);
+	if (err)
+		return err < 0 ? err : 0;
 	for (uint64_t i = first; i < end; i++) {
 		struct dsm_page *p = &r->pages[i];
 
