@@ -255,9 +255,10 @@ static void mark_used(struct arena *a, size_t s, size_t n)
  * Pages being released, in an arena where the program mprotected, are
  * made read-write again before anyone can be handed them, after the
  * release: a page kept resident for reuse (dsm_release) becomes
- * accessible, garbage as a reused page may be.  If even that fails (the process is at its mapping limit), they
- * are kept out of use, as a block nobody holds, rather than handed out
- * with the wrong protection.  -1 then.
+ * accessible, holding garbage as any reused page may.  If even that
+ * fails (the process is at its mapping limit), they are kept out of use,
+ * as a block nobody holds, rather than handed out with the wrong
+ * protection.  -1 then.
  */
 static int restore_prot(struct arena *a, size_t s, size_t n)
 {
