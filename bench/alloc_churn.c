@@ -1,7 +1,8 @@
 /*
  * alloc_churn.c - an allocation-heavy program whose allocations all stay
- * below the preload shim's threshold (128 KiB): what running under
- * libdsm-preload.so costs a program that never gets far memory.
+ * below the preload shim's threshold (128 KiB) (room: benchmarks): what
+ * running under libdsm-preload.so costs a program that never gets far
+ * memory.
  *
  *   dsm-bench-alloc-churn [--ops N] [--threads T] [--slots S] [--max-size B]
  *                         [--big B] [--seed S]

@@ -1,5 +1,5 @@
 /*
- * backend.c - see backend.h.
+ * backend.c - see backend.h (room: benchmarks).
  */
 #include "backend.h"
 

@@ -1,5 +1,5 @@
 /*
- * backend.h - where dsm-bench-workload's buffer lives.
+ * backend.h - where dsm-bench-workload's buffer lives (room: benchmarks).
  *
  * "local": anonymous private memory, paged by the kernel (and, inside a
  * memory cgroup with swap, swapped by it: the baseline dsm is compared to).

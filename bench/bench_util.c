@@ -1,5 +1,5 @@
 /*
- * bench_util.c - see bench_util.h.
+ * bench_util.c - see bench_util.h (room: benchmarks).
  */
 #include "bench_util.h"
 

@@ -1,7 +1,7 @@
 /*
- * bench_util.h - small helpers shared by the benchmark programs: a
- * deterministic mixing function, a per-thread random generator, option
- * parsing and percentiles.
+ * bench_util.h - small helpers shared by the benchmark programs (room:
+ * benchmarks): a deterministic mixing function, a per-thread random
+ * generator, option parsing and percentiles.
  */
 #ifndef DSM_BENCH_UTIL_H
 #define DSM_BENCH_UTIL_H

@@ -1,5 +1,6 @@
 /*
- * lat.h - the three latencies dsm-bench-latency puts side by side.
+ * lat.h - the three latencies dsm-bench-latency puts side by side (room:
+ * benchmarks).
  *
  * A remote fault through libdsm is, at best, a local userfaultfd fault
  * plus a network round trip.  Measuring all three in one process on one

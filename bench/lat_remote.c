@@ -1,6 +1,6 @@
 /*
  * lat_remote.c - (c) a fault on far memory through libdsm, as the program
- * sees it.
+ * sees it (room: benchmarks).
  *
  * A never-written page is zero-filled locally without asking the server,
  * so the pages are written first, pushed to the server (dsm_sync), and

@@ -1,9 +1,9 @@
 /*
- * lat_tcp.c - (b) the network floor: one 1-page READ request and its
- * 4 KiB reply over a plain TCP socket, with no library, no receive thread
- * and no userfaultfd in the way.  The reply is awaited as libdsm's engine
- * thread awaits one (dsm_poll_busy, same window), so the floor is not
- * inflated by a wake-up the library avoids.
+ * lat_tcp.c - (b) the network floor (room: benchmarks): one 1-page READ
+ * request and its 4 KiB reply over a plain TCP socket, with no library, no
+ * receive thread and no userfaultfd in the way.  The reply is awaited as
+ * libdsm's engine thread awaits one (dsm_poll_busy, same window), so the
+ * floor is not inflated by a wake-up the library avoids.
  */
 #include <errno.h>
 #include <netdb.h>

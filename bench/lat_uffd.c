@@ -1,14 +1,15 @@
 /*
- * lat_uffd.c - (a) the local userfaultfd round trip: fault, handler thread
- * sees it, UFFDIO_COPY of one 4 KiB page, faulting thread resumes.  No
- * network: this is the floor under every remote fault.  Pages are touched
- * and dropped before, like evicted far pages, and both threads run on one
- * CPU: on a VM, a handler on another CPU wakes the faulting thread's
- * halted vCPU on every fault (~15 us instead of ~6 us here, depending on
- * where the scheduler happens to put the two threads), and a floor is the
- * cheapest round trip the machine can do.  The handler waits
- * for faults exactly as libdsm's engine thread does (dsm_poll_busy, same
- * window), so the floor is not inflated by wake-ups the library avoids.
+ * lat_uffd.c - (a) the local userfaultfd round trip (room: benchmarks):
+ * fault, handler thread sees it, UFFDIO_COPY of one 4 KiB page, faulting
+ * thread resumes.  No network: this is the floor under every remote fault.
+ * Pages are touched and dropped before, like evicted far pages, and both
+ * threads run on one CPU: on a VM, a handler on another CPU wakes the
+ * faulting thread's halted vCPU on every fault (~15 us instead of ~6 us
+ * here, depending on where the scheduler happens to put the two threads),
+ * and a floor is the cheapest round trip the machine can do.  The handler
+ * waits for faults exactly as libdsm's engine thread does (dsm_poll_busy,
+ * same window), so the floor is not inflated by wake-ups the library
+ * avoids.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /*
- * latency.c - dsm-bench-latency: the fault latency libdsm achieves next to
- * the two costs it is built from.
+ * latency.c - dsm-bench-latency (room: benchmarks): the fault latency
+ * libdsm achieves next to the two costs it is built from.
  *
  *   dsm-bench-latency [--server HOST:PORT] [--samples N] [--seed S]
  *

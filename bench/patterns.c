@@ -1,5 +1,5 @@
 /*
- * patterns.c - see patterns.h.
+ * patterns.c - see patterns.h (room: benchmarks).
  */
 #include "patterns.h"
 

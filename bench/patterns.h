@@ -1,5 +1,6 @@
 /*
- * patterns.h - the access patterns of dsm-bench-workload.
+ * patterns.h - the access patterns of dsm-bench-workload (room:
+ * benchmarks).
  *
  * The buffer is an array of 8-byte words; word i holds fill_value(i) after
  * the fill phase (rmw changes some later, see track.h).  Every pattern

@@ -90,8 +90,8 @@ build() {
 		die "build failed"
 	fi
 	churn_bin=$BUILD/bench/dsm-bench-alloc-churn
-	shim=$BUILD/client/libdsm-preload.so
-	dsmrun=$BUILD/ctl/dsm-run
+	shim=$BUILD/preload/libdsm-preload.so
+	dsmrun=$BUILD/preload/dsm-run
 }
 
 start_server() {

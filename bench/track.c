@@ -1,7 +1,7 @@
 /*
- * track.c - see track.h.  Linear probing at a load factor of at most 1/2:
- * lookups stay at one or two cache lines, so the tracking costs little
- * next to the access being measured.
+ * track.c - see track.h (room: benchmarks).  Linear probing at a load
+ * factor of at most 1/2: lookups stay at one or two cache lines, so the
+ * tracking costs little next to the access being measured.
  */
 #include "track.h"
 

@@ -1,5 +1,6 @@
 /*
- * track.h - what a read-modify-write benchmark thread has written.
+ * track.h - what a read-modify-write benchmark thread has written (room:
+ * benchmarks).
  *
  * Every word starts as the fill value; the rmw pattern replaces some.  To
  * verify each read before its write, a thread must know a modified word's

@@ -1,6 +1,7 @@
 /*
- * workload.c - dsm-bench-workload: one access pattern over a buffer much
- * larger than local memory, on libdsm or on kernel-paged local memory.
+ * workload.c - dsm-bench-workload (room: benchmarks): one access pattern
+ * over a buffer much larger than local memory, on libdsm or on kernel-paged
+ * local memory.
  *
  *   dsm-bench-workload --backend dsm|local --size 1G
  *                      --pattern seq|uniform|zipf|rmw [--ops N]

@@ -1,5 +1,5 @@
 /*
- * zipf.c - see zipf.h.
+ * zipf.c - see zipf.h (room: benchmarks).
  *
  * H(x) is the integral of h(x) = x^-theta, written with helper functions
  * that stay accurate as theta approaches 1, where the textbook form

@@ -1,5 +1,6 @@
 /*
- * zipf.h - Zipf-distributed ranks in O(1) time and memory.
+ * zipf.h - Zipf-distributed ranks in O(1) time and memory (room:
+ * benchmarks).
  *
  * Rank k in 1..n is drawn with probability proportional to 1/k^theta.
  * Sampling is by rejection-inversion (Hörmann and Derflinger, 1996): invert

@@ -31,9 +31,12 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "dsm.h"
+#include "engine.h"
 #include "log.h"
 #include "outbox.h"
 #include "registry.h"
+#include "shim.h"
 #include "util.h"
 
 /* The process's membership; everything guarded by lock.  Owned by the

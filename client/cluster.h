@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "engine.h"
+#include "region.h"
 
 /* Region ids are client id * this + the client's count of regions. */
 #define DSM_REGION_IDS_PER_CLIENT 1000000000ULL

@@ -1,5 +1,6 @@
 /*
- * discard.c - forgetting part of a region (room: fault engine).
+ * discard.c - forgetting part of a region, for the preload shim (room:
+ * preload shim).
  *
  * The preload shim carves many allocations out of one large region (an
  * arena).  When the program frees one, its pages must stop costing
@@ -43,8 +44,13 @@
 #include <sys/mman.h>
 
 #include "engine.h"
+#include "evict.h"
+#include "fault.h"
 #include "log.h"
 #include "outbox.h"
+#include "placement.h"
+#include "region.h"
+#include "shim.h"
 
 static bool range_fetching(const struct dsm_region *r, uint64_t first,
 			   uint64_t end)
@@ -53,25 +59,6 @@ static bool range_fetching(const struct dsm_region *r, uint64_t first,
 		if (r->pages[i].state == DSM_PG_FETCHING)
 			return true;
 	return false;
-}
-
-/* Free what streams hold back in [first, end) and release them. */
-static void drop_parked(struct dsm_region *r, uint64_t first, uint64_t end)
-{
-	for (int i = 0; i < DSM_STREAMS; i++) {
-		struct dsm_stream *s = &dsm_eng.streams[i];
-		struct dsm_page *p;
-
-		if (s->region != r || s->parked == UINT64_MAX ||
-		    s->parked < first || s->parked >= end)
-			continue;
-		p = &r->pages[s->parked];
-		free(p->parked);
-		p->parked = NULL;
-		p->state = DSM_PG_INVALID;
-		dsm_eng.resident--;
-		s->parked = UINT64_MAX;
-	}
 }
 
 /* DISCARD the runs of [first, end) that servers hold data for, one
@@ -92,7 +79,7 @@ static bool discard_on_servers(struct dsm_region *r, uint64_t first,
 			continue;
 		}
 		e = dsm_region_extent(r, i);
-		stop = (e->off + e->len) / 4096;
+		stop = (e->off + e->len) / DSM_PAGE_SIZE;
 		if (stop > end)
 			stop = end;
 		if (e->move) {
@@ -119,7 +106,7 @@ static int lock_range(uint64_t addr, uint64_t len, struct dsm_region **rp,
 {
 	struct dsm_region *r;
 
-	if ((addr | len) & 4095)
+	if ((addr | len) & (DSM_PAGE_SIZE - 1))
 		return -EINVAL;
 	if (!len)
 		return 1;
@@ -130,8 +117,8 @@ static int lock_range(uint64_t addr, uint64_t len, struct dsm_region **rp,
 			pthread_mutex_unlock(&dsm_eng.lock);
 			return -EINVAL;
 		}
-		*first = (addr - r->base) / 4096;
-		*end = *first + len / 4096;
+		*first = (addr - r->base) / DSM_PAGE_SIZE;
+		*end = *first + len / DSM_PAGE_SIZE;
 		if (!range_fetching(r, *first, *end))
 			break;
 		pthread_mutex_unlock(&dsm_eng.lock);
@@ -139,7 +126,7 @@ static int lock_range(uint64_t addr, uint64_t len, struct dsm_region **rp,
 	}
 	*rp = r;
 	/* what streams hold back and what servers hold is garbage either way */
-	drop_parked(r, *first, *end);
+	dsm_streams_drop_parked(r, *first, *end);
 	return 0;
 }
 
@@ -210,7 +197,7 @@ int dsm_release(uint64_t addr, uint64_t len)
 		struct dsm_page *p = &r->pages[i];
 
 		if (p->state == DSM_PG_LOST)
-			madvise((void *)(uintptr_t)dsm_page_addr(p), 4096,
+			madvise((void *)(uintptr_t)dsm_page_addr(p), DSM_PAGE_SIZE,
 				MADV_DONTNEED);
 		/* the NOREAD mark stays, as the mapping's protection does,
 		 * until the shim makes the pages readable (protect.c) */

@@ -1,5 +1,5 @@
 /*
- * dsm.c - the public API of libdsm (include/dsm.h).
+ * dsm.c - the public API of libdsm, include/dsm.h (room: public API).
  *
  * Lifecycle: dsm_init() fills dsm_eng (engine.h) and starts the fault
  * thread; dsm_shutdown() stops it and empties dsm_eng again.  Between the
@@ -15,9 +15,16 @@
 
 #include "auth.h"
 #include "cluster.h"
+#include "dsm.h"
 #include "engine.h"
+#include "fault.h"
 #include "log.h"
+#include "migrate.h"
 #include "outbox.h"
+#include "placement.h"
+#include "region.h"
+#include "shim.h"
+#include "stats.h"
 #include "util.h"
 
 struct dsm_engine dsm_eng = { .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -295,7 +302,7 @@ static int connect_all(char *list, bool tolerant,
 /* ---- init / shutdown ------------------------------------------------- */
 
 /* The engine thread is libdsm's own: the preload shim must never give it
- * far memory (engine.h, dsm_tl_internal). */
+ * far memory (shim.h, dsm_tl_internal). */
 static void *engine_main(void *arg)
 {
 	dsm_tl_internal = 1;
@@ -306,7 +313,7 @@ static int start_engine(const struct config *c)
 {
 	int err;
 
-	dsm_eng.budget = c->budget / 4096;
+	dsm_eng.budget = c->budget / DSM_PAGE_SIZE;
 	if (dsm_eng.budget < MIN_BUDGET_PAGES)
 		dsm_eng.budget = MIN_BUDGET_PAGES;
 	/* a window may not crowd out the rest of the resident set */
@@ -316,7 +323,7 @@ static int start_engine(const struct config *c)
 	dsm_eng.fifo = c->fifo;
 	dsm_eng.poll_ns = c->poll_us * 1000;
 	/* zeros for the largest zero-fill window */
-	dsm_eng.zero_page = calloc(dsm_zero_pages(), 4096);
+	dsm_eng.zero_page = calloc(dsm_zero_pages(dsm_eng.prefetch_max), DSM_PAGE_SIZE);
 	dsm_eng.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!dsm_eng.zero_page || dsm_eng.wake_fd < 0)
 		return -ENOMEM;
@@ -404,7 +411,7 @@ static struct dsm_region *region_new(uint64_t size)
 	if (!r)
 		return NULL;
 	r->size = size;
-	r->npages = size / 4096;
+	r->npages = size / DSM_PAGE_SIZE;
 	r->pages = calloc(r->npages, sizeof(*r->pages));
 	base = mmap(NULL, size, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -440,7 +447,7 @@ void *dsm_alloc(size_t size)
 		errno = size ? ENOMEM : EINVAL;
 		return NULL;
 	}
-	bytes = (size + 4095) & ~4095ULL;
+	bytes = (size + (DSM_PAGE_SIZE - 1)) & ~(uint64_t)(DSM_PAGE_SIZE - 1);
 	r = region_new(bytes);
 	if (!r) {
 		errno = ENOMEM;
@@ -515,7 +522,7 @@ int dsm_sync(void *ptr, size_t len)
 {
 	struct dsm_sync_wait w = { PTHREAD_MUTEX_INITIALIZER,
 				   PTHREAD_COND_INITIALIZER, 0, 0 };
-	uint64_t a = (uintptr_t)ptr & ~4095ULL, first, n;
+	uint64_t a = (uintptr_t)ptr & ~(uint64_t)(DSM_PAGE_SIZE - 1), first, n;
 	struct dsm_region *r;
 	int err, werr;
 
@@ -530,8 +537,8 @@ int dsm_sync(void *ptr, size_t len)
 		pthread_mutex_unlock(&dsm_eng.lock);
 		return -EINVAL;
 	}
-	first = (a - r->base) / 4096;
-	n = ((uintptr_t)ptr + len - a + 4095) / 4096;
+	first = (a - r->base) / DSM_PAGE_SIZE;
+	n = ((uintptr_t)ptr + len - a + (DSM_PAGE_SIZE - 1)) / DSM_PAGE_SIZE;
 	err = dsm_sync_range(r, first, n, &dsm_eng.sendq, &w);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	dsm_engine_kick();

@@ -29,8 +29,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "engine.h"
+#include "evict.h"
 #include "log.h"
 #include "outbox.h"
+#include "placement.h"
+#include "region.h"
 
 static struct dsm_queue *queue_of(struct dsm_page *p)
 {
@@ -142,7 +146,7 @@ static int self_pidfd = -1;      /* engine lock; -2: process_madvise unusable */
 
 static void drop_pages(struct batch *b)
 {
-	size_t total = (size_t)b->n * 4096;
+	size_t total = (size_t)b->n * DSM_PAGE_SIZE;
 	long done = -1;
 
 	if (self_pidfd == -1) {
@@ -162,7 +166,7 @@ static void drop_pages(struct batch *b)
 		self_pidfd = -2;
 	}
 	for (uint32_t i = 0; i < b->n; i++)
-		madvise(b->iov[i].iov_base, 4096, MADV_DONTNEED);
+		madvise(b->iov[i].iov_base, DSM_PAGE_SIZE, MADV_DONTNEED);
 }
 
 /* Write-protect the dirty pages of the batch, a contiguous run per ioctl,
@@ -178,10 +182,10 @@ static int protect_dirty(struct batch *b)
 			continue;
 		}
 		while (j < b->n && dsm_page_needs_writeback(b->p[j]) &&
-		       dsm_page_addr(b->p[j]) == dsm_page_addr(b->p[j - 1]) + 4096)
+		       dsm_page_addr(b->p[j]) == dsm_page_addr(b->p[j - 1]) + DSM_PAGE_SIZE)
 			j++;
 		err = dsm_uffd_wp(&dsm_eng.uffd, dsm_page_addr(b->p[i]),
-				  (size_t)(j - i) * 4096, true);
+				  (size_t)(j - i) * DSM_PAGE_SIZE, true);
 		if (err)
 			return err;
 		i = j;
@@ -196,10 +200,10 @@ static bool stage_dirty(struct dsm_page *p, struct dsm_outbox *ob)
 
 	if (!slot)
 		return false;
-	memcpy(slot, (void *)dsm_page_addr(p), 4096);
+	memcpy(slot, (void *)dsm_page_addr(p), DSM_PAGE_SIZE);
 	p->flags |= DSM_PGF_ON_SERVER;
 	dsm_eng.c.pages_written_back++;
-	dsm_eng.c.bytes_out += 4096;
+	dsm_eng.c.bytes_out += DSM_PAGE_SIZE;
 	return true;
 }
 
@@ -228,7 +232,7 @@ static void evict_batch(struct batch *b, struct dsm_outbox *ob)
 			continue;
 		}
 		b->p[kept] = p;
-		b->iov[kept++] = (struct iovec){ (void *)dsm_page_addr(p), 4096 };
+		b->iov[kept++] = (struct iovec){ (void *)dsm_page_addr(p), DSM_PAGE_SIZE };
 	}
 	b->n = kept;
 	drop_pages(b);
@@ -300,7 +304,7 @@ void dsm_make_room(uint64_t npages, struct dsm_outbox *ob)
 /*
  * Write the dirty pages of [first, first+n) back and leave them resident
  * and clean.  Write protection goes on before the copy (same reason as in
- * evict_page); the wait for the server's acknowledgements happens in the
+ * protect_dirty); the wait for the server's acknowledgements happens in the
  * caller, after the outbox is flushed.
  */
 int dsm_sync_range(struct dsm_region *r, uint64_t first, uint64_t n,
@@ -308,25 +312,25 @@ int dsm_sync_range(struct dsm_region *r, uint64_t first, uint64_t n,
 {
 	for (uint64_t i = first; i < first + n; i++) {
 		struct dsm_page *p = &r->pages[i];
-		uint64_t addr = p->region->base + i * 4096;
+		uint64_t addr = p->region->base + i * DSM_PAGE_SIZE;
 		uint8_t *slot;
 		int err;
 
 		if (!dsm_page_needs_writeback(p))
 			continue;
-		err = dsm_uffd_wp(&dsm_eng.uffd, addr, 4096, true);
+		err = dsm_uffd_wp(&dsm_eng.uffd, addr, DSM_PAGE_SIZE, true);
 		if (err)
 			return err;
 		slot = dsm_outbox_write_page(ob, p, w);
 		if (!slot) {
-			dsm_uffd_wp(&dsm_eng.uffd, addr, 4096, false);
+			dsm_uffd_wp(&dsm_eng.uffd, addr, DSM_PAGE_SIZE, false);
 			return -ENOMEM;
 		}
-		memcpy(slot, (void *)addr, 4096);
+		memcpy(slot, (void *)addr, DSM_PAGE_SIZE);
 		p->state = DSM_PG_CLEAN;
 		p->flags |= DSM_PGF_ON_SERVER;
 		dsm_eng.c.pages_written_back++;
-		dsm_eng.c.bytes_out += 4096;
+		dsm_eng.c.bytes_out += DSM_PAGE_SIZE;
 	}
 	return 0;
 }

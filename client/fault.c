@@ -24,8 +24,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine.h"
+#include "evict.h"
+#include "fault.h"
 #include "log.h"
 #include "outbox.h"
+#include "placement.h"
+#include "region.h"
+#include "stats.h"
 #include "uffd_compat.h"
 #include "util.h"
 
@@ -71,11 +77,11 @@ static struct dsm_stream *stream_new(struct dsm_region *r, uint64_t idx)
 		if (dsm_eng.streams[i].used_at < old->used_at)
 			old = &dsm_eng.streams[i];
 	/* the page it held back goes where it belongs */
-	if (old->region && old->parked != UINT64_MAX)
-		unpark(old->region, old->parked);
+	if (old->region && old->parked_page != UINT64_MAX)
+		unpark(old->region, old->parked_page);
 	*old = (struct dsm_stream){ .region = r, .next = idx + 1,
 				    .marker = UINT64_MAX, .win_start = idx,
-				    .win = 1, .parked = UINT64_MAX,
+				    .win = 1, .parked_page = UINT64_MAX,
 				    .used_at = ++dsm_eng.stream_clock };
 	return old;
 }
@@ -94,22 +100,31 @@ static void stream_consumed(struct dsm_stream *s, uint64_t upto)
 	s->win_start = upto;
 }
 
-/* The region is being freed: drop its streams and what they held back. */
-void dsm_streams_forget(struct dsm_region *r)
+void dsm_streams_drop_parked(struct dsm_region *r, uint64_t first,
+			     uint64_t end)
 {
 	for (int i = 0; i < DSM_STREAMS; i++) {
 		struct dsm_stream *s = &dsm_eng.streams[i];
+		struct dsm_page *p;
 
-		if (s->region != r)
+		if (s->region != r || s->parked_page == UINT64_MAX ||
+		    s->parked_page < first || s->parked_page >= end)
 			continue;
-		if (s->parked != UINT64_MAX) {
-			free(r->pages[s->parked].parked);
-			r->pages[s->parked].parked = NULL;
-			r->pages[s->parked].state = DSM_PG_INVALID;
-			dsm_eng.resident--;
-		}
-		*s = (struct dsm_stream){ 0 };
+		p = &r->pages[s->parked_page];
+		free(p->parked_data);
+		p->parked_data = NULL;
+		p->state = DSM_PG_INVALID;
+		dsm_eng.resident--;
+		s->parked_page = UINT64_MAX;
 	}
+}
+
+void dsm_streams_forget(struct dsm_region *r)
+{
+	dsm_streams_drop_parked(r, 0, r->npages);
+	for (int i = 0; i < DSM_STREAMS; i++)
+		if (dsm_eng.streams[i].region == r)
+			dsm_eng.streams[i] = (struct dsm_stream){ 0 };
 }
 
 /* ---- fetching -------------------------------------------------------- */
@@ -123,12 +138,12 @@ static void fetch_complete(struct dsm_fetch *f, int status,
 static void fetch_lost(struct dsm_fetch *f, int err)
 {
 	struct dsm_region *r = f->r;
-	uint64_t addr = r->base + f->first * 4096;
+	uint64_t addr = r->base + f->first * DSM_PAGE_SIZE;
 	int perr;
 
 	for (uint32_t i = 0; i < f->n; i++)
 		r->pages[f->first + i].state = DSM_PG_LOST;
-	perr = dsm_uffd_poison(&dsm_eng.uffd, addr, (size_t)f->n * 4096);
+	perr = dsm_uffd_poison(&dsm_eng.uffd, addr, (size_t)f->n * DSM_PAGE_SIZE);
 	dsm_err("cannot fetch %u pages at %#llx: %s; touching them raises "
 		"SIGBUS", f->n, (unsigned long long)addr, strerror(-err));
 	if (perr) {
@@ -161,7 +176,7 @@ static uint32_t fetch_run(struct dsm_region *r, uint64_t idx, uint32_t max,
 	 * when the copy is sent (migrate.c), and its retry fetches. */
 	if (e->move)
 		return 0;
-	end = (e->off + e->len) / 4096;
+	end = (e->off + e->len) / DSM_PAGE_SIZE;
 	while (n < max && n < DSM_MAX_BATCH_PAGES && idx + n < end &&
 	       r->pages[idx + n].state == DSM_PG_INVALID &&
 	       (r->pages[idx + n].flags & DSM_PGF_ON_SERVER))
@@ -203,11 +218,12 @@ static bool park_first(struct dsm_fetch *f, const uint8_t *payload)
 	struct dsm_page *p = &f->r->pages[f->first];
 
 	if (f->nwait || f->n < 2 || !s || s->marker != f->first ||
-	    s->parked != UINT64_MAX || !(p->parked = malloc(4096)))
+	    s->parked_page != UINT64_MAX ||
+	    !(p->parked_data = malloc(DSM_PAGE_SIZE)))
 		return false;
-	memcpy(p->parked, payload, 4096);
+	memcpy(p->parked_data, payload, DSM_PAGE_SIZE);
 	p->state = DSM_PG_PARKED;
-	s->parked = f->first;
+	s->parked_page = f->first;
 	dsm_eng.resident++;
 	return true;
 }
@@ -219,8 +235,8 @@ static void install(struct dsm_fetch *f, const uint8_t *payload)
 	unsigned skipped;
 	int err;
 
-	err = dsm_uffd_copy(&dsm_eng.uffd, r->base + (f->first + skip) * 4096,
-			    payload + skip * 4096, (size_t)(f->n - skip) * 4096,
+	err = dsm_uffd_copy(&dsm_eng.uffd, r->base + (f->first + skip) * DSM_PAGE_SIZE,
+			    payload + skip * DSM_PAGE_SIZE, (size_t)(f->n - skip) * DSM_PAGE_SIZE,
 			    true, &skipped);
 	if (skipped)
 		dsm_warn("%u fetched pages were already mapped", skipped);
@@ -241,7 +257,7 @@ static void install(struct dsm_fetch *f, const uint8_t *payload)
 	if (err)
 		return;
 	dsm_eng.c.pages_fetched += f->n;
-	dsm_eng.c.bytes_in += (uint64_t)f->n * 4096;
+	dsm_eng.c.bytes_in += (uint64_t)f->n * DSM_PAGE_SIZE;
 }
 
 /* Map a held-back page where it belongs (it stays counted resident), and
@@ -254,13 +270,13 @@ static void unpark(struct dsm_region *r, uint64_t idx)
 
 	for (int i = 0; i < DSM_STREAMS; i++)
 		if (dsm_eng.streams[i].region == r &&
-		    dsm_eng.streams[i].parked == idx)
-			dsm_eng.streams[i].parked = UINT64_MAX;
+		    dsm_eng.streams[i].parked_page == idx)
+			dsm_eng.streams[i].parked_page = UINT64_MAX;
 
-	err = dsm_uffd_copy(&dsm_eng.uffd, r->base + idx * 4096, p->parked,
-			    4096, true, &skipped);
-	free(p->parked);
-	p->parked = NULL;
+	err = dsm_uffd_copy(&dsm_eng.uffd, r->base + idx * DSM_PAGE_SIZE, p->parked_data,
+			    DSM_PAGE_SIZE, true, &skipped);
+	free(p->parked_data);
+	p->parked_data = NULL;
 	if (err) {
 		p->state = DSM_PG_INVALID;
 		dsm_eng.resident--;
@@ -277,7 +293,7 @@ static void fetch_complete(struct dsm_fetch *f, int status,
 
 	dsm_eng.inflight -= f->n;
 	if (!f->r->dead) {
-		if (!status && len != f->n * 4096)
+		if (!status && len != f->n * DSM_PAGE_SIZE)
 			status = -EPROTO;
 		if (status)
 			fetch_lost(f, status);
@@ -324,8 +340,8 @@ static void zero_fill(struct dsm_region *r, uint64_t idx, uint32_t n,
 	int err;
 
 	dsm_make_room(n, ob);
-	err = dsm_uffd_copy(&dsm_eng.uffd, r->base + idx * 4096,
-			    dsm_eng.zero_page, (size_t)n * 4096, !write,
+	err = dsm_uffd_copy(&dsm_eng.uffd, r->base + idx * DSM_PAGE_SIZE,
+			    dsm_eng.zero_page, (size_t)n * DSM_PAGE_SIZE, !write,
 			    &skipped);
 	if (err)
 		return; /* region or process going away */
@@ -475,10 +491,10 @@ static void fault_missing(struct dsm_region *r, uint64_t idx, bool write,
 	case DSM_PG_CLEAN:
 	case DSM_PG_DIRTY:
 		/* installed since the fault was raised: let it retry */
-		dsm_uffd_wake(&dsm_eng.uffd, dsm_page_addr(p), 4096);
+		dsm_uffd_wake(&dsm_eng.uffd, dsm_page_addr(p), DSM_PAGE_SIZE);
 		break;
 	case DSM_PG_LOST:
-		dsm_uffd_poison(&dsm_eng.uffd, dsm_page_addr(p), 4096);
+		dsm_uffd_poison(&dsm_eng.uffd, dsm_page_addr(p), DSM_PAGE_SIZE);
 		break;
 	case DSM_PG_FETCHING:
 		fault_in_flight(r, idx, t0, ob);
@@ -503,14 +519,14 @@ static void fault_wp(struct dsm_page *p, uint64_t t0)
 	if (p->state != DSM_PG_CLEAN && p->state != DSM_PG_DIRTY) {
 		/* Dropped while the fault waited: wake the thread; it will
 		 * retry and take a missing fault instead. */
-		dsm_uffd_wake(&dsm_eng.uffd, addr, 4096);
+		dsm_uffd_wake(&dsm_eng.uffd, addr, DSM_PAGE_SIZE);
 		return;
 	}
 	if (p->flags & DSM_PGF_NOREAD) {
 		/* A write from before the program made the page unreadable:
 		 * it stays clean (protect.c); retrying, the writer meets the
 		 * page's new protection and gets its SIGSEGV. */
-		dsm_uffd_wake(&dsm_eng.uffd, addr, 4096);
+		dsm_uffd_wake(&dsm_eng.uffd, addr, DSM_PAGE_SIZE);
 		return;
 	}
 	if (p->flags & DSM_PGF_PREFETCHED) {
@@ -519,7 +535,7 @@ static void fault_wp(struct dsm_page *p, uint64_t t0)
 	}
 	/* Clearing protection also wakes the writer.  On a DIRTY page this
 	 * is a repeat of a fault already served: harmless. */
-	if (dsm_uffd_wp(&dsm_eng.uffd, addr, 4096, false))
+	if (dsm_uffd_wp(&dsm_eng.uffd, addr, DSM_PAGE_SIZE, false))
 		return;
 	p->state = DSM_PG_DIRTY;
 	dsm_queue_touch(p);
@@ -529,14 +545,14 @@ static void fault_wp(struct dsm_page *p, uint64_t t0)
 static void handle_fault(const struct uffd_msg *m, uint64_t t0,
 			 struct dsm_outbox *ob)
 {
-	uint64_t addr = m->arg.pagefault.address & ~4095ULL;
+	uint64_t addr = m->arg.pagefault.address & ~(uint64_t)(DSM_PAGE_SIZE - 1);
 	uint64_t flags = m->arg.pagefault.flags;
 	struct dsm_region *r = dsm_region_find(addr);
 	uint64_t idx;
 
 	if (!r)
 		return; /* freed meanwhile; unregistering woke the thread */
-	idx = (addr - r->base) / 4096;
+	idx = (addr - r->base) / DSM_PAGE_SIZE;
 	if (flags & UFFD_PAGEFAULT_FLAG_WP)
 		fault_wp(&r->pages[idx], t0);
 	else

@@ -52,8 +52,13 @@
 
 #include "cluster.h"
 #include "engine.h"
+#include "fault.h"
 #include "log.h"
+#include "migrate.h"
 #include "outbox.h"
+#include "placement.h"
+#include "region.h"
+#include "shim.h"
 #include "util.h"
 
 /* Stripes being copied at once.  More drains faster but queues more
@@ -112,7 +117,7 @@ static void stripe_lost(struct dsm_move *m, int err)
 
 	dsm_err("moving %u pages at %#llx failed: %s; %llu pages lost "
 		"(they raise SIGBUS when touched)", m->n,
-		(unsigned long long)(r->base + m->first * 4096), strerror(-err),
+		(unsigned long long)(r->base + m->first * DSM_PAGE_SIZE), strerror(-err),
 		(unsigned long long)lost);
 }
 
@@ -149,14 +154,14 @@ static void copy_done(void *arg, int status, const uint8_t *payload,
 static int queue_copy(struct dsm_move *m, const struct dsm_extent *e,
 		      const uint8_t *payload)
 {
-	uint8_t *buf = malloc((size_t)m->n * 4096);
+	uint8_t *buf = malloc((size_t)m->n * DSM_PAGE_SIZE);
 	struct dsm_io *io = buf ? dsm_outbox_push(&dsm_eng.sendq) : NULL;
 
 	if (!io) {
 		free(buf);
 		return -ENOMEM;
 	}
-	memcpy(buf, payload, (size_t)m->n * 4096);
+	memcpy(buf, payload, (size_t)m->n * DSM_PAGE_SIZE);
 	*io = (struct dsm_io){ .type = DSM_MSG_WRITE, .server = e->server,
 			       .region_id = e->region_id,
 			       .pool_off = e->pool_off, .npages = m->n,
@@ -174,7 +179,7 @@ static bool read_arrived(struct dsm_move *m, int status,
 	struct dsm_extent *e = &r->place.ext[m->ext];
 	bool over = true;
 
-	if (!status && len != m->n * 4096)
+	if (!status && len != m->n * DSM_PAGE_SIZE)
 		status = -EPROTO;
 	e->move = NULL;
 	if (r->dead)
@@ -190,8 +195,8 @@ static bool read_arrived(struct dsm_move *m, int status,
 	/* the held write-backs follow the copy on the wire */
 	if (dsm_outbox_splice(&dsm_eng.sendq, &m->held))
 		dsm_err("cannot queue write-backs held by a move");
-	dsm_uffd_wake(&dsm_eng.uffd, r->base + m->first * 4096,
-		      (size_t)m->n * 4096);
+	dsm_uffd_wake(&dsm_eng.uffd, r->base + m->first * DSM_PAGE_SIZE,
+		      (size_t)m->n * DSM_PAGE_SIZE);
 	return over;
 }
 
@@ -244,8 +249,8 @@ static struct dsm_move *move_start(struct dsm_region *r, uint32_t k,
 
 	if (!m)
 		return NULL; /* stays where it is; the next pass tries again */
-	*m = (struct dsm_move){ .r = r, .ext = k, .first = e->off / 4096,
-				.n = e->len / 4096, .from = from };
+	*m = (struct dsm_move){ .r = r, .ext = k, .first = e->off / DSM_PAGE_SIZE,
+				.n = e->len / DSM_PAGE_SIZE, .from = from };
 	e->server = to->server;
 	e->region_id = to->region_id;
 	e->pool_off = to->pool_off;
@@ -324,7 +329,7 @@ static uint32_t stripes_to_move(const struct dsm_region *r, uint32_t *idx,
 
 	for (uint32_t k = 0; k < nst; k++) {
 		const struct dsm_extent *e =
-			dsm_region_extent(r, k * (DSM_STRIPE_BYTES / 4096));
+			dsm_region_extent(r, k * (DSM_STRIPE_BYTES / DSM_PAGE_SIZE));
 
 		if (!dsm_eng.servers[e->server].draining)
 			continue;

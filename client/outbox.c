@@ -1,5 +1,5 @@
 /*
- * outbox.c - see outbox.h.
+ * outbox.c - see outbox.h (room: fault engine).
  */
 #include "outbox.h"
 
@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine.h"
+#include "fault.h"
 #include "log.h"
+#include "migrate.h"
 
 #define WB_CHUNK 64u /* pages a WRITE buffer grows by */
 
@@ -25,11 +28,6 @@ static struct dsm_io *push(struct dsm_outbox *ob)
 	return &ob->io[ob->n++];
 }
 
-static uint64_t pool_off_of(const struct dsm_extent *e, uint64_t idx)
-{
-	return e->pool_off + (idx * 4096 - e->off);
-}
-
 int dsm_outbox_read(struct dsm_outbox *ob, const struct dsm_extent *e,
 		    uint64_t idx, uint32_t n, dsm_done_fn done, void *arg)
 {
@@ -39,7 +37,7 @@ int dsm_outbox_read(struct dsm_outbox *ob, const struct dsm_extent *e,
 		return -ENOMEM;
 	*io = (struct dsm_io){
 		.type = DSM_MSG_READ, .server = e->server,
-		.region_id = e->region_id, .pool_off = pool_off_of(e, idx),
+		.region_id = e->region_id, .pool_off = dsm_extent_pool_off(e, idx),
 		.npages = n, .done = done, .arg = arg,
 	};
 	return 0;
@@ -58,7 +56,7 @@ int dsm_outbox_discard(struct dsm_outbox *ob, const struct dsm_extent *e,
 		       uint64_t idx, uint32_t n)
 {
 	struct dsm_rw_req m = { .region_id = e->region_id,
-				.pool_off = pool_off_of(e, idx), .npages = n };
+				.pool_off = dsm_extent_pool_off(e, idx), .npages = n };
 	struct dsm_io *io = push(ob);
 
 	if (!io)
@@ -88,7 +86,7 @@ static struct dsm_io *joinable(struct dsm_outbox *ob, struct dsm_region *r,
 	if (dsm_region_extent(r, idx) != dsm_region_extent(r, wb->first))
 		return NULL;
 	if (io->npages == io->cap) {
-		uint8_t *b = realloc(io->buf, (size_t)(io->cap + WB_CHUNK) * 4096);
+		uint8_t *b = realloc(io->buf, (size_t)(io->cap + WB_CHUNK) * DSM_PAGE_SIZE);
 
 		if (!b)
 			return NULL;
@@ -105,7 +103,7 @@ static struct dsm_io *new_write(struct dsm_outbox *ob, struct dsm_page *p,
 	uint64_t idx = p - r->pages;
 	const struct dsm_extent *e = dsm_region_extent(r, idx);
 	struct dsm_wb *wb = malloc(sizeof(*wb));
-	uint8_t *buf = malloc(WB_CHUNK * 4096);
+	uint8_t *buf = malloc(WB_CHUNK * DSM_PAGE_SIZE);
 	struct dsm_io *io = (wb && buf) ? push(ob) : NULL;
 
 	if (!io) {
@@ -119,7 +117,7 @@ static struct dsm_io *new_write(struct dsm_outbox *ob, struct dsm_page *p,
 		sync->pending++;
 	*io = (struct dsm_io){
 		.type = DSM_MSG_WRITE, .server = e->server,
-		.region_id = e->region_id, .pool_off = pool_off_of(e, idx),
+		.region_id = e->region_id, .pool_off = dsm_extent_pool_off(e, idx),
 		.buf = buf, .cap = WB_CHUNK, .done = wb_done, .arg = wb,
 	};
 	return io;
@@ -144,7 +142,7 @@ uint8_t *dsm_outbox_write_page(struct dsm_outbox *ob, struct dsm_page *p,
 		return NULL;
 	wb = io->arg;
 	wb->n++;
-	return io->buf + (size_t)io->npages++ * 4096;
+	return io->buf + (size_t)io->npages++ * DSM_PAGE_SIZE;
 }
 
 uint64_t dsm_server_copy_lost(struct dsm_region *r, uint64_t first,
@@ -160,7 +158,7 @@ uint64_t dsm_server_copy_lost(struct dsm_region *r, uint64_t first,
 		} else if (p->state == DSM_PG_INVALID &&
 			   (p->flags & DSM_PGF_ON_SERVER)) {
 			p->state = DSM_PG_LOST;
-			dsm_uffd_poison(&dsm_eng.uffd, dsm_page_addr(p), 4096);
+			dsm_uffd_poison(&dsm_eng.uffd, dsm_page_addr(p), DSM_PAGE_SIZE);
 			lost++;
 		}
 	}
@@ -175,7 +173,7 @@ static void wb_failed(struct dsm_wb *wb, int status)
 
 	dsm_err("write-back of %u pages at %#llx failed: %s; %llu evicted "
 		"pages lost (they raise SIGBUS when touched)", wb->n,
-		(unsigned long long)(r->base + wb->first * 4096),
+		(unsigned long long)(r->base + wb->first * DSM_PAGE_SIZE),
 		strerror(-status), (unsigned long long)lost);
 }
 

@@ -16,9 +16,12 @@
 #ifndef DSM_OUTBOX_H
 #define DSM_OUTBOX_H
 
+#include <pthread.h>
 #include <stdint.h>
 
-#include "engine.h"
+#include "placement.h"
+#include "region.h"
+#include "transport.h"
 
 struct dsm_io {
 	uint8_t type;         /* DSM_MSG_READ, DSM_MSG_WRITE, or a control call
@@ -33,6 +36,12 @@ struct dsm_io {
 	dsm_done_fn done;
 	void *arg;
 	int err;              /* set by flush: the submit's result */
+};
+
+/* Requests waiting to be sent by the engine thread, in order. */
+struct dsm_outbox {
+	struct dsm_io *io;
+	uint32_t n, cap;
 };
 
 /* Write-back of a run of pages of one region (the done argument). */

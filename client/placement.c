@@ -7,7 +7,7 @@
  * Equal servers therefore take turns (round robin), and a server with more
  * room takes more stripes until the others catch up: placement by free
  * capacity.  Each server gets one ALLOC for all its stripes (a "part"),
- * and the stripes become extents of the placement map (engine.h), merged
+ * and the stripes become extents of the placement map (placement.h), merged
  * where neighbours are contiguous on one server - a region on a single
  * server is one extent.
  *
@@ -21,6 +21,8 @@
 #include "engine.h"
 #include "log.h"
 #include "outbox.h"
+#include "placement.h"
+#include "region.h"
 
 /* The server with the most free space that can take len more bytes, given
  * what this placement already took from each (taken[]); -1 if none.  Lost
@@ -267,7 +269,7 @@ void dsm_placement_clear(struct dsm_placement *pl)
 const struct dsm_extent *dsm_region_extent(const struct dsm_region *r,
 					   uint64_t idx)
 {
-	uint64_t off = idx * 4096;
+	uint64_t off = idx * DSM_PAGE_SIZE;
 	uint32_t lo = 0, hi = r->place.n;
 
 	while (lo < hi) {

@@ -1,5 +1,6 @@
 /*
- * protect.c - pages the program made unreadable (room: fault engine).
+ * protect.c - pages the program made unreadable, for the preload shim
+ * (room: preload shim).
  *
  * The engine reads the program's mapping in one place: the copy of a
  * DIRTY page it writes back (evict.c, dsm_sync_range).  The preload shim
@@ -29,7 +30,11 @@
 #include <errno.h>
 
 #include "engine.h"
+#include "evict.h"
+#include "fault.h"
 #include "outbox.h"
+#include "region.h"
+#include "shim.h"
 
 /* Under the lock: the region holding [addr, addr+len) and the range's
  * first page, or NULL. */
@@ -38,12 +43,12 @@ static struct dsm_region *range_of(uint64_t addr, uint64_t len,
 {
 	struct dsm_region *r;
 
-	if ((addr | len) & 4095)
+	if ((addr | len) & (DSM_PAGE_SIZE - 1))
 		return NULL;
 	r = dsm_region_find(addr);
 	if (!r || addr + len > r->base + r->size || addr + len < addr)
 		return NULL;
-	*first = (addr - r->base) / 4096;
+	*first = (addr - r->base) / DSM_PAGE_SIZE;
 	return r;
 }
 
@@ -65,7 +70,7 @@ int dsm_mark_readable(uint64_t addr, uint64_t len)
 	pthread_mutex_lock(&dsm_eng.lock);
 	r = range_of(addr, len, &first);
 	if (r)
-		mark(r, first, len / 4096, false);
+		mark(r, first, len / DSM_PAGE_SIZE, false);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	return r ? 0 : -EINVAL;
 }
@@ -90,9 +95,9 @@ int dsm_mark_unreadable(uint64_t addr, uint64_t len)
 		pthread_mutex_unlock(&dsm_eng.lock);
 		return -EINVAL;
 	}
-	err = dsm_sync_range(r, first, len / 4096, &dsm_eng.sendq, &w);
+	err = dsm_sync_range(r, first, len / DSM_PAGE_SIZE, &dsm_eng.sendq, &w);
 	if (!err)
-		mark(r, first, len / 4096, true);
+		mark(r, first, len / DSM_PAGE_SIZE, true);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	dsm_engine_kick();
 	/* staged write-backs point at w: wait for them even after an error */

@@ -1,6 +1,6 @@
 /*
- * region.c - the table of far-memory regions and their placement (room:
- * fault engine).  Called with dsm_eng.lock held.
+ * region.c - the table of far-memory regions (room: fault engine).  Called
+ * with dsm_eng.lock held.
  *
  * The table is an array sorted by base address: a fault finds its region
  * by binary search, and a process has few regions (the LD_PRELOAD shim
@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "engine.h"
+#include "fault.h"
+#include "region.h"
 
 static uint32_t lower_bound(uint64_t addr)
 {

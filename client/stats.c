@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dsm.h"
 #include "engine.h"
+#include "stats.h"
 #include "util.h"
 
 static unsigned bucket_of(uint64_t ns)
@@ -113,8 +115,8 @@ void dsm_stats_print(void *f)
 		(unsigned long long)s.prefetch_used,
 		dsm_fmt_bytes(s.bytes_in, in, sizeof(in)),
 		dsm_fmt_bytes(s.bytes_out, out, sizeof(out)),
-		dsm_fmt_bytes(s.resident_pages * 4096, res, sizeof(res)),
-		dsm_fmt_bytes(s.budget_pages * 4096, bud, sizeof(bud)),
+		dsm_fmt_bytes(s.resident_pages * DSM_PAGE_SIZE, res, sizeof(res)),
+		dsm_fmt_bytes(s.budget_pages * DSM_PAGE_SIZE, bud, sizeof(bud)),
 		s.fault_p50_ns / 1e3, s.fault_p99_ns / 1e3,
 		s.blocktime_ns / 1e9, (unsigned long long)s.pages_moved);
 }

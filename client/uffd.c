@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "page.h"
 #include "uffd_compat.h"
 
 #define UFFD_FLAGS (O_CLOEXEC | O_NONBLOCK)
@@ -213,10 +214,10 @@ typedef int (*range_op)(struct dsm_uffd *u, uint64_t addr, const void *src,
 static int split_range(range_op op, struct dsm_uffd *u, uint64_t addr,
 		       const void *src, size_t len, bool flag, unsigned *skipped)
 {
-	size_t half = (len / 2) & ~4095UL;
+	size_t half = (len / 2) & ~(size_t)(DSM_PAGE_SIZE - 1);
 	int err = op(u, addr, src, len, flag, skipped);
 
-	if (err != -ENOENT || len <= 4096)
+	if (err != -ENOENT || len <= DSM_PAGE_SIZE)
 		return err;
 	err = split_range(op, u, addr, src, half, flag, skipped);
 	if (!err)
@@ -262,8 +263,8 @@ static int copy_once(struct dsm_uffd *u, uint64_t dst, const void *src,
 		if (err == EAGAIN)
 			continue;
 		if (err == EEXIST) {
-			dsm_uffd_wake(u, dst + done, 4096);
-			done += 4096;
+			dsm_uffd_wake(u, dst + done, DSM_PAGE_SIZE);
+			done += DSM_PAGE_SIZE;
 			(*skipped)++;
 			continue;
 		}
@@ -336,7 +337,7 @@ static int poison_once(struct dsm_uffd *u, uint64_t addr, const void *src,
 
 		/* A page found present keeps its (valid) data: skip it. */
 		if (err == EEXIST)
-			step += 4096;
+			step += DSM_PAGE_SIZE;
 		else if (err != EAGAIN)
 			return -err;
 		if (step >= p.range.len)

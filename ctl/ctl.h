@@ -1,5 +1,6 @@
 /*
- * ctl.h - dsmctl's internals: what its files share, and nothing else.
+ * ctl.h - dsmctl's internals: what its files share, and nothing else (room:
+ * CLI).
  *
  * dsmctl is the operator's view of a dsm cluster, as its registry sees it.
  * Every command runs the same three steps, each in a file of its own:
@@ -7,7 +8,7 @@
  *   dsmctl.c    parse the command line (usage errors exit 2 before
  *               anything is contacted); the command table and the usage
  *               texts; main, which runs the three steps
- *   snapshot.c  fetch a snapshot from the registry (dsm/registry.h:
+ *   snapshot.c  fetch a snapshot from the registry (registry/registry.h:
  *               blocking, with a timeout), and look things up in it
  *   text.c      print the snapshot as tables, for people
  *   json.c      ...or as one JSON document, for programs

@@ -1,6 +1,6 @@
 /*
  * dsmctl.c - the operator's view of a dsm cluster, as its registry sees it:
- * the command line and main (ctl.h says which file does what).
+ * the command line and main; ctl.h says which file does what (room: CLI).
  *
  * The command line is read whole, and the registry's address checked,
  * before anything is contacted: a usage error exits 2 at once, never

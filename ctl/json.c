@@ -1,5 +1,6 @@
 /*
- * json.c - dsmctl's output for programs: a snapshot as one JSON document.
+ * json.c - dsmctl's output for programs: a snapshot as one JSON document
+ * (room: CLI).
  *
  * The fields are those of registry.h's structs, under the same names; the
  * help texts in dsmctl.c show each command's shape, and change with it.

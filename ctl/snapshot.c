@@ -1,5 +1,6 @@
 /*
- * snapshot.c - what dsmctl shows, read from the registry in one go.
+ * snapshot.c - what dsmctl shows, read from the registry in one go (room:
+ * CLI).
  *
  * A command says what it needs (NEED_*); it is all read before anything
  * is printed, so that a registry that fails halfway leaves an error

@@ -1,5 +1,6 @@
 /*
- * text.c - dsmctl's output for people: a snapshot as aligned tables.
+ * text.c - dsmctl's output for people: a snapshot as aligned tables (room:
+ * CLI).
  *
  * Every string from the registry is made printable on the way into a
  * table (printable_dup()), since a record may hold any bytes.

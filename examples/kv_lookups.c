@@ -1,6 +1,6 @@
 /*
- * kv_lookups.c - phase 2 of dsm-example-kvstore: random lookups and
- * updates from several threads at once.
+ * kv_lookups.c - phase 2 of dsm-example-kvstore (room: examples): random
+ * lookups and updates from several threads at once.
  *
  * Random lookups are the hard case for far memory: almost every one lands
  * on a page that is not resident, so the thread blocks in a page fault

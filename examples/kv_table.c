@@ -1,5 +1,5 @@
 /*
- * kv_table.c - see kv_table.h.
+ * kv_table.c - see kv_table.h (room: examples).
  *
  * Nothing in here knows about far memory: the slots are reached through an
  * ordinary pointer.  The first access to a slot whose page is not resident

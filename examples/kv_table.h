@@ -1,5 +1,6 @@
 /*
- * kv_table.h - a fixed-size hash table whose slots live in far memory.
+ * kv_table.h - a fixed-size hash table whose slots live in far memory
+ * (room: examples).
  *
  * Open addressing with linear probing: a key's record sits at its home
  * slot or in the first free slot after it.  That keeps a lookup inside one

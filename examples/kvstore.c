@@ -1,6 +1,6 @@
 /*
- * kvstore.c - dsm-example-kvstore: a key-value store larger than the
- * memory it may use.
+ * kvstore.c - dsm-example-kvstore (room: examples): a key-value store
+ * larger than the memory it may use.
  *
  * The hash table (--mem, default 1 GiB) comes from dsm_alloc(): it lives
  * on a dsm-server, and this process keeps at most DSM_LOCAL_MEM of it in

@@ -1,5 +1,6 @@
 /*
- * kvstore.h - what the phases of dsm-example-kvstore share.
+ * kvstore.h - what the phases of dsm-example-kvstore share (room:
+ * examples).
  */
 #ifndef KVSTORE_H
 #define KVSTORE_H

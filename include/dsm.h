@@ -1,5 +1,5 @@
 /*
- * dsm.h - far memory for Linux processes.
+ * dsm.h - far memory for Linux processes (room: public API).
  *
  * Memory returned by dsm_alloc() lives on one or more memory servers
  * (dsm-server).  The process keeps at most a resident budget of it in

@@ -1,5 +1,5 @@
 /*
- * handler.c - see handler.h.
+ * handler.c - see handler.h (room: server protocol).
  *
  * Every request gets exactly one reply, in order.  Errors are split by
  * what they say about the stream: a header we cannot trust (bad magic,

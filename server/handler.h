@@ -1,5 +1,6 @@
 /*
- * handler.h - what the server does with a request, without any I/O.
+ * handler.h - what the server does with a request, without any I/O (room:
+ * server protocol).
  *
  * The session layer (session.c) owns the socket and the bytes; it hands a
  * buffer to handler_next(), which frames one message, checks it, acts on

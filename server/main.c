@@ -1,5 +1,6 @@
 /*
- * main.c - dsm-server: arguments, the listening socket, signals, the loop.
+ * main.c - dsm-server: arguments, the listening socket, signals, the loop
+ * (room: server protocol).
  *
  * One thread runs one libuv loop; every connection, request and signal is
  * handled on it, so server state needs no locks.

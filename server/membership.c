@@ -1,6 +1,6 @@
 /*
  * membership.c - dsm-server's membership in the cluster registry (room:
- * registry, server side).  See membership.h for the life cycle.
+ * registry).  See membership.h for the life cycle.
  *
  * Why asynchronous: a blocking Redis call on the server's one loop would
  * stall every client's page faults for as long as Redis takes to answer

@@ -1,6 +1,6 @@
 /*
  * membership.h - dsm-server's membership in the cluster registry (room:
- * registry, server side).
+ * registry).
  *
  * The server registers once, synchronously, before it serves anyone: if
  * Redis cannot be reached it exits with a clear error and leaves nothing

@@ -1,5 +1,5 @@
 /*
- * pool.c - see pool.h.
+ * pool.c - see pool.h (room: server pool).
  *
  * The free list is a sorted array rather than a tree: a server holds at
  * most a few thousand regions, and a memmove over that many runs costs

@@ -1,5 +1,6 @@
 /*
- * pool.h - the server's memory: one anonymous mapping carved into extents.
+ * pool.h - the server's memory: one anonymous mapping carved into extents
+ * (room: server pool).
  *
  * The pool is reserved, not committed (MAP_NORESERVE): a page costs RAM
  * only once written, so a never-written page reads as zeros and a large

@@ -1,5 +1,5 @@
 /*
- * region.c - see region.h.
+ * region.c - see region.h (room: server pool).
  *
  * A chained hash keyed by id.  Ids are sequential, so a multiplicative
  * hash spreads them evenly; the table doubles when it averages more than

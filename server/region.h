@@ -1,6 +1,6 @@
 /*
- * region.h - the server's region table: which extent of the pool belongs
- * to which connection.
+ * region.h - the server's region table: which extent of the pool belongs to
+ * which connection (room: server pool).
  *
  * A region id is handed out once for the life of the server, so a stale
  * id held by a client can never name somebody else's later region.

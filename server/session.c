@@ -1,5 +1,5 @@
 /*
- * session.c - see session.h.
+ * session.c - see session.h (room: server protocol).
  *
  * Life of a session: accepted -> reading and answering -> closing.  A
  * session closes in one of two ways: at once (the peer is gone, or libuv

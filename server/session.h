@@ -1,6 +1,6 @@
 /*
- * session.h - one client connection: framing, the receive buffer, the
- * queue of replies, and flow control.
+ * session.h - one client connection: framing, the receive buffer, the queue
+ * of replies, and flow control (room: server protocol).
  *
  * A session never holds more than SESSION_WQ_HIGH bytes of unsent replies
  * before it stops reading from its peer, so a client that sends requests

@@ -1,6 +1,6 @@
 /*
- * client_util.h - what the client tests share: a server of their own and a
- * library initialised against it with a small budget.
+ * client_util.h - what the client tests share (room: tests): a server of
+ * their own and a library initialised against it with a small budget.
  */
 #ifndef DSM_TEST_CLIENT_UTIL_H
 #define DSM_TEST_CLIENT_UTIL_H

@@ -1,7 +1,7 @@
 /*
- * drain_load.c - a client that keeps checking its far memory while a
- * server is drained under it (tests/test_drain.sh, bench/drain.sh).  Not
- * a test on its own.
+ * drain_load.c - a client that keeps checking its far memory while a server
+ * is drained under it (tests/test_drain.sh, bench/drain.sh) (room: tests).
+ * Not a test on its own.
  *
  *   drain_load MIB [THREADS]
  *

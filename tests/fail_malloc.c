@@ -1,8 +1,9 @@
 /*
- * fail_malloc.c - LD_PRELOAD for tests: malloc(n) fails (ENOMEM) for the
- * one size n in $FAIL_MALLOC_SIZE, and works for every other size.  Lets
- * a test run out of memory exactly where it wants to (test_dsmctl.sh:
- * while dsmctl builds a table), which no rlimit can aim at.
+ * fail_malloc.c - LD_PRELOAD for tests (room: tests): malloc(n) fails
+ * (ENOMEM) for the one size n in $FAIL_MALLOC_SIZE, and works for every
+ * other size.  Lets a test run out of memory exactly where it wants to
+ * (test_dsmctl.sh: while dsmctl builds a table), which no rlimit can aim
+ * at.
  */
 #include <dlfcn.h>
 #include <errno.h>

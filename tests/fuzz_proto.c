@@ -1,6 +1,6 @@
 /*
  * fuzz_proto.c - the wire decoders and the server's whole request path
- * under arbitrary input.
+ * under arbitrary input (room: tests).
  *
  * Input: a stream of [selector byte][message] pairs.  The selector's low
  * bit picks one of two connections to a fresh 1 MiB server, so ownership

@@ -1,5 +1,5 @@
 /*
- * harness.c - see harness.h.
+ * harness.c - see harness.h (room: tests).
  */
 #include "harness.h"
 

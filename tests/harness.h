@@ -1,7 +1,7 @@
 /*
- * harness.h - what every dsm test shares: a dsm-server of its own, checks
- * that fail loudly, and raw protocol access for tests that speak to the
- * server without the client library.
+ * harness.h - what every dsm test shares (room: tests): a dsm-server of its
+ * own, checks that fail loudly, and raw protocol access for tests that
+ * speak to the server without the client library.
  */
 #ifndef DSM_TEST_HARNESS_H
 #define DSM_TEST_HARNESS_H

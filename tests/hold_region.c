@@ -1,8 +1,8 @@
 /*
- * hold_region.c - a client for tests/test_cluster.sh to kill: joins the
- * cluster named by DSM_REGISTRY/DSM_CLUSTER, allocates 8 MiB of far
- * memory, writes all of it (so the servers hold its pages), then waits to
- * be killed.  Not a test on its own.
+ * hold_region.c - a client for tests/test_cluster.sh to kill (room: tests):
+ * joins the cluster named by DSM_REGISTRY/DSM_CLUSTER, allocates 8 MiB of
+ * far memory, writes all of it (so the servers hold its pages), then waits
+ * to be killed.  Not a test on its own.
  */
 #include <stdio.h>
 #include <string.h>

@@ -1,8 +1,8 @@
 /*
  * preload_subject.c - an ordinary program, run by test_preload with
- * libdsm-preload.so preloaded.  It knows nothing of dsm: it allocates,
- * fills and checks memory through the C library's interfaces, one
- * scenario per argument, and exits 0 only if every byte was right.
+ * libdsm-preload.so preloaded (room: tests).  It knows nothing of dsm: it
+ * allocates, fills and checks memory through the C library's interfaces,
+ * one scenario per argument, and exits 0 only if every byte was right.
  *
  *   preload_subject MODE     (threads, many, calloc, align, mmap, forkexec,
  *                             forkchild, signals, syscall, release,

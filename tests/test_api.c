@@ -1,6 +1,6 @@
 /*
- * test_api.c - the public API's error contract (include/dsm.h): every bad
- * call gets the documented error and changes nothing.
+ * test_api.c - the public API's error contract (include/dsm.h) (room:
+ * tests): every bad call gets the documented error and changes nothing.
  */
 #include <unistd.h>
 

@@ -1,5 +1,6 @@
 /*
- * test_auth.c - only members of a cluster get in (dsm/auth.h).
+ * test_auth.c - only members of a cluster get in (proto/auth.h) (room:
+ * tests).
  *
  * A server started with a secret file is spoken to raw and through the
  * library.  A connection that skips AUTH, proves a wrong secret, replays a

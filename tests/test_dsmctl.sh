@@ -3,7 +3,7 @@
 # three dsm-servers on loopback ports of this test's own, with its own
 # RUN_DIR and cluster name; then every dsmctl command is checked against
 # what the cluster is (servers, capacities, pids, regions and clients
-# written into the registry by hand as dsm/registry.h documents them), in
+# written into the registry by hand as registry/record.h documents them), in
 # tables and in JSON.  A server is SIGKILLed and must leave the listing
 # within its TTL without a live one ever missing from it; redis is
 # restarted empty and the servers must register again; exit statuses 0, 1

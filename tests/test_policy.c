@@ -1,6 +1,7 @@
 /*
  * test_policy.c - the victim policy and sequential prefetch, judged by
- * fault counts (deterministic for a single thread), never by time.
+ * fault counts (deterministic for a single thread), never by time (room:
+ * tests).
  *
  * Policy: a hot set of HOT pages is read round-robin while a one-touch
  * scan streams through cold pages, two cold pages per hot access.  FIFO

@@ -1,10 +1,11 @@
 /*
  * test_preload.c - libdsm-preload.so under an ordinary program
- * (preload_subject.c): each scenario runs as its own process with the shim
- * preloaded against a server of our own and a small budget, and must exit
- * 0 having checked every byte; its stats file must show far memory really
- * used.  Then the failure cases: no server (one warning, local memory) and
- * no server with DSM_REQUIRE=1 (an error and exit status 1).
+ * (preload_subject.c) (room: tests): each scenario runs as its own process
+ * with the shim preloaded against a server of our own and a small budget,
+ * and must exit 0 having checked every byte; its stats file must show far
+ * memory really used.  Then the failure cases: no server (one warning,
+ * local memory) and no server with DSM_REQUIRE=1 (an error and exit status
+ * 1).
  *
  *   test_preload SHIM SUBJECT
  *

@@ -10,7 +10,7 @@
 set -uo pipefail
 build=$1
 what=$2
-run=$build/ctl/dsm-run
+run=$build/preload/dsm-run
 server=$build/server/dsm-server
 
 if [ "${DSM_TEST_SANITIZED:-0}" = 1 ]; then

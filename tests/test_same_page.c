@@ -1,8 +1,8 @@
 /*
  * test_same_page.c - many threads fault on the same pages at the same
- * moment: first all reading a page the server holds, then all writing
- * their own word of a page that is write-protected.  Between rounds the
- * page is pushed out of local memory, so every round faults again.
+ * moment (room: tests): first all reading a page the server holds, then all
+ * writing their own word of a page that is write-protected.  Between rounds
+ * the page is pushed out of local memory, so every round faults again.
  */
 #include <pthread.h>
 

@@ -1,6 +1,6 @@
 /*
  * test_server_hostile.c - dsm-server against clients that lie, stall and
- * send garbage.
+ * send garbage (room: tests).
  *
  * One well-behaved client keeps a region full of a known pattern for the
  * whole run.  Every hostile connection must get exactly the documented

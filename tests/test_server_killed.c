@@ -1,5 +1,6 @@
 /*
- * test_server_killed.c - the memory server dies under a running client.
+ * test_server_killed.c - the memory server dies under a running client
+ * (room: tests).
  *
  * Documented outcome (docs/design.md, "Failures"): the client logs which
  * server was lost; dsm_sync() of dirty resident pages returns an error

@@ -1,6 +1,6 @@
 /*
  * test_syscall_io.c - read(2) into far memory and write(2) out of it,
- * through pages that are not resident, bit-exact.
+ * through pages that are not resident, bit-exact (room: tests).
  *
  * These faults are raised by the kernel inside copy_to_user and
  * copy_from_user, not by the program's own loads and stores; they reach

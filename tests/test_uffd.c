@@ -1,7 +1,8 @@
 /*
  * test_uffd.c - the userfaultfd layer (client/uffd.c), ioctl by ioctl, and
- * what each error becomes.  Modelled on the kernel's uffd selftests: each
- * feature is probed, and what cannot be provoked here says so.
+ * what each error becomes (room: tests).  Modelled on the kernel's uffd
+ * selftests: each feature is probed, and what cannot be provoked here says
+ * so.
  */
 #include <poll.h>
 #include <pthread.h>

@@ -1,10 +1,10 @@
 /*
  * test_unprivileged.c - far memory for a user who may not trap kernel-mode
  * faults (no /dev/userfaultfd access, vm.unprivileged_userfaultfd=0, no
- * CAP_SYS_PTRACE).  Documented behaviour (README "Permissions"): dsm_init
- * succeeds with one warning saying what to change; loads and stores work;
- * a system call writing into a non-resident page fails with EFAULT rather
- * than reading or writing wrong data.
+ * CAP_SYS_PTRACE) (room: tests).  Documented behaviour (README
+ * "Permissions"): dsm_init succeeds with one warning saying what to change;
+ * loads and stores work; a system call writing into a non-resident page
+ * fails with EFAULT rather than reading or writing wrong data.
  *
  * Needs root to become an unprivileged user; skips with the reason
  * otherwise, or when this machine already lets everyone trap kernel faults.

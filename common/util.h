@@ -1,5 +1,6 @@
 /*
- * util.h - parsing and clock helpers shared by library, server and tools.
+ * util.h - parsing, clocks, busy polling and secret files, shared by
+ * library, server and tools (room: common).
  */
 #ifndef DSM_UTIL_H
 #define DSM_UTIL_H
@@ -46,5 +47,17 @@ static inline uint64_t dsm_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
 }
+
+/*
+ * Read at most cap bytes of a file that holds a secret (what names it in
+ * messages: "secret file", "registry password file") into buf, *len of
+ * them.  The one check of such files, shared by everything that reads
+ * one: a file that others may read (any group or other permission bit)
+ * is refused with -EPERM, since whoever else can read it holds the
+ * secret too; -errno if it cannot be read.  err names the file and the
+ * fix.
+ */
+int dsm_private_file_read(const char *path, const char *what, void *buf,
+			  size_t cap, size_t *len, char *err, size_t errlen);
 
 #endif

@@ -25,10 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "page.h"
+
 #define DSM_PROTO_MAGIC      0x314d5344u /* "DSM1" */
 #define DSM_PROTO_VERSION    1
-#define DSM_PAGE_SIZE        4096u
-#define DSM_PAGE_SHIFT       12
 #define DSM_HDR_SIZE         24u
 #define DSM_MAX_BATCH_PAGES  256u        /* one READ/WRITE moves <= 1 MiB */
 #define DSM_RW_REQ_SIZE      24u

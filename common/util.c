@@ -1,15 +1,18 @@
 /*
- * util.c - see util.h.
+ * util.c - see util.h (room: common).
  */
 #include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int dsm_poll_busy(struct pollfd *fds, unsigned long n, uint64_t *busy_until,
 		  uint64_t window_ns)
@@ -125,4 +128,50 @@ const char *dsm_fmt_bytes(uint64_t bytes, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%.1f %s", v, units[u]);
 	return buf;
+}
+
+static int read_all(int fd, void *buf, size_t cap, size_t *len)
+{
+	ssize_t n;
+
+	*len = 0;
+	while (*len < cap && (n = read(fd, (char *)buf + *len, cap - *len)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		*len += n;
+	}
+	return 0;
+}
+
+int dsm_private_file_read(const char *path, const char *what, void *buf,
+			  size_t cap, size_t *len, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, rc = 0;
+
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot read %s %s: %s", what, path,
+			 strerror(-rc));
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		rc = -EPERM;
+		snprintf(err, errlen, "%s %s may be read by others (mode %04o): "
+			 "chmod 600 %s", what, path,
+			 (unsigned)(st.st_mode & 07777), path);
+		goto out;
+	}
+	rc = read_all(fd, buf, cap, len);
+	if (rc)
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(-rc));
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }

@@ -6,13 +6,12 @@
 #include "auth.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "util.h"
 
 #define SECRET_MAX_BYTES 4096
 
@@ -21,52 +20,6 @@ static void init(void)
 {
 	if (sodium_init() < 0)
 		abort(); /* no random source: nothing here can be trusted */
-}
-
-static int read_all(int fd, uint8_t *buf, size_t cap, size_t *len)
-{
-	ssize_t n;
-
-	*len = 0;
-	while (*len < cap && (n = read(fd, buf + *len, cap - *len)) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		*len += n;
-	}
-	return 0;
-}
-
-int dsm_private_file_read(const char *path, const char *what, void *buf,
-			  size_t cap, size_t *len, char *err, size_t errlen)
-{
-	struct stat st;
-	int fd, rc = 0;
-
-	*len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot read %s %s: %s", what, path,
-			 strerror(-rc));
-		goto out;
-	}
-	if (st.st_mode & 077) {
-		rc = -EPERM;
-		snprintf(err, errlen, "%s %s may be read by others (mode %04o): "
-			 "chmod 600 %s", what, path,
-			 (unsigned)(st.st_mode & 07777), path);
-		goto out;
-	}
-	rc = read_all(fd, buf, cap, len);
-	if (rc)
-		snprintf(err, errlen, "%s %s: %s", what, path, strerror(-rc));
-out:
-	if (fd >= 0)
-		close(fd);
-	return rc;
 }
 
 int dsm_auth_load(const char *path, struct dsm_auth_key *key, char *err,

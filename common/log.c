@@ -1,5 +1,5 @@
 /*
- * log.c - see log.h.
+ * log.c - see log.h (room: common).
  *
  * The level and component name are written once at start-up, before any
  * thread that logs exists, and only read afterwards: no lock is needed.

@@ -1,6 +1,6 @@
 /*
  * dsm-run.c - run an unmodified program with its large allocations in far
- * memory (room: CLI).
+ * memory (room: preload shim).
  *
  *   dsm-run [--local-mem SIZE] [--servers LIST | --registry URL] [...]
  *           -- PROGRAM ARGS...
@@ -58,8 +58,8 @@ static void die_usage(const char *msg, const char *arg)
 	exit(2);
 }
 
-/* The shim: $DSM_PRELOAD_LIB, else next to us in a build tree
- * (build/ctl/dsm-run -> build/client/), else where it is installed. */
+/* The shim: $DSM_PRELOAD_LIB, else beside us in a build tree
+ * (build/preload/), else where it is installed. */
 static const char *find_shim(char *buf, size_t len)
 {
 	const char *env = getenv("DSM_PRELOAD_LIB");
@@ -75,7 +75,7 @@ static const char *find_shim(char *buf, size_t len)
 		self[n] = '\0';
 		if ((slash = strrchr(self, '/'))) {
 			*slash = '\0';
-			snprintf(buf, len, "%s/../client/libdsm-preload.so", self);
+			snprintf(buf, len, "%s/libdsm-preload.so", self);
 			if (access(buf, R_OK) == 0)
 				return buf;
 			snprintf(buf, len, "%s/../lib/libdsm-preload.so", self);

@@ -1,5 +1,5 @@
 /*
- * registry.h - the cluster registry in Redis (room: registry).
+ * record.h - the cluster registry's keys and records (room: registry).
  *
  * Every key of a cluster starts with "dsm:<cluster>:", so several clusters
  * can share one Redis.  Records are Redis hashes of decimal or plain-text
@@ -30,22 +30,21 @@
  * are "OFF+LEN@SERVER/REGION/POOLOFF" joined by ',' (all decimal): bytes
  * [OFF, OFF+LEN) of the region live at POOLOFF in server SERVER's pool,
  * under that server's region id REGION - the placement map of
- * client/engine.h, written down.
+ * client/placement.h, written down.
  *
- * This file is the model and the synchronous access used by the client
- * library and dsmctl (hiredis, blocking, with a timeout).  dsm-server
- * registers itself asynchronously on its own loop (server/registry.c),
- * with the same key names and record encodings.
+ * This file is the model: key names, records and their encodings, shared
+ * by the blocking client (registry.h, used by libdsm and dsmctl) and by
+ * dsm-server, which registers itself asynchronously on its own loop
+ * (server/membership.c) with the same names and encodings.
  */
-#ifndef DSM_REGISTRY_H
-#define DSM_REGISTRY_H
+#ifndef DSM_REG_RECORD_H
+#define DSM_REG_RECORD_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define DSM_REG_DEFAULT_CLUSTER "default"
-#define DSM_REG_DEFAULT_PORT 6379
 #define DSM_REG_CLUSTER_MAX 64
 #define DSM_REG_HEARTBEAT_MS 1000   /* servers and clients beat this often */
 #define DSM_REG_TTL_MS 5000         /* ...and vanish this long after the last */
@@ -54,55 +53,6 @@
  * restarted Redis is empty until the lease threads write again (within a
  * heartbeat), which must not cost anyone their memory. */
 #define DSM_REG_LEASE_GRACE_MS (2 * DSM_REG_TTL_MS)
-
-/*
- * Where the registry is, and how to log in to it.  A Redis with
- * requirepass or ACL users wants AUTH first: pass is sent right after
- * every connect (and reconnect), by the synchronous and the asynchronous
- * side alike.  It never appears in a message: url is what messages show,
- * with the password as "***".
- */
-#define DSM_REG_PASS_MAX 512
-struct dsm_reg_addr {
-	char host[256];
-	uint16_t port;
-	char user[128];         /* ACL user; empty: Redis's default user */
-	char pass[DSM_REG_PASS_MAX]; /* empty: no AUTH */
-	bool pass_in_url;       /* ...else from the password file */
-	char pass_opt[64];      /* how this program takes a password file,
-				 * for messages: "--registry-password-file" */
-	char url[320];          /* as given, password redacted */
-};
-
-/* "redis://[[USER]:PASSWORD@]HOST[:PORT][/]" or "HOST[:PORT]"; '%XX' in
- * USER and PASSWORD stands for the byte XX.  0 or -EINVAL. */
-int dsm_reg_parse_url(const char *url, struct dsm_reg_addr *a);
-/* url with any password replaced by "***", for messages: also for a url
- * that does not parse. */
-const char *dsm_reg_redact(const char *url, char *buf, size_t len);
-/*
- * The registry at url, with the password in pass_file if not NULL (the
- * file's first line; a file others may read is refused, as auth.h's
- * secret file is).  pass_opt names how this program is given a password
- * file ("--registry-password-file"), for messages.  A password both in
- * url and in a file is an error.  0, or -errno with a message in err.
- */
-int dsm_reg_addr_init(struct dsm_reg_addr *a, const char *url,
-		      const char *pass_file, const char *pass_opt,
-		      char *err, size_t errlen);
-/* Forget the password (the memory it was in, too). */
-void dsm_reg_addr_wipe(struct dsm_reg_addr *a);
-/* AUTH [user] password as argv for hiredis: its argc, 0 if a has no
- * password.  The pointers are into a. */
-int dsm_reg_auth_argv(const struct dsm_reg_addr *a, const char *argv[3],
-		      size_t len[3]);
-/* What to tell the operator when Redis answers AUTH (or, with no
- * password sent, a first command) with the error reply: wrong password,
- * a password missing or one given to a Redis that has none. */
-void dsm_reg_auth_error(const struct dsm_reg_addr *a, const char *reply,
-			char *err, size_t errlen);
-/* Whether an error reply means "log in first". */
-bool dsm_reg_noauth(const char *reply);
 
 /* A cluster name: 1..64 of [A-Za-z0-9_.-].  0 or -EINVAL. */
 int dsm_reg_check_cluster(const char *name);
@@ -183,6 +133,11 @@ struct dsm_reg_argv {
 };
 void dsm_reg_server_argv(const struct dsm_reg_server *s, const char *key,
 			 struct dsm_reg_argv *a);
+void dsm_reg_client_argv(const struct dsm_reg_client *c, const char *key,
+			 struct dsm_reg_argv *a);
+/* extents: dsm_reg_extents_encode's string for rg. */
+void dsm_reg_region_argv(const struct dsm_reg_region *rg, const char *key,
+			 const char *extents, struct dsm_reg_argv *a);
 /* kv: n strings, name, value, name, value...  0 or -EINVAL (missing or
  * malformed field). */
 int dsm_reg_server_decode(char **kv, size_t n, struct dsm_reg_server *s);
@@ -195,55 +150,4 @@ char *dsm_reg_extents_encode(const struct dsm_reg_region *r);
 
 uint64_t dsm_reg_now_ms(void);
 
-/* ---- synchronous access (client library, dsmctl) ---------------------- */
-
-struct dsm_reg;
-
-/* Connect within DSM_REG_TIMEOUT_MS, and log in if a has a password.  On
- * failure the message in err names the address and what to check;
- * returns -errno (-EACCES: Redis refused us, or wants a password). */
-int dsm_reg_open(const struct dsm_reg_addr *a, const char *cluster,
-		 struct dsm_reg **out, char *err, size_t errlen);
-void dsm_reg_close(struct dsm_reg *r);
-const char *dsm_reg_cluster(const struct dsm_reg *r);
-/* The registry's url for messages, password redacted. */
-const char *dsm_reg_url(const struct dsm_reg *r);
-
-/* Live servers, sorted by id.  *out is malloc'd.  0 or -errno. */
-int dsm_reg_list_servers(struct dsm_reg *r, struct dsm_reg_server **out,
-			 size_t *n);
-int dsm_reg_list_clients(struct dsm_reg *r, struct dsm_reg_client **out,
-			 size_t *n);
-/* Free with dsm_reg_regions_free.  A region whose record does not decode
- * is left out; with bad, its id is added to *bad (malloc'd, *nbad of
- * them; free with dsm_reg_ids_free). */
-int dsm_reg_list_regions(struct dsm_reg *r, struct dsm_reg_region **out,
-			 size_t *n, char ***bad, size_t *nbad);
-void dsm_reg_ids_free(char **ids, size_t n);
-void dsm_reg_regions_free(struct dsm_reg_region *v, size_t n);
-/* One region: 0, -ENOENT, or -errno. */
-int dsm_reg_get_region(struct dsm_reg *r, uint64_t id,
-		       struct dsm_reg_region *out);
-
-/* Create or refresh a server's record, alive for ttl_ms. */
-int dsm_reg_put_server(struct dsm_reg *r, const struct dsm_reg_server *s,
-		       uint64_t ttl_ms);
-/* A fresh id for a client or region. */
-int dsm_reg_new_id(struct dsm_reg *r, uint64_t *id);
-/* Create or refresh a client's record; its lease lasts ttl_ms. */
-int dsm_reg_put_client(struct dsm_reg *r, const struct dsm_reg_client *c,
-		       uint64_t ttl_ms);
-int dsm_reg_del_client(struct dsm_reg *r, uint64_t id);
-/* 1 if the client's record exists (its lease is live), 0 if not, or
- * -errno. */
-int dsm_reg_client_exists(struct dsm_reg *r, uint64_t id);
-int dsm_reg_put_region(struct dsm_reg *r, const struct dsm_reg_region *rg,
-		       uint64_t ttl_ms);
-/* Renew the TTL of n region records (one pipelined batch).  0 or -errno. */
-int dsm_reg_touch_regions(struct dsm_reg *r, const uint64_t *ids, size_t n,
-			  uint64_t ttl_ms);
-int dsm_reg_del_region(struct dsm_reg *r, uint64_t id);
-/* Add (on) or remove a server id from the drain set.  0 or -errno. */
-int dsm_reg_set_drain(struct dsm_reg *r, uint32_t server, bool on);
-
-#endif /* DSM_REGISTRY_H */
+#endif /* DSM_REG_RECORD_H */

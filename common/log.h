@@ -1,5 +1,5 @@
 /*
- * log.h - one line per event to stderr (room: shared core).
+ * log.h - one line per event to stderr (room: common).
  *
  * The level comes from DSM_LOG (error, warn, info, debug; default warn) and
  * is read once by dsm_log_init(); every line starts with "dsm[pid]:" and

@@ -14,7 +14,7 @@
  * client's engine thread, or whoever calls dsm_transport_call_sync before
  * that thread exists.
  *
- * TCP is the first implementation (transport_tcp.c).  An RDMA one fits the
+ * TCP is the first implementation (tcp.c).  An RDMA one fits the
  * same shape: read_pages becomes a one-sided RDMA READ of
  * (pool_off, npages) from the server's registered pool, write_pages an RDMA
  * WRITE, and call/server messages go over SEND/RECV; fd() is the
@@ -64,11 +64,13 @@ struct dsm_transport_ops {
 	int (*write_pages)(struct dsm_transport *t, uint64_t region_id,
 			   uint64_t pool_off, uint32_t npages, const void *src,
 			   dsm_done_fn done, void *arg);
-	/* A control request (HELLO, ALLOC, FREE, STATS, PING) with an encoded
-	 * body.  Returns 0 (done will run) or -errno (done will not run). */
+	/* A control request (HELLO, AUTH, ALLOC, FREE, STATS, PING, LEASE,
+	 * DISCARD: any type but READ and WRITE) with an encoded body.
+	 * Returns 0 (done will run) or -errno (done will not run). */
 	int (*call)(struct dsm_transport *t, uint8_t type, const void *body,
 		    uint32_t len, dsm_done_fn done, void *arg);
-	/* Fail what is pending with -ECANCELED, stop the receive thread, free. */
+	/* Fail what is pending with -ECANCELED, close the connection, free.
+	 * No event runs after it. */
 	void (*close)(struct dsm_transport *t);
 };
 

@@ -50,12 +50,15 @@
 
 #include "arena.h"
 #include "dsm.h"
-#include "engine.h"
 #include "log.h"
+#include "page.h"
 #include "util.h"
 
+/* all the shim may use of the engine (docs/design.md, "The preload shim") */
+#include "../client/shim.h"
+
 #define EXPORT __attribute__((visibility("default")))
-#define PAGE 4096UL
+#define PAGE DSM_PAGE_SIZE
 /* glibc's default mmap threshold: a block this large is already a
  * mapping of its own in the C library, so routing it costs no extra
  * fragmentation, and small, short-lived blocks never pay a fault. */

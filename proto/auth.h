@@ -42,18 +42,6 @@ struct dsm_auth_key {
 int dsm_auth_load(const char *path, struct dsm_auth_key *key, char *err,
 		  size_t errlen);
 
-/*
- * Read at most cap bytes of a file that holds a secret (what names it in
- * messages: "secret file", "registry password file") into buf, *len of
- * them.  The one check of such files, shared by everything that reads
- * one: a file that others may read (any group or other permission bit)
- * is refused with -EPERM, since whoever else can read it holds the
- * secret too; -errno if it cannot be read.  err names the file and the
- * fix.
- */
-int dsm_private_file_read(const char *path, const char *what, void *buf,
-			  size_t cap, size_t *len, char *err, size_t errlen);
-
 /* The proofs above.  role is 'c' (client's AUTH) or 's' (server's reply). */
 void dsm_auth_mac(const struct dsm_auth_key *key, char role,
 		  const uint8_t server_nonce[DSM_AUTH_NONCE_SIZE],

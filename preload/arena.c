@@ -45,16 +45,18 @@
 #include <unistd.h>
 
 #include "dsm.h"
-#include "engine.h"
 #include "log.h"
+#include "page.h"
+
+/* all the shim may use of the engine (docs/design.md, "The preload shim") */
+#include "../client/shim.h"
 
 /* The C library's allocator: the shim's own bookkeeping must never come
- * back into the shim (engine.h, dsm_tl_internal). */
+ * back into the shim (client/shim.h, dsm_tl_internal). */
 extern void *__libc_calloc(size_t n, size_t size);
 extern void __libc_free(void *p);
 
-#define PAGE 4096ULL
-#define STD_PAGES (ARENA_BYTES / PAGE)
+#define STD_PAGES (ARENA_BYTES / DSM_PAGE_SIZE)
 #define MAX_ARENAS 4096 /* 4 TiB of standard arenas */
 #define PROT_RW (PROT_READ | PROT_WRITE)
 
@@ -150,7 +152,7 @@ static struct arena *arena_of(uintptr_t p)
 {
 	for (unsigned i = 0; i < narenas; i++)
 		if (p >= arenas[i]->base &&
-		    p < arenas[i]->base + arenas[i]->npages * PAGE)
+		    p < arenas[i]->base + arenas[i]->npages * DSM_PAGE_SIZE)
 			return arenas[i];
 	return NULL;
 }
@@ -175,7 +177,7 @@ static struct arena *arena_new(size_t npages, bool solo)
 		a->dirty = __libc_calloc(words, sizeof(uint64_t));
 	}
 	base = a && a->used && a->start && a->dirty ?
-		       dsm_alloc(npages * PAGE) : NULL;
+		       dsm_alloc(npages * DSM_PAGE_SIZE) : NULL;
 	if (!base) {
 		int err = errno;
 
@@ -194,14 +196,14 @@ static struct arena *arena_new(size_t npages, bool solo)
 	a->slot = slot;
 	arenas[narenas++] = a;
 	__atomic_store_n(&bounds[slot].base, a->base, __ATOMIC_RELEASE);
-	__atomic_store_n(&bounds[slot].end, a->base + npages * PAGE,
+	__atomic_store_n(&bounds[slot].end, a->base + npages * DSM_PAGE_SIZE,
 			 __ATOMIC_RELEASE);
 	if (slot == nbounds)
 		__atomic_store_n(&nbounds, nbounds + 1, __ATOMIC_RELEASE);
 	if (a->base < arena_lo)
 		__atomic_store_n(&arena_lo, a->base, __ATOMIC_RELEASE);
-	if (a->base + npages * PAGE > arena_hi)
-		__atomic_store_n(&arena_hi, a->base + npages * PAGE,
+	if (a->base + npages * DSM_PAGE_SIZE > arena_hi)
+		__atomic_store_n(&arena_hi, a->base + npages * DSM_PAGE_SIZE,
 				 __ATOMIC_RELEASE);
 	dsm_debug("preload: new arena of %zu MiB at %#lx", npages >> 8,
 		  (unsigned long)a->base);
@@ -262,10 +264,10 @@ static void mark_used(struct arena *a, size_t s, size_t n)
  */
 static int restore_prot(struct arena *a, size_t s, size_t n)
 {
-	uintptr_t p = a->base + s * PAGE;
+	uintptr_t p = a->base + s * DSM_PAGE_SIZE;
 
-	if (!syscall(SYS_mprotect, p, n * PAGE, PROT_RW)) {
-		dsm_mark_readable(p, n * PAGE);
+	if (!syscall(SYS_mprotect, p, n * DSM_PAGE_SIZE, PROT_RW)) {
+		dsm_mark_readable(p, n * DSM_PAGE_SIZE);
 		return 0;
 	}
 	dsm_err("preload: cannot make %zu freed pages at %#lx writable "
@@ -282,7 +284,7 @@ static void release_pages(struct arena *a, size_t s, size_t n)
 {
 	size_t freed = 0;
 
-	dsm_release(a->base + s * PAGE, n * PAGE);
+	dsm_release(a->base + s * DSM_PAGE_SIZE, n * DSM_PAGE_SIZE);
 	if (a->reprotected && restore_prot(a, s, n))
 		return;
 	for (size_t i = s; i < s + n; i++) {
@@ -322,9 +324,9 @@ static void hand_out(struct arena *a, size_t s, size_t n, bool zero)
 		for (j = i; j < e && bit(a->dirty, j); j++)
 			clear_bit(a->dirty, j);
 		if (zero)
-			dsm_discard(a->base + i * PAGE, (j - i) * PAGE);
+			dsm_discard(a->base + i * DSM_PAGE_SIZE, (j - i) * DSM_PAGE_SIZE);
 		else
-			dsm_reuse(a->base + i * PAGE, (j - i) * PAGE);
+			dsm_reuse(a->base + i * DSM_PAGE_SIZE, (j - i) * DSM_PAGE_SIZE);
 		i = j;
 	}
 }
@@ -333,12 +335,12 @@ static void hand_out(struct arena *a, size_t s, size_t n, bool zero)
 
 void *arena_alloc(size_t size, size_t align, bool zero)
 {
-	size_t n = (size + PAGE - 1) / PAGE;
-	size_t extra = align > PAGE ? align / PAGE - 1 : 0, s;
+	size_t n = (size + DSM_PAGE_SIZE - 1) / DSM_PAGE_SIZE;
+	size_t extra = align > DSM_PAGE_SIZE ? align / DSM_PAGE_SIZE - 1 : 0, s;
 	struct arena *a = NULL;
 	long at = -1;
 
-	if (!n || n > (1ULL << 46) / PAGE) {
+	if (!n || n > (1ULL << 46) / DSM_PAGE_SIZE) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -362,15 +364,15 @@ void *arena_alloc(size_t size, size_t align, bool zero)
 	}
 	s = at;
 	if (extra) { /* move up to the first aligned page of the run */
-		uintptr_t addr = a->base + s * PAGE;
+		uintptr_t addr = a->base + s * DSM_PAGE_SIZE;
 
-		s += ((align - addr % align) % align) / PAGE;
+		s += ((align - addr % align) % align) / DSM_PAGE_SIZE;
 	}
 	mark_used(a, s, n);
 	set_bit(a->start, s);
 	hand_out(a, s, n, zero);
 	pthread_mutex_unlock(&lock);
-	return (void *)(a->base + s * PAGE);
+	return (void *)(a->base + s * DSM_PAGE_SIZE);
 }
 
 bool arena_maybe(const void *p)
@@ -393,9 +395,9 @@ static struct arena *block_at(const void *p, size_t *s)
 {
 	struct arena *a = arena_of((uintptr_t)p);
 
-	if (!a || ((uintptr_t)p & (PAGE - 1)))
+	if (!a || ((uintptr_t)p & (DSM_PAGE_SIZE - 1)))
 		return NULL;
-	*s = ((uintptr_t)p - a->base) / PAGE;
+	*s = ((uintptr_t)p - a->base) / DSM_PAGE_SIZE;
 	return bit(a->start, *s) ? a : NULL;
 }
 
@@ -408,7 +410,7 @@ size_t arena_block_size(const void *p)
 	if ((a = block_at(p, &s)))
 		n = block_pages(a, s);
 	pthread_mutex_unlock(&lock);
-	return n * PAGE;
+	return n * DSM_PAGE_SIZE;
 }
 
 bool arena_contains(const void *p)
@@ -442,9 +444,9 @@ static struct arena *range_in(const void *p, size_t len, size_t *s)
 {
 	struct arena *a = arena_of((uintptr_t)p);
 
-	if (!a || (uintptr_t)p + len > a->base + a->npages * PAGE)
+	if (!a || (uintptr_t)p + len > a->base + a->npages * DSM_PAGE_SIZE)
 		return NULL;
-	*s = ((uintptr_t)p - a->base) / PAGE;
+	*s = ((uintptr_t)p - a->base) / DSM_PAGE_SIZE;
 	return a;
 }
 
@@ -458,7 +460,7 @@ int arena_release(void *p, size_t len)
 		pthread_mutex_unlock(&lock);
 		return -ENOENT;
 	}
-	release_pages(a, s, len / PAGE);
+	release_pages(a, s, len / DSM_PAGE_SIZE);
 	maybe_destroy(a);
 	pthread_mutex_unlock(&lock);
 	return 0;
@@ -473,7 +475,7 @@ int arena_zero(void *p, size_t len)
 	a = range_in(p, len, &s);
 	if (a) {
 		dsm_discard((uintptr_t)p, len);
-		for (size_t i = s; i < s + len / PAGE; i++)
+		for (size_t i = s; i < s + len / DSM_PAGE_SIZE; i++)
 			clear_bit(a->dirty, i);
 	}
 	pthread_mutex_unlock(&lock);
@@ -539,7 +541,7 @@ int arena_protect(void *p, size_t len, int prot)
 	}
 	/* a free page must stay read-write: to the program it is not
 	 * mapped, and the kernel answers ENOMEM for those */
-	if (!all_used(a, s, len / PAGE))
+	if (!all_used(a, s, len / DSM_PAGE_SIZE))
 		goto out;
 	a->reprotected = true;
 	err = set_prot((uintptr_t)p, len, prot);
@@ -550,7 +552,7 @@ out:
 
 bool arena_grow(void *p, size_t size, bool zero)
 {
-	size_t s, n, m = (size + PAGE - 1) / PAGE;
+	size_t s, n, m = (size + DSM_PAGE_SIZE - 1) / DSM_PAGE_SIZE;
 	struct arena *a;
 	bool ok = false;
 
@@ -576,7 +578,7 @@ bool arena_grow(void *p, size_t size, bool zero)
 
 void arena_shrink(void *p, size_t size)
 {
-	size_t s, n, m = (size + PAGE - 1) / PAGE;
+	size_t s, n, m = (size + DSM_PAGE_SIZE - 1) / DSM_PAGE_SIZE;
 	struct arena *a;
 
 	pthread_mutex_lock(&lock);
@@ -604,7 +606,7 @@ void arena_reset_child(void)
 {
 	pthread_mutex_init(&lock, NULL);
 	for (unsigned i = 0; i < narenas; i++)
-		syscall(SYS_mmap, arenas[i]->base, arenas[i]->npages * PAGE,
+		syscall(SYS_mmap, arenas[i]->base, arenas[i]->npages * DSM_PAGE_SIZE,
 			PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
 			MAP_FIXED_NOREPLACE, -1, 0);
 }
@@ -615,7 +617,7 @@ void arena_usage(unsigned *n, size_t *bytes)
 
 	pthread_mutex_lock(&lock);
 	for (unsigned i = 0; i < narenas; i++)
-		b += (arenas[i]->npages - arenas[i]->nfree) * PAGE;
+		b += (arenas[i]->npages - arenas[i]->nfree) * DSM_PAGE_SIZE;
 	*n = narenas;
 	*bytes = b;
 	pthread_mutex_unlock(&lock);

@@ -1,5 +1,5 @@
 /*
- * transport_tcp.c - the TCP transport (room: transport).
+ * tcp.c - the TCP transport (room: transport).
  *
  * One non-blocking socket and no thread: the owner polls fd() and calls
  * progress(), which reads whatever has arrived into rxbuf and completes

@@ -1,0 +1,38 @@
+/*
+ * evict.h - keeping resident pages within the budget (room: eviction).
+ * The policy is in evict.c.  Everything here is called with dsm_eng.lock
+ * held.
+ */
+#ifndef DSM_EVICT_H
+#define DSM_EVICT_H
+
+#include <stdint.h>
+
+#include "region.h"
+
+struct dsm_outbox;
+struct dsm_sync_wait;
+
+struct dsm_queue {
+	struct dsm_page *head, *tail; /* evict from head */
+	uint64_t n;
+};
+
+/* A page just became resident: it joins a queue (2Q: by refault
+ * distance). */
+void dsm_queue_add(struct dsm_page *p);
+void dsm_queue_del(struct dsm_page *p);
+/* A first write to a resident page: evidence it is in use. */
+void dsm_queue_touch(struct dsm_page *p);
+/* Move a resident page to the front of the line for eviction. */
+void dsm_queue_first(struct dsm_page *p);
+/* Evict until npages more fit in the budget (counting pages being
+ * fetched), staging the write-backs of dirty victims in ob. */
+void dsm_make_room(uint64_t npages, struct dsm_outbox *ob);
+/* Stage write-backs of the dirty pages of [first, first+n) of r in ob,
+ * leaving them resident and clean; w counts them for the caller to wait
+ * on.  0, -ENOMEM, or the userfaultfd's error. */
+int dsm_sync_range(struct dsm_region *r, uint64_t first, uint64_t n,
+		   struct dsm_outbox *ob, struct dsm_sync_wait *w);
+
+#endif /* DSM_EVICT_H */

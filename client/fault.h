@@ -1,0 +1,48 @@
+/*
+ * fault.h - the engine thread: reading faults and resolving them, and the
+ * sequential streams that drive prefetch (room: fault engine).  See
+ * fault.c.
+ */
+#ifndef DSM_FAULT_H
+#define DSM_FAULT_H
+
+#include <stdint.h>
+
+struct dsm_region;
+
+/* A sequential stream, for prefetch. */
+struct dsm_stream {
+	struct dsm_region *region;
+	uint64_t next;    /* page index the stream is expected to touch */
+	uint64_t marker;  /* first page of the window fetched ahead */
+	uint64_t win_start;
+	uint64_t parked_page; /* page held back as the marker, or UINT64_MAX */
+	uint32_t win;     /* pages per window, grows while sequential */
+	uint64_t used_at; /* for replacing the least recent stream */
+};
+
+#define DSM_STREAMS 8
+
+/* Pages a zero-filling fault that starts no stream takes around itself. */
+#define DSM_ZERO_AROUND 16
+
+/* The most pages one zero-fill installs: a stream's window (at most
+ * prefetch_max), or the block around a fault.  The engine's zero buffer
+ * is this large. */
+static inline uint32_t dsm_zero_pages(uint32_t prefetch_max)
+{
+	return prefetch_max > DSM_ZERO_AROUND ? prefetch_max : DSM_ZERO_AROUND;
+}
+
+/* The engine thread's body (started by dsm_init). */
+void *dsm_fault_main(void *arg);
+/* Wake the engine thread: something was queued for it to send. */
+void dsm_engine_kick(void);
+/* Under the lock: pages streams hold back in [first, end) of r are
+ * freed (they become INVALID) and those streams let go. */
+void dsm_streams_drop_parked(struct dsm_region *r, uint64_t first,
+			     uint64_t end);
+/* Under the lock: r is being freed; forget its streams. */
+void dsm_streams_forget(struct dsm_region *r);
+
+#endif /* DSM_FAULT_H */

@@ -1,0 +1,91 @@
+/*
+ * placement.h - where a region's pages live on the servers (room:
+ * placement).  See placement.c for the policy; migrate.h moves extents
+ * off servers being drained.
+ */
+#ifndef DSM_PLACEMENT_H
+#define DSM_PLACEMENT_H
+
+#include <stdint.h>
+
+#include "proto.h"
+
+struct dsm_move;
+struct dsm_region;
+
+/* One piece of a region: [off, off+len) lives at pool_off on a server. */
+struct dsm_extent {
+	uint64_t off, len;
+	uint32_t server;
+	uint64_t region_id; /* the server's name for it */
+	uint64_t pool_off;
+	/* Being moved here from another server (migrate.c): until its copy
+	 * is on the wire, nothing is fetched from it and write-backs to it
+	 * wait in the move. */
+	struct dsm_move *move;
+};
+
+/* Where one stripe lives. */
+struct dsm_home {
+	uint32_t server;
+	uint64_t region_id, pool_off;
+};
+
+/* What one server granted a region: one ALLOC, freed as a whole. */
+struct dsm_part {
+	uint32_t server;
+	uint64_t region_id, pool_off, len;
+};
+
+/* Region offset -> (server, pool offset): extents sorted by offset,
+ * covering the region. */
+struct dsm_placement {
+	struct dsm_extent *ext;
+	uint32_t n;
+	struct dsm_part *part;
+	uint32_t nparts;
+};
+
+/* Regions are dealt out over servers in stripes of this size (one full
+ * READ or WRITE). */
+#define DSM_STRIPE_BYTES ((uint64_t)DSM_MAX_BATCH_PAGES * DSM_PAGE_SIZE)
+#define DSM_STRIPE_PAGES (DSM_STRIPE_BYTES / DSM_PAGE_SIZE)
+
+/* How many stripes a region of size bytes has, and the length of stripe k
+ * (the last one may be short). */
+static inline uint64_t dsm_stripes(uint64_t size)
+{
+	return (size + DSM_STRIPE_BYTES - 1) / DSM_STRIPE_BYTES;
+}
+
+static inline uint64_t dsm_stripe_len(uint64_t size, uint64_t k)
+{
+	uint64_t off = k * DSM_STRIPE_BYTES;
+
+	return size - off < DSM_STRIPE_BYTES ? size - off : DSM_STRIPE_BYTES;
+}
+
+/* Place a region of size bytes over the live servers: ALLOC on each
+ * server it uses, and the extent map.  0, -ENOMEM (not enough free
+ * capacity, logged), or the servers' error.  Not under the lock. */
+int dsm_place(uint64_t size, struct dsm_placement *pl);
+/* Find homes for n stripes of lengths len[] on servers neither lost nor
+ * draining, with one ALLOC per server used, written to part[] (room for
+ * nservers) and counted in *nparts; home[k] is stripe k's.  0, -ENOMEM,
+ * or the servers' error.  Not under the lock. */
+int dsm_place_stripes(const uint64_t *len, uint64_t n, struct dsm_part *part,
+		      uint32_t *nparts, struct dsm_home *home);
+/* FREE every part on its server; the extent map stays. */
+void dsm_unplace(struct dsm_placement *pl);
+void dsm_placement_clear(struct dsm_placement *pl);
+/* The extent holding page idx of r.  Under the lock. */
+const struct dsm_extent *dsm_region_extent(const struct dsm_region *r,
+					   uint64_t idx);
+/* Where page idx (inside e) lives in its server's pool. */
+static inline uint64_t dsm_extent_pool_off(const struct dsm_extent *e,
+					   uint64_t idx)
+{
+	return e->pool_off + (idx * DSM_PAGE_SIZE - e->off);
+}
+
+#endif /* DSM_PLACEMENT_H */

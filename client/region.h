@@ -1,0 +1,106 @@
+/*
+ * region.h - far-memory regions and their pages (room: fault engine).
+ *
+ * A region is one dsm_alloc (or one arena of the preload shim): a range
+ * of the address space registered with userfaultfd, an array of page
+ * records, and the placement map that says where each page lives on the
+ * servers.  The engine finds a region from a faulting address through the
+ * region table (region.c).  Everything here is guarded by dsm_eng.lock.
+ *
+ * Page states (docs/design.md draws the machine):
+ *
+ *   INVALID --missing fault, never written--> CLEAN or DIRTY (zero page)
+ *   INVALID --missing fault--> FETCHING --reply--> CLEAN (write-protected)
+ *   FETCHING --error/server lost--> LOST (poisoned: SIGBUS on access)
+ *   FETCHING --reply, first page of a window fetched ahead--> PARKED
+ *   PARKED --missing fault, or its stream forgotten--> CLEAN
+ *   CLEAN --WP fault--> DIRTY (writable)
+ *   CLEAN --evict--> INVALID                 (dropped, no write-back)
+ *   DIRTY --evict--> INVALID                 (protected, copied, sent, dropped)
+ *   DIRTY --dsm_sync--> CLEAN                (protected, copied, sent)
+ *
+ * Shared regions will add read-only copies and in-flight invalidation
+ * states here.
+ */
+#ifndef DSM_REGION_H
+#define DSM_REGION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "placement.h"
+#include "proto.h"
+
+enum dsm_page_state {
+	DSM_PG_INVALID = 0, /* not resident; data on its server, or zeros */
+	DSM_PG_FETCHING,    /* a READ for it is in flight */
+	DSM_PG_CLEAN,       /* resident, write-protected, equal to server copy */
+	DSM_PG_DIRTY,       /* resident, writable, newer than server copy */
+	DSM_PG_LOST,        /* its server is gone: poisoned */
+	DSM_PG_PARKED,      /* fetched, held by the engine, not mapped yet:
+	                     * its first touch continues a stream (fault.c) */
+};
+
+enum dsm_page_flags {
+	DSM_PGF_ON_SERVER = 1 << 0,  /* the server holds written data for it */
+	DSM_PGF_PREFETCHED = 1 << 1, /* brought in ahead, not yet seen used */
+	DSM_PGF_FREED = 1 << 2,      /* resident, but the program freed it:
+	                              * dropped without write-back (discard.c) */
+	DSM_PGF_NOREAD = 1 << 3,     /* the program made it unreadable
+	                              * (mprotect): never read it, so never
+	                              * let it become DIRTY (protect.c) */
+};
+
+/* Which eviction queue a resident page is in (evict.h). */
+enum dsm_queue_id { DSM_Q_NONE, DSM_Q_PROBATION, DSM_Q_PROTECTED };
+
+struct dsm_fetch;
+struct dsm_region;
+
+struct dsm_page {
+	uint8_t state;   /* enum dsm_page_state */
+	uint8_t flags;   /* enum dsm_page_flags */
+	uint8_t queue;   /* enum dsm_queue_id while CLEAN or DIRTY */
+	uint32_t evicted_at; /* eviction clock when last dropped (refaults) */
+	struct dsm_region *region;
+	union {
+		struct { /* resident: position in its eviction queue */
+			struct dsm_page *prev, *next;
+		} q;
+		struct dsm_fetch *fetch;  /* FETCHING: the request */
+		uint8_t *parked_data;     /* PARKED: its data (malloc'd) */
+	};
+};
+
+/* A page whose data must reach its server before it is dropped: dirty,
+ * and not freed by the program. */
+static inline bool dsm_page_needs_writeback(const struct dsm_page *p)
+{
+	return p->state == DSM_PG_DIRTY && !(p->flags & DSM_PGF_FREED);
+}
+
+struct dsm_region {
+	uint64_t base, size, npages;
+	struct dsm_page *pages;
+	struct dsm_placement place;
+	uint64_t id;    /* registry name, 0 without a registry (cluster.c) */
+	uint64_t created_ms;
+	unsigned refs;  /* table + in-flight requests; freed at 0 */
+	bool dead;      /* dsm_free()d: completions must not touch it */
+};
+
+static inline uint64_t dsm_page_addr(const struct dsm_page *p)
+{
+	const struct dsm_region *r = p->region;
+
+	return r->base + (uint64_t)(p - r->pages) * DSM_PAGE_SIZE;
+}
+
+/* The region table (region.c), sorted by base address.  Under the lock. */
+int dsm_region_insert(struct dsm_region *r);
+struct dsm_region *dsm_region_find(uint64_t addr);
+/* Out of the table, marked dead; freed when its last request is done. */
+void dsm_region_remove(struct dsm_region *r);
+void dsm_region_put(struct dsm_region *r);
+
+#endif /* DSM_REGION_H */

@@ -1,0 +1,46 @@
+/*
+ * shim.h - what the engine offers the preload shim, and all the shim may
+ * use of it (room: preload shim).  The calls live in
+ * discard.c and protect.c, which are linked into libdsm-preload.so only.
+ *
+ * Every call takes a page-aligned range inside one region, takes the
+ * engine lock itself, and must not run on the engine thread.
+ */
+#ifndef DSM_SHIM_H
+#define DSM_SHIM_H
+
+#include <stdint.h>
+
+/* Forget [addr, addr+len): its pages are dropped locally and read as
+ * zeros at their next touch; the servers' copies are never fetched or
+ * written again (for calloc, mmap, MADV_DONTNEED).  0, or -EINVAL if the
+ * range is not inside one region. */
+int dsm_discard(uint64_t addr, uint64_t len);
+/* The program freed [addr, addr+len) and may soon reuse it: the servers'
+ * copies are discarded, resident pages stay mapped, flagged FREED, first
+ * for eviction, which drops them without a write-back.  Their contents
+ * are garbage until dsm_reuse.  Same errors. */
+int dsm_release(uint64_t addr, uint64_t len);
+/* [addr, addr+len) is handed out again: its FREED pages are live memory
+ * from now on (written back when dirty).  Never for a range that has to
+ * read as zeros: dsm_discard that.  0 or -EINVAL. */
+int dsm_reuse(uint64_t addr, uint64_t len);
+
+/* The caller has just made [addr, addr+len) read-only, and is about to
+ * make it unreadable: write its dirty pages back, wait until the servers
+ * have them, and mark the pages so that none becomes dirty again while
+ * the mark stays.  0; -EINVAL (not inside one region); -ENOMEM or the
+ * transport's error, with the range left unmarked. */
+int dsm_mark_unreadable(uint64_t addr, uint64_t len);
+/* The range is readable again: drop the mark.  0 or -EINVAL. */
+int dsm_mark_readable(uint64_t addr, uint64_t len);
+
+/* Nonzero on libdsm's own threads (engine, lease, mover) and while a
+ * thread is inside libdsm on behalf of the shim: the shim then hands
+ * every allocation to the C library, so libdsm never allocates far
+ * memory for itself (the engine thread faulting on it would wait for
+ * itself).  Each thread's own; defined in dsm.c. */
+extern __thread unsigned dsm_tl_internal
+	__attribute__((tls_model("initial-exec")));
+
+#endif /* DSM_SHIM_H */

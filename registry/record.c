@@ -1,0 +1,317 @@
+/*
+ * record.c - the registry's key names and record encodings (room:
+ * registry): one place for each, shared by the blocking client (redis.c)
+ * and the server's asynchronous heartbeat (server/membership.c).
+ */
+#include "record.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "util.h"
+
+int dsm_reg_check_cluster(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (!n || n > DSM_REG_CLUSTER_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) &&
+		    !strchr("_.-", name[i]))
+			return -EINVAL;
+	return 0;
+}
+
+const char *dsm_reg_key(char *buf, size_t len, const char *cluster,
+			const char *what, ...)
+{
+	int n = snprintf(buf, len, "dsm:%s:", cluster);
+	va_list ap;
+
+	va_start(ap, what);
+	if (n >= 0 && (size_t)n < len)
+		vsnprintf(buf + n, len - n, what, ap);
+	va_end(ap);
+	return buf;
+}
+
+uint64_t dsm_reg_now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* ---- record encodings ------------------------------------------------- */
+
+const char *const dsm_reg_server_counters[DSM_RS_NCOUNTERS] = {
+	"reads", "writes", "pages_read", "pages_written", "pages_discarded",
+	"bytes_in", "bytes_out", "errors", "auth_refused",
+};
+const char *const dsm_reg_client_counters[DSM_RC_NCOUNTERS] = {
+	"missing_faults", "wp_faults", "pages_fetched", "pages_evicted",
+	"pages_written_back", "bytes_in", "bytes_out", "resident_pages",
+	"fault_p50_ns", "fault_p99_ns", "blocktime_ns", "pages_moved",
+};
+
+static void argv_add(struct dsm_reg_argv *a, const char *s)
+{
+	a->argv[a->argc] = s;
+	a->len[a->argc] = strlen(s);
+	a->argc++;
+}
+
+static void argv_num(struct dsm_reg_argv *a, const char *name, uint64_t v)
+{
+	char *buf = a->vals[a->argc / 2];
+
+	snprintf(buf, sizeof(a->vals[0]), "%llu", (unsigned long long)v);
+	argv_add(a, name);
+	argv_add(a, buf);
+}
+
+void dsm_reg_server_argv(const struct dsm_reg_server *s, const char *key,
+			 struct dsm_reg_argv *a)
+{
+	a->argc = 0;
+	argv_add(a, "HSET");
+	argv_add(a, key);
+	argv_num(a, "id", s->id);
+	argv_add(a, "addr");
+	argv_add(a, s->addr);
+	argv_add(a, "host");
+	argv_add(a, s->host);
+	argv_num(a, "pid", s->pid);
+	argv_num(a, "capacity", s->capacity);
+	argv_num(a, "used", s->used);
+	argv_num(a, "regions", s->regions);
+	argv_num(a, "clients", s->clients);
+	argv_num(a, "started_ms", s->started_ms);
+	argv_num(a, "heartbeat_ms", s->heartbeat_ms);
+	argv_num(a, "draining", s->draining);
+	for (int i = 0; i < DSM_RS_NCOUNTERS; i++)
+		argv_num(a, dsm_reg_server_counters[i], s->counters[i]);
+}
+
+/* The value of field name in kv, or NULL. */
+void dsm_reg_client_argv(const struct dsm_reg_client *c, const char *key,
+			 struct dsm_reg_argv *a)
+{
+	a->argc = 0;
+	argv_add(a, "HSET");
+	argv_add(a, key);
+	argv_num(a, "id", c->id);
+	argv_add(a, "host");
+	argv_add(a, c->host);
+	argv_num(a, "pid", c->pid);
+	argv_num(a, "started_ms", c->started_ms);
+	argv_num(a, "heartbeat_ms", c->heartbeat_ms);
+	for (int i = 0; i < DSM_RC_NCOUNTERS; i++)
+		argv_num(a, dsm_reg_client_counters[i], c->counters[i]);
+}
+
+void dsm_reg_region_argv(const struct dsm_reg_region *rg, const char *key,
+			 const char *extents, struct dsm_reg_argv *a)
+{
+	a->argc = 0;
+	argv_add(a, "HSET");
+	argv_add(a, key);
+	argv_num(a, "id", rg->id);
+	argv_add(a, "name");
+	argv_add(a, rg->name);
+	argv_num(a, "size", rg->size);
+	argv_num(a, "owner", rg->owner);
+	argv_num(a, "created_ms", rg->created_ms);
+	argv_add(a, "extents");
+	argv_add(a, extents);
+}
+
+static const char *field(char **kv, size_t n, const char *name)
+{
+	for (size_t i = 0; i + 1 < n; i += 2)
+		if (!strcmp(kv[i], name))
+			return kv[i + 1];
+	return NULL;
+}
+
+static int num(char **kv, size_t n, const char *name, uint64_t max,
+	       uint64_t *out)
+{
+	const char *v = field(kv, n, name);
+
+	return v ? dsm_parse_uint(v, max, out) : -EINVAL;
+}
+
+/* Counters are optional: a record written before they existed, or by
+ * hand, still decodes (as zeros); a malformed one does not. */
+static int counters(char **kv, size_t n, const char *const *names,
+		    int count, uint64_t *out)
+{
+	for (int i = 0; i < count; i++) {
+		const char *v = field(kv, n, names[i]);
+
+		out[i] = 0;
+		if (v && dsm_parse_uint(v, UINT64_MAX, &out[i]))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int text(char **kv, size_t n, const char *name, char *out,
+		size_t len)
+{
+	const char *v = field(kv, n, name);
+
+	if (!v || strlen(v) >= len)
+		return -EINVAL;
+	memcpy(out, v, strlen(v) + 1);
+	return 0;
+}
+
+int dsm_reg_server_decode(char **kv, size_t n, struct dsm_reg_server *s)
+{
+	uint64_t id, pid, draining = 0;
+
+	memset(s, 0, sizeof(*s));
+	if (num(kv, n, "id", UINT32_MAX, &id) ||
+	    num(kv, n, "pid", UINT32_MAX, &pid) ||
+	    text(kv, n, "addr", s->addr, sizeof(s->addr)) ||
+	    text(kv, n, "host", s->host, sizeof(s->host)) ||
+	    num(kv, n, "capacity", UINT64_MAX, &s->capacity) ||
+	    num(kv, n, "used", UINT64_MAX, &s->used) ||
+	    num(kv, n, "regions", UINT64_MAX, &s->regions) ||
+	    num(kv, n, "clients", UINT64_MAX, &s->clients) ||
+	    num(kv, n, "started_ms", UINT64_MAX, &s->started_ms) ||
+	    num(kv, n, "heartbeat_ms", UINT64_MAX, &s->heartbeat_ms) ||
+	    counters(kv, n, dsm_reg_server_counters, DSM_RS_NCOUNTERS,
+		     s->counters) ||
+	    /* optional: records from before drains existed serve */
+	    (field(kv, n, "draining") && num(kv, n, "draining", 1, &draining)))
+		return -EINVAL;
+	s->id = id;
+	s->pid = pid;
+	s->draining = draining;
+	return 0;
+}
+
+int dsm_reg_client_decode(char **kv, size_t n, struct dsm_reg_client *c)
+{
+	uint64_t pid;
+
+	memset(c, 0, sizeof(*c));
+	if (num(kv, n, "id", UINT64_MAX, &c->id) ||
+	    num(kv, n, "pid", UINT32_MAX, &pid) ||
+	    text(kv, n, "host", c->host, sizeof(c->host)) ||
+	    num(kv, n, "started_ms", UINT64_MAX, &c->started_ms) ||
+	    num(kv, n, "heartbeat_ms", UINT64_MAX, &c->heartbeat_ms) ||
+	    counters(kv, n, dsm_reg_client_counters, DSM_RC_NCOUNTERS,
+		     c->counters))
+		return -EINVAL;
+	c->pid = pid;
+	return 0;
+}
+
+/* One decimal number of an extent, ending at sep; *s moves past sep. */
+static int ext_num(const char **s, char sep, uint64_t max, uint64_t *out)
+{
+	char buf[24];
+	size_t n = strcspn(*s, ",+@/");
+
+	if (!n || n >= sizeof(buf) || (*s)[n] != sep)
+		return -EINVAL;
+	memcpy(buf, *s, n);
+	buf[n] = '\0';
+	*s += n + (sep ? 1 : 0);
+	return dsm_parse_uint(buf, max, out);
+}
+
+/* One "OFF+LEN@S/R/P", strict like every other field. */
+static int extent_decode(const char **s, struct dsm_reg_extent *e)
+{
+	uint64_t server;
+	char end = strchr(*s, ',') ? ',' : '\0';
+
+	if (ext_num(s, '+', UINT64_MAX, &e->off) ||
+	    ext_num(s, '@', UINT64_MAX, &e->len) ||
+	    ext_num(s, '/', UINT32_MAX, &server) ||
+	    ext_num(s, '/', UINT64_MAX, &e->region_id) ||
+	    ext_num(s, end, UINT64_MAX, &e->pool_off))
+		return -EINVAL;
+	e->server = server;
+	return 0;
+}
+
+/* Extents must be sorted, disjoint and inside the region: the placement
+ * map's invariants. */
+static int extents_decode(const char *s, struct dsm_reg_region *r)
+{
+	uint32_t n = *s ? 1 : 0;
+	uint64_t end = 0;
+
+	for (const char *p = s; *p; p++)
+		n += *p == ',';
+	r->ext = calloc(n ? n : 1, sizeof(*r->ext));
+	if (!r->ext)
+		return -ENOMEM;
+	for (r->n = 0; r->n < n; r->n++) {
+		struct dsm_reg_extent *e = &r->ext[r->n];
+
+		if (extent_decode(&s, e) || !e->len || e->off < end ||
+		    e->len > r->size || e->off > r->size - e->len)
+			return -EINVAL;
+		end = e->off + e->len;
+	}
+	return 0;
+}
+
+int dsm_reg_region_decode(char **kv, size_t n, struct dsm_reg_region *r)
+{
+	const char *ext = field(kv, n, "extents");
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	if (num(kv, n, "id", UINT64_MAX, &r->id) ||
+	    text(kv, n, "name", r->name, sizeof(r->name)) ||
+	    num(kv, n, "size", UINT64_MAX, &r->size) ||
+	    num(kv, n, "owner", UINT64_MAX, &r->owner) ||
+	    num(kv, n, "created_ms", UINT64_MAX, &r->created_ms) || !ext)
+		return -EINVAL;
+	err = extents_decode(ext, r);
+	if (err)
+		dsm_reg_region_clear(r);
+	return err;
+}
+
+void dsm_reg_region_clear(struct dsm_reg_region *r)
+{
+	free(r->ext);
+	r->ext = NULL;
+	r->n = 0;
+}
+
+char *dsm_reg_extents_encode(const struct dsm_reg_region *r)
+{
+	size_t cap = (size_t)r->n * 110 + 1, used = 0;
+	char *s = malloc(cap);
+
+	if (!s)
+		return NULL;
+	s[0] = '\0';
+	for (uint32_t i = 0; i < r->n; i++) {
+		const struct dsm_reg_extent *e = &r->ext[i];
+
+		used += snprintf(s + used, cap - used, "%s%llu+%llu@%u/%llu/%llu",
+				 i ? "," : "", (unsigned long long)e->off,
+				 (unsigned long long)e->len, e->server,
+				 (unsigned long long)e->region_id,
+				 (unsigned long long)e->pool_off);
+	}
+	return s;
+}

@@ -1,0 +1,66 @@
+/*
+ * registry.h - the blocking registry client (room: registry): libdsm and
+ * dsmctl read and write the cluster's records in Redis through hiredis,
+ * each call bounded by DSM_REG_TIMEOUT_MS.  The records themselves are in
+ * record.h, the address and login in addr.h.
+ */
+#ifndef DSM_REGISTRY_H
+#define DSM_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "record.h"
+
+struct dsm_reg;
+
+/* Connect within DSM_REG_TIMEOUT_MS, and log in if a has a password.  On
+ * failure the message in err names the address and what to check;
+ * returns -errno (-EACCES: Redis refused us, or wants a password). */
+int dsm_reg_open(const struct dsm_reg_addr *a, const char *cluster,
+		 struct dsm_reg **out, char *err, size_t errlen);
+void dsm_reg_close(struct dsm_reg *r);
+const char *dsm_reg_cluster(const struct dsm_reg *r);
+/* The registry's url for messages, password redacted. */
+const char *dsm_reg_url(const struct dsm_reg *r);
+
+/* Live servers, sorted by id.  *out is malloc'd.  0 or -errno. */
+int dsm_reg_list_servers(struct dsm_reg *r, struct dsm_reg_server **out,
+			 size_t *n);
+int dsm_reg_list_clients(struct dsm_reg *r, struct dsm_reg_client **out,
+			 size_t *n);
+/* Free with dsm_reg_regions_free.  A region whose record does not decode
+ * is left out; with bad, its id is added to *bad (malloc'd, *nbad of
+ * them; free with dsm_reg_ids_free). */
+int dsm_reg_list_regions(struct dsm_reg *r, struct dsm_reg_region **out,
+			 size_t *n, char ***bad, size_t *nbad);
+void dsm_reg_ids_free(char **ids, size_t n);
+void dsm_reg_regions_free(struct dsm_reg_region *v, size_t n);
+/* One region: 0, -ENOENT, or -errno. */
+int dsm_reg_get_region(struct dsm_reg *r, uint64_t id,
+		       struct dsm_reg_region *out);
+
+/* Create or refresh a server's record, alive for ttl_ms. */
+int dsm_reg_put_server(struct dsm_reg *r, const struct dsm_reg_server *s,
+		       uint64_t ttl_ms);
+/* A fresh id for a client or region. */
+int dsm_reg_new_id(struct dsm_reg *r, uint64_t *id);
+/* Create or refresh a client's record; its lease lasts ttl_ms. */
+int dsm_reg_put_client(struct dsm_reg *r, const struct dsm_reg_client *c,
+		       uint64_t ttl_ms);
+int dsm_reg_del_client(struct dsm_reg *r, uint64_t id);
+/* 1 if the client's record exists (its lease is live), 0 if not, or
+ * -errno. */
+int dsm_reg_client_exists(struct dsm_reg *r, uint64_t id);
+int dsm_reg_put_region(struct dsm_reg *r, const struct dsm_reg_region *rg,
+		       uint64_t ttl_ms);
+/* Renew the TTL of n region records (one pipelined batch).  0 or -errno. */
+int dsm_reg_touch_regions(struct dsm_reg *r, const uint64_t *ids, size_t n,
+			  uint64_t ttl_ms);
+int dsm_reg_del_region(struct dsm_reg *r, uint64_t id);
+/* Add (on) or remove a server id from the drain set.  0 or -errno. */
+int dsm_reg_set_drain(struct dsm_reg *r, uint32_t server, bool on);
+
+#endif /* DSM_REGISTRY_H */
