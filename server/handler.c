@@ -16,12 +16,13 @@
 #include "log.h"
 #include "util.h"
 
-int handler_init(struct handler *h, uint64_t capacity, uint32_t server_id)
+int handler_init(struct handler *h, uint64_t capacity, enum pool_pages pages,
+		 uint32_t server_id, char *why, size_t whylen)
 {
 	int err;
 
 	memset(h, 0, sizeof(*h));
-	err = pool_init(&h->pool, capacity);
+	err = pool_init(&h->pool, capacity, pages, why, whylen);
 	if (err)
 		return err;
 	err = region_table_init(&h->regions);
@@ -274,6 +275,8 @@ static int do_write(struct handler_session *s, const struct dsm_hdr *q,
 	err = rw_target(s, &m, &at);
 	if (err)
 		return err;
+	pool_note_write(&s->h->pool, m.pool_off,
+			(uint64_t)m.npages * DSM_PAGE_SIZE);
 	memcpy(at, body + DSM_RW_REQ_SIZE, (size_t)m.npages * DSM_PAGE_SIZE);
 	s->h->writes++;
 	s->h->pages_written += m.npages;

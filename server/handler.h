@@ -62,7 +62,10 @@ struct reply {
 	bool close;   /* send this, then close: the peer cannot go on */
 };
 
-int handler_init(struct handler *h, uint64_t capacity, uint32_t server_id);
+/* The pool on the pages asked for (pool.h); why as pool_init's.  0 or
+ * -errno. */
+int handler_init(struct handler *h, uint64_t capacity, enum pool_pages pages,
+		 uint32_t server_id, char *why, size_t whylen);
 /* After every session has ended. */
 void handler_destroy(struct handler *h);
 

@@ -36,6 +36,7 @@ struct options {
 	uint32_t server_id;
 	bool server_id_set;
 	uint64_t poll_us;
+	enum pool_pages pages;  /* --hugepages */
 	const char *registry;   /* redis://...; NULL: standalone */
 	const char *registry_pass_file;
 	const char *cluster;
@@ -65,6 +66,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: dsm-server --listen HOST:PORT --capacity SIZE\n"
 		"                  [--port-file PATH] [--server-id N] [--poll-us N]\n"
+		"                  [--hugepages auto|on|off]\n"
 		"                  [--registry URL [--cluster NAME] [--advertise HOST[:PORT]]\n"
 		"                   [--registry-password-file PATH]]\n"
 		"                  [--secret-file PATH] [--log LEVEL]\n"
@@ -76,6 +78,11 @@ static void usage(FILE *f)
 		"  --poll-us N         keep polling for requests N microseconds after\n"
 		"                      the last one before sleeping (default 100; 0:\n"
 		"                      never poll; spends CPU to save wake-ups)\n"
+		"  --hugepages MODE    the pool's pages: on (hugetlb 2 MiB pages\n"
+		"                      reserved with sysctl vm.nr_hugepages, the\n"
+		"                      whole capacity taken at start; fails if too\n"
+		"                      few), off (4 KiB pages, committed as written),\n"
+		"                      auto (default: on if enough are reserved)\n"
 		"  --registry URL      join a cluster: register in Redis at URL\n"
 		"                      (redis://HOST:PORT) and heartbeat there\n"
 		"  --registry-password-file PATH\n"
@@ -133,6 +140,17 @@ static uint64_t parse_uint(const char *opt, const char *s, uint64_t max)
 	return v;
 }
 
+static enum pool_pages parse_pages(const char *s)
+{
+	if (!strcmp(s, "auto"))
+		return POOL_PAGES_AUTO;
+	if (!strcmp(s, "on"))
+		return POOL_PAGES_HUGE;
+	if (!strcmp(s, "off"))
+		return POOL_PAGES_SMALL;
+	die_usage("bad --hugepages '%s': want auto, on or off", s);
+}
+
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option longs[] = {
@@ -141,6 +159,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "port-file", required_argument, NULL, 'p' },
 		{ "server-id", required_argument, NULL, 'i' },
 		{ "poll-us", required_argument, NULL, 'u' },
+		{ "hugepages", required_argument, NULL, 'H' },
 		{ "registry", required_argument, NULL, 'r' },
 		{ "registry-password-file", required_argument, NULL, 'P' },
 		{ "cluster", required_argument, NULL, 'C' },
@@ -176,6 +195,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'u':
 			o->poll_us = parse_uint("--poll-us", optarg, MAX_POLL_US);
 			break;
+		case 'H': o->pages = parse_pages(optarg); break;
 		case 'v': parse_log_level(optarg); break;
 		case 'h': usage(stdout); exit(0);
 		case ':': die_usage("%s needs a value", argv[cur]);
@@ -567,7 +587,7 @@ int main(int argc, char **argv)
 {
 	struct options o = { .poll_us = DSM_DEFAULT_POLL_US };
 	struct server srv;
-	char cap[32];
+	char cap[32], why[256];
 	int err, rc = 1;
 
 	dsm_log_set_level(DSM_LOG_INFO); /* DSM_LOG, then --log, override */
@@ -576,13 +596,15 @@ int main(int argc, char **argv)
 
 	memset(&srv, 0, sizeof(srv));
 	srv.next_msg_id = 1;
-	err = handler_init(&srv.h, o.capacity, o.server_id);
+	err = handler_init(&srv.h, o.capacity, o.pages, o.server_id, why,
+			   sizeof(why));
 	if (err) {
-		dsm_err("cannot reserve %s: %s",
-			dsm_fmt_bytes(o.capacity, cap, sizeof(cap)),
-			strerror(-err));
+		dsm_err("cannot reserve %s: %s", dsm_fmt_bytes(o.capacity, cap,
+			sizeof(cap)), why[0] ? why : strerror(-err));
 		return 1;
 	}
+	dsm_info("pool of %s %s", dsm_fmt_bytes(o.capacity, cap, sizeof(cap)),
+		 why);
 	if (o.secret_file) {
 		char msg[512];
 

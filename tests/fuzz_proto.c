@@ -308,7 +308,7 @@ static void fuzz_stream(const uint8_t *in, size_t len)
 	struct reply r;
 
 	memset(&f, 0, sizeof(f));
-	FUZZ_CHECK(handler_init(&f.h, FUZZ_CAPACITY, 1) == 0);
+	FUZZ_CHECK(handler_init(&f.h, FUZZ_CAPACITY, POOL_PAGES_SMALL, 1, NULL, 0) == 0);
 	for (int c = 0; c < NCONN; c++)
 		handler_session_init(&f.conn[c], &f.h);
 
@@ -349,7 +349,7 @@ static void fuzz_keyed(const uint8_t *in, size_t len)
 	size_t pos = 0, used, need;
 	struct reply r;
 
-	FUZZ_CHECK(handler_init(&h, FUZZ_CAPACITY, 1) == 0);
+	FUZZ_CHECK(handler_init(&h, FUZZ_CAPACITY, POOL_PAGES_SMALL, 1, NULL, 0) == 0);
 	h.key = &key;
 	for (int c = 0; c < NCONN; c++)
 		handler_session_init(&conn[c], &h);

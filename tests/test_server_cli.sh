@@ -33,6 +33,10 @@ expect 2 "bad --poll-us '-5'" "${ok[@]}" --poll-us -5
 expect 2 "bad --poll-us '10001'" "${ok[@]}" --poll-us 10001
 expect 2 "bad --server-id '4294967296'" "${ok[@]}" --server-id 4294967296
 expect 2 "unknown log level 'loud'" "${ok[@]}" --log loud
+expect 2 "bad --hugepages 'yes': want auto, on or off" "${ok[@]}" --hugepages yes
+# far more huge pages than any machine here reserves: a clear refusal
+expect 1 "on hugetlb pages: 524288 of 2 MiB needed" --listen 127.0.0.1:0 \
+	--capacity 1T --hugepages on
 expect 2 "unknown option '--bogus'" "${ok[@]}" --bogus
 expect 2 "unknown option '-x' in '-xh'" "${ok[@]}" -xh
 expect 2 "--poll-us needs a value" "${ok[@]}" --poll-us

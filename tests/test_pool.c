@@ -1,0 +1,189 @@
+/*
+ * test_pool.c - the server's pool on 4 KiB and on hugetlb pages (room:
+ * tests): DISCARD (pool_drop) and FREE (pool_free) zero exactly their
+ * pages and nothing next to them, also inside a huge page, where the pool
+ * zeroes by hand; --hugepages on fails clearly without enough huge pages
+ * reserved; auto takes them when they are there.
+ *
+ * The hugetlb cases need 2 MiB huge pages: as root the test reserves what
+ * it needs (vm.nr_hugepages) and gives them back at the end; where it
+ * cannot, it says so and exits 77 (skipped) after the 4 KiB cases passed.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "pool.h"
+#include "proto.h"
+
+#define MiB (1ULL << 20)
+#define NR_HUGE "/proc/sys/vm/nr_hugepages"
+
+static uint8_t pattern(uint64_t off)
+{
+	return (uint8_t)(off / DSM_PAGE_SIZE * 131 + 7) | 1; /* never 0 */
+}
+
+static void fill(struct pool *p, uint64_t off, uint64_t len)
+{
+	pool_note_write(p, off, len);
+	for (uint64_t i = off; i < off + len; i += DSM_PAGE_SIZE)
+		memset(pool_at(p, i), pattern(i), DSM_PAGE_SIZE);
+}
+
+/* [off, off+len) reads as the pattern (want_zero false) or as zeros. */
+static void expect(struct pool *p, uint64_t off, uint64_t len, bool want_zero)
+{
+	for (uint64_t i = off; i < off + len; i += DSM_PAGE_SIZE) {
+		const uint8_t *b = pool_at(p, i);
+		uint8_t want = want_zero ? 0 : pattern(i);
+
+		for (unsigned j = 0; j < DSM_PAGE_SIZE; j++) {
+			if (b[j] != want) {
+				fprintf(stderr, "pool offset %#llx: byte %u is "
+					"%#x, want %#x\n",
+					(unsigned long long)i, j, b[j], want);
+				TH_CHECK(0);
+			}
+		}
+	}
+}
+
+/*
+ * Three 3 MiB extents side by side (B straddles a 2 MiB boundary on both
+ * sides); drops inside B, then B freed and allocated again.  A and C must
+ * keep every byte throughout.
+ */
+static void drop_and_free(enum pool_pages pages, enum pool_kind want)
+{
+	struct pool p;
+	uint64_t a, b, c, again;
+	char why[256];
+
+	TH_CHECK(pool_init(&p, 12 * MiB, pages, why, sizeof(why)) == 0);
+	printf("  pool %s\n", why);
+	TH_CHECK(p.kind == want);
+	TH_CHECK(pool_alloc(&p, 3 * MiB, &a) == 0);
+	TH_CHECK(pool_alloc(&p, 3 * MiB, &b) == 0);
+	TH_CHECK(pool_alloc(&p, 3 * MiB, &c) == 0);
+	fill(&p, a, 9 * MiB);
+
+	/* a page-aligned run inside one huge page, not at its edges */
+	pool_drop(&p, b + 4 * DSM_PAGE_SIZE, 3 * DSM_PAGE_SIZE);
+	expect(&p, a, b + 4 * DSM_PAGE_SIZE - a, false);
+	expect(&p, b + 4 * DSM_PAGE_SIZE, 3 * DSM_PAGE_SIZE, true);
+	expect(&p, b + 7 * DSM_PAGE_SIZE, c + 3 * MiB - b - 7 * DSM_PAGE_SIZE,
+	       false);
+
+	/* a run across a huge page boundary */
+	pool_drop(&p, 2 * MiB - 2 * DSM_PAGE_SIZE, 1 * MiB);
+	expect(&p, 2 * MiB - 2 * DSM_PAGE_SIZE, 1 * MiB, true);
+	expect(&p, 3 * MiB + 16 * DSM_PAGE_SIZE, 2 * MiB, false);
+
+	/* a whole huge page zeroed is clean; written again, a drop must
+	 * still zero it */
+	fill(&p, 4 * MiB, 2 * MiB);
+	pool_drop(&p, 4 * MiB, 2 * MiB);
+	expect(&p, 4 * MiB, 2 * MiB, true);
+	fill(&p, 4 * MiB, 2 * MiB);
+	pool_drop(&p, 4 * MiB + DSM_PAGE_SIZE, DSM_PAGE_SIZE);
+	expect(&p, 4 * MiB, DSM_PAGE_SIZE, false);
+	expect(&p, 4 * MiB + DSM_PAGE_SIZE, DSM_PAGE_SIZE, true);
+	expect(&p, 4 * MiB + 2 * DSM_PAGE_SIZE, 2 * MiB - 2 * DSM_PAGE_SIZE,
+	       false);
+
+	/* FREE: the extent comes back as zeros, its neighbours intact */
+	fill(&p, a, 9 * MiB);
+	pool_free(&p, b, 3 * MiB);
+	TH_CHECK(pool_alloc(&p, 3 * MiB, &again) == 0);
+	TH_CHECK(again == b);
+	expect(&p, b, 3 * MiB, true);
+	expect(&p, a, 3 * MiB, false);
+	expect(&p, c, 3 * MiB, false);
+	pool_destroy(&p);
+}
+
+static long read_nr_huge(void)
+{
+	FILE *f = fopen(NR_HUGE, "r");
+	long n = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = -1;
+		fclose(f);
+	}
+	return n;
+}
+
+static bool write_nr_huge(long n)
+{
+	FILE *f = fopen(NR_HUGE, "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fprintf(f, "%ld\n", n) > 0;
+	return fclose(f) == 0 && ok;
+}
+
+/* Too few huge pages: on fails with -ENOMEM and says how many it needs;
+ * auto falls back to 4 KiB pages and says why. */
+static void too_few(void)
+{
+	struct pool p;
+	char why[256];
+
+	/* far more than any machine here reserves */
+	TH_CHECK(pool_init(&p, 1ULL << 40, POOL_PAGES_HUGE, why,
+			   sizeof(why)) == -ENOMEM);
+	printf("  on, too few: %s\n", why);
+	TH_CHECK(strstr(why, "524288 of 2 MiB needed") &&
+		 strstr(why, "vm.nr_hugepages"));
+	TH_CHECK(pool_init(&p, 1ULL << 40, POOL_PAGES_AUTO, why,
+			   sizeof(why)) == 0);
+	printf("  auto, too few: %s\n", why);
+	TH_CHECK(p.kind == POOL_KIND_SMALL && strstr(why, "4 KiB"));
+	pool_destroy(&p);
+}
+
+static long nr_huge_before = -1;
+
+/* exit(), also a failed check's: give the huge pages back */
+static void restore_nr_huge(void)
+{
+	if (nr_huge_before >= 0)
+		write_nr_huge(nr_huge_before);
+}
+
+int main(void)
+{
+	long before;
+	const char *why = NULL;
+
+	printf("4 KiB pages\n");
+	drop_and_free(POOL_PAGES_SMALL, POOL_KIND_SMALL);
+	too_few();
+
+	before = read_nr_huge();
+	if (before < 0)
+		why = "no " NR_HUGE;
+	else if (nr_huge_before = before, atexit(restore_nr_huge),
+		 !write_nr_huge(before + 6))
+		why = "cannot raise vm.nr_hugepages (not root?)";
+	else if (read_nr_huge() < before + 6)
+		why = "the kernel could not find 6 free huge pages";
+	if (why) {
+		printf("SKIP: hugetlb pool: %s\n", why);
+		return 77;
+	}
+	printf("hugetlb pages (vm.nr_hugepages %ld -> %ld)\n", before,
+	       before + 6);
+	drop_and_free(POOL_PAGES_HUGE, POOL_KIND_HUGETLB);
+	drop_and_free(POOL_PAGES_AUTO, POOL_KIND_HUGETLB);
+	printf("all pool checks passed\n");
+	return 0;
+}
