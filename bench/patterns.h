@@ -2,7 +2,7 @@
  * patterns.h - the access patterns of dsm-bench-workload (room:
  * benchmarks).
  *
- * The buffer is an array of 8-byte words; word i holds fill_value(i) after
+ * The buffer is an array of 8-byte words; word i holds wl_fill_value(i) after
  * the fill phase (rmw changes some later, see track.h).  Every pattern
  * checks each value it reads, so a pager that returns wrong data fails the
  * benchmark instead of producing a fast, meaningless number.

@@ -2,7 +2,8 @@
  * engine.h - the client's one engine, internal to libdsm (room: fault
  * engine).  Its parts have headers of their own: region.h (regions and
  * their pages), placement.h, evict.h, outbox.h, fault.h (the engine
- * thread and prefetch streams), migrate.h, stats.h, uffd.h.
+ * thread and prefetch streams), migrate.h, stats.h, uffd.h, and shim.h
+ * (what the preload shim may call).
  *
  * Who owns what:
  *   - `dsm_eng` (dsm.c) is the one engine of the process.  Everything in
@@ -14,8 +15,9 @@
  *   - the engine thread (fault.c) is the only thread that reads the
  *     userfaultfd or touches a transport: it reads faults, sends the send
  *     queue, and runs completions as replies arrive;
- *   - application threads enter through dsm.c (alloc, free, sync, stats)
- *     and hand requests to the engine thread through the send queue.
+ *   - application threads enter through dsm.c (alloc, free, sync) and
+ *     stats.c (dsm_stats), the preload shim through shim.h, and hand
+ *     requests to the engine thread through the send queue.
  */
 #ifndef DSM_ENGINE_H
 #define DSM_ENGINE_H

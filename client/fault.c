@@ -134,25 +134,31 @@ static void fetch_done(void *arg, int status, const uint8_t *payload,
 static void fetch_complete(struct dsm_fetch *f, int status,
 			   const uint8_t *payload, uint32_t len);
 
+/* Lost pages a thread waits on must raise SIGBUS.  Without UFFDIO_POISON
+ * the only alternatives are a hang or silently wrong data; stopping is
+ * the honest one. */
+static void poison_or_abort(uint64_t addr, uint64_t len)
+{
+	int err = dsm_uffd_poison(&dsm_eng.uffd, addr, len);
+
+	if (err) {
+		dsm_err("cannot poison lost pages at %#llx (%s): aborting",
+			(unsigned long long)addr, strerror(-err));
+		abort();
+	}
+}
+
 /* The pages of f cannot be had: make them raise SIGBUS, never zeros. */
 static void fetch_lost(struct dsm_fetch *f, int err)
 {
 	struct dsm_region *r = f->r;
 	uint64_t addr = r->base + f->first * DSM_PAGE_SIZE;
-	int perr;
 
 	for (uint32_t i = 0; i < f->n; i++)
 		r->pages[f->first + i].state = DSM_PG_LOST;
-	perr = dsm_uffd_poison(&dsm_eng.uffd, addr, (size_t)f->n * DSM_PAGE_SIZE);
 	dsm_err("cannot fetch %u pages at %#llx: %s; touching them raises "
 		"SIGBUS", f->n, (unsigned long long)addr, strerror(-err));
-	if (perr) {
-		/* Without UFFDIO_POISON the only alternatives are a hang or
-		 * silently wrong data; stopping is the honest one. */
-		dsm_err("cannot poison lost pages (%s): aborting",
-			strerror(-perr));
-		abort();
-	}
+	poison_or_abort(addr, (uint64_t)f->n * DSM_PAGE_SIZE);
 }
 
 /*
@@ -494,7 +500,7 @@ static void fault_missing(struct dsm_region *r, uint64_t idx, bool write,
 		dsm_uffd_wake(&dsm_eng.uffd, dsm_page_addr(p), DSM_PAGE_SIZE);
 		break;
 	case DSM_PG_LOST:
-		dsm_uffd_poison(&dsm_eng.uffd, dsm_page_addr(p), DSM_PAGE_SIZE);
+		poison_or_abort(dsm_page_addr(p), DSM_PAGE_SIZE);
 		break;
 	case DSM_PG_FETCHING:
 		fault_in_flight(r, idx, t0, ob);

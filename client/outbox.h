@@ -10,7 +10,8 @@
  * equal to the order of decisions: a page written back is on the wire
  * before any later READ of it, and the server answers in order.
  *
- * Application threads (dsm_sync, dsm_alloc, dsm_free) append and then
+ * Other threads (dsm_sync, dsm_alloc and dsm_free on application threads,
+ * the preload shim's calls, the mover and lease threads) append and then
  * wake the engine thread with dsm_engine_kick().
  */
 #ifndef DSM_OUTBOX_H
@@ -35,7 +36,6 @@ struct dsm_io {
 	uint32_t blen;
 	dsm_done_fn done;
 	void *arg;
-	int err;              /* set by flush: the submit's result */
 };
 
 /* Requests waiting to be sent by the engine thread, in order. */
@@ -74,8 +74,8 @@ int dsm_outbox_discard(struct dsm_outbox *ob, const struct dsm_extent *e,
  * next page of the same run.  Returns where to copy the page, or NULL. */
 uint8_t *dsm_outbox_write_page(struct dsm_outbox *ob, struct dsm_page *p,
 			       struct dsm_sync_wait *sync);
-/* A control request (ALLOC, FREE, STATS) to a server, from an application
- * thread: queued, sent by the engine thread, waited for.  Copies at most cap
+/* A control request (ALLOC, FREE, LEASE) to a server, from a thread
+ * other than the engine thread: queued, sent by the engine thread, waited for.  Copies at most cap
  * reply bytes into reply and the length into *rlen.  0 or -errno. */
 int dsm_engine_call(uint32_t server, uint8_t type, const void *body,
 		    uint32_t len, void *reply, uint32_t cap, uint32_t *rlen);

@@ -2,8 +2,9 @@
  * log.h - one line per event to stderr (room: common).
  *
  * The level comes from DSM_LOG (error, warn, info, debug; default warn) and
- * is read once by dsm_log_init(); every line starts with "dsm[pid]:" and
- * the component, so a user can tell library, server and tool apart.
+ * is read once by dsm_log_init(); every line starts with the component,
+ * the pid and the level ("dsm-server[42]: info: "), so a user can tell
+ * library, server and tool apart.
  */
 #ifndef DSM_LOG_H
 #define DSM_LOG_H

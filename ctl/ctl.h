@@ -3,7 +3,8 @@
  * CLI).
  *
  * dsmctl is the operator's view of a dsm cluster, as its registry sees it.
- * Every command runs the same three steps, each in a file of its own:
+ * Every command but drain runs the same three steps, each in a file of
+ * its own:
  *
  *   dsmctl.c    parse the command line (usage errors exit 2 before
  *               anything is contacted); the command table and the usage
@@ -12,6 +13,9 @@
  *               blocking, with a timeout), and look things up in it
  *   text.c      print the snapshot as tables, for people
  *   json.c      ...or as one JSON document, for programs
+ *
+ * drain.c is the one command that changes something: it records a drain
+ * in the registry and watches it progress (its own run function).
  *
  * A command is a row of commands[] (dsmctl.c) saying what it fetches and
  * how it prints.  The printers only read the snapshot: whatever the

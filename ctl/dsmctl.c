@@ -25,7 +25,7 @@ static bool drain_option(const char *arg, struct ctl *c);
 
 /* ---- commands ------------------------------------------------------------ */
 
-/* The JSON shapes, for the help texts: the fields of registry.h's
+/* The JSON shapes, for the help texts: the fields of registry/record.h's
  * structs under the same names (times are ms since the epoch), as json.c
  * writes them. */
 #define SERVER_JSON \
@@ -299,7 +299,6 @@ static const struct command *find_command(int argc, char **argv, int *words)
 	die_usage(NULL, "unknown command '%s'", argv[0]);
 }
 
-/* The command's own arguments: --help, then exactly nargs positionals. */
 /* --watch or --watch=SECONDS (1 to 3600); false if arg is neither. */
 static bool parse_watch(const char *arg, struct ctl *c)
 {
@@ -314,6 +313,7 @@ static bool parse_watch(const char *arg, struct ctl *c)
 	return true;
 }
 
+/* The command's own arguments: --help, then exactly nargs positionals. */
 static void parse_command(const struct command *cmd, int argc, char **argv,
 			  struct ctl *c)
 {

@@ -2,7 +2,8 @@
  * json.c - dsmctl's output for programs: a snapshot as one JSON document
  * (room: CLI).
  *
- * The fields are those of registry.h's structs, under the same names; the
+ * The fields are those of registry/record.h's structs, under the same names (state is derived
+ * from draining); the
  * help texts in dsmctl.c show each command's shape, and change with it.
  */
 #include <stdbool.h>

@@ -61,14 +61,19 @@ struct dsm_options {
  *   -EINVAL       malformed option or environment value (the log says which)
  *   -ENOSYS, -EPERM, -EOPNOTSUPP  userfaultfd unusable (the log says why
  *                 and what to change)
+ *   -EPERM, -ENOENT, ...  DSM_SECRET_FILE unusable (others may read it,
+ *                 it is missing or too short: the log says which)
+ *   -EACCES       a server refused our secret, or asks for none while we
+ *                 have one
  *   -ECONNREFUSED, -EHOSTUNREACH, ...  a server could not be reached
  *   -EALREADY     already initialised */
 int dsm_init(const struct dsm_options *opts);
 
 /* Allocate size bytes of far memory, rounded up to whole pages and
  * page-aligned, reading as zeros.  NULL with errno set on failure: ENOMEM
- * when the servers lack capacity (the log gives the reason), EINVAL for
- * size 0, ENOTCONN before dsm_init() or after the servers were lost. */
+ * when the live servers lack capacity, also when every server is lost
+ * (the log gives the reason), EINVAL for size 0, ENOTCONN before
+ * dsm_init() or after dsm_shutdown(). */
 void *dsm_alloc(size_t size);
 
 /* Release memory from dsm_alloc().  NULL is a no-op; any other pointer
@@ -77,7 +82,8 @@ void dsm_free(void *p);
 
 /* Write the dirty pages of [p, p+len) back to their servers and wait until
  * the servers have them.  Returns 0, -EINVAL if the range is not inside
- * one dsm_alloc() block, or the transport's error (-EPIPE, -ECONNRESET). */
+ * one dsm_alloc() block, -ENOTCONN before dsm_init(), -ENOMEM, or the
+ * transport's error (-EPIPE, -ECONNRESET). */
 int dsm_sync(void *p, size_t len);
 
 /* Counters since dsm_init().  Latencies are measured inside the fault

@@ -8,7 +8,8 @@
  *   - to the C library (__libc_malloc & co., raw syscalls for mmap):
  *     requests below DSM_PRELOAD_THRESHOLD; every request of a thread
  *     inside libdsm or of libdsm's own threads (dsm_tl_internal, set by
- *     the engine and lease threads and around our calls into libdsm);
+ *     the engine, lease and mover threads and around our calls into
+ *     libdsm);
  *     everything before our constructor ran, when no server could be
  *     reached, and in a child after fork;
  *   - to an arena block (arena.h) otherwise.

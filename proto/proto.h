@@ -11,7 +11,8 @@
  * followed by a READ of the same pages returns the written data.
  *
  * Server-initiated messages (DSM_F_SERVER) travel on the same connection:
- * GOODBYE today, INVALIDATE and RECALL for shared regions later.  Their
+ * GOODBYE and DRAINING today, INVALIDATE and RECALL for shared regions
+ * later.  Their
  * ids come from the server's own id space.
  *
  * Pages are addressed as (region id, pool offset): the pool offset is

@@ -100,7 +100,6 @@ void dsm_reg_server_argv(const struct dsm_reg_server *s, const char *key,
 		argv_num(a, dsm_reg_server_counters[i], s->counters[i]);
 }
 
-/* The value of field name in kv, or NULL. */
 void dsm_reg_client_argv(const struct dsm_reg_client *c, const char *key,
 			 struct dsm_reg_argv *a)
 {
@@ -133,6 +132,7 @@ void dsm_reg_region_argv(const struct dsm_reg_region *rg, const char *key,
 	argv_add(a, extents);
 }
 
+/* The value of field name in kv, or NULL. */
 static const char *field(char **kv, size_t n, const char *name)
 {
 	for (size_t i = 0; i + 1 < n; i += 2)

@@ -20,7 +20,7 @@
  *   dsm:C:region:ID        HASH  id name size owner created_ms extents
  *                          TTL   its owner's lease, renewed with it: a
  *                                crashed client's regions go with it
- *   dsm:C:next_id          counter for client and region ids
+ *   dsm:C:next_id          counter for client ids
  *   dsm:C:drain            SET of server ids an operator is draining
  *                          (dsmctl drain): written by dsmctl, read by
  *                          each server with its heartbeat
@@ -33,9 +33,9 @@
  * client/placement.h, written down.
  *
  * This file is the model: key names, records and their encodings, shared
- * by the blocking client (registry.h, used by libdsm and dsmctl) and by
- * dsm-server, which registers itself asynchronously on its own loop
- * (server/membership.c) with the same names and encodings.
+ * by the blocking client (registry.h: libdsm, dsmctl, and dsm-server's
+ * first registration) and by dsm-server's asynchronous heartbeat on its
+ * own loop (server/membership.c).
  */
 #ifndef DSM_REG_RECORD_H
 #define DSM_REG_RECORD_H

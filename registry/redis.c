@@ -1,8 +1,8 @@
 /*
- * redis.c - the blocking registry client used by libdsm and dsmctl (room:
- * registry): connect with a timeout, log in, and read and write records
- * (registry.h).  dsm-server talks to Redis asynchronously on its own loop
- * instead (server/membership.c).
+ * redis.c - the blocking registry client (room: registry): connect with a
+ * timeout, log in, and read and write records (registry.h).  libdsm and
+ * dsmctl use nothing else; dsm-server registers through it once at start,
+ * then beats asynchronously on its own loop (server/membership.c).
  */
 #include "registry.h"
 

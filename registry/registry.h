@@ -1,7 +1,8 @@
 /*
  * registry.h - the blocking registry client (room: registry): libdsm and
  * dsmctl read and write the cluster's records in Redis through hiredis,
- * each call bounded by DSM_REG_TIMEOUT_MS.  The records themselves are in
+ * each call bounded by DSM_REG_TIMEOUT_MS, and dsm-server registers
+ * through it once at start.  The records themselves are in
  * record.h, the address and login in addr.h.
  */
 #ifndef DSM_REGISTRY_H
@@ -45,7 +46,7 @@ int dsm_reg_get_region(struct dsm_reg *r, uint64_t id,
 /* Create or refresh a server's record, alive for ttl_ms. */
 int dsm_reg_put_server(struct dsm_reg *r, const struct dsm_reg_server *s,
 		       uint64_t ttl_ms);
-/* A fresh id for a client or region. */
+/* A fresh client id (region ids are made from it: cluster.h). */
 int dsm_reg_new_id(struct dsm_reg *r, uint64_t *id);
 /* Create or refresh a client's record; its lease lasts ttl_ms. */
 int dsm_reg_put_client(struct dsm_reg *r, const struct dsm_reg_client *c,

@@ -5,9 +5,9 @@
  * The server registers once, synchronously, before it serves anyone: if
  * Redis cannot be reached it exits with a clear error and leaves nothing
  * behind.  After that it beats on its own libuv loop: every heartbeat
- * rewrites its record (capacity, used, regions, clients) and renews the
- * record's TTL, so a server that dies or hangs vanishes from the registry
- * by itself.  If Redis goes away the server keeps serving its clients and
+ * rewrites its record (capacity, used, regions, clients, draining, the
+ * counters) and renews the record's TTL, so a server that dies or hangs
+ * vanishes from the registry by itself.  If Redis goes away the server keeps serving its clients and
  * reconnects on the next beats (logging in again, if Redis wants a
  * password); the first beat that gets through registers
  * it again (after a Redis restart that lost the data, too).  On a clean

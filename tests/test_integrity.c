@@ -1,6 +1,6 @@
 /*
  * test_integrity.c - random reads and writes from 8 threads over a region
- * 8x the local budget, checked word by word against a private reference
+ * 8.25x the local budget, checked word by word against a private reference
  * (room: tests).
  *
  * Thread t owns the words whose index is t modulo NTHREADS, so threads

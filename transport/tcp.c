@@ -179,8 +179,8 @@ static int tcp_fd(struct dsm_transport *t)
 	return t->fd;
 }
 
-/* Wait until the socket takes more (POLLOUT) or, with want_reply, until a
- * reply frees a slot; keep receiving meanwhile. */
+/* Wait until the socket takes more (events POLLOUT) or, with events 0,
+ * until a reply frees a slot; keep receiving meanwhile. */
 static int wait_room(struct dsm_transport *t, short events)
 {
 	struct pollfd p = { t->fd, events | POLLIN, 0 };
