@@ -1,10 +1,167 @@
 /*
  * test_api.c - the public API's error contract (include/dsm.h) (room:
  * tests): every bad call gets the documented error and changes nothing.
+ * And freed capacity reads as zeros when it is handed out again, which
+ * takes two promises: the server zeroes what it frees, and the client
+ * never fetches a page it has not written.  Each is checked on its own.
  */
+#include <stdbool.h>
 #include <unistd.h>
 
 #include "client_util.h"
+
+/* The server's capacity: regions of exactly this size must lie on the same
+ * pool pages as every region before them. */
+#define POOL (64u << 20)
+#define POOL_STR "64M"
+#define BATCH (DSM_MAX_BATCH_PAGES * DSM_PAGE_SIZE)
+
+static const uint8_t zero_page[DSM_PAGE_SIZE];
+
+/* --- the server's half, over the raw protocol ------------------------- */
+
+static uint64_t raw_id = 1;
+
+/* ALLOC the whole pool: its reply, or -errno. */
+static int raw_alloc_pool(int fd, struct dsm_alloc_reply *a)
+{
+	uint8_t body[DSM_ALLOC_REQ_SIZE], reply[DSM_ALLOC_REPLY_SIZE];
+	uint32_t rlen;
+	int st;
+
+	dsm_alloc_req_encode(&(struct dsm_alloc_req){ .size = POOL }, body);
+	st = th_call(fd, DSM_MSG_ALLOC, raw_id++, body, sizeof(body), reply,
+		     sizeof(reply), &rlen);
+	if (st == 0)
+		TH_CHECK(dsm_alloc_reply_decode(reply, rlen, a) == 0);
+	return st;
+}
+
+static void raw_free(int fd, const struct dsm_alloc_reply *a)
+{
+	uint8_t body[DSM_FREE_REQ_SIZE];
+
+	dsm_free_req_encode(&(struct dsm_free_req){ .region_id = a->region_id },
+			    body);
+	TH_CHECK(th_call(fd, DSM_MSG_FREE, raw_id++, body, sizeof(body), NULL,
+			 0, NULL) == 0);
+}
+
+/* Every page of region a gets data no page of zeros matches. */
+static void raw_fill(int fd, const struct dsm_alloc_reply *a)
+{
+	static uint8_t body[DSM_RW_REQ_SIZE + BATCH];
+
+	for (uint64_t off = 0; off < a->size; off += BATCH) {
+		struct dsm_rw_req m = { .region_id = a->region_id,
+					.pool_off = a->pool_off + off,
+					.npages = DSM_MAX_BATCH_PAGES };
+
+		dsm_rw_req_encode(&m, body);
+		for (size_t i = 0; i < BATCH; i += sizeof(uint64_t)) {
+			uint64_t x = tc_mix(off + i) | 1;
+
+			memcpy(body + DSM_RW_REQ_SIZE + i, &x, sizeof(x));
+		}
+		TH_CHECK(th_call(fd, DSM_MSG_WRITE, raw_id++, body,
+				 sizeof(body), NULL, 0, NULL) == 0);
+	}
+}
+
+/* Whether every page of region a reads back as zeros. */
+static bool raw_reads_zeros(int fd, const struct dsm_alloc_reply *a)
+{
+	static uint8_t data[BATCH];
+	uint8_t req[DSM_RW_REQ_SIZE];
+	uint32_t rlen;
+
+	for (uint64_t off = 0; off < a->size; off += BATCH) {
+		struct dsm_rw_req m = { .region_id = a->region_id,
+					.pool_off = a->pool_off + off,
+					.npages = DSM_MAX_BATCH_PAGES };
+
+		dsm_rw_req_encode(&m, req);
+		TH_CHECK(th_call(fd, DSM_MSG_READ, raw_id++, req, sizeof(req),
+				 data, sizeof(data), &rlen) == 0);
+		TH_CHECK(rlen == BATCH);
+		for (size_t pg = 0; pg < BATCH; pg += DSM_PAGE_SIZE)
+			if (memcmp(data + pg, zero_page, DSM_PAGE_SIZE)) {
+				fprintf(stderr, "pool page at %llu is not zero\n",
+					(unsigned long long)(m.pool_off + pg));
+				return false;
+			}
+	}
+	return true;
+}
+
+/*
+ * The server's half: pool pages a client wrote and then gave up, by FREE
+ * or by going away, read as zeros in the next region placed on them.  The
+ * regions span the whole pool, so the next one can only lie there.
+ */
+static void server_zeroes_freed_pages(const struct th_server *srv)
+{
+	struct dsm_alloc_reply a, b;
+	int fd = th_hello_connect(srv->port), err;
+
+	TH_CHECK(fd >= 0);
+	TH_CHECK(raw_alloc_pool(fd, &a) == 0);
+	raw_fill(fd, &a);
+	raw_free(fd, &a);
+	TH_CHECK(raw_alloc_pool(fd, &b) == 0);
+	TH_CHECK(b.pool_off == a.pool_off);
+	TH_CHECK(raw_reads_zeros(fd, &b));
+	/* the owner disconnects without a FREE */
+	raw_fill(fd, &b);
+	close(fd);
+	fd = th_hello_connect(srv->port);
+	TH_CHECK(fd >= 0);
+	/* the server frees the region once it has seen the close */
+	for (int i = 0; (err = raw_alloc_pool(fd, &a)) == -ENOSPC && i < 500;
+	     i++)
+		usleep(10 * 1000);
+	TH_CHECK(err == 0 && a.pool_off == b.pool_off);
+	TH_CHECK(raw_reads_zeros(fd, &a));
+	raw_free(fd, &a);
+	close(fd);
+}
+
+/* --- the client's half, through the library ------------------------- */
+
+/*
+ * The client's half: the whole pool is filled and written back, freed, and
+ * allocated again, so the new region lies on exactly the server pages that
+ * held the old data.  It reads as zeros, made here: a never-written page is
+ * zero-filled, never fetched (fault.c), so not one page may come from the
+ * server, which could hand back anything.  (That the server's copy is zeros
+ * too is server_zeroes_freed_pages' business.)
+ */
+static void freed_capacity_reads_zeros(void)
+{
+	struct dsm_stats before = tc_stats(), after;
+	uint8_t *p = dsm_alloc(POOL), *q;
+
+	TH_CHECK(p);
+	memset(p, 0xcd, POOL);
+	TH_CHECK(dsm_sync(p, POOL) == 0);
+	/* every page's data is on the server */
+	after = tc_stats();
+	TH_CHECK(after.pages_written_back - before.pages_written_back >=
+		 POOL / DSM_PAGE_SIZE);
+	dsm_free(p);
+	before = after;
+	q = dsm_alloc(POOL); /* only if all of p's capacity came back */
+	TH_CHECK(q);
+	for (size_t off = 0; off < POOL; off += DSM_PAGE_SIZE)
+		TH_CHECK(memcmp(q + off, zero_page, DSM_PAGE_SIZE) == 0);
+	after = tc_stats();
+	TH_CHECK(after.pages_fetched == before.pages_fetched);
+	TH_CHECK(after.pages_zero_filled - before.pages_zero_filled >=
+		 POOL / DSM_PAGE_SIZE);
+	dsm_free(q);
+}
+
+/* --- the error contract ---------------------------------------------- */
 
 static void before_init(void)
 {
@@ -60,7 +217,7 @@ static void bad_options(const char *addr)
 
 static void bad_calls(void)
 {
-	char *p, *q;
+	char *p;
 	int local;
 
 	errno = 0;
@@ -80,11 +237,7 @@ static void bad_calls(void)
 	dsm_free(&local);
 	TH_CHECK(p[4096] == (char)0xab);
 	dsm_free(p);
-	/* freed capacity is reusable, and reads as zeros again */
-	q = dsm_alloc(60u << 20);
-	TH_CHECK(q);
-	TH_CHECK(q[0] == 0 && q[(60u << 20) - 1] == 0);
-	dsm_free(q);
+	freed_capacity_reads_zeros();
 }
 
 int main(void)
@@ -92,7 +245,8 @@ int main(void)
 	struct th_server srv;
 	struct dsm_options o = { 0 };
 
-	TH_CHECK(th_server_start(&srv, "64M") == 0);
+	TH_CHECK(th_server_start(&srv, POOL_STR) == 0);
+	server_zeroes_freed_pages(&srv);
 	before_init();
 	bad_options(srv.addr);
 	o.servers = srv.addr;

@@ -58,8 +58,12 @@ count_is clients 0 || fail "client left in the registry after a clean exit"
 echo "--- 2. redis restarted empty under a running client"
 "$integrity" --cluster 3 >"$tmp/2.log" 2>&1 &
 client=$!
-sleep 1
+# restart only once the client has recorded its region, so that there is
+# something to record again
+wait_for 10 count_is regions 1 || fail "the client's region never appeared"
+runs $client test_integrity || fail "the client finished before redis was restarted: the test proves nothing"
 "$top/deploy/cluster.sh" restart-redis >"$tmp/restart.log" 2>&1 || fail "restart-redis: $(cat "$tmp/restart.log")"
+runs $client test_integrity || fail "the client finished during the redis restart: the test proves nothing"
 wait_for 10 count_is servers 3 || fail "servers did not register again after the restart"
 # test_integrity waits for its region's record before it frees it: the
 # lease thread must have recorded client and region again

@@ -14,7 +14,7 @@ run=$build/preload/dsm-run
 server=$build/server/dsm-server
 
 if [ "${DSM_TEST_SANITIZED:-0}" = 1 ]; then
-	echo "SKIP: the shim replaces malloc, as the sanitizer runtime does"
+	echo "SKIP: the shim replaces malloc, as the sanitizer runtime does; it cannot be tested under a sanitizer"
 	exit 77
 fi
 need() {

@@ -19,7 +19,7 @@ fail() { echo "FAIL: $*"; failed=1; }
 fatal() { echo "FATAL: $*"; exit 1; }
 
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
-	echo "SKIP: redis-server or redis-cli not installed"
+	echo "SKIP: redis-server or redis-cli not installed (deploy/install-deps.sh installs them)"
 	exit 77
 fi
 
