@@ -1,0 +1,164 @@
+/*
+ * floor.c - dsm-bench-floor (room: benchmarks): the two streaming floors
+ * under a sequential read of far memory, measured with no dsm code at
+ * all, so the benchmark can say how close dsm gets to what the machine
+ * allows on that day:
+ *
+ *   tcp     SIZE bytes over loopback TCP in 1 MiB writes from one reused
+ *           (warm) buffer, read by a second thread into another: the
+ *           network's share of a fetch, without the server's pool;
+ *   copy    UFFDIO_COPY of 256-page runs (one dsm READ's worth) from a
+ *           warm buffer into SIZE bytes of registered memory never
+ *           touched before: the client's share, installing pages.
+ *
+ * Prints one JSON line: {"tcp_gbps":..,"copy_gbps":..}.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+#include "util.h"
+
+#define CHUNK (1u << 20)   /* one write / one UFFDIO_COPY: 256 pages */
+
+struct reader {
+	int fd;
+	uint64_t want;
+	int err;
+};
+
+static void *read_all(void *arg)
+{
+	struct reader *r = arg;
+	uint8_t *buf = malloc(CHUNK);
+	uint64_t got = 0;
+
+	if (!buf) {
+		r->err = ENOMEM;
+		return NULL;
+	}
+	memset(buf, 0, CHUNK);
+	while (got < r->want) {
+		ssize_t n = read(r->fd, buf, CHUNK);
+
+		if (n <= 0) {
+			r->err = n < 0 ? errno : EPIPE;
+			break;
+		}
+		got += n;
+	}
+	free(buf);
+	return NULL;
+}
+
+/* A connected pair of loopback TCP sockets, as dsm's would be. */
+static int tcp_pair(int fd[2])
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len))
+		return -errno;
+	fd[0] = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd[0] < 0 || connect(fd[0], (struct sockaddr *)&a, sizeof(a)))
+		return -errno;
+	fd[1] = accept(l, NULL, NULL);
+	close(l);
+	if (fd[1] < 0)
+		return -errno;
+	setsockopt(fd[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return 0;
+}
+
+static double tcp_floor(uint64_t size)
+{
+	struct reader r = { .want = size };
+	uint8_t *buf = malloc(CHUNK);
+	pthread_t th;
+	uint64_t t0, sent = 0;
+	int fd[2] = { -1, -1 };
+
+	if (!buf || tcp_pair(fd))
+		bench_die("tcp floor: cannot set up loopback sockets: %s",
+			  strerror(errno));
+	memset(buf, 0x5a, CHUNK);
+	r.fd = fd[1];
+	pthread_create(&th, NULL, read_all, &r);
+	t0 = dsm_now_ns();
+	while (sent < size) {
+		ssize_t n = write(fd[0], buf, CHUNK);
+
+		if (n < 0)
+			bench_die("tcp floor: write: %s", strerror(errno));
+		sent += n;
+	}
+	pthread_join(th, NULL);
+	t0 = dsm_now_ns() - t0;
+	if (r.err)
+		bench_die("tcp floor: read: %s", strerror(r.err));
+	close(fd[0]);
+	close(fd[1]);
+	free(buf);
+	return (double)size / t0;
+}
+
+static double copy_floor(uint64_t size)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	uint8_t *src = malloc(CHUNK), *dst;
+	int u = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	uint64_t t0;
+
+	dst = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (!src || u < 0 || dst == MAP_FAILED || ioctl(u, UFFDIO_API, &api))
+		bench_die("copy floor: userfaultfd: %s", strerror(errno));
+	reg.range = (struct uffdio_range){ (uintptr_t)dst, size };
+	if (ioctl(u, UFFDIO_REGISTER, &reg))
+		bench_die("copy floor: UFFDIO_REGISTER: %s", strerror(errno));
+	memset(src, 0x5a, CHUNK);
+	t0 = dsm_now_ns();
+	for (uint64_t off = 0; off < size; off += CHUNK) {
+		struct uffdio_copy c = { .dst = (uintptr_t)dst + off,
+					 .src = (uintptr_t)src, .len = CHUNK };
+
+		if (ioctl(u, UFFDIO_COPY, &c))
+			bench_die("copy floor: UFFDIO_COPY: %s",
+				  strerror(errno));
+	}
+	t0 = dsm_now_ns() - t0;
+	munmap(dst, size);
+	close(u);
+	free(src);
+	return (double)size / t0;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t size = 1ULL << 30;
+
+	if (argc == 3 && !strcmp(argv[1], "--size"))
+		size = bench_arg_size("--size", argv[2]);
+	else if (argc != 1)
+		bench_die("usage: dsm-bench-floor [--size SIZE]");
+	size = (size + CHUNK - 1) / CHUNK * CHUNK;
+	printf("{\"tcp_gbps\":%.3f,", tcp_floor(size));
+	printf("\"copy_gbps\":%.3f}\n", copy_floor(size));
+	return 0;
+}
