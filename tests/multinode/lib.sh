@@ -1,0 +1,122 @@
+# tests/multinode/lib.sh - what the multi-node tests share; sourced, not
+# run.  Sets top, vmctl and DSM_VM_DIR, and cds to the repo top (the
+# guests take the host's working directory as theirs).
+#   . "$(dirname "$0")/lib.sh" NAME      NAME prefixes the summary lines
+# shellcheck shell=bash
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$top" || exit 1
+vmctl=$top/deploy/vm/vmctl
+export DSM_VM_DIR=${DSM_VM_DIR:-$top/build/vm}
+case "$DSM_VM_DIR" in /*) ;; *) DSM_VM_DIR=$top/$DSM_VM_DIR ;; esac
+test_name=${1:-multinode}
+passed=0 failed=0
+# shellcheck disable=SC2034 # for the test's closing figures
+t_start=$SECONDS
+
+skip() {
+	echo "$test_name: SKIP: $*" >&2
+	exit 77
+}
+
+# check NAME CMD...: runs CMD, counts it, says what ran.
+check() {
+	local name=$1
+
+	shift
+	echo "--- $name"
+	if "$@"; then
+		passed=$((passed + 1))
+		echo "ok: $name"
+	else
+		failed=$((failed + 1))
+		echo "FAIL: $name"
+	fi
+}
+
+# run CMD...: prints the command (on stderr, out of the way of what
+# callers capture), then runs it.
+run() {
+	{
+		printf '+'
+		printf ' %q' "$@"
+		printf '\n'
+	} >&2
+	"$@"
+}
+
+# retry N CMD...: the peer may not be listening yet.
+retry() {
+	local n=$1 k
+
+	shift
+	for ((k = 1; k <= n; k++)); do
+		run "$@" && return 0
+		echo "(attempt $k of $n failed; retrying in 1 s)"
+		sleep 1
+	done
+	return 1
+}
+
+# wait_exit I PID STATUS: the spawned PID in guest I ends, with STATUS.
+wait_exit() {
+	local i=$1 pid=$2 want=$3 k log
+
+	for ((k = 0; k < 100; k++)); do
+		log=$("$vmctl" log "$i")
+		if grep -q "^=== guest $i pid $pid (exit" <<<"$log"; then
+			grep "^=== guest $i pid $pid (exit" <<<"$log"
+			grep -q "^=== guest $i pid $pid (exit $want)" <<<"$log"
+			return
+		fi
+		sleep 0.2
+	done
+	echo "guest $i pid $pid still running after 20 s"
+	return 1
+}
+
+# wait_log I PATTERN: guest I's spawned commands print PATTERN within 30 s.
+wait_log() {
+	local i=$1 pattern=$2 k
+
+	for ((k = 0; k < 150; k++)); do
+		grep -qE -- "$pattern" <<<"$("$vmctl" log "$i")" && return 0
+		sleep 0.2
+	done
+	echo "guest $i's log never showed /$pattern/:"
+	"$vmctl" log "$i"
+	return 1
+}
+
+# Exits 77 if qemu cannot run guests here at all.
+require_qemu() {
+	deploy/vm/install-deps.sh >&2 ||
+		skip "cannot install qemu and the other guest packages (deploy/vm/install-deps.sh failed)"
+	command -v qemu-system-x86_64 >/dev/null ||
+		skip "no qemu-system-x86_64 after installing qemu-system-x86"
+	grep -qx tcg <<<"$(qemu-system-x86_64 -accel help 2>/dev/null)" ||
+		skip "this qemu has no TCG accelerator, so it cannot run guests without KVM"
+}
+
+# guests_up N: boots N guests (down again when the test exits); sets up_s.
+guests_up() {
+	local t0=$SECONDS
+
+	trap '"$vmctl" down >/dev/null 2>&1' EXIT
+	"$vmctl" down >/dev/null 2>&1   # left over from an interrupted run
+	echo "--- up $1"
+	if ! run "$vmctl" up "$1"; then
+		echo "FAIL: up $1"
+		echo "$test_name: 0 passed, 1 failed"
+		exit 1
+	fi
+	# shellcheck disable=SC2034 # for the test's closing figures
+	up_s=$((SECONDS - t0))
+}
+
+# finish: the summary line; exit 0 only if every check passed.
+finish() {
+	echo "$test_name: $passed passed, $failed failed"
+	[ "$failed" = 0 ]
+	exit
+}
