@@ -24,6 +24,7 @@
 #include "placement.h"
 #include "region.h"
 #include "shim.h"
+#include "stage.h"
 #include "stats.h"
 #include "util.h"
 
@@ -348,7 +349,8 @@ static void reset_engine(void)
 		close(dsm_eng.wake_fd);
 	free(dsm_eng.sendq.io);
 	dsm_uffd_close(&dsm_eng.uffd);
-	disconnect_all();
+	disconnect_all(); /* completes what was in flight: pages come back */
+	dsm_stage_destroy(&dsm_eng.stage);
 	dsm_eng = (struct dsm_engine){ .lock = dsm_eng.lock, .wake_fd = -1,
 				       .uffd = { .fd = -1 } };
 }

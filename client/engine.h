@@ -29,6 +29,7 @@
 #include "evict.h"
 #include "fault.h"
 #include "outbox.h"
+#include "stage.h"
 #include "stats.h"
 #include "transport.h"
 #include "uffd.h"
@@ -66,6 +67,7 @@ struct dsm_engine {
 	uint64_t resident, inflight;   /* pages installed / being fetched */
 	uint32_t evict_clock;
 	struct dsm_outbox sendq;       /* for the engine thread to send */
+	struct dsm_stage stage;        /* pages staged for the servers */
 	bool quit;                     /* engine thread: stop */
 	struct dsm_stream streams[DSM_STREAMS];
 	uint64_t stream_clock;

@@ -265,21 +265,12 @@ static bool evictable(struct dsm_page *p)
 	return !dsm_eng.servers[e->server].lost;
 }
 
-/*
- * Make room for npages more, counting pages already being fetched.  Evicts
- * a batch beyond what is strictly needed (at most an eighth of the budget)
- * so the next faults find room without paying for a drop each.
- */
-void dsm_make_room(uint64_t npages, struct dsm_outbox *ob)
+/* Evict goal pages, or as many as can go. */
+static void evict(uint64_t goal, struct dsm_outbox *ob)
 {
-	uint64_t want = dsm_eng.resident + dsm_eng.inflight + npages;
 	uint64_t tries = dsm_eng.probation.n + dsm_eng.protected.n;
-	uint64_t goal, slack = dsm_eng.budget / 8;
 	struct batch b;
 
-	if (want <= dsm_eng.budget)
-		return;
-	goal = want - dsm_eng.budget + (slack < EVICT_BATCH ? slack : EVICT_BATCH);
 	while (goal && tries) {
 		b.n = 0;
 		while (b.n < EVICT_BATCH && b.n < goal && tries) {
@@ -299,6 +290,36 @@ void dsm_make_room(uint64_t npages, struct dsm_outbox *ob)
 		evict_batch(&b, ob);
 		goal = goal > b.n ? goal - b.n : 0;
 	}
+}
+
+/*
+ * Free pages are kept ahead of need: after the engine thread has sent a
+ * batch of fetches, it evicts while their replies travel, when fewer than
+ * the low mark are free, up to the high mark.  A fault then finds room
+ * instead of waiting for an eviction before its READ goes out.  High: an
+ * eighth of the budget, at most two eviction batches.
+ */
+static uint64_t high_mark(void)
+{
+	uint64_t h = dsm_eng.budget / 8;
+
+	return h < 2 * EVICT_BATCH ? h : 2 * EVICT_BATCH;
+}
+
+void dsm_make_room(uint64_t npages, struct dsm_outbox *ob)
+{
+	uint64_t want = dsm_eng.resident + dsm_eng.inflight + npages;
+
+	if (want > dsm_eng.budget)
+		evict(want - dsm_eng.budget, ob);
+}
+
+void dsm_evict_ahead(struct dsm_outbox *ob)
+{
+	uint64_t used = dsm_eng.resident + dsm_eng.inflight;
+
+	if (used + high_mark() / 2 > dsm_eng.budget)
+		evict(used + high_mark() - dsm_eng.budget, ob);
 }
 
 /*

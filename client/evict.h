@@ -29,6 +29,9 @@ void dsm_queue_first(struct dsm_page *p);
 /* Evict until npages more fit in the budget (counting pages being
  * fetched), staging the write-backs of dirty victims in ob. */
 void dsm_make_room(uint64_t npages, struct dsm_outbox *ob);
+/* Keep free pages ahead of need (evict.c says how many): for the engine
+ * thread, once a batch of requests is on the wire. */
+void dsm_evict_ahead(struct dsm_outbox *ob);
 /* Stage write-backs of the dirty pages of [first, first+n) of r in ob,
  * leaving them resident and clean; w counts them for the caller to wait
  * on.  0, -ENOMEM, or the userfaultfd's error. */

@@ -598,17 +598,23 @@ static int serve_faults(struct uffd_msg *msgs)
 	return n;
 }
 
-/* Take what is queued and send it, with no lock held. */
+/* Take what is queued and send it, with no lock held.  Then, while the
+ * replies travel, make room for the next faults (evict.c), and send what
+ * that wrote back. */
 static void send_queued(struct dsm_outbox *mine)
 {
 	struct dsm_outbox tmp;
 
-	pthread_mutex_lock(&dsm_eng.lock);
-	tmp = dsm_eng.sendq;
-	dsm_eng.sendq = *mine;
-	pthread_mutex_unlock(&dsm_eng.lock);
-	dsm_outbox_send(&tmp);
-	*mine = tmp; /* keep the array for reuse */
+	for (int pass = 0; pass < 2; pass++) {
+		pthread_mutex_lock(&dsm_eng.lock);
+		if (pass)
+			dsm_evict_ahead(&dsm_eng.sendq);
+		tmp = dsm_eng.sendq;
+		dsm_eng.sendq = *mine;
+		pthread_mutex_unlock(&dsm_eng.lock);
+		dsm_outbox_send(&tmp);
+		*mine = tmp; /* keep the array for reuse */
+	}
 }
 
 #define POLL_FIXED 2 /* uffd, wake_fd; then one per server */

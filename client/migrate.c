@@ -59,6 +59,7 @@
 #include "placement.h"
 #include "region.h"
 #include "shim.h"
+#include "stage.h"
 #include "util.h"
 
 /* Stripes being copied at once.  More drains faster but queues more
@@ -75,6 +76,8 @@ struct dsm_move {
 	uint32_t n;               /* pages */
 	struct dsm_extent from;   /* where the data was */
 	struct dsm_outbox held;   /* write-backs decided during the copy */
+	uint8_t *page[DSM_MAX_BATCH_PAGES]; /* the copy, staged (stage.h) */
+	uint32_t staged;          /* pages of page[] taken */
 };
 
 /* The mover thread and its moves in flight; guarded by lock.  Owned by the
@@ -100,6 +103,7 @@ struct dsm_outbox *dsm_move_outbox(const struct dsm_extent *e,
 
 static void move_done(struct dsm_move *m)
 {
+	dsm_stage_put(&dsm_eng.stage, m->page, m->staged);
 	dsm_region_put(m->r);
 	free(m->held.io);
 	free(m);
@@ -154,19 +158,21 @@ static void copy_done(void *arg, int status, const uint8_t *payload,
 static int queue_copy(struct dsm_move *m, const struct dsm_extent *e,
 		      const uint8_t *payload)
 {
-	uint8_t *buf = malloc((size_t)m->n * DSM_PAGE_SIZE);
-	struct dsm_io *io = buf ? dsm_outbox_push(&dsm_eng.sendq) : NULL;
+	struct dsm_io *io;
 
-	if (!io) {
-		free(buf);
-		return -ENOMEM;
-	}
-	memcpy(buf, payload, (size_t)m->n * DSM_PAGE_SIZE);
+	while (m->staged < m->n &&
+	       (m->page[m->staged] = dsm_stage_get(&dsm_eng.stage)))
+		m->staged++;
+	io = m->staged == m->n ? dsm_outbox_push(&dsm_eng.sendq) : NULL;
+	if (!io)
+		return -ENOMEM; /* move_done gives back what was staged */
+	for (uint32_t i = 0; i < m->n; i++)
+		memcpy(m->page[i], payload + (size_t)i * DSM_PAGE_SIZE,
+		       DSM_PAGE_SIZE);
 	*io = (struct dsm_io){ .type = DSM_MSG_WRITE, .server = e->server,
 			       .region_id = e->region_id,
 			       .pool_off = e->pool_off, .npages = m->n,
-			       .buf = buf, .cap = m->n, .done = copy_done,
-			       .arg = m };
+			       .pages = m->page, .done = copy_done, .arg = m };
 	return 0;
 }
 
@@ -204,10 +210,8 @@ static bool read_arrived(struct dsm_move *m, int status,
  * (their completions take it). */
 static void fail_held(struct dsm_outbox *held)
 {
-	for (uint32_t i = 0; i < held->n; i++) {
+	for (uint32_t i = 0; i < held->n; i++)
 		held->io[i].done(held->io[i].arg, -ENOMEM, NULL, 0);
-		free(held->io[i].buf);
-	}
 	held->n = 0;
 }
 

@@ -11,8 +11,7 @@
 #include "fault.h"
 #include "log.h"
 #include "migrate.h"
-
-#define WB_CHUNK 64u /* pages a WRITE buffer grows by */
+#include "stage.h"
 
 static struct dsm_io *push(struct dsm_outbox *ob)
 {
@@ -77,7 +76,7 @@ static struct dsm_io *joinable(struct dsm_outbox *ob, struct dsm_region *r,
 	struct dsm_io *io = ob->n ? &ob->io[ob->n - 1] : NULL;
 	struct dsm_wb *wb;
 
-	if (!io || io->type != DSM_MSG_WRITE ||
+	if (!io || io->type != DSM_MSG_WRITE || io->done != wb_done ||
 	    io->npages >= DSM_MAX_BATCH_PAGES)
 		return NULL;
 	wb = io->arg;
@@ -85,14 +84,6 @@ static struct dsm_io *joinable(struct dsm_outbox *ob, struct dsm_region *r,
 		return NULL;
 	if (dsm_region_extent(r, idx) != dsm_region_extent(r, wb->first))
 		return NULL;
-	if (io->npages == io->cap) {
-		uint8_t *b = realloc(io->buf, (size_t)(io->cap + WB_CHUNK) * DSM_PAGE_SIZE);
-
-		if (!b)
-			return NULL;
-		io->buf = b;
-		io->cap += WB_CHUNK;
-	}
 	return io;
 }
 
@@ -103,22 +94,23 @@ static struct dsm_io *new_write(struct dsm_outbox *ob, struct dsm_page *p,
 	uint64_t idx = p - r->pages;
 	const struct dsm_extent *e = dsm_region_extent(r, idx);
 	struct dsm_wb *wb = malloc(sizeof(*wb));
-	uint8_t *buf = malloc(WB_CHUNK * DSM_PAGE_SIZE);
-	struct dsm_io *io = (wb && buf) ? push(ob) : NULL;
+	struct dsm_io *io = wb ? push(ob) : NULL;
 
 	if (!io) {
 		free(wb);
-		free(buf);
 		return NULL;
 	}
-	*wb = (struct dsm_wb){ .r = r, .first = idx, .n = 0, .sync = sync };
+	wb->r = r;
+	wb->first = idx;
+	wb->n = 0;
+	wb->sync = sync;
 	r->refs++;
 	if (sync)
 		sync->pending++;
 	*io = (struct dsm_io){
 		.type = DSM_MSG_WRITE, .server = e->server,
 		.region_id = e->region_id, .pool_off = dsm_extent_pool_off(e, idx),
-		.buf = buf, .cap = WB_CHUNK, .done = wb_done, .arg = wb,
+		.pages = wb->page, .done = wb_done, .arg = wb,
 	};
 	return io;
 }
@@ -128,21 +120,26 @@ uint8_t *dsm_outbox_write_page(struct dsm_outbox *ob, struct dsm_page *p,
 {
 	struct dsm_region *r = p->region;
 	uint64_t idx = p - r->pages;
+	uint8_t *slot = dsm_stage_get(&dsm_eng.stage);
 	struct dsm_io *io;
 	struct dsm_wb *wb;
 
+	if (!slot)
+		return NULL;
 	/* a page of an extent in the middle of a move waits for the copy:
 	 * sent before it, the copy would overwrite it */
 	ob = dsm_move_outbox(dsm_region_extent(r, idx), ob);
 	io = joinable(ob, r, idx, sync);
-
 	if (!io)
 		io = new_write(ob, p, sync);
-	if (!io)
+	if (!io) {
+		dsm_stage_put(&dsm_eng.stage, &slot, 1);
 		return NULL;
+	}
 	wb = io->arg;
-	wb->n++;
-	return io->buf + (size_t)io->npages++ * DSM_PAGE_SIZE;
+	wb->page[wb->n++] = slot;
+	io->npages++;
+	return slot;
 }
 
 uint64_t dsm_server_copy_lost(struct dsm_region *r, uint64_t first,
@@ -187,6 +184,7 @@ static void wb_done(void *arg, int status, const uint8_t *payload,
 	if (status && !wb->r->dead)
 		wb_failed(wb, status);
 	dsm_region_put(wb->r);
+	dsm_stage_put(&dsm_eng.stage, wb->page, wb->n);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	free(wb);
 
@@ -219,7 +217,7 @@ static int submit(const struct dsm_io *io)
 					  io->npages, io->done, io->arg);
 	case DSM_MSG_WRITE:
 		return s->ops->write_pages(s->t, io->region_id, io->pool_off,
-					   io->npages, io->buf, io->done,
+					   io->npages, io->pages, io->done,
 					   io->arg);
 	default:
 		return s->ops->call(s->t, io->type, io->body, io->blen,
@@ -261,8 +259,14 @@ void dsm_outbox_send(struct dsm_outbox *ob)
 		 * completion runs here, with the reason. */
 		if (err)
 			io->done(io->arg, err, NULL, 0);
-		free(io->buf);
 	}
+	/* the transports may have held the requests back, to send each
+	 * server's batch in one go */
+	if (ob->n)
+		for (uint32_t s = 0; s < dsm_eng.nservers; s++)
+			if (dsm_eng.servers[s].t)
+				dsm_eng.servers[s].ops->flush(
+					dsm_eng.servers[s].t);
 	ob->n = 0;
 }
 

@@ -30,8 +30,9 @@ struct dsm_io {
 	uint32_t server;
 	uint64_t region_id, pool_off;
 	uint32_t npages;
-	uint8_t *buf;         /* WRITE: npages of data (owned) */
-	uint32_t cap;         /* WRITE: pages buf can hold */
+	uint8_t *const *pages; /* WRITE: page i's data; owned by the
+	                        * completion's arg, which gives them back to
+	                        * dsm_eng.stage when it runs */
 	uint8_t body[24];     /* control call: its encoded body */
 	uint32_t blen;
 	dsm_done_fn done;
@@ -50,6 +51,7 @@ struct dsm_wb {
 	uint64_t first;
 	uint32_t n;
 	struct dsm_sync_wait *sync; /* dsm_sync() waiting on it, or NULL */
+	uint8_t *page[DSM_MAX_BATCH_PAGES]; /* staged copies (stage.h) */
 };
 
 struct dsm_sync_wait {
@@ -79,7 +81,7 @@ uint8_t *dsm_outbox_write_page(struct dsm_outbox *ob, struct dsm_page *p,
  * reply bytes into reply and the length into *rlen.  0 or -errno. */
 int dsm_engine_call(uint32_t server, uint8_t type, const void *body,
 		    uint32_t len, void *reply, uint32_t cap, uint32_t *rlen);
-/* Move every request of src to the end of dst, in order (the buffers go
+/* Move every request of src to the end of dst, in order (their pages go
  * with them).  0, or -ENOMEM with both unchanged. */
 int dsm_outbox_splice(struct dsm_outbox *dst, struct dsm_outbox *src);
 /* A new request at the end of ob for the caller to fill, or NULL. */

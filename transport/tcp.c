@@ -7,6 +7,12 @@
  * slots; a request id is (generation << 16 | slot), so a reply finds its
  * slot in O(1) and a stale or forged id (wrong generation) is dropped.
  *
+ * Requests are queued, not sent, until flush(): the engine thread decides
+ * a batch of them (fetches, write-backs) at once, and one writev for the
+ * batch costs a system call where one per request cost hundreds.  A page
+ * of a WRITE is not copied: the iovec points at it, which the transport
+ * contract allows (the pages stay put until the completion).
+ *
  * A send that finds the socket full waits for room, and keeps reading
  * while it waits: the server may be waiting for us to read its replies
  * before it reads our requests.  A full slot table is handled the same
@@ -38,6 +44,8 @@
 
 #define TCP_SLOTS 1024u /* requests in flight per connection */
 #define RXBUF_SIZE (DSM_HDR_SIZE + DSM_MAX_PAYLOAD)
+#define TX_IOV 1024u    /* iovecs in one writev (IOV_MAX) */
+#define TX_BYTES 16384u /* headers and bodies of the queued requests */
 
 struct pending {
 	dsm_done_fn done;
@@ -59,6 +67,13 @@ struct dsm_transport {
 
 	uint8_t *rxbuf;   /* holds at least one whole message */
 	size_t rxlen;     /* bytes in rxbuf */
+
+	/* Requests queued since the last flush: iovecs over txbuf (headers,
+	 * bodies) and over WRITEs' pages. */
+	struct iovec tx[TX_IOV];
+	uint32_t ntx;
+	uint8_t txbuf[TX_BYTES];
+	uint32_t txlen;
 };
 
 /* ---- pending requests ------------------------------------------------ */
@@ -144,8 +159,10 @@ static int parse(struct dsm_transport *t)
 		dispatch(t, &h, t->rxbuf + off + DSM_HDR_SIZE);
 		off += DSM_HDR_SIZE + h.len;
 	}
-	memmove(t->rxbuf, t->rxbuf + off, t->rxlen - off);
-	t->rxlen -= off;
+	if (off) {
+		memmove(t->rxbuf, t->rxbuf + off, t->rxlen - off);
+		t->rxlen -= off;
+	}
 	return err;
 }
 
@@ -223,15 +240,38 @@ static int full_writev(struct dsm_transport *t, struct iovec *iov, int cnt)
 	return 0;
 }
 
+/* Send everything queued.  A failure fails the stream: every request
+ * queued or in flight is completed with the error. */
+static int tcp_flush(struct dsm_transport *t)
+{
+	int err = 0;
+
+	if (t->ntx && !t->dead)
+		err = full_writev(t, t->tx, t->ntx);
+	t->ntx = 0;
+	t->txlen = 0;
+	if (err && !t->dead) {
+		dsm_warn("%s: send failed: %s", t->addr, strerror(-err));
+		fail_all(t, err);
+	}
+	return t->dead;
+}
+
+/* Queue one request: header and body (copied), then npages pages (by
+ * reference).  Sends what is queued first when there is no room for it,
+ * or no free slot (the replies that free one would never come while our
+ * requests sit here unsent). */
 static int tcp_send(struct dsm_transport *t, uint8_t type, const void *body,
-		    uint32_t blen, const void *data, uint32_t dlen,
+		    uint32_t blen, uint8_t *const *pages, uint32_t npages,
 		    dsm_done_fn done, void *arg)
 {
-	uint8_t raw[DSM_HDR_SIZE];
-	struct iovec iov[3];
 	struct dsm_hdr h;
-	int err, cnt = 1;
+	uint8_t *at;
+	int err;
 
+	if (t->ntx + 1 + npages > TX_IOV || t->txlen + DSM_HDR_SIZE + blen >
+	    TX_BYTES || t->nfree == 0)
+		tcp_flush(t);
 	while (!t->dead && !t->closing && t->nfree == 0) {
 		err = wait_room(t, 0);
 		if (err)
@@ -239,19 +279,16 @@ static int tcp_send(struct dsm_transport *t, uint8_t type, const void *body,
 	}
 	if (t->dead || t->closing)
 		return t->dead ? t->dead : -ECANCELED;
-	dsm_hdr_init(&h, type, 0, blen + dlen, slot_get(t, done, arg));
-	dsm_hdr_encode(&h, raw);
-	iov[0] = (struct iovec){ raw, sizeof(raw) };
+	dsm_hdr_init(&h, type, 0, blen + npages * DSM_PAGE_SIZE,
+		     slot_get(t, done, arg));
+	at = t->txbuf + t->txlen;
+	dsm_hdr_encode(&h, at);
 	if (blen)
-		iov[cnt++] = (struct iovec){ (void *)body, blen };
-	if (dlen)
-		iov[cnt++] = (struct iovec){ (void *)data, dlen };
-	err = full_writev(t, iov, cnt);
-	/* The request is registered: failing the stream completes it. */
-	if (err && !t->dead) {
-		dsm_warn("%s: send failed: %s", t->addr, strerror(-err));
-		fail_all(t, err);
-	}
+		memcpy(at + DSM_HDR_SIZE, body, blen);
+	t->txlen += DSM_HDR_SIZE + blen;
+	t->tx[t->ntx++] = (struct iovec){ at, DSM_HDR_SIZE + blen };
+	for (uint32_t i = 0; i < npages; i++)
+		t->tx[t->ntx++] = (struct iovec){ pages[i], DSM_PAGE_SIZE };
 	return 0;
 }
 
@@ -268,20 +305,22 @@ static int tcp_read_pages(struct dsm_transport *t, uint64_t region_id,
 }
 
 static int tcp_write_pages(struct dsm_transport *t, uint64_t region_id,
-			   uint64_t pool_off, uint32_t npages, const void *src,
-			   dsm_done_fn done, void *arg)
+			   uint64_t pool_off, uint32_t npages,
+			   uint8_t *const *pages, dsm_done_fn done, void *arg)
 {
 	struct dsm_rw_req r = { region_id, pool_off, npages, 0 };
 	uint8_t body[DSM_RW_REQ_SIZE];
 
 	dsm_rw_req_encode(&r, body);
-	return tcp_send(t, DSM_MSG_WRITE, body, sizeof(body), src,
-			npages * DSM_PAGE_SIZE, done, arg);
+	return tcp_send(t, DSM_MSG_WRITE, body, sizeof(body), pages, npages,
+			done, arg);
 }
 
 static int tcp_call(struct dsm_transport *t, uint8_t type, const void *body,
 		    uint32_t len, dsm_done_fn done, void *arg)
 {
+	if (len > TX_BYTES - DSM_HDR_SIZE)
+		return -EMSGSIZE;
 	return tcp_send(t, type, body, len, NULL, 0, done, arg);
 }
 
@@ -375,5 +414,6 @@ const struct dsm_transport_ops dsm_tcp_transport = {
 	.read_pages = tcp_read_pages,
 	.write_pages = tcp_write_pages,
 	.call = tcp_call,
+	.flush = tcp_flush,
 	.close = tcp_close,
 };

@@ -38,6 +38,7 @@ int dsm_transport_call_sync(const struct dsm_transport_ops *ops,
 	err = ops->call(t, type, body, len, sync_done, &c);
 	if (err)
 		return err;
+	ops->flush(t);
 	/* progress() runs the completion; an error that ends the connection
 	 * completes this call too, so the loop always ends. */
 	while (!c.done) {

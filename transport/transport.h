@@ -60,15 +60,22 @@ struct dsm_transport_ops {
 	int (*read_pages)(struct dsm_transport *t, uint64_t region_id,
 			  uint64_t pool_off, uint32_t npages, dsm_done_fn done,
 			  void *arg);
-	/* Write npages pages from src; src may be reused once this returns. */
+	/* Write npages pages to pool_off of region_id; page i's data is at
+	 * pages[i].  The pages (and the array) must stay valid and unchanged
+	 * until done runs: a transport may read them as late as that. */
 	int (*write_pages)(struct dsm_transport *t, uint64_t region_id,
-			   uint64_t pool_off, uint32_t npages, const void *src,
-			   dsm_done_fn done, void *arg);
+			   uint64_t pool_off, uint32_t npages,
+			   uint8_t *const *pages, dsm_done_fn done, void *arg);
 	/* A control request (HELLO, AUTH, ALLOC, FREE, STATS, PING, LEASE,
 	 * DISCARD: any type but READ and WRITE) with an encoded body.
 	 * Returns 0 (done will run) or -errno (done will not run). */
 	int (*call)(struct dsm_transport *t, uint8_t type, const void *body,
 		    uint32_t len, dsm_done_fn done, void *arg);
+	/* Send every request made since the last flush.  A transport may hold
+	 * requests until then (to send a batch in one system call), so the
+	 * owner flushes whenever it is done submitting for now.  0, or the
+	 * error that ended the connection (lost() has run). */
+	int (*flush)(struct dsm_transport *t);
 	/* Fail what is pending with -ECANCELED, close the connection, free.
 	 * No event runs after it. */
 	void (*close)(struct dsm_transport *t);
