@@ -130,7 +130,7 @@ def detail_table(runs):
            " | lib fault p50/p99 µs |",
            "|---|" + "---|" * (len(keys) + 1)]
     order = [f"{kind}-{pat}" for pat, _ in PATTERNS
-             for kind in ("dsm", "dsm-fifo", "srv2", "srv3", "swap")]
+             for kind in ("dsm", "small", "dsm-fifo", "srv2", "srv3", "swap")]
     for case in [c for c in order if c in runs]:
         cells = [fmt(scaled(med(runs, case, k), m), d) for k, _, d, m in keys]
         p50, p99 = med(runs, case, "fault_p50_ns"), med(runs, case, "fault_p99_ns")
@@ -160,12 +160,122 @@ def latency_table(runs):
             "to the two unavoidable costs).", ""]
 
 
+def floors_table(runs):
+    tcp, copy = med(runs, "floor", "tcp_gbps"), med(runs, "floor", "copy_gbps")
+    seq = scaled(med(runs, "dsm-seq", "mb_per_s"), 1e-3)
+    low = min(tcp, copy) if tcp and copy else None
+    return ["## Streaming floors (same run, no dsm code)", "",
+            "| floor | GB/s |", "|---|---|",
+            f"| loopback TCP, 1 MiB writes from one warm buffer | {fmt(tcp, 2)} |",
+            f"| UFFDIO_COPY of 256-page runs into memory never touched | {fmt(copy, 2)} |",
+            f"| dsm sequential read | {fmt(seq, 2)} |", "",
+            f"dsm sequential / the lower floor = "
+            f"**{fmt(seq / low if seq and low else None, 2)}**.", ""]
+
+
+def pages_table(runs, a):
+    out = ["## The server's pool: hugetlb against 4 KiB pages", ""]
+    if a.huge_note:
+        return out + [f"Not measured: {a.huge_note}; every server ran on "
+                      "4 KiB pages.", ""]
+    out += ["| workload | hugetlb pages | 4 KiB pages | hugetlb/4 KiB |",
+            "|---|---|---|---|"]
+    for pat, label in PATTERNS[:2]:
+        h_txt, h_tp = speed(runs, f"dsm-{pat}", pat)
+        s_txt, s_tp = speed(runs, f"small-{pat}", pat)
+        ratio = fmt(h_tp / s_tp, 2, "x") if h_tp and s_tp else "-"
+        out.append(f"| {label} | {h_txt} | {s_txt} | {ratio} |")
+    return out + ["", "Throughput ratio: above 1 the hugetlb pool is faster.",
+                  ""]
+
+
+SYSCALLS_SHOWN = ("read", "writev", "write", "ioctl", "poll", "epoll_wait",
+                  "sched_yield", "process_madvise", "madvise")
+
+
+def syscalls_table(runs):
+    fill = runs.get("syscalls-fill", [None])[0]
+    if not fill:
+        return []
+    out = ["## System calls per 1,000 pages (timed phase)", "",
+           "| workload | side | pages | total | " +
+           " | ".join(SYSCALLS_SHOWN) + " |",
+           "|---|---|---|---|" + "---|" * len(SYSCALLS_SHOWN)]
+    for pat, label in PATTERNS:
+        got = runs.get(f"syscalls-{pat}", [None])[0]
+        run = runs.get(f"sc-{pat}", [None])[0]
+        if not got or not run:
+            continue
+        pages = sum(run.get(k) or 0 for k in (
+            "pages_fetched", "pages_written_back", "pages_zero_filled"))
+        for side in ("client", "server"):
+            c = {k: v - fill[side].get(k, 0) for k, v in got[side].items()}
+            per = (lambda n: fmt(n * 1000 / pages, 0)) if pages else \
+                (lambda n: "-")
+            out.append(f"| {label} | {side} | {pages:,} | "
+                       f"{per(sum(max(v, 0) for v in c.values()))} | " +
+                       " | ".join(per(max(c.get(k, 0), 0))
+                                  for k in SYSCALLS_SHOWN) + " |")
+    return out + ["", "Counted with `strace -c -f` over one extra run per "
+                  "workload (client) and attached to its server, minus a "
+                  "run that only fills the buffer; pages are those fetched, "
+                  "written back and zero-filled in the timed phase. strace "
+                  "slows the run; only the counts are used.", ""]
+
+
+def check(label, value, target, better_low, note=""):
+    if value is None:
+        return f"| {label} | - | {target} | not measured |"
+    ok = value <= target if better_low else value >= target
+    cmp = "≤" if better_low else "≥"
+    return (f"| {label} | {value:.2f} | {cmp} {target} | "
+            f"{'**met**' if ok else '**missed**'}{note} |")
+
+
+def targets_table(runs, a):
+    """Issue 12's targets, from this run's figures."""
+    tcp, copy = med(runs, "floor", "tcp_gbps"), med(runs, "floor", "copy_gbps")
+    seq = scaled(med(runs, "dsm-seq", "mb_per_s"), 1e-3)
+    rem = med(runs, "latency", "remote_fault_p50_us")
+    tcp_rtt = med(runs, "latency", "tcp_rtt_p50_us")
+    uffd = med(runs, "latency", "uffd_local_p50_us")
+    floor_sum = tcp_rtt + uffd if tcp_rtt and uffd else None
+    out = ["## Targets (issue 12), this run", "",
+           "| what | value | target | |", "|---|---|---|---|"]
+    low = min(tcp, copy) if tcp and copy else None
+    out.append(check("sequential / lower streaming floor",
+                     seq / low if seq and low else None, 0.5, False))
+    out.append(check("remote fault p50 / (TCP RTT p50 + uffd fault p50)",
+                     med(runs, "latency", "ratio_remote_vs_sum"), 1.1, True))
+    for pat, label in (("uniform", "uniform random"),
+                       ("rmw", "read-modify-write")):
+        us = med(runs, f"dsm-{pat}", "us_per_op")
+        out.append(check(f"{label} µs/op / remote fault p50",
+                         us / rem if us and rem else None, 1.25, True))
+    want = {"seq": 4.0, "zipf": 1.5, "uniform": 1.5, "rmw": 1.3}
+    for pat, label in PATTERNS:
+        d_tp = speed(runs, f"dsm-{pat}", pat)[1]
+        s_tp = speed(runs, f"swap-{pat}", pat)[1]
+        note = ""
+        s_us = med(runs, f"swap-{pat}", "us_per_op")
+        if pat in ("uniform", "rmw") and s_us and floor_sum and \
+                floor_sum * 1.5 > s_us:
+            note = (f" (the round-trip floor, {floor_sum:.1f} µs, is within "
+                    f"1.5x of swap's {s_us:.1f} µs/op: the floor targets "
+                    "above are the ones that must hold)")
+        out.append(check(f"dsm/swap, {label}",
+                         d_tp / s_tp if d_tp and s_tp else None,
+                         want[pat], False, note))
+    return out + [""]
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("jsonl")
     for opt in ("--size", "--budget", "--reps", "--ops", "--machine"):
         p.add_argument(opt, required=True)
     p.add_argument("--swap-skip", default="")
+    p.add_argument("--huge-note", default="")
     a = p.parse_args()
     runs, failed = load(a.jsonl)
 
@@ -178,9 +288,13 @@ def main():
            f"limited to {a.budget}, swap file on local disk"
            + (f" - **SKIPPED: {a.swap_skip}**" if a.swap_skip else ""),
            ""]
+    out += targets_table(runs, a)
     out += workload_table(runs, a)
-    out += policy_table(runs)
+    out += floors_table(runs)
     out += latency_table(runs)
+    out += pages_table(runs, a)
+    out += policy_table(runs)
+    out += syscalls_table(runs)
     out += servers_table(runs)
     out += detail_table(runs)
     if failed:

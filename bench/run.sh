@@ -4,7 +4,12 @@
 # breakdown.  Prints a markdown report and keeps it in bench/results/.
 # Run as root (the swap baseline needs swapon and a memory cgroup):
 #   bench/run.sh
-# Also: the same client striped over 2 and 3 servers (the scaling table).
+# Also: the same client striped over 2 and 3 servers (the scaling table);
+# the floors under a fault measured in the same run (dsm-bench-floor,
+# dsm-bench-latency); the server's pool on hugetlb pages (reserved here for
+# the run and given back) against 4 KiB pages; and the system calls per
+# 1,000 pages each side makes, counted with strace in one extra run per
+# workload (not timed).
 # Knobs: SIZE (working set, default 1G; the budget is SIZE/8), REPS (runs
 # per case, medians reported; default 3), OPS (accesses per random run,
 # default 300000), WARMUP (untimed zipf accesses before the timed ones,
@@ -37,6 +42,7 @@ jsonl=$work/all.jsonl
 cgroup=/sys/fs/cgroup/memory/dsm-bench.$$
 swapfile=/var/tmp/dsm-bench.$$.swap
 swap_skip=""       # why the kernel swap baseline does not run, if it does not
+huge_before=""     # vm.nr_hugepages before we reserved the servers' pools
 server_pids=()
 addrs=()           # the servers' host:port; the first is "the" server
 failures=0
@@ -62,6 +68,7 @@ cleanup() {
 		fi
 		rm -f "$swapfile"
 	fi
+	[ -z "$huge_before" ] || echo "$huge_before" >/proc/sys/vm/nr_hugepages
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -71,20 +78,43 @@ build() {
 	log "building in $BUILD (Release)"
 	if ! { cmake -S "$top" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release &&
 	       cmake --build "$BUILD" -j"$(nproc)" --target dsm-server \
-		     dsm-bench-workload dsm-bench-latency; } >"$work/build.log" 2>&1; then
+		     dsm-bench-workload dsm-bench-latency dsm-bench-floor
+	   } >"$work/build.log" 2>&1; then
 		tail -n 30 "$work/build.log" >&2
 		log "build failed (libdsm and dsm-server are needed)"
 		exit 1
 	fi
 	wl=$BUILD/bench/dsm-bench-workload
 	lat=$BUILD/bench/dsm-bench-latency
+	floor=$BUILD/bench/dsm-bench-floor
 }
 
-# Server i (1-based) on an ephemeral loopback port.
+# Huge pages for servers 1-3 (the main cases); server 4 keeps 4 KiB pages
+# for the side-by-side table.  Without them (not root, or the kernel
+# cannot find that many) every server runs on 4 KiB pages and the report
+# says so.
+huge_note=""
+reserve_huge() {
+	local need=$(( 3 * ((capacity + (2 << 20) - 1) >> 21) ))
+	if [ ! -w /proc/sys/vm/nr_hugepages ]; then
+		huge_note="cannot set vm.nr_hugepages (not root)"
+		return
+	fi
+	huge_before=$(cat /proc/sys/vm/nr_hugepages)
+	echo $(( huge_before + need )) >/proc/sys/vm/nr_hugepages
+	if (( $(cat /proc/sys/vm/nr_hugepages) < huge_before + need )); then
+		huge_note="the kernel found fewer than $need free huge pages"
+		echo "$huge_before" >/proc/sys/vm/nr_hugepages
+	fi
+}
+
+# Server i (1-based) on an ephemeral loopback port, its pool on PAGES
+# (on/off/auto) pages.
 start_server() {
-	local i=$1
+	local i=$1 pages=$2
 	"$BUILD/server/dsm-server" --listen 127.0.0.1:0 --capacity "$capacity" \
-		--port-file "$work/port$i" 2>"$work/server$i.log" &
+		--hugepages "$pages" --port-file "$work/port$i" \
+		2>"$work/server$i.log" &
 	server_pids+=($!)
 	for _ in $(seq 100); do [ -s "$work/port$i" ] && break; sleep 0.1; done
 	if [ ! -s "$work/port$i" ]; then
@@ -93,7 +123,7 @@ start_server() {
 		exit 1
 	fi
 	addrs+=("127.0.0.1:$(cat "$work/port$i")")
-	log "dsm-server $i on ${addrs[-1]}"
+	log "dsm-server $i on ${addrs[-1]}: $(grep -o 'pool of .*' "$work/server$i.log")"
 }
 
 # The first n servers, as DSM_SERVERS lists them.
@@ -174,8 +204,10 @@ record() {
 # policy (about 70k distinct pages in 300k accesses over 1 GiB).
 warmup_of() { [ "$1" = zipf ] && echo "$WARMUP" || echo 0; }
 
-run_dsm() { # NAME REP EVICT PATTERN [NSERVERS]
-	record "$1" "$2" env DSM_SERVERS="$(servers_list "${5:-1}")" \
+run_dsm() { # NAME REP EVICT PATTERN [NSERVERS | SERVER LIST]
+	local list=${5:-1}
+	[[ $list == *:* ]] || list=$(servers_list "$list")
+	record "$1" "$2" env DSM_SERVERS="$list" \
 		DSM_LOCAL_MEM="$budget" DSM_EVICT="$3" "$wl" --backend dsm \
 		--size "$size_bytes" --pattern "$4" --ops "$OPS" \
 		--warmup "$(warmup_of "$4")"
@@ -193,18 +225,47 @@ run_swap() { # NAME REP PATTERN
 		--pattern "$3" --ops "$OPS" --warmup "$(warmup_of "$3")"
 }
 
+# syscalls NAME PATTERN [OPS]: one untimed run under strace -c, the
+# client's process and (attached) server 1's; their counts go to the
+# report, which subtracts those of a run that only fills the buffer
+# (NAME fill, one access) to count the timed phase alone.
+syscalls() {
+	local name=$1 pat=$2 ops=${3:-$OPS} spid=${server_pids[0]} tr
+	command -v strace >/dev/null || return 0
+	strace -c -f -p "$spid" -o "$work/sc-$name-server.txt" 2>/dev/null &
+	tr=$!
+	sleep 0.3
+	peak_file="" record "sc-$name" 1 strace -c -f -o "$work/sc-$name-client.txt" \
+		env DSM_SERVERS="${addrs[0]}" DSM_LOCAL_MEM="$budget" "$wl" \
+		--backend dsm --size "$size_bytes" --pattern "$pat" --ops "$ops" \
+		--warmup 0
+	kill -INT "$tr" 2>/dev/null
+	wait "$tr" 2>/dev/null
+	python3 -B "$top/bench/strace_counts.py" "$name" \
+		"$work/sc-$name-client.txt" "$work/sc-$name-server.txt" >>"$jsonl"
+}
+
 main() {
 	build
-	for i in 1 2 3; do start_server "$i"; done
+	reserve_huge
+	local main_pages=on
+	[ -z "$huge_note" ] || main_pages=off
+	for i in 1 2 3; do start_server "$i" "$main_pages"; done
+	start_server 4 off
 	setup_swap
 	# Runs of all cases are interleaved rather than grouped, so a slow
 	# minute on a shared machine hurts every case a little, not one a lot.
 	for rep in $(seq "$REPS"); do
+		record floor "$rep" "$floor" --size "$size_bytes"
 		record latency "$rep" "$lat" --server "${addrs[0]}"
 		for pat in seq uniform zipf rmw; do
 			run_dsm "dsm-$pat" "$rep" 2q "$pat"
 			[ $pat != zipf ] || run_dsm dsm-fifo-zipf "$rep" fifo zipf
 			run_swap "swap-$pat" "$rep" "$pat"
+		done
+		# the pool on 4 KiB pages (server 4), beside dsm-seq/-uniform
+		for pat in seq uniform; do
+			run_dsm "small-$pat" "$rep" 2q "$pat" "${addrs[3]}"
 		done
 		# one client striped over 2 and 3 servers (1: dsm-seq, ...)
 		for n in 2 3; do
@@ -213,11 +274,17 @@ main() {
 			done
 		done
 	done
+	if command -v strace >/dev/null; then
+		syscalls fill uniform 1
+		for pat in seq uniform zipf rmw; do syscalls "$pat" "$pat"; done
+	else
+		log "SKIP system call counts: no strace"
+	fi
 
 	mkdir -p "$top/bench/results"
 	python3 -B "$top/bench/report.py" "$jsonl" \
 		--size "$SIZE" --budget "$(( budget >> 20 ))M" --reps "$REPS" \
-		--ops "$OPS" --swap-skip "$swap_skip" \
+		--ops "$OPS" --swap-skip "$swap_skip" --huge-note "$huge_note" \
 		--machine "$(nproc) cores, $(uname -sr), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM" \
 		>"$work/latest.md"
 	cp "$work/latest.md" "$top/bench/results/latest.md"

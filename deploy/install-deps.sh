@@ -12,6 +12,7 @@ pkgs=(
   libibverbs-dev librdmacm-dev       # RDMA transport (next milestone)
   clang libclang-rt-14-dev           # libFuzzer and sanitizer runtimes
   python3 procps util-linux          # test and benchmark scripts
+  strace                             # bench/run.sh: system calls per page
 )
 
 missing=()

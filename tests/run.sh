@@ -7,6 +7,9 @@
 #   tests-asan    the same under AddressSanitizer + UBSan   (SKIP_ASAN=1 skips)
 #   tests-tsan    the same under ThreadSanitizer            (SKIP_TSAN=1 skips)
 #   fuzz          the protocol fuzzer for FUZZ_SECONDS s (default 60; 0 skips)
+#   multinode     dsm across qemu guests with soft-RoCE (tests/multinode/;
+#                 SKIP_MULTINODE=1 skips; skipped with its reason where
+#                 qemu cannot run)
 #
 # A failing stage does not stop the run: the stages after it still run, so
 # that one run shows every failure, and then the run exits 1.  A stage is
@@ -181,4 +184,5 @@ stage tests-tsan "$(knob SKIP_TSAN 1)" \
 	suite build-tsan 900 -DDSM_TSAN=ON
 stage fuzz "$(knob FUZZ_SECONDS 0)" \
 	tests/run-fuzz.sh "$top/build-fuzz" "$fuzz_seconds"
+stage multinode "$(knob SKIP_MULTINODE 1)" tests/multinode/run.sh
 summary
