@@ -240,7 +240,7 @@ syscalls() {
 		--backend dsm --size "$size_bytes" --pattern "$pat" --ops "$ops" \
 		--warmup 0
 	kill -INT "$tr" 2>/dev/null
-	wait "$tr" 2>/dev/null
+	wait "$tr" 2>/dev/null || true # strace ends with SIGINT: 130
 	python3 -B "$top/bench/strace_counts.py" "$name" \
 		"$work/sc-$name-client.txt" "$work/sc-$name-server.txt" >>"$jsonl"
 }

@@ -295,9 +295,9 @@ static void evict(uint64_t goal, struct dsm_outbox *ob)
 /*
  * Free pages are kept ahead of need: after the engine thread has sent a
  * batch of fetches, it evicts while their replies travel, when fewer than
- * the low mark are free, up to the high mark.  A fault then finds room
- * instead of waiting for an eviction before its READ goes out.  High: an
- * eighth of the budget, at most two eviction batches.
+ * a quarter of the high mark are free, up to the high mark.  A fault then
+ * finds room instead of waiting for an eviction before its READ goes out.
+ * High: an eighth of the budget, at most two eviction batches.
  */
 static uint64_t high_mark(void)
 {
@@ -318,7 +318,10 @@ void dsm_evict_ahead(struct dsm_outbox *ob)
 {
 	uint64_t used = dsm_eng.resident + dsm_eng.inflight;
 
-	if (used + high_mark() / 2 > dsm_eng.budget)
+	/* down to a quarter of the mark before refilling it: each drop
+	 * costs about one TLB shoot-down whatever its size, so fewer,
+	 * larger batches */
+	if (used + high_mark() / 4 > dsm_eng.budget)
 		evict(used + high_mark() - dsm_eng.budget, ob);
 }
 

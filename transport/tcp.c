@@ -166,15 +166,19 @@ static int parse(struct dsm_transport *t)
 	return err;
 }
 
+/* Read and complete what has arrived.  A read that did not fill the
+ * space it was given emptied the socket: the next poll says when more
+ * comes, so asking again now would only cost a system call (EAGAIN). */
 static int tcp_progress(struct dsm_transport *t)
 {
 	for (;;) {
+		size_t room = RXBUF_SIZE - t->rxlen;
 		ssize_t n;
 		int err;
 
 		if (t->dead)
 			return t->dead;
-		n = read(t->fd, t->rxbuf + t->rxlen, RXBUF_SIZE - t->rxlen);
+		n = read(t->fd, t->rxbuf + t->rxlen, room);
 		if (n == 0)
 			return fail_all(t, -ECONNRESET);
 		if (n < 0) {
@@ -188,6 +192,8 @@ static int tcp_progress(struct dsm_transport *t)
 		err = parse(t);
 		if (err)
 			return fail_all(t, err);
+		if ((size_t)n < room)
+			return t->dead;
 	}
 }
 
