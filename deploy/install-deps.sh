@@ -2,6 +2,10 @@
 # Install what dsm needs to build, test and benchmark, from Debian 12's own
 # packages.  Idempotent: packages already present are not fetched again.
 #   deploy/install-deps.sh            build + test dependencies
+#   deploy/install-deps.sh --vm       also the multinode guests' (qemu,
+#                                     vde2, busybox, soft-RoCE tools; the
+#                                     guest kernel itself is downloaded by
+#                                     deploy/vm/vmctl into its cache)
 set -euo pipefail
 
 pkgs=(
@@ -9,11 +13,25 @@ pkgs=(
   libuv1-dev                         # server event loop
   libhiredis-dev redis-server        # cluster registry
   libsodium-dev                      # cluster secret: HMAC, random nonces
-  libibverbs-dev librdmacm-dev       # RDMA transport (next milestone)
+  libibverbs-dev librdmacm-dev       # RDMA transport
   clang libclang-rt-14-dev           # libFuzzer and sanitizer runtimes
   python3 procps util-linux          # test and benchmark scripts
   strace                             # bench/run.sh: system calls per page
 )
+vm_pkgs=(
+  qemu-system-x86                    # the guests (TCG where there is no KVM)
+  vde2                               # vde_switch: the guests' private network
+  busybox-static                     # the guests' initramfs
+  kmod cpio gzip xz-utils            # module order, initramfs, vmlinux
+  iproute2                           # rdma link add rxe0, inside the guests
+  rdma-core ibverbs-providers        # librxe: soft-RoCE from user space
+  ibverbs-utils rdmacm-utils perftest  # ibv_devinfo, rping, ib_read_lat
+)
+case "${1:-}" in
+  "") ;;
+  --vm) pkgs+=("${vm_pkgs[@]}") ;;
+  *) echo "usage: $0 [--vm]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -90,8 +90,8 @@ wait_log() {
 
 # Exits 77 if qemu cannot run guests here at all.
 require_qemu() {
-	deploy/vm/install-deps.sh >&2 ||
-		skip "cannot install qemu and the other guest packages (deploy/vm/install-deps.sh failed)"
+	deploy/install-deps.sh --vm >&2 ||
+		skip "cannot install qemu and the other guest packages (deploy/install-deps.sh --vm failed)"
 	command -v qemu-system-x86_64 >/dev/null ||
 		skip "no qemu-system-x86_64 after installing qemu-system-x86"
 	grep -qx tcg <<<"$(qemu-system-x86_64 -accel help 2>/dev/null)" ||

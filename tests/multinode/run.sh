@@ -14,7 +14,7 @@ cd "$top" || exit 1
 # In order: the harness itself, then dsm across guests.
 tests=(smoke tcp_basic)
 
-deploy/vm/install-deps.sh || { echo "multinode: installing the guests' packages failed"; exit 1; }
+deploy/install-deps.sh --vm || { echo "multinode: installing the guests' packages failed"; exit 1; }
 deploy/build.sh build >/dev/null || { echo "multinode: build failed"; exit 1; }
 
 results=() failed=0 skipped=0
