@@ -2,7 +2,8 @@
 # What the LD_PRELOAD shim costs and buys, in one run:
 #  1. overhead on a program whose allocations all stay below the threshold
 #     (dsm-bench-alloc-churn, plain and under libdsm-preload.so, interleaved);
-#  2. slowdown of real, unmodified programs (sort, python3, redis-server)
+#  2. slowdown of real, unmodified programs (sort, python3, redis-server,
+#     xz)
 #     with 25%, 50% and 100% of their working set in local memory, under
 #     dsm-run and under the kernel's swap with the same memory limit (a
 #     cgroup v1 memory limit and a swap file).
@@ -10,8 +11,9 @@
 # Run as root (swapon, memory cgroups):   bench/preload.sh
 # Knobs: REPS (runs per case, medians; default 3), CHURN_REPS (default 5),
 # CHURN_OPS (default 50000000), FRACTIONS (default "25 50 100"),
-# PROGRAMS (default "sort python redis"), SORT_LINES (2000000),
-# PY_BLOBS (160), REDIS_KEYS (1000), TIMEOUT (seconds per run, 600),
+# PROGRAMS (default "sort python redis xz"), SORT_LINES (2000000),
+# PY_BLOBS (160), REDIS_KEYS (1000), XZ_MB (12), TIMEOUT (seconds per
+# run, 600),
 # BUILD (build directory, default build-bench).
 # The exit status is non-zero if a run failed, timed out or produced
 # output different from the plain run's, or if far memory was not used
@@ -22,10 +24,11 @@ REPS=${REPS:-3}
 CHURN_REPS=${CHURN_REPS:-5}
 CHURN_OPS=${CHURN_OPS:-50000000}
 FRACTIONS=${FRACTIONS:-25 50 100}
-PROGRAMS=${PROGRAMS:-sort python redis}
+PROGRAMS=${PROGRAMS:-sort python redis xz}
 SORT_LINES=${SORT_LINES:-2000000}
 PY_BLOBS=${PY_BLOBS:-160}
 REDIS_KEYS=${REDIS_KEYS:-1000}
+XZ_MB=${XZ_MB:-12}
 TIMEOUT=${TIMEOUT:-600}
 BUILD=${BUILD:-$top/build-bench}
 case "$BUILD" in /*) ;; *) BUILD="$top/$BUILD" ;; esac
@@ -37,7 +40,7 @@ die() { log "$*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root: the swap baseline needs swapon and a memory cgroup"
 [ -w /sys/fs/cgroup/memory/cgroup.procs ] ||
 	die "no cgroup v1 memory controller at /sys/fs/cgroup/memory"
-for p in sort $PY redis-server; do
+for p in sort $PY redis-server xz; do
 	command -v "$p" >/dev/null || die "$p not installed (deploy/install-deps.sh)"
 done
 
@@ -208,9 +211,23 @@ w = sys.stdout.write
 for i in range('"$SORT_LINES"'):
     w("%016x %x %s\n" % (r.getrandbits(64), i, "z" * (i % 29)))
 ' >"$work/sort.in"
-	# read once outside the cgroups: the page cache holding the input is
+	# xz: XZ_MB MB of text from a 20,000-word vocabulary, so the match
+	# finder has real work (compresses about 3:1)
+	$PY -c '
+import random, sys
+r = random.Random(11)
+words = ["".join(r.choice("etaoinshrdlucmfwypvbgkqjxz")
+                 for _ in range(r.randint(2, 11))) for _ in range(20000)]
+out, n = [], 0
+while n < '"$XZ_MB"' * 1000000:
+    line = " ".join(r.choice(words) for _ in range(r.randint(4, 16))) + "\n"
+    out.append(line)
+    n += len(line)
+sys.stdout.write("".join(out)[:'"$XZ_MB"' * 1000000])
+' >"$work/xz.in"
+	# read once outside the cgroups: the page cache holding the inputs is
 	# then charged to the root cgroup, not to a limited run
-	cat "$work/sort.in" >/dev/null
+	cat "$work/sort.in" "$work/xz.in" >/dev/null
 	# python3: 1 MiB bytearrays (far: >= 128 KiB), a list of 2M floats
 	# sorted, a dict of 1M small strings (pymalloc's 1 MiB arenas are
 	# anonymous mmaps, so these small objects are far memory too), all
@@ -280,6 +297,13 @@ run_prog() {
 		t0=$EPOCHREALTIME
 		{ in_cg "$cg" env LC_ALL=C "${pre[@]}" sort -S 2G "$work/sort.in" ||
 		  echo "sort failed, exit $?" >>"$work/err"; } | sha256sum >"$out"
+		t1=$EPOCHREALTIME
+		! [ -s "$work/err" ] || return 1
+		;;
+	xz)
+		t0=$EPOCHREALTIME
+		{ in_cg "$cg" "${pre[@]}" xz -6 -T1 -c "$work/xz.in" ||
+		  echo "xz failed, exit $?" >>"$work/err"; } | sha256sum >"$out"
 		t1=$EPOCHREALTIME
 		! [ -s "$work/err" ] || return 1
 		;;

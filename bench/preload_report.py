@@ -18,6 +18,7 @@ WORKLOAD = {
               "dict of 1M strings, all checksummed",
     "redis": "`redis-server` loaded with 300 KB values, each read back "
              "twice in random order",
+    "xz": "`xz -6 -T1` of 12 MB of generated text",
 }
 FAR = {
     "sort": "its line buffer (one malloc of about the input's size)",
@@ -26,6 +27,8 @@ FAR = {
               "mmaps",
     "redis": "the values only (each >= 128 KiB); keys, dict and small "
              "buffers are local",
+    "xz": "the match finder's hash chains and tree and the dictionary "
+          "buffer (each >= 128 KiB)",
 }
 
 
