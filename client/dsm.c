@@ -160,9 +160,9 @@ static void on_server_lost(void *ctx, int err)
 	s->lost = err ? err : -ECONNRESET;
 	pthread_mutex_unlock(&dsm_eng.lock);
 	dsm_err("lost connection to memory server %s: %s. Pages held only "
-		"there are unreachable and raise SIGBUS when touched; dirty "
-		"pages still in local memory are kept", s->addr,
-		strerror(-s->lost));
+		"there, and those whose write-back to it was in flight, are "
+		"unreachable and raise SIGBUS when touched; dirty pages still "
+		"in local memory are kept", s->addr, strerror(-s->lost));
 }
 
 /* Prove we know the cluster secret, and check that the server does. */

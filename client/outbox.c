@@ -166,10 +166,15 @@ uint64_t dsm_server_copy_lost(struct dsm_region *r, uint64_t first,
 static void wb_failed(struct dsm_wb *wb, int status)
 {
 	struct dsm_region *r = wb->r;
+	const struct dsm_extent *e = dsm_region_extent(r, wb->first);
 	uint64_t lost = dsm_server_copy_lost(r, wb->first, wb->n);
+	/* a lost server was logged once, and fails every write-back in
+	 * flight to it: hundreds of lines would hide that one */
+	enum dsm_log_level level = dsm_eng.servers[e->server].lost ?
+				   DSM_LOG_DEBUG : DSM_LOG_ERROR;
 
-	dsm_err("write-back of %u pages at %#llx failed: %s; %llu evicted "
-		"pages lost (they raise SIGBUS when touched)", wb->n,
+	dsm_log(level, "write-back of %u pages at %#llx failed: %s; %llu "
+		"evicted pages lost (they raise SIGBUS when touched)", wb->n,
 		(unsigned long long)(r->base + wb->first * DSM_PAGE_SIZE),
 		strerror(-status), (unsigned long long)lost);
 }

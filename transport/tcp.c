@@ -103,7 +103,9 @@ static bool slot_take(struct dsm_transport *t, uint64_t id, struct pending *out)
 	return true;
 }
 
-/* The stream is over: complete everything pending with err, once. */
+/* The stream is over: report it, then complete everything pending with
+ * err, once.  Reported first so that the owner knows the server is gone
+ * when the failed completions run (and its log says so before them). */
 static int fail_all(struct dsm_transport *t, int err)
 {
 	struct pending p;
@@ -111,11 +113,11 @@ static int fail_all(struct dsm_transport *t, int err)
 	if (t->dead)
 		return t->dead;
 	t->dead = err;
+	if (!t->closing && t->ev.lost)
+		t->ev.lost(t->ev.ctx, err);
 	for (uint32_t s = 0; s < TCP_SLOTS; s++)
 		if (slot_take(t, (uint64_t)t->slots[s].gen << 16 | s, &p))
 			p.done(p.arg, err, NULL, 0);
-	if (!t->closing && t->ev.lost)
-		t->ev.lost(t->ev.ctx, err);
 	return err;
 }
 

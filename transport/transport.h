@@ -38,9 +38,9 @@ struct dsm_transport_events {
 	/* A server-initiated message (GOODBYE, INVALIDATE, ...). */
 	void (*server_msg)(void *ctx, const struct dsm_hdr *h,
 			   const uint8_t *payload);
-	/* The connection is gone (err < 0) and every request still pending
-	 * has been completed with err.  Called once, inside progress() or a
-	 * send; not called after close(). */
+	/* The connection is gone (err < 0); every request still pending is
+	 * completed with err right after this returns.  Called once, inside
+	 * progress(), a send or a flush; not called after close(). */
 	void (*lost)(void *ctx, int err);
 	void *ctx;
 };
