@@ -23,6 +23,7 @@
 #include "log.h"
 #include "membership.h"
 #include "session.h"
+#include "session_tcp.h"
 #include "util.h"
 
 #define EXIT_USAGE 2
@@ -331,7 +332,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	int err = status;
 
 	if (!err)
-		err = session_accept(listener, &srv->h, &srv->sessions);
+		err = session_tcp_accept(listener, &srv->h, &srv->sessions);
 	if (err)
 		dsm_warn("accept: %s", uv_strerror(err));
 }
@@ -501,18 +502,20 @@ static void drain_loop(uv_loop_t *loop)
  * project's machines, more than the loopback round trip).  Clients fault
  * in bursts, so the next request usually comes within microseconds.  The
  * loop runs until no referenced handle is left, as UV_RUN_DEFAULT would.
+ * What counts is requests handled, never bytes: over RDMA the pages move
+ * without this loop, and only control messages reach it.
  */
 static void run_loop(struct server *srv, uint64_t poll_ns)
 {
-	uint64_t seen = srv->h.bytes_in, busy_until = 0;
+	uint64_t seen = srv->h.requests, busy_until = 0;
 	uv_run_mode mode = UV_RUN_ONCE;
 
 	while (uv_run(&srv->loop, mode)) {
 		uint64_t now = dsm_now_ns();
-		bool active = srv->h.bytes_in != seen;
+		bool active = srv->h.requests != seen;
 
 		if (active) {
-			seen = srv->h.bytes_in;
+			seen = srv->h.requests;
 			busy_until = now + poll_ns;
 		}
 		mode = now < busy_until ? UV_RUN_NOWAIT : UV_RUN_ONCE;

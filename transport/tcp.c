@@ -149,6 +149,11 @@ static int parse(struct dsm_transport *t)
 		struct dsm_hdr h;
 
 		err = dsm_hdr_decode(t->rxbuf + off, &h);
+		if (err == -EPROTONOSUPPORT && h.magic == DSM_PROTO_MAGIC) {
+			dsm_err("%s: server speaks protocol %u, we speak %u",
+				t->addr, h.version, DSM_PROTO_VERSION);
+			break;
+		}
 		if (err) {
 			dsm_err("%s: malformed message from server: %s",
 				t->addr, strerror(-err));
