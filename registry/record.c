@@ -49,6 +49,18 @@ uint64_t dsm_reg_now_ms(void)
 	return (uint64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+bool dsm_reg_server_offers(const struct dsm_reg_server *s, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = s->transports; *p; p += strcspn(p, ",")) {
+		p += *p == ',';
+		if (!strncmp(p, name, n) && (p[n] == ',' || !p[n]))
+			return true;
+	}
+	return false;
+}
+
 /* ---- record encodings ------------------------------------------------- */
 
 const char *const dsm_reg_server_counters[DSM_RS_NCOUNTERS] = {
@@ -96,6 +108,8 @@ void dsm_reg_server_argv(const struct dsm_reg_server *s, const char *key,
 	argv_num(a, "started_ms", s->started_ms);
 	argv_num(a, "heartbeat_ms", s->heartbeat_ms);
 	argv_num(a, "draining", s->draining);
+	argv_add(a, "transports");
+	argv_add(a, s->transports[0] ? s->transports : "tcp");
 	for (int i = 0; i < DSM_RS_NCOUNTERS; i++)
 		argv_num(a, dsm_reg_server_counters[i], s->counters[i]);
 }
@@ -193,8 +207,14 @@ int dsm_reg_server_decode(char **kv, size_t n, struct dsm_reg_server *s)
 	    counters(kv, n, dsm_reg_server_counters, DSM_RS_NCOUNTERS,
 		     s->counters) ||
 	    /* optional: records from before drains existed serve */
-	    (field(kv, n, "draining") && num(kv, n, "draining", 1, &draining)))
+	    (field(kv, n, "draining") && num(kv, n, "draining", 1, &draining)) ||
+	    /* and those from before RDMA served TCP */
+	    (field(kv, n, "transports") && text(kv, n, "transports",
+						s->transports,
+						sizeof(s->transports))))
 		return -EINVAL;
+	if (!s->transports[0])
+		strcpy(s->transports, "tcp");
 	s->id = id;
 	s->pid = pid;
 	s->draining = draining;

@@ -8,7 +8,8 @@
  *   dsm:C:servers          SET of server ids
  *   dsm:C:server:ID        HASH  id addr host pid capacity used regions
  *                                clients started_ms heartbeat_ms draining
- *                                (0/1), and
+ *                                (0/1) transports ("tcp", "rdma" or
+ *                                "tcp,rdma": what addr serves), and
  *                                the counters of dsm_reg_server_counters
  *                          TTL   the heartbeat timeout: a server that stops
  *                                beating (crashed, hung, cut off) vanishes
@@ -87,6 +88,7 @@ extern const char *const dsm_reg_client_counters[DSM_RC_NCOUNTERS];
 struct dsm_reg_server {
 	uint32_t id;
 	char addr[128];       /* host:port clients connect to */
+	char transports[16];  /* served at addr: "tcp", "rdma", "tcp,rdma" */
 	char host[64];        /* machine name, for people */
 	uint32_t pid;
 	uint64_t capacity, used, regions, clients;
@@ -149,5 +151,8 @@ void dsm_reg_region_clear(struct dsm_reg_region *r);
 char *dsm_reg_extents_encode(const struct dsm_reg_region *r);
 
 uint64_t dsm_reg_now_ms(void);
+
+/* Whether a server's record offers name ("tcp", "rdma"). */
+bool dsm_reg_server_offers(const struct dsm_reg_server *s, const char *name);
 
 #endif /* DSM_REG_RECORD_H */

@@ -197,9 +197,7 @@ static int expose(struct handler_session *s, struct region *rg,
 				  pool_at(&s->h->pool, rg->pool_off), &a->addr,
 				  &a->rkey);
 
-	if (err) {
-		dsm_warn("cannot register a region of %llu bytes for RDMA: %s",
-			 (unsigned long long)rg->size, strerror(-err));
+	if (err) { /* the hook said why */
 		free_region(s, rg);
 		return err;
 	}
