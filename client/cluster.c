@@ -127,7 +127,7 @@ static int republish(void)
 }
 
 int dsm_cluster_open(const char *url, const char *pass_file,
-		     const char *name, char **servers)
+		     const char *name, char **servers, int **offers_rdma)
 {
 	struct dsm_reg_server *v = NULL;
 	char err[512];
@@ -156,8 +156,12 @@ int dsm_cluster_open(const char *url, const char *pass_file,
 		len += strlen(v[i].addr) + 1;
 	if (!rc && !(*servers = calloc(1, len)))
 		rc = -ENOMEM;
-	for (size_t i = 0; !rc && i < n; i++)
+	if (!rc && !(*offers_rdma = calloc(n, sizeof(**offers_rdma))))
+		rc = -ENOMEM;
+	for (size_t i = 0; !rc && i < n; i++) {
 		strcat(strcat(*servers, i ? "," : ""), v[i].addr);
+		(*offers_rdma)[i] = dsm_reg_server_offers(&v[i], "rdma");
+	}
 	free(v);
 	if (rc) {
 		dsm_reg_close(cl.reg);
@@ -229,6 +233,7 @@ static void renew(void)
 	had = dsm_reg_client_exists(cl.reg, cl.me.id);
 	cl.me.heartbeat_ms = dsm_reg_now_ms();
 	fill_counters(cl.me.counters);
+	dsm_transports_describe(cl.me.transports, sizeof(cl.me.transports), 1);
 	err = had < 0 ? had : dsm_reg_put_client(cl.reg, &cl.me, DSM_REG_TTL_MS);
 	if (!err && had)
 		err = touch_regions();
@@ -292,6 +297,7 @@ int dsm_cluster_join(void)
 					 .started_ms = dsm_reg_now_ms() };
 	cl.me.heartbeat_ms = cl.me.started_ms;
 	gethostname(cl.me.host, sizeof(cl.me.host) - 1);
+	dsm_transports_describe(cl.me.transports, sizeof(cl.me.transports), 1);
 	err = dsm_reg_new_id(cl.reg, &cl.me.id);
 	if (!err)
 		err = dsm_reg_put_client(cl.reg, &cl.me, DSM_REG_TTL_MS);

@@ -126,6 +126,8 @@ void dsm_reg_client_argv(const struct dsm_reg_client *c, const char *key,
 	argv_num(a, "pid", c->pid);
 	argv_num(a, "started_ms", c->started_ms);
 	argv_num(a, "heartbeat_ms", c->heartbeat_ms);
+	argv_add(a, "transports");
+	argv_add(a, c->transports);
 	for (int i = 0; i < DSM_RC_NCOUNTERS; i++)
 		argv_num(a, dsm_reg_client_counters[i], c->counters[i]);
 }
@@ -232,7 +234,11 @@ int dsm_reg_client_decode(char **kv, size_t n, struct dsm_reg_client *c)
 	    num(kv, n, "started_ms", UINT64_MAX, &c->started_ms) ||
 	    num(kv, n, "heartbeat_ms", UINT64_MAX, &c->heartbeat_ms) ||
 	    counters(kv, n, dsm_reg_client_counters, DSM_RC_NCOUNTERS,
-		     c->counters))
+		     c->counters) ||
+	    /* optional: records from before RDMA have none */
+	    (field(kv, n, "transports") && text(kv, n, "transports",
+						c->transports,
+						sizeof(c->transports))))
 		return -EINVAL;
 	c->pid = pid;
 	return 0;

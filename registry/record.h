@@ -14,8 +14,10 @@
  *                          TTL   the heartbeat timeout: a server that stops
  *                                beating (crashed, hung, cut off) vanishes
  *   dsm:C:clients          SET of client ids
- *   dsm:C:client:ID        HASH  id host pid started_ms heartbeat_ms, and
- *                                the counters of dsm_reg_client_counters
+ *   dsm:C:client:ID        HASH  id host pid started_ms heartbeat_ms
+ *                                transports ("SERVERID=tcp|rdma[+lost],..."
+ *                                : how it reaches each server), and the
+ *                                counters of dsm_reg_client_counters
  *                          TTL   the client's lease
  *   dsm:C:regions          SET of region ids
  *   dsm:C:region:ID        HASH  id name size owner created_ms extents
@@ -117,6 +119,7 @@ struct dsm_reg_region {
 struct dsm_reg_client {
 	uint64_t id;
 	char host[64];
+	char transports[256];  /* "SERVERID=rdma,SERVERID=tcp+lost", or "" */
 	uint32_t pid;
 	uint64_t started_ms, heartbeat_ms;
 	uint64_t counters[DSM_RC_NCOUNTERS];

@@ -32,6 +32,9 @@
 #define NBUF (RECV_N + SEND_N)   /* message buffers: receives first */
 #define CQ_ACK_BATCH 64          /* completion events acknowledged at once */
 #define POLL_BATCH 16
+/* Local ACK timeout, 4.096 us << 14 = 67 ms, as the client's (see
+ * RDMA_ACK_TIMEOUT in transport/rdma.h: rdma_cm's default is ~2 s). */
+#define ACK_TIMEOUT 14
 
 /* Server messages that found no send buffer free wait here, the newest
  * of each kind only: a client needs the latest DRAINING, and GOODBYE
@@ -119,7 +122,7 @@ static void on_poll_closed(uv_handle_t *h)
 /* Disconnect first: the queue pair leaves the ready states at once, so
  * no READ or WRITE of the client's reaches the pool while the regions
  * are being freed. */
-static void rdma_close(struct session *s)
+static void srdma_close(struct session *s)
 {
 	struct session_rdma *r = rdma_of(s);
 
@@ -143,10 +146,10 @@ static void maybe_finish(struct session_rdma *r)
 {
 	if (r->after_send && r->nsend_free == SEND_N &&
 	    !r->pending[PEND_DRAINING] && !r->pending[PEND_GOODBYE])
-		rdma_close(&r->s);
+		srdma_close(&r->s);
 }
 
-static void rdma_close_after_send(struct session *s)
+static void srdma_close_after_send(struct session *s)
 {
 	struct session_rdma *r = rdma_of(s);
 
@@ -185,7 +188,7 @@ static int pend(struct session_rdma *r, const struct reply *m)
 	return 0;
 }
 
-static int rdma_send(struct session *s, const struct reply *m)
+static int srdma_send(struct session *s, const struct reply *m)
 {
 	struct session_rdma *r = rdma_of(s);
 	uint32_t len = DSM_HDR_SIZE + m->hdr.len, slot;
@@ -211,7 +214,7 @@ static void send_pending(struct session_rdma *r)
 		if (!r->pending[k])
 			continue;
 		r->pending[k] = false;
-		if (rdma_send(&r->s, &r->pend[k]) < 0) {
+		if (srdma_send(&r->s, &r->pend[k]) < 0) {
 			session_close(&r->s);
 			return;
 		}
@@ -525,7 +528,9 @@ static void name_peer(struct session_rdma *r)
 	snprintf(r->s.peer, sizeof(r->s.peer), "%s:%u", host, port);
 }
 
-/* As many READs in flight as the client asks for and the device allows. */
+/* As many READs in flight as the client asks for and the device allows.
+ * rdma_cm hands the request's values over from our side: its
+ * responder_resources is the client's initiator depth. */
 static int accept_conn(struct session_rdma *r, const struct rdma_conn_param *req)
 {
 	struct rdma_conn_param p = { .rnr_retry_count = 7, .retry_count = 7 };
@@ -533,16 +538,20 @@ static int accept_conn(struct session_rdma *r, const struct rdma_conn_param *req
 
 	if (ibv_query_device(r->id->verbs, &da))
 		return -EIO;
-	p.responder_resources = req->initiator_depth < da.max_qp_rd_atom ?
-				req->initiator_depth : da.max_qp_rd_atom;
+	if (rdma_set_option(r->id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT,
+			    &(uint8_t){ ACK_TIMEOUT }, sizeof(uint8_t)))
+		dsm_debug("client %s: cannot shorten the ACK timeout: %s",
+			  r->s.peer, strerror(errno));
+	p.responder_resources = req->responder_resources < da.max_qp_rd_atom ?
+				req->responder_resources : da.max_qp_rd_atom;
 	return rdma_accept(r->id, &p) ? -errno : 0;
 }
 
 static const struct session_ops rdma_ops = {
 	.name = "rdma",
-	.send = rdma_send,
-	.close_after_send = rdma_close_after_send,
-	.close = rdma_close,
+	.send = srdma_send,
+	.close_after_send = srdma_close_after_send,
+	.close = srdma_close,
 };
 
 int session_rdma_accept(uv_loop_t *loop, struct rdma_cm_id *id,
@@ -564,7 +573,7 @@ int session_rdma_accept(uv_loop_t *loop, struct rdma_cm_id *id,
 		err = make_buffers(r);
 	if (err)
 		goto out_reject;
-	/* From here on the session is torn down only through rdma_close. */
+	/* From here on the session is torn down only through srdma_close. */
 	session_link(&r->s, &rdma_ops, h, all);
 	r->linked = true;
 	handler_session_hooks(&r->s.hs, &rdma_hooks, r);
