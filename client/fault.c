@@ -134,9 +134,10 @@ static void fetch_done(void *arg, int status, const uint8_t *payload,
 static void fetch_complete(struct dsm_fetch *f, int status,
 			   const uint8_t *payload, uint32_t len);
 
-/* Lost pages a thread waits on must raise SIGBUS.  Without UFFDIO_POISON
- * the only alternatives are a hang or silently wrong data; stopping is
- * the honest one. */
+/* Lost pages a thread waits on must raise SIGBUS (uffd.c: UFFDIO_POISON,
+ * or an empty memfd mapped over them).  If even that fails, the only
+ * alternatives are a hang or silently wrong data; stopping is the
+ * honest one. */
 static void poison_or_abort(uint64_t addr, uint64_t len)
 {
 	int err = dsm_uffd_poison(&dsm_eng.uffd, addr, len);
