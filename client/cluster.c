@@ -212,6 +212,37 @@ static void fill_counters(uint64_t *c)
 	c[DSM_RC_PAGES_MOVED] = st.pages_moved;
 }
 
+/* What this client read and wrote one-sidedly on each server: the
+ * servers cannot count it, so dsmctl stats adds it up from here.  The
+ * servers are fixed after dsm_init and a transport stays open until
+ * after the lease thread stops, so no engine lock is needed. */
+static void fill_one_sided(char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < dsm_eng.nservers && used < len; i++) {
+		const struct dsm_server *s = &dsm_eng.servers[i];
+		struct dsm_one_sided o;
+		int n;
+
+		if (!s->ops->one_sided)
+			continue;
+		s->ops->one_sided(s->t, &o);
+		n = snprintf(buf + used, len - used, "%s%u:%llu:%llu:%llu:%llu",
+			     used ? "," : "", s->id,
+			     (unsigned long long)o.reads,
+			     (unsigned long long)o.writes,
+			     (unsigned long long)o.pages_read,
+			     (unsigned long long)o.pages_written);
+		if (n < 0 || (size_t)n >= len - used) {
+			buf[used] = '\0'; /* whole entries only */
+			break;
+		}
+		used += n;
+	}
+}
+
 /* One renewal: the lease, and everything again if Redis forgot us. */
 static void renew(void)
 {
@@ -234,6 +265,7 @@ static void renew(void)
 	cl.me.heartbeat_ms = dsm_reg_now_ms();
 	fill_counters(cl.me.counters);
 	dsm_transports_describe(cl.me.transports, sizeof(cl.me.transports), 1);
+	fill_one_sided(cl.me.one_sided, sizeof(cl.me.one_sided));
 	err = had < 0 ? had : dsm_reg_put_client(cl.reg, &cl.me, DSM_REG_TTL_MS);
 	if (!err && had)
 		err = touch_regions();

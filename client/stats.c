@@ -105,8 +105,10 @@ const char *dsm_transports_describe(char *buf, size_t len, int ids)
 				       i ? "," : "", s->addr, s->ops->name,
 				       s->lost ? "+lost" : "");
 
-		if (n < 0)
+		if (n < 0 || (size_t)n >= len - used) {
+			buf[used] = '\0'; /* whole entries only */
 			break;
+		}
 		used += n;
 	}
 	pthread_mutex_unlock(&dsm_eng.lock);

@@ -61,6 +61,46 @@ bool dsm_reg_server_offers(const struct dsm_reg_server *s, const char *name)
 	return false;
 }
 
+int dsm_reg_one_sided_for(const char *text, uint32_t server,
+			  struct dsm_reg_one_sided *out)
+{
+	for (const char *p = text; *p; p += strcspn(p, ",")) {
+		unsigned long long id, r, w, pr, pw;
+		int used = 0;
+
+		p += *p == ',';
+		if (sscanf(p, "%llu:%llu:%llu:%llu:%llu%n", &id, &r, &w, &pr,
+			   &pw, &used) != 5 || (p[used] && p[used] != ','))
+			return -EINVAL;
+		if (id != server)
+			continue;
+		out->reads += r;
+		out->writes += w;
+		out->pages_read += pr;
+		out->pages_written += pw;
+	}
+	return 0;
+}
+
+const char *dsm_reg_transport_for(const char *text, uint32_t server,
+				  char *buf, size_t len)
+{
+	for (const char *p = text; *p; p += strcspn(p, ",")) {
+		unsigned long long id;
+		int used = 0;
+
+		p += *p == ',';
+		if (sscanf(p, "%llu=%n", &id, &used) != 1 || !used)
+			return NULL;
+		if (id == server) {
+			snprintf(buf, len, "%.*s", (int)strcspn(p + used, ","),
+				 p + used);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
 /* ---- record encodings ------------------------------------------------- */
 
 const char *const dsm_reg_server_counters[DSM_RS_NCOUNTERS] = {
@@ -128,6 +168,8 @@ void dsm_reg_client_argv(const struct dsm_reg_client *c, const char *key,
 	argv_num(a, "heartbeat_ms", c->heartbeat_ms);
 	argv_add(a, "transports");
 	argv_add(a, c->transports);
+	argv_add(a, "one_sided");
+	argv_add(a, c->one_sided);
 	for (int i = 0; i < DSM_RC_NCOUNTERS; i++)
 		argv_num(a, dsm_reg_client_counters[i], c->counters[i]);
 }
@@ -238,7 +280,10 @@ int dsm_reg_client_decode(char **kv, size_t n, struct dsm_reg_client *c)
 	    /* optional: records from before RDMA have none */
 	    (field(kv, n, "transports") && text(kv, n, "transports",
 						c->transports,
-						sizeof(c->transports))))
+						sizeof(c->transports))) ||
+	    (field(kv, n, "one_sided") && text(kv, n, "one_sided",
+					       c->one_sided,
+					       sizeof(c->one_sided))))
 		return -EINVAL;
 	c->pid = pid;
 	return 0;

@@ -52,6 +52,13 @@ struct dsm_transport_events {
 	void *ctx;
 };
 
+/* Traffic the server never sees: one-sided READs and WRITEs, counted by
+ * the transport that made them, for the operator's view (dsmctl stats).
+ * Successful requests and the pages they moved. */
+struct dsm_one_sided {
+	uint64_t reads, writes, pages_read, pages_written;
+};
+
 struct dsm_transport_ops {
 	const char *name;
 	/* progress() finds completions even when fd() is not readable (it
@@ -90,6 +97,9 @@ struct dsm_transport_ops {
 	/* Fail what is pending with -ECANCELED, close the connection, free.
 	 * No event runs after it. */
 	void (*close)(struct dsm_transport *t);
+	/* The one-sided traffic so far; NULL where the server sees it all
+	 * (TCP).  Any thread may call it while t is open. */
+	void (*one_sided)(struct dsm_transport *t, struct dsm_one_sided *out);
 };
 
 extern const struct dsm_transport_ops dsm_tcp_transport;
