@@ -90,6 +90,9 @@ struct dsm_transport {
 	int epfd;                 /* fd(): ec's and cc's fds together */
 	bool connected;
 	bool armed;               /* the CQ will signal cc */
+	/* DSM_TEST_RDMA_UNORDERED: WRITEs do not wait for DISCARDs, so that
+	 * tests/rdma_check.c can show what the hold prevents.  Tests only. */
+	bool unordered;
 	unsigned cq_unacked;
 	uint32_t max_sge;         /* per WRITE work request */
 
@@ -115,6 +118,7 @@ struct dsm_transport {
 	uint32_t credits;         /* control requests the server can take */
 	uint32_t discards;        /* DISCARDs posted and unanswered */
 	uint32_t posted_wrs;      /* READ/WRITE work requests in flight */
+	struct dsm_one_sided os;  /* updated atomically: read by any thread */
 	/* scratch for building one WRITE's work requests */
 	struct ibv_sge sge[DSM_MAX_BATCH_PAGES];
 	struct ibv_send_wr wr[DSM_MAX_BATCH_PAGES];
