@@ -344,7 +344,7 @@ static int do_discard(struct handler_session *s, const struct dsm_hdr *q,
 		return err;
 	bytes = (uint64_t)m.npages * DSM_PAGE_SIZE;
 	if (rg->remote)
-		memset(at, 0, bytes);
+		pool_zero(&s->h->pool, m.pool_off, bytes);
 	else
 		pool_drop(&s->h->pool, m.pool_off, bytes);
 	s->h->pages_discarded += m.npages;
