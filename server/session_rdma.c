@@ -68,8 +68,6 @@ struct session_rdma {
 	bool torn_down;          /* closing: the handles are going */
 };
 
-static void drain_cq(struct session_rdma *r);
-
 static struct session_rdma *rdma_of(struct session *s)
 {
 	return (struct session_rdma *)s;

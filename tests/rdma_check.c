@@ -89,6 +89,7 @@ static int handshake(struct dsm_transport *t, const char *addr)
 	struct dsm_hello h = { DSM_PROTO_VERSION, DSM_PROTO_VERSION,
 			       DSM_PAGE_SIZE, 0 };
 	uint8_t body[DSM_HELLO_SIZE], rep[DSM_HELLO_REPLY_SIZE];
+	uint8_t proof[DSM_AUTH_MSG_SIZE];
 	struct dsm_hello_reply r;
 	struct dsm_auth_msg m;
 	uint32_t len;
@@ -112,10 +113,9 @@ static int handshake(struct dsm_transport *t, const char *addr)
 		return -EACCES;
 	}
 	dsm_auth_mac(&key, 'c', r.server_nonce, h.nonce, r.server_id, m.mac);
-	dsm_auth_msg_encode(&m, body);
-	return dsm_transport_call_sync(ops, t, DSM_MSG_AUTH, body,
-				       DSM_AUTH_MSG_SIZE, rep, sizeof(rep),
-				       &len);
+	dsm_auth_msg_encode(&m, proof);
+	return dsm_transport_call_sync(ops, t, DSM_MSG_AUTH, proof,
+				       sizeof(proof), rep, sizeof(rep), &len);
 }
 
 static struct dsm_transport *open_conn(const char *addr)
