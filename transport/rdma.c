@@ -25,9 +25,9 @@
  *
  * When anything fails (a completion in error, a disconnect, a post that
  * fails), the queue pair is moved to the error state, its posted work
- * requests are waited for (flushed), and only then is every request
- * completed with the error and lost() reported: no buffer goes back to
- * its owner while the device may still use it.
+ * requests are waited for (flushed), and only then is lost() reported
+ * and every request completed with the error: no buffer goes back to its
+ * owner while the device may still use it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -121,11 +121,11 @@ static int fail_all(struct dsm_transport *t, int err)
 	t->dead = err;
 	rdma_conn_quiesce(t, account);
 	t->wait_head = t->wait_tail = NONE;
+	if (!t->closing && t->ev.lost)
+		t->ev.lost(t->ev.ctx, err);
 	for (uint32_t s = 0; s < RDMA_SLOTS; s++)
 		if (t->slots[s].busy)
 			finish(t, &t->slots[s], err, NULL, 0);
-	if (!t->closing && t->ev.lost)
-		t->ev.lost(t->ev.ctx, err);
 	return err;
 }
 

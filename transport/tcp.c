@@ -19,9 +19,9 @@
  * way - replies free slots - which bounds what a slow server can make us
  * hold.
  *
- * When the stream ends or breaks, every pending request is completed with
- * the error, then lost() is reported once; requests after that fail at
- * once with the same error.
+ * When the stream ends or breaks, lost() is reported once, then every
+ * pending request is completed with the error; requests after that fail
+ * at once with the same error.
  */
 #include "transport.h"
 
@@ -111,11 +111,11 @@ static int fail_all(struct dsm_transport *t, int err)
 	if (t->dead)
 		return t->dead;
 	t->dead = err;
+	if (!t->closing && t->ev.lost)
+		t->ev.lost(t->ev.ctx, err);
 	for (uint32_t s = 0; s < TCP_SLOTS; s++)
 		if (slot_take(t, (uint64_t)t->slots[s].gen << 16 | s, &p))
 			p.done(p.arg, err, NULL, 0);
-	if (!t->closing && t->ev.lost)
-		t->ev.lost(t->ev.ctx, err);
 	return err;
 }
 

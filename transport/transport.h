@@ -45,9 +45,11 @@ struct dsm_transport_events {
 	/* A server-initiated message (GOODBYE, INVALIDATE, ...). */
 	void (*server_msg)(void *ctx, const struct dsm_hdr *h,
 			   const uint8_t *payload);
-	/* The connection is gone (err < 0) and every request still pending
-	 * has been completed with err.  Called once, inside progress() or a
-	 * send; not called after close(). */
+	/* The connection is gone (err < 0).  Called once, inside progress()
+	 * or a send, and before the requests still pending are completed
+	 * with err: their completions can tell the server is lost, and the
+	 * loss is reported before anything it causes (a thread's SIGBUS on
+	 * a page only that server held).  Not called after close(). */
 	void (*lost)(void *ctx, int err);
 	void *ctx;
 };
