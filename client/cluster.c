@@ -127,7 +127,7 @@ static int republish(void)
 }
 
 int dsm_cluster_open(const char *url, const char *pass_file,
-		     const char *name, char **servers)
+		     const char *name, char **servers, int **offers_rdma)
 {
 	struct dsm_reg_server *v = NULL;
 	char err[512];
@@ -156,8 +156,12 @@ int dsm_cluster_open(const char *url, const char *pass_file,
 		len += strlen(v[i].addr) + 1;
 	if (!rc && !(*servers = calloc(1, len)))
 		rc = -ENOMEM;
-	for (size_t i = 0; !rc && i < n; i++)
+	if (!rc && !(*offers_rdma = calloc(n, sizeof(**offers_rdma))))
+		rc = -ENOMEM;
+	for (size_t i = 0; !rc && i < n; i++) {
 		strcat(strcat(*servers, i ? "," : ""), v[i].addr);
+		(*offers_rdma)[i] = dsm_reg_server_offers(&v[i], "rdma");
+	}
 	free(v);
 	if (rc) {
 		dsm_reg_close(cl.reg);
@@ -208,6 +212,37 @@ static void fill_counters(uint64_t *c)
 	c[DSM_RC_PAGES_MOVED] = st.pages_moved;
 }
 
+/* What this client read and wrote one-sidedly on each server: the
+ * servers cannot count it, so dsmctl stats adds it up from here.  The
+ * servers are fixed after dsm_init and a transport stays open until
+ * after the lease thread stops, so no engine lock is needed. */
+static void fill_one_sided(char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < dsm_eng.nservers && used < len; i++) {
+		const struct dsm_server *s = &dsm_eng.servers[i];
+		struct dsm_one_sided o;
+		int n;
+
+		if (!s->ops->one_sided)
+			continue;
+		s->ops->one_sided(s->t, &o);
+		n = snprintf(buf + used, len - used, "%s%u:%llu:%llu:%llu:%llu",
+			     used ? "," : "", s->id,
+			     (unsigned long long)o.reads,
+			     (unsigned long long)o.writes,
+			     (unsigned long long)o.pages_read,
+			     (unsigned long long)o.pages_written);
+		if (n < 0 || (size_t)n >= len - used) {
+			buf[used] = '\0'; /* whole entries only */
+			break;
+		}
+		used += n;
+	}
+}
+
 /* One renewal: the lease, and everything again if Redis forgot us. */
 static void renew(void)
 {
@@ -229,6 +264,8 @@ static void renew(void)
 	had = dsm_reg_client_exists(cl.reg, cl.me.id);
 	cl.me.heartbeat_ms = dsm_reg_now_ms();
 	fill_counters(cl.me.counters);
+	dsm_transports_describe(cl.me.transports, sizeof(cl.me.transports), 1);
+	fill_one_sided(cl.me.one_sided, sizeof(cl.me.one_sided));
 	err = had < 0 ? had : dsm_reg_put_client(cl.reg, &cl.me, DSM_REG_TTL_MS);
 	if (!err && had)
 		err = touch_regions();
@@ -292,6 +329,7 @@ int dsm_cluster_join(void)
 					 .started_ms = dsm_reg_now_ms() };
 	cl.me.heartbeat_ms = cl.me.started_ms;
 	gethostname(cl.me.host, sizeof(cl.me.host) - 1);
+	dsm_transports_describe(cl.me.transports, sizeof(cl.me.transports), 1);
 	err = dsm_reg_new_id(cl.reg, &cl.me.id);
 	if (!err)
 		err = dsm_reg_put_client(cl.reg, &cl.me, DSM_REG_TTL_MS);

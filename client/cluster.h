@@ -15,10 +15,11 @@
 
 /* Connect to the registry at url (with the password in pass_file, if
  * not NULL), cluster name (NULL: default), and list the live servers as
- * "host:port,host:port..." in *servers (malloc'd).  0 or -errno, after
- * logging what to check. */
+ * "host:port,host:port..." in *servers, and in *offers_rdma whether each
+ * offers RDMA (1 or 0; both malloc'd).  0 or -errno, after logging what
+ * to check. */
 int dsm_cluster_open(const char *url, const char *pass_file,
-		     const char *name, char **servers);
+		     const char *name, char **servers, int **offers_rdma);
 /* Once the engine runs: record this client, start renewing its lease. */
 int dsm_cluster_join(void);
 /* A region was placed: name it (r->id) and record it, before it enters

@@ -155,6 +155,11 @@ int dsm_discard(uint64_t addr, uint64_t len)
 			dsm_queue_del(p);
 			dsm_eng.resident--;
 		}
+		/* poisoned without UFFDIO_POISON: not the region's mapping
+		 * any more, which the zap below would not restore */
+		if (p->state == DSM_PG_LOST)
+			dsm_uffd_unpoison(&dsm_eng.uffd, dsm_page_addr(p),
+					  DSM_PAGE_SIZE);
 		p->state = DSM_PG_INVALID;
 		/* the mapping keeps its protection through MADV_DONTNEED,
 		 * so the page keeps its NOREAD mark (protect.c) */
@@ -197,8 +202,8 @@ int dsm_release(uint64_t addr, uint64_t len)
 		struct dsm_page *p = &r->pages[i];
 
 		if (p->state == DSM_PG_LOST)
-			madvise((void *)(uintptr_t)dsm_page_addr(p), DSM_PAGE_SIZE,
-				MADV_DONTNEED);
+			dsm_uffd_unpoison(&dsm_eng.uffd, dsm_page_addr(p),
+					  DSM_PAGE_SIZE);
 		/* the NOREAD mark stays, as the mapping's protection does,
 		 * until the shim makes the pages readable (protect.c) */
 		if (p->queue == DSM_Q_NONE) {

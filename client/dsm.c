@@ -40,7 +40,18 @@ __thread unsigned dsm_tl_internal __attribute__((tls_model("initial-exec")));
 
 /* ---- options --------------------------------------------------------- */
 
+/* DSM_TRANSPORT */
+enum transport_choice {
+	CHOOSE_AUTO,   /* RDMA where both ends can, else TCP */
+	CHOOSE_TCP,
+	CHOOSE_RDMA,   /* RDMA or nothing: never falls back */
+};
+
 struct config {
+	enum transport_choice transport;
+	bool rdma_here;         /* this machine has an RDMA device */
+	int *offers_rdma;       /* per server of the registry's list: 1, 0;
+	                         * NULL: not known (DSM_SERVERS) */
 	char *servers;          /* malloc'd; from the registry if it is set */
 	const char *registry;   /* DSM_REGISTRY, when no server list is given */
 	const char *registry_pass_file; /* DSM_REGISTRY_PASSWORD_FILE */
@@ -64,6 +75,29 @@ static int env_size(const char *name, uint64_t *out)
 		return -EINVAL;
 	}
 	return 1;
+}
+
+static int read_transport(struct config *c)
+{
+	const char *v = getenv("DSM_TRANSPORT");
+
+	if (!v || !*v || !strcmp(v, "auto"))
+		c->transport = CHOOSE_AUTO;
+	else if (!strcmp(v, "tcp"))
+		c->transport = CHOOSE_TCP;
+	else if (!strcmp(v, "rdma"))
+		c->transport = CHOOSE_RDMA;
+	else {
+		dsm_err("DSM_TRANSPORT=%s: expected auto, rdma or tcp", v);
+		return -EINVAL;
+	}
+	c->rdma_here = c->transport != CHOOSE_TCP && dsm_rdma_available();
+	if (c->transport == CHOOSE_RDMA && !c->rdma_here) {
+		dsm_err("DSM_TRANSPORT=rdma, but this machine has no RDMA "
+			"device (ibv_devices lists none)");
+		return -ENODEV;
+	}
+	return 0;
 }
 
 static int read_config(const struct dsm_options *o, struct config *c)
@@ -106,6 +140,8 @@ static int read_config(const struct dsm_options *o, struct config *c)
 		return -EINVAL;
 	}
 	c->fifo = evict && !strcmp(evict, "fifo");
+	if ((got = read_transport(c)) < 0)
+		return got;
 	if ((p = getenv("DSM_SECRET_FILE")) && *p) {
 		char msg[512];
 		int err = dsm_auth_load(p, &c->key, msg, sizeof(msg));
@@ -226,6 +262,13 @@ static int hello(struct dsm_server *s, const struct dsm_auth_key *key)
 			"cannot prove it is a member: refusing it", s->addr);
 		return -EACCES;
 	}
+	/* an RDMA connection is one at both ends, or something is wrong */
+	if (!(r.flags & DSM_HELLO_RDMA) != (s->ops != &dsm_rdma_transport)) {
+		dsm_err("server %s answered our %s connection as %s one",
+			s->addr, s->ops->name, r.flags & DSM_HELLO_RDMA ?
+			"an RDMA" : "a TCP");
+		return -EPROTO;
+	}
 	if (key && (err = authenticate(s, key, h.nonce, &r)))
 		return err;
 	s->id = r.server_id;
@@ -235,19 +278,40 @@ static int hello(struct dsm_server *s, const struct dsm_auth_key *key)
 	return 0;
 }
 
-static int connect_one(uint32_t i, const char *addr,
-		       const struct dsm_auth_key *key)
+/* RDMA where both ends can (a device here, and the server offers it or
+ * we cannot tell), else TCP.  With DSM_TRANSPORT=auto a failed RDMA
+ * connect falls back to TCP; with rdma it is the end. */
+static int dial(struct dsm_server *s, const struct config *c, int offer,
+		const struct dsm_transport_events *ev)
+{
+	bool rdma = c->transport == CHOOSE_RDMA ||
+		    (c->transport == CHOOSE_AUTO && c->rdma_here && offer != 0);
+	int err;
+
+	s->ops = rdma ? &dsm_rdma_transport : &dsm_tcp_transport;
+	err = s->ops->connect(s->addr, ev, &s->t);
+	if (!err || !rdma || c->transport == CHOOSE_RDMA)
+		return err;
+	dsm_warn("cannot reach memory server %s over RDMA (%s): using TCP",
+		 s->addr, strerror(-err));
+	s->ops = &dsm_tcp_transport;
+	return s->ops->connect(s->addr, ev, &s->t);
+}
+
+static int connect_one(uint32_t i, const char *addr, const struct config *c,
+		       int offer)
 {
 	struct dsm_server *s = &dsm_eng.servers[i];
 	struct dsm_transport_events ev = { on_server_msg, on_server_lost,
 					   (void *)(uintptr_t)i };
+	const struct dsm_auth_key *key = c->has_key ? &c->key : NULL;
 	int err;
 
 	snprintf(s->addr, sizeof(s->addr), "%s", addr);
-	s->ops = &dsm_tcp_transport;
-	err = s->ops->connect(addr, &ev, &s->t);
+	err = dial(s, c, offer, &ev);
 	if (err) {
-		dsm_err("cannot reach memory server %s: %s%s", addr,
+		dsm_err("cannot reach memory server %s%s: %s%s", addr,
+			s->ops == &dsm_rdma_transport ? " over RDMA" : "",
 			strerror(-err), err == -EINVAL ?
 			" (expected host:port)" : "; is dsm-server running?");
 		return err;
@@ -270,24 +334,48 @@ static void disconnect_all(void)
 	dsm_eng.nservers = 0;
 }
 
+/* With DSM_TRANSPORT=rdma, a server whose record offers no RDMA is a
+ * reason to stop, not to skip it. */
+static int check_offers(const struct config *c, char *list, uint32_t n)
+{
+	char *p = list;
+
+	for (uint32_t i = 0; c->offers_rdma && i < n; i++) {
+		size_t len = strcspn(p, ",");
+
+		if (c->transport == CHOOSE_RDMA && !c->offers_rdma[i]) {
+			dsm_err("DSM_TRANSPORT=rdma, but memory server %.*s "
+				"does not offer RDMA (its registry record "
+				"says so: is its machine without an RDMA "
+				"device, or is it run with --transport tcp?)",
+				(int)len, p);
+			return -EPROTONOSUPPORT;
+		}
+		p += len + (p[len] == ',');
+	}
+	return 0;
+}
+
 /* Connect to every server of list.  With tolerant (the list came from the
  * registry, where a server that just died lingers until its record
  * expires), an unreachable server is skipped as long as one answers. */
-static int connect_all(char *list, bool tolerant,
-		       const struct dsm_auth_key *key)
+static int connect_all(char *list, bool tolerant, const struct config *c)
 {
-	uint32_t n = 1;
+	uint32_t n = 1, k = 0;
 	char *save, *tok;
 	int err = 0;
 
 	for (char *p = list; *p; p++)
 		n += *p == ',';
+	if ((err = check_offers(c, list, n)))
+		return err;
 	dsm_eng.servers = calloc(n, sizeof(*dsm_eng.servers));
 	if (!dsm_eng.servers)
 		return -ENOMEM;
 	for (tok = strtok_r(list, ",", &save); tok && (!err || tolerant);
-	     tok = strtok_r(NULL, ",", &save)) {
-		err = connect_one(dsm_eng.nservers, tok, key);
+	     tok = strtok_r(NULL, ",", &save), k++) {
+		err = connect_one(dsm_eng.nservers, tok, c,
+				  c->offers_rdma ? c->offers_rdma[k] : -1);
 		if (!err)
 			dsm_eng.nservers++;
 		else if (tolerant)
@@ -369,10 +457,9 @@ int dsm_init(const struct dsm_options *opts)
 		err = dsm_uffd_open(&dsm_eng.uffd);
 	if (!err && c.registry)
 		err = dsm_cluster_open(c.registry, c.registry_pass_file,
-					       c.cluster, &c.servers);
+				       c.cluster, &c.servers, &c.offers_rdma);
 	if (!err)
-		err = connect_all(c.servers, c.registry != NULL,
-				  c.has_key ? &c.key : NULL);
+		err = connect_all(c.servers, c.registry != NULL, &c);
 	if (!err)
 		err = start_engine(&c);
 	if (!err && (err = dsm_migrate_start()))
@@ -386,6 +473,7 @@ int dsm_init(const struct dsm_options *opts)
 		reset_engine();
 	}
 	free(c.servers);
+	free(c.offers_rdma);
 	explicit_bzero(&c.key, sizeof(c.key)); /* the secret's key, used up */
 	return err;
 }

@@ -134,9 +134,10 @@ static void fetch_done(void *arg, int status, const uint8_t *payload,
 static void fetch_complete(struct dsm_fetch *f, int status,
 			   const uint8_t *payload, uint32_t len);
 
-/* Lost pages a thread waits on must raise SIGBUS.  Without UFFDIO_POISON
- * the only alternatives are a hang or silently wrong data; stopping is
- * the honest one. */
+/* Lost pages a thread waits on must raise SIGBUS (uffd.c: UFFDIO_POISON,
+ * or an empty memfd mapped over them).  If even that fails, the only
+ * alternatives are a hang or silently wrong data; stopping is the
+ * honest one. */
 static void poison_or_abort(uint64_t addr, uint64_t len)
 {
 	int err = dsm_uffd_poison(&dsm_eng.uffd, addr, len);
@@ -619,6 +620,28 @@ static void send_queued(struct dsm_outbox *mine)
 
 #define POLL_FIXED 2 /* uffd, wake_fd; then one per server */
 
+/* Run what the servers have sent.  While busy-polling, a transport whose
+ * completions do not wake its fd (RDMA: a completion queue is polled,
+ * not waited on) is asked even if its fd is quiet; that is the point of
+ * busy-polling it. */
+static bool progress_servers(struct pollfd *pfd, bool busy)
+{
+	bool ran = false;
+
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
+		struct dsm_server *s = &dsm_eng.servers[i];
+
+		if (pfd[i].fd < 0 ||
+		    !(pfd[i].revents || (busy && s->ops->poll_progress)))
+			continue;
+		ran = true;
+		/* a lost server's fd stays readable (EOF): stop watching */
+		if (s->ops->progress(s->t))
+			pfd[i].fd = -1;
+	}
+	return ran;
+}
+
 void *dsm_fault_main(void *arg)
 {
 	uint32_t nfds = POLL_FIXED + dsm_eng.nservers;
@@ -641,21 +664,17 @@ void *dsm_fault_main(void *arg)
 	while (!__atomic_load_n(&dsm_eng.quit, __ATOMIC_ACQUIRE)) {
 		/* busy-polls for a while before sleeping: see "Polling" in
 		 * docs/design.md for why, and what it costs */
+		bool busy = dsm_eng.poll_ns && dsm_now_ns() < busy_until;
 		int ready = dsm_poll_busy(pfd, nfds, &busy_until,
 					  dsm_eng.poll_ns);
 
 		if (ready < 0 && errno != EINTR)
 			break;
-		if (ready <= 0)
+		if (ready < 0 || (!ready && !busy))
 			continue;
-		for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
-			struct dsm_server *s = &dsm_eng.servers[i];
-
-			/* a lost server's socket stays readable (EOF) */
-			if (pfd[POLL_FIXED + i].revents &&
-			    s->ops->progress(s->t))
-				pfd[POLL_FIXED + i].fd = -1;
-		}
+		/* completions may have queued requests (a move's copy) */
+		if (!progress_servers(pfd + POLL_FIXED, busy) && !ready)
+			continue;
 		if (pfd[1].revents &&
 		    read(dsm_eng.wake_fd, &junk, sizeof(junk)) < 0 &&
 		    errno != EAGAIN)

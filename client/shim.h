@@ -35,6 +35,13 @@ int dsm_mark_unreadable(uint64_t addr, uint64_t len);
 /* The range is readable again: drop the mark.  0 or -EINVAL. */
 int dsm_mark_readable(uint64_t addr, uint64_t len);
 
+/* The transport to each server, "KEY=NAME,KEY=NAME..." into buf (KEY
+ * the server's address, or with ids its registry id; NAME "tcp" or
+ * "rdma", "+lost" after it once the connection is gone).  Lives in
+ * stats.c: dsm_stats_print and the client's registry record use it too.
+ * Returns buf. */
+const char *dsm_transports_describe(char *buf, size_t len, int ids);
+
 /* Nonzero on libdsm's own threads (engine, lease, mover) and while a
  * thread is inside libdsm on behalf of the shim: the shim then hands
  * every allocation to the C library, so libdsm never allocates far

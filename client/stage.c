@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include "page.h"
+#include "transport.h"
 
 #define STAGE_CHUNK_PAGES 256u /* the pool grows 1 MiB at a time */
 
@@ -32,6 +33,9 @@ static int grow(struct dsm_stage *s)
 	/* libdsm's own memory: a forked child has no use for it */
 	madvise(m, (size_t)STAGE_CHUNK_PAGES * DSM_PAGE_SIZE, MADV_DONTFORK);
 	memset(m, 0, (size_t)STAGE_CHUNK_PAGES * DSM_PAGE_SIZE);
+	/* an RDMA transport registers the chunk the first time it sends
+	 * from it; if the table cannot take it, its pages are copied */
+	dsm_transport_mem_add(m, (size_t)STAGE_CHUNK_PAGES * DSM_PAGE_SIZE);
 	s->chunks[s->nchunks++] = m;
 	s->cap = cap;
 	for (uint32_t i = STAGE_CHUNK_PAGES; i-- > 0;)
@@ -55,8 +59,11 @@ void dsm_stage_put(struct dsm_stage *s, uint8_t *const *pages, uint32_t n)
 
 void dsm_stage_destroy(struct dsm_stage *s)
 {
-	for (uint32_t i = 0; i < s->nchunks; i++)
+	for (uint32_t i = 0; i < s->nchunks; i++) {
+		dsm_transport_mem_del(s->chunks[i],
+				      (size_t)STAGE_CHUNK_PAGES * DSM_PAGE_SIZE);
 		munmap(s->chunks[i], (size_t)STAGE_CHUNK_PAGES * DSM_PAGE_SIZE);
+	}
 	free(s->chunks);
 	free(s->free);
 	memset(s, 0, sizeof(*s));

@@ -11,6 +11,10 @@
  * come from a pool that only grows, to the most data ever in flight at
  * once, and is handed out most recently freed first: warm.
  *
+ * Each chunk is announced to the transports (dsm_transport_mem_add), so
+ * that an RDMA transport registers it once and WRITEs straight from it.
+ * dsm_stage_destroy runs after every transport is closed.
+ *
  * Guarded by dsm_eng.lock, like the send queue it serves.
  */
 #ifndef DSM_STAGE_H

@@ -11,6 +11,7 @@
 
 #include "dsm.h"
 #include "engine.h"
+#include "shim.h"
 #include "stats.h"
 #include "util.h"
 
@@ -89,10 +90,35 @@ int dsm_stats(struct dsm_stats *st)
 	return 0;
 }
 
+const char *dsm_transports_describe(char *buf, size_t len, int ids)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < dsm_eng.nservers && used < len; i++) {
+		const struct dsm_server *s = &dsm_eng.servers[i];
+		int n = ids ? snprintf(buf + used, len - used, "%s%u=%s%s",
+				       i ? "," : "", s->id, s->ops->name,
+				       s->lost ? "+lost" : "")
+			    : snprintf(buf + used, len - used, "%s%s=%s%s",
+				       i ? "," : "", s->addr, s->ops->name,
+				       s->lost ? "+lost" : "");
+
+		if (n < 0 || (size_t)n >= len - used) {
+			buf[used] = '\0'; /* whole entries only */
+			break;
+		}
+		used += n;
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	return buf;
+}
+
 void dsm_stats_print(void *f)
 {
 	struct dsm_stats s;
-	char in[32], out[32], res[32], bud[32];
+	char in[32], out[32], res[32], bud[32], tr[512];
 
 	if (dsm_stats(&s))
 		return;
@@ -104,7 +130,8 @@ void dsm_stats_print(void *f)
 		"  traffic       in %s, out %s\n"
 		"  resident      %s of %s budget\n"
 		"  fault latency p50 %.1f us, p99 %.1f us; threads blocked %.3f s in total\n"
-		"  drains        %llu pages moved off servers being drained\n",
+		"  drains        %llu pages moved off servers being drained\n"
+		"  servers       %s\n",
 		(unsigned long long)s.missing_faults,
 		(unsigned long long)s.wp_faults,
 		(unsigned long long)s.pages_fetched,
@@ -118,5 +145,6 @@ void dsm_stats_print(void *f)
 		dsm_fmt_bytes(s.resident_pages * DSM_PAGE_SIZE, res, sizeof(res)),
 		dsm_fmt_bytes(s.budget_pages * DSM_PAGE_SIZE, bud, sizeof(bud)),
 		s.fault_p50_ns / 1e3, s.fault_p99_ns / 1e3,
-		s.blocktime_ns / 1e9, (unsigned long long)s.pages_moved);
+		s.blocktime_ns / 1e9, (unsigned long long)s.pages_moved,
+		dsm_transports_describe(tr, sizeof(tr), 0));
 }

@@ -19,7 +19,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -120,15 +122,18 @@ static int negotiate(struct dsm_uffd *u)
 	}
 	want = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
 	want |= avail & (UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON);
+	/* tests: the way lost pages raise SIGBUS on kernels before 6.6 */
+	if (getenv("DSM_TEST_NO_POISON"))
+		want &= ~(uint64_t)UFFD_FEATURE_POISON;
 	err = api(u->fd, want, &u->features);
 	if (err)
 		return err;
 	u->can_poison = u->features & UFFD_FEATURE_POISON;
 	u->thread_id = u->features & UFFD_FEATURE_THREAD_ID;
 	if (!u->can_poison)
-		dsm_info("UFFDIO_POISON unavailable (Linux < 6.6): a page lost "
-			 "with its server aborts the process instead of "
-			 "raising SIGBUS in the accessing thread");
+		dsm_debug("UFFDIO_POISON unavailable (Linux < 6.6): lost pages "
+			  "raise SIGBUS through an empty memfd mapped over "
+			  "them");
 	return 0;
 }
 
@@ -137,6 +142,7 @@ int dsm_uffd_open(struct dsm_uffd *u)
 	int err;
 
 	memset(u, 0, sizeof(*u));
+	u->lost_fd = -1;
 	u->fd = open_any(&u->kernel_faults);
 	if (u->fd < 0) {
 		err = u->fd;
@@ -162,7 +168,9 @@ void dsm_uffd_close(struct dsm_uffd *u)
 {
 	if (u->fd >= 0)
 		close(u->fd);
-	u->fd = -1;
+	if (u->lost_fd >= 0)
+		close(u->lost_fd);
+	u->fd = u->lost_fd = -1;
 }
 
 int dsm_uffd_register(struct dsm_uffd *u, void *addr, size_t len)
@@ -348,9 +356,55 @@ static int poison_once(struct dsm_uffd *u, uint64_t addr, const void *src,
 	}
 }
 
+/*
+ * Without UFFDIO_POISON: an empty file mapped shared over the range.  A
+ * thread touching it gets SIGBUS from the kernel (an access past the
+ * file's end), in that thread, as POISON would give it; the threads
+ * already waiting on the range are woken to retry into it.  The range
+ * leaves the region's anonymous, registered mapping until
+ * dsm_uffd_unpoison puts it back; copies into a range spanning it are
+ * done a VMA at a time (split_range) and skip it.
+ */
+static int bus_map(struct dsm_uffd *u, uint64_t addr, size_t len)
+{
+	void *m;
+
+	if (u->lost_fd < 0 &&
+	    (u->lost_fd = memfd_create("dsm-lost-pages", MFD_CLOEXEC)) < 0)
+		return -errno;
+	/* the file offset is the address: neighbouring lost pages then
+	 * merge into one mapping instead of costing one each (the map
+	 * count is limited); any offset of an empty file is past its end */
+	m = mmap((void *)(uintptr_t)addr, len, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, u->lost_fd, (off_t)addr);
+	if (m == MAP_FAILED)
+		return -errno;
+	madvise(m, len, MADV_DONTFORK); /* like the region around it */
+	return dsm_uffd_wake(u, addr, len);
+}
+
 int dsm_uffd_poison(struct dsm_uffd *u, uint64_t addr, size_t len)
 {
 	if (!u->can_poison)
-		return -EOPNOTSUPP;
+		return bus_map(u, addr, len);
 	return split_range(poison_once, u, addr, NULL, len, false, NULL);
+}
+
+/* POISON's markers go with MADV_DONTNEED; the memfd's mapping must be
+ * replaced by a fresh anonymous one, set up as dsm_alloc set up the
+ * region's, and registered again. */
+int dsm_uffd_unpoison(struct dsm_uffd *u, uint64_t addr, size_t len)
+{
+	void *m;
+
+	if (u->can_poison)
+		return madvise((void *)(uintptr_t)addr, len, MADV_DONTNEED) ?
+			       -errno : 0;
+	m = mmap((void *)(uintptr_t)addr, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	madvise(m, len, MADV_NOHUGEPAGE);
+	madvise(m, len, MADV_DONTFORK);
+	return dsm_uffd_register(u, m, len);
 }

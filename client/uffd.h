@@ -15,6 +15,8 @@ struct dsm_uffd {
 	uint64_t features;    /* granted by UFFDIO_API */
 	bool kernel_faults;   /* faults raised inside syscalls reach us */
 	bool can_poison;      /* UFFDIO_POISON: lost pages raise SIGBUS */
+	int lost_fd;          /* without it: the empty memfd mapped over lost
+	                       * pages (dsm_uffd_poison), or -1 */
 	bool thread_id;       /* messages carry the faulting thread's tid */
 };
 
@@ -44,8 +46,14 @@ int dsm_uffd_wp(struct dsm_uffd *u, uint64_t addr, size_t len, bool wp);
 /* Wake threads blocked on a range without changing it (they retry). */
 int dsm_uffd_wake(struct dsm_uffd *u, uint64_t addr, size_t len);
 
-/* Make a range (over several VMAs if need be) raise SIGBUS when touched.
- * -EOPNOTSUPP if the kernel cannot. */
+/* Make a range of pages that are not present (over several VMAs if need
+ * be) raise SIGBUS when touched, and wake the threads waiting on it:
+ * with UFFDIO_POISON, or without it (Linux < 6.6) by mapping an empty
+ * memfd over the range.  0 or -errno. */
 int dsm_uffd_poison(struct dsm_uffd *u, uint64_t addr, size_t len);
+/* A poisoned range is handed out again (the preload shim reuses it):
+ * make it ordinary registered memory that reads as zeros at its next
+ * touch, whichever way it was poisoned.  0 or -errno. */
+int dsm_uffd_unpoison(struct dsm_uffd *u, uint64_t addr, size_t len);
 
 #endif /* DSM_UFFD_H */

@@ -106,6 +106,16 @@ const struct dsm_reg_server *find_server(const struct snapshot *s,
 /* Summed over the live servers. */
 void snapshot_totals(const struct snapshot *s, uint64_t *capacity,
 		     uint64_t *used);
+/* What the clients say they read and wrote one-sidedly (RDMA) on the
+ * server with this id: traffic the server cannot count itself. */
+void snapshot_one_sided(const struct snapshot *s, uint32_t server,
+			struct dsm_reg_one_sided *out);
+/* The server's counters as the operator wants them: its own, plus the
+ * one-sided traffic its clients report (reads, writes, pages and bytes
+ * both ways). */
+void server_counters(const struct snapshot *s,
+		     const struct dsm_reg_server *v,
+		     uint64_t out[DSM_RS_NCOUNTERS]);
 
 /* ---- drain.c ------------------------------------------------------------- */
 

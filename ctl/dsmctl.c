@@ -30,16 +30,19 @@ static bool drain_option(const char *arg, struct ctl *c);
  * writes them. */
 #define SERVER_JSON \
 	"{id, addr, host, pid, capacity, used, regions, clients,\n" \
-	"    started_ms, heartbeat_ms, state}"
+	"    started_ms, heartbeat_ms, state, transports}"
+#define CLIENT_JSON \
+	"{id, host, pid, started_ms, heartbeat_ms,\n" \
+	"    transports: {SERVERID: \"rdma\" or \"tcp\", ...}}"
 #define REGION_JSON "{id, name, size, owner, created_ms,\n" \
 	"    extents: [{off, len, server, region_id, pool_off}, ...]}"
 
 static const struct command commands[] = {
 	{ "status", "", 0, NEED_SERVERS | NEED_CLIENTS | NEED_REGIONS,
-	  "the cluster at a glance: totals, then its servers",
+	  "the cluster at a glance: totals, its servers, its clients",
 	  "The cluster at a glance: its live servers, their total capacity,\n"
 	  "bytes used and free, how many regions and clients it holds, then\n"
-	  "the table of 'dsmctl servers'.\n\n"
+	  "the tables of 'dsmctl servers' and 'dsmctl clients'.\n\n"
 	  "--json prints\n"
 	  "  {cluster, registry, now_ms, capacity, used, free, regions,\n"
 	  "   clients, servers: [...]}\n"
@@ -48,8 +51,9 @@ static const struct command commands[] = {
 	{ "servers", "", 0, NEED_SERVERS, "live memory servers",
 	  "Live memory servers by id: the address clients use, capacity,\n"
 	  "bytes in use, the regions and clients each holds, and how long\n"
-	  "ago its last heartbeat reached the registry.  A server silent for\n"
-	  "5 s has vanished from the registry and is not listed.\n\n"
+	  "ago its last heartbeat reached the registry, and the transports it\n"
+	  "serves (tcp, rdma).  A server silent for 5 s has vanished from\n"
+	  "the registry and is not listed.\n\n"
 	  "--json prints\n"
 	  "  [" SERVER_JSON ", ...]\n",
 	  NULL, text_servers, json_servers, false, NULL, NULL },
@@ -64,10 +68,12 @@ static const struct command commands[] = {
 	  "and, for each malformed record, {key, error} after them.\n",
 	  NULL, text_regions, json_regions, false, NULL, NULL },
 	{ "clients", "", 0, NEED_CLIENTS, "clients holding a lease",
-	  "Clients by id: host, pid, how long ago each started, and how\n"
-	  "long ago it last renewed its lease.\n\n"
+	  "Clients by id: host, pid, how long ago each started, how long\n"
+	  "ago it last renewed its lease, and how it reaches its servers\n"
+	  "(rdma or tcp; server by server when they differ, '+lost' after a\n"
+	  "server it lost).\n\n"
 	  "--json prints\n"
-	  "  [{id, host, pid, started_ms, heartbeat_ms}, ...]\n",
+	  "  [" CLIENT_JSON ", ...]\n",
 	  NULL, text_clients, json_clients, false, NULL, NULL },
 	{ "region show", "ID", 1, NEED_REGION | NEED_SERVERS,
 	  "one region and where each of its extents lives",
@@ -86,17 +92,21 @@ static const struct command commands[] = {
 	  "errors, connections refused for not knowing the cluster secret)\n"
 	  "and every client (faults, pages fetched, evicted and written back,\n"
 	  "bytes, resident memory, fault latency p50/p99, time threads spent\n"
-	  "blocked in faults), as each last published them (every second).\n\n"
+	  "blocked in faults), as each last published them (every second).\n"
+	  "A server cannot see what its clients read and write over RDMA\n"
+	  "(one-sided): its rows add what its live clients report doing so.\n\n"
 	  "--watch[=SECONDS] repeats every SECONDS (default 1) until\n"
 	  "interrupted, showing rates per second after the first round.\n\n"
 	  "--json prints one document per round:\n"
 	  "  {cluster, now_ms, servers: [{id, addr, reads, writes,\n"
 	  "   pages_read, pages_written, pages_discarded, bytes_in,\n"
-	  "   bytes_out, errors, auth_refused}, ...], clients: [{id, pid, missing_faults,\n"
+	  "   bytes_out, errors, auth_refused, one_sided: {reads, writes,\n"
+	  "   pages_read, pages_written}}, ...], clients: [{id, pid, missing_faults,\n"
 	  "   wp_faults, pages_fetched, pages_evicted, pages_written_back,\n"
 	  "   bytes_in, bytes_out, resident_pages, fault_p50_ns,\n"
 	  "   fault_p99_ns, blocktime_ns, pages_moved}, ...]}\n"
-	  "with cumulative counters.\n",
+	  "with cumulative counters: a server's own, and apart from them\n"
+	  "what its clients did one-sidedly.\n",
 	  NULL, text_stats, json_stats, true, NULL, NULL },
 	{ "drain", "SERVER", 1, 0,
 	  "move every region off a server, live; then it can be stopped",

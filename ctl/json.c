@@ -8,6 +8,7 @@
  */
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "ctl.h"
 
@@ -98,6 +99,7 @@ static void json_server(struct json *j, const struct dsm_reg_server *v)
 	json_uint(j, "started_ms", v->started_ms);
 	json_uint(j, "heartbeat_ms", v->heartbeat_ms);
 	json_str(j, "state", v->draining ? "draining" : "serving");
+	json_str(j, "transports", v->transports);
 	json_close(j, '}');
 }
 
@@ -146,6 +148,27 @@ static void json_region(struct json *j, const struct dsm_reg_region *r,
 	json_close(j, '}');
 }
 
+/* "transports": {"SERVERID": "rdma", ...}: how the client reaches each
+ * server (empty for a client whose record does not say). */
+static void json_transports(struct json *j, const char *text)
+{
+	json_open(j, "transports", '{');
+	for (const char *p = text; *p; p += strcspn(p, ",")) {
+		char id[24], name[32];
+		size_t n;
+
+		p += *p == ',';
+		n = strcspn(p, "=,");
+		if (p[n] != '=' || n >= sizeof(id))
+			break;
+		snprintf(id, sizeof(id), "%.*s", (int)n, p);
+		snprintf(name, sizeof(name), "%.*s",
+			 (int)strcspn(p + n + 1, ","), p + n + 1);
+		json_str(j, id, name);
+	}
+	json_close(j, '}');
+}
+
 static void json_client(struct json *j, const struct dsm_reg_client *v)
 {
 	json_open(j, NULL, '{');
@@ -154,6 +177,7 @@ static void json_client(struct json *j, const struct dsm_reg_client *v)
 	json_uint(j, "pid", v->pid);
 	json_uint(j, "started_ms", v->started_ms);
 	json_uint(j, "heartbeat_ms", v->heartbeat_ms);
+	json_transports(j, v->transports);
 	json_close(j, '}');
 }
 
@@ -238,8 +262,26 @@ int json_status(const struct ctl *c, const struct snapshot *s)
 	return 0;
 }
 
+/* What the server's clients read and wrote on it one-sidedly (RDMA),
+ * which its own counters cannot include. */
+static void json_one_sided(struct json *j, const struct snapshot *s,
+			   uint32_t server)
+{
+	struct dsm_reg_one_sided o;
+
+	snapshot_one_sided(s, server, &o);
+	json_open(j, "one_sided", '{');
+	json_uint(j, "reads", o.reads);
+	json_uint(j, "writes", o.writes);
+	json_uint(j, "pages_read", o.pages_read);
+	json_uint(j, "pages_written", o.pages_written);
+	json_close(j, '}');
+}
+
 /* Cumulative counters, under their registry names; rates are the
- * reader's to compute from two documents' now_ms. */
+ * reader's to compute from two documents' now_ms.  A server's own
+ * counters miss what its clients did one-sidedly: that is in its
+ * one_sided object, as the clients report it. */
 int json_stats(const struct ctl *c, const struct snapshot *s)
 {
 	struct json j = { true };
@@ -255,6 +297,7 @@ int json_stats(const struct ctl *c, const struct snapshot *s)
 		for (int k = 0; k < DSM_RS_NCOUNTERS; k++)
 			json_uint(&j, dsm_reg_server_counters[k],
 				  s->srv[i].counters[k]);
+		json_one_sided(&j, s, s->srv[i].id);
 		json_close(&j, '}');
 	}
 	json_close(&j, ']');

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "page.h"
 
 /* The password file is read here, not while parsing: a file we cannot
  * use is a runtime error (exit 1), as a registry we cannot reach is. */
@@ -113,6 +114,31 @@ const struct dsm_reg_server *find_server(const struct snapshot *s,
 		if (s->srv[i].id == id)
 			return &s->srv[i];
 	return NULL;
+}
+
+void snapshot_one_sided(const struct snapshot *s, uint32_t server,
+			struct dsm_reg_one_sided *out)
+{
+	*out = (struct dsm_reg_one_sided){ 0 };
+	/* a malformed field counts as nothing: the rest still adds up */
+	for (size_t i = 0; i < s->ncli; i++)
+		dsm_reg_one_sided_for(s->cli[i].one_sided, server, out);
+}
+
+void server_counters(const struct snapshot *s,
+		     const struct dsm_reg_server *v,
+		     uint64_t out[DSM_RS_NCOUNTERS])
+{
+	struct dsm_reg_one_sided o;
+
+	memcpy(out, v->counters, sizeof(v->counters));
+	snapshot_one_sided(s, v->id, &o);
+	out[DSM_RS_READS] += o.reads;
+	out[DSM_RS_WRITES] += o.writes;
+	out[DSM_RS_PAGES_READ] += o.pages_read;
+	out[DSM_RS_PAGES_WRITTEN] += o.pages_written;
+	out[DSM_RS_BYTES_IN] += o.pages_written * DSM_PAGE_SIZE;
+	out[DSM_RS_BYTES_OUT] += o.pages_read * DSM_PAGE_SIZE;
 }
 
 void snapshot_totals(const struct snapshot *s, uint64_t *capacity,

@@ -253,10 +253,11 @@ static int print_servers_table(const struct snapshot *s)
 {
 	static const char *const head[] = { ">ID", "ADDRESS", ">CAPACITY",
 					    ">USED", ">REGIONS", ">CLIENTS",
-					    ">HEARTBEAT", "STATE" };
+					    ">HEARTBEAT", "STATE",
+					    "TRANSPORTS" };
 	struct table t;
 
-	table_init(&t, 8, head);
+	table_init(&t, 9, head);
 	for (size_t i = 0; i < s->nsrv; i++) {
 		const struct dsm_reg_server *v = &s->srv[i];
 		char id[24], cap[32], used[32], rg[24], cl[24], beat[32];
@@ -269,7 +270,61 @@ static int print_servers_table(const struct snapshot *s)
 			fmt_u64(v->clients, cl, sizeof(cl)),
 			fmt_age(v->heartbeat_ms, s->now_ms, beat,
 				sizeof(beat)),
-			v->draining ? "draining" : "serving" });
+			v->draining ? "draining" : "serving", v->transports });
+	}
+	return table_done(&t);
+}
+
+/* How a client reaches its servers: one word when it is the same for
+ * all ("rdma"), else server by server ("7=rdma,9=tcp"); "-" if its
+ * record does not say (a client from before RDMA). */
+static const char *fmt_transports(const char *text, char *buf, size_t len)
+{
+	const char *first = NULL;
+	size_t flen = 0;
+
+	for (const char *p = text; *p; p += strcspn(p, ",")) {
+		const char *name;
+		size_t n;
+
+		p += *p == ',';
+		name = strchr(p, '=');
+		if (!name || name > p + strcspn(p, ","))
+			break;
+		name++;
+		n = strcspn(name, ",");
+		if (first && (n != flen || strncmp(name, first, n))) {
+			snprintf(buf, len, "%s", text);
+			return buf;
+		}
+		first = name;
+		flen = n;
+	}
+	if (!first)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.*s", (int)flen, first);
+	return buf;
+}
+
+static int print_clients_table(const struct snapshot *s)
+{
+	static const char *const head[] = { ">ID", "HOST", ">PID", ">AGE",
+					    ">HEARTBEAT", "TRANSPORT" };
+	struct table t;
+
+	table_init(&t, 6, head);
+	for (size_t i = 0; i < s->ncli; i++) {
+		const struct dsm_reg_client *v = &s->cli[i];
+		char id[24], pid[16], age[32], beat[32], tr[256];
+
+		table_row(&t, (const char *const[]){
+			fmt_u64(v->id, id, sizeof(id)), v->host,
+			fmt_u64(v->pid, pid, sizeof(pid)),
+			fmt_age(v->started_ms, s->now_ms, age, sizeof(age)),
+			fmt_age(v->heartbeat_ms, s->now_ms, beat,
+				sizeof(beat)),
+			fmt_transports(v->transports, tr, sizeof(tr)) });
 	}
 	return table_done(&t);
 }
@@ -298,10 +353,15 @@ int text_status(const struct ctl *c, const struct snapshot *s)
 	       dsm_fmt_bytes(used < cap ? cap - used : 0, b3, sizeof(b3)));
 	printf("regions   %zu\n", s->nrgn);
 	printf("clients   %zu\n", s->ncli);
-	if (!s->nsrv)
+	if (s->nsrv) {
+		putchar('\n');
+		if (print_servers_table(s))
+			return EXIT_RUNTIME;
+	}
+	if (!s->ncli)
 		return 0;
 	putchar('\n');
-	return print_servers_table(s);
+	return print_clients_table(s);
 }
 
 int text_regions(const struct ctl *c, const struct snapshot *s)
@@ -333,27 +393,11 @@ int text_regions(const struct ctl *c, const struct snapshot *s)
 
 int text_clients(const struct ctl *c, const struct snapshot *s)
 {
-	static const char *const head[] = { ">ID", "HOST", ">PID", ">AGE",
-					    ">HEARTBEAT" };
-	struct table t;
-
 	if (!s->ncli) {
 		printf("no clients in cluster %s\n", c->cluster);
 		return 0;
 	}
-	table_init(&t, 5, head);
-	for (size_t i = 0; i < s->ncli; i++) {
-		const struct dsm_reg_client *v = &s->cli[i];
-		char id[24], pid[16], age[32], beat[32];
-
-		table_row(&t, (const char *const[]){
-			fmt_u64(v->id, id, sizeof(id)), v->host,
-			fmt_u64(v->pid, pid, sizeof(pid)),
-			fmt_age(v->started_ms, s->now_ms, age, sizeof(age)),
-			fmt_age(v->heartbeat_ms, s->now_ms, beat,
-				sizeof(beat)) });
-	}
-	return table_done(&t);
+	return print_clients_table(s);
 }
 
 static int print_extents_table(const struct snapshot *s)
@@ -469,13 +513,17 @@ static int stats_servers(const struct ctl *c, const struct snapshot *s,
 	for (size_t i = 0; i < s->nsrv; i++) {
 		const struct dsm_reg_server *v = &s->srv[i];
 		const struct dsm_reg_server *p = prev_server(c, v->id);
+		uint64_t now[DSM_RS_NCOUNTERS], was[DSM_RS_NCOUNTERS];
 		char id[16], cell[DSM_RS_NCOUNTERS][32];
 		const char *row[11] = { id, v->addr };
 
+		/* with what its clients read and wrote one-sidedly */
+		server_counters(s, v, now);
+		if (p)
+			server_counters(c->prev, p, was);
 		snprintf(id, sizeof(id), "%u", v->id);
 		for (int k = 0; k < DSM_RS_NCOUNTERS; k++)
-			row[2 + k] = fmt_counter(v->counters[k],
-						 p ? &p->counters[k] : NULL,
+			row[2 + k] = fmt_counter(now[k], p ? &was[k] : NULL,
 						 dt, bytes[k], cell[k],
 						 sizeof(cell[k]));
 		table_row(&t, row);

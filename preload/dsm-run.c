@@ -100,7 +100,7 @@ static void print_stats(const char *path)
 {
 	unsigned long long sum[NKEYS] = { 0 }, v;
 	unsigned procs = 0;
-	char line[256], key[64];
+	char line[640], key[64], transports[600] = "";
 	FILE *f = fopen(path, "r");
 
 	if (!f) {
@@ -108,6 +108,13 @@ static void print_stats(const char *path)
 		return;
 	}
 	while (fgets(line, sizeof(line), f)) {
+		/* which transport reached which server: the last process's
+		 * (they connect alike) */
+		if (!strncmp(line, "transports=", 11)) {
+			snprintf(transports, sizeof(transports), "%.*s",
+				 (int)strcspn(line + 11, "\n"), line + 11);
+			continue;
+		}
 		if (sscanf(line, "%63[^=]=%llu", key, &v) != 2)
 			continue;
 		procs += !strcmp(key, "pid");
@@ -128,6 +135,8 @@ static void print_stats(const char *path)
 			continue;
 		fprintf(stderr, "  %-20s %llu\n", keys[i], sum[i]);
 	}
+	if (transports[0])
+		fprintf(stderr, "  %-20s %s\n", "transports", transports);
 }
 
 static void set(const char *name, const char *value)

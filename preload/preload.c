@@ -629,10 +629,11 @@ static void write_stats_file(const char *path, const struct dsm_stats *s)
 {
 	unsigned narenas;
 	size_t used;
-	char buf[1024];
+	char buf[1536], tr[512];
 	int fd, n;
 
 	arena_usage(&narenas, &used);
+	dsm_transports_describe(tr, sizeof(tr), 0);
 	n = snprintf(buf, sizeof(buf),
 		     "pid=%d\nmissing_faults=%llu\nwp_faults=%llu\n"
 		     "pages_fetched=%llu\npages_zero_filled=%llu\n"
@@ -641,7 +642,7 @@ static void write_stats_file(const char *path, const struct dsm_stats *s)
 		     "bytes_in=%llu\nbytes_out=%llu\nresident_pages=%llu\n"
 		     "budget_pages=%llu\nfault_p50_ns=%llu\nfault_p99_ns=%llu\n"
 		     "blocktime_ns=%llu\npages_moved=%llu\narenas=%u\n"
-		     "arena_bytes_used=%zu\n\n",
+		     "arena_bytes_used=%zu\ntransports=%s\n\n",
 		     (int)getpid(), (unsigned long long)s->missing_faults,
 		     (unsigned long long)s->wp_faults,
 		     (unsigned long long)s->pages_fetched,
@@ -657,7 +658,7 @@ static void write_stats_file(const char *path, const struct dsm_stats *s)
 		     (unsigned long long)s->fault_p50_ns,
 		     (unsigned long long)s->fault_p99_ns,
 		     (unsigned long long)s->blocktime_ns,
-		     (unsigned long long)s->pages_moved, narenas, used);
+		     (unsigned long long)s->pages_moved, narenas, used, tr);
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		say("dsm: DSM_STATS_FILE=%s: %s", path, strerror(errno));

@@ -173,7 +173,8 @@ int dsm_hello_reply_decode(const uint8_t *in, size_t len,
 	m->free = get64(&c);
 	memcpy(m->server_nonce, c.r, sizeof(m->server_nonce));
 	if (m->max_batch_pages == 0 || m->page_size != DSM_PAGE_SIZE ||
-	    (m->flags & ~(DSM_HELLO_AUTH | DSM_HELLO_DRAINING)))
+	    (m->flags & ~(DSM_HELLO_AUTH | DSM_HELLO_DRAINING |
+			  DSM_HELLO_RDMA)))
 		return -EINVAL;
 	return 0;
 }
@@ -205,6 +206,9 @@ void dsm_alloc_reply_encode(const struct dsm_alloc_reply *m, uint8_t *out)
 	put64(&c, m->region_id);
 	put64(&c, m->pool_off);
 	put64(&c, m->size);
+	put64(&c, m->addr);
+	put32(&c, m->rkey);
+	put32(&c, 0);
 }
 
 int dsm_alloc_reply_decode(const uint8_t *in, size_t len,
@@ -217,7 +221,11 @@ int dsm_alloc_reply_decode(const uint8_t *in, size_t len,
 	m->region_id = get64(&c);
 	m->pool_off = get64(&c);
 	m->size = get64(&c);
-	if (m->pool_off % DSM_PAGE_SIZE || m->size % DSM_PAGE_SIZE)
+	m->addr = get64(&c);
+	m->rkey = get32(&c);
+	m->reserved = get32(&c);
+	if (m->pool_off % DSM_PAGE_SIZE || m->size % DSM_PAGE_SIZE ||
+	    m->reserved)
 		return -EINVAL;
 	return 0;
 }

@@ -16,9 +16,12 @@
  * ids come from the server's own id space.
  *
  * Pages are addressed as (region id, pool offset): the pool offset is
- * where the page lives in that server's pool, so a future RDMA transport
- * can read it one-sidedly; the region id lets a TCP server check that the
- * caller owns that part of the pool.
+ * where the page lives in that server's pool; the region id lets a TCP
+ * server check that the caller owns that part of the pool.  On an RDMA
+ * connection READ and WRITE never travel as messages: the client reads
+ * and writes the region one-sidedly, at the address and with the rkey
+ * its ALLOC reply gave, and only the control messages below go over
+ * SEND/RECV, one message per SEND.
  */
 #ifndef DSM_PROTO_H
 #define DSM_PROTO_H
@@ -29,7 +32,11 @@
 #include "page.h"
 
 #define DSM_PROTO_MAGIC      0x314d5344u /* "DSM1" */
-#define DSM_PROTO_VERSION    1
+/* 2: ALLOC replies carry the region's address and rkey for one-sided
+ * access, HELLO replies say whether the connection is an RDMA one.  A
+ * peer of another version is refused with -EPROTONOSUPPORT, never served
+ * with messages it would misread. */
+#define DSM_PROTO_VERSION    2
 #define DSM_HDR_SIZE         24u
 #define DSM_MAX_BATCH_PAGES  256u        /* one READ/WRITE moves <= 1 MiB */
 #define DSM_RW_REQ_SIZE      24u
@@ -84,6 +91,8 @@ struct dsm_hello {
 enum dsm_hello_flags {
 	DSM_HELLO_AUTH = 1u << 0, /* AUTH must follow before anything else */
 	DSM_HELLO_DRAINING = 1u << 1, /* being drained: takes no new ALLOC */
+	DSM_HELLO_RDMA = 1u << 2,  /* an RDMA connection: READ and WRITE are
+	                            * one-sided, never messages */
 };
 
 struct dsm_hello_reply {
@@ -113,8 +122,22 @@ struct dsm_alloc_reply {
 	uint64_t region_id;
 	uint64_t pool_off;       /* bytes into the server's pool */
 	uint64_t size;
+	/* RDMA: the server's virtual address of the region's first byte and
+	 * the rkey of the memory region registered for it, for this
+	 * connection only.  Both 0 on TCP. */
+	uint64_t addr;
+	uint32_t rkey;
+	uint32_t reserved;       /* must be 0 */
 };
-#define DSM_ALLOC_REPLY_SIZE 24u
+#define DSM_ALLOC_REPLY_SIZE 40u
+
+/* An RDMA connection's control messages: each side keeps this many
+ * receives posted, so a client may have this many requests unanswered
+ * (it holds further ones back), and a message never exceeds
+ * DSM_RDMA_MSG_MAX bytes (header included): the largest is a STATS
+ * reply. */
+#define DSM_RDMA_CREDITS 16u
+#define DSM_RDMA_MSG_MAX 128u
 
 struct dsm_free_req {
 	uint64_t region_id;
@@ -209,5 +232,8 @@ void dsm_draining_encode(const struct dsm_draining *m, uint8_t *out);
 int dsm_draining_decode(const uint8_t *in, size_t len, struct dsm_draining *m);
 
 const char *dsm_msg_name(uint8_t type);
+
+_Static_assert(DSM_HDR_SIZE + DSM_SERVER_STATS_SIZE <= DSM_RDMA_MSG_MAX,
+	       "every control message fits one RDMA receive");
 
 #endif /* DSM_PROTO_H */

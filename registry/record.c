@@ -49,6 +49,58 @@ uint64_t dsm_reg_now_ms(void)
 	return (uint64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+bool dsm_reg_server_offers(const struct dsm_reg_server *s, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = s->transports; *p; p += strcspn(p, ",")) {
+		p += *p == ',';
+		if (!strncmp(p, name, n) && (p[n] == ',' || !p[n]))
+			return true;
+	}
+	return false;
+}
+
+int dsm_reg_one_sided_for(const char *text, uint32_t server,
+			  struct dsm_reg_one_sided *out)
+{
+	for (const char *p = text; *p; p += strcspn(p, ",")) {
+		unsigned long long id, r, w, pr, pw;
+		int used = 0;
+
+		p += *p == ',';
+		if (sscanf(p, "%llu:%llu:%llu:%llu:%llu%n", &id, &r, &w, &pr,
+			   &pw, &used) != 5 || (p[used] && p[used] != ','))
+			return -EINVAL;
+		if (id != server)
+			continue;
+		out->reads += r;
+		out->writes += w;
+		out->pages_read += pr;
+		out->pages_written += pw;
+	}
+	return 0;
+}
+
+const char *dsm_reg_transport_for(const char *text, uint32_t server,
+				  char *buf, size_t len)
+{
+	for (const char *p = text; *p; p += strcspn(p, ",")) {
+		unsigned long long id;
+		int used = 0;
+
+		p += *p == ',';
+		if (sscanf(p, "%llu=%n", &id, &used) != 1 || !used)
+			return NULL;
+		if (id == server) {
+			snprintf(buf, len, "%.*s", (int)strcspn(p + used, ","),
+				 p + used);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
 /* ---- record encodings ------------------------------------------------- */
 
 const char *const dsm_reg_server_counters[DSM_RS_NCOUNTERS] = {
@@ -96,6 +148,8 @@ void dsm_reg_server_argv(const struct dsm_reg_server *s, const char *key,
 	argv_num(a, "started_ms", s->started_ms);
 	argv_num(a, "heartbeat_ms", s->heartbeat_ms);
 	argv_num(a, "draining", s->draining);
+	argv_add(a, "transports");
+	argv_add(a, s->transports[0] ? s->transports : "tcp");
 	for (int i = 0; i < DSM_RS_NCOUNTERS; i++)
 		argv_num(a, dsm_reg_server_counters[i], s->counters[i]);
 }
@@ -112,6 +166,10 @@ void dsm_reg_client_argv(const struct dsm_reg_client *c, const char *key,
 	argv_num(a, "pid", c->pid);
 	argv_num(a, "started_ms", c->started_ms);
 	argv_num(a, "heartbeat_ms", c->heartbeat_ms);
+	argv_add(a, "transports");
+	argv_add(a, c->transports);
+	argv_add(a, "one_sided");
+	argv_add(a, c->one_sided);
 	for (int i = 0; i < DSM_RC_NCOUNTERS; i++)
 		argv_num(a, dsm_reg_client_counters[i], c->counters[i]);
 }
@@ -193,8 +251,14 @@ int dsm_reg_server_decode(char **kv, size_t n, struct dsm_reg_server *s)
 	    counters(kv, n, dsm_reg_server_counters, DSM_RS_NCOUNTERS,
 		     s->counters) ||
 	    /* optional: records from before drains existed serve */
-	    (field(kv, n, "draining") && num(kv, n, "draining", 1, &draining)))
+	    (field(kv, n, "draining") && num(kv, n, "draining", 1, &draining)) ||
+	    /* and those from before RDMA served TCP */
+	    (field(kv, n, "transports") && text(kv, n, "transports",
+						s->transports,
+						sizeof(s->transports))))
 		return -EINVAL;
+	if (!s->transports[0])
+		strcpy(s->transports, "tcp");
 	s->id = id;
 	s->pid = pid;
 	s->draining = draining;
@@ -212,7 +276,14 @@ int dsm_reg_client_decode(char **kv, size_t n, struct dsm_reg_client *c)
 	    num(kv, n, "started_ms", UINT64_MAX, &c->started_ms) ||
 	    num(kv, n, "heartbeat_ms", UINT64_MAX, &c->heartbeat_ms) ||
 	    counters(kv, n, dsm_reg_client_counters, DSM_RC_NCOUNTERS,
-		     c->counters))
+		     c->counters) ||
+	    /* optional: records from before RDMA have none */
+	    (field(kv, n, "transports") && text(kv, n, "transports",
+						c->transports,
+						sizeof(c->transports))) ||
+	    (field(kv, n, "one_sided") && text(kv, n, "one_sided",
+					       c->one_sided,
+					       sizeof(c->one_sided))))
 		return -EINVAL;
 	c->pid = pid;
 	return 0;

@@ -8,12 +8,17 @@
  *   dsm:C:servers          SET of server ids
  *   dsm:C:server:ID        HASH  id addr host pid capacity used regions
  *                                clients started_ms heartbeat_ms draining
- *                                (0/1), and
+ *                                (0/1) transports ("tcp", "rdma" or
+ *                                "tcp,rdma": what addr serves), and
  *                                the counters of dsm_reg_server_counters
  *                          TTL   the heartbeat timeout: a server that stops
  *                                beating (crashed, hung, cut off) vanishes
  *   dsm:C:clients          SET of client ids
- *   dsm:C:client:ID        HASH  id host pid started_ms heartbeat_ms, and
+ *   dsm:C:client:ID        HASH  id host pid started_ms heartbeat_ms
+ *                                transports ("SERVERID=tcp|rdma[+lost],..."
+ *                                : how it reaches each server), one_sided
+ *                                (what it read and wrote one-sidedly on
+ *                                each server, which cannot count it), and
  *                                the counters of dsm_reg_client_counters
  *                          TTL   the client's lease
  *   dsm:C:regions          SET of region ids
@@ -87,6 +92,7 @@ extern const char *const dsm_reg_client_counters[DSM_RC_NCOUNTERS];
 struct dsm_reg_server {
 	uint32_t id;
 	char addr[128];       /* host:port clients connect to */
+	char transports[16];  /* served at addr: "tcp", "rdma", "tcp,rdma" */
 	char host[64];        /* machine name, for people */
 	uint32_t pid;
 	uint64_t capacity, used, regions, clients;
@@ -115,6 +121,10 @@ struct dsm_reg_region {
 struct dsm_reg_client {
 	uint64_t id;
 	char host[64];
+	char transports[256];  /* "SERVERID=rdma,SERVERID=tcp+lost", or "" */
+	/* one-sided traffic per server: "SERVERID:READS:WRITES:PAGES_READ:
+	 * PAGES_WRITTEN,...", or "" (dsm_reg_one_sided_for reads it) */
+	char one_sided[2048];
 	uint32_t pid;
 	uint64_t started_ms, heartbeat_ms;
 	uint64_t counters[DSM_RC_NCOUNTERS];
@@ -149,5 +159,20 @@ void dsm_reg_region_clear(struct dsm_reg_region *r);
 char *dsm_reg_extents_encode(const struct dsm_reg_region *r);
 
 uint64_t dsm_reg_now_ms(void);
+
+/* What a client's one_sided field says it read and wrote on server,
+ * added to *out.  0, or -EINVAL for a malformed field. */
+struct dsm_reg_one_sided {
+	uint64_t reads, writes, pages_read, pages_written;
+};
+int dsm_reg_one_sided_for(const char *text, uint32_t server,
+			  struct dsm_reg_one_sided *out);
+/* How a client's transports field says it reaches server: "tcp",
+ * "rdma", "rdma+lost"..., or NULL if it names none. */
+const char *dsm_reg_transport_for(const char *text, uint32_t server,
+				  char *buf, size_t len);
+
+/* Whether a server's record offers name ("tcp", "rdma"). */
+bool dsm_reg_server_offers(const struct dsm_reg_server *s, const char *name);
 
 #endif /* DSM_REG_RECORD_H */

@@ -48,16 +48,27 @@ void handler_session_init(struct handler_session *s, struct handler *h)
 	h->sessions++;
 }
 
-static void free_region(struct handler *h, struct region *rg)
+void handler_session_hooks(struct handler_session *s,
+			   const struct region_hooks *hooks, void *ctx)
 {
-	pool_free(&h->pool, rg->pool_off, rg->size);
-	region_del(&h->regions, rg);
+	s->hooks = hooks;
+	s->hooks_ctx = ctx;
+}
+
+/* The region's one-sided access ends before its extent returns to the
+ * pool: a stale rkey must never reach the next owner's bytes. */
+static void free_region(struct handler_session *s, struct region *rg)
+{
+	if (rg->remote)
+		s->hooks->removed(s->hooks_ctx, rg);
+	pool_free(&s->h->pool, rg->pool_off, rg->size);
+	region_del(&s->h->regions, rg);
 }
 
 void handler_session_end(struct handler_session *s)
 {
 	while (s->regions.head)
-		free_region(s->h, s->regions.head);
+		free_region(s, s->regions.head);
 	s->h->sessions--;
 }
 
@@ -99,8 +110,12 @@ static int do_hello(struct handler_session *s, const struct dsm_hdr *q,
 	if (dsm_hello_decode(body, q->len, &m) < 0)
 		return -EINVAL;
 	if (m.min_version > DSM_PROTO_VERSION ||
-	    m.max_version < DSM_PROTO_VERSION)
+	    m.max_version < DSM_PROTO_VERSION) {
+		dsm_info("refused a client that speaks protocols %u to %u: "
+			 "this server speaks %u", m.min_version,
+			 m.max_version, DSM_PROTO_VERSION);
 		return -EPROTONOSUPPORT;
+	}
 	if (m.page_size != DSM_PAGE_SIZE)
 		return -EINVAL;
 	r->close = false;
@@ -114,6 +129,8 @@ static int do_hello(struct handler_session *s, const struct dsm_hdr *q,
 	}
 	if (h->draining)
 		a.flags |= DSM_HELLO_DRAINING;
+	if (s->hooks)
+		a.flags |= DSM_HELLO_RDMA;
 
 	a.version = DSM_PROTO_VERSION;
 	a.page_size = DSM_PAGE_SIZE;
@@ -170,6 +187,24 @@ static int do_lease(struct handler_session *s, const struct dsm_hdr *q,
 	return 0;
 }
 
+/* A one-sided session's new region: registered for its peer alone.  The
+ * peer's writes bypass pool_note_write, so the whole extent counts as
+ * written: whatever zeroes it later must not skip any of it. */
+static int expose(struct handler_session *s, struct region *rg,
+		  struct dsm_alloc_reply *a)
+{
+	int err = s->hooks->added(s->hooks_ctx, rg,
+				  pool_at(&s->h->pool, rg->pool_off), &a->addr,
+				  &a->rkey);
+
+	if (err) { /* the hook said why */
+		free_region(s, rg);
+		return err;
+	}
+	pool_note_write(&s->h->pool, rg->pool_off, rg->size);
+	return 0;
+}
+
 static int do_alloc(struct handler_session *s, const struct dsm_hdr *q,
 		    const uint8_t *body, struct reply *r)
 {
@@ -201,9 +236,11 @@ static int do_alloc(struct handler_session *s, const struct dsm_hdr *q,
 		pool_free(&h->pool, off, m.size);
 		return -ENOMEM;
 	}
-	a.region_id = rg->id;
-	a.pool_off = rg->pool_off;
-	a.size = rg->size;
+	a = (struct dsm_alloc_reply){ .region_id = rg->id,
+				      .pool_off = rg->pool_off,
+				      .size = rg->size };
+	if (s->hooks && (err = expose(s, rg, &a)) < 0)
+		return err;
 	dsm_alloc_reply_encode(&a, r->body);
 	set_body(r, r->body, DSM_ALLOC_REPLY_SIZE);
 	return 0;
@@ -220,7 +257,7 @@ static int do_free(struct handler_session *s, const struct dsm_hdr *q,
 	rg = region_lookup(&s->h->regions, &s->regions, m.region_id);
 	if (!rg)
 		return -ENOENT;
-	free_region(s->h, rg);
+	free_region(s, rg);
 	return 0;
 }
 
@@ -228,7 +265,7 @@ static int do_free(struct handler_session *s, const struct dsm_hdr *q,
  * session owns.  Written without sums that could wrap: pool_off comes from
  * the peer and may be anything. */
 static int rw_target(struct handler_session *s, const struct dsm_rw_req *m,
-		     uint8_t **at)
+		     uint8_t **at, struct region **out)
 {
 	uint64_t bytes = (uint64_t)m->npages * DSM_PAGE_SIZE, rel;
 	struct region *rg;
@@ -242,6 +279,7 @@ static int rw_target(struct handler_session *s, const struct dsm_rw_req *m,
 	if (rel > rg->size || bytes > rg->size - rel)
 		return -ERANGE;
 	*at = pool_at(&s->h->pool, m->pool_off);
+	*out = rg;
 	return 0;
 }
 
@@ -249,12 +287,13 @@ static int do_read(struct handler_session *s, const struct dsm_hdr *q,
 		   const uint8_t *body, struct reply *r)
 {
 	struct dsm_rw_req m;
+	struct region *rg;
 	uint8_t *at;
 	int err;
 
 	if (dsm_rw_req_decode(DSM_MSG_READ, body, q->len, &m) < 0)
 		return -EINVAL;
-	err = rw_target(s, &m, &at);
+	err = rw_target(s, &m, &at, &rg);
 	if (err)
 		return err;
 	set_body(r, at, m.npages * DSM_PAGE_SIZE);
@@ -267,12 +306,13 @@ static int do_write(struct handler_session *s, const struct dsm_hdr *q,
 		    const uint8_t *body)
 {
 	struct dsm_rw_req m;
+	struct region *rg;
 	uint8_t *at;
 	int err;
 
 	if (dsm_rw_req_decode(DSM_MSG_WRITE, body, q->len, &m) < 0)
 		return -EINVAL;
-	err = rw_target(s, &m, &at);
+	err = rw_target(s, &m, &at, &rg);
 	if (err)
 		return err;
 	pool_note_write(&s->h->pool, m.pool_off,
@@ -284,20 +324,29 @@ static int do_write(struct handler_session *s, const struct dsm_hdr *q,
 }
 
 /* Pages the client freed inside a region it keeps: back to the OS.  The
- * region's extent stays allocated, so its capacity is still reserved. */
+ * region's extent stays allocated, so its capacity is still reserved.
+ * A registered region's pages are pinned: dropping them would leave the
+ * NIC on the old pages and the CPU on new ones, so they are zeroed in
+ * place and stay resident until the region is freed. */
 static int do_discard(struct handler_session *s, const struct dsm_hdr *q,
 		      const uint8_t *body)
 {
+	uint64_t bytes;
 	struct dsm_rw_req m;
+	struct region *rg;
 	uint8_t *at;
 	int err;
 
 	if (dsm_rw_req_decode(DSM_MSG_DISCARD, body, q->len, &m) < 0)
 		return -EINVAL;
-	err = rw_target(s, &m, &at);
+	err = rw_target(s, &m, &at, &rg);
 	if (err)
 		return err;
-	pool_drop(&s->h->pool, m.pool_off, (uint64_t)m.npages * DSM_PAGE_SIZE);
+	bytes = (uint64_t)m.npages * DSM_PAGE_SIZE;
+	if (rg->remote)
+		pool_zero(&s->h->pool, m.pool_off, bytes);
+	else
+		pool_drop(&s->h->pool, m.pool_off, bytes);
 	s->h->pages_discarded += m.npages;
 	return 0;
 }
@@ -331,6 +380,12 @@ static int dispatch(struct handler_session *s, const struct dsm_hdr *q,
 	/* Replies and server messages only ever travel to a client. */
 	if (q->flags)
 		return -EINVAL;
+	/* On a one-sided connection pages never travel as messages: a
+	 * peer that sends them does not speak this connection's protocol. */
+	if (s->hooks && (q->type == DSM_MSG_READ || q->type == DSM_MSG_WRITE)) {
+		r->close = true;
+		return -EPROTO;
+	}
 	switch (q->type) {
 	case DSM_MSG_HELLO: return do_hello(s, q, body, r);
 	case DSM_MSG_AUTH: return do_auth(s, q, body, r);
@@ -361,6 +416,7 @@ static void finish(struct handler *h, struct reply *r, int status,
 		set_body(r, NULL, 0);
 		h->errors++;
 	}
+	h->requests++;
 	h->bytes_in += consumed;
 	h->bytes_out += DSM_HDR_SIZE + r->hdr.len;
 }
@@ -375,8 +431,12 @@ size_t handler_next(struct handler_session *s, const uint8_t *buf, size_t len,
 	if (len < DSM_HDR_SIZE)
 		return 0;
 	err = dsm_hdr_decode(buf, &q);
-	if (err) {
+	if (err == -EPROTONOSUPPORT && q.magic == DSM_PROTO_MAGIC)
+		dsm_info("refused a client that speaks protocol %u: this "
+			 "server speaks %u", q.version, DSM_PROTO_VERSION);
+	else if (err)
 		dsm_debug("bad header (%s), closing", strerror(-err));
+	if (err) {
 		reply_init(r, &q);
 		r->close = true;
 		finish(s->h, r, err, DSM_HDR_SIZE);

@@ -33,13 +33,36 @@ struct handler {
 	uint64_t pages_read, pages_written;
 	uint64_t pages_discarded;        /* given back by DISCARD */
 	uint64_t bytes_in, bytes_out;    /* whole messages */
+	uint64_t requests;               /* messages handled, of any kind */
 	uint64_t errors;                 /* error replies sent */
 	uint64_t auth_refused;           /* connections that failed AUTH */
+};
+
+/*
+ * What a session whose client reaches its regions one-sidedly (RDMA)
+ * does when a region is made and before it goes: the handler calls these
+ * and does no I/O of its own, so the fuzzer can drive it with a fake.
+ */
+struct region_hooks {
+	/* rg was just allocated; its bytes are at base.  Make exactly them
+	 * reachable by this session's peer alone, set rg->remote, and say
+	 * how the peer reaches them (*addr, *rkey: the ALLOC reply's).  0,
+	 * or -errno: the ALLOC fails and the extent goes back. */
+	int (*added)(void *ctx, struct region *rg, uint8_t *base,
+		     uint64_t *addr, uint32_t *rkey);
+	/* rg is about to be freed: once this returns, nobody can reach its
+	 * bytes one-sidedly any more (the pool may give them to another). */
+	void (*removed)(void *ctx, struct region *rg);
 };
 
 /* The protocol state of one connection. */
 struct handler_session {
 	struct handler *h;
+	/* NULL: READ and WRITE travel as messages (TCP).  Set: the peer
+	 * reads and writes one-sidedly, and READ or WRITE as a message is
+	 * a protocol error. */
+	const struct region_hooks *hooks;
+	void *hooks_ctx;
 	struct region_owner regions;
 	bool hello_done;
 	bool authed;                     /* AUTH done, or no secret */
@@ -70,6 +93,9 @@ int handler_init(struct handler *h, uint64_t capacity, enum pool_pages pages,
 void handler_destroy(struct handler *h);
 
 void handler_session_init(struct handler_session *s, struct handler *h);
+/* Make s a one-sided session (before its first message). */
+void handler_session_hooks(struct handler_session *s,
+			   const struct region_hooks *hooks, void *ctx);
 /* The connection is gone: free every region it owns. */
 void handler_session_end(struct handler_session *s);
 

@@ -20,17 +20,27 @@
 
 #include "auth.h"
 #include "handler.h"
+#include "listen_rdma.h"
 #include "log.h"
 #include "membership.h"
 #include "session.h"
+#include "session_tcp.h"
 #include "util.h"
 
 #define EXIT_USAGE 2
 #define STOP_GRACE_MS 5000 /* how long GOODBYEs may take to drain */
 #define MAX_POLL_US 10000
 
+/* --transport: which listeners to start. */
+enum transports {
+	TRANSPORT_BOTH,  /* TCP, and RDMA where a device serves the address */
+	TRANSPORT_TCP,
+	TRANSPORT_RDMA,  /* RDMA only; fails without a device */
+};
+
 struct options {
 	const char *listen;
+	enum transports transport;
 	const char *port_file;
 	uint64_t capacity;
 	uint32_t server_id;
@@ -48,7 +58,9 @@ struct options {
 struct server {
 	uv_loop_t loop;
 	uv_tcp_t listener;
-	uv_signal_t sig_usr1, sig_term, sig_int;
+	bool tcp_on;            /* listener is listening */
+	struct listen_rdma rdma;
+	bool rdma_on;	uv_signal_t sig_usr1, sig_term, sig_int;
 	uv_timer_t stop_timer;
 	struct handler h;
 	struct session_list sessions;
@@ -66,7 +78,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: dsm-server --listen HOST:PORT --capacity SIZE\n"
 		"                  [--port-file PATH] [--server-id N] [--poll-us N]\n"
-		"                  [--hugepages auto|on|off]\n"
+		"                  [--hugepages auto|on|off] [--transport tcp|rdma|both]\n"
 		"                  [--registry URL [--cluster NAME] [--advertise HOST[:PORT]]\n"
 		"                   [--registry-password-file PATH]]\n"
 		"                  [--secret-file PATH] [--log LEVEL]\n"
@@ -84,6 +96,10 @@ static void usage(FILE *f)
 		"                      whole capacity taken at start; fails if too\n"
 		"                      few), off (4 KiB pages, committed as written),\n"
 		"                      auto (default: on if enough are reserved)\n"
+		"  --transport T       tcp, rdma or both (default): TCP, and RDMA\n"
+		"                      (rdma_cm, same address and port) where an\n"
+		"                      RDMA device serves the --listen address;\n"
+		"                      rdma alone fails without one\n"
 		"  --registry URL      join a cluster: register in Redis at URL\n"
 		"                      (redis://HOST:PORT) and heartbeat there\n"
 		"  --registry-password-file PATH\n"
@@ -152,6 +168,17 @@ static enum pool_pages parse_pages(const char *s)
 	die_usage("bad --hugepages '%s': want auto, on or off", s);
 }
 
+static enum transports parse_transport(const char *s)
+{
+	if (!strcmp(s, "both"))
+		return TRANSPORT_BOTH;
+	if (!strcmp(s, "tcp"))
+		return TRANSPORT_TCP;
+	if (!strcmp(s, "rdma"))
+		return TRANSPORT_RDMA;
+	die_usage("bad --transport '%s': want tcp, rdma or both", s);
+}
+
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option longs[] = {
@@ -161,6 +188,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "server-id", required_argument, NULL, 'i' },
 		{ "poll-us", required_argument, NULL, 'u' },
 		{ "hugepages", required_argument, NULL, 'H' },
+		{ "transport", required_argument, NULL, 'T' },
 		{ "registry", required_argument, NULL, 'r' },
 		{ "registry-password-file", required_argument, NULL, 'P' },
 		{ "cluster", required_argument, NULL, 'C' },
@@ -197,6 +225,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->poll_us = parse_uint("--poll-us", optarg, MAX_POLL_US);
 			break;
 		case 'H': o->pages = parse_pages(optarg); break;
+		case 'T': o->transport = parse_transport(optarg); break;
 		case 'v': parse_log_level(optarg); break;
 		case 'h': usage(stdout); exit(0);
 		case ':': die_usage("%s needs a value", argv[cur]);
@@ -331,31 +360,27 @@ static void on_connection(uv_stream_t *listener, int status)
 	int err = status;
 
 	if (!err)
-		err = session_accept(listener, &srv->h, &srv->sessions);
+		err = session_tcp_accept(listener, &srv->h, &srv->sessions);
 	if (err)
 		dsm_warn("accept: %s", uv_strerror(err));
 }
 
-static int start_listening(struct server *srv, const char *addr,
-			   const char *port_file)
+/* What this server serves, as the registry records it. */
+static const char *server_transports(const struct server *srv)
 {
-	struct sockaddr_storage ss;
-	char host[256], cap[32];
-	uint16_t port;
+	if (srv->tcp_on && srv->rdma_on)
+		return "tcp,rdma";
+	return srv->rdma_on ? "rdma" : "tcp";
+}
+
+static int listen_tcp(struct server *srv, const struct sockaddr_storage *ss,
+		      const char *addr)
+{
 	int err;
 
-	if (dsm_parse_hostport(addr, host, sizeof(host), &port) < 0) {
-		dsm_err("bad --listen '%s': want HOST:PORT", addr);
-		return -EINVAL;
-	}
-	err = resolve(host, port, &ss);
-	if (!err)
-		err = check_exposure(srv, &ss, addr);
-	if (err)
-		return err;
 	uv_tcp_init(&srv->loop, &srv->listener);
 	srv->listener.data = srv;
-	err = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
+	err = uv_tcp_bind(&srv->listener, (const struct sockaddr *)ss, 0);
 	if (!err)
 		err = uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN,
 				on_connection);
@@ -363,18 +388,76 @@ static int start_listening(struct server *srv, const char *addr,
 		dsm_err("cannot listen on %s: %s", addr, uv_strerror(err));
 		return err;
 	}
-	port = bound_port(&srv->listener);
-	srv->port = port;
+	srv->tcp_on = true;
+	srv->port = bound_port(&srv->listener);
+	return 0;
+}
+
+/* RDMA on the address and port TCP got (or was given, RDMA alone).
+ * With both asked for, no RDMA is a fact to log, not an error. */
+static int listen_rdma(struct server *srv, struct sockaddr_storage *ss,
+		       enum transports mode, const char *addr)
+{
+	char why[256];
+	int err;
+
+	if (srv->tcp_on)
+		((struct sockaddr_in *)ss)->sin_port = htons(srv->port);
+	if (listen_rdma_devices() <= 0) {
+		if (mode == TRANSPORT_RDMA) {
+			dsm_err("--transport rdma: this machine has no RDMA "
+				"device (ibv_devices lists none)");
+			return -ENODEV;
+		}
+		dsm_info("no RDMA device here: serving TCP only");
+		return 0;
+	}
+	err = listen_rdma_start(&srv->rdma, &srv->loop,
+				(const struct sockaddr *)ss, &srv->h,
+				&srv->sessions, &srv->port, why, sizeof(why));
+	if (err && mode == TRANSPORT_RDMA) {
+		dsm_err("cannot listen for RDMA on %s: %s", addr, why);
+		return err;
+	}
+	if (err) {
+		dsm_warn("no RDMA on %s (%s): serving TCP only", addr, why);
+		return 0;
+	}
+	srv->rdma_on = true;
+	return 0;
+}
+
+static int start_listening(struct server *srv, const struct options *o)
+{
+	struct sockaddr_storage ss;
+	char host[256], cap[32];
+	uint16_t port;
+	int err;
+
+	if (dsm_parse_hostport(o->listen, host, sizeof(host), &port) < 0) {
+		dsm_err("bad --listen '%s': want HOST:PORT", o->listen);
+		return -EINVAL;
+	}
+	err = resolve(host, port, &ss);
+	if (!err)
+		err = check_exposure(srv, &ss, o->listen);
+	if (!err && o->transport != TRANSPORT_RDMA)
+		err = listen_tcp(srv, &ss, o->listen);
+	if (!err && o->transport != TRANSPORT_TCP)
+		err = listen_rdma(srv, &ss, o->transport, o->listen);
+	if (err)
+		return err;
 	snprintf(srv->listen_host, sizeof(srv->listen_host), "%s", host);
-	if (port_file && (err = write_port_file(port_file, port)) < 0) {
-		dsm_err("cannot write port file %s: %s", port_file,
+	if (o->port_file && (err = write_port_file(o->port_file, srv->port)) < 0) {
+		dsm_err("cannot write port file %s: %s", o->port_file,
 			strerror(-err));
 		return err;
 	}
-	dsm_info(strchr(host, ':') ? "listening on [%s]:%u capacity %s"
-				   : "listening on %s:%u capacity %s",
-		 host, port, dsm_fmt_bytes(srv->h.pool.capacity, cap,
-					   sizeof(cap)));
+	dsm_info(strchr(host, ':') ? "listening on [%s]:%u capacity %s (%s)"
+				   : "listening on %s:%u capacity %s (%s)",
+		 host, srv->port, dsm_fmt_bytes(srv->h.pool.capacity, cap,
+						sizeof(cap)),
+		 server_transports(srv));
 	return 0;
 }
 
@@ -436,7 +519,9 @@ static void begin_stop(struct server *srv)
 	membership_stop(&srv->reg);
 	dsm_info("shutting down, saying goodbye to %zu clients",
 		 srv->sessions.count);
-	uv_close((uv_handle_t *)&srv->listener, NULL);
+	if (srv->tcp_on)
+		uv_close((uv_handle_t *)&srv->listener, NULL);
+	listen_rdma_stop(&srv->rdma);
 	for (struct session *s = srv->sessions.head; s; s = s->next)
 		session_goodbye(s, srv->next_msg_id++);
 	uv_unref((uv_handle_t *)&srv->sig_usr1);
@@ -501,18 +586,20 @@ static void drain_loop(uv_loop_t *loop)
  * project's machines, more than the loopback round trip).  Clients fault
  * in bursts, so the next request usually comes within microseconds.  The
  * loop runs until no referenced handle is left, as UV_RUN_DEFAULT would.
+ * What counts is requests handled, never bytes: over RDMA the pages move
+ * without this loop, and only control messages reach it.
  */
 static void run_loop(struct server *srv, uint64_t poll_ns)
 {
-	uint64_t seen = srv->h.bytes_in, busy_until = 0;
+	uint64_t seen = srv->h.requests, busy_until = 0;
 	uv_run_mode mode = UV_RUN_ONCE;
 
 	while (uv_run(&srv->loop, mode)) {
 		uint64_t now = dsm_now_ns();
-		bool active = srv->h.bytes_in != seen;
+		bool active = srv->h.requests != seen;
 
 		if (active) {
-			seen = srv->h.bytes_in;
+			seen = srv->h.requests;
 			busy_until = now + poll_ns;
 		}
 		mode = now < busy_until ? UV_RUN_NOWAIT : UV_RUN_ONCE;
@@ -571,6 +658,8 @@ static int join_cluster(struct server *srv, const struct options *o)
 
 	if (!o->registry)
 		return 0;
+	snprintf(rec.transports, sizeof(rec.transports), "%s",
+		 server_transports(srv));
 	if (advertised(srv, o, rec.addr, sizeof(rec.addr)))
 		return -EINVAL;
 	/* ids only need to be unique within a cluster: a random one needs
@@ -629,7 +718,7 @@ int main(int argc, char **argv)
 	uv_loop_init(&srv.loop);
 	uv_timer_init(&srv.loop, &srv.stop_timer);
 	srv.stop_timer.data = &srv;
-	if (start_listening(&srv, o.listen, o.port_file) < 0 ||
+	if (start_listening(&srv, &o) < 0 ||
 	    start_signals(&srv) < 0 || join_cluster(&srv, &o) < 0)
 		goto out;
 
@@ -637,6 +726,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	close_all_sessions(&srv);
+	listen_rdma_stop(&srv.rdma);
 	drain_loop(&srv.loop);
 out_handler:
 	dsm_reg_addr_wipe(&srv.reg_addr);

@@ -303,6 +303,11 @@ void pool_drop(struct pool *p, uint64_t off, uint64_t size)
 	}
 }
 
+void pool_zero(struct pool *p, uint64_t off, uint64_t size)
+{
+	memset(pool_at(p, off), 0, size);
+}
+
 void pool_free(struct pool *p, uint64_t off, uint64_t size)
 {
 	size_t i = run_after(p, off);

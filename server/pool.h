@@ -77,6 +77,12 @@ void pool_free(struct pool *p, uint64_t off, uint64_t size);
  * Never fails. */
 void pool_drop(struct pool *p, uint64_t off, uint64_t size);
 
+/* Zero [off, off+size) in place and keep its pages: for a range a NIC
+ * holds pinned (a region registered for RDMA), where dropping the pages
+ * would leave the NIC on the old ones and the CPU on new ones.  Never
+ * fails. */
+void pool_zero(struct pool *p, uint64_t off, uint64_t size);
+
 /* [off, off+size) is about to be written: remember to zero it on drop. */
 void pool_note_write(struct pool *p, uint64_t off, uint64_t size);
 

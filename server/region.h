@@ -19,6 +19,9 @@ struct region {
 	uint64_t id;
 	uint64_t pool_off, size;            /* the extent, in bytes */
 	struct region_owner *owner;
+	/* The session's handle on it for one-sided access (an RDMA memory
+	 * region: handler.h, struct region_hooks), or NULL. */
+	void *remote;
 	struct region *hnext;               /* hash chain */
 	struct region *onext, *oprev;       /* the owner's regions */
 };

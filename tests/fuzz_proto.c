@@ -2,12 +2,16 @@
  * fuzz_proto.c - the wire decoders and the server's whole request path
  * under arbitrary input (room: tests).
  *
- * Input: a stream of [selector byte][message] pairs.  The selector's low
- * bit picks one of two connections to a fresh 1 MiB server, so ownership
- * is exercised across connections; a connection the server closed is
- * replaced by a new one, which frees its regions.  Every reply is checked
- * against a model of which connection owns which extent, and the pool's
- * free list is checked after every message.
+ * Input: a stream of [selector byte][message] pairs.  The selector picks
+ * one of three connections to a fresh 1 MiB server, so ownership is
+ * exercised across connections; a connection the server closed is
+ * replaced by a new one, which frees its regions.  The third connection
+ * is a one-sided (RDMA) one, with fake region hooks standing in for the
+ * memory registration: READ and WRITE as messages must close it, every
+ * region it owns must be registered, and a region must be deregistered
+ * before its extent returns to the pool.  Every reply is checked against
+ * a model of which connection owns which extent, and the pool's free
+ * list is checked after every message.
  *
  * Built two ways: with -DDSM_LIBFUZZER as a libFuzzer target, and without
  * as a replay tool (ctest fuzz_proto_replay) that runs built-in seeds and
@@ -24,7 +28,8 @@
 #include "log.h"
 
 #define FUZZ_CAPACITY (1u << 20)
-#define NCONN 2
+#define NCONN 3
+#define ONE_SIDED 2 /* the connection with region hooks */
 #define MAX_REGIONS (FUZZ_CAPACITY / DSM_PAGE_SIZE)
 
 #define FUZZ_CHECK(cond)                                                    \
@@ -48,6 +53,8 @@ struct fuzz {
 	bool closed[NCONN];
 	struct model_region regions[MAX_REGIONS];
 	size_t nregions;
+	uint64_t registered;     /* regions the fake hooks hold */
+	uint32_t hook_calls, last_rkey;
 	/* Pool pages ever written.  Only these can fail to read as zeros in
 	 * a new region; checking only them keeps the rest untouched (a
 	 * touch costs a page fault, and the fuzzer would crawl). */
@@ -166,6 +173,57 @@ static void check_zeroed(struct fuzz *f, uint64_t off, uint64_t size)
 	}
 }
 
+/* --- the one-sided connection's fake registration ------------------------ */
+
+/* Every fifth registration fails, so the ALLOC's way back is fuzzed. */
+static int fake_added(void *ctx, struct region *rg, uint8_t *base,
+		      uint64_t *addr, uint32_t *rkey)
+{
+	struct fuzz *f = ctx;
+
+	FUZZ_CHECK(base == pool_at(&f->h.pool, rg->pool_off) && !rg->remote);
+	if (++f->hook_calls % 5 == 0)
+		return -ENOMEM;
+	rg->remote = rg;
+	*addr = (uintptr_t)base;
+	*rkey = f->last_rkey = f->hook_calls;
+	f->registered++;
+	return 0;
+}
+
+/* Deregistration comes while the extent is still the region's: no free
+ * run of the pool overlaps it yet. */
+static void fake_removed(void *ctx, struct region *rg)
+{
+	struct fuzz *f = ctx;
+	const struct pool *p = &f->h.pool;
+
+	FUZZ_CHECK(rg->remote == rg);
+	for (size_t i = 0; i < p->nruns; i++)
+		FUZZ_CHECK(p->runs[i].off + p->runs[i].len <= rg->pool_off ||
+			   rg->pool_off + rg->size <= p->runs[i].off);
+	rg->remote = NULL;
+	f->registered--;
+}
+
+static const struct region_hooks fake_hooks = { fake_added, fake_removed };
+
+static void conn_init(struct fuzz *f, int conn)
+{
+	handler_session_init(&f->conn[conn], &f->h);
+	if (conn == ONE_SIDED)
+		handler_session_hooks(&f->conn[conn], &fake_hooks, f);
+}
+
+static void check_registered(const struct fuzz *f)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < f->nregions; i++)
+		n += f->regions[i].conn == ONE_SIDED;
+	FUZZ_CHECK(n == f->registered);
+}
+
 /* --- replies --------------------------------------------------------------- */
 
 static void check_alloc(struct fuzz *f, int conn, const struct reply *r)
@@ -181,6 +239,12 @@ static void check_alloc(struct fuzz *f, int conn, const struct reply *r)
 		FUZZ_CHECK(a.pool_off + a.size <= m->off ||
 			   m->off + m->size <= a.pool_off);
 	}
+	/* only the one-sided connection learns where the region is */
+	if (conn == ONE_SIDED)
+		FUZZ_CHECK(a.addr == (uintptr_t)pool_at(&f->h.pool, a.pool_off) &&
+			   a.rkey == f->last_rkey);
+	else
+		FUZZ_CHECK(a.addr == 0 && a.rkey == 0);
 	/* a new region reads zeros, whoever used the space before */
 	check_zeroed(f, a.pool_off, a.size);
 	FUZZ_CHECK(f->nregions < MAX_REGIONS);
@@ -283,6 +347,9 @@ static void check_reply(struct fuzz *f, int conn, const uint8_t *msg,
 		return;
 	}
 	FUZZ_CHECK(used == DSM_HDR_SIZE + q.len);
+	if (conn == ONE_SIDED && !q.flags &&
+	    (q.type == DSM_MSG_READ || q.type == DSM_MSG_WRITE))
+		FUZZ_CHECK(r->hdr.status == -EPROTO && r->close);
 	if (r->hdr.status) {
 		FUZZ_CHECK(r->hdr.len == 0);
 		return;
@@ -297,7 +364,7 @@ static void reconnect(struct fuzz *f, int conn)
 {
 	handler_session_end(&f->conn[conn]);
 	model_drop_conn(f, conn);
-	handler_session_init(&f->conn[conn], &f->h);
+	conn_init(f, conn);
 	f->closed[conn] = false;
 }
 
@@ -310,7 +377,7 @@ static void fuzz_stream(const uint8_t *in, size_t len)
 	memset(&f, 0, sizeof(f));
 	FUZZ_CHECK(handler_init(&f.h, FUZZ_CAPACITY, POOL_PAGES_SMALL, 1, NULL, 0) == 0);
 	for (int c = 0; c < NCONN; c++)
-		handler_session_init(&f.conn[c], &f.h);
+		conn_init(&f, c);
 
 	while (pos < len) {
 		int c = in[pos++] % NCONN;
@@ -326,10 +393,12 @@ static void fuzz_stream(const uint8_t *in, size_t len)
 		f.closed[c] = r.close;
 		pos += used;
 		check_pool(&f);
+		check_registered(&f);
 	}
 
 	for (int c = 0; c < NCONN; c++)
 		handler_session_end(&f.conn[c]);
+	FUZZ_CHECK(f.registered == 0);
 	FUZZ_CHECK(f.h.pool.used == 0 && f.h.regions.count == 0);
 	FUZZ_CHECK(f.h.pool.nruns == 1);
 	handler_destroy(&f.h);
@@ -410,7 +479,8 @@ static void put(struct seed *s, int conn, uint8_t type, uint16_t flags,
 
 static void put_hello(struct seed *s, int conn, uint32_t page_size)
 {
-	struct dsm_hello m = { 1, 1, page_size, 0 };
+	struct dsm_hello m = { DSM_PROTO_VERSION, DSM_PROTO_VERSION, page_size,
+			       0 };
 	uint8_t b[DSM_HELLO_SIZE];
 
 	dsm_hello_encode(&m, b);
@@ -501,6 +571,21 @@ static size_t build_seeds(struct seed *seeds)
 	memcpy(s->buf + s->len, "not a dsm header at all!", DSM_HDR_SIZE);
 	s->len += DSM_HDR_SIZE;
 	put_hello(s, 0, DSM_PAGE_SIZE);
+	s++;
+	/* the one-sided connection: regions registered and deregistered
+	 * (the fifth registration fails), DISCARD zeroing a registered
+	 * region, pages as messages refused */
+	put_hello(s, ONE_SIDED, DSM_PAGE_SIZE);
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	for (int i = 0; i < 6; i++)
+		put_alloc(s, ONE_SIDED, DSM_PAGE_SIZE);
+	put_rw(s, 0, DSM_MSG_WRITE, 1, 0, 1);
+	put_rw(s, ONE_SIDED, DSM_MSG_DISCARD, 1, 0, 1);
+	put_free(s, ONE_SIDED, 2);
+	put_rw(s, ONE_SIDED, DSM_MSG_READ, 1, 0, 1);
+	put_hello(s, ONE_SIDED, DSM_PAGE_SIZE);
+	put_alloc(s, ONE_SIDED, 2 * DSM_PAGE_SIZE);
+	put_rw(s, ONE_SIDED, DSM_MSG_WRITE, 7, 0, 1);
 	s++;
 	return s - seeds;
 }

@@ -107,11 +107,12 @@ if run 0 --json servers; then
 	# shellcheck disable=SC2086 # one argument per pid
 	json '
 fields = {"id", "addr", "host", "pid", "capacity", "used", "regions",
-          "clients", "started_ms", "heartbeat_ms", "state"}
+          "clients", "started_ms", "heartbeat_ms", "state", "transports"}
 assert isinstance(doc, list) and len(doc) == 3, doc
 for s in doc:
     assert set(s) == fields, s
-    assert all(isinstance(s[f], int) for f in fields - {"addr", "host", "state"}), s
+    assert all(isinstance(s[f], int) for f in fields - {"addr", "host", "state", "transports"}), s
+    assert s["transports"] in ("tcp", "tcp,rdma"), s
     assert s["state"] == "serving", s
     assert s["capacity"] == int(args[0]), s
 assert sorted(s["addr"] for s in doc) == sorted(args[1:4]), doc
@@ -197,12 +198,13 @@ assert [e["server_addr"] for e in doc["extents"]] == args[0:3], doc
 	fail "--json region show 42: $out"
 
 if run 0 clients; then
-	grep -E '^ *5 +testhost +4242 +1m3[0-4]s +[0-9.]+s$' <<<"$out" >/dev/null ||
+	grep -E '^ *5 +testhost +4242 +1m3[0-4]s +[0-9.]+s +-$' <<<"$out" >/dev/null ||
 		fail "clients: $out"
 fi
 run 0 --json clients && json '
 assert doc == [{"id": 5, "host": "testhost", "pid": 4242,
-                "started_ms": int(args[0]) - 90000, "heartbeat_ms": int(args[0])}], doc
+                "started_ms": int(args[0]) - 90000, "heartbeat_ms": int(args[0]),
+                "transports": {}}], doc
 ' "$now" <<<"$out" || fail "--json clients: $out"
 run 0 status && grep -qF "regions   2" <<<"$out" && grep -qF "clients   1" <<<"$out" ||
 	fail "status does not count 2 regions and 1 client: $out"

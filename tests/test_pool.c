@@ -2,8 +2,10 @@
  * test_pool.c - the server's pool on 4 KiB and on hugetlb pages (room:
  * tests): DISCARD (pool_drop) and FREE (pool_free) zero exactly their
  * pages and nothing next to them, also inside a huge page, where the pool
- * zeroes by hand; --hugepages on fails clearly without enough huge pages
- * reserved; auto takes them when they are there.
+ * zeroes by hand; pool_zero (DISCARD in a region registered for RDMA)
+ * zeroes and keeps the pages resident; --hugepages on fails clearly
+ * without enough huge pages reserved; auto takes them when they are
+ * there.
  *
  * The hugetlb cases need 2 MiB huge pages: as root the test reserves what
  * it needs (vm.nr_hugepages) and gives them back at the end; where it
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "harness.h"
 #include "pool.h"
@@ -106,6 +109,40 @@ static void drop_and_free(enum pool_pages pages, enum pool_kind want)
 	pool_destroy(&p);
 }
 
+/* pages of [off, off+len) resident now */
+static uint64_t resident(struct pool *p, uint64_t off, uint64_t len)
+{
+	unsigned char v[64];
+	uint64_t n = 0;
+
+	TH_CHECK(len / DSM_PAGE_SIZE <= sizeof(v));
+	TH_CHECK(mincore(pool_at(p, off), len, v) == 0);
+	for (uint64_t i = 0; i < len / DSM_PAGE_SIZE; i++)
+		n += v[i] & 1;
+	return n;
+}
+
+/* Zeroing in place keeps the pages, where a drop of 4 KiB pages gives
+ * them back: registered memory must not change pages under the NIC. */
+static void zero_in_place(void)
+{
+	struct pool p;
+	uint64_t a;
+
+	TH_CHECK(pool_init(&p, 4 * MiB, POOL_PAGES_SMALL, NULL, 0) == 0);
+	TH_CHECK(pool_alloc(&p, 1 * MiB, &a) == 0);
+	fill(&p, a, 16 * DSM_PAGE_SIZE);
+	pool_zero(&p, a + 4 * DSM_PAGE_SIZE, 8 * DSM_PAGE_SIZE);
+	expect(&p, a, 4 * DSM_PAGE_SIZE, false);
+	expect(&p, a + 4 * DSM_PAGE_SIZE, 8 * DSM_PAGE_SIZE, true);
+	expect(&p, a + 12 * DSM_PAGE_SIZE, 4 * DSM_PAGE_SIZE, false);
+	TH_CHECK(resident(&p, a, 16 * DSM_PAGE_SIZE) == 16);
+	pool_drop(&p, a + 4 * DSM_PAGE_SIZE, 8 * DSM_PAGE_SIZE);
+	TH_CHECK(resident(&p, a, 16 * DSM_PAGE_SIZE) == 8);
+	pool_destroy(&p);
+	printf("  pool_zero keeps the pages, pool_drop gives them back\n");
+}
+
 static long read_nr_huge(void)
 {
 	FILE *f = fopen(NR_HUGE, "r");
@@ -166,6 +203,7 @@ int main(void)
 
 	printf("4 KiB pages\n");
 	drop_and_free(POOL_PAGES_SMALL, POOL_KIND_SMALL);
+	zero_in_place();
 	too_few();
 
 	before = read_nr_huge();

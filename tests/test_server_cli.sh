@@ -37,6 +37,13 @@ expect 2 "bad --hugepages 'yes': want auto, on or off" "${ok[@]}" --hugepages ye
 # far more huge pages than any machine here reserves: a clear refusal
 expect 1 "on hugetlb pages: 524288 of 2 MiB needed" --listen 127.0.0.1:0 \
 	--capacity 1T --hugepages on
+expect 2 "bad --transport 'ib': want tcp, rdma or both" "${ok[@]}" --transport ib
+# RDMA alone where there is none (the machines running this suite have no
+# RDMA device; the multinode tests cover the rest)
+if [ -z "$(ls /sys/class/infiniband 2>/dev/null)" ]; then
+	expect 1 "--transport rdma: this machine has no RDMA device" "${ok[@]}" --transport rdma
+fi
+grep -q -- "--transport" <<<"$help" || { echo "FAIL: --help lacks --transport"; failed=1; }
 expect 2 "unknown option '--bogus'" "${ok[@]}" --bogus
 expect 2 "unknown option '-x' in '-xh'" "${ok[@]}" -xh
 expect 2 "--poll-us needs a value" "${ok[@]}" --poll-us

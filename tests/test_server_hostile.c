@@ -77,8 +77,11 @@ static int do_alloc(int fd, uint64_t size, struct peer *out)
 		     sizeof(reply), &rlen);
 	if (st || !out)
 		return st;
+	TH_CHECK(rlen == DSM_ALLOC_REPLY_SIZE);
 	TH_CHECK(dsm_alloc_reply_decode(reply, rlen, &a) == 0);
 	TH_CHECK(a.size == size);
+	/* no one-sided access over TCP */
+	TH_CHECK(a.addr == 0 && a.rkey == 0);
 	out->fd = fd;
 	out->region = a.region_id;
 	out->pool_off = a.pool_off;
@@ -184,6 +187,27 @@ static void check_good(const char *after)
 
 /* --- connections that break the framing ------------------------------- */
 
+/* The raw header of the reply: th_recv_msg would refuse another version,
+ * and this one must be ours. */
+static void expect_old_version(int fd)
+{
+	uint8_t raw[DSM_HDR_SIZE];
+	struct dsm_hdr h;
+	size_t got = 0;
+
+	while (got < sizeof(raw)) {
+		ssize_t n = recv(fd, raw + got, sizeof(raw) - got, 0);
+
+		TH_CHECK(n > 0);
+		got += n;
+	}
+	expect("version 1 header: reply decodes", dsm_hdr_decode(raw, &h), 0);
+	expect("version 1 header: reply version", h.version, DSM_PROTO_VERSION);
+	expect("version 1 header: status", h.status, -EPROTONOSUPPORT);
+	expect("version 1 header: close", th_wait_eof(fd, TH_TIMEOUT_MS), 0);
+	close(fd);
+}
+
 static void send_raw_header(int fd, uint32_t magic, uint8_t version,
 			    uint16_t flags, uint32_t len)
 {
@@ -220,6 +244,12 @@ static void test_bad_headers(void)
 	send_raw_header(fd, DSM_PROTO_MAGIC, DSM_PROTO_VERSION + 1, 0, 0);
 	expect_error_then_close(fd, "wrong version", -EPROTONOSUPPORT);
 
+	/* a version 1 client: refused in a header that says which version
+	 * the server speaks, so the client can say so */
+	fd = th_raw_connect(srv.port);
+	send_raw_header(fd, DSM_PROTO_MAGIC, 1, 0, 0);
+	expect_old_version(fd);
+
 	fd = th_raw_connect(srv.port);
 	send_raw_header(fd, DSM_PROTO_MAGIC, DSM_PROTO_VERSION, 0,
 			DSM_MAX_PAYLOAD + 1);
@@ -246,21 +276,36 @@ static void test_handshake(void)
 	expect_error_then_close(fd, "request before HELLO", -EPROTO);
 
 	fd = th_raw_connect(srv.port);
-	hello_body(body, 1, 1, 8192);
+	hello_body(body, DSM_PROTO_VERSION, DSM_PROTO_VERSION, 8192);
 	expect("send", th_send_msg(fd, DSM_MSG_HELLO, 0, 5, body, 16), 0);
 	expect_error_then_close(fd, "HELLO page size", -EINVAL);
 
 	fd = th_raw_connect(srv.port);
-	hello_body(body, 2, 3, DSM_PAGE_SIZE);
+	hello_body(body, DSM_PROTO_VERSION + 1, DSM_PROTO_VERSION + 2,
+		   DSM_PAGE_SIZE);
 	expect("send", th_send_msg(fd, DSM_MSG_HELLO, 0, 5, body, 16), 0);
 	expect_error_then_close(fd, "HELLO versions", -EPROTONOSUPPORT);
+
+	/* a client that speaks only version 1 in a version 2 header */
+	fd = th_raw_connect(srv.port);
+	hello_body(body, 1, 1, DSM_PAGE_SIZE);
+	expect("send", th_send_msg(fd, DSM_MSG_HELLO, 0, 5, body, 16), 0);
+	expect_error_then_close(fd, "HELLO of version 1 only",
+				-EPROTONOSUPPORT);
+
+	/* one that speaks 1 to 2 gets 2 */
+	fd = th_raw_connect(srv.port);
+	hello_body(body, 1, DSM_PROTO_VERSION, DSM_PAGE_SIZE);
+	expect("HELLO of versions 1 to 2", th_call(fd, DSM_MSG_HELLO, 5, body,
+						     16, NULL, 0, NULL), 0);
+	close(fd);
 
 	fd = th_raw_connect(srv.port);
 	expect("send", th_send_msg(fd, DSM_MSG_HELLO, 0, 5, body, 8), 0);
 	expect_error_then_close(fd, "short HELLO", -EINVAL);
 
 	fd = th_raw_connect(srv.port);
-	hello_body(body, 1, 1, DSM_PAGE_SIZE);
+	hello_body(body, DSM_PROTO_VERSION, DSM_PROTO_VERSION, DSM_PAGE_SIZE);
 	expect("send", th_send_msg(fd, DSM_MSG_HELLO, DSM_F_REPLY, 5, body,
 				   16), 0);
 	expect_error_then_close(fd, "HELLO flagged as a reply", -EPROTO);

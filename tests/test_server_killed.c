@@ -66,7 +66,9 @@ int main(void)
 {
 	struct th_server srv;
 	int ready[2], go[2], status;
-	char c = 0, logpath[] = "/tmp/dsm-killed-log-XXXXXX", log[4096] = "";
+	/* room for every failed write-back's line before the one we want */
+	static char log[1 << 16];
+	char c = 0, logpath[] = "/tmp/dsm-killed-log-XXXXXX";
 	pid_t pid;
 	int lfd;
 

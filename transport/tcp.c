@@ -19,9 +19,9 @@
  * way - replies free slots - which bounds what a slow server can make us
  * hold.
  *
- * When the stream ends or breaks, every pending request is completed with
- * the error, then lost() is reported once; requests after that fail at
- * once with the same error.
+ * When the stream ends or breaks, lost() is reported once, then every
+ * pending request is completed with the error; requests after that fail
+ * at once with the same error.
  */
 #include "transport.h"
 
@@ -151,6 +151,11 @@ static int parse(struct dsm_transport *t)
 		struct dsm_hdr h;
 
 		err = dsm_hdr_decode(t->rxbuf + off, &h);
+		if (err == -EPROTONOSUPPORT && h.magic == DSM_PROTO_MAGIC) {
+			dsm_err("%s: server speaks protocol %u, we speak %u",
+				t->addr, h.version, DSM_PROTO_VERSION);
+			break;
+		}
 		if (err) {
 			dsm_err("%s: malformed message from server: %s",
 				t->addr, strerror(-err));

@@ -1,0 +1,316 @@
+/*
+ * session_tcp.c - see session_tcp.h (room: server protocol).
+ *
+ * Life of a TCP session: accepted -> reading and answering -> closing.  A
+ * session closes in one of two ways: at once (the peer is gone, or libuv
+ * failed), or after sending what is queued (EOF from the peer, a reply
+ * that ends the connection, GOODBYE).  The second goes through
+ * uv_shutdown, which completes only once every queued write has, so the
+ * last reply reaches the peer before the FIN.  Either way the memory is
+ * released in on_closed, after libuv has completed every write.
+ */
+#include "session_tcp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define RBUF_MIN (64u << 10)
+#define RBUF_MAX (DSM_HDR_SIZE + DSM_MAX_PAYLOAD)
+
+struct session_tcp {
+	struct session s;       /* first: the ops get a struct session */
+	uv_tcp_t tcp;
+	uv_shutdown_t shutdown;
+	uint8_t *rbuf;          /* bytes received and not yet handled */
+	size_t rlen, rcap;
+	size_t rneed;           /* size of the message at the front of rbuf */
+	size_t wqueued;         /* reply bytes given to libuv, not yet sent */
+	bool paused;            /* reading stopped until wqueued drains */
+	bool eof;               /* the peer will send nothing more */
+};
+
+/* A reply on its way out: libuv's request and the bytes it sends. */
+struct wreq {
+	uv_write_t req;
+	struct session_tcp *t;
+	size_t len;
+	uint8_t data[];
+};
+
+static void process(struct session_tcp *t);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static struct session_tcp *tcp_of(struct session *s)
+{
+	return (struct session_tcp *)s;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct session_tcp *t = h->data;
+
+	session_unlink(&t->s);
+	free(t->rbuf);
+	free(t);
+}
+
+static void tcp_close(struct session *s)
+{
+	struct session_tcp *t = tcp_of(s);
+
+	s->closing = true;
+	if (!uv_is_closing((uv_handle_t *)&t->tcp))
+		uv_close((uv_handle_t *)&t->tcp, on_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	session_close(req->data);
+}
+
+/* Stop handling requests, let the queued replies go out, then close. */
+static void tcp_close_after_send(struct session *s)
+{
+	struct session_tcp *t = tcp_of(s);
+
+	if (t->shutdown.data || uv_is_closing((uv_handle_t *)&t->tcp))
+		return; /* already on its way */
+	s->closing = true;
+	uv_read_stop((uv_stream_t *)&t->tcp);
+	t->shutdown.data = s;
+	if (uv_shutdown(&t->shutdown, (uv_stream_t *)&t->tcp, on_shutdown))
+		session_close(s);
+}
+
+static void resume(struct session_tcp *t)
+{
+	t->paused = false;
+	process(t); /* what arrived before the pause comes first */
+	if (t->paused || t->s.closing || t->eof)
+		return;
+	if (uv_read_start((uv_stream_t *)&t->tcp, on_alloc, on_read) < 0)
+		session_close(&t->s);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+	struct wreq *w = (struct wreq *)req;
+	struct session_tcp *t = w->t;
+
+	t->wqueued -= w->len;
+	free(w);
+	if (status < 0) {
+		if (status != UV_ECANCELED) {
+			dsm_debug("client %s: write: %s", t->s.peer,
+				  uv_strerror(status));
+			session_close(&t->s);
+		}
+		return;
+	}
+	if (t->paused && !t->s.closing && t->wqueued < SESSION_WQ_LOW)
+		resume(t);
+}
+
+/* Queue bytes [sent, end) of the reply (header, then body) for libuv. */
+static int queue_rest(struct session_tcp *t, const uint8_t *hdr,
+		      const struct reply *r, size_t sent)
+{
+	size_t len = DSM_HDR_SIZE + r->hdr.len - sent, skip;
+	struct wreq *w = malloc(sizeof(*w) + len);
+	uint8_t *p;
+	uv_buf_t buf;
+	int err;
+
+	if (!w)
+		return -ENOMEM;
+	p = w->data;
+	if (sent < DSM_HDR_SIZE) {
+		memcpy(p, hdr + sent, DSM_HDR_SIZE - sent);
+		p += DSM_HDR_SIZE - sent;
+	}
+	skip = sent > DSM_HDR_SIZE ? sent - DSM_HDR_SIZE : 0;
+	if (r->hdr.len > skip)
+		memcpy(p, r->data + skip, r->hdr.len - skip);
+	w->t = t;
+	w->len = len;
+	buf = uv_buf_init((char *)w->data, len);
+	err = uv_write(&w->req, (uv_stream_t *)&t->tcp, &buf, 1, on_written);
+	if (err) {
+		free(w);
+		return err;
+	}
+	t->wqueued += len;
+	return 0;
+}
+
+/*
+ * A reply's body may point into the pool.  uv_try_write hands bytes to
+ * the kernel before it returns, so sending straight from the pool is safe
+ * and saves copying a READ's megabyte.  Whatever the socket does not take
+ * is copied: libuv would send it later, and by then a following WRITE or
+ * FREE on this connection could have changed those pages.
+ */
+static int tcp_send(struct session *s, const struct reply *r)
+{
+	struct session_tcp *t = tcp_of(s);
+	uint8_t hdr[DSM_HDR_SIZE];
+	size_t sent = 0;
+
+	dsm_hdr_encode(&r->hdr, hdr);
+	if (t->wqueued == 0) { /* never overtake queued replies */
+		uv_buf_t bufs[2] = {
+			uv_buf_init((char *)hdr, DSM_HDR_SIZE),
+			uv_buf_init((char *)r->data, r->hdr.len),
+		};
+		int n = uv_try_write((uv_stream_t *)&t->tcp, bufs,
+				     r->hdr.len ? 2 : 1);
+
+		/* on failure uv_write below reports it, or queues the lot */
+		if (n > 0)
+			sent = n;
+		if (sent == DSM_HDR_SIZE + r->hdr.len)
+			return 0;
+	}
+	return queue_rest(t, hdr, r, sent);
+}
+
+/* Handle every whole message in rbuf, in order, until one ends the
+ * connection or the reply queue is full. */
+static void process(struct session_tcp *t)
+{
+	size_t pos = 0, used;
+
+	while (!t->s.closing && !t->paused) {
+		used = session_request(&t->s, t->rbuf + pos, t->rlen - pos,
+				       &t->rneed);
+		if (!used)
+			break;
+		pos += used;
+		if (!t->s.closing && t->wqueued >= SESSION_WQ_HIGH) {
+			t->paused = true;
+			uv_read_stop((uv_stream_t *)&t->tcp);
+		}
+	}
+	if (pos) {
+		memmove(t->rbuf, t->rbuf + pos, t->rlen - pos);
+		t->rlen -= pos;
+	}
+	/* A message cut short by EOF can never be completed. */
+	if (t->eof && !t->paused)
+		tcp_close_after_send(&t->s);
+}
+
+/* The buffer grows to hold the message at its front, never beyond the
+ * largest message the protocol allows (the header check saw to that). */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct session_tcp *t = h->data;
+	size_t want = t->rneed > RBUF_MIN ? t->rneed : RBUF_MIN;
+
+	*buf = uv_buf_init(NULL, 0);
+	if (want > RBUF_MAX)
+		return;
+	if (t->rcap < want) {
+		uint8_t *nb = realloc(t->rbuf, want);
+
+		if (!nb)
+			return; /* on_read gets UV_ENOBUFS */
+		t->rbuf = nb;
+		t->rcap = want;
+	}
+	if (t->rcap > t->rlen)
+		*buf = uv_buf_init((char *)t->rbuf + t->rlen,
+				   t->rcap - t->rlen);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct session_tcp *t = stream->data;
+
+	if (nread == 0 || t->s.closing)
+		return;
+	if (nread > 0) {
+		t->rlen += nread;
+		process(t);
+		return;
+	}
+	if (nread != UV_EOF) {
+		dsm_debug("client %s: read: %s", t->s.peer, uv_strerror(nread));
+		session_close(&t->s);
+		return;
+	}
+	t->eof = true;
+	process(t);
+}
+
+static void name_peer(struct session_tcp *t)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char host[48] = "?";
+	uint16_t port = 0;
+
+	if (uv_tcp_getpeername(&t->tcp, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+			uv_ip6_name(a, host, sizeof(host));
+			port = ntohs(a->sin6_port);
+		} else {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+			uv_ip4_name(a, host, sizeof(host));
+			port = ntohs(a->sin_port);
+		}
+	}
+	snprintf(t->s.peer, sizeof(t->s.peer), "%s:%u", host, port);
+}
+
+static const struct session_ops tcp_ops = {
+	.name = "tcp",
+	.send = tcp_send,
+	.close_after_send = tcp_close_after_send,
+	.close = tcp_close,
+};
+
+int session_tcp_accept(uv_stream_t *listener, struct handler *h,
+		       struct session_list *all)
+{
+	struct session_tcp *t = calloc(1, sizeof(*t));
+	int err = -ENOMEM;
+
+	if (!t)
+		return -ENOMEM;
+	t->rbuf = malloc(RBUF_MIN);
+	if (t->rbuf)
+		err = uv_tcp_init(listener->loop, &t->tcp);
+	if (err) {
+		free(t->rbuf);
+		free(t);
+		return err;
+	}
+	t->rcap = RBUF_MIN;
+	/* From here on the session is torn down only through on_closed. */
+	t->tcp.data = t;
+	t->rneed = DSM_HDR_SIZE;
+	session_link(&t->s, &tcp_ops, h, all);
+
+	err = uv_accept(listener, (uv_stream_t *)&t->tcp);
+	if (!err)
+		err = uv_read_start((uv_stream_t *)&t->tcp, on_alloc, on_read);
+	if (err) {
+		session_close(&t->s);
+		return err;
+	}
+	/* Requests are small and latency-bound: never wait to coalesce. */
+	uv_tcp_nodelay(&t->tcp, 1);
+	name_peer(t);
+	dsm_debug("client %s connected over TCP", t->s.peer);
+	return 0;
+}

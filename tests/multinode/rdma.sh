@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# tests/multinode/rdma.sh - dsm across four soft-RoCE guests, over RDMA and
+# over TCP: Redis in guest 1, dsm-servers in guests 2 and 3 (both
+# transports, a cluster secret), clients in guest 4.
+#
+#   - integrity: mn_check writes a 16 MiB region word by word with 2 MiB
+#     resident (an eighth) and reads every word back after eviction, over
+#     DSM_TRANSPORT=rdma, then the same over tcp; each names the
+#     transport it used to each server;
+#   - the preload shim over RDMA: sort, unmodified, under dsm-run with a
+#     budget below its buffer, output byte for byte as without (the
+#     shim's DISCARDs meet the transport's WRITE hold);
+#   - rkeys (rdma_check stale-rkey): another connection's rkey and a
+#     freed region's rkey read nothing, the extent's next owner zeros;
+#   - ordering (rdma_check discard-order): a WRITE after a DISCARD
+#     survives it; without the transport's hold it does not (the check
+#     can fail);
+#   - dsmctl from a guest while a client runs: status lists both servers
+#     (tcp,rdma) and the client with its transport; stats counts the
+#     one-sided READs and WRITEs the servers cannot see;
+#   - a drain over RDMA while that client runs: the drained server ends
+#     up empty, and the client's rounds stay right word for word;
+#   - the last server SIGKILLed under the client: the client names it,
+#     and a page only it held raises SIGBUS in the thread touching it
+#     (the guests' Linux 6.1 has no UFFDIO_POISON: this is the memfd way,
+#     client/uffd.c); never a hang.
+#
+#   tests/multinode/rdma.sh
+# Exit 0 if every check passed, 1 if any failed, 77 (with the reason on
+# stderr) if qemu cannot run here at all.
+# shellcheck disable=SC2317 # the check functions run through check()
+set -uo pipefail
+# shellcheck source=tests/multinode/lib.sh
+. "$(dirname "$0")/lib.sh" rdma
+
+port=7400
+cluster=mn
+# Enough for the preload shim's 1 GiB arena, striped over both servers.
+# Over RDMA each half is registered, so pinned: 512 MiB resident in each
+# server's guest from the arena's ALLOC on (docs/design.md,
+# "Registration"); the rest of the pool costs nothing until written.
+capacity=768M
+size=16M       # mn_check's region
+local_mem=2M   # an eighth of it
+
+require_qemu
+echo "--- build"
+deploy/install-deps.sh >&2 || { echo "FAIL: deploy/install-deps.sh"; exit 1; }
+run deploy/build.sh build >/dev/null || { echo "FAIL: deploy/build.sh build"; exit 1; }
+for b in build/server/dsm-server build/ctl/dsmctl build/tests/mn_check build/tests/rdma_check; do
+	[ -x "$b" ] || { echo "FAIL: $b was not built"; exit 1; }
+done
+command -v redis-server >/dev/null || skip "no redis-server on this machine"
+
+guests_up 4
+ip1=$("$vmctl" ip 1) ip2=$("$vmctl" ip 2) ip3=$("$vmctl" ip 3)
+registry=redis://$ip1:6379
+
+secret=$DSM_VM_DIR/share/rdma.secret
+rm -f "$secret"
+(umask 077 && head -c 32 /dev/urandom | base64 >"$secret")
+
+# client I ENV... -- CMD: a client in guest 4 of the cluster
+client_env=(--env DSM_REGISTRY="$registry" --env DSM_CLUSTER="$cluster"
+	    --env DSM_SECRET_FILE="$secret" --env DSM_LOCAL_MEM="$local_mem")
+
+# ---- the cluster ---------------------------------------------------------------
+redis_up() {
+	run "$vmctl" spawn 1 -- redis-server --bind "$ip1" --port 6379 \
+		--protected-mode no --save '' --appendonly no >/dev/null || return 1
+	retry 10 "$vmctl" exec 4 -- redis-cli -h "$ip1" ping
+}
+check "redis in guest 1" redis_up
+
+declare -A server_pid
+server_up() { # server_up I
+	local ip
+
+	ip=$("$vmctl" ip "$1")
+	server_pid[$1]=$(run "$vmctl" spawn "$1" -- build/server/dsm-server \
+		--listen "$ip:$port" --capacity "$capacity" --secret-file "$secret" \
+		--registry "$registry" --cluster "$cluster") || return 1
+	wait_log "$1" "listening on $ip:$port capacity 768.0 MiB \(tcp,rdma\)"
+}
+check "dsm-server in guest 2 serves TCP and RDMA" server_up 2
+check "dsm-server in guest 3 serves TCP and RDMA" server_up 3
+
+# ---- integrity, over each transport -------------------------------------------------
+integrity() { # integrity TRANSPORT
+	local out rc
+
+	out=$(run "$vmctl" exec 4 "${client_env[@]}" --env DSM_TRANSPORT="$1" -- \
+		build/tests/mn_check --size "$size" --rounds 2 2>&1)
+	rc=$?
+	printf '%s\n' "$out"
+	echo "exit status $rc"
+	[ "$rc" = 0 ] && grep -qx 'mn_check: PASS' <<<"$out" || return 1
+	grep -qE "servers .*$ip2:$port=$1" <<<"$out" &&
+		grep -qE "servers .*$ip3:$port=$1" <<<"$out" ||
+		{ echo "not both servers over $1"; return 1; }
+	# the data really left the guest and came back
+	grep -qE 'written back [1-9][0-9]{3}' <<<"$out" &&
+		grep -qE 'fetched [1-9][0-9]{3}' <<<"$out"
+}
+check "every word right after eviction, over RDMA (16 MiB, 2 MiB resident)" integrity rdma
+check "every word right after eviction, over TCP" integrity tcp
+
+# ---- the preload shim ------------------------------------------------------------------
+shim_test() {
+	local dir=$DSM_VM_DIR/share/rdma-sort out
+
+	rm -rf "$dir" && mkdir -p "$dir" || return 1
+	python3 -c '
+import random, sys
+r = random.Random(7)
+with open(sys.argv[1], "w") as f:
+    for i in range(40000):
+        f.write("%016x %x %s\n" % (r.getrandbits(64), i, "z" * (i % 13)))
+' "$dir/in" && LC_ALL=C sort -S 4M "$dir/in" >"$dir/plain" || return 1
+	out=$(run "$vmctl" exec 4 "${client_env[@]}" --env DSM_TRANSPORT=rdma \
+		--env LC_ALL=C -- build/preload/dsm-run --local-mem 1M \
+		--stats-file "$dir/stats" -- sort -S 4M -o "$dir/far" "$dir/in" 2>&1)
+	printf '%s\n' "$out"
+	grep -E "^(pages_fetched|pages_evicted|pages_written_back|transports)=" "$dir/stats"
+	cmp "$dir/plain" "$dir/far" || return 1
+	grep -q "transports=.*=rdma" "$dir/stats" &&
+		awk -F= '$1 == "pages_fetched" && $2 > 0 { ok = 1 } END { exit !ok }' "$dir/stats"
+}
+check "sort under dsm-run over RDMA (1 MiB resident): output as without" shim_test
+
+# ---- rkeys and order, against guest 2's server ------------------------------------------
+rdma_check() { # rdma_check CHECK [ENV...]
+	local what=$1
+
+	shift
+	run "$vmctl" exec 4 --env DSM_SECRET_FILE="$secret" "$@" -- \
+		build/tests/rdma_check "$what" "$ip2:$port"
+}
+check "rkeys: another connection's and a freed region's read nothing" rdma_check stale-rkey
+check "a WRITE after a DISCARD survives it" rdma_check discard-order
+check "without the hold it does not (the check can fail)" \
+	rdma_check discard-order --env DSM_TEST_RDMA_UNORDERED=1
+
+# ---- a running client: dsmctl, a drain, then its last server killed -------------------
+client_pid=
+client_up() {
+	client_pid=$(run "$vmctl" spawn 4 "${client_env[@]}" --env DSM_TRANSPORT=rdma -- \
+		build/tests/mn_check --size "$size" --rounds 1000) || return 1
+	wait_log 4 "round 1: "
+}
+check "a client runs over RDMA in guest 4" client_up
+
+dsmctl_test() {
+	local out
+
+	out=$(run "$vmctl" exec 4 -- build/ctl/dsmctl --registry "$registry" \
+		--cluster "$cluster" status) || return 1
+	printf '%s\n' "$out"
+	grep -qE "$ip2:$port .* tcp,rdma" <<<"$out" &&
+		grep -qE "$ip3:$port .* tcp,rdma" <<<"$out" ||
+		{ echo "status does not show both servers with tcp,rdma"; return 1; }
+	grep -qE "^ *[0-9]+ .* $client_pid .* rdma$" <<<"$out" ||
+		{ echo "status does not show the client (pid $client_pid) over rdma"; return 1; }
+	out=$(run "$vmctl" exec 4 -- build/ctl/dsmctl --registry "$registry" \
+		--cluster "$cluster" --json stats) || return 1
+	python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+for s in doc["servers"]:
+    print(s["addr"], "one-sided:", s["one_sided"])
+    assert s["one_sided"]["pages_read"] > 0 and s["one_sided"]["pages_written"] > 0, s
+' <<<"$out"
+}
+check "dsmctl status shows both servers and the client's transport; stats counts one-sided traffic" dsmctl_test
+
+drain_test() {
+	local id rounds out k
+
+	id=$(run "$vmctl" exec 4 -- build/ctl/dsmctl --registry "$registry" \
+		--cluster "$cluster" --json servers | python3 -c '
+import json, sys
+print([s["id"] for s in json.load(sys.stdin) if s["addr"] == sys.argv[1]][0])
+' "$ip2:$port") || return 1
+	rounds=$(grep -c "^round [0-9]*: " <<<"$("$vmctl" log 4)")
+	run "$vmctl" exec 4 -- build/ctl/dsmctl --registry "$registry" \
+		--cluster "$cluster" drain --timeout=120 "$id" || return 1
+	# a whole round after the drain: every word written and read back
+	for ((k = 0; k < 300; k++)); do
+		out=$("$vmctl" log 4)
+		[ "$(grep -c "^round [0-9]*: " <<<"$out")" -ge $((rounds + 2)) ] && break
+		sleep 0.2
+	done
+	grep "^round [0-9]*: " <<<"$out" | tail -3
+	[ "$(grep -c "^round [0-9]*: " <<<"$out")" -ge $((rounds + 2)) ] ||
+		{ echo "no whole round after the drain within 60 s"; return 1; }
+	! grep -qE "^round [0-9]*: [0-9]+ words, [1-9]" <<<"$out"
+}
+check "a drain over RDMA under the running client: every word right" drain_test
+
+kill_test() {
+	local k log
+
+	run "$vmctl" exec 3 -- kill -9 "${server_pid[3]}" || return 1
+	# the client faults on a page only guest 3 held within its next round
+	for ((k = 0; k < 300; k++)); do
+		log=$("$vmctl" log 4)
+		grep -qE "^=== guest 4 pid $client_pid \(exit" <<<"$log" && break
+		sleep 0.2
+	done
+	grep -E "lost connection to memory server|SIGBUS|cannot|exit" <<<"$log" | tail -8
+	grep -qE "^=== guest 4 pid $client_pid \(exit 3\)" <<<"$log" &&
+		grep -q "^mn_check: SIGBUS at offset" <<<"$log" ||
+		{ echo "the client did not end in SIGBUS on the lost page within 60 s"; return 1; }
+	grep -q "lost connection to memory server $ip3:$port" <<<"$log" ||
+		{ echo "the client did not name the lost server"; return 1; }
+}
+check "a server SIGKILLed under the client: it is named, its page raises SIGBUS, no hang" kill_test
+
+"$vmctl" down
+trap - EXIT
+rm -f "$secret"
+echo "rdma: vmctl up 4 took ${up_s} s; the whole test $((SECONDS - t_start)) s"
+finish
