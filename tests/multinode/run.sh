@@ -12,7 +12,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 1
 
 # In order: the harness itself, then dsm across guests.
-tests=(smoke tcp_basic)
+tests=(smoke tcp_basic rdma)
 
 deploy/install-deps.sh --vm || { echo "multinode: installing the guests' packages failed"; exit 1; }
 deploy/build.sh build >/dev/null || { echo "multinode: build failed"; exit 1; }
