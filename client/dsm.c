@@ -50,7 +50,7 @@ struct config {
 	uint64_t budget;
 	uint32_t prefetch;
 	uint64_t poll_us;
-	bool fifo;
+	enum dsm_evict_policy policy;
 };
 
 static int env_size(const char *name, uint64_t *out)
@@ -64,6 +64,21 @@ static int env_size(const char *name, uint64_t *out)
 		return -EINVAL;
 	}
 	return 1;
+}
+
+static int parse_policy(const char *name, enum dsm_evict_policy *out)
+{
+	if (!name || !strcmp(name, "2q"))
+		*out = DSM_EVICT_2Q;
+	else if (!strcmp(name, "2q-wp"))
+		*out = DSM_EVICT_2Q_WP;
+	else if (!strcmp(name, "fifo"))
+		*out = DSM_EVICT_FIFO;
+	else {
+		dsm_err("DSM_EVICT=%s: expected 2q, 2q-wp or fifo", name);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static int read_config(const struct dsm_options *o, struct config *c)
@@ -101,11 +116,8 @@ static int read_config(const struct dsm_options *o, struct config *c)
 			MAX_POLL_US);
 		return -EINVAL;
 	}
-	if (evict && strcmp(evict, "2q") && strcmp(evict, "fifo")) {
-		dsm_err("DSM_EVICT=%s: expected 2q or fifo", evict);
-		return -EINVAL;
-	}
-	c->fifo = evict && !strcmp(evict, "fifo");
+	if ((got = parse_policy(evict, &c->policy)) < 0)
+		return got;
 	if ((p = getenv("DSM_SECRET_FILE")) && *p) {
 		char msg[512];
 		int err = dsm_auth_load(p, &c->key, msg, sizeof(msg));
@@ -321,7 +333,7 @@ static int start_engine(const struct config *c)
 	dsm_eng.prefetch_max = c->prefetch;
 	if (dsm_eng.prefetch_max > dsm_eng.budget / 8)
 		dsm_eng.prefetch_max = dsm_eng.budget / 8 ? dsm_eng.budget / 8 : 1;
-	dsm_eng.fifo = c->fifo;
+	dsm_eng.policy = c->policy;
 	dsm_eng.poll_ns = c->poll_us * 1000;
 	/* zeros for the largest zero-fill window */
 	dsm_eng.zero_page = calloc(dsm_zero_pages(dsm_eng.prefetch_max), DSM_PAGE_SIZE);

@@ -52,7 +52,7 @@ struct dsm_engine {
 	struct dsm_uffd uffd;
 	uint64_t budget;        /* pages */
 	uint32_t prefetch_max;  /* pages */
-	bool fifo;              /* victim policy: FIFO instead of 2Q */
+	enum dsm_evict_policy policy; /* DSM_EVICT (evict.h) */
 	uint64_t poll_ns;       /* busy-poll this long after an event */
 	struct dsm_server *servers;
 	uint32_t nservers;

@@ -540,7 +540,8 @@ static void fault_wp(struct dsm_page *p, uint64_t t0)
 		dsm_eng.c.prefetch_used++;
 	}
 	/* Clearing protection also wakes the writer.  On a DIRTY page this
-	 * is a repeat of a fault already served: harmless. */
+	 * is a write on the page's second chance (WATCHED, evict.c), or a
+	 * repeat of a fault already served: harmless. */
 	if (dsm_uffd_wp(&dsm_eng.uffd, addr, DSM_PAGE_SIZE, false))
 		return;
 	p->state = DSM_PG_DIRTY;

@@ -17,6 +17,8 @@
  *   CLEAN --WP fault--> DIRTY (writable)
  *   CLEAN --evict--> INVALID                 (dropped, no write-back)
  *   DIRTY --evict--> INVALID                 (protected, copied, sent, dropped)
+ *   DIRTY --head of the queue--> DIRTY, WATCHED  (protected again, requeued)
+ *   DIRTY, WATCHED --WP fault--> DIRTY       (writable, kept: in use)
  *   DIRTY --dsm_sync--> CLEAN                (protected, copied, sent)
  *
  * Shared regions will add read-only copies and in-flight invalidation
@@ -49,6 +51,10 @@ enum dsm_page_flags {
 	DSM_PGF_NOREAD = 1 << 3,     /* the program made it unreadable
 	                              * (mprotect): never read it, so never
 	                              * let it become DIRTY (protect.c) */
+	DSM_PGF_WATCHED = 1 << 4,    /* DIRTY, but write-protected again on
+	                              * its second chance (DSM_EVICT=2q-wp,
+	                              * evict.c): a write keeps it; set only
+	                              * while protected */
 };
 
 /* Which eviction queue a resident page is in (evict.h). */

@@ -8,6 +8,9 @@
  * evicts each hot page before its next use (1800 insertions apart, budget
  * 1024), so every hot read faults.  2Q sees hot pages refault soon after
  * eviction, protects them, and lets the scan pass through probation.
+ * When the hot set is written and the scan comes back soon too, refault
+ * distance protects both: second chances by write protection (2q-wp) keep
+ * the written pages (run_written).
  */
 #include "client_util.h"
 
@@ -44,6 +47,50 @@ static uint64_t run_pattern(const char *srv_addr, const char *policy)
 	printf("%s: %lu missing faults over %d steps\n", policy,
 	       (unsigned long)(after.missing_faults - before.missing_faults),
 	       STEPS);
+	return after.missing_faults - before.missing_faults;
+}
+
+/*
+ * Second chances by write protection: a hot set larger than probation
+ * (WHOT pages) is written round-robin while WCOLD other pages are read in
+ * a cycle, one per write.  Both come back within a budget's worth of
+ * evictions, so refault distance promotes both, and PROTECTED, first in
+ * first out, evicts hot pages as readily as cold ones (2q).  With second
+ * chances (2q-wp), a written hot page reaching the head of the queue is
+ * write-protected instead, written again before it comes round, and kept.
+ */
+#define WHOT 400
+#define WCOLD 1200
+
+static uint64_t run_written(const char *srv_addr, const char *policy)
+{
+	struct dsm_options o = { .servers = srv_addr, .local_mem = BUDGET,
+				 .prefetch_max = 1, .evict_policy = policy };
+	volatile uint64_t *far;
+	struct dsm_stats before, after;
+	uint64_t sum = 0;
+
+	TH_CHECK(dsm_init(&o) == 0);
+	far = dsm_alloc(REGION);
+	TH_CHECK(far);
+	for (uint64_t pg = 0; pg < WHOT + WCOLD; pg++)
+		far[pg * 512] = tc_mix(pg);
+	before = tc_stats();
+	for (uint64_t step = 0; step < STEPS; step++) {
+		uint64_t h = step % WHOT;
+
+		TH_CHECK(far[h * 512] == tc_mix(h) + step / WHOT);
+		far[h * 512] += 1;
+		sum += far[(WHOT + step % WCOLD) * 512];
+	}
+	after = tc_stats();
+	TH_CHECK(sum != 0);
+	dsm_free((void *)far);
+	dsm_shutdown();
+	printf("%s, hot set written: %lu missing faults, %lu WP faults over "
+	       "%d steps\n", policy,
+	       (unsigned long)(after.missing_faults - before.missing_faults),
+	       (unsigned long)(after.wp_faults - before.wp_faults), STEPS);
 	return after.missing_faults - before.missing_faults;
 }
 
@@ -148,13 +195,17 @@ static void test_zero_around(const char *srv_addr)
 int main(void)
 {
 	struct th_server srv;
-	uint64_t fifo, twoq;
+	uint64_t fifo, twoq, wp;
 
 	TH_CHECK(th_server_start(&srv, "256M") == 0);
 	fifo = run_pattern(srv.addr, "fifo");
 	twoq = run_pattern(srv.addr, "2q");
 	TH_CHECK(fifo >= STEPS * 3 * 9 / 10); /* FIFO: hot reads all miss */
 	TH_CHECK(twoq < fifo * 8 / 10);        /* 2Q keeps the hot set */
+	twoq = run_written(srv.addr, "2q");
+	wp = run_written(srv.addr, "2q-wp");
+	/* second chances keep the hot set: at most the cold read misses */
+	TH_CHECK(wp < STEPS && wp < twoq * 3 / 4);
 	test_prefetch(srv.addr);
 	test_prefetch_skips(srv.addr);
 	test_zero_around(srv.addr);
