@@ -71,6 +71,7 @@ struct dsm_engine {
 	bool quit;                     /* engine thread: stop */
 	struct dsm_stream streams[DSM_STREAMS];
 	uint64_t stream_clock;
+	struct dsm_around around;
 	struct dsm_counters c;
 };
 

@@ -55,6 +55,10 @@ enum dsm_page_flags {
 	                              * its second chance (DSM_EVICT=2q-wp,
 	                              * evict.c): a write keeps it; set only
 	                              * while protected */
+	DSM_PGF_SENTINEL = 1 << 5,   /* INVALID, next to a block fetched
+	                              * around a fault: a fault on it soon
+	                              * says a larger block would have been
+	                              * used (fault.c) */
 };
 
 /* Which eviction queue a resident page is in (evict.h). */
@@ -75,6 +79,8 @@ struct dsm_page {
 		} q;
 		struct dsm_fetch *fetch;  /* FETCHING: the request */
 		uint8_t *parked_data;     /* PARKED: its data (malloc'd) */
+		uint32_t sentinel_at;     /* INVALID and SENTINEL: evict_clock
+		                           * when marked */
 	};
 };
 
