@@ -71,7 +71,7 @@ struct dsm_engine {
 	bool quit;                     /* engine thread: stop */
 	struct dsm_stream streams[DSM_STREAMS];
 	uint64_t stream_clock;
-	struct dsm_around around;
+	struct dsm_around around;      /* sizes fetch-around (fault.c) */
 	struct dsm_counters c;
 };
 

@@ -17,7 +17,8 @@
  *   CLEAN --WP fault--> DIRTY (writable)
  *   CLEAN --evict--> INVALID                 (dropped, no write-back)
  *   DIRTY --evict--> INVALID                 (protected, copied, sent, dropped)
- *   DIRTY --head of the queue--> DIRTY, WATCHED  (protected again, requeued)
+ *   DIRTY --head of the queue--> DIRTY, WATCHED  (2q-wp: protected again,
+ *                                            requeued)
  *   DIRTY, WATCHED --WP fault--> DIRTY       (writable, kept: in use)
  *   DIRTY --dsm_sync--> CLEAN                (protected, copied, sent)
  *
