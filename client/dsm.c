@@ -61,7 +61,7 @@ struct config {
 	uint64_t budget;
 	uint32_t prefetch;
 	uint64_t poll_us;
-	bool fifo;
+	enum dsm_evict_policy policy;
 };
 
 static int env_size(const char *name, uint64_t *out)
@@ -96,6 +96,21 @@ static int read_transport(struct config *c)
 		dsm_err("DSM_TRANSPORT=rdma, but this machine has no RDMA "
 			"device (ibv_devices lists none)");
 		return -ENODEV;
+	}
+	return 0;
+}
+
+static int parse_policy(const char *name, enum dsm_evict_policy *out)
+{
+	if (!name || !strcmp(name, "2q"))
+		*out = DSM_EVICT_2Q;
+	else if (!strcmp(name, "2q-wp"))
+		*out = DSM_EVICT_2Q_WP;
+	else if (!strcmp(name, "fifo"))
+		*out = DSM_EVICT_FIFO;
+	else {
+		dsm_err("DSM_EVICT=%s: expected 2q, 2q-wp or fifo", name);
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -135,11 +150,8 @@ static int read_config(const struct dsm_options *o, struct config *c)
 			MAX_POLL_US);
 		return -EINVAL;
 	}
-	if (evict && strcmp(evict, "2q") && strcmp(evict, "fifo")) {
-		dsm_err("DSM_EVICT=%s: expected 2q or fifo", evict);
-		return -EINVAL;
-	}
-	c->fifo = evict && !strcmp(evict, "fifo");
+	if ((got = parse_policy(evict, &c->policy)) < 0)
+		return got;
 	if ((got = read_transport(c)) < 0)
 		return got;
 	if ((p = getenv("DSM_SECRET_FILE")) && *p) {
@@ -409,7 +421,7 @@ static int start_engine(const struct config *c)
 	dsm_eng.prefetch_max = c->prefetch;
 	if (dsm_eng.prefetch_max > dsm_eng.budget / 8)
 		dsm_eng.prefetch_max = dsm_eng.budget / 8 ? dsm_eng.budget / 8 : 1;
-	dsm_eng.fifo = c->fifo;
+	dsm_eng.policy = c->policy;
 	dsm_eng.poll_ns = c->poll_us * 1000;
 	/* zeros for the largest zero-fill window */
 	dsm_eng.zero_page = calloc(dsm_zero_pages(dsm_eng.prefetch_max), DSM_PAGE_SIZE);

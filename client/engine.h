@@ -52,7 +52,7 @@ struct dsm_engine {
 	struct dsm_uffd uffd;
 	uint64_t budget;        /* pages */
 	uint32_t prefetch_max;  /* pages */
-	bool fifo;              /* victim policy: FIFO instead of 2Q */
+	enum dsm_evict_policy policy; /* DSM_EVICT (evict.h) */
 	uint64_t poll_ns;       /* busy-poll this long after an event */
 	struct dsm_server *servers;
 	uint32_t nservers;
@@ -71,6 +71,7 @@ struct dsm_engine {
 	bool quit;                     /* engine thread: stop */
 	struct dsm_stream streams[DSM_STREAMS];
 	uint64_t stream_clock;
+	struct dsm_around around;      /* sizes fetch-around (fault.c) */
 	struct dsm_counters c;
 };
 

@@ -20,6 +20,25 @@
  *
  * One-touch pages (scans, the cold tail of a skewed workload) then flow
  * through probation without pushing out the hot set, which FIFO cannot do.
+ *
+ * Second chance by write protection (DSM_EVICT=2q-wp).  Many programs
+ * write what they use (CPython's reference counts make its reads writes),
+ * and a write to a write-protected page is something we do see.  So a
+ * DIRTY page reaching the head of either queue is not evicted at once:
+ * it is write-protected again (it stays DIRTY: its data is still newer
+ * than the server's, and nothing is written back yet), flagged WATCHED,
+ * and sent back to the tail of its queue.  A write to it before it comes
+ * round again raises a WP fault: the page is in use, so it loses the
+ * flag, becomes writable and moves to PROTECTED's tail
+ * (dsm_queue_touch).  A WATCHED page that reaches the head again
+ * untouched is evicted.  This is CLOCK with the write-protect bit as its
+ * referenced bit, for dirty pages only: a clean page is already
+ * write-protected, and its reads stay invisible.
+ *
+ * It is not the default: each second chance costs a TLB flush, and each
+ * page kept a WP fault, every lap.  Programs that write much of what they
+ * keep resident pay more in those than they save in faults (xz, python3
+ * at a quarter of its working set: see "Eviction" in docs/design.md).
  * DSM_EVICT=fifo selects plain FIFO, for comparison.
  */
 #include <errno.h>
@@ -81,16 +100,22 @@ void dsm_queue_add(struct dsm_page *p)
 	uint32_t distance = dsm_eng.evict_clock - p->evicted_at;
 	bool refault = p->evicted_at && distance <= dsm_eng.budget;
 
-	if (!dsm_eng.fifo && refault)
+	if (dsm_eng.policy != DSM_EVICT_FIFO && refault)
 		append(&dsm_eng.protected, p, DSM_Q_PROTECTED);
 	else
 		append(&dsm_eng.probation, p, DSM_Q_PROBATION);
 }
 
-/* A first write: evidence the page is in use. */
+/* A write fault: evidence the page is in use.  A page on its second
+ * chance has been written again since it last came round: it is kept,
+ * in PROTECTED, wherever it was. */
 void dsm_queue_touch(struct dsm_page *p)
 {
-	if (p->queue != DSM_Q_PROTECTED)
+	bool watched = p->flags & DSM_PGF_WATCHED;
+
+	p->flags &= ~DSM_PGF_WATCHED;
+	if (p->queue == DSM_Q_NONE ||
+	    (p->queue != DSM_Q_PROTECTED && !watched))
 		return;
 	dsm_queue_del(p);
 	append(&dsm_eng.protected, p, DSM_Q_PROTECTED);
@@ -142,6 +167,19 @@ struct batch {
 	uint32_t n;
 };
 
+/* Dirty pages given a second chance in one round, with the queue each
+ * goes back to. */
+struct watch {
+	struct dsm_page *p[EVICT_BATCH];
+	uint8_t queue[EVICT_BATCH]; /* enum dsm_queue_id */
+	uint32_t n;
+};
+
+static bool adjacent(const struct dsm_page *a, const struct dsm_page *b)
+{
+	return dsm_page_addr(b) == dsm_page_addr(a) + DSM_PAGE_SIZE;
+}
+
 static int self_pidfd = -1;      /* engine lock; -2: process_madvise unusable */
 
 static void drop_pages(struct batch *b)
@@ -169,6 +207,12 @@ static void drop_pages(struct batch *b)
 		madvise(b->iov[i].iov_base, DSM_PAGE_SIZE, MADV_DONTNEED);
 }
 
+/* A dirty victim not write-protected yet (a WATCHED page still is). */
+static bool needs_protection(const struct dsm_page *p)
+{
+	return dsm_page_needs_writeback(p) && !(p->flags & DSM_PGF_WATCHED);
+}
+
 /* Write-protect the dirty pages of the batch, a contiguous run per ioctl,
  * so no store lands between the copy we send and the drop. */
 static int protect_dirty(struct batch *b)
@@ -177,12 +221,12 @@ static int protect_dirty(struct batch *b)
 		uint32_t j = i + 1;
 		int err;
 
-		if (!dsm_page_needs_writeback(b->p[i])) {
+		if (!needs_protection(b->p[i])) {
 			i++;
 			continue;
 		}
-		while (j < b->n && dsm_page_needs_writeback(b->p[j]) &&
-		       dsm_page_addr(b->p[j]) == dsm_page_addr(b->p[j - 1]) + DSM_PAGE_SIZE)
+		while (j < b->n && needs_protection(b->p[j]) &&
+		       adjacent(b->p[j - 1], b->p[j]))
 			j++;
 		err = dsm_uffd_wp(&dsm_eng.uffd, dsm_page_addr(b->p[i]),
 				  (size_t)(j - i) * DSM_PAGE_SIZE, true);
@@ -243,7 +287,8 @@ static void evict_batch(struct batch *b, struct dsm_outbox *ob)
 		p->evicted_at = p->flags & DSM_PGF_FREED ? 0 :
 							   ++dsm_eng.evict_clock;
 		p->state = DSM_PG_INVALID;
-		p->flags &= ~(DSM_PGF_PREFETCHED | DSM_PGF_FREED);
+		p->flags &= ~(DSM_PGF_PREFETCHED | DSM_PGF_FREED |
+			      DSM_PGF_WATCHED);
 	}
 	dsm_eng.resident -= b->n;
 	dsm_eng.c.pages_evicted += b->n;
@@ -265,29 +310,88 @@ static bool evictable(struct dsm_page *p)
 	return !dsm_eng.servers[e->server].lost;
 }
 
-/* Evict goal pages, or as many as can go. */
+/* Does this victim get a second chance (see the top of this file)?  Not
+ * a clean page (its reads are invisible), nor one already given it, nor a
+ * freed one (needs no write-back). */
+static bool second_chance(const struct dsm_page *p)
+{
+	return dsm_eng.policy == DSM_EVICT_2Q_WP && dsm_page_needs_writeback(p) &&
+	       !(p->flags & (DSM_PGF_WATCHED | DSM_PGF_NOREAD));
+}
+
+static void requeue(struct dsm_page *p, uint8_t id)
+{
+	append(id == DSM_Q_PROTECTED ? &dsm_eng.protected : &dsm_eng.probation,
+	       p, id);
+}
+
+/* Write-protect the pages of w again, a contiguous run per ioctl (each is
+ * a TLB flush), flag them, and send them back to the tail of their queue.
+ * A run the ioctl refuses stays writable and unflagged; it is evicted or
+ * watched when it next comes round.  Only flagged while protected: a
+ * WATCHED page's mapping is known to be write-protected. */
+static void watch(struct watch *w)
+{
+	for (uint32_t i = 0, j; i < w->n; i = j) {
+		bool ok;
+
+		for (j = i + 1; j < w->n && adjacent(w->p[j - 1], w->p[j]); j++)
+			;
+		ok = !dsm_uffd_wp(&dsm_eng.uffd, dsm_page_addr(w->p[i]),
+				  (size_t)(j - i) * DSM_PAGE_SIZE, true);
+		for (uint32_t k = i; k < j; k++) {
+			if (ok)
+				w->p[k]->flags |= DSM_PGF_WATCHED;
+			requeue(w->p[k], w->queue[k]);
+		}
+	}
+	w->n = 0;
+}
+
+/* A page taken off the head of queue `from`: into the batch to evict, or
+ * back into a queue (it must stay, or it is to be watched once this round
+ * is over, so that a round never meets it twice). */
+static void triage(struct dsm_page *p, uint8_t from, struct batch *b,
+		   struct watch *w)
+{
+	if (!evictable(p)) {
+		keep(p);
+	} else if (!second_chance(p)) {
+		b->p[b->n++] = p;
+	} else {
+		w->queue[w->n] = from;
+		w->p[w->n++] = p;
+	}
+}
+
+/* Evict goal pages, or as many as can go.  With second chances a page
+ * may come round twice: for its second chance, then to go. */
 static void evict(uint64_t goal, struct dsm_outbox *ob)
 {
-	uint64_t tries = dsm_eng.probation.n + dsm_eng.protected.n;
+	uint64_t tries = (dsm_eng.probation.n + dsm_eng.protected.n) *
+			 (dsm_eng.policy == DSM_EVICT_2Q_WP ? 2 : 1);
+	struct watch w = { .n = 0 };
 	struct batch b;
 
 	while (goal && tries) {
 		b.n = 0;
-		while (b.n < EVICT_BATCH && b.n < goal && tries) {
+		while (b.n < EVICT_BATCH && b.n < goal && w.n < EVICT_BATCH &&
+		       tries) {
 			struct dsm_page *p = pick_victim();
+			uint8_t from;
 
 			if (!p)
 				break;
 			tries--;
+			from = p->queue;
 			dsm_queue_del(p);
-			if (evictable(p))
-				b.p[b.n++] = p;
-			else
-				keep(p);
+			triage(p, from, &b, &w);
 		}
-		if (!b.n)
+		if (!b.n && !w.n)
 			break;
-		evict_batch(&b, ob);
+		watch(&w);
+		if (b.n)
+			evict_batch(&b, ob);
 		goal = goal > b.n ? goal - b.n : 0;
 	}
 }
@@ -347,11 +451,14 @@ int dsm_sync_range(struct dsm_region *r, uint64_t first, uint64_t n,
 			return err;
 		slot = dsm_outbox_write_page(ob, p, w);
 		if (!slot) {
+			/* writable again, so no longer watched */
 			dsm_uffd_wp(&dsm_eng.uffd, addr, DSM_PAGE_SIZE, false);
+			p->flags &= ~DSM_PGF_WATCHED;
 			return -ENOMEM;
 		}
 		memcpy(slot, (void *)addr, DSM_PAGE_SIZE);
 		p->state = DSM_PG_CLEAN;
+		p->flags &= ~DSM_PGF_WATCHED;
 		p->flags |= DSM_PGF_ON_SERVER;
 		dsm_eng.c.pages_written_back++;
 		dsm_eng.c.bytes_out += DSM_PAGE_SIZE;

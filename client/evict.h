@@ -13,6 +13,13 @@
 struct dsm_outbox;
 struct dsm_sync_wait;
 
+/* The victim policy (DSM_EVICT; evict.c describes them). */
+enum dsm_evict_policy {
+	DSM_EVICT_2Q,    /* 2Q with refault distance: the default */
+	DSM_EVICT_2Q_WP, /* the same, with second chances for dirty pages */
+	DSM_EVICT_FIFO,  /* FIFO, for comparison */
+};
+
 struct dsm_queue {
 	struct dsm_page *head, *tail; /* evict from head */
 	uint64_t n;
@@ -22,7 +29,8 @@ struct dsm_queue {
  * distance). */
 void dsm_queue_add(struct dsm_page *p);
 void dsm_queue_del(struct dsm_page *p);
-/* A first write to a resident page: evidence it is in use. */
+/* A write fault on a resident page (its first write, or one on its
+ * second chance): evidence it is in use. */
 void dsm_queue_touch(struct dsm_page *p);
 /* Move a resident page to the front of the line for eviction. */
 void dsm_queue_first(struct dsm_page *p);

@@ -23,6 +23,17 @@ struct dsm_stream {
 
 #define DSM_STREAMS 8
 
+/* Fetch-around, for faults on the server's pages that start no stream
+ * (fault.c). */
+struct dsm_around {
+	uint32_t hits;  /* sentinels hit since the last fetch-around */
+	int32_t score;  /* how often one was, lately: 0-256 */
+	uint32_t win;   /* pages in the last block */
+};
+
+/* The most pages one fetch-around takes (a power of two). */
+#define DSM_AROUND_MAX 16
+
 /* Pages a zero-filling fault that starts no stream takes around itself. */
 #define DSM_ZERO_AROUND 16
 

@@ -17,6 +17,9 @@
  *   CLEAN --WP fault--> DIRTY (writable)
  *   CLEAN --evict--> INVALID                 (dropped, no write-back)
  *   DIRTY --evict--> INVALID                 (protected, copied, sent, dropped)
+ *   DIRTY --head of the queue--> DIRTY, WATCHED  (2q-wp: protected again,
+ *                                            requeued)
+ *   DIRTY, WATCHED --WP fault--> DIRTY       (writable, kept: in use)
  *   DIRTY --dsm_sync--> CLEAN                (protected, copied, sent)
  *
  * Shared regions will add read-only copies and in-flight invalidation
@@ -49,6 +52,14 @@ enum dsm_page_flags {
 	DSM_PGF_NOREAD = 1 << 3,     /* the program made it unreadable
 	                              * (mprotect): never read it, so never
 	                              * let it become DIRTY (protect.c) */
+	DSM_PGF_WATCHED = 1 << 4,    /* DIRTY, but write-protected again on
+	                              * its second chance (DSM_EVICT=2q-wp,
+	                              * evict.c): a write keeps it; set only
+	                              * while protected */
+	DSM_PGF_SENTINEL = 1 << 5,   /* INVALID, next to a block fetched
+	                              * around a fault: a fault on it soon
+	                              * says a larger block would have been
+	                              * used (fault.c) */
 };
 
 /* Which eviction queue a resident page is in (evict.h). */
@@ -69,6 +80,8 @@ struct dsm_page {
 		} q;
 		struct dsm_fetch *fetch;  /* FETCHING: the request */
 		uint8_t *parked_data;     /* PARKED: its data (malloc'd) */
+		uint32_t sentinel_at;     /* INVALID and SENTINEL: evict_clock
+		                           * when marked */
 	};
 };
 

@@ -53,7 +53,8 @@ struct dsm_options {
 	                        * ("256M"; K/M/G suffixes); default 256 MiB */
 	unsigned prefetch_max; /* max pages fetched ahead of a sequential run;
 	                        * env DSM_PREFETCH; default 256; 1 disables */
-	const char *evict_policy; /* "2q" (default) or "fifo"; env DSM_EVICT */
+	const char *evict_policy; /* "2q" (default), "2q-wp" or "fifo";
+	                           * env DSM_EVICT */
 };
 
 /* Connect to the servers and start the fault engine.  NULL: use the
@@ -90,7 +91,9 @@ int dsm_sync(void *p, size_t len);
  * engine, from reading a fault to installing its page. */
 struct dsm_stats {
 	uint64_t missing_faults;    /* faults on non-resident pages */
-	uint64_t wp_faults;         /* first writes to clean resident pages */
+	uint64_t wp_faults;         /* writes to write-protected resident
+	                             * pages: first writes to clean ones, and
+	                             * writes on a second chance (design.md) */
 	uint64_t pages_fetched;     /* pages read from servers, prefetch incl. */
 	uint64_t pages_zero_filled; /* never-written pages made locally */
 	uint64_t pages_written_back;/* dirty pages sent to servers */

@@ -8,6 +8,12 @@
  * evicts each hot page before its next use (1800 insertions apart, budget
  * 1024), so every hot read faults.  2Q sees hot pages refault soon after
  * eviction, protects them, and lets the scan pass through probation.
+ * When the hot set is written and the scan comes back soon too, refault
+ * distance protects both: second chances by write protection (2q-wp) keep
+ * the written pages (run_written).
+ *
+ * Prefetch: scans served in windows, pages skipped and come back to, the
+ * zero-fill block, and fetch-around sized by its sentinels.
  */
 #include "client_util.h"
 
@@ -45,6 +51,114 @@ static uint64_t run_pattern(const char *srv_addr, const char *policy)
 	       (unsigned long)(after.missing_faults - before.missing_faults),
 	       STEPS);
 	return after.missing_faults - before.missing_faults;
+}
+
+/*
+ * Second chances by write protection: a hot set larger than probation
+ * (WHOT pages) is written round-robin while WCOLD other pages are read in
+ * a cycle, one per write.  Both come back within a budget's worth of
+ * evictions, so refault distance promotes both, and PROTECTED, first in
+ * first out, evicts hot pages as readily as cold ones (2q).  With second
+ * chances (2q-wp), a written hot page reaching the head of the queue is
+ * write-protected instead, written again before it comes round, and kept.
+ */
+#define WHOT 400
+#define WCOLD 1200
+
+static uint64_t run_written(const char *srv_addr, const char *policy)
+{
+	struct dsm_options o = { .servers = srv_addr, .local_mem = BUDGET,
+				 .prefetch_max = 1, .evict_policy = policy };
+	volatile uint64_t *far;
+	struct dsm_stats before, after;
+	uint64_t sum = 0;
+
+	TH_CHECK(dsm_init(&o) == 0);
+	far = dsm_alloc(REGION);
+	TH_CHECK(far);
+	for (uint64_t pg = 0; pg < WHOT + WCOLD; pg++)
+		far[pg * 512] = tc_mix(pg);
+	before = tc_stats();
+	for (uint64_t step = 0; step < STEPS; step++) {
+		uint64_t h = step % WHOT;
+
+		TH_CHECK(far[h * 512] == tc_mix(h) + step / WHOT);
+		far[h * 512] += 1;
+		sum += far[(WHOT + step % WCOLD) * 512];
+	}
+	after = tc_stats();
+	TH_CHECK(sum != 0);
+	dsm_free((void *)far);
+	dsm_shutdown();
+	printf("%s, hot set written: %lu missing faults, %lu WP faults over "
+	       "%d steps\n", policy,
+	       (unsigned long)(after.missing_faults - before.missing_faults),
+	       (unsigned long)(after.wp_faults - before.wp_faults), STEPS);
+	return after.missing_faults - before.missing_faults;
+}
+
+/* Read each of the first n pages of far in a random order (each page's
+ * first word holds tc_mix of its number); the faults that took. */
+static uint64_t read_shuffled(volatile uint64_t *far, uint64_t n,
+			      uint64_t seed)
+{
+	uint64_t *order = malloc(n * sizeof(*order));
+	struct dsm_stats a = tc_stats();
+
+	TH_CHECK(order);
+	for (uint64_t i = 0; i < n; i++)
+		order[i] = i;
+	for (uint64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+		uint64_t j = (seed = tc_mix(seed)) % (i + 1), t = order[i];
+
+		order[i] = order[j];
+		order[j] = t;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		TH_CHECK(far[order[i] * 512] == tc_mix(order[i]));
+	free(order);
+	return tc_stats().missing_faults - a.missing_faults;
+}
+
+/*
+ * Fetch-around: random faults over an area a quarter of the budget, every
+ * page of which is read (python3's sort over its floats), evicted by a
+ * scan between rounds, take blocks that grow as their sentinels are hit:
+ * after the first round, under half a fault per page.  Random faults over
+ * an area sixteen times the budget hit almost no sentinel: nearly nothing
+ * is fetched that was not asked for.
+ */
+static void test_fetch_around(const char *srv_addr)
+{
+	struct dsm_options o = { .servers = srv_addr, .local_mem = BUDGET };
+	uint64_t pages = REGION / 4096, dense = 256, faults;
+	volatile uint64_t *far;
+	struct dsm_stats a, b;
+
+	TH_CHECK(dsm_init(&o) == 0);
+	far = dsm_alloc(REGION);
+	TH_CHECK(far);
+	for (uint64_t pg = 0; pg < pages; pg++)
+		far[pg * 512] = tc_mix(pg); /* the first pages long evicted */
+	for (uint64_t round = 0; round < 4; round++) {
+		/* the rest of the region read in order evicts the area */
+		for (uint64_t pg = dense; pg < pages; pg++)
+			TH_CHECK(far[pg * 512] == tc_mix(pg));
+		faults = read_shuffled(far, dense, 5 + round);
+		printf("fetch-around: %lu faults for %lu pages read in a random "
+		       "order\n", (unsigned long)faults, (unsigned long)dense);
+	}
+	TH_CHECK(faults < dense / 2);
+	a = tc_stats();
+	faults = read_shuffled(far, pages, 6);
+	b = tc_stats();
+	printf("fetch-around: %lu faults, %lu pages prefetched for %lu pages "
+	       "read in a random order\n", (unsigned long)faults,
+	       (unsigned long)(b.pages_prefetched - a.pages_prefetched),
+	       (unsigned long)pages);
+	TH_CHECK(b.pages_prefetched - a.pages_prefetched < faults / 20);
+	dsm_free((void *)far);
+	dsm_shutdown();
 }
 
 static void test_prefetch(const char *srv_addr)
@@ -148,13 +262,18 @@ static void test_zero_around(const char *srv_addr)
 int main(void)
 {
 	struct th_server srv;
-	uint64_t fifo, twoq;
+	uint64_t fifo, twoq, wp;
 
 	TH_CHECK(th_server_start(&srv, "256M") == 0);
 	fifo = run_pattern(srv.addr, "fifo");
 	twoq = run_pattern(srv.addr, "2q");
 	TH_CHECK(fifo >= STEPS * 3 * 9 / 10); /* FIFO: hot reads all miss */
 	TH_CHECK(twoq < fifo * 8 / 10);        /* 2Q keeps the hot set */
+	twoq = run_written(srv.addr, "2q");
+	wp = run_written(srv.addr, "2q-wp");
+	/* second chances keep the hot set: at most the cold read misses */
+	TH_CHECK(wp < STEPS && wp < twoq * 3 / 4);
+	test_fetch_around(srv.addr);
 	test_prefetch(srv.addr);
 	test_prefetch_skips(srv.addr);
 	test_zero_around(srv.addr);
