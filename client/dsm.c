@@ -135,6 +135,12 @@ static int read_config(const struct dsm_options *o, struct config *c)
 			MAX_POLL_US);
 		return -EINVAL;
 	}
+	if ((p = getenv("DSM_CONNECT_TIMEOUT_MS")) &&
+	    (dsm_parse_uint(p, DSM_CONNECT_MS_MAX, &v) || !v)) {
+		dsm_err("DSM_CONNECT_TIMEOUT_MS=%s: expected milliseconds, 1 "
+			"to %u", p, DSM_CONNECT_MS_MAX);
+		return -EINVAL;
+	}
 	if (evict && strcmp(evict, "2q") && strcmp(evict, "fifo")) {
 		dsm_err("DSM_EVICT=%s: expected 2q or fifo", evict);
 		return -EINVAL;

@@ -339,7 +339,7 @@ static int tcp_call(struct dsm_transport *t, uint8_t type, const void *body,
 
 /* ---- connection ------------------------------------------------------ */
 
-/* Connect fd to ai within DSM_CONNECT_MS: a host that drops SYNs would
+/* Connect fd to ai within dsm_connect_ms(): a host that drops SYNs would
  * otherwise hold dsm_init for the kernel's two minutes of retries.
  * Leaves fd non-blocking.  0 or -errno (-ETIMEDOUT). */
 static int connect_bounded(int fd, const struct addrinfo *ai)
@@ -354,7 +354,7 @@ static int connect_bounded(int fd, const struct addrinfo *ai)
 	if (errno != EINPROGRESS)
 		return -errno;
 	do
-		n = poll(&p, 1, DSM_CONNECT_MS);
+		n = poll(&p, 1, (int)dsm_connect_ms());
 	while (n < 0 && errno == EINTR);
 	if (n == 0)
 		return -ETIMEDOUT;

@@ -61,8 +61,11 @@ rm -f "$secret"
 (umask 077 && head -c 32 /dev/urandom | base64 >"$secret")
 
 # client I ENV... -- CMD: a client in guest 4 of the cluster
+# Emulated guests on a busy host can take seconds to resolve a peer's
+# address (ARP through the emulated NIC): a generous connect deadline.
 client_env=(--env DSM_REGISTRY="$registry" --env DSM_CLUSTER="$cluster"
-	    --env DSM_SECRET_FILE="$secret" --env DSM_LOCAL_MEM="$local_mem")
+	    --env DSM_SECRET_FILE="$secret" --env DSM_LOCAL_MEM="$local_mem"
+	    --env DSM_CONNECT_TIMEOUT_MS=30000)
 
 # ---- the cluster ---------------------------------------------------------------
 redis_up() {
@@ -133,7 +136,8 @@ rdma_check() { # rdma_check CHECK [ENV...]
 	local what=$1
 
 	shift
-	run "$vmctl" exec 4 --env DSM_SECRET_FILE="$secret" "$@" -- \
+	run "$vmctl" exec 4 --env DSM_SECRET_FILE="$secret" \
+		--env DSM_CONNECT_TIMEOUT_MS=30000 "$@" -- \
 		build/tests/rdma_check "$what" "$ip2:$port"
 }
 check "rkeys: another connection's and a freed region's read nothing" rdma_check stale-rkey
