@@ -150,6 +150,12 @@ static int read_config(const struct dsm_options *o, struct config *c)
 			MAX_POLL_US);
 		return -EINVAL;
 	}
+	if ((p = getenv("DSM_CONNECT_TIMEOUT_MS")) &&
+	    (dsm_parse_uint(p, DSM_CONNECT_MS_MAX, &v) || !v)) {
+		dsm_err("DSM_CONNECT_TIMEOUT_MS=%s: expected milliseconds, 1 "
+			"to %u", p, DSM_CONNECT_MS_MAX);
+		return -EINVAL;
+	}
 	if ((got = parse_policy(evict, &c->policy)) < 0)
 		return got;
 	if ((got = read_transport(c)) < 0)

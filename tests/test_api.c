@@ -5,10 +5,14 @@
  * takes two promises: the server zeroes what it frees, and the client
  * never fetches a page it has not written.  Each is checked on its own.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "client_util.h"
+#include "util.h"
 
 /* The server's capacity: regions of exactly this size must lie on the same
  * pool pages as every region before them. */
@@ -203,6 +207,13 @@ static void bad_options(const char *addr)
 		TH_CHECK(dsm_init(&o) == -EINVAL);
 	}
 	unsetenv("DSM_POLL_US");
+	for (int i = 0; i < 3; i++) {  /* milliseconds, 1..600000 */
+		static const char *bad[] = { "0", "5s", "600001" };
+
+		setenv("DSM_CONNECT_TIMEOUT_MS", bad[i], 1);
+		TH_CHECK(dsm_init(&o) == -EINVAL);
+	}
+	unsetenv("DSM_CONNECT_TIMEOUT_MS");
 	o.servers = "localhost";                        /* no port */
 	TH_CHECK(dsm_init(&o) == -EINVAL);
 	o.servers = "127.0.0.1:1";                      /* nobody there */
@@ -213,6 +224,45 @@ static void bad_options(const char *addr)
 	TH_CHECK(dsm_init(NULL) == -EALREADY);
 	dsm_shutdown();
 	unsetenv("DSM_LOCAL_MEM");
+}
+
+/*
+ * A server that never answers the connect: a listener whose accept queue
+ * one connection fills (backlog 0, never accepted) drops the SYNs that
+ * follow, as a host that is down or firewalled would.  dsm_init must give
+ * up with -ETIMEDOUT after its connect deadline, not wait for the
+ * kernel's two minutes of retries.
+ */
+static void connect_times_out(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM, 0), fill = -1;
+	struct dsm_options o = { 0 };
+	char addr[64];
+	uint64_t t0;
+	int err;
+
+	TH_CHECK(l >= 0 && bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		 listen(l, 0) == 0 &&
+		 getsockname(l, (struct sockaddr *)&a, &len) == 0);
+	fill = socket(AF_INET, SOCK_STREAM, 0);
+	TH_CHECK(fill >= 0 &&
+		 connect(fill, (struct sockaddr *)&a, sizeof(a)) == 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(a.sin_port));
+	o.servers = addr;
+	setenv("DSM_CONNECT_TIMEOUT_MS", "3000", 1); /* the knob is heeded */
+	t0 = dsm_now_ns();
+	err = dsm_init(&o);
+	unsetenv("DSM_CONNECT_TIMEOUT_MS");
+	t0 = (dsm_now_ns() - t0) / 1000000;
+	printf("dsm_init against a silent listener: %s after %llu ms\n",
+	       strerror(-err), (unsigned long long)t0);
+	TH_CHECK(err == -ETIMEDOUT);
+	TH_CHECK(t0 >= 2500 && t0 < 10000);
+	close(fill);
+	close(l);
 }
 
 static void bad_calls(void)
@@ -249,6 +299,7 @@ int main(void)
 	server_zeroes_freed_pages(&srv);
 	before_init();
 	bad_options(srv.addr);
+	connect_times_out();
 	o.servers = srv.addr;
 	o.local_mem = 1u << 20;
 	TH_CHECK(dsm_init(&o) == 0);

@@ -33,7 +33,6 @@
 #define RDMA_NMSG (RDMA_RECV_N + RDMA_SEND_N)
 /* Pages READs land in before the engine installs them: 8 full READs. */
 #define RDMA_ARENA_PAGES (8 * DSM_MAX_BATCH_PAGES)
-#define RDMA_CONNECT_MS 5000      /* the whole connect, every step */
 /* Local ACK timeout, 4.096 us << 14 = 67 ms: how long before a lost
  * packet is sent again.  rdma_cm's default for RoCE is about 2 s, which
  * made every packet the soft-RoCE guests dropped a 2 s stall of a page

@@ -5,7 +5,7 @@
  * Connecting takes four steps through rdma_cm (resolve the address to a
  * device, resolve the route, create the queue pair, connect), each
  * answered by an event on the event channel.  All of them share one
- * deadline, RDMA_CONNECT_MS: a server that is down, a port nobody
+ * deadline, dsm_connect_ms(): a server that is down, a port nobody
  * listens on, an address no RDMA device reaches, each ends in an error
  * that says which step failed, never in a wait without end.
  *
@@ -76,8 +76,8 @@ static int wait_event(struct dsm_transport *t, enum rdma_cm_event_type want,
 		if (n < 0 && errno != EINTR)
 			return -errno;
 		if (n == 0) {
-			dsm_err("%s: no answer while %s within %d ms", t->addr,
-				what, RDMA_CONNECT_MS);
+			dsm_err("%s: no answer while %s within %u ms", t->addr,
+				what, dsm_connect_ms());
 			return -ETIMEDOUT;
 		}
 	}
@@ -176,7 +176,7 @@ static int make_epoll(struct dsm_transport *t)
 
 int rdma_conn_open(struct dsm_transport *t, const char *addr)
 {
-	uint64_t deadline = dsm_now_ns() + RDMA_CONNECT_MS * 1000000ULL;
+	uint64_t deadline = dsm_now_ns() + dsm_connect_ms() * 1000000ULL;
 	int err;
 
 	t->epfd = -1;

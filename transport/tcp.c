@@ -339,6 +339,30 @@ static int tcp_call(struct dsm_transport *t, uint8_t type, const void *body,
 
 /* ---- connection ------------------------------------------------------ */
 
+/* Connect fd to ai within dsm_connect_ms(): a host that drops SYNs would
+ * otherwise hold dsm_init for the kernel's two minutes of retries.
+ * Leaves fd non-blocking.  0 or -errno (-ETIMEDOUT). */
+static int connect_bounded(int fd, const struct addrinfo *ai)
+{
+	struct pollfd p = { fd, POLLOUT, 0 };
+	socklen_t len = sizeof(int);
+	int n, soerr = 0;
+
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		return 0;
+	if (errno != EINPROGRESS)
+		return -errno;
+	do
+		n = poll(&p, 1, (int)dsm_connect_ms());
+	while (n < 0 && errno == EINTR);
+	if (n == 0)
+		return -ETIMEDOUT;
+	if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		return -errno;
+	return -soerr;
+}
+
 static int tcp_dial(const char *addr)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
@@ -359,9 +383,9 @@ static int tcp_dial(const char *addr)
 			err = -errno;
 			continue;
 		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		err = connect_bounded(fd, ai);
+		if (!err)
 			break;
-		err = -errno;
 		close(fd);
 		fd = -1;
 	}
@@ -371,7 +395,6 @@ static int tcp_dial(const char *addr)
 	/* Page requests are small and latency-bound: never let Nagle hold
 	 * one back waiting for more bytes. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	return fd;
 }
 

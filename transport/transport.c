@@ -64,6 +64,16 @@ static int wait_done(const struct dsm_transport_ops *ops,
 	return 0;
 }
 
+unsigned dsm_connect_ms(void)
+{
+	const char *v = getenv("DSM_CONNECT_TIMEOUT_MS");
+	uint64_t ms;
+
+	if (!v || dsm_parse_uint(v, DSM_CONNECT_MS_MAX, &ms) || !ms)
+		return DSM_CONNECT_MS;
+	return ms;
+}
+
 int dsm_transport_call_sync(const struct dsm_transport_ops *ops,
 			    struct dsm_transport *t, uint8_t type,
 			    const void *body, uint32_t len, void *reply,

@@ -130,6 +130,13 @@ int dsm_transport_mem_find(const void *p, void **base, size_t *len);
  * 0 or -errno; -ETIMEDOUT after DSM_CALL_SYNC_MS without a reply (the
  * caller then closes the transport). */
 #define DSM_CALL_SYNC_MS 10000
+/* How long a transport's connect may take, every step of it (TCP
+ * connect; RDMA address and route resolution and connect): 5 s, or
+ * DSM_CONNECT_TIMEOUT_MS (1..600000; dsm_init refuses other values).
+ * Emulated guests under load need longer than hardware. */
+#define DSM_CONNECT_MS 5000
+#define DSM_CONNECT_MS_MAX 600000
+unsigned dsm_connect_ms(void);
 int dsm_transport_call_sync(const struct dsm_transport_ops *ops,
 			    struct dsm_transport *t, uint8_t type,
 			    const void *body, uint32_t len, void *reply,

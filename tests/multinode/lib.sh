@@ -75,12 +75,24 @@ wait_exit() {
 	return 1
 }
 
-# wait_log I PATTERN: guest I's spawned commands print PATTERN within 30 s.
+# mark_log I: remember how long guest I's log is now; log_new I prints
+# only what it said since (a test that runs something twice must not
+# mistake the first run's lines for the second's).
+declare -A log_mark
+mark_log() {
+	log_mark[$1]=$("$vmctl" log "$1" | wc -l)
+}
+log_new() {
+	"$vmctl" log "$1" | tail -n +$(( ${log_mark[$1]:-0} + 1 ))
+}
+
+# wait_log I PATTERN: waits up to 30 s for PATTERN in what guest I said
+# since mark_log I (or ever, without a mark).
 wait_log() {
 	local i=$1 pattern=$2 k
 
 	for ((k = 0; k < 150; k++)); do
-		grep -qE -- "$pattern" <<<"$("$vmctl" log "$i")" && return 0
+		grep -qE -- "$pattern" <<<"$(log_new "$i")" && return 0
 		sleep 0.2
 	done
 	echo "guest $i's log never showed /$pattern/:"
