@@ -33,9 +33,10 @@
 
 /* --transport: which listeners to start. */
 enum transports {
-	TRANSPORT_BOTH,  /* TCP, and RDMA where a device serves the address */
 	TRANSPORT_TCP,
 	TRANSPORT_RDMA,  /* RDMA only; fails without a device */
+	TRANSPORT_BOTH,  /* TCP, and RDMA where a device serves the address:
+	                  * the default */
 };
 
 struct options {
@@ -157,26 +158,32 @@ static uint64_t parse_uint(const char *opt, const char *s, uint64_t max)
 	return v;
 }
 
+/* The index of s among the three words of an option's choices (its
+ * value in their enum), or a usage error naming them. */
+static int parse_choice(const char *opt, const char *s,
+			const char *const words[3])
+{
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(s, words[i]))
+			return i;
+	die_usage("bad %s '%s': want %s, %s or %s", opt, s, words[0],
+		  words[1], words[2]);
+}
+
 static enum pool_pages parse_pages(const char *s)
 {
-	if (!strcmp(s, "auto"))
-		return POOL_PAGES_AUTO;
-	if (!strcmp(s, "on"))
-		return POOL_PAGES_HUGE;
-	if (!strcmp(s, "off"))
-		return POOL_PAGES_SMALL;
-	die_usage("bad --hugepages '%s': want auto, on or off", s);
+	/* in enum pool_pages order */
+	static const char *const words[3] = { "auto", "on", "off" };
+
+	return (enum pool_pages)parse_choice("--hugepages", s, words);
 }
 
 static enum transports parse_transport(const char *s)
 {
-	if (!strcmp(s, "both"))
-		return TRANSPORT_BOTH;
-	if (!strcmp(s, "tcp"))
-		return TRANSPORT_TCP;
-	if (!strcmp(s, "rdma"))
-		return TRANSPORT_RDMA;
-	die_usage("bad --transport '%s': want tcp, rdma or both", s);
+	/* in enum transports order */
+	static const char *const words[3] = { "tcp", "rdma", "both" };
+
+	return (enum transports)parse_choice("--transport", s, words);
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -675,7 +682,8 @@ static int join_cluster(struct server *srv, const struct options *o)
 
 int main(int argc, char **argv)
 {
-	struct options o = { .poll_us = DSM_DEFAULT_POLL_US };
+	struct options o = { .poll_us = DSM_DEFAULT_POLL_US,
+			     .transport = TRANSPORT_BOTH };
 	struct server srv;
 	char cap[32], why[256];
 	int err, rc = 1;

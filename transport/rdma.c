@@ -521,9 +521,12 @@ static int submit_rw(struct dsm_transport *t, uint8_t kind, uint64_t raddr,
 	return 0;
 }
 
-static int rt_read_pages(struct dsm_transport *t, uint64_t region_id,
-			   uint64_t pool_off, uint32_t npages,
-			   dsm_done_fn done, void *arg)
+/* A READ or WRITE of a run of region_id's pages, where the ALLOC replies
+ * this transport carried say that region lives. */
+static int submit_to_region(struct dsm_transport *t, uint8_t kind,
+			    uint64_t region_id, uint64_t pool_off,
+			    uint32_t npages, uint8_t *const *pages,
+			    dsm_done_fn done, void *arg)
 {
 	uint64_t raddr;
 	uint32_t rkey;
@@ -532,21 +535,23 @@ static int rt_read_pages(struct dsm_transport *t, uint64_t region_id,
 
 	if (err)
 		return err;
-	return submit_rw(t, RREQ_READ, raddr, rkey, npages, NULL, done, arg);
+	return submit_rw(t, kind, raddr, rkey, npages, pages, done, arg);
+}
+
+static int rt_read_pages(struct dsm_transport *t, uint64_t region_id,
+			 uint64_t pool_off, uint32_t npages,
+			 dsm_done_fn done, void *arg)
+{
+	return submit_to_region(t, RREQ_READ, region_id, pool_off, npages,
+				NULL, done, arg);
 }
 
 static int rt_write_pages(struct dsm_transport *t, uint64_t region_id,
-			    uint64_t pool_off, uint32_t npages,
-			    uint8_t *const *pages, dsm_done_fn done, void *arg)
+			  uint64_t pool_off, uint32_t npages,
+			  uint8_t *const *pages, dsm_done_fn done, void *arg)
 {
-	uint64_t raddr;
-	uint32_t rkey;
-	int err = rdma_region_find(t, region_id, pool_off, npages, &raddr,
-				   &rkey);
-
-	if (err)
-		return err;
-	return submit_rw(t, RREQ_WRITE, raddr, rkey, npages, pages, done, arg);
+	return submit_to_region(t, RREQ_WRITE, region_id, pool_off, npages,
+				pages, done, arg);
 }
 
 int dsm_rdma_read_raw(struct dsm_transport *t, uint64_t addr, uint32_t rkey,
