@@ -120,26 +120,36 @@ static void argv_add(struct dsm_reg_argv *a, const char *s)
 	a->argc++;
 }
 
+static void argv_str(struct dsm_reg_argv *a, const char *name,
+		     const char *value)
+{
+	argv_add(a, name);
+	argv_add(a, value);
+}
+
 static void argv_num(struct dsm_reg_argv *a, const char *name, uint64_t v)
 {
 	char *buf = a->vals[a->argc / 2];
 
 	snprintf(buf, sizeof(a->vals[0]), "%llu", (unsigned long long)v);
-	argv_add(a, name);
-	argv_add(a, buf);
+	argv_str(a, name, buf);
+}
+
+/* "HSET key", then the record's fields follow. */
+static void argv_start(struct dsm_reg_argv *a, const char *key)
+{
+	a->argc = 0;
+	argv_add(a, "HSET");
+	argv_add(a, key);
 }
 
 void dsm_reg_server_argv(const struct dsm_reg_server *s, const char *key,
 			 struct dsm_reg_argv *a)
 {
-	a->argc = 0;
-	argv_add(a, "HSET");
-	argv_add(a, key);
+	argv_start(a, key);
 	argv_num(a, "id", s->id);
-	argv_add(a, "addr");
-	argv_add(a, s->addr);
-	argv_add(a, "host");
-	argv_add(a, s->host);
+	argv_str(a, "addr", s->addr);
+	argv_str(a, "host", s->host);
 	argv_num(a, "pid", s->pid);
 	argv_num(a, "capacity", s->capacity);
 	argv_num(a, "used", s->used);
@@ -148,8 +158,7 @@ void dsm_reg_server_argv(const struct dsm_reg_server *s, const char *key,
 	argv_num(a, "started_ms", s->started_ms);
 	argv_num(a, "heartbeat_ms", s->heartbeat_ms);
 	argv_num(a, "draining", s->draining);
-	argv_add(a, "transports");
-	argv_add(a, s->transports[0] ? s->transports : "tcp");
+	argv_str(a, "transports", s->transports[0] ? s->transports : "tcp");
 	for (int i = 0; i < DSM_RS_NCOUNTERS; i++)
 		argv_num(a, dsm_reg_server_counters[i], s->counters[i]);
 }
@@ -157,19 +166,14 @@ void dsm_reg_server_argv(const struct dsm_reg_server *s, const char *key,
 void dsm_reg_client_argv(const struct dsm_reg_client *c, const char *key,
 			 struct dsm_reg_argv *a)
 {
-	a->argc = 0;
-	argv_add(a, "HSET");
-	argv_add(a, key);
+	argv_start(a, key);
 	argv_num(a, "id", c->id);
-	argv_add(a, "host");
-	argv_add(a, c->host);
+	argv_str(a, "host", c->host);
 	argv_num(a, "pid", c->pid);
 	argv_num(a, "started_ms", c->started_ms);
 	argv_num(a, "heartbeat_ms", c->heartbeat_ms);
-	argv_add(a, "transports");
-	argv_add(a, c->transports);
-	argv_add(a, "one_sided");
-	argv_add(a, c->one_sided);
+	argv_str(a, "transports", c->transports);
+	argv_str(a, "one_sided", c->one_sided);
 	for (int i = 0; i < DSM_RC_NCOUNTERS; i++)
 		argv_num(a, dsm_reg_client_counters[i], c->counters[i]);
 }
@@ -177,17 +181,13 @@ void dsm_reg_client_argv(const struct dsm_reg_client *c, const char *key,
 void dsm_reg_region_argv(const struct dsm_reg_region *rg, const char *key,
 			 const char *extents, struct dsm_reg_argv *a)
 {
-	a->argc = 0;
-	argv_add(a, "HSET");
-	argv_add(a, key);
+	argv_start(a, key);
 	argv_num(a, "id", rg->id);
-	argv_add(a, "name");
-	argv_add(a, rg->name);
+	argv_str(a, "name", rg->name);
 	argv_num(a, "size", rg->size);
 	argv_num(a, "owner", rg->owner);
 	argv_num(a, "created_ms", rg->created_ms);
-	argv_add(a, "extents");
-	argv_add(a, extents);
+	argv_str(a, "extents", extents);
 }
 
 /* The value of field name in kv, or NULL. */
