@@ -62,6 +62,7 @@ struct config {
 	uint32_t prefetch;
 	uint64_t poll_us;
 	enum dsm_evict_policy policy;
+	bool predict_writes;    /* DSM_PREDICT_WRITES */
 };
 
 static int env_size(const char *name, uint64_t *out)
@@ -158,6 +159,14 @@ static int read_config(const struct dsm_options *o, struct config *c)
 	}
 	if ((got = parse_policy(evict, &c->policy)) < 0)
 		return got;
+	c->predict_writes = true;
+	if ((p = getenv("DSM_PREDICT_WRITES")) && *p) {
+		if (strcmp(p, "0") && strcmp(p, "1")) {
+			dsm_err("DSM_PREDICT_WRITES=%s: expected 0 or 1", p);
+			return -EINVAL;
+		}
+		c->predict_writes = *p == '1';
+	}
 	if ((got = read_transport(c)) < 0)
 		return got;
 	if ((p = getenv("DSM_SECRET_FILE")) && *p) {
@@ -429,6 +438,10 @@ static int start_engine(const struct config *c)
 		dsm_eng.prefetch_max = dsm_eng.budget / 8 ? dsm_eng.budget / 8 : 1;
 	dsm_eng.policy = c->policy;
 	dsm_eng.poll_ns = c->poll_us * 1000;
+	/* 2q-wp's second chances read a WP fault as use: a page installed
+	 * writable would look used when it was only read */
+	dsm_eng.wpredict = (struct dsm_wpredict){
+		.enabled = c->predict_writes && c->policy != DSM_EVICT_2Q_WP };
 	/* zeros for the largest zero-fill window */
 	dsm_eng.zero_page = calloc(dsm_zero_pages(dsm_eng.prefetch_max), DSM_PAGE_SIZE);
 	dsm_eng.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
