@@ -314,7 +314,12 @@ static void announce_lease(uint64_t id)
 		int err = dsm_engine_call(i, DSM_MSG_LEASE, body, sizeof(body),
 					  NULL, 0, NULL);
 
-		if (err)
+		if (err == -EUSERS)
+			dsm_warn("server %s refused our lease: this client "
+				 "already has as many connections there as it "
+				 "allows one (dsm-server --max-client-sessions)",
+				 dsm_eng.servers[i].addr);
+		else if (err)
 			dsm_warn("server %s did not take our lease: %s",
 				 dsm_eng.servers[i].addr, strerror(-err));
 	}

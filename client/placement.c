@@ -101,6 +101,12 @@ static int alloc_part(struct dsm_part *p)
 		pthread_mutex_unlock(&dsm_eng.lock);
 		return err;
 	}
+	if (err == -EDQUOT) {
+		dsm_err("server %s refused another region: this process holds "
+			"as many there as it allows one client (dsm-server "
+			"--max-regions)", s->addr);
+		return -ENOMEM;
+	}
 	if (err) {
 		dsm_err("server %s could not allocate %llu bytes: %s", s->addr,
 			(unsigned long long)p->len, strerror(-err));

@@ -76,6 +76,7 @@ enum dsm_reg_server_counter {
 	DSM_RS_READS, DSM_RS_WRITES, DSM_RS_PAGES_READ, DSM_RS_PAGES_WRITTEN,
 	DSM_RS_PAGES_DISCARDED,
 	DSM_RS_BYTES_IN, DSM_RS_BYTES_OUT, DSM_RS_ERRORS, DSM_RS_AUTH_REFUSED,
+	DSM_RS_CONN_REFUSED, DSM_RS_OVER_LIMIT,
 	DSM_RS_NCOUNTERS
 };
 enum dsm_reg_client_counter {
@@ -134,7 +135,7 @@ struct dsm_reg_client {
  * record's encoding, shared by the synchronous and asynchronous sides.
  * argv gets "HSET", key, then name/value pairs; bufs holds the values.
  * Returns argc. */
-#define DSM_REG_ARGV_MAX 48
+#define DSM_REG_ARGV_MAX 56
 struct dsm_reg_argv {
 	const char *argv[DSM_REG_ARGV_MAX];
 	size_t len[DSM_REG_ARGV_MAX];

@@ -150,6 +150,8 @@ static void fill_record(struct membership *r)
 	r->rec.counters[DSM_RS_BYTES_OUT] = r->h->bytes_out;
 	r->rec.counters[DSM_RS_ERRORS] = r->h->errors;
 	r->rec.counters[DSM_RS_AUTH_REFUSED] = r->h->auth_refused;
+	r->rec.counters[DSM_RS_CONN_REFUSED] = r->h->conn_refused;
+	r->rec.counters[DSM_RS_OVER_LIMIT] = r->h->over_limit;
 }
 
 /* HSET, PEXPIRE and SADD in one MULTI: the record, its TTL and its index
