@@ -183,7 +183,7 @@ static int do_lease(struct handler_session *s, const struct dsm_hdr *q,
 	if (dsm_lease_decode(body, q->len, &m) < 0)
 		return -EINVAL;
 	s->client_id = m.client_id;
-	s->lease_missing_ms = 0;
+	s->leases++;
 	return 0;
 }
 
