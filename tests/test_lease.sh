@@ -54,7 +54,10 @@ client_id() {
 has_id() { [ -n "$(client_id "$1")" ]; }
 lease_live() { [ "$(rcli exists "$(key "client:$1")")" = 1 ]; }
 lease_gone() { [ "$(rcli exists "$(key "client:$1")")" = 0 ]; }
-freed() { grep -q "lease expired" "$server_log"; }
+# the server's log since the case began (mark_log)
+mark_log() { mark=$(wc -l <"$server_log"); }
+case_log() { tail -n +$((mark + 1)) "$server_log"; }
+freed() { case_log | grep -q "lease expired"; }
 mib8=8388608
 
 "$top/deploy/cluster.sh" up >"$tmp/up.log" 2>&1 || { cat "$tmp/up.log"; fatal "cluster.sh up failed"; }
@@ -68,7 +71,6 @@ kill -TERM "$(cat "$RUN_DIR/server-1.pid")"
 wait_for 15 servers_are 0 ||
 	fatal "the first server did not leave"
 server_log=$RUN_DIR/server-1.log
-: >"$server_log"
 setsid env LD_PRELOAD="$clock_step" DSM_TEST_CLOCK_FILE="$clock" \
 	"$build/server/dsm-server" --listen "127.0.0.1:$BASE_PORT" \
 	--capacity "$CAPACITY" --registry "$registry" --cluster "$CLUSTER" \
@@ -92,6 +94,7 @@ start_hold() {
 		fatal "$name never held its region: $(cat "$tmp/$name.log")"
 	wait_for 10 has_id $held || fatal "$name never appeared in the registry"
 }
+mark=0
 stop_hold() { kill -KILL "$1" 2>/dev/null; kill -CONT "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
 echo "--- 1. a client's wall clock 15 s ahead: its lease is renewed all along"
@@ -109,6 +112,7 @@ stop_hold $ahead
 wait_for 10 used_is 0 || fail "the killed client's memory was not freed"
 
 echo "--- 2. the server's wall clock stepped back 15 s while a lease is missing"
+mark_log
 start_hold stopped
 stopped=$held
 id=$(client_id $stopped)
@@ -118,13 +122,13 @@ rcli del "$(key "client:$id")" >/dev/null
 sleep 2.5 # two beats: the server has seen the lease missing
 echo -15 >"$clock"
 sleep 3
-freed && fail "the server freed a client's memory 5.5 s after its lease went missing, its clock stepped back: $(grep 'lease expired' "$server_log")"
+freed && fail "the server freed a client's memory 5.5 s after its lease went missing, its clock stepped back: $(case_log | grep 'lease expired')"
 echo 0 >"$clock"
 stop_hold $stopped
 wait_for 10 used_is 0 || fail "the killed client's memory was not freed"
-: >"$server_log"
 
 echo "--- 3. a client cut off from a healthy Redis keeps its memory"
+mark_log
 rcli acl setuser cut on '>cutpass' '~*' '&*' +@all >/dev/null ||
 	fatal "cannot add a Redis user"
 start_hold cut DSM_REGISTRY="redis://cut:cutpass@127.0.0.1:$REDIS_PORT" \
@@ -137,7 +141,7 @@ rcli client kill user cut >/dev/null
 wait_for 8 lease_gone "$id" ||
 	fail "the cut client's lease did not lapse: the test proves nothing"
 sleep 13 # the grace period, and more
-freed && fail "the server freed the memory of a client cut off from Redis: $(grep 'lease expired' "$server_log")"
+freed && fail "the server freed the memory of a client cut off from Redis: $(case_log | grep 'lease expired')"
 used_is $mib8 || fail "the server holds $(used_total) bytes, not the cut client's 8 MiB"
 rcli acl setuser cut on >/dev/null
 wait_for 10 lease_live "$id" || fail "the client did not record itself again once it could"
@@ -145,6 +149,7 @@ stop_hold $cut
 wait_for 10 used_is 0 || fail "the killed client's memory was not freed"
 
 echo "--- 4. Redis full for longer than lease and grace together"
+mark_log
 start_hold running
 running=$held
 start_hold stopped
@@ -155,7 +160,7 @@ rcli config set maxmemory-policy noeviction >/dev/null
 rcli config set maxmemory 1 >/dev/null
 [ "$(rcli set dsm-test-probe 1 2>&1)" != OK ] || fail "Redis still takes writes: the test proves nothing"
 sleep 18 # the TTL (5 s), the grace (10 s) and more
-freed && fail "the server freed memory while Redis was full: $(grep 'lease expired' "$server_log")"
+freed && fail "the server freed memory while Redis was full: $(case_log | grep 'lease expired')"
 kill -0 $running 2>/dev/null || fail "the running client died while Redis was full"
 rcli config set maxmemory 0 >/dev/null
 wait_for 10 has_id $running || fail "the running client was not recorded again after Redis took writes again"
