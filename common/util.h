@@ -5,6 +5,7 @@
 #ifndef DSM_UTIL_H
 #define DSM_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -47,6 +48,25 @@ static inline uint64_t dsm_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
 }
+
+/* Milliseconds on CLOCK_MONOTONIC.  Every interval that decides something
+ * (a lease's grace, a timeout, how long a peer has been silent) is
+ * measured on it: the wall clock can be stepped either way by an operator
+ * or NTP, and a step must never look like time passing. */
+static inline uint64_t dsm_mono_ms(void)
+{
+	return dsm_now_ns() / 1000000;
+}
+
+/* A condition variable whose timed waits (dsm_cond_wait_ms) run on
+ * CLOCK_MONOTONIC; PTHREAD_COND_INITIALIZER's run on the wall clock,
+ * which a step back by a minute turns into a minute's wait.  0 or
+ * -errno. */
+int dsm_cond_init_monotonic(pthread_cond_t *c);
+/* Wait on c, with m held, until signalled or ms milliseconds have
+ * passed; c must come from dsm_cond_init_monotonic.  Spurious wake-ups
+ * return early, as for any condition variable: callers recheck. */
+void dsm_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms);
 
 /*
  * Read at most cap bytes of a file that holds a secret (what names it in

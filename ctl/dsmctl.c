@@ -121,11 +121,13 @@ static const struct command commands[] = {
 	  "nothing, printing progress, then says it can be stopped.\n\n"
 	  "Refused, changing nothing, if the other servers lack the room.\n"
 	  "The drain stays in effect until cancelled, even if dsmctl stops\n"
-	  "waiting: a drained server takes no new regions.\n\n"
+	  "waiting: a drained server takes no new regions.  It ends when the\n"
+	  "server stops or restarts: a new process holds nothing to drain.\n\n"
 	  "  --timeout=SECONDS  give up waiting after this long (default 600;\n"
 	  "                     exit 1, listing the regions still there)\n"
 	  "  --no-wait          start the drain and return\n"
-	  "  --cancel           stop draining: the server takes regions again\n\n"
+	  "  --cancel           stop draining: the server takes regions again\n"
+	  "                     (also for a server that is no longer live)\n\n"
 	  "--json prints at the end\n"
 	  "  {server, drained, seconds, bytes_left}\n",
 	  parse_server_id, NULL, NULL, false, drain_option, drain_run },

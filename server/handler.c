@@ -222,7 +222,7 @@ static int do_lease(struct handler_session *s, const struct dsm_hdr *q,
 		return -EUSERS;
 	}
 	s->client_id = m.client_id;
-	s->lease_missing_ms = 0;
+	s->leases++;
 	return 0;
 }
 

@@ -94,8 +94,12 @@ struct handler_session {
 	bool hello_done;
 	bool authed;                     /* AUTH done, or no secret */
 	uint64_t client_id;              /* LEASE: registry id, 0 if none */
-	uint64_t lease_missing_ms;       /* when its lease was first found
-	                                  * missing; 0 while it is there */
+	uint64_t leases;                 /* LEASEs received: the client sends
+	                                  * one every heartbeat while alive */
+	/* membership.c's, on the monotonic clock (ms): when it last saw
+	 * leases grow, and since when the lease has been seen missing */
+	uint64_t leases_seen, heard_ms, missing_since_ms;
+	bool lease_missing;
 	uint64_t client_nonce;
 	uint8_t server_nonce[DSM_AUTH_NONCE_SIZE];
 	struct handler_session *next, *prev; /* on h->all */
