@@ -29,7 +29,8 @@
 #include "util.h"
 
 struct dsm_engine dsm_eng = { .lock = PTHREAD_MUTEX_INITIALIZER,
-			      .wake_fd = -1 };
+			      .wake_fd = -1,
+			      .uffd = { .fd = -1, .lost_fd = -1 } };
 
 __thread unsigned dsm_tl_internal __attribute__((tls_model("initial-exec")));
 
@@ -471,7 +472,7 @@ static void reset_engine(void)
 	disconnect_all(); /* completes what was in flight: pages come back */
 	dsm_stage_destroy(&dsm_eng.stage);
 	dsm_eng = (struct dsm_engine){ .lock = dsm_eng.lock, .wake_fd = -1,
-				       .uffd = { .fd = -1 } };
+				       .uffd = DSM_UFFD_NONE };
 }
 
 int dsm_init(const struct dsm_options *opts)
@@ -482,7 +483,6 @@ int dsm_init(const struct dsm_options *opts)
 	dsm_log_init("dsm");
 	if (dsm_eng.servers)
 		return -EALREADY;
-	dsm_eng.uffd.fd = -1;
 	err = read_config(opts, &c);
 	if (!err)
 		err = dsm_uffd_open(&dsm_eng.uffd);
