@@ -61,6 +61,7 @@ struct config {
 	uint64_t budget;
 	uint32_t prefetch;
 	uint64_t poll_us;
+	uint64_t reply_ms;      /* DSM_REPLY_TIMEOUT_MS */
 	enum dsm_evict_policy policy;
 };
 
@@ -148,6 +149,21 @@ static int read_config(const struct dsm_options *o, struct config *c)
 	    dsm_parse_uint(p, MAX_POLL_US, &c->poll_us)) {
 		dsm_err("DSM_POLL_US=%s: expected microseconds, 0 to %u", p,
 			MAX_POLL_US);
+		return -EINVAL;
+	}
+	c->reply_ms = DSM_REPLY_TIMEOUT_MS;
+	if ((p = getenv("DSM_REPLY_TIMEOUT_MS")) &&
+	    (dsm_parse_uint(p, DSM_REPLY_TIMEOUT_MS_MAX, &c->reply_ms) ||
+	     !c->reply_ms)) {
+		dsm_err("DSM_REPLY_TIMEOUT_MS=%s: expected milliseconds, 1 to "
+			"%u", p, DSM_REPLY_TIMEOUT_MS_MAX);
+		return -EINVAL;
+	}
+	if ((p = getenv("DSM_TCP_TIMEOUT_MS")) &&
+	    (dsm_parse_uint(p, DSM_TCP_TIMEOUT_MS_MAX, &v) ||
+	     v < DSM_TCP_TIMEOUT_MS_MIN)) {
+		dsm_err("DSM_TCP_TIMEOUT_MS=%s: expected milliseconds, %u to "
+			"%u", p, DSM_TCP_TIMEOUT_MS_MIN, DSM_TCP_TIMEOUT_MS_MAX);
 		return -EINVAL;
 	}
 	if ((p = getenv("DSM_CONNECT_TIMEOUT_MS")) &&
@@ -429,6 +445,7 @@ static int start_engine(const struct config *c)
 		dsm_eng.prefetch_max = dsm_eng.budget / 8 ? dsm_eng.budget / 8 : 1;
 	dsm_eng.policy = c->policy;
 	dsm_eng.poll_ns = c->poll_us * 1000;
+	dsm_eng.reply_ns = c->reply_ms * 1000000;
 	/* zeros for the largest zero-fill window */
 	dsm_eng.zero_page = calloc(dsm_zero_pages(dsm_eng.prefetch_max), DSM_PAGE_SIZE);
 	dsm_eng.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -628,9 +645,8 @@ void dsm_free(void *ptr)
 
 int dsm_sync(void *ptr, size_t len)
 {
-	struct dsm_sync_wait w = { PTHREAD_MUTEX_INITIALIZER,
-				   PTHREAD_COND_INITIALIZER, 0, 0 };
 	uint64_t a = (uintptr_t)ptr & ~(uint64_t)(DSM_PAGE_SIZE - 1), first, n;
+	struct dsm_sync_wait *w;
 	struct dsm_region *r;
 	int err, werr;
 
@@ -638,20 +654,23 @@ int dsm_sync(void *ptr, size_t len)
 		return -ENOTCONN;
 	if (!len)
 		return 0;
+	if (!(w = dsm_sync_wait_new()))
+		return -ENOMEM;
 	pthread_mutex_lock(&dsm_eng.lock);
 	r = dsm_region_find(a);
 	if (!r || (uintptr_t)ptr + len > r->base + r->size ||
 	    (uintptr_t)ptr + len < (uintptr_t)ptr) {
 		pthread_mutex_unlock(&dsm_eng.lock);
+		dsm_sync_wait_end(w); /* nothing counted in it: frees it */
 		return -EINVAL;
 	}
 	first = (a - r->base) / DSM_PAGE_SIZE;
 	n = ((uintptr_t)ptr + len - a + (DSM_PAGE_SIZE - 1)) / DSM_PAGE_SIZE;
-	err = dsm_sync_range(r, first, n, &dsm_eng.sendq, &w);
+	err = dsm_sync_range(r, first, n, &dsm_eng.sendq, w);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	dsm_engine_kick();
 	/* staged write-backs point at w: wait for them even after an error */
-	werr = dsm_sync_wait_for(&w);
+	werr = dsm_sync_wait_end(w);
 	return err ? err : werr;
 }
 

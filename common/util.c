@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +34,48 @@ int dsm_poll_busy(struct pollfd *fds, unsigned long n, uint64_t *busy_until,
 	if (ready > 0)
 		*busy_until = dsm_now_ns() + window_ns;
 	return ready;
+}
+
+int dsm_tcp_set_timeouts(int fd, unsigned ms)
+{
+	int one = 1, idle = ms / 2000, intvl = ms / 10000, cnt = 10;
+	unsigned user = ms;
+
+	if (idle < 1)
+		idle = 1;
+	if (intvl < 1)
+		intvl = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user)))
+		return -errno;
+	return 0;
+}
+
+int dsm_cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+	int err = pthread_condattr_init(&a);
+
+	if (!err)
+		err = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	if (!err)
+		err = pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+	return -err;
+}
+
+int dsm_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
+			uint64_t deadline_ns)
+{
+	struct timespec ts = { deadline_ns / 1000000000u,
+			       deadline_ns % 1000000000u };
+
+	if (dsm_now_ns() >= deadline_ns)
+		return -ETIMEDOUT;
+	return -pthread_cond_timedwait(c, m, &ts);
 }
 
 int dsm_parse_uint(const char *s, uint64_t max, uint64_t *out)

@@ -6,6 +6,7 @@
 #define DSM_UTIL_H
 
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -47,6 +48,26 @@ static inline uint64_t dsm_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
 }
+
+/*
+ * Make a TCP socket fail (ETIMEDOUT) when its peer's machine is gone:
+ * TCP_USER_TIMEOUT ends the connection once data sent has gone
+ * unacknowledged for ms, and keepalive probes (from ms/2 of silence on,
+ * every ms/10) find a peer that vanished while the connection was idle,
+ * within about ms too.  Without them a powered-off peer holds the
+ * connection for the kernel's 15 minutes of retransmissions, or for ever
+ * while idle.  0 or -errno.
+ */
+int dsm_tcp_set_timeouts(int fd, unsigned ms);
+
+/* A condition variable timed on CLOCK_MONOTONIC, so that a deadline
+ * survives the wall clock being stepped.  0 or -errno. */
+int dsm_cond_init_monotonic(pthread_cond_t *c);
+/* pthread_cond_wait until deadline_ns (dsm_now_ns's clock), for a
+ * condition from dsm_cond_init_monotonic: 0, or -ETIMEDOUT once it has
+ * passed (the caller checks its condition again either way). */
+int dsm_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
+			uint64_t deadline_ns);
 
 /*
  * Read at most cap bytes of a file that holds a secret (what names it in
