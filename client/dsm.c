@@ -50,8 +50,9 @@ enum transport_choice {
 struct config {
 	enum transport_choice transport;
 	bool rdma_here;         /* this machine has an RDMA device */
-	int *offers_rdma;       /* per server of the registry's list: 1, 0;
+	struct dsm_listed *listed; /* per server of the registry's list;
 	                         * NULL: not known (DSM_SERVERS) */
+	bool allow_remote;      /* DSM_ALLOW_REMOTE_WITHOUT_SECRET=1 */
 	char *servers;          /* malloc'd; from the registry if it is set */
 	const char *registry;   /* DSM_REGISTRY, when no server list is given */
 	const char *registry_pass_file; /* DSM_REGISTRY_PASSWORD_FILE */
@@ -176,6 +177,14 @@ static int read_config(const struct dsm_options *o, struct config *c)
 		return got;
 	if ((got = read_transport(c)) < 0)
 		return got;
+	if ((p = getenv("DSM_ALLOW_REMOTE_WITHOUT_SECRET")) && *p) {
+		if (strcmp(p, "0") && strcmp(p, "1")) {
+			dsm_err("DSM_ALLOW_REMOTE_WITHOUT_SECRET=%s: expected 0 "
+				"or 1", p);
+			return -EINVAL;
+		}
+		c->allow_remote = !strcmp(p, "1");
+	}
 	if ((p = getenv("DSM_SECRET_FILE")) && *p) {
 		char msg[512];
 		int err = dsm_auth_load(p, &c->key, msg, sizeof(msg));
@@ -265,7 +274,8 @@ static int authenticate(struct dsm_server *s, const struct dsm_auth_key *key,
 	return err;
 }
 
-static int hello(struct dsm_server *s, const struct dsm_auth_key *key)
+static int hello(struct dsm_server *s, const struct dsm_auth_key *key,
+		 const struct dsm_listed *rec)
 {
 	struct dsm_hello h = { DSM_PROTO_VERSION, DSM_PROTO_VERSION,
 			       DSM_PAGE_SIZE, 0 };
@@ -305,6 +315,15 @@ static int hello(struct dsm_server *s, const struct dsm_auth_key *key)
 	}
 	if (key && (err = authenticate(s, key, h.nonce, &r)))
 		return err;
+	/* A stale or forged record would send our pages to whoever answers
+	 * at its address; the id in the server's HELLO (proved with the
+	 * secret, when there is one) must be the record's. */
+	if (rec && r.server_id != rec->id) {
+		dsm_err("memory server at %s says it is server %u, but the "
+			"registry lists server %u there: refusing it", s->addr,
+			r.server_id, rec->id);
+		return -EPROTO;
+	}
 	s->id = r.server_id;
 	s->capacity = r.capacity;
 	s->free = r.free;
@@ -332,8 +351,23 @@ static int dial(struct dsm_server *s, const struct config *c, int offer,
 	return s->ops->connect(s->addr, ev, &s->t);
 }
 
+/* Without the cluster secret nothing proves who a server is, and it
+ * reads and writes every page we give it: as the server listens on
+ * loopback only without one, we talk to this machine's servers only,
+ * unless told otherwise explicitly. */
+static int check_exposure(const char *addr, const struct config *c)
+{
+	if (c->has_key || c->allow_remote || dsm_addr_is_loopback(addr))
+		return 0;
+	dsm_err("refusing memory server %s without DSM_SECRET_FILE: nothing "
+		"would prove it is a member, and it would get our pages. Give "
+		"the client the cluster's secret, use a server on this machine, "
+		"or set DSM_ALLOW_REMOTE_WITHOUT_SECRET=1", addr);
+	return -EACCES;
+}
+
 static int connect_one(uint32_t i, const char *addr, const struct config *c,
-		       int offer)
+		       const struct dsm_listed *rec)
 {
 	struct dsm_server *s = &dsm_eng.servers[i];
 	struct dsm_transport_events ev = { on_server_msg, on_server_lost,
@@ -342,7 +376,9 @@ static int connect_one(uint32_t i, const char *addr, const struct config *c,
 	int err;
 
 	snprintf(s->addr, sizeof(s->addr), "%s", addr);
-	err = dial(s, c, offer, &ev);
+	if ((err = check_exposure(addr, c)))
+		return err;
+	err = dial(s, c, rec ? rec->offers_rdma : -1, &ev);
 	if (err) {
 		dsm_err("cannot reach memory server %s%s: %s%s", addr,
 			s->ops == &dsm_rdma_transport ? " over RDMA" : "",
@@ -350,7 +386,7 @@ static int connect_one(uint32_t i, const char *addr, const struct config *c,
 			" (expected host:port)" : "; is dsm-server running?");
 		return err;
 	}
-	err = hello(s, key);
+	err = hello(s, key, rec);
 	if (err) {
 		s->ops->close(s->t);
 		s->t = NULL;
@@ -374,10 +410,10 @@ static int check_offers(const struct config *c, char *list, uint32_t n)
 {
 	char *p = list;
 
-	for (uint32_t i = 0; c->offers_rdma && i < n; i++) {
+	for (uint32_t i = 0; c->listed && i < n; i++) {
 		size_t len = strcspn(p, ",");
 
-		if (c->transport == CHOOSE_RDMA && !c->offers_rdma[i]) {
+		if (c->transport == CHOOSE_RDMA && !c->listed[i].offers_rdma) {
 			dsm_err("DSM_TRANSPORT=rdma, but memory server %.*s "
 				"does not offer RDMA (its registry record "
 				"says so: is its machine without an RDMA "
@@ -409,7 +445,7 @@ static int connect_all(char *list, bool tolerant, const struct config *c)
 	for (tok = strtok_r(list, ",", &save); tok && (!err || tolerant);
 	     tok = strtok_r(NULL, ",", &save), k++) {
 		err = connect_one(dsm_eng.nservers, tok, c,
-				  c->offers_rdma ? c->offers_rdma[k] : -1);
+				  c->listed ? &c->listed[k] : NULL);
 		if (!err)
 			dsm_eng.nservers++;
 		else if (tolerant)
@@ -492,7 +528,7 @@ int dsm_init(const struct dsm_options *opts)
 		err = dsm_uffd_open(&dsm_eng.uffd);
 	if (!err && c.registry)
 		err = dsm_cluster_open(c.registry, c.registry_pass_file,
-				       c.cluster, &c.servers, &c.offers_rdma);
+				       c.cluster, &c.servers, &c.listed);
 	if (!err)
 		err = connect_all(c.servers, c.registry != NULL, &c);
 	if (!err)
@@ -508,7 +544,7 @@ int dsm_init(const struct dsm_options *opts)
 		reset_engine();
 	}
 	free(c.servers);
-	free(c.offers_rdma);
+	free(c.listed);
 	explicit_bzero(&c.key, sizeof(c.key)); /* the secret's key, used up */
 	return err;
 }

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -34,6 +36,36 @@ int dsm_poll_busy(struct pollfd *fds, unsigned long n, uint64_t *busy_until,
 	if (ready > 0)
 		*busy_until = dsm_now_ns() + window_ns;
 	return ready;
+}
+
+static bool sockaddr_is_loopback(const struct sockaddr *sa)
+{
+	const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+
+	if (sa->sa_family == AF_INET)
+		return ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr)
+		       >> 24 == 127;
+	if (sa->sa_family != AF_INET6)
+		return false;
+	return IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr) ||
+	       (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr) &&
+		v6->sin6_addr.s6_addr[12] == 127);
+}
+
+bool dsm_addr_is_loopback(const char *hostport)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	char host[256];
+	uint16_t port;
+	bool all = true;
+
+	if (dsm_parse_hostport(hostport, host, sizeof(host), &port) ||
+	    getaddrinfo(host, NULL, &hints, &res))
+		return false;
+	for (ai = res; ai; ai = ai->ai_next)
+		all = all && sockaddr_is_loopback(ai->ai_addr);
+	freeaddrinfo(res);
+	return all;
 }
 
 int dsm_tcp_set_timeouts(int fd, unsigned ms)
