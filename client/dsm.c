@@ -357,6 +357,7 @@ static int dial(struct dsm_server *s, const struct config *c, int offer,
  * unless told otherwise explicitly. */
 static int check_exposure(const char *addr, const struct config *c)
 {
+	/* an address that does not parse or resolve: the dial says so */
 	if (c->has_key || c->allow_remote || dsm_addr_is_loopback(addr))
 		return 0;
 	dsm_err("refusing memory server %s without DSM_SECRET_FILE: nothing "

@@ -52,16 +52,17 @@ static bool sockaddr_is_loopback(const struct sockaddr *sa)
 		v6->sin6_addr.s6_addr[12] == 127);
 }
 
-bool dsm_addr_is_loopback(const char *hostport)
+int dsm_addr_is_loopback(const char *hostport)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
 	char host[256];
 	uint16_t port;
 	bool all = true;
 
-	if (dsm_parse_hostport(hostport, host, sizeof(host), &port) ||
-	    getaddrinfo(host, NULL, &hints, &res))
-		return false;
+	if (dsm_parse_hostport(hostport, host, sizeof(host), &port))
+		return -EINVAL;
+	if (getaddrinfo(host, NULL, &hints, &res))
+		return -EHOSTUNREACH;
 	for (ai = res; ai; ai = ai->ai_next)
 		all = all && sockaddr_is_loopback(ai->ai_addr);
 	freeaddrinfo(res);

@@ -20,10 +20,11 @@ int dsm_parse_uint(const char *s, uint64_t max, uint64_t *out);
 
 /* "host:port" into host (NUL-terminated, at most hostlen) and port.
  * "[::1]:7000" is accepted for IPv6.  0 or -EINVAL. */
-/* Whether host:port names this machine's loopback only: every address
- * the host resolves to is 127.0.0.0/8 or ::1 (or v4-mapped loopback).
- * False for anything that does not parse or resolve. */
-bool dsm_addr_is_loopback(const char *hostport);
+/* Whether host:port names this machine's loopback only: 1 if every
+ * address the host resolves to is 127.0.0.0/8 or ::1 (or v4-mapped
+ * loopback), 0 if not; -EINVAL if it does not parse, -EHOSTUNREACH if it
+ * does not resolve. */
+int dsm_addr_is_loopback(const char *hostport);
 int dsm_parse_hostport(const char *s, char *host, size_t hostlen,
 		       uint16_t *port);
 
