@@ -87,6 +87,7 @@ void backend_stats_json(FILE *f, const struct backend *b,
 	if (!b->dsm)
 		return;
 	DELTA(missing_faults);
+	DELTA(wp_faults);
 	DELTA(pages_fetched);
 	DELTA(pages_evicted);
 	DELTA(pages_written_back);

@@ -21,8 +21,18 @@
  * (Redis restarted and lost its data) it writes the client and every live
  * region again.
  *
+ * The lease in Redis is not the only sign of life: a second thread sends
+ * LEASE on every server connection each DSM_REG_HEARTBEAT_MS, and a
+ * server frees our memory only when our lease is gone from a Redis that
+ * takes its writes AND our connection has been silent for the grace
+ * period (server/membership.c).  So a full or unreachable Redis, or a cut
+ * between us and it, costs us our record, never our memory.  It is a
+ * thread of its own because the lease thread may spend seconds in Redis
+ * timeouts; the keepalive must not wait for them.  Both threads wait on
+ * the monotonic clock: a wall clock stepped back must not stop them.
+ *
  * Lock order: cl.lock, then dsm_eng.lock (the lease thread snapshots the
- * region table when it republishes).
+ * region table when it republishes); ka.lock, then dsm_eng.lock.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -43,7 +53,7 @@
  * library between dsm_cluster_open() and dsm_cluster_leave(). */
 static struct {
 	pthread_mutex_t lock;
-	pthread_cond_t wake;
+	pthread_cond_t wake;         /* monotonic: dsm_cluster_join sets it */
 	struct dsm_reg *reg;         /* NULL while Redis is unreachable */
 	struct dsm_reg_addr addr;    /* with the password, to reconnect */
 	const char *url;             /* addr.url: password redacted */
@@ -56,6 +66,16 @@ static struct {
 	bool auth_warned;            /* said why Redis refused us */
 } cl = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	 .wake = PTHREAD_COND_INITIALIZER };
+
+/* The keepalive thread: it only queues LEASE messages, so it never takes
+ * cl.lock, which the lease thread holds through Redis's timeouts.
+ * Everything guarded by lock; owned like cl. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;         /* monotonic, like cl.wake */
+	pthread_t thread;
+	bool running, quit;
+} ka = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* Something failed talking to Redis: drop the connection (the lease
  * thread reconnects) and say so once until it works again. */
@@ -288,18 +308,87 @@ static void *lease_main(void *arg)
 	dsm_tl_internal = 1; /* libdsm's own thread: no far memory for it */
 	pthread_mutex_lock(&cl.lock);
 	while (!cl.quit) {
-		struct timespec until;
-
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += (long)DSM_REG_HEARTBEAT_MS * 1000000;
-		until.tv_sec += until.tv_nsec / 1000000000;
-		until.tv_nsec %= 1000000000;
-		pthread_cond_timedwait(&cl.wake, &cl.lock, &until);
+		dsm_cond_wait_ms(&cl.wake, &cl.lock, DSM_REG_HEARTBEAT_MS);
 		if (!cl.quit)
 			renew();
 	}
 	pthread_mutex_unlock(&cl.lock);
 	return NULL;
+}
+
+static void lease_sent(void *arg, int status, const uint8_t *payload,
+		       uint32_t len)
+{
+	/* nothing to do: a server that did not take it is lost, and the
+	 * transport has said so */
+}
+
+/* Queue a LEASE to every server, not waiting for the replies: a server
+ * that hangs must not silence us on the others. */
+static void post_leases(uint64_t id)
+{
+	struct dsm_lease m = { id };
+	struct dsm_io *io;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
+		if (dsm_eng.servers[i].lost || !(io = dsm_outbox_push(&dsm_eng.sendq)))
+			continue;
+		*io = (struct dsm_io){ .type = DSM_MSG_LEASE, .server = i,
+				       .blen = DSM_LEASE_SIZE,
+				       .done = lease_sent };
+		dsm_lease_encode(&m, io->body);
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	dsm_engine_kick();
+}
+
+static void *keepalive_main(void *arg)
+{
+	uint64_t id = (uintptr_t)arg;
+
+	dsm_tl_internal = 1;
+	pthread_mutex_lock(&ka.lock);
+	while (!ka.quit) {
+		dsm_cond_wait_ms(&ka.wake, &ka.lock, DSM_REG_HEARTBEAT_MS);
+		if (ka.quit)
+			break;
+		pthread_mutex_unlock(&ka.lock);
+		post_leases(id);
+		pthread_mutex_lock(&ka.lock);
+	}
+	pthread_mutex_unlock(&ka.lock);
+	return NULL;
+}
+
+static int keepalive_start(uint64_t id)
+{
+	int err;
+
+	pthread_mutex_lock(&ka.lock);
+	ka.quit = false;
+	err = dsm_cond_init_monotonic(&ka.wake);
+	if (!err)
+		err = -pthread_create(&ka.thread, NULL, keepalive_main,
+				      (void *)(uintptr_t)id);
+	ka.running = !err;
+	pthread_mutex_unlock(&ka.lock);
+	return err;
+}
+
+static void keepalive_stop(void)
+{
+	pthread_mutex_lock(&ka.lock);
+	if (!ka.running) {
+		pthread_mutex_unlock(&ka.lock);
+		return;
+	}
+	ka.quit = true;
+	ka.running = false;
+	pthread_cond_signal(&ka.wake);
+	pthread_mutex_unlock(&ka.lock);
+	pthread_join(ka.thread, NULL);
+	pthread_cond_destroy(&ka.wake);
 }
 
 /* Tell every server which lease to watch, so that it can free our
@@ -316,7 +405,12 @@ static void announce_lease(uint64_t id)
 		int err = dsm_engine_call(i, DSM_MSG_LEASE, body, sizeof(body),
 					  NULL, 0, NULL);
 
-		if (err)
+		if (err == -EUSERS)
+			dsm_warn("server %s refused our lease: this client "
+				 "already has as many connections there as it "
+				 "allows one (dsm-server --max-client-sessions)",
+				 dsm_eng.servers[i].addr);
+		else if (err)
 			dsm_warn("server %s did not take our lease: %s",
 				 dsm_eng.servers[i].addr, strerror(-err));
 	}
@@ -332,21 +426,30 @@ int dsm_cluster_join(void)
 	cl.me.heartbeat_ms = cl.me.started_ms;
 	gethostname(cl.me.host, sizeof(cl.me.host) - 1);
 	dsm_transports_describe(cl.me.transports, sizeof(cl.me.transports), 1);
-	err = dsm_reg_new_id(cl.reg, &cl.me.id);
+	err = dsm_reg_new_id(cl.reg, DSM_REG_TTL_MS, &cl.me.id);
 	if (!err)
 		err = dsm_reg_put_client(cl.reg, &cl.me, DSM_REG_TTL_MS);
 	if (!err) {
 		cl.quit = false;
-		err = -pthread_create(&cl.lease_thread, NULL, lease_main, NULL);
+		pthread_cond_destroy(&cl.wake);
+		err = dsm_cond_init_monotonic(&cl.wake);
 	}
+	if (!err)
+		err = -pthread_create(&cl.lease_thread, NULL, lease_main, NULL);
 	__atomic_store_n(&cl.joined, !err, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&cl.lock);
-	if (err)
+	if (err) {
 		dsm_err("cannot join cluster '%s' at %s: %s", cl.name, cl.url,
 			strerror(-err));
-	else
-		announce_lease(cl.me.id);
-	return err;
+		return err;
+	}
+	announce_lease(cl.me.id);
+	/* without it, servers free our memory only when we disconnect */
+	if ((err = keepalive_start(cl.me.id)))
+		dsm_warn("no keepalive thread (%s): a server may free our "
+			 "memory while Redis cannot be written",
+			 strerror(-err));
+	return 0;
 }
 
 
@@ -397,20 +500,61 @@ void dsm_cluster_region_removed(uint64_t id)
 	pthread_mutex_unlock(&cl.lock);
 }
 
-void dsm_cluster_leave(void)
+/* Stop renewing and remove our records: the client's, and with regions
+ * every live region's too (the preload shim leaves with its regions
+ * still mapped).  Called with nothing held. */
+static void leave_records(bool regions)
 {
-	if (!__atomic_load_n(&cl.joined, __ATOMIC_ACQUIRE))
-		goto close;
+	uint64_t *ids = NULL;
+	uint32_t n = 0;
+
 	pthread_mutex_lock(&cl.lock);
 	cl.quit = true;
 	pthread_cond_signal(&cl.wake);
 	pthread_mutex_unlock(&cl.lock);
 	pthread_join(cl.lease_thread, NULL);
+	if (regions) {
+		pthread_mutex_lock(&dsm_eng.lock);
+		ids = calloc(dsm_eng.nregions ? dsm_eng.nregions : 1,
+			     sizeof(*ids));
+		for (uint32_t i = 0; ids && i < dsm_eng.nregions; i++)
+			if (dsm_eng.regions[i]->id)
+				ids[n++] = dsm_eng.regions[i]->id;
+		pthread_mutex_unlock(&dsm_eng.lock);
+	}
+	pthread_mutex_lock(&cl.lock);
+	for (uint32_t i = 0; cl.reg && i < n; i++)
+		dsm_reg_del_region(cl.reg, ids[i]);
 	if (cl.reg)
 		dsm_reg_del_client(cl.reg, cl.me.id);
+	pthread_mutex_unlock(&cl.lock);
+	free(ids);
+}
+
+void dsm_cluster_leave(void)
+{
+	keepalive_stop(); /* also after dsm_cluster_exit */
+	if (!__atomic_load_n(&cl.joined, __ATOMIC_ACQUIRE))
+		goto close;
+	leave_records(false);
 	__atomic_store_n(&cl.joined, false, __ATOMIC_RELEASE);
 close:
 	dsm_reg_close(cl.reg);
 	cl.reg = NULL;
 	dsm_reg_addr_wipe(&cl.addr);
+}
+
+/*
+ * The preload shim at exit (shim.h): it never shuts libdsm down, since
+ * later destructors may still touch far memory, so this is its way out
+ * of the registry.  The records go now instead of lingering for a lease;
+ * the keepalive goes on, so the servers keep our memory until our
+ * connections close at exit.  A region freed after this is not recorded
+ * any more (joined is false).
+ */
+void dsm_cluster_exit(void)
+{
+	if (!__atomic_exchange_n(&cl.joined, false, __ATOMIC_ACQ_REL))
+		return;
+	leave_records(true);
 }

@@ -29,7 +29,8 @@
 #include "util.h"
 
 struct dsm_engine dsm_eng = { .lock = PTHREAD_MUTEX_INITIALIZER,
-			      .wake_fd = -1 };
+			      .wake_fd = -1,
+			      .uffd = { .fd = -1, .lost_fd = -1 } };
 
 __thread unsigned dsm_tl_internal __attribute__((tls_model("initial-exec")));
 
@@ -64,6 +65,7 @@ struct config {
 	uint64_t poll_us;
 	uint64_t reply_ms;      /* DSM_REPLY_TIMEOUT_MS */
 	enum dsm_evict_policy policy;
+	bool predict_writes;    /* DSM_PREDICT_WRITES */
 };
 
 static int env_size(const char *name, uint64_t *out)
@@ -175,6 +177,14 @@ static int read_config(const struct dsm_options *o, struct config *c)
 	}
 	if ((got = parse_policy(evict, &c->policy)) < 0)
 		return got;
+	c->predict_writes = true;
+	if ((p = getenv("DSM_PREDICT_WRITES")) && *p) {
+		if (strcmp(p, "0") && strcmp(p, "1")) {
+			dsm_err("DSM_PREDICT_WRITES=%s: expected 0 or 1", p);
+			return -EINVAL;
+		}
+		c->predict_writes = *p == '1';
+	}
 	if ((got = read_transport(c)) < 0)
 		return got;
 	if ((p = getenv("DSM_ALLOW_REMOTE_WITHOUT_SECRET")) && *p) {
@@ -483,6 +493,10 @@ static int start_engine(const struct config *c)
 	dsm_eng.policy = c->policy;
 	dsm_eng.poll_ns = c->poll_us * 1000;
 	dsm_eng.reply_ns = c->reply_ms * 1000000;
+	/* 2q-wp's second chances read a WP fault as use: a page installed
+	 * writable would look used when it was only read */
+	dsm_eng.wpredict = (struct dsm_wpredict){
+		.enabled = c->predict_writes && c->policy != DSM_EVICT_2Q_WP };
 	/* zeros for the largest zero-fill window */
 	dsm_eng.zero_page = calloc(dsm_zero_pages(dsm_eng.prefetch_max), DSM_PAGE_SIZE);
 	dsm_eng.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -512,7 +526,7 @@ static void reset_engine(void)
 	disconnect_all(); /* completes what was in flight: pages come back */
 	dsm_stage_destroy(&dsm_eng.stage);
 	dsm_eng = (struct dsm_engine){ .lock = dsm_eng.lock, .wake_fd = -1,
-				       .uffd = { .fd = -1 } };
+				       .uffd = DSM_UFFD_NONE };
 }
 
 int dsm_init(const struct dsm_options *opts)
@@ -523,7 +537,6 @@ int dsm_init(const struct dsm_options *opts)
 	dsm_log_init("dsm");
 	if (dsm_eng.servers)
 		return -EALREADY;
-	dsm_eng.uffd.fd = -1;
 	err = read_config(opts, &c);
 	if (!err)
 		err = dsm_uffd_open(&dsm_eng.uffd);

@@ -74,6 +74,7 @@ struct dsm_engine {
 	struct dsm_stream streams[DSM_STREAMS];
 	uint64_t stream_clock;
 	struct dsm_around around;      /* sizes fetch-around (fault.c) */
+	struct dsm_wpredict wpredict;  /* install fetched pages writable? */
 	struct dsm_counters c;
 };
 

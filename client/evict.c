@@ -50,6 +50,7 @@
 
 #include "engine.h"
 #include "evict.h"
+#include "fault.h"
 #include "log.h"
 #include "outbox.h"
 #include "placement.h"
@@ -338,12 +339,14 @@ static void evict_batch(struct batch *b, struct dsm_outbox *ob)
 			continue;
 		}
 		b->p[k++] = p; /* b ends with the dropped pages only */
+		if (p->state == DSM_PG_CLEAN && !(p->flags & DSM_PGF_FREED))
+			dsm_wpredict_evicted(p);
 		/* a freed page's next owner has no refault history */
 		p->evicted_at = p->flags & DSM_PGF_FREED ? 0 :
 							   ++dsm_eng.evict_clock;
 		p->state = DSM_PG_INVALID;
 		p->flags &= ~(DSM_PGF_PREFETCHED | DSM_PGF_FREED |
-			      DSM_PGF_WATCHED);
+			      DSM_PGF_WATCHED | DSM_PGF_PROBE);
 	}
 	b->n -= refused;
 	dsm_eng.resident -= b->n;

@@ -265,34 +265,156 @@ static bool park_first(struct dsm_fetch *f, const uint8_t *payload)
 	return true;
 }
 
-static void install(struct dsm_fetch *f, const uint8_t *payload)
+/* ---- write prediction ------------------------------------------------ */
+
+/*
+ * A page fetched and then written costs two faults: the missing fault
+ * that brings it in, and the WP fault of its first write, a round trip
+ * through this thread (about a third of a fetch's time on the machines
+ * measured).  Programs that update what they read (a read-modify-write,
+ * CPython's reference counts) write nearly every page they fetch; their
+ * pages are better installed writable and DIRTY at once, as the kernel
+ * maps a swapped-in page writable when the fault that brings it in is a
+ * write.  A wrong guess costs one write-back of a page that did not
+ * change.
+ *
+ * The guess is trained by probes.  While not predicting, every fetched
+ * page installed write-protected is a probe (flag PROBE); while
+ * predicting, the pages of one fetch in WP_PROBE_EVERY are.  A probe's
+ * first write (WP fault) is a hit; its eviction unwritten, a miss.
+ * `score` is their moving average over the last 16 or so: above three in
+ * four prediction turns on, below one in two it turns off.  The gap keeps
+ * it from flapping on a workload that writes about half of what it
+ * reads, where the two costs are close.  Whatever the guess, a thread
+ * whose missing fault is itself a write gets its page writable
+ * (WRITE_WAITS), and a page the program made unreadable never is.
+ * DSM_EVICT=2q-wp turns prediction off: its second chances take a WP
+ * fault as the sign a dirty page is in use, and a page installed writable
+ * and only read would pass for one.
+ */
+#define WP_PROBE_EVERY 8
+
+static void wpredict_learn(bool written)
+{
+	struct dsm_wpredict *w = &dsm_eng.wpredict;
+
+	w->score += ((written ? 256 : 0) - w->score) / 16;
+	if (w->score > 192)
+		w->on = true;
+	else if (w->score < 128)
+		w->on = false;
+}
+
+void dsm_wpredict_evicted(struct dsm_page *p)
+{
+	if (!(p->flags & DSM_PGF_PROBE))
+		return;
+	p->flags &= ~DSM_PGF_PROBE;
+	wpredict_learn(false);
+}
+
+/* A write to a clean page: if it was a probe, a hit. */
+static void wpredict_written(struct dsm_page *p)
+{
+	if (!(p->flags & DSM_PGF_PROBE))
+		return;
+	p->flags &= ~DSM_PGF_PROBE;
+	wpredict_learn(true);
+}
+
+/* Does the fetch being installed get its pages writable? */
+static bool wpredict_fetch(void)
+{
+	struct dsm_wpredict *w = &dsm_eng.wpredict;
+
+	return w->enabled && w->on && ++w->fetches % WP_PROBE_EVERY;
+}
+
+/* Is page p of a fetch mapped writable (predicted: the fetch's guess)?
+ * Only a page still waiting for this fetch: one freed or dropped
+ * meanwhile is mapped protected, as before, whatever happens to it. */
+static bool install_writable(const struct dsm_page *p, bool predicted)
+{
+	if (p->state != DSM_PG_FETCHING || (p->flags & DSM_PGF_NOREAD))
+		return false;
+	return predicted || (p->flags & DSM_PGF_WRITE_WAITS);
+}
+
+/* ---- installing ------------------------------------------------------ */
+
+/* Map pages [i, j) of f, writable or write-protected, and make the pages
+ * still waiting for it resident.  0 or the ioctl's error. */
+static int install_run(struct dsm_fetch *f, const uint8_t *payload,
+		       uint32_t i, uint32_t j, bool writable)
 {
 	struct dsm_region *r = f->r;
-	uint32_t skip = park_first(f, payload) ? 1 : 0;
 	unsigned skipped;
 	int err;
 
-	err = dsm_uffd_copy(&dsm_eng.uffd, r->base + (f->first + skip) * DSM_PAGE_SIZE,
-			    payload + skip * DSM_PAGE_SIZE, (size_t)(f->n - skip) * DSM_PAGE_SIZE,
-			    true, &skipped);
+	err = dsm_uffd_copy(&dsm_eng.uffd, r->base + (f->first + i) * DSM_PAGE_SIZE,
+			    payload + (size_t)i * DSM_PAGE_SIZE,
+			    (size_t)(j - i) * DSM_PAGE_SIZE, !writable, &skipped);
 	if (skipped)
 		dsm_warn("%u fetched pages were already mapped", skipped);
-	for (uint32_t i = skip; i < f->n; i++) {
-		struct dsm_page *p = &r->pages[f->first + i];
+	if (err)
+		return err;
+	for (uint32_t k = i; k < j; k++) {
+		struct dsm_page *p = &r->pages[f->first + k];
 
 		if (p->state != DSM_PG_FETCHING)
 			continue;
 		p->fetch = NULL;
-		if (err) { /* ENOENT/ESRCH: mapping or process going away */
-			p->state = DSM_PG_INVALID;
-			continue;
+		p->flags &= ~(DSM_PGF_WRITE_WAITS | DSM_PGF_PROBE);
+		if (writable)
+			p->state = DSM_PG_DIRTY;
+		else {
+			p->state = DSM_PG_CLEAN;
+			if (dsm_eng.wpredict.enabled &&
+			    !(p->flags & DSM_PGF_NOREAD))
+				p->flags |= DSM_PGF_PROBE;
 		}
-		p->state = DSM_PG_CLEAN;
 		dsm_queue_add(p);
 		dsm_eng.resident++;
 	}
-	if (err)
-		return;
+	return 0;
+}
+
+/* The mapping or the process is going away (ENOENT/ESRCH): pages of f
+ * from i on that were not installed are not resident. */
+static void install_failed(struct dsm_fetch *f, uint32_t i)
+{
+	for (; i < f->n; i++) {
+		struct dsm_page *p = &f->r->pages[f->first + i];
+
+		if (p->state != DSM_PG_FETCHING)
+			continue;
+		p->fetch = NULL;
+		p->flags &= ~DSM_PGF_WRITE_WAITS;
+		p->state = DSM_PG_INVALID;
+	}
+}
+
+/* Map what f fetched, in runs of pages that are all writable or all
+ * write-protected (one UFFDIO_COPY each; a fetch is one run unless a
+ * thread waits to write one of its pages). */
+static void install(struct dsm_fetch *f, const uint8_t *payload)
+{
+	struct dsm_region *r = f->r;
+	uint32_t i = park_first(f, payload) ? 1 : 0, j;
+	bool predicted = wpredict_fetch();
+
+	for (; i < f->n; i = j) {
+		bool w = install_writable(&r->pages[f->first + i], predicted);
+
+		for (j = i + 1; j < f->n &&
+		     install_writable(&r->pages[f->first + j], predicted) == w;
+		     j++)
+			;
+		if (install_run(f, payload, i, j, w)) {
+			install_failed(f, i);
+			return;
+		}
+	}
 	dsm_eng.c.pages_fetched += f->n;
 	dsm_eng.c.bytes_in += (uint64_t)f->n * DSM_PAGE_SIZE;
 }
@@ -634,15 +756,19 @@ static void fault_missing(struct dsm_region *r, uint64_t idx, bool write,
 		poison_or_abort(dsm_page_addr(p), DSM_PAGE_SIZE);
 		break;
 	case DSM_PG_FETCHING:
+		if (write)
+			p->flags |= DSM_PGF_WRITE_WAITS;
 		fault_in_flight(r, idx, t0, ob);
 		break;
 	case DSM_PG_PARKED:
 		fault_parked(r, idx, t0, ob);
 		break;
 	case DSM_PG_INVALID:
-		if (p->flags & DSM_PGF_ON_SERVER)
+		if (p->flags & DSM_PGF_ON_SERVER) {
+			if (write)
+				p->flags |= DSM_PGF_WRITE_WAITS;
 			fault_fetch(r, idx, t0, ob);
-		else
+		} else
 			fault_zero(r, idx, write, t0, ob);
 		break;
 	}
@@ -670,6 +796,7 @@ static void fault_wp(struct dsm_page *p, uint64_t t0)
 		p->flags &= ~DSM_PGF_PREFETCHED;
 		dsm_eng.c.prefetch_used++;
 	}
+	wpredict_written(p);
 	/* Clearing protection also wakes the writer.  On a DIRTY page this
 	 * is a write on the page's second chance (WATCHED, evict.c), or a
 	 * repeat of a fault already served: harmless. */

@@ -6,8 +6,10 @@
 #ifndef DSM_FAULT_H
 #define DSM_FAULT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+struct dsm_page;
 struct dsm_region;
 
 /* A sequential stream, for prefetch. */
@@ -29,6 +31,16 @@ struct dsm_around {
 	uint32_t hits;  /* sentinels hit since the last fetch-around */
 	int32_t score;  /* how often one was, lately: 0-256 */
 	uint32_t win;   /* pages in the last block */
+};
+
+/* Write prediction (fault.c): whether fetched pages are installed
+ * writable and dirty, saving each the WP fault its first write would
+ * take. */
+struct dsm_wpredict {
+	bool enabled;   /* DSM_PREDICT_WRITES (default on) */
+	bool on;        /* predicting writes now */
+	int32_t score;  /* how often probes were written, lately: 0-256 */
+	uint32_t fetches; /* READs completed, to pick the probes */
 };
 
 /* The most pages one fetch-around takes (a power of two). */
@@ -53,6 +65,9 @@ void dsm_engine_kick(void);
  * freed (they become INVALID) and those streams let go. */
 void dsm_streams_drop_parked(struct dsm_region *r, uint64_t first,
 			     uint64_t end);
+/* Under the lock: a page leaving memory clean and unwritten; if it was
+ * a probe, write prediction learns it was not written. */
+void dsm_wpredict_evicted(struct dsm_page *p);
 /* Under the lock: r is being freed; forget its streams. */
 void dsm_streams_forget(struct dsm_region *r);
 

@@ -535,17 +535,13 @@ static void migrate_all(void)
 
 static void *mover_main(void *arg)
 {
-	struct timespec until;
-
 	dsm_tl_internal = 1; /* libdsm's own thread: no far memory for it */
 
 	pthread_mutex_lock(&mv.lock);
 	while (!mv.quit) {
-		if (!mv.kicked) {
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += RETRY_MS / 1000;
-			pthread_cond_timedwait(&mv.cond, &mv.lock, &until);
-		}
+		if (!mv.kicked) /* monotonic: a clock step neither stalls
+				 * nor hurries the retry */
+			dsm_cond_wait_ms(&mv.cond, &mv.lock, RETRY_MS);
 		if (mv.quit)
 			break;
 		mv.kicked = false;
@@ -577,6 +573,11 @@ int dsm_migrate_start(void)
 	mv.stall_ms = 0;
 	if (getenv("DSM_TEST_MOVE_STALL_MS"))
 		mv.stall_ms = atoi(getenv("DSM_TEST_MOVE_STALL_MS"));
+	/* nobody waits on it before the mover starts */
+	pthread_cond_destroy(&mv.cond);
+	err = dsm_cond_init_monotonic(&mv.cond);
+	if (err)
+		return err;
 	err = -pthread_create(&mv.thread, NULL, mover_main, NULL);
 	if (err)
 		dsm_err("cannot start the mover thread: %s", strerror(-err));

@@ -99,12 +99,25 @@ static int alloc_part(struct dsm_part *p)
 		pthread_mutex_lock(&dsm_eng.lock);
 		s->draining = true;
 		pthread_mutex_unlock(&dsm_eng.lock);
-		return err;
+		return -EAGAIN;
+	}
+	if (err == -ENOSPC) {
+		/* other clients filled it since we last heard (the caller
+		 * learns how much is left): deal again */
+		dsm_info("server %s has no room for %llu bytes: placing "
+			 "elsewhere", s->addr, (unsigned long long)p->len);
+		return -ENOSPC;
+	}
+	if (err == -EDQUOT) {
+		dsm_err("server %s refused another region: this process holds "
+			"as many there as it allows one client (dsm-server "
+			"--max-regions)", s->addr);
+		return -ENOMEM;
 	}
 	if (err) {
 		dsm_err("server %s could not allocate %llu bytes: %s", s->addr,
 			(unsigned long long)p->len, strerror(-err));
-		return err == -ENOSPC ? -ENOMEM : err;
+		return err;
 	}
 	p->region_id = r.region_id;
 	p->pool_off = r.pool_off;
@@ -123,14 +136,40 @@ static void free_part(const struct dsm_part *p)
 		give_back(p->server, p->len);
 }
 
+/*
+ * Server i could not grant len bytes (-ENOSPC): the free space its HELLO
+ * reported has since gone to other clients.  What it has left is what its
+ * STATS say now, and in any case less than len (its free space may be in
+ * pieces), so the next deal gives it less or nothing.  Without this, the
+ * same full server came first in every deal and dsm_alloc failed while
+ * other servers had room.
+ */
+static void learn_full(uint32_t i, uint64_t len)
+{
+	uint8_t rep[DSM_SERVER_STATS_SIZE];
+	struct dsm_server_stats st;
+	uint64_t left = len - 1;
+	uint32_t n;
+
+	if (!dsm_engine_call(i, DSM_MSG_STATS, NULL, 0, rep, sizeof(rep), &n) &&
+	    !dsm_server_stats_decode(rep, n, &st) && st.used <= st.capacity &&
+	    st.capacity - st.used < left)
+		left = st.capacity - st.used;
+	pthread_mutex_lock(&dsm_eng.lock);
+	if (dsm_eng.servers[i].free > left)
+		dsm_eng.servers[i].free = left;
+	pthread_mutex_unlock(&dsm_eng.lock);
+}
+
 /* One ALLOC per server that was dealt stripes, appended to part[]
  * (part_of[server] says which).  On failure, what was granted is freed
- * and every reservation given back. */
+ * and every reservation given back; -EAGAIN (a server began draining,
+ * or was full) means a new deal may succeed. */
 static int alloc_parts(struct dsm_part *part, uint32_t *nparts,
 		       const uint64_t *taken, int *part_of)
 {
 	struct dsm_placement granted = { .part = part, .nparts = 0 };
-	int err = 0;
+	int err = 0, full = -1;
 
 	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
 		part_of[i] = -1;
@@ -144,11 +183,17 @@ static int alloc_parts(struct dsm_part *part, uint32_t *nparts,
 				part_of[i] = granted.nparts++;
 				continue;
 			}
+			if (err == -ENOSPC)
+				full = i;
 		}
 		give_back(i, taken[i]);
 	}
 	if (err)
 		dsm_unplace(&granted);
+	if (full >= 0) {
+		learn_full(full, taken[full]);
+		err = -EAGAIN;
+	}
 	*nparts = granted.nparts;
 	return err;
 }
@@ -182,16 +227,20 @@ int dsm_place_stripes(const uint64_t *len, uint64_t n, struct dsm_part *part,
 	*nparts = 0;
 	if (!owner || !taken || !cursor || !part_of)
 		goto out;
-	/* A server that turns out to be draining is marked so by
-	 * alloc_part, and the next deal leaves it out. */
-	for (uint32_t tries = 0; tries <= ns; tries++) {
+	/* A server that turns out to be draining or full is marked so by
+	 * alloc_part(s), and the next deal leaves it out or gives it less.
+	 * Each retry has learned something about one server; a server
+	 * learned full can be dealt a smaller part once more, hence 2 * ns. */
+	for (uint32_t tries = 0; tries <= 2 * ns; tries++) {
 		memset(taken, 0, ns * sizeof(*taken));
 		err = deal(len, n, owner, taken);
 		if (!err)
 			err = alloc_parts(part, nparts, taken, part_of);
-		if (err != -EBUSY)
+		if (err != -EAGAIN)
 			break;
 	}
+	if (err == -EAGAIN || err == -ENOSPC)
+		err = -ENOMEM;
 	if (!err)
 		homes(len, n, owner, part, part_of, cursor, home);
 out:

@@ -60,6 +60,11 @@ enum dsm_page_flags {
 	                              * around a fault: a fault on it soon
 	                              * says a larger block would have been
 	                              * used (fault.c) */
+	DSM_PGF_PROBE = 1 << 6,      /* fetched and installed clean to see
+	                              * whether it gets written: its fate
+	                              * trains write prediction (fault.c) */
+	DSM_PGF_WRITE_WAITS = 1 << 7, /* FETCHING, and a thread waits to
+	                              * write it: install it writable */
 };
 
 /* Which eviction queue a resident page is in (evict.h). */

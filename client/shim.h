@@ -42,6 +42,12 @@ int dsm_mark_readable(uint64_t addr, uint64_t len);
  * Returns buf. */
 const char *dsm_transports_describe(char *buf, size_t len, int ids);
 
+/* At exit: leave the cluster registry now (the client's record and its
+ * regions'), rather than when the lease runs out, while the memory stays
+ * usable until the process is gone.  No-op without a registry.  Lives in
+ * cluster.c. */
+void dsm_cluster_exit(void);
+
 /* Nonzero on libdsm's own threads (engine, lease, mover) and while a
  * thread is inside libdsm on behalf of the shim: the shim then hands
  * every allocation to the C library, so libdsm never allocates far

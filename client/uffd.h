@@ -20,6 +20,10 @@ struct dsm_uffd {
 	bool thread_id;       /* messages carry the faulting thread's tid */
 };
 
+/* A dsm_uffd with nothing open: what dsm_uffd_close may be given.  Not
+ * a zeroed struct, whose descriptors would be the program's stdin. */
+#define DSM_UFFD_NONE ((struct dsm_uffd){ .fd = -1, .lost_fd = -1 })
+
 /* Open and negotiate.  0, or -errno after logging why and what to do:
  * -ENOSYS (no userfaultfd in this kernel), -EPERM (not allowed),
  * -EOPNOTSUPP (no write-protect support). */

@@ -92,8 +92,9 @@ int dsm_cond_init_monotonic(pthread_cond_t *c)
 	pthread_condattr_t a;
 	int err = pthread_condattr_init(&a);
 
-	if (!err)
-		err = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	if (err)
+		return -err;
+	err = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
 	if (!err)
 		err = pthread_cond_init(c, &a);
 	pthread_condattr_destroy(&a);
@@ -109,6 +110,18 @@ int dsm_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
 	if (dsm_now_ns() >= deadline_ns)
 		return -ETIMEDOUT;
 	return -pthread_cond_timedwait(c, m, &ts);
+}
+
+void dsm_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	until.tv_sec += until.tv_nsec / 1000000000;
+	until.tv_nsec %= 1000000000;
+	pthread_cond_timedwait(c, m, &until);
 }
 
 int dsm_parse_uint(const char *s, uint64_t max, uint64_t *out)

@@ -5,9 +5,9 @@
 #ifndef DSM_UTIL_H
 #define DSM_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -55,6 +55,25 @@ static inline uint64_t dsm_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
 }
 
+/* Milliseconds on CLOCK_MONOTONIC.  Every interval that decides something
+ * (a lease's grace, a timeout, how long a peer has been silent) is
+ * measured on it: the wall clock can be stepped either way by an operator
+ * or NTP, and a step must never look like time passing. */
+static inline uint64_t dsm_mono_ms(void)
+{
+	return dsm_now_ns() / 1000000;
+}
+
+/* A condition variable whose timed waits (dsm_cond_wait_ms) run on
+ * CLOCK_MONOTONIC; PTHREAD_COND_INITIALIZER's run on the wall clock,
+ * which a step back by a minute turns into a minute's wait.  0 or
+ * -errno. */
+int dsm_cond_init_monotonic(pthread_cond_t *c);
+/* Wait on c, with m held, until signalled or ms milliseconds have
+ * passed; c must come from dsm_cond_init_monotonic.  Spurious wake-ups
+ * return early, as for any condition variable: callers recheck. */
+void dsm_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms);
+
 /*
  * Make a TCP socket fail (ETIMEDOUT) when its peer's machine is gone:
  * TCP_USER_TIMEOUT ends the connection once data sent has gone
@@ -66,9 +85,6 @@ static inline uint64_t dsm_now_ns(void)
  */
 int dsm_tcp_set_timeouts(int fd, unsigned ms);
 
-/* A condition variable timed on CLOCK_MONOTONIC, so that a deadline
- * survives the wall clock being stepped.  0 or -errno. */
-int dsm_cond_init_monotonic(pthread_cond_t *c);
 /* pthread_cond_wait until deadline_ns (dsm_now_ns's clock), for a
  * condition from dsm_cond_init_monotonic: 0, or -ETIMEDOUT once it has
  * passed (the caller checks its condition again either way). */

@@ -10,7 +10,8 @@
  *
  * Before anything changes, the drain is checked: the server must be live,
  * and the servers that stay must have room for what it holds.  A drain
- * refused changes nothing.
+ * refused changes nothing.  A cancel needs no live server: the entry of
+ * one that is gone can be cancelled too.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -95,15 +96,44 @@ static int check_room(const struct ctl *c, const struct snapshot *s,
 	return 0;
 }
 
+static int set_drain_error(struct dsm_reg *reg, const struct ctl *c, bool on,
+			   int err)
+{
+	fprintf(stderr, "dsmctl: cannot %s the drain of server %u at %s: "
+		"%s\n", on ? "record" : "cancel", c->server_id,
+		dsm_reg_url(reg), strerror(-err));
+	return EXIT_RUNTIME;
+}
+
 static int set_drain(struct dsm_reg *reg, const struct ctl *c, bool on)
 {
 	int err = dsm_reg_set_drain(reg, c->server_id, on);
 
-	if (err)
-		fprintf(stderr, "dsmctl: cannot %s the drain of server %u at "
-			"%s: %s\n", on ? "record" : "cancel", c->server_id,
-			dsm_reg_url(reg), strerror(-err));
-	return err ? EXIT_RUNTIME : 0;
+	return err < 0 ? set_drain_error(reg, c, on, err) : 0;
+}
+
+/* Out of the drain set, live or not: a server that stopped while it was
+ * drained (or that crashed) must not be out of reach of --cancel.  Only
+ * an id that is neither live nor in the set is an error. */
+static int cancel_drain(struct dsm_reg *reg, const struct ctl *c,
+			const struct dsm_reg_server *v)
+{
+	int err = dsm_reg_set_drain(reg, c->server_id, false);
+
+	if (err < 0)
+		return set_drain_error(reg, c, false, err);
+	if (!err && !v) {
+		fprintf(stderr, "dsmctl: no live server %u in cluster %s, "
+			"and no drain of it to cancel ('dsmctl servers' lists "
+			"them)\n", c->server_id, c->cluster);
+		return EXIT_RUNTIME;
+	}
+	if (!c->json)
+		printf(v ? "server %u: drain cancelled; it takes new regions "
+			   "again\n" :
+			   "server %u: drain cancelled (the server is not "
+			   "live)\n", c->server_id);
+	return 0;
 }
 
 /* Who still has extents on the server, for a drain that did not end. */
@@ -220,18 +250,15 @@ int drain_run(struct dsm_reg *reg, const struct ctl *c)
 	if (rc)
 		goto out;
 	v = find_server(&s, c->server_id);
+	if (c->cancel) {
+		rc = cancel_drain(reg, c, v);
+		goto out;
+	}
 	if (!v) {
 		fprintf(stderr, "dsmctl: no live server %u in cluster %s "
 			"('dsmctl servers' lists them)\n", c->server_id,
 			c->cluster);
 		rc = EXIT_RUNTIME;
-		goto out;
-	}
-	if (c->cancel) {
-		rc = set_drain(reg, c, false);
-		if (!rc && !c->json)
-			printf("server %u: drain cancelled; it takes new "
-			       "regions again\n", c->server_id);
 		goto out;
 	}
 	if ((rc = check_room(c, &s, v)) || (rc = set_drain(reg, c, true)))

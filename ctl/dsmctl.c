@@ -89,7 +89,10 @@ static const struct command commands[] = {
 	{ "stats", "", 0, NEED_SERVERS | NEED_CLIENTS,
 	  "live counters per server and per client",
 	  "Counters of every live server (requests, pages and bytes moved,\n"
-	  "errors, connections refused for not knowing the cluster secret)\n"
+	  "errors, connections refused for not knowing the cluster secret\n"
+	  "(REFUSED), connections shed before their handshake completed: over\n"
+	  "the server's caps, too slow, or too large (SHED), requests refused\n"
+	  "for a client's limits: regions, connections (OVER LIMIT))\n"
 	  "and every client (faults, pages fetched, evicted and written back,\n"
 	  "bytes, resident memory, fault latency p50/p99, time threads spent\n"
 	  "blocked in faults), as each last published them (every second).\n"
@@ -100,7 +103,8 @@ static const struct command commands[] = {
 	  "--json prints one document per round:\n"
 	  "  {cluster, now_ms, servers: [{id, addr, reads, writes,\n"
 	  "   pages_read, pages_written, pages_discarded, bytes_in,\n"
-	  "   bytes_out, errors, auth_refused, one_sided: {reads, writes,\n"
+	  "   bytes_out, errors, auth_refused, conn_refused, over_limit,\n"
+	  "   one_sided: {reads, writes,\n"
 	  "   pages_read, pages_written}}, ...], clients: [{id, pid, missing_faults,\n"
 	  "   wp_faults, pages_fetched, pages_evicted, pages_written_back,\n"
 	  "   bytes_in, bytes_out, resident_pages, fault_p50_ns,\n"
@@ -117,11 +121,13 @@ static const struct command commands[] = {
 	  "nothing, printing progress, then says it can be stopped.\n\n"
 	  "Refused, changing nothing, if the other servers lack the room.\n"
 	  "The drain stays in effect until cancelled, even if dsmctl stops\n"
-	  "waiting: a drained server takes no new regions.\n\n"
+	  "waiting: a drained server takes no new regions.  It ends when the\n"
+	  "server stops or restarts: a new process holds nothing to drain.\n\n"
 	  "  --timeout=SECONDS  give up waiting after this long (default 600;\n"
 	  "                     exit 1, listing the regions still there)\n"
 	  "  --no-wait          start the drain and return\n"
-	  "  --cancel           stop draining: the server takes regions again\n\n"
+	  "  --cancel           stop draining: the server takes regions again\n"
+	  "                     (also for a server that is no longer live)\n\n"
 	  "--json prints at the end\n"
 	  "  {server, drained, seconds, bytes_left}\n",
 	  parse_server_id, NULL, NULL, false, drain_option, drain_run },

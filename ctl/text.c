@@ -504,18 +504,18 @@ static int stats_servers(const struct ctl *c, const struct snapshot *s,
 	static const char *const head[] = {
 		">ID", "ADDRESS", ">READS", ">WRITES", ">PAGES OUT",
 		">PAGES IN", ">DISCARDED", ">BYTES IN", ">BYTES OUT", ">ERRORS",
-		">REFUSED" };
+		">REFUSED", ">SHED", ">OVER LIMIT" };
 	static const bool bytes[DSM_RS_NCOUNTERS] = {
 		[DSM_RS_BYTES_IN] = true, [DSM_RS_BYTES_OUT] = true };
 	struct table t;
 
-	table_init(&t, 11, head);
+	table_init(&t, 2 + DSM_RS_NCOUNTERS, head);
 	for (size_t i = 0; i < s->nsrv; i++) {
 		const struct dsm_reg_server *v = &s->srv[i];
 		const struct dsm_reg_server *p = prev_server(c, v->id);
 		uint64_t now[DSM_RS_NCOUNTERS], was[DSM_RS_NCOUNTERS];
 		char id[16], cell[DSM_RS_NCOUNTERS][32];
-		const char *row[11] = { id, v->addr };
+		const char *row[2 + DSM_RS_NCOUNTERS] = { id, v->addr };
 
 		/* with what its clients read and wrote one-sidedly */
 		server_counters(s, v, now);

@@ -676,10 +676,10 @@ static void write_stats_file(const char *path, const struct dsm_stats *s)
 }
 
 /*
- * At exit: the stats.  libdsm is not shut down: destructors and exit
- * handlers that run after this one may still touch far memory.  The
- * servers free our regions when our connections close at exit, and a
- * cluster's records leave with our lease.
+ * At exit: the stats, and out of the cluster's registry.  libdsm is not
+ * shut down: destructors and exit handlers that run after this one may
+ * still touch far memory.  The servers free our regions when our
+ * connections close at exit; the records go now, not a lease later.
  */
 __attribute__((destructor)) static void shim_exit(void)
 {
@@ -695,5 +695,6 @@ __attribute__((destructor)) static void shim_exit(void)
 		if (show && !strcmp(show, "1"))
 			dsm_stats_print(stderr);
 	}
+	dsm_cluster_exit();
 	dsm_tl_internal--;
 }

@@ -288,7 +288,7 @@ void dsm_server_stats_encode(const struct dsm_server_stats *m, uint8_t *out)
 	const uint64_t v[] = { m->capacity, m->used, m->regions, m->clients,
 			       m->reads, m->writes, m->pages_read,
 			       m->pages_written, m->bytes_in, m->bytes_out,
-			       m->errors, m->uptime_ms };
+			       m->errors, m->uptime_ms, m->conn_refused };
 
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		put64(&c, v[i]);
@@ -301,11 +301,12 @@ int dsm_server_stats_decode(const uint8_t *in, size_t len,
 	uint64_t *v[] = { &m->capacity, &m->used, &m->regions, &m->clients,
 			  &m->reads, &m->writes, &m->pages_read,
 			  &m->pages_written, &m->bytes_in, &m->bytes_out,
-			  &m->errors, &m->uptime_ms };
+			  &m->errors, &m->uptime_ms, &m->conn_refused };
 
-	if (len != DSM_SERVER_STATS_SIZE)
+	if (len != DSM_SERVER_STATS_SIZE && len != DSM_SERVER_STATS_SIZE_V2_0)
 		return -EINVAL;
-	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+	m->conn_refused = 0;
+	for (size_t i = 0; i < len / 8; i++)
 		*v[i] = get64(&c);
 	return 0;
 }

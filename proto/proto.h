@@ -165,8 +165,13 @@ struct dsm_server_stats {
 	uint64_t bytes_in, bytes_out;
 	uint64_t errors;               /* requests answered with an error */
 	uint64_t uptime_ms;
+	/* connections refused or closed before completing the handshake
+	 * (dsm-server's caps, its handshake timeout, a body too large) */
+	uint64_t conn_refused;
 };
-#define DSM_SERVER_STATS_SIZE 96u
+#define DSM_SERVER_STATS_SIZE 104u
+/* What a server before conn_refused sent: decoded with it as 0. */
+#define DSM_SERVER_STATS_SIZE_V2_0 96u
 
 struct dsm_goodbye {
 	int32_t reason;          /* -errno, e.g. -ESHUTDOWN */

@@ -105,7 +105,8 @@ const char *dsm_reg_transport_for(const char *text, uint32_t server,
 
 const char *const dsm_reg_server_counters[DSM_RS_NCOUNTERS] = {
 	"reads", "writes", "pages_read", "pages_written", "pages_discarded",
-	"bytes_in", "bytes_out", "errors", "auth_refused",
+	"bytes_in", "bytes_out", "errors", "auth_refused", "conn_refused",
+	"over_limit",
 };
 const char *const dsm_reg_client_counters[DSM_RC_NCOUNTERS] = {
 	"missing_faults", "wp_faults", "pages_fetched", "pages_evicted",

@@ -25,13 +25,21 @@
  *   dsm:C:region:ID        HASH  id name size owner created_ms extents
  *                          TTL   its owner's lease, renewed with it: a
  *                                crashed client's regions go with it
- *   dsm:C:next_id          counter for client ids
  *   dsm:C:drain            SET of server ids an operator is draining
  *                          (dsmctl drain): written by dsmctl, read by
- *                          each server with its heartbeat
+ *                          each server with its heartbeat, left by a
+ *                          server that stops or starts (a new process
+ *                          holds nothing to drain)
  *
  * The sets are indexes only: a member whose hash has expired is a record
- * that died, and readers drop it from the set as they find it.  Extents
+ * that died, and readers drop it from the set as they find it; so do the
+ * servers, every DSM_REG_PRUNE_MS, whether anyone reads or not.  Each
+ * index has the TTL of its members, renewed with theirs: when the last
+ * member stops renewing, its index goes too.  Client ids are random
+ * (dsm_reg_new_id), so Redis holds no counter that a restart could
+ * reset.
+ *
+ * Extents
  * are "OFF+LEN@SERVER/REGION/POOLOFF" joined by ',' (all decimal): bytes
  * [OFF, OFF+LEN) of the region live at POOLOFF in server SERVER's pool,
  * under that server's region id REGION - the placement map of
@@ -54,9 +62,16 @@
 #define DSM_REG_HEARTBEAT_MS 1000   /* servers and clients beat this often */
 #define DSM_REG_TTL_MS 5000         /* ...and vanish this long after the last */
 #define DSM_REG_TIMEOUT_MS 2000     /* connect and command timeout */
-/* A server drops a client whose lease has been missing this long: a
- * restarted Redis is empty until the lease threads write again (within a
- * heartbeat), which must not cost anyone their memory. */
+/* Client ids are drawn at random from 1..this (dsm_reg_new_id): the
+ * largest with every region id (id * 10^9 + n, n < 10^9) below 2^53. */
+#define DSM_REG_CLIENT_ID_MAX 9007198ULL
+/* Each server drops index members whose record is gone this often. */
+#define DSM_REG_PRUNE_MS 10000
+/* A server drops a client whose lease has been missing this long, on a
+ * Redis that takes the server's own writes, and whose connection has
+ * been silent as long (server/membership.c): a restarted Redis is empty
+ * until the lease threads write again (within a heartbeat), which must
+ * not cost anyone their memory. */
 #define DSM_REG_LEASE_GRACE_MS (2 * DSM_REG_TTL_MS)
 
 /* A cluster name: 1..64 of [A-Za-z0-9_.-].  0 or -EINVAL. */
@@ -76,6 +91,7 @@ enum dsm_reg_server_counter {
 	DSM_RS_READS, DSM_RS_WRITES, DSM_RS_PAGES_READ, DSM_RS_PAGES_WRITTEN,
 	DSM_RS_PAGES_DISCARDED,
 	DSM_RS_BYTES_IN, DSM_RS_BYTES_OUT, DSM_RS_ERRORS, DSM_RS_AUTH_REFUSED,
+	DSM_RS_CONN_REFUSED, DSM_RS_OVER_LIMIT,
 	DSM_RS_NCOUNTERS
 };
 enum dsm_reg_client_counter {
@@ -134,7 +150,7 @@ struct dsm_reg_client {
  * record's encoding, shared by the synchronous and asynchronous sides.
  * argv gets "HSET", key, then name/value pairs; bufs holds the values.
  * Returns argc. */
-#define DSM_REG_ARGV_MAX 48
+#define DSM_REG_ARGV_MAX 56
 struct dsm_reg_argv {
 	const char *argv[DSM_REG_ARGV_MAX];
 	size_t len[DSM_REG_ARGV_MAX];

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 struct dsm_reg {
 	redisContext *c;
@@ -325,20 +326,51 @@ out:
 	return err;
 }
 
-int dsm_reg_new_id(struct dsm_reg *r, uint64_t *id)
+/*
+ * Client ids are random and claimed, not counted.  A counter in Redis
+ * (INCR next_id, as before) starts again at 1 when Redis restarts empty,
+ * while the clients that took 1, 2, ... still live: the next to join
+ * shared an id with one of them, and each overwrote the other's records.
+ * A random id needs nothing Redis remembers.  Claiming it (the record is
+ * created only if no record has that id) settles a collision with any
+ * live client whose record exists; what is left is a collision with a
+ * client in the second after an empty restart before its lease thread
+ * writes again: 1 in DSM_REG_CLIENT_ID_MAX per such client.  Why not
+ * 64 random bits: region ids are id * 10^9 + n (client/cluster.h), and
+ * the range keeps them below 2^53, exact wherever JSON is read as
+ * doubles.
+ */
+int dsm_reg_new_id(struct dsm_reg *r, uint64_t ttl_ms, uint64_t *id)
 {
+	static const char claim[] =
+		"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
+		"redis.call('HSET', KEYS[1], 'id', ARGV[1]) "
+		"redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1";
 	char key[160];
-	redisReply *rep = redisCommand(r->c, "INCR %s",
-				       dsm_reg_key(key, sizeof(key), r->cluster,
-						   "next_id"));
-	int err = check(r, rep);
+	int err = 0;
 
-	if (!err && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
-		*id = rep->integer;
-	else if (!err)
-		err = -EPROTO;
-	freeReplyObject(rep);
-	return err;
+	for (int tries = 0; tries < 16; tries++) {
+		uint64_t v;
+		redisReply *rep;
+
+		if (getrandom(&v, sizeof(v), 0) != sizeof(v))
+			return -EIO;
+		v = 1 + v % DSM_REG_CLIENT_ID_MAX;
+		dsm_reg_key(key, sizeof(key), r->cluster, "client:%llu",
+			    (unsigned long long)v);
+		rep = redisCommand(r->c, "EVAL %s 1 %s %llu %llu", claim, key,
+				   (unsigned long long)v,
+				   (unsigned long long)ttl_ms);
+		err = check(r, rep);
+		if (!err && rep->type != REDIS_REPLY_INTEGER)
+			err = -EPROTO;
+		if (!err && rep->integer == 1)
+			*id = v;
+		freeReplyObject(rep);
+		if (err || *id == v)
+			return err;
+	}
+	return -EEXIST; /* 16 taken in a row: the range is full */
 }
 
 /* The replies to n pipelined commands, all read (the connection stays
@@ -369,12 +401,17 @@ static int put_indexed(struct dsm_reg *r, const char *set, const char *key,
 	dsm_reg_key(skey, sizeof(skey), r->cluster, "%s", set);
 	redisAppendCommand(r->c, "MULTI");
 	redisAppendCommandArgv(r->c, a->argc, a->argv, a->len);
+	redisAppendCommand(r->c, "SADD %s %s", skey, id);
 	if (ttl_ms)
 		redisAppendCommand(r->c, "PEXPIRE %s %llu", key,
 				   (unsigned long long)ttl_ms);
-	redisAppendCommand(r->c, "SADD %s %s", skey, id);
+	/* the index outlives its newest member's record by nothing: when
+	 * the last member stops renewing, the index goes too */
+	if (ttl_ms)
+		redisAppendCommand(r->c, "PEXPIRE %s %llu", skey,
+				   (unsigned long long)ttl_ms);
 	redisAppendCommand(r->c, "EXEC");
-	return replies(r, ttl_ms ? 5 : 4);
+	return replies(r, ttl_ms ? 6 : 4);
 }
 
 int dsm_reg_put_server(struct dsm_reg *r, const struct dsm_reg_server *s,
@@ -467,7 +504,13 @@ int dsm_reg_touch_regions(struct dsm_reg *r, const uint64_t *ids, size_t n,
 					       "region:%llu",
 					       (unsigned long long)ids[i]),
 				   (unsigned long long)ttl_ms);
-	return replies(r, n);
+	/* and their index's, as put_indexed does */
+	if (n)
+		redisAppendCommand(r->c, "PEXPIRE %s %llu",
+				   dsm_reg_key(key, sizeof(key), r->cluster,
+					       "regions"),
+				   (unsigned long long)ttl_ms);
+	return replies(r, n ? n + 1 : 0);
 }
 
 int dsm_reg_del_region(struct dsm_reg *r, uint64_t id)
@@ -483,6 +526,9 @@ int dsm_reg_set_drain(struct dsm_reg *r, uint32_t server, bool on)
 						   "drain"), server);
 	int err = check(r, rep);
 
+	if (!err)
+		err = rep->type == REDIS_REPLY_INTEGER ? rep->integer > 0
+						       : -EPROTO;
 	freeReplyObject(rep);
 	return err;
 }

@@ -46,8 +46,11 @@ int dsm_reg_get_region(struct dsm_reg *r, uint64_t id,
 /* Create or refresh a server's record, alive for ttl_ms. */
 int dsm_reg_put_server(struct dsm_reg *r, const struct dsm_reg_server *s,
 		       uint64_t ttl_ms);
-/* A fresh client id (region ids are made from it: cluster.h). */
-int dsm_reg_new_id(struct dsm_reg *r, uint64_t *id);
+/* A fresh client id (region ids are made from it: cluster.h), random
+ * and claimed: its record is created (alive for ttl_ms) only if no other
+ * client's exists, so ids stay unique across Redis restarts (redis.c
+ * says why).  0 or -errno. */
+int dsm_reg_new_id(struct dsm_reg *r, uint64_t ttl_ms, uint64_t *id);
 /* Create or refresh a client's record; its lease lasts ttl_ms. */
 int dsm_reg_put_client(struct dsm_reg *r, const struct dsm_reg_client *c,
 		       uint64_t ttl_ms);
@@ -61,7 +64,8 @@ int dsm_reg_put_region(struct dsm_reg *r, const struct dsm_reg_region *rg,
 int dsm_reg_touch_regions(struct dsm_reg *r, const uint64_t *ids, size_t n,
 			  uint64_t ttl_ms);
 int dsm_reg_del_region(struct dsm_reg *r, uint64_t id);
-/* Add (on) or remove a server id from the drain set.  0 or -errno. */
+/* Add (on) or remove a server id from the drain set.  1 if the set
+ * changed, 0 if it already was so, or -errno. */
 int dsm_reg_set_drain(struct dsm_reg *r, uint32_t server, bool on);
 
 #endif /* DSM_REGISTRY_H */

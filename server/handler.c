@@ -45,6 +45,10 @@ void handler_session_init(struct handler_session *s, struct handler *h)
 {
 	memset(s, 0, sizeof(*s));
 	s->h = h;
+	s->next = h->all;
+	if (h->all)
+		h->all->prev = s;
+	h->all = s;
 	h->sessions++;
 }
 
@@ -69,6 +73,12 @@ void handler_session_end(struct handler_session *s)
 {
 	while (s->regions.head)
 		free_region(s, s->regions.head);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		s->h->all = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
 	s->h->sessions--;
 }
 
@@ -86,6 +96,7 @@ void handler_stats(const struct handler *h, struct dsm_server_stats *st)
 	st->bytes_in = h->bytes_in;
 	st->bytes_out = h->bytes_out;
 	st->errors = h->errors;
+	st->conn_refused = h->conn_refused;
 	st->uptime_ms = (dsm_now_ns() - h->start_ns) / 1000000;
 }
 
@@ -174,16 +185,44 @@ static int do_auth(struct handler_session *s, const struct dsm_hdr *q,
 	return 0;
 }
 
-/* The client's lease, which the server's membership watches. */
-static int do_lease(struct handler_session *s, const struct dsm_hdr *q,
-		    const uint8_t *body)
+/* Other connections that gave the same lease id.  A walk over every
+ * session, once per LEASE (once per connection), bounded by
+ * --max-connections. */
+static uint64_t sessions_of(const struct handler_session *s, uint64_t id)
 {
+	uint64_t n = 0;
+
+	for (const struct handler_session *o = s->h->all; o; o = o->next)
+		n += o != s && o->client_id == id;
+	return n;
+}
+
+/*
+ * The client's lease, which the server's membership watches.  One
+ * client has one connection per server; more under one id means a
+ * client leaking connections, and each would hold its own regions, so
+ * past the limit the LEASE is refused and the connection closed.  A
+ * client that sends no LEASE is bounded by --max-connections alone.
+ */
+static int do_lease(struct handler_session *s, const struct dsm_hdr *q,
+		    const uint8_t *body, struct reply *r)
+{
+	uint64_t most = s->h->limits.sessions_per_client;
 	struct dsm_lease m;
 
 	if (dsm_lease_decode(body, q->len, &m) < 0)
 		return -EINVAL;
+	if (most && sessions_of(s, m.client_id) >= most) {
+		s->h->over_limit++;
+		dsm_warn("client %llu already has %llu connections here, the "
+			 "most --max-client-sessions allows: closing this one",
+			 (unsigned long long)m.client_id,
+			 (unsigned long long)most);
+		r->close = true;
+		return -EUSERS;
+	}
 	s->client_id = m.client_id;
-	s->lease_missing_ms = 0;
+	s->leases++;
 	return 0;
 }
 
@@ -220,6 +259,13 @@ static int do_alloc(struct handler_session *s, const struct dsm_hdr *q,
 	/* Busy, not full: the client places the region elsewhere. */
 	if (h->draining)
 		return -EBUSY;
+	/* A quota of this connection's, not a full pool: the client says
+	 * so rather than "out of memory". */
+	if (h->limits.regions_per_session &&
+	    s->regions.count >= h->limits.regions_per_session) {
+		h->over_limit++;
+		return -EDQUOT;
+	}
 	err = pool_alloc(&h->pool, m.size, &off);
 	if (err == -ENOSPC) {
 		char want[32], have[32];
@@ -389,7 +435,7 @@ static int dispatch(struct handler_session *s, const struct dsm_hdr *q,
 	switch (q->type) {
 	case DSM_MSG_HELLO: return do_hello(s, q, body, r);
 	case DSM_MSG_AUTH: return do_auth(s, q, body, r);
-	case DSM_MSG_LEASE: return do_lease(s, q, body);
+	case DSM_MSG_LEASE: return do_lease(s, q, body, r);
 	case DSM_MSG_ALLOC: return do_alloc(s, q, body, r);
 	case DSM_MSG_FREE: return do_free(s, q, body);
 	case DSM_MSG_READ: return do_read(s, q, body, r);
@@ -440,6 +486,16 @@ size_t handler_next(struct handler_session *s, const uint8_t *buf, size_t len,
 		reply_init(r, &q);
 		r->close = true;
 		finish(s->h, r, err, DSM_HDR_SIZE);
+		return DSM_HDR_SIZE;
+	}
+	/* Checked on the header alone: the body is never waited for. */
+	if (!s->authed && q.len > HANDLER_HANDSHAKE_BODY_MAX) {
+		dsm_debug("%s of %u bytes before the handshake completed, "
+			  "closing", dsm_msg_name(q.type), q.len);
+		s->h->conn_refused++;
+		reply_init(r, &q);
+		r->close = true;
+		finish(s->h, r, -EMSGSIZE, DSM_HDR_SIZE);
 		return DSM_HDR_SIZE;
 	}
 	*need = DSM_HDR_SIZE + (size_t)q.len;

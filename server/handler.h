@@ -20,6 +20,25 @@
 #include "proto.h"
 #include "region.h"
 
+/*
+ * Before a connection has completed its handshake (HELLO, and AUTH when
+ * the server has a secret) the only messages it may send are HELLO and
+ * AUTH, so no body may be larger than theirs: a header announcing more
+ * is refused and the connection closed before the server buffers a byte
+ * of it.  A later protocol with a larger handshake raises this.
+ */
+#define HANDLER_HANDSHAKE_BODY_MAX \
+	(DSM_HELLO_SIZE > DSM_AUTH_MSG_SIZE ? DSM_HELLO_SIZE : DSM_AUTH_MSG_SIZE)
+
+/* What one client may hold (dsm-server --max-regions,
+ * --max-client-sessions); 0 means no limit. */
+struct handler_limits {
+	uint64_t regions_per_session;    /* live regions of one connection */
+	uint64_t sessions_per_client;    /* connections with one LEASE id */
+};
+
+struct handler_session;
+
 /* State shared by every connection of one server. */
 struct handler {
 	struct pool pool;
@@ -36,6 +55,14 @@ struct handler {
 	uint64_t requests;               /* messages handled, of any kind */
 	uint64_t errors;                 /* error replies sent */
 	uint64_t auth_refused;           /* connections that failed AUTH */
+	/* Connections refused or closed before their handshake completed:
+	 * over --max-connections or --max-handshakes, past the handshake
+	 * timeout, or announcing a body larger than a handshake's. */
+	uint64_t conn_refused;
+	/* Requests refused for a client's limits (handler_limits). */
+	uint64_t over_limit;
+	struct handler_limits limits;
+	struct handler_session *all;     /* every session, for the limits */
 };
 
 /*
@@ -67,10 +94,15 @@ struct handler_session {
 	bool hello_done;
 	bool authed;                     /* AUTH done, or no secret */
 	uint64_t client_id;              /* LEASE: registry id, 0 if none */
-	uint64_t lease_missing_ms;       /* when its lease was first found
-	                                  * missing; 0 while it is there */
+	uint64_t leases;                 /* LEASEs received: the client sends
+	                                  * one every heartbeat while alive */
+	/* membership.c's, on the monotonic clock (ms): when it last saw
+	 * leases grow, and since when the lease has been seen missing */
+	uint64_t leases_seen, heard_ms, missing_since_ms;
+	bool lease_missing;
 	uint64_t client_nonce;
 	uint8_t server_nonce[DSM_AUTH_NONCE_SIZE];
+	struct handler_session *next, *prev; /* on h->all */
 };
 
 /*

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <sys/random.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -30,6 +31,22 @@
 #define EXIT_USAGE 2
 #define STOP_GRACE_MS 5000 /* how long GOODBYEs may take to drain */
 #define MAX_POLL_US 10000
+/* Admission and per-client limits (session.h, handler.h): defaults. */
+#define DEFAULT_MAX_CONNECTIONS 1024
+#define DEFAULT_MAX_HANDSHAKES 64
+#define DEFAULT_HANDSHAKE_MS 5000   /* as the client's connect timeout */
+#define DEFAULT_MAX_REGIONS 65536   /* per connection */
+#define DEFAULT_MAX_CLIENT_SESSIONS 16
+/* Descriptors a connection holds: a socket over TCP; an event channel
+ * and a completion channel over RDMA. */
+#define FDS_PER_TCP 1
+#define FDS_PER_RDMA 2
+/* Descriptors besides the connections': stdio, the loop's own, the
+ * listeners, Redis, libuv's spare for accept's EMFILE. */
+#define FD_RESERVE 64
+/* After accept fails for want of descriptors, how long the listener
+ * stays closed before it listens again. */
+#define ACCEPT_PAUSE_MS 500
 
 /* --transport: which listeners to start. */
 enum transports {
@@ -53,6 +70,8 @@ struct options {
 	const char *cluster;
 	const char *advertise;  /* host[:port] clients are told to use */
 	const char *secret_file;
+	struct session_limits lim;
+	struct handler_limits client;
 };
 
 /* Everything the loop's callbacks share; lives on main()'s stack. */
@@ -60,8 +79,11 @@ struct server {
 	uv_loop_t loop;
 	uv_tcp_t listener;
 	bool tcp_on;            /* listener is listening */
+	struct sockaddr_storage tcp_addr; /* what it is bound to */
+	uv_timer_t accept_timer; /* listens again after an EMFILE pause */
 	struct listen_rdma rdma;
-	bool rdma_on;	uv_signal_t sig_usr1, sig_term, sig_int;
+	bool rdma_on;
+	uv_signal_t sig_usr1, sig_term, sig_int;
 	uv_timer_t stop_timer;
 	struct handler h;
 	struct session_list sessions;
@@ -83,6 +105,9 @@ static void usage(FILE *f)
 		"                  [--registry URL [--cluster NAME] [--advertise HOST[:PORT]]\n"
 		"                   [--registry-password-file PATH]]\n"
 		"                  [--secret-file PATH] [--log LEVEL]\n"
+		"                  [--max-connections N] [--max-handshakes N]\n"
+		"                  [--handshake-timeout-ms N] [--max-regions N]\n"
+		"                  [--max-client-sessions N]\n"
 		"\n"
 		"  --listen HOST:PORT  address to serve on; port 0 picks a free one\n"
 		"  --capacity SIZE     memory to offer, e.g. 4G (a multiple of 4K)\n"
@@ -117,6 +142,21 @@ static void usage(FILE *f)
 		"                      connections that prove they know it get in.\n"
 		"                      Without it the server listens on loopback only\n"
 		"  --log LEVEL         error, warn, info (default) or debug\n"
+		"  --max-connections N connections at once, TCP and RDMA (default\n"
+		"                      1024; lowered, with a warning, to what the\n"
+		"                      descriptor limit allows: ulimit -n)\n"
+		"  --max-handshakes N  connections that have not yet completed\n"
+		"                      HELLO (and AUTH) at once (default 64); a\n"
+		"                      new one past either cap closes the oldest\n"
+		"  --handshake-timeout-ms N\n"
+		"                      close a connection whose handshake takes\n"
+		"                      longer (default 5000)\n"
+		"  --max-regions N     regions one connection may hold (default\n"
+		"                      65536); ALLOC past it fails with EDQUOT\n"
+		"  --max-client-sessions N\n"
+		"                      connections one client (its LEASE id) may\n"
+		"                      have (default 16); LEASE past it fails with\n"
+		"                      EUSERS and the connection closes\n"
 		"\n"
 		"Signals: SIGUSR1 logs counters; SIGTERM/SIGINT say GOODBYE to\n"
 		"every client and exit.\n");
@@ -148,14 +188,20 @@ static void parse_log_level(const char *s)
 	die_usage("unknown log level '%s'", s);
 }
 
-static uint64_t parse_uint(const char *opt, const char *s, uint64_t max)
+static uint64_t parse_range(const char *opt, const char *s, uint64_t min,
+			    uint64_t max)
 {
 	uint64_t v;
 
-	if (dsm_parse_uint(s, max, &v))
-		die_usage("bad %s '%s': want an integer from 0 to %llu", opt, s,
-			  (unsigned long long)max);
+	if (dsm_parse_uint(s, max, &v) || v < min)
+		die_usage("bad %s '%s': want an integer from %llu to %llu", opt,
+			  s, (unsigned long long)min, (unsigned long long)max);
 	return v;
+}
+
+static uint64_t parse_uint(const char *opt, const char *s, uint64_t max)
+{
+	return parse_range(opt, s, 0, max);
 }
 
 /* The index of s among the three words of an option's choices (its
@@ -202,6 +248,11 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "advertise", required_argument, NULL, 'a' },
 		{ "secret-file", required_argument, NULL, 's' },
 		{ "log", required_argument, NULL, 'v' },
+		{ "max-connections", required_argument, NULL, 'N' },
+		{ "max-handshakes", required_argument, NULL, 'S' },
+		{ "handshake-timeout-ms", required_argument, NULL, 't' },
+		{ "max-regions", required_argument, NULL, 'R' },
+		{ "max-client-sessions", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -234,6 +285,26 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'H': o->pages = parse_pages(optarg); break;
 		case 'T': o->transport = parse_transport(optarg); break;
 		case 'v': parse_log_level(optarg); break;
+		case 'N':
+			o->lim.max_sessions = parse_range("--max-connections",
+							  optarg, 1, 1 << 20);
+			break;
+		case 'S':
+			o->lim.max_handshakes = parse_range("--max-handshakes",
+							    optarg, 1, 1 << 20);
+			break;
+		case 't':
+			o->lim.handshake_ms = parse_range(
+				"--handshake-timeout-ms", optarg, 1, 3600000);
+			break;
+		case 'R':
+			o->client.regions_per_session = parse_range(
+				"--max-regions", optarg, 1, UINT32_MAX);
+			break;
+		case 'L':
+			o->client.sessions_per_client = parse_range(
+				"--max-client-sessions", optarg, 1, 1 << 20);
+			break;
 		case 'h': usage(stdout); exit(0);
 		case ':': die_usage("%s needs a value", argv[cur]);
 		default:
@@ -361,14 +432,89 @@ static int write_port_file(const char *path, uint16_t port)
 	return err;
 }
 
+static void on_connection(uv_stream_t *listener, int status);
+
+static int start_tcp(struct server *srv)
+{
+	int err;
+
+	uv_tcp_init(&srv->loop, &srv->listener);
+	srv->listener.data = srv;
+	err = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&srv->tcp_addr,
+			  0);
+	if (!err)
+		err = uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN,
+				on_connection);
+	if (err) {
+		uv_close((uv_handle_t *)&srv->listener, NULL);
+		return err;
+	}
+	srv->tcp_on = true;
+	return 0;
+}
+
+static void on_accept_timer(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+	int err;
+
+	if (srv->stopping)
+		return;
+	err = start_tcp(srv);
+	if (err) {
+		dsm_warn("cannot listen again: %s; trying in %d ms",
+			 uv_strerror(err), ACCEPT_PAUSE_MS);
+		uv_timer_start(&srv->accept_timer, on_accept_timer,
+			       ACCEPT_PAUSE_MS, 0);
+		return;
+	}
+	dsm_info("taking connections again");
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct server *srv = h->data;
+
+	if (!srv->stopping)
+		uv_timer_start(&srv->accept_timer, on_accept_timer,
+			       ACCEPT_PAUSE_MS, 0);
+}
+
+/*
+ * accept found no descriptor free.  libuv first sheds the waiting
+ * connections through a descriptor it keeps spare; when even that fails
+ * (its spare is gone, or the whole system is out: ENFILE) it calls back
+ * with the error and tries again at once, in a loop that ends only when
+ * the listener closes, the process spinning and the log filling.  So
+ * close it, and listen again after a pause: pending clients are refused
+ * meanwhile, and the loop goes on serving the connected ones.
+ */
+static void pause_accepting(struct server *srv, int err)
+{
+	srv->h.conn_refused++;
+	if (!srv->tcp_on)
+		return;
+	dsm_warn("accept: %s: not taking connections for %d ms (raise "
+		 "ulimit -n, or lower --max-connections)", uv_strerror(err),
+		 ACCEPT_PAUSE_MS);
+	srv->tcp_on = false;
+	uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
 	struct server *srv = listener->data;
 	int err = status;
 
+	if (err == UV_EMFILE || err == UV_ENFILE) {
+		pause_accepting(srv, err);
+		return;
+	}
 	if (!err)
 		err = session_tcp_accept(listener, &srv->h, &srv->sessions);
-	if (err)
+	if (err == UV_EMFILE || err == UV_ENFILE)
+		pause_accepting(srv, err);
+	else if (err)
 		dsm_warn("accept: %s", uv_strerror(err));
 }
 
@@ -385,18 +531,20 @@ static int listen_tcp(struct server *srv, const struct sockaddr_storage *ss,
 {
 	int err;
 
-	uv_tcp_init(&srv->loop, &srv->listener);
-	srv->listener.data = srv;
-	err = uv_tcp_bind(&srv->listener, (const struct sockaddr *)ss, 0);
-	if (!err)
-		err = uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN,
-				on_connection);
+	srv->tcp_addr = *ss;
+	err = start_tcp(srv);
 	if (err) {
 		dsm_err("cannot listen on %s: %s", addr, uv_strerror(err));
 		return err;
 	}
-	srv->tcp_on = true;
 	srv->port = bound_port(&srv->listener);
+	/* listening again after a pause takes the same port */
+	if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&srv->tcp_addr)->sin6_port =
+			htons(srv->port);
+	else
+		((struct sockaddr_in *)&srv->tcp_addr)->sin_port =
+			htons(srv->port);
 	return 0;
 }
 
@@ -479,7 +627,8 @@ static void print_stats(struct server *srv)
 	n = snprintf(line, sizeof(line),
 		     "dsm-server[%d]: stats: capacity %s used %s regions %llu "
 		     "clients %llu reads %llu writes %llu pages_in %llu "
-		     "pages_out %llu errors %llu uptime %llus\n",
+		     "pages_out %llu errors %llu conn_refused %llu "
+		     "over_limit %llu uptime %llus\n",
 		     (int)getpid(), dsm_fmt_bytes(st.capacity, cap, sizeof(cap)),
 		     dsm_fmt_bytes(st.used, used, sizeof(used)),
 		     (unsigned long long)st.regions,
@@ -489,6 +638,8 @@ static void print_stats(struct server *srv)
 		     (unsigned long long)st.pages_written,
 		     (unsigned long long)st.pages_read,
 		     (unsigned long long)st.errors,
+		     (unsigned long long)st.conn_refused,
+		     (unsigned long long)srv->h.over_limit,
 		     (unsigned long long)st.uptime_ms / 1000);
 	if (n > 0 && write(STDERR_FILENO, line, n) < 0) {
 		/* nowhere left to report it */
@@ -528,6 +679,9 @@ static void begin_stop(struct server *srv)
 		 srv->sessions.count);
 	if (srv->tcp_on)
 		uv_close((uv_handle_t *)&srv->listener, NULL);
+	srv->tcp_on = false;
+	uv_timer_stop(&srv->accept_timer);
+	session_list_stop(&srv->sessions);
 	listen_rdma_stop(&srv->rdma);
 	for (struct session *s = srv->sessions.head; s; s = s->next)
 		session_goodbye(s, srv->next_msg_id++);
@@ -680,10 +834,55 @@ static int join_cluster(struct server *srv, const struct options *o)
 				drain_changed, srv);
 }
 
+/*
+ * Every connection holds descriptors, and a process out of them can
+ * accept nobody, members included.  So the soft limit is raised as far
+ * as --max-connections needs (up to the hard limit, which takes no
+ * privilege), and where even the hard limit is short, the cap comes down
+ * to fit it, with a warning: refusing a connection past the cap is
+ * orderly, running out of descriptors is not.
+ */
+static void fit_descriptors(struct options *o)
+{
+	uint64_t per = o->transport == TRANSPORT_TCP ? FDS_PER_TCP
+						     : FDS_PER_RDMA;
+	uint64_t need = o->lim.max_sessions * per + FD_RESERVE, fit;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need
+			      ? rl.rlim_max : need;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0 ||
+		    getrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return;
+	}
+	if (rl.rlim_cur < need) {
+		fit = rl.rlim_cur > FD_RESERVE + per
+		      ? (rl.rlim_cur - FD_RESERVE) / per : 1;
+		dsm_warn("only %llu descriptors (ulimit -n; LimitNOFILE in a "
+			 "systemd unit): taking at most %llu connections, not "
+			 "%zu", (unsigned long long)rl.rlim_cur,
+			 (unsigned long long)fit, o->lim.max_sessions);
+		o->lim.max_sessions = fit;
+	}
+	if (o->lim.max_handshakes > o->lim.max_sessions)
+		o->lim.max_handshakes = o->lim.max_sessions;
+}
+
 int main(int argc, char **argv)
 {
-	struct options o = { .poll_us = DSM_DEFAULT_POLL_US,
-			     .transport = TRANSPORT_BOTH };
+	struct options o = {
+		.poll_us = DSM_DEFAULT_POLL_US,
+		.transport = TRANSPORT_BOTH,
+		.lim = { .max_sessions = DEFAULT_MAX_CONNECTIONS,
+			 .max_handshakes = DEFAULT_MAX_HANDSHAKES,
+			 .handshake_ms = DEFAULT_HANDSHAKE_MS },
+		.client = {
+			.regions_per_session = DEFAULT_MAX_REGIONS,
+			.sessions_per_client = DEFAULT_MAX_CLIENT_SESSIONS },
+	};
 	struct server srv;
 	char cap[32], why[256];
 	int err, rc = 1;
@@ -703,6 +902,8 @@ int main(int argc, char **argv)
 	}
 	dsm_info("pool of %s %s", dsm_fmt_bytes(o.capacity, cap, sizeof(cap)),
 		 why);
+	srv.h.limits = o.client;
+	fit_descriptors(&o);
 	if (o.secret_file) {
 		char msg[512];
 
@@ -726,6 +927,9 @@ int main(int argc, char **argv)
 	uv_loop_init(&srv.loop);
 	uv_timer_init(&srv.loop, &srv.stop_timer);
 	srv.stop_timer.data = &srv;
+	uv_timer_init(&srv.loop, &srv.accept_timer);
+	srv.accept_timer.data = &srv;
+	session_list_init(&srv.sessions, &srv.loop, &srv.h, &o.lim);
 	if (start_listening(&srv, &o) < 0 ||
 	    start_signals(&srv) < 0 || join_cluster(&srv, &o) < 0)
 		goto out;

@@ -6,6 +6,11 @@
  * stall every client's page faults for as long as Redis takes to answer
  * (or to time out).  hiredis's libuv adapter puts the Redis connection on
  * the same loop instead, so a slow or dead Redis costs the clients nothing.
+ *
+ * Every interval here is on the monotonic clock (dsm_mono_ms): a wall
+ * clock stepped back made "now - since" wrap, and a grace period of 10 s
+ * end at once.  Not CLOCK_BOOTTIME: time this machine spent suspended is
+ * time the clients could not reach us, not time they were silent.
  */
 #include "membership.h"
 
@@ -18,6 +23,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 static void beat_now(struct membership *r);
 
@@ -89,6 +95,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 	r->ac = NULL;
 	r->connected = false;
+	r->writable = false;
 	if (status != REDIS_OK && !r->stopping && !r->warned) {
 		dsm_warn("lost the registry at %s (%s); serving on and "
 			 "reconnecting", r->addr.url, ac->errstr);
@@ -117,19 +124,34 @@ static void reconnect(struct membership *r)
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	r->ac = ac;
-	r->connecting_since = dsm_reg_now_ms();
+	r->connecting_since = dsm_mono_ms();
 }
 
 /* ---- heartbeat ---------------------------------------------------------- */
 
+/* Whether an EXEC's reply says every command of it was carried out. */
+static bool exec_done(const redisReply *rep)
+{
+	if (!rep || rep->type != REDIS_REPLY_ARRAY)
+		return false; /* EXECABORT (a full Redis refuses HSET), or nil */
+	for (size_t i = 0; i < rep->elements; i++)
+		if (rep->element[i]->type == REDIS_REPLY_ERROR)
+			return false;
+	return true;
+}
+
+/* The beat's EXEC.  Whether it got through decides whether the lease
+ * checks queued behind it on this connection count (on_lease_reply). */
 static void on_beat_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
 	struct membership *r = ac->data;
 	redisReply *rep = reply;
 
+	r->writable = exec_done(rep);
 	if (rep && rep->type == REDIS_REPLY_ERROR && !r->warned) {
-		dsm_warn("registry %s refused the heartbeat: %s", r->addr.url,
-			 rep->str);
+		dsm_warn("registry %s refused the heartbeat: %s; clients' "
+			 "leases are not checked until it takes writes again",
+			 r->addr.url, rep->str);
 		r->warned = true;
 	}
 }
@@ -150,17 +172,20 @@ static void fill_record(struct membership *r)
 	r->rec.counters[DSM_RS_BYTES_OUT] = r->h->bytes_out;
 	r->rec.counters[DSM_RS_ERRORS] = r->h->errors;
 	r->rec.counters[DSM_RS_AUTH_REFUSED] = r->h->auth_refused;
+	r->rec.counters[DSM_RS_CONN_REFUSED] = r->h->conn_refused;
+	r->rec.counters[DSM_RS_OVER_LIMIT] = r->h->over_limit;
 }
 
 /* HSET, PEXPIRE and SADD in one MULTI: the record, its TTL and its index
- * entry are rewritten whole, so a beat after Redis lost everything
- * registers the server again. */
+ * entry (and the index's TTL, as for every index) are rewritten whole, so
+ * a beat after Redis lost everything registers the server again. */
 static void beat_now(struct membership *r)
 {
 	struct dsm_reg_argv a;
 	char key[160], set[160], id[16], ttl[24];
 	const char *expire[3] = { "PEXPIRE", key, ttl };
 	const char *sadd[3] = { "SADD", set, id };
+	const char *expire_set[3] = { "PEXPIRE", set, ttl };
 
 	fill_record(r);
 	snprintf(id, sizeof(id), "%u", r->rec.id);
@@ -172,15 +197,49 @@ static void beat_now(struct membership *r)
 	redisAsyncCommandArgv(r->ac, NULL, NULL, a.argc, a.argv, a.len);
 	redisAsyncCommandArgv(r->ac, NULL, NULL, 3, expire, NULL);
 	redisAsyncCommandArgv(r->ac, NULL, NULL, 3, sadd, NULL);
+	redisAsyncCommandArgv(r->ac, NULL, NULL, 3, expire_set, NULL);
 	redisAsyncCommand(r->ac, on_beat_reply, NULL, "EXEC");
 }
 
 /* ---- clients' leases ----------------------------------------------------- */
 
+/* LEASEs that arrived since the last look mean the client is alive. */
+static void note_heard(struct handler_session *hs, uint64_t now)
+{
+	if (hs->leases != hs->leases_seen) {
+		hs->leases_seen = hs->leases;
+		hs->heard_ms = now;
+	}
+}
+
+/*
+ * Whether s's client is gone, on positive evidence only: its lease has
+ * been missing for the grace period from a Redis that took our own
+ * writes just before each look (so not a full Redis refusing writes, nor
+ * one we cannot reach: those say nothing about the client), AND its
+ * connection has carried no LEASE for as long (so not a client merely
+ * cut off from Redis: it still sends its LEASE here every heartbeat).
+ */
+static bool lease_lapsed(struct membership *r, struct handler_session *hs,
+			 bool exists, uint64_t now)
+{
+	note_heard(hs, now);
+	if (exists || !r->writable) {
+		hs->lease_missing = false; /* the evidence must be unbroken */
+		return false;
+	}
+	if (!hs->lease_missing) {
+		hs->lease_missing = true;
+		hs->missing_since_ms = now;
+	}
+	return now - hs->missing_since_ms >= DSM_REG_LEASE_GRACE_MS &&
+	       now - hs->heard_ms >= DSM_REG_LEASE_GRACE_MS;
+}
+
 static void on_lease_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
 	struct membership *r = ac->data;
-	uint64_t id = (uintptr_t)arg, now = dsm_reg_now_ms();
+	uint64_t id = (uintptr_t)arg, now = dsm_mono_ms();
 	redisReply *rep = reply;
 	struct session *s, *next;
 
@@ -188,20 +247,16 @@ static void on_lease_reply(redisAsyncContext *ac, void *reply, void *arg)
 		return; /* Redis failed: that says nothing about the client */
 	for (s = r->sessions->head; s; s = next) {
 		next = s->next; /* session_close may unlink s */
-		if (s->hs.client_id != id || s->closing)
+		if (s->hs.client_id != id || s->closing ||
+		    !lease_lapsed(r, &s->hs, rep->integer != 0, now))
 			continue;
-		if (rep->integer) {
-			s->hs.lease_missing_ms = 0;
-		} else if (!s->hs.lease_missing_ms) {
-			s->hs.lease_missing_ms = now;
-		} else if (now - s->hs.lease_missing_ms >=
-			   DSM_REG_LEASE_GRACE_MS) {
-			dsm_warn("client %llu (%s): lease expired %llu ms ago; "
-				 "closing its connection and freeing its "
-				 "regions", (unsigned long long)id, s->peer,
-				 (unsigned long long)(now - s->hs.lease_missing_ms));
-			session_close(s);
-		}
+		dsm_warn("client %llu (%s): lease expired %llu ms ago and "
+			 "nothing heard from it for %llu ms; closing its "
+			 "connection and freeing its regions",
+			 (unsigned long long)id, s->peer,
+			 (unsigned long long)(now - s->hs.missing_since_ms),
+			 (unsigned long long)(now - s->hs.heard_ms));
+		session_close(s);
 	}
 }
 
@@ -220,6 +275,40 @@ static void check_leases(struct membership *r)
 				  (void *)(uintptr_t)s->hs.client_id,
 				  "EXISTS %s", key);
 	}
+}
+
+/* ---- index pruning -------------------------------------------------------- */
+
+/*
+ * Members of the clients, regions and servers indexes whose record has
+ * expired, removed every DSM_REG_PRUNE_MS by each server, so that the
+ * indexes do not grow with every client that ever crashed between
+ * listings.  The script reads keys it does not declare, which is fine on
+ * one Redis and would not be on Redis Cluster (dsm does not use it).
+ */
+static const char prune_script[] =
+	"local n = 0 "
+	"for _, what in ipairs({'client', 'region', 'server'}) do "
+	"  local set = ARGV[1] .. what .. 's' "
+	"  for _, id in ipairs(redis.call('SMEMBERS', set)) do "
+	"    if redis.call('EXISTS', ARGV[1] .. what .. ':' .. id) == 0 then "
+	"      n = n + redis.call('SREM', set, id) "
+	"    end "
+	"  end "
+	"end "
+	"return n";
+
+static void maybe_prune(struct membership *r)
+{
+	char prefix[160];
+	uint64_t now = dsm_mono_ms();
+
+	if (now - r->pruned_ms < DSM_REG_PRUNE_MS)
+		return;
+	r->pruned_ms = now;
+	dsm_reg_key(prefix, sizeof(prefix), r->cluster, "%s", "");
+	redisAsyncCommand(r->ac, NULL, NULL, "EVAL %s 0 %s", prune_script,
+			  prefix);
 }
 
 /* ---- drain --------------------------------------------------------------- */
@@ -269,9 +358,10 @@ static void on_beat(uv_timer_t *t)
 		beat_now(r);
 		check_drain(r);
 		check_leases(r);
+		maybe_prune(r);
 	} else if (!r->ac) {
 		reconnect(r);
-	} else if (dsm_reg_now_ms() - r->connecting_since > DSM_REG_TTL_MS) {
+	} else if (dsm_mono_ms() - r->connecting_since > DSM_REG_TTL_MS) {
 		/* hiredis 0.14 has no async connect timeout: give up on
 		 * this attempt (on_connect will not run) and try again */
 		redisAsyncFree(r->ac);
@@ -296,6 +386,12 @@ static int register_sync(struct membership *r)
 	if (rc)
 		dsm_err("cannot register with %s: %s", r->addr.url,
 			strerror(-rc));
+	/* A drain recorded for an earlier process with this id (one that
+	 * stopped without --cancel, or crashed) is over: this process
+	 * holds nothing, and must not refuse every ALLOC for it. */
+	else if (dsm_reg_set_drain(reg, r->rec.id, false) > 0)
+		dsm_info("server %u was being drained before this start; "
+			 "that drain is over", r->rec.id);
 	dsm_reg_close(reg);
 	return rc;
 }
@@ -355,6 +451,10 @@ void membership_stop(struct membership *r)
 	dsm_reg_key(key, sizeof(key), r->cluster, "server:%s", id);
 	dsm_reg_key(set, sizeof(set), r->cluster, "servers");
 	redisAsyncCommand(r->ac, NULL, NULL, "DEL %s", key);
+	redisAsyncCommand(r->ac, NULL, NULL, "SREM %s %s", set, id);
+	/* a stopped server is drained by definition: its entry would
+	 * otherwise outlive it (and start its successor draining) */
+	dsm_reg_key(set, sizeof(set), r->cluster, "drain");
 	redisAsyncCommand(r->ac, on_deregistered, NULL, "SREM %s %s", set, id);
 }
 

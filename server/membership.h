@@ -15,10 +15,16 @@
  *
  * Each beat also checks the lease of every connected client that sent
  * LEASE: a connection whose lease has been missing for
- * DSM_REG_LEASE_GRACE_MS is closed, which frees its regions.  So a client
- * that hangs (alive, its connections open, no longer renewing) gives its
- * memory back, not only one that crashes.  A Redis error never counts as
- * a missing lease.
+ * DSM_REG_LEASE_GRACE_MS, and which has sent no LEASE (the client's
+ * keepalive, every heartbeat) for as long, is closed, which frees its
+ * regions.  So a client that hangs (alive, its connections open, no
+ * longer renewing) gives its memory back, not only one that crashes.
+ * Only positive evidence counts: a lease found missing on a Redis that
+ * refused this beat's write (full) or does not answer says nothing, nor
+ * does a lease missing while the client still talks to us.
+ *
+ * Every DSM_REG_PRUNE_MS it also prunes the indexes of dead members, and
+ * it leaves the drain set when it starts and when it stops.
  */
 #ifndef DSM_SERVER_MEMBERSHIP_H
 #define DSM_SERVER_MEMBERSHIP_H
@@ -42,12 +48,14 @@ struct membership {
 	struct dsm_reg_addr addr;
 	char cluster[DSM_REG_CLUSTER_MAX + 1];
 	struct dsm_reg_server rec;
-	uint64_t connecting_since;      /* ms; 0 when not connecting */
+	uint64_t connecting_since;      /* monotonic ms; 0: not connecting */
+	uint64_t pruned_ms;             /* monotonic ms of the last prune */
 	/* the drain set said this server drains (on) or not: called on the
 	 * loop when that changes (main.c tells the clients) */
 	void (*drain_changed)(void *arg, bool on);
 	void *drain_arg;
 	bool connected;                 /* and logged in */
+	bool writable;                  /* the last beat's MULTI was done */
 	bool stopping, warned;
 	bool auth_warned;               /* said why Redis refused us */
 };

@@ -1,9 +1,13 @@
 /*
  * pool.c - see pool.h (room: server pool).
  *
- * The free list is a sorted array rather than a tree: a server holds at
- * most a few thousand regions, and a memmove over that many runs costs
- * less than the READ that follows.
+ * The free runs are a treap (a binary search tree by offset whose nodes
+ * are also a heap by a random priority, which keeps its expected depth
+ * logarithmic whatever order runs come and go in), built from split and
+ * merge.  It replaced a sorted array: first fit scanned it and every
+ * insertion or removal moved its tail, so a client that fragments the
+ * pool (thousands of small ALLOCs, every other one freed) made each
+ * request cost O(n) on the server's only thread.
  */
 #include "pool.h"
 
@@ -17,8 +21,6 @@
 #include "log.h"
 #include "proto.h"
 #include "util.h"
-
-#define POOL_RUNS_MIN 16
 
 #ifndef MAP_HUGE_SHIFT
 #define MAP_HUGE_SHIFT 26
@@ -117,6 +119,161 @@ static int map_pool(struct pool *p, enum pool_pages pages, char *why,
 	return map_small(p, true, tried, why, whylen);
 }
 
+/* ---- the treap of free runs ------------------------------------------ */
+
+/* xorshift64*: a priority per node, nothing more. */
+static uint64_t next_prio(struct pool *p)
+{
+	p->rng ^= p->rng >> 12;
+	p->rng ^= p->rng << 25;
+	p->rng ^= p->rng >> 27;
+	return p->rng * 0x2545f4914f6cdd1dULL;
+}
+
+static uint64_t maxlen_of(const struct pool_run *t)
+{
+	return t ? t->maxlen : 0;
+}
+
+/* t's children changed: so may the longest run below it. */
+static void pull(struct pool_run *t)
+{
+	uint64_t l = maxlen_of(t->left), r = maxlen_of(t->right);
+
+	t->maxlen = t->len;
+	if (l > t->maxlen)
+		t->maxlen = l;
+	if (r > t->maxlen)
+		t->maxlen = r;
+}
+
+/* Cut t into the runs that start below key (*lo) and the rest (*hi). */
+static void split(struct pool *p, struct pool_run *t, uint64_t key,
+		  struct pool_run **lo, struct pool_run **hi)
+{
+	if (!t) {
+		*lo = *hi = NULL;
+		return;
+	}
+	p->steps++;
+	if (t->off < key) {
+		split(p, t->right, key, &t->right, hi);
+		*lo = t;
+	} else {
+		split(p, t->left, key, lo, &t->left);
+		*hi = t;
+	}
+	pull(t);
+}
+
+/* One tree of a's runs and then b's (every run of a lies below b's). */
+static struct pool_run *merge(struct pool *p, struct pool_run *a,
+			      struct pool_run *b)
+{
+	if (!a || !b)
+		return a ? a : b;
+	p->steps++;
+	if (a->prio > b->prio) {
+		a->right = merge(p, a->right, b);
+		pull(a);
+		return a;
+	}
+	b->left = merge(p, a, b->left);
+	pull(b);
+	return b;
+}
+
+static void insert_run(struct pool *p, struct pool_run *n)
+{
+	struct pool_run *lo, *hi;
+
+	n->left = n->right = NULL;
+	n->maxlen = n->len;
+	split(p, p->runs, n->off, &lo, &hi);
+	p->runs = merge(p, merge(p, lo, n), hi);
+	p->nruns++;
+}
+
+/* Take the run that starts at off (it must exist) out of the tree. */
+static struct pool_run *take_run(struct pool *p, uint64_t off)
+{
+	struct pool_run *lo, *mid, *hi;
+
+	split(p, p->runs, off, &lo, &hi);
+	split(p, hi, off + 1, &mid, &hi);
+	p->runs = merge(p, lo, hi);
+	p->nruns--;
+	return mid;
+}
+
+/* The lowest run of at least size bytes, or NULL: maxlen says which
+ * subtrees can hold one, so this visits one path. */
+static struct pool_run *first_fit(struct pool *p, uint64_t size)
+{
+	struct pool_run *t = p->runs;
+
+	while (t && t->maxlen >= size) {
+		p->steps++;
+		if (maxlen_of(t->left) >= size)
+			t = t->left;
+		else if (t->len >= size)
+			return t;
+		else
+			t = t->right;
+	}
+	return NULL;
+}
+
+/* The runs just below and just above off (either may be NULL). */
+static void neighbours(struct pool *p, uint64_t off, struct pool_run **below,
+		       struct pool_run **above)
+{
+	*below = *above = NULL;
+	for (struct pool_run *t = p->runs; t;) {
+		p->steps++;
+		if (t->off < off) {
+			*below = t;
+			t = t->right;
+		} else {
+			*above = t;
+			t = t->left;
+		}
+	}
+}
+
+static void put_spare(struct pool *p, struct pool_run *n)
+{
+	n->right = p->spare;
+	p->spare = n;
+}
+
+/*
+ * Every allocated extent can add at most one free run when it is freed,
+ * so there are never more than nextents + 1 runs.  Keeping that many
+ * nodes, allocated here where failing is allowed, means pool_free never
+ * has to allocate: it takes a spare.
+ */
+static int reserve_nodes(struct pool *p, uint64_t want)
+{
+	while (p->nnodes < want) {
+		struct pool_run *n = malloc(sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		put_spare(p, n);
+		p->nnodes++;
+	}
+	return 0;
+}
+
+static struct pool_run *get_spare(struct pool *p)
+{
+	struct pool_run *n = p->spare;
+
+	p->spare = n->right;
+	return n;
+}
+
 int pool_init(struct pool *p, uint64_t capacity, enum pool_pages pages,
 	      char *why, size_t whylen)
 {
@@ -136,7 +293,7 @@ int pool_init(struct pool *p, uint64_t capacity, enum pool_pages pages,
 	err = -ENOMEM;
 	p->mapped = (capacity + POOL_HUGE_BYTES - 1) & ~(POOL_HUGE_BYTES - 1);
 	chunks = p->mapped / POOL_HUGE_BYTES;
-	p->runs = malloc(POOL_RUNS_MIN * sizeof(*p->runs));
+	p->runs = calloc(1, sizeof(*p->runs));
 	p->written = calloc((chunks + 63) / 64, sizeof(uint64_t));
 	if (!p->runs || !p->written)
 		goto out;
@@ -144,9 +301,14 @@ int pool_init(struct pool *p, uint64_t capacity, enum pool_pages pages,
 	if (err)
 		goto out;
 	p->capacity = capacity;
-	p->runs_cap = POOL_RUNS_MIN;
-	p->runs[0] = (struct pool_run){ .off = 0, .len = capacity };
-	p->nruns = 1;
+	/* The priorities only shape the tree, never what it holds; seeding
+	 * them from where the pool was mapped keeps a peer from knowing
+	 * them, and so from choosing frees that would unbalance it. */
+	p->rng = (uint64_t)(uintptr_t)p->base | 1;
+	*p->runs = (struct pool_run){ .off = 0, .len = capacity,
+				      .maxlen = capacity,
+				      .prio = next_prio(p) };
+	p->nruns = p->nnodes = 1;
 	return 0;
 out:
 	free(p->runs);
@@ -156,90 +318,52 @@ out:
 	return err;
 }
 
+static void free_tree(struct pool_run *t)
+{
+	if (!t)
+		return;
+	free_tree(t->left);
+	free_tree(t->right);
+	free(t);
+}
+
 void pool_destroy(struct pool *p)
 {
 	if (p->base)
 		munmap(p->base, p->mapped);
-	free(p->runs);
+	free_tree(p->runs);
+	while (p->spare) {
+		struct pool_run *n = p->spare;
+
+		p->spare = n->right;
+		free(n);
+	}
 	free(p->written);
 	memset(p, 0, sizeof(*p));
 }
 
-/*
- * Every allocated extent can add at most one free run when it is freed,
- * so there are never more than nextents + 1 runs.  Growing the array here,
- * where failing is allowed, means pool_free never has to allocate.
- */
-static int reserve_runs(struct pool *p, size_t want)
-{
-	struct pool_run *r;
-	size_t cap = p->runs_cap;
-
-	if (want <= cap)
-		return 0;
-	while (cap < want)
-		cap *= 2;
-	r = realloc(p->runs, cap * sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	p->runs = r;
-	p->runs_cap = cap;
-	return 0;
-}
-
-static void remove_run(struct pool *p, size_t i)
-{
-	memmove(&p->runs[i], &p->runs[i + 1],
-		(p->nruns - i - 1) * sizeof(p->runs[0]));
-	p->nruns--;
-}
-
 int pool_alloc(struct pool *p, uint64_t size, uint64_t *off)
 {
-	size_t i;
+	struct pool_run *n;
 
 	if (size == 0 || size % DSM_PAGE_SIZE)
 		return -EINVAL;
-	if (reserve_runs(p, p->nextents + 2) < 0)
+	if (reserve_nodes(p, p->nextents + 2) < 0)
 		return -ENOMEM;
-	for (i = 0; i < p->nruns; i++)
-		if (p->runs[i].len >= size)
-			break;
-	if (i == p->nruns)
+	n = first_fit(p, size);
+	if (!n)
 		return -ENOSPC;
-
-	*off = p->runs[i].off;
-	p->runs[i].off += size;
-	p->runs[i].len -= size;
-	if (p->runs[i].len == 0)
-		remove_run(p, i);
+	*off = n->off;
+	n = take_run(p, n->off);
+	n->off += size;
+	n->len -= size;
+	if (n->len)
+		insert_run(p, n);
+	else
+		put_spare(p, n);
 	p->used += size;
 	p->nextents++;
 	return 0;
-}
-
-/* Index of the first run that starts after off. */
-static size_t run_after(const struct pool *p, uint64_t off)
-{
-	size_t lo = 0, hi = p->nruns;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (p->runs[mid].off > off)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
-}
-
-static void insert_run(struct pool *p, size_t i, uint64_t off, uint64_t len)
-{
-	memmove(&p->runs[i + 1], &p->runs[i],
-		(p->nruns - i) * sizeof(p->runs[0]));
-	p->runs[i] = (struct pool_run){ .off = off, .len = len };
-	p->nruns++;
 }
 
 static bool chunk_written(const struct pool *p, uint64_t c)
@@ -308,25 +432,36 @@ void pool_zero(struct pool *p, uint64_t off, uint64_t size)
 	memset(pool_at(p, off), 0, size);
 }
 
+/* The freed extent joins the runs it touches, or becomes a run of its
+ * own in a spare node. */
 void pool_free(struct pool *p, uint64_t off, uint64_t size)
 {
-	size_t i = run_after(p, off);
-	int join_prev = i > 0 && p->runs[i - 1].off + p->runs[i - 1].len == off;
-	int join_next = i < p->nruns && off + size == p->runs[i].off;
+	struct pool_run *below, *above, *n = NULL;
 
 	pool_drop(p, off, size);
-
-	if (join_prev && join_next) {
-		p->runs[i - 1].len += size + p->runs[i].len;
-		remove_run(p, i);
-	} else if (join_prev) {
-		p->runs[i - 1].len += size;
-	} else if (join_next) {
-		p->runs[i].off = off;
-		p->runs[i].len += size;
-	} else {
-		insert_run(p, i, off, size);
+	neighbours(p, off, &below, &above);
+	if (below && below->off + below->len == off) {
+		n = take_run(p, below->off);
+		n->len += size;
 	}
+	if (above && off + size == above->off) {
+		struct pool_run *a = take_run(p, above->off);
+
+		if (n) {
+			n->len += a->len;
+			put_spare(p, a);
+		} else {
+			n = a;
+			n->off = off;
+			n->len += size;
+		}
+	}
+	if (!n) {
+		n = get_spare(p);
+		*n = (struct pool_run){ .off = off, .len = size,
+					.prio = next_prio(p) };
+	}
+	insert_run(p, n);
 	p->used -= size;
 	p->nextents--;
 }

@@ -11,8 +11,9 @@
  * per 4 KiB, which on a VM is what copying cold pages mostly costs
  * (docs/design.md, "The server's pool").
  *
- * Extents are page-aligned runs handed out first-fit from a sorted free
- * list that coalesces on free.
+ * Extents are page-aligned runs handed out first-fit (the free run with
+ * the lowest offset that is large enough) from a tree of free runs that
+ * coalesces on free; both cost O(log n) in the number of free runs.
  */
 #ifndef DSM_SERVER_POOL_H
 #define DSM_SERVER_POOL_H
@@ -36,9 +37,14 @@ enum pool_kind {
 
 #define POOL_HUGE_BYTES (2ULL << 20)
 
-/* A run of free pool bytes. */
+/* A run of free pool bytes: a node of the pool's treap of free runs,
+ * ordered by off, a heap by prio, each node knowing the longest run
+ * below it (which is what lets first fit skip whole subtrees). */
 struct pool_run {
 	uint64_t off, len;
+	uint64_t maxlen;         /* the longest len in this subtree */
+	uint64_t prio;
+	struct pool_run *left, *right;
 };
 
 struct pool {
@@ -52,8 +58,14 @@ struct pool {
 	uint64_t *written;
 	uint64_t used;           /* bytes in allocated extents */
 	uint64_t nextents;       /* allocated extents */
-	struct pool_run *runs;   /* free runs, sorted by off, never adjacent */
-	size_t nruns, runs_cap;
+	struct pool_run *runs;   /* the treap of free runs, never adjacent */
+	struct pool_run *spare;  /* nodes kept for pool_free (by ->right) */
+	uint64_t nruns;          /* free runs */
+	uint64_t nnodes;         /* nodes allocated: nruns + spares */
+	uint64_t rng;            /* the source of priorities */
+	/* Tree nodes visited by pool_alloc and pool_free since pool_init:
+	 * the work they did, which tests bound. */
+	uint64_t steps;
 };
 
 /* capacity: > 0 and a multiple of DSM_PAGE_SIZE.  0 or -errno: -ENOMEM

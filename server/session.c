@@ -5,8 +5,123 @@
 #include "session.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "log.h"
+#include "util.h"
+
+static void on_hs_timer(uv_timer_t *t);
+
+int session_list_init(struct session_list *all, uv_loop_t *loop,
+		      struct handler *h, const struct session_limits *lim)
+{
+	memset(all, 0, sizeof(*all));
+	all->lim = *lim;
+	all->h = h;
+	int err = uv_timer_init(loop, &all->hs_timer);
+
+	all->hs_timer.data = all;
+	/* the sessions keep the loop alive, not their deadlines */
+	if (!err)
+		uv_unref((uv_handle_t *)&all->hs_timer);
+	return err;
+}
+
+void session_list_stop(struct session_list *all)
+{
+	uv_timer_stop(&all->hs_timer);
+}
+
+/* The timer fires at the oldest handshake's deadline; the others end
+ * later, since every handshake gets the same time. */
+static void arm_hs_timer(struct session_list *all)
+{
+	uint64_t now = dsm_now_ns(), due;
+
+	if (!all->hs_head) {
+		uv_timer_stop(&all->hs_timer);
+		return;
+	}
+	due = all->hs_head->hs_deadline_ns;
+	uv_timer_start(&all->hs_timer, on_hs_timer,
+		       due > now ? (due - now + 999999) / 1000000 : 0, 0);
+}
+
+static void hs_leave(struct session *s)
+{
+	struct session_list *l = s->list;
+
+	if (!s->in_handshake)
+		return;
+	if (s->hs_prev)
+		s->hs_prev->hs_next = s->hs_next;
+	else
+		l->hs_head = s->hs_next;
+	if (s->hs_next)
+		s->hs_next->hs_prev = s->hs_prev;
+	else
+		l->hs_tail = s->hs_prev;
+	s->in_handshake = false;
+	l->handshakes--;
+}
+
+static void hs_join(struct session *s)
+{
+	struct session_list *l = s->list;
+
+	s->hs_deadline_ns = dsm_now_ns() + l->lim.handshake_ms * 1000000;
+	s->hs_next = NULL;
+	s->hs_prev = l->hs_tail;
+	if (l->hs_tail)
+		l->hs_tail->hs_next = s;
+	else
+		l->hs_head = s;
+	l->hs_tail = s;
+	s->in_handshake = true;
+	l->handshakes++;
+	if (l->hs_head == s)
+		arm_hs_timer(l);
+}
+
+/* Close a connection that has not completed its handshake, and count it
+ * until its transport unlinks it. */
+static void evict(struct session *s, const char *why)
+{
+	struct session_list *l = s->list;
+
+	dsm_debug("client %s (%s): %s, closing", s->peer, s->ops->name, why);
+	hs_leave(s);
+	s->evicted = true;
+	l->evicted++;
+	l->h->conn_refused++;
+	session_close(s);
+}
+
+static void on_hs_timer(uv_timer_t *t)
+{
+	struct session_list *l = t->data;
+	uint64_t now = dsm_now_ns();
+
+	while (l->hs_head && l->hs_head->hs_deadline_ns <= now)
+		evict(l->hs_head, "no handshake within --handshake-timeout-ms");
+	arm_hs_timer(l);
+}
+
+int session_admit(struct session_list *all)
+{
+	size_t live = all->count - all->evicted;
+
+	if (all->hs_head && (all->handshakes >= all->lim.max_handshakes ||
+			     live >= all->lim.max_sessions)) {
+		evict(all->hs_head, "the oldest handshake, making room");
+		arm_hs_timer(all);
+		return 0;
+	}
+	if (live < all->lim.max_sessions)
+		return 0;
+	all->h->conn_refused++;
+	return -EUSERS;
+}
 
 void session_link(struct session *s, const struct session_ops *ops,
 		  struct handler *h, struct session_list *all)
@@ -20,6 +135,9 @@ void session_link(struct session *s, const struct session_ops *ops,
 		all->head->prev = s;
 	all->head = s;
 	all->count++;
+	s->in_handshake = false;
+	s->evicted = false;
+	hs_join(s);
 }
 
 void session_unlink(struct session *s)
@@ -28,6 +146,11 @@ void session_unlink(struct session *s)
 
 	dsm_debug("client %s (%s) gone, freeing %llu regions", s->peer,
 		  s->ops->name, (unsigned long long)s->hs.regions.count);
+	hs_leave(s);
+	if (s->evicted)
+		l->evicted--;
+	if (l->hs_head == NULL)
+		uv_timer_stop(&l->hs_timer);
 	handler_session_end(&s->hs);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -61,6 +184,10 @@ size_t session_request(struct session *s, const uint8_t *buf, size_t len,
 		return 0;
 	}
 	used = handler_next(&s->hs, buf, len, &r, need);
+	if (s->in_handshake && s->hs.authed) {
+		hs_leave(s);
+		arm_hs_timer(s->list);
+	}
 	if (used)
 		deliver(s, &r);
 	return used;

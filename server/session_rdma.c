@@ -556,9 +556,13 @@ int session_rdma_accept(uv_loop_t *loop, struct rdma_cm_id *id,
 			const struct rdma_conn_param *req, struct handler *h,
 			struct session_list *all)
 {
-	struct session_rdma *r = calloc(1, sizeof(*r));
-	int err = -ENOMEM;
+	struct session_rdma *r = NULL;
+	int err = session_admit(all);
 
+	if (err) /* counted there; a flood must not flood the log too */
+		goto out_reject;
+	err = -ENOMEM;
+	r = calloc(1, sizeof(*r));
 	if (!r)
 		goto out_reject;
 	r->id = id;
@@ -583,8 +587,9 @@ int session_rdma_accept(uv_loop_t *loop, struct rdma_cm_id *id,
 	return err;
 
 out_reject:
-	dsm_warn("cannot take an RDMA connection from %s: %s",
-		 r ? r->s.peer : "?", strerror(-err));
+	if (err != -EUSERS)
+		dsm_warn("cannot take an RDMA connection from %s: %s",
+			 r ? r->s.peer : "?", strerror(-err));
 	rdma_reject(id, NULL, 0);
 	if (r)
 		destroy(r);

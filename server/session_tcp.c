@@ -27,6 +27,12 @@
 
 #define RBUF_MIN (64u << 10)
 #define RBUF_MAX (DSM_HDR_SIZE + DSM_MAX_PAYLOAD)
+/* Until the handshake completes a message is at most a HELLO or an AUTH
+ * (the handler refuses any header announcing more), so a connection
+ * that has proved nothing holds this much, not RBUF_MIN. */
+#define RBUF_HANDSHAKE 256u
+_Static_assert(DSM_HDR_SIZE + HANDLER_HANDSHAKE_BODY_MAX <= RBUF_HANDSHAKE,
+	       "a whole handshake message fits the first buffer");
 
 struct session_tcp {
 	struct session s;       /* first: the ops get a struct session */
@@ -217,7 +223,8 @@ static void process(struct session_tcp *t)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct session_tcp *t = h->data;
-	size_t want = t->rneed > RBUF_MIN ? t->rneed : RBUF_MIN;
+	size_t least = t->s.hs.authed ? RBUF_MIN : RBUF_HANDSHAKE;
+	size_t want = t->rneed > least ? t->rneed : least;
 
 	*buf = uv_buf_init(NULL, 0);
 	if (want > RBUF_MAX)
@@ -285,16 +292,47 @@ static const struct session_ops tcp_ops = {
 	.close = tcp_close,
 };
 
+static void on_refused_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* Over the caps: take the connection off the backlog and close it, so
+ * the client learns at once instead of waiting out its timeout (and the
+ * listener does not stay readable for nothing). */
+static int refuse(uv_stream_t *listener)
+{
+	uv_tcp_t *c = malloc(sizeof(*c));
+	int err;
+
+	if (!c)
+		return -ENOMEM;
+	err = uv_tcp_init(listener->loop, c);
+	if (err) {
+		free(c);
+		return err;
+	}
+	err = uv_accept(listener, (uv_stream_t *)c);
+	uv_close((uv_handle_t *)c, on_refused_closed);
+	return err;
+}
+
 int session_tcp_accept(uv_stream_t *listener, struct handler *h,
 		       struct session_list *all)
 {
-	struct session_tcp *t = calloc(1, sizeof(*t));
+	struct session_tcp *t;
 	int err = -ENOMEM;
 	uv_os_fd_t fd;
 
+	if (session_admit(all) < 0) {
+		dsm_debug("refused a connection: %zu clients, the most "
+			  "--max-connections allows", all->count);
+		return refuse(listener);
+	}
+	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->rbuf = malloc(RBUF_MIN);
+	t->rbuf = malloc(RBUF_HANDSHAKE);
 	if (t->rbuf)
 		err = uv_tcp_init(listener->loop, &t->tcp);
 	if (err) {
@@ -302,7 +340,7 @@ int session_tcp_accept(uv_stream_t *listener, struct handler *h,
 		free(t);
 		return err;
 	}
-	t->rcap = RBUF_MIN;
+	t->rcap = RBUF_HANDSHAKE;
 	/* From here on the session is torn down only through on_closed. */
 	t->tcp.data = t;
 	t->rneed = DSM_HDR_SIZE;

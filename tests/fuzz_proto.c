@@ -31,6 +31,9 @@
 #define NCONN 3
 #define ONE_SIDED 2 /* the connection with region hooks */
 #define MAX_REGIONS (FUZZ_CAPACITY / DSM_PAGE_SIZE)
+/* Small limits, so that inputs reach them. */
+#define FUZZ_REGIONS_PER_SESSION 24
+#define FUZZ_SESSIONS_PER_CLIENT 2
 
 #define FUZZ_CHECK(cond)                                                    \
 	do {                                                                \
@@ -136,21 +139,52 @@ static void model_drop_conn(struct fuzz *f, int conn)
 			i++;
 }
 
+/* What an in-order walk of the pool's free runs found. */
+struct walk {
+	uint64_t runs, bytes;
+	uint64_t end;            /* where the last run seen ended */
+	bool any;
+};
+
+/* The subtree at t: in order by offset, apart from each other, inside
+ * the pool, a heap by priority, each node's maxlen right; its longest
+ * run is returned. */
+static uint64_t walk_runs(const struct pool *p, const struct pool_run *t,
+			  uint64_t prio_above, struct walk *w)
+{
+	uint64_t longest, l, r;
+
+	if (!t)
+		return 0;
+	FUZZ_CHECK(t->prio <= prio_above);
+	l = walk_runs(p, t->left, t->prio, w);
+	FUZZ_CHECK(t->len > 0 && t->off % DSM_PAGE_SIZE == 0);
+	FUZZ_CHECK(t->len <= p->capacity && t->off <= p->capacity - t->len);
+	FUZZ_CHECK(!w->any || w->end < t->off);
+	w->any = true;
+	w->end = t->off + t->len;
+	w->runs++;
+	w->bytes += t->len;
+	r = walk_runs(p, t->right, t->prio, w);
+	longest = t->len > l ? t->len : l;
+	longest = longest > r ? longest : r;
+	FUZZ_CHECK(t->maxlen == longest);
+	return longest;
+}
+
 /* Free runs sorted, apart, inside the pool; with the regions they tile
- * the pool exactly. */
+ * the pool exactly; and the pool keeps a node for every run a FREE could
+ * add (pool_free never allocates). */
 static void check_pool(const struct fuzz *f)
 {
 	const struct pool *p = &f->h.pool;
-	uint64_t free_bytes = 0, used = 0;
+	struct walk w = { 0 };
+	uint64_t free_bytes, used = 0;
 
-	for (size_t i = 0; i < p->nruns; i++) {
-		FUZZ_CHECK(p->runs[i].len > 0);
-		FUZZ_CHECK(p->runs[i].off + p->runs[i].len <= p->capacity);
-		if (i)
-			FUZZ_CHECK(p->runs[i - 1].off + p->runs[i - 1].len <
-				   p->runs[i].off);
-		free_bytes += p->runs[i].len;
-	}
+	walk_runs(p, p->runs, UINT64_MAX, &w);
+	free_bytes = w.bytes;
+	FUZZ_CHECK(w.runs == p->nruns);
+	FUZZ_CHECK(p->nnodes >= p->nextents + 1 && p->nnodes >= p->nruns);
 	for (size_t i = 0; i < f->nregions; i++)
 		used += f->regions[i].size;
 	FUZZ_CHECK(used == p->used);
@@ -191,17 +225,24 @@ static int fake_added(void *ctx, struct region *rg, uint8_t *base,
 	return 0;
 }
 
+/* No free run in the subtree at t overlaps [off, off+size). */
+static void check_apart(const struct pool_run *t, uint64_t off, uint64_t size)
+{
+	if (!t)
+		return;
+	FUZZ_CHECK(t->off + t->len <= off || off + size <= t->off);
+	check_apart(t->left, off, size);
+	check_apart(t->right, off, size);
+}
+
 /* Deregistration comes while the extent is still the region's: no free
  * run of the pool overlaps it yet. */
 static void fake_removed(void *ctx, struct region *rg)
 {
 	struct fuzz *f = ctx;
-	const struct pool *p = &f->h.pool;
 
 	FUZZ_CHECK(rg->remote == rg);
-	for (size_t i = 0; i < p->nruns; i++)
-		FUZZ_CHECK(p->runs[i].off + p->runs[i].len <= rg->pool_off ||
-			   rg->pool_off + rg->size <= p->runs[i].off);
+	check_apart(f->h.pool.runs, rg->pool_off, rg->size);
 	rg->remote = NULL;
 	f->registered--;
 }
@@ -283,6 +324,16 @@ static void check_rw(struct fuzz *f, int conn, const struct dsm_hdr *q,
 	}
 }
 
+/* Connections that gave this lease id. */
+static int same_client(const struct fuzz *f, uint64_t id)
+{
+	int n = 0;
+
+	for (int c = 0; c < NCONN; c++)
+		n += f->conn[c].client_id == id;
+	return n;
+}
+
 static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 			  const uint8_t *body, const struct reply *r)
 {
@@ -299,6 +350,8 @@ static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 		break;
 	case DSM_MSG_ALLOC:
 		check_alloc(f, conn, r);
+		FUZZ_CHECK(f->conn[conn].regions.count <=
+			   FUZZ_REGIONS_PER_SESSION);
 		break;
 	case DSM_MSG_FREE:
 		FUZZ_CHECK(dsm_free_req_decode(body, q->len, &fr) == 0);
@@ -322,15 +375,18 @@ static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 	case DSM_MSG_LEASE: /* accepted only well-formed, for a real id */
 		FUZZ_CHECK(r->hdr.len == 0 && q->len == DSM_LEASE_SIZE);
 		FUZZ_CHECK(f->conn[conn].client_id != 0);
+		FUZZ_CHECK(same_client(f, f->conn[conn].client_id) <=
+			   FUZZ_SESSIONS_PER_CLIENT);
 		break;
 	default:
 		FUZZ_CHECK(!"success for a request the server does not know");
 	}
 }
 
-/* The reply answers the request at `msg` and is well formed. */
+/* The reply answers the request at `msg` and is well formed.  authed:
+ * whether the connection had completed its handshake before it. */
 static void check_reply(struct fuzz *f, int conn, const uint8_t *msg,
-			size_t used, const struct reply *r)
+			size_t used, const struct reply *r, bool authed)
 {
 	uint8_t raw[DSM_HDR_SIZE];
 	struct dsm_hdr q, back;
@@ -343,6 +399,12 @@ static void check_reply(struct fuzz *f, int conn, const uint8_t *msg,
 	FUZZ_CHECK(r->hdr.status <= 0 && r->hdr.status > -4096);
 	if (qerr) {
 		FUZZ_CHECK(r->hdr.status == qerr && r->close);
+		FUZZ_CHECK(used == DSM_HDR_SIZE);
+		return;
+	}
+	/* before the handshake a body is never waited for past its size */
+	if (!authed && q.len > HANDLER_HANDSHAKE_BODY_MAX) {
+		FUZZ_CHECK(r->hdr.status == -EMSGSIZE && r->close);
 		FUZZ_CHECK(used == DSM_HDR_SIZE);
 		return;
 	}
@@ -373,9 +435,13 @@ static void fuzz_stream(const uint8_t *in, size_t len)
 	static struct fuzz f; /* large; one input at a time */
 	size_t pos = 0, used, need;
 	struct reply r;
+	bool authed;
 
 	memset(&f, 0, sizeof(f));
 	FUZZ_CHECK(handler_init(&f.h, FUZZ_CAPACITY, POOL_PAGES_SMALL, 1, NULL, 0) == 0);
+	f.h.limits = (struct handler_limits){
+		.regions_per_session = FUZZ_REGIONS_PER_SESSION,
+		.sessions_per_client = FUZZ_SESSIONS_PER_CLIENT };
 	for (int c = 0; c < NCONN; c++)
 		conn_init(&f, c);
 
@@ -384,12 +450,15 @@ static void fuzz_stream(const uint8_t *in, size_t len)
 
 		if (f.closed[c])
 			reconnect(&f, c);
+		authed = f.conn[c].authed;
 		used = handler_next(&f.conn[c], in + pos, len - pos, &r, &need);
 		if (!used) {
 			FUZZ_CHECK(need > len - pos);
+			FUZZ_CHECK(authed || need <= DSM_HDR_SIZE +
+						    HANDLER_HANDSHAKE_BODY_MAX);
 			break;
 		}
-		check_reply(&f, c, in + pos, used, &r);
+		check_reply(&f, c, in + pos, used, &r, authed);
 		f.closed[c] = r.close;
 		pos += used;
 		check_pool(&f);

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,11 +41,11 @@ static uint64_t deadline_after(int timeout_ms)
 
 /* In the child: never returns. */
 static void exec_server(const char *capacity, const char *port_file,
-			const char *secret_file, pid_t parent)
+			const struct th_server_opts *o, pid_t parent)
 {
 	const char *poll_us = getenv("DSM_POLL_US") ? getenv("DSM_POLL_US")
 						    : "100";
-	const char *argv[16] = { "dsm-server", "--listen", "127.0.0.1:0",
+	const char *argv[40] = { "dsm-server", "--listen", "127.0.0.1:0",
 				 "--capacity", capacity, "--port-file",
 				 port_file, "--poll-us", poll_us };
 	int argc = 9;
@@ -60,9 +61,17 @@ static void exec_server(const char *capacity, const char *port_file,
 	/* A test run with DSM_POLL_US (the client's busy-poll window) gets
 	 * a server polling the same way: DSM_POLL_US=0 tests the paths where
 	 * both sides sleep between messages. */
-	if (secret_file) {
+	if (o->secret_file) {
 		argv[argc++] = "--secret-file";
-		argv[argc++] = secret_file;
+		argv[argc++] = o->secret_file;
+	}
+	for (int i = 0; o->args && o->args[i] && argc < 39; i++)
+		argv[argc++] = o->args[i];
+	if (o->nofile) {
+		struct rlimit rl = { o->nofile, o->nofile };
+
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			_exit(127);
 	}
 	execv(DSM_SERVER_BIN, (char *const *)argv);
 	fprintf(stderr, "harness: exec %s: %s\n", DSM_SERVER_BIN,
@@ -128,6 +137,14 @@ int th_server_start(struct th_server *s, const char *capacity)
 int th_server_start_secret(struct th_server *s, const char *capacity,
 			   const char *secret_file)
 {
+	struct th_server_opts o = { .secret_file = secret_file };
+
+	return th_server_start_opts(s, capacity, &o);
+}
+
+int th_server_start_opts(struct th_server *s, const char *capacity,
+			 const struct th_server_opts *o)
+{
 	char port_file[300];
 	pid_t parent = getpid();
 	int err;
@@ -146,7 +163,7 @@ int th_server_start_secret(struct th_server *s, const char *capacity,
 		goto fail;
 	}
 	if (s->pid == 0)
-		exec_server(capacity, port_file, secret_file, parent);
+		exec_server(capacity, port_file, o, parent);
 	err = wait_port(s, port_file);
 	if (err)
 		goto fail;

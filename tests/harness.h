@@ -31,6 +31,14 @@ int th_server_start(struct th_server *s, const char *capacity);
 /* The same, with --secret-file secret_file (NULL: none). */
 int th_server_start_secret(struct th_server *s, const char *capacity,
 			   const char *secret_file);
+/* What else a test may ask of its server. */
+struct th_server_opts {
+	const char *secret_file;        /* --secret-file, or NULL */
+	const char *const *args;        /* more options, NULL-terminated */
+	long nofile;                    /* RLIMIT_NOFILE (soft and hard), or 0 */
+};
+int th_server_start_opts(struct th_server *s, const char *capacity,
+			 const struct th_server_opts *o);
 /* SIGTERM, wait up to 10 s, then SIGKILL. */
 void th_server_stop(struct th_server *s);
 /* SIGKILL and reap. */

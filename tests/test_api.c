@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "client_util.h"
+#include <fcntl.h>
 #include "util.h"
 
 /* The server's capacity: regions of exactly this size must lie on the same
@@ -183,8 +184,15 @@ static void bad_options(const char *addr)
 {
 	struct dsm_options o = { .servers = addr };
 
+	/* A failed dsm_init must close nothing of the program's: once it
+	 * closed descriptor 0 (a zeroed engine's "memfd"), the program's
+	 * stdin, and the next open took its place. */
+	if (fcntl(0, F_GETFD) < 0)
+		TH_CHECK(open("/dev/null", O_RDONLY) == 0);
+
 	unsetenv("DSM_SERVERS");
 	TH_CHECK(dsm_init(NULL) == -EINVAL);          /* no server given */
+	TH_CHECK(fcntl(0, F_GETFD) >= 0);
 	setenv("DSM_REGISTRY", "redis://127.0.0.1:1", 1); /* nobody there */
 	TH_CHECK(dsm_init(NULL) == -ECONNREFUSED);
 	setenv("DSM_REGISTRY", "redis://host:port:x/0", 1);
@@ -304,6 +312,46 @@ static void bad_calls(void)
 	freed_capacity_reads_zeros();
 }
 
+/*
+ * A server filled by another client after this one connected answers
+ * ALLOC with -ENOSPC.  dsm_alloc learns that (the server's STATS) and
+ * places the region on a server with room, instead of failing or choosing
+ * the full server again: the first server looks emptier from HELLO, so
+ * every deal would give it the region.
+ */
+static void full_server_avoided(void)
+{
+	struct th_server big, small;
+	struct dsm_options o = { .local_mem = 1u << 20 };
+	struct dsm_alloc_reply a;
+	char list[128];
+	uint64_t *p;
+	int fd;
+
+	TH_CHECK(th_server_start(&big, POOL_STR) == 0);
+	TH_CHECK(th_server_start(&small, "32M") == 0);
+	snprintf(list, sizeof(list), "%s,%s", big.addr, small.addr);
+	o.servers = list;
+	TH_CHECK(dsm_init(&o) == 0);
+	fd = th_hello_connect(big.port);
+	TH_CHECK(fd >= 0 && raw_alloc_pool(fd, &a) == 0); /* big is full */
+	for (int round = 0; round < 2; round++) {
+		size_t n = (8u << 20) / sizeof(*p);
+
+		p = dsm_alloc(n * sizeof(*p));
+		TH_CHECK(p);
+		for (size_t i = 0; i < n; i += 97)
+			p[i] = i * 31 + round;
+		for (size_t i = 0; i < n; i += 97)
+			TH_CHECK(p[i] == i * 31 + round);
+		dsm_free(p);
+	}
+	dsm_shutdown();
+	close(fd);
+	th_server_stop(&small);
+	th_server_stop(&big);
+}
+
 int main(void)
 {
 	struct th_server srv;
@@ -324,6 +372,7 @@ int main(void)
 	bad_calls();
 	dsm_shutdown();
 	th_server_stop(&srv);
+	full_server_avoided();
 	TH_CHECK(strcmp(dsm_strerror(-ENOMEM), strerror(ENOMEM)) == 0);
 	printf("api: ok\n");
 	return 0;

@@ -13,7 +13,9 @@
  * the written pages (run_written).
  *
  * Prefetch: scans served in windows, pages skipped and come back to, the
- * zero-fill block, and fetch-around sized by its sentinels.
+ * zero-fill block, and fetch-around sized by its sentinels.  Write
+ * prediction: turned on by pages written after their fetch, off by pages
+ * left unwritten.
  */
 #include "client_util.h"
 
@@ -259,6 +261,96 @@ static void test_zero_around(const char *srv_addr)
 	dsm_shutdown();
 }
 
+/*
+ * Write prediction (fault.c): pages read and then written at once, a
+ * read-modify-write over four budgets of pages, twice, are soon installed
+ * writable, so the WP faults fall to about the one fetch in eight that
+ * probes (without prediction, every fetched page takes one).  Reading the
+ * same pages afterwards turns prediction off again once its probes are
+ * evicted unwritten: pages written back fall to a small share of those
+ * evicted (the rounds' first budget of pages was really written).  Every
+ * word reads back exact, so a page installed writable was written back.
+ */
+static void rmw_rounds(volatile uint64_t *far, uint64_t pages, int from,
+		       int rounds)
+{
+	for (int round = from; round < from + rounds; round++)
+		for (uint64_t pg = 0; pg < pages; pg++) {
+			uint64_t v = far[pg * 512];
+
+			TH_CHECK(v == tc_mix(pg) + round);
+			far[pg * 512] = v + 1;
+		}
+}
+
+static void test_predict_writes(const char *srv_addr)
+{
+	struct dsm_options o = { .servers = srv_addr, .local_mem = BUDGET,
+				 .prefetch_max = 1 };
+	uint64_t pages = 4 * (BUDGET / 4096);
+	volatile uint64_t *far;
+	struct dsm_stats a, b, c;
+
+	TH_CHECK(dsm_init(&o) == 0); /* prefetch 1: a fetch per page */
+	far = dsm_alloc(REGION);
+	TH_CHECK(far);
+	for (uint64_t pg = 0; pg < pages; pg++)
+		far[pg * 512] = tc_mix(pg);
+	a = tc_stats();
+	rmw_rounds(far, pages, 0, 2);
+	b = tc_stats();
+	for (int round = 0; round < 3; round++)
+		for (uint64_t pg = 0; pg < pages; pg++)
+			TH_CHECK(far[pg * 512] == tc_mix(pg) + 2);
+	c = tc_stats();
+	printf("write prediction: read-modify-write: %lu WP faults for %lu "
+	       "pages fetched; then reads: %lu written back of %lu "
+	       "evicted\n",
+	       (unsigned long)(b.wp_faults - a.wp_faults),
+	       (unsigned long)(b.pages_fetched - a.pages_fetched),
+	       (unsigned long)(c.pages_written_back - b.pages_written_back),
+	       (unsigned long)(c.pages_evicted - b.pages_evicted));
+	TH_CHECK((b.wp_faults - a.wp_faults) * 4 <
+		 b.pages_fetched - a.pages_fetched);
+	TH_CHECK((c.pages_written_back - b.pages_written_back) * 4 <
+		 c.pages_evicted - b.pages_evicted);
+	dsm_free((void *)far);
+	dsm_shutdown();
+}
+
+/* A page whose first touch is a write is installed writable, prediction
+ * or not: blind writes to pages on the server take no WP fault, and
+ * their data reaches the server. */
+static void test_write_first(const char *srv_addr)
+{
+	struct dsm_options o = { .servers = srv_addr, .local_mem = BUDGET,
+				 .prefetch_max = 1 };
+	uint64_t pages = 4 * (BUDGET / 4096);
+	volatile uint64_t *far;
+	struct dsm_stats a, b;
+
+	setenv("DSM_PREDICT_WRITES", "0", 1);
+	TH_CHECK(dsm_init(&o) == 0);
+	unsetenv("DSM_PREDICT_WRITES");
+	far = dsm_alloc(REGION);
+	TH_CHECK(far);
+	for (uint64_t pg = 0; pg < pages; pg++)
+		far[pg * 512] = tc_mix(pg);
+	a = tc_stats();
+	for (uint64_t pg = 0; pg < pages; pg++)
+		far[pg * 512 + 1] = pg;
+	b = tc_stats();
+	printf("write-first faults: %lu WP faults for %lu pages fetched\n",
+	       (unsigned long)(b.wp_faults - a.wp_faults),
+	       (unsigned long)(b.pages_fetched - a.pages_fetched));
+	TH_CHECK(b.pages_fetched - a.pages_fetched >= pages / 2);
+	TH_CHECK(b.wp_faults == a.wp_faults);
+	for (uint64_t pg = 0; pg < pages; pg++)
+		TH_CHECK(far[pg * 512] == tc_mix(pg) && far[pg * 512 + 1] == pg);
+	dsm_free((void *)far);
+	dsm_shutdown();
+}
+
 int main(void)
 {
 	struct th_server srv;
@@ -277,6 +369,8 @@ int main(void)
 	test_prefetch(srv.addr);
 	test_prefetch_skips(srv.addr);
 	test_zero_around(srv.addr);
+	test_predict_writes(srv.addr);
+	test_write_first(srv.addr);
 	th_server_stop(&srv);
 	printf("policy: ok\n");
 	return 0;

@@ -5,7 +5,8 @@
  * zeroes by hand; pool_zero (DISCARD in a region registered for RDMA)
  * zeroes and keeps the pages resident; --hugepages on fails clearly
  * without enough huge pages reserved; auto takes them when they are
- * there.
+ * there; ALLOC and FREE on a pool fragmented into thousands of holes do
+ * O(log n) work each.
  *
  * The hugetlb cases need 2 MiB huge pages: as root the test reserves what
  * it needs (vm.nr_hugepages) and gives them back at the end; where it
@@ -21,6 +22,7 @@
 #include "harness.h"
 #include "pool.h"
 #include "proto.h"
+#include "util.h"
 
 #define MiB (1ULL << 20)
 #define NR_HUGE "/proc/sys/vm/nr_hugepages"
@@ -196,12 +198,59 @@ static void restore_nr_huge(void)
 		write_nr_huge(nr_huge_before);
 }
 
+/*
+ * ALLOC and FREE on a fragmented pool cost O(log n) in its free runs, not
+ * O(n): 8192 one-page holes, then allocations that fit only past all of
+ * them and allocations that take the first hole, each freed again.  A
+ * first-fit scan of a sorted array looks at every hole for the first kind
+ * and moves every run for the second; the pool's own step counter (runs
+ * looked at or moved) must stay within a small multiple of log2(n).
+ * The time per operation is printed for the record, never asserted.
+ */
+static void fragmented_is_logarithmic(void)
+{
+	enum { HOLES = 8192, ROUNDS = 4096 };
+	uint64_t *off = malloc(2 * HOLES * sizeof(*off)), big, small, steps;
+	uint64_t ops = 0, bound, t0;
+	struct pool p;
+	double per_op;
+
+	TH_CHECK(off);
+	TH_CHECK(pool_init(&p, 1024 * MiB, POOL_PAGES_SMALL, NULL, 0) == 0);
+	for (int i = 0; i < 2 * HOLES; i++)
+		TH_CHECK(pool_alloc(&p, DSM_PAGE_SIZE, &off[i]) == 0);
+	for (int i = 0; i < 2 * HOLES; i += 2)
+		pool_free(&p, off[i], DSM_PAGE_SIZE);
+	steps = p.steps;
+	t0 = dsm_now_ns();
+	for (int i = 0; i < ROUNDS; i++) {
+		TH_CHECK(pool_alloc(&p, 2 * DSM_PAGE_SIZE, &big) == 0);
+		TH_CHECK(big >= off[2 * HOLES - 1]); /* past every hole */
+		TH_CHECK(pool_alloc(&p, DSM_PAGE_SIZE, &small) == 0);
+		TH_CHECK(small == off[0]);           /* the first hole */
+		pool_free(&p, big, 2 * DSM_PAGE_SIZE);
+		pool_free(&p, small, DSM_PAGE_SIZE);
+		ops += 4;
+	}
+	per_op = (double)(dsm_now_ns() - t0) / (double)ops;
+	steps = p.steps - steps;
+	bound = 16 * 14 * ops; /* 16 log2(n), n a little over 8192 */
+	printf("  fragmented ALLOC/FREE, %d holes: %.1f steps and %.0f ns per "
+	       "operation (bound %llu steps)\n", HOLES,
+	       (double)steps / (double)ops, per_op,
+	       (unsigned long long)(bound / ops));
+	TH_CHECK(steps <= bound);
+	pool_destroy(&p);
+	free(off);
+}
+
 int main(void)
 {
 	long before;
 	const char *why = NULL;
 
 	printf("4 KiB pages\n");
+	fragmented_is_logarithmic();
 	drop_and_free(POOL_PAGES_SMALL, POOL_KIND_SMALL);
 	zero_in_place();
 	too_few();

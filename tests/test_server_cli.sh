@@ -59,6 +59,12 @@ expect 2 "bad --registry 'redis://:\*\*\*@x:port'" "${ok[@]}" --registry "redis:
 expect 2 "--registry-password-file needs --registry" "${ok[@]}" --registry-password-file /dev/null
 grep -q -- "--registry-password-file" <<<"$help" ||
 	{ echo "FAIL: --help lacks --registry-password-file"; failed=1; }
+# the limits: positive integers in range
+expect 2 "bad --max-connections '0': want an integer from 1 to" "${ok[@]}" --max-connections 0
+expect 2 "bad --max-handshakes 'x': want an integer from 1 to" "${ok[@]}" --max-handshakes x
+expect 2 "bad --handshake-timeout-ms '0': want an integer from 1 to 3600000" "${ok[@]}" --handshake-timeout-ms 0
+expect 2 "bad --max-regions '-1': want an integer from 1 to" "${ok[@]}" --max-regions -1
+expect 2 "bad --max-client-sessions '0': want an integer from 1 to" "${ok[@]}" --max-client-sessions 0
 # the secret file: private, long enough, readable
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

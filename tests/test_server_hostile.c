@@ -7,16 +7,21 @@
  * answer (docs/design.md, "Protocol": an error reply, and a close when the
  * stream cannot be trusted) within a timeout, and afterwards the good
  * client's data must still be bit-exact and the server still serving.
+ * Connections that never complete a handshake (oversized, idle, more of
+ * them than the server has descriptors) and one client's limits
+ * (regions, connections) are checked against servers of their own too.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "util.h"
 
 #define CAPACITY (64ull << 20)
 #define GOOD_SIZE (1u << 20)
@@ -693,6 +698,189 @@ static void test_reader_that_never_reads(void)
 	close(fd);
 }
 
+
+/* --- connections that never complete a handshake (issue 14, defect 2) --- */
+
+#define FLOOD_CONNS 300
+#define FLOOD_BODY (320u << 10)
+
+/*
+ * 300 connections, each announcing a HELLO of DSM_MAX_PAYLOAD bytes and
+ * sending 320 KiB of it, all held open.  The server must refuse each on
+ * its header (-EMSGSIZE, close) without buffering the body: its RSS may
+ * grow by a few MiB, not by the ~94 MiB it took when it waited for the
+ * whole message.  The first sends its header alone and reads its reply
+ * at once: a clean close (unread data would make it a reset), before
+ * the others could make it the oldest handshake, closed to make room.
+ */
+static void test_preauth_flood(void)
+{
+	static uint8_t junk[FLOOD_BODY];
+	int fd[FLOOD_CONNS];
+	struct dsm_server_stats st;
+	long before = server_rss_kib(), after;
+	uint64_t refused = do_stats(good.fd).conn_refused;
+
+	struct timeval patience = { .tv_sec = 2 };
+
+	for (int i = 0; i < FLOOD_CONNS; i++) {
+		fd[i] = th_raw_connect(srv.port);
+		TH_CHECK(fd[i] >= 0);
+		send_raw_header(fd[i], DSM_PROTO_MAGIC, DSM_PROTO_VERSION, 0,
+				DSM_MAX_PAYLOAD);
+		if (!i) { /* before the others can crowd it out */
+			expect_error_then_close(fd[0], "oversized HELLO",
+						-EMSGSIZE);
+			continue;
+		}
+		/* the server that buffers takes it all; the one that refuses
+		 * resets the connection (errors expected) */
+		setsockopt(fd[i], SOL_SOCKET, SO_SNDTIMEO, &patience,
+			   sizeof(patience));
+		(void)th_send_all(fd[i], junk, sizeof(junk));
+	}
+	usleep(300 * 1000);
+	after = server_rss_kib();
+	printf("server RSS with %d connections each announcing a 1 MiB HELLO: "
+	       "%ld KiB -> %ld KiB\n", FLOOD_CONNS, before, after);
+	check_good("a flood of oversized HELLOs");
+	for (int i = 1; i < FLOOD_CONNS; i++)
+		close(fd[i]);
+	st = do_stats(good.fd);
+	expect("conn_refused counts them", (long)(st.conn_refused - refused),
+	       FLOOD_CONNS);
+#ifndef TH_SANITIZED
+	TH_CHECK(after - before < 8 * 1024);
+#endif
+}
+
+/* A server with small limits: its own, so the main one's are untouched. */
+static struct th_server lim;
+#define LIM_NOFILE 100 /* descriptors the limits server may have */
+#define LIM_HANDSHAKE_MS 600
+
+static void start_limits_server(void)
+{
+	static const char *const args[] = {
+		"--transport", "tcp", "--max-connections", "30",
+		"--max-handshakes", "8", "--handshake-timeout-ms", "600",
+		"--max-regions", "4", "--max-client-sessions", "2", NULL };
+	struct th_server_opts o = { .args = args, .nofile = LIM_NOFILE };
+
+	TH_CHECK(th_server_start_opts(&lim, "16M", &o) == 0);
+}
+
+/*
+ * More idle connections than the server has descriptors for: it must
+ * keep at most --max-handshakes of them (each new one closes the oldest)
+ * so that a member still gets in.  Without the caps the idle ones held
+ * every descriptor and the member was shed at accept.
+ */
+static void test_idle_lockout(void)
+{
+	enum { IDLE = 120 };
+	int idle[IDLE], fd;
+	struct dsm_server_stats st;
+
+	for (int i = 0; i < IDLE; i++) {
+		idle[i] = th_raw_connect(lim.port);
+		TH_CHECK(idle[i] >= 0);
+		usleep(1000); /* in order: the oldest are the first */
+	}
+	fd = th_hello_connect(lim.port);
+	expect("HELLO past 120 idle connections", fd >= 0, 1);
+	expect("PING past 120 idle connections", do_ping(fd), 0);
+	/* the oldest squatter was closed to make room */
+	expect("oldest idle connection closed",
+	       th_wait_eof(idle[0], TH_TIMEOUT_MS), 0);
+	st = do_stats(fd);
+	printf("limits server: %llu connections shed\n",
+	       (unsigned long long)st.conn_refused);
+	TH_CHECK(st.conn_refused >= IDLE - 8);
+	for (int i = 0; i < IDLE; i++)
+		close(idle[i]);
+	close(fd);
+}
+
+/* A connection that completes no handshake is closed when its time is
+ * up; one that completed its handshake is not. */
+static void test_handshake_timeout(void)
+{
+	uint64_t t0 = dsm_now_ns(), ms;
+	int idle = th_raw_connect(lim.port), member = th_hello_connect(lim.port);
+
+	TH_CHECK(idle >= 0 && member >= 0);
+	expect("idle connection closed", th_wait_eof(idle, 4 * LIM_HANDSHAKE_MS),
+	       0);
+	ms = (dsm_now_ns() - t0) / 1000000;
+	printf("idle connection closed after %llu ms (timeout %d ms)\n",
+	       (unsigned long long)ms, LIM_HANDSHAKE_MS);
+	TH_CHECK(ms >= LIM_HANDSHAKE_MS - 50);
+	usleep(LIM_HANDSHAKE_MS * 1000);
+	expect("PING from a member past the timeout", do_ping(member), 0);
+	close(idle);
+	close(member);
+}
+
+/* --- one client's limits (issue 14, defect 8) ----------------------------- */
+
+static void test_region_limit(void)
+{
+	struct peer r[5];
+	int fd = th_hello_connect(lim.port);
+
+	TH_CHECK(fd >= 0);
+	for (int i = 0; i < 4; i++)
+		expect("ALLOC within --max-regions",
+		       do_alloc(fd, DSM_PAGE_SIZE, &r[i]), 0);
+	expect("ALLOC past --max-regions", do_alloc(fd, DSM_PAGE_SIZE, NULL),
+	       -EDQUOT);
+	expect("FREE", do_free(fd, r[0].region), 0);
+	expect("ALLOC after a FREE", do_alloc(fd, DSM_PAGE_SIZE, &r[4]), 0);
+	expect("PING after the limit", do_ping(fd), 0);
+	close(fd);
+}
+
+static int lease(int fd, uint64_t id)
+{
+	struct dsm_lease m = { .client_id = id };
+	uint8_t body[DSM_LEASE_SIZE];
+
+	dsm_lease_encode(&m, body);
+	return th_call(fd, DSM_MSG_LEASE, next_id++, body, sizeof(body), NULL,
+		       0, NULL);
+}
+
+static void test_client_sessions(void)
+{
+	int fd[4];
+
+	for (int i = 0; i < 4; i++) {
+		fd[i] = th_hello_connect(lim.port);
+		TH_CHECK(fd[i] >= 0);
+	}
+	expect("first LEASE of client 77", lease(fd[0], 77), 0);
+	expect("second LEASE of client 77", lease(fd[1], 77), 0);
+	expect("third LEASE of client 77", lease(fd[2], 77), -EUSERS);
+	expect("closed past --max-client-sessions",
+	       th_wait_eof(fd[2], TH_TIMEOUT_MS), 0);
+	expect("LEASE of another client", lease(fd[3], 78), 0);
+	/* the same connection renewing its own lease is not another one */
+	expect("LEASE again on the same connection", lease(fd[0], 77), 0);
+	for (int i = 0; i < 4; i++)
+		close(fd[i]);
+}
+
+static void test_limits(void)
+{
+	start_limits_server();
+	test_region_limit();
+	test_client_sessions();
+	test_handshake_timeout();
+	test_idle_lockout();
+	th_server_stop(&lim);
+}
+
 /* --- the end ------------------------------------------------------------- */
 
 /* Only the good client is left, with only its region. */
@@ -790,6 +978,8 @@ int main(void)
 	test_slow_clients();
 	test_pipelining();
 	test_reader_that_never_reads();
+	test_preauth_flood();
+	test_limits();
 	test_still_serving();
 	test_signals();
 	printf("server_hostile: all checks passed\n");
