@@ -387,7 +387,8 @@ int dsm_engine_call(uint32_t server, uint8_t type, const void *body,
 		*io = (struct dsm_io){ .type = type, .server = server,
 				       .blen = len, .done = call_done,
 				       .arg = w };
-		memcpy(io->body, body, len);
+		if (len) /* STATS has no body: body may be NULL */
+			memcpy(io->body, body, len);
 	}
 	pthread_mutex_unlock(&dsm_eng.lock);
 	err = -ENOMEM;
