@@ -147,7 +147,8 @@ static int republish(void)
 }
 
 int dsm_cluster_open(const char *url, const char *pass_file,
-		     const char *name, char **servers, int **offers_rdma)
+		     const char *name, char **servers,
+		     struct dsm_listed **listed)
 {
 	struct dsm_reg_server *v = NULL;
 	char err[512];
@@ -176,11 +177,12 @@ int dsm_cluster_open(const char *url, const char *pass_file,
 		len += strlen(v[i].addr) + 1;
 	if (!rc && !(*servers = calloc(1, len)))
 		rc = -ENOMEM;
-	if (!rc && !(*offers_rdma = calloc(n, sizeof(**offers_rdma))))
+	if (!rc && !(*listed = calloc(n, sizeof(**listed))))
 		rc = -ENOMEM;
 	for (size_t i = 0; !rc && i < n; i++) {
 		strcat(strcat(*servers, i ? "," : ""), v[i].addr);
-		(*offers_rdma)[i] = dsm_reg_server_offers(&v[i], "rdma");
+		(*listed)[i].id = v[i].id;
+		(*listed)[i].offers_rdma = dsm_reg_server_offers(&v[i], "rdma");
 	}
 	free(v);
 	if (rc) {

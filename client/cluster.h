@@ -13,13 +13,20 @@
 /* Region ids are client id * this + the client's count of regions. */
 #define DSM_REGION_IDS_PER_CLIENT 1000000000ULL
 
+/* What the registry says of a server it lists. */
+struct dsm_listed {
+	uint32_t id;      /* its registry id: its HELLO must say the same */
+	bool offers_rdma;
+};
+
 /* Connect to the registry at url (with the password in pass_file, if
  * not NULL), cluster name (NULL: default), and list the live servers as
- * "host:port,host:port..." in *servers, and in *offers_rdma whether each
- * offers RDMA (1 or 0; both malloc'd).  0 or -errno, after logging what
+ * "host:port,host:port..." in *servers, and what the registry says of
+ * each in (*listed)[i] (both malloc'd).  0 or -errno, after logging what
  * to check. */
 int dsm_cluster_open(const char *url, const char *pass_file,
-		     const char *name, char **servers, int **offers_rdma);
+		     const char *name, char **servers,
+		     struct dsm_listed **listed);
 /* Once the engine runs: record this client, start renewing its lease. */
 int dsm_cluster_join(void);
 /* A region was placed: name it (r->id) and record it, before it enters

@@ -51,6 +51,7 @@
 #include "placement.h"
 #include "region.h"
 #include "shim.h"
+#include "util.h"
 
 static bool range_fetching(const struct dsm_region *r, uint64_t first,
 			   uint64_t end)
@@ -99,11 +100,14 @@ static bool discard_on_servers(struct dsm_region *r, uint64_t first,
 
 /* Take the lock with no page of [addr, addr+len) being fetched, and find
  * the range's region and pages.  0 with the lock held; without it, 1 for
- * an empty range (nothing to do) or -EINVAL (the range is not inside one
- * region). */
+ * an empty range (nothing to do), -EINVAL (the range is not inside one
+ * region) or -ETIMEDOUT: a fetch did not land within the reply timeout
+ * (its server neither answers nor is known dead), and the caller, who
+ * may hold the preload shim's arena lock, must not wait for ever. */
 static int lock_range(uint64_t addr, uint64_t len, struct dsm_region **rp,
 		      uint64_t *first, uint64_t *end)
 {
+	uint64_t deadline = dsm_now_ns() + dsm_eng.reply_ns;
 	struct dsm_region *r;
 
 	if ((addr | len) & (DSM_PAGE_SIZE - 1))
@@ -122,6 +126,13 @@ static int lock_range(uint64_t addr, uint64_t len, struct dsm_region **rp,
 		if (!range_fetching(r, *first, *end))
 			break;
 		pthread_mutex_unlock(&dsm_eng.lock);
+		if (dsm_now_ns() >= deadline) {
+			dsm_err("pages at %#llx are still being fetched after "
+				"%llu ms: giving up on them",
+				(unsigned long long)addr,
+				(unsigned long long)(dsm_eng.reply_ns / 1000000));
+			return -ETIMEDOUT;
+		}
 		sched_yield(); /* let the engine thread land the READ */
 	}
 	*rp = r;

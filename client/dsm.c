@@ -51,8 +51,9 @@ enum transport_choice {
 struct config {
 	enum transport_choice transport;
 	bool rdma_here;         /* this machine has an RDMA device */
-	int *offers_rdma;       /* per server of the registry's list: 1, 0;
+	struct dsm_listed *listed; /* per server of the registry's list;
 	                         * NULL: not known (DSM_SERVERS) */
+	bool allow_remote;      /* DSM_ALLOW_REMOTE_WITHOUT_SECRET=1 */
 	char *servers;          /* malloc'd; from the registry if it is set */
 	const char *registry;   /* DSM_REGISTRY, when no server list is given */
 	const char *registry_pass_file; /* DSM_REGISTRY_PASSWORD_FILE */
@@ -62,6 +63,7 @@ struct config {
 	uint64_t budget;
 	uint32_t prefetch;
 	uint64_t poll_us;
+	uint64_t reply_ms;      /* DSM_REPLY_TIMEOUT_MS */
 	enum dsm_evict_policy policy;
 	bool predict_writes;    /* DSM_PREDICT_WRITES */
 };
@@ -152,6 +154,21 @@ static int read_config(const struct dsm_options *o, struct config *c)
 			MAX_POLL_US);
 		return -EINVAL;
 	}
+	c->reply_ms = DSM_REPLY_TIMEOUT_MS;
+	if ((p = getenv("DSM_REPLY_TIMEOUT_MS")) &&
+	    (dsm_parse_uint(p, DSM_REPLY_TIMEOUT_MS_MAX, &c->reply_ms) ||
+	     !c->reply_ms)) {
+		dsm_err("DSM_REPLY_TIMEOUT_MS=%s: expected milliseconds, 1 to "
+			"%u", p, DSM_REPLY_TIMEOUT_MS_MAX);
+		return -EINVAL;
+	}
+	if ((p = getenv("DSM_TCP_TIMEOUT_MS")) &&
+	    (dsm_parse_uint(p, DSM_TCP_TIMEOUT_MS_MAX, &v) ||
+	     v < DSM_TCP_TIMEOUT_MS_MIN)) {
+		dsm_err("DSM_TCP_TIMEOUT_MS=%s: expected milliseconds, %u to "
+			"%u", p, DSM_TCP_TIMEOUT_MS_MIN, DSM_TCP_TIMEOUT_MS_MAX);
+		return -EINVAL;
+	}
 	if ((p = getenv("DSM_CONNECT_TIMEOUT_MS")) &&
 	    (dsm_parse_uint(p, DSM_CONNECT_MS_MAX, &v) || !v)) {
 		dsm_err("DSM_CONNECT_TIMEOUT_MS=%s: expected milliseconds, 1 "
@@ -170,6 +187,14 @@ static int read_config(const struct dsm_options *o, struct config *c)
 	}
 	if ((got = read_transport(c)) < 0)
 		return got;
+	if ((p = getenv("DSM_ALLOW_REMOTE_WITHOUT_SECRET")) && *p) {
+		if (strcmp(p, "0") && strcmp(p, "1")) {
+			dsm_err("DSM_ALLOW_REMOTE_WITHOUT_SECRET=%s: expected 0 "
+				"or 1", p);
+			return -EINVAL;
+		}
+		c->allow_remote = !strcmp(p, "1");
+	}
 	if ((p = getenv("DSM_SECRET_FILE")) && *p) {
 		char msg[512];
 		int err = dsm_auth_load(p, &c->key, msg, sizeof(msg));
@@ -259,7 +284,8 @@ static int authenticate(struct dsm_server *s, const struct dsm_auth_key *key,
 	return err;
 }
 
-static int hello(struct dsm_server *s, const struct dsm_auth_key *key)
+static int hello(struct dsm_server *s, const struct dsm_auth_key *key,
+		 const struct dsm_listed *rec)
 {
 	struct dsm_hello h = { DSM_PROTO_VERSION, DSM_PROTO_VERSION,
 			       DSM_PAGE_SIZE, 0 };
@@ -299,6 +325,15 @@ static int hello(struct dsm_server *s, const struct dsm_auth_key *key)
 	}
 	if (key && (err = authenticate(s, key, h.nonce, &r)))
 		return err;
+	/* A stale or forged record would send our pages to whoever answers
+	 * at its address; the id in the server's HELLO (proved with the
+	 * secret, when there is one) must be the record's. */
+	if (rec && r.server_id != rec->id) {
+		dsm_err("memory server at %s says it is server %u, but the "
+			"registry lists server %u there: refusing it", s->addr,
+			r.server_id, rec->id);
+		return -EPROTO;
+	}
 	s->id = r.server_id;
 	s->capacity = r.capacity;
 	s->free = r.free;
@@ -326,8 +361,24 @@ static int dial(struct dsm_server *s, const struct config *c, int offer,
 	return s->ops->connect(s->addr, ev, &s->t);
 }
 
+/* Without the cluster secret nothing proves who a server is, and it
+ * reads and writes every page we give it: as the server listens on
+ * loopback only without one, we talk to this machine's servers only,
+ * unless told otherwise explicitly. */
+static int check_exposure(const char *addr, const struct config *c)
+{
+	/* an address that does not parse or resolve: the dial says so */
+	if (c->has_key || c->allow_remote || dsm_addr_is_loopback(addr))
+		return 0;
+	dsm_err("refusing memory server %s without DSM_SECRET_FILE: nothing "
+		"would prove it is a member, and it would get our pages. Give "
+		"the client the cluster's secret, use a server on this machine, "
+		"or set DSM_ALLOW_REMOTE_WITHOUT_SECRET=1", addr);
+	return -EACCES;
+}
+
 static int connect_one(uint32_t i, const char *addr, const struct config *c,
-		       int offer)
+		       const struct dsm_listed *rec)
 {
 	struct dsm_server *s = &dsm_eng.servers[i];
 	struct dsm_transport_events ev = { on_server_msg, on_server_lost,
@@ -336,7 +387,9 @@ static int connect_one(uint32_t i, const char *addr, const struct config *c,
 	int err;
 
 	snprintf(s->addr, sizeof(s->addr), "%s", addr);
-	err = dial(s, c, offer, &ev);
+	if ((err = check_exposure(addr, c)))
+		return err;
+	err = dial(s, c, rec ? rec->offers_rdma : -1, &ev);
 	if (err) {
 		dsm_err("cannot reach memory server %s%s: %s%s", addr,
 			s->ops == &dsm_rdma_transport ? " over RDMA" : "",
@@ -344,7 +397,7 @@ static int connect_one(uint32_t i, const char *addr, const struct config *c,
 			" (expected host:port)" : "; is dsm-server running?");
 		return err;
 	}
-	err = hello(s, key);
+	err = hello(s, key, rec);
 	if (err) {
 		s->ops->close(s->t);
 		s->t = NULL;
@@ -368,10 +421,10 @@ static int check_offers(const struct config *c, char *list, uint32_t n)
 {
 	char *p = list;
 
-	for (uint32_t i = 0; c->offers_rdma && i < n; i++) {
+	for (uint32_t i = 0; c->listed && i < n; i++) {
 		size_t len = strcspn(p, ",");
 
-		if (c->transport == CHOOSE_RDMA && !c->offers_rdma[i]) {
+		if (c->transport == CHOOSE_RDMA && !c->listed[i].offers_rdma) {
 			dsm_err("DSM_TRANSPORT=rdma, but memory server %.*s "
 				"does not offer RDMA (its registry record "
 				"says so: is its machine without an RDMA "
@@ -403,7 +456,7 @@ static int connect_all(char *list, bool tolerant, const struct config *c)
 	for (tok = strtok_r(list, ",", &save); tok && (!err || tolerant);
 	     tok = strtok_r(NULL, ",", &save), k++) {
 		err = connect_one(dsm_eng.nservers, tok, c,
-				  c->offers_rdma ? c->offers_rdma[k] : -1);
+				  c->listed ? &c->listed[k] : NULL);
 		if (!err)
 			dsm_eng.nservers++;
 		else if (tolerant)
@@ -439,6 +492,7 @@ static int start_engine(const struct config *c)
 		dsm_eng.prefetch_max = dsm_eng.budget / 8 ? dsm_eng.budget / 8 : 1;
 	dsm_eng.policy = c->policy;
 	dsm_eng.poll_ns = c->poll_us * 1000;
+	dsm_eng.reply_ns = c->reply_ms * 1000000;
 	/* 2q-wp's second chances read a WP fault as use: a page installed
 	 * writable would look used when it was only read */
 	dsm_eng.wpredict = (struct dsm_wpredict){
@@ -488,7 +542,7 @@ int dsm_init(const struct dsm_options *opts)
 		err = dsm_uffd_open(&dsm_eng.uffd);
 	if (!err && c.registry)
 		err = dsm_cluster_open(c.registry, c.registry_pass_file,
-				       c.cluster, &c.servers, &c.offers_rdma);
+				       c.cluster, &c.servers, &c.listed);
 	if (!err)
 		err = connect_all(c.servers, c.registry != NULL, &c);
 	if (!err)
@@ -504,7 +558,7 @@ int dsm_init(const struct dsm_options *opts)
 		reset_engine();
 	}
 	free(c.servers);
-	free(c.offers_rdma);
+	free(c.listed);
 	explicit_bzero(&c.key, sizeof(c.key)); /* the secret's key, used up */
 	return err;
 }
@@ -641,9 +695,8 @@ void dsm_free(void *ptr)
 
 int dsm_sync(void *ptr, size_t len)
 {
-	struct dsm_sync_wait w = { PTHREAD_MUTEX_INITIALIZER,
-				   PTHREAD_COND_INITIALIZER, 0, 0 };
 	uint64_t a = (uintptr_t)ptr & ~(uint64_t)(DSM_PAGE_SIZE - 1), first, n;
+	struct dsm_sync_wait *w;
 	struct dsm_region *r;
 	int err, werr;
 
@@ -651,20 +704,23 @@ int dsm_sync(void *ptr, size_t len)
 		return -ENOTCONN;
 	if (!len)
 		return 0;
+	if (!(w = dsm_sync_wait_new()))
+		return -ENOMEM;
 	pthread_mutex_lock(&dsm_eng.lock);
 	r = dsm_region_find(a);
 	if (!r || (uintptr_t)ptr + len > r->base + r->size ||
 	    (uintptr_t)ptr + len < (uintptr_t)ptr) {
 		pthread_mutex_unlock(&dsm_eng.lock);
+		dsm_sync_wait_end(w); /* nothing counted in it: frees it */
 		return -EINVAL;
 	}
 	first = (a - r->base) / DSM_PAGE_SIZE;
 	n = ((uintptr_t)ptr + len - a + (DSM_PAGE_SIZE - 1)) / DSM_PAGE_SIZE;
-	err = dsm_sync_range(r, first, n, &dsm_eng.sendq, &w);
+	err = dsm_sync_range(r, first, n, &dsm_eng.sendq, w);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	dsm_engine_kick();
 	/* staged write-backs point at w: wait for them even after an error */
-	werr = dsm_sync_wait_for(&w);
+	werr = dsm_sync_wait_end(w);
 	return err ? err : werr;
 }
 

@@ -54,6 +54,8 @@ struct dsm_engine {
 	uint32_t prefetch_max;  /* pages */
 	enum dsm_evict_policy policy; /* DSM_EVICT (evict.h) */
 	uint64_t poll_ns;       /* busy-poll this long after an event */
+	uint64_t reply_ns;      /* how long a thread waits for servers'
+	                         * answers (DSM_REPLY_TIMEOUT_MS, outbox.h) */
 	struct dsm_server *servers;
 	uint32_t nservers;
 	pthread_t fault_thread;

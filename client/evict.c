@@ -183,29 +183,50 @@ static bool adjacent(const struct dsm_page *a, const struct dsm_page *b)
 
 static int self_pidfd = -1;      /* engine lock; -2: process_madvise unusable */
 
-static void drop_pages(struct batch *b)
+/*
+ * Drop the batch's pages: one process_madvise, then page by page from
+ * where it stopped.  The kernel refuses some pages (mlocked memory:
+ * EINVAL, EAGAIN); such a page stays mapped, and its iov_base becomes
+ * NULL so that the caller keeps it.  Returns how many were refused.
+ */
+static uint32_t drop_pages(struct batch *b)
 {
 	size_t total = (size_t)b->n * DSM_PAGE_SIZE;
+	uint32_t refused = 0, from = 0;
 	long done = -1;
+	int err = 0;
 
 	if (self_pidfd == -1) {
 		self_pidfd = syscall(SYS_pidfd_open, getpid(), 0);
 		if (self_pidfd < 0)
 			self_pidfd = -2;
 	}
-	if (self_pidfd >= 0)
+	if (self_pidfd >= 0) {
 		done = syscall(SYS_process_madvise, self_pidfd, b->iov, b->n,
 			       MADV_DONTNEED, 0);
+		err = errno;
+	}
 	if (done == (long)total)
-		return;
-	if (done < 0 && (errno == EINVAL || errno == ENOSYS || errno == EPERM)) {
+		return 0;
+	if (done > 0) /* whole iovecs, in order, before the one it refused */
+		from = done / DSM_PAGE_SIZE;
+	for (uint32_t i = from; i < b->n; i++) {
+		if (madvise(b->iov[i].iov_base, DSM_PAGE_SIZE, MADV_DONTNEED)) {
+			b->iov[i].iov_base = NULL;
+			refused++;
+		}
+	}
+	/* process_madvise itself cannot do it here (ENOSYS, EPERM, or EINVAL
+	 * for an advice this kernel lacks, which an mlocked page also gives:
+	 * told apart by madvise dropping the same page) */
+	if (done < 0 && self_pidfd >= 0 && (err == ENOSYS || err == EPERM ||
+	    (err == EINVAL && b->iov[0].iov_base))) {
 		dsm_debug("process_madvise unusable (%s): dropping page by page",
-			  strerror(errno));
+			  strerror(err));
 		close(self_pidfd);
 		self_pidfd = -2;
 	}
-	for (uint32_t i = 0; i < b->n; i++)
-		madvise(b->iov[i].iov_base, DSM_PAGE_SIZE, MADV_DONTNEED);
+	return refused;
 }
 
 /* A dirty victim not write-protected yet (a WATCHED page still is). */
@@ -257,9 +278,36 @@ static void keep(struct dsm_page *p)
 	append(&dsm_eng.protected, p, DSM_Q_PROTECTED);
 }
 
+/*
+ * The kernel would not drop p.  It stays resident with its true state: a
+ * dirty victim was write-protected and its copy staged, so it is clean
+ * now (if that write-back fails, dsm_server_copy_lost makes it dirty
+ * again).  Marked INVALID while still mapped and write-protected, its
+ * next store would take WP faults forever.
+ */
+static void not_dropped(struct dsm_page *p)
+{
+	if (dsm_page_needs_writeback(p)) {
+		p->state = DSM_PG_CLEAN;
+		p->flags &= ~DSM_PGF_WATCHED;
+	}
+	keep(p);
+}
+
+static void warn_not_dropped(uint32_t n)
+{
+	static bool warned; /* engine lock */
+
+	if (warned)
+		return;
+	warned = true;
+	dsm_warn("the kernel refused to drop %u far-memory pages (mlocked?): "
+		 "they stay resident, and the local budget may be exceeded", n);
+}
+
 static void evict_batch(struct batch *b, struct dsm_outbox *ob)
 {
-	uint32_t kept = 0;
+	uint32_t kept = 0, refused;
 
 	if (protect_dirty(b)) {
 		for (uint32_t i = 0; i < b->n; i++)
@@ -280,10 +328,17 @@ static void evict_batch(struct batch *b, struct dsm_outbox *ob)
 		b->iov[kept++] = (struct iovec){ (void *)dsm_page_addr(p), DSM_PAGE_SIZE };
 	}
 	b->n = kept;
-	drop_pages(b);
-	for (uint32_t i = 0; i < b->n; i++) {
+	refused = drop_pages(b);
+	if (refused)
+		warn_not_dropped(refused);
+	for (uint32_t i = 0, k = 0; i < b->n; i++) {
 		struct dsm_page *p = b->p[i];
 
+		if (!b->iov[i].iov_base) {
+			not_dropped(p);
+			continue;
+		}
+		b->p[k++] = p; /* b ends with the dropped pages only */
 		if (p->state == DSM_PG_CLEAN && !(p->flags & DSM_PGF_FREED))
 			dsm_wpredict_evicted(p);
 		/* a freed page's next owner has no refault history */
@@ -293,6 +348,7 @@ static void evict_batch(struct batch *b, struct dsm_outbox *ob)
 		p->flags &= ~(DSM_PGF_PREFETCHED | DSM_PGF_FREED |
 			      DSM_PGF_WATCHED | DSM_PGF_PROBE);
 	}
+	b->n -= refused;
 	dsm_eng.resident -= b->n;
 	dsm_eng.c.pages_evicted += b->n;
 }

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "stage.h"
+#include "util.h"
 
 static struct dsm_io *push(struct dsm_outbox *ob)
 {
@@ -184,6 +185,7 @@ static void wb_done(void *arg, int status, const uint8_t *payload,
 {
 	struct dsm_wb *wb = arg;
 	struct dsm_sync_wait *sync = wb->sync;
+	bool orphan;
 
 	pthread_mutex_lock(&dsm_eng.lock);
 	if (status && !wb->r->dead)
@@ -200,16 +202,48 @@ static void wb_done(void *arg, int status, const uint8_t *payload,
 		sync->err = status;
 	if (--sync->pending == 0)
 		pthread_cond_broadcast(&sync->cond);
+	orphan = !sync->pending && sync->abandoned;
 	pthread_mutex_unlock(&sync->lock);
+	if (orphan)
+		free(sync);
 }
 
-int dsm_sync_wait_for(struct dsm_sync_wait *w)
+struct dsm_sync_wait *dsm_sync_wait_new(void)
 {
+	struct dsm_sync_wait *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	pthread_mutex_init(&w->lock, NULL);
+	if (dsm_cond_init_monotonic(&w->cond)) {
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+int dsm_sync_wait_end(struct dsm_sync_wait *w)
+{
+	uint64_t deadline = dsm_now_ns() + dsm_eng.reply_ns;
+	int err;
+
 	pthread_mutex_lock(&w->lock);
-	while (w->pending)
-		pthread_cond_wait(&w->cond, &w->lock);
+	while (w->pending && !dsm_cond_wait_until(&w->cond, &w->lock, deadline))
+		;
+	if (w->pending) {
+		/* the write-backs still hold w: the last one frees it */
+		w->abandoned = true;
+		pthread_mutex_unlock(&w->lock);
+		dsm_err("%u write-backs not answered within %llu ms: giving "
+			"up waiting (they stay in flight)", w->pending,
+			(unsigned long long)(dsm_eng.reply_ns / 1000000));
+		return -ETIMEDOUT;
+	}
+	err = w->err;
 	pthread_mutex_unlock(&w->lock);
-	return w->err;
+	pthread_cond_destroy(&w->cond);
+	free(w);
+	return err;
 }
 
 static int submit(const struct dsm_io *io)
@@ -277,10 +311,12 @@ void dsm_outbox_send(struct dsm_outbox *ob)
 
 /* ---- control calls from application threads -------------------------- */
 
+/* On the heap, shared by the caller and the completion: a caller that
+ * gives up (abandoned) leaves it to the completion to free. */
 struct call_wait {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
+	pthread_cond_t cond; /* CLOCK_MONOTONIC */
+	bool done, abandoned;
 	int status;
 	void *reply;
 	uint32_t cap, len;
@@ -290,44 +326,85 @@ static void call_done(void *arg, int status, const uint8_t *payload,
 		      uint32_t len)
 {
 	struct call_wait *w = arg;
+	bool orphan;
 
 	pthread_mutex_lock(&w->lock);
+	orphan = w->abandoned;
 	w->status = status;
 	w->len = len;
-	if (!status && payload && w->reply)
+	if (!orphan && !status && payload && w->reply)
 		memcpy(w->reply, payload, len < w->cap ? len : w->cap);
 	w->done = true;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
+	if (orphan) {
+		free(w->reply);
+		free(w);
+	}
+}
+
+/* Wait for w's answer until the reply timeout.  0 when it came; else
+ * -ETIMEDOUT, and w belongs to the completion. */
+static int call_wait_end(struct call_wait *w, uint32_t server, uint8_t type)
+{
+	uint64_t deadline = dsm_now_ns() + dsm_eng.reply_ns;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->done && !dsm_cond_wait_until(&w->cond, &w->lock, deadline))
+		;
+	if (w->done) {
+		pthread_mutex_unlock(&w->lock);
+		return 0;
+	}
+	w->abandoned = true;
+	pthread_mutex_unlock(&w->lock);
+	dsm_err("memory server %s did not answer %s within %llu ms",
+		dsm_eng.servers[server].addr, dsm_msg_name(type),
+		(unsigned long long)(dsm_eng.reply_ns / 1000000));
+	return -ETIMEDOUT;
 }
 
 int dsm_engine_call(uint32_t server, uint8_t type, const void *body,
 		    uint32_t len, void *reply, uint32_t cap, uint32_t *rlen)
 {
-	struct call_wait w = { PTHREAD_MUTEX_INITIALIZER,
-			       PTHREAD_COND_INITIALIZER, false, 0, reply, cap, 0 };
+	struct call_wait *w;
 	struct dsm_io *io;
+	int err;
 
 	if (len > sizeof(io->body))
 		return -EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (!w || (cap && !(w->reply = malloc(cap))) ||
+	    dsm_cond_init_monotonic(&w->cond)) {
+		err = -ENOMEM;
+		goto out;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	w->cap = cap;
 	pthread_mutex_lock(&dsm_eng.lock);
 	io = push(&dsm_eng.sendq);
 	if (io) {
 		*io = (struct dsm_io){ .type = type, .server = server,
 				       .blen = len, .done = call_done,
-				       .arg = &w };
-		memcpy(io->body, body, len);
+				       .arg = w };
+		if (len) /* STATS has no body: body may be NULL */
+			memcpy(io->body, body, len);
 	}
 	pthread_mutex_unlock(&dsm_eng.lock);
+	err = -ENOMEM;
 	if (!io)
-		return -ENOMEM;
+		goto out;
 	dsm_engine_kick();
-
-	pthread_mutex_lock(&w.lock);
-	while (!w.done)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
+	if ((err = call_wait_end(w, server, type)))
+		return err; /* w is the completion's now */
+	if (reply && w->reply)
+		memcpy(reply, w->reply, w->len < cap ? w->len : cap);
 	if (rlen)
-		*rlen = w.len;
-	return w.status;
+		*rlen = w->len;
+	err = w->status;
+out:
+	if (w)
+		free(w->reply);
+	free(w);
+	return err;
 }

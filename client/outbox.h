@@ -18,6 +18,7 @@
 #define DSM_OUTBOX_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "placement.h"
@@ -54,16 +55,34 @@ struct dsm_wb {
 	uint8_t *page[DSM_MAX_BATCH_PAGES]; /* staged copies (stage.h) */
 };
 
+/*
+ * How long a thread waits for servers to answer (dsm_sync's write-backs,
+ * a control call such as ALLOC or FREE, the shim's wait for a fetch to
+ * land) before it gives up with -ETIMEDOUT: 30 s, or
+ * DSM_REPLY_TIMEOUT_MS.  A dead server's machine is found sooner, by
+ * TCP (DSM_TCP_TIMEOUT_MS, transport.h); this bounds a server that is
+ * alive but does not answer (stopped, hung).
+ */
+#define DSM_REPLY_TIMEOUT_MS 30000
+#define DSM_REPLY_TIMEOUT_MS_MAX 3600000
+
+/* Write-backs a thread waits for (dsm_sync, mprotect's).  On the heap,
+ * shared by the waiter and the write-backs: a waiter that gives up
+ * leaves it (abandoned) to the last completion to free. */
 struct dsm_sync_wait {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned pending;
+	pthread_cond_t cond;  /* CLOCK_MONOTONIC */
+	unsigned pending;     /* write-backs not answered yet */
 	int err;
+	bool abandoned;
 };
 
-/* Wait until every write-back counted in w is answered: 0 or the first
- * error. */
-int dsm_sync_wait_for(struct dsm_sync_wait *w);
+/* A new wait, or NULL (out of memory). */
+struct dsm_sync_wait *dsm_sync_wait_new(void);
+/* Wait until every write-back counted in w is answered, at most
+ * dsm_eng.reply_ns: 0, the first error, or -ETIMEDOUT.  w is the
+ * library's after this (freed now, or by the last completion). */
+int dsm_sync_wait_end(struct dsm_sync_wait *w);
 
 int dsm_outbox_read(struct dsm_outbox *ob, const struct dsm_extent *e,
 		    uint64_t idx, uint32_t n, dsm_done_fn done, void *arg);
@@ -77,8 +96,12 @@ int dsm_outbox_discard(struct dsm_outbox *ob, const struct dsm_extent *e,
 uint8_t *dsm_outbox_write_page(struct dsm_outbox *ob, struct dsm_page *p,
 			       struct dsm_sync_wait *sync);
 /* A control request (ALLOC, FREE, LEASE) to a server, from a thread
- * other than the engine thread: queued, sent by the engine thread, waited for.  Copies at most cap
- * reply bytes into reply and the length into *rlen.  0 or -errno. */
+ * other than the engine thread: queued, sent by the engine thread,
+ * waited for at most dsm_eng.reply_ns.  Copies at most cap reply bytes
+ * into reply and the length into *rlen.  0 or -errno; -ETIMEDOUT when
+ * the server did not answer in time (a late answer is dropped: an ALLOC
+ * answered late leaves its region reserved on the server until this
+ * connection closes). */
 int dsm_engine_call(uint32_t server, uint8_t type, const void *body,
 		    uint32_t len, void *reply, uint32_t cap, uint32_t *rlen);
 /* Move every request of src to the end of dst, in order (their pages go

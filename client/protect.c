@@ -83,26 +83,29 @@ int dsm_mark_readable(uint64_t addr, uint64_t len)
  */
 int dsm_mark_unreadable(uint64_t addr, uint64_t len)
 {
-	struct dsm_sync_wait w = { PTHREAD_MUTEX_INITIALIZER,
-				   PTHREAD_COND_INITIALIZER, 0, 0 };
+	struct dsm_sync_wait *w = dsm_sync_wait_new();
 	struct dsm_region *r;
 	uint64_t first;
-	int err;
+	int err, werr;
 
+	if (!w)
+		return -ENOMEM;
 	pthread_mutex_lock(&dsm_eng.lock);
 	r = range_of(addr, len, &first);
 	if (!r) {
 		pthread_mutex_unlock(&dsm_eng.lock);
+		dsm_sync_wait_end(w); /* nothing counted in it: frees it */
 		return -EINVAL;
 	}
-	err = dsm_sync_range(r, first, len / DSM_PAGE_SIZE, &dsm_eng.sendq, &w);
+	err = dsm_sync_range(r, first, len / DSM_PAGE_SIZE, &dsm_eng.sendq, w);
 	if (!err)
 		mark(r, first, len / DSM_PAGE_SIZE, true);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	dsm_engine_kick();
 	/* staged write-backs point at w: wait for them even after an error */
-	if (dsm_sync_wait_for(&w) && !err) {
-		err = w.err;
+	werr = dsm_sync_wait_end(w);
+	if (werr && !err) {
+		err = werr;
 		dsm_mark_readable(addr, len);
 	}
 	return err;

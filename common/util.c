@@ -11,6 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +38,55 @@ int dsm_poll_busy(struct pollfd *fds, unsigned long n, uint64_t *busy_until,
 	return ready;
 }
 
+static bool sockaddr_is_loopback(const struct sockaddr *sa)
+{
+	const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+
+	if (sa->sa_family == AF_INET)
+		return ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr)
+		       >> 24 == 127;
+	if (sa->sa_family != AF_INET6)
+		return false;
+	return IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr) ||
+	       (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr) &&
+		v6->sin6_addr.s6_addr[12] == 127);
+}
+
+int dsm_addr_is_loopback(const char *hostport)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	char host[256];
+	uint16_t port;
+	bool all = true;
+
+	if (dsm_parse_hostport(hostport, host, sizeof(host), &port))
+		return -EINVAL;
+	if (getaddrinfo(host, NULL, &hints, &res))
+		return -EHOSTUNREACH;
+	for (ai = res; ai; ai = ai->ai_next)
+		all = all && sockaddr_is_loopback(ai->ai_addr);
+	freeaddrinfo(res);
+	return all;
+}
+
+int dsm_tcp_set_timeouts(int fd, unsigned ms)
+{
+	int one = 1, idle = ms / 2000, intvl = ms / 10000, cnt = 10;
+	unsigned user = ms;
+
+	if (idle < 1)
+		idle = 1;
+	if (intvl < 1)
+		intvl = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user)))
+		return -errno;
+	return 0;
+}
+
 int dsm_cond_init_monotonic(pthread_cond_t *c)
 {
 	pthread_condattr_t a;
@@ -45,6 +99,17 @@ int dsm_cond_init_monotonic(pthread_cond_t *c)
 		err = pthread_cond_init(c, &a);
 	pthread_condattr_destroy(&a);
 	return -err;
+}
+
+int dsm_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
+			uint64_t deadline_ns)
+{
+	struct timespec ts = { deadline_ns / 1000000000u,
+			       deadline_ns % 1000000000u };
+
+	if (dsm_now_ns() >= deadline_ns)
+		return -ETIMEDOUT;
+	return -pthread_cond_timedwait(c, m, &ts);
 }
 
 void dsm_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms)

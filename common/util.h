@@ -6,6 +6,7 @@
 #define DSM_UTIL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -19,6 +20,11 @@ int dsm_parse_uint(const char *s, uint64_t max, uint64_t *out);
 
 /* "host:port" into host (NUL-terminated, at most hostlen) and port.
  * "[::1]:7000" is accepted for IPv6.  0 or -EINVAL. */
+/* Whether host:port names this machine's loopback only: 1 if every
+ * address the host resolves to is 127.0.0.0/8 or ::1 (or v4-mapped
+ * loopback), 0 if not; -EINVAL if it does not parse, -EHOSTUNREACH if it
+ * does not resolve. */
+int dsm_addr_is_loopback(const char *hostport);
 int dsm_parse_hostport(const char *s, char *host, size_t hostlen,
 		       uint16_t *port);
 
@@ -67,6 +73,23 @@ int dsm_cond_init_monotonic(pthread_cond_t *c);
  * passed; c must come from dsm_cond_init_monotonic.  Spurious wake-ups
  * return early, as for any condition variable: callers recheck. */
 void dsm_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms);
+
+/*
+ * Make a TCP socket fail (ETIMEDOUT) when its peer's machine is gone:
+ * TCP_USER_TIMEOUT ends the connection once data sent has gone
+ * unacknowledged for ms, and keepalive probes (from ms/2 of silence on,
+ * every ms/10) find a peer that vanished while the connection was idle,
+ * within about ms too.  Without them a powered-off peer holds the
+ * connection for the kernel's 15 minutes of retransmissions, or for ever
+ * while idle.  0 or -errno.
+ */
+int dsm_tcp_set_timeouts(int fd, unsigned ms);
+
+/* pthread_cond_wait until deadline_ns (dsm_now_ns's clock), for a
+ * condition from dsm_cond_init_monotonic: 0, or -ETIMEDOUT once it has
+ * passed (the caller checks its condition again either way). */
+int dsm_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
+			uint64_t deadline_ns);
 
 /*
  * Read at most cap bytes of a file that holds a secret (what names it in

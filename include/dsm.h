@@ -65,7 +65,10 @@ struct dsm_options {
  *   -EPERM, -ENOENT, ...  DSM_SECRET_FILE unusable (others may read it,
  *                 it is missing or too short: the log says which)
  *   -EACCES       a server refused our secret, or asks for none while we
- *                 have one
+ *                 have one, or is not on this machine while we have none
+ *                 (unless DSM_ALLOW_REMOTE_WITHOUT_SECRET=1)
+ *   -EPROTO       a server from the registry answered with another id
+ *                 than its record's
  *   -ECONNREFUSED, -EHOSTUNREACH, ...  a server could not be reached
  *   -EALREADY     already initialised */
 int dsm_init(const struct dsm_options *opts);
@@ -74,7 +77,8 @@ int dsm_init(const struct dsm_options *opts);
  * page-aligned, reading as zeros.  NULL with errno set on failure: ENOMEM
  * when the live servers lack capacity, also when every server is lost
  * (the log gives the reason), EINVAL for size 0, ENOTCONN before
- * dsm_init() or after dsm_shutdown(). */
+ * dsm_init() or after dsm_shutdown(), ETIMEDOUT when a server did not
+ * answer within DSM_REPLY_TIMEOUT_MS (default 30 s). */
 void *dsm_alloc(size_t size);
 
 /* Release memory from dsm_alloc().  NULL is a no-op; any other pointer
@@ -83,8 +87,11 @@ void dsm_free(void *p);
 
 /* Write the dirty pages of [p, p+len) back to their servers and wait until
  * the servers have them.  Returns 0, -EINVAL if the range is not inside
- * one dsm_alloc() block, -ENOTCONN before dsm_init(), -ENOMEM, or the
- * transport's error (-EPIPE, -ECONNRESET). */
+ * one dsm_alloc() block, -ENOTCONN before dsm_init(), -ENOMEM, the
+ * transport's error (-EPIPE, -ECONNRESET; -ETIMEDOUT when a server's
+ * machine stopped acknowledging for DSM_TCP_TIMEOUT_MS), or -ETIMEDOUT
+ * when the servers did not answer within DSM_REPLY_TIMEOUT_MS (default
+ * 30 s; the write-backs stay in flight). */
 int dsm_sync(void *p, size_t len);
 
 /* Counters since dsm_init().  Latencies are measured inside the fault

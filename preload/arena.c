@@ -253,6 +253,18 @@ static void mark_used(struct arena *a, size_t s, size_t n)
 		a->hint = s + n;
 }
 
+/* Pages of [s, s+n) in use that nobody may be given (their protection
+ * or their engine state could not be set right): they stay a block that
+ * nobody holds, cut from their neighbours, rather than be handed out
+ * wrong. */
+static void keep_out_of_use(struct arena *a, size_t s, size_t n)
+{
+	if (bit(a->used, s))
+		set_bit(a->start, s);
+	if (s + n < a->npages && bit(a->used, s + n))
+		set_bit(a->start, s + n);
+}
+
 /*
  * Pages being released, in an arena where the program mprotected, are
  * made read-write again before anyone can be handed them, after the
@@ -272,10 +284,7 @@ static int restore_prot(struct arena *a, size_t s, size_t n)
 	}
 	dsm_err("preload: cannot make %zu freed pages at %#lx writable "
 		"again (%m): they stay out of use", n, (unsigned long)p);
-	if (bit(a->used, s))
-		set_bit(a->start, s);
-	if (s + n < a->npages && bit(a->used, s + n))
-		set_bit(a->start, s + n);
+	keep_out_of_use(a, s, n);
 	return -1;
 }
 
@@ -284,7 +293,13 @@ static void release_pages(struct arena *a, size_t s, size_t n)
 {
 	size_t freed = 0;
 
-	dsm_release(a->base + s * DSM_PAGE_SIZE, n * DSM_PAGE_SIZE);
+	/* fails only when a fetch into the range never lands (a server
+	 * that does not answer): the pages could be mapped under their
+	 * next owner, so nobody gets them */
+	if (dsm_release(a->base + s * DSM_PAGE_SIZE, n * DSM_PAGE_SIZE)) {
+		keep_out_of_use(a, s, n);
+		return;
+	}
 	if (a->reprotected && restore_prot(a, s, n))
 		return;
 	for (size_t i = s; i < s + n; i++) {
@@ -305,8 +320,9 @@ static void release_pages(struct arena *a, size_t s, size_t n)
 }
 
 /* Pages [s, s+n) are being handed out: make the dirty ones live again,
- * or zero them if the new owner must read zeros. */
-static void hand_out(struct arena *a, size_t s, size_t n, bool zero)
+ * or zero them if the new owner must read zeros.  -1 if the engine could
+ * not (a fetch into them never landed): they must not be handed out. */
+static int hand_out(struct arena *a, size_t s, size_t n, bool zero)
 {
 	size_t i = s, e = s + n;
 
@@ -323,12 +339,15 @@ static void hand_out(struct arena *a, size_t s, size_t n, bool zero)
 		}
 		for (j = i; j < e && bit(a->dirty, j); j++)
 			clear_bit(a->dirty, j);
-		if (zero)
-			dsm_discard(a->base + i * DSM_PAGE_SIZE, (j - i) * DSM_PAGE_SIZE);
-		else
-			dsm_reuse(a->base + i * DSM_PAGE_SIZE, (j - i) * DSM_PAGE_SIZE);
+		if ((zero ? dsm_discard : dsm_reuse)(a->base + i * DSM_PAGE_SIZE,
+						     (j - i) * DSM_PAGE_SIZE)) {
+			while (j > i)
+				set_bit(a->dirty, --j);
+			return -1;
+		}
 		i = j;
 	}
+	return 0;
 }
 
 /* ---- the calls -------------------------------------------------------- */
@@ -370,7 +389,12 @@ void *arena_alloc(size_t size, size_t align, bool zero)
 	}
 	mark_used(a, s, n);
 	set_bit(a->start, s);
-	hand_out(a, s, n, zero);
+	if (hand_out(a, s, n, zero)) {
+		keep_out_of_use(a, s, n);
+		pthread_mutex_unlock(&lock);
+		errno = ENOMEM;
+		return NULL;
+	}
 	pthread_mutex_unlock(&lock);
 	return (void *)(a->base + s * DSM_PAGE_SIZE);
 }
@@ -469,17 +493,16 @@ int arena_release(void *p, size_t len)
 int arena_zero(void *p, size_t len)
 {
 	struct arena *a;
+	int err = 0;
 	size_t s;
 
 	pthread_mutex_lock(&lock);
 	a = range_in(p, len, &s);
-	if (a) {
-		dsm_discard((uintptr_t)p, len);
+	if (a && (err = dsm_discard((uintptr_t)p, len)) == 0)
 		for (size_t i = s; i < s + len / DSM_PAGE_SIZE; i++)
 			clear_bit(a->dirty, i);
-	}
 	pthread_mutex_unlock(&lock);
-	return a ? 0 : -ENOENT;
+	return a ? err : -ENOENT;
 }
 
 /* With the lock held: whether every page of [s, s+n) is in a block. */
@@ -567,8 +590,9 @@ bool arena_grow(void *p, size_t size, bool zero)
 				i++;
 			if (i == s + m) {
 				mark_used(a, s + n, m - n);
-				hand_out(a, s + n, m - n, zero);
-				ok = true;
+				ok = !hand_out(a, s + n, m - n, zero);
+				if (!ok) /* the block stays as it was */
+					keep_out_of_use(a, s + n, m - n);
 			}
 		}
 	}

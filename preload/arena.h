@@ -69,7 +69,8 @@ int arena_free(void *p);
 int arena_release(void *p, size_t len);
 
 /* Discard the contents of [p, p+len), keeping the blocks: it reads as
- * zeros.  0, or -ENOENT if the range is not inside one arena. */
+ * zeros.  0, -ENOENT if the range is not inside one arena, or
+ * -ETIMEDOUT if a fetch into it never landed (it was not zeroed). */
 int arena_zero(void *p, size_t len);
 
 /* mprotect for far memory: give [p, p+len) (p and len page-aligned,

@@ -37,6 +37,10 @@ static void usage(FILE *f)
 		"  --registry URL       redis://host:port (DSM_REGISTRY)\n"
 		"  --cluster NAME       cluster in the registry (DSM_CLUSTER)\n"
 		"  --secret-file PATH   the cluster's secret (DSM_SECRET_FILE)\n"
+		"  --registry-password-file PATH\n"
+		"                       the registry's Redis password, in a "
+		"mode-0600 file\n"
+		"                       (DSM_REGISTRY_PASSWORD_FILE)\n"
 		"  --threshold SIZE     smallest allocation put in far memory "
 		"(DSM_PRELOAD_THRESHOLD, default 128K)\n"
 		"  --require            fail if no server is reachable "
@@ -155,6 +159,7 @@ int main(int argc, char **argv)
 		{ "registry", required_argument, NULL, 'r' },
 		{ "cluster", required_argument, NULL, 'c' },
 		{ "secret-file", required_argument, NULL, 'k' },
+		{ "registry-password-file", required_argument, NULL, 'p' },
 		{ "threshold", required_argument, NULL, 't' },
 		{ "require", no_argument, NULL, 'R' },
 		{ "stats-file", required_argument, NULL, 'f' },
@@ -176,6 +181,7 @@ int main(int argc, char **argv)
 		case 'r': set("DSM_REGISTRY", optarg); unsetenv("DSM_SERVERS"); break;
 		case 'c': set("DSM_CLUSTER", optarg); break;
 		case 'k': set("DSM_SECRET_FILE", optarg); break;
+		case 'p': set("DSM_REGISTRY_PASSWORD_FILE", optarg); break;
 		case 't': set("DSM_PRELOAD_THRESHOLD", optarg); break;
 		case 'R': set("DSM_REQUIRE", "1"); break;
 		case 'f': stats_file = optarg; break;

@@ -427,7 +427,7 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
 		dsm_tl_internal--;
 		if (!fd)
 			return addr;
-		errno = fd == -ENOENT ? EINVAL : -fd;
+		errno = fd == -ENOENT ? EINVAL : fd == -ETIMEDOUT ? ENOMEM : -fd;
 		return MAP_FAILED;
 	}
 	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
@@ -574,9 +574,15 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 		}
 		if ((advice == MADV_DONTNEED || advice == MADV_FREE ||
 		     advice == MADV_REMOVE) && get_state() == SHIM_ON) {
+			int err;
+
 			dsm_tl_internal++;
-			arena_zero(addr, (len + PAGE - 1) & ~(PAGE - 1));
+			err = arena_zero(addr, (len + PAGE - 1) & ~(PAGE - 1));
 			dsm_tl_internal--;
+			if (err == -ETIMEDOUT) { /* the pages were not zeroed */
+				errno = EAGAIN;
+				return -1;
+			}
 		}
 		return 0;
 	}

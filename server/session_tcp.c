@@ -18,6 +18,12 @@
 #include <string.h>
 
 #include "log.h"
+#include "util.h"
+
+/* How long a client's machine may leave our replies unacknowledged, or
+ * be silent to keepalive probes, before its session ends: the client's
+ * default (DSM_TCP_TIMEOUT_MS, transport.h). */
+#define SERVER_TCP_TIMEOUT_MS 20000
 
 #define RBUF_MIN (64u << 10)
 #define RBUF_MAX (DSM_HDR_SIZE + DSM_MAX_PAYLOAD)
@@ -316,6 +322,7 @@ int session_tcp_accept(uv_stream_t *listener, struct handler *h,
 {
 	struct session_tcp *t;
 	int err = -ENOMEM;
+	uv_os_fd_t fd;
 
 	if (session_admit(all) < 0) {
 		dsm_debug("refused a connection: %zu clients, the most "
@@ -349,6 +356,12 @@ int session_tcp_accept(uv_stream_t *listener, struct handler *h,
 	/* Requests are small and latency-bound: never wait to coalesce. */
 	uv_tcp_nodelay(&t->tcp, 1);
 	name_peer(t);
+	/* A client whose machine vanished is found, its session ended and
+	 * its regions freed, as if it had closed (SERVER_TCP_TIMEOUT_MS). */
+	if (uv_fileno((uv_handle_t *)&t->tcp, &fd) == 0 &&
+	    (err = dsm_tcp_set_timeouts(fd, SERVER_TCP_TIMEOUT_MS)))
+		dsm_warn("client %s: cannot set TCP keepalive: %s", t->s.peer,
+			 strerror(-err));
 	dsm_debug("client %s connected over TCP", t->s.peer);
 	return 0;
 }

@@ -222,6 +222,20 @@ static void bad_options(const char *addr)
 		TH_CHECK(dsm_init(&o) == -EINVAL);
 	}
 	unsetenv("DSM_CONNECT_TIMEOUT_MS");
+	for (int i = 0; i < 3; i++) {  /* milliseconds, 1..3600000 */
+		static const char *bad[] = { "0", "30s", "3600001" };
+
+		setenv("DSM_REPLY_TIMEOUT_MS", bad[i], 1);
+		TH_CHECK(dsm_init(&o) == -EINVAL);
+	}
+	unsetenv("DSM_REPLY_TIMEOUT_MS");
+	for (int i = 0; i < 3; i++) {  /* milliseconds, 1000..3600000 */
+		static const char *bad[] = { "999", "20s", "3600001" };
+
+		setenv("DSM_TCP_TIMEOUT_MS", bad[i], 1);
+		TH_CHECK(dsm_init(&o) == -EINVAL);
+	}
+	unsetenv("DSM_TCP_TIMEOUT_MS");
 	o.servers = "localhost";                        /* no port */
 	TH_CHECK(dsm_init(&o) == -EINVAL);
 	o.servers = "127.0.0.1:1";                      /* nobody there */

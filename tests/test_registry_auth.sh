@@ -189,6 +189,24 @@ DSM_REGISTRY_PASSWORD_FILE=$tmp/pass.640 "$integrity" --cluster 1 >"$logs/client
 grep -qF "may be read by others" "$logs/client-640.log" ||
 	fail "a client with a password file of mode 0640 says: $(tail -3 "$logs/client-640.log")"
 
+echo "--- dsm-run --registry-password-file"
+# The shim is tested in the plain build only (see test_preload_programs.sh).
+if [ "${DSM_TEST_SANITIZED:-0}" = 1 ]; then
+	echo "SKIP: dsm-run --registry-password-file: the shim cannot be tested under a sanitizer"
+else
+	far_prog=(python3 -c 'b = bytearray(8 << 20); b[-1] = 1')
+	env -u DSM_REGISTRY_PASSWORD_FILE "$build/preload/dsm-run" --registry "$url" \
+		--cluster "$cluster" --registry-password-file "$tmp/pass" --require \
+		--quiet -- "${far_prog[@]}" >"$logs/run.log" 2>&1 ||
+		fail "dsm-run with --registry-password-file: $(tail -3 "$logs/run.log")"
+	env -u DSM_REGISTRY_PASSWORD_FILE "$build/preload/dsm-run" --registry "$url" \
+		--cluster "$cluster" --registry-password-file "$tmp/wrong" --require \
+		--quiet -- "${far_prog[@]}" >"$logs/run-wrong.log" 2>&1 &&
+		fail "dsm-run with a wrong --registry-password-file ran"
+	grep -qF "Permission denied) and DSM_REQUIRE=1" "$logs/run-wrong.log" ||
+		fail "dsm-run with a wrong password says: $(tail -3 "$logs/run-wrong.log")"
+fi
+
 echo "--- redis restarted: the server logs in again"
 # first with another password: the server must say so, and keep serving.
 # It retries once a heartbeat (1 s); 15 s leaves room for a loaded machine

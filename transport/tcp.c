@@ -395,6 +395,13 @@ static int tcp_dial(const char *addr)
 	/* Page requests are small and latency-bound: never let Nagle hold
 	 * one back waiting for more bytes. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A powered-off server would otherwise hang every fault, write-back
+	 * and dsm_sync on it: with these its loss is found and reported. */
+	err = dsm_tcp_set_timeouts(fd, dsm_tcp_timeout_ms());
+	if (err)
+		dsm_warn("%s: cannot set TCP keepalive and user timeout (%s): "
+			 "a vanished server will not be noticed", addr,
+			 strerror(-err));
 	return fd;
 }
 

@@ -74,6 +74,17 @@ unsigned dsm_connect_ms(void)
 	return ms;
 }
 
+unsigned dsm_tcp_timeout_ms(void)
+{
+	const char *v = getenv("DSM_TCP_TIMEOUT_MS");
+	uint64_t ms;
+
+	if (!v || dsm_parse_uint(v, DSM_TCP_TIMEOUT_MS_MAX, &ms) ||
+	    ms < DSM_TCP_TIMEOUT_MS_MIN)
+		return DSM_TCP_TIMEOUT_MS;
+	return ms;
+}
+
 int dsm_transport_call_sync(const struct dsm_transport_ops *ops,
 			    struct dsm_transport *t, uint8_t type,
 			    const void *body, uint32_t len, void *reply,

@@ -137,6 +137,15 @@ int dsm_transport_mem_find(const void *p, void **base, size_t *len);
 #define DSM_CONNECT_MS 5000
 #define DSM_CONNECT_MS_MAX 600000
 unsigned dsm_connect_ms(void);
+/* How long a server's machine may leave our data unacknowledged, or be
+ * silent to keepalive probes, before the TCP connection fails and the
+ * server is lost (dsm_tcp_set_timeouts, util.h): 20 s, or
+ * DSM_TCP_TIMEOUT_MS (1000..3600000; dsm_init refuses other values).
+ * The RDMA transport has its own (retries of a work request). */
+#define DSM_TCP_TIMEOUT_MS 20000
+#define DSM_TCP_TIMEOUT_MS_MIN 1000
+#define DSM_TCP_TIMEOUT_MS_MAX 3600000
+unsigned dsm_tcp_timeout_ms(void);
 int dsm_transport_call_sync(const struct dsm_transport_ops *ops,
 			    struct dsm_transport *t, uint8_t type,
 			    const void *body, uint32_t len, void *reply,
