@@ -118,7 +118,8 @@ def servers_table(runs):
 def detail_table(runs):
     # (key, column, digits, scale)
     keys = [("fill_seconds", "fill s", 1, 1), ("seconds", "timed s", 2, 1),
-            ("missing_faults", "faults", 0, 1), ("pages_fetched", "fetched", 0, 1),
+            ("missing_faults", "faults", 0, 1), ("wp_faults", "WP faults", 0, 1),
+            ("pages_fetched", "fetched", 0, 1),
             ("pages_prefetched", "prefetched", 0, 1),
             ("prefetch_used", "prefetch used", 0, 1),
             ("pages_evicted", "evicted", 0, 1),
