@@ -430,7 +430,7 @@ main() {
 	mkdir -p "$top/bench/results"
 	$PY -B "$top/bench/preload_report.py" "$churn" "$runs" \
 		--reps "$REPS" --churn-reps "$CHURN_REPS" --churn-ops "$CHURN_OPS" \
-		--took "$took" \
+		--took "$took" --xz-mb "$XZ_MB" \
 		--machine "$(nproc) cores, $(uname -sr), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM" \
 		>"$work/preload.md"
 	cp "$work/preload.md" "$top/bench/results/preload.md"

@@ -18,7 +18,7 @@ WORKLOAD = {
               "dict of 1M strings, all checksummed",
     "redis": "`redis-server` loaded with 300 KB values, each read back "
              "twice in random order",
-    "xz": "`xz -6 -T1` of 12 MB of generated text",
+    "xz": "`xz -6 -T1` of {xz_mb} MB of generated text",
 }
 FAR = {
     "sort": "its line buffer (one malloc of about the input's size)",
@@ -49,6 +49,7 @@ def main():
     ap.add_argument("--churn-ops", type=int, required=True)
     ap.add_argument("--took", type=int, required=True)
     ap.add_argument("--machine", required=True)
+    ap.add_argument("--xz-mb", type=int, default=1)
     a = ap.parse_args()
 
     out = []
@@ -131,7 +132,7 @@ def main():
         timed = [r["secs"] for r in runs.get((prog, None, "plain"), [])
                  if r["rep"] > 0]
         p("| %s | %s | %s | %s | %s |" % (
-            prog, WORKLOAD.get(prog, prog),
+            prog, WORKLOAD.get(prog, prog).format(xz_mb=a.xz_mb),
             mib(W[prog]) if W[prog] else "?",
             "%.2f" % med(timed) if timed else "FAILED", FAR.get(prog, "")))
     p("")
