@@ -81,6 +81,21 @@ static int env_size(const char *name, uint64_t *out)
 	return 1;
 }
 
+/* A 0-or-1 switch: *out keeps its default when name is unset or empty. */
+static int env_bool(const char *name, bool *out)
+{
+	const char *v = getenv(name);
+
+	if (!v || !*v)
+		return 0;
+	if (strcmp(v, "0") && strcmp(v, "1")) {
+		dsm_err("%s=%s: expected 0 or 1", name, v);
+		return -EINVAL;
+	}
+	*out = *v == '1';
+	return 0;
+}
+
 static int read_transport(struct config *c)
 {
 	const char *v = getenv("DSM_TRANSPORT");
@@ -178,23 +193,13 @@ static int read_config(const struct dsm_options *o, struct config *c)
 	if ((got = parse_policy(evict, &c->policy)) < 0)
 		return got;
 	c->predict_writes = true;
-	if ((p = getenv("DSM_PREDICT_WRITES")) && *p) {
-		if (strcmp(p, "0") && strcmp(p, "1")) {
-			dsm_err("DSM_PREDICT_WRITES=%s: expected 0 or 1", p);
-			return -EINVAL;
-		}
-		c->predict_writes = *p == '1';
-	}
+	if ((got = env_bool("DSM_PREDICT_WRITES", &c->predict_writes)) < 0)
+		return got;
 	if ((got = read_transport(c)) < 0)
 		return got;
-	if ((p = getenv("DSM_ALLOW_REMOTE_WITHOUT_SECRET")) && *p) {
-		if (strcmp(p, "0") && strcmp(p, "1")) {
-			dsm_err("DSM_ALLOW_REMOTE_WITHOUT_SECRET=%s: expected 0 "
-				"or 1", p);
-			return -EINVAL;
-		}
-		c->allow_remote = !strcmp(p, "1");
-	}
+	if ((got = env_bool("DSM_ALLOW_REMOTE_WITHOUT_SECRET",
+			    &c->allow_remote)) < 0)
+		return got;
 	if ((p = getenv("DSM_SECRET_FILE")) && *p) {
 		char msg[512];
 		int err = dsm_auth_load(p, &c->key, msg, sizeof(msg));

@@ -180,6 +180,18 @@ static void before_init(void)
 	dsm_shutdown();         /* no-op */
 }
 
+/* Each of bad[] (NULL-terminated) as the value of variable name makes
+ * dsm_init fail with -EINVAL; name is unset afterwards. */
+static void refused(const struct dsm_options *o, const char *name,
+		    const char *const *bad)
+{
+	for (; *bad; bad++) {
+		setenv(name, *bad, 1);
+		TH_CHECK(dsm_init(o) == -EINVAL);
+	}
+	unsetenv(name);
+}
+
 static void bad_options(const char *addr)
 {
 	struct dsm_options o = { .servers = addr };
@@ -208,34 +220,22 @@ static void bad_options(const char *addr)
 	setenv("DSM_EVICT", "lru", 1);
 	TH_CHECK(dsm_init(&o) == -EINVAL);
 	unsetenv("DSM_EVICT");
-	for (int i = 0; i < 4; i++) {  /* microseconds, 0..10000 */
-		static const char *bad[] = { "x", "-1", "10001", "5K" };
-
-		setenv("DSM_POLL_US", bad[i], 1);
-		TH_CHECK(dsm_init(&o) == -EINVAL);
-	}
-	unsetenv("DSM_POLL_US");
-	for (int i = 0; i < 3; i++) {  /* milliseconds, 1..600000 */
-		static const char *bad[] = { "0", "5s", "600001" };
-
-		setenv("DSM_CONNECT_TIMEOUT_MS", bad[i], 1);
-		TH_CHECK(dsm_init(&o) == -EINVAL);
-	}
-	unsetenv("DSM_CONNECT_TIMEOUT_MS");
-	for (int i = 0; i < 3; i++) {  /* milliseconds, 1..3600000 */
-		static const char *bad[] = { "0", "30s", "3600001" };
-
-		setenv("DSM_REPLY_TIMEOUT_MS", bad[i], 1);
-		TH_CHECK(dsm_init(&o) == -EINVAL);
-	}
-	unsetenv("DSM_REPLY_TIMEOUT_MS");
-	for (int i = 0; i < 3; i++) {  /* milliseconds, 1000..3600000 */
-		static const char *bad[] = { "999", "20s", "3600001" };
-
-		setenv("DSM_TCP_TIMEOUT_MS", bad[i], 1);
-		TH_CHECK(dsm_init(&o) == -EINVAL);
-	}
-	unsetenv("DSM_TCP_TIMEOUT_MS");
+	/* microseconds, 0..10000 */
+	refused(&o, "DSM_POLL_US",
+		(const char *[]){ "x", "-1", "10001", "5K", NULL });
+	/* milliseconds, 1..600000 */
+	refused(&o, "DSM_CONNECT_TIMEOUT_MS",
+		(const char *[]){ "0", "5s", "600001", NULL });
+	/* milliseconds, 1..3600000 */
+	refused(&o, "DSM_REPLY_TIMEOUT_MS",
+		(const char *[]){ "0", "30s", "3600001", NULL });
+	/* milliseconds, 1000..3600000 */
+	refused(&o, "DSM_TCP_TIMEOUT_MS",
+		(const char *[]){ "999", "20s", "3600001", NULL });
+	refused(&o, "DSM_PREDICT_WRITES",
+		(const char *[]){ "2", "yes", NULL });
+	refused(&o, "DSM_ALLOW_REMOTE_WITHOUT_SECRET",
+		(const char *[]){ "2", "on", NULL });
 	o.servers = "localhost";                        /* no port */
 	TH_CHECK(dsm_init(&o) == -EINVAL);
 	o.servers = "127.0.0.1:1";                      /* nobody there */

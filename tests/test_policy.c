@@ -283,19 +283,30 @@ static void rmw_rounds(volatile uint64_t *far, uint64_t pages, int from,
 		}
 }
 
-static void test_predict_writes(const char *srv_addr)
+/* Four budgets of pages, each page's first word written (tc_mix of its
+ * number) and most of them on the server; prefetch 1: a fetch per page. */
+#define PRED_PAGES (4 * (BUDGET / 4096))
+
+static volatile uint64_t *written_out(const char *srv_addr)
 {
 	struct dsm_options o = { .servers = srv_addr, .local_mem = BUDGET,
 				 .prefetch_max = 1 };
-	uint64_t pages = 4 * (BUDGET / 4096);
 	volatile uint64_t *far;
-	struct dsm_stats a, b, c;
 
-	TH_CHECK(dsm_init(&o) == 0); /* prefetch 1: a fetch per page */
+	TH_CHECK(dsm_init(&o) == 0);
 	far = dsm_alloc(REGION);
 	TH_CHECK(far);
-	for (uint64_t pg = 0; pg < pages; pg++)
+	for (uint64_t pg = 0; pg < PRED_PAGES; pg++)
 		far[pg * 512] = tc_mix(pg);
+	return far;
+}
+
+static void test_predict_writes(const char *srv_addr)
+{
+	uint64_t pages = PRED_PAGES;
+	volatile uint64_t *far = written_out(srv_addr);
+	struct dsm_stats a, b, c;
+
 	a = tc_stats();
 	rmw_rounds(far, pages, 0, 2);
 	b = tc_stats();
@@ -323,19 +334,13 @@ static void test_predict_writes(const char *srv_addr)
  * their data reaches the server. */
 static void test_write_first(const char *srv_addr)
 {
-	struct dsm_options o = { .servers = srv_addr, .local_mem = BUDGET,
-				 .prefetch_max = 1 };
-	uint64_t pages = 4 * (BUDGET / 4096);
+	uint64_t pages = PRED_PAGES;
 	volatile uint64_t *far;
 	struct dsm_stats a, b;
 
 	setenv("DSM_PREDICT_WRITES", "0", 1);
-	TH_CHECK(dsm_init(&o) == 0);
+	far = written_out(srv_addr);
 	unsetenv("DSM_PREDICT_WRITES");
-	far = dsm_alloc(REGION);
-	TH_CHECK(far);
-	for (uint64_t pg = 0; pg < pages; pg++)
-		far[pg * 512] = tc_mix(pg);
 	a = tc_stats();
 	for (uint64_t pg = 0; pg < pages; pg++)
 		far[pg * 512 + 1] = pg;
