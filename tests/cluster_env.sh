@@ -64,6 +64,9 @@ registry=redis://127.0.0.1:$REDIS_PORT
 export DSM_REGISTRY=$registry DSM_CLUSTER=$CLUSTER DSM_SECRET_FILE=$RUN_DIR/secret \
 	DSM_REGISTRY_PASSWORD_FILE=$RUN_DIR/redis.pass
 
+# redis-cli on the cluster's registry, with its password.
+rcli() { REDISCLI_AUTH=$(cat "$RUN_DIR/redis.pass") redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+
 # A field of dsmctl's JSON: jq-like, with python.
 json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 

@@ -27,7 +27,6 @@ capacity=$((64 << 20))
 . "$top/tests/cluster_env.sh"
 addrs=("127.0.0.1:$BASE_PORT" "127.0.0.1:$((BASE_PORT + 1))" "127.0.0.1:$((BASE_PORT + 2))")
 # logged in with the cluster's redis password (REDISCLI_AUTH: not in ps)
-rcli() { REDISCLI_AUTH=$(cat "$RUN_DIR/redis.pass") redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 key() { echo "dsm:$CLUSTER:$1"; }
 
 # run WANT_STATUS ARGS...: dsmctl's stdout in $out, stderr in $err.

@@ -41,7 +41,6 @@ unset DSM_SERVERS
 # a preloaded library ahead of a sanitizer's runtime is what we want here
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 
-rcli() { REDISCLI_AUTH=$(cat "$RUN_DIR/redis.pass") redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 key() { echo "dsm:$CLUSTER:$1"; }
 used_total() { "$dsmctl" --json servers | json_get 'sum(s["used"] for s in d)'; }
 used_is() { [ "$(used_total 2>/dev/null)" = "$1" ]; }

@@ -34,7 +34,6 @@ export SERVERS=2 CAPACITY=64M CLUSTER=regleaks-$$
 . "$top/tests/cluster_env.sh"
 unset DSM_SERVERS
 
-rcli() { REDISCLI_AUTH=$(cat "$RUN_DIR/redis.pass") redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 key() { echo "dsm:$CLUSTER:$1"; }
 member() { [ "$(rcli sismember "$(key "$1")" "$2")" = "$3" ]; }
 count_is() { [ "$("$dsmctl" --json "$1" 2>/dev/null | json_get 'len(d)' 2>/dev/null)" = "$2" ]; }

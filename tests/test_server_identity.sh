@@ -22,7 +22,6 @@ export SERVERS=1 CAPACITY=64M CLUSTER=identity-$$
 . "$top/tests/cluster_env.sh"
 unset DSM_SERVERS
 
-rcli() { REDISCLI_AUTH=$(cat "$RUN_DIR/redis.pass") redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 key() { echo "dsm:$CLUSTER:$1"; }
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
