@@ -54,7 +54,37 @@ struct wreq {
 	uint8_t data[];
 };
 
+/*
+ * The cork: replies to a burst of requests, held while process() answers
+ * it and sent with one writev at its end, so that a burst of write-backs
+ * costs one system call and one wake-up of the client, not one each.
+ * Headers and small bodies are copied into it; a READ's body is a pointer
+ * into the pool, so the cork is sent before any request that is not a
+ * READ is handled (it could change those pages).  Owned by the loop
+ * thread: at most one session is processing at a time, and the cork is
+ * empty whenever none is.
+ */
+#define CORK_BUFS 64
+#define CORK_STASH 4096
+static struct {
+	struct session_tcp *owner; /* the session in process(), or NULL */
+	unsigned n;
+	size_t bytes, stashed;
+	bool pool;                 /* some body points into the pool */
+	uv_buf_t bufs[CORK_BUFS];
+	uint8_t stash[CORK_STASH];
+} cork;
+
+/* Forget what the cork holds (its session is closing at once). */
+static void cork_drop(void)
+{
+	cork.n = 0;
+	cork.bytes = cork.stashed = 0;
+	cork.pool = false;
+}
+
 static void process(struct session_tcp *t);
+static int cork_flush(void);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
@@ -77,6 +107,8 @@ static void tcp_close(struct session *s)
 	struct session_tcp *t = tcp_of(s);
 
 	s->closing = true;
+	if (cork.owner == t) /* what it holds goes with the rest */
+		cork_drop();
 	if (!uv_is_closing((uv_handle_t *)&t->tcp))
 		uv_close((uv_handle_t *)&t->tcp, on_closed);
 }
@@ -93,6 +125,10 @@ static void tcp_close_after_send(struct session *s)
 
 	if (t->shutdown.data || uv_is_closing((uv_handle_t *)&t->tcp))
 		return; /* already on its way */
+	if (cork.owner == t && cork_flush()) {
+		tcp_close(s);
+		return;
+	}
 	s->closing = true;
 	uv_read_stop((uv_stream_t *)&t->tcp);
 	t->shutdown.data = s;
@@ -129,26 +165,31 @@ static void on_written(uv_write_t *req, int status)
 		resume(t);
 }
 
-/* Queue bytes [sent, end) of the reply (header, then body) for libuv. */
-static int queue_rest(struct session_tcp *t, const uint8_t *hdr,
-		      const struct reply *r, size_t sent)
+/* Queue for libuv the bytes of bufs[0..n) after the first skip: copied,
+ * since a reply's body may point into the pool (see tcp_send). */
+static int queue_bufs(struct session_tcp *t, const uv_buf_t *bufs,
+		      unsigned n, size_t skip)
 {
-	size_t len = DSM_HDR_SIZE + r->hdr.len - sent, skip;
-	struct wreq *w = malloc(sizeof(*w) + len);
-	uint8_t *p;
+	size_t len = 0;
+	struct wreq *w;
 	uv_buf_t buf;
+	uint8_t *p;
 	int err;
 
+	for (unsigned i = 0; i < n; i++)
+		len += bufs[i].len;
+	len -= skip;
+	w = malloc(sizeof(*w) + len);
 	if (!w)
 		return -ENOMEM;
 	p = w->data;
-	if (sent < DSM_HDR_SIZE) {
-		memcpy(p, hdr + sent, DSM_HDR_SIZE - sent);
-		p += DSM_HDR_SIZE - sent;
+	for (unsigned i = 0; i < n; i++) {
+		size_t from = skip < bufs[i].len ? skip : bufs[i].len;
+
+		memcpy(p, bufs[i].base + from, bufs[i].len - from);
+		p += bufs[i].len - from;
+		skip -= from;
 	}
-	skip = sent > DSM_HDR_SIZE ? sent - DSM_HDR_SIZE : 0;
-	if (r->hdr.len > skip)
-		memcpy(p, r->data + skip, r->hdr.len - skip);
 	w->t = t;
 	w->len = len;
 	buf = uv_buf_init((char *)w->data, len);
@@ -159,6 +200,77 @@ static int queue_rest(struct session_tcp *t, const uint8_t *hdr,
 	}
 	t->wqueued += len;
 	return 0;
+}
+
+/* Send bufs[0..n) (total bytes): straight to the kernel when nothing is
+ * queued before them, the rest copied and queued. */
+static int send_bufs(struct session_tcp *t, const uv_buf_t *bufs, unsigned n,
+		     size_t total)
+{
+	size_t sent = 0;
+
+	if (t->wqueued == 0) { /* never overtake queued replies */
+		int k = uv_try_write((uv_stream_t *)&t->tcp, bufs, n);
+
+		/* on failure uv_write below reports it, or queues the lot */
+		if (k > 0)
+			sent = k;
+		if (sent == total)
+			return 0;
+	}
+	return queue_bufs(t, bufs, n, sent);
+}
+
+static int cork_flush(void)
+{
+	int err = 0;
+
+	if (cork.n)
+		err = send_bufs(cork.owner, cork.bufs, cork.n, cork.bytes);
+	cork_drop();
+	return err;
+}
+
+static uint8_t *stash(const void *p, size_t len)
+{
+	uint8_t *at = cork.stash + cork.stashed;
+
+	memcpy(at, p, len);
+	cork.stashed += len;
+	return at;
+}
+
+static int cork_add(const uint8_t *hdr, const struct reply *r)
+{
+	bool small = r->data >= r->body && r->data < r->body + sizeof(r->body);
+	size_t need = DSM_HDR_SIZE + (small ? r->hdr.len : 0);
+	int err;
+
+	if (cork.n + 2 > CORK_BUFS || cork.stashed + need > CORK_STASH) {
+		err = cork_flush();
+		if (err)
+			return err;
+	}
+	cork.bufs[cork.n++] = uv_buf_init((char *)stash(hdr, DSM_HDR_SIZE),
+					  DSM_HDR_SIZE);
+	if (r->hdr.len) {
+		const uint8_t *body = small ? stash(r->data, r->hdr.len) : r->data;
+
+		cork.bufs[cork.n++] = uv_buf_init((char *)body, r->hdr.len);
+		cork.pool |= !small;
+	}
+	cork.bytes += DSM_HDR_SIZE + r->hdr.len;
+	return 0;
+}
+
+/* Before handling the message at rbuf + pos: must the cork go first? */
+static bool cork_must_go(const struct session_tcp *t, size_t pos)
+{
+	struct dsm_hdr h;
+
+	if (!cork.pool || t->rlen - pos < DSM_HDR_SIZE)
+		return false;
+	return dsm_hdr_decode(t->rbuf + pos, &h) || h.type != DSM_MSG_READ;
 }
 
 /*
@@ -172,24 +284,14 @@ static int tcp_send(struct session *s, const struct reply *r)
 {
 	struct session_tcp *t = tcp_of(s);
 	uint8_t hdr[DSM_HDR_SIZE];
-	size_t sent = 0;
+	uv_buf_t bufs[2];
 
 	dsm_hdr_encode(&r->hdr, hdr);
-	if (t->wqueued == 0) { /* never overtake queued replies */
-		uv_buf_t bufs[2] = {
-			uv_buf_init((char *)hdr, DSM_HDR_SIZE),
-			uv_buf_init((char *)r->data, r->hdr.len),
-		};
-		int n = uv_try_write((uv_stream_t *)&t->tcp, bufs,
-				     r->hdr.len ? 2 : 1);
-
-		/* on failure uv_write below reports it, or queues the lot */
-		if (n > 0)
-			sent = n;
-		if (sent == DSM_HDR_SIZE + r->hdr.len)
-			return 0;
-	}
-	return queue_rest(t, hdr, r, sent);
+	if (cork.owner == t)
+		return cork_add(hdr, r);
+	bufs[0] = uv_buf_init((char *)hdr, DSM_HDR_SIZE);
+	bufs[1] = uv_buf_init((char *)r->data, r->hdr.len);
+	return send_bufs(t, bufs, r->hdr.len ? 2 : 1, DSM_HDR_SIZE + r->hdr.len);
 }
 
 /* Handle every whole message in rbuf, in order, until one ends the
@@ -198,7 +300,12 @@ static void process(struct session_tcp *t)
 {
 	size_t pos = 0, used;
 
+	cork.owner = t;
 	while (!t->s.closing && !t->paused) {
+		if (cork_must_go(t, pos) && cork_flush()) {
+			session_close(&t->s);
+			break;
+		}
 		used = session_request(&t->s, t->rbuf + pos, t->rlen - pos,
 				       &t->rneed);
 		if (!used)
@@ -209,6 +316,9 @@ static void process(struct session_tcp *t)
 			uv_read_stop((uv_stream_t *)&t->tcp);
 		}
 	}
+	if (cork.owner == t && cork_flush())
+		session_close(&t->s);
+	cork.owner = NULL;
 	if (pos) {
 		memmove(t->rbuf, t->rbuf + pos, t->rlen - pos);
 		t->rlen -= pos;

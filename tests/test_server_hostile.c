@@ -634,6 +634,64 @@ static void test_pipelining(void)
 	close(fd);
 }
 
+/* Put one READ or WRITE of page 0 of own's region at p; returns the end. */
+static uint8_t *put_rw(uint8_t *p, uint8_t type, uint64_t id,
+		       const struct peer *own, const uint8_t *page)
+{
+	struct dsm_rw_req m = { .region_id = own->region,
+				.pool_off = own->pool_off, .npages = 1 };
+	uint32_t len = DSM_RW_REQ_SIZE + (page ? DSM_PAGE_SIZE : 0);
+	struct dsm_hdr h;
+
+	dsm_hdr_init(&h, type, 0, len, id);
+	dsm_hdr_encode(&h, p);
+	dsm_rw_req_encode(&m, p + DSM_HDR_SIZE);
+	if (page)
+		memcpy(p + DSM_HDR_SIZE + DSM_RW_REQ_SIZE, page, DSM_PAGE_SIZE);
+	return p + DSM_HDR_SIZE + len;
+}
+
+/* The server holds the replies to a burst of requests and sends them
+ * together (session_tcp.c, "the cork"); a READ's reply points into the
+ * pool meanwhile.  A WRITE of the same page later in the burst must not
+ * change what that READ answers: each READ sees the WRITE before it. */
+static void test_burst_read_then_write(void)
+{
+	enum { ROUNDS = 8 };
+	uint8_t *buf = malloc(ROUNDS * 2 * (DSM_HDR_SIZE + DSM_RW_REQ_SIZE +
+					    DSM_PAGE_SIZE));
+	static uint8_t data[ROUNDS + 1][DSM_PAGE_SIZE], back[DSM_PAGE_SIZE];
+	uint8_t *p = buf;
+	struct dsm_hdr h;
+	struct peer own;
+	int fd = hello_connect();
+
+	TH_CHECK(buf);
+	expect("ALLOC", do_alloc(fd, HOSTILE_SIZE, &own), 0);
+	for (int i = 0; i <= ROUNDS; i++)
+		fill_random(data[i], DSM_PAGE_SIZE, 100 + i);
+	expect("first WRITE", do_rw(fd, DSM_MSG_WRITE, own.region,
+				    own.pool_off, 1, data[0], 1, NULL), 0);
+	for (int i = 0; i < ROUNDS; i++) {
+		p = put_rw(p, DSM_MSG_READ, 2 * i, &own, NULL);
+		p = put_rw(p, DSM_MSG_WRITE, 2 * i + 1, &own, data[i + 1]);
+	}
+	expect("send burst", th_send_all(fd, buf, p - buf), 0);
+	for (int i = 0; i < 2 * ROUNDS; i++) {
+		expect("burst reply", th_recv_msg(fd, &h, back, sizeof(back),
+						  TH_TIMEOUT_MS), 0);
+		expect("burst reply order", (long)h.id, i);
+		expect("burst reply status", h.status, 0);
+		if (i % 2)
+			continue;
+		expect("READ reply length", h.len, DSM_PAGE_SIZE);
+		expect("READ sees the WRITE before it, not after",
+		       memcmp(back, data[i / 2], DSM_PAGE_SIZE), 0);
+	}
+	free(buf);
+	close(fd);
+}
+
 /* --- flow control ---------------------------------------------------------- */
 
 static long server_rss_kib(void)
@@ -977,6 +1035,7 @@ int main(void)
 	test_garbage();
 	test_slow_clients();
 	test_pipelining();
+	test_burst_read_then_write();
 	test_reader_that_never_reads();
 	test_preauth_flood();
 	test_limits();
