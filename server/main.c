@@ -35,6 +35,7 @@
 #define DEFAULT_MAX_CONNECTIONS 1024
 #define DEFAULT_MAX_HANDSHAKES 64
 #define DEFAULT_HANDSHAKE_MS 5000   /* as the client's connect timeout */
+#define DEFAULT_TCP_TIMEOUT_MS 20000 /* as the client's DSM_TCP_TIMEOUT_MS */
 #define DEFAULT_MAX_REGIONS 65536   /* per connection */
 #define DEFAULT_MAX_CLIENT_SESSIONS 16
 /* Descriptors a connection holds: a socket over TCP; an event channel
@@ -107,7 +108,7 @@ static void usage(FILE *f)
 		"                  [--secret-file PATH] [--log LEVEL]\n"
 		"                  [--max-connections N] [--max-handshakes N]\n"
 		"                  [--handshake-timeout-ms N] [--max-regions N]\n"
-		"                  [--max-client-sessions N]\n"
+		"                  [--max-client-sessions N] [--tcp-timeout-ms N]\n"
 		"\n"
 		"  --listen HOST:PORT  address to serve on; port 0 picks a free one\n"
 		"  --capacity SIZE     memory to offer, e.g. 4G (a multiple of 4K)\n"
@@ -157,6 +158,10 @@ static void usage(FILE *f)
 		"                      connections one client (its LEASE id) may\n"
 		"                      have (default 16); LEASE past it fails with\n"
 		"                      EUSERS and the connection closes\n"
+		"  --tcp-timeout-ms N  end a TCP client's session (freeing its\n"
+		"                      regions) once its machine has left replies\n"
+		"                      unacknowledged, or been silent to keepalive\n"
+		"                      probes, this long (default 20000)\n"
 		"\n"
 		"Signals: SIGUSR1 logs counters; SIGTERM/SIGINT say GOODBYE to\n"
 		"every client and exit.\n");
@@ -253,6 +258,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "handshake-timeout-ms", required_argument, NULL, 't' },
 		{ "max-regions", required_argument, NULL, 'R' },
 		{ "max-client-sessions", required_argument, NULL, 'L' },
+		{ "tcp-timeout-ms", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -296,6 +302,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 't':
 			o->lim.handshake_ms = parse_range(
 				"--handshake-timeout-ms", optarg, 1, 3600000);
+			break;
+		case 'O':
+			o->lim.tcp_timeout_ms = parse_range(
+				"--tcp-timeout-ms", optarg, 1000, 3600000);
 			break;
 		case 'R':
 			o->client.regions_per_session = parse_range(
@@ -878,7 +888,8 @@ int main(int argc, char **argv)
 		.transport = TRANSPORT_BOTH,
 		.lim = { .max_sessions = DEFAULT_MAX_CONNECTIONS,
 			 .max_handshakes = DEFAULT_MAX_HANDSHAKES,
-			 .handshake_ms = DEFAULT_HANDSHAKE_MS },
+			 .handshake_ms = DEFAULT_HANDSHAKE_MS,
+			 .tcp_timeout_ms = DEFAULT_TCP_TIMEOUT_MS },
 		.client = {
 			.regions_per_session = DEFAULT_MAX_REGIONS,
 			.sessions_per_client = DEFAULT_MAX_CLIENT_SESSIONS },

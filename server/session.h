@@ -65,11 +65,13 @@ struct session {
 	uint64_t hs_deadline_ns;
 };
 
-/* dsm-server --max-connections, --max-handshakes, --handshake-timeout-ms. */
+/* dsm-server --max-connections, --max-handshakes, --handshake-timeout-ms,
+ * --tcp-timeout-ms. */
 struct session_limits {
 	size_t max_sessions;
 	size_t max_handshakes;
 	uint64_t handshake_ms;
+	unsigned tcp_timeout_ms; /* TCP_USER_TIMEOUT and keepalive */
 };
 
 /* Every live session of a server, so it can say goodbye to them, and

@@ -20,11 +20,6 @@
 #include "log.h"
 #include "util.h"
 
-/* How long a client's machine may leave our replies unacknowledged, or
- * be silent to keepalive probes, before its session ends: the client's
- * default (DSM_TCP_TIMEOUT_MS, transport.h). */
-#define SERVER_TCP_TIMEOUT_MS 20000
-
 #define RBUF_MIN (64u << 10)
 #define RBUF_MAX (DSM_HDR_SIZE + DSM_MAX_PAYLOAD)
 /* Until the handshake completes a message is at most a HELLO or an AUTH
@@ -467,9 +462,12 @@ int session_tcp_accept(uv_stream_t *listener, struct handler *h,
 	uv_tcp_nodelay(&t->tcp, 1);
 	name_peer(t);
 	/* A client whose machine vanished is found, its session ended and
-	 * its regions freed, as if it had closed (SERVER_TCP_TIMEOUT_MS). */
+	 * its regions freed, as if it had closed, after --tcp-timeout-ms: the
+	 * time its machine may leave our replies unacknowledged (the kernel
+	 * counts a closed receive window too) or be silent to keepalive
+	 * probes. */
 	if (uv_fileno((uv_handle_t *)&t->tcp, &fd) == 0 &&
-	    (err = dsm_tcp_set_timeouts(fd, SERVER_TCP_TIMEOUT_MS)))
+	    (err = dsm_tcp_set_timeouts(fd, all->lim.tcp_timeout_ms)))
 		dsm_warn("client %s: cannot set TCP keepalive: %s", t->s.peer,
 			 strerror(-err));
 	dsm_debug("client %s connected over TCP", t->s.peer);

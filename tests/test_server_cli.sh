@@ -63,6 +63,7 @@ grep -q -- "--registry-password-file" <<<"$help" ||
 expect 2 "bad --max-connections '0': want an integer from 1 to" "${ok[@]}" --max-connections 0
 expect 2 "bad --max-handshakes 'x': want an integer from 1 to" "${ok[@]}" --max-handshakes x
 expect 2 "bad --handshake-timeout-ms '0': want an integer from 1 to 3600000" "${ok[@]}" --handshake-timeout-ms 0
+expect 2 "bad --tcp-timeout-ms '999': want an integer from 1000 to 3600000" "${ok[@]}" --tcp-timeout-ms 999
 expect 2 "bad --max-regions '-1': want an integer from 1 to" "${ok[@]}" --max-regions -1
 expect 2 "bad --max-client-sessions '0': want an integer from 1 to" "${ok[@]}" --max-client-sessions 0
 # the secret file: private, long enough, readable

@@ -822,7 +822,8 @@ static void start_limits_server(void)
 	static const char *const args[] = {
 		"--transport", "tcp", "--max-connections", "30",
 		"--max-handshakes", "8", "--handshake-timeout-ms", "600",
-		"--max-regions", "4", "--max-client-sessions", "2", NULL };
+		"--max-regions", "4", "--max-client-sessions", "2",
+		"--tcp-timeout-ms", "1000", NULL };
 	struct th_server_opts o = { .args = args, .nofile = LIM_NOFILE };
 
 	TH_CHECK(th_server_start_opts(&lim, "16M", &o) == 0);
@@ -929,6 +930,48 @@ static void test_client_sessions(void)
 		close(fd[i]);
 }
 
+/* A client that asks for more than it reads and never reads again (its
+ * process hung, say): its receive window closes while the server still
+ * has replies for it.  Its machine acknowledges everything, so only
+ * --tcp-timeout-ms (1 s here; the kernel applies TCP_USER_TIMEOUT to a
+ * closed window too) ends the session and frees its regions; without it
+ * they would be held for the default 20 s. */
+static void test_window_closed(void)
+{
+	uint8_t req[HOG_READS][DSM_HDR_SIZE + DSM_RW_REQ_SIZE];
+	struct dsm_rw_req m;
+	struct dsm_hdr h;
+	struct peer own;
+	int fd = th_hello_connect(lim.port), probe;
+	uint64_t t0, base;
+
+	TH_CHECK(fd >= 0);
+	probe = th_hello_connect(lim.port);
+	TH_CHECK(probe >= 0);
+	base = do_stats(probe).regions;
+	expect("ALLOC", do_alloc(fd, GOOD_SIZE, &own), 0);
+	expect("regions with the hung client's", do_stats(probe).regions,
+	       base + 1);
+	m = (struct dsm_rw_req){ .region_id = own.region,
+				 .pool_off = own.pool_off,
+				 .npages = GOOD_PAGES };
+	for (int i = 0; i < HOG_READS; i++) {
+		dsm_hdr_init(&h, DSM_MSG_READ, 0, DSM_RW_REQ_SIZE, i);
+		dsm_hdr_encode(&h, req[i]);
+		dsm_rw_req_encode(&m, req[i] + DSM_HDR_SIZE);
+	}
+	expect("send", th_send_all(fd, req, sizeof(req)), 0);
+	t0 = dsm_now_ns();
+	while (do_stats(probe).regions != base &&
+	       dsm_now_ns() - t0 < 10000000000ull)
+		usleep(100 * 1000);
+	printf("hung client's session ended after %.1f s\n",
+	       (dsm_now_ns() - t0) / 1e9);
+	expect("regions after --tcp-timeout-ms", do_stats(probe).regions, base);
+	close(probe);
+	close(fd);
+}
+
 static void test_limits(void)
 {
 	start_limits_server();
@@ -936,6 +979,7 @@ static void test_limits(void)
 	test_client_sessions();
 	test_handshake_timeout();
 	test_idle_lockout();
+	test_window_closed();
 	th_server_stop(&lim);
 }
 
