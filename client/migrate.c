@@ -264,6 +264,10 @@ static struct dsm_move *move_start(struct dsm_region *r, uint32_t k,
 	}
 	e->move = m;
 	r->refs++;
+	dsm_debug("moving %u pages at %#llx from server %s to %s", m->n,
+		  (unsigned long long)(r->base + m->first * DSM_PAGE_SIZE),
+		  dsm_eng.servers[from.server].addr,
+		  dsm_eng.servers[to->server].addr);
 	pthread_mutex_lock(&mv.lock);
 	mv.inflight++;
 	pthread_mutex_unlock(&mv.lock);
