@@ -119,6 +119,17 @@ void dsm_streams_drop_parked(struct dsm_region *r, uint64_t first,
 	}
 }
 
+void dsm_streams_unpark(struct dsm_region *r, uint64_t first, uint64_t end)
+{
+	for (int i = 0; i < DSM_STREAMS; i++) {
+		uint64_t idx = dsm_eng.streams[i].parked_page;
+
+		if (dsm_eng.streams[i].region == r && idx != UINT64_MAX &&
+		    idx >= first && idx < end)
+			unpark(r, idx);
+	}
+}
+
 void dsm_streams_forget(struct dsm_region *r)
 {
 	dsm_streams_drop_parked(r, 0, r->npages);

@@ -65,6 +65,9 @@ void dsm_engine_kick(void);
  * freed (they become INVALID) and those streams let go. */
 void dsm_streams_drop_parked(struct dsm_region *r, uint64_t first,
 			     uint64_t end);
+/* Under the lock: pages streams hold back in [first, end) of r are
+ * mapped where they belong, clean, and those streams let go. */
+void dsm_streams_unpark(struct dsm_region *r, uint64_t first, uint64_t end);
 /* Under the lock: a page leaving memory clean and unwritten; if it was
  * a probe, write prediction learns it was not written. */
 void dsm_wpredict_evicted(struct dsm_page *p);

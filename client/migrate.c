@@ -31,9 +31,33 @@
  * If the READ fails while the old server is still up (a local error), the
  * move is undone: the extent and its held write-backs go back to the old
  * home, and the stripe is tried again on the next pass.  If the old server
- * is gone, its data is gone with it: pages only it held are poisoned
- * (SIGBUS, as for any lost server), and resident clean pages become dirty
- * so that their data reaches the new home.
+ * is gone, the move goes on without the copy (stripe_lost): the extent
+ * stays at the new home, the held write-backs go there, and only the pages
+ * whose newest data was on the old server alone are poisoned (SIGBUS, as
+ * for any lost server).  What this process holds is kept: a page whose
+ * write-back was held is not poisoned (its data is on its way to the new
+ * home, and a fault there fetches it after it on the wire), and resident
+ * clean pages, and pages a stream held back, become dirty so that their
+ * data reaches the new home.
+ *
+ * The races when the old server dies mid-move, all on the engine thread:
+ *   - dead before the READ is sent: the READ fails at once, the server
+ *     already marked lost: stripe_lost.
+ *   - dead with the READ in flight: the transport reports the loss before
+ *     it fails the requests in flight (transport.h), so the READ's failure
+ *     also finds the server lost: stripe_lost, never the undo, which would
+ *     send the held write-backs to the dead server.
+ *   - write-backs to the old server decided before the move and in flight
+ *     when it dies fail too, before or after the READ (a lost connection's
+ *     requests fail in slot order, not wire order).  Their pages now have
+ *     another home, and stripe_lost decides for them, knowing what was
+ *     held; the write-back's own failure leaves them alone (wb_moved_away,
+ *     outbox.c).  Otherwise it would poison a page whose newer data was
+ *     held and sent to the new home.
+ *   - dead after the READ's reply: the copy is taken, nothing is lost.
+ *   - the READ failed on a live server (undone), and the server dies
+ *     later: the held write-backs went to it; as for any lost server, the
+ *     pages whose write-back it did not confirm are lost.
  *
  * Tests can widen step 2 with DSM_TEST_MOVE_STALL_MS: the mover then
  * waits that long between marking a stripe moving and queueing its READ,
@@ -113,16 +137,50 @@ static void move_done(struct dsm_move *m)
 	pthread_mutex_unlock(&mv.lock);
 }
 
-/* The data of the stripe's old home is lost (dsm_server_copy_lost). */
+/* The pages of m whose newest data is in a write-back held by the move:
+ * bit i for page m->first + i.  Every held request is a write-back of
+ * pages of this stripe (dsm_outbox_write_page). */
+static uint32_t held_pages(const struct dsm_move *m, uint64_t *kept)
+{
+	uint32_t n = 0;
+
+	memset(kept, 0, DSM_RUN_WORDS * sizeof(*kept));
+	for (uint32_t i = 0; i < m->held.n; i++) {
+		const struct dsm_wb *wb = m->held.io[i].arg;
+
+		for (uint32_t j = 0; j < wb->n; j++) {
+			uint64_t k = wb->first + j - m->first;
+
+			if (k < m->n && !(kept[k / 64] >> (k % 64) & 1)) {
+				kept[k / 64] |= 1ULL << (k % 64);
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
+/*
+ * The stripe's old home is lost and its data with it (or, from copy_done,
+ * the new home lost the copy).  What this process holds is not: resident
+ * pages become dirty, so their data reaches the new home, and pages whose
+ * newest data is in a write-back held by the move stay as they are - the
+ * held write-backs go to the new home right after (read_arrived), and a
+ * fault there fetches them back after them on the wire.  Only the pages
+ * whose newest data was on the old server alone are poisoned.
+ */
 static void stripe_lost(struct dsm_move *m, int err)
 {
 	struct dsm_region *r = m->r;
-	uint64_t lost = dsm_server_copy_lost(r, m->first, m->n);
+	uint64_t kept[DSM_RUN_WORDS], lost;
+	uint32_t held = held_pages(m, kept);
 
+	lost = dsm_server_copy_lost(r, m->first, m->n, kept);
 	dsm_err("moving %u pages at %#llx failed: %s; %llu pages lost "
-		"(they raise SIGBUS when touched)", m->n,
-		(unsigned long long)(r->base + m->first * DSM_PAGE_SIZE), strerror(-err),
-		(unsigned long long)lost);
+		"(they raise SIGBUS when touched), %u pages kept from "
+		"write-backs held by the move", m->n,
+		(unsigned long long)(r->base + m->first * DSM_PAGE_SIZE),
+		strerror(-err), (unsigned long long)lost, held);
 }
 
 /* Undo a move whose READ failed while the old server is still there. */
@@ -134,6 +192,8 @@ static void move_undo(struct dsm_move *m, struct dsm_extent *e)
 		io->server = m->from.server;
 		io->region_id = m->from.region_id;
 		io->pool_off = m->from.pool_off + (io->pool_off - e->pool_off);
+		/* a held request is a write-back (held_pages) */
+		((struct dsm_wb *)io->arg)->server = m->from.server;
 	}
 	e->server = m->from.server;
 	e->region_id = m->from.region_id;
@@ -264,6 +324,10 @@ static struct dsm_move *move_start(struct dsm_region *r, uint32_t k,
 	}
 	e->move = m;
 	r->refs++;
+	dsm_debug("moving %u pages at %#llx from server %s to %s", m->n,
+		  (unsigned long long)(r->base + m->first * DSM_PAGE_SIZE),
+		  dsm_eng.servers[from.server].addr,
+		  dsm_eng.servers[to->server].addr);
 	pthread_mutex_lock(&mv.lock);
 	mv.inflight++;
 	pthread_mutex_unlock(&mv.lock);

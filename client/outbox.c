@@ -105,6 +105,7 @@ static struct dsm_io *new_write(struct dsm_outbox *ob, struct dsm_page *p,
 	wb->first = idx;
 	wb->n = 0;
 	wb->sync = sync;
+	wb->server = e->server;
 	r->refs++;
 	if (sync)
 		sync->pending++;
@@ -143,18 +144,27 @@ uint8_t *dsm_outbox_write_page(struct dsm_outbox *ob, struct dsm_page *p,
 	return slot;
 }
 
+static bool run_bit(const uint64_t *bits, uint64_t i)
+{
+	return bits && (bits[i / 64] >> (i % 64) & 1);
+}
+
 uint64_t dsm_server_copy_lost(struct dsm_region *r, uint64_t first,
-			      uint64_t n)
+			      uint64_t n, const uint64_t *kept)
 {
 	uint64_t lost = 0;
 
+	/* a page held back by a stream is data too: map it, clean, so that
+	 * it turns dirty below */
+	dsm_streams_unpark(r, first, first + n);
 	for (uint64_t i = first; i < first + n; i++) {
 		struct dsm_page *p = &r->pages[i];
 
 		if (p->state == DSM_PG_CLEAN) {
 			p->state = DSM_PG_DIRTY;
 		} else if (p->state == DSM_PG_INVALID &&
-			   (p->flags & DSM_PGF_ON_SERVER)) {
+			   (p->flags & DSM_PGF_ON_SERVER) &&
+			   !run_bit(kept, i - first)) {
 			p->state = DSM_PG_LOST;
 			dsm_uffd_poison(&dsm_eng.uffd, dsm_page_addr(p), DSM_PAGE_SIZE);
 			lost++;
@@ -163,17 +173,42 @@ uint64_t dsm_server_copy_lost(struct dsm_region *r, uint64_t first,
 	return lost;
 }
 
+/*
+ * The pages of a failed write-back that a move has taken off its lost
+ * server: another home holds them by now, and the move decides what is
+ * lost.  The server died before answering this write, so it never
+ * answered the move's READ, which went after it on the wire: the move
+ * fails too, and its stripe_lost (migrate.c) spares the pages whose
+ * newest data it holds, and poisons the others - whichever of the two
+ * failures the transport completes first (it completes the requests of a
+ * lost connection in slot order, not wire order).  Poisoned here, a page
+ * whose newer write-back was held in the move, and went to the new home,
+ * would be lost for nothing.  On a live server that refused the write,
+ * the move's READ, answered after it, copied the page without it: the
+ * new home's copy is stale, and nothing is spared.
+ */
+static void wb_moved_away(const struct dsm_wb *wb, uint64_t *moved)
+{
+	memset(moved, 0, DSM_RUN_WORDS * sizeof(*moved));
+	if (!dsm_eng.servers[wb->server].lost)
+		return;
+	for (uint32_t i = 0; i < wb->n; i++)
+		if (dsm_region_extent(wb->r, wb->first + i)->server != wb->server)
+			moved[i / 64] |= 1ULL << (i % 64);
+}
+
 /* A write-back the server did not confirm: its pages' server copy. */
 static void wb_failed(struct dsm_wb *wb, int status)
 {
 	struct dsm_region *r = wb->r;
-	const struct dsm_extent *e = dsm_region_extent(r, wb->first);
-	uint64_t lost = dsm_server_copy_lost(r, wb->first, wb->n);
+	uint64_t moved[DSM_RUN_WORDS], lost;
 	/* a lost server was logged once, and fails every write-back in
 	 * flight to it: hundreds of lines would hide that one */
-	enum dsm_log_level level = dsm_eng.servers[e->server].lost ?
+	enum dsm_log_level level = dsm_eng.servers[wb->server].lost ?
 				   DSM_LOG_DEBUG : DSM_LOG_ERROR;
 
+	wb_moved_away(wb, moved);
+	lost = dsm_server_copy_lost(r, wb->first, wb->n, moved);
 	dsm_log(level, "write-back of %u pages at %#llx failed: %s; %llu "
 		"evicted pages lost (they raise SIGBUS when touched)", wb->n,
 		(unsigned long long)(r->base + wb->first * DSM_PAGE_SIZE),

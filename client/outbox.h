@@ -51,6 +51,7 @@ struct dsm_wb {
 	struct dsm_region *r;
 	uint64_t first;
 	uint32_t n;
+	uint32_t server;      /* where it goes (a move's undo re-points it) */
 	struct dsm_sync_wait *sync; /* dsm_sync() waiting on it, or NULL */
 	uint8_t *page[DSM_MAX_BATCH_PAGES]; /* staged copies (stage.h) */
 };
@@ -109,16 +110,21 @@ int dsm_engine_call(uint32_t server, uint8_t type, const void *body,
 int dsm_outbox_splice(struct dsm_outbox *dst, struct dsm_outbox *src);
 /* A new request at the end of ob for the caller to fill, or NULL. */
 struct dsm_io *dsm_outbox_push(struct dsm_outbox *ob);
+/* Pages of a run of at most DSM_MAX_BATCH_PAGES, one bit each. */
+#define DSM_RUN_WORDS (DSM_MAX_BATCH_PAGES / 64)
 /*
  * Under the lock: the servers' copy of pages [first, first+n) of r is
  * gone (a write-back or a move failed).  Resident pages keep their data
- * and become dirty, so it is sent again; dropped pages whose only copy
- * was there raise SIGBUS from now on rather than read back stale (pages
- * never written, or freed, read as zeros as before).  Returns how many
- * were lost.
+ * and become dirty, so it is sent again (pages a stream held back are
+ * mapped first, to be among them); dropped pages whose only copy was
+ * there raise SIGBUS from now on rather than read back stale (pages never
+ * written, or freed, read as zeros as before).  Bit i of kept (NULL:
+ * none; n <= DSM_MAX_BATCH_PAGES then) spares page first+i: its newest
+ * data is in a write-back still on its way to its home.  Returns how
+ * many were lost.
  */
 uint64_t dsm_server_copy_lost(struct dsm_region *r, uint64_t first,
-			      uint64_t n);
+			      uint64_t n, const uint64_t *kept);
 /* Engine thread only, no lock held: send everything in ob, in order. */
 void dsm_outbox_send(struct dsm_outbox *ob);
 
