@@ -66,6 +66,7 @@ struct config {
 	uint64_t reply_ms;      /* DSM_REPLY_TIMEOUT_MS */
 	enum dsm_evict_policy policy;
 	bool predict_writes;    /* DSM_PREDICT_WRITES */
+	uint64_t replicas;      /* DSM_REPLICAS */
 };
 
 static int env_size(const char *name, uint64_t *out)
@@ -195,6 +196,14 @@ static int read_config(const struct dsm_options *o, struct config *c)
 	c->predict_writes = true;
 	if ((got = env_bool("DSM_PREDICT_WRITES", &c->predict_writes)) < 0)
 		return got;
+	c->replicas = 1;
+	if ((p = getenv("DSM_REPLICAS")) && *p &&
+	    (dsm_parse_uint(p, DSM_MAX_REPLICAS, &c->replicas) ||
+	     !c->replicas)) {
+		dsm_err("DSM_REPLICAS=%s: expected copies of each page, 1 to "
+			"%u", p, DSM_MAX_REPLICAS);
+		return -EINVAL;
+	}
 	if ((got = read_transport(c)) < 0)
 		return got;
 	if ((got = env_bool("DSM_ALLOW_REMOTE_WITHOUT_SECRET",
@@ -253,10 +262,17 @@ static void on_server_lost(void *ctx, int err)
 	pthread_mutex_lock(&dsm_eng.lock);
 	s->lost = err ? err : -ECONNRESET;
 	pthread_mutex_unlock(&dsm_eng.lock);
-	dsm_err("lost connection to memory server %s: %s. Pages held only "
-		"there, and those whose write-back to it was in flight, are "
-		"unreachable and raise SIGBUS when touched; dirty pages still "
-		"in local memory are kept", s->addr, strerror(-s->lost));
+	if (dsm_eng.replicas > 1)
+		dsm_err("lost connection to memory server %s: %s. Pages with a "
+			"copy on another server are read from there; dirty "
+			"pages still in local memory are kept (DSM_REPLICAS=%u)",
+			s->addr, strerror(-s->lost), dsm_eng.replicas);
+	else
+		dsm_err("lost connection to memory server %s: %s. Pages held "
+			"only there, and those whose write-back to it was in "
+			"flight, are unreachable and raise SIGBUS when touched; "
+			"dirty pages still in local memory are kept", s->addr,
+			strerror(-s->lost));
 }
 
 /* Prove we know the cluster secret, and check that the server does. */
@@ -498,6 +514,7 @@ static int start_engine(const struct config *c)
 	dsm_eng.policy = c->policy;
 	dsm_eng.poll_ns = c->poll_us * 1000;
 	dsm_eng.reply_ns = c->reply_ms * 1000000;
+	dsm_eng.replicas = c->replicas;
 	/* 2q-wp's second chances read a WP fault as use: a page installed
 	 * writable would look used when it was only read */
 	dsm_eng.wpredict = (struct dsm_wpredict){

@@ -353,8 +353,8 @@ static void evict_batch(struct batch *b, struct dsm_outbox *ob)
 	dsm_eng.c.pages_evicted += b->n;
 }
 
-/* Can this victim go?  A dirty page whose server is lost holds the only
- * copy of its data: never.  Nor a dirty page the program made unreadable
+/* Can this victim go?  A dirty page with no copy on a server that is up
+ * holds the only copy of its data: never.  Nor a dirty page the program made unreadable
  * (dirty again after a write-back failed): it cannot be copied, so it
  * stays until the program makes it readable again (protect.c). */
 static bool evictable(struct dsm_page *p)
@@ -366,7 +366,7 @@ static bool evictable(struct dsm_page *p)
 	if (p->flags & DSM_PGF_NOREAD)
 		return false;
 	e = dsm_region_extent(p->region, p - p->region->pages);
-	return !dsm_eng.servers[e->server].lost;
+	return dsm_extent_live_copy(e) >= 0;
 }
 
 /* Does this victim get a second chance (see the top of this file)?  Not

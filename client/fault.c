@@ -44,6 +44,7 @@ struct dsm_fetch {
 	uint32_t nwait;    /* faults blocked on these pages */
 	uint64_t t0;       /* when the first of them was read; 0: prefetch */
 	uint64_t wait_sum; /* sum of their read times, for blocktime */
+	uint32_t tries;    /* READs sent for it: one per copy at most */
 };
 
 /* ---- sequential streams (prefetch) ---------------------------------- */
@@ -456,11 +457,34 @@ static void unpark(struct dsm_region *r, uint64_t idx)
 	dsm_queue_add(p);
 }
 
+/*
+ * Under the lock: a READ of f failed.  If another copy of its pages is up
+ * (replicas), ask it: the transport marks a lost server lost before it
+ * fails the requests in flight to it, so the copy asked now is another
+ * one.  At most one READ per copy.  True when one was queued.
+ */
+static bool fetch_again(struct dsm_fetch *f)
+{
+	const struct dsm_extent *e = dsm_region_extent(f->r, f->first);
+
+	if (f->r->dead || !e->nrep || f->tries > e->nrep ||
+	    dsm_extent_live_copy(e) < 0)
+		return false;
+	if (dsm_outbox_read(&dsm_eng.sendq, e, f->first, f->n, fetch_done, f))
+		return false;
+	f->tries++;
+	dsm_eng.c.fetch_failovers++;
+	dsm_engine_kick();
+	return true;
+}
+
 static void fetch_complete(struct dsm_fetch *f, int status,
 			   const uint8_t *payload, uint32_t len)
 {
 	uint64_t now = dsm_now_ns();
 
+	if (status && fetch_again(f))
+		return;
 	dsm_eng.inflight -= f->n;
 	if (!f->r->dead) {
 		if (!status && len != f->n * DSM_PAGE_SIZE)

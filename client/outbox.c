@@ -28,16 +28,26 @@ static struct dsm_io *push(struct dsm_outbox *ob)
 	return &ob->io[ob->n++];
 }
 
+/* Where page idx of e lives in copy h of e. */
+static uint64_t copy_pool_off(const struct dsm_extent *e,
+			      const struct dsm_home *h, uint64_t idx)
+{
+	return h->pool_off + (idx * DSM_PAGE_SIZE - e->off);
+}
+
 int dsm_outbox_read(struct dsm_outbox *ob, const struct dsm_extent *e,
 		    uint64_t idx, uint32_t n, dsm_done_fn done, void *arg)
 {
+	int c = dsm_extent_live_copy(e);
+	/* no live copy: the primary's failure says why */
+	struct dsm_home h = dsm_extent_copy(e, c < 0 ? 0 : c);
 	struct dsm_io *io = push(ob);
 
 	if (!io)
 		return -ENOMEM;
 	*io = (struct dsm_io){
-		.type = DSM_MSG_READ, .server = e->server,
-		.region_id = e->region_id, .pool_off = dsm_extent_pool_off(e, idx),
+		.type = DSM_MSG_READ, .server = h.server,
+		.region_id = h.region_id, .pool_off = copy_pool_off(e, &h, idx),
 		.npages = n, .done = done, .arg = arg,
 	};
 	return 0;
@@ -55,15 +65,21 @@ static void discard_done(void *arg, int status, const uint8_t *payload,
 int dsm_outbox_discard(struct dsm_outbox *ob, const struct dsm_extent *e,
 		       uint64_t idx, uint32_t n)
 {
-	struct dsm_rw_req m = { .region_id = e->region_id,
-				.pool_off = dsm_extent_pool_off(e, idx), .npages = n };
-	struct dsm_io *io = push(ob);
+	for (uint32_t c = 0; c <= e->nrep; c++) {
+		struct dsm_home h = dsm_extent_copy(e, c);
+		struct dsm_rw_req m = { .region_id = h.region_id,
+					.pool_off = copy_pool_off(e, &h, idx),
+					.npages = n };
+		struct dsm_io *io = push(ob);
 
-	if (!io)
-		return -ENOMEM;
-	*io = (struct dsm_io){ .type = DSM_MSG_DISCARD, .server = e->server,
-			       .blen = DSM_RW_REQ_SIZE, .done = discard_done };
-	dsm_rw_req_encode(&m, io->body);
+		if (!io)
+			return -ENOMEM;
+		*io = (struct dsm_io){ .type = DSM_MSG_DISCARD,
+				       .server = h.server,
+				       .blen = DSM_RW_REQ_SIZE,
+				       .done = discard_done };
+		dsm_rw_req_encode(&m, io->body);
+	}
 	return 0;
 }
 
@@ -112,8 +128,12 @@ static struct dsm_io *new_write(struct dsm_outbox *ob, struct dsm_page *p,
 	*io = (struct dsm_io){
 		.type = DSM_MSG_WRITE, .server = e->server,
 		.region_id = e->region_id, .pool_off = dsm_extent_pool_off(e, idx),
-		.pages = wb->page, .done = wb_done, .arg = wb,
+		.pages = wb->page, .done = wb_done, .arg = wb, .nrep = e->nrep,
 	};
+	for (uint32_t c = 0; c < e->nrep; c++) {
+		io->rep[c] = e->rep[c];
+		io->rep[c].pool_off = copy_pool_off(e, &e->rep[c], idx);
+	}
 	return io;
 }
 
@@ -215,6 +235,31 @@ static void wb_failed(struct dsm_wb *wb, int status)
 		strerror(-status), (unsigned long long)lost);
 }
 
+/*
+ * Under the lock: some copies of wb took it and others did not.  The
+ * data is safe on those that did; a copy that missed it on a server
+ * that is still up is stale from now on and never read (one on a lost
+ * server is never read anyway).  Its extent is the one wb was staged
+ * for: an extent with replicas is not moved (migrate.c).
+ */
+static void copies_missed(const struct dsm_wb *wb)
+{
+	struct dsm_extent *e = (struct dsm_extent *)dsm_region_extent(
+		wb->r, wb->first);
+
+	for (uint32_t c = 0; c <= e->nrep; c++) {
+		if (!(wb->failed >> c & 1) ||
+		    dsm_eng.servers[dsm_extent_copy(e, c).server].lost)
+			continue;
+		e->stale |= 1u << c;
+		dsm_err("server %s refused a write-back of %u pages at %#llx "
+			"(%s): its copy of them is stale and no longer read",
+			dsm_eng.servers[dsm_extent_copy(e, c).server].addr,
+			wb->n, (unsigned long long)(wb->r->base +
+			wb->first * DSM_PAGE_SIZE), strerror(-wb->err));
+	}
+}
+
 static void wb_done(void *arg, int status, const uint8_t *payload,
 		    uint32_t len)
 {
@@ -225,6 +270,8 @@ static void wb_done(void *arg, int status, const uint8_t *payload,
 	pthread_mutex_lock(&dsm_eng.lock);
 	if (status && !wb->r->dead)
 		wb_failed(wb, status);
+	else if (wb->failed && !wb->r->dead)
+		copies_missed(wb);
 	dsm_region_put(wb->r);
 	dsm_stage_put(&dsm_eng.stage, wb->page, wb->n);
 	pthread_mutex_unlock(&dsm_eng.lock);
@@ -281,6 +328,56 @@ int dsm_sync_wait_end(struct dsm_sync_wait *w)
 	return err;
 }
 
+/* One copy of a write-back answered: the write-back is done when all
+ * are, and failed only if none took it. */
+static void wb_copy_done(void *arg, int status, const uint8_t *payload,
+			 uint32_t len)
+{
+	struct dsm_wb_copy *cp = arg;
+	struct dsm_wb *wb = cp->wb;
+	bool last;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	if (status) {
+		wb->failed |= 1u << cp->c;
+		if (!wb->err)
+			wb->err = status;
+	} else {
+		wb->ok++;
+		if (cp->c)
+			dsm_eng.c.pages_replicated += wb->n;
+	}
+	last = --wb->left == 0;
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (last)
+		wb_done(wb, wb->ok ? 0 : wb->err, payload, 0);
+}
+
+/* A write-back goes to every copy of its pages (the same staged pages):
+ * the primary, then the replicas. */
+static void submit_write(const struct dsm_io *io)
+{
+	struct dsm_wb *wb = io->arg;
+	uint32_t n = 1 + io->nrep;
+
+	wb->left = n;
+	wb->ok = wb->failed = 0;
+	wb->err = 0;
+	for (uint32_t c = 0; c < n; c++) {
+		struct dsm_home h = c ? io->rep[c - 1] : (struct dsm_home){
+			io->server, io->region_id, io->pool_off };
+		struct dsm_server *s = &dsm_eng.servers[h.server];
+		int err;
+
+		wb->copy[c] = (struct dsm_wb_copy){ wb, c };
+		err = s->ops->write_pages(s->t, h.region_id, h.pool_off,
+					  io->npages, io->pages, wb_copy_done,
+					  &wb->copy[c]);
+		if (err)
+			wb_copy_done(&wb->copy[c], err, NULL, 0);
+	}
+}
+
 static int submit(const struct dsm_io *io)
 {
 	struct dsm_server *s = &dsm_eng.servers[io->server];
@@ -290,6 +387,10 @@ static int submit(const struct dsm_io *io)
 		return s->ops->read_pages(s->t, io->region_id, io->pool_off,
 					  io->npages, io->done, io->arg);
 	case DSM_MSG_WRITE:
+		if (io->done == wb_done) {
+			submit_write(io);
+			return 0;
+		}
 		return s->ops->write_pages(s->t, io->region_id, io->pool_off,
 					   io->npages, io->pages, io->done,
 					   io->arg);

@@ -34,6 +34,9 @@ struct dsm_io {
 	uint8_t *const *pages; /* WRITE: page i's data; owned by the
 	                        * completion's arg, which gives them back to
 	                        * dsm_eng.stage when it runs */
+	uint32_t nrep;        /* WRITE: copies to send it to besides the one
+	                       * above (replicas, placement.h) */
+	struct dsm_home rep[DSM_MAX_REPLICAS - 1]; /* where they get page 0 */
 	uint8_t body[24];     /* control call: its encoded body */
 	uint32_t blen;
 	dsm_done_fn done;
@@ -46,11 +49,24 @@ struct dsm_outbox {
 	uint32_t n, cap;
 };
 
+struct dsm_wb;
+
+/* One copy of a write-back on its way: the transport's done argument. */
+struct dsm_wb_copy {
+	struct dsm_wb *wb;
+	uint32_t c;           /* copy c of the extent (placement.h) */
+};
+
 /* Write-back of a run of pages of one region (the done argument). */
 struct dsm_wb {
 	struct dsm_region *r;
 	uint64_t first;
 	uint32_t n;
+	/* its copies (one per replica): sent, not answered yet; answered
+	 * well; bit c: copy c failed, with the first error */
+	uint32_t left, ok, failed;
+	int err;
+	struct dsm_wb_copy copy[DSM_MAX_REPLICAS];
 	uint32_t server;      /* where it goes (a move's undo re-points it) */
 	struct dsm_sync_wait *sync; /* dsm_sync() waiting on it, or NULL */
 	uint8_t *page[DSM_MAX_BATCH_PAGES]; /* staged copies (stage.h) */

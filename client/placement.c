@@ -24,10 +24,20 @@
 #include "placement.h"
 #include "region.h"
 
+static bool among(uint32_t i, const uint32_t *set, uint32_t n)
+{
+	for (uint32_t j = 0; j < n; j++)
+		if (set[j] == i)
+			return true;
+	return false;
+}
+
 /* The server with the most free space that can take len more bytes, given
- * what this placement already took from each (taken[]); -1 if none.  Lost
- * servers and servers being drained take nothing. */
-static int best_server(const uint64_t *taken, uint64_t len)
+ * what this placement already took from each (taken[]), other than the
+ * nx servers in excl[] (those holding the stripe's other copies); -1 if
+ * none.  Lost servers and servers being drained take nothing. */
+static int best_server(const uint64_t *taken, uint64_t len,
+		       const uint32_t *excl, uint32_t nx)
 {
 	int best = -1;
 	uint64_t best_free = 0;
@@ -36,7 +46,8 @@ static int best_server(const uint64_t *taken, uint64_t len)
 		const struct dsm_server *s = &dsm_eng.servers[i];
 		uint64_t left = s->free - taken[i];
 
-		if (s->lost || s->draining || s->free < taken[i] || left < len)
+		if (s->lost || s->draining || s->free < taken[i] || left < len ||
+		    among(i, excl, nx))
 			continue;
 		if (best < 0 || left > best_free) {
 			best = i;
@@ -46,23 +57,26 @@ static int best_server(const uint64_t *taken, uint64_t len)
 	return best;
 }
 
-/* Deal the stripes out (owner[k]), reserving the servers' space.  Under
- * the engine lock, so concurrent dsm_alloc calls never promise the same
- * space twice.  0 or -ENOMEM. */
-static int deal(const uint64_t *len, uint64_t n, uint32_t *owner,
-		uint64_t *taken)
+/* Deal the copies of the stripes out (owner[k * copies + c] holds copy c
+ * of stripe k, never on a server holding another copy of it), reserving
+ * the servers' space.  Under the engine lock, so concurrent dsm_alloc
+ * calls never promise the same space twice.  0 or -ENOMEM. */
+static int deal(const uint64_t *len, uint64_t n, uint32_t copies,
+		uint32_t *owner, uint64_t *taken)
 {
 	int err = 0;
 
 	pthread_mutex_lock(&dsm_eng.lock);
-	for (uint64_t k = 0; k < n && !err; k++) {
-		int i = best_server(taken, len[k]);
+	for (uint64_t x = 0; x < n * copies && !err; x++) {
+		uint64_t k = x / copies;
+		uint32_t c = x % copies;
+		int i = best_server(taken, len[k], owner + k * copies, c);
 
 		if (i < 0) {
 			err = -ENOMEM;
 			break;
 		}
-		owner[k] = i;
+		owner[x] = i;
 		taken[i] += len[k];
 	}
 	for (uint32_t i = 0; i < dsm_eng.nservers && !err; i++)
@@ -198,27 +212,30 @@ static int alloc_parts(struct dsm_part *part, uint32_t *nparts,
 	return err;
 }
 
-/* Where each stripe went, from the deal and the parts granted. */
-static void homes(const uint64_t *len, uint64_t n, const uint32_t *owner,
-		  const struct dsm_part *part, const int *part_of,
-		  uint64_t *cursor, struct dsm_home *home)
+/* Where each copy went, from the deal and the parts granted. */
+static void homes(const uint64_t *len, uint64_t n, uint32_t copies,
+		  const uint32_t *owner, const struct dsm_part *part,
+		  const int *part_of, uint64_t *cursor, struct dsm_home *home)
 {
-	for (uint64_t k = 0; k < n; k++) {
-		const struct dsm_part *p = &part[part_of[owner[k]]];
-		uint64_t *c = &cursor[part_of[owner[k]]];
+	for (uint64_t x = 0; x < n * copies; x++) {
+		const struct dsm_part *p = &part[part_of[owner[x]]];
+		uint64_t *c = &cursor[part_of[owner[x]]];
 
-		home[k] = (struct dsm_home){ .server = p->server,
+		home[x] = (struct dsm_home){ .server = p->server,
 					     .region_id = p->region_id,
 					     .pool_off = p->pool_off + *c };
-		*c += len[k];
+		*c += len[x / copies];
 	}
 }
 
-int dsm_place_stripes(const uint64_t *len, uint64_t n, struct dsm_part *part,
-		      uint32_t *nparts, struct dsm_home *home)
+/* Place copies of each of n stripes: home[k * copies + c] is copy c of
+ * stripe k, all of a stripe's copies on distinct servers. */
+static int place_copies(const uint64_t *len, uint64_t n, uint32_t copies,
+			struct dsm_part *part, uint32_t *nparts,
+			struct dsm_home *home)
 {
 	uint32_t ns = dsm_eng.nservers;
-	uint32_t *owner = calloc(n ? n : 1, sizeof(*owner));
+	uint32_t *owner = calloc(n ? n * copies : 1, sizeof(*owner));
 	uint64_t *taken = calloc(ns, sizeof(*taken));
 	uint64_t *cursor = calloc(ns, sizeof(*cursor));
 	int *part_of = calloc(ns, sizeof(*part_of));
@@ -233,7 +250,7 @@ int dsm_place_stripes(const uint64_t *len, uint64_t n, struct dsm_part *part,
 	 * learned full can be dealt a smaller part once more, hence 2 * ns. */
 	for (uint32_t tries = 0; tries <= 2 * ns; tries++) {
 		memset(taken, 0, ns * sizeof(*taken));
-		err = deal(len, n, owner, taken);
+		err = deal(len, n, copies, owner, taken);
 		if (!err)
 			err = alloc_parts(part, nparts, taken, part_of);
 		if (err != -EAGAIN)
@@ -242,7 +259,7 @@ int dsm_place_stripes(const uint64_t *len, uint64_t n, struct dsm_part *part,
 	if (err == -EAGAIN || err == -ENOSPC)
 		err = -ENOMEM;
 	if (!err)
-		homes(len, n, owner, part, part_of, cursor, home);
+		homes(len, n, copies, owner, part, part_of, cursor, home);
 out:
 	free(owner);
 	free(taken);
@@ -251,39 +268,81 @@ out:
 	return err;
 }
 
-/* Stripe k becomes an extent, or grows the previous one. */
+int dsm_place_stripes(const uint64_t *len, uint64_t n, struct dsm_part *part,
+		      uint32_t *nparts, struct dsm_home *home)
+{
+	return place_copies(len, n, 1, part, nparts, home);
+}
+
+/* Copy h[c] of the stripe at off continues copy c of extent e. */
+static bool continues(const struct dsm_extent *e, uint64_t off,
+		      const struct dsm_home *h, uint32_t c)
+{
+	const struct dsm_home *eh = c ? &e->rep[c - 1] : &(struct dsm_home){
+		.server = e->server, .region_id = e->region_id,
+		.pool_off = e->pool_off };
+
+	return eh->server == h[c].server && eh->region_id == h[c].region_id &&
+	       e->off + e->len == off && eh->pool_off + e->len == h[c].pool_off;
+}
+
+/* A stripe (its copies h[0..copies)) becomes an extent, or grows the
+ * previous one when every copy continues it. */
 static void add_stripe(struct dsm_placement *pl, uint64_t off, uint64_t len,
-		       const struct dsm_home *h)
+		       const struct dsm_home *h, uint32_t copies)
 {
 	struct dsm_extent *last = pl->n ? &pl->ext[pl->n - 1] : NULL;
+	struct dsm_extent *e;
+	uint32_t c;
 
-	if (last && last->server == h->server &&
-	    last->region_id == h->region_id && last->off + last->len == off &&
-	    last->pool_off + last->len == h->pool_off) {
+	for (c = 0; last && c < copies && continues(last, off, h, c); c++)
+		;
+	if (last && c == copies) {
 		last->len += len;
 		return;
 	}
-	pl->ext[pl->n++] = (struct dsm_extent){ .off = off, .len = len,
-						.server = h->server,
-						.region_id = h->region_id,
-						.pool_off = h->pool_off };
+	e = &pl->ext[pl->n++];
+	*e = (struct dsm_extent){ .off = off, .len = len, .server = h[0].server,
+				  .region_id = h[0].region_id,
+				  .pool_off = h[0].pool_off, .nrep = copies - 1 };
+	for (c = 1; c < copies; c++)
+		e->rep[c - 1] = h[c];
+}
+
+/* Servers a stripe's copies may go to: up and not being drained. */
+static uint32_t usable_servers(void)
+{
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++)
+		n += !dsm_eng.servers[i].lost && !dsm_eng.servers[i].draining;
+	pthread_mutex_unlock(&dsm_eng.lock);
+	return n;
 }
 
 int dsm_place(uint64_t size, struct dsm_placement *pl)
 {
+	uint32_t copies = dsm_eng.replicas, up = usable_servers();
 	uint64_t nstripes = dsm_stripes(size);
 	uint64_t *len = calloc(nstripes, sizeof(*len));
-	struct dsm_home *home = calloc(nstripes, sizeof(*home));
+	struct dsm_home *home = calloc(nstripes * copies, sizeof(*home));
 	int err = -ENOMEM;
 
 	memset(pl, 0, sizeof(*pl));
+	if (up < copies) {
+		dsm_err("DSM_REPLICAS=%u puts each page on %u distinct servers, "
+			"but %u of the %u servers are up and not being drained",
+			copies, copies, up, dsm_eng.nservers);
+		goto out;
+	}
 	pl->part = calloc(dsm_eng.nservers, sizeof(*pl->part));
 	pl->ext = calloc(nstripes, sizeof(*pl->ext));
 	if (!len || !home || !pl->part || !pl->ext)
 		goto out;
 	for (uint64_t k = 0; k < nstripes; k++)
 		len[k] = dsm_stripe_len(size, k);
-	err = dsm_place_stripes(len, nstripes, pl->part, &pl->nparts, home);
+	err = place_copies(len, nstripes, copies, pl->part, &pl->nparts, home);
 	if (err) {
 		if (err == -ENOMEM)
 			dsm_err("the servers lack %llu bytes of free capacity "
@@ -291,7 +350,8 @@ int dsm_place(uint64_t size, struct dsm_placement *pl)
 		goto out;
 	}
 	for (uint64_t k = 0; k < nstripes; k++)
-		add_stripe(pl, k * DSM_STRIPE_BYTES, len[k], &home[k]);
+		add_stripe(pl, k * DSM_STRIPE_BYTES, len[k], &home[k * copies],
+			   copies);
 out:
 	if (err)
 		dsm_placement_clear(pl);
@@ -333,4 +393,13 @@ const struct dsm_extent *dsm_region_extent(const struct dsm_region *r,
 			return e;
 	}
 	return NULL;
+}
+
+int dsm_extent_live_copy(const struct dsm_extent *e)
+{
+	for (uint32_t c = 0; c <= e->nrep; c++)
+		if (!(e->stale >> c & 1) &&
+		    !dsm_eng.servers[dsm_extent_copy(e, c).server].lost)
+			return c;
+	return -1;
 }

@@ -13,22 +13,37 @@
 struct dsm_move;
 struct dsm_region;
 
-/* One piece of a region: [off, off+len) lives at pool_off on a server. */
+/* Where one stripe (or one copy of it) lives. */
+struct dsm_home {
+	uint32_t server;
+	uint64_t region_id, pool_off;
+};
+
+/*
+ * Copies of each stripe a region keeps, on as many distinct servers
+ * (DSM_REPLICAS, default 1).  A write-back goes to every copy whose server
+ * is up; a fetch reads the first such copy, and fails over to the next
+ * when its server is lost.  See "Replication" in docs/design.md.
+ */
+#define DSM_MAX_REPLICAS 3u
+
+/* One piece of a region: [off, off+len) lives at pool_off on a server,
+ * and, with replicas, at rep[i].pool_off on rep[i].server too (the
+ * offset of the extent's first byte, as pool_off). */
 struct dsm_extent {
 	uint64_t off, len;
 	uint32_t server;
 	uint64_t region_id; /* the server's name for it */
 	uint64_t pool_off;
+	uint32_t nrep;      /* copies besides the one above */
+	struct dsm_home rep[DSM_MAX_REPLICAS - 1];
+	/* Bit c: copy c (0: the one above, c: rep[c-1]) missed a write-back
+	 * its server refused while up, so it is never read. */
+	uint8_t stale;
 	/* Being moved here from another server (migrate.c): until its copy
 	 * is on the wire, nothing is fetched from it and write-backs to it
 	 * wait in the move. */
 	struct dsm_move *move;
-};
-
-/* Where one stripe lives. */
-struct dsm_home {
-	uint32_t server;
-	uint64_t region_id, pool_off;
 };
 
 /* What one server granted a region: one ALLOC, freed as a whole. */
@@ -81,6 +96,19 @@ void dsm_placement_clear(struct dsm_placement *pl);
 /* The extent holding page idx of r.  Under the lock. */
 const struct dsm_extent *dsm_region_extent(const struct dsm_region *r,
 					   uint64_t idx);
+/* Copy c of e, where its first byte lives (0: the primary). */
+static inline struct dsm_home dsm_extent_copy(const struct dsm_extent *e,
+					      uint32_t c)
+{
+	if (c)
+		return e->rep[c - 1];
+	return (struct dsm_home){ e->server, e->region_id, e->pool_off };
+}
+
+/* Under the lock: the first copy of e to read, its server up and the
+ * copy not stale; -1 when there is none. */
+int dsm_extent_live_copy(const struct dsm_extent *e);
+
 /* Where page idx (inside e) lives in its server's pool. */
 static inline uint64_t dsm_extent_pool_off(const struct dsm_extent *e,
 					   uint64_t idx)

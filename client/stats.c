@@ -85,6 +85,8 @@ int dsm_stats(struct dsm_stats *st)
 		.fault_p99_ns = dsm_hist_percentile(c, 99),
 		.blocktime_ns = c->blocktime_ns,
 		.pages_moved = c->pages_moved,
+		.pages_replicated = c->pages_replicated,
+		.fetch_failovers = c->fetch_failovers,
 	};
 	pthread_mutex_unlock(&dsm_eng.lock);
 	return 0;
@@ -131,6 +133,7 @@ void dsm_stats_print(void *f)
 		"  resident      %s of %s budget\n"
 		"  fault latency p50 %.1f us, p99 %.1f us; threads blocked %.3f s in total\n"
 		"  drains        %llu pages moved off servers being drained\n"
+		"  replicas      %llu page copies written, %llu fetches failed over\n"
 		"  servers       %s\n",
 		(unsigned long long)s.missing_faults,
 		(unsigned long long)s.wp_faults,
@@ -146,5 +149,7 @@ void dsm_stats_print(void *f)
 		dsm_fmt_bytes(s.budget_pages * DSM_PAGE_SIZE, bud, sizeof(bud)),
 		s.fault_p50_ns / 1e3, s.fault_p99_ns / 1e3,
 		s.blocktime_ns / 1e9, (unsigned long long)s.pages_moved,
+		(unsigned long long)s.pages_replicated,
+		(unsigned long long)s.fetch_failovers,
 		dsm_transports_describe(tr, sizeof(tr), 0));
 }

@@ -115,6 +115,10 @@ struct dsm_stats {
 	uint64_t fault_p99_ns;      /* ... and 99th percentile */
 	uint64_t blocktime_ns;      /* total time threads spent blocked in faults */
 	uint64_t pages_moved;       /* copied off servers being drained */
+	uint64_t pages_replicated;  /* page copies written to replicas, besides
+	                             * the first copy (DSM_REPLICAS) */
+	uint64_t fetch_failovers;   /* READs sent again to another copy after
+	                             * one's server was lost */
 };
 
 /* Fill *st.  Returns 0, or -ENOTCONN before dsm_init(). */

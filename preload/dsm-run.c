@@ -43,6 +43,8 @@ static void usage(FILE *f)
 		"                       (DSM_REGISTRY_PASSWORD_FILE)\n"
 		"  --threshold SIZE     smallest allocation put in far memory "
 		"(DSM_PRELOAD_THRESHOLD, default 128K)\n"
+		"  --replicas N         copies of each page, on N distinct servers "
+		"(DSM_REPLICAS, 1 to 3, default 1)\n"
 		"  --require            fail if no server is reachable "
 		"(DSM_REQUIRE=1)\n"
 		"  --stats-file PATH    write the stats there (key=value lines, "
@@ -90,13 +92,13 @@ static const char *find_shim(char *buf, size_t len)
 	return DSM_PRELOAD_INSTALLED;
 }
 
-#define NKEYS 17
+#define NKEYS 19
 static const char *const keys[NKEYS] = {
 	"missing_faults", "wp_faults", "pages_fetched", "pages_zero_filled",
 	"pages_written_back", "pages_evicted", "pages_prefetched",
 	"prefetch_used", "bytes_in", "bytes_out", "blocktime_ns",
 	"resident_pages", "budget_pages", "fault_p50_ns", "fault_p99_ns",
-	"pages_moved", "arenas",
+	"pages_moved", "pages_replicated", "fetch_failovers", "arenas",
 };
 
 /* Sum the counters over the processes' blocks and print them. */
@@ -161,6 +163,7 @@ int main(int argc, char **argv)
 		{ "secret-file", required_argument, NULL, 'k' },
 		{ "registry-password-file", required_argument, NULL, 'p' },
 		{ "threshold", required_argument, NULL, 't' },
+		{ "replicas", required_argument, NULL, 'N' },
 		{ "require", no_argument, NULL, 'R' },
 		{ "stats-file", required_argument, NULL, 'f' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -183,6 +186,7 @@ int main(int argc, char **argv)
 		case 'k': set("DSM_SECRET_FILE", optarg); break;
 		case 'p': set("DSM_REGISTRY_PASSWORD_FILE", optarg); break;
 		case 't': set("DSM_PRELOAD_THRESHOLD", optarg); break;
+		case 'N': set("DSM_REPLICAS", optarg); break;
 		case 'R': set("DSM_REQUIRE", "1"); break;
 		case 'f': stats_file = optarg; break;
 		case 'q': quiet = true; break;

@@ -647,7 +647,8 @@ static void write_stats_file(const char *path, const struct dsm_stats *s)
 		     "pages_prefetched=%llu\nprefetch_used=%llu\n"
 		     "bytes_in=%llu\nbytes_out=%llu\nresident_pages=%llu\n"
 		     "budget_pages=%llu\nfault_p50_ns=%llu\nfault_p99_ns=%llu\n"
-		     "blocktime_ns=%llu\npages_moved=%llu\narenas=%u\n"
+		     "blocktime_ns=%llu\npages_moved=%llu\n"
+		     "pages_replicated=%llu\nfetch_failovers=%llu\narenas=%u\n"
 		     "arena_bytes_used=%zu\ntransports=%s\n\n",
 		     (int)getpid(), (unsigned long long)s->missing_faults,
 		     (unsigned long long)s->wp_faults,
@@ -664,7 +665,9 @@ static void write_stats_file(const char *path, const struct dsm_stats *s)
 		     (unsigned long long)s->fault_p50_ns,
 		     (unsigned long long)s->fault_p99_ns,
 		     (unsigned long long)s->blocktime_ns,
-		     (unsigned long long)s->pages_moved, narenas, used, tr);
+		     (unsigned long long)s->pages_moved,
+		     (unsigned long long)s->pages_replicated,
+		     (unsigned long long)s->fetch_failovers, narenas, used, tr);
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		say("dsm: DSM_STATS_FILE=%s: %s", path, strerror(errno));

@@ -1,0 +1,201 @@
+/*
+ * test_replicas.c - DSM_REPLICAS=2 over three servers: one server
+ * SIGKILLed under eight threads of checked random reads and writes, and
+ * nothing is lost (room: tests).
+ *
+ * Each thread owns every eighth word of a region eight times the budget,
+ * so most of it lives only on the servers; it keeps what each word must
+ * hold in local memory and checks every read against it.  Halfway, one of
+ * the three servers is stopped, so that threads wait on READs from it,
+ * then killed: with two copies of every stripe on distinct servers, every
+ * page still has a copy, so no thread may see SIGBUS or a wrong word,
+ * during the run or in the full check after it, and the READs that were
+ * waiting are answered by the other copy (fetch_failovers).
+ * Then copies must land on distinct servers even when one server has far
+ * more room (killed, the other has everything), and the same setup with
+ * one server must refuse the region: two copies need two servers.  Without the write-backs to the second copy the kill
+ * costs pages (SIGBUS, wrong words); without the failover the waiting
+ * READs raise SIGBUS.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "client_util.h"
+#include "util.h"
+
+#define NSERVERS 3
+#define BUDGET (2u << 20)
+#define SIZE (16u << 20)
+#define WORDS (SIZE / 8)
+#define THREADS 8
+#define RUN_MS 3000
+
+static volatile uint64_t *far;
+static uint64_t *want;           /* what each word must hold */
+static volatile int stop, killed;
+static volatile long bad_words, sigbus;
+
+static __thread sigjmp_buf on_bus;
+
+static void bus_handler(int sig __attribute__((unused)))
+{
+	siglongjmp(on_bus, 1);
+}
+
+/* One checked read-modify-write of word i; false on SIGBUS. */
+static bool touch(uint64_t i, uint64_t v)
+{
+	if (sigsetjmp(on_bus, 1)) {
+		__atomic_add_fetch(&sigbus, 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	if (far[i] != want[i])
+		__atomic_add_fetch(&bad_words, 1, __ATOMIC_RELAXED);
+	far[i] = v;
+	want[i] = v;
+	return true;
+}
+
+static void *worker(void *arg)
+{
+	uint64_t t = (uintptr_t)arg, n = 0, x = tc_mix(t + 1);
+
+	while (!stop) {
+		uint64_t i;
+
+		x = tc_mix(x);
+		i = (x % (WORDS / THREADS)) * THREADS + t;
+		if (!touch(i, tc_mix(i ^ ++n << 20)))
+			break;
+	}
+	return NULL;
+}
+
+static void run_and_kill(struct th_server *srv)
+{
+	pthread_t th[THREADS];
+	struct dsm_stats st;
+
+	for (uint64_t i = 0; i < WORDS; i++)
+		far[i] = want[i] = tc_mix(i);
+	for (uintptr_t t = 0; t < THREADS; t++)
+		TH_CHECK(pthread_create(&th[t], NULL, worker, (void *)t) == 0);
+	usleep(RUN_MS / 2 * 1000);
+	/* stopped first, so that threads wait on READs from it when it dies:
+	 * those must be answered by the other copy (fetch failover) */
+	TH_CHECK(kill(srv[1].pid, SIGSTOP) == 0);
+	usleep(300 * 1000);
+	th_server_kill(&srv[1]);
+	killed = 1;
+	printf("killed server %s under %d threads\n", srv[1].addr, THREADS);
+	usleep(RUN_MS / 2 * 1000);
+	stop = 1;
+	for (int t = 0; t < THREADS; t++)
+		pthread_join(th[t], NULL);
+	for (uint64_t i = 0; i < WORDS; i++)
+		if (!touch(i, want[i]))
+			break;
+	TH_CHECK(dsm_stats(&st) == 0);
+	printf("sigbus %ld, wrong words %ld; page copies to replicas %llu, "
+	       "fetches failed over %llu\n", sigbus, bad_words,
+	       (unsigned long long)st.pages_replicated,
+	       (unsigned long long)st.fetch_failovers);
+	TH_CHECK(sigbus == 0);
+	TH_CHECK(bad_words == 0);
+	TH_CHECK(st.pages_replicated > 0);
+	TH_CHECK(st.fetch_failovers > 0);
+}
+
+/* Copies go on distinct servers even when one server has far more room
+ * than the other (placement by free space alone would put both copies
+ * of a stripe on it): the larger one killed, everything reads back. */
+static void distinct_copies(void)
+{
+	struct th_server big, small;
+	struct dsm_options o = { .local_mem = BUDGET };
+	char list[2 * 64];
+	volatile uint64_t *p;
+
+	TH_CHECK(th_server_start(&big, "256M") == 0);
+	TH_CHECK(th_server_start(&small, "16M") == 0);
+	snprintf(list, sizeof(list), "%s,%s", big.addr, small.addr);
+	o.servers = list;
+	TH_CHECK(dsm_init(&o) == 0);
+	p = dsm_alloc(SIZE / 2);
+	TH_CHECK(p);
+	for (uint64_t i = 0; i < SIZE / 2 / 8; i++)
+		p[i] = tc_mix(i);
+	th_server_kill(&big);
+	for (uint64_t i = 0; i < SIZE / 2 / 8; i++) {
+		if (sigsetjmp(on_bus, 1)) {
+			fprintf(stderr, "FAIL: SIGBUS at word %llu: its copies "
+				"were on one server\n", (unsigned long long)i);
+			exit(1);
+		}
+		TH_CHECK(p[i] == tc_mix(i));
+	}
+	dsm_free((void *)p);
+	dsm_shutdown();
+	th_server_stop(&small);
+	printf("distinct servers: OK\n");
+}
+
+/* Two copies cannot go on one server: the region is refused, clearly. */
+static void too_few_servers(struct th_server *one)
+{
+	struct dsm_options o = { .servers = one->addr, .local_mem = BUDGET };
+
+	TH_CHECK(dsm_init(&o) == 0);
+	errno = 0;
+	TH_CHECK(dsm_alloc(SIZE) == NULL && errno == ENOMEM);
+	dsm_shutdown();
+}
+
+static void bad_values(struct th_server *one)
+{
+	static const char *const bad[] = { "0", "4", "two", "-1" };
+	struct dsm_options o = { .servers = one->addr, .local_mem = BUDGET };
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("DSM_REPLICAS", bad[i], 1);
+		TH_CHECK(dsm_init(&o) == -EINVAL);
+	}
+	setenv("DSM_REPLICAS", "2", 1);
+}
+
+int main(void)
+{
+	struct th_server srv[NSERVERS];
+	struct dsm_options o = { .local_mem = BUDGET };
+	char list[3 * 64];
+	struct sigaction sa = { .sa_handler = bus_handler };
+
+	setenv("DSM_REPLICAS", "2", 1);
+	for (int i = 0; i < NSERVERS; i++)
+		TH_CHECK(th_server_start(&srv[i], "64M") == 0);
+	snprintf(list, sizeof(list), "%s,%s,%s", srv[0].addr, srv[1].addr,
+		 srv[2].addr);
+	bad_values(&srv[0]);
+	too_few_servers(&srv[0]);
+
+	sigemptyset(&sa.sa_mask);
+	TH_CHECK(sigaction(SIGBUS, &sa, NULL) == 0);
+	want = calloc(WORDS, sizeof(*want));
+	TH_CHECK(want);
+	o.servers = list;
+	TH_CHECK(dsm_init(&o) == 0);
+	far = dsm_alloc(SIZE);
+	TH_CHECK(far);
+	run_and_kill(srv);
+	dsm_free((void *)far);
+	dsm_shutdown();
+	for (int i = 0; i < NSERVERS; i++)
+		if (i != 1)
+			th_server_stop(&srv[i]);
+	distinct_copies();
+	free(want);
+	printf("replicas: OK\n");
+	return 0;
+}
