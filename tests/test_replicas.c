@@ -34,8 +34,8 @@
 
 static volatile uint64_t *far;
 static uint64_t *want;           /* what each word must hold */
-static volatile int stop, killed;
-static volatile long bad_words, sigbus;
+static int stop;                 /* atomic: the workers' signal to end */
+static long bad_words, sigbus;   /* atomic */
 
 static __thread sigjmp_buf on_bus;
 
@@ -62,7 +62,7 @@ static void *worker(void *arg)
 {
 	uint64_t t = (uintptr_t)arg, n = 0, x = tc_mix(t + 1);
 
-	while (!stop) {
+	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
 		uint64_t i;
 
 		x = tc_mix(x);
@@ -88,10 +88,9 @@ static void run_and_kill(struct th_server *srv)
 	TH_CHECK(kill(srv[1].pid, SIGSTOP) == 0);
 	usleep(300 * 1000);
 	th_server_kill(&srv[1]);
-	killed = 1;
 	printf("killed server %s under %d threads\n", srv[1].addr, THREADS);
 	usleep(RUN_MS / 2 * 1000);
-	stop = 1;
+	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	for (int t = 0; t < THREADS; t++)
 		pthread_join(th[t], NULL);
 	for (uint64_t i = 0; i < WORDS; i++)
