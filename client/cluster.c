@@ -90,6 +90,9 @@ static void lost(const char *what, int err)
 	cl.reg = NULL;
 }
 
+_Static_assert(DSM_MAX_REPLICAS - 1 <= DSM_REG_MAX_REPLICAS,
+	       "the registry record holds every copy");
+
 static void to_reg_region(const struct dsm_region *r,
 			  struct dsm_reg_region *out)
 {
@@ -108,7 +111,13 @@ static void to_reg_region(const struct dsm_region *r,
 		out->ext[i] = (struct dsm_reg_extent){
 			.off = e->off, .len = e->len,
 			.server = dsm_eng.servers[e->server].id,
-			.region_id = e->region_id, .pool_off = e->pool_off };
+			.region_id = e->region_id, .pool_off = e->pool_off,
+			.nrep = e->nrep };
+		for (uint32_t c = 0; c < e->nrep; c++)
+			out->ext[i].rep[c] = (struct dsm_reg_copy){
+				.server = dsm_eng.servers[e->rep[c].server].id,
+				.region_id = e->rep[c].region_id,
+				.pool_off = e->rep[c].pool_off };
 	}
 }
 

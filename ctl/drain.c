@@ -25,14 +25,19 @@
 #define POLL_MS 100        /* how often the registry is read */
 #define PROGRESS_MS 1000   /* how often progress is printed */
 
-/* Bytes of region r that the registry places on server id. */
+/* Bytes of region r that the registry places on server id, replicas
+ * included. */
 static uint64_t region_on(const struct dsm_reg_region *r, uint32_t id)
 {
 	uint64_t bytes = 0;
 
-	for (uint32_t j = 0; j < r->n; j++)
-		if (r->ext[j].server == id)
-			bytes += r->ext[j].len;
+	for (uint32_t j = 0; j < r->n; j++) {
+		const struct dsm_reg_extent *e = &r->ext[j];
+
+		bytes += e->server == id ? e->len : 0;
+		for (uint32_t c = 0; c < e->nrep; c++)
+			bytes += e->rep[c].server == id ? e->len : 0;
+	}
 	return bytes;
 }
 

@@ -35,7 +35,9 @@ static bool drain_option(const char *arg, struct ctl *c);
 	"{id, host, pid, started_ms, heartbeat_ms,\n" \
 	"    transports: {SERVERID: \"rdma\" or \"tcp\", ...}}"
 #define REGION_JSON "{id, name, size, owner, created_ms,\n" \
-	"    extents: [{off, len, server, region_id, pool_off}, ...]}"
+	"    extents: [{off, len, server, region_id, pool_off,\n" \
+	"               replicas (only with DSM_REPLICAS > 1):\n" \
+	"                 [{server, region_id, pool_off}, ...]}, ...]}"
 
 static const struct command commands[] = {
 	{ "status", "", 0, NEED_SERVERS | NEED_CLIENTS | NEED_REGIONS,

@@ -127,6 +127,23 @@ static void json_extent(struct json *j, const struct dsm_reg_extent *e,
 
 		json_str(j, "server_addr", v ? v->addr : NULL);
 	}
+	if (e->nrep) { /* only then: older readers see the shape they knew */
+		json_open(j, "replicas", '[');
+		for (uint32_t c = 0; c < e->nrep; c++) {
+			json_open(j, NULL, '{');
+			json_uint(j, "server", e->rep[c].server);
+			json_uint(j, "region_id", e->rep[c].region_id);
+			json_uint(j, "pool_off", e->rep[c].pool_off);
+			if (servers) {
+				const struct dsm_reg_server *v = find_server(
+					servers, e->rep[c].server);
+
+				json_str(j, "server_addr", v ? v->addr : NULL);
+			}
+			json_close(j, '}');
+		}
+		json_close(j, ']');
+	}
 	json_close(j, '}');
 }
 

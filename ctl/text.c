@@ -220,8 +220,28 @@ static const char *fmt_u64(uint64_t v, char *buf, size_t len)
 	return buf;
 }
 
-/* "17,42": the servers r's extents live on, each once, in extent order;
- * returns how many. */
+/* The server of copy c of e (0: the first). */
+static uint32_t copy_server(const struct dsm_reg_extent *e, uint32_t c)
+{
+	return c ? e->rep[c - 1].server : e->server;
+}
+
+/* Is server id among those of r's copies before copy c of extent i? */
+static bool seen_before(const struct dsm_reg_region *r, uint32_t i,
+			uint32_t c, uint32_t id)
+{
+	for (uint32_t j = 0; j <= i; j++)
+		for (uint32_t k = 0; k <= r->ext[j].nrep; k++) {
+			if (j == i && k == c)
+				return false;
+			if (copy_server(&r->ext[j], k) == id)
+				return true;
+		}
+	return false;
+}
+
+/* "17,42": the servers r's extents (and their replicas) live on, each
+ * once, in extent order; returns how many. */
 static uint32_t fmt_spanned(const struct dsm_reg_region *r, char *buf,
 			    size_t len)
 {
@@ -229,19 +249,17 @@ static uint32_t fmt_spanned(const struct dsm_reg_region *r, char *buf,
 	size_t used = 0;
 
 	buf[0] = '\0';
-	for (uint32_t i = 0; i < r->n; i++) {
-		uint32_t j = 0;
+	for (uint32_t i = 0; i < r->n; i++)
+		for (uint32_t c = 0; c <= r->ext[i].nrep; c++) {
+			uint32_t id = copy_server(&r->ext[i], c);
 
-		while (j < i && r->ext[j].server != r->ext[i].server)
-			j++;
-		if (j < i)
-			continue;
-		count++;
-		if (used < len)
-			used += snprintf(buf + used, len - used, "%s%u",
-					 count > 1 ? "," : "",
-					 r->ext[i].server);
-	}
+			if (seen_before(r, i, c, id))
+				continue;
+			count++;
+			if (used < len)
+				used += snprintf(buf + used, len - used, "%s%u",
+						 count > 1 ? "," : "", id);
+		}
 	if (used >= len && len > 4)
 		strcpy(buf + len - 4, "...");
 	return count;
@@ -411,16 +429,23 @@ static int print_extents_table(const struct snapshot *s)
 	table_init(&t, 6, head);
 	for (uint32_t i = 0; i < r->n; i++) {
 		const struct dsm_reg_extent *e = &r->ext[i];
-		const struct dsm_reg_server *v = find_server(s, e->server);
-		char off[24], len[24], srv[16], rid[24], pool[24];
 
-		table_row(&t, (const char *const[]){
-			fmt_u64(e->off, off, sizeof(off)),
-			fmt_u64(e->len, len, sizeof(len)),
-			fmt_u64(e->server, srv, sizeof(srv)),
-			v ? v->addr : "(gone)",
-			fmt_u64(e->region_id, rid, sizeof(rid)),
-			fmt_u64(e->pool_off, pool, sizeof(pool)) });
+		/* one row per copy: the extent's own, then its replicas' */
+		for (uint32_t c = 0; c <= e->nrep; c++) {
+			struct dsm_reg_copy h = c ? e->rep[c - 1] :
+				(struct dsm_reg_copy){ e->server, e->region_id,
+						       e->pool_off };
+			const struct dsm_reg_server *v = find_server(s, h.server);
+			char off[24], len[24], srv[16], rid[24], pool[24];
+
+			table_row(&t, (const char *const[]){
+				fmt_u64(e->off, off, sizeof(off)),
+				fmt_u64(e->len, len, sizeof(len)),
+				fmt_u64(h.server, srv, sizeof(srv)),
+				v ? v->addr : "(gone)",
+				fmt_u64(h.region_id, rid, sizeof(rid)),
+				fmt_u64(h.pool_off, pool, sizeof(pool)) });
+		}
 	}
 	return table_done(&t);
 }
@@ -437,7 +462,8 @@ int text_region(const struct ctl *c, const struct snapshot *s)
 		return EXIT_RUNTIME;
 	}
 	for (uint32_t i = 0; i < r->n; i++)
-		gone += !find_server(s, r->ext[i].server);
+		for (uint32_t k = 0; k <= r->ext[i].nrep; k++)
+			gone += !find_server(s, copy_server(&r->ext[i], k));
 	printf("region   %llu in cluster %s\n", (unsigned long long)r->id,
 	       c->cluster);
 	printf("name     %s\n", name);
@@ -449,8 +475,12 @@ int text_region(const struct ctl *c, const struct snapshot *s)
 	printf("created  %s ago\n",
 	       fmt_age(r->created_ms, s->now_ms, age, sizeof(age)));
 	printf("extents  %u", r->n);
+	if (r->n && r->ext[0].nrep)
+		printf(", %u copies of each on distinct servers (replicas)",
+		       r->ext[0].nrep + 1);
 	if (gone)
-		printf(", %u on servers no longer live", gone);
+		printf(", %u %s on servers no longer live", gone,
+		       r->n && r->ext[0].nrep ? "copies" : "");
 	printf("\n\n");
 	return print_extents_table(s);
 }

@@ -294,7 +294,7 @@ int dsm_reg_client_decode(char **kv, size_t n, struct dsm_reg_client *c)
 static int ext_num(const char **s, char sep, uint64_t max, uint64_t *out)
 {
 	char buf[24];
-	size_t n = strcspn(*s, ",+@/");
+	size_t n = strcspn(*s, ",+@/;");
 
 	if (!n || n >= sizeof(buf) || (*s)[n] != sep)
 		return -EINVAL;
@@ -304,19 +304,48 @@ static int ext_num(const char **s, char sep, uint64_t max, uint64_t *out)
 	return dsm_parse_uint(buf, max, out);
 }
 
-/* One "OFF+LEN@S/R/P", strict like every other field. */
+/* "S/R/P" of one copy, ending where the copy does (';' before another
+ * copy, ',' before another extent, or the end). */
+static int copy_decode(const char **s, struct dsm_reg_copy *c)
+{
+	size_t n = strcspn(*s, ",;");
+	char end = (*s)[n];
+	uint64_t server;
+
+	if (ext_num(s, '/', UINT32_MAX, &server) ||
+	    ext_num(s, '/', UINT64_MAX, &c->region_id) ||
+	    ext_num(s, end, UINT64_MAX, &c->pool_off))
+		return -EINVAL;
+	c->server = server;
+	return 0;
+}
+
+/* One "OFF+LEN@S/R/P[;S/R/P...]", strict like every other field; a
+ * replica on the server of another copy is refused. */
 static int extent_decode(const char **s, struct dsm_reg_extent *e)
 {
-	uint64_t server;
-	char end = strchr(*s, ',') ? ',' : '\0';
+	struct dsm_reg_copy c;
+	bool more;
 
 	if (ext_num(s, '+', UINT64_MAX, &e->off) ||
-	    ext_num(s, '@', UINT64_MAX, &e->len) ||
-	    ext_num(s, '/', UINT32_MAX, &server) ||
-	    ext_num(s, '/', UINT64_MAX, &e->region_id) ||
-	    ext_num(s, end, UINT64_MAX, &e->pool_off))
+	    ext_num(s, '@', UINT64_MAX, &e->len))
 		return -EINVAL;
-	e->server = server;
+	more = (*s)[strcspn(*s, ",;")] == ';';
+	if (copy_decode(s, &c))
+		return -EINVAL;
+	e->server = c.server;
+	e->region_id = c.region_id;
+	e->pool_off = c.pool_off;
+	for (e->nrep = 0; more; e->nrep++) {
+		struct dsm_reg_copy *r = &e->rep[e->nrep];
+
+		if (e->nrep == DSM_REG_MAX_REPLICAS)
+			return -EINVAL;
+		more = (*s)[strcspn(*s, ",;")] == ';';
+		if (copy_decode(s, r) || r->server == e->server ||
+		    (e->nrep && r->server == e->rep[0].server))
+			return -EINVAL;
+	}
 	return 0;
 }
 
@@ -370,7 +399,7 @@ void dsm_reg_region_clear(struct dsm_reg_region *r)
 
 char *dsm_reg_extents_encode(const struct dsm_reg_region *r)
 {
-	size_t cap = (size_t)r->n * 110 + 1, used = 0;
+	size_t cap = (size_t)r->n * 110 * (1 + DSM_REG_MAX_REPLICAS) + 1, used = 0;
 	char *s = malloc(cap);
 
 	if (!s)
@@ -384,6 +413,11 @@ char *dsm_reg_extents_encode(const struct dsm_reg_region *r)
 				 (unsigned long long)e->len, e->server,
 				 (unsigned long long)e->region_id,
 				 (unsigned long long)e->pool_off);
+		for (uint32_t c = 0; c < e->nrep; c++)
+			used += snprintf(s + used, cap - used, ";%u/%llu/%llu",
+					 e->rep[c].server,
+					 (unsigned long long)e->rep[c].region_id,
+					 (unsigned long long)e->rep[c].pool_off);
 	}
 	return s;
 }

@@ -43,7 +43,9 @@
  * are "OFF+LEN@SERVER/REGION/POOLOFF" joined by ',' (all decimal): bytes
  * [OFF, OFF+LEN) of the region live at POOLOFF in server SERVER's pool,
  * under that server's region id REGION - the placement map of
- * client/placement.h, written down.
+ * client/placement.h, written down.  An extent with replicas
+ * (DSM_REPLICAS) adds ";SERVER/REGION/POOLOFF" per further copy, each on
+ * a server of its own.
  *
  * This file is the model: key names, records and their encodings, shared
  * by the blocking client (registry.h: libdsm, dsmctl, and dsm-server's
@@ -117,11 +119,24 @@ struct dsm_reg_server {
 	uint64_t counters[DSM_RS_NCOUNTERS];
 };
 
+/* Where one copy of an extent lives. */
+struct dsm_reg_copy {
+	uint32_t server;      /* registry id of the server */
+	uint64_t region_id;   /* that server's name for it */
+	uint64_t pool_off;
+};
+
+/* Copies of an extent besides the first (a client's DSM_REPLICAS - 1). */
+#define DSM_REG_MAX_REPLICAS 2
+
+/* Encoded "OFF+LEN@S/R/P", then ";S/R/P" per replica. */
 struct dsm_reg_extent {
 	uint64_t off, len;    /* bytes of the region */
 	uint32_t server;      /* registry id of the server */
 	uint64_t region_id;   /* that server's name for it */
 	uint64_t pool_off;
+	uint32_t nrep;        /* replicas: more copies, on other servers */
+	struct dsm_reg_copy rep[DSM_REG_MAX_REPLICAS];
 };
 
 struct dsm_reg_region {

@@ -69,10 +69,17 @@ wait_for 10 count_is servers 3 || fail "servers did not register again after the
 # lease thread must have recorded client and region again
 wait $client || { tail -5 "$tmp/2.log"; fail "client after a redis restart"; }
 
-echo "--- 3. a client killed while it holds a region"
-"$build/tests/hold_region" >"$tmp/3.log" 2>&1 &
+echo "--- 3. a client killed while it holds a region (with two copies)"
+DSM_REPLICAS=2 "$build/tests/hold_region" >"$tmp/3.log" 2>&1 &
 client=$!
 wait_for 10 count_is regions 1 || fail "the holding client's region never appeared"
+# its record names both copies of every extent, on distinct servers
+"$dsmctl" --json regions | python3 -c '
+import json, sys
+ext = json.load(sys.stdin)[0]["extents"]
+assert ext and all(len(e.get("replicas", [])) == 1 and
+                   e["replicas"][0]["server"] != e["server"] for e in ext), ext
+' || fail "the region record does not show a second copy of each extent on another server"
 # servers publish what they use with each heartbeat (every second)
 wait_for 5 used_above 0 || fail "servers show nothing used while a region is held"
 wait_for 5 stats_show_writes || fail "dsmctl stats does not show the client's writes: $("$dsmctl" --json stats 2>&1)"

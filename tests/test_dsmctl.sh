@@ -208,6 +208,36 @@ assert doc == [{"id": 5, "host": "testhost", "pid": 4242,
 run 0 status && grep -qF "regions   2" <<<"$out" && grep -qF "clients   1" <<<"$out" ||
 	fail "status does not count 2 regions and 1 client: $out"
 
+# A region with replicas (DSM_REPLICAS=2): each extent names a second copy
+# after ';'; region show has a row per copy and --json a replicas list.
+# A record naming one server for two copies of an extent is refused.
+rcli hset "$(key region:44)" id 44 name rep size 2097152 owner 7 \
+	created_ms "$now" extents "0+1048576@$live/21/0;$victim/22/4096,1048576+1048576@$victim/23/0;$live/24/8192" >/dev/null
+rcli sadd "$(key regions)" 44 >/dev/null
+if run 0 region show 44; then
+	grep -qF "extents  2, 2 copies of each on distinct servers" <<<"$out" &&
+	grep -E "^ +0 +1048576 +$live +$live_addr +21 +0$" <<<"$out" >/dev/null &&
+	grep -E "^ +0 +1048576 +$victim +${victim_addr//./\\.} +22 +4096$" <<<"$out" >/dev/null &&
+	grep -E "^ *1048576 +1048576 +$live +$live_addr +24 +8192$" <<<"$out" >/dev/null ||
+		fail "region show 44: copies: $out"
+fi
+run 0 --json region show 44 && json '
+e = doc["extents"]
+assert [x["server_addr"] for x in e] == [args[0], args[1]], doc
+assert e[0]["replicas"] == [{"server": int(args[3]), "region_id": 22, "pool_off": 4096,
+                             "server_addr": args[1]}], e[0]
+assert e[1]["replicas"][0]["server"] == int(args[2]), e[1]
+' "$live_addr" "$victim_addr" "$live" "$victim" <<<"$out" || fail "--json region show 44: $out"
+run 0 regions && { grep -aE '^ *44 ' <<<"$out" | grep -aqF "$live,$victim" ||
+	fail "regions: the servers of 44 should count its replicas': $out"; }
+rcli hset "$(key region:45)" id 45 name bad size 1048576 owner 7 \
+	created_ms "$now" extents "0+1048576@$live/21/0;$live/22/0" >/dev/null
+rcli sadd "$(key regions)" 45 >/dev/null
+run 1 regions && { grep -qF "region:45 is a malformed record" <<<"$err" ||
+	fail "regions: two copies on one server not refused: $err"; }
+rcli del "$(key region:44)" "$(key region:45)" >/dev/null
+rcli srem "$(key regions)" 44 45 >/dev/null
+
 # ---- a server dies ------------------------------------------------------------------
 
 # Within the TTL (5 s) and a beat it must leave the listing; meanwhile, and
