@@ -106,6 +106,9 @@ const struct dsm_reg_server *find_server(const struct snapshot *s,
 /* Summed over the live servers. */
 void snapshot_totals(const struct snapshot *s, uint64_t *capacity,
 		     uint64_t *used);
+/* Regions with a copy of some extent on a server no longer live:
+ * degraded (a replica lost) or, without replicas, missing pages. */
+size_t snapshot_degraded(const struct snapshot *s);
 /* What the clients say they read and wrote one-sidedly (RDMA) on the
  * server with this id: traffic the server cannot count itself. */
 void snapshot_one_sided(const struct snapshot *s, uint32_t server,

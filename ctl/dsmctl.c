@@ -43,11 +43,13 @@ static const struct command commands[] = {
 	{ "status", "", 0, NEED_SERVERS | NEED_CLIENTS | NEED_REGIONS,
 	  "the cluster at a glance: totals, its servers, its clients",
 	  "The cluster at a glance: its live servers, their total capacity,\n"
-	  "bytes used and free, how many regions and clients it holds, then\n"
-	  "the tables of 'dsmctl servers' and 'dsmctl clients'.\n\n"
+	  "bytes used and free, how many regions and clients it holds (and\n"
+	  "how many regions are degraded: a copy of some extent is on a server\n"
+	  "no longer live), then the tables of 'dsmctl servers' and 'dsmctl\n"
+	  "clients'.\n\n"
 	  "--json prints\n"
 	  "  {cluster, registry, now_ms, capacity, used, free, regions,\n"
-	  "   clients, servers: [...]}\n"
+	  "   degraded_regions, clients, servers: [...]}\n"
 	  "with servers as 'dsmctl --json servers' prints them.\n",
 	  NULL, text_status, json_status, false, NULL, NULL },
 	{ "servers", "", 0, NEED_SERVERS, "live memory servers",

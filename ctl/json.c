@@ -272,6 +272,7 @@ int json_status(const struct ctl *c, const struct snapshot *s)
 	json_uint(&j, "used", used);
 	json_uint(&j, "free", used < cap ? cap - used : 0);
 	json_uint(&j, "regions", s->nrgn);
+	json_uint(&j, "degraded_regions", snapshot_degraded(s));
 	json_uint(&j, "clients", s->ncli);
 	json_server_array(&j, "servers", s);
 	json_close(&j, '}');

@@ -141,6 +141,30 @@ void server_counters(const struct snapshot *s,
 	out[DSM_RS_BYTES_OUT] += o.pages_read * DSM_PAGE_SIZE;
 }
 
+static bool region_degraded(const struct snapshot *s,
+			    const struct dsm_reg_region *r)
+{
+	for (uint32_t i = 0; i < r->n; i++) {
+		const struct dsm_reg_extent *e = &r->ext[i];
+
+		if (!find_server(s, e->server))
+			return true;
+		for (uint32_t c = 0; c < e->nrep; c++)
+			if (!find_server(s, e->rep[c].server))
+				return true;
+	}
+	return false;
+}
+
+size_t snapshot_degraded(const struct snapshot *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->nrgn; i++)
+		n += region_degraded(s, &s->rgn[i]);
+	return n;
+}
+
 void snapshot_totals(const struct snapshot *s, uint64_t *capacity,
 		     uint64_t *used)
 {

@@ -369,8 +369,11 @@ int text_status(const struct ctl *c, const struct snapshot *s)
 	       dsm_fmt_bytes(cap, b1, sizeof(b1)),
 	       dsm_fmt_bytes(used, b2, sizeof(b2)),
 	       dsm_fmt_bytes(used < cap ? cap - used : 0, b3, sizeof(b3)));
-	printf("regions   %zu\n", s->nrgn);
-	printf("clients   %zu\n", s->ncli);
+	printf("regions   %zu", s->nrgn);
+	if (snapshot_degraded(s))
+		printf(", %zu degraded (a copy on a server no longer live)",
+		       snapshot_degraded(s));
+	printf("\nclients   %zu\n", s->ncli);
 	if (s->nsrv) {
 		putchar('\n');
 		if (print_servers_table(s))

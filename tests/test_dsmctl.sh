@@ -265,6 +265,10 @@ done
 run 0 servers && [ "$(rows <<<"$out")" = 2 ] ||
 	fail "servers does not list 2 after the kill: $out"
 check_region_show '\(gone\)'
+run 0 status && grep -qF "regions   2, 1 degraded (a copy on a server no longer live)" <<<"$out" ||
+	fail "status does not count region 42 degraded after the kill: $out"
+run 0 --json status && json 'assert doc["degraded_regions"] == 1, doc' <<<"$out" ||
+	fail "--json status: degraded_regions after the kill: $out"
 run 0 --json region show 42 && json '
 assert [e["server_addr"] for e in doc["extents"]] == [args[0], None, None], doc
 ' "$live_addr" <<<"$out" || fail "--json region show 42 after the kill: $out"
