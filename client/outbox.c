@@ -260,23 +260,25 @@ static void copies_missed(const struct dsm_wb *wb)
 	}
 }
 
-static void wb_done(void *arg, int status, const uint8_t *payload,
-		    uint32_t len)
+/* Under the lock: what a finished write-back means for its pages, and
+ * its staged pages and region given back. */
+static void wb_settle(struct dsm_wb *wb, int status)
 {
-	struct dsm_wb *wb = arg;
-	struct dsm_sync_wait *sync = wb->sync;
-	bool orphan;
-
-	pthread_mutex_lock(&dsm_eng.lock);
 	if (status && !wb->r->dead)
 		wb_failed(wb, status);
 	else if (wb->failed && !wb->r->dead)
 		copies_missed(wb);
 	dsm_region_put(wb->r);
 	dsm_stage_put(&dsm_eng.stage, wb->page, wb->n);
-	pthread_mutex_unlock(&dsm_eng.lock);
-	free(wb);
+}
 
+/* Without the lock, after wb_settle: wb freed, its dsm_sync told. */
+static void wb_release(struct dsm_wb *wb, int status)
+{
+	struct dsm_sync_wait *sync = wb->sync;
+	bool orphan;
+
+	free(wb);
 	if (!sync)
 		return;
 	pthread_mutex_lock(&sync->lock);
@@ -288,6 +290,17 @@ static void wb_done(void *arg, int status, const uint8_t *payload,
 	pthread_mutex_unlock(&sync->lock);
 	if (orphan)
 		free(sync);
+}
+
+static void wb_done(void *arg, int status, const uint8_t *payload,
+		    uint32_t len)
+{
+	struct dsm_wb *wb = arg;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	wb_settle(wb, status);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	wb_release(wb, status);
 }
 
 struct dsm_sync_wait *dsm_sync_wait_new(void)
@@ -335,6 +348,7 @@ static void wb_copy_done(void *arg, int status, const uint8_t *payload,
 {
 	struct dsm_wb_copy *cp = arg;
 	struct dsm_wb *wb = cp->wb;
+	int result = 0;
 	bool last;
 
 	pthread_mutex_lock(&dsm_eng.lock);
@@ -348,9 +362,13 @@ static void wb_copy_done(void *arg, int status, const uint8_t *payload,
 			dsm_eng.c.pages_replicated += wb->n;
 	}
 	last = --wb->left == 0;
+	if (last) { /* settled under the same lock, not taken again */
+		result = wb->ok ? 0 : wb->err;
+		wb_settle(wb, result);
+	}
 	pthread_mutex_unlock(&dsm_eng.lock);
 	if (last)
-		wb_done(wb, wb->ok ? 0 : wb->err, payload, 0);
+		wb_release(wb, result);
 }
 
 /* A write-back goes to every copy of its pages (the same staged pages):

@@ -2,7 +2,7 @@
 # (test_dsmctl.sh, test_cluster.sh, test_drain.sh): skips without redis,
 # makes a private temporary directory, picks free loopback ports, and
 # exports what deploy/cluster.sh and the clients read; and the helpers
-# they share (json_get, wait_for).  The sourcing script sets
+# they share (json_get, server_field, wait_for).  The sourcing script sets
 # SERVERS, CAPACITY and CLUSTER first, and build and top.  On exit the
 # cluster is taken down and anything it left is killed.
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
@@ -69,6 +69,12 @@ rcli() { REDISCLI_AUTH=$(cat "$RUN_DIR/redis.pass") redis-cli -h 127.0.0.1 -p "$
 
 # A field of dsmctl's JSON: jq-like, with python.
 json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+
+# server_field ID FIELD: that field of server ID's record, from dsmctl
+# (the sourcing script sets dsmctl).
+server_field() {
+	"$dsmctl" --json servers | json_get "[s['$2'] for s in d if s['id'] == $1][0]"
+}
 
 # wait_for SECONDS CMD...: until CMD succeeds; 1 if it never does.
 wait_for() {

@@ -26,9 +26,6 @@ export SERVERS=3 CAPACITY=64M CLUSTER=draintest-$$
 . "$top/tests/cluster_env.sh"
 unset DSM_SERVERS
 
-server_field() { # ID FIELD
-	"$dsmctl" --json servers | json_get "[s['$2'] for s in d if s['id'] == $1][0]"
-}
 # bytes the registry's region records place on server ID
 placed_on() {
 	"$dsmctl" --json regions |

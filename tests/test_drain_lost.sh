@@ -27,9 +27,6 @@ export SERVERS=2 CAPACITY=64M CLUSTER=drainlost-$$
 . "$top/tests/cluster_env.sh"
 unset DSM_SERVERS
 
-server_field() { # ID FIELD
-	"$dsmctl" --json servers | json_get "[s['$2'] for s in d if s['id'] == $1][0]"
-}
 said() { grep -q "$1" "$2" 2>/dev/null; }
 used_is() { [ "$(server_field "$1" used 2>/dev/null)" = "$2" ]; }
 

@@ -713,11 +713,27 @@ static long server_rss_kib(void)
 /* A client that asks for far more than the reply queue's limit and does
  * not read: the server stops reading it instead of buffering it all, goes
  * on serving others, and delivers everything once the client reads. */
-static void test_reader_that_never_reads(void)
+/* HOG_READS READs of all of own's region (ids 0, 1, ...), sent at once:
+ * HOG_READS MiB of replies for a client that reads none of them yet. */
+static void send_unread_reads(int fd, const struct peer *own)
 {
 	uint8_t req[HOG_READS][DSM_HDR_SIZE + DSM_RW_REQ_SIZE];
+	struct dsm_rw_req m = { .region_id = own->region,
+				.pool_off = own->pool_off,
+				.npages = GOOD_PAGES };
+	struct dsm_hdr h;
+
+	for (int i = 0; i < HOG_READS; i++) {
+		dsm_hdr_init(&h, DSM_MSG_READ, 0, DSM_RW_REQ_SIZE, i);
+		dsm_hdr_encode(&h, req[i]);
+		dsm_rw_req_encode(&m, req[i] + DSM_HDR_SIZE);
+	}
+	expect("send", th_send_all(fd, req, sizeof(req)), 0);
+}
+
+static void test_reader_that_never_reads(void)
+{
 	static uint8_t page[GOOD_SIZE];
-	struct dsm_rw_req m;
 	struct dsm_hdr h;
 	struct peer own;
 	int fd = hello_connect();
@@ -726,15 +742,7 @@ static void test_reader_that_never_reads(void)
 	expect("ALLOC", do_alloc(fd, GOOD_SIZE, &own), 0);
 	expect("WRITE", do_rw(fd, DSM_MSG_WRITE, own.region, own.pool_off,
 			      GOOD_PAGES, pattern, GOOD_PAGES, NULL), 0);
-	m = (struct dsm_rw_req){ .region_id = own.region,
-				 .pool_off = own.pool_off,
-				 .npages = GOOD_PAGES };
-	for (int i = 0; i < HOG_READS; i++) {
-		dsm_hdr_init(&h, DSM_MSG_READ, 0, DSM_RW_REQ_SIZE, i);
-		dsm_hdr_encode(&h, req[i]);
-		dsm_rw_req_encode(&m, req[i] + DSM_HDR_SIZE);
-	}
-	expect("send", th_send_all(fd, req, sizeof(req)), 0);
+	send_unread_reads(fd, &own);
 	usleep(300 * 1000);
 	check_good("a client that does not read");
 	rss = server_rss_kib();
@@ -938,9 +946,6 @@ static void test_client_sessions(void)
  * they would be held for the default 20 s. */
 static void test_window_closed(void)
 {
-	uint8_t req[HOG_READS][DSM_HDR_SIZE + DSM_RW_REQ_SIZE];
-	struct dsm_rw_req m;
-	struct dsm_hdr h;
 	struct peer own;
 	int fd = th_hello_connect(lim.port), probe;
 	uint64_t t0, base;
@@ -952,15 +957,7 @@ static void test_window_closed(void)
 	expect("ALLOC", do_alloc(fd, GOOD_SIZE, &own), 0);
 	expect("regions with the hung client's", do_stats(probe).regions,
 	       base + 1);
-	m = (struct dsm_rw_req){ .region_id = own.region,
-				 .pool_off = own.pool_off,
-				 .npages = GOOD_PAGES };
-	for (int i = 0; i < HOG_READS; i++) {
-		dsm_hdr_init(&h, DSM_MSG_READ, 0, DSM_RW_REQ_SIZE, i);
-		dsm_hdr_encode(&h, req[i]);
-		dsm_rw_req_encode(&m, req[i] + DSM_HDR_SIZE);
-	}
-	expect("send", th_send_all(fd, req, sizeof(req)), 0);
+	send_unread_reads(fd, &own);
 	t0 = dsm_now_ns();
 	while (do_stats(probe).regions != base &&
 	       dsm_now_ns() - t0 < 10000000000ull)
