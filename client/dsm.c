@@ -512,6 +512,7 @@ static int start_engine(const struct config *c)
 	if (dsm_eng.prefetch_max > dsm_eng.budget / 8)
 		dsm_eng.prefetch_max = dsm_eng.budget / 8 ? dsm_eng.budget / 8 : 1;
 	dsm_eng.policy = c->policy;
+	dsm_eng.probation_share = dsm_eng.budget / 4; /* adapts: evict.c */
 	dsm_eng.poll_ns = c->poll_us * 1000;
 	dsm_eng.reply_ns = c->reply_ms * 1000000;
 	dsm_eng.replicas = c->replicas;

@@ -68,6 +68,8 @@ struct dsm_engine {
 	struct dsm_region **regions; /* sorted by base */
 	uint32_t nregions, cap_regions;
 	struct dsm_queue probation, protected;
+	uint64_t probation_share;      /* pages PROBATION may hold before
+	                                * PROTECTED gives victims (evict.c) */
 	uint64_t resident, inflight;   /* pages installed / being fetched */
 	uint32_t evict_clock;
 	struct dsm_outbox sendq;       /* for the engine thread to send */

@@ -77,6 +77,8 @@ struct dsm_page {
 	uint8_t state;   /* enum dsm_page_state */
 	uint8_t flags;   /* enum dsm_page_flags */
 	uint8_t queue;   /* enum dsm_queue_id while CLEAN or DIRTY */
+	uint8_t left;    /* INVALID: the queue it was evicted from, which
+	                  * its refault teaches (evict.c) */
 	uint32_t evicted_at; /* eviction clock when last dropped (refaults) */
 	struct dsm_region *region;
 	union {

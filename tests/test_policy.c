@@ -8,6 +8,10 @@
  * evicts each hot page before its next use (1800 insertions apart, budget
  * 1024), so every hot read faults.  2Q sees hot pages refault soon after
  * eviction, protects them, and lets the scan pass through probation.
+ * A hot set of BIG_HOT pages is more than the three quarters of the
+ * budget PROTECTED starts with: read round-robin with one cold page per
+ * four hot ones, its pages refault soon after leaving PROTECTED, which
+ * shrinks probation's share until the hot set fits (run_big_hot).
  * When the hot set is written and the scan comes back soon too, refault
  * distance protects both: second chances by write protection (2q-wp) keep
  * the written pages (run_written).
@@ -50,6 +54,40 @@ static uint64_t run_pattern(const char *srv_addr, const char *policy)
 	dsm_free((void *)far);
 	dsm_shutdown();
 	printf("%s: %lu missing faults over %d steps\n", policy,
+	       (unsigned long)(after.missing_faults - before.missing_faults),
+	       STEPS);
+	return after.missing_faults - before.missing_faults;
+}
+
+#define BIG_HOT 900               /* 88% of the budget */
+
+static uint64_t run_big_hot(const char *srv_addr, const char *policy)
+{
+	struct dsm_options o = { .servers = srv_addr, .local_mem = BUDGET,
+				 .prefetch_max = 1, .evict_policy = policy };
+	volatile uint64_t *far;
+	struct dsm_stats before, after;
+	uint64_t cold = BIG_HOT, sum = 0;
+
+	TH_CHECK(dsm_init(&o) == 0);
+	far = dsm_alloc(REGION);
+	TH_CHECK(far);
+	for (uint64_t pg = 0; pg < REGION / 4096; pg++)
+		far[pg * 512] = tc_mix(pg);
+	before = tc_stats();
+	for (uint64_t step = 0; step < STEPS; step++) {
+		uint64_t h = step % BIG_HOT;
+
+		TH_CHECK(far[h * 512] == tc_mix(h));
+		if (step % 4 == 3)
+			sum += far[cold++ * 512];
+	}
+	after = tc_stats();
+	TH_CHECK(sum != 0);
+	dsm_free((void *)far);
+	dsm_shutdown();
+	printf("%s, hot set of %d pages: %lu missing faults over %d steps\n",
+	       policy, BIG_HOT,
 	       (unsigned long)(after.missing_faults - before.missing_faults),
 	       STEPS);
 	return after.missing_faults - before.missing_faults;
@@ -366,6 +404,10 @@ int main(void)
 	twoq = run_pattern(srv.addr, "2q");
 	TH_CHECK(fifo >= STEPS * 3 * 9 / 10); /* FIFO: hot reads all miss */
 	TH_CHECK(twoq < fifo * 8 / 10);        /* 2Q keeps the hot set */
+	fifo = run_big_hot(srv.addr, "fifo");
+	twoq = run_big_hot(srv.addr, "2q");
+	TH_CHECK(fifo >= STEPS * 5 / 4 * 9 / 10); /* FIFO: all miss */
+	TH_CHECK(twoq < fifo * 6 / 10);           /* 2Q: PROTECTED grew */
 	twoq = run_written(srv.addr, "2q");
 	wp = run_written(srv.addr, "2q-wp");
 	/* second chances keep the hot set: at most the cold read misses */
