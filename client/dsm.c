@@ -552,6 +552,18 @@ static void reset_engine(void)
 				       .uffd = DSM_UFFD_NONE };
 }
 
+int dsm_check_config(void)
+{
+	struct config c = { 0 };
+	int err;
+
+	dsm_log_init("dsm");
+	err = read_config(NULL, &c);
+	free(c.servers);
+	explicit_bzero(&c.key, sizeof(c.key));
+	return err;
+}
+
 int dsm_init(const struct dsm_options *opts)
 {
 	struct config c = { 0 };

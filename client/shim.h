@@ -42,6 +42,13 @@ int dsm_mark_readable(uint64_t addr, uint64_t len);
  * Returns buf. */
 const char *dsm_transports_describe(char *buf, size_t len, int ids);
 
+/* Read the DSM_* environment as dsm_init(NULL) would, and say what is
+ * wrong with it (logged at error level), without connecting anywhere:
+ * 0, -EINVAL or -ENOMEM.  The shim runs it before dsm_init, whose
+ * messages it silences, so that a bad setting is named, not mistaken for
+ * an unreachable server.  Lives in dsm.c. */
+int dsm_check_config(void);
+
 /* At exit: leave the cluster registry now (the client's record and its
  * regions'), rather than when the lease runs out, while the memory stays
  * usable until the process is gone.  No-op without a registry.  Lives in

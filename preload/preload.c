@@ -123,15 +123,19 @@ static const char *where(void)
 static void start_far(void)
 {
 	bool quiet = !getenv("DSM_LOG");
-	const char *req = getenv("DSM_REQUIRE");
+	const char *req = getenv("DSM_REQUIRE"), *why;
+	bool config_bad;
 	int err;
 
 	dsm_tl_internal++;
-	/* libdsm's own messages would say the same thing at greater
-	 * length; one line from us is the contract (DSM_LOG shows them). */
+	/* A bad setting is named by libdsm's own message, which says which;
+	 * past that, its messages would say the same thing as ours at
+	 * greater length: one line from us is the contract (DSM_LOG shows
+	 * them). */
+	config_bad = dsm_check_config() != 0;
 	if (quiet)
 		dsm_log_set_level(DSM_LOG_OFF);
-	err = dsm_init(NULL);
+	err = config_bad ? -EINVAL : dsm_init(NULL);
 	if (quiet)
 		dsm_log_set_level(DSM_LOG_WARN);
 	dsm_tl_internal--;
@@ -140,14 +144,16 @@ static void start_far(void)
 		return;
 	}
 	__atomic_store_n(&state, SHIM_OFF, __ATOMIC_RELEASE);
+	why = config_bad ? "a DSM_* setting is wrong (above)" :
+			   "no memory server reachable";
 	if (req && !strcmp(req, "1")) {
-		say("dsm: no memory server reachable (%s: %s) and DSM_REQUIRE=1: "
-		    "exiting", where(), dsm_strerror(err));
+		say("dsm: %s (%s: %s) and DSM_REQUIRE=1: exiting", why,
+		    where(), dsm_strerror(err));
 		pthread_mutex_unlock(&init_lock);
 		exit(1);
 	}
-	say("dsm: no memory server reachable (%s: %s); running on local memory",
-	    where(), dsm_strerror(err));
+	say("dsm: %s (%s: %s); running on local memory", why, where(),
+	    dsm_strerror(err));
 }
 
 static bool far_on(void)

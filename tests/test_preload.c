@@ -175,6 +175,26 @@ int main(int argc, char **argv)
 	TH_CHECK(err && strstr(err, "DSM_REQUIRE=1"));
 	printf("preload DSM_REQUIRE=1 without server: exit status 1\n");
 
+	/* A bad setting is named, and not blamed on the server, which is
+	 * up: before dsm_check_config the shim said "no memory server
+	 * reachable (...: Invalid argument)" for DSM_PREFETCH= */
+	{
+		const char *bad[] = { servers, "DSM_PREFETCH=", NULL, NULL };
+
+		st = run("small", bad);
+		err = slurp("err");
+		TH_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		TH_CHECK(err && strstr(err, "DSM_PREFETCH") &&
+			 strstr(err, "a DSM_* setting is wrong") &&
+			 !strstr(err, "no memory server reachable"));
+		TH_CHECK(stat_of("pid") < 0);
+		bad[2] = "DSM_REQUIRE=1";
+		st = run("small", bad);
+		TH_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+		printf("preload bad setting: named, ran locally; exit 1 with "
+		       "DSM_REQUIRE=1\n");
+	}
+
 	th_server_stop(&srv);
 	slurp("x");
 	unlink(strcat(strcpy(servers, dir), "/err"));
