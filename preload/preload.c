@@ -239,15 +239,21 @@ static void far_free(void *p)
 
 /* Below the threshold, each entry point goes to the C library before
  * anything else: that is nearly every call a program makes, and all it
- * should pay for the shim is one compare. */
+ * should pay for the shim is one compare.  The far paths are kept out of
+ * line (noinline): inlined, their register saves ran before the compare
+ * on every call (five pushes ahead of it in malloc, six in calloc). */
+static __attribute__((noinline)) void *malloc_far(size_t n)
+{
+	void *p = far_alloc(n, PAGE, false);
+
+	return p ? p : __libc_malloc(n);
+}
+
 EXPORT void *malloc(size_t n)
 {
-	void *p;
-
 	if (n < threshold)
 		return __libc_malloc(n);
-	p = far_alloc(n, PAGE, false);
-	return p ? p : __libc_malloc(n);
+	return malloc_far(n);
 }
 
 EXPORT void free(void *p)
@@ -260,10 +266,18 @@ EXPORT void free(void *p)
 		__libc_free(p);
 }
 
+static __attribute__((noinline)) void *calloc_far(size_t n, size_t size,
+						   size_t total)
+{
+	/* zeroed by the arena (arena.h): no memset */
+	void *p = far_alloc(total, PAGE, true);
+
+	return p ? p : __libc_calloc(n, size);
+}
+
 EXPORT void *calloc(size_t n, size_t size)
 {
 	size_t total;
-	void *p;
 
 	if (__builtin_mul_overflow(n, size, &total)) {
 		errno = ENOMEM;
@@ -271,9 +285,7 @@ EXPORT void *calloc(size_t n, size_t size)
 	}
 	if (total < threshold)
 		return __libc_calloc(n, size);
-	/* zeroed by the arena (arena.h): no memset */
-	p = far_alloc(total, PAGE, true);
-	return p ? p : __libc_calloc(n, size);
+	return calloc_far(n, size, total);
 }
 
 static void *realloc_far(void *p, size_t n)
