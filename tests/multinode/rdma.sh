@@ -23,7 +23,10 @@
 #   - the last server SIGKILLed under the client: the client names it,
 #     and a page only it held raises SIGBUS in the thread touching it
 #     (the guests' Linux 6.1 has no UFFDIO_POISON: this is the memfd way,
-#     client/uffd.c); never a hang.
+#     client/uffd.c); never a hang;
+#   - replicas over RDMA: a client with DSM_REPLICAS=2 keeps a copy of
+#     every stripe on each server; one server SIGKILLed under it, and its
+#     rounds go on, every word right, no SIGBUS, read from the other copy.
 #
 #   tests/multinode/rdma.sh
 # Exit 0 if every check passed, 1 if any failed, 77 (with the reason on
@@ -236,12 +239,10 @@ suite() { # suite TRANSPORT
 	check "a server SIGKILLed under the client over $name: it is named, its page raises SIGBUS, no hang" kill_test
 }
 
-again() {
-	local id k n
+# Guest 3's server started again, and listed with guest 2's only.
+server3_again() {
+	local k n
 
-	id=$(server_id 2) || return 1
-	run "$vmctl" exec 4 -- build/ctl/dsmctl --registry "$registry" \
-		--cluster "$cluster" drain --cancel "$id" || return 1
 	server_up 3 || return 1
 	# the killed server's record lingers until its TTL (5 s): a client
 	# must find the two live ones only
@@ -256,8 +257,55 @@ again() {
 	return 1
 }
 
+again() {
+	local id
+
+	id=$(server_id 2) || return 1
+	run "$vmctl" exec 4 -- build/ctl/dsmctl --registry "$registry" \
+		--cluster "$cluster" drain --cancel "$id" || return 1
+	server3_again
+}
+
+# rounds_after I N: waits up to 120 s for N whole rounds in guest I's log
+# since mark_log I; prints the last few.
+rounds_after() {
+	local k out
+
+	for ((k = 0; k < 600; k++)); do
+		out=$(log_new "$1")
+		[ "$(grep -c "^round [0-9]*: " <<<"$out")" -ge "$2" ] && break
+		grep -qE "^=== guest $1 pid [0-9]+ \(exit" <<<"$out" && break
+		sleep 0.2
+	done
+	grep -E "^round [0-9]*: |SIGBUS|lost connection|^=== guest" <<<"$out" | tail -4
+	[ "$(grep -c "^round [0-9]*: " <<<"$out")" -ge "$2" ]
+}
+
+replicas_test() {
+	local pid log
+
+	mark_log 4
+	pid=$(run "$vmctl" spawn 4 "${client_env[@]}" --env DSM_TRANSPORT=rdma \
+		--env DSM_REPLICAS=2 -- \
+		build/tests/mn_check --size "$size" --rounds 1000) || return 1
+	wait_log 4 "round 1: " || return 1
+	mark_log 4
+	run "$vmctl" exec 3 -- kill -9 "${server_pid[3]}" || return 1
+	# two whole rounds after the kill: every word written and read back
+	rounds_after 4 2 ||
+		{ echo "no two whole rounds after the kill within 120 s"; return 1; }
+	log=$(log_new 4)
+	"$vmctl" exec 4 -- kill "$pid" >/dev/null 2>&1
+	grep -q "lost connection to memory server $ip3:$port" <<<"$log" ||
+		{ echo "the client did not see the server go"; return 1; }
+	! grep -qE "^round [0-9]*: [0-9]+ words, [1-9]|SIGBUS" <<<"$log"
+}
+
 suite rdma
 check "guest 2's drain cancelled, guest 3's server started again" again
+check "DSM_REPLICAS=2 over RDMA: a server SIGKILLed under the client costs no word" \
+	replicas_test
+check "guest 3's server started again" server3_again
 suite tcp
 
 "$vmctl" down
