@@ -10,12 +10,20 @@
  * then killed: with two copies of every stripe on distinct servers, every
  * page still has a copy, so no thread may see SIGBUS or a wrong word,
  * during the run or in the full check after it, and the READs that were
- * waiting are answered by the other copy (fetch_failovers).
+ * waiting are answered by the other copy (fetch_failovers).  While the
+ * threads run on, the mover makes the lost copies again on the servers
+ * left (pages_rereplicated, degraded_stripes back to 0, each survivor
+ * holding exactly one copy of every stripe: the copies are on distinct
+ * servers), and then a second server is killed: with every stripe copied
+ * again, its last copy is on the third, and still nothing may be lost.
+ * The second one killed has four times the room of the others, so that
+ * placement by free space alone would put a stripe's new copy next to
+ * its other one there.
  * Then copies must land on distinct servers even when one server has far
  * more room (killed, the other has everything), and the same setup with
  * one server must refuse the region: two copies need two servers.  Without the write-backs to the second copy the kill
  * costs pages (SIGBUS, wrong words); without the failover the waiting
- * READs raise SIGBUS.
+ * READs raise SIGBUS; without re-replication the second kill does.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -31,6 +39,7 @@
 #define WORDS (SIZE / 8)
 #define THREADS 8
 #define RUN_MS 3000
+#define REREPLICATE_MS 20000 /* the most re-replication may take here */
 
 static volatile uint64_t *far;
 static uint64_t *want;           /* what each word must hold */
@@ -73,6 +82,59 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* What the server holds for its clients, from its STATS. */
+static uint64_t server_used(const struct th_server *srv)
+{
+	uint8_t rep[DSM_SERVER_STATS_SIZE];
+	struct dsm_server_stats st;
+	int fd = th_hello_connect(srv->port);
+
+	TH_CHECK(fd >= 0);
+	TH_CHECK(th_call(fd, DSM_MSG_STATS, 1, NULL, 0, rep, sizeof(rep),
+			 NULL) == 0);
+	TH_CHECK(dsm_server_stats_decode(rep, sizeof(rep), &st) == 0);
+	close(fd);
+	return st.used;
+}
+
+/* Re-replication is done: no stripe lacks a copy, and each of the two
+ * servers left holds one copy of every stripe and nothing else, which it
+ * could not if two copies of a stripe shared a server. */
+static bool rereplicated(const struct th_server *a, const struct th_server *b)
+{
+	struct dsm_stats st = tc_stats();
+
+	return st.pages_rereplicated > 0 && st.degraded_stripes == 0 &&
+	       server_used(a) == SIZE && server_used(b) == SIZE;
+}
+
+/* Wait (bounded) until the copies lost with a server are made again. */
+static void wait_rereplicated(const struct th_server *a,
+			      const struct th_server *b)
+{
+	uint64_t t0 = (dsm_now_ns() / 1000000);
+	struct dsm_stats st;
+
+	while (!rereplicated(a, b)) {
+		if ((dsm_now_ns() / 1000000) - t0 > REREPLICATE_MS) {
+			st = tc_stats();
+			fprintf(stderr, "FAIL: not re-replicated in %d ms: %llu "
+				"pages copied again, %llu stripes degraded, "
+				"servers hold %llu and %llu bytes of %u\n",
+				REREPLICATE_MS,
+				(unsigned long long)st.pages_rereplicated,
+				(unsigned long long)st.degraded_stripes,
+				(unsigned long long)server_used(a),
+				(unsigned long long)server_used(b), SIZE);
+			exit(1);
+		}
+		usleep(50 * 1000);
+	}
+	printf("re-replicated in %llu ms: %llu pages copied again\n",
+	       (unsigned long long)((dsm_now_ns() / 1000000) - t0),
+	       (unsigned long long)tc_stats().pages_rereplicated);
+}
+
 static void run_and_kill(struct th_server *srv)
 {
 	pthread_t th[THREADS];
@@ -89,6 +151,11 @@ static void run_and_kill(struct th_server *srv)
 	usleep(300 * 1000);
 	th_server_kill(&srv[1]);
 	printf("killed server %s under %d threads\n", srv[1].addr, THREADS);
+	usleep(RUN_MS / 2 * 1000);
+	wait_rereplicated(&srv[0], &srv[2]);
+	/* the second failure: what the first took is on the third server */
+	th_server_kill(&srv[2]);
+	printf("killed server %s under %d threads\n", srv[2].addr, THREADS);
 	usleep(RUN_MS / 2 * 1000);
 	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	for (int t = 0; t < THREADS; t++)
@@ -173,7 +240,7 @@ int main(void)
 
 	setenv("DSM_REPLICAS", "2", 1);
 	for (int i = 0; i < NSERVERS; i++)
-		TH_CHECK(th_server_start(&srv[i], "64M") == 0);
+		TH_CHECK(th_server_start(&srv[i], i == 2 ? "256M" : "64M") == 0);
 	snprintf(list, sizeof(list), "%s,%s,%s", srv[0].addr, srv[1].addr,
 		 srv[2].addr);
 	bad_values(&srv[0]);
@@ -190,9 +257,7 @@ int main(void)
 	run_and_kill(srv);
 	dsm_free((void *)far);
 	dsm_shutdown();
-	for (int i = 0; i < NSERVERS; i++)
-		if (i != 1)
-			th_server_stop(&srv[i]);
+	th_server_stop(&srv[0]);
 	distinct_copies();
 	free(want);
 	printf("replicas: OK\n");
