@@ -345,6 +345,10 @@ static void move_undo(struct dsm_move *m, struct dsm_extent *e)
 	}
 	dsm_extent_set_copy(e, m->c, &m->from);
 	e->stale |= m->from_stale << m->c;
+	dsm_debug("moving %u pages at %#llx undone: the READ from server %s "
+		  "failed; tried again on the next pass", m->n,
+		  (unsigned long long)(m->r->base + m->first * DSM_PAGE_SIZE),
+		  dsm_eng.servers[m->read.server].addr);
 }
 
 /* The copy reached its new home, or did not.  Without it the new home
