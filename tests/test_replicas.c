@@ -14,11 +14,12 @@
  * threads run on, the mover makes the lost copies again on the servers
  * left (pages_rereplicated, degraded_stripes back to 0, each survivor
  * holding exactly one copy of every stripe: the copies are on distinct
- * servers), and then a second server is killed: with every stripe copied
- * again, its last copy is on the third, and still nothing may be lost.
- * The second one killed has four times the room of the others, so that
- * placement by free space alone would put a stripe's new copy next to
- * its other one there.
+ * servers, as the client's extent map says too), and then a second server
+ * is killed: with every stripe copied again, its last copy is on the
+ * third, and still nothing may be lost.  The servers have 64, 256 and 128
+ * MiB: the first killed holds the first copy of every stripe (the one
+ * read), the second killed the other, and placement by free space alone
+ * would make the lost copies again next to it.
  * Then copies must land on distinct servers even when one server has far
  * more room (killed, the other has everything), and the same setup with
  * one server must refuse the region: two copies need two servers.  Without the write-backs to the second copy the kill
@@ -31,6 +32,8 @@
 #include <unistd.h>
 
 #include "client_util.h"
+#include "engine.h"
+#include "region.h"
 #include "util.h"
 
 #define NSERVERS 3
@@ -97,6 +100,33 @@ static uint64_t server_used(const struct th_server *srv)
 	return st.used;
 }
 
+/* The client's own map (engine.h): every extent's copies on distinct
+ * servers that are up, none stale. */
+static bool copies_distinct(void)
+{
+	bool ok = true;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < dsm_eng.nregions; i++) {
+		const struct dsm_placement *pl = &dsm_eng.regions[i]->place;
+
+		for (uint32_t j = 0; j < pl->n; j++) {
+			const struct dsm_extent *e = &pl->ext[j];
+			uint32_t seen = 0;
+
+			ok &= !e->stale;
+			for (uint32_t c = 0; c <= e->nrep; c++) {
+				uint32_t s = dsm_extent_copy(e, c).server;
+
+				ok &= !(seen >> s & 1) && !dsm_eng.servers[s].lost;
+				seen |= 1u << s;
+			}
+		}
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	return ok;
+}
+
 /* Re-replication is done: no stripe lacks a copy, and each of the two
  * servers left holds one copy of every stripe and nothing else, which it
  * could not if two copies of a stripe shared a server. */
@@ -130,6 +160,7 @@ static void wait_rereplicated(const struct th_server *a,
 		}
 		usleep(50 * 1000);
 	}
+	TH_CHECK(copies_distinct());
 	printf("re-replicated in %llu ms: %llu pages copied again\n",
 	       (unsigned long long)((dsm_now_ns() / 1000000) - t0),
 	       (unsigned long long)tc_stats().pages_rereplicated);
@@ -233,6 +264,7 @@ static void bad_values(struct th_server *one)
 
 int main(void)
 {
+	static const char *const cap[NSERVERS] = { "64M", "256M", "128M" };
 	struct th_server srv[NSERVERS];
 	struct dsm_options o = { .local_mem = BUDGET };
 	char list[3 * 64];
@@ -240,7 +272,7 @@ int main(void)
 
 	setenv("DSM_REPLICAS", "2", 1);
 	for (int i = 0; i < NSERVERS; i++)
-		TH_CHECK(th_server_start(&srv[i], i == 2 ? "256M" : "64M") == 0);
+		TH_CHECK(th_server_start(&srv[i], cap[i]) == 0);
 	snprintf(list, sizeof(list), "%s,%s,%s", srv[0].addr, srv[1].addr,
 		 srv[2].addr);
 	bad_values(&srv[0]);
