@@ -1,7 +1,8 @@
 /*
  * placement.h - where a region's pages live on the servers (room:
- * placement).  See placement.c for the policy; migrate.h moves extents
- * off servers being drained.
+ * placement).  See placement.c for the policy; migrate.h moves copies of
+ * stripes off servers being drained, and makes those lost with a server
+ * again elsewhere.
  */
 #ifndef DSM_PLACEMENT_H
 #define DSM_PLACEMENT_H
@@ -23,7 +24,8 @@ struct dsm_home {
  * Copies of each stripe a region keeps, on as many distinct servers
  * (DSM_REPLICAS, default 1).  A write-back goes to every copy whose server
  * is up; a fetch reads the first such copy, and fails over to the next
- * when its server is lost.  See "Replication" in docs/design.md.
+ * when its server is lost; the mover makes a lost copy again on another
+ * server (migrate.c).  See "Replicas" in docs/design.md.
  */
 #define DSM_MAX_REPLICAS 3u
 
