@@ -61,15 +61,14 @@ static int best_server(const uint64_t *taken, uint64_t len,
  * How the copies of n stripes are dealt: row k of owner (`width` slots)
  * holds first the `pre` servers stripe k must avoid (those holding its
  * copies that stay where they are, when a copy is made again or moved;
- * NO_SERVER pads), then the server of each copy dealt.
+ * UINT32_MAX, which is no server, pads), then the server of each copy
+ * dealt.
  */
 struct deal {
 	uint64_t n;
 	uint32_t copies, pre, width;
 	uint32_t *owner;
 };
-
-#define NO_SERVER UINT32_MAX /* matches no server in among() */
 
 /* Deal the copies of the stripes out (copy c of stripe k never on a
  * server that row k of d->owner already names), reserving the servers'
