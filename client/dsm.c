@@ -262,12 +262,14 @@ static void on_server_lost(void *ctx, int err)
 	pthread_mutex_lock(&dsm_eng.lock);
 	s->lost = err ? err : -ECONNRESET;
 	pthread_mutex_unlock(&dsm_eng.lock);
-	if (dsm_eng.replicas > 1)
+	if (dsm_eng.replicas > 1) {
 		dsm_err("lost connection to memory server %s: %s. Pages with a "
-			"copy on another server are read from there; dirty "
+			"copy on another server are read from there, and their "
+			"lost copies are made again on the other servers; dirty "
 			"pages still in local memory are kept (DSM_REPLICAS=%u)",
 			s->addr, strerror(-s->lost), dsm_eng.replicas);
-	else
+		dsm_migrate_kick();
+	} else
 		dsm_err("lost connection to memory server %s: %s. Pages held "
 			"only there, and those whose write-back to it was in "
 			"flight, are unreachable and raise SIGBUS when touched; "

@@ -426,7 +426,7 @@ static bool evictable(struct dsm_page *p)
 	if (p->flags & DSM_PGF_NOREAD)
 		return false;
 	e = dsm_region_extent(p->region, p - p->region->pages);
-	return dsm_extent_live_copy(e) >= 0;
+	return dsm_extent_keeps_writes(e);
 }
 
 /* Does this victim get a second chance (see the top of this file)?  Not

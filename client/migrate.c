@@ -1,72 +1,111 @@
 /*
- * migrate.c - moving a region's extents off a server being drained (room:
- * placement).
+ * migrate.c - moving copies of stripes off servers being drained, and
+ * making the copies lost with a server again elsewhere (room: placement).
  *
- * An operator drains a server (dsmctl drain); the server tells each client
- * (DRAINING) and takes no new regions.  Here a mover thread finds the
- * stripes this process keeps there, finds them new homes on the other
- * servers (placement.c, by free capacity), copies them while the program
- * keeps running, then frees what the drained server held.
+ * Two reasons to move a copy of a stripe, one mechanism:
+ *   - a drain: an operator drains a server (dsmctl drain); the server
+ *     tells each client (DRAINING) and takes no new regions.  Every copy
+ *     this process keeps there moves to another server, read from itself.
+ *   - re-replication: with DSM_REPLICAS > 1, a copy on a server that was
+ *     lost, or marked stale (its server refused a write-back while up,
+ *     outbox.c), is made again on another server, read from a live, fresh
+ *     copy of the same stripe.  So a second failure later finds every
+ *     stripe with its copies again.  A stripe with one copy on a lost
+ *     server is not re-homed: its data went with the server.
+ * Either way the new home is a server that is up, not draining, and holds
+ * no other copy of the stripe (placement.c, by free capacity), so a
+ * stripe's copies stay on distinct servers.  A mover thread does it while
+ * the program keeps running, then frees what the old homes held.  It runs
+ * while a server drains, and with replicas once a server is lost
+ * (on_server_lost kicks it) or a copy is stale.
  *
- * Moving one stripe, without ever losing a write:
+ * Moving copy c of one stripe, without ever losing a write:
  *
- *   1. Under the engine lock, the extent is pointed at its new home and
- *      marked moving, and a READ of the whole stripe from the old server is
- *      queued.  Requests to one server go on the wire in the order they
- *      were decided (outbox.h) and are answered in order, so every
- *      write-back to the old server decided before this moment is in what
- *      the READ returns.
+ *   1. Under the engine lock, copy c of the extent is pointed at its new
+ *      home, the extent is marked moving (and copy c filling), and a READ
+ *      of the whole stripe from the copy it is made from is queued.
+ *      Requests to one server go on the wire in the order they were
+ *      decided (outbox.h) and are answered in order, so every write-back
+ *      decided before this moment is in what the READ returns.
  *   2. While the stripe moves, nothing is fetched from it (fault.c leaves a
  *      faulting thread blocked), and write-backs to it, which now address
- *      the new home, are held in the move: sent before the copy, they would
- *      be overwritten by it.  Pages stay usable locally all along.
+ *      the new home as copy c (and the other copies as before), are held
+ *      in the move: sent before the copy, they would be overwritten by it.
+ *      The whole write-back is held, every copy of it, which keeps each
+ *      copy's writes in decision order.  Pages stay usable locally.
  *   3. When the READ arrives, the copy is queued as a WRITE to the new home,
  *      the held write-backs after it, the mark comes off, and the threads
- *      blocked on the stripe are woken: their retry fetches from the new
- *      home, queued after the copy, so it sees it.
- *   4. When every stripe on the old server is copied (the WRITEs
- *      acknowledged), its part is freed there and the registry record of
- *      the region is written again.
+ *      blocked on the stripe are woken: their retry fetches from a live
+ *      copy, queued after the copy if it is the new one, so it sees it.
+ *   4. When every stripe of the pass is copied (the WRITEs acknowledged),
+ *      neighbours that continue each other in every copy are merged, the
+ *      parts no copy uses are freed on their servers, and the registry
+ *      record of the region is written again.
+ * A stripe moves one copy at a time; a pass moves at most one copy of
+ * each, and a pass that copied anything is followed by another at once.
  *
- * If the READ fails while the old server is still up (a local error), the
- * move is undone: the extent and its held write-backs go back to the old
- * home, and the stripe is tried again on the next pass.  If the old server
- * is gone, the move goes on without the copy (stripe_lost): the extent
- * stays at the new home, the held write-backs go there, and only the pages
- * whose newest data was on the old server alone are poisoned (SIGBUS, as
- * for any lost server).  What this process holds is kept: a page whose
- * write-back was held is not poisoned (its data is on its way to the new
- * home, and a fault there fetches it after it on the wire), and resident
- * clean pages, and pages a stream held back, become dirty so that their
- * data reaches the new home.
+ * If the READ fails while a copy of the stripe is still there - the
+ * server read from is up (a local error), or it died but another copy is
+ * live - the move is undone: copy c and its held write-backs go back to
+ * the old home (lost or not), and the next pass tries again, from the
+ * copy left.  If no copy is left (a stripe with one copy, or every other
+ * copy lost), the move goes on without the copy (stripe_lost): copy c
+ * stays at the new home, the held write-backs go there, and only the
+ * pages whose newest data was on the lost servers alone are poisoned
+ * (SIGBUS, as for any lost server).  What this process holds is kept: a
+ * page whose write-back was held is not poisoned (its data is on its way
+ * to the new home, and a fault there fetches it after it on the wire),
+ * and resident clean pages, and pages a stream held back, become dirty so
+ * that their data reaches the new home.  If the copy's WRITE fails (the
+ * new home refused it or died) and another copy is live, copy c is marked
+ * stale and made again on the next pass; with none, stripe_lost.
  *
- * The races when the old server dies mid-move, all on the engine thread:
- *   - dead before the READ is sent: the READ fails at once, the server
- *     already marked lost: stripe_lost.
- *   - dead with the READ in flight: the transport reports the loss before
- *     it fails the requests in flight (transport.h), so the READ's failure
- *     also finds the server lost: stripe_lost, never the undo, which would
- *     send the held write-backs to the dead server.
- *   - write-backs to the old server decided before the move and in flight
- *     when it dies fail too, before or after the READ (a lost connection's
- *     requests fail in slot order, not wire order).  Their pages now have
- *     another home, and stripe_lost decides for them, knowing what was
+ * The races, all on the engine thread unless said:
+ *   - the server read from dies before the READ is sent: the READ fails at
+ *     once, the server already marked lost: undo if another copy is live,
+ *     else stripe_lost.
+ *   - it dies with the READ in flight: the transport reports the loss
+ *     before it fails the requests in flight (transport.h), so the READ's
+ *     failure also finds the server lost: never an undo that would send
+ *     the held write-backs to it as the only copy.
+ *   - write-backs decided before the move and in flight when a server
+ *     dies fail too, before or after the READ (a lost connection's
+ *     requests fail in slot order, not wire order).  Their pages may now
+ *     have another home, and the move decides for them, knowing what was
  *     held; the write-back's own failure leaves them alone (wb_moved_away,
  *     outbox.c).  Otherwise it would poison a page whose newer data was
  *     held and sent to the new home.
- *   - dead after the READ's reply: the copy is taken, nothing is lost.
+ *   - a write-back sent to copy c's old, lost home before the move fails
+ *     after copy c was made again elsewhere: it is judged by the server it
+ *     was sent to (dsm_wb.srv), not the one the extent names now, or it
+ *     would mark the fresh copy stale (copies_missed, outbox.c).
+ *   - a READ of another stripe's page that fails on the lost server is
+ *     sent to another copy (fetch_again, fault.c), never to one being
+ *     filled (dsm_extent_live_copy skips it), which may not hold the data
+ *     yet.  The mover (its own thread) may start a move between two such
+ *     failures; the engine lock orders them.
+ *   - the copy read refused a write-back decided before the READ (a stale
+ *     mark, set when that write-back settled): the copy lacks it, and the
+ *     move is undone and tried again from another copy.  If the refusal
+ *     settles only after the READ's reply (another copy of the write-back
+ *     answered late), the new copy lacks it unmarked: the one window left,
+ *     and only for a server that refuses a write while up.
+ *   - the server read from dies after the READ's reply: the copy is
+ *     taken, nothing is lost.
  *   - the READ failed on a live server (undone), and the server dies
- *     later: the held write-backs went to it; as for any lost server, the
- *     pages whose write-back it did not confirm are lost.
+ *     later: the held write-backs went to it; as for any lost server,
+ *     what no other copy took is lost.
+ *   - the new home is lost while its copy is in flight: copy_done marks
+ *     it stale (another copy is live) and the next pass makes it again.
  *
  * Tests can widen step 2 with DSM_TEST_MOVE_STALL_MS: the mover then
  * waits that long between marking a stripe moving and queueing its READ,
  * as if the old server were slow to answer, so that write-backs and faults
  * meet moving stripes often (tests/test_drain.sh).  Nothing else changes.
  *
- * One mover thread per process, idle until a server drains; it never
- * touches a transport (the engine thread sends what it queues).  Lock
- * order: dsm_eng.lock, then mv.lock.
+ * One mover thread per process, idle until there is something to move; it
+ * never touches a transport (the engine thread sends what it queues).
+ * Lock order: dsm_eng.lock, then mv.lock.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -98,7 +137,12 @@ struct dsm_move {
 	uint32_t ext;             /* its extent: one stripe, index == stripe */
 	uint64_t first;           /* first page */
 	uint32_t n;               /* pages */
-	struct dsm_extent from;   /* where the data was */
+	uint32_t c;               /* the copy of the stripe that moves */
+	struct dsm_home from;     /* where copy c was */
+	uint8_t from_stale;       /* copy c's stale bit there */
+	uint32_t src;             /* the copy read: c itself (a drain), or
+	                           * another (c is made again) */
+	struct dsm_home read;     /* where the READ goes: copy src */
 	struct dsm_outbox held;   /* write-backs decided during the copy */
 	uint8_t *page[DSM_MAX_BATCH_PAGES]; /* the copy, staged (stage.h) */
 	uint32_t staged;          /* pages of page[] taken */
@@ -116,6 +160,79 @@ static struct {
 	uint64_t warned_ns;       /* mover thread only: last "no room" */
 } mv = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	 .cond = PTHREAD_COND_INITIALIZER };
+
+/* ---- which copies move (under dsm_eng.lock) -------------------------- */
+
+static bool copy_lost(const struct dsm_extent *e, uint32_t c)
+{
+	return dsm_eng.servers[dsm_extent_copy(e, c).server].lost;
+}
+
+/* Must copy c of e go elsewhere?  Off a draining server, always; off a
+ * lost server, or stale, when e has other copies to make it from (the
+ * one copy of a stripe on a lost server was all its data: gone). */
+static bool copy_must_move(const struct dsm_extent *e, uint32_t c)
+{
+	const struct dsm_server *s =
+		&dsm_eng.servers[dsm_extent_copy(e, c).server];
+
+	if (s->draining)
+		return true;
+	return e->nrep && (s->lost || (e->stale >> c & 1));
+}
+
+/* A copy of e other than c that can be read (live, fresh); -1 if none. */
+static int other_live_copy(const struct dsm_extent *e, uint32_t c)
+{
+	for (uint32_t d = 0; d <= e->nrep; d++)
+		if (d != c && !((e->stale | e->filling) >> d & 1) &&
+		    !copy_lost(e, d))
+			return d;
+	return -1;
+}
+
+/* The copy to read copy c's data from: c itself while it is live and
+ * fresh (a drain), else another that is; -1 if there is none.  A stripe
+ * with one copy reads it even off a lost server: the READ fails, and the
+ * move keeps what this process holds (stripe_lost). */
+static int move_source(const struct dsm_extent *e, uint32_t c)
+{
+	if (!(e->stale >> c & 1) && !copy_lost(e, c))
+		return c;
+	return e->nrep ? other_live_copy(e, c) : (int)c;
+}
+
+/* The copy of e that moves next: the first that must and can; -1. */
+static int copy_to_move(const struct dsm_extent *e)
+{
+	for (uint32_t c = 0; c <= e->nrep; c++)
+		if (copy_must_move(e, c) && move_source(e, c) >= 0)
+			return c;
+	return -1;
+}
+
+/* Stripes with fewer fresh copies on live servers than they keep. */
+static bool degraded(const struct dsm_extent *e)
+{
+	for (uint32_t c = 0; c <= e->nrep; c++)
+		if (((e->stale | e->filling) >> c & 1) || copy_lost(e, c))
+			return true;
+	return false;
+}
+
+uint64_t dsm_degraded_stripes(void)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < dsm_eng.nregions; i++) {
+		const struct dsm_placement *pl = &dsm_eng.regions[i]->place;
+
+		for (uint32_t j = 0; j < pl->n; j++)
+			if (degraded(&pl->ext[j]))
+				n += dsm_stripes(pl->ext[j].len);
+	}
+	return n;
+}
 
 /* ---- one stripe (under dsm_eng.lock) --------------------------------- */
 
@@ -161,13 +278,14 @@ static uint32_t held_pages(const struct dsm_move *m, uint64_t *kept)
 }
 
 /*
- * The stripe's old home is lost and its data with it (or, from copy_done,
- * the new home lost the copy).  What this process holds is not: resident
+ * The stripe's data is lost with the server the move read it from, and
+ * no other copy is left (or, from copy_done, the new home lost the copy
+ * and no other copy is left).  What this process holds is not: resident
  * pages become dirty, so their data reaches the new home, and pages whose
  * newest data is in a write-back held by the move stay as they are - the
  * held write-backs go to the new home right after (read_arrived), and a
  * fault there fetches them back after them on the wire.  Only the pages
- * whose newest data was on the old server alone are poisoned.
+ * whose newest data was on the lost server alone are poisoned.
  */
 static void stripe_lost(struct dsm_move *m, int err)
 {
@@ -183,41 +301,93 @@ static void stripe_lost(struct dsm_move *m, int err)
 		strerror(-err), (unsigned long long)lost, held);
 }
 
-/* Undo a move whose READ failed while the old server is still there. */
-static void move_undo(struct dsm_move *m, struct dsm_extent *e)
+/* Where copy c of a write-back goes (io: a WRITE, outbox.h), and
+ * pointing it elsewhere. */
+static struct dsm_home io_copy(const struct dsm_io *io, uint32_t c)
 {
-	for (uint32_t i = 0; i < m->held.n; i++) {
-		struct dsm_io *io = &m->held.io[i];
-
-		io->server = m->from.server;
-		io->region_id = m->from.region_id;
-		io->pool_off = m->from.pool_off + (io->pool_off - e->pool_off);
-		/* a held request is a write-back (held_pages) */
-		((struct dsm_wb *)io->arg)->server = m->from.server;
-	}
-	e->server = m->from.server;
-	e->region_id = m->from.region_id;
-	e->pool_off = m->from.pool_off;
+	if (c)
+		return io->rep[c - 1];
+	return (struct dsm_home){ io->server, io->region_id, io->pool_off };
 }
 
+static void io_set_copy(struct dsm_io *io, uint32_t c,
+			const struct dsm_home *h)
+{
+	if (c) {
+		io->rep[c - 1] = *h;
+		return;
+	}
+	io->server = h->server;
+	io->region_id = h->region_id;
+	io->pool_off = h->pool_off;
+}
+
+/*
+ * Undo a move whose READ failed while a copy of the stripe is still
+ * there to be read: the server read from is up (a local error), or it
+ * died but another copy is live.  Copy c and the held write-backs go
+ * back to its old home (lost or not: a lost one is made again on the
+ * next pass, from the copy still there).  A stale mark that copy c got
+ * during the move stays: it was earned by a write-back to the old home.
+ */
+static void move_undo(struct dsm_move *m, struct dsm_extent *e)
+{
+	struct dsm_home to = dsm_extent_copy(e, m->c);
+
+	for (uint32_t i = 0; i < m->held.n; i++) {
+		struct dsm_io *io = &m->held.io[i];
+		struct dsm_home h = m->from;
+
+		h.pool_off += io_copy(io, m->c).pool_off - to.pool_off;
+		io_set_copy(io, m->c, &h);
+		/* a held request is a write-back (held_pages) */
+		((struct dsm_wb *)io->arg)->srv[m->c] = m->from.server;
+	}
+	dsm_extent_set_copy(e, m->c, &m->from);
+	e->stale |= m->from_stale << m->c;
+	dsm_debug("moving %u pages at %#llx undone: the READ from server %s "
+		  "failed; tried again on the next pass", m->n,
+		  (unsigned long long)(m->r->base + m->first * DSM_PAGE_SIZE),
+		  dsm_eng.servers[m->read.server].addr);
+}
+
+/* The copy reached its new home, or did not.  Without it the new home
+ * is stale when another copy is left to make it again from (on the
+ * mover's next pass); with none left, the stripe is lost but for what
+ * this process holds. */
 static void copy_done(void *arg, int status, const uint8_t *payload,
 		      uint32_t len)
 {
 	struct dsm_move *m = arg;
+	struct dsm_extent *e;
 
 	pthread_mutex_lock(&dsm_eng.lock);
-	if (status && !m->r->dead)
+	e = &m->r->place.ext[m->ext]; /* looked at only while r lives */
+	if (status && !m->r->dead && other_live_copy(e, m->c) >= 0) {
+		e->stale |= 1u << m->c;
+		dsm_warn("copying %u pages at %#llx to server %s failed: %s; "
+			 "it is made again from another copy", m->n,
+			 (unsigned long long)(m->r->base +
+			 m->first * DSM_PAGE_SIZE),
+			 dsm_eng.servers[dsm_extent_copy(e, m->c).server].addr,
+			 strerror(-status));
+	} else if (status && !m->r->dead) {
 		stripe_lost(m, status);
-	else if (!status)
+	} else if (!status && m->src == m->c) {
 		dsm_eng.c.pages_moved += m->n;
+	} else if (!status) {
+		dsm_eng.c.pages_rereplicated += m->n;
+	}
 	move_done(m);
 	pthread_mutex_unlock(&dsm_eng.lock);
 }
 
-/* Queue the copy of the stripe to its new home.  0 or -ENOMEM. */
+/* Queue the copy of the stripe to its new home (copy c of e).  0 or
+ * -ENOMEM. */
 static int queue_copy(struct dsm_move *m, const struct dsm_extent *e,
 		      const uint8_t *payload)
 {
+	struct dsm_home to = dsm_extent_copy(e, m->c);
 	struct dsm_io *io;
 
 	while (m->staged < m->n &&
@@ -229,15 +399,15 @@ static int queue_copy(struct dsm_move *m, const struct dsm_extent *e,
 	for (uint32_t i = 0; i < m->n; i++)
 		memcpy(m->page[i], payload + (size_t)i * DSM_PAGE_SIZE,
 		       DSM_PAGE_SIZE);
-	*io = (struct dsm_io){ .type = DSM_MSG_WRITE, .server = e->server,
-			       .region_id = e->region_id,
-			       .pool_off = e->pool_off, .npages = m->n,
+	*io = (struct dsm_io){ .type = DSM_MSG_WRITE, .server = to.server,
+			       .region_id = to.region_id,
+			       .pool_off = to.pool_off, .npages = m->n,
 			       .pages = m->page, .done = copy_done, .arg = m };
 	return 0;
 }
 
-/* The stripe's data arrived from its old home (or did not).  Returns true
- * when the move is over (no copy to wait for). */
+/* The stripe's data arrived from the copy read (or did not).  Returns
+ * true when the move is over (no copy to wait for). */
 static bool read_arrived(struct dsm_move *m, int status,
 			 const uint8_t *payload, uint32_t len)
 {
@@ -247,14 +417,20 @@ static bool read_arrived(struct dsm_move *m, int status,
 
 	if (!status && len != m->n * DSM_PAGE_SIZE)
 		status = -EPROTO;
+	/* the copy read refused a write-back decided before the READ: what
+	 * it sent lacks that write (outbox.c, copies_missed) */
+	if (!status && (e->stale >> m->src & 1))
+		status = -ESTALE;
 	e->move = NULL;
+	e->filling = 0;
 	if (r->dead)
 		return true; /* held write-backs go, and fail or not: moot */
 	if (!status)
 		status = queue_copy(m, e, payload);
 	if (!status)
 		over = false;
-	else if (!dsm_eng.servers[m->from.server].lost)
+	else if (!dsm_eng.servers[m->read.server].lost ||
+		 other_live_copy(e, m->c) >= 0)
 		move_undo(m, e);
 	else
 		stripe_lost(m, status);
@@ -302,50 +478,79 @@ static bool stripe_has_data(const struct dsm_region *r, uint64_t first,
 	return false;
 }
 
-/* Point stripe k at its new home.  Returns the move, whose READ the
+/* Point copy c of stripe k at its new home, if it still must move (the
+ * plan was made without the lock).  Returns the move, whose READ the
  * caller queues (move_read), or NULL if there is nothing to copy. */
 static struct dsm_move *move_start(struct dsm_region *r, uint32_t k,
-				   const struct dsm_home *to)
+				   uint32_t c, const struct dsm_home *to)
 {
 	struct dsm_extent *e = &r->place.ext[k];
-	struct dsm_move *m = calloc(1, sizeof(*m));
-	struct dsm_extent from = *e;
+	struct dsm_move *m;
+	int src;
 
-	if (!m)
+	if (e->move || !copy_must_move(e, c) || (src = move_source(e, c)) < 0)
+		return NULL; /* its granted space is freed with the unused */
+	if (!(m = calloc(1, sizeof(*m))))
 		return NULL; /* stays where it is; the next pass tries again */
 	*m = (struct dsm_move){ .r = r, .ext = k, .first = e->off / DSM_PAGE_SIZE,
-				.n = e->len / DSM_PAGE_SIZE, .from = from };
-	e->server = to->server;
-	e->region_id = to->region_id;
-	e->pool_off = to->pool_off;
+				.n = e->len / DSM_PAGE_SIZE, .c = c,
+				.from = dsm_extent_copy(e, c),
+				.from_stale = e->stale >> c & 1, .src = src,
+				.read = dsm_extent_copy(e, src) };
+	dsm_extent_set_copy(e, c, to);
+	e->stale &= ~(1u << c);
 	if (!stripe_has_data(r, m->first, m->n)) {
 		free(m); /* never written back: nothing to copy */
 		return NULL;
 	}
 	e->move = m;
+	e->filling = 1u << c;
 	r->refs++;
-	dsm_debug("moving %u pages at %#llx from server %s to %s", m->n,
+	dsm_debug("moving %u pages at %#llx from server %s to %s (copy %u, "
+		  "read from %s)", m->n,
 		  (unsigned long long)(r->base + m->first * DSM_PAGE_SIZE),
-		  dsm_eng.servers[from.server].addr,
-		  dsm_eng.servers[to->server].addr);
+		  dsm_eng.servers[m->from.server].addr,
+		  dsm_eng.servers[to->server].addr, c,
+		  dsm_eng.servers[m->read.server].addr);
 	pthread_mutex_lock(&mv.lock);
 	mv.inflight++;
 	pthread_mutex_unlock(&mv.lock);
 	return m;
 }
 
-/* Queue the READ of the stripe's data from its old home. */
+/* Queue the READ of the stripe's data from the copy it is made from. */
 static void move_read(struct dsm_move *m)
 {
-	if (dsm_outbox_read(&dsm_eng.sendq, &m->from, m->first, m->n,
-			    read_done, m) && read_arrived(m, -ENOMEM, NULL, 0))
+	const struct dsm_extent *e = &m->r->place.ext[m->ext];
+	struct dsm_extent src = { .off = e->off, .len = e->len,
+				  .server = m->read.server,
+				  .region_id = m->read.region_id,
+				  .pool_off = m->read.pool_off };
+
+	if (dsm_outbox_read(&dsm_eng.sendq, &src, m->first, m->n, read_done,
+			    m) && read_arrived(m, -ENOMEM, NULL, 0))
 		move_done(m);
 }
 
 /* ---- one region ------------------------------------------------------ */
 
+/* Extent e cut at byte off of the region (inside it, at a stripe): the
+ * piece from there on, every copy with it. */
+static struct dsm_extent extent_from(const struct dsm_extent *e, uint64_t off,
+				     uint64_t len)
+{
+	struct dsm_extent p = *e;
+
+	p.off = off;
+	p.len = len;
+	p.pool_off += off - e->off;
+	for (uint32_t c = 0; c < e->nrep; c++)
+		p.rep[c].pool_off += off - e->off;
+	return p;
+}
+
 /* One extent per stripe, so a stripe can move alone.  The array was made
- * with room for one per stripe (placement.c). */
+ * with room for one per stripe (placement.c).  No move is in flight. */
 static void split_stripes(struct dsm_placement *pl, uint64_t size)
 {
 	uint32_t nst = dsm_stripes(size);
@@ -356,20 +561,32 @@ static void split_stripes(struct dsm_placement *pl, uint64_t size)
 		struct dsm_extent e = pl->ext[i];
 		uint64_t last = (e.off + e.len - 1) / DSM_STRIPE_BYTES;
 
-		for (uint64_t s = last + 1; s-- > e.off / DSM_STRIPE_BYTES;) {
-			uint64_t off = s * DSM_STRIPE_BYTES;
-
-			pl->ext[--k] = (struct dsm_extent){
-				.off = off, .len = dsm_stripe_len(size, s),
-				.server = e.server,
-				.region_id = e.region_id,
-				.pool_off = e.pool_off + (off - e.off) };
-		}
+		for (uint64_t s = last + 1; s-- > e.off / DSM_STRIPE_BYTES;)
+			pl->ext[--k] = extent_from(&e, s * DSM_STRIPE_BYTES,
+						   dsm_stripe_len(size, s));
 	}
 	pl->n = nst;
 }
 
-/* Neighbours contiguous on one server become one extent again. */
+/* Does b continue a, in every copy, with the same stale marks? */
+static bool extent_continues(const struct dsm_extent *a,
+			     const struct dsm_extent *b)
+{
+	if (a->nrep != b->nrep || a->stale != b->stale ||
+	    a->off + a->len != b->off)
+		return false;
+	for (uint32_t c = 0; c <= a->nrep; c++) {
+		struct dsm_home x = dsm_extent_copy(a, c);
+		struct dsm_home y = dsm_extent_copy(b, c);
+
+		if (x.server != y.server || x.region_id != y.region_id ||
+		    x.pool_off + a->len != y.pool_off)
+			return false;
+	}
+	return true;
+}
+
+/* Neighbours contiguous in every copy become one extent again. */
 static void merge_extents(struct dsm_placement *pl)
 {
 	uint32_t w = 0;
@@ -378,9 +595,7 @@ static void merge_extents(struct dsm_placement *pl)
 		struct dsm_extent *last = w ? &pl->ext[w - 1] : NULL;
 		const struct dsm_extent *e = &pl->ext[i];
 
-		if (last && last->server == e->server &&
-		    last->region_id == e->region_id &&
-		    last->pool_off + last->len == e->pool_off)
+		if (last && extent_continues(last, e))
 			last->len += e->len;
 		else
 			pl->ext[w++] = *e;
@@ -388,26 +603,69 @@ static void merge_extents(struct dsm_placement *pl)
 	pl->n = w;
 }
 
-/* The stripes of r on draining servers: their indexes and lengths. */
-static uint32_t stripes_to_move(const struct dsm_region *r, uint32_t *idx,
-				uint64_t *len)
+/* What one pass does to a region: copy copy[j] of stripe idx[j] (len[j]
+ * bytes) goes to home[j], on none of the servers that row j of excl
+ * names (DSM_MAX_REPLICAS a row: its copies' servers, placement.h). */
+struct plan {
+	uint32_t n;
+	uint32_t *idx, *copy, *excl;
+	uint64_t *len;
+	struct dsm_home *home;
+	struct dsm_placement granted;
+};
+
+static int plan_init(struct plan *p, uint32_t nst)
 {
-	uint32_t nst = dsm_stripes(r->size);
-	uint32_t n = 0;
-
-	for (uint32_t k = 0; k < nst; k++) {
-		const struct dsm_extent *e =
-			dsm_region_extent(r, k * (DSM_STRIPE_BYTES / DSM_PAGE_SIZE));
-
-		if (!dsm_eng.servers[e->server].draining)
-			continue;
-		idx[n] = k;
-		len[n++] = dsm_stripe_len(r->size, k);
-	}
-	return n;
+	*p = (struct plan){ 0 };
+	p->idx = calloc(nst, sizeof(*p->idx));
+	p->copy = calloc(nst, sizeof(*p->copy));
+	p->excl = calloc((size_t)nst * DSM_MAX_REPLICAS, sizeof(*p->excl));
+	p->len = calloc(nst, sizeof(*p->len));
+	p->home = calloc(nst, sizeof(*p->home));
+	p->granted.part = calloc(dsm_eng.nservers, sizeof(*p->granted.part));
+	if (!p->idx || !p->copy || !p->excl || !p->len || !p->home ||
+	    !p->granted.part)
+		return -ENOMEM;
+	return 0;
 }
 
-/* Take the parts no extent uses any more out of r (into gone). */
+static void plan_free(struct plan *p)
+{
+	free(p->idx);
+	free(p->copy);
+	free(p->excl);
+	free(p->len);
+	free(p->home);
+	free(p->granted.part);
+}
+
+/* Under the lock: the copies of r's stripes that move in this pass (one
+ * per stripe at most, since a stripe moves one copy at a time): those on
+ * draining servers, and with replicas those on lost servers or stale. */
+static void stripes_to_move(const struct dsm_region *r, struct plan *p)
+{
+	uint32_t nst = dsm_stripes(r->size);
+
+	p->n = 0;
+	for (uint32_t k = 0; k < nst; k++) {
+		const struct dsm_extent *e =
+			dsm_region_extent(r, k * DSM_STRIPE_PAGES);
+		int c = copy_to_move(e);
+		uint32_t *row = p->excl + (size_t)p->n * DSM_MAX_REPLICAS;
+
+		if (c < 0)
+			continue;
+		for (uint32_t d = 0; d < DSM_MAX_REPLICAS; d++)
+			row[d] = d <= e->nrep ? dsm_extent_copy(e, d).server :
+						UINT32_MAX;
+		p->idx[p->n] = k;
+		p->copy[p->n] = c;
+		p->len[p->n++] = dsm_stripe_len(r->size, k);
+	}
+}
+
+/* Take the parts no copy of an extent uses any more out of r (into
+ * gone). */
 static void unused_parts(struct dsm_region *r, struct dsm_placement *gone)
 {
 	struct dsm_placement *pl = &r->place;
@@ -418,8 +676,12 @@ static void unused_parts(struct dsm_region *r, struct dsm_placement *gone)
 		bool used = false;
 
 		for (uint32_t j = 0; j < pl->n && !used; j++)
-			used = pl->ext[j].server == p->server &&
-			       pl->ext[j].region_id == p->region_id;
+			for (uint32_t c = 0; c <= pl->ext[j].nrep && !used; c++) {
+				struct dsm_home h = dsm_extent_copy(&pl->ext[j], c);
+
+				used = h.server == p->server &&
+				       h.region_id == p->region_id;
+			}
 		if (used)
 			pl->part[w++] = *p;
 		else
@@ -458,16 +720,15 @@ static bool attach_parts(struct dsm_region *r, const struct dsm_part *part,
 }
 
 /* Copy the stripes, MOVES_IN_FLIGHT at a time, and wait for the last. */
-static void copy_stripes(struct dsm_region *r, const uint32_t *idx,
-			 const struct dsm_home *home, uint32_t n)
+static void copy_stripes(struct dsm_region *r, const struct plan *p)
 {
-	for (uint32_t j = 0; j < n; j++) {
+	for (uint32_t j = 0; j < p->n; j++) {
 		struct dsm_move *m = NULL;
 
 		wait_inflight(MOVES_IN_FLIGHT - 1);
 		pthread_mutex_lock(&dsm_eng.lock);
 		if (!r->dead)
-			m = move_start(r, idx[j], &home[j]);
+			m = move_start(r, p->idx[j], p->copy[j], &p->home[j]);
 		if (m && mv.stall_ms) { /* a test's slow server: see above */
 			pthread_mutex_unlock(&dsm_eng.lock);
 			usleep(mv.stall_ms * 1000);
@@ -499,92 +760,126 @@ static void finish_region(struct dsm_region *r)
 	dsm_cluster_region_moved(r);
 }
 
-/* Under the lock: does r keep replicas?  Such a region is not moved yet:
- * a move would have to carry every copy and keep them on distinct
- * servers (issue 14), so its copies stay on a drained server, which
- * therefore does not finish draining while the region lives.  Said once. */
-static bool has_replicas(const struct dsm_region *r)
+/* Said once a minute, since it is retried every RETRY_MS. */
+static void no_room(const struct dsm_region *r, int err)
 {
-	static bool said; /* the mover thread's own */
-
-	if (!r->place.n || !r->place.ext[0].nrep)
-		return false;
-	if (!said) {
-		dsm_warn("a drain does not move regions with replicas yet "
-			 "(DSM_REPLICAS): their copies stay where they are");
-		said = true;
-	}
-	return true;
+	if (dsm_now_ns() - mv.warned_ns <= 60000000000ULL)
+		return;
+	dsm_err("cannot move or copy region %#llx's stripes off lost or "
+		"draining servers: %s; they stay where they are (with fewer "
+		"copies, if they keep replicas), trying again every %d ms",
+		(unsigned long long)r->base,
+		err == -ENOMEM ? "no other server has room, or holds no other "
+				 "copy of them" : strerror(-err), RETRY_MS);
+	mv.warned_ns = dsm_now_ns();
 }
 
-/* Move r's stripes off draining servers.  Returns the pages moved... in
- * bytes, for the log. */
-static uint64_t migrate_region(struct dsm_region *r)
+/* Under the lock: pages moved off draining servers and copied again
+ * from another copy, so far. */
+static void pages_copied(uint64_t *moved, uint64_t *remade)
 {
-	uint32_t nst = dsm_stripes(r->size);
-	uint32_t *idx = calloc(nst, sizeof(*idx));
-	uint64_t *len = calloc(nst, sizeof(*len)), bytes = 0;
-	struct dsm_home *home = calloc(nst, sizeof(*home));
-	struct dsm_placement granted = { 0 };
-	uint32_t n = 0;
-	int err = -ENOMEM;
+	*moved = dsm_eng.c.pages_moved;
+	*remade = dsm_eng.c.pages_rereplicated;
+}
 
-	granted.part = calloc(dsm_eng.nservers, sizeof(*granted.part));
-	if (!idx || !len || !home || !granted.part)
+/* The pass over r is over: its re-replication, if any, is logged. */
+static void region_done(const struct dsm_region *r, uint64_t remade,
+			uint64_t t0)
+{
+	uint64_t left = 0;
+
+	if (!remade)
+		return;
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint32_t j = 0; j < r->place.n; j++)
+		if (degraded(&r->place.ext[j]))
+			left += dsm_stripes(r->place.ext[j].len);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	dsm_info("region %#llx: %llu pages copied again from their other "
+		 "copies in %llu ms; %llu stripes still lack a copy",
+		 (unsigned long long)r->base, (unsigned long long)remade,
+		 (unsigned long long)((dsm_now_ns() - t0) / 1000000),
+		 (unsigned long long)left);
+}
+
+/* Move r's copies off draining servers, and make its lost and stale
+ * copies again.  Returns the pages copied (*remade: of those, made
+ * again from another copy). */
+static uint64_t migrate_region(struct dsm_region *r, uint64_t *remade)
+{
+	struct plan p;
+	uint64_t t0 = dsm_now_ns(), moved0, remade0, moved = 0;
+	int err = plan_init(&p, dsm_stripes(r->size));
+
+	*remade = 0;
+	if (err)
 		goto out;
 	pthread_mutex_lock(&dsm_eng.lock);
-	if (!r->dead && !has_replicas(r))
-		n = stripes_to_move(r, idx, len);
+	if (!r->dead)
+		stripes_to_move(r, &p);
 	pthread_mutex_unlock(&dsm_eng.lock);
-	if (!n)
+	if (!p.n)
 		goto out;
-	err = dsm_place_stripes(len, n, granted.part, &granted.nparts, home);
+	err = dsm_place_stripes(p.len, p.n, p.excl, p.granted.part,
+				&p.granted.nparts, p.home);
 	if (err) {
-		/* said once a minute: it is retried every RETRY_MS */
-		if (dsm_now_ns() - mv.warned_ns > 60000000000ULL) {
-			dsm_err("cannot move region %#llx off the servers being "
-				"drained: %s; it stays there, trying again "
-				"every %d ms", (unsigned long long)r->base,
-				err == -ENOMEM ? "the other servers lack room" :
-						 strerror(-err), RETRY_MS);
-			mv.warned_ns = dsm_now_ns();
-		}
+		no_room(r, err);
 		goto out;
 	}
 	pthread_mutex_lock(&dsm_eng.lock);
-	if (!attach_parts(r, granted.part, granted.nparts))
+	pages_copied(&moved0, &remade0);
+	if (!attach_parts(r, p.granted.part, p.granted.nparts))
 		err = -ECANCELED;
 	pthread_mutex_unlock(&dsm_eng.lock);
 	if (err) {
-		dsm_unplace(&granted);
+		dsm_unplace(&p.granted);
 		goto out;
 	}
-	copy_stripes(r, idx, home, n);
+	copy_stripes(r, &p);
 	finish_region(r);
-	for (uint32_t j = 0; j < n; j++)
-		bytes += len[j];
+	pthread_mutex_lock(&dsm_eng.lock);
+	pages_copied(&moved, remade);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	moved -= moved0;
+	*remade -= remade0;
+	region_done(r, *remade, t0);
 out:
-	free(idx);
-	free(len);
-	free(home);
-	free(granted.part);
-	return bytes;
+	plan_free(&p);
+	return moved + *remade;
 }
 
 /* ---- the mover thread ------------------------------------------------ */
 
+/* Under the lock: is there anything to move?  A server draining; with
+ * replicas, a lost server or a stale copy somewhere.  Once a server is
+ * lost it stays lost, so with replicas the mover then looks every
+ * RETRY_MS: a copy that found no room is tried again. */
+static bool work_to_do(void)
+{
+	bool more = false;
+
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
+		if (dsm_eng.servers[i].draining)
+			return true;
+		more |= dsm_eng.servers[i].lost != 0;
+	}
+	if (dsm_eng.replicas < 2)
+		return false;
+	for (uint32_t i = 0; i < dsm_eng.nregions && !more; i++)
+		for (uint32_t j = 0; j < dsm_eng.regions[i]->place.n; j++)
+			more |= dsm_eng.regions[i]->place.ext[j].stale != 0;
+	return more;
+}
+
 /* Every live region, held (refs) so that dsm_free cannot pull it away
- * while it moves; NULL (n = 0) if no server drains. */
+ * while it moves; NULL (n = 0) if there is nothing to move. */
 static struct dsm_region **snapshot(uint32_t *n)
 {
 	struct dsm_region **v = NULL;
-	bool draining = false;
 
 	*n = 0;
 	pthread_mutex_lock(&dsm_eng.lock);
-	for (uint32_t i = 0; i < dsm_eng.nservers; i++)
-		draining |= dsm_eng.servers[i].draining;
-	if (draining && dsm_eng.nregions &&
+	if (work_to_do() && dsm_eng.nregions &&
 	    (v = malloc(dsm_eng.nregions * sizeof(*v)))) {
 		*n = dsm_eng.nregions;
 		for (uint32_t i = 0; i < *n; i++) {
@@ -596,27 +891,35 @@ static struct dsm_region **snapshot(uint32_t *n)
 	return v;
 }
 
-static void migrate_all(void)
+/* One pass over every region.  Returns whether it copied anything: a
+ * stripe moves one copy per pass, so another pass may find more. */
+static bool migrate_all(void)
 {
-	uint64_t t0 = dsm_now_ns(), bytes = 0;
+	uint64_t t0 = dsm_now_ns(), pages = 0, remade = 0, r1;
 	uint32_t n;
 	struct dsm_region **v = snapshot(&n);
 
-	for (uint32_t i = 0; i < n; i++)
-		bytes += migrate_region(v[i]);
+	for (uint32_t i = 0; i < n; i++) {
+		pages += migrate_region(v[i], &r1);
+		remade += r1;
+	}
 	pthread_mutex_lock(&dsm_eng.lock);
 	for (uint32_t i = 0; i < n; i++)
 		dsm_region_put(v[i]);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	free(v);
-	if (bytes)
+	if (pages > remade)
 		dsm_info("moved %llu MiB off the servers being drained in "
-			 "%llu ms", (unsigned long long)(bytes >> 20),
+			 "%llu ms", (unsigned long long)
+			 ((pages - remade) * DSM_PAGE_SIZE >> 20),
 			 (unsigned long long)((dsm_now_ns() - t0) / 1000000));
+	return pages > 0;
 }
 
 static void *mover_main(void *arg)
 {
+	bool progress;
+
 	dsm_tl_internal = 1; /* libdsm's own thread: no far memory for it */
 
 	pthread_mutex_lock(&mv.lock);
@@ -628,11 +931,20 @@ static void *mover_main(void *arg)
 			break;
 		mv.kicked = false;
 		pthread_mutex_unlock(&mv.lock);
-		migrate_all();
+		progress = migrate_all();
 		pthread_mutex_lock(&mv.lock);
+		mv.kicked |= progress;
 	}
 	pthread_mutex_unlock(&mv.lock);
 	return NULL;
+}
+
+void dsm_migrate_kick(void)
+{
+	pthread_mutex_lock(&mv.lock);
+	mv.kicked = true;
+	pthread_cond_broadcast(&mv.cond);
+	pthread_mutex_unlock(&mv.lock);
 }
 
 void dsm_migrate_server_draining(uint32_t server, bool on)
@@ -640,10 +952,7 @@ void dsm_migrate_server_draining(uint32_t server, bool on)
 	pthread_mutex_lock(&dsm_eng.lock);
 	dsm_eng.servers[server].draining = on;
 	pthread_mutex_unlock(&dsm_eng.lock);
-	pthread_mutex_lock(&mv.lock);
-	mv.kicked = true;
-	pthread_cond_broadcast(&mv.cond);
-	pthread_mutex_unlock(&mv.lock);
+	dsm_migrate_kick();
 }
 
 int dsm_migrate_start(void)

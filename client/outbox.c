@@ -121,7 +121,8 @@ static struct dsm_io *new_write(struct dsm_outbox *ob, struct dsm_page *p,
 	wb->first = idx;
 	wb->n = 0;
 	wb->sync = sync;
-	wb->server = e->server;
+	for (uint32_t c = 0; c <= e->nrep; c++)
+		wb->srv[c] = dsm_extent_copy(e, c).server;
 	r->refs++;
 	if (sync)
 		sync->pending++;
@@ -193,27 +194,51 @@ uint64_t dsm_server_copy_lost(struct dsm_region *r, uint64_t first,
 	return lost;
 }
 
+/* Whether every copy of wb went to a server that is lost now: none
+ * refused it while up. */
+static bool wb_all_lost(const struct dsm_wb *wb, uint32_t ncopies)
+{
+	for (uint32_t c = 0; c < ncopies; c++)
+		if (!dsm_eng.servers[wb->srv[c]].lost)
+			return false;
+	return true;
+}
+
+/* Whether some copy of e is no longer where wb sent it: a move took it
+ * off its server. */
+static bool wb_copy_moved(const struct dsm_wb *wb, const struct dsm_extent *e)
+{
+	for (uint32_t c = 0; c <= e->nrep; c++)
+		if (dsm_extent_copy(e, c).server != wb->srv[c])
+			return true;
+	return false;
+}
+
 /*
  * The pages of a failed write-back that a move has taken off its lost
  * server: another home holds them by now, and the move decides what is
  * lost.  The server died before answering this write, so it never
- * answered the move's READ, which went after it on the wire: the move
- * fails too, and its stripe_lost (migrate.c) spares the pages whose
- * newest data it holds, and poisons the others - whichever of the two
- * failures the transport completes first (it completes the requests of a
- * lost connection in slot order, not wire order).  Poisoned here, a page
- * whose newer write-back was held in the move, and went to the new home,
- * would be lost for nothing.  On a live server that refused the write,
- * the move's READ, answered after it, copied the page without it: the
- * new home's copy is stale, and nothing is spared.
+ * answered the move's READ, which went after it on the wire (the READ of
+ * a copy made again from another copy went to that copy's server, which
+ * this write-back failed on too, lost as well): the move fails too, and
+ * its stripe_lost (migrate.c) spares the pages whose newest data it
+ * holds, and poisons the others - whichever of the two failures the
+ * transport completes first (it completes the requests of a lost
+ * connection in slot order, not wire order).  Poisoned here, a page whose
+ * newer write-back was held in the move, and went to the new home, would
+ * be lost for nothing.  If a server that is up refused the write, the
+ * move's READ, answered after it, copied the page without it: the new
+ * home's copy is stale, and nothing is spared.
  */
 static void wb_moved_away(const struct dsm_wb *wb, uint64_t *moved)
 {
+	const struct dsm_extent *e = dsm_region_extent(wb->r, wb->first);
+
 	memset(moved, 0, DSM_RUN_WORDS * sizeof(*moved));
-	if (!dsm_eng.servers[wb->server].lost)
+	if (!wb_all_lost(wb, e->nrep + 1))
 		return;
 	for (uint32_t i = 0; i < wb->n; i++)
-		if (dsm_region_extent(wb->r, wb->first + i)->server != wb->server)
+		if (wb_copy_moved(wb, dsm_region_extent(wb->r, wb->first + i)))
 			moved[i / 64] |= 1ULL << (i % 64);
 }
 
@@ -224,7 +249,7 @@ static void wb_failed(struct dsm_wb *wb, int status)
 	uint64_t moved[DSM_RUN_WORDS], lost;
 	/* a lost server was logged once, and fails every write-back in
 	 * flight to it: hundreds of lines would hide that one */
-	enum dsm_log_level level = dsm_eng.servers[wb->server].lost ?
+	enum dsm_log_level level = dsm_eng.servers[wb->srv[0]].lost ?
 				   DSM_LOG_DEBUG : DSM_LOG_ERROR;
 
 	wb_moved_away(wb, moved);
@@ -238,9 +263,12 @@ static void wb_failed(struct dsm_wb *wb, int status)
 /*
  * Under the lock: some copies of wb took it and others did not.  The
  * data is safe on those that did; a copy that missed it on a server
- * that is still up is stale from now on and never read (one on a lost
- * server is never read anyway).  Its extent is the one wb was staged
- * for: an extent with replicas is not moved (migrate.c).
+ * that is still up is stale from now on and never read, and the mover
+ * makes it again from a good copy.  A copy sent to a server now lost is
+ * never read anyway - nor is it marked, since the extent's copy may have
+ * been made again elsewhere meanwhile (migrate.c), from a copy that took
+ * this write-back: judged by the server the extent names now, a
+ * write-back to the dead server would mark the fresh copy stale.
  */
 static void copies_missed(const struct dsm_wb *wb)
 {
@@ -248,16 +276,16 @@ static void copies_missed(const struct dsm_wb *wb)
 		wb->r, wb->first);
 
 	for (uint32_t c = 0; c <= e->nrep; c++) {
-		if (!(wb->failed >> c & 1) ||
-		    dsm_eng.servers[dsm_extent_copy(e, c).server].lost)
+		if (!(wb->failed >> c & 1) || dsm_eng.servers[wb->srv[c]].lost)
 			continue;
 		e->stale |= 1u << c;
 		dsm_err("server %s refused a write-back of %u pages at %#llx "
 			"(%s): its copy of them is stale and no longer read",
-			dsm_eng.servers[dsm_extent_copy(e, c).server].addr,
-			wb->n, (unsigned long long)(wb->r->base +
+			dsm_eng.servers[wb->srv[c]].addr, wb->n,
+			(unsigned long long)(wb->r->base +
 			wb->first * DSM_PAGE_SIZE), strerror(-wb->err));
 	}
+	dsm_migrate_kick();
 }
 
 /* Under the lock: what a finished write-back means for its pages, and

@@ -67,7 +67,10 @@ struct dsm_wb {
 	uint32_t left, ok, failed;
 	int err;
 	struct dsm_wb_copy copy[DSM_MAX_REPLICAS];
-	uint32_t server;      /* where it goes (a move's undo re-points it) */
+	/* the server each copy goes to, copy c of the extent (placement.h)
+	 * when it was decided; a move's undo re-points one.  The extent's
+	 * copy may be elsewhere by the time it is answered (migrate.c). */
+	uint32_t srv[DSM_MAX_REPLICAS];
 	struct dsm_sync_wait *sync; /* dsm_sync() waiting on it, or NULL */
 	uint8_t *page[DSM_MAX_BATCH_PAGES]; /* staged copies (stage.h) */
 };

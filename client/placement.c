@@ -57,26 +57,39 @@ static int best_server(const uint64_t *taken, uint64_t len,
 	return best;
 }
 
-/* Deal the copies of the stripes out (owner[k * copies + c] holds copy c
- * of stripe k, never on a server holding another copy of it), reserving
- * the servers' space.  Under the engine lock, so concurrent dsm_alloc
- * calls never promise the same space twice.  0 or -ENOMEM. */
-static int deal(const uint64_t *len, uint64_t n, uint32_t copies,
-		uint32_t *owner, uint64_t *taken)
+/*
+ * How the copies of n stripes are dealt: row k of owner (`width` slots)
+ * holds first the `pre` servers stripe k must avoid (those holding its
+ * copies that stay where they are, when a copy is made again or moved;
+ * UINT32_MAX, which is no server, pads), then the server of each copy
+ * dealt.
+ */
+struct deal {
+	uint64_t n;
+	uint32_t copies, pre, width;
+	uint32_t *owner;
+};
+
+/* Deal the copies of the stripes out (copy c of stripe k never on a
+ * server that row k of d->owner already names), reserving the servers'
+ * space.  Under the engine lock, so concurrent dsm_alloc calls never
+ * promise the same space twice.  0 or -ENOMEM. */
+static int deal(const uint64_t *len, struct deal *d, uint64_t *taken)
 {
 	int err = 0;
 
 	pthread_mutex_lock(&dsm_eng.lock);
-	for (uint64_t x = 0; x < n * copies && !err; x++) {
-		uint64_t k = x / copies;
-		uint32_t c = x % copies;
-		int i = best_server(taken, len[k], owner + k * copies, c);
+	for (uint64_t x = 0; x < d->n * d->copies && !err; x++) {
+		uint64_t k = x / d->copies;
+		uint32_t *row = d->owner + k * d->width;
+		uint32_t c = d->pre + x % d->copies;
+		int i = best_server(taken, len[k], row, c);
 
 		if (i < 0) {
 			err = -ENOMEM;
 			break;
 		}
-		owner[x] = i;
+		row[c] = i;
 		taken[i] += len[k];
 	}
 	for (uint32_t i = 0; i < dsm_eng.nservers && !err; i++)
@@ -213,44 +226,66 @@ static int alloc_parts(struct dsm_part *part, uint32_t *nparts,
 }
 
 /* Where each copy went, from the deal and the parts granted. */
-static void homes(const uint64_t *len, uint64_t n, uint32_t copies,
-		  const uint32_t *owner, const struct dsm_part *part,
-		  const int *part_of, uint64_t *cursor, struct dsm_home *home)
+static void homes(const uint64_t *len, const struct deal *d,
+		  const struct dsm_part *part, const int *part_of,
+		  uint64_t *cursor, struct dsm_home *home)
 {
-	for (uint64_t x = 0; x < n * copies; x++) {
-		const struct dsm_part *p = &part[part_of[owner[x]]];
-		uint64_t *c = &cursor[part_of[owner[x]]];
+	for (uint64_t x = 0; x < d->n * d->copies; x++) {
+		uint64_t k = x / d->copies;
+		uint32_t s = d->owner[k * d->width + d->pre + x % d->copies];
+		const struct dsm_part *p = &part[part_of[s]];
+		uint64_t *c = &cursor[part_of[s]];
 
 		home[x] = (struct dsm_home){ .server = p->server,
 					     .region_id = p->region_id,
 					     .pool_off = p->pool_off + *c };
-		*c += len[x / copies];
+		*c += len[k];
 	}
 }
 
+/* The rows of d, each starting with its stripe's servers to avoid
+ * (excl: DSM_MAX_REPLICAS per stripe, or NULL for none).  0 or -ENOMEM. */
+static int deal_init(struct deal *d, uint64_t n, uint32_t copies,
+		     const uint32_t *excl)
+{
+	*d = (struct deal){ .n = n, .copies = copies,
+			    .pre = excl ? DSM_MAX_REPLICAS : 0 };
+	d->width = d->pre + copies;
+	d->owner = calloc(n ? n * d->width : 1, sizeof(*d->owner));
+	if (!d->owner)
+		return -ENOMEM;
+	for (uint64_t k = 0; k < n && excl; k++)
+		memcpy(d->owner + k * d->width, excl + k * DSM_MAX_REPLICAS,
+		       DSM_MAX_REPLICAS * sizeof(*excl));
+	return 0;
+}
+
 /* Place copies of each of n stripes: home[k * copies + c] is copy c of
- * stripe k, all of a stripe's copies on distinct servers. */
+ * stripe k, all of a stripe's copies on distinct servers, none on the
+ * servers excl names for it (see dsm_place_stripes). */
 static int place_copies(const uint64_t *len, uint64_t n, uint32_t copies,
-			struct dsm_part *part, uint32_t *nparts,
-			struct dsm_home *home)
+			const uint32_t *excl, struct dsm_part *part,
+			uint32_t *nparts, struct dsm_home *home)
 {
 	uint32_t ns = dsm_eng.nservers;
-	uint32_t *owner = calloc(n ? n * copies : 1, sizeof(*owner));
+	struct deal d;
 	uint64_t *taken = calloc(ns, sizeof(*taken));
 	uint64_t *cursor = calloc(ns, sizeof(*cursor));
 	int *part_of = calloc(ns, sizeof(*part_of));
-	int err = -ENOMEM;
+	int err = deal_init(&d, n, copies, excl);
 
 	*nparts = 0;
-	if (!owner || !taken || !cursor || !part_of)
+	if (err || !taken || !cursor || !part_of) {
+		err = -ENOMEM;
 		goto out;
+	}
 	/* A server that turns out to be draining or full is marked so by
 	 * alloc_part(s), and the next deal leaves it out or gives it less.
 	 * Each retry has learned something about one server; a server
 	 * learned full can be dealt a smaller part once more, hence 2 * ns. */
 	for (uint32_t tries = 0; tries <= 2 * ns; tries++) {
 		memset(taken, 0, ns * sizeof(*taken));
-		err = deal(len, n, copies, owner, taken);
+		err = deal(len, &d, taken);
 		if (!err)
 			err = alloc_parts(part, nparts, taken, part_of);
 		if (err != -EAGAIN)
@@ -259,19 +294,20 @@ static int place_copies(const uint64_t *len, uint64_t n, uint32_t copies,
 	if (err == -EAGAIN || err == -ENOSPC)
 		err = -ENOMEM;
 	if (!err)
-		homes(len, n, copies, owner, part, part_of, cursor, home);
+		homes(len, &d, part, part_of, cursor, home);
 out:
-	free(owner);
+	free(d.owner);
 	free(taken);
 	free(cursor);
 	free(part_of);
 	return err;
 }
 
-int dsm_place_stripes(const uint64_t *len, uint64_t n, struct dsm_part *part,
-		      uint32_t *nparts, struct dsm_home *home)
+int dsm_place_stripes(const uint64_t *len, uint64_t n, const uint32_t *excl,
+		      struct dsm_part *part, uint32_t *nparts,
+		      struct dsm_home *home)
 {
-	return place_copies(len, n, 1, part, nparts, home);
+	return place_copies(len, n, 1, excl, part, nparts, home);
 }
 
 /* Copy h[c] of the stripe at off continues copy c of extent e. */
@@ -342,7 +378,8 @@ int dsm_place(uint64_t size, struct dsm_placement *pl)
 		goto out;
 	for (uint64_t k = 0; k < nstripes; k++)
 		len[k] = dsm_stripe_len(size, k);
-	err = place_copies(len, nstripes, copies, pl->part, &pl->nparts, home);
+	err = place_copies(len, nstripes, copies, NULL, pl->part, &pl->nparts,
+			   home);
 	if (err) {
 		if (err == -ENOMEM)
 			dsm_err("the servers lack %llu bytes of free capacity "
@@ -395,10 +432,19 @@ const struct dsm_extent *dsm_region_extent(const struct dsm_region *r,
 	return NULL;
 }
 
-int dsm_extent_live_copy(const struct dsm_extent *e)
+bool dsm_extent_keeps_writes(const struct dsm_extent *e)
 {
 	for (uint32_t c = 0; c <= e->nrep; c++)
 		if (!(e->stale >> c & 1) &&
+		    !dsm_eng.servers[dsm_extent_copy(e, c).server].lost)
+			return true;
+	return false;
+}
+
+int dsm_extent_live_copy(const struct dsm_extent *e)
+{
+	for (uint32_t c = 0; c <= e->nrep; c++)
+		if (!((e->stale | e->filling) >> c & 1) &&
 		    !dsm_eng.servers[dsm_extent_copy(e, c).server].lost)
 			return c;
 	return -1;

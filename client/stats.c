@@ -11,6 +11,7 @@
 
 #include "dsm.h"
 #include "engine.h"
+#include "migrate.h"
 #include "shim.h"
 #include "stats.h"
 #include "util.h"
@@ -87,6 +88,8 @@ int dsm_stats(struct dsm_stats *st)
 		.pages_moved = c->pages_moved,
 		.pages_replicated = c->pages_replicated,
 		.fetch_failovers = c->fetch_failovers,
+		.pages_rereplicated = c->pages_rereplicated,
+		.degraded_stripes = dsm_degraded_stripes(),
 	};
 	pthread_mutex_unlock(&dsm_eng.lock);
 	return 0;
@@ -133,7 +136,8 @@ void dsm_stats_print(void *f)
 		"  resident      %s of %s budget\n"
 		"  fault latency p50 %.1f us, p99 %.1f us; threads blocked %.3f s in total\n"
 		"  drains        %llu pages moved off servers being drained\n"
-		"  replicas      %llu page copies written, %llu fetches failed over\n"
+		"  replicas      %llu page copies written, %llu fetches failed over, "
+		"%llu pages copied again, %llu stripes degraded\n"
 		"  servers       %s\n",
 		(unsigned long long)s.missing_faults,
 		(unsigned long long)s.wp_faults,
@@ -151,5 +155,7 @@ void dsm_stats_print(void *f)
 		s.blocktime_ns / 1e9, (unsigned long long)s.pages_moved,
 		(unsigned long long)s.pages_replicated,
 		(unsigned long long)s.fetch_failovers,
+		(unsigned long long)s.pages_rereplicated,
+		(unsigned long long)s.degraded_stripes,
 		dsm_transports_describe(tr, sizeof(tr), 0));
 }

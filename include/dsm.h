@@ -119,6 +119,12 @@ struct dsm_stats {
 	                             * the first copy (DSM_REPLICAS) */
 	uint64_t fetch_failovers;   /* READs sent again to another copy after
 	                             * one's server was lost */
+	uint64_t pages_rereplicated;/* pages copied from one copy to a new
+	                             * home of another, lost with its server
+	                             * or stale (DSM_REPLICAS) */
+	uint64_t degraded_stripes;  /* stripes (1 MiB) now with fewer live,
+	                             * fresh copies than DSM_REPLICAS; 0 once
+	                             * re-replication has finished */
 };
 
 /* Fill *st.  Returns 0, or -ENOTCONN before dsm_init(). */

@@ -92,13 +92,14 @@ static const char *find_shim(char *buf, size_t len)
 	return DSM_PRELOAD_INSTALLED;
 }
 
-#define NKEYS 19
+#define NKEYS 21
 static const char *const keys[NKEYS] = {
 	"missing_faults", "wp_faults", "pages_fetched", "pages_zero_filled",
 	"pages_written_back", "pages_evicted", "pages_prefetched",
 	"prefetch_used", "bytes_in", "bytes_out", "blocktime_ns",
 	"resident_pages", "budget_pages", "fault_p50_ns", "fault_p99_ns",
-	"pages_moved", "pages_replicated", "fetch_failovers", "arenas",
+	"pages_moved", "pages_replicated", "fetch_failovers",
+	"pages_rereplicated", "degraded_stripes", "arenas",
 };
 
 /* Sum the counters over the processes' blocks and print them. */

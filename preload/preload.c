@@ -666,7 +666,8 @@ static void write_stats_file(const char *path, const struct dsm_stats *s)
 		     "bytes_in=%llu\nbytes_out=%llu\nresident_pages=%llu\n"
 		     "budget_pages=%llu\nfault_p50_ns=%llu\nfault_p99_ns=%llu\n"
 		     "blocktime_ns=%llu\npages_moved=%llu\n"
-		     "pages_replicated=%llu\nfetch_failovers=%llu\narenas=%u\n"
+		     "pages_replicated=%llu\nfetch_failovers=%llu\n"
+		     "pages_rereplicated=%llu\ndegraded_stripes=%llu\narenas=%u\n"
 		     "arena_bytes_used=%zu\ntransports=%s\n\n",
 		     (int)getpid(), (unsigned long long)s->missing_faults,
 		     (unsigned long long)s->wp_faults,
@@ -685,7 +686,9 @@ static void write_stats_file(const char *path, const struct dsm_stats *s)
 		     (unsigned long long)s->blocktime_ns,
 		     (unsigned long long)s->pages_moved,
 		     (unsigned long long)s->pages_replicated,
-		     (unsigned long long)s->fetch_failovers, narenas, used, tr);
+		     (unsigned long long)s->fetch_failovers,
+		     (unsigned long long)s->pages_rereplicated,
+		     (unsigned long long)s->degraded_stripes, narenas, used, tr);
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		say("dsm: DSM_STATS_FILE=%s: %s", path, strerror(errno));

@@ -17,7 +17,9 @@
  * At the end it checks every word once more and prints one line:
  *
  *   done ops=N mismatches=M pages_moved=P access_p50_us=X access_p99_us=Y
+ *        pages_rereplicated=R degraded_stripes=D
  *
+ * (one line; the last two for DSM_REPLICAS, tests/test_drain_replicas.sh).
  * The access latencies are measured in the threads, around each access
  * that took a fault or not: what the program saw, waits on a moving
  * stripe included.  Exit 0 only if nothing mismatched.
@@ -172,11 +174,14 @@ int main(int argc, char **argv)
 		check(w, far[w]);
 	dsm_stats(&st);
 	printf("done ops=%llu mismatches=%llu pages_moved=%llu "
-	       "access_p50_us=%llu access_p99_us=%llu\n",
+	       "access_p50_us=%llu access_p99_us=%llu pages_rereplicated=%llu "
+	       "degraded_stripes=%llu\n",
 	       (unsigned long long)ops, (unsigned long long)mismatches,
 	       (unsigned long long)st.pages_moved,
 	       (unsigned long long)percentile(50),
-	       (unsigned long long)percentile(99));
+	       (unsigned long long)percentile(99),
+	       (unsigned long long)st.pages_rereplicated,
+	       (unsigned long long)st.degraded_stripes);
 	fflush(stdout);
 	dsm_free(far);
 	dsm_shutdown();

@@ -10,12 +10,21 @@
  * then killed: with two copies of every stripe on distinct servers, every
  * page still has a copy, so no thread may see SIGBUS or a wrong word,
  * during the run or in the full check after it, and the READs that were
- * waiting are answered by the other copy (fetch_failovers).
+ * waiting are answered by the other copy (fetch_failovers).  While the
+ * threads run on, the mover makes the lost copies again on the servers
+ * left (pages_rereplicated, degraded_stripes back to 0, each survivor
+ * holding exactly one copy of every stripe: the copies are on distinct
+ * servers, as the client's extent map says too), and then a second server
+ * is killed: with every stripe copied again, its last copy is on the
+ * third, and still nothing may be lost.  The servers have 64, 256 and 128
+ * MiB: the first killed holds the first copy of every stripe (the one
+ * read), the second killed the other, and placement by free space alone
+ * would make the lost copies again next to it.
  * Then copies must land on distinct servers even when one server has far
  * more room (killed, the other has everything), and the same setup with
  * one server must refuse the region: two copies need two servers.  Without the write-backs to the second copy the kill
  * costs pages (SIGBUS, wrong words); without the failover the waiting
- * READs raise SIGBUS.
+ * READs raise SIGBUS; without re-replication the second kill does.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -23,6 +32,8 @@
 #include <unistd.h>
 
 #include "client_util.h"
+#include "engine.h"
+#include "region.h"
 #include "util.h"
 
 #define NSERVERS 3
@@ -31,6 +42,7 @@
 #define WORDS (SIZE / 8)
 #define THREADS 8
 #define RUN_MS 3000
+#define REREPLICATE_MS 20000 /* the most re-replication may take here */
 
 static volatile uint64_t *far;
 static uint64_t *want;           /* what each word must hold */
@@ -73,6 +85,87 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* What the server holds for its clients, from its STATS. */
+static uint64_t server_used(const struct th_server *srv)
+{
+	uint8_t rep[DSM_SERVER_STATS_SIZE];
+	struct dsm_server_stats st;
+	int fd = th_hello_connect(srv->port);
+
+	TH_CHECK(fd >= 0);
+	TH_CHECK(th_call(fd, DSM_MSG_STATS, 1, NULL, 0, rep, sizeof(rep),
+			 NULL) == 0);
+	TH_CHECK(dsm_server_stats_decode(rep, sizeof(rep), &st) == 0);
+	close(fd);
+	return st.used;
+}
+
+/* The client's own map (engine.h): every extent's copies on distinct
+ * servers that are up, none stale. */
+static bool copies_distinct(void)
+{
+	bool ok = true;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < dsm_eng.nregions; i++) {
+		const struct dsm_placement *pl = &dsm_eng.regions[i]->place;
+
+		for (uint32_t j = 0; j < pl->n; j++) {
+			const struct dsm_extent *e = &pl->ext[j];
+			uint32_t seen = 0;
+
+			ok &= !e->stale;
+			for (uint32_t c = 0; c <= e->nrep; c++) {
+				uint32_t s = dsm_extent_copy(e, c).server;
+
+				ok &= !(seen >> s & 1) && !dsm_eng.servers[s].lost;
+				seen |= 1u << s;
+			}
+		}
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	return ok;
+}
+
+/* Re-replication is done: no stripe lacks a copy, and each of the two
+ * servers left holds one copy of every stripe and nothing else, which it
+ * could not if two copies of a stripe shared a server. */
+static bool rereplicated(const struct th_server *a, const struct th_server *b)
+{
+	struct dsm_stats st = tc_stats();
+
+	return st.pages_rereplicated > 0 && st.degraded_stripes == 0 &&
+	       server_used(a) == SIZE && server_used(b) == SIZE;
+}
+
+/* Wait (bounded) until the copies lost with a server are made again. */
+static void wait_rereplicated(const struct th_server *a,
+			      const struct th_server *b)
+{
+	uint64_t t0 = (dsm_now_ns() / 1000000);
+	struct dsm_stats st;
+
+	while (!rereplicated(a, b)) {
+		if ((dsm_now_ns() / 1000000) - t0 > REREPLICATE_MS) {
+			st = tc_stats();
+			fprintf(stderr, "FAIL: not re-replicated in %d ms: %llu "
+				"pages copied again, %llu stripes degraded, "
+				"servers hold %llu and %llu bytes of %u\n",
+				REREPLICATE_MS,
+				(unsigned long long)st.pages_rereplicated,
+				(unsigned long long)st.degraded_stripes,
+				(unsigned long long)server_used(a),
+				(unsigned long long)server_used(b), SIZE);
+			exit(1);
+		}
+		usleep(50 * 1000);
+	}
+	TH_CHECK(copies_distinct());
+	printf("re-replicated in %llu ms: %llu pages copied again\n",
+	       (unsigned long long)((dsm_now_ns() / 1000000) - t0),
+	       (unsigned long long)tc_stats().pages_rereplicated);
+}
+
 static void run_and_kill(struct th_server *srv)
 {
 	pthread_t th[THREADS];
@@ -89,6 +182,11 @@ static void run_and_kill(struct th_server *srv)
 	usleep(300 * 1000);
 	th_server_kill(&srv[1]);
 	printf("killed server %s under %d threads\n", srv[1].addr, THREADS);
+	usleep(RUN_MS / 2 * 1000);
+	wait_rereplicated(&srv[0], &srv[2]);
+	/* the second failure: what the first took is on the third server */
+	th_server_kill(&srv[2]);
+	printf("killed server %s under %d threads\n", srv[2].addr, THREADS);
 	usleep(RUN_MS / 2 * 1000);
 	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	for (int t = 0; t < THREADS; t++)
@@ -166,6 +264,7 @@ static void bad_values(struct th_server *one)
 
 int main(void)
 {
+	static const char *const cap[NSERVERS] = { "64M", "256M", "128M" };
 	struct th_server srv[NSERVERS];
 	struct dsm_options o = { .local_mem = BUDGET };
 	char list[3 * 64];
@@ -173,7 +272,7 @@ int main(void)
 
 	setenv("DSM_REPLICAS", "2", 1);
 	for (int i = 0; i < NSERVERS; i++)
-		TH_CHECK(th_server_start(&srv[i], "64M") == 0);
+		TH_CHECK(th_server_start(&srv[i], cap[i]) == 0);
 	snprintf(list, sizeof(list), "%s,%s,%s", srv[0].addr, srv[1].addr,
 		 srv[2].addr);
 	bad_values(&srv[0]);
@@ -190,9 +289,7 @@ int main(void)
 	run_and_kill(srv);
 	dsm_free((void *)far);
 	dsm_shutdown();
-	for (int i = 0; i < NSERVERS; i++)
-		if (i != 1)
-			th_server_stop(&srv[i]);
+	th_server_stop(&srv[0]);
 	distinct_copies();
 	free(want);
 	printf("replicas: OK\n");
