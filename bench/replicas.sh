@@ -14,7 +14,8 @@
 #    SIZE_MIB MiB (its fill) and OPS random read-modify-writes.
 #
 # The report goes to bench/results/replicas.md.  Knobs: SIZE_MIB (1024),
-# LOCAL (256M), THREADS (4), OPS (2000000), BUILD (build-bench; built
+# LOCAL (256M), THREADS (4), OPS (2000000), REPS (3: runs of each
+# workload, medians), BUILD (build-bench; built
 # Release unless SKIP_BUILD=1), REDIS_PORT/BASE_PORT (7790/7791).
 # A benchmark, not a test: the exit status is non-zero only if a run
 # failed or read back wrong data.
@@ -24,6 +25,7 @@ SIZE_MIB=${SIZE_MIB:-1024}
 LOCAL=${LOCAL:-256M}
 THREADS=${THREADS:-4}
 OPS=${OPS:-2000000}
+REPS=${REPS:-3}
 BUILD=${BUILD:-$top/build-bench}
 case "$BUILD" in /*) ;; *) BUILD="$top/$BUILD" ;; esac
 
@@ -109,10 +111,14 @@ read -r rr_ms rr_mib <"$work/rr.txt"
 log "re-replicated $rr_mib MiB in $rr_ms ms after the kill"
 
 cluster_up
-for copies in 1 2; do
+# interleaved, so that the machine's drift from minute to minute falls on
+# both alike; medians of REPS
+for rep in $(seq "$REPS"); do
 	for pattern in seq rmw; do
-		log "$pattern with $copies copies"
-		echo "$copies $(workload "$copies" "$pattern")" >>"$work/workload.txt"
+		for copies in 1 2; do
+			log "$pattern with $copies copies, run $rep of $REPS"
+			echo "$copies $(workload "$copies" "$pattern")" >>"$work/workload.txt"
+		done
 	done
 done
 "$top/deploy/cluster.sh" down >/dev/null 2>&1
@@ -120,12 +126,14 @@ done
 mkdir -p "$top/bench/results"
 python3 - "$work/workload.txt" "$rr_ms" "$rr_mib" "$SIZE_MIB" "$LOCAL" "$THREADS" \
 	>"$top/bench/results/replicas.md" <<'PY'
-import json, sys
-rows = {}
+import json, statistics, sys
+runs = {}
 for l in open(sys.argv[1]):
     copies, js = l.split(" ", 1)
     d = json.loads(js)
-    rows[(int(copies), d["pattern"])] = d
+    runs.setdefault((int(copies), d["pattern"]), []).append(d)
+def med(copies, pattern, key):
+    return statistics.median(d[key] for d in runs[(copies, pattern)])
 ms, mib, size, local, threads = (sys.argv[2], sys.argv[3], int(sys.argv[4]),
                                  sys.argv[5], sys.argv[6])
 print("# Replicas: cost and re-replication\n")
@@ -133,14 +141,20 @@ print(f"Three local servers; {size} MiB, local budget {local}, {threads} threads
 print(f"Re-replication: the server holding the most SIGKILLed under load; "
       f"{mib} MiB copied again, {int(ms)/1000:.2f} s from the kill to "
       f"degraded_stripes 0 ({int(ms)/1000/max(int(mib),1)*1024:.2f} s per GiB).\n")
+reps = len(runs[(1, "seq")])
+print(f"Medians of {reps} runs of each, 1 and 2 copies interleaved.\n")
 print("| | 1 copy | 2 copies | 2 / 1 |")
 print("|---|---|---|---|")
-w1, w2 = size / rows[(1, "seq")]["fill_seconds"], size / rows[(2, "seq")]["fill_seconds"]
+w1, w2 = size / med(1, "seq", "fill_seconds"), size / med(2, "seq", "fill_seconds")
 print(f"| sequential write (MiB/s) | {w1:.0f} | {w2:.0f} | {w2/w1:.2f} |")
-r1, r2 = rows[(1, "rmw")]["us_per_op"], rows[(2, "rmw")]["us_per_op"]
-print(f"| read-modify-write (µs/op) | {r1:.2f} | {r2:.2f} | {r2/r1:.2f} |")
+for key, name, scale in (("us_per_op", "read-modify-write (µs/op)", 1),
+                         ("fault_p50_ns", "rmw fault p50 (µs)", 1000),
+                         ("fault_p99_ns", "rmw fault p99 (µs)", 1000)):
+    a, b = med(1, "rmw", key) / scale, med(2, "rmw", key) / scale
+    print(f"| {name} | {a:.1f} | {b:.1f} | {b/a:.2f} |")
 print("\nraw:")
-for k in sorted(rows):
-    print(f"    {k[0]} {json.dumps(rows[k])}")
+for k in sorted(runs):
+    for d in runs[k]:
+        print(f"    {k[0]} {json.dumps(d)}")
 PY
 cat "$top/bench/results/replicas.md"
