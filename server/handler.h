@@ -87,6 +87,7 @@ struct handler {
 	/* Shared regions (shared.c): every one of them, the timeout of an
 	 * INVALIDATE or RECALL (--inval-timeout-ms), their ids. */
 	struct shared *shared_head;
+	uint64_t shared_regions, shared_bytes; /* of the region table, pool */
 	uint64_t inval_timeout_ms;
 	uint64_t next_inval_id;
 	uint64_t acquires;               /* ACQUIREs granted */

@@ -89,6 +89,8 @@ static struct shared *shared_new(struct handler *h, struct region *rg,
 	if (sh->next)
 		sh->next->prev = sh;
 	h->shared_head = sh;
+	h->shared_regions++;
+	h->shared_bytes += rg->size;
 	return sh;
 }
 
@@ -103,6 +105,8 @@ static void shared_free(struct handler *h, struct shared *sh)
 		h->shared_head = sh->next;
 	if (sh->next)
 		sh->next->prev = sh->prev;
+	h->shared_regions--;
+	h->shared_bytes -= rg->size;
 	pool_free(&h->pool, rg->pool_off, rg->size);
 	region_del(&h->regions, rg);
 	free(sh->copies);
