@@ -277,7 +277,8 @@ int dsm_rw_req_decode(uint8_t type, const uint8_t *in, size_t len,
 	want = DSM_RW_REQ_SIZE;
 	if (type == DSM_MSG_WRITE)
 		want += (size_t)m->npages * DSM_PAGE_SIZE;
-	else if (type != DSM_MSG_READ && type != DSM_MSG_DISCARD)
+	else if (type != DSM_MSG_READ && type != DSM_MSG_DISCARD &&
+		 type != DSM_MSG_INVALIDATE && type != DSM_MSG_RECALL)
 		return -EINVAL;
 	return len == want ? 0 : -EINVAL;
 }
@@ -375,6 +376,84 @@ int dsm_draining_decode(const uint8_t *in, size_t len, struct dsm_draining *m)
 	return m->on > 1 ? -EINVAL : 0;
 }
 
+void dsm_share_req_encode(const struct dsm_share_req *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put64(&c, m->region_id);
+	put64(&c, m->size);
+	memcpy(c.w, m->key, sizeof(m->key));
+}
+
+int dsm_share_req_decode(uint8_t type, const uint8_t *in, size_t len,
+			 struct dsm_share_req *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_SHARE_REQ_SIZE)
+		return -EINVAL;
+	m->region_id = get64(&c);
+	m->size = get64(&c);
+	memcpy(m->key, c.r, sizeof(m->key));
+	if (m->size == 0 || m->size % DSM_PAGE_SIZE)
+		return -EINVAL;
+	if (type == DSM_MSG_SHARE_CREATE)
+		return m->region_id ? -EINVAL : 0;
+	return type == DSM_MSG_SHARE_ATTACH && m->region_id ? 0 : -EINVAL;
+}
+
+void dsm_acquire_encode(const struct dsm_acquire *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put64(&c, m->region_id);
+	put64(&c, m->pool_off);
+	put32(&c, m->npages);
+	c.w[0] = m->mode;
+	c.w[1] = m->flags;
+	c.w += 2;
+	put16(&c, 0);
+}
+
+int dsm_acquire_decode(const uint8_t *in, size_t len, struct dsm_acquire *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_ACQUIRE_SIZE)
+		return -EINVAL;
+	m->region_id = get64(&c);
+	m->pool_off = get64(&c);
+	m->npages = get32(&c);
+	m->mode = c.r[0];
+	m->flags = c.r[1];
+	c.r += 2;
+	m->reserved = get16(&c);
+	if (m->npages == 0 || m->npages > DSM_MAX_BATCH_PAGES ||
+	    m->pool_off % DSM_PAGE_SIZE || m->reserved ||
+	    (m->mode != DSM_ACQ_READ && m->mode != DSM_ACQ_WRITE) ||
+	    (m->flags & ~DSM_ACQ_DATA))
+		return -EINVAL;
+	return 0;
+}
+
+void dsm_inval_ack_encode(const struct dsm_inval_ack *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put64(&c, m->inval_id);
+}
+
+int dsm_inval_ack_decode(const uint8_t *in, size_t len,
+			 struct dsm_inval_ack *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_INVAL_ACK_SIZE)
+		return -EINVAL;
+	m->inval_id = get64(&c);
+	return m->inval_id ? 0 : -EINVAL;
+}
+
 const char *dsm_msg_name(uint8_t type)
 {
 	switch (type) {
@@ -388,6 +467,10 @@ const char *dsm_msg_name(uint8_t type)
 	case DSM_MSG_AUTH: return "AUTH";
 	case DSM_MSG_LEASE: return "LEASE";
 	case DSM_MSG_DISCARD: return "DISCARD";
+	case DSM_MSG_SHARE_CREATE: return "SHARE_CREATE";
+	case DSM_MSG_SHARE_ATTACH: return "SHARE_ATTACH";
+	case DSM_MSG_ACQUIRE: return "ACQUIRE";
+	case DSM_MSG_INVAL_ACK: return "INVAL_ACK";
 	case DSM_MSG_GOODBYE: return "GOODBYE";
 	case DSM_MSG_INVALIDATE: return "INVALIDATE";
 	case DSM_MSG_RECALL: return "RECALL";

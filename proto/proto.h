@@ -11,9 +11,11 @@
  * followed by a READ of the same pages returns the written data.
  *
  * Server-initiated messages (DSM_F_SERVER) travel on the same connection:
- * GOODBYE and DRAINING today, INVALIDATE and RECALL for shared regions
- * later.  Their
- * ids come from the server's own id space.
+ * GOODBYE, DRAINING, and INVALIDATE and RECALL for shared regions.  Their
+ * ids come from the server's own id space.  A request on a shared region
+ * (ACQUIRE) may be answered after later requests of the same connection
+ * (a deferred reply: docs/design.md, "Shared regions"), so a client
+ * matches replies by id, never by order.
  *
  * Pages are addressed as (region id, pool offset): the pool offset is
  * where the page lives in that server's pool; the region id lets a TCP
@@ -56,10 +58,18 @@ enum dsm_msg_type {
 	DSM_MSG_LEASE = 9,  /* the client's lease in the registry, to watch */
 	DSM_MSG_DISCARD = 10, /* forget a run of pages: their memory goes
 	                       * back to the OS, they read as zeros */
+	DSM_MSG_SHARE_CREATE = 11, /* a shared region, guarded by a key */
+	DSM_MSG_SHARE_ATTACH = 12, /* become a holder of a shared region */
+	DSM_MSG_ACQUIRE = 13,  /* a read-only or writable copy of a run of a
+	                        * shared region's pages; the reply may wait */
+	DSM_MSG_INVAL_ACK = 14, /* "done" for an INVALIDATE or RECALL; no
+	                         * reply (except over RDMA: a credit) */
 	/* server -> client (DSM_F_SERVER) */
 	DSM_MSG_GOODBYE = 32,    /* server is going away; no reply */
-	DSM_MSG_INVALIDATE = 33, /* reserved: drop copies of pages (shared) */
-	DSM_MSG_RECALL = 34,     /* reserved: write back and drop pages */
+	DSM_MSG_INVALIDATE = 33, /* write back if dirty, then drop copies of
+	                          * a run of a shared region; INVAL_ACK */
+	DSM_MSG_RECALL = 34,     /* write back if dirty, keep a read-only
+	                          * copy; INVAL_ACK */
 	DSM_MSG_DRAINING = 35,   /* the server is (no longer) being drained:
 	                          * move your extents elsewhere; no reply */
 };
@@ -188,6 +198,65 @@ struct dsm_draining {
 };
 #define DSM_DRAINING_SIZE 4u
 
+/*
+ * Shared regions (docs/design.md, "Shared regions").
+ *
+ * SHARE_CREATE: region_id 0, the size, and a key the creator chose (32
+ * random bytes: a capability, as unguessable as the cluster secret's
+ * MACs).  SHARE_ATTACH: the region's id, its size, and the same key.
+ * Both are answered like ALLOC (struct dsm_alloc_reply).  A wrong key
+ * gets exactly what a missing region gets (-ENOENT); with the right key a
+ * size that differs gets -EINVAL.  FREE of a shared region detaches the
+ * caller; the last holder's FREE (or end) frees it.
+ */
+#define DSM_SHARE_KEY_SIZE 32u
+struct dsm_share_req {
+	uint64_t region_id;      /* CREATE: 0 */
+	uint64_t size;           /* bytes, multiple of DSM_PAGE_SIZE, > 0 */
+	uint8_t key[DSM_SHARE_KEY_SIZE];
+};
+#define DSM_SHARE_REQ_SIZE 48u
+
+enum dsm_acquire_mode {
+	DSM_ACQ_READ = 1,        /* a read-only copy: the caller is a sharer */
+	DSM_ACQ_WRITE = 2,       /* the only copy, writable: the owner */
+};
+enum dsm_acquire_flags {
+	DSM_ACQ_DATA = 1u << 0,  /* the reply carries the pages (TCP only;
+	                          * over RDMA the client reads them
+	                          * one-sidedly once granted) */
+};
+
+/* ACQUIRE: a run of a shared region's pages in a mode.  The reply (empty,
+ * or npages pages with DSM_ACQ_DATA) comes once every other copy that
+ * conflicts has been invalidated or recalled and acknowledged. */
+struct dsm_acquire {
+	uint64_t region_id;
+	uint64_t pool_off;       /* page-aligned */
+	uint32_t npages;         /* 1..DSM_MAX_BATCH_PAGES */
+	uint8_t mode;            /* enum dsm_acquire_mode */
+	uint8_t flags;           /* enum dsm_acquire_flags */
+	uint16_t reserved;       /* must be 0 */
+};
+#define DSM_ACQUIRE_SIZE 24u
+
+/* INVALIDATE and RECALL carry a run as struct dsm_rw_req does (decoded
+ * by dsm_rw_req_decode); the header's id is what INVAL_ACK echoes. */
+struct dsm_inval_ack {
+	uint64_t inval_id;       /* the INVALIDATE's or RECALL's header id */
+};
+#define DSM_INVAL_ACK_SIZE 8u
+
+void dsm_share_req_encode(const struct dsm_share_req *m, uint8_t *out);
+/* type: SHARE_CREATE (region_id must be 0) or SHARE_ATTACH (non-zero). */
+int dsm_share_req_decode(uint8_t type, const uint8_t *in, size_t len,
+			 struct dsm_share_req *m);
+void dsm_acquire_encode(const struct dsm_acquire *m, uint8_t *out);
+int dsm_acquire_decode(const uint8_t *in, size_t len, struct dsm_acquire *m);
+void dsm_inval_ack_encode(const struct dsm_inval_ack *m, uint8_t *out);
+int dsm_inval_ack_decode(const uint8_t *in, size_t len,
+			 struct dsm_inval_ack *m);
+
 /* Header.  decode checks magic, version, flags and len <= DSM_MAX_PAYLOAD:
  * 0, -EPROTO (not a dsm message; the stream cannot be trusted further),
  * -EPROTONOSUPPORT (another version) or -EMSGSIZE. */
@@ -212,8 +281,8 @@ int dsm_alloc_reply_decode(const uint8_t *in, size_t len,
 void dsm_free_req_encode(const struct dsm_free_req *m, uint8_t *out);
 int dsm_free_req_decode(const uint8_t *in, size_t len, struct dsm_free_req *m);
 void dsm_rw_req_encode(const struct dsm_rw_req *m, uint8_t *out);
-/* For WRITE, len must be DSM_RW_REQ_SIZE + npages pages; for READ and
- * DISCARD exactly DSM_RW_REQ_SIZE. */
+/* For WRITE, len must be DSM_RW_REQ_SIZE + npages pages; for READ,
+ * DISCARD, INVALIDATE and RECALL exactly DSM_RW_REQ_SIZE. */
 int dsm_rw_req_decode(uint8_t type, const uint8_t *in, size_t len,
 		      struct dsm_rw_req *m);
 void dsm_server_stats_encode(const struct dsm_server_stats *m, uint8_t *out);

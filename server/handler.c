@@ -1,7 +1,9 @@
 /*
  * handler.c - see handler.h (room: server protocol).
  *
- * Every request gets exactly one reply, in order.  Errors are split by
+ * Every request gets exactly one reply, in order, except on shared
+ * regions (shared.c): an ACQUIRE's reply may come later, through the
+ * outbox, and a well-formed INVAL_ACK gets none.  Errors are split by
  * what they say about the stream: a header we cannot trust (bad magic,
  * version or size) or a failed handshake closes the connection, because
  * nothing after it can be framed or served; anything else (bad body,
@@ -14,7 +16,14 @@
 #include <string.h>
 
 #include "log.h"
+#include "shared.h"
 #include "util.h"
+
+/* How long a holder may take to acknowledge an INVALIDATE or RECALL
+ * before it is closed (--inval-timeout-ms): a few round trips and a
+ * write-back of 256 pages take milliseconds; seconds leave room for a
+ * loaded machine without holding a writer up for long. */
+#define INVAL_TIMEOUT_MS_DEFAULT 3000
 
 int handler_init(struct handler *h, uint64_t capacity, enum pool_pages pages,
 		 uint32_t server_id, char *why, size_t whylen)
@@ -32,6 +41,8 @@ int handler_init(struct handler *h, uint64_t capacity, enum pool_pages pages,
 	}
 	h->server_id = server_id;
 	h->start_ns = dsm_now_ns();
+	h->inval_timeout_ms = INVAL_TIMEOUT_MS_DEFAULT;
+	h->next_inval_id = 1;
 	return 0;
 }
 
@@ -71,6 +82,7 @@ static void free_region(struct handler_session *s, struct region *rg)
 
 void handler_session_end(struct handler_session *s)
 {
+	shared_session_end(s);
 	while (s->regions.head)
 		free_region(s, s->regions.head);
 	if (s->prev)
@@ -301,9 +313,16 @@ static int do_free(struct handler_session *s, const struct dsm_hdr *q,
 	if (dsm_free_req_decode(body, q->len, &m) < 0)
 		return -EINVAL;
 	rg = region_lookup(&s->h->regions, &s->regions, m.region_id);
+	if (rg) {
+		free_region(s, rg);
+		return 0;
+	}
+	/* A shared region: the caller lets go of it, and the last to let
+	 * go frees it. */
+	rg = shared_held(s, m.region_id);
 	if (!rg)
 		return -ENOENT;
-	free_region(s, rg);
+	shared_detach(s, rg);
 	return 0;
 }
 
@@ -317,6 +336,8 @@ static int rw_target(struct handler_session *s, const struct dsm_rw_req *m,
 	struct region *rg;
 
 	rg = region_lookup(&s->h->regions, &s->regions, m->region_id);
+	if (!rg)
+		rg = shared_held(s, m->region_id);
 	if (!rg)
 		return -ENOENT;
 	if (m->pool_off < rg->pool_off)
@@ -359,6 +380,9 @@ static int do_write(struct handler_session *s, const struct dsm_hdr *q,
 	if (dsm_rw_req_decode(DSM_MSG_WRITE, body, q->len, &m) < 0)
 		return -EINVAL;
 	err = rw_target(s, &m, &at, &rg);
+	if (!err && rg->shared)
+		err = shared_may_write(s, rg, (m.pool_off - rg->pool_off) /
+					      DSM_PAGE_SIZE, m.npages);
 	if (err)
 		return err;
 	pool_note_write(&s->h->pool, m.pool_off,
@@ -388,6 +412,9 @@ static int do_discard(struct handler_session *s, const struct dsm_hdr *q,
 	err = rw_target(s, &m, &at, &rg);
 	if (err)
 		return err;
+	/* Other holders' copies would silently disagree with the pool. */
+	if (rg->shared)
+		return -EOPNOTSUPP;
 	bytes = (uint64_t)m.npages * DSM_PAGE_SIZE;
 	if (rg->remote)
 		pool_zero(&s->h->pool, m.pool_off, bytes);
@@ -407,6 +434,64 @@ static int do_stats(struct handler_session *s, const struct dsm_hdr *q,
 	handler_stats(s->h, &st);
 	dsm_server_stats_encode(&st, r->body);
 	set_body(r, r->body, DSM_SERVER_STATS_SIZE);
+	return 0;
+}
+
+/* SHARE_CREATE and SHARE_ATTACH, answered as ALLOC is.  Not over RDMA
+ * yet: every holder would need the region registered in its own
+ * protection domain (docs/design.md, "Shared regions"). */
+static int do_share(struct handler_session *s, const struct dsm_hdr *q,
+		    const uint8_t *body, struct reply *r)
+{
+	struct dsm_alloc_reply a;
+	struct dsm_share_req m;
+	struct region *rg;
+	int err;
+
+	if (dsm_share_req_decode(q->type, body, q->len, &m) < 0)
+		return -EINVAL;
+	if (s->hooks)
+		return -EOPNOTSUPP;
+	if (q->type == DSM_MSG_SHARE_CREATE && s->h->draining)
+		return -EBUSY;
+	err = q->type == DSM_MSG_SHARE_CREATE ? shared_create(s, &m, &rg) :
+						 shared_attach(s, &m, &rg);
+	if (err)
+		return err;
+	a = (struct dsm_alloc_reply){ .region_id = rg->id,
+				      .pool_off = rg->pool_off,
+				      .size = rg->size };
+	dsm_alloc_reply_encode(&a, r->body);
+	set_body(r, r->body, DSM_ALLOC_REPLY_SIZE);
+	return 0;
+}
+
+/* The reply goes through the outbox once the pages are granted. */
+static int do_acquire(struct handler_session *s, const struct dsm_hdr *q,
+		      const uint8_t *body, struct reply *r)
+{
+	struct dsm_acquire m;
+	int err;
+
+	if (dsm_acquire_decode(body, q->len, &m) < 0)
+		return -EINVAL;
+	err = shared_acquire(s, q->id, &m);
+	if (!err)
+		r->none = true;
+	return err;
+}
+
+/* No reply on TCP.  Over RDMA a reply is how the client gets its credit
+ * (the receive the ack used) back. */
+static int do_inval_ack(struct handler_session *s, const struct dsm_hdr *q,
+			const uint8_t *body, struct reply *r)
+{
+	struct dsm_inval_ack m;
+
+	if (dsm_inval_ack_decode(body, q->len, &m) < 0)
+		return -EINVAL;
+	shared_ack(s, m.inval_id);
+	r->none = !s->hooks;
 	return 0;
 }
 
@@ -443,6 +528,10 @@ static int dispatch(struct handler_session *s, const struct dsm_hdr *q,
 	case DSM_MSG_DISCARD: return do_discard(s, q, body);
 	case DSM_MSG_STATS: return do_stats(s, q, r);
 	case DSM_MSG_PING: return q->len ? -EINVAL : 0;
+	case DSM_MSG_SHARE_CREATE:
+	case DSM_MSG_SHARE_ATTACH: return do_share(s, q, body, r);
+	case DSM_MSG_ACQUIRE: return do_acquire(s, q, body, r);
+	case DSM_MSG_INVAL_ACK: return do_inval_ack(s, q, body, r);
 	}
 	return -EOPNOTSUPP;
 }
@@ -452,6 +541,7 @@ static void reply_init(struct reply *r, const struct dsm_hdr *q)
 	dsm_hdr_init(&r->hdr, q->type, DSM_F_REPLY, 0, q->id);
 	r->data = NULL;
 	r->close = false;
+	r->none = false;
 }
 
 static void finish(struct handler *h, struct reply *r, int status,
@@ -460,11 +550,13 @@ static void finish(struct handler *h, struct reply *r, int status,
 	if (status) {
 		r->hdr.status = status;
 		set_body(r, NULL, 0);
+		r->none = false; /* an error is always answered, at once */
 		h->errors++;
 	}
 	h->requests++;
 	h->bytes_in += consumed;
-	h->bytes_out += DSM_HDR_SIZE + r->hdr.len;
+	if (!r->none)
+		h->bytes_out += DSM_HDR_SIZE + r->hdr.len;
 }
 
 size_t handler_next(struct handler_session *s, const uint8_t *buf, size_t len,
@@ -510,6 +602,11 @@ size_t handler_next(struct handler_session *s, const uint8_t *buf, size_t len,
 	return *need;
 }
 
+void handler_tick(struct handler *h)
+{
+	shared_tick(h, dsm_now_ns());
+}
+
 void handler_draining(struct reply *r, uint64_t id, bool on)
 {
 	struct dsm_draining d = { .on = on };
@@ -518,6 +615,7 @@ void handler_draining(struct reply *r, uint64_t id, bool on)
 	dsm_draining_encode(&d, r->body);
 	set_body(r, r->body, DSM_DRAINING_SIZE);
 	r->close = false;
+	r->none = false;
 }
 
 void handler_goodbye(struct reply *r, uint64_t id, int32_t reason)
@@ -528,4 +626,5 @@ void handler_goodbye(struct reply *r, uint64_t id, int32_t reason)
 	dsm_goodbye_encode(&g, r->body);
 	set_body(r, r->body, DSM_GOODBYE_SIZE);
 	r->close = true;
+	r->none = false;
 }

@@ -38,6 +38,25 @@ struct handler_limits {
 };
 
 struct handler_session;
+struct reply;
+struct share_hold;
+struct shared;
+
+/*
+ * Messages that are not the reply to the request being handled: a
+ * deferred reply, an INVALIDATE or RECALL to another session, and the
+ * close of a holder that never acknowledged (shared.c).  The session
+ * layer implements them (session.c); without them (the fuzzer) nothing
+ * is sent.
+ */
+struct handler_out {
+	/* Queue r for session to (r is copied or sent before this returns;
+	 * a failure closes that session). */
+	void (*send)(void *ctx, struct handler_session *to,
+		     const struct reply *r);
+	/* End session to: no request of it is handled after this. */
+	void (*close)(void *ctx, struct handler_session *to, const char *why);
+};
 
 /* State shared by every connection of one server. */
 struct handler {
@@ -63,6 +82,17 @@ struct handler {
 	uint64_t over_limit;
 	struct handler_limits limits;
 	struct handler_session *all;     /* every session, for the limits */
+	const struct handler_out *out;   /* NULL: nothing but replies */
+	void *out_ctx;
+	/* Shared regions (shared.c): every one of them, the timeout of an
+	 * INVALIDATE or RECALL (--inval-timeout-ms), their ids. */
+	struct shared *shared_head;
+	uint64_t shared_regions, shared_bytes; /* of the region table, pool */
+	uint64_t inval_timeout_ms;
+	uint64_t next_inval_id;
+	uint64_t acquires;               /* ACQUIREs granted */
+	uint64_t invalidations;          /* INVALIDATEs and RECALLs sent */
+	uint64_t inval_timeouts;         /* holders closed for not acking */
 };
 
 /*
@@ -100,6 +130,11 @@ struct handler_session {
 	 * leases grow, and since when the lease has been seen missing */
 	uint64_t leases_seen, heard_ms, missing_since_ms;
 	bool lease_missing;
+	/* Shared regions held (shared.c), and ACQUIREs of this session
+	 * waiting or in progress. */
+	struct share_hold *holds;
+	uint64_t nholds;
+	unsigned deferred;
 	uint64_t client_nonce;
 	uint8_t server_nonce[DSM_AUTH_NONCE_SIZE];
 	struct handler_session *next, *prev; /* on h->all */
@@ -115,6 +150,8 @@ struct reply {
 	const uint8_t *data;
 	uint8_t body[DSM_SERVER_STATS_SIZE]; /* the largest small reply */
 	bool close;   /* send this, then close: the peer cannot go on */
+	bool none;    /* nothing to send now: an INVAL_ACK, or an ACQUIRE
+	               * whose reply goes through the outbox */
 };
 
 /* The pool on the pages asked for (pool.h); why as pool_init's.  0 or
@@ -128,7 +165,8 @@ void handler_session_init(struct handler_session *s, struct handler *h);
 /* Make s a one-sided session (before its first message). */
 void handler_session_hooks(struct handler_session *s,
 			   const struct region_hooks *hooks, void *ctx);
-/* The connection is gone: free every region it owns. */
+/* The connection is gone: free every region it owns, detach it from
+ * every shared region. */
 void handler_session_end(struct handler_session *s);
 
 /*
@@ -147,5 +185,8 @@ void handler_goodbye(struct reply *r, uint64_t id, int32_t reason);
 void handler_draining(struct reply *r, uint64_t id, bool on);
 
 void handler_stats(const struct handler *h, struct dsm_server_stats *st);
+
+/* Timers: close holders that kept an ACQUIRE waiting too long. */
+void handler_tick(struct handler *h);
 
 #endif /* DSM_SERVER_HANDLER_H */

@@ -73,6 +73,7 @@ struct options {
 	const char *secret_file;
 	struct session_limits lim;
 	struct handler_limits client;
+	uint64_t inval_timeout_ms; /* 0: the handler's default */
 };
 
 /* Everything the loop's callbacks share; lives on main()'s stack. */
@@ -109,6 +110,7 @@ static void usage(FILE *f)
 		"                  [--max-connections N] [--max-handshakes N]\n"
 		"                  [--handshake-timeout-ms N] [--max-regions N]\n"
 		"                  [--max-client-sessions N] [--tcp-timeout-ms N]\n"
+		"                  [--inval-timeout-ms N]\n"
 		"\n"
 		"  --listen HOST:PORT  address to serve on; port 0 picks a free one\n"
 		"  --capacity SIZE     memory to offer, e.g. 4G (a multiple of 4K)\n"
@@ -158,6 +160,11 @@ static void usage(FILE *f)
 		"                      connections one client (its LEASE id) may\n"
 		"                      have (default 16); LEASE past it fails with\n"
 		"                      EUSERS and the connection closes\n"
+		"  --inval-timeout-ms N\n"
+		"                      close a holder of a shared region that has\n"
+		"                      not acknowledged an INVALIDATE or RECALL\n"
+		"                      this long; its copies are forfeit and the\n"
+		"                      waiting ACQUIRE is granted (default 3000)\n"
 		"  --tcp-timeout-ms N  end a TCP client's session (freeing its\n"
 		"                      regions) once its machine has left replies\n"
 		"                      unacknowledged, or been silent to keepalive\n"
@@ -259,6 +266,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "max-regions", required_argument, NULL, 'R' },
 		{ "max-client-sessions", required_argument, NULL, 'L' },
 		{ "tcp-timeout-ms", required_argument, NULL, 'O' },
+		{ "inval-timeout-ms", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -306,6 +314,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'O':
 			o->lim.tcp_timeout_ms = parse_range(
 				"--tcp-timeout-ms", optarg, 1000, 3600000);
+			break;
+		case 'I':
+			o->inval_timeout_ms = parse_range(
+				"--inval-timeout-ms", optarg, 10, 3600000);
 			break;
 		case 'R':
 			o->client.regions_per_session = parse_range(
@@ -914,6 +926,8 @@ int main(int argc, char **argv)
 	dsm_info("pool of %s %s", dsm_fmt_bytes(o.capacity, cap, sizeof(cap)),
 		 why);
 	srv.h.limits = o.client;
+	if (o.inval_timeout_ms)
+		srv.h.inval_timeout_ms = o.inval_timeout_ms;
 	fit_descriptors(&o);
 	if (o.secret_file) {
 		char msg[512];

@@ -89,12 +89,13 @@ struct region *region_add(struct region_table *t, struct region_owner *o,
 	t->buckets[b] = r;
 	t->count++;
 
-	r->onext = o->head;
-	if (o->head)
-		o->head->oprev = r;
-	o->head = r;
-	o->count++;
-
+	if (o) {
+		r->onext = o->head;
+		if (o->head)
+			o->head->oprev = r;
+		o->head = r;
+		o->count++;
+	}
 	maybe_grow(t);
 	return r;
 }
@@ -110,6 +111,15 @@ struct region *region_lookup(const struct region_table *t,
 	return NULL;
 }
 
+struct region *region_find(const struct region_table *t, uint64_t id)
+{
+	struct region *r = t->buckets[bucket_of(id, t->nbuckets)];
+
+	while (r && r->id != id)
+		r = r->hnext;
+	return r;
+}
+
 void region_del(struct region_table *t, struct region *r)
 {
 	struct region **pp = &t->buckets[bucket_of(r->id, t->nbuckets)];
@@ -119,7 +129,10 @@ void region_del(struct region_table *t, struct region *r)
 		pp = &(*pp)->hnext;
 	*pp = r->hnext;
 	t->count--;
-
+	if (!o) {
+		free(r);
+		return;
+	}
 	if (r->oprev)
 		r->oprev->onext = r->onext;
 	else

@@ -5,12 +5,19 @@
 #include "session.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "log.h"
 #include "util.h"
 
 static void on_hs_timer(uv_timer_t *t);
+static void on_tick(uv_timer_t *t);
+static const struct handler_out session_out;
+
+/* How often the handler's deadlines (an INVALIDATE's timeout) are
+ * looked at: a tenth of a second late at most, for one timer. */
+#define TICK_MS 100
 
 int session_list_init(struct session_list *all, uv_loop_t *loop,
 		      struct handler *h, const struct session_limits *lim)
@@ -24,12 +31,28 @@ int session_list_init(struct session_list *all, uv_loop_t *loop,
 	/* the sessions keep the loop alive, not their deadlines */
 	if (!err)
 		uv_unref((uv_handle_t *)&all->hs_timer);
-	return err;
+	if (!err)
+		err = uv_timer_init(loop, &all->tick_timer);
+	if (err)
+		return err;
+	all->tick_timer.data = all;
+	uv_unref((uv_handle_t *)&all->tick_timer);
+	h->out = &session_out;
+	h->out_ctx = all;
+	return uv_timer_start(&all->tick_timer, on_tick, TICK_MS, TICK_MS);
 }
 
 void session_list_stop(struct session_list *all)
 {
 	uv_timer_stop(&all->hs_timer);
+	uv_timer_stop(&all->tick_timer);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct session_list *all = t->data;
+
+	handler_tick(all->h);
 }
 
 /* The timer fires at the oldest handshake's deadline; the others end
@@ -165,6 +188,8 @@ void session_unlink(struct session *s)
  * connection ends it once sent. */
 static void deliver(struct session *s, const struct reply *r)
 {
+	if (r->none)
+		return;
 	if (s->ops->send(s, r) < 0) {
 		dsm_warn("client %s: cannot queue a message, closing", s->peer);
 		session_close(s);
@@ -192,6 +217,34 @@ size_t session_request(struct session *s, const uint8_t *buf, size_t len,
 		deliver(s, &r);
 	return used;
 }
+
+/* ---- the handler's outbox ------------------------------------------------ */
+
+static struct session *session_of(struct handler_session *hs)
+{
+	return (struct session *)((char *)hs - offsetof(struct session, hs));
+}
+
+/* A deferred reply or a server message for a session other than (or
+ * the same as) the one being handled; one that is closing gets nothing. */
+static void out_send(void *ctx, struct handler_session *to,
+		     const struct reply *r)
+{
+	struct session *s = session_of(to);
+
+	if (!s->closing)
+		deliver(s, r);
+}
+
+static void out_close(void *ctx, struct handler_session *to, const char *why)
+{
+	struct session *s = session_of(to);
+
+	dsm_info("client %s (%s): %s, closing", s->peer, s->ops->name, why);
+	session_close(s);
+}
+
+static const struct handler_out session_out = { out_send, out_close };
 
 void session_close(struct session *s)
 {

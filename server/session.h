@@ -85,9 +85,11 @@ struct session_list {
 	struct session_limits lim;
 	struct handler *h;
 	uv_timer_t hs_timer;    /* the oldest handshake's deadline */
+	uv_timer_t tick_timer;  /* the handler's deadlines (handler_tick) */
 };
 
-/* The list starts empty, with these limits, on loop.  0 or -errno. */
+/* The list starts empty, with these limits, on loop, and becomes h's
+ * outbox (handler.h, struct handler_out).  0 or -errno. */
 int session_list_init(struct session_list *all, uv_loop_t *loop,
 		      struct handler *h, const struct session_limits *lim);
 /* Stop the handshake timer (before the loop is drained). */

@@ -26,6 +26,7 @@
 
 #include "handler.h"
 #include "log.h"
+#include "shared.h"
 
 #define FUZZ_CAPACITY (1u << 20)
 #define NCONN 3
@@ -187,9 +188,11 @@ static void check_pool(const struct fuzz *f)
 	FUZZ_CHECK(p->nnodes >= p->nextents + 1 && p->nnodes >= p->nruns);
 	for (size_t i = 0; i < f->nregions; i++)
 		used += f->regions[i].size;
+	/* shared regions (shared.c) are not in the model: counted apart */
+	used += f->h.shared_bytes;
 	FUZZ_CHECK(used == p->used);
 	FUZZ_CHECK(free_bytes + used == p->capacity);
-	FUZZ_CHECK(f->h.regions.count == f->nregions);
+	FUZZ_CHECK(f->h.regions.count == f->nregions + f->h.shared_regions);
 }
 
 /* A new extent reads zeros.  Pages are zeroed whole, so the first and
@@ -305,7 +308,14 @@ static void check_rw(struct fuzz *f, int conn, const struct dsm_hdr *q,
 	FUZZ_CHECK(dsm_rw_req_decode(q->type, body, q->len, &rw) == 0);
 	m = model_find(f, rw.region_id);
 	bytes = (uint64_t)rw.npages * DSM_PAGE_SIZE;
-	FUZZ_CHECK(m && m->conn == conn);
+	/* a shared region: the connection must hold it, and only READ and
+	 * WRITE reach it */
+	if (!m) {
+		FUZZ_CHECK(shared_held(&f->conn[conn], rw.region_id) &&
+			   q->type != DSM_MSG_DISCARD);
+		return;
+	}
+	FUZZ_CHECK(m->conn == conn);
 	FUZZ_CHECK(rw.pool_off >= m->off &&
 		   rw.pool_off + bytes <= m->off + m->size);
 	if (q->type == DSM_MSG_READ) {
@@ -339,6 +349,7 @@ static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 {
 	struct dsm_hello_reply hr;
 	struct dsm_server_stats st;
+	struct dsm_alloc_reply ar;
 	struct dsm_free_req fr;
 	struct model_region *m;
 
@@ -356,7 +367,12 @@ static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 	case DSM_MSG_FREE:
 		FUZZ_CHECK(dsm_free_req_decode(body, q->len, &fr) == 0);
 		m = model_find(f, fr.region_id);
-		FUZZ_CHECK(m && m->conn == conn && r->hdr.len == 0);
+		FUZZ_CHECK(r->hdr.len == 0);
+		if (!m) { /* a shared region, detached */
+			FUZZ_CHECK(!shared_held(&f->conn[conn], fr.region_id));
+			break;
+		}
+		FUZZ_CHECK(m->conn == conn);
 		model_drop(f, m);
 		break;
 	case DSM_MSG_READ:
@@ -367,10 +383,24 @@ static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 	case DSM_MSG_STATS:
 		FUZZ_CHECK(dsm_server_stats_decode(r->data, r->hdr.len,
 						   &st) == 0);
-		FUZZ_CHECK(st.regions == f->nregions && st.clients == NCONN);
+		FUZZ_CHECK(st.regions == f->nregions + f->h.shared_regions &&
+			   st.clients == NCONN);
 		break;
 	case DSM_MSG_PING:
 		FUZZ_CHECK(r->hdr.len == 0);
+		break;
+	case DSM_MSG_SHARE_CREATE:
+	case DSM_MSG_SHARE_ATTACH: /* never over RDMA yet */
+		FUZZ_CHECK(conn != ONE_SIDED);
+		FUZZ_CHECK(dsm_alloc_reply_decode(r->data, r->hdr.len,
+						  &ar) == 0);
+		FUZZ_CHECK(shared_held(&f->conn[conn], ar.region_id));
+		break;
+	case DSM_MSG_ACQUIRE: /* answered through the outbox */
+		FUZZ_CHECK(r->none);
+		break;
+	case DSM_MSG_INVAL_ACK: /* a reply only over RDMA, for the credit */
+		FUZZ_CHECK(r->none == (conn != ONE_SIDED) && !r->hdr.len);
 		break;
 	case DSM_MSG_LEASE: /* accepted only well-formed, for a real id */
 		FUZZ_CHECK(r->hdr.len == 0 && q->len == DSM_LEASE_SIZE);

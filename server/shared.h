@@ -1,0 +1,71 @@
+/*
+ * shared.h - shared regions and their page directory (room: server
+ * protocol).
+ *
+ * A shared region outlives the session that created it: sessions that
+ * present its id and key become its holders, and it is freed when the
+ * last holder detaches (FREE) or ends.  Per page the home server keeps
+ * who holds a copy - nobody, sharers (read-only), or one owner
+ * (writable) - and an ACQUIRE that conflicts with other copies is
+ * answered only once their holders have acknowledged an INVALIDATE or a
+ * RECALL (a deferred reply), while every other request goes on being
+ * served.  docs/design.md, "Shared regions", has the protocol and its
+ * races.
+ *
+ * Like handler.c this does no I/O: messages for other sessions, deferred
+ * replies, and closing a holder that never acknowledged go through the
+ * handler's outbox (struct handler_out), which the session layer
+ * implements and the fuzzer fakes.
+ */
+#ifndef DSM_SERVER_SHARED_H
+#define DSM_SERVER_SHARED_H
+
+#include <stdint.h>
+
+#include "handler.h"
+
+/* Holders of one shared region: one bit each in a page's copies. */
+#define SHARED_MAX_HOLDERS 64u
+/* ACQUIREs of one session waiting or in progress, over every region:
+ * more get -EAGAIN (a client has at most this many faults waiting on
+ * ownership per server). */
+#define SHARED_MAX_DEFERRED 16u
+/* ACQUIREs waiting or in progress on one region. */
+#define SHARED_MAX_QUEUED 64u
+
+/* One session's holding of one shared region. */
+struct share_hold {
+	struct region *rg;
+	struct handler_session *s;
+	unsigned slot;                      /* its bit in the copies */
+	struct share_hold *snext, *sprev;   /* the session's holdings */
+};
+
+/* SHARE_CREATE and SHARE_ATTACH: the region the caller now holds. */
+int shared_create(struct handler_session *s, const struct dsm_share_req *m,
+		  struct region **out);
+int shared_attach(struct handler_session *s, const struct dsm_share_req *m,
+		  struct region **out);
+/* FREE of a shared region: rg if s holds it, else NULL. */
+struct region *shared_held(const struct handler_session *s, uint64_t id);
+void shared_detach(struct handler_session *s, struct region *rg);
+/* The session is gone: its copies are forfeit, its holdings detached,
+ * its ACQUIREs dropped, and it counts as having acknowledged. */
+void shared_session_end(struct handler_session *s);
+
+/* ACQUIRE: 0 (the reply comes through the outbox, now or later) or
+ * -errno for an error reply now. */
+int shared_acquire(struct handler_session *s, uint64_t req_id,
+		   const struct dsm_acquire *m);
+/* INVAL_ACK from s for the INVALIDATE or RECALL with this id.  An id
+ * nobody waits for (an ACQUIRE dropped meanwhile) is ignored. */
+void shared_ack(struct handler_session *s, uint64_t inval_id);
+/* May s write pages [first, first + n) of shared region rg?  Only their
+ * owner may: a copy invalidated or forfeit writes nothing back. */
+int shared_may_write(const struct handler_session *s, const struct region *rg,
+		     uint64_t first, uint64_t n);
+/* Close every holder that has kept an ACQUIRE waiting past
+ * h->inval_timeout_ms (now_ns on the monotonic clock). */
+void shared_tick(struct handler *h, uint64_t now_ns);
+
+#endif /* DSM_SERVER_SHARED_H */

@@ -1,0 +1,601 @@
+/*
+ * test_shared.c - shared regions and the page directory, spoken to a real
+ * dsm-server in raw protocol (room: tests).
+ *
+ * Each case stands in for the clients of a shared region with plain
+ * connections and plays their part by hand: creating, attaching and
+ * detaching, asking for pages, writing dirty pages back and
+ * acknowledging INVALIDATE and RECALL, or failing to.  docs/design.md,
+ * "Shared regions", says what the server must do; each case checks one
+ * part of it and names what it defeats.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define REGION_SIZE (64u << 10)
+#define QUIET_MS 200       /* "nothing arrives": waited this long */
+/* Longer than the quiet waits of one case added up, which a holder that
+ * does acknowledge must not be closed for. */
+#define INVAL_TIMEOUT "1500"
+/* Attaches tried past the two holders test_limits starts with: 62 fill
+ * the region's 64 holders, the 63rd is one too many. */
+#define SHARED_HOLDERS_TRY 63
+
+struct share {
+	uint64_t id, pool_off, size;
+};
+
+static struct th_server srv;
+static uint64_t next_id = 1;
+
+static void expect(const char *what, long got, long want)
+{
+	if (got == want)
+		return;
+	fprintf(stderr, "%s: got %ld (%s), want %ld (%s)\n", what, got,
+		got < 0 ? strerror((int)-got) : "-", want,
+		want < 0 ? strerror((int)-want) : "-");
+	exit(1);
+}
+
+static int conn(void)
+{
+	int fd = th_hello_connect(srv.port);
+
+	TH_CHECK(fd >= 0);
+	return fd;
+}
+
+static void key_of(uint8_t *key, uint8_t seed)
+{
+	for (unsigned i = 0; i < DSM_SHARE_KEY_SIZE; i++)
+		key[i] = (uint8_t)(seed * 31 + i);
+}
+
+/* SHARE_CREATE (id 0) or SHARE_ATTACH: the status, *out on success. */
+static int share(int fd, uint8_t type, uint64_t id, uint64_t size,
+		 uint8_t seed, struct share *out)
+{
+	struct dsm_share_req m = { .region_id = id, .size = size };
+	uint8_t body[DSM_SHARE_REQ_SIZE], reply[DSM_ALLOC_REPLY_SIZE];
+	struct dsm_alloc_reply a;
+	uint32_t rlen;
+	int st;
+
+	key_of(m.key, seed);
+	dsm_share_req_encode(&m, body);
+	st = th_call(fd, type, next_id++, body, sizeof(body), reply,
+		     sizeof(reply), &rlen);
+	if (st || !out)
+		return st;
+	TH_CHECK(dsm_alloc_reply_decode(reply, rlen, &a) == 0);
+	TH_CHECK(a.size == size && a.addr == 0 && a.rkey == 0);
+	*out = (struct share){ a.region_id, a.pool_off, a.size };
+	return 0;
+}
+
+static struct share create(int fd, uint8_t seed)
+{
+	struct share s;
+
+	expect("SHARE_CREATE", share(fd, DSM_MSG_SHARE_CREATE, 0, REGION_SIZE,
+				     seed, &s), 0);
+	return s;
+}
+
+static void attach(int fd, const struct share *s, uint8_t seed)
+{
+	struct share got;
+
+	expect("SHARE_ATTACH", share(fd, DSM_MSG_SHARE_ATTACH, s->id, s->size,
+				     seed, &got), 0);
+	TH_CHECK(got.id == s->id && got.pool_off == s->pool_off);
+}
+
+static int detach(int fd, uint64_t id)
+{
+	struct dsm_free_req m = { .region_id = id };
+	uint8_t body[DSM_FREE_REQ_SIZE];
+
+	dsm_free_req_encode(&m, body);
+	return th_call(fd, DSM_MSG_FREE, next_id++, body, sizeof(body), NULL,
+		       0, NULL);
+}
+
+/* Send an ACQUIRE of one page; its id, for the reply. */
+static uint64_t acquire_send(int fd, const struct share *s, uint32_t page,
+			     uint8_t mode, uint8_t flags)
+{
+	struct dsm_acquire m = { .region_id = s->id, .npages = 1,
+				 .pool_off = s->pool_off +
+					     (uint64_t)page * DSM_PAGE_SIZE,
+				 .mode = mode, .flags = flags };
+	uint8_t body[DSM_ACQUIRE_SIZE];
+	uint64_t id = next_id++;
+
+	dsm_acquire_encode(&m, body);
+	TH_CHECK(th_send_msg(fd, DSM_MSG_ACQUIRE, 0, id, body,
+			     sizeof(body)) == 0);
+	return id;
+}
+
+/* The next message must be this one: its status, body in data. */
+static int expect_msg(int fd, uint8_t type, uint16_t flags, uint64_t id,
+		      void *data, uint32_t cap, int timeout_ms)
+{
+	struct dsm_hdr h;
+	int err = th_recv_msg(fd, &h, data, cap, timeout_ms);
+
+	if (err)
+		return err;
+	if (h.type != type || h.flags != flags || (id && h.id != id)) {
+		fprintf(stderr, "got %s flags %u id %llu, want %s flags %u "
+			"id %llu\n", dsm_msg_name(h.type), h.flags,
+			(unsigned long long)h.id, dsm_msg_name(type), flags,
+			(unsigned long long)id);
+		exit(1);
+	}
+	return h.status;
+}
+
+/* A granted ACQUIRE; with data, the page lands in page. */
+static void expect_grant(int fd, uint64_t id, void *page, int timeout_ms)
+{
+	expect("ACQUIRE reply", expect_msg(fd, DSM_MSG_ACQUIRE, DSM_F_REPLY,
+					   id, page, page ? DSM_PAGE_SIZE : 0,
+					   timeout_ms), 0);
+}
+
+static void expect_quiet(int fd, const char *what)
+{
+	struct dsm_hdr h;
+
+	expect(what, th_recv_msg(fd, &h, NULL, 0, QUIET_MS), -ETIMEDOUT);
+}
+
+/* An INVALIDATE or RECALL of page `page`: its id, to acknowledge. */
+static uint64_t expect_inval(int fd, uint8_t type, const struct share *s,
+			     uint32_t page)
+{
+	uint8_t body[DSM_RW_REQ_SIZE];
+	struct dsm_rw_req run;
+	struct dsm_hdr h;
+
+	expect("INVALIDATE/RECALL", th_recv_msg(fd, &h, body, sizeof(body),
+						TH_TIMEOUT_MS), 0);
+	expect("its type", h.type, type);
+	TH_CHECK(h.flags == DSM_F_SERVER && h.id != 0);
+	TH_CHECK(dsm_rw_req_decode(type, body, h.len, &run) == 0);
+	TH_CHECK(run.region_id == s->id && run.npages == 1 &&
+		 run.pool_off == s->pool_off + (uint64_t)page * DSM_PAGE_SIZE);
+	return h.id;
+}
+
+static void ack(int fd, uint64_t inval_id)
+{
+	struct dsm_inval_ack m = { .inval_id = inval_id };
+	uint8_t body[DSM_INVAL_ACK_SIZE];
+
+	dsm_inval_ack_encode(&m, body);
+	TH_CHECK(th_send_msg(fd, DSM_MSG_INVAL_ACK, 0, next_id++, body,
+			     sizeof(body)) == 0);
+}
+
+static int write_page(int fd, const struct share *s, uint32_t page,
+		      uint8_t fill)
+{
+	struct dsm_rw_req m = { .region_id = s->id, .npages = 1,
+				.pool_off = s->pool_off +
+					    (uint64_t)page * DSM_PAGE_SIZE };
+	uint8_t body[DSM_RW_REQ_SIZE + DSM_PAGE_SIZE];
+
+	dsm_rw_req_encode(&m, body);
+	memset(body + DSM_RW_REQ_SIZE, fill, DSM_PAGE_SIZE);
+	return th_call(fd, DSM_MSG_WRITE, next_id++, body, sizeof(body), NULL,
+		       0, NULL);
+}
+
+static int read_page(int fd, const struct share *s, uint32_t page,
+		     uint8_t *out)
+{
+	struct dsm_rw_req m = { .region_id = s->id, .npages = 1,
+				.pool_off = s->pool_off +
+					    (uint64_t)page * DSM_PAGE_SIZE };
+	uint8_t body[DSM_RW_REQ_SIZE];
+
+	dsm_rw_req_encode(&m, body);
+	return th_call(fd, DSM_MSG_READ, next_id++, body, sizeof(body), out,
+		       DSM_PAGE_SIZE, NULL);
+}
+
+static void expect_filled(const uint8_t *page, uint8_t fill, const char *what)
+{
+	for (unsigned i = 0; i < DSM_PAGE_SIZE; i++)
+		if (page[i] != fill) {
+			fprintf(stderr, "%s: byte %u is %u, want %u\n", what, i,
+				page[i], fill);
+			exit(1);
+		}
+}
+
+static struct dsm_server_stats stats(void)
+{
+	uint8_t reply[DSM_SERVER_STATS_SIZE];
+	struct dsm_server_stats st;
+	uint32_t rlen;
+	int fd = conn();
+
+	expect("STATS", th_call(fd, DSM_MSG_STATS, next_id++, NULL, 0, reply,
+				sizeof(reply), &rlen), 0);
+	TH_CHECK(dsm_server_stats_decode(reply, rlen, &st) == 0);
+	close(fd);
+	return st;
+}
+
+/* The server frees a closed connection's holdings when it sees the
+ * close: wait (bounded) for its region count to come down to want. */
+static void wait_regions(uint64_t want, const char *what)
+{
+	for (int i = 0; i < 100; i++) {
+		if (stats().regions == want)
+			return;
+		usleep(20000);
+	}
+	expect(what, stats().regions, want);
+}
+
+/*
+ * Create, attach, detach, lifetime.  Defeats: a key not checked (a wrong
+ * key attaches), a size not checked, a region freed with its creator or
+ * never freed (by the last FREE, by the last session's end).
+ */
+static void test_lifetime(void)
+{
+	uint64_t base = stats().regions, used = stats().used;
+	int a = conn(), b = conn(), c = conn();
+	uint8_t page[DSM_PAGE_SIZE];
+	struct share s = create(a, 1), t;
+
+	expect("wrong key", share(b, DSM_MSG_SHARE_ATTACH, s.id, s.size, 2,
+				  NULL), -ENOENT);
+	expect("no such id", share(b, DSM_MSG_SHARE_ATTACH, s.id + 1000,
+				   s.size, 1, NULL), -ENOENT);
+	expect("wrong size", share(b, DSM_MSG_SHARE_ATTACH, s.id,
+				   s.size * 2, 1, NULL), -EINVAL);
+	expect("attach twice", share(a, DSM_MSG_SHARE_ATTACH, s.id, s.size, 1,
+				     NULL), -EEXIST);
+	expect("a stranger reads", read_page(b, &s, 0, page), -ENOENT);
+	attach(b, &s, 1);
+	expect_grant(a, acquire_send(a, &s, 0, DSM_ACQ_WRITE, 0), NULL,
+		     TH_TIMEOUT_MS);
+	expect("owner writes", write_page(a, &s, 0, 0x5a), 0);
+	expect("creator detaches", detach(a, s.id), 0);
+	expect("detached reads", read_page(a, &s, 0, page), -ENOENT);
+	expect("holder reads", read_page(b, &s, 0, page), 0);
+	expect_filled(page, 0x5a, "after the creator left");
+	expect("regions while held", stats().regions, base + 1);
+	expect("last detach", detach(b, s.id), 0);
+	expect("regions after the last detach", stats().regions, base);
+	expect("used after the last detach", stats().used, used);
+	expect("attach a freed region", share(c, DSM_MSG_SHARE_ATTACH, s.id,
+					      s.size, 1, NULL), -ENOENT);
+
+	/* Freed by the end of its last holder's session too. */
+	t = create(a, 3);
+	attach(b, &t, 3);
+	close(a);
+	wait_regions(base + 1, "regions after the creator's end");
+	close(b);
+	wait_regions(base, "regions after the last holder's end");
+	expect("used after the last end", stats().used, used);
+	close(c);
+}
+
+/*
+ * A dirty owner recalled by a reader writes back before its ack, and the
+ * reader gets that data; then a write with two sharers: both get
+ * INVALIDATE, and the reply waits for both acks.  Defeats: granting
+ * without waiting for acknowledgements, a RECALL or INVALIDATE not sent,
+ * the reply's data read before the write-back, a stale copy still
+ * allowed to write back.
+ */
+static void test_invalidate(void)
+{
+	int a = conn(), b = conn(), c = conn();
+	uint8_t page[DSM_PAGE_SIZE];
+	struct share s = create(a, 4);
+	uint64_t rd, wr, inv_b, inv_c, rc;
+
+	attach(b, &s, 4);
+	attach(c, &s, 4);
+	expect_grant(a, acquire_send(a, &s, 1, DSM_ACQ_WRITE, DSM_ACQ_DATA),
+		     page, TH_TIMEOUT_MS);
+	expect_filled(page, 0, "a fresh page");
+	expect("owner writes", write_page(a, &s, 1, 0x11), 0);
+
+	/* B reads: A is recalled, writes its dirty page back, then acks. */
+	rd = acquire_send(b, &s, 1, DSM_ACQ_READ, DSM_ACQ_DATA);
+	rc = expect_inval(a, DSM_MSG_RECALL, &s, 1);
+	expect_quiet(b, "a read before the owner's ack");
+	expect("write-back before the ack", write_page(a, &s, 1, 0x22), 0);
+	ack(a, rc);
+	expect_grant(b, rd, page, TH_TIMEOUT_MS);
+	expect_filled(page, 0x22, "the recalled owner's write-back");
+
+	/* C reads too: nobody owns the page now, so no RECALL. */
+	expect_grant(c, acquire_send(c, &s, 1, DSM_ACQ_READ, DSM_ACQ_DATA),
+		     page, TH_TIMEOUT_MS);
+	expect_filled(page, 0x22, "a second reader");
+	expect_quiet(a, "a sharer's read recalls nobody");
+
+	/* A writes: B and C (sharers) are invalidated; A kept a read-only
+	 * copy after the recall and is not. */
+	wr = acquire_send(a, &s, 1, DSM_ACQ_WRITE, 0);
+	inv_b = expect_inval(b, DSM_MSG_INVALIDATE, &s, 1);
+	inv_c = expect_inval(c, DSM_MSG_INVALIDATE, &s, 1);
+	TH_CHECK(inv_b == inv_c);
+	expect_quiet(a, "a write before any ack");
+	ack(b, inv_b);
+	expect_quiet(a, "a write after one ack of two");
+	ack(c, inv_c);
+	expect_grant(a, wr, NULL, TH_TIMEOUT_MS);
+	expect("an invalidated copy writes back", write_page(b, &s, 1, 0x33),
+	       -EPERM);
+	expect("a sharer writes", write_page(c, &s, 1, 0x33), -EPERM);
+	expect("the owner writes", write_page(a, &s, 1, 0x44), 0);
+	close(a);
+	close(b);
+	close(c);
+}
+
+/*
+ * A holder that never acknowledges is closed after --inval-timeout-ms,
+ * and the writer granted; its page reads as it was last written back.
+ * Defeats: no timeout (the writer waits for ever).
+ */
+static void test_timeout(void)
+{
+	int a = conn(), b = conn();
+	uint8_t page[DSM_PAGE_SIZE];
+	struct share s = create(a, 5);
+	uint64_t wr;
+
+	attach(b, &s, 5);
+	expect_grant(a, acquire_send(a, &s, 2, DSM_ACQ_WRITE, 0), NULL,
+		     TH_TIMEOUT_MS);
+	expect("owner writes", write_page(a, &s, 2, 0x66), 0);
+	wr = acquire_send(b, &s, 2, DSM_ACQ_WRITE, DSM_ACQ_DATA);
+	expect_inval(a, DSM_MSG_INVALIDATE, &s, 2);
+	/* A never acks (its copy, newer perhaps, is forfeit). */
+	expect_quiet(b, "before the timeout");
+	expect_grant(b, wr, page, TH_TIMEOUT_MS);
+	expect_filled(page, 0x66, "the silent holder's last write-back");
+	expect("the silent holder is closed", th_wait_eof(a, TH_TIMEOUT_MS), 0);
+	close(a);
+	close(b);
+}
+
+/*
+ * Two writers after one owner: granted in turn, each after the one
+ * before it acknowledged.  Defeats: no queue at the page (the second
+ * writer starts while the first's invalidation is in progress).
+ */
+static void test_two_writers(void)
+{
+	int a = conn(), b = conn(), c = conn();
+	struct share s = create(a, 6);
+	uint64_t wb, wc, inv;
+
+	attach(b, &s, 6);
+	attach(c, &s, 6);
+	expect_grant(a, acquire_send(a, &s, 3, DSM_ACQ_WRITE, 0), NULL,
+		     TH_TIMEOUT_MS);
+	wb = acquire_send(b, &s, 3, DSM_ACQ_WRITE, 0);
+	inv = expect_inval(a, DSM_MSG_INVALIDATE, &s, 3);
+	wc = acquire_send(c, &s, 3, DSM_ACQ_WRITE, 0);
+	expect_quiet(b, "first writer before the owner's ack");
+	expect_quiet(c, "second writer, queued");
+	ack(a, inv);
+	expect_grant(b, wb, NULL, TH_TIMEOUT_MS);
+	inv = expect_inval(b, DSM_MSG_INVALIDATE, &s, 3);
+	expect_quiet(c, "second writer before the first's ack");
+	expect_quiet(a, "an invalidated holder is not asked again");
+	ack(b, inv);
+	expect_grant(c, wc, NULL, TH_TIMEOUT_MS);
+	expect("the last writer owns it", write_page(c, &s, 3, 0x77), 0);
+	expect("the first does not", write_page(b, &s, 3, 0x77), -EPERM);
+	close(a);
+	close(b);
+	close(c);
+}
+
+/*
+ * While an ACQUIRE waits, its connection keeps being served: a PING, a
+ * READ and another ACQUIRE sent after it are answered first.  Defeats:
+ * a session that stops handling requests behind a deferred reply.
+ */
+static void test_out_of_order(void)
+{
+	int a = conn(), b = conn();
+	uint8_t page[DSM_PAGE_SIZE];
+	struct share s = create(a, 7);
+	uint64_t wr, inv, ping;
+
+	attach(b, &s, 7);
+	expect_grant(b, acquire_send(b, &s, 4, DSM_ACQ_WRITE, 0), NULL,
+		     TH_TIMEOUT_MS);
+	wr = acquire_send(a, &s, 4, DSM_ACQ_WRITE, 0);
+	inv = expect_inval(b, DSM_MSG_INVALIDATE, &s, 4);
+	ping = next_id++;
+	TH_CHECK(th_send_msg(a, DSM_MSG_PING, 0, ping, NULL, 0) == 0);
+	expect("PING behind a deferred reply",
+	       expect_msg(a, DSM_MSG_PING, DSM_F_REPLY, ping, NULL, 0,
+			  TH_TIMEOUT_MS), 0);
+	expect("READ behind it", read_page(a, &s, 5, page), 0);
+	expect_grant(a, acquire_send(a, &s, 5, DSM_ACQ_READ, 0), NULL,
+		     TH_TIMEOUT_MS);
+	ack(b, inv);
+	expect_grant(a, wr, NULL, TH_TIMEOUT_MS);
+	close(a);
+	close(b);
+}
+
+static int raw_call(int fd, uint8_t type, const void *body, uint32_t len)
+{
+	return th_call(fd, type, next_id++, body, len, NULL, 0, NULL);
+}
+
+/* Bodies that do not decode, runs outside the region, regions not held. */
+static void test_malformed(int a, const struct share *s)
+{
+	uint8_t body[64] = { 0 };
+	struct dsm_acquire q = { .region_id = s->id, .pool_off = s->pool_off,
+				 .npages = 1, .mode = DSM_ACQ_READ };
+	struct dsm_share_req m = { .region_id = 5, .size = REGION_SIZE };
+	struct dsm_inval_ack k = { 0 };
+
+	dsm_share_req_encode(&m, body);
+	expect("CREATE with an id", raw_call(a, DSM_MSG_SHARE_CREATE, body,
+					     DSM_SHARE_REQ_SIZE), -EINVAL);
+	expect("CREATE cut short", raw_call(a, DSM_MSG_SHARE_CREATE, body,
+					    DSM_SHARE_REQ_SIZE - 1), -EINVAL);
+	m = (struct dsm_share_req){ .region_id = 0, .size = 100 };
+	dsm_share_req_encode(&m, body);
+	expect("CREATE of 100 bytes", raw_call(a, DSM_MSG_SHARE_CREATE, body,
+					       DSM_SHARE_REQ_SIZE), -EINVAL);
+	expect("ATTACH id 0", raw_call(a, DSM_MSG_SHARE_ATTACH, body,
+				       DSM_SHARE_REQ_SIZE), -EINVAL);
+	for (int i = 0; i < 5; i++) {
+		struct dsm_acquire bad = q;
+
+		if (i == 0) bad.mode = 3;
+		if (i == 1) bad.npages = 0;
+		if (i == 2) bad.npages = DSM_MAX_BATCH_PAGES + 1;
+		if (i == 3) bad.flags = 0x80;
+		if (i == 4) bad.pool_off += 1;
+		dsm_acquire_encode(&bad, body);
+		expect("bad ACQUIRE", raw_call(a, DSM_MSG_ACQUIRE, body,
+					       DSM_ACQUIRE_SIZE), -EINVAL);
+	}
+	q.pool_off = s->pool_off + s->size - DSM_PAGE_SIZE;
+	q.npages = 2;
+	dsm_acquire_encode(&q, body);
+	expect("ACQUIRE past the end", raw_call(a, DSM_MSG_ACQUIRE, body,
+						DSM_ACQUIRE_SIZE), -ERANGE);
+	q = (struct dsm_acquire){ .region_id = s->id + 999, .npages = 1,
+				  .pool_off = s->pool_off, .mode = 1 };
+	dsm_acquire_encode(&q, body);
+	expect("ACQUIRE of no region", raw_call(a, DSM_MSG_ACQUIRE, body,
+						DSM_ACQUIRE_SIZE), -ENOENT);
+	dsm_inval_ack_encode(&k, body);
+	expect("INVAL_ACK of id 0", raw_call(a, DSM_MSG_INVAL_ACK, body,
+					     DSM_INVAL_ACK_SIZE), -EINVAL);
+	expect("INVAL_ACK cut short", raw_call(a, DSM_MSG_INVAL_ACK, body, 4),
+	       -EINVAL);
+	q = (struct dsm_acquire){ .region_id = s->id, .npages = 1,
+				  .pool_off = s->pool_off, .mode = 1 };
+	dsm_rw_req_encode(&(struct dsm_rw_req){ .region_id = s->id,
+		.pool_off = s->pool_off, .npages = 1 }, body);
+	expect("DISCARD of a shared region", raw_call(a, DSM_MSG_DISCARD, body,
+						      DSM_RW_REQ_SIZE),
+	       -EOPNOTSUPP);
+	/* A well-formed ack of nothing gets no reply: the PING's comes. */
+	ack(a, 987654321);
+	expect("PING after a stray ack", raw_call(a, DSM_MSG_PING, NULL, 0), 0);
+}
+
+/*
+ * Malformed bodies and every bound: refused, and nothing changed (the
+ * page's data and owner are as before, the server serves).  Defeats: the
+ * per-session bound on waiting ACQUIREs, the bound on holders.
+ */
+static void test_limits(void)
+{
+	int a = conn(), b = conn(), many[SHARED_HOLDERS_TRY];
+	uint8_t page[DSM_PAGE_SIZE];
+	struct share s = create(a, 8);
+	uint64_t inv[16], ids[16];
+	unsigned n = 0;
+
+	attach(b, &s, 8);
+	for (uint32_t p = 0; p < 16; p++)
+		expect_grant(a, acquire_send(a, &s, p, DSM_ACQ_WRITE, 0), NULL,
+			     TH_TIMEOUT_MS);
+	expect("owner writes", write_page(a, &s, 0, 0x99), 0);
+	test_malformed(a, &s);
+	/* 16 ACQUIREs of B's wait on A; the 17th is refused. */
+	for (uint32_t p = 0; p < 16; p++)
+		ids[p] = acquire_send(b, &s, p, DSM_ACQ_WRITE, 0);
+	for (uint32_t p = 0; p < 16; p++)
+		inv[p] = expect_inval(a, DSM_MSG_INVALIDATE, &s, p);
+	expect("a 17th waiting ACQUIRE",
+	       expect_msg(b, DSM_MSG_ACQUIRE, DSM_F_REPLY,
+			  acquire_send(b, &s, 0, DSM_ACQ_READ, 0), NULL, 0,
+			  TH_TIMEOUT_MS), -EAGAIN);
+	for (uint32_t p = 0; p < 16; p++)
+		ack(a, inv[p]);
+	for (uint32_t p = 0; p < 16; p++)
+		expect_grant(b, ids[p], NULL, TH_TIMEOUT_MS);
+	expect("B reads", read_page(b, &s, 0, page), 0);
+	expect_filled(page, 0x99, "after the refusals");
+
+	/* 64 holders at most: a and b, then 62 more, then one too many. */
+	for (n = 0; n < SHARED_HOLDERS_TRY; n++) {
+		many[n] = conn();
+		expect(n < 62 ? "a holder" : "a 65th holder",
+		       share(many[n], DSM_MSG_SHARE_ATTACH, s.id, s.size, 8,
+			     NULL), n < 62 ? 0 : -EUSERS);
+	}
+	for (n = 0; n < SHARED_HOLDERS_TRY; n++)
+		close(many[n]);
+	close(a);
+	close(b);
+}
+
+/* --max-regions counts shared regions held with those owned. */
+static void test_max_regions(void)
+{
+	struct th_server lim;
+	const char *args[] = { "--max-regions", "2", NULL };
+	struct th_server_opts o = { .args = args };
+	struct th_server keep = srv;
+	int a, b;
+	struct share s, t;
+
+	TH_CHECK(th_server_start_opts(&lim, "16M", &o) == 0);
+	srv = lim;
+	a = conn();
+	b = conn();
+	s = create(a, 9);
+	t = create(b, 10);
+	expect("a second region", share(b, DSM_MSG_SHARE_ATTACH, s.id, s.size,
+					9, NULL), 0);
+	expect("a third", share(b, DSM_MSG_SHARE_CREATE, 0, REGION_SIZE, 11,
+				NULL), -EDQUOT);
+	(void)t;
+	close(a);
+	close(b);
+	th_server_stop(&lim);
+	srv = keep;
+}
+
+int main(void)
+{
+	const char *args[] = { "--inval-timeout-ms", INVAL_TIMEOUT, NULL };
+	struct th_server_opts o = { .args = args };
+
+	TH_CHECK(th_server_start_opts(&srv, "64M", &o) == 0);
+	test_lifetime();
+	test_invalidate();
+	test_timeout();
+	test_two_writers();
+	test_out_of_order();
+	test_limits();
+	test_max_regions();
+	th_server_stop(&srv);
+	printf("shared: ok\n");
+	return 0;
+}
