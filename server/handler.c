@@ -273,8 +273,9 @@ static int do_alloc(struct handler_session *s, const struct dsm_hdr *q,
 		return -EBUSY;
 	/* A quota of this connection's, not a full pool: the client says
 	 * so rather than "out of memory". */
+	/* shared regions held count too (shared.c checks the same sum) */
 	if (h->limits.regions_per_session &&
-	    s->regions.count >= h->limits.regions_per_session) {
+	    s->regions.count + s->nholds >= h->limits.regions_per_session) {
 		h->over_limit++;
 		return -EDQUOT;
 	}

@@ -954,7 +954,11 @@ int main(int argc, char **argv)
 	srv.stop_timer.data = &srv;
 	uv_timer_init(&srv.loop, &srv.accept_timer);
 	srv.accept_timer.data = &srv;
-	session_list_init(&srv.sessions, &srv.loop, &srv.h, &o.lim);
+	/* without it no deferred reply would ever be sent */
+	if (session_list_init(&srv.sessions, &srv.loop, &srv.h, &o.lim)) {
+		dsm_err("cannot start the session timers");
+		goto out;
+	}
 	if (start_listening(&srv, &o) < 0 ||
 	    start_signals(&srv) < 0 || join_cluster(&srv, &o) < 0)
 		goto out;

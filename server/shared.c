@@ -423,6 +423,18 @@ int shared_acquire(struct handler_session *s, uint64_t req_id,
 	return 0;
 }
 
+/* hd has acknowledged op: whatever it owned in op's run it has written
+ * back and may no longer write, even while other holders have yet to
+ * acknowledge (a WRITE after its ack would reach the next owner's
+ * grant).  Should op be dropped, hd is left a sharer of those pages. */
+static void disown(struct shared *sh, const struct share_op *op,
+		   const struct share_hold *hd)
+{
+	for (uint64_t p = op->first; p < op->first + op->npages; p++)
+		if (sh->owned[p] && sh->copies[p] == bit(hd->slot))
+			sh->owned[p] = 0;
+}
+
 void shared_ack(struct handler_session *s, uint64_t inval_id)
 {
 	for (struct share_hold *hd = s->holds; hd; hd = hd->snext) {
@@ -433,6 +445,7 @@ void shared_ack(struct handler_session *s, uint64_t inval_id)
 			    !(op->waiting & bit(hd->slot)))
 				continue;
 			op->waiting &= ~bit(hd->slot);
+			disown(sh, op, hd);
 			if (!op->waiting) {
 				grant(s->h, sh, op);
 				pump(s->h, sh);

@@ -361,8 +361,8 @@ static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 		break;
 	case DSM_MSG_ALLOC:
 		check_alloc(f, conn, r);
-		FUZZ_CHECK(f->conn[conn].regions.count <=
-			   FUZZ_REGIONS_PER_SESSION);
+		FUZZ_CHECK(f->conn[conn].regions.count +
+			   f->conn[conn].nholds <= FUZZ_REGIONS_PER_SESSION);
 		break;
 	case DSM_MSG_FREE:
 		FUZZ_CHECK(dsm_free_req_decode(body, q->len, &fr) == 0);

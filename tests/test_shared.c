@@ -352,6 +352,53 @@ static void test_invalidate(void)
 }
 
 /*
+ * An owner that has acknowledged may no longer write, though another
+ * holder of the same op has yet to: X owns page 0, Y shares page 1, R
+ * asks to write both.  X writes back and acks; a later WRITE of X's is
+ * refused, and R's grant carries the write-back, not what came after.
+ * Defeats: ownership kept until the op's last ack (the WRITE is taken).
+ */
+static void test_ack_disowns(void)
+{
+	int x = conn(), y = conn(), r = conn();
+	struct share s = create(x, 12);
+	struct dsm_acquire m = { .region_id = s.id, .pool_off = s.pool_off,
+				 .npages = 2, .mode = DSM_ACQ_WRITE,
+				 .flags = DSM_ACQ_DATA };
+	uint8_t body[DSM_ACQUIRE_SIZE], pages[2 * DSM_PAGE_SIZE];
+	uint64_t wr = next_id++, inv_x, inv_y;
+	struct dsm_hdr h;
+
+	attach(y, &s, 12);
+	attach(r, &s, 12);
+	expect_grant(x, acquire_send(x, &s, 0, DSM_ACQ_WRITE, 0), NULL,
+		     TH_TIMEOUT_MS);
+	expect_grant(y, acquire_send(y, &s, 1, DSM_ACQ_READ, 0), NULL,
+		     TH_TIMEOUT_MS);
+	dsm_acquire_encode(&m, body);
+	TH_CHECK(th_send_msg(r, DSM_MSG_ACQUIRE, 0, wr, body,
+			     sizeof(body)) == 0);
+	expect("X's INVALIDATE", th_recv_msg(x, &h, NULL, 0, TH_TIMEOUT_MS),
+	       0);
+	TH_CHECK(h.type == DSM_MSG_INVALIDATE);
+	inv_x = h.id;
+	expect("Y's INVALIDATE", th_recv_msg(y, &h, NULL, 0, TH_TIMEOUT_MS),
+	       0);
+	TH_CHECK(h.type == DSM_MSG_INVALIDATE);
+	inv_y = h.id;
+	expect("X writes back", write_page(x, &s, 0, 0x22), 0);
+	ack(x, inv_x);
+	expect("X writes after its ack", write_page(x, &s, 0, 0x33), -EPERM);
+	ack(y, inv_y);
+	expect("R's grant", expect_msg(r, DSM_MSG_ACQUIRE, DSM_F_REPLY, wr,
+				       pages, sizeof(pages), TH_TIMEOUT_MS), 0);
+	expect_filled(pages, 0x22, "the write-back before the ack");
+	close(x);
+	close(y);
+	close(r);
+}
+
+/*
  * A holder that never acknowledges is closed after --inval-timeout-ms,
  * and the writer granted; its page reads as it was last written back.
  * Defeats: no timeout (the writer waits for ever).
@@ -575,6 +622,16 @@ static void test_max_regions(void)
 					9, NULL), 0);
 	expect("a third", share(b, DSM_MSG_SHARE_CREATE, 0, REGION_SIZE, 11,
 				NULL), -EDQUOT);
+	/* shared regions held count against private ones too */
+	{
+		struct dsm_alloc_req m = { .size = REGION_SIZE };
+		uint8_t body[DSM_ALLOC_REQ_SIZE];
+
+		dsm_alloc_req_encode(&m, body);
+		expect("an ALLOC past the limit, shared ones held",
+		       th_call(b, DSM_MSG_ALLOC, next_id++, body, sizeof(body),
+			       NULL, 0, NULL), -EDQUOT);
+	}
 	(void)t;
 	close(a);
 	close(b);
@@ -593,6 +650,7 @@ int main(void)
 	test_timeout();
 	test_two_writers();
 	test_out_of_order();
+	test_ack_disowns();
 	test_limits();
 	test_max_regions();
 	th_server_stop(&srv);
