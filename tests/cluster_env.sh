@@ -85,3 +85,18 @@ wait_for() {
 		sleep 0.2
 	done
 }
+
+# drain_empties ID WHAT: `dsmctl drain ID` must say it drained, and the
+# server then hold no memory and no region (the sourcing script sets
+# dsmctl and fail).
+drain_empties() {
+	local out rc
+
+	out=$("$dsmctl" drain "$1" --timeout=60 2>&1)
+	rc=$?
+	echo "$out"
+	[ $rc = 0 ] && grep -q "server $1 drained in" <<<"$out" ||
+		fail "$2: exit $rc: $out"
+	[ "$(server_field "$1" used)" = 0 ] || fail "drained server still uses memory"
+	[ "$(server_field "$1" regions)" = 0 ] || fail "drained server still has regions"
+}

@@ -397,3 +397,17 @@ int th_hello_connect(uint16_t port)
 	}
 	return fd;
 }
+
+uint64_t th_server_used(const struct th_server *srv)
+{
+	uint8_t rep[DSM_SERVER_STATS_SIZE];
+	struct dsm_server_stats st;
+	int fd = th_hello_connect(srv->port);
+
+	TH_CHECK(fd >= 0);
+	TH_CHECK(th_call(fd, DSM_MSG_STATS, 1, NULL, 0, rep, sizeof(rep),
+			 NULL) == 0);
+	TH_CHECK(dsm_server_stats_decode(rep, sizeof(rep), &st) == 0);
+	close(fd);
+	return st.used;
+}

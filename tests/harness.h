@@ -87,5 +87,7 @@ int th_call(int fd, uint8_t type, uint64_t id, const void *body, uint32_t len,
 	    void *reply, uint32_t cap, uint32_t *rlen);
 /* Connect and HELLO: a connected fd, or -errno. */
 int th_hello_connect(uint16_t port);
+/* Bytes the server holds for its clients, from its STATS (checked). */
+uint64_t th_server_used(const struct th_server *srv);
 
 #endif /* DSM_TEST_HARNESS_H */

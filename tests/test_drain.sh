@@ -59,13 +59,7 @@ victim=$("$dsmctl" --json servers | json_get 'max(d, key=lambda s: s["used"])["i
 victim_pid=$(server_field "$victim" pid)
 before=$(server_field "$victim" used)
 [ "$before" -gt 0 ] || fail "server $victim holds nothing before the drain"
-out=$("$dsmctl" drain "$victim" --timeout=60 2>&1)
-rc=$?
-echo "$out"
-[ $rc = 0 ] && grep -q "server $victim drained in" <<<"$out" ||
-	fail "drain under load: exit $rc: $out"
-[ "$(server_field "$victim" used)" = 0 ] || fail "drained server still uses memory"
-[ "$(server_field "$victim" regions)" = 0 ] || fail "drained server still has regions"
+drain_empties "$victim" "drain under load"
 state_is "$victim" draining || fail "drained server's state is not 'draining'"
 wait_for 5 placed_is "$victim" 0 ||
 	fail "the registry still places $(placed_on "$victim") bytes on the drained server"

@@ -71,13 +71,7 @@ victim_pid=$(server_field "$victim" pid)
 [ "$(server_field "$victim" used)" -gt 0 ] || fail "server $victim holds nothing before the drain"
 
 if [ "$case" = drain ]; then
-	out=$("$dsmctl" drain "$victim" --timeout=60 2>&1)
-	rc=$?
-	echo "$out"
-	[ $rc = 0 ] && grep -q "server $victim drained in" <<<"$out" ||
-		fail "drain of a replicated region: exit $rc: $out"
-	[ "$(server_field "$victim" used)" = 0 ] || fail "drained server still uses memory"
-	[ "$(server_field "$victim" regions)" = 0 ] || fail "drained server still has regions"
+	drain_empties "$victim" "drain of a replicated region"
 	wait_for 5 copies_ok "$victim" ||
 		fail "copies not on two distinct other servers: $("$dsmctl" --json regions)"
 else

@@ -58,21 +58,6 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-/* Bytes allocated on a server, from its STATS reply. */
-static uint64_t server_used(const struct th_server *srv)
-{
-	uint8_t rep[DSM_SERVER_STATS_SIZE];
-	struct dsm_server_stats st;
-	int fd = th_hello_connect(srv->port);
-
-	TH_CHECK(fd >= 0);
-	TH_CHECK(th_call(fd, DSM_MSG_STATS, 1, NULL, 0, rep, sizeof(rep),
-			 NULL) == 0);
-	TH_CHECK(dsm_server_stats_decode(rep, sizeof(rep), &st) == 0);
-	close(fd);
-	return st.used;
-}
-
 /* n servers too small to hold the region alone; dsm_init over all. */
 static void start_striped(struct th_server *srv, int n)
 {
@@ -213,7 +198,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	for (int i = 0; i < nservers; i++) {
-		uint64_t u = server_used(&srv[i]);
+		uint64_t u = th_server_used(&srv[i]);
 
 		printf("server %d holds %lu bytes\n", i, (unsigned long)u);
 		TH_CHECK(nservers == 1 || (u > 0 && u < REGION));
@@ -224,7 +209,7 @@ int main(int argc, char **argv)
 	TH_CHECK(tc_stats().resident_pages == 0); /* accounting is exact */
 	dsm_shutdown();
 	for (int i = 0; i < nservers; i++) {
-		TH_CHECK(server_used(&srv[i]) == 0); /* freed everywhere */
+		TH_CHECK(th_server_used(&srv[i]) == 0); /* freed everywhere */
 		th_server_stop(&srv[i]);
 	}
 	free(ref);

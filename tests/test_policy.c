@@ -11,7 +11,7 @@
  * A hot set of BIG_HOT pages is more than the three quarters of the
  * budget PROTECTED starts with: read round-robin with one cold page per
  * four hot ones, its pages refault soon after leaving PROTECTED, which
- * shrinks probation's share until the hot set fits (run_big_hot).
+ * shrinks probation's share until the hot set fits.
  * When the hot set is written and the scan comes back soon too, refault
  * distance protects both: second chances by write protection (2q-wp) keep
  * the written pages (run_written).
@@ -28,13 +28,18 @@
 #define HOT 600
 #define STEPS 6000
 
-static uint64_t run_pattern(const char *srv_addr, const char *policy)
+#define BIG_HOT 900               /* 88% of the budget */
+
+/* Read a hot set of `hot` pages round-robin, STEPS reads, and `cold`
+ * one-touch pages after every `every` of them: the missing faults. */
+static uint64_t run_pattern(const char *srv_addr, const char *policy,
+			    uint64_t hot, unsigned every, unsigned cold)
 {
 	struct dsm_options o = { .servers = srv_addr, .local_mem = BUDGET,
 				 .prefetch_max = 1, .evict_policy = policy };
 	volatile uint64_t *far;
 	struct dsm_stats before, after;
-	uint64_t cold = HOT, sum = 0;
+	uint64_t next = hot, sum = 0;
 
 	TH_CHECK(dsm_init(&o) == 0);
 	far = dsm_alloc(REGION);
@@ -43,51 +48,19 @@ static uint64_t run_pattern(const char *srv_addr, const char *policy)
 		far[pg * 512] = tc_mix(pg); /* everything on the server */
 	before = tc_stats();
 	for (uint64_t step = 0; step < STEPS; step++) {
-		uint64_t h = step % HOT;
+		uint64_t h = step % hot;
 
 		TH_CHECK(far[h * 512] == tc_mix(h));
-		for (int k = 0; k < 2; k++, cold++)
-			sum += far[cold * 512];
+		if (step % every == every - 1)
+			for (unsigned k = 0; k < cold; k++)
+				sum += far[next++ * 512];
 	}
 	after = tc_stats();
 	TH_CHECK(sum != 0);
 	dsm_free((void *)far);
 	dsm_shutdown();
-	printf("%s: %lu missing faults over %d steps\n", policy,
-	       (unsigned long)(after.missing_faults - before.missing_faults),
-	       STEPS);
-	return after.missing_faults - before.missing_faults;
-}
-
-#define BIG_HOT 900               /* 88% of the budget */
-
-static uint64_t run_big_hot(const char *srv_addr, const char *policy)
-{
-	struct dsm_options o = { .servers = srv_addr, .local_mem = BUDGET,
-				 .prefetch_max = 1, .evict_policy = policy };
-	volatile uint64_t *far;
-	struct dsm_stats before, after;
-	uint64_t cold = BIG_HOT, sum = 0;
-
-	TH_CHECK(dsm_init(&o) == 0);
-	far = dsm_alloc(REGION);
-	TH_CHECK(far);
-	for (uint64_t pg = 0; pg < REGION / 4096; pg++)
-		far[pg * 512] = tc_mix(pg);
-	before = tc_stats();
-	for (uint64_t step = 0; step < STEPS; step++) {
-		uint64_t h = step % BIG_HOT;
-
-		TH_CHECK(far[h * 512] == tc_mix(h));
-		if (step % 4 == 3)
-			sum += far[cold++ * 512];
-	}
-	after = tc_stats();
-	TH_CHECK(sum != 0);
-	dsm_free((void *)far);
-	dsm_shutdown();
-	printf("%s, hot set of %d pages: %lu missing faults over %d steps\n",
-	       policy, BIG_HOT,
+	printf("%s, hot set of %lu pages: %lu missing faults over %d steps\n",
+	       policy, (unsigned long)hot,
 	       (unsigned long)(after.missing_faults - before.missing_faults),
 	       STEPS);
 	return after.missing_faults - before.missing_faults;
@@ -400,12 +373,12 @@ int main(void)
 	uint64_t fifo, twoq, wp;
 
 	TH_CHECK(th_server_start(&srv, "256M") == 0);
-	fifo = run_pattern(srv.addr, "fifo");
-	twoq = run_pattern(srv.addr, "2q");
+	fifo = run_pattern(srv.addr, "fifo", HOT, 1, 2);
+	twoq = run_pattern(srv.addr, "2q", HOT, 1, 2);
 	TH_CHECK(fifo >= STEPS * 3 * 9 / 10); /* FIFO: hot reads all miss */
 	TH_CHECK(twoq < fifo * 8 / 10);        /* 2Q keeps the hot set */
-	fifo = run_big_hot(srv.addr, "fifo");
-	twoq = run_big_hot(srv.addr, "2q");
+	fifo = run_pattern(srv.addr, "fifo", BIG_HOT, 4, 1);
+	twoq = run_pattern(srv.addr, "2q", BIG_HOT, 4, 1);
 	TH_CHECK(fifo >= STEPS * 5 / 4 * 9 / 10); /* FIFO: all miss */
 	TH_CHECK(twoq < fifo * 6 / 10);           /* 2Q: PROTECTED grew */
 	twoq = run_written(srv.addr, "2q");

@@ -85,21 +85,6 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-/* What the server holds for its clients, from its STATS. */
-static uint64_t server_used(const struct th_server *srv)
-{
-	uint8_t rep[DSM_SERVER_STATS_SIZE];
-	struct dsm_server_stats st;
-	int fd = th_hello_connect(srv->port);
-
-	TH_CHECK(fd >= 0);
-	TH_CHECK(th_call(fd, DSM_MSG_STATS, 1, NULL, 0, rep, sizeof(rep),
-			 NULL) == 0);
-	TH_CHECK(dsm_server_stats_decode(rep, sizeof(rep), &st) == 0);
-	close(fd);
-	return st.used;
-}
-
 /* The client's own map (engine.h): every extent's copies on distinct
  * servers that are up, none stale. */
 static bool copies_distinct(void)
@@ -135,7 +120,7 @@ static bool rereplicated(const struct th_server *a, const struct th_server *b)
 	struct dsm_stats st = tc_stats();
 
 	return st.pages_rereplicated > 0 && st.degraded_stripes == 0 &&
-	       server_used(a) == SIZE && server_used(b) == SIZE;
+	       th_server_used(a) == SIZE && th_server_used(b) == SIZE;
 }
 
 /* Wait (bounded) until the copies lost with a server are made again. */
@@ -154,8 +139,8 @@ static void wait_rereplicated(const struct th_server *a,
 				REREPLICATE_MS,
 				(unsigned long long)st.pages_rereplicated,
 				(unsigned long long)st.degraded_stripes,
-				(unsigned long long)server_used(a),
-				(unsigned long long)server_used(b), SIZE);
+				(unsigned long long)th_server_used(a),
+				(unsigned long long)th_server_used(b), SIZE);
 			exit(1);
 		}
 		usleep(50 * 1000);
