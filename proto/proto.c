@@ -399,7 +399,7 @@ int dsm_share_req_decode(uint8_t type, const uint8_t *in, size_t len,
 		return -EINVAL;
 	if (type == DSM_MSG_SHARE_CREATE)
 		return m->region_id ? -EINVAL : 0;
-	return type == DSM_MSG_SHARE_ATTACH && m->region_id ? 0 : -EINVAL;
+	return type == DSM_MSG_SHARE_ATTACH ? 0 : -EINVAL;
 }
 
 void dsm_acquire_encode(const struct dsm_acquire *m, uint8_t *out)

@@ -62,8 +62,8 @@ enum dsm_msg_type {
 	DSM_MSG_SHARE_ATTACH = 12, /* become a holder of a shared region */
 	DSM_MSG_ACQUIRE = 13,  /* a read-only or writable copy of a run of a
 	                        * shared region's pages; the reply may wait */
-	DSM_MSG_INVAL_ACK = 14, /* "done" for an INVALIDATE or RECALL; no
-	                         * reply (except over RDMA: a credit) */
+	DSM_MSG_INVAL_ACK = 14, /* "done" for an INVALIDATE or RECALL; an
+	                         * empty reply */
 	/* server -> client (DSM_F_SERVER) */
 	DSM_MSG_GOODBYE = 32,    /* server is going away; no reply */
 	DSM_MSG_INVALIDATE = 33, /* write back if dirty, then drop copies of
@@ -203,10 +203,13 @@ struct dsm_draining {
  *
  * SHARE_CREATE: region_id 0, the size, and a key the creator chose (32
  * random bytes: a capability, as unguessable as the cluster secret's
- * MACs).  SHARE_ATTACH: the region's id, its size, and the same key.
- * Both are answered like ALLOC (struct dsm_alloc_reply).  A wrong key
- * gets exactly what a missing region gets (-ENOENT); with the right key a
- * size that differs gets -EINVAL.  FREE of a shared region detaches the
+ * MACs, or a digest of a name: see dsm_map_shared).  SHARE_ATTACH: the
+ * region's id, or 0 to find the region by its key alone, its size, and
+ * the same key.  Both are answered like ALLOC (struct dsm_alloc_reply).
+ * A wrong key gets exactly what a missing region gets (-ENOENT); with the
+ * right key a size that differs gets -EINVAL.  SHARE_CREATE with a key a
+ * shared region of this server already has gets -EEXIST (two processes
+ * creating one name: the second attaches).  FREE of a shared region detaches the
  * caller; the last holder's FREE (or end) frees it.
  */
 #define DSM_SHARE_KEY_SIZE 32u
@@ -248,7 +251,7 @@ struct dsm_inval_ack {
 #define DSM_INVAL_ACK_SIZE 8u
 
 void dsm_share_req_encode(const struct dsm_share_req *m, uint8_t *out);
-/* type: SHARE_CREATE (region_id must be 0) or SHARE_ATTACH (non-zero). */
+/* type: SHARE_CREATE (region_id must be 0) or SHARE_ATTACH. */
 int dsm_share_req_decode(uint8_t type, const uint8_t *in, size_t len,
 			 struct dsm_share_req *m);
 void dsm_acquire_encode(const struct dsm_acquire *m, uint8_t *out);

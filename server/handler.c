@@ -3,7 +3,7 @@
  *
  * Every request gets exactly one reply, in order, except on shared
  * regions (shared.c): an ACQUIRE's reply may come later, through the
- * outbox, and a well-formed INVAL_ACK gets none.  Errors are split by
+ * outbox.  Errors are split by
  * what they say about the stream: a header we cannot trust (bad magic,
  * version or size) or a failed handshake closes the connection, because
  * nothing after it can be framed or served; anything else (bad body,
@@ -482,8 +482,8 @@ static int do_acquire(struct handler_session *s, const struct dsm_hdr *q,
 	return err;
 }
 
-/* No reply on TCP.  Over RDMA a reply is how the client gets its credit
- * (the receive the ack used) back. */
+/* An empty reply: the client completes every request it makes the same
+ * way, and over RDMA a reply is how it gets its credit back. */
 static int do_inval_ack(struct handler_session *s, const struct dsm_hdr *q,
 			const uint8_t *body, struct reply *r)
 {
@@ -492,7 +492,6 @@ static int do_inval_ack(struct handler_session *s, const struct dsm_hdr *q,
 	if (dsm_inval_ack_decode(body, q->len, &m) < 0)
 		return -EINVAL;
 	shared_ack(s, m.inval_id);
-	r->none = !s->hooks;
 	return 0;
 }
 

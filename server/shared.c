@@ -151,6 +151,19 @@ static int hold(struct handler_session *s, struct shared *sh)
 	return 0;
 }
 
+/* The shared region with this key.  Every region's key is compared, in
+ * constant time, so how long a lookup takes says nothing about which
+ * bytes of a guess were right. */
+static struct shared *by_key(const struct handler *h, const uint8_t *key)
+{
+	struct shared *found = NULL;
+
+	for (struct shared *sh = h->shared_head; sh; sh = sh->next)
+		if (!dsm_auth_verify(sh->key, key))
+			found = sh;
+	return found;
+}
+
 int shared_create(struct handler_session *s, const struct dsm_share_req *m,
 		  struct region **out)
 {
@@ -161,6 +174,8 @@ int shared_create(struct handler_session *s, const struct dsm_share_req *m,
 
 	if (err)
 		return err;
+	if (by_key(h, m->key))
+		return -EEXIST;
 	err = pool_alloc(&h->pool, m->size, &off);
 	if (err)
 		return err;
@@ -196,13 +211,19 @@ static struct share_hold *hold_of(const struct shared *sh,
 
 /* A wrong key looks exactly like a missing region: the key is the only
  * proof a member has that the region is its business.  Compared in
- * constant time, as the cluster secret's MACs are. */
+ * constant time, as the cluster secret's MACs are.  Region id 0: the
+ * region is found by its key (a name's digest, dsm_map_shared). */
 int shared_attach(struct handler_session *s, const struct dsm_share_req *m,
 		  struct region **out)
 {
 	struct region *rg = region_find(&s->h->regions, m->region_id);
+	struct shared *sh;
 	int err;
 
+	if (!m->region_id) {
+		sh = by_key(s->h, m->key);
+		rg = sh ? sh->rg : NULL;
+	}
 	if (!rg || !rg->shared || dsm_auth_verify(rg->shared->key, m->key))
 		return -ENOENT;
 	if (rg->size != m->size)
