@@ -142,10 +142,12 @@ static int republish(void)
 	uint32_t n;
 
 	pthread_mutex_lock(&dsm_eng.lock);
-	n = dsm_eng.nregions;
-	v = calloc(n ? n : 1, sizeof(*v));
-	for (uint32_t i = 0; v && i < n; i++)
-		to_reg_region(dsm_eng.regions[i], &v[i]);
+	v = calloc(dsm_eng.nregions ? dsm_eng.nregions : 1, sizeof(*v));
+	n = 0;
+	/* shared regions are not one client's: they have no record here */
+	for (uint32_t i = 0; v && i < dsm_eng.nregions; i++)
+		if (!dsm_eng.regions[i]->shared)
+			to_reg_region(dsm_eng.regions[i], &v[n++]);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	if (!v)
 		return -ENOMEM;
@@ -210,10 +212,11 @@ static int touch_regions(void)
 	int err;
 
 	pthread_mutex_lock(&dsm_eng.lock);
-	n = dsm_eng.nregions;
-	ids = calloc(n ? n : 1, sizeof(*ids));
-	for (uint32_t i = 0; ids && i < n; i++)
-		ids[i] = dsm_eng.regions[i]->id;
+	ids = calloc(dsm_eng.nregions ? dsm_eng.nregions : 1, sizeof(*ids));
+	n = 0;
+	for (uint32_t i = 0; ids && i < dsm_eng.nregions; i++)
+		if (dsm_eng.regions[i]->id)
+			ids[n++] = dsm_eng.regions[i]->id;
 	pthread_mutex_unlock(&dsm_eng.lock);
 	if (!ids)
 		return -ENOMEM;

@@ -23,6 +23,7 @@
 #include "outbox.h"
 #include "placement.h"
 #include "region.h"
+#include "shared.h"
 #include "shim.h"
 #include "stage.h"
 #include "stats.h"
@@ -250,6 +251,9 @@ static void on_server_msg(void *ctx, const struct dsm_hdr *h,
 			 "is being drained: moving our regions off it" :
 			 "is no longer being drained");
 		dsm_migrate_server_draining(i, d.on);
+	} else if (h->type == DSM_MSG_INVALIDATE ||
+		   h->type == DSM_MSG_RECALL) {
+		dsm_coh_server_msg(i, h, payload);
 	} else
 		dsm_debug("server %s: ignoring %s", s->addr,
 			  dsm_msg_name(h->type));
@@ -262,6 +266,7 @@ static void on_server_lost(void *ctx, int err)
 	pthread_mutex_lock(&dsm_eng.lock);
 	s->lost = err ? err : -ECONNRESET;
 	pthread_mutex_unlock(&dsm_eng.lock);
+	dsm_coh_server_lost((uint32_t)(uintptr_t)ctx);
 	if (dsm_eng.replicas > 1) {
 		dsm_err("lost connection to memory server %s: %s. Pages with a "
 			"copy on another server are read from there, and their "
@@ -605,8 +610,14 @@ void dsm_shutdown(void)
 	if (!dsm_eng.servers)
 		return;
 	/* Regions first, while the engine thread can still tell servers. */
-	while (dsm_eng.nregions)
-		dsm_free((void *)(uintptr_t)dsm_eng.regions[0]->base);
+	while (dsm_eng.nregions) {
+		struct dsm_region *r = dsm_eng.regions[0];
+
+		if (r->shared)
+			dsm_unmap_shared((void *)(uintptr_t)r->base);
+		else
+			dsm_free((void *)(uintptr_t)r->base);
+	}
 	dsm_migrate_stop(); /* waits for its moves: the engine still runs */
 	dsm_cluster_leave();
 	stop_engine();
@@ -615,7 +626,7 @@ void dsm_shutdown(void)
 
 /* ---- regions --------------------------------------------------------- */
 
-static struct dsm_region *region_new(uint64_t size)
+struct dsm_region *dsm_region_new(uint64_t size)
 {
 	struct dsm_region *r = calloc(1, sizeof(*r));
 	void *base;
@@ -660,7 +671,7 @@ void *dsm_alloc(size_t size)
 		return NULL;
 	}
 	bytes = (size + (DSM_PAGE_SIZE - 1)) & ~(uint64_t)(DSM_PAGE_SIZE - 1);
-	r = region_new(bytes);
+	r = dsm_region_new(bytes);
 	if (!r) {
 		errno = ENOMEM;
 		return NULL;
@@ -689,21 +700,10 @@ fail:
 	return NULL;
 }
 
-void dsm_free(void *ptr)
+void dsm_region_unmap(struct dsm_region *r, struct dsm_placement *parts)
 {
-	struct dsm_placement parts = { 0 };
-	struct dsm_region *r;
-	uint64_t id;
+	void *ptr = (void *)(uintptr_t)r->base;
 
-	if (!ptr || !dsm_eng.servers)
-		return;
-	pthread_mutex_lock(&dsm_eng.lock);
-	r = dsm_region_find((uintptr_t)ptr);
-	if (!r || r->base != (uintptr_t)ptr) {
-		pthread_mutex_unlock(&dsm_eng.lock);
-		dsm_warn("dsm_free(%p): not a pointer from dsm_alloc", ptr);
-		return;
-	}
 	for (uint64_t i = 0; i < r->npages; i++) {
 		if (r->pages[i].queue != DSM_Q_NONE) {
 			dsm_queue_del(&r->pages[i]);
@@ -716,12 +716,32 @@ void dsm_free(void *ptr)
 	dsm_uffd_unregister(&dsm_eng.uffd, ptr, r->size);
 	munmap(ptr, r->size);
 	/* the parts leave with us; the extent map goes with the region */
-	id = r->id;
-	parts.part = r->place.part;
-	parts.nparts = r->place.nparts;
+	parts->part = r->place.part;
+	parts->nparts = r->place.nparts;
 	r->place.part = NULL;
 	r->place.nparts = 0;
 	dsm_region_remove(r);
+}
+
+void dsm_free(void *ptr)
+{
+	struct dsm_placement parts = { 0 };
+	struct dsm_region *r;
+	uint64_t id;
+
+	if (!ptr || !dsm_eng.servers)
+		return;
+	pthread_mutex_lock(&dsm_eng.lock);
+	r = dsm_region_find((uintptr_t)ptr);
+	if (!r || r->base != (uintptr_t)ptr || r->shared) {
+		pthread_mutex_unlock(&dsm_eng.lock);
+		dsm_warn("dsm_free(%p): not a pointer from dsm_alloc%s", ptr,
+			 r && r->shared ? " (a shared region: use "
+			 "dsm_unmap_shared)" : "");
+		return;
+	}
+	id = r->id;
+	dsm_region_unmap(r, &parts);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	dsm_cluster_region_removed(id);
 	dsm_unplace(&parts);

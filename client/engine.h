@@ -2,7 +2,8 @@
  * engine.h - the client's one engine, internal to libdsm (room: fault
  * engine).  Its parts have headers of their own: region.h (regions and
  * their pages), placement.h, evict.h, outbox.h, fault.h (the engine
- * thread and prefetch streams), migrate.h, stats.h, uffd.h, and shim.h
+ * thread and prefetch streams), shared.h (coherence of shared regions),
+ * migrate.h, stats.h, uffd.h, and shim.h
  * (what the preload shim may call).
  *
  * Who owns what:
@@ -15,7 +16,8 @@
  *   - the engine thread (fault.c) is the only thread that reads the
  *     userfaultfd or touches a transport: it reads faults, sends the send
  *     queue, and runs completions as replies arrive;
- *   - application threads enter through dsm.c (alloc, free, sync) and
+ *   - application threads enter through dsm.c (alloc, free, sync),
+ *     shared.c (shared regions) and
  *     stats.c (dsm_stats), the preload shim through shim.h, and hand
  *     requests to the engine thread through the send queue.
  */
@@ -35,6 +37,8 @@
 #include "uffd.h"
 
 /* One memory server this process is connected to. */
+struct dsm_acq;
+
 struct dsm_server {
 	char addr[128];
 	const struct dsm_transport_ops *ops;
@@ -43,6 +47,11 @@ struct dsm_server {
 	uint64_t capacity, free;
 	int lost;       /* 0, or the error that ended the connection */
 	bool draining;  /* being drained: place nothing here, move off it */
+	/* ownership requests to it (coherence.c), under dsm_eng.lock: in
+	 * flight, and waiting for one of DSM_COH_MAX_INFLIGHT, oldest
+	 * first */
+	uint32_t acq_inflight;
+	struct dsm_acq *acq_head, *acq_tail;
 };
 
 struct dsm_engine {

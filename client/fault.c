@@ -31,6 +31,7 @@
 #include "outbox.h"
 #include "placement.h"
 #include "region.h"
+#include "shared.h"
 #include "stats.h"
 #include "uffd_compat.h"
 #include "util.h"
@@ -781,6 +782,11 @@ static void fault_missing(struct dsm_region *r, uint64_t idx, bool write,
 	struct dsm_page *p = &r->pages[idx];
 
 	dsm_eng.c.missing_faults++;
+	if (r->shared && p->state != DSM_PG_CLEAN &&
+	    p->state != DSM_PG_DIRTY && p->state != DSM_PG_LOST) {
+		dsm_coh_fault_missing(r, idx, write, t0, ob);
+		return;
+	}
 	switch (p->state) {
 	case DSM_PG_CLEAN:
 	case DSM_PG_DIRTY:
@@ -809,7 +815,7 @@ static void fault_missing(struct dsm_region *r, uint64_t idx, bool write,
 	}
 }
 
-static void fault_wp(struct dsm_page *p, uint64_t t0)
+static void fault_wp(struct dsm_page *p, uint64_t t0, struct dsm_outbox *ob)
 {
 	uint64_t addr = dsm_page_addr(p);
 
@@ -827,6 +833,9 @@ static void fault_wp(struct dsm_page *p, uint64_t t0)
 		dsm_uffd_wake(&dsm_eng.uffd, addr, DSM_PAGE_SIZE);
 		return;
 	}
+	/* a copy of a shared page this process does not own: ask */
+	if (p->region->shared && dsm_coh_fault_wp(p, t0, ob))
+		return;
 	if (p->flags & DSM_PGF_PREFETCHED) {
 		p->flags &= ~DSM_PGF_PREFETCHED;
 		dsm_eng.c.prefetch_used++;
@@ -854,7 +863,7 @@ static void handle_fault(const struct uffd_msg *m, uint64_t t0,
 		return; /* freed meanwhile; unregistering woke the thread */
 	idx = (addr - r->base) / DSM_PAGE_SIZE;
 	if (flags & UFFD_PAGEFAULT_FLAG_WP)
-		fault_wp(&r->pages[idx], t0);
+		fault_wp(&r->pages[idx], t0, ob);
 	else
 		fault_missing(r, idx, flags & UFFD_PAGEFAULT_FLAG_WRITE, t0, ob);
 }

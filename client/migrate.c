@@ -881,10 +881,14 @@ static struct dsm_region **snapshot(uint32_t *n)
 	pthread_mutex_lock(&dsm_eng.lock);
 	if (work_to_do() && dsm_eng.nregions &&
 	    (v = malloc(dsm_eng.nregions * sizeof(*v)))) {
-		*n = dsm_eng.nregions;
-		for (uint32_t i = 0; i < *n; i++) {
-			v[i] = dsm_eng.regions[i];
-			v[i]->refs++;
+		/* A shared region has many holders and one home, which no
+		 * one of them may move alone (docs/design.md, "Shared
+		 * regions"): its server's drain waits for its holders. */
+		for (uint32_t i = 0; i < dsm_eng.nregions; i++) {
+			if (dsm_eng.regions[i]->shared)
+				continue;
+			v[*n] = dsm_eng.regions[i];
+			v[(*n)++]->refs++;
 		}
 	}
 	pthread_mutex_unlock(&dsm_eng.lock);

@@ -37,7 +37,8 @@ struct dsm_io {
 	uint32_t nrep;        /* WRITE: copies to send it to besides the one
 	                       * above (replicas, placement.h) */
 	struct dsm_home rep[DSM_MAX_REPLICAS - 1]; /* where they get page 0 */
-	uint8_t body[24];     /* control call: its encoded body */
+	uint8_t body[48];     /* control call: its encoded body (at most
+	                       * DSM_SHARE_REQ_SIZE) */
 	uint32_t blen;
 	dsm_done_fn done;
 	void *arg;

@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "fault.h"
 #include "region.h"
+#include "shared.h"
 
 static uint32_t lower_bound(uint64_t addr)
 {
@@ -82,5 +83,8 @@ void dsm_region_put(struct dsm_region *r)
 		return;
 	free(r->pages);
 	dsm_placement_clear(&r->place);
+	if (r->shared)
+		free(r->shared->pg);
+	free(r->shared);
 	free(r);
 }

@@ -22,8 +22,9 @@
  *   DIRTY, WATCHED --WP fault--> DIRTY       (writable, kept: in use)
  *   DIRTY --dsm_sync--> CLEAN                (protected, copied, sent)
  *
- * Shared regions will add read-only copies and in-flight invalidation
- * states here.
+ * A shared region's pages (shared.h) use the same states, read through
+ * coherence: CLEAN is a read-only copy, DIRTY an owned one, FETCHING an
+ * ownership request in flight.
  */
 #ifndef DSM_REGION_H
 #define DSM_REGION_H
@@ -72,6 +73,7 @@ enum dsm_queue_id { DSM_Q_NONE, DSM_Q_PROBATION, DSM_Q_PROTECTED };
 
 struct dsm_fetch;
 struct dsm_region;
+struct dsm_shared;
 
 struct dsm_page {
 	uint8_t state;   /* enum dsm_page_state */
@@ -103,7 +105,9 @@ struct dsm_region {
 	uint64_t base, size, npages;
 	struct dsm_page *pages;
 	struct dsm_placement place;
-	uint64_t id;    /* registry name, 0 without a registry (cluster.c) */
+	uint64_t id;    /* registry name, 0 without a registry (cluster.c),
+	                 * and for a shared region */
+	struct dsm_shared *shared; /* NULL: private (shared.h) */
 	uint64_t created_ms;
 	unsigned refs;  /* table + in-flight requests; freed at 0 */
 	bool dead;      /* dsm_free()d: completions must not touch it */
@@ -115,6 +119,15 @@ static inline uint64_t dsm_page_addr(const struct dsm_page *p)
 
 	return r->base + (uint64_t)(p - r->pages) * DSM_PAGE_SIZE;
 }
+
+/* A region of size bytes (whole pages): its pages, and its range mapped
+ * but not registered with the userfaultfd yet; NULL when out of memory.
+ * Freed with dsm_region_put (refs 1). */
+struct dsm_region *dsm_region_new(uint64_t size);
+/* Under the lock: r leaves the table and its range is unmapped; its
+ * parts (what the servers granted) move to *parts for the caller to
+ * FREE once the lock is dropped (dsm_unplace). */
+void dsm_region_unmap(struct dsm_region *r, struct dsm_placement *parts);
 
 /* The region table (region.c), sorted by base address.  Under the lock. */
 int dsm_region_insert(struct dsm_region *r);

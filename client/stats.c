@@ -90,6 +90,8 @@ int dsm_stats(struct dsm_stats *st)
 		.fetch_failovers = c->fetch_failovers,
 		.pages_rereplicated = c->pages_rereplicated,
 		.degraded_stripes = dsm_degraded_stripes(),
+		.ownership_requests = c->ownership_requests,
+		.copies_given_up = c->copies_given_up,
 	};
 	pthread_mutex_unlock(&dsm_eng.lock);
 	return 0;
@@ -138,6 +140,7 @@ void dsm_stats_print(void *f)
 		"  drains        %llu pages moved off servers being drained\n"
 		"  replicas      %llu page copies written, %llu fetches failed over, "
 		"%llu pages copied again, %llu stripes degraded\n"
+		"  shared        %llu ownership requests, %llu copies given up\n"
 		"  servers       %s\n",
 		(unsigned long long)s.missing_faults,
 		(unsigned long long)s.wp_faults,
@@ -157,5 +160,7 @@ void dsm_stats_print(void *f)
 		(unsigned long long)s.fetch_failovers,
 		(unsigned long long)s.pages_rereplicated,
 		(unsigned long long)s.degraded_stripes,
+		(unsigned long long)s.ownership_requests,
+		(unsigned long long)s.copies_given_up,
 		dsm_transports_describe(tr, sizeof(tr), 0));
 }

@@ -16,6 +16,7 @@ struct dsm_counters {
 	uint64_t pages_moved;            /* copied off servers being drained */
 	uint64_t pages_replicated, fetch_failovers; /* replicas */
 	uint64_t pages_rereplicated;     /* copies made again (migrate.c) */
+	uint64_t ownership_requests, copies_given_up; /* coherence.c */
 	uint64_t hist[DSM_HIST_BUCKETS]; /* fault service latency */
 };
 

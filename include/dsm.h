@@ -94,6 +94,38 @@ void dsm_free(void *p);
  * 30 s; the write-backs stay in flight). */
 int dsm_sync(void *p, size_t len);
 
+/*
+ * Shared memory: processes on any nodes of the cluster map one region by
+ * name and see one memory.  Each 4 KiB page has one writer or many
+ * readers at a time (its home server keeps the directory); a write to a
+ * page others hold waits until their copies are gone.  Loads, stores and
+ * atomics behave as they do between threads of one process on this CPU
+ * (x86-64: TSO), across processes and nodes alike; docs/design.md,
+ * "Shared regions", has the model and its costs.
+ *
+ * dsm_map_shared() maps the region called name (1 to 255 bytes), of size
+ * bytes (rounded up to whole pages): the first caller anywhere creates
+ * it, reading as zeros; later callers attach.  flags must be 0.  NULL
+ * with errno: EINVAL (bad name, size or flags, or the region exists with
+ * another size), ENOMEM, ENOTCONN before dsm_init(), or the servers'
+ * error.  The region lives while anyone has it mapped: when the last
+ * holder unmaps it or its process ends, its contents are gone.  A holder
+ * killed with pages it wrote and had not written back loses those
+ * writes; the others see what it wrote back last.
+ *
+ * dsm_unmap_shared() writes this process's dirty pages back, then
+ * detaches.  0, -EINVAL for a pointer not from dsm_map_shared(), or the
+ * write-back's error (the region is unmapped all the same).
+ */
+void *dsm_map_shared(const char *name, size_t size, int flags);
+int dsm_unmap_shared(void *p);
+
+/* Atomically add delta to the aligned 64-bit word at addr of a shared
+ * region, across every process and node that maps it, and return the
+ * value before.  An address that is not an aligned word of a shared
+ * region: returns 0 and sets errno to EINVAL, adding nothing. */
+uint64_t dsm_fetch_add(uint64_t *addr, uint64_t delta);
+
 /* Counters since dsm_init().  Latencies are measured inside the fault
  * engine, from reading a fault to installing its page. */
 struct dsm_stats {
@@ -125,6 +157,10 @@ struct dsm_stats {
 	uint64_t degraded_stripes;  /* stripes (1 MiB) now with fewer live,
 	                             * fresh copies than DSM_REPLICAS; 0 once
 	                             * re-replication has finished */
+	uint64_t ownership_requests;/* shared regions: pages asked of their
+	                             * home to read or write (ACQUIRE) */
+	uint64_t copies_given_up;   /* shared regions: INVALIDATEs and
+	                             * RECALLs answered */
 };
 
 /* Fill *st.  Returns 0, or -ENOTCONN before dsm_init(). */

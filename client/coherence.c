@@ -1,0 +1,439 @@
+/*
+ * coherence.c - the engine's side of shared regions: ownership requests
+ * on faults, and giving copies up when the home asks (room: coherence).
+ *
+ * A read fault sends ACQUIRE READ and installs the grant write-protected;
+ * a write fault, on a missing page or on a read-only copy, sends ACQUIRE
+ * WRITE and installs (or unprotects) the page writable once granted.  The
+ * home grants only after every conflicting copy elsewhere is gone, so a
+ * write here never meets a stale copy there.  Every ACQUIRE asks for the
+ * data: an upgrade's copy may be dropped while it waits (INVALIDATE,
+ * eviction), and the grant then brings what to install.
+ *
+ * INVALIDATE and RECALL are answered on this thread at once, never after
+ * one of our own ACQUIREs (which may wait behind the very op that sent
+ * them): dirty pages of the run are write-protected and their write-backs
+ * queued, then the INVAL_ACK is queued behind them.  The send queue keeps
+ * that order on the wire and the server handles a connection in order,
+ * so the data is in the pool before the ack is seen.  INVALIDATE then
+ * drops the copies; RECALL keeps them read-only.  A page we do not hold,
+ * or hold only an ACQUIRE for, is acknowledged all the same: the grant
+ * that comes later is the truth.
+ *
+ * The server queues at most DSM_COH_MAX_INFLIGHT ACQUIREs per session;
+ * more wait here (struct dsm_server's acq list) and go as grants come in.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "engine.h"
+#include "evict.h"
+#include "log.h"
+#include "outbox.h"
+#include "region.h"
+#include "shared.h"
+#include "stats.h"
+#include "util.h"
+
+struct dsm_acq {
+	struct dsm_acq *next;  /* waiting for a slot to its server */
+	struct dsm_region *r;  /* held (refs) until done */
+	uint64_t idx;
+	uint8_t mode;          /* DSM_ACQ_READ or DSM_ACQ_WRITE */
+	bool upgrade;          /* the page had a read-only copy */
+	uint64_t t0;           /* when the fault was read */
+};
+
+static void acq_done(void *arg, int status, const uint8_t *payload,
+		     uint32_t len);
+static void acq_complete(struct dsm_acq *a, int status, const uint8_t *data,
+			 uint32_t len);
+
+/* ---- sending --------------------------------------------------------- */
+
+static struct dsm_server *home_of(const struct dsm_region *r)
+{
+	return &dsm_eng.servers[r->shared->server];
+}
+
+/* Queue a's ACQUIRE in ob.  0 or -ENOMEM. */
+static int acq_send(struct dsm_acq *a, struct dsm_outbox *ob)
+{
+	const struct dsm_shared *sh = a->r->shared;
+	struct dsm_acquire m = {
+		.region_id = sh->region_id, .npages = 1, .mode = a->mode,
+		.pool_off = sh->pool_off + a->idx * DSM_PAGE_SIZE,
+		.flags = DSM_ACQ_DATA,
+	};
+	struct dsm_io *io = dsm_outbox_push(ob);
+
+	if (!io)
+		return -ENOMEM;
+	*io = (struct dsm_io){ .type = DSM_MSG_ACQUIRE, .server = sh->server,
+			       .blen = DSM_ACQUIRE_SIZE, .done = acq_done,
+			       .arg = a };
+	dsm_acquire_encode(&m, io->body);
+	home_of(a->r)->acq_inflight++;
+	return 0;
+}
+
+/* Send a now, or queue it behind the ones waiting for its server. */
+static int acq_submit(struct dsm_acq *a, struct dsm_outbox *ob)
+{
+	struct dsm_server *s = home_of(a->r);
+
+	if (s->acq_inflight < DSM_COH_MAX_INFLIGHT && !s->acq_head)
+		return acq_send(a, ob);
+	a->next = NULL;
+	if (s->acq_tail)
+		s->acq_tail->next = a;
+	else
+		s->acq_head = a;
+	s->acq_tail = a;
+	return 0;
+}
+
+/* A grant freed a slot to server s: the oldest waiting request goes. */
+static void acq_next(struct dsm_server *s)
+{
+	struct dsm_acq *a = s->acq_head;
+
+	if (!a || s->acq_inflight >= DSM_COH_MAX_INFLIGHT)
+		return;
+	s->acq_head = a->next;
+	if (!s->acq_head)
+		s->acq_tail = NULL;
+	if (acq_send(a, &dsm_eng.sendq))
+		acq_complete(a, -ENOMEM, NULL, 0);
+}
+
+/* An ACQUIRE for page idx of r.  0, or -ENOMEM with nothing changed. */
+static int acquire(struct dsm_region *r, uint64_t idx, uint8_t mode,
+		   bool upgrade, uint64_t t0, struct dsm_outbox *ob)
+{
+	struct dsm_acq *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	*a = (struct dsm_acq){ .r = r, .idx = idx, .mode = mode,
+			       .upgrade = upgrade, .t0 = t0 };
+	r->refs++;
+	if (acq_submit(a, ob)) {
+		r->refs--;
+		free(a);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ---- faults ---------------------------------------------------------- */
+
+/* Out of memory for the request: the thread tries again, and faults
+ * again (said once; the fault is retried, never lost). */
+static void retry_later(uint64_t addr)
+{
+	static bool said; /* engine lock */
+
+	if (!said) {
+		said = true;
+		dsm_err("out of memory for an ownership request: the faulting "
+			"thread retries");
+	}
+	dsm_uffd_wake(&dsm_eng.uffd, addr, DSM_PAGE_SIZE);
+}
+
+void dsm_coh_fault_missing(struct dsm_region *r, uint64_t idx, bool write,
+			   uint64_t t0, struct dsm_outbox *ob)
+{
+	struct dsm_page *p = &r->pages[idx];
+
+	/* FETCHING, or a dropped copy waiting for its upgrade: the grant's
+	 * UFFDIO_COPY wakes every thread blocked on the page */
+	if (p->state != DSM_PG_INVALID ||
+	    (r->shared->pg[idx] & DSM_SH_UPGRADING))
+		return;
+	dsm_make_room(1, ob);
+	if (acquire(r, idx, write ? DSM_ACQ_WRITE : DSM_ACQ_READ, false, t0,
+		    ob)) {
+		retry_later(dsm_page_addr(p));
+		return;
+	}
+	p->state = DSM_PG_FETCHING;
+	p->fetch = NULL;
+	dsm_eng.inflight++;
+}
+
+bool dsm_coh_fault_wp(struct dsm_page *p, uint64_t t0, struct dsm_outbox *ob)
+{
+	struct dsm_region *r = p->region;
+	uint64_t idx = p - r->pages;
+	uint8_t *pg = &r->shared->pg[idx];
+
+	if (*pg & DSM_SH_OWNED)
+		return false;
+	if (*pg & DSM_SH_UPGRADING)
+		return true; /* asked already; the grant unprotects it */
+	if (acquire(r, idx, DSM_ACQ_WRITE, true, t0, ob)) {
+		retry_later(dsm_page_addr(p));
+		return true;
+	}
+	*pg |= DSM_SH_UPGRADING;
+	return true;
+}
+
+/* ---- grants ---------------------------------------------------------- */
+
+/* Map the grant's page at p, writable or not; it becomes resident.  0 or
+ * the ioctl's error (the range or the process is going away). */
+static int install(struct dsm_page *p, const uint8_t *data, bool writable)
+{
+	unsigned skipped;
+	int err = dsm_uffd_copy(&dsm_eng.uffd, dsm_page_addr(p), data,
+				DSM_PAGE_SIZE, !writable, &skipped);
+
+	if (err)
+		return err;
+	p->state = writable ? DSM_PG_DIRTY : DSM_PG_CLEAN;
+	dsm_queue_add(p);
+	dsm_eng.resident++;
+	dsm_eng.c.pages_fetched++;
+	dsm_eng.c.bytes_in += DSM_PAGE_SIZE;
+	return 0;
+}
+
+/* A write granted on an upgrade: the copy we kept becomes writable, or,
+ * dropped meanwhile, the grant's data is installed writable. */
+static int grant_upgrade(struct dsm_page *p, const uint8_t *data)
+{
+	int err;
+
+	if (p->state == DSM_PG_INVALID) {
+		dsm_make_room(1, &dsm_eng.sendq);
+		return install(p, data, true);
+	}
+	/* DIRTY but not owned: a write-back that failed made it so
+	 * (dsm_server_copy_lost); it is ours to write now */
+	if (p->state != DSM_PG_CLEAN && p->state != DSM_PG_DIRTY)
+		return -EINVAL; /* cannot happen: UPGRADING is mapped or not */
+	/* clearing the protection wakes the writers */
+	err = dsm_uffd_wp(&dsm_eng.uffd, dsm_page_addr(p), DSM_PAGE_SIZE,
+			  false);
+	if (err)
+		return err;
+	p->state = DSM_PG_DIRTY;
+	dsm_queue_touch(p);
+	return 0;
+}
+
+static void grant(struct dsm_acq *a, const uint8_t *data)
+{
+	struct dsm_page *p = &a->r->pages[a->idx];
+	uint8_t *pg = &a->r->shared->pg[a->idx];
+	int err;
+
+	if (a->upgrade)
+		err = grant_upgrade(p, data);
+	else if (p->state == DSM_PG_FETCHING)
+		err = install(p, data, a->mode == DSM_ACQ_WRITE);
+	else
+		err = -EINVAL; /* cannot happen: nothing else leaves FETCHING */
+	*pg &= ~(DSM_SH_UPGRADING | DSM_SH_OWNED);
+	if (err) {
+		if (p->state == DSM_PG_FETCHING)
+			p->state = DSM_PG_INVALID;
+		return;
+	}
+	if (a->mode == DSM_ACQ_WRITE)
+		*pg |= DSM_SH_OWNED;
+}
+
+/* No grant will come: the page raises SIGBUS from now on, as a private
+ * page does when its server is lost. */
+static void refused(struct dsm_acq *a, int err)
+{
+	struct dsm_page *p = &a->r->pages[a->idx];
+	uint64_t addr = dsm_page_addr(p);
+
+	dsm_err("shared region %s: no ownership of the page at %#llx (%s); "
+		"touching it raises SIGBUS", a->r->shared->name,
+		(unsigned long long)addr, strerror(-err));
+	a->r->shared->pg[a->idx] &= ~(DSM_SH_UPGRADING | DSM_SH_OWNED);
+	if (p->state == DSM_PG_CLEAN || p->state == DSM_PG_DIRTY) {
+		dsm_queue_del(p);
+		dsm_eng.resident--;
+		madvise((void *)(uintptr_t)addr, DSM_PAGE_SIZE, MADV_DONTNEED);
+	}
+	p->state = DSM_PG_LOST;
+	if (dsm_uffd_poison(&dsm_eng.uffd, addr, DSM_PAGE_SIZE)) {
+		dsm_err("cannot poison the page at %#llx: aborting",
+			(unsigned long long)addr);
+		abort();
+	}
+}
+
+/* Under the lock.  Also for a request that never left (-ENOMEM, or the
+ * transport refused it). */
+static void acq_complete(struct dsm_acq *a, int status, const uint8_t *data,
+			 uint32_t len)
+{
+	uint64_t ns = dsm_now_ns() - a->t0;
+
+	if (!a->upgrade)
+		dsm_eng.inflight--;
+	if (!a->r->dead) {
+		if (!status && len != DSM_PAGE_SIZE)
+			status = -EPROTO;
+		if (status)
+			refused(a, status);
+		else
+			grant(a, data);
+	}
+	dsm_hist_add(&dsm_eng.c, ns);
+	dsm_eng.c.blocktime_ns += ns;
+	dsm_eng.c.ownership_requests++;
+	dsm_region_put(a->r);
+	free(a);
+}
+
+/* Completion of an ACQUIRE, on the engine thread. */
+static void acq_done(void *arg, int status, const uint8_t *payload,
+		     uint32_t len)
+{
+	struct dsm_acq *a = arg;
+	struct dsm_server *s = home_of(a->r);
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	s->acq_inflight--;
+	acq_complete(a, status, payload, len);
+	acq_next(s);
+	pthread_mutex_unlock(&dsm_eng.lock);
+}
+
+void dsm_coh_server_lost(uint32_t server)
+{
+	struct dsm_server *s = &dsm_eng.servers[server];
+	struct dsm_acq *a;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	while ((a = s->acq_head)) {
+		s->acq_head = a->next;
+		acq_complete(a, s->lost, NULL, 0);
+	}
+	s->acq_tail = NULL;
+	pthread_mutex_unlock(&dsm_eng.lock);
+}
+
+/* ---- giving copies up ------------------------------------------------ */
+
+static struct dsm_region *find_shared(uint32_t server, uint64_t region_id)
+{
+	for (uint32_t i = 0; i < dsm_eng.nregions; i++) {
+		struct dsm_region *r = dsm_eng.regions[i];
+
+		if (r->shared && r->shared->server == server &&
+		    r->shared->region_id == region_id)
+			return r;
+	}
+	return NULL;
+}
+
+/* Drop the read-only copies of [first, first+n): INVALID, their
+ * UPGRADING kept (the grant brings the page back writable).  0, or
+ * -EBUSY when the kernel kept one (mlocked memory: the copy would go
+ * stale, so the INVALIDATE is not acknowledged). */
+static int drop_copies(struct dsm_region *r, uint64_t first, uint64_t n)
+{
+	for (uint64_t i = first; i < first + n; i++) {
+		struct dsm_page *p = &r->pages[i];
+
+		if (p->state != DSM_PG_CLEAN)
+			continue;
+		if (madvise((void *)(uintptr_t)dsm_page_addr(p), DSM_PAGE_SIZE,
+			    MADV_DONTNEED))
+			return -EBUSY;
+		dsm_queue_del(p);
+		dsm_eng.resident--;
+		p->state = DSM_PG_INVALID;
+	}
+	return 0;
+}
+
+/* Write back what is dirty in the run, then drop (INVALIDATE) or keep
+ * read-only (RECALL).  0, or the write-back's error (nothing dropped). */
+static int give_up(struct dsm_region *r, uint64_t first, uint64_t n,
+		   bool drop)
+{
+	int err = dsm_sync_range(r, first, n, &dsm_eng.sendq, NULL);
+
+	if (err)
+		return err;
+	for (uint64_t i = first; i < first + n; i++)
+		r->shared->pg[i] &= ~DSM_SH_OWNED;
+	return drop ? drop_copies(r, first, n) : 0;
+}
+
+static void ack_done(void *arg, int status, const uint8_t *payload,
+		     uint32_t len)
+{
+	(void)arg, (void)payload, (void)len;
+	if (status)
+		dsm_debug("INVAL_ACK: %s", strerror(-status));
+}
+
+static int queue_ack(uint32_t server, uint64_t inval_id)
+{
+	struct dsm_inval_ack m = { .inval_id = inval_id };
+	struct dsm_io *io = dsm_outbox_push(&dsm_eng.sendq);
+
+	if (!io)
+		return -ENOMEM;
+	*io = (struct dsm_io){ .type = DSM_MSG_INVAL_ACK, .server = server,
+			       .blen = DSM_INVAL_ACK_SIZE, .done = ack_done };
+	dsm_inval_ack_encode(&m, io->body);
+	return 0;
+}
+
+/* The run named by an INVALIDATE or RECALL, as pages of r: 0 or
+ * -ERANGE for one that is not inside it. */
+static int run_pages(const struct dsm_region *r, const struct dsm_rw_req *m,
+		     uint64_t *first)
+{
+	const struct dsm_shared *sh = r->shared;
+
+	if (m->pool_off < sh->pool_off ||
+	    (m->pool_off - sh->pool_off) % DSM_PAGE_SIZE)
+		return -ERANGE;
+	*first = (m->pool_off - sh->pool_off) / DSM_PAGE_SIZE;
+	return *first + m->npages <= r->npages ? 0 : -ERANGE;
+}
+
+void dsm_coh_server_msg(uint32_t server, const struct dsm_hdr *h,
+			const uint8_t *payload)
+{
+	struct dsm_rw_req m;
+	struct dsm_region *r;
+	uint64_t first;
+	int err = dsm_rw_req_decode(h->type, payload, h->len, &m);
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	r = err ? NULL : find_shared(server, m.region_id);
+	/* a region we unmapped, or never held: nothing to give up */
+	if (r && !(err = run_pages(r, &m, &first)))
+		err = give_up(r, first, m.npages,
+			      h->type == DSM_MSG_INVALIDATE);
+	if (err) {
+		/* Without the ack the home closes us after its timeout,
+		 * and our copies are forfeit: better than a stale one. */
+		dsm_err("%s from server %s: %s; not acknowledged",
+			dsm_msg_name(h->type), dsm_eng.servers[server].addr,
+			strerror(-err));
+	} else if (queue_ack(server, h->id)) {
+		dsm_err("out of memory acknowledging %s",
+			dsm_msg_name(h->type));
+	}
+	if (r && !err)
+		dsm_eng.c.copies_given_up++;
+	pthread_mutex_unlock(&dsm_eng.lock);
+}

@@ -1,0 +1,338 @@
+/*
+ * shared.c - dsm_map_shared, dsm_unmap_shared and dsm_fetch_add (room:
+ * coherence).  See shared.h for the page states and coherence.c for the
+ * protocol's client side.
+ *
+ * A name becomes a key: BLAKE2b-256 of "dsm shared region\0" and the
+ * name.  Servers find a shared region by its key (SHARE_ATTACH with id
+ * 0) and refuse a second region with one (SHARE_CREATE: -EEXIST), so no
+ * registry is needed to agree on what a name means.  To map a name the
+ * client first asks every server it knows to attach it: the region may
+ * live on any of them.  If none has it, the region is created on the
+ * server that rendezvous hashing of the key picks among the live ones,
+ * which every client seeing the same servers picks alike; two creators
+ * racing meet there, and the loser (-EEXIST) attaches.
+ */
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "dsm.h"
+#include "engine.h"
+#include "evict.h"
+#include "log.h"
+#include "outbox.h"
+#include "region.h"
+#include "shared.h"
+
+static void key_of(const char *name, uint8_t key[DSM_SHARE_KEY_SIZE])
+{
+	static const char tag[] = "dsm shared region"; /* with its NUL */
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, DSM_SHARE_KEY_SIZE);
+	crypto_generichash_update(&st, (const uint8_t *)tag, sizeof(tag));
+	crypto_generichash_update(&st, (const uint8_t *)name, strlen(name));
+	crypto_generichash_final(&st, key, DSM_SHARE_KEY_SIZE);
+}
+
+/* Servers' ids name them the same way from every node when they differ
+ * (the registry's do); else their addresses, which then must agree. */
+static bool ids_distinct(void)
+{
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++)
+		for (uint32_t j = i + 1; j < dsm_eng.nservers; j++)
+			if (dsm_eng.servers[i].id == dsm_eng.servers[j].id)
+				return false;
+	return true;
+}
+
+static uint64_t score(const uint8_t *key, const struct dsm_server *s,
+		      bool by_id)
+{
+	uint64_t out;
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, sizeof(out));
+	crypto_generichash_update(&st, key, DSM_SHARE_KEY_SIZE);
+	if (by_id)
+		crypto_generichash_update(&st, (const uint8_t *)&s->id,
+					  sizeof(s->id));
+	else
+		crypto_generichash_update(&st, (const uint8_t *)s->addr,
+					  strlen(s->addr));
+	crypto_generichash_final(&st, (uint8_t *)&out, sizeof(out));
+	return out;
+}
+
+/* The live, undrained server with the highest score: -1 if none. */
+static int pick_home(const uint8_t *key)
+{
+	bool by_id = ids_distinct();
+	uint64_t best = 0;
+	int home = -1;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
+		const struct dsm_server *s = &dsm_eng.servers[i];
+		uint64_t v = score(key, s, by_id);
+
+		if (s->lost || s->draining)
+			continue;
+		if (home < 0 || v > best) {
+			best = v;
+			home = (int)i;
+		}
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	return home;
+}
+
+/* SHARE_CREATE or SHARE_ATTACH (by key) on server i: 0 with sh's home
+ * filled in, or the server's error. */
+static int share_call(uint32_t i, uint8_t type, uint64_t size,
+		      struct dsm_shared *sh)
+{
+	struct dsm_share_req m = { .region_id = 0, .size = size };
+	uint8_t body[DSM_SHARE_REQ_SIZE], rep[DSM_ALLOC_REPLY_SIZE];
+	struct dsm_alloc_reply a;
+	uint32_t len;
+	int err;
+
+	memcpy(m.key, sh->key, sizeof(m.key));
+	dsm_share_req_encode(&m, body);
+	err = dsm_engine_call(i, type, body, sizeof(body), rep, sizeof(rep),
+			      &len);
+	if (!err)
+		err = dsm_alloc_reply_decode(rep, len, &a);
+	if (err)
+		return err;
+	if (a.size != size)
+		return -EPROTO;
+	sh->server = i;
+	sh->region_id = a.region_id;
+	sh->pool_off = a.pool_off;
+	return 0;
+}
+
+/* Attach wherever the name lives, else create it at its home. */
+static int find_or_create(uint64_t size, struct dsm_shared *sh)
+{
+	int home, err;
+
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
+		if (dsm_eng.servers[i].lost)
+			continue;
+		err = share_call(i, DSM_MSG_SHARE_ATTACH, size, sh);
+		if (err != -ENOENT) {
+			if (err == -EINVAL)
+				dsm_err("shared region %s exists with another "
+					"size than %llu bytes", sh->name,
+					(unsigned long long)size);
+			return err;
+		}
+	}
+	home = pick_home(sh->key);
+	if (home < 0) {
+		dsm_err("shared region %s: no live server to create it on",
+			sh->name);
+		return -ENOMEM;
+	}
+	err = share_call(home, DSM_MSG_SHARE_CREATE, size, sh);
+	if (err == -EEXIST) /* someone created it since we looked */
+		err = share_call(home, DSM_MSG_SHARE_ATTACH, size, sh);
+	return err;
+}
+
+/* One extent and one part: the whole region at its home. */
+static int place_at_home(struct dsm_region *r)
+{
+	const struct dsm_shared *sh = r->shared;
+	struct dsm_placement *pl = &r->place;
+
+	pl->ext = calloc(1, sizeof(*pl->ext));
+	pl->part = calloc(1, sizeof(*pl->part));
+	if (!pl->ext || !pl->part)
+		return -ENOMEM;
+	pl->ext[0] = (struct dsm_extent){ .off = 0, .len = r->size,
+					  .server = sh->server,
+					  .region_id = sh->region_id,
+					  .pool_off = sh->pool_off };
+	pl->part[0] = (struct dsm_part){ sh->server, sh->region_id,
+					 sh->pool_off, r->size };
+	pl->n = pl->nparts = 1;
+	return 0;
+}
+
+static struct dsm_shared *shared_new(const char *name, uint64_t npages)
+{
+	struct dsm_shared *sh = calloc(1, sizeof(*sh));
+
+	if (!sh)
+		return NULL;
+	sh->pg = calloc(npages, 1);
+	if (!sh->pg) {
+		free(sh);
+		return NULL;
+	}
+	strcpy(sh->name, name);
+	key_of(name, sh->key);
+	return sh;
+}
+
+/* The region, mapped and in the table; its holding on the server is
+ * already made (find_or_create).  0 or -errno. */
+static int map_region(struct dsm_region *r)
+{
+	int err = place_at_home(r);
+
+	if (!err)
+		err = dsm_uffd_register(&dsm_eng.uffd,
+					(void *)(uintptr_t)r->base, r->size);
+	if (err)
+		return err;
+	pthread_mutex_lock(&dsm_eng.lock);
+	err = dsm_region_insert(r);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (err)
+		dsm_uffd_unregister(&dsm_eng.uffd, (void *)(uintptr_t)r->base,
+				    r->size);
+	return err;
+}
+
+static void detach(uint32_t server, uint64_t region_id)
+{
+	struct dsm_free_req m = { .region_id = region_id };
+	uint8_t body[DSM_FREE_REQ_SIZE];
+
+	dsm_free_req_encode(&m, body);
+	dsm_engine_call(server, DSM_MSG_FREE, body, sizeof(body), NULL, 0,
+			NULL);
+}
+
+static int check_args(const char *name, size_t size, int flags)
+{
+	size_t len = name ? strnlen(name, DSM_SHARED_NAME_MAX + 1) : 0;
+
+	if (!dsm_eng.servers)
+		return -ENOTCONN;
+	if (!len || len > DSM_SHARED_NAME_MAX) {
+		dsm_err("dsm_map_shared: a name of 1 to %d bytes, please",
+			DSM_SHARED_NAME_MAX);
+		return -EINVAL;
+	}
+	if (!size || size > (1ULL << 46) || flags) {
+		dsm_err("dsm_map_shared(%s): %s", name, flags ?
+			"flags must be 0" : "size must be 1 byte to 64 TiB");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void *dsm_map_shared(const char *name, size_t size, int flags)
+{
+	uint64_t bytes = (size + DSM_PAGE_SIZE - 1) & ~(uint64_t)(DSM_PAGE_SIZE - 1);
+	struct dsm_region *r = NULL;
+	int err = check_args(name, size, flags);
+
+	if (err)
+		goto fail;
+	err = -ENOMEM;
+	r = dsm_region_new(bytes);
+	if (!r || !(r->shared = shared_new(name, r->npages)))
+		goto fail;
+	r->refs = 1; /* ours until the table takes it */
+	err = find_or_create(bytes, r->shared);
+	if (err)
+		goto fail;
+	err = map_region(r);
+	if (err) {
+		detach(r->shared->server, r->shared->region_id);
+		goto fail;
+	}
+	dsm_info("shared region %s: %llu bytes, home %s", name,
+		 (unsigned long long)bytes,
+		 dsm_eng.servers[r->shared->server].addr);
+	dsm_region_put(r); /* the table's reference remains */
+	return (void *)(uintptr_t)r->base;
+fail:
+	if (r) {
+		munmap((void *)(uintptr_t)r->base, r->size);
+		r->refs = 1;
+		dsm_region_put(r);
+	}
+	errno = -err;
+	return NULL;
+}
+
+/* Under the lock: the shared region whose base is p. */
+static struct dsm_region *shared_at(void *p)
+{
+	struct dsm_region *r = dsm_region_find((uintptr_t)p);
+
+	return r && r->shared && r->base == (uintptr_t)p ? r : NULL;
+}
+
+int dsm_unmap_shared(void *p)
+{
+	struct dsm_placement parts = { 0 };
+	struct dsm_sync_wait *w;
+	struct dsm_region *r;
+	int err, werr;
+
+	if (!dsm_eng.servers)
+		return -ENOTCONN;
+	if (!(w = dsm_sync_wait_new()))
+		return -ENOMEM;
+	pthread_mutex_lock(&dsm_eng.lock);
+	r = shared_at(p);
+	if (!r) {
+		pthread_mutex_unlock(&dsm_eng.lock);
+		dsm_sync_wait_end(w);
+		dsm_warn("dsm_unmap_shared(%p): not from dsm_map_shared", p);
+		return -EINVAL;
+	}
+	/* what this process wrote reaches the home before it lets go */
+	err = dsm_sync_range(r, 0, r->npages, &dsm_eng.sendq, w);
+	r->refs++; /* another thread may unmap it while we wait */
+	pthread_mutex_unlock(&dsm_eng.lock);
+	dsm_engine_kick();
+	werr = dsm_sync_wait_end(w);
+	if (err || werr)
+		dsm_err("shared region %s: writing back before unmapping: %s",
+			r->shared->name, strerror(-(err ? err : werr)));
+	pthread_mutex_lock(&dsm_eng.lock);
+	if (!r->dead)
+		dsm_region_unmap(r, &parts);
+	dsm_region_put(r);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	dsm_unplace(&parts); /* FREE: detaches */
+	dsm_placement_clear(&parts);
+	return err ? err : werr;
+}
+
+uint64_t dsm_fetch_add(uint64_t *addr, uint64_t delta)
+{
+	struct dsm_region *r;
+
+	if ((uintptr_t)addr % sizeof(*addr) || !dsm_eng.servers) {
+		errno = EINVAL;
+		return 0;
+	}
+	pthread_mutex_lock(&dsm_eng.lock);
+	r = dsm_region_find((uintptr_t)addr);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (!r || !r->shared) {
+		errno = EINVAL;
+		return 0;
+	}
+	/* A locked read-modify-write is one access: it completes under the
+	 * write permission our ownership gives, or faults before changing
+	 * anything.  Taking ownership away write-protects the page (a TLB
+	 * shootdown the instruction cannot straddle) before its copy goes
+	 * back, so no other node can see the word between its read and its
+	 * write. */
+	return __atomic_fetch_add(addr, delta, __ATOMIC_SEQ_CST);
+}

@@ -1,0 +1,80 @@
+/*
+ * shared.h - shared regions on the client: many processes, one memory,
+ * kept coherent by the page's home server (room: coherence).
+ *
+ * A shared region is a region (region.h) with a `shared` record: its name,
+ * its home (one server holds the whole region and its page directory),
+ * and one byte per page of what this process knows about its copy.  The
+ * page states of region.h keep their meaning, read through coherence:
+ *
+ *   INVALID   no copy here
+ *   FETCHING  an ACQUIRE for it is on its way (READ or WRITE), nothing
+ *             mapped; the grant installs it
+ *   CLEAN     a read-only copy (a sharer), or an owned page written back
+ *             (OWNED: writable again without asking)
+ *   DIRTY     owned and writable
+ *   LOST      its home is gone: poisoned
+ *
+ * and UPGRADING marks a CLEAN copy whose holder asked to write it (an
+ * ACQUIRE WRITE in flight, faulting writers blocked on its protection).
+ * If an INVALIDATE or eviction drops that copy meanwhile, the page is
+ * INVALID and still UPGRADING: the grant installs the reply's data
+ * writable.
+ *
+ * Nothing is zero-filled locally and nothing is fetched ahead: whether a
+ * page was ever written is the directory's to know, not this process's.
+ * docs/design.md, "Shared regions", has the protocol and its races.
+ */
+#ifndef DSM_SHARED_H
+#define DSM_SHARED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct dsm_outbox;
+struct dsm_page;
+struct dsm_region;
+
+/* The longest name dsm_map_shared takes. */
+#define DSM_SHARED_NAME_MAX 255
+
+enum dsm_sh_flags {
+	DSM_SH_OWNED = 1 << 0,     /* the directory made us its owner and no
+	                            * INVALIDATE or RECALL took it back */
+	DSM_SH_UPGRADING = 1 << 1, /* an ACQUIRE WRITE of it is in flight */
+};
+
+struct dsm_shared {
+	char name[DSM_SHARED_NAME_MAX + 1];
+	uint8_t key[DSM_SHARE_KEY_SIZE]; /* the name's digest (shared.c) */
+	uint32_t server;                 /* the home */
+	uint64_t region_id, pool_off;
+	uint8_t *pg;                     /* per page: enum dsm_sh_flags */
+};
+
+/* The engine's side (coherence.c).  All under dsm_eng.lock, on the
+ * engine thread. */
+
+/* A missing fault on page idx of shared region r (any state but CLEAN,
+ * DIRTY and LOST, which fault.c serves alike for every region). */
+void dsm_coh_fault_missing(struct dsm_region *r, uint64_t idx, bool write,
+			   uint64_t t0, struct dsm_outbox *ob);
+/* A write to a write-protected page of a shared region.  True when
+ * coherence took it (an ownership request, or one already in flight);
+ * false when the page is owned and fault.c makes it writable as for a
+ * private region. */
+bool dsm_coh_fault_wp(struct dsm_page *p, uint64_t t0, struct dsm_outbox *ob);
+/* INVALIDATE or RECALL from server i (no lock held: takes it). */
+void dsm_coh_server_msg(uint32_t server, const struct dsm_hdr *h,
+			const uint8_t *payload);
+/* Server i is lost: ownership requests waiting for a slot to it fail. */
+void dsm_coh_server_lost(uint32_t server);
+
+/* ACQUIREs in flight to one server at most: the server queues at most
+ * this many per session (SHARED_MAX_DEFERRED on its side); more wait
+ * here, in fault order. */
+#define DSM_COH_MAX_INFLIGHT 16u
+
+#endif /* DSM_SHARED_H */
