@@ -293,7 +293,10 @@ static bool park_first(struct dsm_fetch *f, const uint8_t *payload)
  *
  * The guess is trained by probes.  While not predicting, every fetched
  * page installed write-protected is a probe (flag PROBE); while
- * predicting, the pages of one fetch in WP_PROBE_EVERY are.  A probe's
+ * predicting, the pages of one fetch in WP_PROBE_EVERY are, or in
+ * WP_PROBE_SURE once nearly every recent probe was written (a probe's
+ * WP fault costs about as much as a third of a fetch, and at one in
+ * eight they were an eighth of a read-modify-write's faults).  A probe's
  * first write (WP fault) is a hit; its eviction unwritten, a miss.
  * `score` is their moving average over the last 16 or so: above three in
  * four prediction turns on, below one in two it turns off.  The gap keeps
@@ -306,6 +309,8 @@ static bool park_first(struct dsm_fetch *f, const uint8_t *payload)
  * and only read would pass for one.
  */
 #define WP_PROBE_EVERY 8
+#define WP_PROBE_SURE 32
+#define WP_SCORE_SURE 240
 
 static void wpredict_learn(bool written)
 {
@@ -340,7 +345,10 @@ static bool wpredict_fetch(void)
 {
 	struct dsm_wpredict *w = &dsm_eng.wpredict;
 
-	return w->enabled && w->on && ++w->fetches % WP_PROBE_EVERY;
+	if (!w->enabled || !w->on)
+		return false;
+	return ++w->fetches % (w->score >= WP_SCORE_SURE ? WP_PROBE_SURE
+							   : WP_PROBE_EVERY);
 }
 
 /* Is page p of a fetch mapped writable (predicted: the fetch's guess)?
