@@ -43,7 +43,7 @@ extern "C" {
 #endif
 
 #define DSM_VERSION_MAJOR 0
-#define DSM_VERSION_MINOR 1
+#define DSM_VERSION_MINOR 2
 
 /* Options for dsm_init().  Zero-initialise, then set what you need; a
  * field left 0/NULL takes its environment variable, then its default. */

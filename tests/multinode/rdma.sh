@@ -26,7 +26,13 @@
 #     client/uffd.c); never a hang;
 #   - replicas over RDMA: a client with DSM_REPLICAS=2 keeps a copy of
 #     every stripe on each server; one server SIGKILLed under it, and its
-#     rounds go on, every word right, no SIGBUS, read from the other copy.
+#     rounds go on, every word right, no SIGBUS, read from the other copy;
+#   - shared memory across guests (over TCP: shared regions do not run
+#     over RDMA yet): processes in guests 1 and 4 map one region by name
+#     (its home picked by the servers' registry ids) and pass a
+#     checksummed stream through a ring buffer, run the message-passing
+#     and store-buffering litmus tests, and count with dsm_fetch_add
+#     (test_shared_mem's children, a tenth of their host iterations).
 #
 #   tests/multinode/rdma.sh
 # Exit 0 if every check passed, 1 if any failed, 77 (with the reason on
@@ -306,6 +312,37 @@ check "guest 2's drain cancelled, guest 3's server started again" again
 check "DSM_REPLICAS=2 over RDMA: a server SIGKILLed under the client costs no word" \
 	replicas_test
 check "guest 3's server started again" server3_again
+# shared CASE N: test_shared_mem's case CASE in N processes, the even ones
+# in guest 1 and the odd ones in guest 4, all at once; each checks what
+# it saw and exits 0 only if it was right.
+shared_test() {
+	local name=$1 n=$2 who pids=() rc=0 out
+
+	for ((who = 0; who < n - 1; who++)); do
+		pids+=("$(run "$vmctl" spawn $((who % 2 ? 4 : 1)) "${client_env[@]}" \
+			--env DSM_TRANSPORT=tcp -- build/tests/test_shared_mem \
+			child "$name" "$who" - 10)") || return 1
+	done
+	out=$(run "$vmctl" exec $(((n - 1) % 2 ? 4 : 1)) "${client_env[@]}" \
+		--env DSM_TRANSPORT=tcp -- build/tests/test_shared_mem \
+		child "$name" $((n - 1)) - 10 2>&1) || rc=1
+	grep -E "^  |SIGBUS|timed out|wrong|saw|counted" <<<"$out"
+	for ((who = 0; who < n - 1; who++)); do
+		wait_exit $((who % 2 ? 4 : 1)) "${pids[$who]}" 0 || rc=1
+	done
+	# what a failed child said is in its guest's log
+	[ "$rc" = 0 ] || { "$vmctl" log 1 | tail -n 12; "$vmctl" log 4 | tail -n 12; }
+	return $rc
+}
+check "shared memory across guests: a ring buffer, producer and consumer on two nodes" \
+	shared_test ring 2
+check "shared memory across guests: message passing, writer and reader on two nodes" \
+	shared_test mp 2
+check "shared memory across guests: store buffering with fences, never both zero" \
+	shared_test sb 2
+check "shared memory across guests: dsm_fetch_add from 4 processes on two nodes, exact" \
+	shared_test counters 4
+
 suite tcp
 
 "$vmctl" down
