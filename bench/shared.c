@@ -225,8 +225,8 @@ int main(int argc, char **argv)
 	int st, bad = 0;
 	struct opts o;
 
-	if (argc == 9 && !strcmp(argv[1], "child")) {
-		o = (struct opts){ .server = argv[8], .mode = argv[2],
+	if (argc == 8 && !strcmp(argv[1], "child")) {
+		o = (struct opts){ .server = argv[7], .mode = argv[2],
 				   .n = strtoull(argv[5], NULL, 10),
 				   .readers = strtoull(argv[6], NULL, 10) };
 		if (!strcmp(o.mode, "pingpong"))
