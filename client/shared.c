@@ -255,7 +255,10 @@ void *dsm_map_shared(const char *name, size_t size, int flags)
 	dsm_info("shared region %s: %llu bytes, home %s", name,
 		 (unsigned long long)bytes,
 		 dsm_eng.servers[r->shared->server].addr);
-	dsm_region_put(r); /* the table's reference remains */
+	/* the table's reference remains; faults may hold others now */
+	pthread_mutex_lock(&dsm_eng.lock);
+	dsm_region_put(r);
+	pthread_mutex_unlock(&dsm_eng.lock);
 	return (void *)(uintptr_t)r->base;
 fail:
 	if (r) {
