@@ -41,6 +41,7 @@ struct dsm_acq {
 	struct dsm_acq *next;  /* waiting for a slot to its server */
 	struct dsm_region *r;  /* held (refs) until done */
 	uint64_t idx;
+	uint32_t n;            /* pages from idx: a read run, else 1 */
 	uint8_t mode;          /* DSM_ACQ_READ or DSM_ACQ_WRITE */
 	bool upgrade;          /* the page had a read-only copy */
 	uint64_t t0;           /* when the fault was read */
@@ -63,7 +64,7 @@ static int acq_send(struct dsm_acq *a, struct dsm_outbox *ob)
 {
 	const struct dsm_shared *sh = a->r->shared;
 	struct dsm_acquire m = {
-		.region_id = sh->region_id, .npages = 1, .mode = a->mode,
+		.region_id = sh->region_id, .npages = a->n, .mode = a->mode,
 		.pool_off = sh->pool_off + a->idx * DSM_PAGE_SIZE,
 		.flags = DSM_ACQ_DATA,
 	};
@@ -109,15 +110,17 @@ static void acq_next(struct dsm_server *s)
 		acq_complete(a, -ENOMEM, NULL, 0);
 }
 
-/* An ACQUIRE for page idx of r.  0, or -ENOMEM with nothing changed. */
-static int acquire(struct dsm_region *r, uint64_t idx, uint8_t mode,
-		   bool upgrade, uint64_t t0, struct dsm_outbox *ob)
+/* An ACQUIRE for pages [idx, idx+n) of r.  0, or -ENOMEM with nothing
+ * changed. */
+static int acquire(struct dsm_region *r, uint64_t idx, uint32_t n,
+		   uint8_t mode, bool upgrade, uint64_t t0,
+		   struct dsm_outbox *ob)
 {
 	struct dsm_acq *a = calloc(1, sizeof(*a));
 
 	if (!a)
 		return -ENOMEM;
-	*a = (struct dsm_acq){ .r = r, .idx = idx, .mode = mode,
+	*a = (struct dsm_acq){ .r = r, .idx = idx, .n = n, .mode = mode,
 			       .upgrade = upgrade, .t0 = t0 };
 	r->refs++;
 	if (acq_submit(a, ob)) {
@@ -144,25 +147,58 @@ static void retry_later(uint64_t addr)
 	dsm_uffd_wake(&dsm_eng.uffd, addr, DSM_PAGE_SIZE);
 }
 
+/* No copy here and none on its way: an ACQUIRE may take it. */
+static bool acquirable(const struct dsm_region *r, uint64_t i)
+{
+	return r->pages[i].state == DSM_PG_INVALID &&
+	       !(r->shared->pg[i] & DSM_SH_UPGRADING);
+}
+
+/*
+ * How many pages a read fault at idx takes: a program reading a shared
+ * region in order gets runs that double, up to DSM_COH_READ_RUN, as a
+ * private region's prefetch windows do; any other read takes its page.
+ * A run makes this process a sharer of pages it may not read, which
+ * costs an INVALIDATE to acknowledge when someone writes one: reads out
+ * of order, where that is likely waste, take one page.
+ */
+static uint32_t read_run(struct dsm_region *r, uint64_t idx)
+{
+	struct dsm_shared *sh = r->shared;
+	uint32_t n = 1;
+
+	sh->read_win = idx == sh->next_read && sh->read_win ?
+			       sh->read_win * 2 : 1;
+	if (sh->read_win > DSM_COH_READ_RUN)
+		sh->read_win = DSM_COH_READ_RUN;
+	while (n < sh->read_win && idx + n < r->npages &&
+	       acquirable(r, idx + n))
+		n++;
+	sh->next_read = idx + n;
+	return n;
+}
+
 void dsm_coh_fault_missing(struct dsm_region *r, uint64_t idx, bool write,
 			   uint64_t t0, struct dsm_outbox *ob)
 {
-	struct dsm_page *p = &r->pages[idx];
+	uint32_t n;
 
 	/* FETCHING, or a dropped copy waiting for its upgrade: the grant's
 	 * UFFDIO_COPY wakes every thread blocked on the page */
-	if (p->state != DSM_PG_INVALID ||
-	    (r->shared->pg[idx] & DSM_SH_UPGRADING))
+	if (!acquirable(r, idx))
 		return;
-	dsm_make_room(1, ob);
-	if (acquire(r, idx, write ? DSM_ACQ_WRITE : DSM_ACQ_READ, false, t0,
-		    ob)) {
-		retry_later(dsm_page_addr(p));
+	n = write ? 1 : read_run(r, idx);
+	dsm_make_room(n, ob);
+	if (acquire(r, idx, n, write ? DSM_ACQ_WRITE : DSM_ACQ_READ, false,
+		    t0, ob)) {
+		retry_later(dsm_page_addr(&r->pages[idx]));
 		return;
 	}
-	p->state = DSM_PG_FETCHING;
-	p->fetch = NULL;
-	dsm_eng.inflight++;
+	for (uint32_t i = 0; i < n; i++) {
+		r->pages[idx + i].state = DSM_PG_FETCHING;
+		r->pages[idx + i].fetch = NULL;
+	}
+	dsm_eng.inflight += n;
 }
 
 bool dsm_coh_fault_wp(struct dsm_page *p, uint64_t t0, struct dsm_outbox *ob)
@@ -175,7 +211,7 @@ bool dsm_coh_fault_wp(struct dsm_page *p, uint64_t t0, struct dsm_outbox *ob)
 		return false;
 	if (*pg & DSM_SH_UPGRADING)
 		return true; /* asked already; the grant unprotects it */
-	if (acquire(r, idx, DSM_ACQ_WRITE, true, t0, ob)) {
+	if (acquire(r, idx, 1, DSM_ACQ_WRITE, true, t0, ob)) {
 		retry_later(dsm_page_addr(p));
 		return true;
 	}
@@ -185,21 +221,27 @@ bool dsm_coh_fault_wp(struct dsm_page *p, uint64_t t0, struct dsm_outbox *ob)
 
 /* ---- grants ---------------------------------------------------------- */
 
-/* Map the grant's page at p, writable or not; it becomes resident.  0 or
- * the ioctl's error (the range or the process is going away). */
-static int install(struct dsm_page *p, const uint8_t *data, bool writable)
+static void lose(struct dsm_page *p);
+
+/* Map the grant's n pages from p, writable or not, with one ioctl; they
+ * become resident.  0 or the ioctl's error (the range or the process is
+ * going away). */
+static int install(struct dsm_page *p, uint32_t n, const uint8_t *data,
+		   bool writable)
 {
 	unsigned skipped;
 	int err = dsm_uffd_copy(&dsm_eng.uffd, dsm_page_addr(p), data,
-				DSM_PAGE_SIZE, !writable, &skipped);
+				(size_t)n * DSM_PAGE_SIZE, !writable, &skipped);
 
 	if (err)
 		return err;
-	p->state = writable ? DSM_PG_DIRTY : DSM_PG_CLEAN;
-	dsm_queue_add(p);
-	dsm_eng.resident++;
-	dsm_eng.c.pages_fetched++;
-	dsm_eng.c.bytes_in += DSM_PAGE_SIZE;
+	for (uint32_t i = 0; i < n; i++) {
+		p[i].state = writable ? DSM_PG_DIRTY : DSM_PG_CLEAN;
+		dsm_queue_add(&p[i]);
+	}
+	dsm_eng.resident += n;
+	dsm_eng.c.pages_fetched += n;
+	dsm_eng.c.bytes_in += (uint64_t)n * DSM_PAGE_SIZE;
 	return 0;
 }
 
@@ -211,7 +253,7 @@ static int grant_upgrade(struct dsm_page *p, const uint8_t *data)
 
 	if (p->state == DSM_PG_INVALID) {
 		dsm_make_room(1, &dsm_eng.sendq);
-		return install(p, data, true);
+		return install(p, 1, data, true);
 	}
 	/* DIRTY but not owned: a write-back that failed made it so
 	 * (dsm_server_copy_lost); it is ours to write now */
@@ -227,6 +269,8 @@ static int grant_upgrade(struct dsm_page *p, const uint8_t *data)
 	return 0;
 }
 
+/* Every page of a fresh ACQUIRE is FETCHING until its grant: nothing
+ * else takes a page out of that state. */
 static void grant(struct dsm_acq *a, const uint8_t *data)
 {
 	struct dsm_page *p = &a->r->pages[a->idx];
@@ -235,31 +279,35 @@ static void grant(struct dsm_acq *a, const uint8_t *data)
 
 	if (a->upgrade)
 		err = grant_upgrade(p, data);
-	else if (p->state == DSM_PG_FETCHING)
-		err = install(p, data, a->mode == DSM_ACQ_WRITE);
 	else
-		err = -EINVAL; /* cannot happen: nothing else leaves FETCHING */
-	*pg &= ~(DSM_SH_UPGRADING | DSM_SH_OWNED);
-	if (err) {
-		if (p->state == DSM_PG_FETCHING)
-			p->state = DSM_PG_INVALID;
-		return;
+		err = install(p, a->n, data, a->mode == DSM_ACQ_WRITE);
+	for (uint32_t i = 0; i < a->n; i++) {
+		pg[i] &= ~(DSM_SH_UPGRADING | DSM_SH_OWNED);
+		if (err && p[i].state == DSM_PG_FETCHING)
+			p[i].state = DSM_PG_INVALID;
+		else if (!err && a->mode == DSM_ACQ_WRITE)
+			pg[i] |= DSM_SH_OWNED;
 	}
-	if (a->mode == DSM_ACQ_WRITE)
-		*pg |= DSM_SH_OWNED;
 }
 
-/* No grant will come: the page raises SIGBUS from now on, as a private
+/* No grant will come: the pages raise SIGBUS from now on, as a private
  * page does when its server is lost. */
 static void refused(struct dsm_acq *a, int err)
 {
-	struct dsm_page *p = &a->r->pages[a->idx];
+	dsm_err("shared region %s: no copy of %u pages at %#llx (%s); "
+		"touching them raises SIGBUS", a->r->shared->name, a->n,
+		(unsigned long long)dsm_page_addr(&a->r->pages[a->idx]),
+		strerror(-err));
+	for (uint32_t i = 0; i < a->n; i++)
+		lose(&a->r->pages[a->idx + i]);
+}
+
+static void lose(struct dsm_page *p)
+{
 	uint64_t addr = dsm_page_addr(p);
 
-	dsm_err("shared region %s: no ownership of the page at %#llx (%s); "
-		"touching it raises SIGBUS", a->r->shared->name,
-		(unsigned long long)addr, strerror(-err));
-	a->r->shared->pg[a->idx] &= ~(DSM_SH_UPGRADING | DSM_SH_OWNED);
+	p->region->shared->pg[p - p->region->pages] &=
+		~(DSM_SH_UPGRADING | DSM_SH_OWNED);
 	if (p->state == DSM_PG_CLEAN || p->state == DSM_PG_DIRTY) {
 		dsm_queue_del(p);
 		dsm_eng.resident--;
@@ -281,9 +329,9 @@ static void acq_complete(struct dsm_acq *a, int status, const uint8_t *data,
 	uint64_t ns = dsm_now_ns() - a->t0;
 
 	if (!a->upgrade)
-		dsm_eng.inflight--;
+		dsm_eng.inflight -= a->n;
 	if (!a->r->dead) {
-		if (!status && len != DSM_PAGE_SIZE)
+		if (!status && len != (uint64_t)a->n * DSM_PAGE_SIZE)
 			status = -EPROTO;
 		if (status)
 			refused(a, status);

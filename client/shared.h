@@ -52,6 +52,10 @@ struct dsm_shared {
 	uint32_t server;                 /* the home */
 	uint64_t region_id, pool_off;
 	uint8_t *pg;                     /* per page: enum dsm_sh_flags */
+	/* under dsm_eng.lock: where a read in order goes next, and the
+	 * pages its run takes (coherence.c) */
+	uint64_t next_read;
+	uint32_t read_win;
 };
 
 /* The engine's side (coherence.c).  All under dsm_eng.lock, on the
@@ -76,5 +80,7 @@ void dsm_coh_server_lost(uint32_t server);
  * this many per session (SHARED_MAX_DEFERRED on its side); more wait
  * here, in fault order. */
 #define DSM_COH_MAX_INFLIGHT 16u
+/* The most pages one read fault of a shared region takes in order. */
+#define DSM_COH_READ_RUN 64u
 
 #endif /* DSM_SHARED_H */
