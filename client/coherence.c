@@ -154,27 +154,35 @@ static bool acquirable(const struct dsm_region *r, uint64_t i)
 	       !(r->shared->pg[i] & DSM_SH_UPGRADING);
 }
 
-/*
- * How many pages a read fault at idx takes: a program reading a shared
- * region in order gets runs that double, up to DSM_COH_READ_RUN, as a
- * private region's prefetch windows do; any other read takes its page.
- * A run makes this process a sharer of pages it may not read, which
- * costs an INVALIDATE to acknowledge when someone writes one: reads out
- * of order, where that is likely waste, take one page.
- */
-static uint32_t read_run(struct dsm_region *r, uint64_t idx)
+/* A read-only copy here that this process may ask to write. */
+static bool upgradable(const struct dsm_region *r, uint64_t i)
 {
-	struct dsm_shared *sh = r->shared;
+	return r->pages[i].state == DSM_PG_CLEAN &&
+	       !(r->shared->pg[i] & (DSM_SH_OWNED | DSM_SH_UPGRADING));
+}
+
+/*
+ * How many pages a fault at idx takes: a program going through a shared
+ * region in order gets runs that double, up to DSM_COH_RUN, as a private
+ * region's prefetch windows do; any other fault takes its page.  A run
+ * makes this process a sharer (or the owner) of pages it may not touch,
+ * which costs an INVALIDATE to acknowledge (or a recall) when someone
+ * else uses one: faults out of order, where that is likely waste, take
+ * one page.  Reads and writes keep a stream each; the run holds pages
+ * in the same state as idx's (take(): acquirable or upgradable).
+ */
+static uint32_t run_from(struct dsm_region *r, uint64_t idx,
+			 struct dsm_coh_stream *s,
+			 bool (*take)(const struct dsm_region *, uint64_t))
+{
 	uint32_t n = 1;
 
-	sh->read_win = idx == sh->next_read && sh->read_win ?
-			       sh->read_win * 2 : 1;
-	if (sh->read_win > DSM_COH_READ_RUN)
-		sh->read_win = DSM_COH_READ_RUN;
-	while (n < sh->read_win && idx + n < r->npages &&
-	       acquirable(r, idx + n))
+	s->win = idx == s->next && s->win ? s->win * 2 : 1;
+	if (s->win > DSM_COH_RUN)
+		s->win = DSM_COH_RUN;
+	while (n < s->win && idx + n < r->npages && take(r, idx + n))
 		n++;
-	sh->next_read = idx + n;
+	s->next = idx + n;
 	return n;
 }
 
@@ -187,7 +195,8 @@ void dsm_coh_fault_missing(struct dsm_region *r, uint64_t idx, bool write,
 	 * UFFDIO_COPY wakes every thread blocked on the page */
 	if (!acquirable(r, idx))
 		return;
-	n = write ? 1 : read_run(r, idx);
+	n = run_from(r, idx, write ? &r->shared->writes : &r->shared->reads,
+		     acquirable);
 	dsm_make_room(n, ob);
 	if (acquire(r, idx, n, write ? DSM_ACQ_WRITE : DSM_ACQ_READ, false,
 		    t0, ob)) {
@@ -207,15 +216,21 @@ bool dsm_coh_fault_wp(struct dsm_page *p, uint64_t t0, struct dsm_outbox *ob)
 	uint64_t idx = p - r->pages;
 	uint8_t *pg = &r->shared->pg[idx];
 
+	uint32_t n;
+
 	if (*pg & DSM_SH_OWNED)
 		return false;
 	if (*pg & DSM_SH_UPGRADING)
 		return true; /* asked already; the grant unprotects it */
-	if (acquire(r, idx, 1, DSM_ACQ_WRITE, true, t0, ob)) {
+	/* DIRTY and not owned (a write-back failed) asks for itself alone */
+	n = upgradable(r, idx) ? run_from(r, idx, &r->shared->writes,
+					  upgradable) : 1;
+	if (acquire(r, idx, n, DSM_ACQ_WRITE, true, t0, ob)) {
 		retry_later(dsm_page_addr(p));
 		return true;
 	}
-	*pg |= DSM_SH_UPGRADING;
+	for (uint32_t i = 0; i < n; i++)
+		pg[i] |= DSM_SH_UPGRADING;
 	return true;
 }
 
@@ -275,13 +290,13 @@ static void grant(struct dsm_acq *a, const uint8_t *data)
 {
 	struct dsm_page *p = &a->r->pages[a->idx];
 	uint8_t *pg = &a->r->shared->pg[a->idx];
-	int err;
+	int err = 0;
 
-	if (a->upgrade)
-		err = grant_upgrade(p, data);
-	else
+	if (!a->upgrade)
 		err = install(p, a->n, data, a->mode == DSM_ACQ_WRITE);
 	for (uint32_t i = 0; i < a->n; i++) {
+		if (a->upgrade)
+			err = grant_upgrade(&p[i], data + (size_t)i * DSM_PAGE_SIZE);
 		pg[i] &= ~(DSM_SH_UPGRADING | DSM_SH_OWNED);
 		if (err && p[i].state == DSM_PG_FETCHING)
 			p[i].state = DSM_PG_INVALID;

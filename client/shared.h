@@ -46,16 +46,21 @@ enum dsm_sh_flags {
 	DSM_SH_UPGRADING = 1 << 1, /* an ACQUIRE WRITE of it is in flight */
 };
 
+/* Faults of one kind in order: where the next would be, and how many
+ * pages the last one's ACQUIRE took. */
+struct dsm_coh_stream {
+	uint64_t next;
+	uint32_t win;
+};
+
 struct dsm_shared {
 	char name[DSM_SHARED_NAME_MAX + 1];
 	uint8_t key[DSM_SHARE_KEY_SIZE]; /* the name's digest (shared.c) */
 	uint32_t server;                 /* the home */
 	uint64_t region_id, pool_off;
 	uint8_t *pg;                     /* per page: enum dsm_sh_flags */
-	/* under dsm_eng.lock: where a read in order goes next, and the
-	 * pages its run takes (coherence.c) */
-	uint64_t next_read;
-	uint32_t read_win;
+	/* under dsm_eng.lock: faults in order (coherence.c) */
+	struct dsm_coh_stream reads, writes;
 };
 
 /* The engine's side (coherence.c).  All under dsm_eng.lock, on the
@@ -80,7 +85,7 @@ void dsm_coh_server_lost(uint32_t server);
  * this many per session (SHARED_MAX_DEFERRED on its side); more wait
  * here, in fault order. */
 #define DSM_COH_MAX_INFLIGHT 16u
-/* The most pages one read fault of a shared region takes in order. */
-#define DSM_COH_READ_RUN 64u
+/* The most pages one fault of a shared region takes in order. */
+#define DSM_COH_RUN 64u
 
 #endif /* DSM_SHARED_H */
