@@ -603,6 +603,14 @@ size_t handler_next(struct handler_session *s, const uint8_t *buf, size_t len,
 	return *need;
 }
 
+void handler_emit(struct handler *h, struct handler_session *to,
+		  const struct reply *r)
+{
+	h->bytes_out += DSM_HDR_SIZE + r->hdr.len;
+	if (h->out)
+		h->out->send(h->out_ctx, to, r);
+}
+
 void handler_tick(struct handler *h)
 {
 	shared_tick(h, dsm_now_ns());

@@ -179,6 +179,12 @@ void handler_session_end(struct handler_session *s);
 size_t handler_next(struct handler_session *s, const uint8_t *buf, size_t len,
 		    struct reply *r, size_t *need);
 
+/* Send r to session `to` through h's outbox (a deferred reply or a
+ * server message), counting its bytes; without an outbox (the fuzzer
+ * may have none) it goes nowhere. */
+void handler_emit(struct handler *h, struct handler_session *to,
+		  const struct reply *r);
+
 /* A server-initiated GOODBYE. */
 void handler_goodbye(struct reply *r, uint64_t id, int32_t reason);
 /* A DRAINING message (proto.h) saying whether this server drains. */

@@ -245,13 +245,6 @@ static uint64_t op_pool_off(const struct shared *sh, const struct share_op *op)
 	return sh->rg->pool_off + op->first * DSM_PAGE_SIZE;
 }
 
-static void emit(struct handler *h, struct handler_session *to,
-		 const struct reply *r)
-{
-	if (h->out)
-		h->out->send(h->out_ctx, to, r);
-}
-
 /* The directory changes hands, then the reply goes: with the pages'
  * contents as they are now, after every write-back that came before its
  * holder's INVAL_ACK on that holder's connection. */
@@ -276,8 +269,7 @@ static void grant(struct handler *h, struct shared *sh, struct share_op *op)
 		r.hdr.len = op->npages * DSM_PAGE_SIZE;
 	}
 	h->acquires++;
-	h->bytes_out += DSM_HDR_SIZE + r.hdr.len;
-	emit(h, op->req->s, &r);
+	handler_emit(h, op->req->s, &r);
 	op_unlink(sh, op);
 }
 
@@ -309,7 +301,7 @@ static void send_inval(struct handler *h, struct shared *sh,
 	dsm_rw_req_encode(&run, r.body);
 	r.data = r.body;
 	h->invalidations++;
-	emit(h, to->s, &r);
+	handler_emit(h, to->s, &r);
 }
 
 /* Take op's pages; grant at once if nobody else holds a conflicting
