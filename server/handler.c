@@ -2,8 +2,8 @@
  * handler.c - see handler.h (room: server protocol).
  *
  * Every request gets exactly one reply, in order, except on shared
- * regions (shared.c): an ACQUIRE's reply may come later, through the
- * outbox, and a well-formed INVAL_ACK gets none.  Errors are split by
+ * regions (shared.c, lock.c): an ACQUIRE's and a LOCK's reply may come
+ * later, through the outbox, and a well-formed INVAL_ACK gets none.  Errors are split by
  * what they say about the stream: a header we cannot trust (bad magic,
  * version or size) or a failed handshake closes the connection, because
  * nothing after it can be framed or served; anything else (bad body,
@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "lock.h"
 #include "log.h"
 #include "shared.h"
 #include "util.h"
@@ -80,8 +81,11 @@ static void free_region(struct handler_session *s, struct region *rg)
 	region_del(&s->h->regions, rg);
 }
 
+/* Its waits go before its holdings, unanswered: nothing is granted to a
+ * session that is gone. */
 void handler_session_end(struct handler_session *s)
 {
+	lock_session_end(s);
 	shared_session_end(s);
 	while (s->regions.head)
 		free_region(s, s->regions.head);
@@ -482,6 +486,26 @@ static int do_acquire(struct handler_session *s, const struct dsm_hdr *q,
 	return err;
 }
 
+/* LOCK and UNLOCK of a word of a shared region (lock.c).  Not over RDMA
+ * yet, as ACQUIRE: session_rdma.c cannot queue a deferred reply. */
+static int do_lock(struct handler_session *s, const struct dsm_hdr *q,
+		   const uint8_t *body, struct reply *r)
+{
+	struct dsm_lock_req m;
+	int err;
+
+	if (dsm_lock_req_decode(body, q->len, &m) < 0)
+		return -EINVAL;
+	if (s->hooks)
+		return -EOPNOTSUPP;
+	if (q->type == DSM_MSG_UNLOCK)
+		return lock_unlock(s, &m);
+	err = lock_request(s, q->id, &m);
+	if (!err)
+		r->none = true; /* the grant goes through the outbox */
+	return err;
+}
+
 /* No reply on TCP.  Over RDMA a reply is how the client gets its credit
  * (the receive the ack used) back. */
 static int do_inval_ack(struct handler_session *s, const struct dsm_hdr *q,
@@ -533,6 +557,8 @@ static int dispatch(struct handler_session *s, const struct dsm_hdr *q,
 	case DSM_MSG_SHARE_ATTACH: return do_share(s, q, body, r);
 	case DSM_MSG_ACQUIRE: return do_acquire(s, q, body, r);
 	case DSM_MSG_INVAL_ACK: return do_inval_ack(s, q, body, r);
+	case DSM_MSG_LOCK:
+	case DSM_MSG_UNLOCK: return do_lock(s, q, body, r);
 	}
 	return -EOPNOTSUPP;
 }

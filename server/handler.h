@@ -38,14 +38,16 @@ struct handler_limits {
 };
 
 struct handler_session;
+struct lock_claim;
 struct reply;
 struct share_hold;
 struct shared;
 
 /*
  * Messages that are not the reply to the request being handled: a
- * deferred reply, an INVALIDATE or RECALL to another session, and the
- * close of a holder that never acknowledged (shared.c).  The session
+ * deferred reply (ACQUIRE, LOCK), an INVALIDATE or RECALL to
+ * another session, and the close of a holder that never acknowledged
+ * (shared.c).  The session
  * layer implements them (session.c); without them (the fuzzer) nothing
  * is sent.
  */
@@ -93,6 +95,10 @@ struct handler {
 	uint64_t acquires;               /* ACQUIREs granted */
 	uint64_t invalidations;          /* INVALIDATEs and RECALLs sent */
 	uint64_t inval_timeouts;         /* holders closed for not acking */
+	/* Locks (lock.c). */
+	uint64_t lock_grants;            /* LOCKs granted */
+	uint64_t lock_waits;             /* LOCKs that had to wait */
+	uint64_t lock_owner_died;        /* grants that said OWNER_DIED */
 };
 
 /*
@@ -135,6 +141,10 @@ struct handler_session {
 	struct share_hold *holds;
 	uint64_t nholds;
 	unsigned deferred;
+	/* Locks held or waited for (lock.c): each answered, or dropped at
+	 * the session's end. */
+	struct lock_claim *claims;
+	unsigned nclaims;
 	uint64_t client_nonce;
 	uint8_t server_nonce[DSM_AUTH_NONCE_SIZE];
 	struct handler_session *next, *prev; /* on h->all */
@@ -151,7 +161,7 @@ struct reply {
 	uint8_t body[DSM_SERVER_STATS_SIZE]; /* the largest small reply */
 	bool close;   /* send this, then close: the peer cannot go on */
 	bool none;    /* nothing to send now: an INVAL_ACK, or an ACQUIRE
-	               * whose reply goes through the outbox */
+	               * or LOCK whose reply goes through the outbox */
 };
 
 /* The pool on the pages asked for (pool.h); why as pool_init's.  0 or

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lock.h"
 #include "log.h"
 #include "util.h"
 
@@ -54,6 +55,7 @@ struct shared {
 	uint8_t *busy;              /* per page: under an op in progress */
 	struct share_op *ops;
 	unsigned nops;
+	struct lock_table locks;    /* lock.c's; zeroed by shared_new */
 	struct shared *next, *prev; /* h->shared_head */
 };
 
@@ -109,6 +111,7 @@ static void shared_free(struct handler *h, struct shared *sh)
 	h->shared_bytes -= rg->size;
 	pool_free(&h->pool, rg->pool_off, rg->size);
 	region_del(&h->regions, rg);
+	lock_table_destroy(&sh->locks);
 	free(sh->copies);
 	free(sh->owned);
 	free(sh->busy);
@@ -222,6 +225,11 @@ struct region *shared_held(const struct handler_session *s, uint64_t id)
 	struct region *rg = region_find(&s->h->regions, id);
 
 	return rg && rg->shared && hold_of(rg->shared, s) ? rg : NULL;
+}
+
+struct lock_table *shared_locks(struct region *rg)
+{
+	return &rg->shared->locks;
 }
 
 /* ---- ops ----------------------------------------------------------------- */
@@ -494,6 +502,7 @@ void shared_detach(struct handler_session *s, struct region *rg)
 	struct shared *sh = rg->shared;
 	struct share_hold *hd = hold_of(sh, s);
 
+	lock_detach(s, rg);
 	forget_holder(s->h, sh, hd);
 	sh->slot[hd->slot] = NULL;
 	sh->nholders--;
