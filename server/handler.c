@@ -2,8 +2,9 @@
  * handler.c - see handler.h (room: server protocol).
  *
  * Every request gets exactly one reply, in order, except on shared
- * regions (shared.c, lock.c): an ACQUIRE's and a LOCK's reply may come
- * later, through the outbox, and a well-formed INVAL_ACK gets none.  Errors are split by
+ * regions (shared.c, lock.c) and barriers (barrier.c): an ACQUIRE's, a
+ * LOCK's and a BARRIER's reply may come later, through the outbox, and
+ * a well-formed INVAL_ACK gets none.  Errors are split by
  * what they say about the stream: a header we cannot trust (bad magic,
  * version or size) or a failed handshake closes the connection, because
  * nothing after it can be framed or served; anything else (bad body,
@@ -15,6 +16,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "barrier.h"
 #include "lock.h"
 #include "log.h"
 #include "shared.h"
@@ -85,6 +87,7 @@ static void free_region(struct handler_session *s, struct region *rg)
  * session that is gone. */
 void handler_session_end(struct handler_session *s)
 {
+	barrier_session_end(s);
 	lock_session_end(s);
 	shared_session_end(s);
 	while (s->regions.head)
@@ -506,6 +509,22 @@ static int do_lock(struct handler_session *s, const struct dsm_hdr *q,
 	return err;
 }
 
+static int do_barrier(struct handler_session *s, const struct dsm_hdr *q,
+		      const uint8_t *body, struct reply *r)
+{
+	struct dsm_barrier_req m;
+	int err;
+
+	if (dsm_barrier_req_decode(body, q->len, &m) < 0)
+		return -EINVAL;
+	if (s->hooks)
+		return -EOPNOTSUPP;
+	err = barrier_arrive(s, q->id, &m);
+	if (!err)
+		r->none = true; /* answered through the outbox on release */
+	return err;
+}
+
 /* No reply on TCP.  Over RDMA a reply is how the client gets its credit
  * (the receive the ack used) back. */
 static int do_inval_ack(struct handler_session *s, const struct dsm_hdr *q,
@@ -559,6 +578,7 @@ static int dispatch(struct handler_session *s, const struct dsm_hdr *q,
 	case DSM_MSG_INVAL_ACK: return do_inval_ack(s, q, body, r);
 	case DSM_MSG_LOCK:
 	case DSM_MSG_UNLOCK: return do_lock(s, q, body, r);
+	case DSM_MSG_BARRIER: return do_barrier(s, q, body, r);
 	}
 	return -EOPNOTSUPP;
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "barrier.h"
 #include "pool.h"
 #include "proto.h"
 #include "region.h"
@@ -37,6 +38,7 @@ struct handler_limits {
 	uint64_t sessions_per_client;    /* connections with one LEASE id */
 };
 
+struct barrier_arrival;
 struct handler_session;
 struct lock_claim;
 struct reply;
@@ -45,7 +47,7 @@ struct shared;
 
 /*
  * Messages that are not the reply to the request being handled: a
- * deferred reply (ACQUIRE, LOCK), an INVALIDATE or RECALL to
+ * deferred reply (ACQUIRE, LOCK, BARRIER), an INVALIDATE or RECALL to
  * another session, and the close of a holder that never acknowledged
  * (shared.c).  The session
  * layer implements them (session.c); without them (the fuzzer) nothing
@@ -95,10 +97,12 @@ struct handler {
 	uint64_t acquires;               /* ACQUIREs granted */
 	uint64_t invalidations;          /* INVALIDATEs and RECALLs sent */
 	uint64_t inval_timeouts;         /* holders closed for not acking */
-	/* Locks (lock.c). */
+	/* Locks (lock.c) and barriers (barrier.c). */
+	struct barrier_table barriers;
 	uint64_t lock_grants;            /* LOCKs granted */
 	uint64_t lock_waits;             /* LOCKs that had to wait */
 	uint64_t lock_owner_died;        /* grants that said OWNER_DIED */
+	uint64_t barriers_released;      /* barrier rounds completed */
 };
 
 /*
@@ -141,10 +145,12 @@ struct handler_session {
 	struct share_hold *holds;
 	uint64_t nholds;
 	unsigned deferred;
-	/* Locks held or waited for (lock.c): each answered, or dropped at
-	 * the session's end. */
+	/* Locks held or waited for (lock.c), barrier arrivals waiting
+	 * (barrier.c): each answered, or dropped at the session's end. */
 	struct lock_claim *claims;
 	unsigned nclaims;
+	struct barrier_arrival *arrivals;
+	unsigned narrivals;
 	uint64_t client_nonce;
 	uint8_t server_nonce[DSM_AUTH_NONCE_SIZE];
 	struct handler_session *next, *prev; /* on h->all */
@@ -160,8 +166,9 @@ struct reply {
 	const uint8_t *data;
 	uint8_t body[DSM_SERVER_STATS_SIZE]; /* the largest small reply */
 	bool close;   /* send this, then close: the peer cannot go on */
-	bool none;    /* nothing to send now: an INVAL_ACK, or an ACQUIRE
-	               * or LOCK whose reply goes through the outbox */
+	bool none;    /* nothing to send now: an INVAL_ACK, or an ACQUIRE,
+	               * LOCK or BARRIER whose reply goes through the
+	               * outbox */
 };
 
 /* The pool on the pages asked for (pool.h); why as pool_init's.  0 or
