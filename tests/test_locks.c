@@ -384,9 +384,11 @@ static void test_owner_died_close(void)
 /*
  * A holder that detaches (FREE) while holding: as a death.  A session
  * that detaches while waiting gets its LOCK answered -ENOENT before the
- * FREE's reply, and is skipped.  Defeats: locks kept by a detached
- * session, a waiting LOCK left unanswered when its session lets go of
- * the region.
+ * FREE's reply, and is skipped, also when it holds the lock under
+ * another token.  Defeats: locks kept by a detached session, a waiting
+ * LOCK left unanswered when its session lets go of the region, a
+ * session's holds released before its waits (its own waiter granted on
+ * its way out).
  */
 static void test_owner_died_detach(void)
 {
@@ -417,6 +419,21 @@ static void test_owner_died_detach(void)
 	expect("B unlocks", unlock(b, s.id, 72, 1), 0);
 	take(c, s.id, 72, 1, 0, "C: nobody died, A was only waiting");
 	expect("C unlocks", unlock(c, s.id, 72, 1), 0);
+
+	/* A holds under T1 and waits under T2 when it detaches: T2 is
+	 * answered -ENOENT, never granted on A's way out; C is next. */
+	attach(a, &s, 5);
+	take(a, s.id, 88, 1, 0, "A's T1 locks");
+	la = lock_send(a, DSM_MSG_LOCK, s.id, 88, 2);
+	lb = lock_send(c, DSM_MSG_LOCK, s.id, 88, 1);
+	expect_quiet(c, "C behind A's two tokens");
+	f = detach_send(a, s.id);
+	expect("A's T2, waiting", expect_reply(a, DSM_MSG_LOCK, la, &flags,
+					       TH_TIMEOUT_MS), -ENOENT);
+	expect("A's FREE", expect_reply(a, DSM_MSG_FREE, f, NULL,
+					TH_TIMEOUT_MS), 0);
+	expect_grant(c, lb, DSM_LOCK_OWNER_DIED, "C after A left holding");
+	expect("C unlocks", unlock(c, s.id, 88, 1), 0);
 	hangup(a);
 	hangup(b);
 	hangup(c);
@@ -454,11 +471,12 @@ static void test_waiter_gone(void)
  * 256 locks per session, the 257th -ENOLCK (and one freed makes room);
  * a region keeps 256 dead marks, and past them says OWNER_DIED on every
  * grant.  Defeats: no per-session bound, no bound on marks (the 257th
- * mark kept: the fresh word's grant would be clean).
+ * mark kept: the fresh word's grant would be clean), a mark still
+ * counted once its word was granted (the 256th would overflow).
  */
 static void test_lock_bounds(void)
 {
-	int a = conn(), b = conn(), c = conn();
+	int a = conn(), b = conn(), c = conn(), d;
 	struct share s = create(a, 7);
 	uint64_t ids[MAX_LOCKS], base = 8192;
 	uint32_t flags;
@@ -483,12 +501,19 @@ static void test_lock_bounds(void)
 	expect("B unlocks it", unlock(b, s.id, base, 1), 0);
 	take(b, s.id, 8 * (MAX_DEAD_MARKS - 1), 1, DSM_LOCK_OWNER_DIED,
 	     "a marked word");
-	/* 255 marks left; C dies holding two more words: one too many. */
+	/* 255 marks left (the one taken no longer counts): C dies holding
+	 * one more word, which fits ... */
+	d = conn();
+	attach(d, &s, 7);
 	take(c, s.id, base + 8, 1, 0, "C locks");
-	take(c, s.id, base + 16, 1, 0, "C locks another");
 	hangup(c);
 	wait_settled();
-	take(b, s.id, base + 24, 1, DSM_LOCK_OWNER_DIED,
+	take(b, s.id, base + 16, 1, 0, "a fresh word, 256 marks");
+	/* ... and D dies holding one more: one too many. */
+	take(d, s.id, base + 24, 1, 0, "D locks");
+	hangup(d);
+	wait_settled();
+	take(b, s.id, base + 32, 1, DSM_LOCK_OWNER_DIED,
 	     "a fresh word, past the marks' bound");
 	hangup(b);
 }
