@@ -296,15 +296,18 @@ void lm_request(struct lock_model *m, int conn, bool one_sided,
 		FUZZ_CHECK(!one_sided && none == (q->type != DSM_MSG_UNLOCK));
 	if (status == -EOPNOTSUPP)
 		FUZZ_CHECK(one_sided);
-	if (q->type == DSM_MSG_BARRIER) {
-		if (!dsm_barrier_req_decode(body, q->len, &br))
-			on_barrier(m, conn, q, &br, status);
-		else
-			FUZZ_CHECK(status);
+	if (q->type == DSM_MSG_BARRIER ?
+		    dsm_barrier_req_decode(body, q->len, &br) :
+		    dsm_lock_req_decode(body, q->len, &lr)) {
+		FUZZ_CHECK(status);
 		return;
 	}
-	if (dsm_lock_req_decode(body, q->len, &lr)) {
-		FUZZ_CHECK(status);
+	/* Over RDMA a well-formed one is refused before anything else (a
+	 * handshake not done is refused first, and so are flags). */
+	if (one_sided && !q->flags && status != -EPROTO && status != -EACCES)
+		FUZZ_CHECK(status == -EOPNOTSUPP);
+	if (q->type == DSM_MSG_BARRIER) {
+		on_barrier(m, conn, q, &br, status);
 		return;
 	}
 	if (q->type == DSM_MSG_LOCK)
