@@ -44,6 +44,13 @@
  * grants up to 256 locks, a barrier releases up to 3 * 64 arrivals. */
 #define FUZZ_MAX_SENT 4096
 
+/* What the outbox was given during one step. */
+struct sent {
+	int conn;
+	struct dsm_hdr hdr;
+	uint8_t body[DSM_LOCK_REPLY_SIZE];
+};
+
 /* What the server should believe: live regions and who owns them. */
 struct model_region {
 	uint64_t id, off, size;
@@ -62,18 +69,12 @@ struct fuzz {
 	 * a new region; checking only them keeps the rest untouched (a
 	 * touch costs a page fault, and the fuzzer would crawl). */
 	bool written[MAX_REGIONS];
-	struct lock_model *lm;   /* large: kept apart, never zeroed whole */
-	size_t nsent;            /* in sent[], this step */
+	/* Large, so kept apart and never zeroed whole: */
+	struct lock_model *lm;
+	struct sent *sent;       /* what the outbox took this step */
+	size_t nsent;
 	uint64_t next_uid;       /* LOCK and BARRIER ids, made unique */
 };
-
-/* What the outbox was given during one step. */
-struct sent {
-	int conn;
-	struct dsm_hdr hdr;
-	uint8_t body[DSM_LOCK_REPLY_SIZE];
-};
-static struct sent sent[FUZZ_MAX_SENT];
 
 /* --- decoders alone ----------------------------------------------------- */
 
@@ -299,7 +300,7 @@ static void fake_send(void *ctx, struct handler_session *to,
 	struct sent *e;
 
 	FUZZ_CHECK(f->nsent < FUZZ_MAX_SENT);
-	e = &sent[f->nsent++];
+	e = &f->sent[f->nsent++];
 	e->conn = conn_index(f, to);
 	e->hdr = r->hdr;
 	memset(e->body, 0, sizeof(e->body));
@@ -325,7 +326,8 @@ static const struct handler_out fake_out = { fake_send, fake_close };
 static void drain_sent(struct fuzz *f)
 {
 	for (size_t i = 0; i < f->nsent; i++)
-		lm_sent(f->lm, sent[i].conn, &sent[i].hdr, sent[i].body);
+		lm_sent(f->lm, f->sent[i].conn, &f->sent[i].hdr,
+			f->sent[i].body);
 	f->nsent = 0;
 	lm_step_done(f->lm);
 	for (size_t i = lm_nregions(f->lm); i-- > 0;) {
@@ -609,6 +611,7 @@ static void fuzz_stream(const uint8_t *data, size_t len)
 {
 	static struct fuzz f; /* large; one input at a time */
 	static struct lock_model lm;
+	static struct sent log[FUZZ_MAX_SENT];
 	size_t pos = 0, used, need;
 	uint8_t *in = malloc(len ? len : 1);
 	uint64_t detached;
@@ -620,6 +623,7 @@ static void fuzz_stream(const uint8_t *data, size_t len)
 	memset(&f, 0, sizeof(f));
 	lm_init(&lm);
 	f.lm = &lm;
+	f.sent = log;
 	FUZZ_CHECK(handler_init(&f.h, FUZZ_CAPACITY, POOL_PAGES_SMALL, 1, NULL, 0) == 0);
 	f.h.out = &fake_out;
 	f.h.out_ctx = &f;
