@@ -454,6 +454,78 @@ int dsm_inval_ack_decode(const uint8_t *in, size_t len,
 	return m->inval_id ? 0 : -EINVAL;
 }
 
+void dsm_lock_req_encode(const struct dsm_lock_req *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put64(&c, m->region_id);
+	put64(&c, m->offset);
+	put64(&c, m->token);
+}
+
+/* The offset's upper bound is the region's size: the handler checks it. */
+int dsm_lock_req_decode(const uint8_t *in, size_t len, struct dsm_lock_req *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_LOCK_REQ_SIZE)
+		return -EINVAL;
+	m->region_id = get64(&c);
+	m->offset = get64(&c);
+	m->token = get64(&c);
+	if (m->offset % DSM_LOCK_ALIGN || !m->token)
+		return -EINVAL;
+	return 0;
+}
+
+void dsm_lock_reply_encode(const struct dsm_lock_reply *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put32(&c, m->flags);
+	put32(&c, 0);
+}
+
+int dsm_lock_reply_decode(const uint8_t *in, size_t len,
+			  struct dsm_lock_reply *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_LOCK_REPLY_SIZE)
+		return -EINVAL;
+	m->flags = get32(&c);
+	m->reserved = get32(&c);
+	if ((m->flags & ~DSM_LOCK_OWNER_DIED) || m->reserved)
+		return -EINVAL;
+	return 0;
+}
+
+void dsm_barrier_req_encode(const struct dsm_barrier_req *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	memcpy(c.w, m->key, sizeof(m->key));
+	c.w += sizeof(m->key);
+	put32(&c, m->count);
+	put32(&c, 0);
+}
+
+int dsm_barrier_req_decode(const uint8_t *in, size_t len,
+			   struct dsm_barrier_req *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_BARRIER_REQ_SIZE)
+		return -EINVAL;
+	memcpy(m->key, c.r, sizeof(m->key));
+	c.r += sizeof(m->key);
+	m->count = get32(&c);
+	m->reserved = get32(&c);
+	if (!m->count || m->count > DSM_BARRIER_MAX_COUNT || m->reserved)
+		return -EINVAL;
+	return 0;
+}
+
 const char *dsm_msg_name(uint8_t type)
 {
 	switch (type) {
@@ -471,6 +543,9 @@ const char *dsm_msg_name(uint8_t type)
 	case DSM_MSG_SHARE_ATTACH: return "SHARE_ATTACH";
 	case DSM_MSG_ACQUIRE: return "ACQUIRE";
 	case DSM_MSG_INVAL_ACK: return "INVAL_ACK";
+	case DSM_MSG_LOCK: return "LOCK";
+	case DSM_MSG_UNLOCK: return "UNLOCK";
+	case DSM_MSG_BARRIER: return "BARRIER";
 	case DSM_MSG_GOODBYE: return "GOODBYE";
 	case DSM_MSG_INVALIDATE: return "INVALIDATE";
 	case DSM_MSG_RECALL: return "RECALL";

@@ -13,9 +13,9 @@
  * Server-initiated messages (DSM_F_SERVER) travel on the same connection:
  * GOODBYE, DRAINING, and INVALIDATE and RECALL for shared regions.  Their
  * ids come from the server's own id space.  A request on a shared region
- * (ACQUIRE) may be answered after later requests of the same connection
- * (a deferred reply: docs/design.md, "Shared regions"), so a client
- * matches replies by id, never by order.
+ * (ACQUIRE, LOCK) or a BARRIER may be answered after later requests of
+ * the same connection (a deferred reply: docs/design.md, "Shared
+ * regions"), so a client matches replies by id, never by order.
  *
  * Pages are addressed as (region id, pool offset): the pool offset is
  * where the page lives in that server's pool; the region id lets a TCP
@@ -64,6 +64,10 @@ enum dsm_msg_type {
 	                        * shared region's pages; the reply may wait */
 	DSM_MSG_INVAL_ACK = 14, /* "done" for an INVALIDATE or RECALL; an
 	                         * empty reply */
+	DSM_MSG_LOCK = 15,     /* a lock at an offset of a shared region; the
+	                        * reply waits until it is granted */
+	DSM_MSG_UNLOCK = 16,   /* release it, or take back a waiting LOCK */
+	DSM_MSG_BARRIER = 17,  /* wait until `count` arrivals at a barrier */
 	/* server -> client (DSM_F_SERVER) */
 	DSM_MSG_GOODBYE = 32,    /* server is going away; no reply */
 	DSM_MSG_INVALIDATE = 33, /* write back if dirty, then drop copies of
@@ -249,6 +253,59 @@ struct dsm_inval_ack {
 	uint64_t inval_id;       /* the INVALIDATE's or RECALL's header id */
 };
 #define DSM_INVAL_ACK_SIZE 8u
+
+/*
+ * Locks and barriers (docs/design.md, "Locks and barriers").
+ *
+ * LOCK and UNLOCK name a lock by a word of a shared region the caller
+ * holds: its byte offset in the region (a multiple of 8, inside it).
+ * The token, never 0, names the client's thread: one connection carries
+ * every thread of a process.  LOCK's reply (struct dsm_lock_reply) comes
+ * once the lock is granted, first come, first served; UNLOCK's is empty.
+ * UNLOCK of a LOCK still waiting takes it back: the LOCK is answered
+ * -ECANCELED, before the UNLOCK's reply.
+ */
+#define DSM_LOCK_ALIGN 8u
+struct dsm_lock_req {
+	uint64_t region_id;
+	uint64_t offset;         /* bytes into the region, DSM_LOCK_ALIGN'ed */
+	uint64_t token;          /* > 0 */
+};
+#define DSM_LOCK_REQ_SIZE 24u
+
+enum dsm_lock_flags {
+	/* The holder before this grant left holding the lock (its session
+	 * ended, or it detached the region): what the lock guards may be
+	 * half updated, as a robust mutex's EOWNERDEAD says. */
+	DSM_LOCK_OWNER_DIED = 1u << 0,
+};
+struct dsm_lock_reply {
+	uint32_t flags;          /* enum dsm_lock_flags */
+	uint32_t reserved;       /* must be 0 */
+};
+#define DSM_LOCK_REPLY_SIZE 8u
+
+/* BARRIER: the key is a digest of the barrier's name (the client's
+ * choice of hash); count arrivals (requests, not connections) release
+ * every one of them with an empty reply.  Barriers belong to the
+ * server, not to a region. */
+#define DSM_BARRIER_KEY_SIZE 32u
+#define DSM_BARRIER_MAX_COUNT 65536u
+struct dsm_barrier_req {
+	uint8_t key[DSM_BARRIER_KEY_SIZE];
+	uint32_t count;          /* 1..DSM_BARRIER_MAX_COUNT */
+	uint32_t reserved;       /* must be 0 */
+};
+#define DSM_BARRIER_REQ_SIZE 40u
+
+void dsm_lock_req_encode(const struct dsm_lock_req *m, uint8_t *out);
+int dsm_lock_req_decode(const uint8_t *in, size_t len, struct dsm_lock_req *m);
+void dsm_lock_reply_encode(const struct dsm_lock_reply *m, uint8_t *out);
+int dsm_lock_reply_decode(const uint8_t *in, size_t len,
+			  struct dsm_lock_reply *m);
+void dsm_barrier_req_encode(const struct dsm_barrier_req *m, uint8_t *out);
+int dsm_barrier_req_decode(const uint8_t *in, size_t len,
+			   struct dsm_barrier_req *m);
 
 void dsm_share_req_encode(const struct dsm_share_req *m, uint8_t *out);
 /* type: SHARE_CREATE (region_id must be 0) or SHARE_ATTACH. */

@@ -2,8 +2,9 @@
  * handler.c - see handler.h (room: server protocol).
  *
  * Every request gets exactly one reply, in order, except on shared
- * regions (shared.c): an ACQUIRE's reply may come later, through the
- * outbox.  Errors are split by
+ * regions (shared.c, lock.c) and barriers (barrier.c): an ACQUIRE's, a
+ * LOCK's and a BARRIER's reply may come later, through the outbox.
+ * Errors are split by
  * what they say about the stream: a header we cannot trust (bad magic,
  * version or size) or a failed handshake closes the connection, because
  * nothing after it can be framed or served; anything else (bad body,
@@ -15,6 +16,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "barrier.h"
+#include "lock.h"
 #include "log.h"
 #include "shared.h"
 #include "util.h"
@@ -80,8 +83,12 @@ static void free_region(struct handler_session *s, struct region *rg)
 	region_del(&s->h->regions, rg);
 }
 
+/* Its waits go before its holdings, unanswered: nothing is granted to a
+ * session that is gone. */
 void handler_session_end(struct handler_session *s)
 {
+	barrier_session_end(s);
+	lock_session_end(s);
 	shared_session_end(s);
 	while (s->regions.head)
 		free_region(s, s->regions.head);
@@ -482,6 +489,42 @@ static int do_acquire(struct handler_session *s, const struct dsm_hdr *q,
 	return err;
 }
 
+/* LOCK and UNLOCK of a word of a shared region (lock.c).  Not over RDMA
+ * yet, as ACQUIRE: session_rdma.c cannot queue a deferred reply. */
+static int do_lock(struct handler_session *s, const struct dsm_hdr *q,
+		   const uint8_t *body, struct reply *r)
+{
+	struct dsm_lock_req m;
+	int err;
+
+	if (dsm_lock_req_decode(body, q->len, &m) < 0)
+		return -EINVAL;
+	if (s->hooks)
+		return -EOPNOTSUPP;
+	if (q->type == DSM_MSG_UNLOCK)
+		return lock_unlock(s, &m);
+	err = lock_request(s, q->id, &m);
+	if (!err)
+		r->none = true; /* the grant goes through the outbox */
+	return err;
+}
+
+static int do_barrier(struct handler_session *s, const struct dsm_hdr *q,
+		      const uint8_t *body, struct reply *r)
+{
+	struct dsm_barrier_req m;
+	int err;
+
+	if (dsm_barrier_req_decode(body, q->len, &m) < 0)
+		return -EINVAL;
+	if (s->hooks)
+		return -EOPNOTSUPP;
+	err = barrier_arrive(s, q->id, &m);
+	if (!err)
+		r->none = true; /* answered through the outbox on release */
+	return err;
+}
+
 /* An empty reply: the client completes every request it makes the same
  * way, and over RDMA a reply is how it gets its credit back. */
 static int do_inval_ack(struct handler_session *s, const struct dsm_hdr *q,
@@ -532,6 +575,9 @@ static int dispatch(struct handler_session *s, const struct dsm_hdr *q,
 	case DSM_MSG_SHARE_ATTACH: return do_share(s, q, body, r);
 	case DSM_MSG_ACQUIRE: return do_acquire(s, q, body, r);
 	case DSM_MSG_INVAL_ACK: return do_inval_ack(s, q, body, r);
+	case DSM_MSG_LOCK:
+	case DSM_MSG_UNLOCK: return do_lock(s, q, body, r);
+	case DSM_MSG_BARRIER: return do_barrier(s, q, body, r);
 	}
 	return -EOPNOTSUPP;
 }
@@ -600,6 +646,14 @@ size_t handler_next(struct handler_session *s, const uint8_t *buf, size_t len,
 			  (unsigned long long)q.id, strerror(-err));
 	finish(s->h, r, err, *need);
 	return *need;
+}
+
+void handler_emit(struct handler *h, struct handler_session *to,
+		  const struct reply *r)
+{
+	h->bytes_out += DSM_HDR_SIZE + r->hdr.len;
+	if (h->out)
+		h->out->send(h->out_ctx, to, r);
 }
 
 void handler_tick(struct handler *h)

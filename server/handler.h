@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "barrier.h"
 #include "pool.h"
 #include "proto.h"
 #include "region.h"
@@ -37,15 +38,18 @@ struct handler_limits {
 	uint64_t sessions_per_client;    /* connections with one LEASE id */
 };
 
+struct barrier_arrival;
 struct handler_session;
+struct lock_claim;
 struct reply;
 struct share_hold;
 struct shared;
 
 /*
  * Messages that are not the reply to the request being handled: a
- * deferred reply, an INVALIDATE or RECALL to another session, and the
- * close of a holder that never acknowledged (shared.c).  The session
+ * deferred reply (ACQUIRE, LOCK, BARRIER), an INVALIDATE or RECALL to
+ * another session, and the close of a holder that never acknowledged
+ * (shared.c).  The session
  * layer implements them (session.c); without them (the fuzzer) nothing
  * is sent.
  */
@@ -93,6 +97,12 @@ struct handler {
 	uint64_t acquires;               /* ACQUIREs granted */
 	uint64_t invalidations;          /* INVALIDATEs and RECALLs sent */
 	uint64_t inval_timeouts;         /* holders closed for not acking */
+	/* Locks (lock.c) and barriers (barrier.c). */
+	struct barrier_table barriers;
+	uint64_t lock_grants;            /* LOCKs granted */
+	uint64_t lock_waits;             /* LOCKs that had to wait */
+	uint64_t lock_owner_died;        /* grants that said OWNER_DIED */
+	uint64_t barriers_released;      /* barrier rounds completed */
 };
 
 /*
@@ -135,6 +145,12 @@ struct handler_session {
 	struct share_hold *holds;
 	uint64_t nholds;
 	unsigned deferred;
+	/* Locks held or waited for (lock.c), barrier arrivals waiting
+	 * (barrier.c): each answered, or dropped at the session's end. */
+	struct lock_claim *claims;
+	unsigned nclaims;
+	struct barrier_arrival *arrivals;
+	unsigned narrivals;
 	uint64_t client_nonce;
 	uint8_t server_nonce[DSM_AUTH_NONCE_SIZE];
 	struct handler_session *next, *prev; /* on h->all */
@@ -150,8 +166,9 @@ struct reply {
 	const uint8_t *data;
 	uint8_t body[DSM_SERVER_STATS_SIZE]; /* the largest small reply */
 	bool close;   /* send this, then close: the peer cannot go on */
-	bool none;    /* nothing to send now: an INVAL_ACK, or an ACQUIRE
-	               * whose reply goes through the outbox */
+	bool none;    /* nothing to send now: an INVAL_ACK, or an ACQUIRE,
+	               * LOCK or BARRIER whose reply goes through the
+	               * outbox */
 };
 
 /* The pool on the pages asked for (pool.h); why as pool_init's.  0 or
@@ -178,6 +195,12 @@ void handler_session_end(struct handler_session *s);
  */
 size_t handler_next(struct handler_session *s, const uint8_t *buf, size_t len,
 		    struct reply *r, size_t *need);
+
+/* Send r to session `to` through h's outbox (a deferred reply or a
+ * server message), counting its bytes; without an outbox (the fuzzer
+ * may have none) it goes nowhere. */
+void handler_emit(struct handler *h, struct handler_session *to,
+		  const struct reply *r);
 
 /* A server-initiated GOODBYE. */
 void handler_goodbye(struct reply *r, uint64_t id, int32_t reason);

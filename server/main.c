@@ -642,7 +642,7 @@ static int start_listening(struct server *srv, const struct options *o)
 static void print_stats(struct server *srv)
 {
 	struct dsm_server_stats st;
-	char line[512], cap[32], used[32];
+	char line[768], cap[32], used[32];
 	int n;
 
 	handler_stats(&srv->h, &st);
@@ -650,7 +650,8 @@ static void print_stats(struct server *srv)
 		     "dsm-server[%d]: stats: capacity %s used %s regions %llu "
 		     "clients %llu reads %llu writes %llu pages_in %llu "
 		     "pages_out %llu errors %llu conn_refused %llu "
-		     "over_limit %llu uptime %llus\n",
+		     "over_limit %llu lock_grants %llu lock_waits %llu "
+		     "lock_owner_died %llu barriers %llu uptime %llus\n",
 		     (int)getpid(), dsm_fmt_bytes(st.capacity, cap, sizeof(cap)),
 		     dsm_fmt_bytes(st.used, used, sizeof(used)),
 		     (unsigned long long)st.regions,
@@ -662,6 +663,10 @@ static void print_stats(struct server *srv)
 		     (unsigned long long)st.errors,
 		     (unsigned long long)st.conn_refused,
 		     (unsigned long long)srv->h.over_limit,
+		     (unsigned long long)srv->h.lock_grants,
+		     (unsigned long long)srv->h.lock_waits,
+		     (unsigned long long)srv->h.lock_owner_died,
+		     (unsigned long long)srv->h.barriers_released,
 		     (unsigned long long)st.uptime_ms / 1000);
 	if (n > 0 && write(STDERR_FILENO, line, n) < 0) {
 		/* nowhere left to report it */

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lock.h"
 #include "log.h"
 #include "util.h"
 
@@ -54,6 +55,7 @@ struct shared {
 	uint8_t *busy;              /* per page: under an op in progress */
 	struct share_op *ops;
 	unsigned nops;
+	struct lock_table locks;    /* lock.c's; zeroed by shared_new */
 	struct shared *next, *prev; /* h->shared_head */
 };
 
@@ -109,6 +111,7 @@ static void shared_free(struct handler *h, struct shared *sh)
 	h->shared_bytes -= rg->size;
 	pool_free(&h->pool, rg->pool_off, rg->size);
 	region_del(&h->regions, rg);
+	lock_table_destroy(&sh->locks);
 	free(sh->copies);
 	free(sh->owned);
 	free(sh->busy);
@@ -245,6 +248,11 @@ struct region *shared_held(const struct handler_session *s, uint64_t id)
 	return rg && rg->shared && hold_of(rg->shared, s) ? rg : NULL;
 }
 
+struct lock_table *shared_locks(struct region *rg)
+{
+	return &rg->shared->locks;
+}
+
 /* ---- ops ----------------------------------------------------------------- */
 
 static void op_unlink(struct shared *sh, struct share_op *op)
@@ -264,13 +272,6 @@ static void op_unlink(struct shared *sh, struct share_op *op)
 static uint64_t op_pool_off(const struct shared *sh, const struct share_op *op)
 {
 	return sh->rg->pool_off + op->first * DSM_PAGE_SIZE;
-}
-
-static void emit(struct handler *h, struct handler_session *to,
-		 const struct reply *r)
-{
-	if (h->out)
-		h->out->send(h->out_ctx, to, r);
 }
 
 /* The directory changes hands, then the reply goes: with the pages'
@@ -297,8 +298,7 @@ static void grant(struct handler *h, struct shared *sh, struct share_op *op)
 		r.hdr.len = op->npages * DSM_PAGE_SIZE;
 	}
 	h->acquires++;
-	h->bytes_out += DSM_HDR_SIZE + r.hdr.len;
-	emit(h, op->req->s, &r);
+	handler_emit(h, op->req->s, &r);
 	op_unlink(sh, op);
 }
 
@@ -330,7 +330,7 @@ static void send_inval(struct handler *h, struct shared *sh,
 	dsm_rw_req_encode(&run, r.body);
 	r.data = r.body;
 	h->invalidations++;
-	emit(h, to->s, &r);
+	handler_emit(h, to->s, &r);
 }
 
 /* Take op's pages; grant at once if nobody else holds a conflicting
@@ -523,6 +523,7 @@ void shared_detach(struct handler_session *s, struct region *rg)
 	struct shared *sh = rg->shared;
 	struct share_hold *hd = hold_of(sh, s);
 
+	lock_detach(s, rg);
 	forget_holder(s->h, sh, hd);
 	sh->slot[hd->slot] = NULL;
 	sh->nholders--;

@@ -24,6 +24,8 @@
 
 #include "handler.h"
 
+struct lock_table;
+
 /* Holders of one shared region: one bit each in a page's copies. */
 #define SHARED_MAX_HOLDERS 64u
 /* ACQUIREs of one session waiting or in progress, over every region:
@@ -48,6 +50,10 @@ int shared_attach(struct handler_session *s, const struct dsm_share_req *m,
 		  struct region **out);
 /* FREE of a shared region: rg if s holds it, else NULL. */
 struct region *shared_held(const struct handler_session *s, uint64_t id);
+/* The locks at rg's words (lock.c's); they go with the region. */
+struct lock_table *shared_locks(struct region *rg);
+/* s lets go of rg: its locks there are released (lock_detach), its
+ * copies forfeit, its ACQUIREs dropped; the last holder frees rg. */
 void shared_detach(struct handler_session *s, struct region *rg);
 /* The session is gone: its copies are forfeit, its holdings detached,
  * its ACQUIREs dropped, and it counts as having acknowledged. */

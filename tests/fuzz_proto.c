@@ -11,7 +11,10 @@
  * region it owns must be registered, and a region must be deregistered
  * before its extent returns to the pool.  Every reply is checked against
  * a model of which connection owns which extent, and the pool's free
- * list is checked after every message.
+ * list is checked after every message.  A fake outbox takes what the
+ * handler sends other than replies (deferred replies, INVALIDATE and
+ * RECALL), and a model of locks and barriers (fuzz_locks.c) checks every
+ * LOCK, UNLOCK and BARRIER and what the outbox carried for them.
  *
  * Built two ways: with -DDSM_LIBFUZZER as a libFuzzer target, and without
  * as a replay tool (ctest fuzz_proto_replay) that runs built-in seeds and
@@ -24,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_locks.h"
 #include "handler.h"
 #include "log.h"
 #include "shared.h"
@@ -36,14 +40,16 @@
 #define FUZZ_REGIONS_PER_SESSION 24
 #define FUZZ_SESSIONS_PER_CLIENT 2
 
-#define FUZZ_CHECK(cond)                                                    \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			fprintf(stderr, "%s:%d: check failed: %s\n",        \
-				__FILE__, __LINE__, #cond);                 \
-			abort();                                            \
-		}                                                           \
-	} while (0)
+/* Messages one step may send through the outbox: a session's end
+ * grants up to 256 locks, a barrier releases up to 3 * 64 arrivals. */
+#define FUZZ_MAX_SENT 4096
+
+/* What the outbox was given during one step. */
+struct sent {
+	int conn;
+	struct dsm_hdr hdr;
+	uint8_t body[DSM_LOCK_REPLY_SIZE];
+};
 
 /* What the server should believe: live regions and who owns them. */
 struct model_region {
@@ -63,6 +69,11 @@ struct fuzz {
 	 * a new region; checking only them keeps the rest untouched (a
 	 * touch costs a page fault, and the fuzzer would crawl). */
 	bool written[MAX_REGIONS];
+	/* Large, so kept apart and never zeroed whole: */
+	struct lock_model *lm;
+	struct sent *sent;       /* what the outbox took this step */
+	size_t nsent;
+	uint64_t next_uid;       /* LOCK and BARRIER ids, made unique */
 };
 
 /* --- decoders alone ----------------------------------------------------- */
@@ -77,6 +88,23 @@ struct fuzz {
 			FUZZ_CHECK(memcmp(out_, in, size) == 0);            \
 		}                                                           \
 	} while (0)
+
+/* What a LOCK or BARRIER body that decodes promises the handler. */
+static void check_lock_bodies(const uint8_t *in, size_t len)
+{
+	struct dsm_barrier_req br;
+	struct dsm_lock_reply lp;
+	struct dsm_lock_req lr;
+
+	if (dsm_lock_req_decode(in, len, &lr) == 0)
+		FUZZ_CHECK(len == DSM_LOCK_REQ_SIZE && lr.token &&
+			   lr.offset % DSM_LOCK_ALIGN == 0);
+	if (dsm_lock_reply_decode(in, len, &lp) == 0)
+		FUZZ_CHECK(!(lp.flags & ~DSM_LOCK_OWNER_DIED) && !lp.reserved);
+	if (dsm_barrier_req_decode(in, len, &br) == 0)
+		FUZZ_CHECK(br.count >= 1 && br.count <= DSM_BARRIER_MAX_COUNT &&
+			   !br.reserved);
+}
 
 static void fuzz_decoders(const uint8_t *in, size_t len)
 {
@@ -100,6 +128,10 @@ static void fuzz_decoders(const uint8_t *in, size_t len)
 	ROUND_TRIP(dsm_auth_msg, DSM_AUTH_MSG_SIZE, in, len);
 	ROUND_TRIP(dsm_lease, DSM_LEASE_SIZE, in, len);
 	ROUND_TRIP(dsm_draining, DSM_DRAINING_SIZE, in, len);
+	ROUND_TRIP(dsm_lock_req, DSM_LOCK_REQ_SIZE, in, len);
+	ROUND_TRIP(dsm_lock_reply, DSM_LOCK_REPLY_SIZE, in, len);
+	ROUND_TRIP(dsm_barrier_req, DSM_BARRIER_REQ_SIZE, in, len);
+	check_lock_bodies(in, len);
 	if (dsm_hello_reply_decode(in, len, &hr) == 0)
 		FUZZ_CHECK(hr.page_size == DSM_PAGE_SIZE);
 	for (uint8_t t = DSM_MSG_READ; t <= DSM_MSG_WRITE; t++) {
@@ -252,6 +284,60 @@ static void fake_removed(void *ctx, struct region *rg)
 
 static const struct region_hooks fake_hooks = { fake_added, fake_removed };
 
+/* --- the fake outbox -------------------------------------------------------- */
+
+static int conn_index(struct fuzz *f, const struct handler_session *s)
+{
+	FUZZ_CHECK(s >= f->conn && s < f->conn + NCONN);
+	return (int)(s - f->conn);
+}
+
+/* r->data is only valid during the call: a LOCK reply's body is kept. */
+static void fake_send(void *ctx, struct handler_session *to,
+		      const struct reply *r)
+{
+	struct fuzz *f = ctx;
+	struct sent *e;
+
+	FUZZ_CHECK(f->nsent < FUZZ_MAX_SENT);
+	e = &f->sent[f->nsent++];
+	e->conn = conn_index(f, to);
+	e->hdr = r->hdr;
+	memset(e->body, 0, sizeof(e->body));
+	if (r->hdr.type == DSM_MSG_LOCK && r->hdr.len)
+		memcpy(e->body, r->data,
+		       r->hdr.len < sizeof(e->body) ? r->hdr.len :
+						      sizeof(e->body));
+}
+
+/* Only shared.c's timer closes a session, and the fuzzer runs none. */
+static void fake_close(void *ctx, struct handler_session *to, const char *why)
+{
+	struct fuzz *f = ctx;
+
+	(void)why;
+	f->closed[conn_index(f, to)] = true;
+}
+
+static const struct handler_out fake_out = { fake_send, fake_close };
+
+/* The step's outbox messages to the model, then the step's end; the
+ * model forgets regions the server no longer has. */
+static void drain_sent(struct fuzz *f)
+{
+	for (size_t i = 0; i < f->nsent; i++)
+		lm_sent(f->lm, f->sent[i].conn, &f->sent[i].hdr,
+			f->sent[i].body);
+	f->nsent = 0;
+	lm_step_done(f->lm);
+	for (size_t i = lm_nregions(f->lm); i-- > 0;) {
+		uint64_t id = lm_region_id(f->lm, i);
+
+		if (!region_find(&f->h.regions, id))
+			lm_region_gone(f->lm, id);
+	}
+}
+
 static void conn_init(struct fuzz *f, int conn)
 {
 	handler_session_init(&f->conn[conn], &f->h);
@@ -399,8 +485,15 @@ static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 	case DSM_MSG_ACQUIRE: /* answered through the outbox */
 		FUZZ_CHECK(r->none);
 		break;
-	case DSM_MSG_INVAL_ACK: /* a reply only over RDMA, for the credit */
-		FUZZ_CHECK(r->none == (conn != ONE_SIDED) && !r->hdr.len);
+	case DSM_MSG_INVAL_ACK: /* an empty reply, on either transport */
+		FUZZ_CHECK(!r->none && !r->hdr.len);
+		break;
+	case DSM_MSG_LOCK:    /* granted through the outbox (fuzz_locks.c) */
+	case DSM_MSG_BARRIER:
+		FUZZ_CHECK(r->none && conn != ONE_SIDED);
+		break;
+	case DSM_MSG_UNLOCK:
+		FUZZ_CHECK(!r->none && !r->hdr.len && conn != ONE_SIDED);
 		break;
 	case DSM_MSG_LEASE: /* accepted only well-formed, for a real id */
 		FUZZ_CHECK(r->hdr.len == 0 && q->len == DSM_LEASE_SIZE);
@@ -452,23 +545,88 @@ static void check_reply(struct fuzz *f, int conn, const uint8_t *msg,
 
 /* --- the stream --------------------------------------------------------- */
 
+/* The session ends: the model first, then the handler, whose outbox
+ * may grant what it held to the others. */
+static void end_session(struct fuzz *f, int conn)
+{
+	lm_session_end(f->lm, conn);
+	handler_session_end(&f->conn[conn]);
+	drain_sent(f);
+}
+
 static void reconnect(struct fuzz *f, int conn)
 {
-	handler_session_end(&f->conn[conn]);
+	end_session(f, conn);
 	model_drop_conn(f, conn);
 	conn_init(f, conn);
 	f->closed[conn] = false;
 }
 
-static void fuzz_stream(const uint8_t *in, size_t len)
+/* LOCK and BARRIER get ids of their own, unique: the model tells
+ * deferred replies apart by id, and the server never looks at one. */
+static void unique_id(struct fuzz *f, uint8_t *msg, size_t len)
+{
+	uint64_t id = ++f->next_uid;
+
+	if (len < DSM_HDR_SIZE ||
+	    (msg[5] != DSM_MSG_LOCK && msg[5] != DSM_MSG_BARRIER))
+		return;
+	for (int i = 0; i < 8; i++)
+		msg[16 + i] = (uint8_t)(id >> (8 * i));
+}
+
+/* The shared region a whole FREE at msg would detach its sender from,
+ * asked before the handler acts on it; 0 if none. */
+static uint64_t shared_freed(struct fuzz *f, int c, const uint8_t *msg,
+			     size_t len)
+{
+	struct dsm_free_req fr;
+	struct dsm_hdr q;
+
+	if (len < DSM_HDR_SIZE || dsm_hdr_decode(msg, &q) ||
+	    q.type != DSM_MSG_FREE || len - DSM_HDR_SIZE < q.len ||
+	    dsm_free_req_decode(msg + DSM_HDR_SIZE, q.len, &fr))
+		return 0;
+	return shared_held(&f->conn[c], fr.region_id) ? fr.region_id : 0;
+}
+
+/* The model's part of one step: the request, a detach, the outbox. */
+static void model_step(struct fuzz *f, int c, const uint8_t *msg,
+		       size_t used, const struct reply *r, uint64_t detached)
+{
+	struct dsm_hdr q;
+
+	if (dsm_hdr_decode(msg, &q) || used != DSM_HDR_SIZE + q.len) {
+		FUZZ_CHECK(f->nsent == 0);
+		return;
+	}
+	lm_request(f->lm, c, c == ONE_SIDED, &q, msg + DSM_HDR_SIZE,
+		   r->hdr.status, r->none);
+	if (detached && !r->hdr.status)
+		lm_detach(f->lm, c, detached);
+	drain_sent(f);
+}
+
+static void fuzz_stream(const uint8_t *data, size_t len)
 {
 	static struct fuzz f; /* large; one input at a time */
+	static struct lock_model lm;
+	static struct sent log[FUZZ_MAX_SENT];
 	size_t pos = 0, used, need;
+	uint8_t *in = malloc(len ? len : 1);
+	uint64_t detached;
 	struct reply r;
 	bool authed;
 
+	FUZZ_CHECK(in);
+	memcpy(in, data, len);
 	memset(&f, 0, sizeof(f));
+	lm_init(&lm);
+	f.lm = &lm;
+	f.sent = log;
 	FUZZ_CHECK(handler_init(&f.h, FUZZ_CAPACITY, POOL_PAGES_SMALL, 1, NULL, 0) == 0);
+	f.h.out = &fake_out;
+	f.h.out_ctx = &f;
 	f.h.limits = (struct handler_limits){
 		.regions_per_session = FUZZ_REGIONS_PER_SESSION,
 		.sessions_per_client = FUZZ_SESSIONS_PER_CLIENT };
@@ -481,6 +639,8 @@ static void fuzz_stream(const uint8_t *in, size_t len)
 		if (f.closed[c])
 			reconnect(&f, c);
 		authed = f.conn[c].authed;
+		unique_id(&f, in + pos, len - pos);
+		detached = shared_freed(&f, c, in + pos, len - pos);
 		used = handler_next(&f.conn[c], in + pos, len - pos, &r, &need);
 		if (!used) {
 			FUZZ_CHECK(need > len - pos);
@@ -489,18 +649,22 @@ static void fuzz_stream(const uint8_t *in, size_t len)
 			break;
 		}
 		check_reply(&f, c, in + pos, used, &r, authed);
-		f.closed[c] = r.close;
+		model_step(&f, c, in + pos, used, &r, detached);
+		f.closed[c] = f.closed[c] || r.close;
 		pos += used;
 		check_pool(&f);
 		check_registered(&f);
 	}
 
 	for (int c = 0; c < NCONN; c++)
-		handler_session_end(&f.conn[c]);
+		end_session(&f, c);
+	lm_check_idle(&lm);
+	FUZZ_CHECK(f.h.barriers.count == 0);
 	FUZZ_CHECK(f.registered == 0);
 	FUZZ_CHECK(f.h.pool.used == 0 && f.h.regions.count == 0);
 	FUZZ_CHECK(f.h.pool.nruns == 1);
 	handler_destroy(&f.h);
+	free(in);
 }
 
 /*
@@ -557,7 +721,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #include <sys/stat.h>
 
 struct seed {
-	uint8_t buf[3 * DSM_PAGE_SIZE];
+	uint8_t buf[4 * DSM_PAGE_SIZE]; /* run-fuzz.sh's -max_len */
 	size_t len;
 };
 
@@ -619,6 +783,127 @@ static void put_rw(struct seed *s, int conn, uint8_t type, uint64_t id,
 		len += DSM_PAGE_SIZE;
 	}
 	put(s, conn, type, 0, b, len);
+}
+
+/* SHARE_CREATE (id 0) or SHARE_ATTACH of a region of npages pages. */
+static void put_share(struct seed *s, int conn, uint64_t id, uint32_t npages)
+{
+	struct dsm_share_req m = { .region_id = id,
+				   .size = (uint64_t)npages * DSM_PAGE_SIZE };
+	uint8_t b[DSM_SHARE_REQ_SIZE];
+
+	memset(m.key, 0x42, sizeof(m.key));
+	dsm_share_req_encode(&m, b);
+	put(s, conn, id ? DSM_MSG_SHARE_ATTACH : DSM_MSG_SHARE_CREATE, 0, b,
+	    sizeof(b));
+}
+
+static void put_lock(struct seed *s, int conn, uint8_t type, uint64_t id,
+		     uint64_t offset, uint64_t token)
+{
+	struct dsm_lock_req m = { .region_id = id, .offset = offset,
+				  .token = token };
+	uint8_t b[DSM_LOCK_REQ_SIZE];
+
+	dsm_lock_req_encode(&m, b);
+	put(s, conn, type, 0, b, sizeof(b));
+}
+
+static void put_barrier(struct seed *s, int conn, uint8_t name,
+			uint32_t count)
+{
+	struct dsm_barrier_req m = { .count = count };
+	uint8_t b[DSM_BARRIER_REQ_SIZE];
+
+	memset(m.key, name, sizeof(m.key));
+	dsm_barrier_req_encode(&m, b);
+	put(s, conn, DSM_MSG_BARRIER, 0, b, sizeof(b));
+}
+
+/* 24 bytes that are no header: the server closes the connection, and
+ * the seed's next message on it reconnects (ending the session). */
+static void put_garbage(struct seed *s, int conn)
+{
+	FUZZ_CHECK(s->len + 1 + DSM_HDR_SIZE <= sizeof(s->buf));
+	s->buf[s->len++] = (uint8_t)conn;
+	memcpy(s->buf + s->len, "not a dsm header at all!", DSM_HDR_SIZE);
+	s->len += DSM_HDR_SIZE;
+}
+
+/* Locks of shared region 1 across connections 0 and 1: a wait, a
+ * -EDEADLK, a cancel, a grant at release, a detach while holding (a
+ * mark: OWNER_DIED) and one while waiting (-ENOENT), a holder's session
+ * closed with a waiter; the one-sided connection refused. */
+static void seed_locks(struct seed *s)
+{
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	put_hello(s, 1, DSM_PAGE_SIZE);
+	put_share(s, 0, 0, 2);
+	put_share(s, 1, 1, 2);
+	put_lock(s, 0, DSM_MSG_LOCK, 1, 0, 1);
+	put_lock(s, 1, DSM_MSG_LOCK, 1, 0, 1);
+	put_lock(s, 1, DSM_MSG_LOCK, 1, 0, 2);
+	put_lock(s, 0, DSM_MSG_LOCK, 1, 0, 1);
+	put_lock(s, 1, DSM_MSG_UNLOCK, 1, 0, 2);
+	put_lock(s, 0, DSM_MSG_UNLOCK, 1, 0, 1);
+	put_lock(s, 0, DSM_MSG_UNLOCK, 1, 8, 1);
+	put_lock(s, 0, DSM_MSG_LOCK, 1, 8, 3);
+	put_free(s, 1, 1);
+	put_lock(s, 0, DSM_MSG_LOCK, 1, 0, 1);
+	put_share(s, 1, 1, 2);
+	put_lock(s, 1, DSM_MSG_LOCK, 1, 8, 1);
+	put_free(s, 1, 1);                    /* a waiter detaches */
+	put_share(s, 1, 1, 2);
+	put_lock(s, 1, DSM_MSG_LOCK, 1, 8, 1);
+	put_lock(s, 1, DSM_MSG_LOCK, 1, 2 * DSM_PAGE_SIZE, 1);
+	put_lock(s, 1, DSM_MSG_LOCK, 1, 4, 1);
+	put_garbage(s, 0);
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	put_lock(s, 1, DSM_MSG_UNLOCK, 1, 8, 1);
+	put_hello(s, ONE_SIDED, DSM_PAGE_SIZE);
+	put_lock(s, ONE_SIDED, DSM_MSG_LOCK, 1, 0, 1);
+	put_barrier(s, ONE_SIDED, 1, 2);
+}
+
+/* Barriers: a round of 3 over two connections (one arrives twice), a
+ * count that differs, a count of 1, a waiter whose session is closed. */
+static void seed_barriers(struct seed *s)
+{
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	put_hello(s, 1, DSM_PAGE_SIZE);
+	put_barrier(s, 0, 1, 3);
+	put_barrier(s, 1, 1, 4);
+	put_barrier(s, 0, 1, 3);
+	put_barrier(s, 1, 1, 3);
+	put_barrier(s, 1, 2, 1);
+	put_barrier(s, 0, 3, 2);
+	put_barrier(s, 1, 3, 2);
+	put_barrier(s, 0, 4, 2);
+	put_garbage(s, 0);
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	put_barrier(s, 0, 4, 2);
+	put_barrier(s, 1, 4, 2);
+}
+
+/* One connection past its 256 locks, then its end with all of them
+ * held: 256 marks in one region; a second death holding two more
+ * overflows them. */
+static void seed_lock_bound(struct seed *s)
+{
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	put_hello(s, 1, DSM_PAGE_SIZE);
+	put_share(s, 0, 0, 1);
+	put_share(s, 1, 1, 1);
+	for (uint64_t i = 0; i <= 256; i++)
+		put_lock(s, 0, DSM_MSG_LOCK, 1, 8 * i, 1);
+	put_garbage(s, 0);
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	put_share(s, 0, 1, 1);
+	put_lock(s, 1, DSM_MSG_LOCK, 1, 0, 1);
+	put_lock(s, 1, DSM_MSG_LOCK, 1, 8 * 300, 1);
+	put_garbage(s, 1);
+	put_hello(s, 1, DSM_PAGE_SIZE);
+	put_lock(s, 0, DSM_MSG_LOCK, 1, 8 * 400, 1);
 }
 
 static size_t build_seeds(struct seed *seeds)
@@ -686,6 +971,9 @@ static size_t build_seeds(struct seed *seeds)
 	put_alloc(s, ONE_SIDED, 2 * DSM_PAGE_SIZE);
 	put_rw(s, ONE_SIDED, DSM_MSG_WRITE, 7, 0, 1);
 	s++;
+	seed_locks(s++);
+	seed_barriers(s++);
+	seed_lock_bound(s++);
 	return s - seeds;
 }
 
@@ -737,7 +1025,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	static struct seed seeds[8];
+	static struct seed seeds[12];
 	size_t n = build_seeds(seeds);
 	int rc = 0;
 
