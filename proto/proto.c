@@ -507,9 +507,12 @@ void dsm_barrier_req_encode(const struct dsm_barrier_req *m, uint8_t *out)
 	memcpy(c.w, m->key, sizeof(m->key));
 	c.w += sizeof(m->key);
 	put32(&c, m->count);
-	put32(&c, 0);
+	put32(&c, m->flags);
+	put64(&c, m->token);
 }
 
+/* A flag this end does not know is refused, not ignored: a peer that
+ * sets it means something we would not do. */
 int dsm_barrier_req_decode(const uint8_t *in, size_t len,
 			   struct dsm_barrier_req *m)
 {
@@ -520,8 +523,10 @@ int dsm_barrier_req_decode(const uint8_t *in, size_t len,
 	memcpy(m->key, c.r, sizeof(m->key));
 	c.r += sizeof(m->key);
 	m->count = get32(&c);
-	m->reserved = get32(&c);
-	if (!m->count || m->count > DSM_BARRIER_MAX_COUNT || m->reserved)
+	m->flags = get32(&c);
+	m->token = get64(&c);
+	if (!m->count || m->count > DSM_BARRIER_MAX_COUNT ||
+	    m->flags || !m->token)
 		return -EINVAL;
 	return 0;
 }

@@ -288,15 +288,18 @@ struct dsm_lock_reply {
 /* BARRIER: the key is a digest of the barrier's name (the client's
  * choice of hash); count arrivals (requests, not connections) release
  * every one of them with an empty reply.  Barriers belong to the
- * server, not to a region. */
+ * server, not to a region.  The token, never 0, names the client's
+ * thread as a LOCK's does: one (session, token) waits at a key once
+ * (-EDEADLK). */
 #define DSM_BARRIER_KEY_SIZE 32u
 #define DSM_BARRIER_MAX_COUNT 65536u
 struct dsm_barrier_req {
 	uint8_t key[DSM_BARRIER_KEY_SIZE];
 	uint32_t count;          /* 1..DSM_BARRIER_MAX_COUNT */
-	uint32_t reserved;       /* must be 0 */
+	uint32_t flags;          /* none defined yet: must be 0 */
+	uint64_t token;          /* > 0 */
 };
-#define DSM_BARRIER_REQ_SIZE 40u
+#define DSM_BARRIER_REQ_SIZE 48u
 
 void dsm_lock_req_encode(const struct dsm_lock_req *m, uint8_t *out);
 int dsm_lock_req_decode(const uint8_t *in, size_t len, struct dsm_lock_req *m);

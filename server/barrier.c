@@ -5,9 +5,10 @@
  * of a round makes it, with that arrival's count, and the count-th
  * releases and frees it.  An arrival is on its barrier's queue, in
  * arrival order (the order the replies go out in), and on its session's
- * list, so a session's end withdraws its own arrivals without walking
- * anyone else's.  A barrier all of whose arrivals were withdrawn is
- * freed: a later arrival starts a new round, with its own count.
+ * list, so a session's end and the -EDEADLK check walk the session's
+ * own arrivals (at most BARRIER_MAX_PER_SESSION), never anyone else's.
+ * A barrier all of whose arrivals were withdrawn is freed: a later
+ * arrival starts a new round, with its own count.
  */
 #include "barrier.h"
 
@@ -29,6 +30,7 @@ struct barrier_arrival {
 	struct barrier *b;
 	struct handler_session *s;
 	uint64_t req_id;                /* its BARRIER's, for the reply */
+	uint64_t token;                 /* the client's thread */
 	struct barrier_arrival *qnext;  /* the barrier's, oldest first */
 	struct barrier_arrival *qprev;
 	struct barrier_arrival *snext, *sprev; /* the session's */
@@ -83,16 +85,30 @@ static void barrier_free(struct barrier_table *t, struct barrier *b)
 	free(b);
 }
 
+/* (s, token)'s arrival waiting at key, or NULL. */
+static struct barrier_arrival *arrival_of(const struct handler_session *s,
+					  const uint8_t *key, uint64_t token)
+{
+	struct barrier_arrival *a;
+
+	for (a = s->arrivals; a; a = a->snext)
+		if (a->token == token &&
+		    !memcmp(a->b->key, key, DSM_BARRIER_KEY_SIZE))
+			return a;
+	return NULL;
+}
+
 static struct barrier_arrival *arrival_new(struct barrier *b,
 					   struct handler_session *s,
-					   uint64_t req_id)
+					   uint64_t req_id, uint64_t token)
 {
 	struct barrier_arrival *a = calloc(1, sizeof(*a));
 
 	if (!a)
 		return NULL;
 	*a = (struct barrier_arrival){ .b = b, .s = s, .req_id = req_id,
-				       .qprev = b->tail, .snext = s->arrivals };
+				       .token = token, .qprev = b->tail,
+				       .snext = s->arrivals };
 	if (b->tail)
 		b->tail->qnext = a;
 	else
@@ -164,6 +180,10 @@ int barrier_arrive(struct handler_session *s, uint64_t req_id,
 
 	if (b && b->count != m->count)
 		return -EINVAL;
+	/* A thread waits once: its second arrival, even one that would
+	 * complete the barrier, would count it twice. */
+	if (b && arrival_of(s, m->key, m->token))
+		return -EDEADLK;
 	if (b ? b->arrived + 1 == b->count : m->count == 1) {
 		release(s->h, b, s, req_id);
 		return 0;
@@ -175,7 +195,7 @@ int barrier_arrive(struct handler_session *s, uint64_t req_id,
 		return -EAGAIN;
 	if (!b && !(b = barrier_new(t, m)))
 		return -ENOMEM;
-	if (!arrival_new(b, s, req_id)) {
+	if (!arrival_new(b, s, req_id, m->token)) {
 		if (!b->arrived)
 			barrier_free(t, b);
 		return -ENOMEM;

@@ -7,7 +7,8 @@
  * answered then, through the handler's outbox, and the barrier is
  * forgotten, so the next round under the same key starts afresh.
  * Arrivals are requests, not sessions: each thread of a process arrives
- * on its own.  docs/design.md, "Locks and barriers", has the bounds.
+ * on its own, under its token.  docs/design.md, "Locks and barriers",
+ * has the bounds.
  *
  * Like handler.c this does no I/O.
  */
@@ -37,7 +38,8 @@ struct barrier_table {
 };
 
 /* BARRIER: 0 (answered through the outbox, now or on release) or -errno
- * for an error reply now. */
+ * for an error reply now: -EDEADLK if (s, m->token) already waits at
+ * the key. */
 int barrier_arrive(struct handler_session *s, uint64_t req_id,
 		   const struct dsm_barrier_req *m);
 /* The session is gone: its arrivals are withdrawn, unanswered. */

@@ -209,6 +209,21 @@ static void on_unlock(struct lock_model *m, int conn,
 		lock_del(m, l);
 }
 
+/* conn's arrival waiting at key under token, or -1. */
+static long arrival_of(const struct lock_model *m, int conn,
+		       const uint8_t *key, uint64_t token)
+{
+	for (size_t i = 0; i < m->nwaits; i++) {
+		const struct lm_wait *w = &m->waits[i];
+
+		if (w->conn == conn && w->type == DSM_MSG_BARRIER &&
+		    w->token == token &&
+		    !memcmp(w->key, key, DSM_BARRIER_KEY_SIZE))
+			return (long)i;
+	}
+	return -1;
+}
+
 static unsigned arrivals_of(const struct lock_model *m, int conn)
 {
 	unsigned n = 0;
@@ -255,21 +270,27 @@ static unsigned barriers(const struct lock_model *m)
 	return n;
 }
 
+/* A thread waits once at a key: its arrival while its first waits is
+ * -EDEADLK (after a count mismatch's -EINVAL, before any bound). */
 static void on_barrier(struct lock_model *m, int conn, const struct dsm_hdr *q,
 		       const struct dsm_barrier_req *br, int status)
 {
 	uint32_t count = 0;
 	unsigned n = waiting_at(m, br->key, &count);
+	bool mine = arrival_of(m, conn, br->key, br->token) >= 0;
 	struct lm_wait *w;
 
 	if (status == -EINVAL && !q->flags)
 		FUZZ_CHECK(n && count != br->count);
+	if (status == -EDEADLK)
+		FUZZ_CHECK(mine && count == br->count);
 	if (status == -EAGAIN)
-		FUZZ_CHECK(arrivals_of(m, conn) >= LM_MAX_ARRIVALS ||
-			   (!n && barriers(m) >= LM_MAX_BARRIERS));
+		FUZZ_CHECK(!mine && (arrivals_of(m, conn) >= LM_MAX_ARRIVALS ||
+				     (!n && barriers(m) >= LM_MAX_BARRIERS)));
 	if (status)
 		return;
 	FUZZ_CHECK(!n || count == br->count);
+	FUZZ_CHECK(!mine);
 	m->step.releases = n + 1 == br->count;
 	memcpy(m->step.key, br->key, sizeof(m->step.key));
 	m->step.count = br->count;
@@ -278,6 +299,7 @@ static void on_barrier(struct lock_model *m, int conn, const struct dsm_hdr *q,
 	w = wait_add(m, conn, DSM_MSG_BARRIER, q->id);
 	memcpy(w->key, br->key, sizeof(w->key));
 	w->count = br->count;
+	w->token = br->token;
 }
 
 void lm_request(struct lock_model *m, int conn, bool one_sided,

@@ -6,10 +6,11 @@
  * through its outbox, given every request and session end before: who
  * holds each lock, who waits for it and in what order, which locks a
  * dead holder left marked (and whether a region's marks overflowed),
- * which arrivals wait at which barrier.  fuzz_proto.c tells it each
- * request with its reply, then every message the handler sent through
- * its outbox meanwhile, then that the step is done; every disagreement
- * is a FUZZ_CHECK.  It knows nothing of the handler's insides.
+ * which arrivals wait at which barrier, under which (session, token).
+ * fuzz_proto.c tells it each request with its reply, then every message
+ * the handler sent through its outbox meanwhile, then that the step is
+ * done; every disagreement is a FUZZ_CHECK.  It knows nothing of the
+ * handler's insides.
  */
 #ifndef DSM_FUZZ_LOCKS_H
 #define DSM_FUZZ_LOCKS_H
@@ -45,7 +46,8 @@ struct lm_wait {
 	int conn;
 	uint8_t type;
 	uint64_t id;
-	uint64_t region, offset, token;          /* LOCK */
+	uint64_t region, offset;                 /* LOCK */
+	uint64_t token;                          /* LOCK and BARRIER */
 	uint8_t key[DSM_BARRIER_KEY_SIZE];       /* BARRIER */
 	uint32_t count;
 	bool dropping;   /* its session detached the region: -ENOENT due */

@@ -102,8 +102,9 @@ static void check_lock_bodies(const uint8_t *in, size_t len)
 	if (dsm_lock_reply_decode(in, len, &lp) == 0)
 		FUZZ_CHECK(!(lp.flags & ~DSM_LOCK_OWNER_DIED) && !lp.reserved);
 	if (dsm_barrier_req_decode(in, len, &br) == 0)
-		FUZZ_CHECK(br.count >= 1 && br.count <= DSM_BARRIER_MAX_COUNT &&
-			   !br.reserved);
+		FUZZ_CHECK(len == DSM_BARRIER_REQ_SIZE && br.count >= 1 &&
+			   br.count <= DSM_BARRIER_MAX_COUNT && br.token &&
+			   !br.flags);
 }
 
 static void fuzz_decoders(const uint8_t *in, size_t len)
@@ -809,10 +810,11 @@ static void put_lock(struct seed *s, int conn, uint8_t type, uint64_t id,
 	put(s, conn, type, 0, b, sizeof(b));
 }
 
+/* An arrival of thread `token`. */
 static void put_barrier(struct seed *s, int conn, uint8_t name,
-			uint32_t count)
+			uint32_t count, uint64_t token)
 {
-	struct dsm_barrier_req m = { .count = count };
+	struct dsm_barrier_req m = { .count = count, .token = token };
 	uint8_t b[DSM_BARRIER_REQ_SIZE];
 
 	memset(m.key, name, sizeof(m.key));
@@ -862,27 +864,29 @@ static void seed_locks(struct seed *s)
 	put_lock(s, 1, DSM_MSG_UNLOCK, 1, 8, 1);
 	put_hello(s, ONE_SIDED, DSM_PAGE_SIZE);
 	put_lock(s, ONE_SIDED, DSM_MSG_LOCK, 1, 0, 1);
-	put_barrier(s, ONE_SIDED, 1, 2);
+	put_barrier(s, ONE_SIDED, 1, 2, 1);
 }
 
-/* Barriers: a round of 3 over two connections (one arrives twice), a
- * count that differs, a count of 1, a waiter whose session is closed. */
+/* Barriers: a round of 3 over two connections (one arrives with two
+ * tokens), a count that differs, the same token twice, a count of 1, a
+ * waiter whose session is closed. */
 static void seed_barriers(struct seed *s)
 {
 	put_hello(s, 0, DSM_PAGE_SIZE);
 	put_hello(s, 1, DSM_PAGE_SIZE);
-	put_barrier(s, 0, 1, 3);
-	put_barrier(s, 1, 1, 4);
-	put_barrier(s, 0, 1, 3);
-	put_barrier(s, 1, 1, 3);
-	put_barrier(s, 1, 2, 1);
-	put_barrier(s, 0, 3, 2);
-	put_barrier(s, 1, 3, 2);
-	put_barrier(s, 0, 4, 2);
+	put_barrier(s, 0, 1, 3, 1);
+	put_barrier(s, 1, 1, 4, 1);
+	put_barrier(s, 0, 1, 3, 1);           /* -EDEADLK */
+	put_barrier(s, 0, 1, 3, 2);
+	put_barrier(s, 1, 1, 3, 1);
+	put_barrier(s, 1, 2, 1, 1);
+	put_barrier(s, 0, 3, 2, 1);
+	put_barrier(s, 1, 3, 2, 1);
+	put_barrier(s, 0, 4, 2, 1);
 	put_garbage(s, 0);
 	put_hello(s, 0, DSM_PAGE_SIZE);
-	put_barrier(s, 0, 4, 2);
-	put_barrier(s, 1, 4, 2);
+	put_barrier(s, 0, 4, 2, 1);
+	put_barrier(s, 1, 4, 2, 1);
 }
 
 /* One connection past its 256 locks, then its end with all of them

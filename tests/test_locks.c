@@ -528,9 +528,11 @@ static void barrier_key(uint8_t *key, unsigned seed)
 	key[2] = (uint8_t)(seed >> 16);
 }
 
-static uint64_t arrive(int fd, unsigned seed, uint32_t count)
+static uint64_t barrier_send(int fd, unsigned seed, uint32_t count,
+			     uint32_t flags, uint64_t token)
 {
-	struct dsm_barrier_req m = { .count = count };
+	struct dsm_barrier_req m = { .count = count, .flags = flags,
+				     .token = token };
 	uint8_t body[DSM_BARRIER_REQ_SIZE];
 	uint64_t id = next_id++;
 
@@ -541,15 +543,22 @@ static uint64_t arrive(int fd, unsigned seed, uint32_t count)
 	return id;
 }
 
+/* Thread `token` of the session arrives: the BARRIER's id. */
+static uint64_t arrive(int fd, unsigned seed, uint32_t count, uint64_t token)
+{
+	return barrier_send(fd, seed, count, 0, token);
+}
+
 static void expect_released(int fd, uint64_t id, const char *what)
 {
 	expect(what, expect_reply(fd, DSM_MSG_BARRIER, id, NULL,
 				  TH_TIMEOUT_MS), 0);
 }
 
-static int arrive_status(int fd, unsigned seed, uint32_t count)
+static int arrive_status(int fd, unsigned seed, uint32_t count,
+			 uint64_t token)
 {
-	return expect_reply(fd, DSM_MSG_BARRIER, arrive(fd, seed, count),
+	return expect_reply(fd, DSM_MSG_BARRIER, arrive(fd, seed, count, token),
 			    NULL, TH_TIMEOUT_MS);
 }
 
@@ -558,13 +567,13 @@ static int arrive_status(int fd, unsigned seed, uint32_t count)
 static void barrier_rounds(int a, int b, int c)
 {
 	for (int round = 0; round < 2; round++) {
-		uint64_t ia = arrive(a, 1, 3), ib, ic;
+		uint64_t ia = arrive(a, 1, 3, 1), ib, ic;
 
 		expect_quiet(a, "one arrival of 3");
-		ib = arrive(b, 1, 3);
+		ib = arrive(b, 1, 3, 1);
 		expect_quiet(a, "two arrivals of 3 (A)");
 		expect_quiet(b, "two arrivals of 3 (B)");
-		ic = arrive(c, 1, 3);
+		ic = arrive(c, 1, 3, 1);
 		expect_released(a, ia, "A at the third arrival");
 		expect_released(b, ib, "B at the third arrival");
 		expect_released(c, ic, "C, the third");
@@ -573,44 +582,85 @@ static void barrier_rounds(int a, int b, int c)
 
 /*
  * Barriers: released at the count-th arrival and not before, reused in
- * a second round, counted in requests (two of one session), a count of
- * 1 at once, a mismatched count -EINVAL, a dead waiter withdrawn.
- * Defeats: released early or never, a record kept after release (the
- * second round's first arrival would release it), arrivals counted per
- * session, a mismatch accepted, a dead waiter's arrival still counted.
+ * a second round, a count of 1 at once, a mismatched count -EINVAL, a
+ * dead waiter withdrawn.  Defeats: released early or never, a record
+ * kept after release (the second round's first arrival would release
+ * it), a mismatch accepted, a dead waiter's arrival still counted.
  */
 static void test_barrier(void)
 {
 	int a = conn(), b = conn(), c = conn(), d = conn();
-	uint64_t ia, ia2, ib, ic;
+	uint64_t ia, ib, ic;
 
 	barrier_rounds(a, b, c);
-	ia = arrive(a, 2, 3);
-	expect("a count that differs", arrive_status(b, 2, 4), -EINVAL);
-	ib = arrive(b, 2, 3);
+	ia = arrive(a, 2, 3, 1);
+	expect("a count that differs", arrive_status(b, 2, 4, 1), -EINVAL);
+	ib = arrive(b, 2, 3, 1);
 	expect_quiet(a, "the mismatch did not count");
-	ic = arrive(c, 2, 3);
+	ic = arrive(c, 2, 3, 1);
 	expect_released(a, ia, "A");
 	expect_released(b, ib, "B");
 	expect_released(c, ic, "C");
 
-	expect("a barrier of 1", arrive_status(a, 3, 1), 0);
-	ia = arrive(a, 4, 3);
-	ia2 = arrive(a, 4, 3);
+	expect("a barrier of 1", arrive_status(a, 3, 1, 1), 0);
+
+	ia = arrive(a, 5, 3, 1);
+	arrive(d, 5, 3, 1);
+	expect_quiet(a, "two of 3, one about to go");
+	hangup(d);
+	wait_settled();
+	ib = arrive(b, 5, 3, 1);
+	expect_quiet(b, "D withdrawn: two of 3 again");
+	ic = arrive(c, 5, 3, 1);
+	expect_released(a, ia, "A");
+	expect_released(b, ib, "B");
+	expect_released(c, ic, "C");
+	hangup(a);
+	hangup(b);
+	hangup(c);
+}
+
+/*
+ * Tokens: two threads of one session arrive separately and count as
+ * two; the same token arriving again while its first arrival waits is
+ * -EDEADLK and does not count, also when it would have completed the
+ * barrier; once released, the token arrives again.  Defeats: arrivals
+ * counted per session, no -EDEADLK (the second arrival counted: a
+ * barrier of 2 released by one thread), -EDEADLK for another token of
+ * the session or for the same token at another key.
+ */
+static void test_barrier_tokens(void)
+{
+	int a = conn(), b = conn(), c = conn();
+	uint64_t ia, ia2, ib, ic;
+
+	ia = arrive(a, 4, 3, 1);
+	ia2 = arrive(a, 4, 3, 2);
 	expect_quiet(a, "two threads of A of 3");
-	ib = arrive(b, 4, 3);
+	ib = arrive(b, 4, 3, 1);
 	expect_released(a, ia, "A's first thread");
 	expect_released(a, ia2, "A's second thread");
 	expect_released(b, ib, "B, the third");
 
-	ia = arrive(a, 5, 3);
-	arrive(d, 5, 3);
-	expect_quiet(a, "two of 3, one about to go");
-	hangup(d);
-	wait_settled();
-	ib = arrive(b, 5, 3);
-	expect_quiet(b, "D withdrawn: two of 3 again");
-	ic = arrive(c, 5, 3);
+	ia = arrive(a, 6, 2, 1);
+	expect("T1 again, where it would complete",
+	       arrive_status(a, 6, 2, 1), -EDEADLK);
+	expect_quiet(a, "T1's first arrival still waits");
+	ia2 = arrive(a, 7, 2, 1);
+	expect_quiet(a, "T1 at another key waits too");
+	ib = arrive(b, 6, 2, 1);
+	expect_released(a, ia, "A's T1, released by B");
+	expect_released(b, ib, "B");
+	ib = arrive(b, 7, 2, 1);
+	expect_released(a, ia2, "A's T1 at the other key");
+	expect_released(b, ib, "B there");
+
+	ia = arrive(a, 6, 3, 1);
+	expect("T1 again, where it would not complete",
+	       arrive_status(a, 6, 3, 1), -EDEADLK);
+	ib = arrive(b, 6, 3, 1);
+	expect_quiet(b, "two of 3: the refused one did not count");
+	ic = arrive(c, 6, 3, 1);
 	expect_released(a, ia, "A");
 	expect_released(b, ib, "B");
 	expect_released(c, ic, "C");
@@ -634,32 +684,34 @@ static void test_barrier_bounds(void)
 	for (unsigned k = 0; k < NS; k++) {
 		fds[k] = conn();
 		for (unsigned i = 0; i < MAX_ARRIVALS; i++) {
-			uint64_t id = arrive(fds[k], 1000 + k * 100 + i, 2);
+			uint64_t id = arrive(fds[k], 1000 + k * 100 + i, 2,
+					     1);
 
 			if (!k && !i)
 				first = id;
 		}
 		if (!k)
 			expect("the 65th arrival of a session",
-			       arrive_status(fds[0], 999, 2), -EAGAIN);
+			       arrive_status(fds[0], 999, 2, 1), -EAGAIN);
 	}
 	expect_quiet(fds[NS - 1], "1024 barriers waiting");
-	expect("the 1025th barrier", arrive_status(x, 999, 2), -EAGAIN);
-	expect("an arrival that completes one", arrive_status(x, 1000, 2), 0);
+	expect("the 1025th barrier", arrive_status(x, 999, 2, 1), -EAGAIN);
+	expect("an arrival that completes one", arrive_status(x, 1000, 2, 1),
+	       0);
 	expect_released(fds[0], first, "the barrier it completed");
-	ix = arrive(x, 999, 2);
-	expect("the room it left taken, one more", arrive_status(x, 998, 2),
-	       -EAGAIN);
+	ix = arrive(x, 999, 2, 1);
+	expect("the room it left taken, one more",
+	       arrive_status(x, 998, 2, 1), -EAGAIN);
 	for (unsigned k = 0; k < NS; k++)
 		hangup(fds[k]);
 	wait_settled();
-	iy = arrive(x, 998, 2);
+	iy = arrive(x, 998, 2, 1);
 	expect_quiet(x, "room again once the sessions ended");
-	/* X completes both itself, as two threads would */
-	iz = arrive(x, 999, 2);
+	/* X completes both itself, as two threads do */
+	iz = arrive(x, 999, 2, 2);
 	expect_released(x, ix, "X's first arrival at one");
 	expect_released(x, iz, "and its second, which released it");
-	iz = arrive(x, 998, 2);
+	iz = arrive(x, 998, 2, 2);
 	expect_released(x, iy, "X's first arrival at the other");
 	expect_released(x, iz, "and its second");
 	hangup(x);
@@ -670,11 +722,12 @@ static int raw_call(int fd, uint8_t type, const void *body, uint32_t len)
 	return th_call(fd, type, next_id++, body, len, NULL, 0, NULL);
 }
 
-/* BARRIER bodies that do not decode; the largest count is taken (and
- * waits, until the connection goes). */
+/* BARRIER bodies that do not decode: a count out of range, token 0, a
+ * flag (none is defined).  The largest count
+ * is taken (and waits, until the connection goes). */
 static void bad_barriers(int fd)
 {
-	struct dsm_barrier_req m = { .count = 2 };
+	struct dsm_barrier_req m = { .count = 2, .token = 1 }, bad;
 	uint8_t body[DSM_BARRIER_REQ_SIZE + 1] = { 0 };
 
 	barrier_key(m.key, 7777);
@@ -683,16 +736,21 @@ static void bad_barriers(int fd)
 					     DSM_BARRIER_REQ_SIZE - 1), -EINVAL);
 	expect("BARRIER too long", raw_call(fd, DSM_MSG_BARRIER, body,
 					    DSM_BARRIER_REQ_SIZE + 1), -EINVAL);
-	for (int i = 0; i < 3; i++) {
-		m.count = i == 0 ? 0 : i == 1 ? DSM_BARRIER_MAX_COUNT + 1 : 2;
-		dsm_barrier_req_encode(&m, body);
-		if (i == 2)
-			body[DSM_BARRIER_KEY_SIZE + 4] = 1; /* reserved */
+	for (int i = 0; i < 5; i++) {
+		bad = m;
+		switch (i) {
+		case 0: bad.count = 0; break;
+		case 1: bad.count = DSM_BARRIER_MAX_COUNT + 1; break;
+		case 2: bad.token = 0; break;
+		case 3: bad.flags = 1; break;
+		case 4: bad.flags = 1u << 31; break;
+		}
+		dsm_barrier_req_encode(&bad, body);
 		expect("a bad BARRIER", raw_call(fd, DSM_MSG_BARRIER, body,
 						 DSM_BARRIER_REQ_SIZE),
 		       -EINVAL);
 	}
-	arrive(fd, 7777, DSM_BARRIER_MAX_COUNT);
+	arrive(fd, 7777, DSM_BARRIER_MAX_COUNT, 1);
 	expect_quiet(fd, "the largest count, waiting");
 }
 
@@ -759,6 +817,7 @@ int main(void)
 	test_waiter_gone();
 	test_lock_bounds();
 	test_barrier();
+	test_barrier_tokens();
 	test_barrier_bounds();
 	test_malformed();
 	wait_settled();
