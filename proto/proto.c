@@ -526,7 +526,7 @@ int dsm_barrier_req_decode(const uint8_t *in, size_t len,
 	m->flags = get32(&c);
 	m->token = get64(&c);
 	if (!m->count || m->count > DSM_BARRIER_MAX_COUNT ||
-	    m->flags || !m->token)
+	    (m->flags & ~DSM_BARRIER_WITHDRAW) || !m->token)
 		return -EINVAL;
 	return 0;
 }

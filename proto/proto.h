@@ -290,13 +290,22 @@ struct dsm_lock_reply {
  * every one of them with an empty reply.  Barriers belong to the
  * server, not to a region.  The token, never 0, names the client's
  * thread as a LOCK's does: one (session, token) waits at a key once
- * (-EDEADLK). */
+ * (-EDEADLK).  With DSM_BARRIER_WITHDRAW the request takes that
+ * thread's waiting arrival back instead: the arrival is answered
+ * -ECANCELED, before the withdraw's reply; a withdraw that finds none
+ * (the barrier released it first) is -ENOENT. */
 #define DSM_BARRIER_KEY_SIZE 32u
 #define DSM_BARRIER_MAX_COUNT 65536u
+enum dsm_barrier_flags {
+	/* Take back (session, token)'s waiting arrival at the key: a
+	 * client whose wait timed out, so that the next round does not
+	 * count it. */
+	DSM_BARRIER_WITHDRAW = 1u << 0,
+};
 struct dsm_barrier_req {
 	uint8_t key[DSM_BARRIER_KEY_SIZE];
-	uint32_t count;          /* 1..DSM_BARRIER_MAX_COUNT */
-	uint32_t flags;          /* none defined yet: must be 0 */
+	uint32_t count;          /* 1..DSM_BARRIER_MAX_COUNT, also to withdraw */
+	uint32_t flags;          /* enum dsm_barrier_flags */
 	uint64_t token;          /* > 0 */
 };
 #define DSM_BARRIER_REQ_SIZE 48u

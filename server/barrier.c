@@ -5,10 +5,10 @@
  * of a round makes it, with that arrival's count, and the count-th
  * releases and frees it.  An arrival is on its barrier's queue, in
  * arrival order (the order the replies go out in), and on its session's
- * list, so a session's end and the -EDEADLK check walk the session's
- * own arrivals (at most BARRIER_MAX_PER_SESSION), never anyone else's.
- * A barrier all of whose arrivals were withdrawn is freed: a later
- * arrival starts a new round, with its own count.
+ * list, so a session's end, a withdraw and the -EDEADLK check walk the
+ * session's own arrivals (at most BARRIER_MAX_PER_SESSION), never anyone
+ * else's.  A barrier all of whose arrivals were withdrawn is freed: a
+ * later arrival starts a new round, with its own count.
  */
 #include "barrier.h"
 
@@ -146,12 +146,17 @@ static void arrival_free(struct barrier_arrival *a)
 	free(a);
 }
 
+/* A BARRIER's reply, always empty: 0 released, or -ECANCELED taken
+ * back. */
 static void answer(struct handler *h, struct handler_session *to,
-		   uint64_t req_id)
+		   uint64_t req_id, int status)
 {
 	struct reply r = { 0 };
 
 	dsm_hdr_init(&r.hdr, DSM_MSG_BARRIER, DSM_F_REPLY, 0, req_id);
+	r.hdr.status = status;
+	if (status)
+		h->errors++;
 	handler_emit(h, to, &r);
 }
 
@@ -163,12 +168,12 @@ static void release(struct handler *h, struct barrier *b,
 {
 	if (b) {
 		while (b->head) {
-			answer(h, b->head->s, b->head->req_id);
+			answer(h, b->head->s, b->head->req_id, 0);
 			arrival_free(b->head);
 		}
 		barrier_free(&h->barriers, b);
 	}
-	answer(h, s, req_id);
+	answer(h, s, req_id, 0);
 	h->barriers_released++;
 }
 
@@ -200,6 +205,24 @@ int barrier_arrive(struct handler_session *s, uint64_t req_id,
 			barrier_free(t, b);
 		return -ENOMEM;
 	}
+	return 0;
+}
+
+/* The count is not compared: the arrival is named by (session, token,
+ * key), and a withdraw refused for a count would leave it waiting. */
+int barrier_withdraw(struct handler_session *s,
+		     const struct dsm_barrier_req *m)
+{
+	struct barrier_arrival *a = arrival_of(s, m->key, m->token);
+	struct barrier *b;
+
+	if (!a)
+		return -ENOENT;
+	b = a->b;
+	answer(s->h, s, a->req_id, -ECANCELED);
+	arrival_free(a);
+	if (!b->arrived)
+		barrier_free(&s->h->barriers, b);
 	return 0;
 }
 

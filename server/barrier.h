@@ -7,8 +7,9 @@
  * answered then, through the handler's outbox, and the barrier is
  * forgotten, so the next round under the same key starts afresh.
  * Arrivals are requests, not sessions: each thread of a process arrives
- * on its own, under its token.  docs/design.md, "Locks and barriers",
- * has the bounds.
+ * on its own, under its token, and may take its arrival back while it
+ * waits (a client whose wait timed out).  docs/design.md, "Locks and
+ * barriers", has the bounds.
  *
  * Like handler.c this does no I/O.
  */
@@ -42,6 +43,12 @@ struct barrier_table {
  * the key. */
 int barrier_arrive(struct handler_session *s, uint64_t req_id,
 		   const struct dsm_barrier_req *m);
+/* BARRIER with DSM_BARRIER_WITHDRAW: (s, m->token)'s waiting arrival at
+ * the key is answered -ECANCELED through the outbox and no longer
+ * counts; then 0, for the withdraw's own reply.  -ENOENT if there is
+ * none (it was released, or never came). */
+int barrier_withdraw(struct handler_session *s,
+		     const struct dsm_barrier_req *m);
 /* The session is gone: its arrivals are withdrawn, unanswered. */
 void barrier_session_end(struct handler_session *s);
 

@@ -519,6 +519,8 @@ static int do_barrier(struct handler_session *s, const struct dsm_hdr *q,
 		return -EINVAL;
 	if (s->hooks)
 		return -EOPNOTSUPP;
+	if (m.flags & DSM_BARRIER_WITHDRAW)
+		return barrier_withdraw(s, &m); /* its arrival answered first */
 	err = barrier_arrive(s, q->id, &m);
 	if (!err)
 		r->none = true; /* answered through the outbox on release */

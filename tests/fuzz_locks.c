@@ -302,20 +302,38 @@ static void on_barrier(struct lock_model *m, int conn, const struct dsm_hdr *q,
 	w->token = br->token;
 }
 
+/* WITHDRAW: (conn, token)'s waiting arrival at the key, whatever the
+ * count, is due -ECANCELED within the step; with none, -ENOENT. */
+static void on_withdraw(struct lock_model *m, int conn,
+			const struct dsm_hdr *q,
+			const struct dsm_barrier_req *br, int status)
+{
+	long i = arrival_of(m, conn, br->key, br->token);
+
+	m->step.withdraw = true;
+	if (status == -EINVAL)
+		FUZZ_CHECK(q->flags);
+	if (status == -ENOENT)
+		FUZZ_CHECK(i < 0);
+	if (status)
+		return;
+	FUZZ_CHECK(i >= 0);
+	m->step.cancel_id = m->waits[i].id;
+}
+
 void lm_request(struct lock_model *m, int conn, bool one_sided,
 		const struct dsm_hdr *q, const uint8_t *body, int status,
 		bool none)
 {
 	struct dsm_barrier_req br;
 	struct dsm_lock_req lr;
+	bool answered_now;
 
 	m->step = (struct lm_step){ .conn = conn, .type = q->type,
 				    .id = q->id };
 	if (q->type != DSM_MSG_LOCK && q->type != DSM_MSG_UNLOCK &&
 	    q->type != DSM_MSG_BARRIER)
 		return;
-	if (!status)
-		FUZZ_CHECK(!one_sided && none == (q->type != DSM_MSG_UNLOCK));
 	if (status == -EOPNOTSUPP)
 		FUZZ_CHECK(one_sided);
 	if (q->type == DSM_MSG_BARRIER ?
@@ -324,10 +342,21 @@ void lm_request(struct lock_model *m, int conn, bool one_sided,
 		FUZZ_CHECK(status);
 		return;
 	}
+	/* UNLOCK and WITHDRAW are answered at once; LOCK and an arrival
+	 * through the outbox */
+	answered_now = q->type == DSM_MSG_UNLOCK ||
+		       (q->type == DSM_MSG_BARRIER &&
+			(br.flags & DSM_BARRIER_WITHDRAW));
+	if (!status)
+		FUZZ_CHECK(!one_sided && none == !answered_now);
 	/* Over RDMA a well-formed one is refused before anything else (a
 	 * handshake not done is refused first, and so are flags). */
 	if (one_sided && !q->flags && status != -EPROTO && status != -EACCES)
 		FUZZ_CHECK(status == -EOPNOTSUPP);
+	if (q->type == DSM_MSG_BARRIER && (br.flags & DSM_BARRIER_WITHDRAW)) {
+		on_withdraw(m, conn, q, &br, status);
+		return;
+	}
 	if (q->type == DSM_MSG_BARRIER) {
 		on_barrier(m, conn, q, &br, status);
 		return;
@@ -425,7 +454,8 @@ static void lock_reply(struct lock_model *m, int to, const struct dsm_hdr *h,
 	wait_del(m, i);
 }
 
-/* Released in arrival order, the arrival that completed it last. */
+/* Released in arrival order, the arrival that completed it last; or
+ * taken back by the step's WITHDRAW, once. */
 static void barrier_reply(struct lock_model *m, int to,
 			  const struct dsm_hdr *h)
 {
@@ -433,7 +463,16 @@ static void barrier_reply(struct lock_model *m, int to,
 	long i = wait_find(m, to, DSM_MSG_BARRIER, h->id);
 	uint32_t count;
 
-	FUZZ_CHECK(i >= 0 && !h->status && !h->len);
+	FUZZ_CHECK(i >= 0 && !h->len);
+	if (h->status) {
+		FUZZ_CHECK(h->status == -ECANCELED);
+		FUZZ_CHECK(st->type == DSM_MSG_BARRIER && st->withdraw &&
+			   st->conn == to && st->cancel_id == h->id &&
+			   !st->cancelled);
+		st->cancelled = true;
+		wait_del(m, i);
+		return;
+	}
 	FUZZ_CHECK(st->type == DSM_MSG_BARRIER && st->releases);
 	FUZZ_CHECK(!memcmp(m->waits[i].key, st->key, DSM_BARRIER_KEY_SIZE));
 	for (long j = 0; j < i; j++)

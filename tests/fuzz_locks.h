@@ -75,8 +75,11 @@ struct lm_step {
 	uint8_t type;            /* the request's, or 0 for a session end */
 	uint64_t id;             /* the request's */
 	uint64_t region;         /* FREE: the region detached */
-	uint64_t cancel_id;      /* UNLOCK of a waiter: the LOCK cancelled */
+	/* UNLOCK of a waiter, BARRIER WITHDRAW: the LOCK or BARRIER
+	 * answered -ECANCELED, and whether it was */
+	uint64_t cancel_id;
 	bool cancelled;
+	bool withdraw;           /* BARRIER: a WITHDRAW, not an arrival */
 	bool releases;           /* BARRIER: this arrival completes it */
 	uint8_t key[DSM_BARRIER_KEY_SIZE];
 	uint32_t count, released;

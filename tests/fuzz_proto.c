@@ -104,7 +104,7 @@ static void check_lock_bodies(const uint8_t *in, size_t len)
 	if (dsm_barrier_req_decode(in, len, &br) == 0)
 		FUZZ_CHECK(len == DSM_BARRIER_REQ_SIZE && br.count >= 1 &&
 			   br.count <= DSM_BARRIER_MAX_COUNT && br.token &&
-			   !br.flags);
+			   !(br.flags & ~DSM_BARRIER_WITHDRAW));
 }
 
 static void fuzz_decoders(const uint8_t *in, size_t len)
@@ -434,6 +434,7 @@ static int same_client(const struct fuzz *f, uint64_t id)
 static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 			  const uint8_t *body, const struct reply *r)
 {
+	struct dsm_barrier_req br;
 	struct dsm_hello_reply hr;
 	struct dsm_server_stats st;
 	struct dsm_alloc_reply ar;
@@ -490,8 +491,15 @@ static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 		FUZZ_CHECK(!r->none && !r->hdr.len);
 		break;
 	case DSM_MSG_LOCK:    /* granted through the outbox (fuzz_locks.c) */
-	case DSM_MSG_BARRIER:
 		FUZZ_CHECK(r->none && conn != ONE_SIDED);
+		break;
+	case DSM_MSG_BARRIER: /* released through it; a WITHDRAW at once */
+		FUZZ_CHECK(dsm_barrier_req_decode(body, q->len, &br) == 0);
+		FUZZ_CHECK(conn != ONE_SIDED);
+		if (br.flags & DSM_BARRIER_WITHDRAW)
+			FUZZ_CHECK(!r->none && !r->hdr.len);
+		else
+			FUZZ_CHECK(r->none);
 		break;
 	case DSM_MSG_UNLOCK:
 		FUZZ_CHECK(!r->none && !r->hdr.len && conn != ONE_SIDED);
@@ -810,16 +818,29 @@ static void put_lock(struct seed *s, int conn, uint8_t type, uint64_t id,
 	put(s, conn, type, 0, b, sizeof(b));
 }
 
-/* An arrival of thread `token`. */
-static void put_barrier(struct seed *s, int conn, uint8_t name,
-			uint32_t count, uint64_t token)
+static void put_barrier_as(struct seed *s, int conn, uint8_t name,
+			   uint32_t count, uint32_t flags, uint64_t token)
 {
-	struct dsm_barrier_req m = { .count = count, .token = token };
+	struct dsm_barrier_req m = { .count = count, .flags = flags,
+				     .token = token };
 	uint8_t b[DSM_BARRIER_REQ_SIZE];
 
 	memset(m.key, name, sizeof(m.key));
 	dsm_barrier_req_encode(&m, b);
 	put(s, conn, DSM_MSG_BARRIER, 0, b, sizeof(b));
+}
+
+/* An arrival of thread `token`. */
+static void put_barrier(struct seed *s, int conn, uint8_t name,
+			uint32_t count, uint64_t token)
+{
+	put_barrier_as(s, conn, name, count, 0, token);
+}
+
+static void put_withdraw(struct seed *s, int conn, uint8_t name,
+			 uint32_t count, uint64_t token)
+{
+	put_barrier_as(s, conn, name, count, DSM_BARRIER_WITHDRAW, token);
 }
 
 /* 24 bytes that are no header: the server closes the connection, and
@@ -887,6 +908,31 @@ static void seed_barriers(struct seed *s)
 	put_hello(s, 0, DSM_PAGE_SIZE);
 	put_barrier(s, 0, 4, 2, 1);
 	put_barrier(s, 1, 4, 2, 1);
+}
+
+/* Withdraws: the head of three taken back (-ECANCELED) and a later one
+ * needed; withdraws that find nothing (another token, another session,
+ * after release); a barrier emptied by its only arrival's withdraw, then
+ * a new count there; an unknown flag; the one-sided connection
+ * refused. */
+static void seed_withdraw(struct seed *s)
+{
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	put_hello(s, 1, DSM_PAGE_SIZE);
+	put_barrier(s, 0, 1, 3, 1);
+	put_barrier(s, 1, 1, 3, 1);
+	put_withdraw(s, 0, 1, 3, 2);          /* another token: -ENOENT */
+	put_withdraw(s, 0, 1, 3, 1);
+	put_barrier(s, 0, 1, 3, 2);
+	put_barrier(s, 0, 1, 3, 1);           /* releases */
+	put_withdraw(s, 0, 1, 3, 1);          /* too late: -ENOENT */
+	put_barrier(s, 1, 2, 2, 1);
+	put_withdraw(s, 0, 2, 2, 1);          /* another session's */
+	put_withdraw(s, 1, 2, 7, 1);          /* the count is not compared */
+	put_barrier(s, 0, 2, 3, 1);           /* a new round, a new count */
+	put_barrier_as(s, 0, 2, 3, 2, 1);     /* an unknown flag */
+	put_hello(s, ONE_SIDED, DSM_PAGE_SIZE);
+	put_withdraw(s, ONE_SIDED, 2, 3, 1);
 }
 
 /* One connection past its 256 locks, then its end with all of them
@@ -977,6 +1023,7 @@ static size_t build_seeds(struct seed *seeds)
 	s++;
 	seed_locks(s++);
 	seed_barriers(s++);
+	seed_withdraw(s++);
 	seed_lock_bound(s++);
 	return s - seeds;
 }

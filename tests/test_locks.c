@@ -562,6 +562,31 @@ static int arrive_status(int fd, unsigned seed, uint32_t count,
 			    NULL, TH_TIMEOUT_MS);
 }
 
+/* WITHDRAW of thread `token`'s arrival, with nothing before its reply:
+ * its status. */
+static int withdraw_status(int fd, unsigned seed, uint32_t count,
+			   uint64_t token)
+{
+	uint64_t id = barrier_send(fd, seed, count, DSM_BARRIER_WITHDRAW,
+				   token);
+
+	return expect_reply(fd, DSM_MSG_BARRIER, id, NULL, TH_TIMEOUT_MS);
+}
+
+/* WITHDRAW of the waiting arrival `arrival` of thread `token`: that
+ * BARRIER is answered -ECANCELED, then the WITHDRAW 0. */
+static void withdraw(int fd, unsigned seed, uint32_t count, uint64_t token,
+		     uint64_t arrival, const char *what)
+{
+	uint64_t id = barrier_send(fd, seed, count, DSM_BARRIER_WITHDRAW,
+				   token);
+
+	expect(what, expect_reply(fd, DSM_MSG_BARRIER, arrival, NULL,
+				  TH_TIMEOUT_MS), -ECANCELED);
+	expect(what, expect_reply(fd, DSM_MSG_BARRIER, id, NULL,
+				  TH_TIMEOUT_MS), 0);
+}
+
 /* Three sessions at a barrier of 3, twice under one key: none released
  * before the third arrival. */
 static void barrier_rounds(int a, int b, int c)
@@ -670,6 +695,86 @@ static void test_barrier_tokens(void)
 }
 
 /*
+ * WITHDRAW takes a waiting arrival back: its BARRIER is answered
+ * -ECANCELED, then the WITHDRAW 0, and it no longer counts (a barrier of
+ * 3 with one of two withdrawn needs two more); a barrier left with none
+ * is freed (a new count is taken); the token may arrive again.  A
+ * WITHDRAW that finds no waiting arrival of (this session, this token)
+ * at the key is -ENOENT: nothing there, another token, another
+ * session's, or one already released (also while a new round waits).
+ * Defeats: no -ECANCELED or the replies out of order, a withdrawn
+ * arrival still counted or still answered at release, an empty barrier
+ * kept, a withdraw matched by key alone (another token's or session's
+ * arrival taken), a withdraw of nothing answered 0.
+ */
+static void test_barrier_withdraw(void)
+{
+	int a = conn(), b = conn(), c = conn(), d = conn();
+	uint64_t ia, ib, ic, id;
+
+	/* the head of the queue withdrawn */
+	ia = arrive(a, 10, 3, 1);
+	ib = arrive(b, 10, 3, 1);
+	expect_quiet(a, "two of 3");
+	withdraw(a, 10, 3, 1, ia, "A takes its arrival back");
+	ic = arrive(c, 10, 3, 1);
+	expect_quiet(c, "two of 3 again: A's no longer counts");
+	expect_quiet(b, "B still waits");
+	id = arrive(d, 10, 3, 1);
+	expect_released(b, ib, "B");
+	expect_released(c, ic, "C");
+	expect_released(d, id, "D, the third");
+	expect_quiet(a, "A, withdrawn, not released");
+
+	/* one in the middle, then the token again */
+	ia = arrive(a, 11, 4, 1);
+	ib = arrive(b, 11, 4, 1);
+	ic = arrive(c, 11, 4, 1);
+	withdraw(b, 11, 4, 1, ib, "B in the middle");
+	ib = arrive(b, 11, 4, 1);
+	expect_quiet(b, "B again: three of 4");
+	id = arrive(d, 11, 4, 1);
+	expect_released(a, ia, "A");
+	expect_released(c, ic, "C");
+	expect_released(b, ib, "B's second arrival");
+	expect_released(d, id, "D");
+
+	/* withdraws that find nothing */
+	expect("a withdraw at a key nobody waits at",
+	       withdraw_status(a, 12, 2, 1), -ENOENT);
+	ia = arrive(a, 12, 3, 1);
+	expect("another token's withdraw", withdraw_status(a, 12, 3, 2),
+	       -ENOENT);
+	expect("another session's withdraw", withdraw_status(b, 12, 3, 1),
+	       -ENOENT);
+	expect_quiet(a, "A's arrival untouched");
+	withdraw(a, 12, 3, 1, ia, "A, the last arrival there");
+	/* the record went with its last arrival: a new count is taken */
+	ia = arrive(a, 12, 2, 1);
+	ib = arrive(b, 12, 2, 1);
+	expect_released(a, ia, "a new round of 2");
+	expect_released(b, ib, "B, its second");
+
+	/* released first: the withdraw is too late */
+	ia = arrive(a, 13, 2, 1);
+	ib = arrive(b, 13, 2, 1);
+	expect_released(a, ia, "A");
+	expect_released(b, ib, "B");
+	expect("a withdraw after release", withdraw_status(a, 13, 2, 1),
+	       -ENOENT);
+	ic = arrive(c, 13, 2, 1);
+	expect("a withdraw after release, a new round waiting",
+	       withdraw_status(a, 13, 2, 1), -ENOENT);
+	id = arrive(d, 13, 2, 1);
+	expect_released(c, ic, "C's arrival still counted");
+	expect_released(d, id, "D");
+	hangup(a);
+	hangup(b);
+	hangup(c);
+	hangup(d);
+}
+
+/*
  * 64 arrivals waiting per session, the 65th -EAGAIN; 1024 barriers per
  * server, the 1025th -EAGAIN, while an arrival completing a barrier
  * still goes; the sessions' ends give the room back.  Defeats: either
@@ -722,8 +827,8 @@ static int raw_call(int fd, uint8_t type, const void *body, uint32_t len)
 	return th_call(fd, type, next_id++, body, len, NULL, 0, NULL);
 }
 
-/* BARRIER bodies that do not decode: a count out of range, token 0, a
- * flag (none is defined).  The largest count
+/* BARRIER bodies that do not decode, arrivals and withdraws alike: a
+ * count out of range, a flag we do not know, token 0.  The largest count
  * is taken (and waits, until the connection goes). */
 static void bad_barriers(int fd)
 {
@@ -736,14 +841,16 @@ static void bad_barriers(int fd)
 					     DSM_BARRIER_REQ_SIZE - 1), -EINVAL);
 	expect("BARRIER too long", raw_call(fd, DSM_MSG_BARRIER, body,
 					    DSM_BARRIER_REQ_SIZE + 1), -EINVAL);
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 12; i++) {
 		bad = m;
-		switch (i) {
+		bad.flags = i % 2 ? DSM_BARRIER_WITHDRAW : 0;
+		switch (i / 2) {
 		case 0: bad.count = 0; break;
 		case 1: bad.count = DSM_BARRIER_MAX_COUNT + 1; break;
 		case 2: bad.token = 0; break;
-		case 3: bad.flags = 1; break;
-		case 4: bad.flags = 1u << 31; break;
+		case 3: bad.flags |= 1u << 1; break;
+		case 4: bad.flags |= 1u << 31; break;
+		case 5: bad.flags = ~0u; break;
 		}
 		dsm_barrier_req_encode(&bad, body);
 		expect("a bad BARRIER", raw_call(fd, DSM_MSG_BARRIER, body,
@@ -818,6 +925,7 @@ int main(void)
 	test_lock_bounds();
 	test_barrier();
 	test_barrier_tokens();
+	test_barrier_withdraw();
 	test_barrier_bounds();
 	test_malformed();
 	wait_settled();
