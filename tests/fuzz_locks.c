@@ -342,6 +342,11 @@ void lm_request(struct lock_model *m, int conn, bool one_sided,
 		FUZZ_CHECK(status);
 		return;
 	}
+	/* what decoded is well formed, checked here too so that a seed
+	 * replayed catches a decoder that lets a bad one through */
+	if (q->type == DSM_MSG_BARRIER)
+		FUZZ_CHECK(br.token && !(br.flags & ~DSM_BARRIER_WITHDRAW) &&
+			   br.count && br.count <= DSM_BARRIER_MAX_COUNT);
 	/* UNLOCK and WITHDRAW are answered at once; LOCK and an arrival
 	 * through the outbox */
 	answered_now = q->type == DSM_MSG_UNLOCK ||

@@ -889,8 +889,8 @@ static void seed_locks(struct seed *s)
 }
 
 /* Barriers: a round of 3 over two connections (one arrives with two
- * tokens), a count that differs, the same token twice, a count of 1, a
- * waiter whose session is closed. */
+ * tokens), a count that differs, the same token twice (also where it
+ * would complete), a count of 1, a waiter whose session is closed. */
 static void seed_barriers(struct seed *s)
 {
 	put_hello(s, 0, DSM_PAGE_SIZE);
@@ -902,6 +902,7 @@ static void seed_barriers(struct seed *s)
 	put_barrier(s, 1, 1, 3, 1);
 	put_barrier(s, 1, 2, 1, 1);
 	put_barrier(s, 0, 3, 2, 1);
+	put_barrier(s, 0, 3, 2, 1);           /* would complete: -EDEADLK */
 	put_barrier(s, 1, 3, 2, 1);
 	put_barrier(s, 0, 4, 2, 1);
 	put_garbage(s, 0);
@@ -913,8 +914,8 @@ static void seed_barriers(struct seed *s)
 /* Withdraws: the head of three taken back (-ECANCELED) and a later one
  * needed; withdraws that find nothing (another token, another session,
  * after release); a barrier emptied by its only arrival's withdraw, then
- * a new count there; an unknown flag; the one-sided connection
- * refused. */
+ * a new count there; an unknown flag and token 0; the one-sided
+ * connection refused. */
 static void seed_withdraw(struct seed *s)
 {
 	put_hello(s, 0, DSM_PAGE_SIZE);
@@ -931,6 +932,9 @@ static void seed_withdraw(struct seed *s)
 	put_withdraw(s, 1, 2, 7, 1);          /* the count is not compared */
 	put_barrier(s, 0, 2, 3, 1);           /* a new round, a new count */
 	put_barrier_as(s, 0, 2, 3, 2, 1);     /* an unknown flag */
+	put_barrier_as(s, 0, 2, 3, DSM_BARRIER_WITHDRAW | 2, 1);
+	put_withdraw(s, 0, 2, 3, 0);          /* token 0 */
+	put_barrier(s, 1, 2, 3, 0);
 	put_hello(s, ONE_SIDED, DSM_PAGE_SIZE);
 	put_withdraw(s, ONE_SIDED, 2, 3, 1);
 }
