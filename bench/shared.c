@@ -5,6 +5,7 @@
  *   dsm-bench-shared --server HOST:PORT --mode pingpong [--n N]
  *   dsm-bench-shared --server HOST:PORT --mode readers --readers R
  *                    [--n ROUNDS]
+ *   dsm-bench-shared --server HOST:PORT --mode lock --lockers L [--n N]
  *
  * pingpong: two processes hand a token back and forth through one word
  * of a shared page, each writing it when it sees its turn: every handoff
@@ -16,6 +17,11 @@
  * readers' copies; a read fetches the page (the first reader recalls it
  * from the writer).  Reports the writer's and the readers' time per page
  * (medians over the rounds; the readers' over all readers).
+ *
+ * lock: L processes (1: uncontended) each take and release one
+ * dsm_lock N times, with nothing in between.  Reports the time per
+ * acquisition: each process's time over its N, then the median over the
+ * processes (with L > 1 a turn waits for the others').
  *
  * The processes are this program again ("child ..."), each with its own
  * libdsm; they meet at barriers in the region itself.  Prints one JSON
@@ -131,6 +137,22 @@ static void readers_child(const struct opts *o, const char *name, int who)
 	dsm_shutdown();
 }
 
+/* ---- lock ----------------------------------------------------------- */
+
+static void lock_child(const struct opts *o, const char *name, int who)
+{
+	uint64_t *p = child_map(o, name, 1), *ctl = CTL(p, 1), t0;
+
+	arrive(ctl, o->readers, 1);
+	t0 = dsm_now_ns();
+	for (uint64_t i = 0; i < o->n; i++)
+		if (dsm_lock(&p[8]) || dsm_unlock(&p[8]))
+			bench_die("dsm-bench-shared: dsm_lock failed");
+	RES(p, 1)[who] = dsm_now_ns() - t0;
+	dsm_unmap_shared(p);
+	dsm_shutdown();
+}
+
 /* ---- the parent ----------------------------------------------------- */
 
 static void parse_args(int argc, char **argv, struct opts *o)
@@ -138,6 +160,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	static const struct option lo[] = {
 		{ "server", 1, NULL, 's' }, { "mode", 1, NULL, 'm' },
 		{ "n", 1, NULL, 'n' }, { "readers", 1, NULL, 'r' },
+		{ "lockers", 1, NULL, 'r' },
 		{ 0 }
 	};
 	int c;
@@ -151,17 +174,18 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'r': o->readers = bench_arg_u64("--readers", optarg); break;
 		default:
 			fprintf(stderr, "usage: dsm-bench-shared --server "
-				"HOST:PORT --mode pingpong|readers [--n N] "
-				"[--readers R]\n");
+				"HOST:PORT --mode pingpong|readers|lock "
+				"[--n N] [--readers R] [--lockers L]\n");
 			exit(2);
 		}
 	}
 	if (!o->server || !o->mode || optind != argc)
 		bench_die("dsm-bench-shared: --server and --mode, please");
-	if (strcmp(o->mode, "pingpong") && strcmp(o->mode, "readers"))
-		bench_die("dsm-bench-shared: --mode pingpong or readers");
+	if (strcmp(o->mode, "pingpong") && strcmp(o->mode, "readers") &&
+	    strcmp(o->mode, "lock"))
+		bench_die("dsm-bench-shared: --mode pingpong, readers or lock");
 	if (!o->n)
-		o->n = strcmp(o->mode, "pingpong") ? 20 : 5000;
+		o->n = strcmp(o->mode, "readers") ? 5000 : 20;
 	if (o->readers < 1 || o->readers > MAX_READERS ||
 	    (!strcmp(o->mode, "readers") &&
 	     o->n * (1 + o->readers) > WPP))
@@ -200,6 +224,16 @@ static double median_us(uint64_t *v, uint64_t n, uint64_t per)
 	return v[n / 2] / 1e3 / per;
 }
 
+static void report_lock(const struct opts *o, const uint64_t *res)
+{
+	uint64_t v[MAX_READERS];
+
+	memcpy(v, res, o->readers * sizeof(*v));
+	printf("{\"mode\":\"lock\",\"lockers\":%" PRIu64 ",\"n\":%" PRIu64
+	       ",\"us_per_lock\":%.2f}\n", o->readers, o->n,
+	       median_us(v, o->readers, o->n));
+}
+
 static void report_readers(const struct opts *o, const uint64_t *res)
 {
 	uint64_t procs = 1 + o->readers, w[128], r[128 * MAX_READERS];
@@ -231,13 +265,16 @@ int main(int argc, char **argv)
 				   .readers = strtoull(argv[6], NULL, 10) };
 		if (!strcmp(o.mode, "pingpong"))
 			pingpong_child(&o, argv[3], atoi(argv[4]));
+		else if (!strcmp(o.mode, "lock"))
+			lock_child(&o, argv[3], atoi(argv[4]));
 		else
 			readers_child(&o, argv[3], atoi(argv[4]));
 		return 0;
 	}
 	parse_args(argc, argv, &o);
-	procs = strcmp(o.mode, "pingpong") ? 1 + o.readers : 2;
-	npages = strcmp(o.mode, "pingpong") ? RD_PAGES : 1;
+	procs = !strcmp(o.mode, "pingpong") ? 2 :
+		!strcmp(o.mode, "lock") ? o.readers : 1 + o.readers;
+	npages = strcmp(o.mode, "readers") ? 1 : RD_PAGES;
 	snprintf(name, sizeof(name), "dsm-bench-shared-%d", (int)getpid());
 	d.servers = o.server;
 	if (dsm_init(&d))
@@ -254,7 +291,9 @@ int main(int argc, char **argv)
 			bad = 1;
 	if (bad)
 		bench_die("dsm-bench-shared: a child failed");
-	if (procs == 2 && npages == 1)
+	if (!strcmp(o.mode, "lock"))
+		report_lock(&o, RES(p, 1));
+	else if (!strcmp(o.mode, "pingpong"))
 		printf("{\"mode\":\"pingpong\",\"handoffs\":%" PRIu64
 		       ",\"us_per_handoff\":%.2f}\n", 2 * o.n,
 		       RES(p, 1)[0] / 1e3 / (2 * o.n));

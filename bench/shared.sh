@@ -11,9 +11,11 @@
 #     and forth through one word of a shared page (a RECALL and an
 #     INVALIDATE per handoff);
 #   - dsm-bench-shared --mode readers --readers R (R = 1..4): a writer
-#     rewrites a 1 MiB region, then R readers read it, per page.
+#     rewrites a 1 MiB region, then R readers read it, per page;
+#   - dsm-bench-shared --mode lock --lockers L (L = 1, 2, 4): dsm_lock and
+#     dsm_unlock of one lock in a loop, uncontended and contended.
 # Medians over the runs go to bench/results/shared.md.  Knobs: REPS (3),
-# HANDOFFS (4000), ROUNDS (10), BUILD (build-bench; built Release unless
+# HANDOFFS (4000), ROUNDS (10), LOCKS (2000), BUILD (build-bench; built Release unless
 # SKIP_BUILD=1).  A benchmark, not a test: the exit status is non-zero
 # only if a run failed or read a wrong value.
 set -euo pipefail
@@ -21,6 +23,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 REPS=${REPS:-3}
 HANDOFFS=${HANDOFFS:-4000}
 ROUNDS=${ROUNDS:-10}
+LOCKS=${LOCKS:-2000}
 BUILD=${BUILD:-$top/build-bench}
 case "$BUILD" in /*) ;; *) BUILD="$top/$BUILD" ;; esac
 
@@ -71,6 +74,10 @@ for rep in $(seq "$REPS"); do
 		record "readers-$r" "$BUILD/bench/dsm-bench-shared" \
 			--server "$addr" --mode readers --readers "$r" --n "$ROUNDS"
 	done
+	for l in 1 2 4; do
+		record "lock-$l" "$BUILD/bench/dsm-bench-shared" \
+			--server "$addr" --mode lock --lockers "$l" --n "$LOCKS"
+	done
 done
 
 mkdir -p "$top/bench/results"
@@ -92,6 +99,10 @@ print("|---|---|---|")
 print(f"| remote fault of a private page, p50 (baseline) | {fault:.1f} | 1.00 |")
 print(f"| TCP round trip, 1-page READ, p50 | {rtt:.1f} | {rtt / fault:.2f} |")
 print(f"| ownership handoff between two processes (one RECALL, one INVALIDATE) | {pp:.1f} | {pp / fault:.2f} |")
+for l, what in ((1, "uncontended"), (2, "2 processes contending"),
+                (4, "4 processes contending")):
+    v = med(f"lock-{l}", "us_per_lock")
+    print(f"| dsm_lock + dsm_unlock, {what} (per acquisition, each process) | {v:.1f} | {v / fault:.2f} |")
 print("\n| readers | write, per page (invalidating R copies) | / remote fault "
       "| read, per page (each reader) | / remote fault |")
 print("|---|---|---|---|---|")

@@ -65,6 +65,7 @@ struct config {
 	uint32_t prefetch;
 	uint64_t poll_us;
 	uint64_t reply_ms;      /* DSM_REPLY_TIMEOUT_MS */
+	uint64_t lock_ms;       /* DSM_LOCK_TIMEOUT_MS */
 	enum dsm_evict_policy policy;
 	bool predict_writes;    /* DSM_PREDICT_WRITES */
 	uint64_t replicas;      /* DSM_REPLICAS */
@@ -177,6 +178,14 @@ static int read_config(const struct dsm_options *o, struct config *c)
 	     !c->reply_ms)) {
 		dsm_err("DSM_REPLY_TIMEOUT_MS=%s: expected milliseconds, 1 to "
 			"%u", p, DSM_REPLY_TIMEOUT_MS_MAX);
+		return -EINVAL;
+	}
+	c->lock_ms = DSM_LOCK_TIMEOUT_MS;
+	if ((p = getenv("DSM_LOCK_TIMEOUT_MS")) &&
+	    (dsm_parse_uint(p, DSM_LOCK_TIMEOUT_MS_MAX, &c->lock_ms) ||
+	     !c->lock_ms)) {
+		dsm_err("DSM_LOCK_TIMEOUT_MS=%s: expected milliseconds, 1 to "
+			"%u", p, DSM_LOCK_TIMEOUT_MS_MAX);
 		return -EINVAL;
 	}
 	if ((p = getenv("DSM_TCP_TIMEOUT_MS")) &&
@@ -522,6 +531,7 @@ static int start_engine(const struct config *c)
 	dsm_eng.probation_share = dsm_eng.budget / 4; /* adapts: evict.c */
 	dsm_eng.poll_ns = c->poll_us * 1000;
 	dsm_eng.reply_ns = c->reply_ms * 1000000;
+	dsm_eng.lock_ns = c->lock_ms * 1000000;
 	dsm_eng.replicas = c->replicas;
 	/* 2q-wp's second chances read a WP fault as use: a page installed
 	 * writable would look used when it was only read */

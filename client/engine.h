@@ -65,6 +65,8 @@ struct dsm_engine {
 	uint64_t poll_ns;       /* busy-poll this long after an event */
 	uint64_t reply_ns;      /* how long a thread waits for servers'
 	                         * answers (DSM_REPLY_TIMEOUT_MS, outbox.h) */
+	uint64_t lock_ns;       /* ... for a lock or a barrier
+	                         * (DSM_LOCK_TIMEOUT_MS, shared.h) */
 	uint32_t replicas;      /* copies of each stripe (DSM_REPLICAS,
 	                         * placement.h) */
 	struct dsm_server *servers;

@@ -525,11 +525,11 @@ static void call_done(void *arg, int status, const uint8_t *payload,
 	}
 }
 
-/* Wait for w's answer until the reply timeout.  0 when it came; else
- * -ETIMEDOUT, and w belongs to the completion. */
-static int call_wait_end(struct call_wait *w, uint32_t server, uint8_t type)
+/* Wait for w's answer for timeout_ns.  0 when it came; else -ETIMEDOUT,
+ * and w belongs to the completion. */
+static int call_wait_end(struct call_wait *w, uint64_t timeout_ns)
 {
-	uint64_t deadline = dsm_now_ns() + dsm_eng.reply_ns;
+	uint64_t deadline = dsm_now_ns() + timeout_ns;
 
 	pthread_mutex_lock(&w->lock);
 	while (!w->done && !dsm_cond_wait_until(&w->cond, &w->lock, deadline))
@@ -540,14 +540,25 @@ static int call_wait_end(struct call_wait *w, uint32_t server, uint8_t type)
 	}
 	w->abandoned = true;
 	pthread_mutex_unlock(&w->lock);
-	dsm_err("memory server %s did not answer %s within %llu ms",
-		dsm_eng.servers[server].addr, dsm_msg_name(type),
-		(unsigned long long)(dsm_eng.reply_ns / 1000000));
 	return -ETIMEDOUT;
 }
 
 int dsm_engine_call(uint32_t server, uint8_t type, const void *body,
 		    uint32_t len, void *reply, uint32_t cap, uint32_t *rlen)
+{
+	int err = dsm_engine_call_ns(server, type, body, len, reply, cap,
+				     rlen, dsm_eng.reply_ns);
+
+	if (err == -ETIMEDOUT)
+		dsm_err("memory server %s did not answer %s within %llu ms",
+			dsm_eng.servers[server].addr, dsm_msg_name(type),
+			(unsigned long long)(dsm_eng.reply_ns / 1000000));
+	return err;
+}
+
+int dsm_engine_call_ns(uint32_t server, uint8_t type, const void *body,
+		       uint32_t len, void *reply, uint32_t cap,
+		       uint32_t *rlen, uint64_t timeout_ns)
 {
 	struct call_wait *w;
 	struct dsm_io *io;
@@ -577,7 +588,7 @@ int dsm_engine_call(uint32_t server, uint8_t type, const void *body,
 	if (!io)
 		goto out;
 	dsm_engine_kick();
-	if ((err = call_wait_end(w, server, type)))
+	if ((err = call_wait_end(w, timeout_ns)))
 		return err; /* w is the completion's now */
 	if (reply && w->reply)
 		memcpy(reply, w->reply, w->len < cap ? w->len : cap);

@@ -125,6 +125,11 @@ uint8_t *dsm_outbox_write_page(struct dsm_outbox *ob, struct dsm_page *p,
  * connection closes). */
 int dsm_engine_call(uint32_t server, uint8_t type, const void *body,
 		    uint32_t len, void *reply, uint32_t cap, uint32_t *rlen);
+/* The same, waiting timeout_ns instead (dsm_lock: another program's
+ * time, not the server's); no error is logged on -ETIMEDOUT. */
+int dsm_engine_call_ns(uint32_t server, uint8_t type, const void *body,
+		       uint32_t len, void *reply, uint32_t cap,
+		       uint32_t *rlen, uint64_t timeout_ns);
 /* Move every request of src to the end of dst, in order (their pages go
  * with them).  0, or -ENOMEM with both unchanged. */
 int dsm_outbox_splice(struct dsm_outbox *dst, struct dsm_outbox *src);

@@ -67,8 +67,7 @@ static uint64_t score(const uint8_t *key, const struct dsm_server *s,
 	return out;
 }
 
-/* The live, undrained server with the highest score: -1 if none. */
-static int pick_home(const uint8_t *key)
+int dsm_shared_pick(const uint8_t key[DSM_SHARE_KEY_SIZE])
 {
 	bool by_id = ids_distinct();
 	uint64_t best = 0;
@@ -134,7 +133,7 @@ static int find_or_create(uint64_t size, struct dsm_shared *sh)
 			return err;
 		}
 	}
-	home = pick_home(sh->key);
+	home = dsm_shared_pick(sh->key);
 	if (home < 0) {
 		dsm_err("shared region %s: no live server to create it on",
 			sh->name);

@@ -81,6 +81,19 @@ void dsm_coh_server_msg(uint32_t server, const struct dsm_hdr *h,
 /* Server i is lost: ownership requests waiting for a slot to it fail. */
 void dsm_coh_server_lost(uint32_t server);
 
+/*
+ * How long dsm_lock and dsm_barrier wait before they give up with
+ * -ETIMEDOUT, taking their request back: 60 s, or DSM_LOCK_TIMEOUT_MS.
+ * Waiting for a lock is waiting for another program, not for a server,
+ * so it is bounded apart from DSM_REPLY_TIMEOUT_MS.
+ */
+#define DSM_LOCK_TIMEOUT_MS 60000
+#define DSM_LOCK_TIMEOUT_MS_MAX 3600000
+
+/* The live, undrained server that rendezvous hashing of key picks
+ * (shared.c), or -1 if there is none.  Takes the engine lock. */
+int dsm_shared_pick(const uint8_t key[DSM_SHARE_KEY_SIZE]);
+
 /* ACQUIREs in flight to one server at most: the server queues at most
  * this many per session (SHARED_MAX_DEFERRED on its side); more wait
  * here, in fault order. */

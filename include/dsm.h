@@ -126,6 +126,35 @@ int dsm_unmap_shared(void *p);
  * region: returns 0 and sets errno to EINVAL, adding nothing. */
 uint64_t dsm_fetch_add(uint64_t *addr, uint64_t delta);
 
+/*
+ * A mutex named by an aligned 64-bit word of a shared region (the word
+ * itself is not touched: any word names a lock), kept by the region's
+ * home server: waiters are served first come, first served, across
+ * processes and nodes, and a holder whose process dies lets go.  What a
+ * holder wrote before dsm_unlock is seen by the next holder after its
+ * dsm_lock (shared memory is coherent whatever the lock does).  Threads
+ * of one process exclude each other too; a thread locking twice gets
+ * -EDEADLK.
+ *
+ * dsm_lock: 0; -EOWNERDEAD when the lock was held by a process that died
+ * (or unmapped the region) holding it, which the caller now holds, as a
+ * robust mutex's EOWNERDEAD says: what it guards may be half updated;
+ * -EINVAL for an address that is not an aligned word of a shared region;
+ * -ETIMEDOUT when not granted within DSM_LOCK_TIMEOUT_MS (default 60 s;
+ * the request is taken back); -ENOLCK past 256 locks held or awaited.
+ * dsm_unlock: 0, -EPERM when this thread does not hold it, -EINVAL.
+ */
+int dsm_lock(void *addr);
+int dsm_unlock(void *addr);
+
+/* Wait until count threads, in any processes on any nodes, have called
+ * dsm_barrier with this name (1 to 255 bytes) and count; then all
+ * return 0 and the next round starts.  -EINVAL for a bad name or count
+ * (1 to 65536) or a count other than the waiting ones', -ETIMEDOUT after
+ * DSM_LOCK_TIMEOUT_MS (the arrival is taken back), -EDEADLK if this
+ * thread already waits there. */
+int dsm_barrier(const char *name, int count);
+
 /* Counters since dsm_init().  Latencies are measured inside the fault
  * engine, from reading a fault to installing its page. */
 struct dsm_stats {

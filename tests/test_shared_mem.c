@@ -15,6 +15,11 @@
  *     have written by then;
  *   - threads: 24 threads of one process fault at once on pages another
  *     process owns, more than the home queues per session;
+ *   - locks: two counters on two pages kept equal under dsm_lock by 4
+ *     processes, exact; a randomized model under a lock with a budget a
+ *     quarter of the region; a holder killed (the next gets -EOWNERDEAD);
+ *     a lock and a barrier that time out are taken back; dsm_barrier
+ *     starts and ends the rounds;
  *   - killed: a holder SIGKILLed with a dirty page; the others go on and
  *     read what it wrote back last;
  *   - the API's errors and the region's lifetime.
@@ -564,6 +569,192 @@ static void test_killed(void)
 	printf("killed: ok\n");
 }
 
+/* ---- locks and barriers ---------------------------------------------- */
+
+#define LK_PROCS 4
+#define LK_ITERS 300
+/* Two counters on two pages, kept equal under one lock: a lock that let
+ * two holders in at once would lose increments of one or the other. */
+static int locked_child(uint64_t *p, int who)
+{
+	uint64_t *a = &p[WORDS_PER_PAGE], *b = &p[2 * WORDS_PER_PAGE];
+	uint64_t n = (uint64_t)LK_PROCS * (LK_ITERS / scale);
+	int bad = 0;
+
+	if (dsm_barrier("locked-start", LK_PROCS))
+		return 1;
+	for (uint64_t i = 0; i < LK_ITERS / scale && !bad; i++) {
+		if (dsm_lock(&p[0]))
+			return 1;
+		bad = *a != *b;
+		*a += 1;
+		*b += 1;
+		if (dsm_unlock(&p[0]))
+			return 1;
+	}
+	if (dsm_barrier("locked-end", LK_PROCS))
+		return 1;
+	if (!bad && who == 0 && (*a != n || *b != n)) {
+		fprintf(stderr, "locked: %lu and %lu, want %lu\n",
+			(unsigned long)*a, (unsigned long)*b, (unsigned long)n);
+		bad = 1;
+	}
+	return bad;
+}
+
+static void test_locked(void)
+{
+	run(spec_named("locked"), LK_PROCS);
+	printf("locked: ok (%d processes, %d critical sections each)\n",
+	       LK_PROCS, LK_ITERS);
+}
+
+/*
+ * A randomized model under a lock, with a budget a quarter of the
+ * region: each critical section checks words against the step that last
+ * wrote them (kept in the region too), then writes others at the next
+ * step.  Page 0: the lock word and the step; pages 1-4: the step of
+ * each word's last write; then 256 pages of data, 8 checked words each.
+ */
+#define LM_PAGES 256
+#define LM_WORDS (LM_PAGES * 8)
+#define LM_OPS 400
+
+static uint64_t *lm_word(uint64_t *p, uint64_t w)
+{
+	return &p[(5 + w / 8) * WORDS_PER_PAGE + (w % 8) * 64];
+}
+
+static int lm_section(uint64_t *p, uint64_t *rng)
+{
+	uint64_t *steps = &p[WORDS_PER_PAGE], step = p[1] + 1;
+
+	for (int k = 0; k < 8; k++) {
+		uint64_t w = (*rng = tc_mix(*rng)) % LM_WORDS;
+		uint64_t want = steps[w] ? tc_mix(steps[w] << 16 | w) : 0;
+
+		if (*lm_word(p, w) != want) {
+			fprintf(stderr, "lock model: word %lu is %#lx, step "
+				"%lu wrote %#lx\n", (unsigned long)w,
+				(unsigned long)*lm_word(p, w),
+				(unsigned long)steps[w], (unsigned long)want);
+			return 1;
+		}
+	}
+	for (int k = 0; k < 4; k++) {
+		uint64_t w = (*rng = tc_mix(*rng)) % LM_WORDS;
+
+		*lm_word(p, w) = tc_mix(step << 16 | w);
+		steps[w] = step;
+	}
+	p[1] = step;
+	return 0;
+}
+
+static int lockmodel_child(uint64_t *p, int who)
+{
+	uint64_t rng = tc_mix(who + 100);
+	int bad = 0;
+
+	for (int op = 0; op < LM_OPS / (int)scale && !bad; op++) {
+		if (dsm_lock(&p[0]))
+			return 1;
+		bad = lm_section(p, &rng);
+		if (dsm_unlock(&p[0]))
+			return 1;
+	}
+	return bad;
+}
+
+static void test_lockmodel(void)
+{
+	run(spec_named("lockmodel"), 3);
+	printf("lock model: ok (3 processes, %d sections each, budget 1/4)\n",
+	       LM_OPS);
+}
+
+/* Holds the lock at page 0 and says so on page 1, then waits to die. */
+static int holder_child(uint64_t *p, int who)
+{
+	(void)who;
+	if (dsm_lock(&p[0]))
+		return 1;
+	__atomic_store_n(&p[WORDS_PER_PAGE], 1, __ATOMIC_RELEASE);
+	for (;;)
+		pause();
+}
+
+/* DSM_LOCK_TIMEOUT_MS is 300 here: a lock the parent holds times out
+ * and is taken back, then is granted once the parent lets go; a barrier
+ * nobody else comes to times out and is taken back, so the next round
+ * needs two arrivals again.  Page 1 is the conversation. */
+static int waiter_child(uint64_t *p, int who)
+{
+	uint64_t *say = &p[WORDS_PER_PAGE], t0 = now_ns();
+
+	(void)who;
+	if (dsm_lock(&p[0]) != -ETIMEDOUT || now_ns() - t0 < 250000000)
+		return 1;
+	__atomic_store_n(say, 1, __ATOMIC_RELEASE);
+	if (wait_at_least(say, 2, "the parent's unlock") || dsm_lock(&p[0]) ||
+	    dsm_unlock(&p[0]))
+		return 1;
+	if (dsm_barrier("lonely", 2) != -ETIMEDOUT)
+		return 1;
+	__atomic_store_n(say, 3, __ATOMIC_RELEASE);
+	return dsm_barrier("lonely", 2) != 0;
+}
+
+static void test_lock_death_and_timeouts(void)
+{
+	const struct spec *s = spec_named("holder");
+	uint64_t *p = dsm_map_shared(s->region, s->size, 0);
+	pid_t pid;
+	int st;
+
+	TH_CHECK(p);
+	pid = spawn(s, 0);
+	TH_CHECK(wait_at_least(&p[WORDS_PER_PAGE], 1, "the holder") == 0);
+	TH_CHECK(kill(pid, SIGKILL) == 0 && waitpid(pid, &st, 0) == pid);
+	TH_CHECK(dsm_lock(&p[0]) == -EOWNERDEAD); /* and held now */
+	TH_CHECK(dsm_unlock(&p[0]) == 0);
+	TH_CHECK(dsm_lock(&p[0]) == 0); /* said once */
+	p[WORDS_PER_PAGE] = 0;
+	setenv("DSM_LOCK_TIMEOUT_MS", "300", 1);
+	pid = spawn(spec_named("waiter"), 0);
+	unsetenv("DSM_LOCK_TIMEOUT_MS");
+	TH_CHECK(wait_at_least(&p[WORDS_PER_PAGE], 1, "the waiter") == 0);
+	TH_CHECK(dsm_unlock(&p[0]) == 0);
+	__atomic_store_n(&p[WORDS_PER_PAGE], 2, __ATOMIC_RELEASE);
+	TH_CHECK(wait_at_least(&p[WORDS_PER_PAGE], 3, "the waiter") == 0);
+	TH_CHECK(dsm_barrier("lonely", 2) == 0);
+	TH_CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+		 WEXITSTATUS(st) == 0);
+	TH_CHECK(dsm_unmap_shared(p) == 0);
+	printf("lock death and timeouts: ok\n");
+}
+
+static void test_lock_errors(void)
+{
+	uint64_t *p = dsm_map_shared("lock-errors", PAGE, 0), priv = 0;
+
+	TH_CHECK(p);
+	TH_CHECK(dsm_lock(&priv) == -EINVAL);
+	TH_CHECK(dsm_lock((char *)p + 4) == -EINVAL);
+	TH_CHECK(dsm_unlock(&p[3]) == -EPERM);
+	TH_CHECK(dsm_lock(&p[3]) == 0);
+	TH_CHECK(dsm_lock(&p[3]) == -EDEADLK);
+	TH_CHECK(dsm_lock(&p[4]) == 0); /* another word, another lock */
+	TH_CHECK(dsm_unlock(&p[3]) == 0 && dsm_unlock(&p[4]) == 0);
+	TH_CHECK(dsm_barrier("x", 0) == -EINVAL);
+	TH_CHECK(dsm_barrier("", 1) == -EINVAL);
+	TH_CHECK(dsm_barrier(NULL, 1) == -EINVAL);
+	TH_CHECK(dsm_barrier("x", 1) == 0); /* a barrier of one passes */
+	TH_CHECK(dsm_unmap_shared(p) == 0);
+	TH_CHECK(dsm_lock(&p[3]) == -EINVAL); /* unmapped */
+	printf("lock errors: ok\n");
+}
+
 /* ---- errors and lifetime --------------------------------------------- */
 
 static void test_errors(void)
@@ -613,6 +804,11 @@ static const struct spec specs[] = {
 	{ "killed", "killed", 4 * PAGE, 1 << 20, killed_child },
 	{ "threads", "threads", (2 * TH_PAGES + 1) * PAGE, 1 << 20,
 	  threads_child },
+	{ "locked", "locked", 4 * PAGE, 1 << 20, locked_child },
+	{ "lockmodel", "lockmodel", (5 + LM_PAGES) * PAGE, 64 * PAGE,
+	  lockmodel_child },
+	{ "holder", "lock-death", 2 * PAGE, 1 << 20, holder_child },
+	{ "waiter", "lock-death", 2 * PAGE, 1 << 20, waiter_child },
 };
 
 static const struct spec *spec_named(const char *name)
@@ -642,6 +838,10 @@ int main(int argc, char **argv)
 	test_litmus();
 	test_model();
 	test_threads();
+	test_lock_errors();
+	test_locked();
+	test_lockmodel();
+	test_lock_death_and_timeouts();
 	test_killed();
 	TH_CHECK(dsm_stats(&st) == 0);
 	dsm_shutdown();

@@ -31,8 +31,10 @@
 #     over RDMA yet): processes in guests 1 and 4 map one region by name
 #     (its home picked by the servers' registry ids) and pass a
 #     checksummed stream through a ring buffer, run the message-passing
-#     and store-buffering litmus tests, and count with dsm_fetch_add
-#     (test_shared_mem's children, a tenth of their host iterations).
+#     and store-buffering litmus tests, count with dsm_fetch_add, and
+#     keep two counters equal under dsm_lock, started and ended by
+#     dsm_barrier (test_shared_mem's children, a tenth of their host
+#     iterations).
 #
 #   tests/multinode/rdma.sh
 # Exit 0 if every check passed, 1 if any failed, 77 (with the reason on
@@ -342,6 +344,8 @@ check "shared memory across guests: store buffering with fences, never both zero
 	shared_test sb 2
 check "shared memory across guests: dsm_fetch_add from 4 processes on two nodes, exact" \
 	shared_test counters 4
+check "shared memory across guests: two counters kept equal under dsm_lock by 4 processes on two nodes" \
+	shared_test locked 4
 
 suite tcp
 

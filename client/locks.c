@@ -1,0 +1,161 @@
+/*
+ * locks.c - dsm_lock, dsm_unlock and dsm_barrier (room: coherence).
+ *
+ * Both live on a server, not in shared memory: a lock is kept by the home
+ * of its shared region (server/lock.c), a barrier by the server that
+ * rendezvous hashing of its name picks (server/barrier.c).  Waiting
+ * costs nothing but the request: no page ping-pongs between waiters,
+ * waiters are served first come, first served, and a holder that dies
+ * lets go with its session.  The calling thread's id is the token that
+ * tells the server one thread from another (one connection carries
+ * every thread of a process).
+ *
+ * Memory: the data a lock guards is kept coherent by its pages' homes,
+ * whatever the lock does, so dsm_unlock needs no write-back: the next
+ * holder's first touch of a page this thread wrote recalls it.  Every
+ * wait is bounded by DSM_LOCK_TIMEOUT_MS; a wait that times out is taken
+ * back (UNLOCK of a waiting LOCK, WITHDRAW of a barrier arrival), so
+ * nothing is left holding or counted on the server.
+ */
+#include <errno.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "dsm.h"
+#include "engine.h"
+#include "log.h"
+#include "outbox.h"
+#include "region.h"
+#include "shared.h"
+
+static uint64_t my_token(void)
+{
+	return (uint64_t)syscall(SYS_gettid);
+}
+
+/* The LOCK/UNLOCK body for addr, and the server that keeps that lock:
+ * 0, or -EINVAL for an address that is not an aligned word of a shared
+ * region. */
+static int lock_of(void *addr, uint32_t *server, uint8_t *body)
+{
+	struct dsm_lock_req m = { .token = my_token() };
+	struct dsm_region *r;
+
+	if (!dsm_eng.servers)
+		return -ENOTCONN;
+	if ((uintptr_t)addr % DSM_LOCK_ALIGN)
+		return -EINVAL;
+	pthread_mutex_lock(&dsm_eng.lock);
+	r = dsm_region_find((uintptr_t)addr);
+	if (r && r->shared) {
+		m.region_id = r->shared->region_id;
+		m.offset = (uintptr_t)addr - r->base;
+		*server = r->shared->server;
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (!r || !r->shared)
+		return -EINVAL;
+	dsm_lock_req_encode(&m, body);
+	return 0;
+}
+
+int dsm_lock(void *addr)
+{
+	uint8_t body[DSM_LOCK_REQ_SIZE], rep[DSM_LOCK_REPLY_SIZE];
+	struct dsm_lock_reply g;
+	uint32_t server, len;
+	int err = lock_of(addr, &server, body);
+
+	if (err)
+		return err;
+	err = dsm_engine_call_ns(server, DSM_MSG_LOCK, body, sizeof(body),
+				 rep, sizeof(rep), &len, dsm_eng.lock_ns);
+	if (err == -ETIMEDOUT) {
+		/* Taken back: a LOCK still waiting is cancelled, one granted
+		 * meanwhile released.  Either way this thread holds nothing. */
+		dsm_engine_call(server, DSM_MSG_UNLOCK, body, sizeof(body),
+				NULL, 0, NULL);
+		dsm_warn("dsm_lock(%p): not granted within %llu ms "
+			 "(DSM_LOCK_TIMEOUT_MS)", addr,
+			 (unsigned long long)(dsm_eng.lock_ns / 1000000));
+		return -ETIMEDOUT;
+	}
+	if (!err)
+		err = dsm_lock_reply_decode(rep, len, &g);
+	if (err)
+		return err;
+	return g.flags & DSM_LOCK_OWNER_DIED ? -EOWNERDEAD : 0;
+}
+
+int dsm_unlock(void *addr)
+{
+	uint8_t body[DSM_LOCK_REQ_SIZE];
+	uint32_t server;
+	int err = lock_of(addr, &server, body);
+
+	if (err)
+		return err;
+	return dsm_engine_call(server, DSM_MSG_UNLOCK, body, sizeof(body),
+			       NULL, 0, NULL);
+}
+
+static void barrier_key(const char *name, uint8_t key[DSM_BARRIER_KEY_SIZE])
+{
+	static const char tag[] = "dsm barrier"; /* with its NUL */
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, DSM_BARRIER_KEY_SIZE);
+	crypto_generichash_update(&st, (const uint8_t *)tag, sizeof(tag));
+	crypto_generichash_update(&st, (const uint8_t *)name, strlen(name));
+	crypto_generichash_final(&st, key, DSM_BARRIER_KEY_SIZE);
+}
+
+static int check_barrier(const char *name, int count)
+{
+	size_t len = name ? strnlen(name, DSM_SHARED_NAME_MAX + 1) : 0;
+
+	if (!dsm_eng.servers)
+		return -ENOTCONN;
+	if (!len || len > DSM_SHARED_NAME_MAX || count < 1 ||
+	    (unsigned)count > DSM_BARRIER_MAX_COUNT) {
+		dsm_err("dsm_barrier: a name of 1 to %d bytes and a count of "
+			"1 to %u, please", DSM_SHARED_NAME_MAX,
+			DSM_BARRIER_MAX_COUNT);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int dsm_barrier(const char *name, int count)
+{
+	struct dsm_barrier_req m = { .count = (uint32_t)count,
+				     .token = my_token() };
+	uint8_t body[DSM_BARRIER_REQ_SIZE];
+	int server, err = check_barrier(name, count);
+
+	if (err)
+		return err;
+	barrier_key(name, m.key);
+	server = dsm_shared_pick(m.key);
+	if (server < 0)
+		return -ENOTCONN;
+	dsm_barrier_req_encode(&m, body);
+	err = dsm_engine_call_ns((uint32_t)server, DSM_MSG_BARRIER, body,
+				 sizeof(body), NULL, 0, NULL, dsm_eng.lock_ns);
+	if (err != -ETIMEDOUT)
+		return err;
+	/* Take the arrival back, or the next round would count it.  If
+	 * there is none to take, it was released meanwhile: passed. */
+	m.flags = DSM_BARRIER_WITHDRAW;
+	dsm_barrier_req_encode(&m, body);
+	err = dsm_engine_call((uint32_t)server, DSM_MSG_BARRIER, body,
+			      sizeof(body), NULL, 0, NULL);
+	if (err == -ENOENT)
+		return 0;
+	dsm_warn("dsm_barrier(%s): %d arrivals did not come within %llu ms "
+		 "(DSM_LOCK_TIMEOUT_MS)", name, count,
+		 (unsigned long long)(dsm_eng.lock_ns / 1000000));
+	return -ETIMEDOUT;
+}
