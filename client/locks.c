@@ -65,7 +65,7 @@ int dsm_lock(void *addr)
 {
 	uint8_t body[DSM_LOCK_REQ_SIZE], rep[DSM_LOCK_REPLY_SIZE];
 	struct dsm_lock_reply g;
-	uint32_t server, len;
+	uint32_t server = 0, len = 0;
 	int err = lock_of(addr, &server, body);
 
 	if (err)
@@ -92,7 +92,7 @@ int dsm_lock(void *addr)
 int dsm_unlock(void *addr)
 {
 	uint8_t body[DSM_LOCK_REQ_SIZE];
-	uint32_t server;
+	uint32_t server = 0;
 	int err = lock_of(addr, &server, body);
 
 	if (err)
