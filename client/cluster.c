@@ -9,7 +9,10 @@
  * dsm_alloc() and removed on dsm_free() and at a clean exit.  Region
  * records live as long as the lease and are renewed with it, so a crashed
  * client's regions leave the registry with it (the servers already freed
- * its memory when its connections closed).
+ * its memory when its connections closed).  A shared region is not ours
+ * alone: its record is everyone's who maps it, and ours is a holder field
+ * in it, written at dsm_map_shared, renewed with the lease, and removed
+ * at dsm_unmap_shared (registry/record.h).
  *
  * Why a thread of its own: the registry is a blocking hiredis connection,
  * and Redis may be slow or gone.  The engine thread must never wait for
@@ -32,7 +35,10 @@
  * the monotonic clock: a wall clock stepped back must not stop them.
  *
  * Lock order: cl.lock, then dsm_eng.lock (the lease thread snapshots the
- * region table when it republishes); ka.lock, then dsm_eng.lock.
+ * region table when it republishes and renews); ka.lock, then
+ * dsm_eng.lock.  Because the snapshot is taken under cl.lock, a shared
+ * region unmapped meanwhile has its holder field removed after the
+ * renewal wrote it, never before.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -46,6 +52,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "registry.h"
+#include "shared.h"
 #include "shim.h"
 #include "util.h"
 
@@ -133,6 +140,73 @@ static void put_region(struct dsm_reg_region *rec)
 		lost("recording a region", err);
 }
 
+_Static_assert(2 * DSM_SHARE_KEY_SIZE == DSM_REG_SHARE_KEY_HEX,
+	       "a shared region's record is keyed by the hex of its key");
+_Static_assert(DSM_SHARED_NAME_MAX == DSM_REG_SHARE_NAME_MAX,
+	       "the record holds every name dsm_map_shared takes");
+
+/* A shared region's record as this holder writes it; its fields are
+ * fixed once dsm_map_shared has mapped it. */
+struct held_share {
+	struct dsm_reg_share rec;
+	uint64_t attached_ms;
+};
+
+static void to_held_share(const struct dsm_region *r, struct held_share *out)
+{
+	const struct dsm_shared *sh = r->shared;
+
+	*out = (struct held_share){
+		.rec = { .size = r->size,
+			 .home = dsm_eng.servers[sh->server].id,
+			 .region_id = sh->region_id,
+			 .pool_off = sh->pool_off },
+		.attached_ms = r->created_ms };
+	dsm_reg_hex(sh->key, sizeof(sh->key), out->rec.key);
+	snprintf(out->rec.name, sizeof(out->rec.name), "%s", sh->name);
+}
+
+/* Called with cl.lock held.  0 or -errno. */
+static int put_share(const struct held_share *h)
+{
+	return cl.reg ? dsm_reg_put_share(cl.reg, &h->rec, cl.me.id,
+					  h->attached_ms, DSM_REG_TTL_MS)
+		      : -EPIPE;
+}
+
+/*
+ * Our holder field in every shared region we map, written whole again
+ * with each renewal, not only its TTL renewed.  Others change these
+ * records: a reader drops a holder whose lease it finds missing, and the
+ * last holder to leave deletes the record.  Writing it again makes our
+ * membership come back within a heartbeat whatever removed it, without
+ * having to notice.  Called with cl.lock held; copied under the engine
+ * lock, written after it.  A region whose dsm_map_shared has not recorded
+ * it yet (created_ms 0) is left to dsm_cluster_shared_added.
+ */
+static int put_shares(void)
+{
+	struct held_share *v;
+	uint32_t n = 0;
+	int err = 0;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	v = calloc(dsm_eng.nregions ? dsm_eng.nregions : 1, sizeof(*v));
+	for (uint32_t i = 0; v && i < dsm_eng.nregions; i++) {
+		const struct dsm_region *r = dsm_eng.regions[i];
+
+		if (r->shared && r->created_ms)
+			to_held_share(r, &v[n++]);
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (!v)
+		return -ENOMEM;
+	for (uint32_t i = 0; !err && i < n; i++)
+		err = put_share(&v[i]);
+	free(v);
+	return err;
+}
+
 /* Every live region, recorded again.  Called with cl.lock held.  The
  * records are copied under the engine lock and written after it is
  * released: Redis must never hold up a fault. */
@@ -144,7 +218,8 @@ static int republish(void)
 	pthread_mutex_lock(&dsm_eng.lock);
 	v = calloc(dsm_eng.nregions ? dsm_eng.nregions : 1, sizeof(*v));
 	n = 0;
-	/* shared regions are not one client's: they have no record here */
+	/* shared regions are not one client's: put_shares writes our part
+	 * of their records, every renewal */
 	for (uint32_t i = 0; v && i < dsm_eng.nregions; i++)
 		if (!dsm_eng.regions[i]->shared)
 			to_reg_region(dsm_eng.regions[i], &v[n++]);
@@ -303,6 +378,8 @@ static void renew(void)
 	err = had < 0 ? had : dsm_reg_put_client(cl.reg, &cl.me, DSM_REG_TTL_MS);
 	if (!err && had)
 		err = touch_regions();
+	if (!err)
+		err = put_shares();
 	if (err) {
 		lost("renewing the lease", err);
 		return;
@@ -500,6 +577,38 @@ void dsm_cluster_region_moved(struct dsm_region *r)
 	pthread_mutex_unlock(&cl.lock);
 }
 
+void dsm_cluster_shared_added(struct dsm_region *r)
+{
+	struct held_share h;
+	int err;
+
+	if (!__atomic_load_n(&cl.joined, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&cl.lock);
+	/* under the engine lock: the lease thread reads created_ms there */
+	pthread_mutex_lock(&dsm_eng.lock);
+	r->created_ms = dsm_reg_now_ms();
+	to_held_share(r, &h);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (cl.reg && (err = put_share(&h)))
+		lost("recording a shared region", err);
+	pthread_mutex_unlock(&cl.lock);
+}
+
+void dsm_cluster_shared_removed(const uint8_t *key)
+{
+	char hex[DSM_REG_SHARE_KEY_HEX + 1];
+	int err;
+
+	if (!__atomic_load_n(&cl.joined, __ATOMIC_ACQUIRE))
+		return;
+	dsm_reg_hex(key, DSM_SHARE_KEY_SIZE, hex);
+	pthread_mutex_lock(&cl.lock);
+	if (cl.reg && (err = dsm_reg_del_share_holder(cl.reg, hex, cl.me.id)))
+		lost("removing a shared region's holder", err);
+	pthread_mutex_unlock(&cl.lock);
+}
+
 void dsm_cluster_region_removed(uint64_t id)
 {
 	int err;
@@ -513,12 +622,14 @@ void dsm_cluster_region_removed(uint64_t id)
 }
 
 /* Stop renewing and remove our records: the client's, and with regions
- * every live region's too (the preload shim leaves with its regions
- * still mapped).  Called with nothing held. */
+ * every live region's too, and our holder field in every shared region
+ * (the preload shim leaves with its regions still mapped).  Called with
+ * nothing held. */
 static void leave_records(bool regions)
 {
+	char (*keys)[DSM_REG_SHARE_KEY_HEX + 1] = NULL;
 	uint64_t *ids = NULL;
-	uint32_t n = 0;
+	uint32_t n = 0, nkeys = 0;
 
 	pthread_mutex_lock(&cl.lock);
 	cl.quit = true;
@@ -529,18 +640,29 @@ static void leave_records(bool regions)
 		pthread_mutex_lock(&dsm_eng.lock);
 		ids = calloc(dsm_eng.nregions ? dsm_eng.nregions : 1,
 			     sizeof(*ids));
-		for (uint32_t i = 0; ids && i < dsm_eng.nregions; i++)
-			if (dsm_eng.regions[i]->id)
-				ids[n++] = dsm_eng.regions[i]->id;
+		keys = calloc(dsm_eng.nregions ? dsm_eng.nregions : 1,
+			      sizeof(*keys));
+		for (uint32_t i = 0; ids && keys && i < dsm_eng.nregions; i++) {
+			const struct dsm_region *r = dsm_eng.regions[i];
+
+			if (r->id)
+				ids[n++] = r->id;
+			else if (r->shared)
+				dsm_reg_hex(r->shared->key, DSM_SHARE_KEY_SIZE,
+					    keys[nkeys++]);
+		}
 		pthread_mutex_unlock(&dsm_eng.lock);
 	}
 	pthread_mutex_lock(&cl.lock);
 	for (uint32_t i = 0; cl.reg && i < n; i++)
 		dsm_reg_del_region(cl.reg, ids[i]);
+	for (uint32_t i = 0; cl.reg && i < nkeys; i++)
+		dsm_reg_del_share_holder(cl.reg, keys[i], cl.me.id);
 	if (cl.reg)
 		dsm_reg_del_client(cl.reg, cl.me.id);
 	pthread_mutex_unlock(&cl.lock);
 	free(ids);
+	free(keys);
 }
 
 void dsm_cluster_leave(void)

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "cluster.h"
 #include "dsm.h"
 #include "engine.h"
 #include "evict.h"
@@ -254,6 +255,8 @@ void *dsm_map_shared(const char *name, size_t size, int flags)
 	dsm_info("shared region %s: %llu bytes, home %s", name,
 		 (unsigned long long)bytes,
 		 dsm_eng.servers[r->shared->server].addr);
+	/* the registry: this process is one of its holders */
+	dsm_cluster_shared_added(r);
 	/* the table's reference remains; faults may hold others now */
 	pthread_mutex_lock(&dsm_eng.lock);
 	dsm_region_put(r);
@@ -280,8 +283,10 @@ static struct dsm_region *shared_at(void *p)
 int dsm_unmap_shared(void *p)
 {
 	struct dsm_placement parts = { 0 };
+	uint8_t key[DSM_SHARE_KEY_SIZE];
 	struct dsm_sync_wait *w;
 	struct dsm_region *r;
+	bool unmapped;
 	int err, werr;
 
 	if (!dsm_eng.servers)
@@ -306,10 +311,16 @@ int dsm_unmap_shared(void *p)
 		dsm_err("shared region %s: writing back before unmapping: %s",
 			r->shared->name, strerror(-(err ? err : werr)));
 	pthread_mutex_lock(&dsm_eng.lock);
-	if (!r->dead)
+	unmapped = !r->dead;
+	memcpy(key, r->shared->key, sizeof(key));
+	if (unmapped)
 		dsm_region_unmap(r, &parts);
 	dsm_region_put(r);
 	pthread_mutex_unlock(&dsm_eng.lock);
+	/* the registry: no longer a holder (out of the table first, so the
+	 * lease thread does not write it back) */
+	if (unmapped)
+		dsm_cluster_shared_removed(key);
 	dsm_unplace(&parts); /* FREE: detaches */
 	dsm_placement_clear(&parts);
 	return err ? err : werr;

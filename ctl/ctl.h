@@ -44,6 +44,7 @@ struct ctl {
 	const char *cluster;
 	bool json;
 	uint64_t region_id;     /* region show */
+	const char *share_name; /* shared show */
 	uint64_t watch_ms;      /* stats --watch: every this many ms */
 	uint32_t server_id;     /* drain */
 	bool cancel, no_wait;   /* drain --cancel, --no-wait */
@@ -57,6 +58,8 @@ enum {
 	NEED_CLIENTS = 2,
 	NEED_REGIONS = 4,
 	NEED_REGION = 8,        /* the one region ctl.region_id */
+	NEED_SHARES = 16,       /* shared regions, with their live holders */
+	NEED_SHARE = 32,        /* ...and ctl.share_name must be one of them */
 };
 
 struct snapshot {
@@ -68,6 +71,10 @@ struct snapshot {
 	size_t nrgn;
 	char **bad_rgn;         /* ids of region records that do not decode */
 	size_t nbad_rgn;
+	struct dsm_reg_share *shr; /* by name */
+	size_t nshr;
+	char **bad_shr;         /* keys of shared region records, likewise */
+	size_t nbad_shr;
 	struct dsm_reg_region one;
 	uint64_t now_ms;        /* our clock when the snapshot was taken */
 };
@@ -103,6 +110,11 @@ void snapshot_free(struct snapshot *s);
 /* The server with this id, or NULL if it is no longer live. */
 const struct dsm_reg_server *find_server(const struct snapshot *s,
 					 uint32_t id);
+/* The shared region of that name, or NULL. */
+const struct dsm_reg_share *find_share(const struct snapshot *s,
+				       const char *name);
+/* Holders of all shared regions, summed. */
+size_t snapshot_holders(const struct snapshot *s);
 /* Summed over the live servers. */
 void snapshot_totals(const struct snapshot *s, uint64_t *capacity,
 		     uint64_t *used);
@@ -142,6 +154,7 @@ int text_servers(const struct ctl *c, const struct snapshot *s);
 int text_regions(const struct ctl *c, const struct snapshot *s);
 int text_clients(const struct ctl *c, const struct snapshot *s);
 int text_region(const struct ctl *c, const struct snapshot *s);
+int text_share(const struct ctl *c, const struct snapshot *s);
 int text_stats(const struct ctl *c, const struct snapshot *s);
 
 /* ---- json.c -------------------------------------------------------------- */
@@ -152,6 +165,7 @@ int json_servers(const struct ctl *c, const struct snapshot *s);
 int json_regions(const struct ctl *c, const struct snapshot *s);
 int json_clients(const struct ctl *c, const struct snapshot *s);
 int json_region_show(const struct ctl *c, const struct snapshot *s);
+int json_share_show(const struct ctl *c, const struct snapshot *s);
 int json_stats(const struct ctl *c, const struct snapshot *s);
 
 #endif

@@ -20,6 +20,7 @@
 #include "util.h"
 
 static void parse_region_id(struct ctl *c, char **args);
+static void parse_share_name(struct ctl *c, char **args);
 static void parse_server_id(struct ctl *c, char **args);
 static bool drain_option(const char *arg, struct ctl *c);
 
@@ -38,18 +39,23 @@ static bool drain_option(const char *arg, struct ctl *c);
 	"    extents: [{off, len, server, region_id, pool_off,\n" \
 	"               replicas (only with DSM_REPLICAS > 1):\n" \
 	"                 [{server, region_id, pool_off}, ...]}, ...]}"
+#define SHARE_JSON "{shared: true, key, name, size, home, region_id,\n" \
+	"    pool_off, holders: [{client, host, pid, attached_ms}, ...]}"
 
 static const struct command commands[] = {
-	{ "status", "", 0, NEED_SERVERS | NEED_CLIENTS | NEED_REGIONS,
+	{ "status", "", 0,
+	  NEED_SERVERS | NEED_CLIENTS | NEED_REGIONS | NEED_SHARES,
 	  "the cluster at a glance: totals, its servers, its clients",
 	  "The cluster at a glance: its live servers, their total capacity,\n"
 	  "bytes used and free, how many regions and clients it holds (and\n"
 	  "how many regions are degraded: a copy of some extent is on a server\n"
-	  "no longer live), then the tables of 'dsmctl servers' and 'dsmctl\n"
+	  "no longer live), how many shared regions and how many holders\n"
+	  "they have in all, then the tables of 'dsmctl servers' and 'dsmctl\n"
 	  "clients'.\n\n"
 	  "--json prints\n"
 	  "  {cluster, registry, now_ms, capacity, used, free, regions,\n"
-	  "   degraded_regions, clients, servers: [...]}\n"
+	  "   degraded_regions, shared_regions, shared_holders, clients,\n"
+	  "   servers: [...]}\n"
 	  "with servers as 'dsmctl --json servers' prints them.\n",
 	  NULL, text_status, json_status, false, NULL, NULL },
 	{ "servers", "", 0, NEED_SERVERS, "live memory servers",
@@ -61,14 +67,19 @@ static const struct command commands[] = {
 	  "--json prints\n"
 	  "  [" SERVER_JSON ", ...]\n",
 	  NULL, text_servers, json_servers, false, NULL, NULL },
-	{ "regions", "", 0, NEED_REGIONS,
-	  "regions: size, owner, the servers holding them",
+	{ "regions", "", 0, NEED_REGIONS | NEED_SHARES,
+	  "regions: size, owner, the servers holding them; shared regions",
 	  "Regions by id: name ('-' if none), size, the owning client, how\n"
 	  "many extents the region is cut into and the servers they are on.\n"
-	  "A record that is malformed is not listed: a warning names its\n"
-	  "key, and the exit status is 1.\n\n"
+	  "Then, under 'shared regions', those that dsm_map_shared maps, by\n"
+	  "name: size, the home server holding all of it, that server's id\n"
+	  "for it, and the clients holding it (CLIENT@HOST).  A holder whose\n"
+	  "lease has expired is not listed, nor a shared region without a\n"
+	  "live holder.  A record that is malformed is not listed: a warning\n"
+	  "names its key, and the exit status is 1.\n\n"
 	  "--json prints\n"
-	  "  [" REGION_JSON ", ...]\n"
+	  "  [" REGION_JSON ", ...,\n"
+	  "   " SHARE_JSON ", ...]\n"
 	  "and, for each malformed record, {key, error} after them.\n",
 	  NULL, text_regions, json_regions, false, NULL, NULL },
 	{ "clients", "", 0, NEED_CLIENTS, "clients holding a lease",
@@ -90,6 +101,17 @@ static const struct command commands[] = {
 	  "  " REGION_JSON "\n"
 	  "where each extent also has server_addr (null: the server is gone).\n",
 	  parse_region_id, text_region, json_region_show, false, NULL, NULL },
+	{ "shared show", "NAME", 1, NEED_SHARES | NEED_SHARE | NEED_SERVERS,
+	  "one shared region: its home and its holders",
+	  "The shared region NAME (as given to dsm_map_shared): its key (the\n"
+	  "name's digest, which names its record), size, its home server and\n"
+	  "that server's address ('(gone)' if no longer live), and each live\n"
+	  "holder: client id, host, pid and how long ago it mapped the\n"
+	  "region.  Exit status 1 if no shared region NAME has a live holder.\n\n"
+	  "--json prints\n"
+	  "  " SHARE_JSON "\n"
+	  "with home_addr after home (null: the server is gone).\n",
+	  parse_share_name, text_share, json_share_show, false, NULL, NULL },
 	{ "stats", "", 0, NEED_SERVERS | NEED_CLIENTS,
 	  "live counters per server and per client",
 	  "Counters of every live server (requests, pages and bytes moved,\n"
@@ -373,6 +395,11 @@ static void parse_region_id(struct ctl *c, char **args)
 			  "number", args[0]);
 }
 
+static void parse_share_name(struct ctl *c, char **args)
+{
+	c->share_name = args[0];
+}
+
 static void parse_server_id(struct ctl *c, char **args)
 {
 	uint64_t id;
@@ -471,7 +498,7 @@ static int print(const struct ctl *c, const struct command *cmd,
 	int rc = (c->json ? cmd->json : cmd->text)(c, s);
 	int out = finish_output();
 
-	if (!rc && s->nbad_rgn)
+	if (!rc && (s->nbad_rgn || s->nbad_shr))
 		rc = EXIT_RUNTIME;
 	return rc ? rc : out;
 }

@@ -165,6 +165,39 @@ static void json_region(struct json *j, const struct dsm_reg_region *r,
 	json_close(j, '}');
 }
 
+/* A shared region: marked "shared", so that a reader of 'dsmctl --json
+ * regions' tells it from the private ones (which have an id and an owner
+ * instead of holders).  With servers, its home's address too. */
+static void json_share(struct json *j, const struct dsm_reg_share *sh,
+		       const struct snapshot *servers)
+{
+	json_open(j, NULL, '{');
+	json_key(j, "shared");
+	fputs("true", stdout);
+	json_str(j, "key", sh->key);
+	json_str(j, "name", sh->name);
+	json_uint(j, "size", sh->size);
+	json_uint(j, "home", sh->home);
+	if (servers) {
+		const struct dsm_reg_server *v = find_server(servers, sh->home);
+
+		json_str(j, "home_addr", v ? v->addr : NULL);
+	}
+	json_uint(j, "region_id", sh->region_id);
+	json_uint(j, "pool_off", sh->pool_off);
+	json_open(j, "holders", '[');
+	for (uint32_t i = 0; i < sh->nholders; i++) {
+		json_open(j, NULL, '{');
+		json_uint(j, "client", sh->holder[i].client);
+		json_str(j, "host", sh->holder[i].host);
+		json_uint(j, "pid", sh->holder[i].pid);
+		json_uint(j, "attached_ms", sh->holder[i].attached_ms);
+		json_close(j, '}');
+	}
+	json_close(j, ']');
+	json_close(j, '}');
+}
+
 /* "transports": {"SERVERID": "rdma", ...}: how the client reaches each
  * server (empty for a client whose record does not say). */
 static void json_transports(struct json *j, const char *text)
@@ -198,14 +231,14 @@ static void json_client(struct json *j, const struct dsm_reg_client *v)
 	json_close(j, '}');
 }
 
-/* A region record that does not decode: named, so that a program sees
- * it as well as the person reading stderr. */
-static void json_bad_region(struct json *j, const struct ctl *c,
-			    const char *id)
+/* A record that does not decode: named, so that a program sees it as
+ * well as the person reading stderr. */
+static void json_bad_record(struct json *j, const struct ctl *c,
+			    const char *what, const char *id)
 {
 	char key[256];
 
-	snprintf(key, sizeof(key), "dsm:%s:region:%s", c->cluster, id);
+	snprintf(key, sizeof(key), "dsm:%s:%s:%s", c->cluster, what, id);
 	json_open(j, NULL, '{');
 	json_str(j, "key", key);
 	json_str(j, "error", "malformed record");
@@ -230,8 +263,12 @@ int json_regions(const struct ctl *c, const struct snapshot *s)
 	json_open(&j, NULL, '[');
 	for (size_t i = 0; i < s->nrgn; i++)
 		json_region(&j, &s->rgn[i], NULL);
+	for (size_t i = 0; i < s->nshr; i++)
+		json_share(&j, &s->shr[i], NULL);
 	for (size_t i = 0; i < s->nbad_rgn; i++)
-		json_bad_region(&j, c, s->bad_rgn[i]);
+		json_bad_record(&j, c, "region", s->bad_rgn[i]);
+	for (size_t i = 0; i < s->nbad_shr; i++)
+		json_bad_record(&j, c, "share", s->bad_shr[i]);
 	json_close(&j, ']');
 	putchar('\n');
 	return 0;
@@ -258,6 +295,15 @@ int json_region_show(const struct ctl *c, const struct snapshot *s)
 	return 0;
 }
 
+int json_share_show(const struct ctl *c, const struct snapshot *s)
+{
+	struct json j = { true };
+
+	json_share(&j, find_share(s, c->share_name), s);
+	putchar('\n');
+	return 0;
+}
+
 int json_status(const struct ctl *c, const struct snapshot *s)
 {
 	struct json j = { true };
@@ -273,6 +319,8 @@ int json_status(const struct ctl *c, const struct snapshot *s)
 	json_uint(&j, "free", used < cap ? cap - used : 0);
 	json_uint(&j, "regions", s->nrgn);
 	json_uint(&j, "degraded_regions", snapshot_degraded(s));
+	json_uint(&j, "shared_regions", s->nshr);
+	json_uint(&j, "shared_holders", snapshot_holders(s));
 	json_uint(&j, "clients", s->ncli);
 	json_server_array(&j, "servers", s);
 	json_close(&j, '}');

@@ -55,14 +55,15 @@ static int fetch_region(struct dsm_reg *reg, const struct ctl *c,
 
 /* Regions left out of the listing, named with their keys: the rest is
  * still shown, and the exit status says something is wrong. */
-static void warn_bad_regions(const struct ctl *c, const struct snapshot *s)
+static void warn_bad(const struct ctl *c, const char *what, char **bad,
+		     size_t n)
 {
-	for (size_t i = 0; i < s->nbad_rgn; i++) {
-		char *id = printable_dup(s->bad_rgn[i]);
+	for (size_t i = 0; i < n; i++) {
+		char *id = printable_dup(bad[i]);
 
-		fprintf(stderr, "dsmctl: warning: dsm:%s:region:%s is a "
+		fprintf(stderr, "dsmctl: warning: dsm:%s:%s:%s is a "
 			"malformed record, not listed (see redis-cli HGETALL "
-			"on that key)\n", c->cluster, id ? id : "?");
+			"on that key)\n", c->cluster, what, id ? id : "?");
 		free(id);
 	}
 }
@@ -89,8 +90,24 @@ int snapshot_fetch(struct dsm_reg *reg, const struct ctl *c, unsigned need,
 		err = dsm_reg_list_regions(reg, &s->rgn, &s->nrgn,
 					   &s->bad_rgn, &s->nbad_rgn);
 	}
-	if (!err)
-		warn_bad_regions(c, s);
+	if (!err && need & NEED_SHARES) {
+		what = "shared regions";
+		err = dsm_reg_list_shares(reg, &s->shr, &s->nshr,
+					  &s->bad_shr, &s->nbad_shr);
+	}
+	if (!err && need & NEED_SHARE && !find_share(s, c->share_name)) {
+		char *name = printable_dup(c->share_name);
+
+		fprintf(stderr, "dsmctl: no shared region '%s' with a live "
+			"holder in cluster %s\n", name ? name : "?",
+			c->cluster);
+		free(name);
+		return EXIT_RUNTIME;
+	}
+	if (!err) {
+		warn_bad(c, "region", s->bad_rgn, s->nbad_rgn);
+		warn_bad(c, "share", s->bad_shr, s->nbad_shr);
+	}
 	s->now_ms = dsm_reg_now_ms();
 	if (err)
 		fprintf(stderr, "dsmctl: cannot list the %s of cluster %s at "
@@ -104,6 +121,8 @@ void snapshot_free(struct snapshot *s)
 	free(s->cli);
 	dsm_reg_regions_free(s->rgn, s->nrgn);
 	dsm_reg_ids_free(s->bad_rgn, s->nbad_rgn);
+	dsm_reg_shares_free(s->shr, s->nshr);
+	dsm_reg_ids_free(s->bad_shr, s->nbad_shr);
 	dsm_reg_region_clear(&s->one);
 }
 
@@ -114,6 +133,24 @@ const struct dsm_reg_server *find_server(const struct snapshot *s,
 		if (s->srv[i].id == id)
 			return &s->srv[i];
 	return NULL;
+}
+
+const struct dsm_reg_share *find_share(const struct snapshot *s,
+				       const char *name)
+{
+	for (size_t i = 0; i < s->nshr; i++)
+		if (!strcmp(s->shr[i].name, name))
+			return &s->shr[i];
+	return NULL;
+}
+
+size_t snapshot_holders(const struct snapshot *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->nshr; i++)
+		n += s->shr[i].nholders;
+	return n;
 }
 
 void snapshot_one_sided(const struct snapshot *s, uint32_t server,

@@ -373,6 +373,9 @@ int text_status(const struct ctl *c, const struct snapshot *s)
 	if (snapshot_degraded(s))
 		printf(", %zu degraded (a copy on a server no longer live)",
 		       snapshot_degraded(s));
+	printf("\nshared    %zu", s->nshr);
+	if (s->nshr)
+		printf(" held by %zu", snapshot_holders(s));
 	printf("\nclients   %zu\n", s->ncli);
 	if (s->nsrv) {
 		putchar('\n');
@@ -385,16 +388,61 @@ int text_status(const struct ctl *c, const struct snapshot *s)
 	return print_clients_table(s);
 }
 
+/* "7@node1,12@node2": a shared region's holders, each client id at its
+ * host, cut short with "..." (HOLDERS has the count). */
+static const char *fmt_holders(const struct dsm_reg_share *sh, char *buf,
+			       size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < sh->nholders && used < len; i++)
+		used += snprintf(buf + used, len - used, "%s%llu@%s",
+				 i ? "," : "",
+				 (unsigned long long)sh->holder[i].client,
+				 sh->holder[i].host);
+	if (used >= len && len > 4)
+		strcpy(buf + len - 4, "...");
+	return buf;
+}
+
+static int print_shares_table(const struct snapshot *s)
+{
+	static const char *const head[] = { "NAME", ">SIZE", ">HOME",
+					    ">SERVER_REGION", ">HOLDERS",
+					    "CLIENTS" };
+	struct table t;
+
+	table_init(&t, 6, head);
+	for (size_t i = 0; i < s->nshr; i++) {
+		const struct dsm_reg_share *sh = &s->shr[i];
+		char size[32], home[16], rid[24], n[16], holders[256];
+
+		table_row(&t, (const char *const[]){
+			sh->name, dsm_fmt_bytes(sh->size, size, sizeof(size)),
+			fmt_u64(sh->home, home, sizeof(home)),
+			fmt_u64(sh->region_id, rid, sizeof(rid)),
+			fmt_u64(sh->nholders, n, sizeof(n)),
+			fmt_holders(sh, holders, sizeof(holders)) });
+	}
+	return table_done(&t);
+}
+
+/* Private regions, then the shared ones under a heading of their own:
+ * their columns differ (a shared region has no owner and no id of the
+ * registry's, but holders). */
 int text_regions(const struct ctl *c, const struct snapshot *s)
 {
 	static const char *const head[] = { ">ID", "NAME", ">SIZE", ">OWNER",
 					    ">EXTENTS", "SERVERS" };
 	struct table t;
 
-	if (!s->nrgn) {
+	if (!s->nrgn && !s->nshr) {
 		printf("no regions in cluster %s\n", c->cluster);
 		return 0;
 	}
+	if (!s->nrgn)
+		goto shared;
 	table_init(&t, 6, head);
 	for (size_t i = 0; i < s->nrgn; i++) {
 		const struct dsm_reg_region *r = &s->rgn[i];
@@ -409,7 +457,14 @@ int text_regions(const struct ctl *c, const struct snapshot *s)
 			fmt_u64(r->n, n, sizeof(n)),
 			*spanned ? spanned : "-" });
 	}
-	return table_done(&t);
+	if (table_done(&t))
+		return EXIT_RUNTIME;
+	if (!s->nshr)
+		return 0;
+	putchar('\n');
+shared:
+	printf("shared regions\n");
+	return print_shares_table(s);
 }
 
 int text_clients(const struct ctl *c, const struct snapshot *s)
@@ -486,6 +541,53 @@ int text_region(const struct ctl *c, const struct snapshot *s)
 		       r->n && r->ext[0].nrep ? "copies" : "");
 	printf("\n\n");
 	return print_extents_table(s);
+}
+
+static int print_holders_table(const struct snapshot *s,
+				const struct dsm_reg_share *sh)
+{
+	static const char *const head[] = { ">CLIENT", "HOST", ">PID",
+					    ">ATTACHED" };
+	struct table t;
+
+	table_init(&t, 4, head);
+	for (uint32_t i = 0; i < sh->nholders; i++) {
+		const struct dsm_reg_holder *h = &sh->holder[i];
+		char id[24], pid[16], age[32];
+
+		table_row(&t, (const char *const[]){
+			fmt_u64(h->client, id, sizeof(id)), h->host,
+			fmt_u64(h->pid, pid, sizeof(pid)),
+			fmt_age(h->attached_ms, s->now_ms, age, sizeof(age)) });
+	}
+	return table_done(&t);
+}
+
+int text_share(const struct ctl *c, const struct snapshot *s)
+{
+	const struct dsm_reg_share *sh = find_share(s, c->share_name);
+	const struct dsm_reg_server *home = find_server(s, sh->home);
+	char *name = printable_dup(sh->name), size[32];
+	char *addr = printable_dup(home ? home->addr : "(gone)");
+
+	if (!name || !addr) {
+		free(name);
+		free(addr);
+		fprintf(stderr, "dsmctl: out of memory\n");
+		return EXIT_RUNTIME;
+	}
+	printf("shared   %s in cluster %s\n", name, c->cluster);
+	free(name);
+	printf("key      %s\n", sh->key);
+	printf("size     %s (%llu bytes)\n",
+	       dsm_fmt_bytes(sh->size, size, sizeof(size)),
+	       (unsigned long long)sh->size);
+	printf("home     server %u at %s, its region %llu at pool offset "
+	       "%llu\n", sh->home, addr, (unsigned long long)sh->region_id,
+	       (unsigned long long)sh->pool_off);
+	free(addr);
+	printf("holders  %u\n\n", sh->nholders);
+	return print_holders_table(s, sh);
 }
 
 /* ---- stats --------------------------------------------------------------- */

@@ -191,6 +191,18 @@ void dsm_reg_region_argv(const struct dsm_reg_region *rg, const char *key,
 	argv_str(a, "extents", extents);
 }
 
+void dsm_reg_share_argv(const struct dsm_reg_share *sh, const char *key,
+			struct dsm_reg_argv *a)
+{
+	argv_start(a, key);
+	argv_str(a, "key", sh->key);
+	argv_str(a, "name", sh->name);
+	argv_num(a, "size", sh->size);
+	argv_num(a, "home", sh->home);
+	argv_num(a, "region_id", sh->region_id);
+	argv_num(a, "pool_off", sh->pool_off);
+}
+
 /* The value of field name in kv, or NULL. */
 static const char *field(char **kv, size_t n, const char *name)
 {
@@ -420,4 +432,89 @@ char *dsm_reg_extents_encode(const struct dsm_reg_region *r)
 					 (unsigned long long)e->rep[c].pool_off);
 	}
 	return s;
+}
+
+void dsm_reg_hex(const uint8_t *key, size_t len, char *out)
+{
+	static const char digit[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digit[key[i] >> 4];
+		out[2 * i + 1] = digit[key[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+/* DSM_REG_SHARE_KEY_HEX lowercase hex digits, as dsm_reg_hex writes them:
+ * the key is part of a Redis key name and of what dsmctl prints. */
+static bool share_key_ok(const char *k)
+{
+	return strlen(k) == DSM_REG_SHARE_KEY_HEX &&
+	       strspn(k, "0123456789abcdef") == DSM_REG_SHARE_KEY_HEX;
+}
+
+static int cmp_holder(const void *a, const void *b)
+{
+	const struct dsm_reg_holder *x = a, *y = b;
+
+	return x->client < y->client ? -1 : x->client > y->client;
+}
+
+_Static_assert(sizeof(DSM_REG_HOLDER_PREFIX) == 8,
+	       "DSM_REG_HOLDER_PREFIX_POS counts its 7 characters");
+
+/* Every "holder:CLIENT" = attached_ms field of kv, at most
+ * DSM_REG_SHARE_HOLDERS_MAX of them. */
+static int holders_decode(char **kv, size_t n, struct dsm_reg_share *s)
+{
+	size_t plen = strlen(DSM_REG_HOLDER_PREFIX), count = 0;
+
+	for (size_t i = 0; i + 1 < n; i += 2)
+		count += !strncmp(kv[i], DSM_REG_HOLDER_PREFIX, plen);
+	if (count > DSM_REG_SHARE_HOLDERS_MAX)
+		return -EINVAL;
+	s->holder = calloc(count ? count : 1, sizeof(*s->holder));
+	if (!s->holder)
+		return -ENOMEM;
+	for (size_t i = 0; i + 1 < n; i += 2) {
+		struct dsm_reg_holder *h = &s->holder[s->nholders];
+
+		if (strncmp(kv[i], DSM_REG_HOLDER_PREFIX, plen))
+			continue;
+		if (dsm_parse_uint(kv[i] + plen, UINT64_MAX, &h->client) ||
+		    !h->client ||
+		    dsm_parse_uint(kv[i + 1], UINT64_MAX, &h->attached_ms))
+			return -EINVAL;
+		s->nholders++;
+	}
+	qsort(s->holder, s->nholders, sizeof(*s->holder), cmp_holder);
+	return 0;
+}
+
+int dsm_reg_share_decode(char **kv, size_t n, struct dsm_reg_share *s)
+{
+	uint64_t home;
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	if (text(kv, n, "key", s->key, sizeof(s->key)) ||
+	    !share_key_ok(s->key) ||
+	    text(kv, n, "name", s->name, sizeof(s->name)) || !s->name[0] ||
+	    num(kv, n, "size", UINT64_MAX, &s->size) || !s->size ||
+	    num(kv, n, "home", UINT32_MAX, &home) ||
+	    num(kv, n, "region_id", UINT64_MAX, &s->region_id) ||
+	    num(kv, n, "pool_off", UINT64_MAX, &s->pool_off))
+		return -EINVAL;
+	s->home = home;
+	err = holders_decode(kv, n, s);
+	if (err)
+		dsm_reg_share_clear(s);
+	return err;
+}
+
+void dsm_reg_share_clear(struct dsm_reg_share *s)
+{
+	free(s->holder);
+	s->holder = NULL;
+	s->nholders = 0;
 }

@@ -25,6 +25,12 @@
  *   dsm:C:region:ID        HASH  id name size owner created_ms extents
  *                          TTL   its owner's lease, renewed with it: a
  *                                crashed client's regions go with it
+ *   dsm:C:shares           SET of shared regions' keys
+ *   dsm:C:share:KEY        HASH  key name size home region_id pool_off,
+ *                                and holder:CLIENT = attached_ms for each
+ *                                client holding it (dsm_map_shared)
+ *                          TTL   its holders' leases, renewed with each:
+ *                                it goes with its last live holder
  *   dsm:C:drain            SET of server ids an operator is draining
  *                          (dsmctl drain): written by dsmctl, read by
  *                          each server with its heartbeat, left by a
@@ -38,6 +44,15 @@
  * member stops renewing, its index goes too.  Client ids are random
  * (dsm_reg_new_id), so Redis holds no counter that a restart could
  * reset.
+ *
+ * A shared region is not one client's: it is keyed by its name (KEY is
+ * the hex of the name's 32-byte digest, as servers know it: any bytes make
+ * a key of 64 safe characters) and every holder writes the same record
+ * with its own holder field.  A holder's membership lives as long as its
+ * lease: a holder whose client record is gone is dead, readers skip it
+ * and drop its field (dsm_reg_list_shares), as the servers do every
+ * DSM_REG_PRUNE_MS; dsm_unmap_shared drops it at once.  Whoever drops the
+ * last holder field deletes the record, in the same script.
  *
  * Extents
  * are "OFF+LEN@SERVER/REGION/POOLOFF" joined by ',' (all decimal): bytes
@@ -149,6 +164,33 @@ struct dsm_reg_region {
 	uint32_t n;
 };
 
+/* The hex of a shared region's key (struct dsm_shared's, 32 bytes). */
+#define DSM_REG_SHARE_KEY_HEX 64
+/* dsm_map_shared's longest name (DSM_SHARED_NAME_MAX). */
+#define DSM_REG_SHARE_NAME_MAX 255
+/* Holder fields one record may have: the server lets 64 clients hold a
+ * region at once; the rest is room for dead ones not yet dropped. */
+#define DSM_REG_SHARE_HOLDERS_MAX 1024
+
+struct dsm_reg_holder {
+	uint64_t client;      /* client id */
+	uint64_t attached_ms; /* when it mapped the region */
+	/* from the client's record, when listed (dsm_reg_list_shares) */
+	char host[64];
+	uint32_t pid;
+};
+
+struct dsm_reg_share {
+	char key[DSM_REG_SHARE_KEY_HEX + 1];
+	char name[DSM_REG_SHARE_NAME_MAX + 1];
+	uint64_t size;
+	uint32_t home;        /* registry id of the server holding it all */
+	uint64_t region_id;   /* that server's name for it */
+	uint64_t pool_off;
+	struct dsm_reg_holder *holder; /* malloc'd, by client id */
+	uint32_t nholders;
+};
+
 struct dsm_reg_client {
 	uint64_t id;
 	char host[64];
@@ -179,6 +221,10 @@ void dsm_reg_client_argv(const struct dsm_reg_client *c, const char *key,
 /* extents: dsm_reg_extents_encode's string for rg. */
 void dsm_reg_region_argv(const struct dsm_reg_region *rg, const char *key,
 			 const char *extents, struct dsm_reg_argv *a);
+/* The record's fields, without any holder's: each holder adds its own
+ * (dsm_reg_put_share). */
+void dsm_reg_share_argv(const struct dsm_reg_share *s, const char *key,
+			struct dsm_reg_argv *a);
 /* kv: n strings, name, value, name, value...  0 or -EINVAL (missing or
  * malformed field). */
 int dsm_reg_server_decode(char **kv, size_t n, struct dsm_reg_server *s);
@@ -186,6 +232,16 @@ int dsm_reg_client_decode(char **kv, size_t n, struct dsm_reg_client *c);
 /* On success r->ext is malloc'd (free with dsm_reg_region_clear). */
 int dsm_reg_region_decode(char **kv, size_t n, struct dsm_reg_region *r);
 void dsm_reg_region_clear(struct dsm_reg_region *r);
+/* On success s->holder is malloc'd (free with dsm_reg_share_clear):
+ * every holder:CLIENT field, sorted by client id, host and pid empty. */
+int dsm_reg_share_decode(char **kv, size_t n, struct dsm_reg_share *s);
+void dsm_reg_share_clear(struct dsm_reg_share *s);
+/* The holder field of a client: "holder:CLIENT". */
+#define DSM_REG_HOLDER_PREFIX "holder:"
+/* Where the client id starts in it, counting from 1 (Lua's string.sub). */
+#define DSM_REG_HOLDER_PREFIX_POS "8"
+/* A shared region's key, as hex: out gets 2 * len + 1 bytes. */
+void dsm_reg_hex(const uint8_t *key, size_t len, char *out);
 /* "OFF+LEN@S/R/P,..." of r's extents: a malloc'd string, or NULL. */
 char *dsm_reg_extents_encode(const struct dsm_reg_region *r);
 

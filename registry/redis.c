@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "util.h"
+
 struct dsm_reg {
 	redisContext *c;
 	char cluster[DSM_REG_CLUSTER_MAX + 1];
@@ -206,7 +208,7 @@ static int list(struct dsm_reg *r, const char *set, const char *what,
 					       ids->element[i]->str));
 	for (size_t i = 0; i < ids->elements; i++) {
 		redisReply *h = NULL;
-		char *kv[64];
+		char **kv;
 		size_t m;
 
 		if (redisGetReply(r->c, (void **)&h) != REDIS_OK) {
@@ -214,14 +216,19 @@ static int list(struct dsm_reg *r, const char *set, const char *what,
 			goto out;
 		}
 		m = h->type == REDIS_REPLY_ARRAY ? h->elements : 0;
-		for (size_t j = 0; j < m && j < 64; j++)
+		/* every field: a shared region's record has one per holder */
+		kv = calloc(m ? m : 1, sizeof(*kv));
+		for (size_t j = 0; kv && j < m; j++)
 			kv[j] = h->element[j]->str;
-		if (m == 0) /* expired: drop it from the index, later */
+		if (!kv)
+			err = err ? err : -ENOMEM;
+		else if (m == 0) /* expired: drop it from the index, later */
 			expired[nexp++] = i;
-		else if (!decode(kv, m < 64 ? m : 64, v + *n * elt))
+		else if (!decode(kv, m, v + *n * elt))
 			(*n)++;
 		else if (!err)
 			err = add_bad(bad, nbad, ids->element[i]->str);
+		free(kv);
 		freeReplyObject(h);
 	}
 	/* only now: a command sent while pipelined replies are pending
@@ -531,4 +538,203 @@ int dsm_reg_set_drain(struct dsm_reg *r, uint32_t server, bool on)
 						       : -EPROTO;
 	freeReplyObject(rep);
 	return err;
+}
+
+/* ---- shared regions ---------------------------------------------------- */
+
+/*
+ * A holder leaves a shared region's record: its field goes, and if no
+ * holder field is left, the record and its index entry go too, in one
+ * script, so that a holder writing its field at the same moment finds
+ * either the record with others in it or none (and writes it whole).
+ * KEYS: the record, the index, and (to drop a dead holder only) its
+ * client's record, which must still be missing.  ARGV: the field, the
+ * share's key.  Returns 0 if the client lived, 1 if the record has
+ * holders left, 2 if it went.
+ */
+static const char share_leave_script[] =
+	"if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end "
+	"redis.call('HDEL', KEYS[1], ARGV[1]) "
+	"for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do "
+	"  if string.find(f, '" DSM_REG_HOLDER_PREFIX "', 1, true) == 1 "
+	"  then return 1 end "
+	"end "
+	"redis.call('DEL', KEYS[1]) "
+	"redis.call('SREM', KEYS[2], ARGV[2]) "
+	"return 2";
+
+/* Client holder leaves the record of key; if dead_only, only if its
+ * lease is gone. */
+static int share_leave(struct dsm_reg *r, const char *key, uint64_t holder,
+		       bool dead_only)
+{
+	char rkey[160], skey[160], ckey[160], field[48];
+	redisReply *rep;
+	int err;
+
+	dsm_reg_key(rkey, sizeof(rkey), r->cluster, "share:%s", key);
+	dsm_reg_key(skey, sizeof(skey), r->cluster, "shares");
+	dsm_reg_key(ckey, sizeof(ckey), r->cluster, "client:%llu",
+		    (unsigned long long)holder);
+	snprintf(field, sizeof(field), DSM_REG_HOLDER_PREFIX "%llu",
+		 (unsigned long long)holder);
+	if (!dead_only)
+		rep = redisCommand(r->c, "EVAL %s 2 %s %s %s %s",
+				   share_leave_script, rkey, skey, field, key);
+	else
+		rep = redisCommand(r->c, "EVAL %s 3 %s %s %s %s %s",
+				   share_leave_script, rkey, skey, ckey, field,
+				   key);
+	err = check(r, rep);
+	freeReplyObject(rep);
+	return err;
+}
+
+int dsm_reg_put_share(struct dsm_reg *r, const struct dsm_reg_share *sh,
+		      uint64_t client, uint64_t attached_ms, uint64_t ttl_ms)
+{
+	struct dsm_reg_argv a = { .argc = 0 };
+	char key[160], skey[160], field[48];
+
+	dsm_reg_key(key, sizeof(key), r->cluster, "share:%s", sh->key);
+	dsm_reg_key(skey, sizeof(skey), r->cluster, "shares");
+	dsm_reg_share_argv(sh, key, &a);
+	snprintf(field, sizeof(field), DSM_REG_HOLDER_PREFIX "%llu",
+		 (unsigned long long)client);
+	redisAppendCommand(r->c, "MULTI");
+	redisAppendCommandArgv(r->c, a.argc, a.argv, a.len);
+	redisAppendCommand(r->c, "HSET %s %s %llu", key, field,
+			   (unsigned long long)attached_ms);
+	redisAppendCommand(r->c, "SADD %s %s", skey, sh->key);
+	redisAppendCommand(r->c, "PEXPIRE %s %llu", key,
+			   (unsigned long long)ttl_ms);
+	redisAppendCommand(r->c, "PEXPIRE %s %llu", skey,
+			   (unsigned long long)ttl_ms);
+	redisAppendCommand(r->c, "EXEC");
+	return replies(r, 7);
+}
+
+int dsm_reg_del_share_holder(struct dsm_reg *r, const char *key,
+			     uint64_t client)
+{
+	return share_leave(r, key, client, false);
+}
+
+static int cmp_share(const void *a, const void *b)
+{
+	const struct dsm_reg_share *x = a, *y = b;
+
+	return strcmp(x->name, y->name);
+}
+
+/* Whether holder h of a listed share is gone: the reply to HMGET of its
+ * client's id, host and pid says its record is missing (every client
+ * record has an id, from the moment it is claimed).  Otherwise host and
+ * pid are filled in, if the record has them; an error reply is no
+ * evidence either way, and the holder stays. */
+static bool holder_gone(redisReply *rep, struct dsm_reg_holder *h)
+{
+	uint64_t pid;
+
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
+		return false;
+	if (rep->element[0]->type != REDIS_REPLY_STRING)
+		return true;
+	if (rep->element[1]->type == REDIS_REPLY_STRING)
+		snprintf(h->host, sizeof(h->host), "%s", rep->element[1]->str);
+	if (rep->element[2]->type == REDIS_REPLY_STRING &&
+	    !dsm_parse_uint(rep->element[2]->str, UINT32_MAX, &pid))
+		h->pid = pid;
+	return false;
+}
+
+/* Keep the live holders of v[0..n) (pipelined HMGETs of their clients'
+ * records), and the shares left with one; the dead ones are dropped from
+ * Redis afterwards, each only if its lease is still missing then. */
+static int live_holders(struct dsm_reg *r, struct dsm_reg_share *v,
+			size_t *n)
+{
+	struct dead_holder {
+		size_t share;
+		uint64_t client;
+	} *dead;
+	size_t ndead = 0, total = 0, kept = 0;
+	char key[160];
+
+	for (size_t i = 0; i < *n; i++)
+		total += v[i].nholders;
+	dead = calloc(total ? total : 1, sizeof(*dead));
+	if (!dead)
+		return -ENOMEM;
+	for (size_t i = 0; i < *n; i++)
+		for (uint32_t k = 0; k < v[i].nholders; k++)
+			redisAppendCommand(r->c, "HMGET %s id host pid",
+					   dsm_reg_key(key, sizeof(key),
+						       r->cluster, "client:%llu",
+						       (unsigned long long)
+						       v[i].holder[k].client));
+	for (size_t i = 0; i < *n; i++) {
+		uint32_t live = 0;
+
+		for (uint32_t k = 0; k < v[i].nholders; k++) {
+			redisReply *rep = NULL;
+
+			if (redisGetReply(r->c, (void **)&rep) != REDIS_OK) {
+				free(dead);
+				return -ECONNRESET;
+			}
+			if (!holder_gone(rep, &v[i].holder[k]))
+				v[i].holder[live++] = v[i].holder[k];
+			else
+				dead[ndead++] = (struct dead_holder){
+					i, v[i].holder[k].client };
+			freeReplyObject(rep);
+		}
+		v[i].nholders = live;
+	}
+	/* only now that every reply is read (see list()) */
+	for (size_t d = 0; d < ndead; d++)
+		share_leave(r, v[dead[d].share].key, dead[d].client, true);
+	free(dead);
+	for (size_t i = 0; i < *n; i++) {
+		if (v[i].nholders)
+			v[kept++] = v[i];
+		else
+			dsm_reg_share_clear(&v[i]);
+	}
+	*n = kept;
+	return 0;
+}
+
+int dsm_reg_list_shares(struct dsm_reg *r, struct dsm_reg_share **out,
+			size_t *n, char ***bad, size_t *nbad)
+{
+	int err;
+
+	if (bad) {
+		*bad = NULL;
+		*nbad = 0;
+	}
+	err = list(r, "shares", "share", (decode_fn)dsm_reg_share_decode,
+		   sizeof(**out), cmp_share, (void **)out, n, bad, nbad);
+	if (!err)
+		err = live_holders(r, *out, n);
+	if (err) {
+		dsm_reg_shares_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+		if (bad) {
+			dsm_reg_ids_free(*bad, *nbad);
+			*bad = NULL;
+			*nbad = 0;
+		}
+	}
+	return err;
+}
+
+void dsm_reg_shares_free(struct dsm_reg_share *v, size_t n)
+{
+	for (size_t i = 0; i < n && v; i++)
+		dsm_reg_share_clear(&v[i]);
+	free(v);
 }

@@ -64,6 +64,23 @@ int dsm_reg_put_region(struct dsm_reg *r, const struct dsm_reg_region *rg,
 int dsm_reg_touch_regions(struct dsm_reg *r, const uint64_t *ids, size_t n,
 			  uint64_t ttl_ms);
 int dsm_reg_del_region(struct dsm_reg *r, uint64_t id);
+/* Shared regions with at least one live holder, sorted by name; each
+ * holder's host and pid are its client record's.  A holder whose
+ * client record is gone (its lease expired) is left out and dropped
+ * from the record; a record left without holders goes.  Malformed
+ * records as dsm_reg_list_regions.  Free with dsm_reg_shares_free. */
+int dsm_reg_list_shares(struct dsm_reg *r, struct dsm_reg_share **out,
+			size_t *n, char ***bad, size_t *nbad);
+void dsm_reg_shares_free(struct dsm_reg_share *v, size_t n);
+/* Create or refresh sh's record, client among its holders (since
+ * attached_ms); the record lives ttl_ms unless a holder renews it.
+ * sh->holder is not read. */
+int dsm_reg_put_share(struct dsm_reg *r, const struct dsm_reg_share *sh,
+		      uint64_t client, uint64_t attached_ms, uint64_t ttl_ms);
+/* Client no longer holds the shared region of key (hex): its field
+ * goes, and the record with its last holder. */
+int dsm_reg_del_share_holder(struct dsm_reg *r, const char *key,
+			     uint64_t client);
 /* Add (on) or remove a server id from the drain set.  1 if the set
  * changed, 0 if it already was so, or -errno. */
 int dsm_reg_set_drain(struct dsm_reg *r, uint32_t server, bool on);

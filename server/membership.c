@@ -280,20 +280,38 @@ static void check_leases(struct membership *r)
 /* ---- index pruning -------------------------------------------------------- */
 
 /*
- * Members of the clients, regions and servers indexes whose record has
- * expired, removed every DSM_REG_PRUNE_MS by each server, so that the
- * indexes do not grow with every client that ever crashed between
- * listings.  The script reads keys it does not declare, which is fine on
- * one Redis and would not be on Redis Cluster (dsm does not use it).
+ * Members of the clients, regions, servers and shares indexes whose
+ * record has expired, removed every DSM_REG_PRUNE_MS by each server, so
+ * that the indexes do not grow with every client that ever crashed
+ * between listings.  Likewise the holders of a shared region whose lease
+ * is gone (while others keep its record alive), and the record with its
+ * last holder, as dsm_reg_list_shares does.  The script reads keys it does
+ * not declare, which is fine on one Redis and would not be on Redis
+ * Cluster (dsm does not use it).
  */
 static const char prune_script[] =
 	"local n = 0 "
-	"for _, what in ipairs({'client', 'region', 'server'}) do "
+	"for _, what in ipairs({'client', 'region', 'server', 'share'}) do "
 	"  local set = ARGV[1] .. what .. 's' "
 	"  for _, id in ipairs(redis.call('SMEMBERS', set)) do "
 	"    if redis.call('EXISTS', ARGV[1] .. what .. ':' .. id) == 0 then "
 	"      n = n + redis.call('SREM', set, id) "
 	"    end "
+	"  end "
+	"end "
+	"for _, id in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'shares')) do "
+	"  local rec, left = ARGV[1] .. 'share:' .. id, 0 "
+	"  for _, f in ipairs(redis.call('HKEYS', rec)) do "
+	"    if string.find(f, '" DSM_REG_HOLDER_PREFIX "', 1, true) == 1 then "
+	"      local client = string.sub(f, " DSM_REG_HOLDER_PREFIX_POS ") "
+	"      if redis.call('EXISTS', ARGV[1] .. 'client:' .. client) == 0 "
+	"      then n = n + redis.call('HDEL', rec, f) "
+	"      else left = left + 1 end "
+	"    end "
+	"  end "
+	"  if left == 0 then "
+	"    redis.call('DEL', rec) "
+	"    n = n + redis.call('SREM', ARGV[1] .. 'shares', id) "
 	"  end "
 	"end "
 	"return n";

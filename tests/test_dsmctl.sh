@@ -7,9 +7,13 @@
 # tables and in JSON.  A server is SIGKILLed and must leave the listing
 # within its TTL without a live one ever missing from it; redis is
 # restarted empty and the servers must register again; exit statuses 0, 1
-# and 2 are checked where dsmctl --help promises them.  Last, cluster.sh
-# down must leave no process behind.  Every check runs; all failures are
-# listed.
+# and 2 are checked where dsmctl --help promises them.  Shared regions:
+# records written by hand (a holder without a lease left out), then
+# hold_shared processes mapping one name: listed with both holders, one
+# leaving at unmap, one SIGKILLed leaving with its lease, the record going
+# with its last holder, and written again after redis restarts.  Last,
+# cluster.sh down must leave no process behind.  Every check runs; all
+# failures are listed.
 #   test_dsmctl.sh BUILD_DIR      (exit 77: redis-server is not installed)
 set -uo pipefail
 build=$1
@@ -238,6 +242,164 @@ run 1 regions && { grep -qF "region:45 is a malformed record" <<<"$err" ||
 rcli del "$(key region:44)" "$(key region:45)" >/dev/null
 rcli srem "$(key regions)" 44 45 >/dev/null
 
+# ---- shared regions: records written by hand ------------------------------------------
+
+# A holder whose client record is gone (6) is left out by every reader
+# and dropped from the record by the first; a record named by a key that
+# is not 64 hex digits is malformed.
+skey=$(printf 'ab%.0s' $(seq 32))
+rcli hset "$(key share:$skey)" key "$skey" name handmade size 8192 home "$live" \
+	region_id 5 pool_off 4096 holder:5 "$now" holder:6 "$now" >/dev/null
+rcli sadd "$(key shares)" "$skey" >/dev/null
+run 0 --json regions && json '
+s = [r for r in doc if r.get("shared")]
+assert s == [{"shared": True, "key": args[0], "name": "handmade", "size": 8192,
+              "home": int(args[1]), "region_id": 5, "pool_off": 4096,
+              "holders": [{"client": 5, "host": "testhost", "pid": 4242,
+                           "attached_ms": int(args[2])}]}], s
+assert [r["id"] for r in doc if not r.get("shared")] == [42, 43], doc
+' "$skey" "$live" "$now" <<<"$out" || fail "--json regions: hand-written shared region: $out"
+[ "$(rcli hexists "$(key share:$skey)" holder:6)" = 0 ] ||
+	fail "a holder without a lease is still in the record after a listing"
+if run 0 regions; then
+	grep -qx "shared regions" <<<"$out" &&
+	grep -E "^handmade +8\.0 KiB +$live +5 +1 +5@testhost$" <<<"$out" >/dev/null ||
+		fail "regions: hand-written shared region: $out"
+fi
+run 0 status && { grep -qx "shared    1 held by 1" <<<"$out" ||
+	fail "status does not count 1 shared region held by 1: $out"; }
+rcli hset "$(key share:$skey)" key nothex >/dev/null
+run 1 regions && { grep -qF "dsm:$CLUSTER:share:$skey is a malformed record" <<<"$err" ||
+	fail "regions: a malformed shared region record not named: $err"; }
+run 1 --json regions && json '
+assert [r for r in doc if "error" in r] == [
+    {"key": "dsm:%s:share:%s" % (args[0], args[1]), "error": "malformed record"}], doc
+' "$CLUSTER" "$skey" <<<"$out" || fail "--json regions: malformed shared region: $out"
+rcli del "$(key share:$skey)" >/dev/null
+rcli srem "$(key shares)" "$skey" >/dev/null
+
+# ---- shared regions: held by clients ---------------------------------------------------
+
+# Two hold_shared processes map one name.  Both are listed as its holders
+# as soon as dsm_map_shared returns; one unmapping leaves at once (its
+# client still lives); a holder SIGKILLed leaves once its lease is gone,
+# with nobody listing (the servers' pruning) while the other keeps the
+# record alive past its TTL; the last holder leaving deletes the record.
+hold_shared=$build/tests/hold_shared
+holders=()
+kill_holders() {
+	local p
+	for p in "${holders[@]}"; do kill -KILL "$p" 2>/dev/null; done
+}
+trap 'kill_holders; cleanup' EXIT
+# start_holder FILE: a hold_shared of $share, 1 MiB; its pid in $holder
+start_holder() {
+	"$hold_shared" "$share" 1048576 >"$1" 2>"$1.err" &
+	holder=$!
+	holders+=("$holder")
+}
+# said FILE WORD N: FILE has at least N lines WORD (hold_shared's steps)
+said() { [ "$(grep -cx "$2" "$1")" -ge "$3" ]; }
+client_of() { "$dsmctl" --json clients | json_get "[c['id'] for c in d if c['pid'] == $1][0]"; }
+# the client ids holding $share, by id, as dsmctl --json regions lists them
+share_holders() {
+	"$dsmctl" --json regions | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+print(" ".join(str(h["client"]) for r in doc if r.get("shared") and r["name"] == sys.argv[1]
+               for h in r["holders"]))' "$share"
+}
+ids() { printf '%s\n' "$@" | sort -n | xargs; }
+
+share=$'job 42/c\xc3\xb6unt\tx'   # a space, UTF-8 and a tab
+host=$(hostname)
+start_holder "$tmp/a.out"
+pid_a=$holder
+start_holder "$tmp/b.out"
+pid_b=$holder
+wait_for 30 said "$tmp/a.out" mapped 1 && wait_for 30 said "$tmp/b.out" mapped 1 ||
+	fatal "hold_shared did not map: $(cat "$tmp"/a.out* "$tmp"/b.out*)"
+id_a=$(client_of $pid_a)
+id_b=$(client_of $pid_b)
+both=$(ids "$id_a" "$id_b")
+[ "$(share_holders)" = "$both" ] ||
+	fail "holders of the shared region: '$(share_holders)', not '$both'"
+run 0 --json regions && json '
+import hashlib
+s = [r for r in doc if r.get("shared")]
+assert len(s) == 1, s
+s = s[0]
+# the key servers know the name by: BLAKE2b-256 of a tag and the name
+key = hashlib.blake2b(b"dsm shared region\0" + args[0].encode(), digest_size=32).hexdigest()
+assert (s["name"], s["key"], s["size"]) == (args[0], key, 1048576), s
+assert s["home"] in [v["id"] for v in json.loads(args[3])], s
+assert sorted((h["client"], h["pid"], h["host"]) for h in s["holders"]) == sorted(
+    [(int(args[1]), int(args[4]), args[6]), (int(args[2]), int(args[5]), args[6])]), s
+' "$share" "$id_a" "$id_b" "${servers_json:-[]}" "$pid_a" "$pid_b" "$host" <<<"$out" ||
+	fail "--json regions: the shared region: $out"
+share_key=$(json 'print([r["key"] for r in doc if r.get("shared")][0])' <<<"$out")
+home=$(json 'print([r["home"] for r in doc if r.get("shared")][0])' <<<"$out")
+home_addr=$(json 'print([s["addr"] for s in doc if s["id"] == int(sys.argv[1])][0])' \
+	"$home" <<<"$servers_json")
+if run 0 regions; then
+	row=$(grep -aF 'job 42/cöunt\u0009x' <<<"$out")
+	grep -qE " 1\.0 MiB +$home +[0-9]+ +2 +" <<<"$row" &&
+		grep -qF " ${both% *}@$host,${both#* }@$host" <<<"$row" ||
+		fail "regions: the shared region's row: $out"
+	grep -qE '^ *42 ' <<<"$out" || fail "regions: region 42 not listed with a shared region: $out"
+fi
+run 0 status && { grep -qx "shared    1 held by 2" <<<"$out" ||
+	fail "status does not count 1 shared region held by 2: $out"; }
+run 0 --json status && json '
+assert (doc["shared_regions"], doc["shared_holders"]) == (1, 2), doc
+' <<<"$out" || fail "--json status: shared regions: $out"
+if run 0 shared show "$share"; then
+	grep -qF "home     server $home at $home_addr, its region" <<<"$out" &&
+		grep -qE "^ *$id_a +$host +$pid_a +[0-9.]+s$" <<<"$out" &&
+		grep -qE "^ *$id_b +$host +$pid_b +[0-9.]+s$" <<<"$out" ||
+		fail "shared show: $out"
+fi
+run 0 --json shared show "$share" && json '
+assert doc["home_addr"] == args[0] and len(doc["holders"]) == 2, doc
+' "$home_addr" <<<"$out" || fail "--json shared show: $out"
+run 1 shared show nosuch && { grep -qF "no shared region 'nosuch'" <<<"$err" ||
+	fail "shared show nosuch: $err"; }
+run 2 shared
+
+# A unmaps: it leaves the holders at once, though its lease lives on
+kill -USR1 $pid_a
+wait_for 10 said "$tmp/a.out" unmapped 1 || fail "hold_shared did not unmap"
+[ "$(share_holders)" = "$id_b" ] &&
+	"$dsmctl" --json clients | json 'assert int(args[0]) in [c["id"] for c in doc]' "$id_a" ||
+	fail "after A unmapped: holders '$(share_holders)', not '$id_b' (A still a client)"
+# ...and maps it again: both hold it
+kill -USR1 $pid_a
+wait_for 10 said "$tmp/a.out" mapped 2 || fail "hold_shared did not map again"
+mapped_at=$SECONDS
+[ "$(share_holders)" = "$both" ] ||
+	fail "after A mapped again: holders '$(share_holders)', not '$both'"
+
+# B is SIGKILLed.  With nobody listing, its field leaves the record once its
+# lease is gone (the servers prune every 10 s); A keeps the record alive,
+# more than a TTL after it last mapped it.
+kill -KILL $pid_b
+b_gone() { [ "$(rcli hexists "$(key share:$share_key)" holder:$id_b)" = 0 ]; }
+wait_for 25 b_gone ||
+	fail "the SIGKILLed holder is still in the record after 25 s"
+while [ $SECONDS -lt $((mapped_at + 7)) ]; do sleep 0.5; done
+[ "$(share_holders)" = "$id_a" ] ||
+	fail "after B was killed: holders '$(share_holders)', not '$id_a'"
+
+# A, the last holder, leaves: the record and its index entry go with it
+kill -TERM $pid_a
+wait_for 10 said "$tmp/a.out" unmapped 2 || fail "hold_shared did not unmap at SIGTERM"
+[ "$(rcli exists "$(key share:$share_key)")" = 0 ] &&
+	[ "$(rcli sismember "$(key shares)" "$share_key")" = 0 ] ||
+	fail "the record outlives its last holder: $(rcli hgetall "$(key share:$share_key)")"
+run 0 regions && { ! grep -q "shared regions" <<<"$out" ||
+	fail "regions: a shared region listed with no holder: $out"; }
+wait $pid_a || fail "hold_shared exited with status $?: $(cat "$tmp/a.out.err")"
+
 # ---- a server dies ------------------------------------------------------------------
 
 # Within the TTL (5 s) and a beat it must leave the listing; meanwhile, and
@@ -355,6 +517,13 @@ rcli srem "$(key regions)" 44 >/dev/null
 
 # ---- redis restarts empty: the servers register again -------------------------------
 
+# and a holder of a shared region writes its holding again
+share=after-restart
+start_holder "$tmp/h.out"
+pid_h=$holder
+wait_for 30 said "$tmp/h.out" mapped 1 || fail "hold_shared did not map: $(cat "$tmp"/h.out*)"
+id_h=$(client_of $pid_h)
+
 "$cluster_sh" restart-redis 2>"$tmp/restart.err" ||
 	fail "cluster.sh restart-redis: $(cat "$tmp/restart.err")"
 all_pids+=("$(cat "$RUN_DIR/redis.pid" 2>/dev/null)")
@@ -366,6 +535,11 @@ done
 [ $back = 1 ] || fail "servers not back in the registry 10 s after redis restarted: $(listed_addrs)"
 out=$("$cluster_sh" status 2>&1) && grep -qF "servers   2 live" <<<"$out" ||
 	fail "cluster.sh status: $out"
+holder_back() { [ "$(share_holders)" = "$id_h" ]; }
+wait_for 10 holder_back ||
+	fail "the shared region's holder not recorded again 10 s after redis restarted: '$(share_holders)'"
+kill -TERM $pid_h
+wait $pid_h || fail "hold_shared exited with status $?: $(cat "$tmp/h.out.err")"
 
 # ---- down ------------------------------------------------------------------------------
 

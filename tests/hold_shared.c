@@ -1,0 +1,81 @@
+/*
+ * hold_shared.c - a holder of a shared region for tests/test_dsmctl.sh
+ * (room: tests): joins the cluster named by DSM_REGISTRY/DSM_CLUSTER,
+ * maps the shared region NAME of SIZE bytes and adds 1 to its first word,
+ * then waits.  SIGUSR1 unmaps it, or maps it again; SIGTERM unmaps it and
+ * shuts libdsm down.  Each step prints a line ("mapped", "unmapped") once
+ * it is done.  Not a test on its own.
+ *   hold_shared NAME SIZE
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "dsm.h"
+
+static uint64_t *map(const char *name, size_t size)
+{
+	uint64_t *p = dsm_map_shared(name, size, 0);
+
+	if (!p) {
+		perror("hold_shared: dsm_map_shared");
+		exit(1);
+	}
+	dsm_fetch_add(p, 1);
+	printf("mapped\n");
+	fflush(stdout);
+	return p;
+}
+
+static void unmap(uint64_t *p)
+{
+	int err = dsm_unmap_shared(p);
+
+	if (err) {
+		fprintf(stderr, "hold_shared: dsm_unmap_shared: %s\n",
+			dsm_strerror(err));
+		exit(1);
+	}
+	printf("unmapped\n");
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	struct dsm_options o = { .local_mem = 1 << 20 };
+	uint64_t *p;
+	sigset_t set;
+	int err, sig;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: hold_shared NAME SIZE\n");
+		return 2;
+	}
+	/* blocked before dsm_init, so that libdsm's threads leave both to
+	 * sigwait below */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	err = dsm_init(&o);
+	if (err) {
+		fprintf(stderr, "hold_shared: dsm_init: %s\n", dsm_strerror(err));
+		return 1;
+	}
+	p = map(argv[1], strtoull(argv[2], NULL, 0));
+	while (sigwait(&set, &sig) == 0) {
+		if (sig == SIGTERM)
+			break;
+		if (p) {
+			unmap(p);
+			p = NULL;
+		} else {
+			p = map(argv[1], strtoull(argv[2], NULL, 0));
+		}
+	}
+	if (p)
+		unmap(p);
+	dsm_shutdown();
+	return 0;
+}
