@@ -10,7 +10,9 @@
  *
  * Before anything changes, the drain is checked: the server must be live,
  * and the servers that stay must have room for what it holds.  A drain
- * refused changes nothing.  A cancel needs no live server: the entry of
+ * refused changes nothing.  Shared regions do not move (their holders
+ * would have to agree on a new home): a server that is the home of one
+ * empties only when its holders unmap it, and dsmctl names them.  A cancel needs no live server: the entry of
  * one that is gone can be cancelled too.
  */
 #include <errno.h>
@@ -141,9 +143,39 @@ static int cancel_drain(struct dsm_reg *reg, const struct ctl *c,
 	return 0;
 }
 
+/* Shared regions whose home is server id: how many, and their bytes. */
+static size_t shared_on(const struct snapshot *s, uint32_t id,
+			uint64_t *bytes)
+{
+	size_t n = 0;
+
+	*bytes = 0;
+	for (size_t i = 0; i < s->nshr; i++)
+		if (s->shr[i].home == id) {
+			n++;
+			*bytes += s->shr[i].size;
+		}
+	return n;
+}
+
+static void report_shared(const struct snapshot *s, uint32_t id)
+{
+	for (size_t i = 0; i < s->nshr; i++) {
+		const struct dsm_reg_share *sh = &s->shr[i];
+		char size[32];
+
+		if (sh->home == id)
+			fprintf(stderr, "  shared region '%s': %s there, held "
+				"by %u clients; it moves only when they unmap "
+				"it\n", sh->name, dsm_fmt_bytes(sh->size, size,
+				sizeof(size)), sh->nholders);
+	}
+}
+
 /* Who still has extents on the server, for a drain that did not end. */
 static void report_left(const struct snapshot *s, uint32_t id)
 {
+	report_shared(s, id);
 	for (size_t i = 0; i < s->nrgn; i++) {
 		const struct dsm_reg_region *r = &s->rgn[i];
 		uint64_t b = region_on(r, id);
@@ -178,7 +210,8 @@ static int look(struct dsm_reg *reg, const struct ctl *c, struct snapshot *s,
 
 	snapshot_free(s);
 	memset(s, 0, sizeof(*s));
-	rc = snapshot_fetch(reg, c, NEED_SERVERS | NEED_REGIONS, s);
+	rc = snapshot_fetch(reg, c, NEED_SERVERS | NEED_REGIONS | NEED_SHARES,
+			    s);
 	if (rc)
 		return -rc;
 	v = find_server(s, c->server_id);
@@ -250,7 +283,9 @@ int drain_run(struct dsm_reg *reg, const struct ctl *c)
 	const struct dsm_reg_server *v;
 	char used[32];
 	size_t n;
-	int rc = snapshot_fetch(reg, c, NEED_SERVERS | NEED_REGIONS, &s);
+	uint64_t sbytes;
+	int rc = snapshot_fetch(reg, c, NEED_SERVERS | NEED_REGIONS |
+				NEED_SHARES, &s);
 
 	if (rc)
 		goto out;
@@ -272,6 +307,10 @@ int drain_run(struct dsm_reg *reg, const struct ctl *c)
 		printf("draining server %u (%s): %s in %zu regions to move\n",
 		       v->id, v->addr, dsm_fmt_bytes(v->used, used, sizeof(used)),
 		       (placed_on(&s, v->id, &n), n));
+	if (!c->json && (n = shared_on(&s, v->id, &sbytes)))
+		printf("  %s of it in %zu shared regions, which do not move: "
+		       "the drain ends when their holders unmap them\n",
+		       dsm_fmt_bytes(sbytes, used, sizeof(used)), n);
 	fflush(stdout);
 	if (!c->no_wait)
 		rc = wait_drained(reg, c);

@@ -379,6 +379,15 @@ mapped_at=$SECONDS
 [ "$(share_holders)" = "$both" ] ||
 	fail "after A mapped again: holders '$(share_holders)', not '$both'"
 
+# A drain of the home cannot empty it while they hold the region: dsmctl
+# says so at the start and names the region when it gives up.
+if run 1 drain --timeout=2 "$home"; then
+	grep -qF "of it in 1 shared regions, which do not move" <<<"$out" &&
+		grep -qF "shared region '$share': 1.0 MiB there, held by 2 clients" <<<"$err" ||
+		fail "drain of a shared region's home: $out / $err"
+fi
+run 0 drain --cancel "$home"
+
 # B is SIGKILLed.  With nobody listing, its field leaves the record once its
 # lease is gone (the servers prune every 10 s); A keeps the record alive,
 # more than a TTL after it last mapped it.
