@@ -49,8 +49,6 @@ struct dsm_acq {
 
 static void acq_done(void *arg, int status, const uint8_t *payload,
 		     uint32_t len);
-static void acq_complete(struct dsm_acq *a, int status, const uint8_t *data,
-			 uint32_t len);
 
 /* ---- sending --------------------------------------------------------- */
 
@@ -80,34 +78,34 @@ static int acq_send(struct dsm_acq *a, struct dsm_outbox *ob)
 	return 0;
 }
 
-/* Send a now, or queue it behind the ones waiting for its server. */
-static int acq_submit(struct dsm_acq *a, struct dsm_outbox *ob)
+/* Send server s's waiting requests, oldest first, while it has room.
+ * One the send queue has no memory for stays at the head, to go at the
+ * next fault or grant: a request is delayed, never failed. */
+static void acq_pump(struct dsm_server *s, struct dsm_outbox *ob)
+{
+	struct dsm_acq *a;
+
+	while ((a = s->acq_head) && s->acq_inflight < DSM_COH_MAX_INFLIGHT) {
+		if (acq_send(a, ob))
+			return;
+		s->acq_head = a->next;
+		if (!s->acq_head)
+			s->acq_tail = NULL;
+	}
+}
+
+/* Queue a behind the ones waiting for its server, and send what may go. */
+static void acq_submit(struct dsm_acq *a, struct dsm_outbox *ob)
 {
 	struct dsm_server *s = home_of(a->r);
 
-	if (s->acq_inflight < DSM_COH_MAX_INFLIGHT && !s->acq_head)
-		return acq_send(a, ob);
 	a->next = NULL;
 	if (s->acq_tail)
 		s->acq_tail->next = a;
 	else
 		s->acq_head = a;
 	s->acq_tail = a;
-	return 0;
-}
-
-/* A grant freed a slot to server s: the oldest waiting request goes. */
-static void acq_next(struct dsm_server *s)
-{
-	struct dsm_acq *a = s->acq_head;
-
-	if (!a || s->acq_inflight >= DSM_COH_MAX_INFLIGHT)
-		return;
-	s->acq_head = a->next;
-	if (!s->acq_head)
-		s->acq_tail = NULL;
-	if (acq_send(a, &dsm_eng.sendq))
-		acq_complete(a, -ENOMEM, NULL, 0);
+	acq_pump(s, ob);
 }
 
 /* An ACQUIRE for pages [idx, idx+n) of r.  0, or -ENOMEM with nothing
@@ -123,11 +121,7 @@ static int acquire(struct dsm_region *r, uint64_t idx, uint32_t n,
 	*a = (struct dsm_acq){ .r = r, .idx = idx, .n = n, .mode = mode,
 			       .upgrade = upgrade, .t0 = t0 };
 	r->refs++;
-	if (acq_submit(a, ob)) {
-		r->refs--;
-		free(a);
-		return -ENOMEM;
-	}
+	acq_submit(a, ob);
 	return 0;
 }
 
@@ -370,7 +364,7 @@ static void acq_done(void *arg, int status, const uint8_t *payload,
 	pthread_mutex_lock(&dsm_eng.lock);
 	s->acq_inflight--;
 	acq_complete(a, status, payload, len);
-	acq_next(s);
+	acq_pump(s, &dsm_eng.sendq);
 	pthread_mutex_unlock(&dsm_eng.lock);
 }
 

@@ -47,18 +47,35 @@ static int lock_of(void *addr, uint32_t *server, uint8_t *body)
 		return -ENOTCONN;
 	if ((uintptr_t)addr % DSM_LOCK_ALIGN)
 		return -EINVAL;
+	bool ok;
+
 	pthread_mutex_lock(&dsm_eng.lock);
 	r = dsm_region_find((uintptr_t)addr);
-	if (r && r->shared) {
+	ok = r && r->shared; /* r may go once the lock is dropped */
+	if (ok) {
 		m.region_id = r->shared->region_id;
 		m.offset = (uintptr_t)addr - r->base;
 		*server = r->shared->server;
 	}
 	pthread_mutex_unlock(&dsm_eng.lock);
-	if (!r || !r->shared)
+	if (!ok)
 		return -EINVAL;
 	dsm_lock_req_encode(&m, body);
 	return 0;
+}
+
+/* Send a take-back (UNLOCK of a waiting LOCK, WITHDRAW of an arrival)
+ * until the server answers it: a few tries, for an answer that did not
+ * come or memory that was short.  The server's answer (0, -ENOENT, ...),
+ * or the last error. */
+static int take_back(uint32_t server, uint8_t type, const uint8_t *body,
+		     uint32_t len)
+{
+	int err = -ETIMEDOUT;
+
+	for (int i = 0; i < 3 && (err == -ETIMEDOUT || err == -ENOMEM); i++)
+		err = dsm_engine_call(server, type, body, len, NULL, 0, NULL);
+	return err;
 }
 
 int dsm_lock(void *addr)
@@ -74,9 +91,14 @@ int dsm_lock(void *addr)
 				 rep, sizeof(rep), &len, dsm_eng.lock_ns);
 	if (err == -ETIMEDOUT) {
 		/* Taken back: a LOCK still waiting is cancelled, one granted
-		 * meanwhile released.  Either way this thread holds nothing. */
-		dsm_engine_call(server, DSM_MSG_UNLOCK, body, sizeof(body),
-				NULL, 0, NULL);
+		 * meanwhile released.  Either way this thread holds nothing,
+		 * unless the server never answered the UNLOCK either. */
+		err = take_back(server, DSM_MSG_UNLOCK, body, sizeof(body));
+		if (err)
+			dsm_err("dsm_lock(%p): could not take the request back "
+				"(%s): the lock may be granted to this thread "
+				"and held until its process ends", addr,
+				strerror(-err));
 		dsm_warn("dsm_lock(%p): not granted within %llu ms "
 			 "(DSM_LOCK_TIMEOUT_MS)", addr,
 			 (unsigned long long)(dsm_eng.lock_ns / 1000000));
@@ -150,10 +172,13 @@ int dsm_barrier(const char *name, int count)
 	 * there is none to take, it was released meanwhile: passed. */
 	m.flags = DSM_BARRIER_WITHDRAW;
 	dsm_barrier_req_encode(&m, body);
-	err = dsm_engine_call((uint32_t)server, DSM_MSG_BARRIER, body,
-			      sizeof(body), NULL, 0, NULL);
+	err = take_back((uint32_t)server, DSM_MSG_BARRIER, body, sizeof(body));
 	if (err == -ENOENT)
 		return 0;
+	if (err)
+		dsm_err("dsm_barrier(%s): could not take the arrival back (%s): "
+			"it may count in the next round until this process "
+			"ends", name, strerror(-err));
 	dsm_warn("dsm_barrier(%s): %d arrivals did not come within %llu ms "
 		 "(DSM_LOCK_TIMEOUT_MS)", name, count,
 		 (unsigned long long)(dsm_eng.lock_ns / 1000000));

@@ -334,10 +334,13 @@ uint64_t dsm_fetch_add(uint64_t *addr, uint64_t delta)
 		errno = EINVAL;
 		return 0;
 	}
+	bool shared;
+
 	pthread_mutex_lock(&dsm_eng.lock);
 	r = dsm_region_find((uintptr_t)addr);
+	shared = r && r->shared; /* r may go once the lock is dropped */
 	pthread_mutex_unlock(&dsm_eng.lock);
-	if (!r || !r->shared) {
+	if (!shared) {
 		errno = EINVAL;
 		return 0;
 	}
