@@ -323,11 +323,7 @@ static void lose(struct dsm_page *p)
 		madvise((void *)(uintptr_t)addr, DSM_PAGE_SIZE, MADV_DONTNEED);
 	}
 	p->state = DSM_PG_LOST;
-	if (dsm_uffd_poison(&dsm_eng.uffd, addr, DSM_PAGE_SIZE)) {
-		dsm_err("cannot poison the page at %#llx: aborting",
-			(unsigned long long)addr);
-		abort();
-	}
+	dsm_poison_or_abort(addr, DSM_PAGE_SIZE);
 }
 
 /* Under the lock.  Also for a request that never left (-ENOMEM, or the

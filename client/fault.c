@@ -151,7 +151,7 @@ static void fetch_complete(struct dsm_fetch *f, int status,
  * or an empty memfd mapped over them).  If even that fails, the only
  * alternatives are a hang or silently wrong data; stopping is the
  * honest one. */
-static void poison_or_abort(uint64_t addr, uint64_t len)
+void dsm_poison_or_abort(uint64_t addr, uint64_t len)
 {
 	int err = dsm_uffd_poison(&dsm_eng.uffd, addr, len);
 
@@ -172,7 +172,7 @@ static void fetch_lost(struct dsm_fetch *f, int err)
 		r->pages[f->first + i].state = DSM_PG_LOST;
 	dsm_err("cannot fetch %u pages at %#llx: %s; touching them raises "
 		"SIGBUS", f->n, (unsigned long long)addr, strerror(-err));
-	poison_or_abort(addr, (uint64_t)f->n * DSM_PAGE_SIZE);
+	dsm_poison_or_abort(addr, (uint64_t)f->n * DSM_PAGE_SIZE);
 }
 
 /* Page i of r can join a READ: INVALID, and its server holds its data. */
@@ -802,7 +802,7 @@ static void fault_missing(struct dsm_region *r, uint64_t idx, bool write,
 		dsm_uffd_wake(&dsm_eng.uffd, dsm_page_addr(p), DSM_PAGE_SIZE);
 		break;
 	case DSM_PG_LOST:
-		poison_or_abort(dsm_page_addr(p), DSM_PAGE_SIZE);
+		dsm_poison_or_abort(dsm_page_addr(p), DSM_PAGE_SIZE);
 		break;
 	case DSM_PG_FETCHING:
 		if (write)

@@ -57,6 +57,10 @@ static inline uint32_t dsm_zero_pages(uint32_t prefetch_max)
 	return prefetch_max > DSM_ZERO_AROUND ? prefetch_max : DSM_ZERO_AROUND;
 }
 
+/* Under the lock: pages [addr, addr+len), not mapped, raise SIGBUS from
+ * now on (dsm_uffd_poison); the process aborts, saying why, if they
+ * cannot be made to (the alternatives are a hang or wrong data). */
+void dsm_poison_or_abort(uint64_t addr, uint64_t len);
 /* The engine thread's body (started by dsm_init). */
 void *dsm_fault_main(void *arg);
 /* Wake the engine thread: something was queued for it to send. */

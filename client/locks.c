@@ -18,7 +18,6 @@
  * nothing is left holding or counted on the server.
  */
 #include <errno.h>
-#include <sodium.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -123,16 +122,8 @@ int dsm_unlock(void *addr)
 			       NULL, 0, NULL);
 }
 
-static void barrier_key(const char *name, uint8_t key[DSM_BARRIER_KEY_SIZE])
-{
-	static const char tag[] = "dsm barrier"; /* with its NUL */
-	crypto_generichash_state st;
-
-	crypto_generichash_init(&st, NULL, 0, DSM_BARRIER_KEY_SIZE);
-	crypto_generichash_update(&st, (const uint8_t *)tag, sizeof(tag));
-	crypto_generichash_update(&st, (const uint8_t *)name, strlen(name));
-	crypto_generichash_final(&st, key, DSM_BARRIER_KEY_SIZE);
-}
+_Static_assert(DSM_BARRIER_KEY_SIZE == DSM_SHARE_KEY_SIZE,
+	       "a barrier's key is a name's digest, as a shared region's");
 
 static int check_barrier(const char *name, int count)
 {
@@ -159,7 +150,7 @@ int dsm_barrier(const char *name, int count)
 
 	if (err)
 		return err;
-	barrier_key(name, m.key);
+	dsm_name_digest("dsm barrier", name, m.key);
 	server = dsm_shared_pick(m.key);
 	if (server < 0)
 		return -ENOTCONN;

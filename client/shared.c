@@ -28,13 +28,14 @@
 #include "region.h"
 #include "shared.h"
 
-static void key_of(const char *name, uint8_t key[DSM_SHARE_KEY_SIZE])
+void dsm_name_digest(const char *tag, const char *name,
+		     uint8_t key[DSM_SHARE_KEY_SIZE])
 {
-	static const char tag[] = "dsm shared region"; /* with its NUL */
 	crypto_generichash_state st;
 
 	crypto_generichash_init(&st, NULL, 0, DSM_SHARE_KEY_SIZE);
-	crypto_generichash_update(&st, (const uint8_t *)tag, sizeof(tag));
+	/* the tag with its NUL, so no tag and name run into another's */
+	crypto_generichash_update(&st, (const uint8_t *)tag, strlen(tag) + 1);
 	crypto_generichash_update(&st, (const uint8_t *)name, strlen(name));
 	crypto_generichash_final(&st, key, DSM_SHARE_KEY_SIZE);
 }
@@ -178,7 +179,7 @@ static struct dsm_shared *shared_new(const char *name, uint64_t npages)
 		return NULL;
 	}
 	strcpy(sh->name, name);
-	key_of(name, sh->key);
+	dsm_name_digest("dsm shared region", name, sh->key);
 	return sh;
 }
 

@@ -90,6 +90,11 @@ void dsm_coh_server_lost(uint32_t server);
 #define DSM_LOCK_TIMEOUT_MS 60000
 #define DSM_LOCK_TIMEOUT_MS_MAX 3600000
 
+/* BLAKE2b-256 of tag (with its NUL) and name: what a name is to the
+ * servers (a shared region's key, a barrier's). */
+void dsm_name_digest(const char *tag, const char *name,
+		     uint8_t key[DSM_SHARE_KEY_SIZE]);
+
 /* The live, undrained server that rendezvous hashing of key picks
  * (shared.c), or -1 if there is none.  Takes the engine lock. */
 int dsm_shared_pick(const uint8_t key[DSM_SHARE_KEY_SIZE]);
