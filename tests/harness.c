@@ -398,6 +398,16 @@ int th_hello_connect(uint16_t port)
 	return fd;
 }
 
+void th_expect(const char *what, long got, long want)
+{
+	if (got == want)
+		return;
+	fprintf(stderr, "%s: got %ld (%s), want %ld (%s)\n", what, got,
+		got < 0 ? strerror((int)-got) : "-", want,
+		want < 0 ? strerror((int)-want) : "-");
+	exit(1);
+}
+
 uint64_t th_server_used(const struct th_server *srv)
 {
 	uint8_t rep[DSM_SERVER_STATS_SIZE];

@@ -55,6 +55,10 @@ int th_server_wait(struct th_server *s, int timeout_ms);
 		}                                                           \
 	} while (0)
 
+/* got must be want (a status, -errno, or a count): else print what, both
+ * values and their errno names, and exit(1). */
+void th_expect(const char *what, long got, long want);
+
 /* --- raw protocol ------------------------------------------------------ */
 
 #define TH_TIMEOUT_MS 5000

@@ -28,16 +28,6 @@ static struct th_server srv;
 static uint64_t next_id = 1;
 static int nopen;          /* connections of ours the server should see */
 
-static void expect(const char *what, long got, long want)
-{
-	if (got == want)
-		return;
-	fprintf(stderr, "%s: got %ld (%s), want %ld (%s)\n", what, got,
-		got < 0 ? strerror((int)-got) : "-", want,
-		want < 0 ? strerror((int)-want) : "-");
-	exit(1);
-}
-
 static int conn(void)
 {
 	int fd = th_hello_connect(srv.port);
@@ -83,14 +73,14 @@ static struct share create(int fd, unsigned seed)
 {
 	struct share s;
 
-	expect("SHARE_CREATE", share(fd, DSM_MSG_SHARE_CREATE, 0, seed, &s),
+	th_expect("SHARE_CREATE", share(fd, DSM_MSG_SHARE_CREATE, 0, seed, &s),
 	       0);
 	return s;
 }
 
 static void attach(int fd, const struct share *s, unsigned seed)
 {
-	expect("SHARE_ATTACH", share(fd, DSM_MSG_SHARE_ATTACH, s->id, seed,
+	th_expect("SHARE_ATTACH", share(fd, DSM_MSG_SHARE_ATTACH, s->id, seed,
 				     NULL), 0);
 }
 
@@ -153,9 +143,9 @@ static void expect_grant(int fd, uint64_t id, uint32_t want, const char *what)
 {
 	uint32_t flags = ~0u;
 
-	expect(what, expect_reply(fd, DSM_MSG_LOCK, id, &flags,
+	th_expect(what, expect_reply(fd, DSM_MSG_LOCK, id, &flags,
 				  TH_TIMEOUT_MS), 0);
-	expect(what, flags, want);
+	th_expect(what, flags, want);
 }
 
 /* A LOCK granted at once: its id. */
@@ -180,7 +170,7 @@ static void expect_quiet(int fd, const char *what)
 {
 	struct dsm_hdr h;
 
-	expect(what, th_recv_msg(fd, &h, NULL, 0, QUIET_MS), -ETIMEDOUT);
+	th_expect(what, th_recv_msg(fd, &h, NULL, 0, QUIET_MS), -ETIMEDOUT);
 }
 
 static struct dsm_server_stats stats(void)
@@ -191,7 +181,7 @@ static struct dsm_server_stats stats(void)
 	uint32_t rlen;
 
 	TH_CHECK(fd >= 0);
-	expect("STATS", th_call(fd, DSM_MSG_STATS, next_id++, NULL, 0, reply,
+	th_expect("STATS", th_call(fd, DSM_MSG_STATS, next_id++, NULL, 0, reply,
 				sizeof(reply), &rlen), 0);
 	TH_CHECK(dsm_server_stats_decode(reply, rlen, &st) == 0);
 	close(fd);
@@ -207,7 +197,7 @@ static void wait_settled(void)
 			return;
 		usleep(20000);
 	}
-	expect("sessions the server sees", stats().clients, nopen + 1);
+	th_expect("sessions the server sees", stats().clients, nopen + 1);
 }
 
 /*
@@ -229,16 +219,16 @@ static void test_fifo(void)
 	lb = lock_send(b, DSM_MSG_LOCK, s.id, 0, 7);
 	expect_quiet(b, "B while A holds");
 	take(b, s.id, 8, 7, 0, "another word is another lock");
-	expect("A unlocks", unlock(a, s.id, 0, 1), 0);
+	th_expect("A unlocks", unlock(a, s.id, 0, 1), 0);
 	expect_grant(c, lc, 0, "C, first in line");
 	expect_quiet(b, "B behind C");
-	expect("A unlocks again", unlock(a, s.id, 0, 1), -EPERM);
-	expect("C unlocks", unlock(c, s.id, 0, 7), 0);
+	th_expect("A unlocks again", unlock(a, s.id, 0, 1), -EPERM);
+	th_expect("C unlocks", unlock(c, s.id, 0, 7), 0);
 	expect_grant(b, lb, 0, "B, next");
-	expect("B unlocks", unlock(b, s.id, 0, 7), 0);
-	expect("B unlocks the other word", unlock(b, s.id, 8, 7), 0);
+	th_expect("B unlocks", unlock(b, s.id, 0, 7), 0);
+	th_expect("B unlocks the other word", unlock(b, s.id, 8, 7), 0);
 	take(a, s.id, 0, 1, 0, "a free lock again");
-	expect("A unlocks", unlock(a, s.id, 0, 1), 0);
+	th_expect("A unlocks", unlock(a, s.id, 0, 1), 0);
 	hangup(a);
 	hangup(b);
 	hangup(c);
@@ -262,19 +252,19 @@ static void test_tokens(void)
 	take(a, s.id, 16, 1, 0, "T1 locks");
 	w2 = lock_send(a, DSM_MSG_LOCK, s.id, 16, 2);
 	expect_quiet(a, "T2 waits for T1");
-	expect("T1 again", expect_reply(a, DSM_MSG_LOCK,
+	th_expect("T1 again", expect_reply(a, DSM_MSG_LOCK,
 					lock_send(a, DSM_MSG_LOCK, s.id, 16, 1),
 					&flags, TH_TIMEOUT_MS), -EDEADLK);
-	expect("T2 again", expect_reply(a, DSM_MSG_LOCK,
+	th_expect("T2 again", expect_reply(a, DSM_MSG_LOCK,
 					lock_send(a, DSM_MSG_LOCK, s.id, 16, 2),
 					&flags, TH_TIMEOUT_MS), -EDEADLK);
-	expect("T3 unlocks", unlock(a, s.id, 16, 3), -EPERM);
+	th_expect("T3 unlocks", unlock(a, s.id, 16, 3), -EPERM);
 	/* T1's UNLOCK grants T2 first, then is answered itself */
 	u = lock_send(a, DSM_MSG_UNLOCK, s.id, 16, 1);
 	expect_grant(a, w2, 0, "T2 after T1");
-	expect("T1's UNLOCK", expect_reply(a, DSM_MSG_UNLOCK, u, NULL,
+	th_expect("T1's UNLOCK", expect_reply(a, DSM_MSG_UNLOCK, u, NULL,
 					   TH_TIMEOUT_MS), 0);
-	expect("T2 unlocks", unlock(a, s.id, 16, 2), 0);
+	th_expect("T2 unlocks", unlock(a, s.id, 16, 2), 0);
 
 	/* each holds one and waits for the other's */
 	take(a, s.id, 24, 1, 0, "T1 locks X");
@@ -283,17 +273,17 @@ static void test_tokens(void)
 	w2 = lock_send(a, DSM_MSG_LOCK, s.id, 24, 2);
 	expect_quiet(a, "T1 and T2 wait for each other");
 	u = lock_send(a, DSM_MSG_UNLOCK, s.id, 32, 1);
-	expect("T1 takes its wait back", expect_reply(a, DSM_MSG_LOCK, w1,
+	th_expect("T1 takes its wait back", expect_reply(a, DSM_MSG_LOCK, w1,
 						      &flags, TH_TIMEOUT_MS),
 	       -ECANCELED);
-	expect("its UNLOCK", expect_reply(a, DSM_MSG_UNLOCK, u, NULL,
+	th_expect("its UNLOCK", expect_reply(a, DSM_MSG_UNLOCK, u, NULL,
 					  TH_TIMEOUT_MS), 0);
 	u = lock_send(a, DSM_MSG_UNLOCK, s.id, 24, 1);
 	expect_grant(a, w2, 0, "T2 gets X");
-	expect("T1 lets X go", expect_reply(a, DSM_MSG_UNLOCK, u, NULL,
+	th_expect("T1 lets X go", expect_reply(a, DSM_MSG_UNLOCK, u, NULL,
 					    TH_TIMEOUT_MS), 0);
-	expect("T2 unlocks X", unlock(a, s.id, 24, 2), 0);
-	expect("T2 unlocks Y", unlock(a, s.id, 32, 2), 0);
+	th_expect("T2 unlocks X", unlock(a, s.id, 24, 2), 0);
+	th_expect("T2 unlocks Y", unlock(a, s.id, 32, 2), 0);
 	hangup(a);
 }
 
@@ -321,23 +311,23 @@ static void test_cancel(void)
 	ld = lock_send(d, DSM_MSG_LOCK, s.id, 40, 1);
 	expect_quiet(d, "three waiters");
 	u = lock_send(c, DSM_MSG_UNLOCK, s.id, 40, 1);
-	expect("C's LOCK taken back", expect_reply(c, DSM_MSG_LOCK, lc,
+	th_expect("C's LOCK taken back", expect_reply(c, DSM_MSG_LOCK, lc,
 						   &flags, TH_TIMEOUT_MS),
 	       -ECANCELED);
-	expect("C's UNLOCK, after", expect_reply(c, DSM_MSG_UNLOCK, u, NULL,
+	th_expect("C's UNLOCK, after", expect_reply(c, DSM_MSG_UNLOCK, u, NULL,
 						 TH_TIMEOUT_MS), 0);
 	/* D's token 1 waits (its UNLOCK would cancel); token 9 is nobody */
-	expect("D unlocks what A holds", unlock(d, s.id, 40, 9), -EPERM);
-	expect("unlock of a word nobody locked", unlock(d, s.id, 48, 1),
+	th_expect("D unlocks what A holds", unlock(d, s.id, 40, 9), -EPERM);
+	th_expect("unlock of a word nobody locked", unlock(d, s.id, 48, 1),
 	       -EPERM);
-	expect("A unlocks", unlock(a, s.id, 40, 1), 0);
+	th_expect("A unlocks", unlock(a, s.id, 40, 1), 0);
 	expect_grant(b, lb, 0, "B");
-	expect("B unlocks", unlock(b, s.id, 40, 1), 0);
+	th_expect("B unlocks", unlock(b, s.id, 40, 1), 0);
 	expect_grant(d, ld, 0, "D, C skipped");
 	expect_quiet(c, "C, cancelled");
-	expect("D unlocks", unlock(d, s.id, 40, 1), 0);
+	th_expect("D unlocks", unlock(d, s.id, 40, 1), 0);
 	take(c, s.id, 40, 1, 0, "a free lock for C");
-	expect("C unlocks", unlock(c, s.id, 40, 1), 0);
+	th_expect("C unlocks", unlock(c, s.id, 40, 1), 0);
 	hangup(a);
 	hangup(b);
 	hangup(c);
@@ -364,9 +354,9 @@ static void test_owner_died_close(void)
 	expect_quiet(b, "B while A holds");
 	hangup(a);
 	expect_grant(b, lb, DSM_LOCK_OWNER_DIED, "B after A died holding");
-	expect("B unlocks", unlock(b, s.id, 56, 1), 0);
+	th_expect("B unlocks", unlock(b, s.id, 56, 1), 0);
 	take(c, s.id, 56, 1, 0, "C after B's clean release");
-	expect("C unlocks", unlock(c, s.id, 56, 1), 0);
+	th_expect("C unlocks", unlock(c, s.id, 56, 1), 0);
 
 	e = conn();
 	attach(e, &s, 4);
@@ -374,9 +364,9 @@ static void test_owner_died_close(void)
 	hangup(e);
 	wait_settled();
 	take(b, s.id, 64, 1, DSM_LOCK_OWNER_DIED, "B, after E died alone");
-	expect("B unlocks", unlock(b, s.id, 64, 1), 0);
+	th_expect("B unlocks", unlock(b, s.id, 64, 1), 0);
 	take(c, s.id, 64, 1, 0, "C after that");
-	expect("C unlocks", unlock(c, s.id, 64, 1), 0);
+	th_expect("C unlocks", unlock(c, s.id, 64, 1), 0);
 	hangup(b);
 	hangup(c);
 }
@@ -403,22 +393,22 @@ static void test_owner_died_detach(void)
 	lb = lock_send(b, DSM_MSG_LOCK, s.id, 72, 1);
 	expect_quiet(b, "B while A holds");
 	f = detach_send(a, s.id);
-	expect("A's FREE", expect_reply(a, DSM_MSG_FREE, f, NULL,
+	th_expect("A's FREE", expect_reply(a, DSM_MSG_FREE, f, NULL,
 					TH_TIMEOUT_MS), 0);
 	expect_grant(b, lb, DSM_LOCK_OWNER_DIED, "B after A detached holding");
-	expect("A unlocks after detaching", unlock(a, s.id, 72, 1), -ENOENT);
+	th_expect("A unlocks after detaching", unlock(a, s.id, 72, 1), -ENOENT);
 
 	attach(a, &s, 5);
 	la = lock_send(a, DSM_MSG_LOCK, s.id, 72, 1);
 	expect_quiet(a, "A waits for B");
 	f = detach_send(a, s.id);
-	expect("A's waiting LOCK", expect_reply(a, DSM_MSG_LOCK, la, &flags,
+	th_expect("A's waiting LOCK", expect_reply(a, DSM_MSG_LOCK, la, &flags,
 						TH_TIMEOUT_MS), -ENOENT);
-	expect("then A's FREE", expect_reply(a, DSM_MSG_FREE, f, NULL,
+	th_expect("then A's FREE", expect_reply(a, DSM_MSG_FREE, f, NULL,
 					     TH_TIMEOUT_MS), 0);
-	expect("B unlocks", unlock(b, s.id, 72, 1), 0);
+	th_expect("B unlocks", unlock(b, s.id, 72, 1), 0);
 	take(c, s.id, 72, 1, 0, "C: nobody died, A was only waiting");
-	expect("C unlocks", unlock(c, s.id, 72, 1), 0);
+	th_expect("C unlocks", unlock(c, s.id, 72, 1), 0);
 
 	/* A holds under T1 and waits under T2 when it detaches: T2 is
 	 * answered -ENOENT, never granted on A's way out; C is next. */
@@ -428,12 +418,12 @@ static void test_owner_died_detach(void)
 	lb = lock_send(c, DSM_MSG_LOCK, s.id, 88, 1);
 	expect_quiet(c, "C behind A's two tokens");
 	f = detach_send(a, s.id);
-	expect("A's T2, waiting", expect_reply(a, DSM_MSG_LOCK, la, &flags,
+	th_expect("A's T2, waiting", expect_reply(a, DSM_MSG_LOCK, la, &flags,
 					       TH_TIMEOUT_MS), -ENOENT);
-	expect("A's FREE", expect_reply(a, DSM_MSG_FREE, f, NULL,
+	th_expect("A's FREE", expect_reply(a, DSM_MSG_FREE, f, NULL,
 					TH_TIMEOUT_MS), 0);
 	expect_grant(c, lb, DSM_LOCK_OWNER_DIED, "C after A left holding");
-	expect("C unlocks", unlock(c, s.id, 88, 1), 0);
+	th_expect("C unlocks", unlock(c, s.id, 88, 1), 0);
 	hangup(a);
 	hangup(b);
 	hangup(c);
@@ -460,9 +450,9 @@ static void test_waiter_gone(void)
 	expect_quiet(c, "C behind B's two tokens");
 	hangup(b);
 	wait_settled();
-	expect("A unlocks", unlock(a, s.id, 80, 1), 0);
+	th_expect("A unlocks", unlock(a, s.id, 80, 1), 0);
 	expect_grant(c, lc, 0, "C, B's waits gone with it");
-	expect("C unlocks", unlock(c, s.id, 80, 1), 0);
+	th_expect("C unlocks", unlock(c, s.id, 80, 1), 0);
 	hangup(a);
 	hangup(c);
 }
@@ -487,18 +477,18 @@ static void test_lock_bounds(void)
 		ids[i] = lock_send(a, DSM_MSG_LOCK, s.id, 8ull * i, 1);
 	for (unsigned i = 0; i < MAX_LOCKS; i++)
 		expect_grant(a, ids[i], 0, "one of 256 locks");
-	expect("the 257th lock",
+	th_expect("the 257th lock",
 	       expect_reply(a, DSM_MSG_LOCK,
 			    lock_send(a, DSM_MSG_LOCK, s.id, 8ull * MAX_LOCKS,
 				      1), &flags, TH_TIMEOUT_MS), -ENOLCK);
-	expect("one released", unlock(a, s.id, 0, 1), 0);
+	th_expect("one released", unlock(a, s.id, 0, 1), 0);
 	take(a, s.id, 0, 2, 0, "then one more fits");
 
 	/* A dies holding 256: the region's 256 marks, all kept. */
 	hangup(a);
 	wait_settled();
 	take(b, s.id, base, 1, 0, "a word never locked: no mark");
-	expect("B unlocks it", unlock(b, s.id, base, 1), 0);
+	th_expect("B unlocks it", unlock(b, s.id, base, 1), 0);
 	take(b, s.id, 8 * (MAX_DEAD_MARKS - 1), 1, DSM_LOCK_OWNER_DIED,
 	     "a marked word");
 	/* 255 marks left (the one taken no longer counts): C dies holding
@@ -551,7 +541,7 @@ static uint64_t arrive(int fd, unsigned seed, uint32_t count, uint64_t token)
 
 static void expect_released(int fd, uint64_t id, const char *what)
 {
-	expect(what, expect_reply(fd, DSM_MSG_BARRIER, id, NULL,
+	th_expect(what, expect_reply(fd, DSM_MSG_BARRIER, id, NULL,
 				  TH_TIMEOUT_MS), 0);
 }
 
@@ -581,9 +571,9 @@ static void withdraw(int fd, unsigned seed, uint32_t count, uint64_t token,
 	uint64_t id = barrier_send(fd, seed, count, DSM_BARRIER_WITHDRAW,
 				   token);
 
-	expect(what, expect_reply(fd, DSM_MSG_BARRIER, arrival, NULL,
+	th_expect(what, expect_reply(fd, DSM_MSG_BARRIER, arrival, NULL,
 				  TH_TIMEOUT_MS), -ECANCELED);
-	expect(what, expect_reply(fd, DSM_MSG_BARRIER, id, NULL,
+	th_expect(what, expect_reply(fd, DSM_MSG_BARRIER, id, NULL,
 				  TH_TIMEOUT_MS), 0);
 }
 
@@ -619,7 +609,7 @@ static void test_barrier(void)
 
 	barrier_rounds(a, b, c);
 	ia = arrive(a, 2, 3, 1);
-	expect("a count that differs", arrive_status(b, 2, 4, 1), -EINVAL);
+	th_expect("a count that differs", arrive_status(b, 2, 4, 1), -EINVAL);
 	ib = arrive(b, 2, 3, 1);
 	expect_quiet(a, "the mismatch did not count");
 	ic = arrive(c, 2, 3, 1);
@@ -627,7 +617,7 @@ static void test_barrier(void)
 	expect_released(b, ib, "B");
 	expect_released(c, ic, "C");
 
-	expect("a barrier of 1", arrive_status(a, 3, 1, 1), 0);
+	th_expect("a barrier of 1", arrive_status(a, 3, 1, 1), 0);
 
 	ia = arrive(a, 5, 3, 1);
 	arrive(d, 5, 3, 1);
@@ -668,7 +658,7 @@ static void test_barrier_tokens(void)
 	expect_released(b, ib, "B, the third");
 
 	ia = arrive(a, 6, 2, 1);
-	expect("T1 again, where it would complete",
+	th_expect("T1 again, where it would complete",
 	       arrive_status(a, 6, 2, 1), -EDEADLK);
 	expect_quiet(a, "T1's first arrival still waits");
 	ia2 = arrive(a, 7, 2, 1);
@@ -681,7 +671,7 @@ static void test_barrier_tokens(void)
 	expect_released(b, ib, "B there");
 
 	ia = arrive(a, 6, 3, 1);
-	expect("T1 again, where it would not complete",
+	th_expect("T1 again, where it would not complete",
 	       arrive_status(a, 6, 3, 1), -EDEADLK);
 	ib = arrive(b, 6, 3, 1);
 	expect_quiet(b, "two of 3: the refused one did not count");
@@ -740,12 +730,12 @@ static void test_barrier_withdraw(void)
 	expect_released(d, id, "D");
 
 	/* withdraws that find nothing */
-	expect("a withdraw at a key nobody waits at",
+	th_expect("a withdraw at a key nobody waits at",
 	       withdraw_status(a, 12, 2, 1), -ENOENT);
 	ia = arrive(a, 12, 3, 1);
-	expect("another token's withdraw", withdraw_status(a, 12, 3, 2),
+	th_expect("another token's withdraw", withdraw_status(a, 12, 3, 2),
 	       -ENOENT);
-	expect("another session's withdraw", withdraw_status(b, 12, 3, 1),
+	th_expect("another session's withdraw", withdraw_status(b, 12, 3, 1),
 	       -ENOENT);
 	expect_quiet(a, "A's arrival untouched");
 	withdraw(a, 12, 3, 1, ia, "A, the last arrival there");
@@ -760,10 +750,10 @@ static void test_barrier_withdraw(void)
 	ib = arrive(b, 13, 2, 1);
 	expect_released(a, ia, "A");
 	expect_released(b, ib, "B");
-	expect("a withdraw after release", withdraw_status(a, 13, 2, 1),
+	th_expect("a withdraw after release", withdraw_status(a, 13, 2, 1),
 	       -ENOENT);
 	ic = arrive(c, 13, 2, 1);
-	expect("a withdraw after release, a new round waiting",
+	th_expect("a withdraw after release, a new round waiting",
 	       withdraw_status(a, 13, 2, 1), -ENOENT);
 	id = arrive(d, 13, 2, 1);
 	expect_released(c, ic, "C's arrival still counted");
@@ -796,16 +786,16 @@ static void test_barrier_bounds(void)
 				first = id;
 		}
 		if (!k)
-			expect("the 65th arrival of a session",
+			th_expect("the 65th arrival of a session",
 			       arrive_status(fds[0], 999, 2, 1), -EAGAIN);
 	}
 	expect_quiet(fds[NS - 1], "1024 barriers waiting");
-	expect("the 1025th barrier", arrive_status(x, 999, 2, 1), -EAGAIN);
-	expect("an arrival that completes one", arrive_status(x, 1000, 2, 1),
+	th_expect("the 1025th barrier", arrive_status(x, 999, 2, 1), -EAGAIN);
+	th_expect("an arrival that completes one", arrive_status(x, 1000, 2, 1),
 	       0);
 	expect_released(fds[0], first, "the barrier it completed");
 	ix = arrive(x, 999, 2, 1);
-	expect("the room it left taken, one more",
+	th_expect("the room it left taken, one more",
 	       arrive_status(x, 998, 2, 1), -EAGAIN);
 	for (unsigned k = 0; k < NS; k++)
 		hangup(fds[k]);
@@ -837,9 +827,9 @@ static void bad_barriers(int fd)
 
 	barrier_key(m.key, 7777);
 	dsm_barrier_req_encode(&m, body);
-	expect("BARRIER cut short", raw_call(fd, DSM_MSG_BARRIER, body,
+	th_expect("BARRIER cut short", raw_call(fd, DSM_MSG_BARRIER, body,
 					     DSM_BARRIER_REQ_SIZE - 1), -EINVAL);
-	expect("BARRIER too long", raw_call(fd, DSM_MSG_BARRIER, body,
+	th_expect("BARRIER too long", raw_call(fd, DSM_MSG_BARRIER, body,
 					    DSM_BARRIER_REQ_SIZE + 1), -EINVAL);
 	for (int i = 0; i < 12; i++) {
 		bad = m;
@@ -853,7 +843,7 @@ static void bad_barriers(int fd)
 		case 5: bad.flags = ~0u; break;
 		}
 		dsm_barrier_req_encode(&bad, body);
-		expect("a bad BARRIER", raw_call(fd, DSM_MSG_BARRIER, body,
+		th_expect("a bad BARRIER", raw_call(fd, DSM_MSG_BARRIER, body,
 						 DSM_BARRIER_REQ_SIZE),
 		       -EINVAL);
 	}
@@ -877,7 +867,7 @@ static void test_malformed(void)
 	uint32_t rlen;
 
 	dsm_alloc_req_encode(&al, body);
-	expect("ALLOC", th_call(a, DSM_MSG_ALLOC, next_id++, body,
+	th_expect("ALLOC", th_call(a, DSM_MSG_ALLOC, next_id++, body,
 				DSM_ALLOC_REQ_SIZE, reply, sizeof(reply),
 				&rlen), 0);
 	TH_CHECK(dsm_alloc_reply_decode(reply, rlen, &pr) == 0);
@@ -885,9 +875,9 @@ static void test_malformed(void)
 		struct dsm_lock_req bad;
 
 		dsm_lock_req_encode(&m, body);
-		expect("cut short", raw_call(a, type, body,
+		th_expect("cut short", raw_call(a, type, body,
 					     DSM_LOCK_REQ_SIZE - 1), -EINVAL);
-		expect("too long", raw_call(a, type, body,
+		th_expect("too long", raw_call(a, type, body,
 					    DSM_LOCK_REQ_SIZE + 1), -EINVAL);
 		for (int i = 0; i < 6; i++) {
 			int want = i < 3 ? -EINVAL : -ENOENT;
@@ -900,15 +890,15 @@ static void test_malformed(void)
 			if (i == 4) bad.region_id = t.id;
 			if (i == 5) bad.region_id = 0;
 			dsm_lock_req_encode(&bad, body);
-			expect("a bad LOCK or UNLOCK",
+			th_expect("a bad LOCK or UNLOCK",
 			       raw_call(a, type, body, DSM_LOCK_REQ_SIZE),
 			       want);
 		}
 	}
 	bad_barriers(a);
-	expect("PING after all that", raw_call(a, DSM_MSG_PING, NULL, 0), 0);
+	th_expect("PING after all that", raw_call(a, DSM_MSG_PING, NULL, 0), 0);
 	take(a, s.id, REGION_SIZE - 8, 1, 0, "the region's last word");
-	expect("unlocked", unlock(a, s.id, REGION_SIZE - 8, 1), 0);
+	th_expect("unlocked", unlock(a, s.id, REGION_SIZE - 8, 1), 0);
 	hangup(a);
 	hangup(b);
 }

@@ -41,16 +41,6 @@ static uint64_t next_id = 1000;   /* request ids */
 static uint8_t pattern[GOOD_SIZE];
 static struct peer good;
 
-static void expect(const char *what, long got, long want)
-{
-	if (got == want)
-		return;
-	fprintf(stderr, "%s: got %ld (%s), want %ld (%s)\n", what, got,
-		got < 0 ? strerror((int)-got) : "-", want,
-		want < 0 ? strerror((int)-want) : "-");
-	exit(1);
-}
-
 static uint64_t mix(uint64_t x)
 {
 	x += 0x9e3779b97f4a7c15ULL;
@@ -125,9 +115,9 @@ static int do_rw(int fd, uint8_t type, uint64_t region, uint64_t pool_off,
 		     out ? npages * DSM_PAGE_SIZE : 0, &rlen);
 	free(body);
 	if (st == 0 && type == DSM_MSG_READ)
-		expect("READ reply length", rlen, (long)npages * DSM_PAGE_SIZE);
+		th_expect("READ reply length", rlen, (long)npages * DSM_PAGE_SIZE);
 	if (st == 0 && type == DSM_MSG_WRITE)
-		expect("WRITE reply length", rlen, 0);
+		th_expect("WRITE reply length", rlen, 0);
 	return st;
 }
 
@@ -142,7 +132,7 @@ static struct dsm_server_stats do_stats(int fd)
 	struct dsm_server_stats st;
 	uint32_t rlen;
 
-	expect("STATS", th_call(fd, DSM_MSG_STATS, next_id++, NULL, 0, reply,
+	th_expect("STATS", th_call(fd, DSM_MSG_STATS, next_id++, NULL, 0, reply,
 				sizeof(reply), &rlen), 0);
 	TH_CHECK(dsm_server_stats_decode(reply, rlen, &st) == 0);
 	return st;
@@ -170,10 +160,10 @@ static void expect_error_then_close(int fd, const char *what, int want)
 {
 	struct dsm_hdr h;
 
-	expect(what, th_recv_msg(fd, &h, NULL, 0, TH_TIMEOUT_MS), 0);
-	expect(what, h.status, want);
+	th_expect(what, th_recv_msg(fd, &h, NULL, 0, TH_TIMEOUT_MS), 0);
+	th_expect(what, h.status, want);
 	TH_CHECK(h.flags == DSM_F_REPLY && h.len == 0);
-	expect(what, th_wait_eof(fd, TH_TIMEOUT_MS), 0);
+	th_expect(what, th_wait_eof(fd, TH_TIMEOUT_MS), 0);
 	close(fd);
 }
 
@@ -182,7 +172,7 @@ static void check_good(const char *after)
 	static uint8_t back[GOOD_SIZE];
 
 	memset(back, 0, sizeof(back));
-	expect(after, do_rw(good.fd, DSM_MSG_READ, good.region, good.pool_off,
+	th_expect(after, do_rw(good.fd, DSM_MSG_READ, good.region, good.pool_off,
 			    GOOD_PAGES, NULL, 0, back), 0);
 	if (memcmp(back, pattern, GOOD_SIZE)) {
 		fprintf(stderr, "good client's data changed after %s\n", after);
@@ -206,10 +196,10 @@ static void expect_old_version(int fd)
 		TH_CHECK(n > 0);
 		got += n;
 	}
-	expect("version 1 header: reply decodes", dsm_hdr_decode(raw, &h), 0);
-	expect("version 1 header: reply version", h.version, DSM_PROTO_VERSION);
-	expect("version 1 header: status", h.status, -EPROTONOSUPPORT);
-	expect("version 1 header: close", th_wait_eof(fd, TH_TIMEOUT_MS), 0);
+	th_expect("version 1 header: reply decodes", dsm_hdr_decode(raw, &h), 0);
+	th_expect("version 1 header: reply version", h.version, DSM_PROTO_VERSION);
+	th_expect("version 1 header: status", h.status, -EPROTONOSUPPORT);
+	th_expect("version 1 header: close", th_wait_eof(fd, TH_TIMEOUT_MS), 0);
 	close(fd);
 }
 
@@ -223,7 +213,7 @@ static void send_raw_header(int fd, uint32_t magic, uint8_t version,
 	h.magic = magic;
 	h.version = version;
 	dsm_hdr_encode(&h, raw);
-	expect("send header", th_send_all(fd, raw, sizeof(raw)), 0);
+	th_expect("send header", th_send_all(fd, raw, sizeof(raw)), 0);
 }
 
 static void test_bad_headers(void)
@@ -236,9 +226,9 @@ static void test_bad_headers(void)
 	fd = th_raw_connect(srv.port);
 	dsm_hdr_init(&h, DSM_MSG_PING, 0, 0, 1);
 	dsm_hdr_encode(&h, raw);
-	expect("send", th_send_all(fd, raw, 10), 0);
+	th_expect("send", th_send_all(fd, raw, 10), 0);
 	shutdown(fd, SHUT_WR);
-	expect("truncated header", th_wait_eof(fd, TH_TIMEOUT_MS), 0);
+	th_expect("truncated header", th_wait_eof(fd, TH_TIMEOUT_MS), 0);
 	close(fd);
 
 	fd = th_raw_connect(srv.port);
@@ -277,49 +267,49 @@ static void test_handshake(void)
 	int fd;
 
 	fd = th_raw_connect(srv.port);
-	expect("send", th_send_msg(fd, DSM_MSG_PING, 0, 5, NULL, 0), 0);
+	th_expect("send", th_send_msg(fd, DSM_MSG_PING, 0, 5, NULL, 0), 0);
 	expect_error_then_close(fd, "request before HELLO", -EPROTO);
 
 	fd = th_raw_connect(srv.port);
 	hello_body(body, DSM_PROTO_VERSION, DSM_PROTO_VERSION, 8192);
-	expect("send", th_send_msg(fd, DSM_MSG_HELLO, 0, 5, body, 16), 0);
+	th_expect("send", th_send_msg(fd, DSM_MSG_HELLO, 0, 5, body, 16), 0);
 	expect_error_then_close(fd, "HELLO page size", -EINVAL);
 
 	fd = th_raw_connect(srv.port);
 	hello_body(body, DSM_PROTO_VERSION + 1, DSM_PROTO_VERSION + 2,
 		   DSM_PAGE_SIZE);
-	expect("send", th_send_msg(fd, DSM_MSG_HELLO, 0, 5, body, 16), 0);
+	th_expect("send", th_send_msg(fd, DSM_MSG_HELLO, 0, 5, body, 16), 0);
 	expect_error_then_close(fd, "HELLO versions", -EPROTONOSUPPORT);
 
 	/* a client that speaks only version 1 in a version 2 header */
 	fd = th_raw_connect(srv.port);
 	hello_body(body, 1, 1, DSM_PAGE_SIZE);
-	expect("send", th_send_msg(fd, DSM_MSG_HELLO, 0, 5, body, 16), 0);
+	th_expect("send", th_send_msg(fd, DSM_MSG_HELLO, 0, 5, body, 16), 0);
 	expect_error_then_close(fd, "HELLO of version 1 only",
 				-EPROTONOSUPPORT);
 
 	/* one that speaks 1 to 2 gets 2 */
 	fd = th_raw_connect(srv.port);
 	hello_body(body, 1, DSM_PROTO_VERSION, DSM_PAGE_SIZE);
-	expect("HELLO of versions 1 to 2", th_call(fd, DSM_MSG_HELLO, 5, body,
+	th_expect("HELLO of versions 1 to 2", th_call(fd, DSM_MSG_HELLO, 5, body,
 						     16, NULL, 0, NULL), 0);
 	close(fd);
 
 	fd = th_raw_connect(srv.port);
-	expect("send", th_send_msg(fd, DSM_MSG_HELLO, 0, 5, body, 8), 0);
+	th_expect("send", th_send_msg(fd, DSM_MSG_HELLO, 0, 5, body, 8), 0);
 	expect_error_then_close(fd, "short HELLO", -EINVAL);
 
 	fd = th_raw_connect(srv.port);
 	hello_body(body, DSM_PROTO_VERSION, DSM_PROTO_VERSION, DSM_PAGE_SIZE);
-	expect("send", th_send_msg(fd, DSM_MSG_HELLO, DSM_F_REPLY, 5, body,
+	th_expect("send", th_send_msg(fd, DSM_MSG_HELLO, DSM_F_REPLY, 5, body,
 				   16), 0);
 	expect_error_then_close(fd, "HELLO flagged as a reply", -EPROTO);
 
 	/* a second HELLO is refused, but the connection stays usable */
 	fd = hello_connect();
-	expect("second HELLO", th_call(fd, DSM_MSG_HELLO, next_id++, body, 16,
+	th_expect("second HELLO", th_call(fd, DSM_MSG_HELLO, next_id++, body, 16,
 				       NULL, 0, NULL), -EPROTO);
-	expect("PING after second HELLO", do_ping(fd), 0);
+	th_expect("PING after second HELLO", do_ping(fd), 0);
 	close(fd);
 }
 
@@ -333,39 +323,39 @@ static void test_bad_rw(int fd, const struct peer *own)
 	uint64_t end = own->pool_off + own->size;
 
 	TH_CHECK(pages);
-	expect("READ 0 pages", do_rw(fd, DSM_MSG_READ, own->region,
+	th_expect("READ 0 pages", do_rw(fd, DSM_MSG_READ, own->region,
 				     own->pool_off, 0, NULL, 0, NULL), -EINVAL);
-	expect("READ 257 pages", do_rw(fd, DSM_MSG_READ, own->region,
+	th_expect("READ 257 pages", do_rw(fd, DSM_MSG_READ, own->region,
 				       own->pool_off, DSM_MAX_BATCH_PAGES + 1,
 				       NULL, 0, NULL), -EINVAL);
-	expect("READ unaligned", do_rw(fd, DSM_MSG_READ, own->region,
+	th_expect("READ unaligned", do_rw(fd, DSM_MSG_READ, own->region,
 				       own->pool_off + 1, 1, NULL, 0, NULL),
 	       -EINVAL);
 	dsm_rw_req_encode(&m, body);
 	body[20] = 1; /* reserved */
-	expect("READ reserved", th_call(fd, DSM_MSG_READ, next_id++, body,
+	th_expect("READ reserved", th_call(fd, DSM_MSG_READ, next_id++, body,
 					sizeof(body), NULL, 0, NULL), -EINVAL);
-	expect("READ straddling the end", do_rw(fd, DSM_MSG_READ, own->region,
+	th_expect("READ straddling the end", do_rw(fd, DSM_MSG_READ, own->region,
 						end - DSM_PAGE_SIZE, 2, NULL,
 						0, NULL), -ERANGE);
-	expect("READ at the end", do_rw(fd, DSM_MSG_READ, own->region, end, 1,
+	th_expect("READ at the end", do_rw(fd, DSM_MSG_READ, own->region, end, 1,
 					NULL, 0, NULL), -ERANGE);
-	expect("READ below the region", do_rw(fd, DSM_MSG_READ, own->region,
+	th_expect("READ below the region", do_rw(fd, DSM_MSG_READ, own->region,
 					      good.pool_off, 1, NULL, 0, NULL),
 	       -ERANGE);
-	expect("READ wrapping u64", do_rw(fd, DSM_MSG_READ, own->region,
+	th_expect("READ wrapping u64", do_rw(fd, DSM_MSG_READ, own->region,
 					  UINT64_MAX & ~4095ull,
 					  DSM_MAX_BATCH_PAGES, NULL, 0, NULL),
 	       -ERANGE);
-	expect("WRITE wrapping u64", do_rw(fd, DSM_MSG_WRITE, own->region,
+	th_expect("WRITE wrapping u64", do_rw(fd, DSM_MSG_WRITE, own->region,
 					   UINT64_MAX & ~4095ull, 1, pages, 1,
 					   NULL), -ERANGE);
-	expect("WRITE short", do_rw(fd, DSM_MSG_WRITE, own->region,
+	th_expect("WRITE short", do_rw(fd, DSM_MSG_WRITE, own->region,
 				    own->pool_off, 2, pages, 1, NULL), -EINVAL);
-	expect("WRITE long", do_rw(fd, DSM_MSG_WRITE, own->region,
+	th_expect("WRITE long", do_rw(fd, DSM_MSG_WRITE, own->region,
 				   own->pool_off, 2, pages, 3, NULL), -EINVAL);
 	dsm_rw_req_encode(&m, pages);
-	expect("READ with pages", th_call(fd, DSM_MSG_READ, next_id++, pages,
+	th_expect("READ with pages", th_call(fd, DSM_MSG_READ, next_id++, pages,
 					  DSM_RW_REQ_SIZE + DSM_PAGE_SIZE,
 					  NULL, 0, NULL), -EINVAL);
 	free(pages);
@@ -383,59 +373,59 @@ static void test_discard(int fd)
 
 	TH_CHECK(pages && back);
 	/* larger than a READ's batch: a DISCARD carries no data */
-	expect("ALLOC 2 MiB", do_alloc(fd, 2u << 20, &big), 0);
+	th_expect("ALLOC 2 MiB", do_alloc(fd, 2u << 20, &big), 0);
 	end = big.pool_off + big.size;
 	fill_random(pages, 3 * DSM_PAGE_SIZE, 77);
-	expect("WRITE 3 pages", do_rw(fd, DSM_MSG_WRITE, big.region,
+	th_expect("WRITE 3 pages", do_rw(fd, DSM_MSG_WRITE, big.region,
 				      big.pool_off, 3, pages, 3, NULL), 0);
-	expect("DISCARD the middle page",
+	th_expect("DISCARD the middle page",
 	       do_rw(fd, DSM_MSG_DISCARD, big.region,
 		     big.pool_off + DSM_PAGE_SIZE, 1, NULL, 0, NULL), 0);
-	expect("READ after DISCARD", do_rw(fd, DSM_MSG_READ, big.region,
+	th_expect("READ after DISCARD", do_rw(fd, DSM_MSG_READ, big.region,
 					   big.pool_off, 3, NULL, 0, back), 0);
 	TH_CHECK(!memcmp(back, pages, DSM_PAGE_SIZE));
 	TH_CHECK(!memcmp(back + 2 * DSM_PAGE_SIZE, pages + 2 * DSM_PAGE_SIZE,
 			 DSM_PAGE_SIZE));
 	for (size_t i = DSM_PAGE_SIZE; i < 2 * DSM_PAGE_SIZE; i++)
 		TH_CHECK(back[i] == 0);
-	expect("DISCARD 512 pages", do_rw(fd, DSM_MSG_DISCARD, big.region,
+	th_expect("DISCARD 512 pages", do_rw(fd, DSM_MSG_DISCARD, big.region,
 					  big.pool_off, 512, NULL, 0, NULL), 0);
-	expect("READ after DISCARD of all", do_rw(fd, DSM_MSG_READ, big.region,
+	th_expect("READ after DISCARD of all", do_rw(fd, DSM_MSG_READ, big.region,
 						  big.pool_off, 3, NULL, 0,
 						  back), 0);
 	for (size_t i = 0; i < 3 * DSM_PAGE_SIZE; i++)
 		TH_CHECK(back[i] == 0);
 
-	expect("DISCARD 0 pages", do_rw(fd, DSM_MSG_DISCARD, big.region,
+	th_expect("DISCARD 0 pages", do_rw(fd, DSM_MSG_DISCARD, big.region,
 					big.pool_off, 0, NULL, 0, NULL), -EINVAL);
-	expect("DISCARD unaligned", do_rw(fd, DSM_MSG_DISCARD, big.region,
+	th_expect("DISCARD unaligned", do_rw(fd, DSM_MSG_DISCARD, big.region,
 					  big.pool_off + 8, 1, NULL, 0, NULL),
 	       -EINVAL);
 	m = (struct dsm_rw_req){ .region_id = big.region,
 				 .pool_off = big.pool_off, .npages = 1 };
 	dsm_rw_req_encode(&m, body);
 	body[20] = 1; /* reserved */
-	expect("DISCARD reserved", th_call(fd, DSM_MSG_DISCARD, next_id++,
+	th_expect("DISCARD reserved", th_call(fd, DSM_MSG_DISCARD, next_id++,
 					   body, sizeof(body), NULL, 0, NULL),
 	       -EINVAL);
 	dsm_rw_req_encode(&m, pages);
-	expect("DISCARD with pages", th_call(fd, DSM_MSG_DISCARD, next_id++,
+	th_expect("DISCARD with pages", th_call(fd, DSM_MSG_DISCARD, next_id++,
 					     pages,
 					     DSM_RW_REQ_SIZE + DSM_PAGE_SIZE,
 					     NULL, 0, NULL), -EINVAL);
-	expect("DISCARD short body", th_call(fd, DSM_MSG_DISCARD, next_id++,
+	th_expect("DISCARD short body", th_call(fd, DSM_MSG_DISCARD, next_id++,
 					     body, 16, NULL, 0, NULL), -EINVAL);
-	expect("DISCARD straddling the end",
+	th_expect("DISCARD straddling the end",
 	       do_rw(fd, DSM_MSG_DISCARD, big.region, end - DSM_PAGE_SIZE, 2,
 		     NULL, 0, NULL), -ERANGE);
-	expect("DISCARD wrapping u64",
+	th_expect("DISCARD wrapping u64",
 	       do_rw(fd, DSM_MSG_DISCARD, big.region, UINT64_MAX & ~4095ull,
 		     UINT32_MAX, NULL, 0, NULL), -ERANGE);
-	expect("DISCARD foreign", do_rw(fd, DSM_MSG_DISCARD, good.region,
+	th_expect("DISCARD foreign", do_rw(fd, DSM_MSG_DISCARD, good.region,
 					good.pool_off, GOOD_PAGES, NULL, 0,
 					NULL), -ENOENT);
-	expect("FREE", do_free(fd, big.region), 0);
-	expect("DISCARD freed", do_rw(fd, DSM_MSG_DISCARD, big.region,
+	th_expect("FREE", do_free(fd, big.region), 0);
+	th_expect("DISCARD freed", do_rw(fd, DSM_MSG_DISCARD, big.region,
 				      big.pool_off, 1, NULL, 0, NULL), -ENOENT);
 	free(pages);
 	free(back);
@@ -449,15 +439,15 @@ static void test_foreign_regions(int fd)
 
 	TH_CHECK(junk);
 	memset(junk, 0xa5, GOOD_SIZE);
-	expect("READ foreign", do_rw(fd, DSM_MSG_READ, good.region,
+	th_expect("READ foreign", do_rw(fd, DSM_MSG_READ, good.region,
 				     good.pool_off, 1, NULL, 0, NULL), -ENOENT);
-	expect("WRITE foreign", do_rw(fd, DSM_MSG_WRITE, good.region,
+	th_expect("WRITE foreign", do_rw(fd, DSM_MSG_WRITE, good.region,
 				      good.pool_off, GOOD_PAGES, junk,
 				      GOOD_PAGES, NULL), -ENOENT);
-	expect("FREE foreign", do_free(fd, good.region), -ENOENT);
-	expect("READ unknown", do_rw(fd, DSM_MSG_READ, 987654321,
+	th_expect("FREE foreign", do_free(fd, good.region), -ENOENT);
+	th_expect("READ unknown", do_rw(fd, DSM_MSG_READ, 987654321,
 				     good.pool_off, 1, NULL, 0, NULL), -ENOENT);
-	expect("FREE unknown", do_free(fd, 987654321), -ENOENT);
+	th_expect("FREE unknown", do_free(fd, 987654321), -ENOENT);
 	free(junk);
 	check_good("foreign READ/WRITE/FREE");
 }
@@ -468,52 +458,52 @@ static void test_bad_requests(void)
 	struct peer own, gone;
 	int fd = hello_connect();
 
-	expect("ALLOC", do_alloc(fd, HOSTILE_SIZE, &own), 0);
+	th_expect("ALLOC", do_alloc(fd, HOSTILE_SIZE, &own), 0);
 	TH_CHECK(own.pool_off > good.pool_off); /* first fit */
 	test_bad_rw(fd, &own);
 	test_foreign_regions(fd);
 	test_discard(fd);
 
-	expect("ALLOC > capacity", do_alloc(fd, 2 * CAPACITY, NULL), -ENOSPC);
-	expect("ALLOC huge", do_alloc(fd, UINT64_MAX & ~4095ull, NULL),
+	th_expect("ALLOC > capacity", do_alloc(fd, 2 * CAPACITY, NULL), -ENOSPC);
+	th_expect("ALLOC huge", do_alloc(fd, UINT64_MAX & ~4095ull, NULL),
 	       -ENOSPC);
-	expect("ALLOC 0", do_alloc(fd, 0, NULL), -EINVAL);
-	expect("ALLOC unaligned", do_alloc(fd, 4097, NULL), -EINVAL);
-	expect("ALLOC short body", th_call(fd, DSM_MSG_ALLOC, next_id++, body,
+	th_expect("ALLOC 0", do_alloc(fd, 0, NULL), -EINVAL);
+	th_expect("ALLOC unaligned", do_alloc(fd, 4097, NULL), -EINVAL);
+	th_expect("ALLOC short body", th_call(fd, DSM_MSG_ALLOC, next_id++, body,
 					   4, NULL, 0, NULL), -EINVAL);
-	expect("FREE long body", th_call(fd, DSM_MSG_FREE, next_id++, body, 16,
+	th_expect("FREE long body", th_call(fd, DSM_MSG_FREE, next_id++, body, 16,
 					 NULL, 0, NULL), -EINVAL);
-	expect("STATS with body", th_call(fd, DSM_MSG_STATS, next_id++, body,
+	th_expect("STATS with body", th_call(fd, DSM_MSG_STATS, next_id++, body,
 					  8, NULL, 0, NULL), -EINVAL);
-	expect("PING with body", th_call(fd, DSM_MSG_PING, next_id++, body, 8,
+	th_expect("PING with body", th_call(fd, DSM_MSG_PING, next_id++, body, 8,
 					 NULL, 0, NULL), -EINVAL);
-	expect("LEASE short body", th_call(fd, DSM_MSG_LEASE, next_id++, body,
+	th_expect("LEASE short body", th_call(fd, DSM_MSG_LEASE, next_id++, body,
 					   4, NULL, 0, NULL), -EINVAL);
-	expect("LEASE of client 0", th_call(fd, DSM_MSG_LEASE, next_id++, body,
+	th_expect("LEASE of client 0", th_call(fd, DSM_MSG_LEASE, next_id++, body,
 					    DSM_LEASE_SIZE, NULL, 0, NULL),
 	       -EINVAL);
-	expect("AUTH without a secret", th_call(fd, DSM_MSG_AUTH, next_id++,
+	th_expect("AUTH without a secret", th_call(fd, DSM_MSG_AUTH, next_id++,
 						body, 16, NULL, 0, NULL),
 	       -EPROTO); /* and the connection closes: reconnect */
 	close(fd);
 	fd = hello_connect();
-	expect("unknown type", th_call(fd, 99, next_id++, NULL, 0, NULL, 0,
+	th_expect("unknown type", th_call(fd, 99, next_id++, NULL, 0, NULL, 0,
 				       NULL), -EOPNOTSUPP);
-	expect("GOODBYE from a client", th_call(fd, DSM_MSG_GOODBYE,
+	th_expect("GOODBYE from a client", th_call(fd, DSM_MSG_GOODBYE,
 						next_id++, body, 4, NULL, 0,
 						NULL), -EOPNOTSUPP);
-	expect("DRAINING from a client", th_call(fd, DSM_MSG_DRAINING,
+	th_expect("DRAINING from a client", th_call(fd, DSM_MSG_DRAINING,
 						 next_id++, body, 4, NULL, 0,
 						 NULL), -EOPNOTSUPP);
 
 	/* a freed region's id stays dead */
-	expect("ALLOC", do_alloc(fd, HOSTILE_SIZE, &gone), 0);
-	expect("FREE", do_free(fd, gone.region), 0);
-	expect("READ freed", do_rw(fd, DSM_MSG_READ, gone.region,
+	th_expect("ALLOC", do_alloc(fd, HOSTILE_SIZE, &gone), 0);
+	th_expect("FREE", do_free(fd, gone.region), 0);
+	th_expect("READ freed", do_rw(fd, DSM_MSG_READ, gone.region,
 				   gone.pool_off, 1, NULL, 0, NULL), -ENOENT);
-	expect("FREE twice", do_free(fd, gone.region), -ENOENT);
+	th_expect("FREE twice", do_free(fd, gone.region), -ENOENT);
 
-	expect("PING after all that", do_ping(fd), 0);
+	th_expect("PING after all that", do_ping(fd), 0);
 	close(fd);
 	check_good("bad requests");
 }
@@ -523,16 +513,16 @@ static void test_flagged_messages(void)
 	struct dsm_hdr h;
 	int fd = hello_connect();
 
-	expect("send", th_send_msg(fd, DSM_MSG_PING, DSM_F_REPLY, 9, NULL, 0),
+	th_expect("send", th_send_msg(fd, DSM_MSG_PING, DSM_F_REPLY, 9, NULL, 0),
 	       0);
-	expect("recv", th_recv_msg(fd, &h, NULL, 0, TH_TIMEOUT_MS), 0);
-	expect("PING flagged REPLY", h.status, -EINVAL);
+	th_expect("recv", th_recv_msg(fd, &h, NULL, 0, TH_TIMEOUT_MS), 0);
+	th_expect("PING flagged REPLY", h.status, -EINVAL);
 	TH_CHECK(h.id == 9 && h.flags == DSM_F_REPLY);
-	expect("send", th_send_msg(fd, DSM_MSG_READ, DSM_F_SERVER, 10, NULL,
+	th_expect("send", th_send_msg(fd, DSM_MSG_READ, DSM_F_SERVER, 10, NULL,
 				   0), 0);
-	expect("recv", th_recv_msg(fd, &h, NULL, 0, TH_TIMEOUT_MS), 0);
-	expect("READ flagged SERVER", h.status, -EINVAL);
-	expect("PING after flagged", do_ping(fd), 0);
+	th_expect("recv", th_recv_msg(fd, &h, NULL, 0, TH_TIMEOUT_MS), 0);
+	th_expect("READ flagged SERVER", h.status, -EINVAL);
+	th_expect("PING after flagged", do_ping(fd), 0);
 	close(fd);
 }
 
@@ -548,9 +538,9 @@ static void test_garbage(void)
 	TH_CHECK(memcmp(junk, "DSM1", 4) != 0); /* true for this seed */
 	/* the server may close before taking it all: errors are expected */
 	(void)th_send_all(fd, junk, sizeof(junk));
-	expect("garbage reply", th_recv_msg(fd, &h, NULL, 0, TH_TIMEOUT_MS), 0);
-	expect("garbage status", h.status, -EPROTO);
-	expect("garbage close", th_wait_eof(fd, TH_TIMEOUT_MS), 0);
+	th_expect("garbage reply", th_recv_msg(fd, &h, NULL, 0, TH_TIMEOUT_MS), 0);
+	th_expect("garbage status", h.status, -EPROTO);
+	th_expect("garbage close", th_wait_eof(fd, TH_TIMEOUT_MS), 0);
 	close(fd);
 	check_good("garbage");
 }
@@ -564,7 +554,7 @@ static void test_slow_clients(void)
 	/* half a WRITE, then silence: the loop must keep serving others */
 	dsm_hdr_init(&h, DSM_MSG_WRITE, 0, DSM_MAX_PAYLOAD, 1);
 	dsm_hdr_encode(&h, raw);
-	expect("send", th_send_all(fd, raw, sizeof(raw)), 0);
+	th_expect("send", th_send_all(fd, raw, sizeof(raw)), 0);
 	usleep(200 * 1000);
 	check_good("half a message");
 	close(fd);
@@ -574,10 +564,10 @@ static void test_slow_clients(void)
 	dsm_hdr_init(&h, DSM_MSG_PING, 0, 0, 4242);
 	dsm_hdr_encode(&h, raw);
 	for (unsigned i = 0; i < DSM_HDR_SIZE; i++) {
-		expect("send", th_send_all(fd, raw + i, 1), 0);
+		th_expect("send", th_send_all(fd, raw + i, 1), 0);
 		usleep(2000);
 	}
-	expect("slow PING", th_recv_msg(fd, &h, NULL, 0, TH_TIMEOUT_MS), 0);
+	th_expect("slow PING", th_recv_msg(fd, &h, NULL, 0, TH_TIMEOUT_MS), 0);
 	TH_CHECK(h.id == 4242 && h.status == 0 && h.type == DSM_MSG_PING);
 	close(fd);
 }
@@ -598,7 +588,7 @@ static void test_pipelining(void)
 	int fd = hello_connect();
 
 	TH_CHECK(buf);
-	expect("ALLOC", do_alloc(fd, HOSTILE_SIZE, &own), 0);
+	th_expect("ALLOC", do_alloc(fd, HOSTILE_SIZE, &own), 0);
 	for (int i = 0; i < NPING; i++, p += DSM_HDR_SIZE) {
 		dsm_hdr_init(&h, DSM_MSG_PING, 0, 0, i);
 		dsm_hdr_encode(&h, p);
@@ -618,15 +608,15 @@ static void test_pipelining(void)
 	for (size_t off = 0, step = 1; off < total; off += step, step *= 3) {
 		if (step > total - off)
 			step = total - off;
-		expect("send", th_send_all(fd, buf + off, step), 0);
+		th_expect("send", th_send_all(fd, buf + off, step), 0);
 		usleep(1000);
 	}
 	for (int i = 0; i < NPING + 2; i++) {
-		expect("pipelined reply", th_recv_msg(fd, &h, back,
+		th_expect("pipelined reply", th_recv_msg(fd, &h, back,
 						      sizeof(back),
 						      TH_TIMEOUT_MS), 0);
-		expect("reply order", (long)h.id, i);
-		expect("reply status", h.status, 0);
+		th_expect("reply order", (long)h.id, i);
+		th_expect("reply status", h.status, 0);
 	}
 	TH_CHECK(h.type == DSM_MSG_READ && h.len == sizeof(back));
 	TH_CHECK(memcmp(back, data, sizeof(data)) == 0);
@@ -667,25 +657,25 @@ static void test_burst_read_then_write(void)
 	int fd = hello_connect();
 
 	TH_CHECK(buf);
-	expect("ALLOC", do_alloc(fd, HOSTILE_SIZE, &own), 0);
+	th_expect("ALLOC", do_alloc(fd, HOSTILE_SIZE, &own), 0);
 	for (int i = 0; i <= ROUNDS; i++)
 		fill_random(data[i], DSM_PAGE_SIZE, 100 + i);
-	expect("first WRITE", do_rw(fd, DSM_MSG_WRITE, own.region,
+	th_expect("first WRITE", do_rw(fd, DSM_MSG_WRITE, own.region,
 				    own.pool_off, 1, data[0], 1, NULL), 0);
 	for (int i = 0; i < ROUNDS; i++) {
 		p = put_rw(p, DSM_MSG_READ, 2 * i, &own, NULL);
 		p = put_rw(p, DSM_MSG_WRITE, 2 * i + 1, &own, data[i + 1]);
 	}
-	expect("send burst", th_send_all(fd, buf, p - buf), 0);
+	th_expect("send burst", th_send_all(fd, buf, p - buf), 0);
 	for (int i = 0; i < 2 * ROUNDS; i++) {
-		expect("burst reply", th_recv_msg(fd, &h, back, sizeof(back),
+		th_expect("burst reply", th_recv_msg(fd, &h, back, sizeof(back),
 						  TH_TIMEOUT_MS), 0);
-		expect("burst reply order", (long)h.id, i);
-		expect("burst reply status", h.status, 0);
+		th_expect("burst reply order", (long)h.id, i);
+		th_expect("burst reply status", h.status, 0);
 		if (i % 2)
 			continue;
-		expect("READ reply length", h.len, DSM_PAGE_SIZE);
-		expect("READ sees the WRITE before it, not after",
+		th_expect("READ reply length", h.len, DSM_PAGE_SIZE);
+		th_expect("READ sees the WRITE before it, not after",
 		       memcmp(back, data[i / 2], DSM_PAGE_SIZE), 0);
 	}
 	free(buf);
@@ -728,7 +718,7 @@ static void send_unread_reads(int fd, const struct peer *own)
 		dsm_hdr_encode(&h, req[i]);
 		dsm_rw_req_encode(&m, req[i] + DSM_HDR_SIZE);
 	}
-	expect("send", th_send_all(fd, req, sizeof(req)), 0);
+	th_expect("send", th_send_all(fd, req, sizeof(req)), 0);
 }
 
 static void test_reader_that_never_reads(void)
@@ -739,8 +729,8 @@ static void test_reader_that_never_reads(void)
 	int fd = hello_connect();
 	long rss;
 
-	expect("ALLOC", do_alloc(fd, GOOD_SIZE, &own), 0);
-	expect("WRITE", do_rw(fd, DSM_MSG_WRITE, own.region, own.pool_off,
+	th_expect("ALLOC", do_alloc(fd, GOOD_SIZE, &own), 0);
+	th_expect("WRITE", do_rw(fd, DSM_MSG_WRITE, own.region, own.pool_off,
 			      GOOD_PAGES, pattern, GOOD_PAGES, NULL), 0);
 	send_unread_reads(fd, &own);
 	usleep(300 * 1000);
@@ -752,15 +742,15 @@ static void test_reader_that_never_reads(void)
 	TH_CHECK(rss > 0 && rss < 120 * 1024);
 #endif
 	for (int i = 0; i < HOG_READS; i++) {
-		expect("queued READ", th_recv_msg(fd, &h, page, sizeof(page),
+		th_expect("queued READ", th_recv_msg(fd, &h, page, sizeof(page),
 						  TH_TIMEOUT_MS), 0);
-		expect("queued READ order", (long)h.id, i);
+		th_expect("queued READ order", (long)h.id, i);
 		TH_CHECK(h.status == 0 && h.len == GOOD_SIZE);
 		/* partly sent at once, partly queued: the seam must not show */
 		TH_CHECK(memcmp(page, pattern, GOOD_SIZE) == 0);
 		memset(page, 0, sizeof(page));
 	}
-	expect("PING after draining", do_ping(fd), 0);
+	th_expect("PING after draining", do_ping(fd), 0);
 	close(fd);
 }
 
@@ -813,7 +803,7 @@ static void test_preauth_flood(void)
 	for (int i = 1; i < FLOOD_CONNS; i++)
 		close(fd[i]);
 	st = do_stats(good.fd);
-	expect("conn_refused counts them", (long)(st.conn_refused - refused),
+	th_expect("conn_refused counts them", (long)(st.conn_refused - refused),
 	       FLOOD_CONNS);
 #ifndef TH_SANITIZED
 	TH_CHECK(after - before < 8 * 1024);
@@ -855,10 +845,10 @@ static void test_idle_lockout(void)
 		usleep(1000); /* in order: the oldest are the first */
 	}
 	fd = th_hello_connect(lim.port);
-	expect("HELLO past 120 idle connections", fd >= 0, 1);
-	expect("PING past 120 idle connections", do_ping(fd), 0);
+	th_expect("HELLO past 120 idle connections", fd >= 0, 1);
+	th_expect("PING past 120 idle connections", do_ping(fd), 0);
 	/* the oldest squatter was closed to make room */
-	expect("oldest idle connection closed",
+	th_expect("oldest idle connection closed",
 	       th_wait_eof(idle[0], TH_TIMEOUT_MS), 0);
 	st = do_stats(fd);
 	printf("limits server: %llu connections shed\n",
@@ -877,14 +867,14 @@ static void test_handshake_timeout(void)
 	int idle = th_raw_connect(lim.port), member = th_hello_connect(lim.port);
 
 	TH_CHECK(idle >= 0 && member >= 0);
-	expect("idle connection closed", th_wait_eof(idle, 4 * LIM_HANDSHAKE_MS),
+	th_expect("idle connection closed", th_wait_eof(idle, 4 * LIM_HANDSHAKE_MS),
 	       0);
 	ms = (dsm_now_ns() - t0) / 1000000;
 	printf("idle connection closed after %llu ms (timeout %d ms)\n",
 	       (unsigned long long)ms, LIM_HANDSHAKE_MS);
 	TH_CHECK(ms >= LIM_HANDSHAKE_MS - 50);
 	usleep(LIM_HANDSHAKE_MS * 1000);
-	expect("PING from a member past the timeout", do_ping(member), 0);
+	th_expect("PING from a member past the timeout", do_ping(member), 0);
 	close(idle);
 	close(member);
 }
@@ -898,13 +888,13 @@ static void test_region_limit(void)
 
 	TH_CHECK(fd >= 0);
 	for (int i = 0; i < 4; i++)
-		expect("ALLOC within --max-regions",
+		th_expect("ALLOC within --max-regions",
 		       do_alloc(fd, DSM_PAGE_SIZE, &r[i]), 0);
-	expect("ALLOC past --max-regions", do_alloc(fd, DSM_PAGE_SIZE, NULL),
+	th_expect("ALLOC past --max-regions", do_alloc(fd, DSM_PAGE_SIZE, NULL),
 	       -EDQUOT);
-	expect("FREE", do_free(fd, r[0].region), 0);
-	expect("ALLOC after a FREE", do_alloc(fd, DSM_PAGE_SIZE, &r[4]), 0);
-	expect("PING after the limit", do_ping(fd), 0);
+	th_expect("FREE", do_free(fd, r[0].region), 0);
+	th_expect("ALLOC after a FREE", do_alloc(fd, DSM_PAGE_SIZE, &r[4]), 0);
+	th_expect("PING after the limit", do_ping(fd), 0);
 	close(fd);
 }
 
@@ -926,14 +916,14 @@ static void test_client_sessions(void)
 		fd[i] = th_hello_connect(lim.port);
 		TH_CHECK(fd[i] >= 0);
 	}
-	expect("first LEASE of client 77", lease(fd[0], 77), 0);
-	expect("second LEASE of client 77", lease(fd[1], 77), 0);
-	expect("third LEASE of client 77", lease(fd[2], 77), -EUSERS);
-	expect("closed past --max-client-sessions",
+	th_expect("first LEASE of client 77", lease(fd[0], 77), 0);
+	th_expect("second LEASE of client 77", lease(fd[1], 77), 0);
+	th_expect("third LEASE of client 77", lease(fd[2], 77), -EUSERS);
+	th_expect("closed past --max-client-sessions",
 	       th_wait_eof(fd[2], TH_TIMEOUT_MS), 0);
-	expect("LEASE of another client", lease(fd[3], 78), 0);
+	th_expect("LEASE of another client", lease(fd[3], 78), 0);
 	/* the same connection renewing its own lease is not another one */
-	expect("LEASE again on the same connection", lease(fd[0], 77), 0);
+	th_expect("LEASE again on the same connection", lease(fd[0], 77), 0);
 	for (int i = 0; i < 4; i++)
 		close(fd[i]);
 }
@@ -954,8 +944,8 @@ static void test_window_closed(void)
 	probe = th_hello_connect(lim.port);
 	TH_CHECK(probe >= 0);
 	base = do_stats(probe).regions;
-	expect("ALLOC", do_alloc(fd, GOOD_SIZE, &own), 0);
-	expect("regions with the hung client's", do_stats(probe).regions,
+	th_expect("ALLOC", do_alloc(fd, GOOD_SIZE, &own), 0);
+	th_expect("regions with the hung client's", do_stats(probe).regions,
 	       base + 1);
 	send_unread_reads(fd, &own);
 	t0 = dsm_now_ns();
@@ -964,7 +954,7 @@ static void test_window_closed(void)
 		usleep(100 * 1000);
 	printf("hung client's session ended after %.1f s\n",
 	       (dsm_now_ns() - t0) / 1e9);
-	expect("regions after --tcp-timeout-ms", do_stats(probe).regions, base);
+	th_expect("regions after --tcp-timeout-ms", do_stats(probe).regions, base);
 	close(probe);
 	close(fd);
 }
@@ -993,9 +983,9 @@ static void wait_for_others_to_go(void)
 			return;
 		usleep(10 * 1000);
 	}
-	expect("pool bytes used once the others left", (long)st.used,
+	th_expect("pool bytes used once the others left", (long)st.used,
 	       GOOD_SIZE);
-	expect("clients once the others left", (long)st.clients, 1);
+	th_expect("clients once the others left", (long)st.clients, 1);
 }
 
 static void test_still_serving(void)
@@ -1009,10 +999,10 @@ static void test_still_serving(void)
 	/* every hostile connection is gone, and its regions with it */
 	wait_for_others_to_go();
 	fd = hello_connect();
-	expect("fresh ALLOC", do_alloc(fd, GOOD_SIZE, &fresh), 0);
+	th_expect("fresh ALLOC", do_alloc(fd, GOOD_SIZE, &fresh), 0);
 	/* pool space other clients wrote to comes back zeroed */
 	for (uint32_t pg = 0; pg < GOOD_PAGES; pg += 17) {
-		expect("fresh READ", do_rw(fd, DSM_MSG_READ, fresh.region,
+		th_expect("fresh READ", do_rw(fd, DSM_MSG_READ, fresh.region,
 					   fresh.pool_off + pg * DSM_PAGE_SIZE,
 					   1, NULL, 0, back), 0);
 		TH_CHECK(memcmp(back, zero, sizeof(zero)) == 0);
@@ -1034,25 +1024,25 @@ static void test_signals(void)
 
 	TH_CHECK(kill(srv.pid, SIGUSR1) == 0);
 	usleep(100 * 1000);
-	expect("PING after SIGUSR1", do_ping(good.fd), 0);
+	th_expect("PING after SIGUSR1", do_ping(good.fd), 0);
 	TH_CHECK(kill(srv.pid, 0) == 0);
 
 	TH_CHECK(kill(srv.pid, SIGTERM) == 0);
 	for (int i = 0; i < 2; i++) {
 		int fd = i ? idle : good.fd;
 
-		expect("GOODBYE", th_recv_msg(fd, &h, body, sizeof(body),
+		th_expect("GOODBYE", th_recv_msg(fd, &h, body, sizeof(body),
 					      TH_TIMEOUT_MS), 0);
 		TH_CHECK(h.type == DSM_MSG_GOODBYE && h.flags == DSM_F_SERVER);
 		TH_CHECK(dsm_goodbye_decode(body, h.len, &g) == 0);
-		expect("GOODBYE reason", g.reason, -ESHUTDOWN);
-		expect("close after GOODBYE", th_wait_eof(fd, TH_TIMEOUT_MS),
+		th_expect("GOODBYE reason", g.reason, -ESHUTDOWN);
+		th_expect("close after GOODBYE", th_wait_eof(fd, TH_TIMEOUT_MS),
 		       0);
 		close(fd);
 	}
 	status = th_server_wait(&srv, 10000);
 	TH_CHECK(status >= 0 && WIFEXITED(status));
-	expect("server exit status", WEXITSTATUS(status), 0);
+	th_expect("server exit status", WEXITSTATUS(status), 0);
 }
 
 int main(void)
@@ -1062,9 +1052,9 @@ int main(void)
 	printf("server on %s\n", srv.addr);
 
 	good.fd = hello_connect();
-	expect("good ALLOC", do_alloc(good.fd, GOOD_SIZE, &good), 0);
+	th_expect("good ALLOC", do_alloc(good.fd, GOOD_SIZE, &good), 0);
 	fill_random(pattern, sizeof(pattern), 1);
-	expect("good WRITE", do_rw(good.fd, DSM_MSG_WRITE, good.region,
+	th_expect("good WRITE", do_rw(good.fd, DSM_MSG_WRITE, good.region,
 				   good.pool_off, GOOD_PAGES, pattern,
 				   GOOD_PAGES, NULL), 0);
 	check_good("the first WRITE");

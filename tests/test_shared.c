@@ -31,16 +31,6 @@ struct share {
 static struct th_server srv;
 static uint64_t next_id = 1;
 
-static void expect(const char *what, long got, long want)
-{
-	if (got == want)
-		return;
-	fprintf(stderr, "%s: got %ld (%s), want %ld (%s)\n", what, got,
-		got < 0 ? strerror((int)-got) : "-", want,
-		want < 0 ? strerror((int)-want) : "-");
-	exit(1);
-}
-
 static int conn(void)
 {
 	int fd = th_hello_connect(srv.port);
@@ -81,7 +71,7 @@ static struct share create(int fd, uint8_t seed)
 {
 	struct share s;
 
-	expect("SHARE_CREATE", share(fd, DSM_MSG_SHARE_CREATE, 0, REGION_SIZE,
+	th_expect("SHARE_CREATE", share(fd, DSM_MSG_SHARE_CREATE, 0, REGION_SIZE,
 				     seed, &s), 0);
 	return s;
 }
@@ -90,7 +80,7 @@ static void attach(int fd, const struct share *s, uint8_t seed)
 {
 	struct share got;
 
-	expect("SHARE_ATTACH", share(fd, DSM_MSG_SHARE_ATTACH, s->id, s->size,
+	th_expect("SHARE_ATTACH", share(fd, DSM_MSG_SHARE_ATTACH, s->id, s->size,
 				     seed, &got), 0);
 	TH_CHECK(got.id == s->id && got.pool_off == s->pool_off);
 }
@@ -144,7 +134,7 @@ static int expect_msg(int fd, uint8_t type, uint16_t flags, uint64_t id,
 /* A granted ACQUIRE; with data, the page lands in page. */
 static void expect_grant(int fd, uint64_t id, void *page, int timeout_ms)
 {
-	expect("ACQUIRE reply", expect_msg(fd, DSM_MSG_ACQUIRE, DSM_F_REPLY,
+	th_expect("ACQUIRE reply", expect_msg(fd, DSM_MSG_ACQUIRE, DSM_F_REPLY,
 					   id, page, page ? DSM_PAGE_SIZE : 0,
 					   timeout_ms), 0);
 }
@@ -153,7 +143,7 @@ static void expect_quiet(int fd, const char *what)
 {
 	struct dsm_hdr h;
 
-	expect(what, th_recv_msg(fd, &h, NULL, 0, QUIET_MS), -ETIMEDOUT);
+	th_expect(what, th_recv_msg(fd, &h, NULL, 0, QUIET_MS), -ETIMEDOUT);
 }
 
 /* An INVALIDATE or RECALL of page `page`: its id, to acknowledge. */
@@ -164,9 +154,9 @@ static uint64_t expect_inval(int fd, uint8_t type, const struct share *s,
 	struct dsm_rw_req run;
 	struct dsm_hdr h;
 
-	expect("INVALIDATE/RECALL", th_recv_msg(fd, &h, body, sizeof(body),
+	th_expect("INVALIDATE/RECALL", th_recv_msg(fd, &h, body, sizeof(body),
 						TH_TIMEOUT_MS), 0);
-	expect("its type", h.type, type);
+	th_expect("its type", h.type, type);
 	TH_CHECK(h.flags == DSM_F_SERVER && h.id != 0);
 	TH_CHECK(dsm_rw_req_decode(type, body, h.len, &run) == 0);
 	TH_CHECK(run.region_id == s->id && run.npages == 1 &&
@@ -182,7 +172,7 @@ static void ack(int fd, uint64_t inval_id)
 	dsm_inval_ack_encode(&m, body);
 	TH_CHECK(th_send_msg(fd, DSM_MSG_INVAL_ACK, 0, next_id, body,
 			     sizeof(body)) == 0);
-	expect("INVAL_ACK's reply", expect_msg(fd, DSM_MSG_INVAL_ACK,
+	th_expect("INVAL_ACK's reply", expect_msg(fd, DSM_MSG_INVAL_ACK,
 					       DSM_F_REPLY, next_id++, NULL,
 					       0, TH_TIMEOUT_MS), 0);
 }
@@ -231,7 +221,7 @@ static struct dsm_server_stats stats(void)
 	uint32_t rlen;
 	int fd = conn();
 
-	expect("STATS", th_call(fd, DSM_MSG_STATS, next_id++, NULL, 0, reply,
+	th_expect("STATS", th_call(fd, DSM_MSG_STATS, next_id++, NULL, 0, reply,
 				sizeof(reply), &rlen), 0);
 	TH_CHECK(dsm_server_stats_decode(reply, rlen, &st) == 0);
 	close(fd);
@@ -247,7 +237,7 @@ static void wait_regions(uint64_t want, const char *what)
 			return;
 		usleep(20000);
 	}
-	expect(what, stats().regions, want);
+	th_expect(what, stats().regions, want);
 }
 
 /*
@@ -263,36 +253,36 @@ static void test_lifetime(void)
 	uint8_t page[DSM_PAGE_SIZE];
 	struct share s = create(a, 1), t;
 
-	expect("wrong key", share(b, DSM_MSG_SHARE_ATTACH, s.id, s.size, 2,
+	th_expect("wrong key", share(b, DSM_MSG_SHARE_ATTACH, s.id, s.size, 2,
 				  NULL), -ENOENT);
-	expect("no such id", share(b, DSM_MSG_SHARE_ATTACH, s.id + 1000,
+	th_expect("no such id", share(b, DSM_MSG_SHARE_ATTACH, s.id + 1000,
 				   s.size, 1, NULL), -ENOENT);
-	expect("wrong size", share(b, DSM_MSG_SHARE_ATTACH, s.id,
+	th_expect("wrong size", share(b, DSM_MSG_SHARE_ATTACH, s.id,
 				   s.size * 2, 1, NULL), -EINVAL);
-	expect("attach twice", share(a, DSM_MSG_SHARE_ATTACH, s.id, s.size, 1,
+	th_expect("attach twice", share(a, DSM_MSG_SHARE_ATTACH, s.id, s.size, 1,
 				     NULL), -EEXIST);
-	expect("a stranger reads", read_page(b, &s, 0, page), -ENOENT);
-	expect("create a key in use", share(b, DSM_MSG_SHARE_CREATE, 0,
+	th_expect("a stranger reads", read_page(b, &s, 0, page), -ENOENT);
+	th_expect("create a key in use", share(b, DSM_MSG_SHARE_CREATE, 0,
 					    s.size, 1, NULL), -EEXIST);
-	expect("wrong key, by key", share(b, DSM_MSG_SHARE_ATTACH, 0, s.size,
+	th_expect("wrong key, by key", share(b, DSM_MSG_SHARE_ATTACH, 0, s.size,
 					  2, NULL), -ENOENT);
-	expect("attach by key", share(b, DSM_MSG_SHARE_ATTACH, 0, s.size, 1,
+	th_expect("attach by key", share(b, DSM_MSG_SHARE_ATTACH, 0, s.size, 1,
 				      &t), 0);
 	TH_CHECK(t.id == s.id && t.pool_off == s.pool_off);
-	expect("detach the one by key", detach(b, s.id), 0);
+	th_expect("detach the one by key", detach(b, s.id), 0);
 	attach(b, &s, 1);
 	expect_grant(a, acquire_send(a, &s, 0, DSM_ACQ_WRITE, 0), NULL,
 		     TH_TIMEOUT_MS);
-	expect("owner writes", write_page(a, &s, 0, 0x5a), 0);
-	expect("creator detaches", detach(a, s.id), 0);
-	expect("detached reads", read_page(a, &s, 0, page), -ENOENT);
-	expect("holder reads", read_page(b, &s, 0, page), 0);
+	th_expect("owner writes", write_page(a, &s, 0, 0x5a), 0);
+	th_expect("creator detaches", detach(a, s.id), 0);
+	th_expect("detached reads", read_page(a, &s, 0, page), -ENOENT);
+	th_expect("holder reads", read_page(b, &s, 0, page), 0);
 	expect_filled(page, 0x5a, "after the creator left");
-	expect("regions while held", stats().regions, base + 1);
-	expect("last detach", detach(b, s.id), 0);
-	expect("regions after the last detach", stats().regions, base);
-	expect("used after the last detach", stats().used, used);
-	expect("attach a freed region", share(c, DSM_MSG_SHARE_ATTACH, s.id,
+	th_expect("regions while held", stats().regions, base + 1);
+	th_expect("last detach", detach(b, s.id), 0);
+	th_expect("regions after the last detach", stats().regions, base);
+	th_expect("used after the last detach", stats().used, used);
+	th_expect("attach a freed region", share(c, DSM_MSG_SHARE_ATTACH, s.id,
 					      s.size, 1, NULL), -ENOENT);
 
 	/* Freed by the end of its last holder's session too. */
@@ -302,7 +292,7 @@ static void test_lifetime(void)
 	wait_regions(base + 1, "regions after the creator's end");
 	close(b);
 	wait_regions(base, "regions after the last holder's end");
-	expect("used after the last end", stats().used, used);
+	th_expect("used after the last end", stats().used, used);
 	close(c);
 }
 
@@ -326,13 +316,13 @@ static void test_invalidate(void)
 	expect_grant(a, acquire_send(a, &s, 1, DSM_ACQ_WRITE, DSM_ACQ_DATA),
 		     page, TH_TIMEOUT_MS);
 	expect_filled(page, 0, "a fresh page");
-	expect("owner writes", write_page(a, &s, 1, 0x11), 0);
+	th_expect("owner writes", write_page(a, &s, 1, 0x11), 0);
 
 	/* B reads: A is recalled, writes its dirty page back, then acks. */
 	rd = acquire_send(b, &s, 1, DSM_ACQ_READ, DSM_ACQ_DATA);
 	rc = expect_inval(a, DSM_MSG_RECALL, &s, 1);
 	expect_quiet(b, "a read before the owner's ack");
-	expect("write-back before the ack", write_page(a, &s, 1, 0x22), 0);
+	th_expect("write-back before the ack", write_page(a, &s, 1, 0x22), 0);
 	ack(a, rc);
 	expect_grant(b, rd, page, TH_TIMEOUT_MS);
 	expect_filled(page, 0x22, "the recalled owner's write-back");
@@ -354,10 +344,10 @@ static void test_invalidate(void)
 	expect_quiet(a, "a write after one ack of two");
 	ack(c, inv_c);
 	expect_grant(a, wr, NULL, TH_TIMEOUT_MS);
-	expect("an invalidated copy writes back", write_page(b, &s, 1, 0x33),
+	th_expect("an invalidated copy writes back", write_page(b, &s, 1, 0x33),
 	       -EPERM);
-	expect("a sharer writes", write_page(c, &s, 1, 0x33), -EPERM);
-	expect("the owner writes", write_page(a, &s, 1, 0x44), 0);
+	th_expect("a sharer writes", write_page(c, &s, 1, 0x33), -EPERM);
+	th_expect("the owner writes", write_page(a, &s, 1, 0x44), 0);
 	close(a);
 	close(b);
 	close(c);
@@ -390,19 +380,19 @@ static void test_ack_disowns(void)
 	dsm_acquire_encode(&m, body);
 	TH_CHECK(th_send_msg(r, DSM_MSG_ACQUIRE, 0, wr, body,
 			     sizeof(body)) == 0);
-	expect("X's INVALIDATE", th_recv_msg(x, &h, NULL, 0, TH_TIMEOUT_MS),
+	th_expect("X's INVALIDATE", th_recv_msg(x, &h, NULL, 0, TH_TIMEOUT_MS),
 	       0);
 	TH_CHECK(h.type == DSM_MSG_INVALIDATE);
 	inv_x = h.id;
-	expect("Y's INVALIDATE", th_recv_msg(y, &h, NULL, 0, TH_TIMEOUT_MS),
+	th_expect("Y's INVALIDATE", th_recv_msg(y, &h, NULL, 0, TH_TIMEOUT_MS),
 	       0);
 	TH_CHECK(h.type == DSM_MSG_INVALIDATE);
 	inv_y = h.id;
-	expect("X writes back", write_page(x, &s, 0, 0x22), 0);
+	th_expect("X writes back", write_page(x, &s, 0, 0x22), 0);
 	ack(x, inv_x);
-	expect("X writes after its ack", write_page(x, &s, 0, 0x33), -EPERM);
+	th_expect("X writes after its ack", write_page(x, &s, 0, 0x33), -EPERM);
 	ack(y, inv_y);
-	expect("R's grant", expect_msg(r, DSM_MSG_ACQUIRE, DSM_F_REPLY, wr,
+	th_expect("R's grant", expect_msg(r, DSM_MSG_ACQUIRE, DSM_F_REPLY, wr,
 				       pages, sizeof(pages), TH_TIMEOUT_MS), 0);
 	expect_filled(pages, 0x22, "the write-back before the ack");
 	close(x);
@@ -425,14 +415,14 @@ static void test_timeout(void)
 	attach(b, &s, 5);
 	expect_grant(a, acquire_send(a, &s, 2, DSM_ACQ_WRITE, 0), NULL,
 		     TH_TIMEOUT_MS);
-	expect("owner writes", write_page(a, &s, 2, 0x66), 0);
+	th_expect("owner writes", write_page(a, &s, 2, 0x66), 0);
 	wr = acquire_send(b, &s, 2, DSM_ACQ_WRITE, DSM_ACQ_DATA);
 	expect_inval(a, DSM_MSG_INVALIDATE, &s, 2);
 	/* A never acks (its copy, newer perhaps, is forfeit). */
 	expect_quiet(b, "before the timeout");
 	expect_grant(b, wr, page, TH_TIMEOUT_MS);
 	expect_filled(page, 0x66, "the silent holder's last write-back");
-	expect("the silent holder is closed", th_wait_eof(a, TH_TIMEOUT_MS), 0);
+	th_expect("the silent holder is closed", th_wait_eof(a, TH_TIMEOUT_MS), 0);
 	close(a);
 	close(b);
 }
@@ -464,8 +454,8 @@ static void test_two_writers(void)
 	expect_quiet(a, "an invalidated holder is not asked again");
 	ack(b, inv);
 	expect_grant(c, wc, NULL, TH_TIMEOUT_MS);
-	expect("the last writer owns it", write_page(c, &s, 3, 0x77), 0);
-	expect("the first does not", write_page(b, &s, 3, 0x77), -EPERM);
+	th_expect("the last writer owns it", write_page(c, &s, 3, 0x77), 0);
+	th_expect("the first does not", write_page(b, &s, 3, 0x77), -EPERM);
 	close(a);
 	close(b);
 	close(c);
@@ -490,10 +480,10 @@ static void test_out_of_order(void)
 	inv = expect_inval(b, DSM_MSG_INVALIDATE, &s, 4);
 	ping = next_id++;
 	TH_CHECK(th_send_msg(a, DSM_MSG_PING, 0, ping, NULL, 0) == 0);
-	expect("PING behind a deferred reply",
+	th_expect("PING behind a deferred reply",
 	       expect_msg(a, DSM_MSG_PING, DSM_F_REPLY, ping, NULL, 0,
 			  TH_TIMEOUT_MS), 0);
-	expect("READ behind it", read_page(a, &s, 5, page), 0);
+	th_expect("READ behind it", read_page(a, &s, 5, page), 0);
 	expect_grant(a, acquire_send(a, &s, 5, DSM_ACQ_READ, 0), NULL,
 		     TH_TIMEOUT_MS);
 	ack(b, inv);
@@ -517,15 +507,15 @@ static void test_malformed(int a, const struct share *s)
 	struct dsm_inval_ack k = { 0 };
 
 	dsm_share_req_encode(&m, body);
-	expect("CREATE with an id", raw_call(a, DSM_MSG_SHARE_CREATE, body,
+	th_expect("CREATE with an id", raw_call(a, DSM_MSG_SHARE_CREATE, body,
 					     DSM_SHARE_REQ_SIZE), -EINVAL);
-	expect("CREATE cut short", raw_call(a, DSM_MSG_SHARE_CREATE, body,
+	th_expect("CREATE cut short", raw_call(a, DSM_MSG_SHARE_CREATE, body,
 					    DSM_SHARE_REQ_SIZE - 1), -EINVAL);
 	m = (struct dsm_share_req){ .region_id = 0, .size = 100 };
 	dsm_share_req_encode(&m, body);
-	expect("CREATE of 100 bytes", raw_call(a, DSM_MSG_SHARE_CREATE, body,
+	th_expect("CREATE of 100 bytes", raw_call(a, DSM_MSG_SHARE_CREATE, body,
 					       DSM_SHARE_REQ_SIZE), -EINVAL);
-	expect("ATTACH of 100 bytes", raw_call(a, DSM_MSG_SHARE_ATTACH, body,
+	th_expect("ATTACH of 100 bytes", raw_call(a, DSM_MSG_SHARE_ATTACH, body,
 				       DSM_SHARE_REQ_SIZE), -EINVAL);
 	for (int i = 0; i < 5; i++) {
 		struct dsm_acquire bad = q;
@@ -536,34 +526,34 @@ static void test_malformed(int a, const struct share *s)
 		if (i == 3) bad.flags = 0x80;
 		if (i == 4) bad.pool_off += 1;
 		dsm_acquire_encode(&bad, body);
-		expect("bad ACQUIRE", raw_call(a, DSM_MSG_ACQUIRE, body,
+		th_expect("bad ACQUIRE", raw_call(a, DSM_MSG_ACQUIRE, body,
 					       DSM_ACQUIRE_SIZE), -EINVAL);
 	}
 	q.pool_off = s->pool_off + s->size - DSM_PAGE_SIZE;
 	q.npages = 2;
 	dsm_acquire_encode(&q, body);
-	expect("ACQUIRE past the end", raw_call(a, DSM_MSG_ACQUIRE, body,
+	th_expect("ACQUIRE past the end", raw_call(a, DSM_MSG_ACQUIRE, body,
 						DSM_ACQUIRE_SIZE), -ERANGE);
 	q = (struct dsm_acquire){ .region_id = s->id + 999, .npages = 1,
 				  .pool_off = s->pool_off, .mode = 1 };
 	dsm_acquire_encode(&q, body);
-	expect("ACQUIRE of no region", raw_call(a, DSM_MSG_ACQUIRE, body,
+	th_expect("ACQUIRE of no region", raw_call(a, DSM_MSG_ACQUIRE, body,
 						DSM_ACQUIRE_SIZE), -ENOENT);
 	dsm_inval_ack_encode(&k, body);
-	expect("INVAL_ACK of id 0", raw_call(a, DSM_MSG_INVAL_ACK, body,
+	th_expect("INVAL_ACK of id 0", raw_call(a, DSM_MSG_INVAL_ACK, body,
 					     DSM_INVAL_ACK_SIZE), -EINVAL);
-	expect("INVAL_ACK cut short", raw_call(a, DSM_MSG_INVAL_ACK, body, 4),
+	th_expect("INVAL_ACK cut short", raw_call(a, DSM_MSG_INVAL_ACK, body, 4),
 	       -EINVAL);
 	q = (struct dsm_acquire){ .region_id = s->id, .npages = 1,
 				  .pool_off = s->pool_off, .mode = 1 };
 	dsm_rw_req_encode(&(struct dsm_rw_req){ .region_id = s->id,
 		.pool_off = s->pool_off, .npages = 1 }, body);
-	expect("DISCARD of a shared region", raw_call(a, DSM_MSG_DISCARD, body,
+	th_expect("DISCARD of a shared region", raw_call(a, DSM_MSG_DISCARD, body,
 						      DSM_RW_REQ_SIZE),
 	       -EOPNOTSUPP);
 	/* A well-formed ack of nothing gets its empty reply all the same. */
 	ack(a, 987654321);
-	expect("PING after a stray ack", raw_call(a, DSM_MSG_PING, NULL, 0), 0);
+	th_expect("PING after a stray ack", raw_call(a, DSM_MSG_PING, NULL, 0), 0);
 }
 
 /*
@@ -583,14 +573,14 @@ static void test_limits(void)
 	for (uint32_t p = 0; p < 16; p++)
 		expect_grant(a, acquire_send(a, &s, p, DSM_ACQ_WRITE, 0), NULL,
 			     TH_TIMEOUT_MS);
-	expect("owner writes", write_page(a, &s, 0, 0x99), 0);
+	th_expect("owner writes", write_page(a, &s, 0, 0x99), 0);
 	test_malformed(a, &s);
 	/* 16 ACQUIREs of B's wait on A; the 17th is refused. */
 	for (uint32_t p = 0; p < 16; p++)
 		ids[p] = acquire_send(b, &s, p, DSM_ACQ_WRITE, 0);
 	for (uint32_t p = 0; p < 16; p++)
 		inv[p] = expect_inval(a, DSM_MSG_INVALIDATE, &s, p);
-	expect("a 17th waiting ACQUIRE",
+	th_expect("a 17th waiting ACQUIRE",
 	       expect_msg(b, DSM_MSG_ACQUIRE, DSM_F_REPLY,
 			  acquire_send(b, &s, 0, DSM_ACQ_READ, 0), NULL, 0,
 			  TH_TIMEOUT_MS), -EAGAIN);
@@ -598,13 +588,13 @@ static void test_limits(void)
 		ack(a, inv[p]);
 	for (uint32_t p = 0; p < 16; p++)
 		expect_grant(b, ids[p], NULL, TH_TIMEOUT_MS);
-	expect("B reads", read_page(b, &s, 0, page), 0);
+	th_expect("B reads", read_page(b, &s, 0, page), 0);
 	expect_filled(page, 0x99, "after the refusals");
 
 	/* 64 holders at most: a and b, then 62 more, then one too many. */
 	for (n = 0; n < SHARED_HOLDERS_TRY; n++) {
 		many[n] = conn();
-		expect(n < 62 ? "a holder" : "a 65th holder",
+		th_expect(n < 62 ? "a holder" : "a 65th holder",
 		       share(many[n], DSM_MSG_SHARE_ATTACH, s.id, s.size, 8,
 			     NULL), n < 62 ? 0 : -EUSERS);
 	}
@@ -630,9 +620,9 @@ static void test_max_regions(void)
 	b = conn();
 	s = create(a, 9);
 	t = create(b, 10);
-	expect("a second region", share(b, DSM_MSG_SHARE_ATTACH, s.id, s.size,
+	th_expect("a second region", share(b, DSM_MSG_SHARE_ATTACH, s.id, s.size,
 					9, NULL), 0);
-	expect("a third", share(b, DSM_MSG_SHARE_CREATE, 0, REGION_SIZE, 11,
+	th_expect("a third", share(b, DSM_MSG_SHARE_CREATE, 0, REGION_SIZE, 11,
 				NULL), -EDQUOT);
 	/* shared regions held count against private ones too */
 	{
@@ -640,7 +630,7 @@ static void test_max_regions(void)
 		uint8_t body[DSM_ALLOC_REQ_SIZE];
 
 		dsm_alloc_req_encode(&m, body);
-		expect("an ALLOC past the limit, shared ones held",
+		th_expect("an ALLOC past the limit, shared ones held",
 		       th_call(b, DSM_MSG_ALLOC, next_id++, body, sizeof(body),
 			       NULL, 0, NULL), -EDQUOT);
 	}
