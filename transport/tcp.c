@@ -227,7 +227,11 @@ static int wait_room(struct dsm_transport *t, short events)
 static int full_writev(struct dsm_transport *t, struct iovec *iov, int cnt)
 {
 	while (cnt) {
-		ssize_t n = writev(t->fd, iov, cnt);
+		/* sendmsg, not writev: a server gone mid-write is EPIPE
+		 * here, reported as lost, not a SIGPIPE that kills the
+		 * program */
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = cnt };
+		ssize_t n = sendmsg(t->fd, &m, MSG_NOSIGNAL);
 		int err;
 
 		if (n < 0) {
