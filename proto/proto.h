@@ -152,6 +152,20 @@ struct dsm_alloc_reply {
  * reply. */
 #define DSM_RDMA_CREDITS 16u
 #define DSM_RDMA_MSG_MAX 128u
+/*
+ * Over RDMA the server's INVALIDATEs and RECALLs travel outside the
+ * credits, so that an acknowledgement never waits behind requests the
+ * server is holding (ACQUIRE, LOCK, BARRIER), which may themselves wait
+ * for that acknowledgement.  The server has at most DSM_RDMA_INVALS of
+ * them unacknowledged at one client (more wait at the server, in
+ * order); the client keeps DSM_RDMA_INVALS receives posted for them, and
+ * each one lets it send one INVAL_ACK without a credit, into receives
+ * the server keeps for acks; the ack's empty reply lands in one more
+ * receive of the client's.  A client keeps its deferrable requests
+ * (ACQUIRE, LOCK, BARRIER) below DSM_RDMA_CREDITS, so credits always
+ * come back for the rest.
+ */
+#define DSM_RDMA_INVALS 8u
 
 struct dsm_free_req {
 	uint64_t region_id;

@@ -78,7 +78,8 @@ void handler_session_hooks(struct handler_session *s,
 static void free_region(struct handler_session *s, struct region *rg)
 {
 	if (rg->remote)
-		s->hooks->removed(s->hooks_ctx, rg);
+		s->hooks->removed(s->hooks_ctx, rg->remote);
+	rg->remote = NULL;
 	pool_free(&s->h->pool, rg->pool_off, rg->size);
 	region_del(&s->h->regions, rg);
 }
@@ -251,9 +252,9 @@ static int do_lease(struct handler_session *s, const struct dsm_hdr *q,
 static int expose(struct handler_session *s, struct region *rg,
 		  struct dsm_alloc_reply *a)
 {
-	int err = s->hooks->added(s->hooks_ctx, rg,
-				  pool_at(&s->h->pool, rg->pool_off), &a->addr,
-				  &a->rkey);
+	int err = s->hooks->added(s->hooks_ctx,
+				  pool_at(&s->h->pool, rg->pool_off), rg->size,
+				  &rg->remote, &a->addr, &a->rkey);
 
 	if (err) { /* the hook said why */
 		free_region(s, rg);
@@ -445,9 +446,27 @@ static int do_stats(struct handler_session *s, const struct dsm_hdr *q,
 	return 0;
 }
 
-/* SHARE_CREATE and SHARE_ATTACH, answered as ALLOC is.  Not over RDMA
- * yet: every holder would need the region registered in its own
- * protection domain (docs/design.md, "Shared regions"). */
+/* A shared region this one-sided session now holds: registered for its
+ * peer alone, as an allocated region is (expose), one registration per
+ * holder, since each connection has its own protection domain. */
+static int expose_shared(struct handler_session *s, struct region *rg,
+			 struct dsm_alloc_reply *a)
+{
+	void *reg;
+	int err = s->hooks->added(s->hooks_ctx,
+				  pool_at(&s->h->pool, rg->pool_off), rg->size,
+				  &reg, &a->addr, &a->rkey);
+
+	if (err) {
+		shared_detach(s, rg);
+		return err;
+	}
+	shared_set_remote(s, rg, reg);
+	pool_note_write(&s->h->pool, rg->pool_off, rg->size);
+	return 0;
+}
+
+/* SHARE_CREATE and SHARE_ATTACH, answered as ALLOC is. */
 static int do_share(struct handler_session *s, const struct dsm_hdr *q,
 		    const uint8_t *body, struct reply *r)
 {
@@ -458,8 +477,6 @@ static int do_share(struct handler_session *s, const struct dsm_hdr *q,
 
 	if (dsm_share_req_decode(q->type, body, q->len, &m) < 0)
 		return -EINVAL;
-	if (s->hooks)
-		return -EOPNOTSUPP;
 	if (q->type == DSM_MSG_SHARE_CREATE && s->h->draining)
 		return -EBUSY;
 	err = q->type == DSM_MSG_SHARE_CREATE ? shared_create(s, &m, &rg) :
@@ -469,6 +486,8 @@ static int do_share(struct handler_session *s, const struct dsm_hdr *q,
 	a = (struct dsm_alloc_reply){ .region_id = rg->id,
 				      .pool_off = rg->pool_off,
 				      .size = rg->size };
+	if (s->hooks && (err = expose_shared(s, rg, &a)) < 0)
+		return err;
 	dsm_alloc_reply_encode(&a, r->body);
 	set_body(r, r->body, DSM_ALLOC_REPLY_SIZE);
 	return 0;
@@ -489,8 +508,7 @@ static int do_acquire(struct handler_session *s, const struct dsm_hdr *q,
 	return err;
 }
 
-/* LOCK and UNLOCK of a word of a shared region (lock.c).  Not over RDMA
- * yet, as ACQUIRE: session_rdma.c cannot queue a deferred reply. */
+/* LOCK and UNLOCK of a word of a shared region (lock.c). */
 static int do_lock(struct handler_session *s, const struct dsm_hdr *q,
 		   const uint8_t *body, struct reply *r)
 {
@@ -499,8 +517,6 @@ static int do_lock(struct handler_session *s, const struct dsm_hdr *q,
 
 	if (dsm_lock_req_decode(body, q->len, &m) < 0)
 		return -EINVAL;
-	if (s->hooks)
-		return -EOPNOTSUPP;
 	if (q->type == DSM_MSG_UNLOCK)
 		return lock_unlock(s, &m);
 	err = lock_request(s, q->id, &m);
@@ -517,8 +533,6 @@ static int do_barrier(struct handler_session *s, const struct dsm_hdr *q,
 
 	if (dsm_barrier_req_decode(body, q->len, &m) < 0)
 		return -EINVAL;
-	if (s->hooks)
-		return -EOPNOTSUPP;
 	if (m.flags & DSM_BARRIER_WITHDRAW)
 		return barrier_withdraw(s, &m); /* its arrival answered first */
 	err = barrier_arrive(s, q->id, &m);

@@ -111,15 +111,18 @@ struct handler {
  * and does no I/O of its own, so the fuzzer can drive it with a fake.
  */
 struct region_hooks {
-	/* rg was just allocated; its bytes are at base.  Make exactly them
-	 * reachable by this session's peer alone, set rg->remote, and say
-	 * how the peer reaches them (*addr, *rkey: the ALLOC reply's).  0,
-	 * or -errno: the ALLOC fails and the extent goes back. */
-	int (*added)(void *ctx, struct region *rg, uint8_t *base,
+	/* [base, base + size) of the pool was just given to this session:
+	 * a region it allocated, or a shared region it now holds.  Make
+	 * exactly those bytes reachable by this session's peer alone, say
+	 * how the peer reaches them (*addr, *rkey: the ALLOC or SHARE
+	 * reply's), and hand back what removed() takes (*reg).  0, or
+	 * -errno: the request fails and what it got goes back. */
+	int (*added)(void *ctx, uint8_t *base, uint64_t size, void **reg,
 		     uint64_t *addr, uint32_t *rkey);
-	/* rg is about to be freed: once this returns, nobody can reach its
-	 * bytes one-sidedly any more (the pool may give them to another). */
-	void (*removed)(void *ctx, struct region *rg);
+	/* The session lets go of reg's bytes (freed, or detached from a
+	 * shared region others keep): once this returns, its peer cannot
+	 * reach them one-sidedly any more. */
+	void (*removed)(void *ctx, void *reg);
 };
 
 /* The protocol state of one connection. */

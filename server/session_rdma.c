@@ -24,25 +24,35 @@
 
 #include "log.h"
 
-/* Receives posted: a client's credits, and two more, because a receive
- * is posted again only after the reply to its request was, and the
- * client may use the credit that reply gives back before that. */
-#define RECV_N (DSM_RDMA_CREDITS + 2)
-#define SEND_N (RECV_N + 4)      /* replies, and GOODBYE and DRAINING */
+/* Receives posted: a client's credits and its INVAL_ACKs (proto.h,
+ * DSM_RDMA_INVALS), and two more, because a receive is posted again only
+ * after the reply to its request was, and the client may use the credit
+ * that reply gives back before that. */
+#define RECV_N (DSM_RDMA_CREDITS + DSM_RDMA_INVALS + 2)
+/* replies, INVALIDATEs and RECALLs, and GOODBYE and DRAINING */
+#define SEND_N (RECV_N + DSM_RDMA_INVALS + 4)
 #define NBUF (RECV_N + SEND_N)   /* message buffers: receives first */
 #define CQ_ACK_BATCH 64          /* completion events acknowledged at once */
 #define POLL_BATCH 16
 /* Local ACK timeout, 4.096 us << 14 = 67 ms, as the client's (see
  * RDMA_ACK_TIMEOUT in transport/rdma.h: rdma_cm's default is ~2 s). */
 #define ACK_TIMEOUT 14
-
-/* Server messages that found no send buffer free wait here, the newest
- * of each kind only: a client needs the latest DRAINING, and GOODBYE
- * once. */
-enum { PEND_DRAINING, PEND_GOODBYE, PEND_KINDS };
+/* Messages waiting for a send buffer, or (INVALIDATE, RECALL) for the
+ * client to acknowledge earlier ones.  What one client can cause is
+ * bounded (its requests, the ops on the regions it holds: shared.h); a
+ * session past this is closed rather than let it grow. */
+#define OUTQ_MAX 4096u
 
 struct deferred {
 	uint32_t slot, len;      /* a request waiting for a send buffer */
+};
+
+/* A message that could not be posted yet, in order. */
+struct outmsg {
+	struct outmsg *next;
+	uint32_t len;            /* header included */
+	bool inval;              /* INVALIDATE or RECALL */
+	uint8_t data[DSM_RDMA_MSG_MAX];
 };
 
 struct session_rdma {
@@ -60,13 +70,16 @@ struct session_rdma {
 	uint32_t send_free[SEND_N], nsend_free;
 	struct deferred deferred[RECV_N];
 	uint32_t ndeferred;
-	struct reply pend[PEND_KINDS];
-	bool pending[PEND_KINDS];
+	struct outmsg *outq, *outq_tail; /* waiting to be posted, in order */
+	uint32_t noutq;
+	uint32_t invals_out;     /* INVALIDATEs and RECALLs not acknowledged */
 	unsigned cq_unacked;     /* completion events not yet acknowledged */
 	bool linked;             /* on the session list */
 	bool after_send;         /* close once every send completed */
 	bool torn_down;          /* closing: the handles are going */
 };
+
+static void send_queued(struct session_rdma *r);
 
 static struct session_rdma *rdma_of(struct session *s)
 {
@@ -106,6 +119,12 @@ static void destroy(struct session_rdma *r)
 		dsm_warn("client %s: rdma_destroy_id failed", r->s.peer);
 	if (r->ec)
 		rdma_destroy_event_channel(r->ec);
+	while (r->outq) {
+		struct outmsg *m = r->outq;
+
+		r->outq = m->next;
+		free(m);
+	}
 	free(r);
 }
 
@@ -142,8 +161,7 @@ static void srdma_close(struct session *s)
 /* Closing after the last send: once nothing is in flight or waiting. */
 static void maybe_finish(struct session_rdma *r)
 {
-	if (r->after_send && r->nsend_free == SEND_N &&
-	    !r->pending[PEND_DRAINING] && !r->pending[PEND_GOODBYE])
+	if (r->after_send && r->nsend_free == SEND_N && !r->outq)
 		srdma_close(&r->s);
 }
 
@@ -153,6 +171,7 @@ static void srdma_close_after_send(struct session *s)
 
 	s->closing = true;
 	r->after_send = true;
+	send_queued(r); /* its INVALIDATEs will never be acknowledged */
 	maybe_finish(r);
 }
 
@@ -173,49 +192,106 @@ static int post_send(struct session_rdma *r, uint32_t slot, uint32_t len)
 	return -err;
 }
 
-/* A server message with no send buffer free: it waits for one. */
-static int pend(struct session_rdma *r, const struct reply *m)
+static bool is_inval(const uint8_t *msg)
 {
-	int k = m->hdr.type == DSM_MSG_GOODBYE ? PEND_GOODBYE : PEND_DRAINING;
+	struct dsm_hdr h;
 
-	if (!(m->hdr.flags & DSM_F_SERVER) || m->data != m->body)
-		return -ENOBUFS; /* a reply always has a buffer: see handle */
-	r->pend[k] = *m;
-	r->pend[k].data = r->pend[k].body;
-	r->pending[k] = true;
-	return 0;
+	return !dsm_hdr_decode(msg, &h) && (h.flags & DSM_F_SERVER) &&
+	       (h.type == DSM_MSG_INVALIDATE || h.type == DSM_MSG_RECALL);
 }
 
-static int srdma_send(struct session *s, const struct reply *m)
+/* May the message at the queue's head (or one that finds it empty) go
+ * now?  An INVALIDATE or RECALL only while the client has receives for
+ * it: DSM_RDMA_INVALS unacknowledged at most. */
+static bool may_post(const struct session_rdma *r, bool inval)
 {
-	struct session_rdma *r = rdma_of(s);
-	uint32_t len = DSM_HDR_SIZE + m->hdr.len, slot;
+	return r->nsend_free && (!inval || r->invals_out < DSM_RDMA_INVALS);
+}
+
+/* msg (len bytes, framed) into a send buffer and onto the wire. */
+static int post_msg(struct session_rdma *r, const uint8_t *msg, uint32_t len,
+		    bool inval)
+{
+	uint32_t slot = r->send_free[--r->nsend_free];
 	int err;
 
-	if (len > DSM_RDMA_MSG_MAX)
-		return -EMSGSIZE; /* pages never travel as messages here */
-	if (!r->nsend_free)
-		return pend(r, m);
-	slot = r->send_free[--r->nsend_free];
-	dsm_hdr_encode(&m->hdr, slot_at(r, slot));
-	if (m->hdr.len)
-		memcpy(slot_at(r, slot) + DSM_HDR_SIZE, m->data, m->hdr.len);
+	memcpy(slot_at(r, slot), msg, len);
 	err = post_send(r, slot, len);
 	if (err)
 		r->send_free[r->nsend_free++] = slot;
+	else
+		r->invals_out += inval;
 	return err;
 }
 
-static void send_pending(struct session_rdma *r)
+static int queue_msg(struct session_rdma *r, const uint8_t *msg, uint32_t len,
+		     bool inval)
 {
-	for (int k = 0; k < PEND_KINDS && r->nsend_free; k++) {
-		if (!r->pending[k])
-			continue;
-		r->pending[k] = false;
-		if (srdma_send(&r->s, &r->pend[k]) < 0) {
+	struct outmsg *m;
+
+	if (r->noutq >= OUTQ_MAX) {
+		dsm_warn("client %s: %u messages wait for it: closing",
+			 r->s.peer, r->noutq);
+		return -ENOBUFS;
+	}
+	m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->next = NULL;
+	m->len = len;
+	m->inval = inval;
+	memcpy(m->data, msg, len);
+	if (r->outq_tail)
+		r->outq_tail->next = m;
+	else
+		r->outq = m;
+	r->outq_tail = m;
+	r->noutq++;
+	return 0;
+}
+
+/* Replies, deferred replies (ACQUIRE, LOCK, BARRIER) and server messages
+ * go in the order they were made: queued behind any that wait. */
+static int srdma_send(struct session *s, const struct reply *m)
+{
+	struct session_rdma *r = rdma_of(s);
+	uint32_t len = DSM_HDR_SIZE + m->hdr.len;
+	uint8_t msg[DSM_RDMA_MSG_MAX];
+	bool inval;
+
+	if (len > DSM_RDMA_MSG_MAX)
+		return -EMSGSIZE; /* pages never travel as messages here */
+	dsm_hdr_encode(&m->hdr, msg);
+	if (m->hdr.len)
+		memcpy(msg + DSM_HDR_SIZE, m->data, m->hdr.len);
+	inval = is_inval(msg);
+	if (!r->outq && may_post(r, inval))
+		return post_msg(r, msg, len, inval);
+	return queue_msg(r, msg, len, inval);
+}
+
+/* Post what waits, in order, while it may go.  A session closing after
+ * its last send will not read acknowledgements any more: its INVALIDATEs
+ * are dropped (its end counts as having acknowledged them). */
+static void send_queued(struct session_rdma *r)
+{
+	struct outmsg *m;
+
+	while ((m = r->outq)) {
+		bool skip = m->inval && r->after_send;
+
+		if (!skip && !may_post(r, m->inval))
+			return;
+		r->outq = m->next;
+		if (!r->outq)
+			r->outq_tail = NULL;
+		r->noutq--;
+		if (!skip && post_msg(r, m->data, m->len, m->inval) < 0) {
+			free(m);
 			session_close(&r->s);
 			return;
 		}
+		free(m);
 	}
 }
 
@@ -240,8 +316,14 @@ static int post_recv(struct session_rdma *r, uint32_t slot)
  * if the handler gave one). */
 static void handle(struct session_rdma *r, uint32_t slot, uint32_t len)
 {
+	struct dsm_hdr h;
 	size_t need, used;
 
+	/* an acknowledgement frees a receive of the client's for the next
+	 * INVALIDATE, whatever the handler makes of it */
+	if (len >= DSM_HDR_SIZE && !dsm_hdr_decode(slot_at(r, slot), &h) &&
+	    h.type == DSM_MSG_INVAL_ACK && !h.flags && r->invals_out)
+		r->invals_out--;
 	used = session_request(&r->s, slot_at(r, slot), len, &need);
 	if (r->s.closing)
 		return;
@@ -253,6 +335,8 @@ static void handle(struct session_rdma *r, uint32_t slot, uint32_t len)
 	}
 	if (post_recv(r, slot) < 0)
 		session_close(&r->s);
+	else
+		send_queued(r);
 }
 
 static void on_recv(struct session_rdma *r, uint32_t slot, uint32_t len)
@@ -282,7 +366,7 @@ static void handle_deferred(struct session_rdma *r)
 static void on_send_done(struct session_rdma *r, uint32_t slot)
 {
 	r->send_free[r->nsend_free++] = slot;
-	send_pending(r);
+	send_queued(r);
 	handle_deferred(r);
 	maybe_finish(r);
 }
@@ -368,11 +452,11 @@ static void on_cm_ready(uv_poll_t *p, int status, int events)
 
 /* ---- the regions' registrations ---------------------------------------- */
 
-static int region_added(void *ctx, struct region *rg, uint8_t *base,
+static int region_added(void *ctx, uint8_t *base, uint64_t size, void **reg,
 			uint64_t *addr, uint32_t *rkey)
 {
 	struct session_rdma *r = ctx;
-	struct ibv_mr *mr = ibv_reg_mr(r->pd, base, rg->size,
+	struct ibv_mr *mr = ibv_reg_mr(r->pd, base, size,
 				       IBV_ACCESS_LOCAL_WRITE |
 				       IBV_ACCESS_REMOTE_READ |
 				       IBV_ACCESS_REMOTE_WRITE);
@@ -381,13 +465,13 @@ static int region_added(void *ctx, struct region *rg, uint8_t *base,
 	if (!mr) {
 		err = errno ? -errno : -ENOMEM;
 		dsm_warn("client %s: cannot register %llu bytes for RDMA: %s%s",
-			 r->s.peer, (unsigned long long)rg->size,
+			 r->s.peer, (unsigned long long)size,
 			 strerror(-err), err == -ENOMEM || err == -EPERM ?
 			 " (registered memory is locked: is the server's "
 			 "RLIMIT_MEMLOCK, ulimit -l, large enough?)" : "");
 		return err;
 	}
-	rg->remote = mr;
+	*reg = mr;
 	*addr = (uintptr_t)base;
 	*rkey = mr->rkey;
 	return 0;
@@ -400,13 +484,12 @@ static int region_added(void *ctx, struct region *rg, uint8_t *base,
  * moving that queue pair to the error state closes the hole; the
  * session then ends.
  */
-static void region_removed(void *ctx, struct region *rg)
+static void region_removed(void *ctx, void *reg)
 {
 	struct session_rdma *r = ctx;
 	struct ibv_qp_attr err_state = { .qp_state = IBV_QPS_ERR };
-	int err = ibv_dereg_mr(rg->remote);
+	int err = ibv_dereg_mr(reg);
 
-	rg->remote = NULL;
 	if (!err)
 		return;
 	dsm_err("client %s: ibv_dereg_mr failed (%s): cutting the "

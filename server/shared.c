@@ -241,6 +241,12 @@ int shared_attach(struct handler_session *s, const struct dsm_share_req *m,
 	return err;
 }
 
+void shared_set_remote(struct handler_session *s, struct region *rg,
+		       void *remote)
+{
+	hold_of(rg->shared, s)->remote = remote;
+}
+
 struct region *shared_held(const struct handler_session *s, uint64_t id)
 {
 	struct region *rg = region_find(&s->h->regions, id);
@@ -523,6 +529,10 @@ void shared_detach(struct handler_session *s, struct region *rg)
 	struct shared *sh = rg->shared;
 	struct share_hold *hd = hold_of(sh, s);
 
+	/* its peer's one-sided access ends before anything else changes */
+	if (hd->remote)
+		s->hooks->removed(s->hooks_ctx, hd->remote);
+	hd->remote = NULL;
 	lock_detach(s, rg);
 	forget_holder(s->h, sh, hd);
 	sh->slot[hd->slot] = NULL;

@@ -40,6 +40,9 @@ struct share_hold {
 	struct region *rg;
 	struct handler_session *s;
 	unsigned slot;                      /* its bit in the copies */
+	void *remote;                       /* the session's registration of
+	                                     * the region (region_hooks), or
+	                                     * NULL */
 	struct share_hold *snext, *sprev;   /* the session's holdings */
 };
 
@@ -48,6 +51,10 @@ int shared_create(struct handler_session *s, const struct dsm_share_req *m,
 		  struct region **out);
 int shared_attach(struct handler_session *s, const struct dsm_share_req *m,
 		  struct region **out);
+/* A one-sided session's registration of rg, which it holds: given back
+ * through its region hooks when it lets go. */
+void shared_set_remote(struct handler_session *s, struct region *rg,
+		       void *remote);
 /* FREE of a shared region: rg if s holds it, else NULL. */
 struct region *shared_held(const struct handler_session *s, uint64_t id);
 /* The locks at rg's words (lock.c's); they go with the region. */

@@ -321,7 +321,7 @@ static void on_withdraw(struct lock_model *m, int conn,
 	m->step.cancel_id = m->waits[i].id;
 }
 
-void lm_request(struct lock_model *m, int conn, bool one_sided,
+void lm_request(struct lock_model *m, int conn,
 		const struct dsm_hdr *q, const uint8_t *body, int status,
 		bool none)
 {
@@ -334,8 +334,6 @@ void lm_request(struct lock_model *m, int conn, bool one_sided,
 	if (q->type != DSM_MSG_LOCK && q->type != DSM_MSG_UNLOCK &&
 	    q->type != DSM_MSG_BARRIER)
 		return;
-	if (status == -EOPNOTSUPP)
-		FUZZ_CHECK(one_sided);
 	if (q->type == DSM_MSG_BARRIER ?
 		    dsm_barrier_req_decode(body, q->len, &br) :
 		    dsm_lock_req_decode(body, q->len, &lr)) {
@@ -352,12 +350,9 @@ void lm_request(struct lock_model *m, int conn, bool one_sided,
 	answered_now = q->type == DSM_MSG_UNLOCK ||
 		       (q->type == DSM_MSG_BARRIER &&
 			(br.flags & DSM_BARRIER_WITHDRAW));
+	/* the same over either transport */
 	if (!status)
-		FUZZ_CHECK(!one_sided && none == !answered_now);
-	/* Over RDMA a well-formed one is refused before anything else (a
-	 * handshake not done is refused first, and so are flags). */
-	if (one_sided && !q->flags && status != -EPROTO && status != -EACCES)
-		FUZZ_CHECK(status == -EOPNOTSUPP);
+		FUZZ_CHECK(none == !answered_now);
 	if (q->type == DSM_MSG_BARRIER && (br.flags & DSM_BARRIER_WITHDRAW)) {
 		on_withdraw(m, conn, q, &br, status);
 		return;

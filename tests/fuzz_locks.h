@@ -98,8 +98,8 @@ struct lock_model {
 
 void lm_init(struct lock_model *m);
 /* conn's request q (body as sent) got status; none: its reply comes
- * through the outbox.  one_sided: an RDMA connection. */
-void lm_request(struct lock_model *m, int conn, bool one_sided,
+ * through the outbox. */
+void lm_request(struct lock_model *m, int conn,
 		const struct dsm_hdr *q, const uint8_t *body, int status,
 		bool none);
 /* conn's FREE detached it from shared region `region`. */

@@ -245,16 +245,29 @@ static void check_zeroed(struct fuzz *f, uint64_t off, uint64_t size)
 
 /* --- the one-sided connection's fake registration ------------------------ */
 
-/* Every fifth registration fails, so the ALLOC's way back is fuzzed. */
-static int fake_added(void *ctx, struct region *rg, uint8_t *base,
+/* What a fake registration holds: the extent it covers. */
+struct fake_reg {
+	uint64_t off, size;
+};
+
+/* Every fifth registration fails, so the ALLOC's (and a SHARE's) way
+ * back is fuzzed. */
+static int fake_added(void *ctx, uint8_t *base, uint64_t size, void **reg,
 		      uint64_t *addr, uint32_t *rkey)
 {
 	struct fuzz *f = ctx;
+	struct fake_reg *fr;
 
-	FUZZ_CHECK(base == pool_at(&f->h.pool, rg->pool_off) && !rg->remote);
+	FUZZ_CHECK(base >= pool_at(&f->h.pool, 0) && size &&
+		   size % DSM_PAGE_SIZE == 0);
 	if (++f->hook_calls % 5 == 0)
 		return -ENOMEM;
-	rg->remote = rg;
+	fr = malloc(sizeof(*fr));
+	FUZZ_CHECK(fr);
+	fr->off = (uint64_t)(base - pool_at(&f->h.pool, 0));
+	fr->size = size;
+	FUZZ_CHECK(fr->off + size <= FUZZ_CAPACITY);
+	*reg = fr;
 	*addr = (uintptr_t)base;
 	*rkey = f->last_rkey = f->hook_calls;
 	f->registered++;
@@ -271,15 +284,15 @@ static void check_apart(const struct pool_run *t, uint64_t off, uint64_t size)
 	check_apart(t->right, off, size);
 }
 
-/* Deregistration comes while the extent is still the region's: no free
+/* Deregistration comes while the extent is still allocated: no free
  * run of the pool overlaps it yet. */
-static void fake_removed(void *ctx, struct region *rg)
+static void fake_removed(void *ctx, void *reg)
 {
 	struct fuzz *f = ctx;
+	struct fake_reg *fr = reg;
 
-	FUZZ_CHECK(rg->remote == rg);
-	check_apart(f->h.pool.runs, rg->pool_off, rg->size);
-	rg->remote = NULL;
+	check_apart(f->h.pool.runs, fr->off, fr->size);
+	free(fr);
 	f->registered--;
 }
 
@@ -352,6 +365,8 @@ static void check_registered(const struct fuzz *f)
 
 	for (size_t i = 0; i < f->nregions; i++)
 		n += f->regions[i].conn == ONE_SIDED;
+	/* and one per shared region it holds */
+	n += f->conn[ONE_SIDED].nholds;
 	FUZZ_CHECK(n == f->registered);
 }
 
@@ -478,11 +493,16 @@ static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 		FUZZ_CHECK(r->hdr.len == 0);
 		break;
 	case DSM_MSG_SHARE_CREATE:
-	case DSM_MSG_SHARE_ATTACH: /* never over RDMA yet */
-		FUZZ_CHECK(conn != ONE_SIDED);
+	case DSM_MSG_SHARE_ATTACH: /* registered for a one-sided holder */
 		FUZZ_CHECK(dsm_alloc_reply_decode(r->data, r->hdr.len,
 						  &ar) == 0);
 		FUZZ_CHECK(shared_held(&f->conn[conn], ar.region_id));
+		if (conn == ONE_SIDED)
+			FUZZ_CHECK(ar.addr == (uintptr_t)pool_at(&f->h.pool,
+								 ar.pool_off) &&
+				   ar.rkey == f->last_rkey);
+		else
+			FUZZ_CHECK(ar.addr == 0 && ar.rkey == 0);
 		break;
 	case DSM_MSG_ACQUIRE: /* answered through the outbox */
 		FUZZ_CHECK(r->none);
@@ -491,18 +511,17 @@ static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 		FUZZ_CHECK(!r->none && !r->hdr.len);
 		break;
 	case DSM_MSG_LOCK:    /* granted through the outbox (fuzz_locks.c) */
-		FUZZ_CHECK(r->none && conn != ONE_SIDED);
+		FUZZ_CHECK(r->none);
 		break;
 	case DSM_MSG_BARRIER: /* released through it; a WITHDRAW at once */
 		FUZZ_CHECK(dsm_barrier_req_decode(body, q->len, &br) == 0);
-		FUZZ_CHECK(conn != ONE_SIDED);
 		if (br.flags & DSM_BARRIER_WITHDRAW)
 			FUZZ_CHECK(!r->none && !r->hdr.len);
 		else
 			FUZZ_CHECK(r->none);
 		break;
 	case DSM_MSG_UNLOCK:
-		FUZZ_CHECK(!r->none && !r->hdr.len && conn != ONE_SIDED);
+		FUZZ_CHECK(!r->none && !r->hdr.len);
 		break;
 	case DSM_MSG_LEASE: /* accepted only well-formed, for a real id */
 		FUZZ_CHECK(r->hdr.len == 0 && q->len == DSM_LEASE_SIZE);
@@ -609,7 +628,7 @@ static void model_step(struct fuzz *f, int c, const uint8_t *msg,
 		FUZZ_CHECK(f->nsent == 0);
 		return;
 	}
-	lm_request(f->lm, c, c == ONE_SIDED, &q, msg + DSM_HDR_SIZE,
+	lm_request(f->lm, c, &q, msg + DSM_HDR_SIZE,
 		   r->hdr.status, r->none);
 	if (detached && !r->hdr.status)
 		lm_detach(f->lm, c, detached);
