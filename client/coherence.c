@@ -22,6 +22,17 @@
  *
  * The server queues at most DSM_COH_MAX_INFLIGHT ACQUIREs per session;
  * more wait here (struct dsm_server's acq list) and go as grants come in.
+ *
+ * Over RDMA pages never travel as messages: the grant is empty, and the
+ * pages it names are then read one-sidedly from the home's pool (the
+ * region is registered for each holder's connection).  Between the grant
+ * and the end of that READ the pages are READING, and an INVALIDATE or
+ * RECALL that names one of them waits here (struct coh_deferred) until
+ * the READ is done and its pages installed: acknowledged earlier, the
+ * READ could land a copy the directory no longer knows of, older than
+ * the next owner's writes.  A write-back is an RDMA WRITE and the ack a
+ * SEND behind it on the same queue pair, which the server sees only once
+ * the WRITE's data is in its pool.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -35,6 +46,7 @@
 #include "region.h"
 #include "shared.h"
 #include "stats.h"
+#include "transport.h"
 #include "util.h"
 
 struct dsm_acq {
@@ -44,8 +56,23 @@ struct dsm_acq {
 	uint32_t n;            /* pages from idx: a read run, else 1 */
 	uint8_t mode;          /* DSM_ACQ_READ or DSM_ACQ_WRITE */
 	bool upgrade;          /* the page had a read-only copy */
+	bool data;             /* the grant brings the pages (TCP) */
 	uint64_t t0;           /* when the fault was read */
 };
+
+/* An INVALIDATE or RECALL that names a READING page: answered once no
+ * page of its run is READING any more. */
+struct coh_deferred {
+	struct coh_deferred *next;
+	uint32_t server;
+	uint64_t inval_id;
+	uint8_t type;
+	struct dsm_region *r;  /* held (refs) until answered */
+	uint64_t first, n;
+};
+
+/* Waiting INVALIDATEs and RECALLs, oldest first; dsm_eng.lock. */
+static struct coh_deferred *deferred;
 
 static void acq_done(void *arg, int status, const uint8_t *payload,
 		     uint32_t len);
@@ -57,6 +84,12 @@ static struct dsm_server *home_of(const struct dsm_region *r)
 	return &dsm_eng.servers[r->shared->server];
 }
 
+/* Do pages reach us from s as messages (TCP), or one-sidedly (RDMA)? */
+static bool by_message(const struct dsm_server *s)
+{
+	return s->ops != &dsm_rdma_transport;
+}
+
 /* Queue a's ACQUIRE in ob.  0 or -ENOMEM. */
 static int acq_send(struct dsm_acq *a, struct dsm_outbox *ob)
 {
@@ -64,7 +97,7 @@ static int acq_send(struct dsm_acq *a, struct dsm_outbox *ob)
 	struct dsm_acquire m = {
 		.region_id = sh->region_id, .npages = a->n, .mode = a->mode,
 		.pool_off = sh->pool_off + a->idx * DSM_PAGE_SIZE,
-		.flags = DSM_ACQ_DATA,
+		.flags = a->data ? DSM_ACQ_DATA : 0,
 	};
 	struct dsm_io *io = dsm_outbox_push(ob);
 
@@ -83,9 +116,11 @@ static int acq_send(struct dsm_acq *a, struct dsm_outbox *ob)
  * next fault or grant: a request is delayed, never failed. */
 static void acq_pump(struct dsm_server *s, struct dsm_outbox *ob)
 {
+	uint32_t max = by_message(s) ? DSM_COH_MAX_INFLIGHT :
+				       DSM_COH_MAX_INFLIGHT_RDMA;
 	struct dsm_acq *a;
 
-	while ((a = s->acq_head) && s->acq_inflight < DSM_COH_MAX_INFLIGHT) {
+	while ((a = s->acq_head) && s->acq_inflight < max) {
 		if (acq_send(a, ob))
 			return;
 		s->acq_head = a->next;
@@ -119,7 +154,8 @@ static int acquire(struct dsm_region *r, uint64_t idx, uint32_t n,
 	if (!a)
 		return -ENOMEM;
 	*a = (struct dsm_acq){ .r = r, .idx = idx, .n = n, .mode = mode,
-			       .upgrade = upgrade, .t0 = t0 };
+			       .upgrade = upgrade, .t0 = t0,
+			       .data = by_message(home_of(r)) };
 	r->refs++;
 	acq_submit(a, ob);
 	return 0;
@@ -289,8 +325,10 @@ static void grant(struct dsm_acq *a, const uint8_t *data)
 	if (!a->upgrade)
 		err = install(p, a->n, data, a->mode == DSM_ACQ_WRITE);
 	for (uint32_t i = 0; i < a->n; i++) {
+		/* no data: every copy was still here (RDMA, nothing read) */
 		if (a->upgrade)
-			err = grant_upgrade(&p[i], data + (size_t)i * DSM_PAGE_SIZE);
+			err = grant_upgrade(&p[i], data ? data + (size_t)i *
+						   DSM_PAGE_SIZE : NULL);
 		pg[i] &= ~(DSM_SH_UPGRADING | DSM_SH_OWNED);
 		if (err && p[i].state == DSM_PG_FETCHING)
 			p[i].state = DSM_PG_INVALID;
@@ -336,7 +374,8 @@ static void acq_complete(struct dsm_acq *a, int status, const uint8_t *data,
 	if (!a->upgrade)
 		dsm_eng.inflight -= a->n;
 	if (!a->r->dead) {
-		if (!status && len != (uint64_t)a->n * DSM_PAGE_SIZE)
+		if (!status && len != (a->data ? (uint64_t)a->n *
+					       DSM_PAGE_SIZE : 0))
 			status = -EPROTO;
 		if (status)
 			refused(a, status);
@@ -350,6 +389,50 @@ static void acq_complete(struct dsm_acq *a, int status, const uint8_t *data,
 	free(a);
 }
 
+static void answer_deferred(void);
+
+/* Completion of the one-sided READ of a grant's pages. */
+static void acq_read_done(void *arg, int status, const uint8_t *payload,
+			  uint32_t len)
+{
+	struct dsm_acq *a = arg;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < a->n; i++)
+		a->r->shared->pg[a->idx + i] &= ~DSM_SH_READING;
+	a->data = true; /* the payload is the pages */
+	acq_complete(a, status, payload, len);
+	answer_deferred();
+	pthread_mutex_unlock(&dsm_eng.lock);
+}
+
+/* An empty grant whose pages are not all here: read them from the
+ * home's pool.  True if the READ is queued (acq_read_done completes a);
+ * false if nothing needs reading. */
+static bool read_grant(struct dsm_acq *a, int *status)
+{
+	const struct dsm_shared *sh = a->r->shared;
+	bool need = !a->upgrade;
+	struct dsm_io *io;
+
+	for (uint32_t i = 0; i < a->n && !need; i++)
+		need = a->r->pages[a->idx + i].state == DSM_PG_INVALID;
+	if (!need)
+		return false;
+	io = dsm_outbox_push(&dsm_eng.sendq);
+	if (!io) {
+		*status = -ENOMEM; /* the pages are lost: refused() says so */
+		return false;
+	}
+	*io = (struct dsm_io){ .type = DSM_MSG_READ, .server = sh->server,
+			       .region_id = sh->region_id,
+			       .pool_off = sh->pool_off + a->idx * DSM_PAGE_SIZE,
+			       .npages = a->n, .done = acq_read_done, .arg = a };
+	for (uint32_t i = 0; i < a->n; i++)
+		a->r->shared->pg[a->idx + i] |= DSM_SH_READING;
+	return true;
+}
+
 /* Completion of an ACQUIRE, on the engine thread. */
 static void acq_done(void *arg, int status, const uint8_t *payload,
 		     uint32_t len)
@@ -359,7 +442,9 @@ static void acq_done(void *arg, int status, const uint8_t *payload,
 
 	pthread_mutex_lock(&dsm_eng.lock);
 	s->acq_inflight--;
-	acq_complete(a, status, payload, len);
+	if (status || a->data || a->r->dead || len ||
+	    !read_grant(a, &status))
+		acq_complete(a, status, payload, len);
 	acq_pump(s, &dsm_eng.sendq);
 	pthread_mutex_unlock(&dsm_eng.lock);
 }
@@ -462,31 +547,88 @@ static int run_pages(const struct dsm_region *r, const struct dsm_rw_req *m,
 	return *first + m->npages <= r->npages ? 0 : -ERANGE;
 }
 
+/* Is a page of [first, first+n) of r granted and still being read? */
+static bool reading(const struct dsm_region *r, uint64_t first, uint64_t n)
+{
+	for (uint64_t i = first; i < first + n; i++)
+		if (r->shared->pg[i] & DSM_SH_READING)
+			return true;
+	return false;
+}
+
+/* Give up [first, first+n) of r (NULL: a region we unmapped, or never
+ * held) and acknowledge.  Unacknowledged, the home closes us after its
+ * timeout, and our copies are forfeit: better than a stale one. */
+static void answer(uint32_t server, uint8_t type, uint64_t inval_id,
+		   struct dsm_region *r, uint64_t first, uint64_t n, int err)
+{
+	if (!err && r && !r->dead)
+		err = give_up(r, first, n, type == DSM_MSG_INVALIDATE);
+	if (err) {
+		dsm_err("%s from server %s: %s; not acknowledged",
+			dsm_msg_name(type), dsm_eng.servers[server].addr,
+			strerror(-err));
+		return;
+	}
+	if (queue_ack(server, inval_id))
+		dsm_err("out of memory acknowledging %s", dsm_msg_name(type));
+	if (r)
+		dsm_eng.c.copies_given_up++;
+}
+
+/* Hold an INVALIDATE or RECALL until r's READ of its run is done. */
+static int defer(uint32_t server, const struct dsm_hdr *h,
+		 struct dsm_region *r, uint64_t first, uint64_t n)
+{
+	struct coh_deferred *d = calloc(1, sizeof(*d)), **tail = &deferred;
+
+	if (!d)
+		return -ENOMEM;
+	*d = (struct coh_deferred){ .server = server, .inval_id = h->id,
+				    .type = h->type, .r = r, .first = first,
+				    .n = n };
+	r->refs++;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = d;
+	return 0;
+}
+
+/* Answer, oldest first, what waits on READs that are done now. */
+static void answer_deferred(void)
+{
+	struct coh_deferred **pp = &deferred, *d;
+
+	while ((d = *pp)) {
+		if (!d->r->dead && reading(d->r, d->first, d->n)) {
+			pp = &d->next;
+			continue;
+		}
+		*pp = d->next;
+		answer(d->server, d->type, d->inval_id, d->r, d->first, d->n, 0);
+		dsm_region_put(d->r);
+		free(d);
+	}
+}
+
 void dsm_coh_server_msg(uint32_t server, const struct dsm_hdr *h,
 			const uint8_t *payload)
 {
 	struct dsm_rw_req m;
 	struct dsm_region *r;
-	uint64_t first;
+	uint64_t first = 0;
+	bool wait;
 	int err = dsm_rw_req_decode(h->type, payload, h->len, &m);
 
 	pthread_mutex_lock(&dsm_eng.lock);
 	r = err ? NULL : find_shared(server, m.region_id);
-	/* a region we unmapped, or never held: nothing to give up */
-	if (r && !(err = run_pages(r, &m, &first)))
-		err = give_up(r, first, m.npages,
-			      h->type == DSM_MSG_INVALIDATE);
-	if (err) {
-		/* Without the ack the home closes us after its timeout,
-		 * and our copies are forfeit: better than a stale one. */
-		dsm_err("%s from server %s: %s; not acknowledged",
-			dsm_msg_name(h->type), dsm_eng.servers[server].addr,
-			strerror(-err));
-	} else if (queue_ack(server, h->id)) {
-		dsm_err("out of memory acknowledging %s",
-			dsm_msg_name(h->type));
-	}
-	if (r && !err)
-		dsm_eng.c.copies_given_up++;
+	if (r)
+		err = run_pages(r, &m, &first);
+	/* a copy still arriving is given up once it is here */
+	wait = !err && r && reading(r, first, m.npages);
+	if (wait)
+		err = defer(server, h, r, first, m.npages);
+	if (!wait || err)
+		answer(server, h->type, h->id, r, first, m.npages, err);
 	pthread_mutex_unlock(&dsm_eng.lock);
 }

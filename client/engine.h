@@ -52,6 +52,8 @@ struct dsm_server {
 	 * first */
 	uint32_t acq_inflight;
 	struct dsm_acq *acq_head, *acq_tail;
+	/* LOCKs and barrier arrivals waiting at it, under locks.c's gate */
+	uint32_t lock_waits;
 };
 
 struct dsm_engine {

@@ -18,6 +18,8 @@
  * nothing is left holding or counted on the server.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -28,6 +30,84 @@
 #include "outbox.h"
 #include "region.h"
 #include "shared.h"
+#include "transport.h"
+#include "util.h"
+
+/*
+ * Over RDMA a LOCK or a barrier arrival waiting at the server holds one
+ * of the connection's credits (proto.h) until it is answered, and a
+ * connection whose credits all wait stalls the page traffic queued
+ * behind them, which a holder may need on its way to dsm_unlock.  So at
+ * most GATE_RDMA of them wait at one server; more threads wait here,
+ * within their own deadline.  TCP has no credits and no gate.
+ */
+#define GATE_RDMA (DSM_RDMA_CREDITS / 4)
+
+/* The gate: its lock guards every server's lock_waits (engine.h). */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond;
+static pthread_once_t gate_once = PTHREAD_ONCE_INIT;
+
+static void gate_init(void)
+{
+	if (dsm_cond_init_monotonic(&gate_cond))
+		abort(); /* no condition variable: nothing could wait */
+}
+
+static bool gated(uint32_t server)
+{
+	return dsm_eng.servers[server].ops == &dsm_rdma_transport;
+}
+
+/* Wait for room at server until deadline (CLOCK_MONOTONIC ns): 0, or
+ * -ETIMEDOUT. */
+static int gate_enter(uint32_t server, uint64_t deadline)
+{
+	int err = 0;
+
+	if (!gated(server))
+		return 0;
+	pthread_once(&gate_once, gate_init);
+	pthread_mutex_lock(&gate_lock);
+	while (!err && dsm_eng.servers[server].lock_waits >= GATE_RDMA)
+		err = dsm_cond_wait_until(&gate_cond, &gate_lock, deadline);
+	if (!err)
+		dsm_eng.servers[server].lock_waits++;
+	pthread_mutex_unlock(&gate_lock);
+	return err ? -ETIMEDOUT : 0;
+}
+
+static void gate_leave(uint32_t server)
+{
+	if (!gated(server))
+		return;
+	pthread_mutex_lock(&gate_lock);
+	dsm_eng.servers[server].lock_waits--;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+}
+
+/* A LOCK or an arrival, through the gate: the call's answer, or
+ * -ETIMEDOUT (*sent says whether the request went, and may need taking
+ * back). */
+static int gated_call(uint32_t server, uint8_t type, const uint8_t *body,
+		      uint32_t len, void *rep, uint32_t cap, uint32_t *rlen,
+		      bool *sent)
+{
+	uint64_t deadline = dsm_now_ns() + dsm_eng.lock_ns, now;
+	int err = gate_enter(server, deadline);
+
+	*sent = false;
+	if (err)
+		return err;
+	now = dsm_now_ns();
+	*sent = true;
+	err = now >= deadline ? -ETIMEDOUT :
+	      dsm_engine_call_ns(server, type, body, len, rep, cap, rlen,
+				 deadline - now);
+	gate_leave(server);
+	return err;
+}
 
 static uint64_t my_token(void)
 {
@@ -82,12 +162,15 @@ int dsm_lock(void *addr)
 	uint8_t body[DSM_LOCK_REQ_SIZE], rep[DSM_LOCK_REPLY_SIZE];
 	struct dsm_lock_reply g;
 	uint32_t server = 0, len = 0;
+	bool sent;
 	int err = lock_of(addr, &server, body);
 
 	if (err)
 		return err;
-	err = dsm_engine_call_ns(server, DSM_MSG_LOCK, body, sizeof(body),
-				 rep, sizeof(rep), &len, dsm_eng.lock_ns);
+	err = gated_call(server, DSM_MSG_LOCK, body, sizeof(body), rep,
+			 sizeof(rep), &len, &sent);
+	if (err == -ETIMEDOUT && !sent)
+		goto timed_out;
 	if (err == -ETIMEDOUT) {
 		/* Taken back: a LOCK still waiting is cancelled, one granted
 		 * meanwhile released.  Either way this thread holds nothing,
@@ -98,16 +181,19 @@ int dsm_lock(void *addr)
 				"(%s): the lock may be granted to this thread "
 				"and held until its process ends", addr,
 				strerror(-err));
-		dsm_warn("dsm_lock(%p): not granted within %llu ms "
-			 "(DSM_LOCK_TIMEOUT_MS)", addr,
-			 (unsigned long long)(dsm_eng.lock_ns / 1000000));
-		return -ETIMEDOUT;
+		goto timed_out;
 	}
 	if (!err)
 		err = dsm_lock_reply_decode(rep, len, &g);
 	if (err)
 		return err;
 	return g.flags & DSM_LOCK_OWNER_DIED ? -EOWNERDEAD : 0;
+
+timed_out:
+	dsm_warn("dsm_lock(%p): not granted within %llu ms "
+		 "(DSM_LOCK_TIMEOUT_MS)", addr,
+		 (unsigned long long)(dsm_eng.lock_ns / 1000000));
+	return -ETIMEDOUT;
 }
 
 int dsm_unlock(void *addr)
@@ -146,6 +232,7 @@ int dsm_barrier(const char *name, int count)
 	struct dsm_barrier_req m = { .count = (uint32_t)count,
 				     .token = my_token() };
 	uint8_t body[DSM_BARRIER_REQ_SIZE];
+	bool sent;
 	int server, err = check_barrier(name, count);
 
 	if (err)
@@ -155,10 +242,12 @@ int dsm_barrier(const char *name, int count)
 	if (server < 0)
 		return -ENOTCONN;
 	dsm_barrier_req_encode(&m, body);
-	err = dsm_engine_call_ns((uint32_t)server, DSM_MSG_BARRIER, body,
-				 sizeof(body), NULL, 0, NULL, dsm_eng.lock_ns);
+	err = gated_call((uint32_t)server, DSM_MSG_BARRIER, body,
+			 sizeof(body), NULL, 0, NULL, &sent);
 	if (err != -ETIMEDOUT)
 		return err;
+	if (!sent)
+		goto timed_out;
 	/* Take the arrival back, or the next round would count it.  If
 	 * there is none to take, it was released meanwhile: passed. */
 	m.flags = DSM_BARRIER_WITHDRAW;
@@ -170,6 +259,7 @@ int dsm_barrier(const char *name, int count)
 		dsm_err("dsm_barrier(%s): could not take the arrival back (%s): "
 			"it may count in the next round until this process "
 			"ends", name, strerror(-err));
+timed_out:
 	dsm_warn("dsm_barrier(%s): %d arrivals did not come within %llu ms "
 		 "(DSM_LOCK_TIMEOUT_MS)", name, count,
 		 (unsigned long long)(dsm_eng.lock_ns / 1000000));

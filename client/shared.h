@@ -44,6 +44,8 @@ enum dsm_sh_flags {
 	DSM_SH_OWNED = 1 << 0,     /* the directory made us its owner and no
 	                            * INVALIDATE or RECALL took it back */
 	DSM_SH_UPGRADING = 1 << 1, /* an ACQUIRE WRITE of it is in flight */
+	DSM_SH_READING = 1 << 2,   /* granted; its data is being read
+	                            * one-sidedly (RDMA) */
 };
 
 /* Faults of one kind in order: where the next would be, and how many
@@ -101,8 +103,11 @@ int dsm_shared_pick(const uint8_t key[DSM_SHARE_KEY_SIZE]);
 
 /* ACQUIREs in flight to one server at most: the server queues at most
  * this many per session (SHARED_MAX_DEFERRED on its side); more wait
- * here, in fault order. */
+ * here, in fault order.  Over RDMA each one waiting holds a credit
+ * (proto.h), so half of them at most: the rest keep the page traffic
+ * and the INVAL_ACKs behind it moving. */
 #define DSM_COH_MAX_INFLIGHT 16u
+#define DSM_COH_MAX_INFLIGHT_RDMA (DSM_RDMA_CREDITS / 2)
 /* The most pages one fault of a shared region takes in order. */
 #define DSM_COH_RUN 64u
 

@@ -272,10 +272,12 @@ static int post_call(struct dsm_transport *t, struct rreq *r)
 	struct ibv_send_wr wr = { .sg_list = &sge, .num_sge = 1,
 				  .opcode = IBV_WR_SEND,
 				  .send_flags = IBV_SEND_SIGNALED };
+	bool ack = r->type == DSM_MSG_INVAL_ACK;
 	uint32_t buf;
 	struct dsm_hdr h;
 
-	if (!t->credits || !t->nsend_free || !t->sq_free)
+	if (!(ack ? t->ack_credits : t->credits) || !t->nsend_free ||
+	    !t->sq_free)
 		return 0;
 	buf = t->send_free[--t->nsend_free];
 	dsm_hdr_init(&h, r->type, 0, r->blen,
@@ -291,7 +293,10 @@ static int post_call(struct dsm_transport *t, struct rreq *r)
 		t->send_free[t->nsend_free++] = buf;
 		return -EIO;
 	}
-	t->credits--;
+	if (ack)
+		t->ack_credits--;
+	else
+		t->credits--;
 	t->sq_free--;
 	t->discards += r->type == DSM_MSG_DISCARD;
 	return 1;
@@ -332,10 +337,13 @@ static int reply(struct dsm_transport *t, const struct dsm_hdr *h,
 			 dsm_msg_name(h->type), (unsigned long long)h->id);
 		return 0;
 	}
-	t->credits++;
+	/* an ack's credit came with its INVALIDATE, and is spent */
+	t->credits += r->type != DSM_MSG_INVAL_ACK;
 	t->discards -= r->type == DSM_MSG_DISCARD;
 	/* the region's address and rkey: this transport's to keep */
-	if (!status && r->type == DSM_MSG_ALLOC &&
+	if (!status && (r->type == DSM_MSG_ALLOC ||
+			r->type == DSM_MSG_SHARE_CREATE ||
+			r->type == DSM_MSG_SHARE_ATTACH) &&
 	    (dsm_alloc_reply_decode(payload, h->len, &a) ||
 	     rdma_region_add(t, &a)))
 		status = -EPROTO;
@@ -361,6 +369,9 @@ static int received(struct dsm_transport *t, uint32_t index, uint32_t len)
 		return err;
 	}
 	if (h.flags & DSM_F_SERVER) {
+		/* the server keeps a receive for the ack this one asks for */
+		if (h.type == DSM_MSG_INVALIDATE || h.type == DSM_MSG_RECALL)
+			t->ack_credits++;
 		if (t->ev.server_msg)
 			t->ev.server_msg(t->ev.ctx, &h, m + DSM_HDR_SIZE);
 	} else if (h.flags & DSM_F_REPLY) {

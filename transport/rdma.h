@@ -27,9 +27,10 @@
 #define RDMA_SQ_DEPTH 256u        /* work requests posted at once */
 #define RDMA_MAX_SGE 32u          /* most SGEs one WRITE takes */
 /* Receives posted for replies and server messages: a reply per credit,
- * and room for GOODBYE and DRAINING. */
-#define RDMA_RECV_N (DSM_RDMA_CREDITS + 4)
-#define RDMA_SEND_N DSM_RDMA_CREDITS
+ * the server's INVALIDATEs and RECALLs and the replies to their acks
+ * (DSM_RDMA_INVALS each, proto.h), and room for GOODBYE and DRAINING. */
+#define RDMA_RECV_N (DSM_RDMA_CREDITS + 2 * DSM_RDMA_INVALS + 4)
+#define RDMA_SEND_N (DSM_RDMA_CREDITS + DSM_RDMA_INVALS)
 #define RDMA_NMSG (RDMA_RECV_N + RDMA_SEND_N)
 /* Pages READs land in before the engine installs them: 8 full READs. */
 #define RDMA_ARENA_PAGES (8 * DSM_MAX_BATCH_PAGES)
@@ -115,6 +116,8 @@ struct dsm_transport {
 	uint32_t wait_head, wait_tail; /* submitted, not yet posted */
 	uint32_t sq_free;         /* send queue entries free */
 	uint32_t credits;         /* control requests the server can take */
+	uint32_t ack_credits;     /* INVAL_ACKs it can take: one per
+	                           * INVALIDATE or RECALL received */
 	uint32_t discards;        /* DISCARDs posted and unanswered */
 	uint32_t posted_wrs;      /* READ/WRITE work requests in flight */
 	struct dsm_one_sided os;  /* updated atomically: read by any thread */
