@@ -85,6 +85,10 @@ static void child_done(uint64_t *p, int status, const char *name, int who)
 		       (unsigned long)st.copies_given_up,
 		       (unsigned long)st.pages_evicted,
 		       (unsigned long)st.pages_written_back);
+	/* its "servers ADDR=TRANSPORT" line: the multinode test checks
+	 * which transport the child used */
+	if (getenv("DSM_TRANSPORT"))
+		dsm_stats_print(stdout);
 	err = dsm_unmap_shared(p);
 
 	if (err) {

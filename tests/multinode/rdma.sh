@@ -27,8 +27,8 @@
 #   - replicas over RDMA: a client with DSM_REPLICAS=2 keeps a copy of
 #     every stripe on each server; one server SIGKILLed under it, and its
 #     rounds go on, every word right, no SIGBUS, read from the other copy;
-#   - shared memory across guests (over TCP: shared regions do not run
-#     over RDMA yet): processes in guests 1 and 4 map one region by name
+#   - shared memory across guests, over RDMA and then over TCP: processes
+#     in guests 1 and 4 map one region by name
 #     (its home picked by the servers' registry ids) and pass a
 #     checksummed stream through a ring buffer, run the message-passing
 #     and store-buffering litmus tests, count with dsm_fetch_add, and
@@ -314,21 +314,24 @@ check "guest 2's drain cancelled, guest 3's server started again" again
 check "DSM_REPLICAS=2 over RDMA: a server SIGKILLed under the client costs no word" \
 	replicas_test
 check "guest 3's server started again" server3_again
-# shared CASE N: test_shared_mem's case CASE in N processes, the even ones
-# in guest 1 and the odd ones in guest 4, all at once; each checks what
-# it saw and exits 0 only if it was right.
+# shared TRANSPORT CASE N: test_shared_mem's case CASE in N processes,
+# the even ones in guest 1 and the odd ones in guest 4, all at once, over
+# TRANSPORT; each checks what it saw and exits 0 only if it was right.
 shared_test() {
-	local name=$1 n=$2 who pids=() rc=0 out
+	local tr=$1 name=$2 n=$3 who pids=() rc=0 out
 
 	for ((who = 0; who < n - 1; who++)); do
 		pids+=("$(run "$vmctl" spawn $((who % 2 ? 4 : 1)) "${client_env[@]}" \
-			--env DSM_TRANSPORT=tcp -- build/tests/test_shared_mem \
+			--env DSM_TRANSPORT="$tr" -- build/tests/test_shared_mem \
 			child "$name" "$who" - 10)") || return 1
 	done
 	out=$(run "$vmctl" exec $(((n - 1) % 2 ? 4 : 1)) "${client_env[@]}" \
-		--env DSM_TRANSPORT=tcp -- build/tests/test_shared_mem \
+		--env DSM_TRANSPORT="$tr" -- build/tests/test_shared_mem \
 		child "$name" $((n - 1)) - 10 2>&1) || rc=1
 	grep -E "^  |SIGBUS|timed out|wrong|saw|counted" <<<"$out"
+	grep -qE "servers .*$ip2:$port=$tr" <<<"$out" &&
+		grep -qE "servers .*$ip3:$port=$tr" <<<"$out" ||
+		{ echo "not both servers over $tr"; rc=1; }
 	for ((who = 0; who < n - 1; who++)); do
 		wait_exit $((who % 2 ? 4 : 1)) "${pids[$who]}" 0 || rc=1
 	done
@@ -336,16 +339,26 @@ shared_test() {
 	[ "$rc" = 0 ] || { "$vmctl" log 1 | tail -n 12; "$vmctl" log 4 | tail -n 12; }
 	return $rc
 }
-check "shared memory across guests: a ring buffer, producer and consumer on two nodes" \
-	shared_test ring 2
-check "shared memory across guests: message passing, writer and reader on two nodes" \
-	shared_test mp 2
-check "shared memory across guests: store buffering with fences, never both zero" \
-	shared_test sb 2
-check "shared memory across guests: dsm_fetch_add from 4 processes on two nodes, exact" \
-	shared_test counters 4
-check "shared memory across guests: two counters kept equal under dsm_lock by 4 processes on two nodes" \
-	shared_test locked 4
+for tr in rdma tcp; do
+	check "shared memory across guests over $tr: a ring buffer, producer and consumer on two nodes" \
+		shared_test $tr ring 2
+	check "shared memory across guests over $tr: message passing, writer and reader on two nodes" \
+		shared_test $tr mp 2
+	check "shared memory across guests over $tr: store buffering with fences, never both zero" \
+		shared_test $tr sb 2
+	check "shared memory across guests over $tr: dsm_fetch_add from 4 processes on two nodes, exact" \
+		shared_test $tr counters 4
+	check "shared memory across guests over $tr: two counters kept equal under dsm_lock by 4 processes on two nodes" \
+		shared_test $tr locked 4
+done
+# Over RDMA, where credits and one-sided READs change the client's path:
+# bursts of grants, eviction meeting invalidation, locks with a model.
+check "shared memory across guests over rdma: 24 threads faulting at once on pages another process owns" \
+	shared_test rdma threads 2
+check "shared memory across guests over rdma: a randomized model of words, 3 processes, a quarter of the region resident" \
+	shared_test rdma model 3
+check "shared memory across guests over rdma: the model under dsm_lock, 3 processes" \
+	shared_test rdma lockmodel 3
 
 suite tcp
 
