@@ -614,6 +614,80 @@ static void test_locked(void)
 }
 
 /*
+ * Many threads of each process taking one lock: more waiters than a
+ * connection has credits over RDMA (proto.h).  Without the client's gate
+ * (client/locks.c) every credit is held by a waiting LOCK and the
+ * holder's UNLOCK queues behind them: nobody moves until the timeout.
+ */
+#define LT_PROCS 2
+#define LT_THREADS 24
+#define LT_ITERS 50
+
+struct lt_arg {
+	uint64_t *p;
+	int bad;
+};
+
+static void *lt_thread(void *arg)
+{
+	struct lt_arg *t = arg;
+	uint64_t *a = &t->p[WORDS_PER_PAGE], *b = &t->p[2 * WORDS_PER_PAGE];
+
+	for (unsigned i = 0; i < LT_ITERS / scale && !t->bad; i++) {
+		if (dsm_lock(&t->p[0])) {
+			t->bad = 1;
+			break;
+		}
+		t->bad = *a != *b;
+		*a += 1;
+		*b += 1;
+		if (dsm_unlock(&t->p[0]))
+			t->bad = 1;
+	}
+	return NULL;
+}
+
+static int lockthreads_child(uint64_t *p, int who)
+{
+	uint64_t n = (uint64_t)LT_PROCS * LT_THREADS * (LT_ITERS / scale);
+	struct lt_arg args[LT_THREADS];
+	pthread_t th[LT_THREADS];
+	int bad = 0, started = 0;
+
+	if (dsm_barrier("lockthreads-start", LT_PROCS))
+		return 1;
+	for (; started < LT_THREADS; started++) {
+		args[started] = (struct lt_arg){ .p = p };
+		if (pthread_create(&th[started], NULL, lt_thread,
+				   &args[started])) {
+			bad = 1;
+			break;
+		}
+	}
+	for (int i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		bad |= args[i].bad;
+	}
+	if (dsm_barrier("lockthreads-end", LT_PROCS))
+		return 1;
+	if (!bad && who == 0 && (p[WORDS_PER_PAGE] != n ||
+				 p[2 * WORDS_PER_PAGE] != n)) {
+		fprintf(stderr, "lockthreads: %lu and %lu, want %lu\n",
+			(unsigned long)p[WORDS_PER_PAGE],
+			(unsigned long)p[2 * WORDS_PER_PAGE], (unsigned long)n);
+		bad = 1;
+	}
+	return bad;
+}
+
+static void test_lockthreads(void)
+{
+	run(spec_named("lockthreads"), LT_PROCS);
+	printf("lockthreads: ok (%d processes of %d threads, %d critical "
+	       "sections each)\n", LT_PROCS, LT_THREADS, LT_ITERS);
+}
+
+/*
  * A randomized model under a lock, with a budget a quarter of the
  * region: each critical section checks words against the step that last
  * wrote them (kept in the region too), then writes others at the next
@@ -809,6 +883,7 @@ static const struct spec specs[] = {
 	{ "threads", "threads", (2 * TH_PAGES + 1) * PAGE, 1 << 20,
 	  threads_child },
 	{ "locked", "locked", 4 * PAGE, 1 << 20, locked_child },
+	{ "lockthreads", "lockthreads", 4 * PAGE, 1 << 20, lockthreads_child },
 	{ "lockmodel", "lockmodel", (5 + LM_PAGES) * PAGE, 64 * PAGE,
 	  lockmodel_child },
 	{ "holder", "lock-death", 2 * PAGE, 1 << 20, holder_child },
@@ -844,6 +919,7 @@ int main(int argc, char **argv)
 	test_threads();
 	test_lock_errors();
 	test_locked();
+	test_lockthreads();
 	test_lockmodel();
 	test_lock_death_and_timeouts();
 	test_killed();

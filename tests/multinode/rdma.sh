@@ -359,6 +359,8 @@ check "shared memory across guests over rdma: a randomized model of words, 3 pro
 	shared_test rdma model 3
 check "shared memory across guests over rdma: the model under dsm_lock, 3 processes" \
 	shared_test rdma lockmodel 3
+check "shared memory across guests over rdma: 24 threads in each of 2 processes taking one lock (more waiters than credits)" \
+	shared_test rdma lockthreads 2
 
 suite tcp
 
