@@ -47,12 +47,17 @@ struct deferred {
 	uint32_t slot, len;      /* a request waiting for a send buffer */
 };
 
-/* A message that could not be posted yet, in order. */
+/* A message that could not be posted yet. */
 struct outmsg {
 	struct outmsg *next;
+	uint64_t seq;            /* its place among every message made */
 	uint32_t len;            /* header included */
-	bool inval;              /* INVALIDATE or RECALL */
 	uint8_t data[DSM_RDMA_MSG_MAX];
+};
+
+/* One FIFO of them. */
+struct outq {
+	struct outmsg *head, *tail;
 };
 
 struct session_rdma {
@@ -70,8 +75,12 @@ struct session_rdma {
 	uint32_t send_free[SEND_N], nsend_free;
 	struct deferred deferred[RECV_N];
 	uint32_t ndeferred;
-	struct outmsg *outq, *outq_tail; /* waiting to be posted, in order */
-	uint32_t noutq;
+	/* Waiting to be posted: replies and other messages (for a send
+	 * buffer), and INVALIDATEs and RECALLs (also for acks), each in
+	 * order; see srdma_send. */
+	struct outq replies, invals;
+	uint64_t seq;            /* messages made so far */
+	uint32_t nqueued;
 	uint32_t invals_out;     /* INVALIDATEs and RECALLs not acknowledged */
 	unsigned cq_unacked;     /* completion events not yet acknowledged */
 	bool linked;             /* on the session list */
@@ -119,12 +128,14 @@ static void destroy(struct session_rdma *r)
 		dsm_warn("client %s: rdma_destroy_id failed", r->s.peer);
 	if (r->ec)
 		rdma_destroy_event_channel(r->ec);
-	while (r->outq) {
-		struct outmsg *m = r->outq;
+	for (struct outq *q = &r->replies; q; q = q == &r->replies ?
+						   &r->invals : NULL)
+		while (q->head) {
+			struct outmsg *m = q->head;
 
-		r->outq = m->next;
-		free(m);
-	}
+			q->head = m->next;
+			free(m);
+		}
 	free(r);
 }
 
@@ -161,7 +172,8 @@ static void srdma_close(struct session *s)
 /* Closing after the last send: once nothing is in flight or waiting. */
 static void maybe_finish(struct session_rdma *r)
 {
-	if (r->after_send && r->nsend_free == SEND_N && !r->outq)
+	if (r->after_send && r->nsend_free == SEND_N && !r->replies.head &&
+	    !r->invals.head)
 		srdma_close(&r->s);
 }
 
@@ -200,14 +212,6 @@ static bool is_inval(const uint8_t *msg)
 	       (h.type == DSM_MSG_INVALIDATE || h.type == DSM_MSG_RECALL);
 }
 
-/* May the message at the queue's head (or one that finds it empty) go
- * now?  An INVALIDATE or RECALL only while the client has receives for
- * it: DSM_RDMA_INVALS unacknowledged at most. */
-static bool may_post(const struct session_rdma *r, bool inval)
-{
-	return r->nsend_free && (!inval || r->invals_out < DSM_RDMA_INVALS);
-}
-
 /* msg (len bytes, framed) into a send buffer and onto the wire. */
 static int post_msg(struct session_rdma *r, const uint8_t *msg, uint32_t len,
 		    bool inval)
@@ -224,74 +228,110 @@ static int post_msg(struct session_rdma *r, const uint8_t *msg, uint32_t len,
 	return err;
 }
 
-static int queue_msg(struct session_rdma *r, const uint8_t *msg, uint32_t len,
-		     bool inval)
+static int queue_msg(struct session_rdma *r, struct outq *q,
+		     const uint8_t *msg, uint32_t len, uint64_t seq)
 {
 	struct outmsg *m;
 
-	if (r->noutq >= OUTQ_MAX) {
+	if (r->nqueued >= OUTQ_MAX) {
 		dsm_warn("client %s: %u messages wait for it: closing",
-			 r->s.peer, r->noutq);
+			 r->s.peer, r->nqueued);
 		return -ENOBUFS;
 	}
 	m = malloc(sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->next = NULL;
-	m->len = len;
-	m->inval = inval;
+	*m = (struct outmsg){ .seq = seq, .len = len };
 	memcpy(m->data, msg, len);
-	if (r->outq_tail)
-		r->outq_tail->next = m;
+	if (q->tail)
+		q->tail->next = m;
 	else
-		r->outq = m;
-	r->outq_tail = m;
-	r->noutq++;
+		q->head = m;
+	q->tail = m;
+	r->nqueued++;
 	return 0;
 }
 
-/* Replies, deferred replies (ACQUIRE, LOCK, BARRIER) and server messages
- * go in the order they were made: queued behind any that wait. */
+/* May an INVALIDATE or RECALL made as message seq go?  Only once every
+ * message made before it has (a grant before an INVALIDATE of the same
+ * page must arrive first), and while the client has receives for it:
+ * DSM_RDMA_INVALS unacknowledged at most. */
+static bool inval_may_go(const struct session_rdma *r, uint64_t seq)
+{
+	return r->nsend_free && r->invals_out < DSM_RDMA_INVALS &&
+	       (!r->replies.head || r->replies.head->seq > seq);
+}
+
+/*
+ * Replies, deferred replies (ACQUIRE, LOCK, BARRIER) and server messages
+ * go in the order they were made, except that a reply never waits for
+ * the client to acknowledge INVALIDATEs: an ack of the client's may be
+ * queued behind a request whose reply that would hold up (a DISCARD, a
+ * call waiting for a credit), and neither would move.  A reply may pass
+ * a waiting INVALIDATE safely: while it is unacknowledged its pages are
+ * busy, so no grant of them to this client can be made behind it.
+ */
 static int srdma_send(struct session *s, const struct reply *m)
 {
 	struct session_rdma *r = rdma_of(s);
 	uint32_t len = DSM_HDR_SIZE + m->hdr.len;
 	uint8_t msg[DSM_RDMA_MSG_MAX];
-	bool inval;
+	uint64_t seq = ++r->seq;
 
 	if (len > DSM_RDMA_MSG_MAX)
 		return -EMSGSIZE; /* pages never travel as messages here */
 	dsm_hdr_encode(&m->hdr, msg);
 	if (m->hdr.len)
 		memcpy(msg + DSM_HDR_SIZE, m->data, m->hdr.len);
-	inval = is_inval(msg);
-	if (!r->outq && may_post(r, inval))
-		return post_msg(r, msg, len, inval);
-	return queue_msg(r, msg, len, inval);
+	if (!is_inval(msg)) {
+		if (!r->replies.head && r->nsend_free)
+			return post_msg(r, msg, len, false);
+		return queue_msg(r, &r->replies, msg, len, seq);
+	}
+	if (!r->invals.head && inval_may_go(r, seq))
+		return post_msg(r, msg, len, true);
+	return queue_msg(r, &r->invals, msg, len, seq);
 }
 
-/* Post what waits, in order, while it may go.  A session closing after
- * its last send will not read acknowledgements any more: its INVALIDATEs
- * are dropped (its end counts as having acknowledged them). */
+/* The head of q, posted and freed.  0 or the post's error. */
+static int post_head(struct session_rdma *r, struct outq *q, bool inval)
+{
+	struct outmsg *m = q->head;
+	int err = 0;
+
+	q->head = m->next;
+	if (!q->head)
+		q->tail = NULL;
+	r->nqueued--;
+	/* a session closing after its last send reads no acks any more:
+	 * its INVALIDATEs are dropped (its end counts as their acks) */
+	if (!(inval && r->after_send))
+		err = post_msg(r, m->data, m->len, inval);
+	free(m);
+	return err;
+}
+
+/* Post what waits, each queue in order, while it may go. */
 static void send_queued(struct session_rdma *r)
 {
-	struct outmsg *m;
+	bool more = true;
 
-	while ((m = r->outq)) {
-		bool skip = m->inval && r->after_send;
+	while (more) {
+		struct outmsg *i = r->invals.head;
+		int err = 0;
 
-		if (!skip && !may_post(r, m->inval))
-			return;
-		r->outq = m->next;
-		if (!r->outq)
-			r->outq_tail = NULL;
-		r->noutq--;
-		if (!skip && post_msg(r, m->data, m->len, m->inval) < 0) {
-			free(m);
+		more = false;
+		if (r->replies.head && r->nsend_free) {
+			err = post_head(r, &r->replies, false);
+			more = true;
+		} else if (i && (r->after_send || inval_may_go(r, i->seq))) {
+			err = post_head(r, &r->invals, true);
+			more = true;
+		}
+		if (err < 0) {
 			session_close(&r->s);
 			return;
 		}
-		free(m);
 	}
 }
 
