@@ -88,8 +88,9 @@ static void gate_leave(uint32_t server)
 }
 
 /* A LOCK or an arrival, through the gate: the call's answer, or
- * -ETIMEDOUT (*sent says whether the request went, and may need taking
- * back). */
+ * -ETIMEDOUT.  *sent: the request went, and timed out waiting; it still
+ * waits at the server, holding a credit, so its place in the gate is
+ * kept until the caller has taken it back (gate_leave after take_back). */
 static int gated_call(uint32_t server, uint8_t type, const uint8_t *body,
 		      uint32_t len, void *rep, uint32_t cap, uint32_t *rlen,
 		      bool *sent)
@@ -101,11 +102,15 @@ static int gated_call(uint32_t server, uint8_t type, const uint8_t *body,
 	if (err)
 		return err;
 	now = dsm_now_ns();
+	if (now >= deadline) {
+		gate_leave(server);
+		return -ETIMEDOUT;
+	}
 	*sent = true;
-	err = now >= deadline ? -ETIMEDOUT :
-	      dsm_engine_call_ns(server, type, body, len, rep, cap, rlen,
+	err = dsm_engine_call_ns(server, type, body, len, rep, cap, rlen,
 				 deadline - now);
-	gate_leave(server);
+	if (err != -ETIMEDOUT)
+		gate_leave(server);
 	return err;
 }
 
@@ -176,6 +181,7 @@ int dsm_lock(void *addr)
 		 * meanwhile released.  Either way this thread holds nothing,
 		 * unless the server never answered the UNLOCK either. */
 		err = take_back(server, DSM_MSG_UNLOCK, body, sizeof(body));
+		gate_leave(server);
 		if (err)
 			dsm_err("dsm_lock(%p): could not take the request back "
 				"(%s): the lock may be granted to this thread "
@@ -253,6 +259,7 @@ int dsm_barrier(const char *name, int count)
 	m.flags = DSM_BARRIER_WITHDRAW;
 	dsm_barrier_req_encode(&m, body);
 	err = take_back((uint32_t)server, DSM_MSG_BARRIER, body, sizeof(body));
+	gate_leave((uint32_t)server);
 	if (err == -ENOENT)
 		return 0;
 	if (err)
