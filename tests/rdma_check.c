@@ -9,6 +9,11 @@
  *     a READ through another connection with it fails, and so does a
  *     READ with it after the region was freed and its extent given to
  *     another connection (whose data must read as zeros, not ours).
+ *   rdma_check inval-flow HOST:PORT
+ *     A holder of a shared region has at most DSM_RDMA_INVALS INVALIDATEs
+ *     unacknowledged (more wait at the server, in its queue), and acks
+ *     them while every call credit it has waits on a LOCK
+ *     (rdma_check_shared.c).
  *   rdma_check discard-order HOST:PORT
  *     WRITE a pattern, DISCARD the pages, WRITE a second pattern, let the
  *     server catch up, READ: the second pattern must be there.  The
@@ -28,13 +33,13 @@
 #include <unistd.h>
 
 #include "auth.h"
-#include "rdma.h"
+#include "rdma_check.h"
 
 #define PAGES 4
 #define ROUNDS 20
 #define SETTLE_US 20000 /* time for the server to act on a DISCARD */
 
-static const struct dsm_transport_ops *ops = &dsm_rdma_transport;
+const struct dsm_transport_ops *rc_ops = &dsm_rdma_transport;
 static struct dsm_auth_key key;
 static bool has_key;
 static int failed;
@@ -62,9 +67,9 @@ static void on_done(void *arg, int status, const uint8_t *payload,
 /* Drive t until every result in rs[0..n) is done. */
 static void wait_all(struct dsm_transport *t, struct result **rs, int n)
 {
-	ops->flush(t);
+	rc_ops->flush(t);
 	for (;;) {
-		struct pollfd p = { ops->fd(t), POLLIN, 0 };
+		struct pollfd p = { rc_ops->fd(t), POLLIN, 0 };
 		int left = 0;
 
 		for (int i = 0; i < n; i++)
@@ -72,15 +77,21 @@ static void wait_all(struct dsm_transport *t, struct result **rs, int n)
 		if (!left)
 			return;
 		poll(&p, 1, 100);
-		ops->progress(t);
+		rc_ops->progress(t);
 	}
 }
 
-static void check(bool ok, const char *what)
+void rc_check(bool ok, const char *what)
 {
 	printf("%s: %s\n", ok ? "ok" : "FAIL", what);
 	failed |= !ok;
 }
+
+int rc_failed(void)
+{
+	return failed;
+}
+
 
 /* ---- a connection, as libdsm makes one ---------------------------------- */
 
@@ -97,7 +108,7 @@ static int handshake(struct dsm_transport *t, const char *addr)
 
 	dsm_auth_random(&h.nonce, sizeof(h.nonce));
 	dsm_hello_encode(&h, body);
-	err = dsm_transport_call_sync(ops, t, DSM_MSG_HELLO, body, sizeof(body),
+	err = dsm_transport_call_sync(rc_ops, t, DSM_MSG_HELLO, body, sizeof(body),
 				      rep, sizeof(rep), &len);
 	if (!err)
 		err = dsm_hello_reply_decode(rep, len, &r);
@@ -114,17 +125,18 @@ static int handshake(struct dsm_transport *t, const char *addr)
 	}
 	dsm_auth_mac(&key, 'c', r.server_nonce, h.nonce, r.server_id, m.mac);
 	dsm_auth_msg_encode(&m, proof);
-	return dsm_transport_call_sync(ops, t, DSM_MSG_AUTH, proof,
+	return dsm_transport_call_sync(rc_ops, t, DSM_MSG_AUTH, proof,
 				       sizeof(proof), rep, sizeof(rep), &len);
 }
 
-static struct dsm_transport *open_conn(const char *addr)
+struct dsm_transport *rc_open(const char *addr,
+			      const struct dsm_transport_events *ev)
 {
 	struct dsm_transport *t;
-	int err = ops->connect(addr, NULL, &t);
+	int err = rc_ops->connect(addr, ev, &t);
 
 	if (!err && (err = handshake(t, addr)))
-		ops->close(t);
+		rc_ops->close(t);
 	if (err) {
 		fprintf(stderr, "rdma_check: cannot connect to %s: %s\n", addr,
 			strerror(-err));
@@ -141,7 +153,7 @@ static struct dsm_alloc_reply alloc(struct dsm_transport *t)
 	uint32_t len;
 
 	dsm_alloc_req_encode(&q, body);
-	if (dsm_transport_call_sync(ops, t, DSM_MSG_ALLOC, body, sizeof(body),
+	if (dsm_transport_call_sync(rc_ops, t, DSM_MSG_ALLOC, body, sizeof(body),
 				    rep, sizeof(rep), &len) ||
 	    dsm_alloc_reply_decode(rep, len, &a) || !a.rkey) {
 		fprintf(stderr, "rdma_check: ALLOC failed\n");
@@ -156,7 +168,7 @@ static int free_region(struct dsm_transport *t, uint64_t id)
 	uint8_t body[DSM_FREE_REQ_SIZE];
 
 	dsm_free_req_encode(&q, body);
-	return dsm_transport_call_sync(ops, t, DSM_MSG_FREE, body, sizeof(body),
+	return dsm_transport_call_sync(rc_ops, t, DSM_MSG_FREE, body, sizeof(body),
 				       NULL, 0, NULL);
 }
 
@@ -196,38 +208,38 @@ static int raw_read(struct dsm_transport *t, uint64_t addr, uint32_t rkey)
 
 static int stale_rkey(const char *addr)
 {
-	struct dsm_transport *a = open_conn(addr), *b = open_conn(addr), *c;
+	struct dsm_transport *a = rc_open(addr, NULL), *b = rc_open(addr, NULL), *c;
 	struct dsm_alloc_reply ra = alloc(a), rc;
 	struct result w = { 0 }, rd = { 0 }, *ws[] = { &w }, *rds[] = { &rd };
 	uint8_t *page[PAGES], *m = stage_pages(page);
 	int err;
 
 	memset(m, 0xab, PAGES * DSM_PAGE_SIZE);
-	ops->write_pages(a, ra.region_id, ra.pool_off, PAGES, page, on_done, &w);
+	rc_ops->write_pages(a, ra.region_id, ra.pool_off, PAGES, page, on_done, &w);
 	wait_all(a, ws, 1);
 	err = raw_read(a, ra.addr, ra.rkey);
-	check(!w.status && !err, "a region's own connection reads it");
+	rc_check(!w.status && !err, "a region's own connection reads it");
 
 	err = raw_read(b, ra.addr, ra.rkey);
 	printf("  READ through another connection: %s\n", strerror(-err));
-	check(err == -EACCES, "its rkey does nothing on another connection");
+	rc_check(err == -EACCES, "its rkey does nothing on another connection");
 
-	check(!free_region(a, ra.region_id), "FREE");
-	c = open_conn(addr);
+	rc_check(!free_region(a, ra.region_id), "FREE");
+	c = rc_open(addr, NULL);
 	rc = alloc(c);
 	printf("  freed region at pool offset %#llx, the new one at %#llx\n",
 	       (unsigned long long)ra.pool_off, (unsigned long long)rc.pool_off);
-	ops->read_pages(c, rc.region_id, rc.pool_off, PAGES, on_done, &rd);
+	rc_ops->read_pages(c, rc.region_id, rc.pool_off, PAGES, on_done, &rd);
 	wait_all(c, rds, 1);
-	check(!rd.status && all_bytes(rd.data, sizeof(rd.data), 0),
+	rc_check(!rd.status && all_bytes(rd.data, sizeof(rd.data), 0),
 	      "the extent's next owner reads zeros");
 	err = raw_read(a, ra.addr, ra.rkey);
 	printf("  READ with the freed region's rkey: %s\n", strerror(-err));
-	check(err == -EACCES, "a freed region's rkey reads nothing, "
+	rc_check(err == -EACCES, "a freed region's rkey reads nothing, "
 	      "even where another region now lives");
-	ops->close(a);
-	ops->close(b);
-	ops->close(c);
+	rc_ops->close(a);
+	rc_ops->close(b);
+	rc_ops->close(c);
 	return failed;
 }
 
@@ -244,17 +256,17 @@ static bool one_round(struct dsm_transport *t, const struct dsm_alloc_reply *ra,
 
 	dsm_rw_req_encode(&q, body);
 	memset(m, v, PAGES * DSM_PAGE_SIZE);
-	ops->write_pages(t, ra->region_id, ra->pool_off, PAGES, page, on_done,
+	rc_ops->write_pages(t, ra->region_id, ra->pool_off, PAGES, page, on_done,
 			 &w1);
 	wait_all(t, first, 1);
-	ops->call(t, DSM_MSG_DISCARD, body, sizeof(body), on_done, &d);
+	rc_ops->call(t, DSM_MSG_DISCARD, body, sizeof(body), on_done, &d);
 	/* the pages are free again: the caller may change them now */
 	memset(m, v + 1, PAGES * DSM_PAGE_SIZE);
-	ops->write_pages(t, ra->region_id, ra->pool_off, PAGES, page, on_done,
+	rc_ops->write_pages(t, ra->region_id, ra->pool_off, PAGES, page, on_done,
 			 &w2);
 	wait_all(t, first, 3);
 	usleep(SETTLE_US);
-	ops->read_pages(t, ra->region_id, ra->pool_off, PAGES, on_done, &rd);
+	rc_ops->read_pages(t, ra->region_id, ra->pool_off, PAGES, on_done, &rd);
 	wait_all(t, last, 1);
 	return !w1.status && !d.status && !w2.status && !rd.status &&
 	       all_bytes(rd.data, sizeof(rd.data), v + 1);
@@ -262,7 +274,7 @@ static bool one_round(struct dsm_transport *t, const struct dsm_alloc_reply *ra,
 
 static int discard_order(const char *addr)
 {
-	struct dsm_transport *t = open_conn(addr);
+	struct dsm_transport *t = rc_open(addr, NULL);
 	struct dsm_alloc_reply ra = alloc(t);
 	uint8_t *page[PAGES], *m = stage_pages(page);
 	bool unordered = getenv("DSM_TEST_RDMA_UNORDERED") != NULL;
@@ -274,11 +286,11 @@ static int discard_order(const char *addr)
 	       ROUNDS, unordered ? " (WRITEs not held: DSM_TEST_RDMA_UNORDERED)"
 				  : "");
 	if (unordered)
-		check(wrong > 0, "without the hold, a DISCARD zeroes a later "
+		rc_check(wrong > 0, "without the hold, a DISCARD zeroes a later "
 		      "WRITE (the hazard the hold prevents)");
 	else
-		check(wrong == 0, "a WRITE after a DISCARD survives it");
-	ops->close(t);
+		rc_check(wrong == 0, "a WRITE after a DISCARD survives it");
+	rc_ops->close(t);
 	return failed;
 }
 
@@ -289,8 +301,8 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc != 3) {
-		fprintf(stderr, "usage: rdma_check stale-rkey|discard-order "
-			"HOST:PORT\n");
+		fprintf(stderr, "usage: rdma_check stale-rkey|discard-order|"
+			"inval-flow HOST:PORT\n");
 		return 2;
 	}
 	if (!dsm_rdma_available()) {
@@ -308,6 +320,8 @@ int main(int argc, char **argv)
 		return stale_rkey(argv[2]);
 	if (!strcmp(argv[1], "discard-order"))
 		return discard_order(argv[2]);
+	if (!strcmp(argv[1], "inval-flow"))
+		return rc_inval_flow(argv[2]);
 	fprintf(stderr, "rdma_check: unknown check '%s'\n", argv[1]);
 	return 2;
 }

@@ -15,6 +15,10 @@
 #   - ordering (rdma_check discard-order): a WRITE after a DISCARD
 #     survives it; without the transport's hold it does not (the check
 #     can fail);
+#   - INVALIDATEs (rdma_check inval-flow): a holder of a shared region
+#     gets 8 of them unacknowledged, no more, the rest wait at the
+#     server; it acknowledges them while every call credit it has waits
+#     on a LOCK, and every writer is granted;
 #   - dsmctl from a guest while a client runs: status lists both servers
 #     (tcp,rdma) and the client with its transport; stats counts the
 #     one-sided READs and WRITEs the servers cannot see;
@@ -155,6 +159,8 @@ check "rkeys: another connection's and a freed region's read nothing" rdma_check
 check "a WRITE after a DISCARD survives it" rdma_check discard-order
 check "without the hold it does not (the check can fail)" \
 	rdma_check discard-order --env DSM_TEST_RDMA_UNORDERED=1
+check "INVALIDATEs: 8 unacknowledged at most, acked with every credit waiting on a LOCK" \
+	rdma_check inval-flow
 
 # ---- a running client: dsmctl, a drain, then its last server killed -------------------
 client_pid=
