@@ -38,10 +38,13 @@
  * RDMA_ACK_TIMEOUT in transport/rdma.h: rdma_cm's default is ~2 s). */
 #define ACK_TIMEOUT 14
 /* Messages waiting for a send buffer, or (INVALIDATE, RECALL) for the
- * client to acknowledge earlier ones.  What one client can cause is
- * bounded (its requests, the ops on the regions it holds: shared.h); a
- * session past this is closed rather than let it grow. */
-#define OUTQ_MAX 4096u
+ * client to acknowledge earlier ones: 152 bytes each, 10 MiB at most.
+ * Replies are bounded by the client's requests; INVALIDATEs by the ops
+ * on the regions it holds (64 each, shared.h), which only a client that
+ * holds thousands of contended regions and stops acknowledging could
+ * push this far.  A session past it is closed rather than let it grow
+ * (its copies are forfeit, as for a holder that does not acknowledge). */
+#define OUTQ_MAX 65536u
 
 struct deferred {
 	uint32_t slot, len;      /* a request waiting for a send buffer */
