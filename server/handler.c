@@ -246,22 +246,32 @@ static int do_lease(struct handler_session *s, const struct dsm_hdr *q,
 	return 0;
 }
 
-/* A one-sided session's new region: registered for its peer alone.  The
- * peer's writes bypass pool_note_write, so the whole extent counts as
- * written: whatever zeroes it later must not skip any of it. */
-static int expose(struct handler_session *s, struct region *rg,
-		  struct dsm_alloc_reply *a)
+/* rg's extent registered for this one-sided session's peer alone; *reg
+ * is what the hooks hand back.  The peer's writes bypass
+ * pool_note_write, so the whole extent counts as written: whatever
+ * zeroes it later must not skip any of it.  0 or the hook's error (it
+ * said why). */
+static int register_extent(struct handler_session *s, struct region *rg,
+			   void **reg, struct dsm_alloc_reply *a)
 {
 	int err = s->hooks->added(s->hooks_ctx,
 				  pool_at(&s->h->pool, rg->pool_off), rg->size,
-				  &rg->remote, &a->addr, &a->rkey);
+				  reg, &a->addr, &a->rkey);
 
-	if (err) { /* the hook said why */
+	if (!err)
+		pool_note_write(&s->h->pool, rg->pool_off, rg->size);
+	return err;
+}
+
+/* A one-sided session's new region; a failure frees it. */
+static int expose(struct handler_session *s, struct region *rg,
+		  struct dsm_alloc_reply *a)
+{
+	int err = register_extent(s, rg, &rg->remote, a);
+
+	if (err)
 		free_region(s, rg);
-		return err;
-	}
-	pool_note_write(&s->h->pool, rg->pool_off, rg->size);
-	return 0;
+	return err;
 }
 
 static int do_alloc(struct handler_session *s, const struct dsm_hdr *q,
@@ -446,24 +456,20 @@ static int do_stats(struct handler_session *s, const struct dsm_hdr *q,
 	return 0;
 }
 
-/* A shared region this one-sided session now holds: registered for its
- * peer alone, as an allocated region is (expose), one registration per
- * holder, since each connection has its own protection domain. */
+/* A shared region this one-sided session now holds: one registration
+ * per holder, since each connection has its own protection domain.  A
+ * failure lets go of the holding. */
 static int expose_shared(struct handler_session *s, struct region *rg,
 			 struct dsm_alloc_reply *a)
 {
 	void *reg;
-	int err = s->hooks->added(s->hooks_ctx,
-				  pool_at(&s->h->pool, rg->pool_off), rg->size,
-				  &reg, &a->addr, &a->rkey);
+	int err = register_extent(s, rg, &reg, a);
 
-	if (err) {
+	if (err)
 		shared_detach(s, rg);
-		return err;
-	}
-	shared_set_remote(s, rg, reg);
-	pool_note_write(&s->h->pool, rg->pool_off, rg->size);
-	return 0;
+	else
+		shared_set_remote(s, rg, reg);
+	return err;
 }
 
 /* SHARE_CREATE and SHARE_ATTACH, answered as ALLOC is. */

@@ -105,6 +105,17 @@ static uint8_t *slot_at(struct session_rdma *r, uint32_t slot)
 
 /* ---- teardown ---------------------------------------------------------- */
 
+static void outq_free(struct outq *q)
+{
+	while (q->head) {
+		struct outmsg *m = q->head;
+
+		q->head = m->next;
+		free(m);
+	}
+	q->tail = NULL;
+}
+
 /* Every verbs object, in the reverse order of setup; any may be missing
  * (a setup that failed half way).  The regions go first: their
  * registrations live in the protection domain. */
@@ -131,14 +142,8 @@ static void destroy(struct session_rdma *r)
 		dsm_warn("client %s: rdma_destroy_id failed", r->s.peer);
 	if (r->ec)
 		rdma_destroy_event_channel(r->ec);
-	for (struct outq *q = &r->replies; q; q = q == &r->replies ?
-						   &r->invals : NULL)
-		while (q->head) {
-			struct outmsg *m = q->head;
-
-			q->head = m->next;
-			free(m);
-		}
+	outq_free(&r->replies);
+	outq_free(&r->invals);
 	free(r);
 }
 
@@ -207,12 +212,10 @@ static int post_send(struct session_rdma *r, uint32_t slot, uint32_t len)
 	return -err;
 }
 
-static bool is_inval(const uint8_t *msg)
+static bool is_inval(const struct dsm_hdr *h)
 {
-	struct dsm_hdr h;
-
-	return !dsm_hdr_decode(msg, &h) && (h.flags & DSM_F_SERVER) &&
-	       (h.type == DSM_MSG_INVALIDATE || h.type == DSM_MSG_RECALL);
+	return (h->flags & DSM_F_SERVER) &&
+	       (h->type == DSM_MSG_INVALIDATE || h->type == DSM_MSG_RECALL);
 }
 
 /* msg (len bytes, framed) into a send buffer and onto the wire. */
@@ -286,7 +289,7 @@ static int srdma_send(struct session *s, const struct reply *m)
 	dsm_hdr_encode(&m->hdr, msg);
 	if (m->hdr.len)
 		memcpy(msg + DSM_HDR_SIZE, m->data, m->hdr.len);
-	if (!is_inval(msg)) {
+	if (!is_inval(&m->hdr)) {
 		if (!r->replies.head && r->nsend_free)
 			return post_msg(r, msg, len, false);
 		return queue_msg(r, &r->replies, msg, len, seq);

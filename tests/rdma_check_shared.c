@@ -26,10 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "auth.h"
 #include "rdma_check.h"
+#include "util.h"
 
 #define NP 24                     /* pages: one INVALIDATE each */
 #define QUIET_MS 1000             /* A's silence, for the server to send */
@@ -76,14 +76,6 @@ static void on_lost(void *ctx, int err)
 
 	(void)err;
 	in->lost = true;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* One round of progress on every connection, after flushing them. */
@@ -178,8 +170,8 @@ static void setup(struct dsm_transport **t, struct dsm_alloc_reply *ra,
 	for (uint32_t i = 0; i < NP; i++)
 		if (acquire(t[0], ra, i, DSM_ACQ_READ, &reads[i]))
 			exit(2);
-	for (uint64_t end = now_ms() + FLOW_MS;
-	     count_done(reads, NP, &bad) < NP && now_ms() < end;)
+	for (uint64_t end = dsm_mono_ms() + FLOW_MS;
+	     count_done(reads, NP, &bad) < NP && dsm_mono_ms() < end;)
 		drive(t, 1);
 	rc_check(count_done(reads, NP, &bad) == NP && !bad,
 		 "the holder has a read-only copy of every page");
@@ -187,7 +179,7 @@ static void setup(struct dsm_transport **t, struct dsm_alloc_reply *ra,
 	rw[1] = share(t[2], DSM_MSG_SHARE_ATTACH, ra->region_id, key);
 	if (lock(t[1], rw[0].region_id, 1, &held))
 		exit(2);
-	for (uint64_t end = now_ms() + FLOW_MS; !held.done && now_ms() < end;)
+	for (uint64_t end = dsm_mono_ms() + FLOW_MS; !held.done && dsm_mono_ms() < end;)
 		drive(t + 1, 1);
 	rc_check(held.done && !held.status, "another holder takes the lock");
 	/* the last credit is for a PING, then one more LOCK */
@@ -207,7 +199,7 @@ static void ping_then_lock(struct dsm_transport **t,
 
 	if (rc_ops->call(t[0], DSM_MSG_PING, NULL, 0, on_done, &ping))
 		exit(2);
-	for (uint64_t end = now_ms() + QUIET_MS; !ping.done && now_ms() < end;)
+	for (uint64_t end = dsm_mono_ms() + QUIET_MS; !ping.done && dsm_mono_ms() < end;)
 		drive(t, 3);
 	rc_check(ping.done && !ping.status,
 		 "a PING is answered while INVALIDATEs wait for acks");
@@ -233,7 +225,7 @@ int rc_inval_flow(const char *addr)
 		if (acquire(t[1 + i % 2], &rw[i % 2], i, DSM_ACQ_WRITE,
 			    &writes[i]))
 			exit(2);
-	for (uint64_t end = now_ms() + QUIET_MS; now_ms() < end;)
+	for (uint64_t end = dsm_mono_ms() + QUIET_MS; dsm_mono_ms() < end;)
 		drive(t, 3);
 	printf("unacknowledged: %u INVALIDATEs received\n", in.n);
 	rc_check(in.n == DSM_RDMA_INVALS && !in.lost,
@@ -241,8 +233,8 @@ int rc_inval_flow(const char *addr)
 		 "until it acknowledges");
 	rc_check(count_done(writes, NP, &bad) == 0, "no writer granted yet");
 	ping_then_lock(t, &ra, &locks[DSM_RDMA_CREDITS - 1]);
-	for (uint64_t end = now_ms() + FLOW_MS;
-	     count_done(writes, NP, &bad) < NP && !in.lost && now_ms() < end;) {
+	for (uint64_t end = dsm_mono_ms() + FLOW_MS;
+	     count_done(writes, NP, &bad) < NP && !in.lost && dsm_mono_ms() < end;) {
 		ack_all(t[0], &in);
 		drive(t, 3);
 	}
