@@ -166,12 +166,34 @@ static void to_held_share(const struct dsm_region *r, struct held_share *out)
 	snprintf(out->rec.name, sizeof(out->rec.name), "%s", sh->name);
 }
 
-/* Called with cl.lock held.  0 or -errno. */
-static int put_share(const struct held_share *h)
+/* Called with cl.lock held.  0, -EEXIST with *found (the record names
+ * another home: dsm_reg_put_share), or -errno. */
+static int put_share(const struct held_share *h,
+		     const struct dsm_reg_home *stale,
+		     struct dsm_reg_home *found)
 {
 	return cl.reg ? dsm_reg_put_share(cl.reg, &h->rec, cl.me.id,
-					  h->attached_ms, DSM_REG_TTL_MS)
+					  h->attached_ms, DSM_REG_TTL_MS,
+					  stale, found)
 		      : -EPIPE;
+}
+
+/* A renewal found the record naming another home: the record expired
+ * (Redis was out longer than a lease) and a process that could not see
+ * our home created the name anew elsewhere.  Our holding still works and
+ * stays coherent with those who share it; said once, it is not the
+ * registry's failure. */
+static void disputed(const struct held_share *h, const struct dsm_reg_home *f)
+{
+	static bool said; /* cl.lock */
+
+	if (said)
+		return;
+	said = true;
+	dsm_warn("shared region %s: the registry names server %u as its home, "
+		 "not server %u where this process holds it: it was created "
+		 "again elsewhere while its record was gone", h->rec.name,
+		 f->server, h->rec.home);
 }
 
 /*
@@ -182,7 +204,7 @@ static int put_share(const struct held_share *h)
  * membership come back within a heartbeat whatever removed it, without
  * having to notice.  Called with cl.lock held; copied under the engine
  * lock, written after it.  A region whose dsm_map_shared has not recorded
- * it yet (created_ms 0) is left to dsm_cluster_shared_added.
+ * it yet (created_ms 0) is left to dsm_cluster_shared_claim.
  */
 static int put_shares(void)
 {
@@ -201,8 +223,15 @@ static int put_shares(void)
 	pthread_mutex_unlock(&dsm_eng.lock);
 	if (!v)
 		return -ENOMEM;
-	for (uint32_t i = 0; !err && i < n; i++)
-		err = put_share(&v[i]);
+	for (uint32_t i = 0; !err && i < n; i++) {
+		struct dsm_reg_home found;
+
+		err = put_share(&v[i], NULL, &found);
+		if (err == -EEXIST) {
+			disputed(&v[i], &found);
+			err = 0;
+		}
+	}
 	free(v);
 	return err;
 }
@@ -577,22 +606,27 @@ void dsm_cluster_region_moved(struct dsm_region *r)
 	pthread_mutex_unlock(&cl.lock);
 }
 
-void dsm_cluster_shared_added(struct dsm_region *r)
+int dsm_cluster_shared_claim(struct dsm_region *r,
+			     const struct dsm_reg_home *stale,
+			     struct dsm_reg_home *found)
 {
 	struct held_share h;
-	int err;
+	int err = 0;
 
 	if (!__atomic_load_n(&cl.joined, __ATOMIC_ACQUIRE))
-		return;
+		return 0;
 	pthread_mutex_lock(&cl.lock);
 	/* under the engine lock: the lease thread reads created_ms there */
 	pthread_mutex_lock(&dsm_eng.lock);
 	r->created_ms = dsm_reg_now_ms();
 	to_held_share(r, &h);
 	pthread_mutex_unlock(&dsm_eng.lock);
-	if (cl.reg && (err = put_share(&h)))
+	if (cl.reg && (err = put_share(&h, stale, found)) && err != -EEXIST) {
 		lost("recording a shared region", err);
+		err = 0;
+	}
 	pthread_mutex_unlock(&cl.lock);
+	return err;
 }
 
 void dsm_cluster_shared_removed(const uint8_t *key)

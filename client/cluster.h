@@ -37,13 +37,19 @@ void dsm_cluster_region_removed(uint64_t id);
 /* r's extents moved (migrate.c): record its placement again.  r is held
  * by the caller and may have been freed meanwhile (then: nothing). */
 void dsm_cluster_region_moved(struct dsm_region *r);
-/* Shared region r was mapped (dsm_map_shared, at its end): record this
- * client among its holders, renewed with the lease from now on.  Its
- * holding was let go (dsm_unmap_shared, once the region has left the
- * table): remove this client from the holders of the region whose key
- * (DSM_SHARE_KEY_SIZE bytes) that is.  No-ops without a registry.  Not
- * under the engine lock. */
-void dsm_cluster_shared_added(struct dsm_region *r);
+/* dsm_map_shared holds shared region r at a home, before mapping it:
+ * record this client among its holders, renewed with the lease once r
+ * is in the table.  -EEXIST if the record names another home or region
+ * (*found), unless it names *stale (may be NULL), which is taken over.
+ * Redis failing is not an error here (the lease thread records it
+ * later).  Its holding was let go (dsm_unmap_shared, once the region has
+ * left the table): remove this client from the holders of the region
+ * whose key (DSM_SHARE_KEY_SIZE bytes) that is.  No-ops without a
+ * registry.  Not under the engine lock. */
+struct dsm_reg_home;
+int dsm_cluster_shared_claim(struct dsm_region *r,
+			     const struct dsm_reg_home *stale,
+			     struct dsm_reg_home *found);
 void dsm_cluster_shared_removed(const uint8_t *key);
 /* Stop renewing, remove this client's record, disconnect. */
 void dsm_cluster_leave(void);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "cluster.h"
 #include "dsm.h"
@@ -26,6 +27,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "region.h"
+#include "registry.h"
 #include "shared.h"
 
 void dsm_name_digest(const char *tag, const char *name,
@@ -213,6 +215,95 @@ static void detach(uint32_t server, uint64_t region_id)
 			NULL);
 }
 
+/* The index of the live server whose registry id is id, or -1. */
+static int server_with_id(uint32_t id)
+{
+	int found = -1;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < dsm_eng.nservers && found < 0; i++)
+		if (dsm_eng.servers[i].id == id && !dsm_eng.servers[i].lost)
+			found = (int)i;
+	pthread_mutex_unlock(&dsm_eng.lock);
+	return found;
+}
+
+/* Tests widen the window between holding a name and recording its home
+ * with DSM_TEST_SHARE_STALL_MS, so that two creators race in it. */
+static void test_stall(void)
+{
+	const char *v = getenv("DSM_TEST_SHARE_STALL_MS");
+
+	if (v && *v)
+		usleep((useconds_t)strtoul(v, NULL, 10) * 1000);
+}
+
+/*
+ * The registry names another home for the name than where we hold it
+ * (*f): two processes that saw different servers created it on two.  If
+ * the recorded home has it, our holding goes and we attach there (0);
+ * if it does not, the record outlived its region and is stale (1): ours
+ * takes it over.  Or -errno.
+ */
+static int follow_record(struct dsm_region *r, const struct dsm_reg_home *f)
+{
+	struct dsm_shared *sh = r->shared, there = *sh;
+	int i = server_with_id(f->server), err;
+
+	if (f->server == dsm_eng.servers[sh->server].id)
+		return 1; /* a server has one region of a name: ours */
+	if (i < 0) {
+		dsm_err("shared region %s lives on server %u, which this "
+			"process does not reach: not mapped", sh->name, f->server);
+		return -EHOSTUNREACH;
+	}
+	err = share_call((uint32_t)i, DSM_MSG_SHARE_ATTACH, r->size, &there);
+	if (err)
+		return err == -ENOENT ? 1 : err;
+	dsm_warn("shared region %s: created on %s while %s had it: moved there",
+		 sh->name, dsm_eng.servers[sh->server].addr,
+		 dsm_eng.servers[i].addr);
+	detach(sh->server, sh->region_id);
+	sh->server = there.server;
+	sh->region_id = there.region_id;
+	sh->pool_off = there.pool_off;
+	return 0;
+}
+
+/*
+ * Record our holding in the registry, where the first home recorded for
+ * a name wins: a process that created it elsewhere moves to that home
+ * before dsm_map_shared returns, so nobody ever writes to a second copy.
+ * Without a registry, homes agree because every process is given the
+ * same servers (see the top of this file).  On error our holding is let
+ * go.  0 or -errno.
+ */
+static int settle_home(struct dsm_region *r)
+{
+	const struct dsm_reg_home *take_over = NULL;
+	struct dsm_reg_home found, stale;
+	int err;
+
+	test_stall();
+	for (int tries = 0; tries < 4; tries++) {
+		err = dsm_cluster_shared_claim(r, take_over, &found);
+		if (err != -EEXIST)
+			goto out;
+		err = follow_record(r, &found);
+		if (err < 0)
+			goto out;
+		stale = found;
+		take_over = err ? &stale : NULL;
+	}
+	dsm_err("shared region %s: its home in the registry keeps changing: "
+		"not mapped", r->shared->name);
+	err = -EAGAIN;
+out:
+	if (err)
+		detach(r->shared->server, r->shared->region_id);
+	return err;
+}
+
 static int check_args(const char *name, size_t size, int flags)
 {
 	size_t len = name ? strnlen(name, DSM_SHARED_NAME_MAX + 1) : 0;
@@ -246,18 +337,19 @@ void *dsm_map_shared(const char *name, size_t size, int flags)
 		goto fail;
 	r->refs = 1; /* ours until the table takes it */
 	err = find_or_create(bytes, r->shared);
+	if (!err)
+		err = settle_home(r);
 	if (err)
 		goto fail;
 	err = map_region(r);
 	if (err) {
 		detach(r->shared->server, r->shared->region_id);
+		dsm_cluster_shared_removed(r->shared->key);
 		goto fail;
 	}
 	dsm_info("shared region %s: %llu bytes, home %s", name,
 		 (unsigned long long)bytes,
 		 dsm_eng.servers[r->shared->server].addr);
-	/* the registry: this process is one of its holders */
-	dsm_cluster_shared_added(r);
 	/* the table's reference remains; faults may hold others now */
 	pthread_mutex_lock(&dsm_eng.lock);
 	dsm_region_put(r);

@@ -107,8 +107,9 @@ int dsm_sync(void *p, size_t len);
  * bytes (rounded up to whole pages): the first caller anywhere creates
  * it, reading as zeros; later callers attach.  flags must be 0.  NULL
  * with errno: EINVAL (bad name, size or flags, or the region exists with
- * another size), ENOMEM, ENOTCONN before dsm_init(), or the servers'
- * error.  The region lives while anyone has it mapped: when the last
+ * another size), ENOMEM, ENOTCONN before dsm_init(), EHOSTUNREACH when
+ * the registry says the region lives on a server this process does not
+ * reach, or the servers' error.  The region lives while anyone has it mapped: when the last
  * holder unmaps it or its process ends, its contents are gone.  A holder
  * killed with pages it wrote and had not written back loses those
  * writes; the others see what it wrote back last.

@@ -590,28 +590,98 @@ static int share_leave(struct dsm_reg *r, const char *key, uint64_t holder,
 	return err;
 }
 
-int dsm_reg_put_share(struct dsm_reg *r, const struct dsm_reg_share *sh,
-		      uint64_t client, uint64_t attached_ms, uint64_t ttl_ms)
+/*
+ * Write a holder's part of a shared region's record, unless the record
+ * names another home: a compare-and-set, so that two processes that
+ * created one name on two servers (each seeing other servers) learn it
+ * before either returns, and the first to record its home wins.  A record
+ * that names `stale` (a home found without the region) is taken over:
+ * its holders were holders of what is gone, and their fields go with it.
+ * KEYS: the record, the index.  ARGV: our holder field, when we attached,
+ * the TTL, the share's key, our home and region id, the stale ones ("" if
+ * none), then the record's field/value pairs.  Returns 0 when written,
+ * else the home and region id the record names.
+ */
+static const char share_put_script[] =
+	"local h = redis.call('HMGET', KEYS[1], 'home', 'region_id') "
+	"if h[1] and (h[1] ~= ARGV[5] or h[2] ~= ARGV[6]) then "
+	"  if h[1] ~= ARGV[7] or h[2] ~= ARGV[8] then "
+	"    return {h[1], h[2] or ''} end "
+	"  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do "
+	"    if string.find(f, '" DSM_REG_HOLDER_PREFIX "', 1, true) == 1 "
+	"    then redis.call('HDEL', KEYS[1], f) end "
+	"  end "
+	"end "
+	"redis.call('HSET', KEYS[1], unpack(ARGV, 9)) "
+	"redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "
+	"redis.call('SADD', KEYS[2], ARGV[4]) "
+	"redis.call('PEXPIRE', KEYS[1], ARGV[3]) "
+	"redis.call('PEXPIRE', KEYS[2], ARGV[3]) "
+	"return 0";
+
+/* The script's reply: 0 written, -EEXIST with *found, or -EPROTO. */
+static int share_put_reply(redisReply *rep, struct dsm_reg_home *found)
 {
+	uint64_t home, region;
+
+	if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 0)
+		return 0;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING ||
+	    rep->element[1]->type != REDIS_REPLY_STRING ||
+	    dsm_parse_uint(rep->element[0]->str, UINT32_MAX, &home) ||
+	    dsm_parse_uint(rep->element[1]->str, UINT64_MAX, &region))
+		return -EPROTO;
+	*found = (struct dsm_reg_home){ .server = (uint32_t)home,
+					.region_id = region };
+	return -EEXIST;
+}
+
+int dsm_reg_put_share(struct dsm_reg *r, const struct dsm_reg_share *sh,
+		      uint64_t client, uint64_t attached_ms, uint64_t ttl_ms,
+		      const struct dsm_reg_home *stale,
+		      struct dsm_reg_home *found)
+{
+	char key[160], skey[160], fixed[8][DSM_REG_SHARE_KEY_HEX + 8];
 	struct dsm_reg_argv a = { .argc = 0 };
-	char key[160], skey[160], field[48];
+	const char *argv[5 + 8 + DSM_REG_ARGV_MAX];
+	size_t len[5 + 8 + DSM_REG_ARGV_MAX];
+	redisReply *rep;
+	int argc = 0, err;
 
 	dsm_reg_key(key, sizeof(key), r->cluster, "share:%s", sh->key);
 	dsm_reg_key(skey, sizeof(skey), r->cluster, "shares");
 	dsm_reg_share_argv(sh, key, &a);
-	snprintf(field, sizeof(field), DSM_REG_HOLDER_PREFIX "%llu",
+	snprintf(fixed[0], sizeof(fixed[0]), DSM_REG_HOLDER_PREFIX "%llu",
 		 (unsigned long long)client);
-	redisAppendCommand(r->c, "MULTI");
-	redisAppendCommandArgv(r->c, a.argc, a.argv, a.len);
-	redisAppendCommand(r->c, "HSET %s %s %llu", key, field,
-			   (unsigned long long)attached_ms);
-	redisAppendCommand(r->c, "SADD %s %s", skey, sh->key);
-	redisAppendCommand(r->c, "PEXPIRE %s %llu", key,
-			   (unsigned long long)ttl_ms);
-	redisAppendCommand(r->c, "PEXPIRE %s %llu", skey,
-			   (unsigned long long)ttl_ms);
-	redisAppendCommand(r->c, "EXEC");
-	return replies(r, 7);
+	snprintf(fixed[1], sizeof(fixed[1]), "%llu", (unsigned long long)attached_ms);
+	snprintf(fixed[2], sizeof(fixed[2]), "%llu", (unsigned long long)ttl_ms);
+	snprintf(fixed[3], sizeof(fixed[3]), "%s", sh->key);
+	snprintf(fixed[4], sizeof(fixed[4]), "%u", sh->home);
+	snprintf(fixed[5], sizeof(fixed[5]), "%llu", (unsigned long long)sh->region_id);
+	fixed[6][0] = fixed[7][0] = '\0';
+	if (stale) {
+		snprintf(fixed[6], sizeof(fixed[6]), "%u", stale->server);
+		snprintf(fixed[7], sizeof(fixed[7]), "%llu",
+			 (unsigned long long)stale->region_id);
+	}
+	argv[argc++] = "EVAL";
+	argv[argc++] = share_put_script;
+	argv[argc++] = "2";
+	argv[argc++] = key;
+	argv[argc++] = skey;
+	for (int i = 0; i < 8; i++)
+		argv[argc++] = fixed[i];
+	for (int i = 2; i < a.argc; i++) /* the pairs, after HSET and key */
+		argv[argc++] = a.argv[i];
+	for (int i = 0; i < argc; i++)
+		len[i] = i >= 13 ? a.len[i - 11] : strlen(argv[i]);
+	rep = redisCommandArgv(r->c, argc, argv, len);
+	err = check(r, rep);
+	if (!err)
+		err = share_put_reply(rep, found);
+	freeReplyObject(rep);
+	return err;
 }
 
 int dsm_reg_del_share_holder(struct dsm_reg *r, const char *key,

@@ -72,11 +72,22 @@ int dsm_reg_del_region(struct dsm_reg *r, uint64_t id);
 int dsm_reg_list_shares(struct dsm_reg *r, struct dsm_reg_share **out,
 			size_t *n, char ***bad, size_t *nbad);
 void dsm_reg_shares_free(struct dsm_reg_share *v, size_t n);
+/* Where a shared region lives: its home server, and that server's id for
+ * the region. */
+struct dsm_reg_home {
+	uint32_t server;
+	uint64_t region_id;
+};
 /* Create or refresh sh's record, client among its holders (since
  * attached_ms); the record lives ttl_ms unless a holder renews it.
- * sh->holder is not read. */
+ * sh->holder is not read.  A record naming another home or region than
+ * sh's is left alone: -EEXIST, with what it names in *found.  Unless it
+ * names *stale (may be NULL): then it is taken over, its holders
+ * dropped. */
 int dsm_reg_put_share(struct dsm_reg *r, const struct dsm_reg_share *sh,
-		      uint64_t client, uint64_t attached_ms, uint64_t ttl_ms);
+		      uint64_t client, uint64_t attached_ms, uint64_t ttl_ms,
+		      const struct dsm_reg_home *stale,
+		      struct dsm_reg_home *found);
 /* Client no longer holds the shared region of key (hex): its field
  * goes, and the record with its last holder. */
 int dsm_reg_del_share_holder(struct dsm_reg *r, const char *key,
