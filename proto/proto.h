@@ -28,6 +28,7 @@
 #ifndef DSM_PROTO_H
 #define DSM_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -166,6 +167,14 @@ struct dsm_alloc_reply {
  * come back for the rest.
  */
 #define DSM_RDMA_INVALS 8u
+
+/* Is h a server's INVALIDATE or RECALL, the messages that travel outside
+ * the credits over RDMA and are each answered by an INVAL_ACK? */
+static inline bool dsm_hdr_is_inval(const struct dsm_hdr *h)
+{
+	return (h->flags & DSM_F_SERVER) &&
+	       (h->type == DSM_MSG_INVALIDATE || h->type == DSM_MSG_RECALL);
+}
 
 struct dsm_free_req {
 	uint64_t region_id;

@@ -212,12 +212,6 @@ static int post_send(struct session_rdma *r, uint32_t slot, uint32_t len)
 	return -err;
 }
 
-static bool is_inval(const struct dsm_hdr *h)
-{
-	return (h->flags & DSM_F_SERVER) &&
-	       (h->type == DSM_MSG_INVALIDATE || h->type == DSM_MSG_RECALL);
-}
-
 /* msg (len bytes, framed) into a send buffer and onto the wire. */
 static int post_msg(struct session_rdma *r, const uint8_t *msg, uint32_t len,
 		    bool inval)
@@ -289,7 +283,7 @@ static int srdma_send(struct session *s, const struct reply *m)
 	dsm_hdr_encode(&m->hdr, msg);
 	if (m->hdr.len)
 		memcpy(msg + DSM_HDR_SIZE, m->data, m->hdr.len);
-	if (!is_inval(&m->hdr)) {
+	if (!dsm_hdr_is_inval(&m->hdr)) {
 		if (!r->replies.head && r->nsend_free)
 			return post_msg(r, msg, len, false);
 		return queue_msg(r, &r->replies, msg, len, seq);

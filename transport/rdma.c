@@ -370,7 +370,7 @@ static int received(struct dsm_transport *t, uint32_t index, uint32_t len)
 	}
 	if (h.flags & DSM_F_SERVER) {
 		/* the server keeps a receive for the ack this one asks for */
-		if (h.type == DSM_MSG_INVALIDATE || h.type == DSM_MSG_RECALL)
+		if (dsm_hdr_is_inval(&h))
 			t->ack_credits++;
 		if (t->ev.server_msg)
 			t->ev.server_msg(t->ev.ctx, &h, m + DSM_HDR_SIZE);
