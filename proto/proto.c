@@ -271,8 +271,10 @@ int dsm_rw_req_decode(uint8_t type, const uint8_t *in, size_t len,
 	m->reserved = get32(&c);
 	if (m->npages == 0 || m->reserved || m->pool_off % DSM_PAGE_SIZE)
 		return -EINVAL;
-	/* A DISCARD carries no data, so it is not held to a batch. */
-	if (type != DSM_MSG_DISCARD && m->npages > DSM_MAX_BATCH_PAGES)
+	/* A DISCARD, INVALIDATE or RECALL carries no data, so it is not
+	 * held to a batch (a seal invalidates a whole region). */
+	if ((type == DSM_MSG_READ || type == DSM_MSG_WRITE) &&
+	    m->npages > DSM_MAX_BATCH_PAGES)
 		return -EINVAL;
 	want = DSM_RW_REQ_SIZE;
 	if (type == DSM_MSG_WRITE)
@@ -500,6 +502,31 @@ int dsm_lock_reply_decode(const uint8_t *in, size_t len,
 	return 0;
 }
 
+void dsm_share_move_encode(const struct dsm_share_move *m, uint8_t *out)
+{
+	struct cur c = { .w = out };
+
+	put64(&c, m->region_id);
+	put32(&c, m->step);
+	put32(&c, 0);
+}
+
+int dsm_share_move_decode(const uint8_t *in, size_t len,
+			  struct dsm_share_move *m)
+{
+	struct cur c = { .r = in };
+
+	if (len != DSM_SHARE_MOVE_SIZE)
+		return -EINVAL;
+	m->region_id = get64(&c);
+	m->step = get32(&c);
+	m->reserved = get32(&c);
+	if (!m->region_id || m->step < DSM_MOVE_SEAL ||
+	    m->step > DSM_MOVE_MOVED || m->reserved)
+		return -EINVAL;
+	return 0;
+}
+
 void dsm_barrier_req_encode(const struct dsm_barrier_req *m, uint8_t *out)
 {
 	struct cur c = { .w = out };
@@ -551,6 +578,7 @@ const char *dsm_msg_name(uint8_t type)
 	case DSM_MSG_LOCK: return "LOCK";
 	case DSM_MSG_UNLOCK: return "UNLOCK";
 	case DSM_MSG_BARRIER: return "BARRIER";
+	case DSM_MSG_SHARE_MOVE: return "SHARE_MOVE";
 	case DSM_MSG_GOODBYE: return "GOODBYE";
 	case DSM_MSG_INVALIDATE: return "INVALIDATE";
 	case DSM_MSG_RECALL: return "RECALL";

@@ -69,6 +69,8 @@ enum dsm_msg_type {
 	                        * reply waits until it is granted */
 	DSM_MSG_UNLOCK = 16,   /* release it, or take back a waiting LOCK */
 	DSM_MSG_BARRIER = 17,  /* wait until `count` arrivals at a barrier */
+	DSM_MSG_SHARE_MOVE = 18, /* a shared region's home moves: seal it,
+	                          * unseal it, or say it has moved */
 	/* server -> client (DSM_F_SERVER) */
 	DSM_MSG_GOODBYE = 32,    /* server is going away; no reply */
 	DSM_MSG_INVALIDATE = 33, /* write back if dirty, then drop copies of
@@ -278,6 +280,27 @@ struct dsm_inval_ack {
 #define DSM_INVAL_ACK_SIZE 8u
 
 /*
+ * Moving a shared region's home (docs/design.md, "Moving a shared
+ * region").  One holder (the mover) seals the region at its home: the
+ * reply waits until every copy, the mover's too, is written back and
+ * gone, and from then on no ACQUIRE is granted there.  The mover copies
+ * the pool to the new home and says MOVED: every ACQUIRE and LOCK of the
+ * region, waiting or later, is answered -ESTALE, and each holder attaches
+ * at the new home.  UNSEAL (or the mover's leaving) gives up a move.
+ */
+enum dsm_share_move_step {
+	DSM_MOVE_SEAL = 1,
+	DSM_MOVE_UNSEAL = 2,
+	DSM_MOVE_MOVED = 3,
+};
+struct dsm_share_move {
+	uint64_t region_id;
+	uint32_t step;           /* enum dsm_share_move_step */
+	uint32_t reserved;       /* must be 0 */
+};
+#define DSM_SHARE_MOVE_SIZE 16u
+
+/*
  * Locks and barriers (docs/design.md, "Locks and barriers").
  *
  * LOCK and UNLOCK name a lock by a word of a shared region the caller
@@ -348,6 +371,9 @@ int dsm_share_req_decode(uint8_t type, const uint8_t *in, size_t len,
 			 struct dsm_share_req *m);
 void dsm_acquire_encode(const struct dsm_acquire *m, uint8_t *out);
 int dsm_acquire_decode(const uint8_t *in, size_t len, struct dsm_acquire *m);
+void dsm_share_move_encode(const struct dsm_share_move *m, uint8_t *out);
+int dsm_share_move_decode(const uint8_t *in, size_t len,
+			  struct dsm_share_move *m);
 void dsm_inval_ack_encode(const struct dsm_inval_ack *m, uint8_t *out);
 int dsm_inval_ack_decode(const uint8_t *in, size_t len,
 			 struct dsm_inval_ack *m);

@@ -514,6 +514,22 @@ static int do_acquire(struct handler_session *s, const struct dsm_hdr *q,
 	return err;
 }
 
+/* SHARE_MOVE: a seal is answered once every copy is gone. */
+static int do_share_move(struct handler_session *s, const struct dsm_hdr *q,
+			 const uint8_t *body, struct reply *r)
+{
+	struct dsm_share_move m;
+	bool later;
+	int err;
+
+	if (dsm_share_move_decode(body, q->len, &m) < 0)
+		return -EINVAL;
+	err = shared_move(s, q->id, &m, &later);
+	if (!err && later)
+		r->none = true;
+	return err;
+}
+
 /* LOCK and UNLOCK of a word of a shared region (lock.c). */
 static int do_lock(struct handler_session *s, const struct dsm_hdr *q,
 		   const uint8_t *body, struct reply *r)
@@ -600,6 +616,7 @@ static int dispatch(struct handler_session *s, const struct dsm_hdr *q,
 	case DSM_MSG_LOCK:
 	case DSM_MSG_UNLOCK: return do_lock(s, q, body, r);
 	case DSM_MSG_BARRIER: return do_barrier(s, q, body, r);
+	case DSM_MSG_SHARE_MOVE: return do_share_move(s, q, body, r);
 	}
 	return -EOPNOTSUPP;
 }

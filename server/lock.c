@@ -303,6 +303,8 @@ int lock_request(struct handler_session *s, uint64_t req_id,
 	struct lock *lk;
 	int err = target(s, m, &rg);
 
+	if (!err)
+		err = shared_lockable(rg);
 	if (err)
 		return err;
 	/* Its own holder or waiter would wait for itself for ever. */

@@ -32,12 +32,17 @@
 _Static_assert(DSM_SHARE_KEY_SIZE == DSM_AUTH_MAC_SIZE,
 	       "a key is compared as a MAC is");
 
+/* An op's mode besides enum dsm_acquire_mode: SHARE_MOVE's seal, which
+ * takes every copy, the requester's too. */
+#define OP_SEAL 0xff
+
 struct share_op {
 	struct share_op *next;      /* the region's ops, oldest first */
 	struct share_hold *req;     /* who asked */
-	uint64_t req_id;            /* the ACQUIRE's id, for its reply */
+	uint64_t req_id;            /* the request's id, for its reply */
+	uint8_t type;               /* ACQUIRE or SHARE_MOVE: the reply's */
 	uint64_t first, npages;     /* pages of the region */
-	uint8_t mode, flags;
+	uint8_t mode, flags;        /* enum dsm_acquire_mode or OP_SEAL */
 	bool active;                /* started: its pages are busy */
 	uint64_t inval_id;          /* its INVALIDATEs' or RECALLs' id */
 	uint64_t waiting;           /* holder slots yet to acknowledge */
@@ -56,6 +61,10 @@ struct shared {
 	struct share_op *ops;
 	unsigned nops;
 	struct lock_table locks;    /* lock.c's; zeroed by shared_new */
+	struct share_hold *sealer;  /* sealed by this holder: nothing is
+	                             * granted until it unseals or moves */
+	bool moved;                 /* its home is elsewhere now: ACQUIRE
+	                             * and LOCK get -ESTALE */
 	struct shared *next, *prev; /* h->shared_head */
 };
 
@@ -288,7 +297,14 @@ static void grant(struct handler *h, struct shared *sh, struct share_op *op)
 	uint64_t me = bit(op->req->slot);
 	struct reply r = { 0 };
 
+	if (op->mode == OP_SEAL)
+		sh->sealer = op->req; /* every copy is gone (conflicts) */
 	for (uint64_t p = op->first; p < op->first + op->npages; p++) {
+		if (op->mode == OP_SEAL) {
+			sh->copies[p] = 0;
+			sh->owned[p] = 0;
+			continue;
+		}
 		if (op->mode == DSM_ACQ_WRITE) {
 			sh->copies[p] = me;
 			sh->owned[p] = 1;
@@ -298,12 +314,26 @@ static void grant(struct handler *h, struct shared *sh, struct share_op *op)
 			sh->owned[p] = 0; /* the recalled owner kept a copy */
 		sh->copies[p] |= me;
 	}
-	dsm_hdr_init(&r.hdr, DSM_MSG_ACQUIRE, DSM_F_REPLY, 0, op->req_id);
+	dsm_hdr_init(&r.hdr, op->type, DSM_F_REPLY, 0, op->req_id);
 	if (op->flags & DSM_ACQ_DATA) {
 		r.data = pool_at(&h->pool, op_pool_off(sh, op));
 		r.hdr.len = op->npages * DSM_PAGE_SIZE;
 	}
-	h->acquires++;
+	if (op->type == DSM_MSG_ACQUIRE)
+		h->acquires++;
+	handler_emit(h, op->req->s, &r);
+	op_unlink(sh, op);
+}
+
+/* op will never be granted (the region moved): answered with err. */
+static void op_fail(struct handler *h, struct shared *sh, struct share_op *op,
+		    int err)
+{
+	struct reply r = { 0 };
+
+	dsm_hdr_init(&r.hdr, op->type, DSM_F_REPLY, 0, op->req_id);
+	r.hdr.status = err;
+	h->errors++;
 	handler_emit(h, op->req->s, &r);
 	op_unlink(sh, op);
 }
@@ -314,7 +344,9 @@ static uint64_t conflicts(const struct shared *sh, const struct share_op *op)
 	uint64_t me = bit(op->req->slot), who = 0;
 
 	for (uint64_t p = op->first; p < op->first + op->npages; p++) {
-		if (op->mode == DSM_ACQ_WRITE)
+		if (op->mode == OP_SEAL)
+			who |= sh->copies[p];
+		else if (op->mode == DSM_ACQ_WRITE)
 			who |= sh->copies[p] & ~me;
 		else if (sh->owned[p] && sh->copies[p] != me)
 			who |= sh->copies[p];
@@ -328,8 +360,8 @@ static void send_inval(struct handler *h, struct shared *sh,
 	struct dsm_rw_req run = { .region_id = sh->rg->id,
 				  .pool_off = op_pool_off(sh, op),
 				  .npages = op->npages };
-	uint8_t type = op->mode == DSM_ACQ_WRITE ? DSM_MSG_INVALIDATE :
-						   DSM_MSG_RECALL;
+	uint8_t type = op->mode == DSM_ACQ_READ ? DSM_MSG_RECALL :
+						  DSM_MSG_INVALIDATE;
 	struct reply r = { 0 };
 
 	dsm_hdr_init(&r.hdr, type, DSM_F_SERVER, DSM_RW_REQ_SIZE, op->inval_id);
@@ -368,6 +400,8 @@ static bool overlap(const struct share_op *a, const struct share_op *b)
  * busy or an earlier waiting op wants one of them. */
 static bool op_may_start(const struct shared *sh, const struct share_op *op)
 {
+	if (sh->sealer)
+		return false;
 	if (memchr(sh->busy + op->first, 1, op->npages))
 		return false;
 	for (const struct share_op *e = sh->ops; e != op; e = e->next)
@@ -414,11 +448,33 @@ static int run_of(const struct region *rg, uint64_t pool_off, uint64_t n,
 	return 0;
 }
 
+/* A copy of o joins sh's ops, last, and whatever can start does.  0 (the
+ * reply comes later, or came) or -errno. */
+static int op_queue(struct handler_session *s, struct shared *sh,
+		    const struct share_op *o)
+{
+	struct share_op *op, **tail;
+
+	if (s->deferred >= SHARED_MAX_DEFERRED || sh->nops >= SHARED_MAX_QUEUED)
+		return -EAGAIN;
+	op = malloc(sizeof(*op));
+	if (!op)
+		return -ENOMEM;
+	*op = *o;
+	op->next = NULL;
+	for (tail = &sh->ops; *tail; tail = &(*tail)->next)
+		;
+	*tail = op;
+	sh->nops++;
+	s->deferred++;
+	pump(s->h, sh);
+	return 0;
+}
+
 int shared_acquire(struct handler_session *s, uint64_t req_id,
 		   const struct dsm_acquire *m)
 {
 	struct region *rg = shared_held(s, m->region_id);
-	struct share_op *op, **tail;
 	struct shared *sh;
 	uint64_t first;
 	int err;
@@ -433,20 +489,84 @@ int shared_acquire(struct handler_session *s, uint64_t req_id,
 	 * bytes. */
 	if ((m->flags & DSM_ACQ_DATA) && s->hooks)
 		return -EINVAL;
-	if (s->deferred >= SHARED_MAX_DEFERRED || sh->nops >= SHARED_MAX_QUEUED)
-		return -EAGAIN;
-	op = calloc(1, sizeof(*op));
-	if (!op)
-		return -ENOMEM;
-	*op = (struct share_op){ .req = hold_of(sh, s), .req_id = req_id,
-				 .first = first, .npages = m->npages,
-				 .mode = m->mode, .flags = m->flags };
-	for (tail = &sh->ops; *tail; tail = &(*tail)->next)
-		;
-	*tail = op;
-	sh->nops++;
-	s->deferred++;
-	pump(s->h, sh);
+	if (sh->moved)
+		return -ESTALE;
+	return op_queue(s, sh, &(struct share_op){
+		.req = hold_of(sh, s), .req_id = req_id,
+		.type = DSM_MSG_ACQUIRE, .first = first, .npages = m->npages,
+		.mode = m->mode, .flags = m->flags });
+}
+
+/* ---- moving -------------------------------------------------------------- */
+
+/* Is a seal waiting for its acknowledgements? */
+static bool sealing(const struct shared *sh)
+{
+	for (const struct share_op *op = sh->ops; op; op = op->next)
+		if (op->mode == OP_SEAL)
+			return true;
+	return false;
+}
+
+/* A lock granted or waited for would not survive the move: a seal waits
+ * for none (it is refused, the mover tries again later), and no LOCK is
+ * taken while a region is sealing, sealed or moved. */
+int shared_lockable(const struct region *rg)
+{
+	const struct shared *sh = rg->shared;
+
+	return sh->moved || sh->sealer || sealing(sh) ? -ESTALE : 0;
+}
+
+static bool locks_in_use(const struct shared *sh)
+{
+	return sh->locks.count > sh->locks.ndead;
+}
+
+static int seal(struct handler_session *s, struct shared *sh, uint64_t req_id)
+{
+	if (sh->moved)
+		return -ESTALE;
+	if (sh->sealer || sealing(sh) || locks_in_use(sh))
+		return -EBUSY;
+	return op_queue(s, sh, &(struct share_op){
+		.req = hold_of(sh, s), .req_id = req_id,
+		.type = DSM_MSG_SHARE_MOVE, .first = 0, .npages = sh->npages,
+		.mode = OP_SEAL });
+}
+
+/* The region's pages are at its new home: nothing waiting here will be
+ * granted, and each holder finds the region there on its -ESTALE. */
+static void moved(struct handler *h, struct shared *sh)
+{
+	sh->moved = true;
+	while (sh->ops)
+		op_fail(h, sh, sh->ops, -ESTALE);
+	h->shared_moves++;
+}
+
+int shared_move(struct handler_session *s, uint64_t req_id,
+		const struct dsm_share_move *m, bool *later)
+{
+	struct region *rg = shared_held(s, m->region_id);
+	struct shared *sh;
+
+	*later = false;
+	if (!rg)
+		return -ENOENT;
+	sh = rg->shared;
+	if (m->step == DSM_MOVE_SEAL) {
+		*later = true;
+		return seal(s, sh, req_id);
+	}
+	if (sh->sealer != hold_of(sh, s))
+		return sh->moved ? -ESTALE : -EPERM;
+	if (m->step == DSM_MOVE_MOVED)
+		moved(s->h, sh);
+	else {
+		sh->sealer = NULL;
+		pump(s->h, sh);
+	}
 	return 0;
 }
 
@@ -511,6 +631,8 @@ static void forget_holder(struct handler *h, struct shared *sh,
 			sh->owned[p] = 0;
 		sh->copies[p] &= ~me;
 	}
+	if (sh->sealer == hd) /* a move given up: the region serves again */
+		sh->sealer = NULL;
 	for (op = sh->ops; op; op = next) {
 		next = op->next;
 		if (op->req == hd)

@@ -20,6 +20,7 @@
 #ifndef DSM_SERVER_SHARED_H
 #define DSM_SERVER_SHARED_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "handler.h"
@@ -70,6 +71,16 @@ void shared_session_end(struct handler_session *s);
  * -errno for an error reply now. */
 int shared_acquire(struct handler_session *s, uint64_t req_id,
 		   const struct dsm_acquire *m);
+/* SHARE_MOVE from a holder of m's region.  SEAL: 0 with *later (the
+ * reply comes once every copy is gone), or -EBUSY (another holder moves
+ * it, or locks are in use there) or -ESTALE (it moved).  UNSEAL and
+ * MOVED, only from the holder that sealed: 0 (reply now) or -EPERM.
+ * After MOVED every ACQUIRE and LOCK of the region is -ESTALE. */
+int shared_move(struct handler_session *s, uint64_t req_id,
+		const struct dsm_share_move *m, bool *later);
+/* May a LOCK be taken in rg?  -ESTALE while it is sealing, sealed or
+ * moved (a lock would not survive the move). */
+int shared_lockable(const struct region *rg);
 /* INVAL_ACK from s for the INVALIDATE or RECALL with this id.  An id
  * nobody waits for (an ACQUIRE dropped meanwhile) is ignored. */
 void shared_ack(struct handler_session *s, uint64_t inval_id);

@@ -501,6 +501,7 @@ void lm_sent(struct lock_model *m, int to, const struct dsm_hdr *h,
 		barrier_reply(m, to, h);
 		return;
 	case DSM_MSG_ACQUIRE:   /* shared.c's: not modelled here */
+	case DSM_MSG_SHARE_MOVE:
 	case DSM_MSG_INVALIDATE:
 	case DSM_MSG_RECALL:
 		return;

@@ -474,6 +474,7 @@ static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 			  const uint8_t *body, const struct reply *r)
 {
 	struct dsm_barrier_req br;
+	struct dsm_share_move mv;
 	struct dsm_hello_reply hr;
 	struct dsm_server_stats st;
 	struct dsm_alloc_reply ar;
@@ -530,6 +531,13 @@ static void check_success(struct fuzz *f, int conn, const struct dsm_hdr *q,
 		break;
 	case DSM_MSG_ACQUIRE: /* answered through the outbox */
 		FUZZ_CHECK(r->none);
+		break;
+	case DSM_MSG_SHARE_MOVE: /* a seal through the outbox, the rest now */
+		FUZZ_CHECK(dsm_share_move_decode(body, q->len, &mv) == 0);
+		if (mv.step == DSM_MOVE_SEAL)
+			FUZZ_CHECK(r->none);
+		else
+			FUZZ_CHECK(!r->none && !r->hdr.len);
 		break;
 	case DSM_MSG_INVAL_ACK: /* an empty reply, on either transport */
 		FUZZ_CHECK(!r->none && !r->hdr.len);
@@ -861,6 +869,15 @@ static void put_lock(struct seed *s, int conn, uint8_t type, uint64_t id,
 	put(s, conn, type, 0, b, sizeof(b));
 }
 
+static void put_move(struct seed *s, int conn, uint64_t id, uint32_t step)
+{
+	struct dsm_share_move m = { .region_id = id, .step = step };
+	uint8_t b[DSM_SHARE_MOVE_SIZE];
+
+	dsm_share_move_encode(&m, b);
+	put(s, conn, DSM_MSG_SHARE_MOVE, 0, b, sizeof(b));
+}
+
 static void put_barrier_as(struct seed *s, int conn, uint8_t name,
 			   uint32_t count, uint32_t flags, uint64_t token)
 {
@@ -929,6 +946,36 @@ static void seed_locks(struct seed *s)
 	put_hello(s, ONE_SIDED, DSM_PAGE_SIZE);
 	put_lock(s, ONE_SIDED, DSM_MSG_LOCK, 1, 0, 1);
 	put_barrier(s, ONE_SIDED, 1, 2, 1);
+}
+
+/* A shared region's move: a seal refused while a lock is held, then
+ * granted; a LOCK refused while sealed; MOVED from another holder
+ * refused, from the sealer taken; a seal after it refused; a move given
+ * up by unsealing, and one by the sealer's leaving. */
+static void seed_move(struct seed *s)
+{
+	put_hello(s, 0, DSM_PAGE_SIZE);
+	put_hello(s, 1, DSM_PAGE_SIZE);
+	put_share(s, 0, 0, 2);
+	put_share(s, 1, 1, 2);
+	put_lock(s, 1, DSM_MSG_LOCK, 1, 0, 1);
+	put_move(s, 0, 1, DSM_MOVE_SEAL);     /* -EBUSY: a lock is held */
+	put_lock(s, 1, DSM_MSG_UNLOCK, 1, 0, 1);
+	put_move(s, 0, 1, DSM_MOVE_SEAL);
+	put_move(s, 1, 1, DSM_MOVE_SEAL);     /* -EBUSY: sealed */
+	put_lock(s, 1, DSM_MSG_LOCK, 1, 0, 1); /* -ESTALE */
+	put_move(s, 0, 1, DSM_MOVE_UNSEAL);
+	put_move(s, 1, 1, DSM_MOVE_SEAL);
+	put_free(s, 1, 1);                    /* the sealer leaves */
+	put_share(s, 1, 1, 2);
+	put_move(s, 0, 1, DSM_MOVE_SEAL);
+	put_move(s, 1, 1, DSM_MOVE_MOVED);    /* -EPERM */
+	put_move(s, 0, 1, DSM_MOVE_MOVED);
+	put_move(s, 1, 1, DSM_MOVE_SEAL);     /* -ESTALE */
+	put_lock(s, 1, DSM_MSG_LOCK, 1, 8, 1); /* -ESTALE */
+	put_move(s, 0, 7, DSM_MOVE_SEAL);     /* -ENOENT */
+	put_free(s, 0, 1);
+	put_free(s, 1, 1);
 }
 
 /* Barriers: a round of 3 over two connections (one arrives with two
@@ -1072,6 +1119,7 @@ static size_t build_seeds(struct seed *seeds)
 	seed_barriers(s++);
 	seed_withdraw(s++);
 	seed_lock_bound(s++);
+	seed_move(s++);
 	return s - seeds;
 }
 

@@ -20,6 +20,8 @@
 /* Longer than the quiet waits of one case added up, which a holder that
  * does acknowledge must not be closed for. */
 #define INVAL_TIMEOUT "1500"
+/* test_move's region: more pages than one READ carries. */
+#define MOVE_PAGES (2 * DSM_MAX_BATCH_PAGES)
 /* Attaches tried past the two holders test_limits starts with: 62 fill
  * the region's 64 holders, the 63rd is one too many. */
 #define SHARED_HOLDERS_TRY 63
@@ -122,9 +124,9 @@ static int expect_msg(int fd, uint8_t type, uint16_t flags, uint64_t id,
 	if (err)
 		return err;
 	if (h.type != type || h.flags != flags || (id && h.id != id)) {
-		fprintf(stderr, "got %s flags %u id %llu, want %s flags %u "
+		fprintf(stderr, "got %s flags %u id %llu len %u, want %s flags %u "
 			"id %llu\n", dsm_msg_name(h.type), h.flags,
-			(unsigned long long)h.id, dsm_msg_name(type), flags,
+			(unsigned long long)h.id, h.len, dsm_msg_name(type), flags,
 			(unsigned long long)id);
 		exit(1);
 	}
@@ -146,9 +148,10 @@ static void expect_quiet(int fd, const char *what)
 	th_expect(what, th_recv_msg(fd, &h, NULL, 0, QUIET_MS), -ETIMEDOUT);
 }
 
-/* An INVALIDATE or RECALL of page `page`: its id, to acknowledge. */
-static uint64_t expect_inval(int fd, uint8_t type, const struct share *s,
-			     uint32_t page)
+/* An INVALIDATE or RECALL of pages [page, page + n): its id, to
+ * acknowledge. */
+static uint64_t expect_inval_run(int fd, uint8_t type, const struct share *s,
+				 uint32_t page, uint32_t n)
 {
 	uint8_t body[DSM_RW_REQ_SIZE];
 	struct dsm_rw_req run;
@@ -159,9 +162,16 @@ static uint64_t expect_inval(int fd, uint8_t type, const struct share *s,
 	th_expect("its type", h.type, type);
 	TH_CHECK(h.flags == DSM_F_SERVER && h.id != 0);
 	TH_CHECK(dsm_rw_req_decode(type, body, h.len, &run) == 0);
-	TH_CHECK(run.region_id == s->id && run.npages == 1 &&
+	TH_CHECK(run.region_id == s->id && run.npages == n &&
 		 run.pool_off == s->pool_off + (uint64_t)page * DSM_PAGE_SIZE);
 	return h.id;
+}
+
+/* An INVALIDATE or RECALL of page `page`: its id, to acknowledge. */
+static uint64_t expect_inval(int fd, uint8_t type, const struct share *s,
+			     uint32_t page)
+{
+	return expect_inval_run(fd, type, s, page, 1);
 }
 
 static void ack(int fd, uint64_t inval_id)
@@ -492,6 +502,131 @@ static void test_out_of_order(void)
 	close(b);
 }
 
+static uint64_t move_send(int fd, const struct share *s, uint32_t step)
+{
+	struct dsm_share_move m = { .region_id = s->id, .step = step };
+	uint8_t body[DSM_SHARE_MOVE_SIZE];
+	uint64_t id = next_id++;
+
+	dsm_share_move_encode(&m, body);
+	TH_CHECK(th_send_msg(fd, DSM_MSG_SHARE_MOVE, 0, id, body,
+			     sizeof(body)) == 0);
+	return id;
+}
+
+/* SHARE_MOVE answered at once (or an error): its status. */
+static int move(int fd, const struct share *s, uint32_t step)
+{
+	return expect_msg(fd, DSM_MSG_SHARE_MOVE, DSM_F_REPLY,
+			  move_send(fd, s, step), NULL, 0, TH_TIMEOUT_MS);
+}
+
+static int lock(int fd, const struct share *s, uint8_t type, uint64_t offset)
+{
+	struct dsm_lock_req m = { .region_id = s->id, .offset = offset,
+				  .token = 1 };
+	uint8_t body[DSM_LOCK_REQ_SIZE], rep[DSM_LOCK_REPLY_SIZE];
+
+	dsm_lock_req_encode(&m, body);
+	return th_call(fd, type, next_id++, body, sizeof(body), rep,
+		       sizeof(rep), NULL);
+}
+
+/*
+ * Moving a shared region's home.  A seal is refused while a lock is
+ * held; granted, it waits for every copy, the sealer's own too (A owns
+ * a dirty page and B shares another: both are invalidated, A's
+ * write-back lands before its ack, and the seal is answered after the
+ * last ack).  Sealed, nothing is granted (B's ACQUIRE waits), no lock is
+ * taken, and another seal is refused; the sealer can still READ the
+ * pool.  Given up (UNSEAL), the waiting ACQUIRE is granted.  Sealed
+ * again and MOVED (only by the sealer), every ACQUIRE, waiting or later,
+ * and every LOCK is -ESTALE; a sealer that leaves without MOVED gives
+ * the move up.  Defeats: a seal that skips the sealer's copies (A's
+ * INVALIDATE never comes), ACQUIREs granted while sealed.
+ */
+static void test_move(void)
+{
+	int a = conn(), b = conn();
+	uint8_t page[DSM_PAGE_SIZE];
+	uint32_t all = MOVE_PAGES;
+	uint64_t sid, inv_a, inv_b, acq;
+	struct share s;
+
+	th_expect("SHARE_CREATE", share(a, DSM_MSG_SHARE_CREATE, 0,
+					(uint64_t)all * DSM_PAGE_SIZE, 9, &s), 0);
+	attach(b, &s, 9);
+	expect_grant(a, acquire_send(a, &s, 0, DSM_ACQ_WRITE, 0), NULL,
+		     TH_TIMEOUT_MS);
+	expect_grant(b, acquire_send(b, &s, 1, DSM_ACQ_READ, 0), NULL,
+		     TH_TIMEOUT_MS);
+	th_expect("LOCK", lock(b, &s, DSM_MSG_LOCK, 0), 0);
+	th_expect("seal while a lock is held", move(a, &s, DSM_MOVE_SEAL),
+		  -EBUSY);
+	th_expect("UNLOCK", lock(b, &s, DSM_MSG_UNLOCK, 0), 0);
+
+	/* the whole region, more pages than a READ may carry */
+	sid = move_send(a, &s, DSM_MOVE_SEAL);
+	inv_a = expect_inval_run(a, DSM_MSG_INVALIDATE, &s, 0, all);
+	inv_b = expect_inval_run(b, DSM_MSG_INVALIDATE, &s, 0, all);
+	TH_CHECK(inv_a == inv_b);
+	th_expect("the sealer writes back first", write_page(a, &s, 0, 0x5e), 0);
+	ack(a, inv_a);
+	expect_quiet(a, "a seal before B's ack");
+	ack(b, inv_b);
+	th_expect("the seal", expect_msg(a, DSM_MSG_SHARE_MOVE, DSM_F_REPLY,
+					 sid, NULL, 0, TH_TIMEOUT_MS), 0);
+	th_expect("a write-back after the seal", write_page(a, &s, 0, 0x66),
+		  -EPERM);
+	th_expect("a second seal", move(b, &s, DSM_MOVE_SEAL), -EBUSY);
+	th_expect("a LOCK while sealed", lock(b, &s, DSM_MSG_LOCK, 8), -ESTALE);
+	th_expect("MOVED from another holder", move(b, &s, DSM_MOVE_MOVED),
+		  -EPERM);
+	acq = acquire_send(b, &s, 0, DSM_ACQ_READ, DSM_ACQ_DATA);
+	expect_quiet(b, "an ACQUIRE while sealed");
+	th_expect("the sealer reads the pool", read_page(a, &s, 0, page), 0);
+	expect_filled(page, 0x5e, "the page written back before the seal");
+
+	th_expect("UNSEAL", move(a, &s, DSM_MOVE_UNSEAL), 0);
+	expect_grant(b, acq, page, TH_TIMEOUT_MS);
+	expect_filled(page, 0x5e, "the grant after a move given up");
+
+	/* sealed again (B's copy goes), then MOVED */
+	sid = move_send(a, &s, DSM_MOVE_SEAL);
+	ack(b, expect_inval_run(b, DSM_MSG_INVALIDATE, &s, 0, all));
+	th_expect("the second seal", expect_msg(a, DSM_MSG_SHARE_MOVE,
+						DSM_F_REPLY, sid, NULL, 0,
+						TH_TIMEOUT_MS), 0);
+	acq = acquire_send(b, &s, 1, DSM_ACQ_WRITE, 0);
+	expect_quiet(b, "an ACQUIRE while sealed, again");
+	th_expect("MOVED", move(a, &s, DSM_MOVE_MOVED), 0);
+	th_expect("the waiting ACQUIRE", expect_msg(b, DSM_MSG_ACQUIRE,
+						    DSM_F_REPLY, acq, NULL, 0,
+						    TH_TIMEOUT_MS), -ESTALE);
+	th_expect("an ACQUIRE after", expect_msg(b, DSM_MSG_ACQUIRE,
+			DSM_F_REPLY, acquire_send(b, &s, 1, DSM_ACQ_READ, 0),
+			NULL, 0, TH_TIMEOUT_MS), -ESTALE);
+	th_expect("a LOCK after", lock(b, &s, DSM_MSG_LOCK, 8), -ESTALE);
+	th_expect("a seal after", move(b, &s, DSM_MOVE_SEAL), -ESTALE);
+	th_expect("B leaves", detach(b, s.id), 0);
+	th_expect("A leaves", detach(a, s.id), 0);
+
+	/* a sealer that leaves gives the move up */
+	s = create(a, 10);
+	all = s.size / DSM_PAGE_SIZE;
+	attach(b, &s, 10);
+	sid = move_send(a, &s, DSM_MOVE_SEAL);
+	th_expect("a seal with no copies", expect_msg(a, DSM_MSG_SHARE_MOVE,
+			DSM_F_REPLY, sid, NULL, 0, TH_TIMEOUT_MS), 0);
+	acq = acquire_send(b, &s, 0, DSM_ACQ_READ, 0);
+	expect_quiet(b, "an ACQUIRE while sealed, once more");
+	th_expect("the sealer leaves", detach(a, s.id), 0);
+	expect_grant(b, acq, NULL, TH_TIMEOUT_MS);
+	th_expect("B leaves the last", detach(b, s.id), 0);
+	close(a);
+	close(b);
+}
+
 static int raw_call(int fd, uint8_t type, const void *body, uint32_t len)
 {
 	return th_call(fd, type, next_id++, body, len, NULL, 0, NULL);
@@ -653,6 +788,7 @@ int main(void)
 	test_two_writers();
 	test_out_of_order();
 	test_ack_disowns();
+	test_move();
 	test_limits();
 	test_max_regions();
 	th_server_stop(&srv);
