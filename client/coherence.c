@@ -57,6 +57,7 @@ struct dsm_acq {
 	uint8_t mode;          /* DSM_ACQ_READ or DSM_ACQ_WRITE */
 	bool upgrade;          /* the page had a read-only copy */
 	bool data;             /* the grant brings the pages (TCP) */
+	uint32_t server;       /* where it was sent */
 	uint64_t t0;           /* when the fault was read */
 };
 
@@ -106,6 +107,7 @@ static int acq_send(struct dsm_acq *a, struct dsm_outbox *ob)
 	*io = (struct dsm_io){ .type = DSM_MSG_ACQUIRE, .server = sh->server,
 			       .blen = DSM_ACQUIRE_SIZE, .done = acq_done,
 			       .arg = a };
+	a->server = sh->server;
 	dsm_acquire_encode(&m, io->body);
 	home_of(a->r)->acq_inflight++;
 	return 0;
@@ -433,20 +435,59 @@ static bool read_grant(struct dsm_acq *a, int *status)
 	return true;
 }
 
-/* Completion of an ACQUIRE, on the engine thread. */
+/* The home moved (-ESTALE): a waits, its pages still FETCHING or
+ * UPGRADING, until the mover follows it there (shared_move.c). */
+static void stall(struct dsm_acq *a)
+{
+	struct dsm_shared *sh = a->r->shared;
+	struct dsm_acq **tail = &sh->stalled;
+
+	while (*tail)
+		tail = &(*tail)->next;
+	a->next = NULL;
+	*tail = a;
+	dsm_shared_stale(a->r);
+}
+
+/* Completion of an ACQUIRE, on the engine thread.  Its server is the
+ * one it was sent to: a stale region's home changes only once nothing
+ * is in flight to the old one but what it answers -ESTALE. */
 static void acq_done(void *arg, int status, const uint8_t *payload,
 		     uint32_t len)
 {
 	struct dsm_acq *a = arg;
-	struct dsm_server *s = home_of(a->r);
+	struct dsm_server *s = &dsm_eng.servers[a->server];
 
 	pthread_mutex_lock(&dsm_eng.lock);
 	s->acq_inflight--;
-	if (status || a->data || a->r->dead || len ||
-	    !read_grant(a, &status))
+	if (status == -ESTALE && !a->r->dead)
+		stall(a);
+	else if (status || a->data || a->r->dead || len ||
+		 !read_grant(a, &status))
 		acq_complete(a, status, payload, len);
 	acq_pump(s, &dsm_eng.sendq);
 	pthread_mutex_unlock(&dsm_eng.lock);
+}
+
+void dsm_coh_rehomed(struct dsm_region *r, struct dsm_outbox *ob)
+{
+	struct dsm_acq *a;
+
+	while ((a = r->shared->stalled)) {
+		r->shared->stalled = a->next;
+		a->data = by_message(home_of(r));
+		acq_submit(a, ob);
+	}
+}
+
+void dsm_coh_stalled_fail(struct dsm_region *r, int err)
+{
+	struct dsm_acq *a;
+
+	while ((a = r->shared->stalled)) {
+		r->shared->stalled = a->next;
+		acq_complete(a, err, NULL, 0);
+	}
 }
 
 void dsm_coh_server_lost(uint32_t server)

@@ -162,18 +162,51 @@ static int take_back(uint32_t server, uint8_t type, const uint8_t *body,
 	return err;
 }
 
+/* The region of addr said -ESTALE: its home moved, and the mover
+ * follows it there (shared_move.c). */
+static void home_moved(void *addr)
+{
+	struct dsm_region *r;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	r = dsm_region_find((uintptr_t)addr);
+	if (r && r->shared)
+		dsm_shared_stale(r);
+	pthread_mutex_unlock(&dsm_eng.lock);
+}
+
+/* LOCK, asked again while the region's home is moving: -EAGAIN while
+ * it is sealed there, -ESTALE once it has moved (asked again at the new
+ * home, once this process follows it).  Within the lock's deadline. */
+static int lock_call(void *addr, uint32_t *server, uint8_t *body, void *rep,
+		     uint32_t *len, bool *sent)
+{
+	uint64_t deadline = dsm_now_ns() + dsm_eng.lock_ns;
+	int err;
+
+	for (;;) {
+		err = lock_of(addr, server, body);
+		if (err)
+			return err;
+		err = gated_call(*server, DSM_MSG_LOCK, body, DSM_LOCK_REQ_SIZE,
+				 rep, DSM_LOCK_REPLY_SIZE, len, sent);
+		if ((err != -EAGAIN && err != -ESTALE) ||
+		    dsm_now_ns() >= deadline)
+			return err;
+		if (err == -ESTALE)
+			home_moved(addr);
+		usleep(20 * 1000);
+	}
+}
+
 int dsm_lock(void *addr)
 {
 	uint8_t body[DSM_LOCK_REQ_SIZE], rep[DSM_LOCK_REPLY_SIZE];
 	struct dsm_lock_reply g;
 	uint32_t server = 0, len = 0;
 	bool sent;
-	int err = lock_of(addr, &server, body);
+	int err = lock_call(addr, &server, body, rep, &len, &sent);
 
-	if (err)
-		return err;
-	err = gated_call(server, DSM_MSG_LOCK, body, sizeof(body), rep,
-			 sizeof(rep), &len, &sent);
 	if (err == -ETIMEDOUT && !sent)
 		goto timed_out;
 	if (err == -ETIMEDOUT) {

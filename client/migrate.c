@@ -121,6 +121,7 @@
 #include "outbox.h"
 #include "placement.h"
 #include "region.h"
+#include "shared.h"
 #include "shim.h"
 #include "stage.h"
 #include "util.h"
@@ -858,6 +859,8 @@ static bool work_to_do(void)
 {
 	bool more = false;
 
+	if (dsm_shared_move_work())
+		return true;
 	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
 		if (dsm_eng.servers[i].draining)
 			return true;
@@ -882,8 +885,8 @@ static struct dsm_region **snapshot(uint32_t *n)
 	if (work_to_do() && dsm_eng.nregions &&
 	    (v = malloc(dsm_eng.nregions * sizeof(*v)))) {
 		/* A shared region has many holders and one home, which no
-		 * one of them may move alone (docs/design.md, "Shared
-		 * regions"): its server's drain waits for its holders. */
+		 * one of them may move alone: shared_move.c moves it with
+		 * its home's help (dsm_shared_move_pass, below). */
 		for (uint32_t i = 0; i < dsm_eng.nregions; i++) {
 			if (dsm_eng.regions[i]->shared)
 				continue;
@@ -902,11 +905,13 @@ static bool migrate_all(void)
 	uint64_t t0 = dsm_now_ns(), pages = 0, remade = 0, r1;
 	uint32_t n;
 	struct dsm_region **v = snapshot(&n);
+	bool moved_shared;
 
 	for (uint32_t i = 0; i < n; i++) {
 		pages += migrate_region(v[i], &r1);
 		remade += r1;
 	}
+	moved_shared = dsm_shared_move_pass();
 	pthread_mutex_lock(&dsm_eng.lock);
 	for (uint32_t i = 0; i < n; i++)
 		dsm_region_put(v[i]);
@@ -917,7 +922,7 @@ static bool migrate_all(void)
 			 "%llu ms", (unsigned long long)
 			 ((pages - remade) * DSM_PAGE_SIZE >> 20),
 			 (unsigned long long)((dsm_now_ns() - t0) / 1000000));
-	return pages > 0;
+	return pages > 0 || moved_shared;
 }
 
 static void *mover_main(void *arg)

@@ -93,10 +93,8 @@ int dsm_shared_pick(const uint8_t key[DSM_SHARE_KEY_SIZE])
 	return home;
 }
 
-/* SHARE_CREATE or SHARE_ATTACH (by key) on server i: 0 with sh's home
- * filled in, or the server's error. */
-static int share_call(uint32_t i, uint8_t type, uint64_t size,
-		      struct dsm_shared *sh)
+int dsm_share_call(uint32_t i, uint8_t type, uint64_t size,
+		   struct dsm_shared *sh)
 {
 	struct dsm_share_req m = { .region_id = 0, .size = size };
 	uint8_t body[DSM_SHARE_REQ_SIZE], rep[DSM_ALLOC_REPLY_SIZE];
@@ -128,7 +126,7 @@ static int find_or_create(uint64_t size, struct dsm_shared *sh)
 	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
 		if (dsm_eng.servers[i].lost)
 			continue;
-		err = share_call(i, DSM_MSG_SHARE_ATTACH, size, sh);
+		err = dsm_share_call(i, DSM_MSG_SHARE_ATTACH, size, sh);
 		if (err != -ENOENT) {
 			if (err == -EINVAL)
 				dsm_err("shared region %s exists with another "
@@ -143,9 +141,9 @@ static int find_or_create(uint64_t size, struct dsm_shared *sh)
 			sh->name);
 		return -ENOMEM;
 	}
-	err = share_call(home, DSM_MSG_SHARE_CREATE, size, sh);
+	err = dsm_share_call(home, DSM_MSG_SHARE_CREATE, size, sh);
 	if (err == -EEXIST) /* someone created it since we looked */
-		err = share_call(home, DSM_MSG_SHARE_ATTACH, size, sh);
+		err = dsm_share_call(home, DSM_MSG_SHARE_ATTACH, size, sh);
 	return err;
 }
 
@@ -205,7 +203,7 @@ static int map_region(struct dsm_region *r)
 	return err;
 }
 
-static void detach(uint32_t server, uint64_t region_id)
+void dsm_share_detach(uint32_t server, uint64_t region_id)
 {
 	struct dsm_free_req m = { .region_id = region_id };
 	uint8_t body[DSM_FREE_REQ_SIZE];
@@ -257,13 +255,13 @@ static int follow_record(struct dsm_region *r, const struct dsm_reg_home *f)
 			"process does not reach: not mapped", sh->name, f->server);
 		return -EHOSTUNREACH;
 	}
-	err = share_call((uint32_t)i, DSM_MSG_SHARE_ATTACH, r->size, &there);
+	err = dsm_share_call((uint32_t)i, DSM_MSG_SHARE_ATTACH, r->size, &there);
 	if (err)
 		return err == -ENOENT ? 1 : err;
 	dsm_warn("shared region %s: created on %s while %s had it: moved there",
 		 sh->name, dsm_eng.servers[sh->server].addr,
 		 dsm_eng.servers[i].addr);
-	detach(sh->server, sh->region_id);
+	dsm_share_detach(sh->server, sh->region_id);
 	sh->server = there.server;
 	sh->region_id = there.region_id;
 	sh->pool_off = there.pool_off;
@@ -300,7 +298,7 @@ static int settle_home(struct dsm_region *r)
 	err = -EAGAIN;
 out:
 	if (err)
-		detach(r->shared->server, r->shared->region_id);
+		dsm_share_detach(r->shared->server, r->shared->region_id);
 	return err;
 }
 
@@ -343,7 +341,7 @@ void *dsm_map_shared(const char *name, size_t size, int flags)
 		goto fail;
 	err = map_region(r);
 	if (err) {
-		detach(r->shared->server, r->shared->region_id);
+		dsm_share_detach(r->shared->server, r->shared->region_id);
 		dsm_cluster_shared_removed(r->shared->key);
 		goto fail;
 	}
@@ -406,8 +404,10 @@ int dsm_unmap_shared(void *p)
 	pthread_mutex_lock(&dsm_eng.lock);
 	unmapped = !r->dead;
 	memcpy(key, r->shared->key, sizeof(key));
-	if (unmapped)
+	if (unmapped) {
 		dsm_region_unmap(r, &parts);
+		dsm_coh_stalled_fail(r, -ESTALE); /* nothing waits on them */
+	}
 	dsm_region_put(r);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	/* the registry: no longer a holder (out of the table first, so the

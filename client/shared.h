@@ -33,6 +33,7 @@
 
 #include "proto.h"
 
+struct dsm_acq;
 struct dsm_outbox;
 struct dsm_page;
 struct dsm_region;
@@ -63,6 +64,11 @@ struct dsm_shared {
 	uint8_t *pg;                     /* per page: enum dsm_sh_flags */
 	/* under dsm_eng.lock: faults in order (coherence.c) */
 	struct dsm_coh_stream reads, writes;
+	/* under dsm_eng.lock: the home moved (an -ESTALE), and ACQUIREs
+	 * wait here until the mover follows it (shared_move.c) */
+	bool stale;
+	unsigned follow_tries;
+	struct dsm_acq *stalled;
 };
 
 /* The engine's side (coherence.c).  All under dsm_eng.lock, on the
@@ -82,6 +88,29 @@ void dsm_coh_server_msg(uint32_t server, const struct dsm_hdr *h,
 			const uint8_t *payload);
 /* Server i is lost: ownership requests waiting for a slot to it fail. */
 void dsm_coh_server_lost(uint32_t server);
+/* r's holding moved to another home (its record already names it): the
+ * ACQUIREs held while it was stale go there. */
+void dsm_coh_rehomed(struct dsm_region *r, struct dsm_outbox *ob);
+/* The held ACQUIREs of r fail with err: their pages raise SIGBUS. */
+void dsm_coh_stalled_fail(struct dsm_region *r, int err);
+
+/* Moving shared regions (shared_move.c), on the mover thread (migrate.c),
+ * no lock held: move those whose home drains, follow those that moved.
+ * True if one has a new home. */
+bool dsm_shared_move_pass(void);
+/* Under the engine lock: is there any such region? */
+bool dsm_shared_move_work(void);
+/* Under the engine lock: r's home said -ESTALE (it moved); the mover
+ * follows. */
+void dsm_shared_stale(struct dsm_region *r);
+
+/* SHARE_CREATE or SHARE_ATTACH (by key) on server i, from a thread that
+ * may wait: 0 with sh's home filled in (server, region id, pool offset),
+ * or the server's error.  Let go of such a holding with
+ * dsm_share_detach. */
+int dsm_share_call(uint32_t i, uint8_t type, uint64_t size,
+		   struct dsm_shared *sh);
+void dsm_share_detach(uint32_t server, uint64_t region_id);
 
 /*
  * How long dsm_lock and dsm_barrier wait before they give up with

@@ -166,9 +166,10 @@ static void report_shared(const struct snapshot *s, uint32_t id)
 
 		if (sh->home == id)
 			fprintf(stderr, "  shared region '%s': %s there, held "
-				"by %u clients; it moves only when they unmap "
-				"it\n", sh->name, dsm_fmt_bytes(sh->size, size,
-				sizeof(size)), sh->nholders);
+				"by %u clients; it moves once no lock is held "
+				"in it and every holder answers\n", sh->name,
+				dsm_fmt_bytes(sh->size, size, sizeof(size)),
+				sh->nholders);
 	}
 }
 
@@ -308,8 +309,9 @@ int drain_run(struct dsm_reg *reg, const struct ctl *c)
 		       v->id, v->addr, dsm_fmt_bytes(v->used, used, sizeof(used)),
 		       (placed_on(&s, v->id, &n), n));
 	if (!c->json && (n = shared_on(&s, v->id, &sbytes)))
-		printf("  %s of it in %zu shared regions, which do not move: "
-		       "the drain ends when their holders unmap them\n",
+		printf("  %s of it in %zu shared regions, moved by their "
+		       "holders (one seals and copies each, the others "
+		       "follow)\n",
 		       dsm_fmt_bytes(sbytes, used, sizeof(used)), n);
 	fflush(stdout);
 	if (!c->no_wait)

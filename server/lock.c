@@ -256,12 +256,20 @@ static uint32_t take_mark(struct lock *lk)
 	return DSM_LOCK_OWNER_DIED;
 }
 
+static bool table_in_use(const struct lock_table *t)
+{
+	return t->count > t->ndead;
+}
+
 /* c goes.  If it held the lock, the next claim is granted (saying so if
  * c died holding it); a lock nobody claims any more is freed, or kept as
- * a mark. */
+ * a mark.  The region's last lock in use gone, a seal waiting for that
+ * may go (shared.c). */
 static void release(struct handler *h, struct lock_claim *c, bool died)
 {
 	struct lock *lk = c->lk;
+	struct region *rg = lk->rg;
+	struct lock_table *t = lk->t;
 	bool held = holds(c);
 
 	claim_free(c);
@@ -273,6 +281,25 @@ static void release(struct handler *h, struct lock_claim *c, bool died)
 		mark_dead(lk);
 	else
 		lock_free(lk);
+	if (!table_in_use(t))
+		shared_locks_idle(h, rg);
+}
+
+void lock_refuse_waiters(struct handler *h, struct lock_table *t, int status)
+{
+	for (size_t b = 0; b < t->nbuckets; b++)
+		for (struct lock *lk = t->bucket[b]; lk; lk = lk->hnext)
+			while (lk->head && lk->head->qnext) {
+				struct lock_claim *c = lk->head->qnext;
+
+				answer(h, c->s, c->req_id, status, 0);
+				claim_free(c);
+			}
+}
+
+bool lock_table_in_use(const struct lock_table *t)
+{
+	return table_in_use(t);
 }
 
 /* ---- requests ------------------------------------------------------------ */

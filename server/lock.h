@@ -22,6 +22,7 @@
 
 #include "proto.h"
 
+struct handler;
 struct handler_session;
 struct region;
 struct lock;
@@ -59,6 +60,11 @@ void lock_detach(struct handler_session *s, struct region *rg);
 /* The session is gone: its waits dropped unanswered, its locks released
  * as its death. */
 void lock_session_end(struct handler_session *s);
+/* Does a lock of t have a holder (marks left by dead holders aside)? */
+bool lock_table_in_use(const struct lock_table *t);
+/* Every LOCK waiting in t is answered status and forgotten; holders keep
+ * their locks (a seal waits for them: shared.c). */
+void lock_refuse_waiters(struct handler *h, struct lock_table *t, int status);
 /* The region is freed: whatever its table still keeps goes. */
 void lock_table_destroy(struct lock_table *t);
 

@@ -63,6 +63,9 @@ struct shared {
 	struct lock_table locks;    /* lock.c's; zeroed by shared_new */
 	struct share_hold *sealer;  /* sealed by this holder: nothing is
 	                             * granted until it unseals or moves */
+	struct share_hold *seal_wanted; /* a seal waiting for the region's
+	                             * locks to be released */
+	uint64_t seal_req_id;       /* its SHARE_MOVE's id */
 	bool moved;                 /* its home is elsewhere now: ACQUIRE
 	                             * and LOCK get -ESTALE */
 	struct shared *next, *prev; /* h->shared_head */
@@ -171,7 +174,7 @@ static struct shared *by_key(const struct handler *h, const uint8_t *key)
 	struct shared *found = NULL;
 
 	for (struct shared *sh = h->shared_head; sh; sh = sh->next)
-		if (!dsm_auth_verify(sh->key, key))
+		if (!dsm_auth_verify(sh->key, key) && !sh->moved)
 			found = sh;
 	return found;
 }
@@ -236,7 +239,9 @@ int shared_attach(struct handler_session *s, const struct dsm_share_req *m,
 		sh = by_key(s->h, m->key);
 		rg = sh ? sh->rg : NULL;
 	}
-	if (!rg || !rg->shared || dsm_auth_verify(rg->shared->key, m->key))
+	/* moved: its holders are leaving, and the name lives elsewhere */
+	if (!rg || !rg->shared || dsm_auth_verify(rg->shared->key, m->key) ||
+	    rg->shared->moved)
 		return -ENOENT;
 	if (rg->size != m->size)
 		return -EINVAL;
@@ -515,24 +520,60 @@ int shared_lockable(const struct region *rg)
 {
 	const struct shared *sh = rg->shared;
 
-	return sh->moved || sh->sealer || sealing(sh) ? -ESTALE : 0;
-}
-
-static bool locks_in_use(const struct shared *sh)
-{
-	return sh->locks.count > sh->locks.ndead;
-}
-
-static int seal(struct handler_session *s, struct shared *sh, uint64_t req_id)
-{
 	if (sh->moved)
 		return -ESTALE;
-	if (sh->sealer || sealing(sh) || locks_in_use(sh))
-		return -EBUSY;
+	return sh->sealer || sh->seal_wanted || sealing(sh) ? -EAGAIN : 0;
+}
+
+static int seal_queue(struct handler_session *s, struct shared *sh,
+		      uint64_t req_id)
+{
 	return op_queue(s, sh, &(struct share_op){
 		.req = hold_of(sh, s), .req_id = req_id,
 		.type = DSM_MSG_SHARE_MOVE, .first = 0, .npages = sh->npages,
 		.mode = OP_SEAL });
+}
+
+/*
+ * A lock held across the move would be lost with it, so a seal waits
+ * until none is: LOCKs waiting are answered -EAGAIN (the client asks
+ * again, and is refused the same way until the move is over or given
+ * up), holders finish, and the last release queues the seal
+ * (shared_locks_idle).  Meanwhile ACQUIREs are served as ever: a holder
+ * may need a page to reach its unlock.
+ */
+static int seal(struct handler_session *s, struct shared *sh, uint64_t req_id)
+{
+	if (sh->moved)
+		return -ESTALE;
+	if (sh->sealer || sh->seal_wanted || sealing(sh))
+		return -EBUSY;
+	if (!lock_table_in_use(&sh->locks))
+		return seal_queue(s, sh, req_id);
+	sh->seal_wanted = hold_of(sh, s);
+	sh->seal_req_id = req_id;
+	lock_refuse_waiters(s->h, &sh->locks, -EAGAIN);
+	return 0;
+}
+
+void shared_locks_idle(struct handler *h, struct region *rg)
+{
+	struct shared *sh = rg->shared;
+	struct share_hold *hd = sh->seal_wanted;
+	struct reply r = { 0 };
+	int err;
+
+	if (!hd)
+		return;
+	sh->seal_wanted = NULL;
+	err = seal_queue(hd->s, sh, sh->seal_req_id);
+	if (!err)
+		return;
+	dsm_hdr_init(&r.hdr, DSM_MSG_SHARE_MOVE, DSM_F_REPLY, 0,
+		     sh->seal_req_id);
+	r.hdr.status = err;
+	h->errors++;
+	handler_emit(h, hd->s, &r);
 }
 
 /* The region's pages are at its new home: nothing waiting here will be
@@ -610,6 +651,9 @@ int shared_may_write(const struct handler_session *s, const struct region *rg,
 	const struct shared *sh = rg->shared;
 	const struct share_hold *hd = hold_of(sh, s);
 
+	/* the sealer fills a region it moves here, whose copies are gone */
+	if (hd && sh->sealer == hd && !sh->moved)
+		return 0;
 	for (uint64_t p = first; p < first + n; p++)
 		if (!hd || !sh->owned[p] || sh->copies[p] != bit(hd->slot))
 			return -EPERM;
@@ -633,6 +677,8 @@ static void forget_holder(struct handler *h, struct shared *sh,
 	}
 	if (sh->sealer == hd) /* a move given up: the region serves again */
 		sh->sealer = NULL;
+	if (sh->seal_wanted == hd)
+		sh->seal_wanted = NULL;
 	for (op = sh->ops; op; op = next) {
 		next = op->next;
 		if (op->req == hd)

@@ -72,20 +72,27 @@ void shared_session_end(struct handler_session *s);
 int shared_acquire(struct handler_session *s, uint64_t req_id,
 		   const struct dsm_acquire *m);
 /* SHARE_MOVE from a holder of m's region.  SEAL: 0 with *later (the
- * reply comes once every copy is gone), or -EBUSY (another holder moves
- * it, or locks are in use there) or -ESTALE (it moved).  UNSEAL and
+ * reply comes once no lock is held there and every copy is gone; LOCKs
+ * waiting are answered -EAGAIN), or -EBUSY (another holder moves it) or
+ * -ESTALE (it moved).  UNSEAL and
  * MOVED, only from the holder that sealed: 0 (reply now) or -EPERM.
- * After MOVED every ACQUIRE and LOCK of the region is -ESTALE. */
+ * After MOVED every ACQUIRE and LOCK of the region is -ESTALE, and it is
+ * not found by key any more (SHARE_ATTACH: -ENOENT). */
 int shared_move(struct handler_session *s, uint64_t req_id,
 		const struct dsm_share_move *m, bool *later);
-/* May a LOCK be taken in rg?  -ESTALE while it is sealing, sealed or
- * moved (a lock would not survive the move). */
+/* The last lock in use in rg was released: a seal waiting for that
+ * goes now (lock.c calls it). */
+void shared_locks_idle(struct handler *h, struct region *rg);
+/* May a LOCK be taken in rg?  A lock would not survive a move: -EAGAIN
+ * while it is sealing or sealed (try again), -ESTALE once moved. */
 int shared_lockable(const struct region *rg);
 /* INVAL_ACK from s for the INVALIDATE or RECALL with this id.  An id
  * nobody waits for (an ACQUIRE dropped meanwhile) is ignored. */
 void shared_ack(struct handler_session *s, uint64_t inval_id);
 /* May s write pages [first, first + n) of shared region rg?  Only their
- * owner may: a copy invalidated or forfeit writes nothing back. */
+ * owner may: a copy invalidated or forfeit writes nothing back.  And the
+ * holder that sealed it, until it has moved: a mover seals the region it
+ * creates at the new home, fills it, and unseals it once moved. */
 int shared_may_write(const struct handler_session *s, const struct region *rg,
 		     uint64_t first, uint64_t n);
 /* Close every holder that has kept an ACQUIRE waiting past

@@ -447,6 +447,9 @@ static void lock_reply(struct lock_model *m, int to, const struct dsm_hdr *h,
 		FUZZ_CHECK(st->type == DSM_MSG_UNLOCK && st->conn == to &&
 			   st->cancel_id == h->id && !st->cancelled);
 		st->cancelled = true;
+	} else if (h->status == -EAGAIN) {
+		/* a seal waits for the locks held: the waiters are refused */
+		FUZZ_CHECK(st->type == DSM_MSG_SHARE_MOVE);
 	} else {
 		FUZZ_CHECK(h->status == -ENOENT && m->waits[i].dropping);
 		FUZZ_CHECK(st->type == DSM_MSG_FREE && st->conn == to);

@@ -948,8 +948,8 @@ static void seed_locks(struct seed *s)
 	put_barrier(s, ONE_SIDED, 1, 2, 1);
 }
 
-/* A shared region's move: a seal refused while a lock is held, then
- * granted; a LOCK refused while sealed; MOVED from another holder
+/* A shared region's move: a seal waiting for a lock held, refusing
+ * the LOCK that waited, then granted at the unlock; a LOCK refused while sealed; MOVED from another holder
  * refused, from the sealer taken; a seal after it refused; a move given
  * up by unsealing, and one by the sealer's leaving. */
 static void seed_move(struct seed *s)
@@ -959,11 +959,12 @@ static void seed_move(struct seed *s)
 	put_share(s, 0, 0, 2);
 	put_share(s, 1, 1, 2);
 	put_lock(s, 1, DSM_MSG_LOCK, 1, 0, 1);
-	put_move(s, 0, 1, DSM_MOVE_SEAL);     /* -EBUSY: a lock is held */
-	put_lock(s, 1, DSM_MSG_UNLOCK, 1, 0, 1);
-	put_move(s, 0, 1, DSM_MOVE_SEAL);
+	put_lock(s, 0, DSM_MSG_LOCK, 1, 0, 1); /* waits */
+	put_move(s, 0, 1, DSM_MOVE_SEAL);     /* waits; the LOCK -EAGAIN */
+	put_move(s, 1, 1, DSM_MOVE_SEAL);     /* -EBUSY: a seal waits */
+	put_lock(s, 1, DSM_MSG_UNLOCK, 1, 0, 1); /* the seal goes */
 	put_move(s, 1, 1, DSM_MOVE_SEAL);     /* -EBUSY: sealed */
-	put_lock(s, 1, DSM_MSG_LOCK, 1, 0, 1); /* -ESTALE */
+	put_lock(s, 1, DSM_MSG_LOCK, 1, 0, 1); /* -EAGAIN */
 	put_move(s, 0, 1, DSM_MOVE_UNSEAL);
 	put_move(s, 1, 1, DSM_MOVE_SEAL);
 	put_free(s, 1, 1);                    /* the sealer leaves */

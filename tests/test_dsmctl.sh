@@ -10,7 +10,7 @@
 # and 2 are checked where dsmctl --help promises them.  Shared regions:
 # records written by hand (a holder without a lease left out), then
 # hold_shared processes mapping one name: listed with both holders, one
-# leaving at unmap, one SIGKILLed leaving with its lease, the record going
+# leaving at unmap, the region moved off its home by a drain, one SIGKILLed leaving with its lease, the record going
 # with its last holder, and written again after redis restarts.  Last,
 # cluster.sh down must leave no process behind.  Every check runs; all
 # failures are listed.
@@ -379,13 +379,19 @@ mapped_at=$SECONDS
 [ "$(share_holders)" = "$both" ] ||
 	fail "after A mapped again: holders '$(share_holders)', not '$both'"
 
-# A drain of the home cannot empty it while they hold the region: dsmctl
-# says so at the start and names the region when it gives up.
-if run 1 drain --timeout=2 "$home"; then
-	grep -qF "of it in 1 shared regions, which do not move" <<<"$out" &&
-		grep -qF "shared region '$share': 1.0 MiB there, held by 2 clients" <<<"$err" ||
+# A drain of the home moves the region with its holders' help: dsmctl
+# says so at the start, the drain ends, and the record names another home,
+# held by both.
+if run 0 drain --timeout=30 "$home"; then
+	grep -qF "of it in 1 shared regions, moved by their holders" <<<"$out" &&
+		grep -q "drained in" <<<"$out" ||
 		fail "drain of a shared region's home: $out / $err"
 fi
+run 0 --json regions && json '
+s = [r for r in doc if r.get("shared")]
+assert len(s) == 1 and s[0]["home"] != int(args[0]), s
+assert len(s[0]["holders"]) == 2, s
+' "$home" <<<"$out" || fail "after the drain, the shared region: $out"
 run 0 drain --cancel "$home"
 
 # B is SIGKILLed.  With nobody listing, its field leaves the record once its

@@ -521,6 +521,19 @@ static int move(int fd, const struct share *s, uint32_t step)
 			  move_send(fd, s, step), NULL, 0, TH_TIMEOUT_MS);
 }
 
+/* A LOCK of token 2 at offset, sent: its id. */
+static uint64_t lock_send(int fd, const struct share *s, uint64_t offset)
+{
+	struct dsm_lock_req m = { .region_id = s->id, .offset = offset,
+				  .token = 2 };
+	uint8_t body[DSM_LOCK_REQ_SIZE];
+	uint64_t id = next_id++;
+
+	dsm_lock_req_encode(&m, body);
+	TH_CHECK(th_send_msg(fd, DSM_MSG_LOCK, 0, id, body, sizeof(body)) == 0);
+	return id;
+}
+
 static int lock(int fd, const struct share *s, uint8_t type, uint64_t offset)
 {
 	struct dsm_lock_req m = { .region_id = s->id, .offset = offset,
@@ -533,15 +546,18 @@ static int lock(int fd, const struct share *s, uint8_t type, uint64_t offset)
 }
 
 /*
- * Moving a shared region's home.  A seal is refused while a lock is
- * held; granted, it waits for every copy, the sealer's own too (A owns
+ * Moving a shared region's home.  A seal waits while a lock is held
+ * (LOCKs waiting and new ones get -EAGAIN, pages are still granted);
+ * then it waits for every copy, the sealer's own too (A owns
  * a dirty page and B shares another: both are invalidated, A's
  * write-back lands before its ack, and the seal is answered after the
  * last ack).  Sealed, nothing is granted (B's ACQUIRE waits), no lock is
- * taken, and another seal is refused; the sealer can still READ the
- * pool.  Given up (UNSEAL), the waiting ACQUIRE is granted.  Sealed
+ * taken (-EAGAIN), and another seal is refused; the sealer can still
+ * READ the pool, and WRITE to it (a mover fills the region it seals at
+ * the new home), and nobody else may.  Given up (UNSEAL), the waiting ACQUIRE is granted.  Sealed
  * again and MOVED (only by the sealer), every ACQUIRE, waiting or later,
- * and every LOCK is -ESTALE; a sealer that leaves without MOVED gives
+ * and every LOCK is -ESTALE, nobody may write, and the name is not
+ * found there any more; a sealer that leaves without MOVED gives
  * the move up.  Defeats: a seal that skips the sealer's copies (A's
  * INVALIDATE never comes), ACQUIREs granted while sealed.
  */
@@ -550,7 +566,7 @@ static void test_move(void)
 	int a = conn(), b = conn();
 	uint8_t page[DSM_PAGE_SIZE];
 	uint32_t all = MOVE_PAGES;
-	uint64_t sid, inv_a, inv_b, acq;
+	uint64_t sid, inv_a, inv_b, acq, lk;
 	struct share s;
 
 	th_expect("SHARE_CREATE", share(a, DSM_MSG_SHARE_CREATE, 0,
@@ -560,15 +576,36 @@ static void test_move(void)
 		     TH_TIMEOUT_MS);
 	expect_grant(b, acquire_send(b, &s, 1, DSM_ACQ_READ, 0), NULL,
 		     TH_TIMEOUT_MS);
+	/* a seal waits for the lock B holds; A's LOCK waiting behind it is
+	 * refused, and so is a new one, while pages are still granted */
 	th_expect("LOCK", lock(b, &s, DSM_MSG_LOCK, 0), 0);
-	th_expect("seal while a lock is held", move(a, &s, DSM_MOVE_SEAL),
-		  -EBUSY);
-	th_expect("UNLOCK", lock(b, &s, DSM_MSG_UNLOCK, 0), 0);
-
-	/* the whole region, more pages than a READ may carry */
+	lk = lock_send(a, &s, 0);
+	expect_quiet(a, "a LOCK behind a held one");
 	sid = move_send(a, &s, DSM_MOVE_SEAL);
+	th_expect("the waiting LOCK", expect_msg(a, DSM_MSG_LOCK, DSM_F_REPLY,
+						 lk, NULL, 0, TH_TIMEOUT_MS),
+		  -EAGAIN);
+	expect_quiet(a, "a seal while a lock is held");
+	th_expect("a LOCK while a seal waits", lock(b, &s, DSM_MSG_LOCK, 16),
+		  -EAGAIN);
+	expect_grant(b, acquire_send(b, &s, 3, DSM_ACQ_READ, 0), NULL,
+		     TH_TIMEOUT_MS);
+	/* the unlock lets the seal go, over the whole region (more pages
+	 * than a READ carries): B's INVALIDATE comes before the UNLOCK's
+	 * reply */
+	{
+		struct dsm_lock_req m = { .region_id = s.id, .token = 1 };
+		uint8_t body[DSM_LOCK_REQ_SIZE];
+		uint64_t id = next_id++;
+
+		dsm_lock_req_encode(&m, body);
+		TH_CHECK(th_send_msg(b, DSM_MSG_UNLOCK, 0, id, body,
+				     sizeof(body)) == 0);
+		inv_b = expect_inval_run(b, DSM_MSG_INVALIDATE, &s, 0, all);
+		th_expect("UNLOCK", expect_msg(b, DSM_MSG_UNLOCK, DSM_F_REPLY,
+					       id, NULL, 0, TH_TIMEOUT_MS), 0);
+	}
 	inv_a = expect_inval_run(a, DSM_MSG_INVALIDATE, &s, 0, all);
-	inv_b = expect_inval_run(b, DSM_MSG_INVALIDATE, &s, 0, all);
 	TH_CHECK(inv_a == inv_b);
 	th_expect("the sealer writes back first", write_page(a, &s, 0, 0x5e), 0);
 	ack(a, inv_a);
@@ -576,10 +613,11 @@ static void test_move(void)
 	ack(b, inv_b);
 	th_expect("the seal", expect_msg(a, DSM_MSG_SHARE_MOVE, DSM_F_REPLY,
 					 sid, NULL, 0, TH_TIMEOUT_MS), 0);
-	th_expect("a write-back after the seal", write_page(a, &s, 0, 0x66),
-		  -EPERM);
+	th_expect("a write-back of B's after the seal",
+		  write_page(b, &s, 1, 0x66), -EPERM);
+	th_expect("the sealer fills the region", write_page(a, &s, 2, 0x77), 0);
 	th_expect("a second seal", move(b, &s, DSM_MOVE_SEAL), -EBUSY);
-	th_expect("a LOCK while sealed", lock(b, &s, DSM_MSG_LOCK, 8), -ESTALE);
+	th_expect("a LOCK while sealed", lock(b, &s, DSM_MSG_LOCK, 8), -EAGAIN);
 	th_expect("MOVED from another holder", move(b, &s, DSM_MOVE_MOVED),
 		  -EPERM);
 	acq = acquire_send(b, &s, 0, DSM_ACQ_READ, DSM_ACQ_DATA);
@@ -608,6 +646,14 @@ static void test_move(void)
 			NULL, 0, TH_TIMEOUT_MS), -ESTALE);
 	th_expect("a LOCK after", lock(b, &s, DSM_MSG_LOCK, 8), -ESTALE);
 	th_expect("a seal after", move(b, &s, DSM_MOVE_SEAL), -ESTALE);
+	th_expect("the sealer's write after", write_page(a, &s, 2, 0x78), -EPERM);
+	{
+		struct share got;
+
+		th_expect("attach by key after", share(b, DSM_MSG_SHARE_ATTACH,
+						       0, s.size, 9, &got),
+			  -ENOENT);
+	}
 	th_expect("B leaves", detach(b, s.id), 0);
 	th_expect("A leaves", detach(a, s.id), 0);
 

@@ -1,0 +1,398 @@
+/*
+ * shared_move.c - moving a shared region off a home being drained, and
+ * following one that moved (room: coherence).
+ *
+ * A shared region has one home and many holders, and none of them may
+ * move it alone (docs/design.md, "Moving a shared region").  When its
+ * home drains, every holder's mover thread (migrate.c) tries; the home
+ * lets one through and tells the others -EBUSY:
+ *
+ *   1. SEAL at the old home: it invalidates every copy, ours too (the
+ *      engine thread writes back what is dirty and acknowledges, as for
+ *      any INVALIDATE), answers once all are gone, and grants nothing
+ *      from then on: a holder's fault waits there.
+ *   2. SHARE_CREATE at the new home (rendezvous hashing among the
+ *      servers not drained), SEAL it too so that nobody who finds it
+ *      there reads it half filled, and copy the pool across, a batch at
+ *      a time (READ from the old, WRITE to the new: one-sided over RDMA).
+ *   3. MOVED at the old home: every ACQUIRE and LOCK there, waiting or
+ *      later, gets -ESTALE, and the name is no longer found there.  Then
+ *      UNSEAL at the new home, switch our holding to it, let the old go,
+ *      and record the new home in the registry.
+ *
+ * Every other holder learns it from an -ESTALE (an ACQUIRE's, a LOCK's,
+ * or its own SEAL's): the region is marked stale, its ACQUIREs are held
+ * (coherence.c), and its mover thread follows: it finds the name at
+ * another server (SHARE_ATTACH by key), switches its holding there and
+ * sends the held ACQUIREs.  The seal took every copy, so a holder has
+ * nothing to carry across.  A failure before MOVED unseals the old home
+ * (and the sealer's leaving does the same), so the region serves again
+ * where it was.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "engine.h"
+#include "log.h"
+#include "migrate.h"
+#include "outbox.h"
+#include "region.h"
+#include "registry.h"
+#include "shared.h"
+#include "stage.h"
+#include "util.h"
+
+/* Passes of the mover (2 s apart) a stale region may go without finding
+ * its new home before its held faults fail (SIGBUS). */
+#define FOLLOW_TRIES 15
+
+/* ---- one request, waited for ---------------------------------------- */
+
+/* A READ or WRITE queued for the engine thread, waited for here; freed
+ * by whichever of the two ends last (the waiter may give up first). */
+struct io_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;      /* CLOCK_MONOTONIC */
+	bool done, abandoned;
+	int status;
+	uint8_t *dst;             /* READ: where the pages go */
+	uint32_t want;            /* READ: bytes expected */
+	uint8_t *page[DSM_MAX_BATCH_PAGES]; /* WRITE: staged (stage.h) */
+	uint32_t staged;
+};
+
+static void io_wait_free(struct io_wait *w)
+{
+	if (w->staged) {
+		pthread_mutex_lock(&dsm_eng.lock);
+		dsm_stage_put(&dsm_eng.stage, w->page, w->staged);
+		pthread_mutex_unlock(&dsm_eng.lock);
+	}
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+static void io_wait_done(void *arg, int status, const uint8_t *payload,
+			 uint32_t len)
+{
+	struct io_wait *w = arg;
+	bool abandoned;
+
+	pthread_mutex_lock(&w->lock);
+	if (!status && w->dst) {
+		if (len != w->want)
+			status = -EPROTO;
+		else
+			memcpy(w->dst, payload, len);
+	}
+	w->status = status;
+	w->done = true;
+	abandoned = w->abandoned;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	if (abandoned)
+		io_wait_free(w);
+}
+
+static struct io_wait *io_wait_new(void)
+{
+	struct io_wait *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	if (dsm_cond_init_monotonic(&w->cond)) {
+		free(w);
+		return NULL;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	return w;
+}
+
+/* Queue io (filled in but for done and arg) and wait for it, at most
+ * dsm_eng.reply_ns.  Its status, or -ETIMEDOUT / -ENOMEM. */
+static int io_run(struct io_wait *w, struct dsm_io io)
+{
+	uint64_t deadline = dsm_now_ns() + dsm_eng.reply_ns;
+	struct dsm_io *slot;
+	int err = 0;
+
+	io.done = io_wait_done;
+	io.arg = w;
+	pthread_mutex_lock(&dsm_eng.lock);
+	slot = dsm_outbox_push(&dsm_eng.sendq);
+	if (slot)
+		*slot = io;
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (!slot) {
+		io_wait_free(w);
+		return -ENOMEM;
+	}
+	dsm_engine_kick();
+	pthread_mutex_lock(&w->lock);
+	while (!w->done && !err)
+		err = dsm_cond_wait_until(&w->cond, &w->lock, deadline);
+	if (!w->done) {
+		w->abandoned = true; /* the completion frees it */
+		pthread_mutex_unlock(&w->lock);
+		return -ETIMEDOUT;
+	}
+	err = w->status;
+	pthread_mutex_unlock(&w->lock);
+	io_wait_free(w);
+	return err;
+}
+
+/* Pages [first, first + n) of the pool at `from` into `to`. */
+static int copy_batch(const struct dsm_shared *from, const struct dsm_shared *to,
+		      uint64_t first, uint32_t n, uint8_t *buf)
+{
+	struct io_wait *w = io_wait_new();
+	int err;
+
+	if (!w)
+		return -ENOMEM;
+	w->dst = buf;
+	w->want = n * DSM_PAGE_SIZE;
+	err = io_run(w, (struct dsm_io){
+		.type = DSM_MSG_READ, .server = from->server,
+		.region_id = from->region_id, .npages = n,
+		.pool_off = from->pool_off + first * DSM_PAGE_SIZE });
+	if (err)
+		return err;
+	if (!(w = io_wait_new()))
+		return -ENOMEM;
+	pthread_mutex_lock(&dsm_eng.lock);
+	while (w->staged < n &&
+	       (w->page[w->staged] = dsm_stage_get(&dsm_eng.stage)))
+		w->staged++;
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (w->staged < n) {
+		io_wait_free(w);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		memcpy(w->page[i], buf + (size_t)i * DSM_PAGE_SIZE, DSM_PAGE_SIZE);
+	return io_run(w, (struct dsm_io){
+		.type = DSM_MSG_WRITE, .server = to->server,
+		.region_id = to->region_id, .npages = n, .pages = w->page,
+		.pool_off = to->pool_off + first * DSM_PAGE_SIZE });
+}
+
+/* The whole pool of the region of npages pages, from `from` to `to`. */
+static int copy_pool(const struct dsm_shared *from, const struct dsm_shared *to,
+		     uint64_t npages)
+{
+	uint8_t *buf = malloc((size_t)DSM_MAX_BATCH_PAGES * DSM_PAGE_SIZE);
+	int err = buf ? 0 : -ENOMEM;
+
+	for (uint64_t i = 0; !err && i < npages; i += DSM_MAX_BATCH_PAGES) {
+		uint64_t left = npages - i;
+
+		err = copy_batch(from, to, i, left < DSM_MAX_BATCH_PAGES ?
+					 (uint32_t)left : DSM_MAX_BATCH_PAGES,
+				 buf);
+	}
+	free(buf);
+	return err;
+}
+
+/* SHARE_MOVE's step for the region at (server, region_id): 0 or the
+ * server's error.  A seal waits for other programs' acknowledgements:
+ * as long as a lock may. */
+static int move_step(uint32_t server, uint64_t region_id, uint32_t step)
+{
+	struct dsm_share_move m = { .region_id = region_id, .step = step };
+	uint8_t body[DSM_SHARE_MOVE_SIZE];
+
+	dsm_share_move_encode(&m, body);
+	return dsm_engine_call_ns(server, DSM_MSG_SHARE_MOVE, body,
+				  sizeof(body), NULL, 0, NULL,
+				  step == DSM_MOVE_SEAL ? dsm_eng.lock_ns :
+							  dsm_eng.reply_ns);
+}
+
+/* Give up a move at a home we sealed (or asked to): the region serves
+ * there again.  A seal still on its way is unsealed once it lands. */
+static void unseal(uint32_t server, uint64_t region_id)
+{
+	for (int i = 0; i < 10; i++) {
+		int err = move_step(server, region_id, DSM_MOVE_UNSEAL);
+
+		if (err != -EPERM && err != -ETIMEDOUT)
+			return;
+		usleep(500 * 1000);
+	}
+	dsm_err("could not unseal a shared region at %s: its holders wait "
+		"until this process ends", dsm_eng.servers[server].addr);
+}
+
+/* ---- switching homes ------------------------------------------------- */
+
+/* Our holding of r is now `there`; the one at `old` goes. */
+static void switch_home(struct dsm_region *r, const struct dsm_shared *there,
+			const struct dsm_shared *old)
+{
+	struct dsm_shared *sh = r->shared;
+	struct dsm_reg_home stale = { dsm_eng.servers[old->server].id,
+				      old->region_id }, found;
+	struct dsm_placement *pl = &r->place;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	sh->server = there->server;
+	sh->region_id = there->region_id;
+	sh->pool_off = there->pool_off;
+	pl->ext[0].server = pl->part[0].server = there->server;
+	pl->ext[0].region_id = pl->part[0].region_id = there->region_id;
+	pl->ext[0].pool_off = pl->part[0].pool_off = there->pool_off;
+	sh->stale = false;
+	sh->follow_tries = 0;
+	dsm_coh_rehomed(r, &dsm_eng.sendq);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	dsm_engine_kick();
+	dsm_share_detach(old->server, old->region_id);
+	if (dsm_cluster_shared_claim(r, &stale, &found) == -EEXIST)
+		dsm_warn("shared region %s: the registry names server %u as "
+			 "its home, not %s", sh->name, found.server,
+			 dsm_eng.servers[there->server].addr);
+	dsm_info("shared region %s: its home is %s now", sh->name,
+		 dsm_eng.servers[there->server].addr);
+}
+
+/* r's home moved: find the name on another server and hold it there.
+ * True if it did. */
+static bool follow(struct dsm_region *r, const struct dsm_shared *old)
+{
+	struct dsm_shared there = *old;
+
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
+		if (i == old->server || dsm_eng.servers[i].lost)
+			continue;
+		if (dsm_share_call(i, DSM_MSG_SHARE_ATTACH, r->size, &there))
+			continue;
+		switch_home(r, &there, old);
+		return true;
+	}
+	pthread_mutex_lock(&dsm_eng.lock);
+	if (++r->shared->follow_tries >= FOLLOW_TRIES) {
+		dsm_err("shared region %s moved from %s, and no server this "
+			"process reaches has it", old->name,
+			dsm_eng.servers[old->server].addr);
+		dsm_coh_stalled_fail(r, -ESTALE);
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	return false;
+}
+
+/* Steps 2 and 3 (top of this file), with the old home sealed by us.
+ * 0, or -errno with the old home unsealed and nothing else changed. */
+static int move_sealed(struct dsm_region *r, const struct dsm_shared *old)
+{
+	struct dsm_shared there = *old;
+	int to = dsm_shared_pick(old->key), err;
+
+	if (to < 0) {
+		err = -ENOSPC;
+		goto out;
+	}
+	err = dsm_share_call((uint32_t)to, DSM_MSG_SHARE_CREATE, r->size,
+			     &there);
+	if (err)
+		goto out;
+	err = move_step(there.server, there.region_id, DSM_MOVE_SEAL);
+	if (!err)
+		err = copy_pool(old, &there, r->npages);
+	if (!err)
+		err = move_step(old->server, old->region_id, DSM_MOVE_MOVED);
+	if (err) {
+		dsm_share_detach(there.server, there.region_id);
+		goto out;
+	}
+	move_step(there.server, there.region_id, DSM_MOVE_UNSEAL);
+	switch_home(r, &there, old);
+	return 0;
+out:
+	dsm_warn("shared region %s: moving it off %s failed (%s): it stays",
+		 old->name, dsm_eng.servers[old->server].addr, strerror(-err));
+	unseal(old->server, old->region_id);
+	return err;
+}
+
+/* r's home is being drained: move it, or follow whoever did.  True if
+ * r has a new home. */
+static bool move_off(struct dsm_region *r, const struct dsm_shared *old)
+{
+	int err = move_step(old->server, old->region_id, DSM_MOVE_SEAL);
+
+	if (err == -ESTALE)
+		return follow(r, old);
+	if (err == -ETIMEDOUT)
+		unseal(old->server, old->region_id);
+	if (err) { /* -EBUSY: another holder moves it, or a lock is held */
+		dsm_debug("shared region %s: not sealed (%s); trying again",
+			  old->name, strerror(-err));
+		return false;
+	}
+	return !move_sealed(r, old);
+}
+
+/* ---- the mover's pass ------------------------------------------------ */
+
+void dsm_shared_stale(struct dsm_region *r)
+{
+	if (r->shared->stale)
+		return;
+	r->shared->stale = true;
+	dsm_migrate_kick();
+}
+
+static bool needs_move(const struct dsm_region *r)
+{
+	const struct dsm_shared *sh = r->shared;
+
+	return sh && !r->dead &&
+	       (sh->stale || dsm_eng.servers[sh->server].draining);
+}
+
+bool dsm_shared_move_work(void)
+{
+	for (uint32_t i = 0; i < dsm_eng.nregions; i++)
+		if (needs_move(dsm_eng.regions[i]))
+			return true;
+	return false;
+}
+
+bool dsm_shared_move_pass(void)
+{
+	struct dsm_region **v;
+	uint32_t n = 0;
+	bool moved = false;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	v = malloc((dsm_eng.nregions ? dsm_eng.nregions : 1) * sizeof(*v));
+	for (uint32_t i = 0; v && i < dsm_eng.nregions; i++)
+		if (needs_move(dsm_eng.regions[i])) {
+			v[n] = dsm_eng.regions[i];
+			v[n++]->refs++;
+		}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < n; i++) {
+		struct dsm_shared old;
+		bool stale;
+
+		pthread_mutex_lock(&dsm_eng.lock);
+		old = *v[i]->shared;
+		stale = old.stale;
+		pthread_mutex_unlock(&dsm_eng.lock);
+		moved |= stale ? follow(v[i], &old) : move_off(v[i], &old);
+	}
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < n; i++)
+		dsm_region_put(v[i]);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	free(v);
+	return moved;
+}
