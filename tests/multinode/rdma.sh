@@ -38,7 +38,10 @@
 #     and store-buffering litmus tests, count with dsm_fetch_add, and
 #     keep two counters equal under dsm_lock, started and ended by
 #     dsm_barrier (test_shared_mem's children, a tenth of their host
-#     iterations).
+#     iterations);
+#   - a shared region's home drained over RDMA under 3 processes on two
+#     nodes taking a lock, adding and writing (tests/drain_shared.c): the
+#     drain ends while they run and every count is exact.
 #
 #   tests/multinode/rdma.sh
 # Exit 0 if every check passed, 1 if any failed, 77 (with the reason on
@@ -62,7 +65,8 @@ require_qemu
 echo "--- build"
 deploy/install-deps.sh >&2 || { echo "FAIL: deploy/install-deps.sh"; exit 1; }
 run deploy/build.sh build >/dev/null || { echo "FAIL: deploy/build.sh build"; exit 1; }
-for b in build/server/dsm-server build/ctl/dsmctl build/tests/mn_check build/tests/rdma_check; do
+for b in build/server/dsm-server build/ctl/dsmctl build/tests/mn_check build/tests/rdma_check \
+	build/tests/drain_shared; do
 	[ -x "$b" ] || { echo "FAIL: $b was not built"; exit 1; }
 done
 command -v redis-server >/dev/null || skip "no redis-server on this machine"
@@ -367,6 +371,65 @@ check "shared memory across guests over rdma: the model under dsm_lock, 3 proces
 	shared_test rdma lockmodel 3
 check "shared memory across guests over rdma: 24 threads in each of 2 processes taking one lock (more waiters than credits)" \
 	shared_test rdma lockthreads 2
+
+# shared_home NAME HOLDERS: the registry's home of shared region NAME once
+# it has HOLDERS holders, or nothing
+shared_home() {
+	run "$vmctl" exec 4 -- build/ctl/dsmctl --registry "$registry" \
+		--cluster "$cluster" --json regions 2>/dev/null | python3 -c '
+import json, sys
+s = [r for r in json.load(sys.stdin) if r.get("shared") and r["name"] == sys.argv[1]]
+if s and len(s[0]["holders"]) == int(sys.argv[2]):
+    print(s[0]["home"])' "$1" "$2"
+}
+
+# drain_shared_test TRANSPORT: the home of a shared region drained under
+# 3 processes in guests 1 and 4 (tests/drain_shared.c) taking a lock,
+# adding with dsm_fetch_add and writing pages of their own: the drain
+# ends while they run (one seals and copies the region, the others
+# follow it), and each finds every count exact.  The drain is cancelled
+# afterwards, for what follows.
+drain_shared_test() {
+	local tr=$1 name=mn-drain-$1 pids=() home="" new="" who k rc=0 left
+
+	mark_log 1
+	mark_log 4
+	for who in 0 1 2; do
+		pids+=("$(run "$vmctl" spawn $((who % 2 ? 4 : 1)) "${client_env[@]}" \
+			--env DSM_TRANSPORT="$tr" --env DSM_LOG=info -- build/tests/drain_shared \
+			"$name" 3 "$who" 60)") || return 1
+	done
+	for ((k = 0; k < 150 && -z "$home"; k++)); do
+		home=$(shared_home "$name" 3)
+		[ -n "$home" ] || sleep 0.2
+	done
+	[ -n "$home" ] || { echo "the 3 processes did not map $name"; return 1; }
+	run "$vmctl" exec 4 -- build/ctl/dsmctl --registry "$registry" \
+		--cluster "$cluster" drain --timeout=120 "$home" || rc=1
+	grep -q "^ok " <<<"$(log_new 1; log_new 4)" &&
+		{ echo "the drain ended only once the processes were done"; rc=1; }
+	new=$(shared_home "$name" 3)
+	echo "home of $name: server $home, then ${new:-none}"
+	[ -n "$new" ] && [ "$new" != "$home" ] || rc=1
+	run "$vmctl" exec 4 -- build/ctl/dsmctl --registry "$registry" \
+		--cluster "$cluster" drain --cancel "$home" || rc=1
+	for ((k = 0; k < 600; k++)); do
+		left=0
+		for who in 0 1 2; do
+			grep -q "^=== guest $((who % 2 ? 4 : 1)) pid ${pids[$who]} (exit" \
+				<<<"$(log_new $((who % 2 ? 4 : 1)))" || left=1
+		done
+		[ $left = 0 ] && break
+		sleep 0.2
+	done
+	for who in 0 1 2; do
+		wait_exit $((who % 2 ? 4 : 1)) "${pids[$who]}" 0 || rc=1
+	done
+	grep -hE "^ok |^FAIL|moving it off|its home is" <<<"$(log_new 1; log_new 4)"
+	return $rc
+}
+check "a shared region's home drained under 3 processes on two nodes over rdma: moved, every count exact" \
+	drain_shared_test rdma
 
 suite tcp
 
