@@ -399,9 +399,10 @@ drain_shared_test() {
 			--env DSM_TRANSPORT="$tr" --env DSM_LOG=info -- build/tests/drain_shared \
 			"$name" 3 "$who" 60)") || return 1
 	done
-	for ((k = 0; k < 150 && -z "$home"; k++)); do
+	for ((k = 0; k < 150; k++)); do
 		home=$(shared_home "$name" 3)
-		[ -n "$home" ] || sleep 0.2
+		[ -n "$home" ] && break
+		sleep 0.2
 	done
 	[ -n "$home" ] || { echo "the 3 processes did not map $name"; return 1; }
 	run "$vmctl" exec 4 -- build/ctl/dsmctl --registry "$registry" \
