@@ -449,9 +449,16 @@ static void stall(struct dsm_acq *a)
 	dsm_shared_stale(a->r);
 }
 
-/* Completion of an ACQUIRE, on the engine thread.  Its server is the
- * one it was sent to: a stale region's home changes only once nothing
- * is in flight to the old one but what it answers -ESTALE. */
+/* a goes again, to its region's home now. */
+static void resend(struct dsm_acq *a)
+{
+	a->data = by_message(home_of(a->r));
+	acq_submit(a, &dsm_eng.sendq);
+}
+
+/* Completion of an ACQUIRE, on the engine thread, from the server it
+ * was sent to: an -ESTALE from a home the region has already left (it
+ * was sent just before we followed it) is asked again at the new one. */
 static void acq_done(void *arg, int status, const uint8_t *payload,
 		     uint32_t len)
 {
@@ -460,7 +467,9 @@ static void acq_done(void *arg, int status, const uint8_t *payload,
 
 	pthread_mutex_lock(&dsm_eng.lock);
 	s->acq_inflight--;
-	if (status == -ESTALE && !a->r->dead)
+	if (status == -ESTALE && !a->r->dead && a->server != a->r->shared->server)
+		resend(a); /* sent before we followed the home: ask there */
+	else if (status == -ESTALE && !a->r->dead)
 		stall(a);
 	else if (status || a->data || a->r->dead || len ||
 		 !read_grant(a, &status))
@@ -469,14 +478,13 @@ static void acq_done(void *arg, int status, const uint8_t *payload,
 	pthread_mutex_unlock(&dsm_eng.lock);
 }
 
-void dsm_coh_rehomed(struct dsm_region *r, struct dsm_outbox *ob)
+void dsm_coh_rehomed(struct dsm_region *r)
 {
 	struct dsm_acq *a;
 
 	while ((a = r->shared->stalled)) {
 		r->shared->stalled = a->next;
-		a->data = by_message(home_of(r));
-		acq_submit(a, ob);
+		resend(a);
 	}
 }
 

@@ -162,15 +162,20 @@ static int take_back(uint32_t server, uint8_t type, const uint8_t *body,
 	return err;
 }
 
-/* The region of addr said -ESTALE: its home moved, and the mover
- * follows it there (shared_move.c). */
-static void home_moved(void *addr)
+/* The home a LOCK (body) went to for addr said -ESTALE: the region
+ * moved, and the mover follows it there (shared_move.c), unless this
+ * process has followed it already. */
+static void home_moved(void *addr, uint32_t server, const uint8_t *body)
 {
+	struct dsm_lock_req m;
 	struct dsm_region *r;
 
+	if (dsm_lock_req_decode(body, DSM_LOCK_REQ_SIZE, &m))
+		return;
 	pthread_mutex_lock(&dsm_eng.lock);
 	r = dsm_region_find((uintptr_t)addr);
-	if (r && r->shared)
+	if (r && r->shared && r->shared->server == server &&
+	    r->shared->region_id == m.region_id)
 		dsm_shared_stale(r);
 	pthread_mutex_unlock(&dsm_eng.lock);
 }
@@ -194,7 +199,7 @@ static int lock_call(void *addr, uint32_t *server, uint8_t *body, void *rep,
 		    dsm_now_ns() >= deadline)
 			return err;
 		if (err == -ESTALE)
-			home_moved(addr);
+			home_moved(addr, *server, body);
 		usleep(20 * 1000);
 	}
 }

@@ -90,7 +90,7 @@ void dsm_coh_server_msg(uint32_t server, const struct dsm_hdr *h,
 void dsm_coh_server_lost(uint32_t server);
 /* r's holding moved to another home (its record already names it): the
  * ACQUIREs held while it was stale go there. */
-void dsm_coh_rehomed(struct dsm_region *r, struct dsm_outbox *ob);
+void dsm_coh_rehomed(struct dsm_region *r);
 /* The held ACQUIREs of r fail with err: their pages raise SIGBUS. */
 void dsm_coh_stalled_fail(struct dsm_region *r, int err);
 

@@ -32,7 +32,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cluster.h"
 #include "engine.h"
@@ -215,17 +214,13 @@ static int move_step(uint32_t server, uint64_t region_id, uint32_t step)
 							  dsm_eng.reply_ns);
 }
 
-/* Give up a move at a home we sealed (or asked to): the region serves
- * there again.  A seal still on its way is unsealed once it lands. */
+/* Give up a move at a home we sealed, or asked to seal (a seal still
+ * waiting there is cancelled): the region serves there again. */
 static void unseal(uint32_t server, uint64_t region_id)
 {
-	for (int i = 0; i < 10; i++) {
-		int err = move_step(server, region_id, DSM_MOVE_UNSEAL);
-
-		if (err != -EPERM && err != -ETIMEDOUT)
+	for (int i = 0; i < 3; i++)
+		if (move_step(server, region_id, DSM_MOVE_UNSEAL) != -ETIMEDOUT)
 			return;
-		usleep(500 * 1000);
-	}
 	dsm_err("could not unseal a shared region at %s: its holders wait "
 		"until this process ends", dsm_eng.servers[server].addr);
 }
@@ -250,7 +245,7 @@ static void switch_home(struct dsm_region *r, const struct dsm_shared *there,
 	pl->ext[0].pool_off = pl->part[0].pool_off = there->pool_off;
 	sh->stale = false;
 	sh->follow_tries = 0;
-	dsm_coh_rehomed(r, &dsm_eng.sendq);
+	dsm_coh_rehomed(r);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	dsm_engine_kick();
 	dsm_share_detach(old->server, old->region_id);
@@ -282,6 +277,7 @@ static bool follow(struct dsm_region *r, const struct dsm_shared *old)
 			"process reaches has it", old->name,
 			dsm_eng.servers[old->server].addr);
 		dsm_coh_stalled_fail(r, -ESTALE);
+		r->shared->follow_tries = 0; /* said again a while later */
 	}
 	pthread_mutex_unlock(&dsm_eng.lock);
 	return false;

@@ -586,6 +586,32 @@ static void moved(struct handler *h, struct shared *sh)
 	h->shared_moves++;
 }
 
+/* hd gives up a seal it asked for that has not been answered (waiting
+ * for locks, or for acknowledgements): its SEAL is answered -ECANCELED.
+ * False if it has none. */
+static bool cancel_seal(struct handler *h, struct shared *sh,
+			const struct share_hold *hd)
+{
+	struct reply r = { 0 };
+
+	if (sh->seal_wanted == hd) {
+		sh->seal_wanted = NULL;
+		dsm_hdr_init(&r.hdr, DSM_MSG_SHARE_MOVE, DSM_F_REPLY, 0,
+			     sh->seal_req_id);
+		r.hdr.status = -ECANCELED;
+		h->errors++;
+		handler_emit(h, hd->s, &r);
+		return true;
+	}
+	for (struct share_op *op = sh->ops; op; op = op->next)
+		if (op->mode == OP_SEAL && op->req == hd) {
+			op_fail(h, sh, op, -ECANCELED);
+			pump(h, sh);
+			return true;
+		}
+	return false;
+}
+
 int shared_move(struct handler_session *s, uint64_t req_id,
 		const struct dsm_share_move *m, bool *later)
 {
@@ -600,6 +626,8 @@ int shared_move(struct handler_session *s, uint64_t req_id,
 		*later = true;
 		return seal(s, sh, req_id);
 	}
+	if (m->step == DSM_MOVE_UNSEAL && cancel_seal(s->h, sh, hold_of(sh, s)))
+		return 0;
 	if (sh->sealer != hold_of(sh, s))
 		return sh->moved ? -ESTALE : -EPERM;
 	if (m->step == DSM_MOVE_MOVED)

@@ -74,10 +74,11 @@ int shared_acquire(struct handler_session *s, uint64_t req_id,
 /* SHARE_MOVE from a holder of m's region.  SEAL: 0 with *later (the
  * reply comes once no lock is held there and every copy is gone; LOCKs
  * waiting are answered -EAGAIN), or -EBUSY (another holder moves it) or
- * -ESTALE (it moved).  UNSEAL and
- * MOVED, only from the holder that sealed: 0 (reply now) or -EPERM.
- * After MOVED every ACQUIRE and LOCK of the region is -ESTALE, and it is
- * not found by key any more (SHARE_ATTACH: -ENOENT). */
+ * -ESTALE (it moved).  UNSEAL and MOVED, only from the holder that
+ * sealed: 0 (reply now) or -EPERM; UNSEAL from one whose SEAL still
+ * waits cancels it (answered -ECANCELED first).  After MOVED every
+ * ACQUIRE and LOCK of the region is -ESTALE, and it is not found by key
+ * any more (SHARE_ATTACH: -ENOENT). */
 int shared_move(struct handler_session *s, uint64_t req_id,
 		const struct dsm_share_move *m, bool *later);
 /* The last lock in use in rg was released: a seal waiting for that

@@ -962,6 +962,8 @@ static void seed_move(struct seed *s)
 	put_lock(s, 0, DSM_MSG_LOCK, 1, 0, 1); /* waits */
 	put_move(s, 0, 1, DSM_MOVE_SEAL);     /* waits; the LOCK -EAGAIN */
 	put_move(s, 1, 1, DSM_MOVE_SEAL);     /* -EBUSY: a seal waits */
+	put_move(s, 0, 1, DSM_MOVE_UNSEAL);   /* cancels it: -ECANCELED */
+	put_move(s, 0, 1, DSM_MOVE_SEAL);     /* waits again */
 	put_lock(s, 1, DSM_MSG_UNLOCK, 1, 0, 1); /* the seal goes */
 	put_move(s, 1, 1, DSM_MOVE_SEAL);     /* -EBUSY: sealed */
 	put_lock(s, 1, DSM_MSG_LOCK, 1, 0, 1); /* -EAGAIN */

@@ -547,7 +547,8 @@ static int lock(int fd, const struct share *s, uint8_t type, uint64_t offset)
 
 /*
  * Moving a shared region's home.  A seal waits while a lock is held
- * (LOCKs waiting and new ones get -EAGAIN, pages are still granted);
+ * (LOCKs waiting and new ones get -EAGAIN, pages are still granted;
+ * UNSEAL cancels it);
  * then it waits for every copy, the sealer's own too (A owns
  * a dirty page and B shares another: both are invalidated, A's
  * write-back lands before its ack, and the seal is answered after the
@@ -579,6 +580,19 @@ static void test_move(void)
 	/* a seal waits for the lock B holds; A's LOCK waiting behind it is
 	 * refused, and so is a new one, while pages are still granted */
 	th_expect("LOCK", lock(b, &s, DSM_MSG_LOCK, 0), 0);
+	/* a seal waiting for it, given up: answered -ECANCELED, and
+	 * locks are taken again */
+	sid = move_send(a, &s, DSM_MOVE_SEAL);
+	expect_quiet(a, "a seal while a lock is held");
+	lk = move_send(a, &s, DSM_MOVE_UNSEAL);
+	th_expect("the seal given up", expect_msg(a, DSM_MSG_SHARE_MOVE,
+						  DSM_F_REPLY, sid, NULL, 0,
+						  TH_TIMEOUT_MS), -ECANCELED);
+	th_expect("UNSEAL of a waiting seal", expect_msg(a, DSM_MSG_SHARE_MOVE,
+							 DSM_F_REPLY, lk, NULL,
+							 0, TH_TIMEOUT_MS), 0);
+	th_expect("a LOCK after", lock(b, &s, DSM_MSG_LOCK, 24), 0);
+	th_expect("its UNLOCK", lock(b, &s, DSM_MSG_UNLOCK, 24), 0);
 	lk = lock_send(a, &s, 0);
 	expect_quiet(a, "a LOCK behind a held one");
 	sid = move_send(a, &s, DSM_MOVE_SEAL);
