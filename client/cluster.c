@@ -178,18 +178,26 @@ static int put_share(const struct held_share *h,
 		      : -EPIPE;
 }
 
-/* A renewal found the record naming another home: the record expired
- * (Redis was out longer than a lease) and a process that could not see
- * our home created the name anew elsewhere.  Our holding still works and
- * stays coherent with those who share it; said once, it is not the
- * registry's failure. */
+/* A renewal found the record naming another home.  Most often the
+ * region is moving off a drained home and its mover recorded the new
+ * one first (we follow it within a pass: shared_move.c); else the
+ * record expired (Redis was out longer than a lease) and a process that
+ * could not see our home created the name anew elsewhere.  Our holding
+ * works either way; not the registry's failure, so not lost(). */
 static void disputed(const struct held_share *h, const struct dsm_reg_home *f)
 {
-	static bool said; /* cl.lock */
+	bool moving = false;
 
-	if (said)
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++)
+		if (dsm_eng.servers[i].id == h->rec.home)
+			moving = dsm_eng.servers[i].draining;
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (moving) {
+		dsm_debug("shared region %s: recorded at server %u, which it "
+			  "is moving to", h->rec.name, f->server);
 		return;
-	said = true;
+	}
 	dsm_warn("shared region %s: the registry names server %u as its home, "
 		 "not server %u where this process holds it: it was created "
 		 "again elsewhere while its record was gone", h->rec.name,

@@ -478,10 +478,29 @@ static void acq_done(void *arg, int status, const uint8_t *payload,
 	pthread_mutex_unlock(&dsm_eng.lock);
 }
 
-void dsm_coh_rehomed(struct dsm_region *r)
+void dsm_coh_rehomed(struct dsm_region *r, uint32_t old)
 {
-	struct dsm_acq *a;
+	struct dsm_server *s = &dsm_eng.servers[old];
+	struct dsm_acq **pp = &s->acq_head, *a, *moved = NULL, **tail = &moved;
 
+	/* r's requests still waiting for a slot to old join the new home's
+	 * queue, and its pacing */
+	s->acq_tail = NULL;
+	while ((a = *pp)) {
+		if (a->r == r) {
+			*pp = a->next;
+			*tail = a;
+			tail = &a->next;
+			continue;
+		}
+		s->acq_tail = a;
+		pp = &a->next;
+	}
+	*tail = NULL;
+	/* the stalled ones were sent first: they go first again */
+	for (pp = &r->shared->stalled; *pp; pp = &(*pp)->next)
+		;
+	*pp = moved;
 	while ((a = r->shared->stalled)) {
 		r->shared->stalled = a->next;
 		resend(a);

@@ -93,9 +93,9 @@ static void gate_leave(uint32_t server)
  * kept until the caller has taken it back (gate_leave after take_back). */
 static int gated_call(uint32_t server, uint8_t type, const uint8_t *body,
 		      uint32_t len, void *rep, uint32_t cap, uint32_t *rlen,
-		      bool *sent)
+		      bool *sent, uint64_t deadline)
 {
-	uint64_t deadline = dsm_now_ns() + dsm_eng.lock_ns, now;
+	uint64_t now;
 	int err = gate_enter(server, deadline);
 
 	*sent = false;
@@ -182,7 +182,8 @@ static void home_moved(void *addr, uint32_t server, const uint8_t *body)
 
 /* LOCK, asked again while the region's home is moving: -EAGAIN while
  * it is sealed there, -ESTALE once it has moved (asked again at the new
- * home, once this process follows it).  Within the lock's deadline. */
+ * home, once this process follows it).  All within the lock's deadline:
+ * past it, -ETIMEDOUT. */
 static int lock_call(void *addr, uint32_t *server, uint8_t *body, void *rep,
 		     uint32_t *len, bool *sent)
 {
@@ -194,10 +195,13 @@ static int lock_call(void *addr, uint32_t *server, uint8_t *body, void *rep,
 		if (err)
 			return err;
 		err = gated_call(*server, DSM_MSG_LOCK, body, DSM_LOCK_REQ_SIZE,
-				 rep, DSM_LOCK_REPLY_SIZE, len, sent);
-		if ((err != -EAGAIN && err != -ESTALE) ||
-		    dsm_now_ns() >= deadline)
+				 rep, DSM_LOCK_REPLY_SIZE, len, sent, deadline);
+		if (err != -EAGAIN && err != -ESTALE)
 			return err;
+		if (dsm_now_ns() >= deadline) {
+			*sent = false; /* answered: nothing to take back */
+			return -ETIMEDOUT;
+		}
 		if (err == -ESTALE)
 			home_moved(addr, *server, body);
 		usleep(20 * 1000);
@@ -287,7 +291,8 @@ int dsm_barrier(const char *name, int count)
 		return -ENOTCONN;
 	dsm_barrier_req_encode(&m, body);
 	err = gated_call((uint32_t)server, DSM_MSG_BARRIER, body,
-			 sizeof(body), NULL, 0, NULL, &sent);
+			 sizeof(body), NULL, 0, NULL, &sent,
+			 dsm_now_ns() + dsm_eng.lock_ns);
 	if (err != -ETIMEDOUT)
 		return err;
 	if (!sent)

@@ -93,10 +93,10 @@ int dsm_shared_pick(const uint8_t key[DSM_SHARE_KEY_SIZE])
 	return home;
 }
 
-int dsm_share_call(uint32_t i, uint8_t type, uint64_t size,
+int dsm_share_call(uint32_t i, uint8_t type, uint64_t size, uint64_t flags,
 		   struct dsm_shared *sh)
 {
-	struct dsm_share_req m = { .region_id = 0, .size = size };
+	struct dsm_share_req m = { .region_id = flags, .size = size };
 	uint8_t body[DSM_SHARE_REQ_SIZE], rep[DSM_ALLOC_REPLY_SIZE];
 	struct dsm_alloc_reply a;
 	uint32_t len;
@@ -126,8 +126,9 @@ static int find_or_create(uint64_t size, struct dsm_shared *sh)
 	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
 		if (dsm_eng.servers[i].lost)
 			continue;
-		err = dsm_share_call(i, DSM_MSG_SHARE_ATTACH, size, sh);
-		if (err != -ENOENT) {
+		err = dsm_share_call(i, DSM_MSG_SHARE_ATTACH, size, 0, sh);
+		/* -ESTALE: it moved from there, and is found where it went */
+		if (err != -ENOENT && err != -ESTALE) {
 			if (err == -EINVAL)
 				dsm_err("shared region %s exists with another "
 					"size than %llu bytes", sh->name,
@@ -141,9 +142,9 @@ static int find_or_create(uint64_t size, struct dsm_shared *sh)
 			sh->name);
 		return -ENOMEM;
 	}
-	err = dsm_share_call(home, DSM_MSG_SHARE_CREATE, size, sh);
+	err = dsm_share_call(home, DSM_MSG_SHARE_CREATE, size, 0, sh);
 	if (err == -EEXIST) /* someone created it since we looked */
-		err = dsm_share_call(home, DSM_MSG_SHARE_ATTACH, size, sh);
+		err = dsm_share_call(home, DSM_MSG_SHARE_ATTACH, size, 0, sh);
 	return err;
 }
 
@@ -241,7 +242,8 @@ static void test_stall(void)
  * (*f): two processes that saw different servers created it on two.  If
  * the recorded home has it, our holding goes and we attach there (0);
  * if it does not, the record outlived its region and is stale (1): ours
- * takes it over.  Or -errno.
+ * takes it over; if it moved from there (a drain), its mover records
+ * where soon (2: ask again).  Or -errno.
  */
 static int follow_record(struct dsm_region *r, const struct dsm_reg_home *f)
 {
@@ -255,7 +257,10 @@ static int follow_record(struct dsm_region *r, const struct dsm_reg_home *f)
 			"process does not reach: not mapped", sh->name, f->server);
 		return -EHOSTUNREACH;
 	}
-	err = dsm_share_call((uint32_t)i, DSM_MSG_SHARE_ATTACH, r->size, &there);
+	err = dsm_share_call((uint32_t)i, DSM_MSG_SHARE_ATTACH, r->size, 0,
+			     &there);
+	if (err == -ESTALE)
+		return 2; /* moving off that server: recorded again soon */
 	if (err)
 		return err == -ENOENT ? 1 : err;
 	dsm_warn("shared region %s: created on %s while %s had it: moved there",
@@ -283,15 +288,17 @@ static int settle_home(struct dsm_region *r)
 	int err;
 
 	test_stall();
-	for (int tries = 0; tries < 4; tries++) {
+	for (int tries = 0; tries < 40; tries++) {
 		err = dsm_cluster_shared_claim(r, take_over, &found);
 		if (err != -EEXIST)
 			goto out;
 		err = follow_record(r, &found);
 		if (err < 0)
 			goto out;
+		if (err == 2)
+			usleep(100 * 1000);
 		stale = found;
-		take_over = err ? &stale : NULL;
+		take_over = err == 1 ? &stale : NULL;
 	}
 	dsm_err("shared region %s: its home in the registry keeps changing: "
 		"not mapped", r->shared->name);

@@ -88,9 +88,10 @@ void dsm_coh_server_msg(uint32_t server, const struct dsm_hdr *h,
 			const uint8_t *payload);
 /* Server i is lost: ownership requests waiting for a slot to it fail. */
 void dsm_coh_server_lost(uint32_t server);
-/* r's holding moved to another home (its record already names it): the
- * ACQUIREs held while it was stale go there. */
-void dsm_coh_rehomed(struct dsm_region *r);
+/* r's holding moved to another home (its record already names it) from
+ * server old: the ACQUIREs held while it was stale, and those waiting
+ * for a slot to old, go there. */
+void dsm_coh_rehomed(struct dsm_region *r, uint32_t old);
 /* The held ACQUIREs of r fail with err: their pages raise SIGBUS. */
 void dsm_coh_stalled_fail(struct dsm_region *r, int err);
 
@@ -104,11 +105,12 @@ bool dsm_shared_move_work(void);
  * follows. */
 void dsm_shared_stale(struct dsm_region *r);
 
-/* SHARE_CREATE or SHARE_ATTACH (by key) on server i, from a thread that
- * may wait: 0 with sh's home filled in (server, region id, pool offset),
- * or the server's error.  Let go of such a holding with
+/* SHARE_CREATE (flags: 0 or DSM_SHARE_CREATE_SEALED) or SHARE_ATTACH
+ * (by key; flags 0) on server i, from a thread that may wait: 0 with
+ * sh's home filled in (server, region id, pool offset), or the server's
+ * error.  Let go of such a holding with
  * dsm_share_detach. */
-int dsm_share_call(uint32_t i, uint8_t type, uint64_t size,
+int dsm_share_call(uint32_t i, uint8_t type, uint64_t size, uint64_t flags,
 		   struct dsm_shared *sh);
 void dsm_share_detach(uint32_t server, uint64_t region_id);
 

@@ -7,18 +7,21 @@
  * home drains, every holder's mover thread (migrate.c) tries; the home
  * lets one through and tells the others -EBUSY:
  *
- *   1. SEAL at the old home: it invalidates every copy, ours too (the
- *      engine thread writes back what is dirty and acknowledges, as for
- *      any INVALIDATE), answers once all are gone, and grants nothing
- *      from then on: a holder's fault waits there.
+ *   1. SEAL at the old home: once no lock is held there, it invalidates
+ *      every copy, ours too (the engine thread writes back what is dirty
+ *      and acknowledges, as for any INVALIDATE), answers once all are
+ *      gone, and grants nothing from then on: a holder's fault waits
+ *      there.
  *   2. SHARE_CREATE at the new home (rendezvous hashing among the
- *      servers not drained), SEAL it too so that nobody who finds it
- *      there reads it half filled, and copy the pool across, a batch at
- *      a time (READ from the old, WRITE to the new: one-sided over RDMA).
+ *      servers not drained), sealed by us from its creation so that
+ *      nobody who finds it there reads it half filled, and copy the pool
+ *      across, a batch at a time (READ from the old, WRITE to the new:
+ *      one-sided over RDMA).
  *   3. MOVED at the old home: every ACQUIRE and LOCK there, waiting or
- *      later, gets -ESTALE, and the name is no longer found there.  Then
- *      UNSEAL at the new home, switch our holding to it, let the old go,
- *      and record the new home in the registry.
+ *      later, gets -ESTALE, and so does SHARE_ATTACH there.  Then UNSEAL
+ *      at the new home, switch our holding to it, let the old go, and
+ *      record the new home in the registry.  A MOVED without an answer
+ *      is asked again; with the old home lost, the new one is kept.
  *
  * Every other holder learns it from an -ESTALE (an ACQUIRE's, a LOCK's,
  * or its own SEAL's): the region is marked stale, its ACQUIREs are held
@@ -136,6 +139,7 @@ static int io_run(struct io_wait *w, struct dsm_io io)
 		err = dsm_cond_wait_until(&w->cond, &w->lock, deadline);
 	if (!w->done) {
 		w->abandoned = true; /* the completion frees it */
+		w->dst = NULL;       /* and the caller's buffer goes */
 		pthread_mutex_unlock(&w->lock);
 		return -ETIMEDOUT;
 	}
@@ -237,6 +241,12 @@ static void switch_home(struct dsm_region *r, const struct dsm_shared *there,
 	struct dsm_placement *pl = &r->place;
 
 	pthread_mutex_lock(&dsm_eng.lock);
+	if (r->dead) { /* unmapped meanwhile: the new holding goes too */
+		pthread_mutex_unlock(&dsm_eng.lock);
+		dsm_share_detach(there->server, there->region_id);
+		dsm_share_detach(old->server, old->region_id);
+		return;
+	}
 	sh->server = there->server;
 	sh->region_id = there->region_id;
 	sh->pool_off = there->pool_off;
@@ -245,7 +255,7 @@ static void switch_home(struct dsm_region *r, const struct dsm_shared *there,
 	pl->ext[0].pool_off = pl->part[0].pool_off = there->pool_off;
 	sh->stale = false;
 	sh->follow_tries = 0;
-	dsm_coh_rehomed(r);
+	dsm_coh_rehomed(r, old->server);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	dsm_engine_kick();
 	dsm_share_detach(old->server, old->region_id);
@@ -266,7 +276,7 @@ static bool follow(struct dsm_region *r, const struct dsm_shared *old)
 	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
 		if (i == old->server || dsm_eng.servers[i].lost)
 			continue;
-		if (dsm_share_call(i, DSM_MSG_SHARE_ATTACH, r->size, &there))
+		if (dsm_share_call(i, DSM_MSG_SHARE_ATTACH, r->size, 0, &there))
 			continue;
 		switch_home(r, &there, old);
 		return true;
@@ -283,6 +293,23 @@ static bool follow(struct dsm_region *r, const struct dsm_shared *old)
 	return false;
 }
 
+/* MOVED at the old home, once the copy is at the new one.  Asked again
+ * if no answer came (it changes nothing the second time).  0 when the
+ * old home said so, or when it is lost: either way the data lives at
+ * the new home only, which must then be kept. */
+static int say_moved(const struct dsm_shared *old)
+{
+	int err = -ETIMEDOUT;
+
+	for (int i = 0; i < 3 && err == -ETIMEDOUT; i++)
+		err = move_step(old->server, old->region_id, DSM_MOVE_MOVED);
+	pthread_mutex_lock(&dsm_eng.lock);
+	if (err && dsm_eng.servers[old->server].lost)
+		err = 0;
+	pthread_mutex_unlock(&dsm_eng.lock);
+	return err;
+}
+
 /* Steps 2 and 3 (top of this file), with the old home sealed by us.
  * 0, or -errno with the old home unsealed and nothing else changed. */
 static int move_sealed(struct dsm_region *r, const struct dsm_shared *old)
@@ -294,20 +321,20 @@ static int move_sealed(struct dsm_region *r, const struct dsm_shared *old)
 		err = -ENOSPC;
 		goto out;
 	}
+	/* sealed from its creation: whoever finds it there waits until it
+	 * is filled */
 	err = dsm_share_call((uint32_t)to, DSM_MSG_SHARE_CREATE, r->size,
-			     &there);
+			     DSM_SHARE_CREATE_SEALED, &there);
 	if (err)
 		goto out;
-	err = move_step(there.server, there.region_id, DSM_MOVE_SEAL);
+	err = copy_pool(old, &there, r->npages);
 	if (!err)
-		err = copy_pool(old, &there, r->npages);
-	if (!err)
-		err = move_step(old->server, old->region_id, DSM_MOVE_MOVED);
+		err = say_moved(old);
 	if (err) {
 		dsm_share_detach(there.server, there.region_id);
 		goto out;
 	}
-	move_step(there.server, there.region_id, DSM_MOVE_UNSEAL);
+	unseal(there.server, there.region_id);
 	switch_home(r, &there, old);
 	return 0;
 out:
@@ -327,7 +354,7 @@ static bool move_off(struct dsm_region *r, const struct dsm_shared *old)
 		return follow(r, old);
 	if (err == -ETIMEDOUT)
 		unseal(old->server, old->region_id);
-	if (err) { /* -EBUSY: another holder moves it, or a lock is held */
+	if (err) { /* -EBUSY: another holder moves it */
 		dsm_debug("shared region %s: not sealed (%s); trying again",
 			  old->name, strerror(-err));
 		return false;

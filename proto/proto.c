@@ -400,7 +400,7 @@ int dsm_share_req_decode(uint8_t type, const uint8_t *in, size_t len,
 	if (m->size == 0 || m->size % DSM_PAGE_SIZE)
 		return -EINVAL;
 	if (type == DSM_MSG_SHARE_CREATE)
-		return m->region_id ? -EINVAL : 0;
+		return m->region_id > DSM_SHARE_CREATE_SEALED ? -EINVAL : 0;
 	return type == DSM_MSG_SHARE_ATTACH ? 0 : -EINVAL;
 }
 

@@ -242,8 +242,11 @@ struct dsm_draining {
  * caller; the last holder's FREE (or end) frees it.
  */
 #define DSM_SHARE_KEY_SIZE 32u
+/* SHARE_CREATE's region_id: 0, or this to create it sealed by its
+ * creator (a move's new home, filled before anyone may use it). */
+#define DSM_SHARE_CREATE_SEALED 1u
 struct dsm_share_req {
-	uint64_t region_id;      /* CREATE: 0 */
+	uint64_t region_id;      /* CREATE: 0 or DSM_SHARE_CREATE_SEALED */
 	uint64_t size;           /* bytes, multiple of DSM_PAGE_SIZE, > 0 */
 	uint8_t key[DSM_SHARE_KEY_SIZE];
 };

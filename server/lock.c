@@ -194,6 +194,15 @@ static bool holds(const struct lock_claim *c)
 	return c->lk->head == c;
 }
 
+/* Does s hold a lock in rg? */
+static bool holds_in(const struct handler_session *s, const struct region *rg)
+{
+	for (const struct lock_claim *c = s->claims; c; c = c->snext)
+		if (c->lk->rg == rg && holds(c))
+			return true;
+	return false;
+}
+
 /* ---- replies ------------------------------------------------------------- */
 
 /* A LOCK's reply, through the outbox: a grant (status 0, with flags) or
@@ -330,13 +339,14 @@ int lock_request(struct handler_session *s, uint64_t req_id,
 	struct lock *lk;
 	int err = target(s, m, &rg);
 
-	if (!err)
-		err = shared_lockable(rg);
 	if (err)
 		return err;
 	/* Its own holder or waiter would wait for itself for ever. */
 	if (claim_find(s, rg, m->offset, m->token))
 		return -EDEADLK;
+	err = shared_lockable(rg, holds_in(s, rg));
+	if (err)
+		return err;
 	if (s->nclaims >= LOCK_MAX_PER_SESSION)
 		return -ENOLCK;
 	lk = lock_get(rg, m->offset);

@@ -174,7 +174,7 @@ static struct shared *by_key(const struct handler *h, const uint8_t *key)
 	struct shared *found = NULL;
 
 	for (struct shared *sh = h->shared_head; sh; sh = sh->next)
-		if (!dsm_auth_verify(sh->key, key) && !sh->moved)
+		if (!dsm_auth_verify(sh->key, key))
 			found = sh;
 	return found;
 }
@@ -205,6 +205,8 @@ int shared_create(struct handler_session *s, const struct dsm_share_req *m,
 		shared_free(h, rg->shared);
 		return err;
 	}
+	if (m->region_id == DSM_SHARE_CREATE_SEALED)
+		rg->shared->sealer = rg->shared->slot[0];
 	*out = rg;
 	return 0;
 
@@ -239,10 +241,11 @@ int shared_attach(struct handler_session *s, const struct dsm_share_req *m,
 		sh = by_key(s->h, m->key);
 		rg = sh ? sh->rg : NULL;
 	}
-	/* moved: its holders are leaving, and the name lives elsewhere */
-	if (!rg || !rg->shared || dsm_auth_verify(rg->shared->key, m->key) ||
-	    rg->shared->moved)
+	if (!rg || !rg->shared || dsm_auth_verify(rg->shared->key, m->key))
 		return -ENOENT;
+	/* its holders are leaving, and the name lives elsewhere now */
+	if (rg->shared->moved)
+		return -ESTALE;
 	if (rg->size != m->size)
 		return -EINVAL;
 	if (hold_of(rg->shared, s))
@@ -283,7 +286,8 @@ static void op_unlink(struct shared *sh, struct share_op *op)
 		pp = &(*pp)->next;
 	*pp = op->next;
 	sh->nops--;
-	op->req->s->deferred--;
+	if (op->mode != OP_SEAL)
+		op->req->s->deferred--;
 	if (op->active)
 		memset(sh->busy + op->first, 0, op->npages);
 	free(op);
@@ -460,7 +464,9 @@ static int op_queue(struct handler_session *s, struct shared *sh,
 {
 	struct share_op *op, **tail;
 
-	if (s->deferred >= SHARED_MAX_DEFERRED || sh->nops >= SHARED_MAX_QUEUED)
+	/* a seal is one per region, beside a holder's ACQUIREs */
+	if (o->mode != OP_SEAL && (s->deferred >= SHARED_MAX_DEFERRED ||
+				   sh->nops >= SHARED_MAX_QUEUED))
 		return -EAGAIN;
 	op = malloc(sizeof(*op));
 	if (!op)
@@ -471,7 +477,8 @@ static int op_queue(struct handler_session *s, struct shared *sh,
 		;
 	*tail = op;
 	sh->nops++;
-	s->deferred++;
+	if (op->mode != OP_SEAL)
+		s->deferred++;
 	pump(s->h, sh);
 	return 0;
 }
@@ -513,16 +520,19 @@ static bool sealing(const struct shared *sh)
 	return false;
 }
 
-/* A lock granted or waited for would not survive the move: a seal waits
- * for none (it is refused, the mover tries again later), and no LOCK is
- * taken while a region is sealing, sealed or moved. */
-int shared_lockable(const struct region *rg)
+/* A lock would not survive the move: none is taken while a region is
+ * sealing, sealed or moved, except by a session that holds one there
+ * while the seal waits for the locks to go (it may need more to reach
+ * its unlocks). */
+int shared_lockable(const struct region *rg, bool holds_one)
 {
 	const struct shared *sh = rg->shared;
 
 	if (sh->moved)
 		return -ESTALE;
-	return sh->sealer || sh->seal_wanted || sealing(sh) ? -EAGAIN : 0;
+	if (sh->sealer || sealing(sh))
+		return -EAGAIN;
+	return sh->seal_wanted && !holds_one ? -EAGAIN : 0;
 }
 
 static int seal_queue(struct handler_session *s, struct shared *sh,
@@ -720,10 +730,15 @@ static void forget_holder(struct handler *h, struct shared *sh,
 	pump(h, sh);
 }
 
-void shared_detach(struct handler_session *s, struct region *rg)
+/* s lets go of rg; its SEAL still waiting is answered first if the
+ * session goes on (a FREE), not if it is ending. */
+static void detach(struct handler_session *s, struct region *rg, bool live)
 {
 	struct shared *sh = rg->shared;
 	struct share_hold *hd = hold_of(sh, s);
+
+	if (live)
+		cancel_seal(s->h, sh, hd);
 
 	/* its peer's one-sided access ends before anything else changes */
 	if (hd->remote)
@@ -745,10 +760,15 @@ void shared_detach(struct handler_session *s, struct region *rg)
 		shared_free(s->h, sh);
 }
 
+void shared_detach(struct handler_session *s, struct region *rg)
+{
+	detach(s, rg, true);
+}
+
 void shared_session_end(struct handler_session *s)
 {
 	while (s->holds)
-		shared_detach(s, s->holds->rg);
+		detach(s, s->holds->rg, false);
 }
 
 /* A holder that kept an op waiting past its deadline, or NULL. */

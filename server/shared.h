@@ -33,8 +33,11 @@ struct lock_table;
  * more get -EAGAIN (a client has at most this many faults waiting on
  * ownership per server). */
 #define SHARED_MAX_DEFERRED 16u
-/* ACQUIREs waiting or in progress on one region. */
-#define SHARED_MAX_QUEUED 64u
+/* ACQUIREs waiting or in progress on one region: every holder's whole
+ * allowance, so that a client within its own is never refused for
+ * others' (ops pile up while a region is sealed for a move); it bounds
+ * the region's memory (about 80 bytes each) all the same. */
+#define SHARED_MAX_QUEUED (SHARED_MAX_DEFERRED * SHARED_MAX_HOLDERS)
 
 /* One session's holding of one shared region. */
 struct share_hold {
@@ -77,16 +80,19 @@ int shared_acquire(struct handler_session *s, uint64_t req_id,
  * -ESTALE (it moved).  UNSEAL and MOVED, only from the holder that
  * sealed: 0 (reply now) or -EPERM; UNSEAL from one whose SEAL still
  * waits cancels it (answered -ECANCELED first).  After MOVED every
- * ACQUIRE and LOCK of the region is -ESTALE, and it is not found by key
- * any more (SHARE_ATTACH: -ENOENT). */
+ * ACQUIRE, LOCK and SHARE_ATTACH of the region is -ESTALE.
+ * SHARE_CREATE with DSM_SHARE_CREATE_SEALED makes the creator its
+ * sealer at once. */
 int shared_move(struct handler_session *s, uint64_t req_id,
 		const struct dsm_share_move *m, bool *later);
 /* The last lock in use in rg was released: a seal waiting for that
  * goes now (lock.c calls it). */
 void shared_locks_idle(struct handler *h, struct region *rg);
 /* May a LOCK be taken in rg?  A lock would not survive a move: -EAGAIN
- * while it is sealing or sealed (try again), -ESTALE once moved. */
-int shared_lockable(const struct region *rg);
+ * while it is sealing or sealed (try again), or while a seal waits for
+ * the locks held unless the session holds one there (holds_one: it may
+ * need more to reach its unlocks); -ESTALE once moved. */
+int shared_lockable(const struct region *rg, bool holds_one);
 /* INVAL_ACK from s for the INVALIDATE or RECALL with this id.  An id
  * nobody waits for (an ACQUIRE dropped meanwhile) is ignored. */
 void shared_ack(struct handler_session *s, uint64_t inval_id);

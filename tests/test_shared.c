@@ -547,8 +547,8 @@ static int lock(int fd, const struct share *s, uint8_t type, uint64_t offset)
 
 /*
  * Moving a shared region's home.  A seal waits while a lock is held
- * (LOCKs waiting and new ones get -EAGAIN, pages are still granted;
- * UNSEAL cancels it);
+ * (LOCKs waiting and new ones get -EAGAIN, but for the holder's, and
+ * pages are still granted; UNSEAL cancels it);
  * then it waits for every copy, the sealer's own too (A owns
  * a dirty page and B shares another: both are invalidated, A's
  * write-back lands before its ack, and the seal is answered after the
@@ -557,9 +557,9 @@ static int lock(int fd, const struct share *s, uint8_t type, uint64_t offset)
  * READ the pool, and WRITE to it (a mover fills the region it seals at
  * the new home), and nobody else may.  Given up (UNSEAL), the waiting ACQUIRE is granted.  Sealed
  * again and MOVED (only by the sealer), every ACQUIRE, waiting or later,
- * and every LOCK is -ESTALE, nobody may write, and the name is not
- * found there any more; a sealer that leaves without MOVED gives
- * the move up.  Defeats: a seal that skips the sealer's copies (A's
+ * and every LOCK and attach is -ESTALE, and nobody may write; a sealer that leaves without MOVED gives
+ * the move up.  A region created sealed waits for its creator to fill it
+ * and unseal it.  Defeats: a seal that skips the sealer's copies (A's
  * INVALIDATE never comes), ACQUIREs granted while sealed.
  */
 static void test_move(void)
@@ -600,10 +600,14 @@ static void test_move(void)
 						 lk, NULL, 0, TH_TIMEOUT_MS),
 		  -EAGAIN);
 	expect_quiet(a, "a seal while a lock is held");
-	th_expect("a LOCK while a seal waits", lock(b, &s, DSM_MSG_LOCK, 16),
+	th_expect("a LOCK while a seal waits", lock(a, &s, DSM_MSG_LOCK, 16),
 		  -EAGAIN);
+	th_expect("a holder's second LOCK while a seal waits",
+		  lock(b, &s, DSM_MSG_LOCK, 16), 0);
 	expect_grant(b, acquire_send(b, &s, 3, DSM_ACQ_READ, 0), NULL,
 		     TH_TIMEOUT_MS);
+	th_expect("its UNLOCK", lock(b, &s, DSM_MSG_UNLOCK, 16), 0);
+	expect_quiet(a, "a seal while one lock of two is released");
 	/* the unlock lets the seal go, over the whole region (more pages
 	 * than a READ carries): B's INVALIDATE comes before the UNLOCK's
 	 * reply */
@@ -666,7 +670,7 @@ static void test_move(void)
 
 		th_expect("attach by key after", share(b, DSM_MSG_SHARE_ATTACH,
 						       0, s.size, 9, &got),
-			  -ENOENT);
+			  -ESTALE);
 	}
 	th_expect("B leaves", detach(b, s.id), 0);
 	th_expect("A leaves", detach(a, s.id), 0);
@@ -683,6 +687,21 @@ static void test_move(void)
 	th_expect("the sealer leaves", detach(a, s.id), 0);
 	expect_grant(b, acq, NULL, TH_TIMEOUT_MS);
 	th_expect("B leaves the last", detach(b, s.id), 0);
+
+	/* created sealed (a move's new home): filled by its creator before
+	 * anyone is granted a page of it */
+	th_expect("SHARE_CREATE sealed", share(a, DSM_MSG_SHARE_CREATE,
+					       DSM_SHARE_CREATE_SEALED,
+					       REGION_SIZE, 11, &s), 0);
+	attach(b, &s, 11);
+	acq = acquire_send(b, &s, 0, DSM_ACQ_READ, DSM_ACQ_DATA);
+	expect_quiet(b, "an ACQUIRE of a region created sealed");
+	th_expect("its creator fills it", write_page(a, &s, 0, 0x99), 0);
+	th_expect("UNSEAL", move(a, &s, DSM_MOVE_UNSEAL), 0);
+	expect_grant(b, acq, page, TH_TIMEOUT_MS);
+	expect_filled(page, 0x99, "a page filled while sealed");
+	th_expect("A leaves", detach(a, s.id), 0);
+	th_expect("B leaves", detach(b, s.id), 0);
 	close(a);
 	close(b);
 }
