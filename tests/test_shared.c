@@ -20,6 +20,9 @@
 /* Longer than the quiet waits of one case added up, which a holder that
  * does acknowledge must not be closed for. */
 #define INVAL_TIMEOUT "1500"
+/* test_move: holders with every ACQUIRE they may have waiting. */
+#define PILE_HOLDERS 5
+#define PILE_EACH 16
 /* test_move's region: more pages than one READ carries. */
 #define MOVE_PAGES (2 * DSM_MAX_BATCH_PAGES)
 /* Attaches tried past the two holders test_limits starts with: 62 fill
@@ -558,7 +561,9 @@ static int lock(int fd, const struct share *s, uint8_t type, uint64_t offset)
  * the new home), and nobody else may.  Given up (UNSEAL), the waiting ACQUIRE is granted.  Sealed
  * again and MOVED (only by the sealer), every ACQUIRE, waiting or later,
  * and every LOCK and attach is -ESTALE, and nobody may write; a sealer that leaves without MOVED gives
- * the move up.  A region created sealed waits for its creator to fill it
+ * the move up.  Five more holders with 16 ACQUIREs each waiting while
+ * sealed (80 in one region) are all answered -ESTALE, none refused.
+ * A region created sealed waits for its creator to fill it
  * and unseal it.  Defeats: a seal that skips the sealer's copies (A's
  * INVALIDATE never comes), ACQUIREs granted while sealed.
  */
@@ -567,7 +572,8 @@ static void test_move(void)
 	int a = conn(), b = conn();
 	uint8_t page[DSM_PAGE_SIZE];
 	uint32_t all = MOVE_PAGES;
-	uint64_t sid, inv_a, inv_b, acq, lk;
+	uint64_t sid, inv_a, inv_b, acq, lk, pile_id[PILE_HOLDERS][PILE_EACH];
+	int pile[PILE_HOLDERS];
 	struct share s;
 
 	th_expect("SHARE_CREATE", share(a, DSM_MSG_SHARE_CREATE, 0,
@@ -655,7 +661,26 @@ static void test_move(void)
 						TH_TIMEOUT_MS), 0);
 	acq = acquire_send(b, &s, 1, DSM_ACQ_WRITE, 0);
 	expect_quiet(b, "an ACQUIRE while sealed, again");
+	/* more holders, each with its whole allowance waiting: more than
+	 * 64 in the region, and none refused */
+	for (int k = 0; k < PILE_HOLDERS; k++) {
+		pile[k] = conn();
+		attach(pile[k], &s, 9);
+		for (uint32_t p = 0; p < PILE_EACH; p++)
+			pile_id[k][p] = acquire_send(pile[k], &s, 8 + p,
+						     DSM_ACQ_READ, 0);
+	}
+	for (int k = 0; k < PILE_HOLDERS; k++)
+		expect_quiet(pile[k], "ACQUIREs piled up while sealed");
 	th_expect("MOVED", move(a, &s, DSM_MOVE_MOVED), 0);
+	for (int k = 0; k < PILE_HOLDERS; k++) {
+		for (uint32_t p = 0; p < PILE_EACH; p++)
+			th_expect("a piled-up ACQUIRE", expect_msg(pile[k],
+					DSM_MSG_ACQUIRE, DSM_F_REPLY,
+					pile_id[k][p], NULL, 0, TH_TIMEOUT_MS),
+				  -ESTALE);
+		close(pile[k]);
+	}
 	th_expect("the waiting ACQUIRE", expect_msg(b, DSM_MSG_ACQUIRE,
 						    DSM_F_REPLY, acq, NULL, 0,
 						    TH_TIMEOUT_MS), -ESTALE);
