@@ -213,7 +213,7 @@ int dsm_lock(void *addr)
 	uint8_t body[DSM_LOCK_REQ_SIZE], rep[DSM_LOCK_REPLY_SIZE];
 	struct dsm_lock_reply g;
 	uint32_t server = 0, len = 0;
-	bool sent;
+	bool sent = false;
 	int err = lock_call(addr, &server, body, rep, &len, &sent);
 
 	if (err == -ETIMEDOUT && !sent)
