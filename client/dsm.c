@@ -636,18 +636,35 @@ void dsm_shutdown(void)
 
 /* ---- regions --------------------------------------------------------- */
 
+/* Give [at, at+size) back to the program as it was: a reservation. */
+static void unmap_region(uint64_t at, uint64_t base, uint64_t size)
+{
+	if (at)
+		mmap((void *)(uintptr_t)at, size, PROT_NONE, MAP_PRIVATE |
+		     MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	else
+		munmap((void *)(uintptr_t)base, size);
+}
+
 struct dsm_region *dsm_region_new(uint64_t size)
 {
+	return dsm_region_new_at(0, size);
+}
+
+struct dsm_region *dsm_region_new_at(uint64_t at, uint64_t size)
+{
 	struct dsm_region *r = calloc(1, sizeof(*r));
-	void *base;
+	void *base = MAP_FAILED;
 
 	if (!r)
 		return NULL;
 	r->size = size;
 	r->npages = size / DSM_PAGE_SIZE;
 	r->pages = calloc(r->npages, sizeof(*r->pages));
-	base = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r->pages)
+		base = mmap((void *)(uintptr_t)at, size, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+			    (at ? MAP_FIXED : 0), -1, 0);
 	if (!r->pages || base == MAP_FAILED)
 		goto fail;
 	r->base = (uintptr_t)base;
@@ -660,13 +677,30 @@ struct dsm_region *dsm_region_new(uint64_t size)
 	return r;
 fail:
 	if (base != MAP_FAILED)
-		munmap(base, size);
+		unmap_region(at, (uintptr_t)base, size);
 	free(r->pages);
 	free(r);
 	return NULL;
 }
 
+static void *alloc_at(uint64_t at, size_t size);
+
 void *dsm_alloc(size_t size)
+{
+	return alloc_at(0, size);
+}
+
+void *dsm_alloc_at(void *addr, size_t size)
+{
+	if (!addr || (uintptr_t)addr % DSM_PAGE_SIZE) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return alloc_at((uintptr_t)addr, size);
+}
+
+/* dsm_alloc, at address at (0: anywhere). */
+static void *alloc_at(uint64_t at, size_t size)
 {
 	struct dsm_region *r;
 	uint64_t bytes;
@@ -681,7 +715,7 @@ void *dsm_alloc(size_t size)
 		return NULL;
 	}
 	bytes = (size + (DSM_PAGE_SIZE - 1)) & ~(uint64_t)(DSM_PAGE_SIZE - 1);
-	r = dsm_region_new(bytes);
+	r = dsm_region_new_at(at, bytes);
 	if (!r) {
 		errno = ENOMEM;
 		return NULL;
@@ -703,7 +737,7 @@ void *dsm_alloc(size_t size)
 	dsm_cluster_region_removed(r->id);
 	dsm_unplace(&r->place);
 fail:
-	munmap((void *)(uintptr_t)r->base, bytes);
+	unmap_region(at, r->base, bytes);
 	r->refs = 1;
 	dsm_region_put(r);
 	errno = -err;

@@ -124,6 +124,9 @@ static inline uint64_t dsm_page_addr(const struct dsm_page *p)
  * but not registered with the userfaultfd yet; NULL when out of memory.
  * Freed with dsm_region_put (refs 1). */
 struct dsm_region *dsm_region_new(uint64_t size);
+/* The same at address at (MAP_FIXED over what the caller holds there; on
+ * failure it is left a PROT_NONE reservation), or anywhere if at is 0. */
+struct dsm_region *dsm_region_new_at(uint64_t at, uint64_t size);
 /* Under the lock: r leaves the table and its range is unmapped; its
  * parts (what the servers granted) move to *parts for the caller to
  * FREE once the lock is dropped (dsm_unplace). */

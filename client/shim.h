@@ -34,6 +34,11 @@ int dsm_reuse(uint64_t addr, uint64_t len);
 int dsm_mark_unreadable(uint64_t addr, uint64_t len);
 /* The range is readable again: drop the mark.  0 or -EINVAL. */
 int dsm_mark_readable(uint64_t addr, uint64_t len);
+/* dsm_alloc at addr (page-aligned), over a PROT_NONE reservation of the
+ * program's that covers [addr, addr+size): a commit becoming far memory.
+ * On failure (NULL, errno) the range is a PROT_NONE reservation still.
+ * Lives in dsm.c. */
+void *dsm_alloc_at(void *addr, size_t size);
 
 /* The transport to each server, "KEY=NAME,KEY=NAME..." into buf (KEY
  * the server's address, or with ids its registry id; NAME "tcp" or

@@ -37,6 +37,7 @@
 #include "arena.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -66,6 +67,8 @@ struct arena {
 	uint64_t *used, *start, *dirty;
 	bool solo;
 	bool reprotected; /* a page may not be PROT_RW: restore on release */
+	bool adopted;     /* a commit of the program's reservation: its
+	                   * memory, not blocks of ours (arena_adopt) */
 	unsigned slot; /* in bounds[] */
 };
 
@@ -85,6 +88,8 @@ static unsigned nbounds; /* high-water mark */
  * into an arena reached another thread after both, so a stale envelope
  * can only be wider than needed, never miss an arena. */
 uintptr_t arena_lo = UINTPTR_MAX, arena_hi;
+/* arena.h: the same for adopted arenas, which bounds[] leaves out. */
+uintptr_t adopt_lo = UINTPTR_MAX, adopt_hi;
 
 /* ---- bitmaps ---------------------------------------------------------- */
 
@@ -157,7 +162,9 @@ static struct arena *arena_of(uintptr_t p)
 	return NULL;
 }
 
-static struct arena *arena_new(size_t npages, bool solo)
+/* A new arena of npages, solo or standard, at address at (a commit of
+ * the program's reservation, arena_adopt) or anywhere (NULL). */
+static struct arena *arena_new_at(size_t npages, bool solo, void *at)
 {
 	size_t words = (npages + 63) / 64;
 	struct arena *a;
@@ -176,8 +183,9 @@ static struct arena *arena_new(size_t npages, bool solo)
 		a->start = __libc_calloc(words, sizeof(uint64_t));
 		a->dirty = __libc_calloc(words, sizeof(uint64_t));
 	}
-	base = a && a->used && a->start && a->dirty ?
-		       dsm_alloc(npages * DSM_PAGE_SIZE) : NULL;
+	base = !(a && a->used && a->start && a->dirty) ? NULL :
+	       at ? dsm_alloc_at(at, npages * DSM_PAGE_SIZE) :
+		    dsm_alloc(npages * DSM_PAGE_SIZE);
 	if (!base) {
 		int err = errno;
 
@@ -195,6 +203,16 @@ static struct arena *arena_new(size_t npages, bool solo)
 	a->solo = solo;
 	a->slot = slot;
 	arenas[narenas++] = a;
+	if (at) { /* the program's memory: free() and malloc never look */
+		a->adopted = true;
+		a->slot = UINT_MAX;
+		if (a->base < adopt_lo)
+			__atomic_store_n(&adopt_lo, a->base, __ATOMIC_RELEASE);
+		if (a->base + npages * DSM_PAGE_SIZE > adopt_hi)
+			__atomic_store_n(&adopt_hi, a->base + npages * DSM_PAGE_SIZE,
+					 __ATOMIC_RELEASE);
+		return a;
+	}
 	__atomic_store_n(&bounds[slot].base, a->base, __ATOMIC_RELEASE);
 	__atomic_store_n(&bounds[slot].end, a->base + npages * DSM_PAGE_SIZE,
 			 __ATOMIC_RELEASE);
@@ -210,6 +228,11 @@ static struct arena *arena_new(size_t npages, bool solo)
 	return a;
 }
 
+static struct arena *arena_new(size_t npages, bool solo)
+{
+	return arena_new_at(npages, solo, NULL);
+}
+
 static void arena_destroy(struct arena *a)
 {
 	for (unsigned i = 0; i < narenas; i++) {
@@ -218,7 +241,8 @@ static void arena_destroy(struct arena *a)
 			break;
 		}
 	}
-	__atomic_store_n(&bounds[a->slot].end, 0, __ATOMIC_RELEASE);
+	if (!a->adopted)
+		__atomic_store_n(&bounds[a->slot].end, 0, __ATOMIC_RELEASE);
 	dsm_free((void *)a->base);
 	__libc_free(a->used);
 	__libc_free(a->start);
@@ -399,6 +423,40 @@ void *arena_alloc(size_t size, size_t align, bool zero)
 	return (void *)(a->base + s * DSM_PAGE_SIZE);
 }
 
+void *arena_adopt(void *p, size_t len)
+{
+	size_t n = len / DSM_PAGE_SIZE;
+	struct arena *a;
+
+	pthread_mutex_lock(&lock);
+	a = arena_new_at(n, true, p);
+	if (a) {
+		mark_used(a, 0, n);
+		set_bit(a->start, 0);
+	}
+	pthread_mutex_unlock(&lock);
+	return a ? p : NULL;
+}
+
+bool arena_next(uintptr_t lo, uintptr_t hi, uintptr_t *alo, uintptr_t *ahi)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&lock);
+	for (unsigned i = 0; i < narenas; i++) {
+		const struct arena *a = arenas[i];
+		uintptr_t end = a->base + a->npages * DSM_PAGE_SIZE;
+
+		if (a->base >= hi || end <= lo || (found && a->base >= *alo))
+			continue;
+		*alo = a->base;
+		*ahi = end;
+		found = true;
+	}
+	pthread_mutex_unlock(&lock);
+	return found;
+}
+
 bool arena_maybe(const void *p)
 {
 	unsigned n = __atomic_load_n(&nbounds, __ATOMIC_ACQUIRE);
@@ -439,10 +497,12 @@ size_t arena_block_size(const void *p)
 
 bool arena_contains(const void *p)
 {
+	const struct arena *a;
 	bool in;
 
 	pthread_mutex_lock(&lock);
-	in = arena_of((uintptr_t)p) != NULL;
+	a = arena_of((uintptr_t)p);
+	in = a && !a->adopted;
 	pthread_mutex_unlock(&lock);
 	return in;
 }

@@ -37,6 +37,9 @@ void *arena_alloc(size_t size, size_t align, bool zero);
 /* Every arena lies in [arena_lo, arena_hi): widened as arenas are made,
  * never narrowed (arena.c).  Not exported from the shim. */
 extern uintptr_t arena_lo, arena_hi;
+/* Likewise every adopted arena (arena_adopt), which are the program's
+ * memory (its malloc's heap, a runtime's): free() never looks there. */
+extern uintptr_t adopt_lo, adopt_hi;
 
 /* The first, cheapest test of free() and realloc() on every pointer of the
  * C library: two compares, false for all but pointers near our arenas. */
@@ -57,8 +60,17 @@ bool arena_maybe(const void *p);
  * pointer is not in an arena, or not the start of a live block). */
 size_t arena_block_size(const void *p);
 
-/* Whether p lies inside an arena at all. */
+/* Whether p lies inside an arena of blocks (not an adopted one). */
 bool arena_contains(const void *p);
+
+/* A commit of the program's reservation: far memory at [p, p+len) (p
+ * and len page-aligned), over the PROT_NONE mapping there, as one block
+ * of an arena of its own, reading as zeros.  p, or NULL with errno (the
+ * range is a reservation still). */
+void *arena_adopt(void *p, size_t len);
+
+/* The lowest arena overlapping [lo, hi): true with its bounds. */
+bool arena_next(uintptr_t lo, uintptr_t hi, uintptr_t *alo, uintptr_t *ahi);
 
 /* Free the block starting at p.  0, or -ENOENT if p is not a block. */
 int arena_free(void *p);

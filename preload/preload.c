@@ -410,6 +410,221 @@ EXPORT size_t malloc_usable_size(void *p)
 	return libc_usable_size(p);
 }
 
+/* ---- reservations ----------------------------------------------------- */
+
+/*
+ * Managed runtimes (V8, the JVM, Go) and glibc's thread arenas reserve
+ * address space PROT_NONE and commit pieces of it later, with mprotect
+ * or with mmap(MAP_FIXED) over it.  A reservation stays the kernel's:
+ * its address hints, MAP_FIXED_NOREPLACE, munmaps of its ends and files
+ * mapped into it behave as they always do.  A commit inside one, as
+ * large as the threshold, becomes far memory at that very address
+ * (arena_adopt), so the servers hold room for what is committed only;
+ * from then on it is far memory like any other, and munmap, mprotect,
+ * madvise and mmap(MAP_FIXED) over a range that mixes it with the
+ * kernel's mappings treat each piece as its own.
+ */
+#define MAX_RESV 4096
+
+static pthread_mutex_t resv_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uintptr_t lo, hi;
+} resv[MAX_RESV];     /* resv_lock: reservations made through us */
+static unsigned nresv; /* resv_lock; read unlocked as a hint */
+
+static int mprotect_far(void *addr, size_t len, int prot);
+
+static void resv_add(uintptr_t lo, uintptr_t hi)
+{
+	pthread_mutex_lock(&resv_lock);
+	if (nresv < MAX_RESV) { /* past it, commits there stay local */
+		resv[nresv].lo = lo;
+		resv[nresv].hi = hi;
+		__atomic_store_n(&nresv, nresv + 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&resv_lock);
+}
+
+/* [lo, hi) is reserved no longer (unmapped, committed, or mapped anew). */
+static void resv_cut(uintptr_t lo, uintptr_t hi)
+{
+	if (!__atomic_load_n(&nresv, __ATOMIC_RELAXED))
+		return;
+	pthread_mutex_lock(&resv_lock);
+	for (unsigned i = 0; i < nresv;) {
+		uintptr_t a = resv[i].lo, b = resv[i].hi;
+
+		if (b <= lo || a >= hi) {
+			i++;
+		} else if (a < lo && b > hi) { /* split, if there is room */
+			resv[i++].hi = lo;
+			if (nresv < MAX_RESV) {
+				resv[nresv].lo = hi;
+				resv[nresv].hi = b;
+				__atomic_store_n(&nresv, nresv + 1, __ATOMIC_RELAXED);
+			}
+		} else if (a < lo) {
+			resv[i++].hi = lo;
+		} else if (b > hi) {
+			resv[i++].lo = hi;
+		} else {
+			resv[i] = resv[nresv - 1];
+			__atomic_store_n(&nresv, nresv - 1, __ATOMIC_RELAXED);
+		}
+	}
+	pthread_mutex_unlock(&resv_lock);
+}
+
+/* Whether [addr, addr+len) lies inside one reservation. */
+static bool in_resv(const void *addr, size_t len)
+{
+	uintptr_t lo = (uintptr_t)addr, hi = lo + len;
+	bool in = false;
+
+	if (!__atomic_load_n(&nresv, __ATOMIC_RELAXED) || hi < lo ||
+	    dsm_tl_internal)
+		return false;
+	pthread_mutex_lock(&resv_lock);
+	for (unsigned i = 0; i < nresv && !in; i++)
+		in = resv[i].lo <= lo && hi <= resv[i].hi;
+	pthread_mutex_unlock(&resv_lock);
+	return in;
+}
+
+/* Protection that commits: the program means to use the pages. */
+static bool commit_prot(int prot)
+{
+	return prot & (PROT_READ | PROT_WRITE);
+}
+
+/* A reservation's pages [lo, hi) become far memory reading as zeros,
+ * an arena of their own at that address: true if they did. */
+static bool adopt(uintptr_t lo, uintptr_t hi)
+{
+	void *p;
+
+	if (hi - lo < threshold || !in_resv((void *)lo, hi - lo) || !far_on())
+		return false;
+	dsm_tl_internal++;
+	p = arena_adopt((void *)lo, hi - lo);
+	dsm_tl_internal--;
+	if (p)
+		resv_cut(lo, hi);
+	return p != NULL;
+}
+
+/* mmap of a reservation: the kernel's, remembered. */
+static void *reserve(void *addr, size_t len, int flags)
+{
+	void *p = (void *)syscall(SYS_mmap, addr, len, PROT_NONE, flags, -1, 0);
+
+	if (p != MAP_FAILED && len >= threshold && !dsm_tl_internal &&
+	    get_state() != SHIM_CHILD && get_state() != SHIM_OFF)
+		resv_add((uintptr_t)p,
+			 (uintptr_t)p + ((len + PAGE - 1) & ~(PAGE - 1)));
+	return p;
+}
+
+/* Whether [addr, addr+len) may touch an arena: two compares for most. */
+static bool overlaps_far(const void *addr, size_t len)
+{
+	uintptr_t lo = (uintptr_t)addr, hi = lo + len, alo, ahi;
+
+	if (!len || dsm_tl_internal || hi < lo)
+		return false;
+	if ((hi <= __atomic_load_n(&arena_lo, __ATOMIC_ACQUIRE) ||
+	     lo >= __atomic_load_n(&arena_hi, __ATOMIC_ACQUIRE)) &&
+	    (hi <= __atomic_load_n(&adopt_lo, __ATOMIC_ACQUIRE) ||
+	     lo >= __atomic_load_n(&adopt_hi, __ATOMIC_ACQUIRE)))
+		return false;
+	return arena_next(lo, hi, &alo, &ahi);
+}
+
+typedef int (*seg_fn)(uintptr_t lo, uintptr_t hi, bool far, void *arg);
+
+/* seg() on the pieces of [lo, hi) in order, each inside an arena (far)
+ * or outside every arena; the first error stops it.  0 or -errno. */
+static int walk(uintptr_t lo, uintptr_t hi, seg_fn seg, void *arg)
+{
+	while (lo < hi) {
+		uintptr_t alo, ahi;
+		int err;
+
+		if (!arena_next(lo, hi, &alo, &ahi))
+			return seg(lo, hi, false, arg);
+		if (alo > lo && (err = seg(lo, alo, false, arg)))
+			return err;
+		if (alo < lo)
+			alo = lo;
+		if (ahi > hi)
+			ahi = hi;
+		if ((err = seg(alo, ahi, true, arg)))
+			return err;
+		lo = ahi;
+	}
+	return 0;
+}
+
+struct fixed_map {
+	int prot, flags, fd;
+	off_t off;
+	uintptr_t start;
+};
+
+/* A piece of an mmap(MAP_FIXED): over far memory, new anonymous memory
+ * is the same pages zeroed, and anything else would tear a hole in an
+ * arena, which we refuse; over a reservation, a commit as large as the
+ * threshold becomes far memory; the rest is the kernel's. */
+static int fixed_seg(uintptr_t lo, uintptr_t hi, bool far, void *arg)
+{
+	const struct fixed_map *m = arg;
+	bool anon = (m->flags & (MAP_PRIVATE | MAP_ANONYMOUS | MAP_SHARED)) ==
+		    (MAP_PRIVATE | MAP_ANONYMOUS);
+	int err;
+
+	if (!far && !(anon && commit_prot(m->prot) && adopt(lo, hi))) {
+		resv_cut(lo, hi);
+		if (syscall(SYS_mmap, lo, hi - lo, m->prot, m->flags, m->fd,
+			    m->off + (off_t)(lo - m->start)) == -1)
+			return -errno;
+		if (anon && m->prot == PROT_NONE) /* reserved anew */
+			resv_add(lo, hi);
+		return 0;
+	}
+	if (far) { /* adopted pages read as zeros already */
+		if (!anon || (m->prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) ||
+		    get_state() != SHIM_ON)
+			return -EINVAL;
+		dsm_tl_internal++;
+		err = arena_zero((void *)lo, hi - lo);
+		dsm_tl_internal--;
+		if (err)
+			return err == -ENOENT ? -EINVAL :
+			       err == -ETIMEDOUT ? -ENOMEM : err;
+	}
+	return mprotect_far((void *)lo, hi - lo, m->prot) ? -errno : 0;
+}
+
+static void *map_fixed(void *addr, size_t len, int prot, int flags, int fd,
+		       off_t off)
+{
+	struct fixed_map m = { prot, flags, fd, off, (uintptr_t)addr };
+	uintptr_t lo = (uintptr_t)addr;
+	uintptr_t hi = lo + ((len + PAGE - 1) & ~(PAGE - 1));
+	int err;
+
+	if ((lo & (PAGE - 1)) || !len || hi < lo) {
+		errno = EINVAL;
+		return MAP_FAILED;
+	}
+	err = walk(lo, hi, fixed_seg, &m);
+	if (err) {
+		errno = -err;
+		return MAP_FAILED;
+	}
+	return addr;
+}
+
 /* ---- anonymous mappings ----------------------------------------------- */
 
 static bool plain_anon(void *addr, int prot, int flags)
@@ -418,35 +633,28 @@ static bool plain_anon(void *addr, int prot, int flags)
 	       (flags & ~MAP_NORESERVE) == (MAP_PRIVATE | MAP_ANONYMOUS);
 }
 
+/* A reservation: anonymous, private, PROT_NONE, placed by the kernel
+ * (an address is a hint; MAP_FIXED_NOREPLACE too is the kernel's). */
+static bool reserving(int prot, int flags)
+{
+	return prot == PROT_NONE && !(flags & MAP_FIXED) &&
+	       (flags & ~(MAP_NORESERVE | MAP_FIXED_NOREPLACE)) ==
+		       (MAP_PRIVATE | MAP_ANONYMOUS);
+}
+
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
 		  off_t off)
 {
+	if (reserving(prot, flags))
+		return reserve(addr, len, flags);
+	if ((flags & MAP_FIXED) && (overlaps_far(addr, len) ||
+				    (commit_prot(prot) && in_resv(addr, len))))
+		return map_fixed(addr, len, prot, flags, fd, off);
 	if (plain_anon(addr, prot, flags)) {
 		void *p = far_alloc(len, PAGE, true); /* must read as zeros */
 
 		if (p)
 			return p;
-	} else if ((flags & MAP_FIXED) && ours(addr)) {
-		/* New anonymous memory over far memory: the same pages,
-		 * zeroed.  Anything else there would tear a hole in an
-		 * arena, which we refuse. */
-		if ((flags & (MAP_PRIVATE | MAP_ANONYMOUS)) !=
-			    (MAP_PRIVATE | MAP_ANONYMOUS) ||
-		    (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) ||
-		    get_state() != SHIM_ON) {
-			errno = EINVAL;
-			return MAP_FAILED;
-		}
-		len = (len + PAGE - 1) & ~(PAGE - 1);
-		dsm_tl_internal++;
-		fd = arena_zero(addr, len);
-		if (!fd) /* and the protection asked for */
-			fd = arena_protect(addr, len, prot);
-		dsm_tl_internal--;
-		if (!fd)
-			return addr;
-		errno = fd == -ENOENT ? EINVAL : fd == -ETIMEDOUT ? ENOMEM : -fd;
-		return MAP_FAILED;
 	}
 	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
 }
@@ -457,27 +665,54 @@ EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
 	return mmap(addr, len, prot, flags, fd, off);
 }
 
+static int unmap_seg(uintptr_t lo, uintptr_t hi, bool far, void *arg)
+{
+	int err;
+
+	(void)arg;
+	if (!far)
+		return syscall(SYS_munmap, lo, hi - lo) ? -errno : 0;
+	if (get_state() == SHIM_CHILD)
+		return 0; /* never mapped in the child */
+	dsm_tl_internal++;
+	err = arena_release((void *)lo, hi - lo);
+	dsm_tl_internal--;
+	return err ? -EINVAL : 0;
+}
+
 EXPORT int munmap(void *addr, size_t len)
 {
-	if (ours(addr)) {
-		int err;
+	uintptr_t lo = (uintptr_t)addr;
+	uintptr_t hi = lo + ((len + PAGE - 1) & ~(PAGE - 1));
+	int err;
 
-		if (((uintptr_t)addr & (PAGE - 1)) || !len) {
+	if (ours(addr)) { /* blocks of ours: inside one arena, or refused */
+		if ((lo & (PAGE - 1)) || !len || hi < lo) {
 			errno = EINVAL;
 			return -1;
 		}
-		if (get_state() == SHIM_CHILD)
-			return 0; /* never mapped in the child */
-		dsm_tl_internal++;
-		err = arena_release(addr, (len + PAGE - 1) & ~(PAGE - 1));
-		dsm_tl_internal--;
-		if (err) { /* crosses an arena's end: not a shim mapping */
-			errno = EINVAL;
+		if ((err = unmap_seg(lo, hi, true, NULL))) {
+			errno = -err; /* crosses an arena's end */
 			return -1;
 		}
 		return 0;
 	}
-	return syscall(SYS_munmap, addr, len);
+	if (!overlaps_far(addr, len)) {
+		if (!dsm_tl_internal)
+			resv_cut(lo, hi);
+		return syscall(SYS_munmap, addr, len);
+	}
+	if ((lo & (PAGE - 1)) || hi < lo) {
+		errno = EINVAL;
+		return -1;
+	}
+	resv_cut(lo, hi);
+	err = walk(lo, hi, unmap_seg, NULL);
+	if (err) {
+		errno = -err;
+		return -1;
+	}
+	return 0;
 }
 
 static void *mremap_far(void *old, size_t oldlen, size_t newlen, int flags)
@@ -526,6 +761,13 @@ EXPORT void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
 		dsm_tl_internal--;
 		return p;
 	}
+	/* a commit of a reservation is far memory the kernel cannot move
+	 * (the engine knows it by its address): refused, as for a mapping
+	 * that may not grow; callers then allocate anew and copy */
+	if (overlaps_far(old, oldlen)) {
+		errno = (flags & MREMAP_MAYMOVE) ? EINVAL : ENOMEM;
+		return MAP_FAILED;
+	}
 	return (void *)syscall(SYS_mremap, old, oldlen, newlen, flags, fixed);
 }
 
@@ -570,41 +812,79 @@ static int mprotect_far(void *addr, size_t len, int prot)
 	return 0;
 }
 
+/* A piece of an mprotect: far memory's through the arenas; a commit
+ * of a reservation as large as the threshold becomes far memory; the
+ * rest is the kernel's. */
+static int protect_seg(uintptr_t lo, uintptr_t hi, bool far, void *arg)
+{
+	int prot = *(int *)arg;
+
+	if (far || (commit_prot(prot) && adopt(lo, hi)))
+		return mprotect_far((void *)lo, hi - lo, prot) ? -errno : 0;
+	return syscall(SYS_mprotect, lo, hi - lo, prot) ? -errno : 0;
+}
+
 EXPORT int mprotect(void *addr, size_t len, int prot)
 {
+	uintptr_t lo = (uintptr_t)addr;
+	uintptr_t hi = lo + ((len + PAGE - 1) & ~(PAGE - 1));
+	int err;
+
+	/* blocks of ours: all inside one arena, or refused unchanged */
 	if (ours(addr) || (len && ours((void *)((uintptr_t)addr + len - 1))))
 		return mprotect_far(addr, len, prot);
-	return syscall(SYS_mprotect, addr, len, prot);
+	if (!len || (lo & (PAGE - 1)) || hi < lo ||
+	    (!overlaps_far(addr, len) &&
+	     !(commit_prot(prot) && in_resv(addr, len))))
+		return syscall(SYS_mprotect, addr, len, prot);
+	err = walk(lo, hi, protect_seg, &prot);
+	if (err) {
+		errno = -err;
+		return -1;
+	}
+	return 0;
 }
 
 /* Advice on far memory: dropping pages means zeros next time (for
  * MADV_FREE, zeros are one of the allowed outcomes); every other hint is
  * ignored, because obeying it could break the region (MADV_DOFORK would
  * hand a child an unserved copy, MADV_HUGEPAGE bigger-than-page faults). */
+/* A piece of a madvise: on far memory, advice that frees pages zeroes
+ * them (the rest is ignored, as the kernel may ignore advice);
+ * elsewhere the kernel's. */
+static int advise_seg(uintptr_t lo, uintptr_t hi, bool far, void *arg)
+{
+	int advice = *(int *)arg, err;
+
+	if (!far)
+		return syscall(SYS_madvise, lo, hi - lo, advice) ? -errno : 0;
+	if ((advice != MADV_DONTNEED && advice != MADV_FREE &&
+	     advice != MADV_REMOVE) || get_state() != SHIM_ON)
+		return 0;
+	dsm_tl_internal++;
+	err = arena_zero((void *)lo, hi - lo);
+	dsm_tl_internal--;
+	return err == -ETIMEDOUT ? -EAGAIN : 0; /* not zeroed */
+}
+
 EXPORT int madvise(void *addr, size_t len, int advice)
 {
-	if (ours(addr)) {
-		uintptr_t a = (uintptr_t)addr;
+	uintptr_t lo = (uintptr_t)addr;
+	uintptr_t hi = lo + ((len + PAGE - 1) & ~(PAGE - 1));
+	int err;
 
-		if (a & (PAGE - 1)) {
-			errno = EINVAL;
-			return -1;
-		}
-		if ((advice == MADV_DONTNEED || advice == MADV_FREE ||
-		     advice == MADV_REMOVE) && get_state() == SHIM_ON) {
-			int err;
-
-			dsm_tl_internal++;
-			err = arena_zero(addr, (len + PAGE - 1) & ~(PAGE - 1));
-			dsm_tl_internal--;
-			if (err == -ETIMEDOUT) { /* the pages were not zeroed */
-				errno = EAGAIN;
-				return -1;
-			}
-		}
-		return 0;
+	if ((!ours(addr) && !overlaps_far(addr, len)) || hi < lo)
+		return syscall(SYS_madvise, addr, len, advice);
+	if (lo & (PAGE - 1)) {
+		errno = EINVAL;
+		return -1;
 	}
-	return syscall(SYS_madvise, addr, len, advice);
+	err = walk(lo, hi, advise_seg, &advice);
+	if (err) {
+		errno = -err;
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- fork ------------------------------------------------------------- */

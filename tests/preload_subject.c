@@ -6,7 +6,7 @@
  *
  *   preload_subject MODE     (threads, many, calloc, align, mmap, forkexec,
  *                             forkchild, signals, syscall, release,
- *                             mprotect, small)
+ *                             mprotect, small, reserve)
  *
  * One mode looks outside itself: `release` watches the memory server's
  * resident memory (its pid in SUBJECT_SERVER_PID) to see freed far memory
@@ -825,6 +825,92 @@ static void mode_small(void)
 	printf("subject ran\n");
 }
 
+/* ---- reservations (issue 16: managed runtimes) ------------------------ */
+
+#define RES_ALIGN (64UL << 20)
+#define RES_PIECE (1UL << 20)
+#define RES_PIECES 48 /* 48 MiB committed: three times the budget */
+
+static uint8_t *piece(uint8_t *heap, int i)
+{
+	return heap + (size_t)i * RES_PIECE;
+}
+
+/* Commit piece i, by mprotect (even) or by mmap(MAP_FIXED) over it (odd),
+ * as V8 and the JVM do: it reads as zeros. */
+static void commit(uint8_t *heap, int i)
+{
+	uint8_t *p = piece(heap, i);
+
+	if (i % 2)
+		CHECK(mmap(p, RES_PIECE, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+			   MAP_ANONYMOUS | MAP_FIXED, -1, 0) == p);
+	else
+		CHECK(mprotect(p, RES_PIECE, PROT_READ | PROT_WRITE) == 0);
+	CHECK(zeros(p, RES_PIECE));
+}
+
+/* A reservation of 128 MiB with a hint, trimmed to an aligned 64 MiB by
+ * unmapping its ends (glibc's thread heaps and V8 do this). */
+static uint8_t *reserve_aligned(void)
+{
+	uint8_t *raw = mmap((void *)0x500000000000UL, 2 * RES_ALIGN, PROT_NONE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint8_t *heap;
+
+	CHECK(raw != MAP_FAILED);
+	heap = (uint8_t *)(((uintptr_t)raw + RES_ALIGN - 1) & ~(RES_ALIGN - 1));
+	if (heap > raw)
+		CHECK(munmap(raw, heap - raw) == 0);
+	CHECK(munmap(heap + RES_ALIGN, raw + 2 * RES_ALIGN - (heap + RES_ALIGN)) == 0);
+	return heap;
+}
+
+/* A managed runtime's heap: reserved, committed piece by piece past the
+ * budget, every byte checked after eviction; pieces decommitted (madvise
+ * and mprotect, or mmap(MAP_FIXED, PROT_NONE)) and committed again read
+ * as zeros, their neighbours untouched; one mprotect over committed
+ * pieces and reserved space; the whole heap unmapped at once;
+ * MAP_FIXED_NOREPLACE gets its address or EEXIST. */
+static void mode_reserve(void)
+{
+	uint8_t *heap = reserve_aligned(), *p, *q;
+
+	for (int i = 0; i < RES_PIECES; i++) {
+		commit(heap, i);
+		fill(piece(heap, i), RES_PIECE, 100 + i);
+	}
+	for (int i = 0; i < RES_PIECES; i++)
+		CHECK(check(piece(heap, i), RES_PIECE, 100 + i));
+	p = piece(heap, 5);
+	CHECK(madvise(p, RES_PIECE, MADV_DONTNEED) == 0);
+	CHECK(mprotect(p, RES_PIECE, PROT_NONE) == 0);
+	CHECK(mprotect(p, RES_PIECE, PROT_READ | PROT_WRITE) == 0);
+	CHECK(zeros(p, RES_PIECE));
+	p = piece(heap, 6);
+	CHECK(mmap(p, RES_PIECE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+		   MAP_NORESERVE | MAP_FIXED, -1, 0) == p);
+	commit(heap, 6); /* by mprotect */
+	CHECK(check(piece(heap, 4), RES_PIECE, 104));
+	CHECK(check(piece(heap, 7), RES_PIECE, 107));
+	/* committed pieces 40..47 and reserved space 48..55 at once */
+	CHECK(mprotect(piece(heap, 40), 16 * RES_PIECE, PROT_READ | PROT_WRITE) == 0);
+	for (int i = 40; i < 48; i++)
+		CHECK(check(piece(heap, i), RES_PIECE, 100 + i));
+	CHECK(zeros(piece(heap, 48), 8 * RES_PIECE));
+	CHECK(munmap(heap, RES_ALIGN) == 0);
+	/* the heap's address is free again: NOREPLACE gets it exactly */
+	q = mmap(heap, RES_ALIGN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+		 MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	CHECK(q == heap);
+	CHECK(mmap(heap, RES_PIECE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+		   MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED && errno == EEXIST);
+	commit(heap, 0);
+	fill(heap, RES_PIECE, 7);
+	CHECK(check(heap, RES_PIECE, 7));
+	CHECK(munmap(heap, RES_ALIGN) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct { const char *name; void (*fn)(void); } modes[] = {
@@ -834,6 +920,7 @@ int main(int argc, char **argv)
 		{ "forkchild", mode_forkchild }, { "signals", mode_signals },
 		{ "syscall", mode_syscall }, { "release", mode_release },
 		{ "mprotect", mode_mprotect }, { "small", mode_small },
+		{ "reserve", mode_reserve },
 	};
 
 	for (size_t i = 0; argc == 2 && i < sizeof(modes) / sizeof(*modes); i++) {

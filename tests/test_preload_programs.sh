@@ -3,7 +3,10 @@
 # local budget well below its working set.  Each one's output is compared
 # byte for byte with a run without the shim, and its stats must show far
 # memory really used (pages fetched and evicted > 0).
-#   test_preload_programs.sh BUILD_DIR sort|python|redis
+# Managed runtimes (node, java) must also show their heaps went far: at
+# least half of it evicted, and they fail clearly with DSM_REQUIRE=1 and
+# no server.
+#   test_preload_programs.sh BUILD_DIR sort|python|redis|node|java
 # Exit 77 (skipped) if the program is not installed, or in a sanitizer
 # build (DSM_TEST_SANITIZED=1: the shim cannot be tested there, see
 # docs/design.md, "Sanitizers").
@@ -22,6 +25,8 @@ need() {
 }
 need "$([ "$what" = python ] && echo /usr/bin/python3 || echo /usr/bin/sort)"
 [ "$what" = redis ] && need redis-server && need redis-cli
+[ "$what" = node ] && need node
+[ "$what" = java ] && need java && need javac
 
 tmp=$(mktemp -d /tmp/dsm-preload-prog.XXXXXX)
 pids=()
@@ -49,6 +54,20 @@ check_paged() {
 	e=$(stat pages_evicted)
 	echo "$what: pages fetched $f, evicted $e, written back $(stat pages_written_back)"
 	[ "$f" -gt 0 ] && [ "$e" -gt 0 ] || fail "$what: far memory not used (fetched $f, evicted $e)"
+}
+# evicted_at_least MIB: the heap went far, not a few buffers beside it
+evicted_at_least() {
+	local e
+	e=$(stat pages_evicted)
+	[ $((e / 256)) -ge "$1" ] ||
+		fail "$what: only $((e / 256)) MiB evicted, want at least $1 (the heap stayed local?)"
+}
+# require_fails CMD...: with DSM_REQUIRE=1 and no server, an error, not a run
+require_fails() {
+	local rc=0
+	"$run" --servers 127.0.0.1:1 --require --quiet -- "$@" >"$tmp/req.out" 2>"$tmp/req.err" || rc=$?
+	[ $rc != 0 ] && grep -q "DSM_REQUIRE=1" "$tmp/req.err" ||
+		fail "$what with DSM_REQUIRE=1 and no server: exit $rc: $(cat "$tmp/req.err")"
 }
 
 case $what in
@@ -125,6 +144,56 @@ for i in range(600):
 	one_run "$tmp/far" "${far[@]}" --local-mem 32M --
 	[ "$(head -1 "$tmp/plain")" = 600 ] || fail "redis did not load the dataset"
 	cmp "$tmp/plain" "$tmp/far" || fail "redis contents differ"
+	;;
+node)
+	# V8 reserves its heap PROT_NONE and commits it with mprotect: a
+	# heap of ~450 MB of objects, checksummed, with a budget of 64 MiB.
+	cat >"$tmp/heap.js" <<'JS'
+const arrs = [];
+let sum = 0;
+for (let i = 0; i < 20; i++) {
+  const a = new Array(500000);
+  for (let j = 0; j < a.length; j++) a[j] = { v: (i * 7 + j) % 1000, s: "k" + (j % 97) };
+  arrs.push(a);
+}
+for (const a of arrs) for (const o of a) sum += o.v + o.s.length;
+console.log("sum", sum, "arrays", arrs.length);
+JS
+	node "$tmp/heap.js" >"$tmp/plain" || fail "node failed"
+	"${far[@]}" --local-mem 64M -- node "$tmp/heap.js" \
+		>"$tmp/far" 2>"$tmp/err" || fail "node under dsm-run: $(cat "$tmp/err")"
+	cmp "$tmp/plain" "$tmp/far" || fail "node output differs: $(cat "$tmp/plain" "$tmp/far")"
+	evicted_at_least 200
+	require_fails node -e 'console.log(1)'
+	;;
+java)
+	# The JVM reserves the Java heap and commits it with mmap(MAP_FIXED):
+	# 512 MB of arrays filled and summed, -Xmx1g, G1 then Parallel, with
+	# a budget of 128 MiB.
+	cat >"$tmp/Fill.java" <<'JAVA'
+public class Fill {
+    public static void main(String[] a) {
+        long[][] blocks = new long[64][];
+        long sum = 0;
+        for (int i = 0; i < blocks.length; i++) {
+            blocks[i] = new long[1 << 20];
+            for (int j = 0; j < blocks[i].length; j++) blocks[i][j] = (long) i * 31 + j;
+        }
+        for (long[] b : blocks) for (long v : b) sum += v;
+        System.out.println("sum " + sum);
+    }
+}
+JAVA
+	javac -d "$tmp" "$tmp/Fill.java" || fail "javac failed"
+	for gc in G1 Parallel; do
+		java -Xmx1g -XX:+Use${gc}GC -cp "$tmp" Fill >"$tmp/plain" || fail "java ($gc) failed"
+		"${far[@]}" --local-mem 128M -- java -Xmx1g -XX:+Use${gc}GC -cp "$tmp" Fill \
+			>"$tmp/far" 2>"$tmp/err" || fail "java ($gc) under dsm-run: $(cat "$tmp/err")"
+		cmp "$tmp/plain" "$tmp/far" || fail "java ($gc) output differs: $(cat "$tmp/plain" "$tmp/far")"
+		echo "java ($gc): $(cat "$tmp/far")"
+	done
+	evicted_at_least 400
+	require_fails java -Xmx64m -cp "$tmp" Fill
 	;;
 *)
 	fail "unknown program $what"
