@@ -3,7 +3,7 @@
 #  1. overhead on a program whose allocations all stay below the threshold
 #     (dsm-bench-alloc-churn, plain and under libdsm-preload.so, interleaved);
 #  2. slowdown of real, unmodified programs (sort, python3, redis-server,
-#     xz)
+#     xz, and the managed runtimes node and java)
 #     with 25%, 50% and 100% of their working set in local memory, under
 #     dsm-run and under the kernel's swap with the same memory limit (a
 #     cgroup v1 memory limit and a swap file).
@@ -11,7 +11,7 @@
 # Run as root (swapon, memory cgroups):   bench/preload.sh
 # Knobs: REPS (runs per case, medians; default 3), CHURN_REPS (default 5),
 # CHURN_OPS (default 50000000), FRACTIONS (default "25 50 100"),
-# PROGRAMS (default "sort python redis xz"), SORT_LINES (2000000),
+# PROGRAMS (default "sort python redis xz node java"), SORT_LINES (2000000),
 # PY_BLOBS (160), REDIS_KEYS (1000), XZ_MB (1), TIMEOUT (seconds per
 # run, 600),
 # BUILD (build directory, default build-bench).
@@ -24,7 +24,7 @@ REPS=${REPS:-3}
 CHURN_REPS=${CHURN_REPS:-5}
 CHURN_OPS=${CHURN_OPS:-50000000}
 FRACTIONS=${FRACTIONS:-25 50 100}
-PROGRAMS=${PROGRAMS:-sort python redis xz}
+PROGRAMS=${PROGRAMS:-sort python redis xz node java}
 SORT_LINES=${SORT_LINES:-2000000}
 PY_BLOBS=${PY_BLOBS:-160}
 REDIS_KEYS=${REDIS_KEYS:-1000}
@@ -46,7 +46,7 @@ die() { log "$*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root: the swap baseline needs swapon and a memory cgroup"
 [ -w /sys/fs/cgroup/memory/cgroup.procs ] ||
 	die "no cgroup v1 memory controller at /sys/fs/cgroup/memory"
-for p in sort $PY redis-server xz; do
+for p in sort $PY redis-server xz node java javac; do
 	command -v "$p" >/dev/null || die "$p not installed (deploy/install-deps.sh)"
 done
 
@@ -255,6 +255,34 @@ for b in reversed(blobs):
     h.update(hashlib.sha256(b).digest())
 print(h.hexdigest(), len(blobs), len(nums), len(d))
 PY
+	# node: V8's heap, ~450 MB of small objects, summed
+	cat >"$work/heap.js" <<'JS'
+const arrs = [];
+let sum = 0;
+for (let i = 0; i < 20; i++) {
+  const a = new Array(500000);
+  for (let j = 0; j < a.length; j++) a[j] = { v: (i * 7 + j) % 1000, s: "k" + (j % 97) };
+  arrs.push(a);
+}
+for (const a of arrs) for (const o of a) sum += o.v + o.s.length;
+console.log("sum", sum, "arrays", arrs.length);
+JS
+	# java: 64 arrays of 8 MB in a 1 GiB heap, filled and summed
+	cat >"$work/Fill.java" <<'JAVA'
+public class Fill {
+    public static void main(String[] a) {
+        long[][] blocks = new long[64][];
+        long sum = 0;
+        for (int i = 0; i < blocks.length; i++) {
+            blocks[i] = new long[1 << 20];
+            for (int j = 0; j < blocks[i].length; j++) blocks[i][j] = (long) i * 31 + j;
+        }
+        for (long[] b : blocks) for (long v : b) sum += v;
+        System.out.println("sum " + sum);
+    }
+}
+JAVA
+	javac -d "$work" "$work/Fill.java"
 	# redis client: SET REDIS_KEYS values of 300 KB (each one a far
 	# block under the shim), then GET them all twice in a random order,
 	# hashing what comes back; times itself (load + reads).
@@ -316,6 +344,21 @@ run_prog() {
 	python)
 		t0=$EPOCHREALTIME
 		in_cg "$cg" "${pre[@]}" $PY "$work/work.py" >"$out" 2>>"$work/err" || return 1
+		t1=$EPOCHREALTIME
+		;;
+	node)
+		t0=$EPOCHREALTIME
+		# node sizes its heap limit from the cgroup's memory limit,
+		# which would make the swap runs fail for want of heap rather
+		# than page: the same limit for every mode
+		in_cg "$cg" "${pre[@]}" node --max-old-space-size=2048 \
+			"$work/heap.js" >"$out" 2>>"$work/err" || return 1
+		t1=$EPOCHREALTIME
+		;;
+	java)
+		t0=$EPOCHREALTIME
+		in_cg "$cg" "${pre[@]}" java -Xmx1g -XX:+UseG1GC -cp "$work" Fill \
+			>"$out" 2>>"$work/err" || return 1
 		t1=$EPOCHREALTIME
 		;;
 	redis)

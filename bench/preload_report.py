@@ -19,6 +19,10 @@ WORKLOAD = {
     "redis": "`redis-server` loaded with 300 KB values, each read back "
              "twice in random order",
     "xz": "`xz -6 -T1` of {xz_mb} MB of generated text",
+    "node": "`node` building 20 arrays of 500,000 small objects and "
+            "summing them (V8's heap)",
+    "java": "`java -Xmx1g -XX:+UseG1GC` filling and summing 64 arrays "
+            "of 8 MB (the Java heap)",
 }
 FAR = {
     "sort": "its line buffer (one malloc of about the input's size)",
@@ -29,6 +33,10 @@ FAR = {
              "buffers are local",
     "xz": "the match finder's hash chains and tree and the dictionary "
           "buffer (each >= 128 KiB)",
+    "node": "the heap: V8 reserves it PROT_NONE and commits pages with "
+            "mprotect, each commit far memory at its address",
+    "java": "the Java heap: reserved, committed with mmap(MAP_FIXED), "
+            "each commit far memory at its address",
 }
 
 

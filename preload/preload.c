@@ -431,6 +431,10 @@ static struct {
 	uintptr_t lo, hi;
 } resv[MAX_RESV];     /* resv_lock: reservations made through us */
 static unsigned nresv; /* resv_lock; read unlocked as a hint */
+/* Held from claiming pages out of a reservation to adopting them, so
+ * that no other thread claims the same pages meanwhile.  Taken before
+ * resv_lock, never inside it. */
+static pthread_mutex_t adopt_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int mprotect_far(void *addr, size_t len, int prot);
 
@@ -475,19 +479,41 @@ static void resv_cut(uintptr_t lo, uintptr_t hi)
 	pthread_mutex_unlock(&resv_lock);
 }
 
+/* Under resv_lock: whether [lo, hi) lies inside one reservation. */
+static bool resv_has(uintptr_t lo, uintptr_t hi)
+{
+	for (unsigned i = 0; i < nresv; i++)
+		if (resv[i].lo <= lo && hi <= resv[i].hi)
+			return true;
+	return false;
+}
+
 /* Whether [addr, addr+len) lies inside one reservation. */
 static bool in_resv(const void *addr, size_t len)
 {
 	uintptr_t lo = (uintptr_t)addr, hi = lo + len;
-	bool in = false;
+	bool in;
 
 	if (!__atomic_load_n(&nresv, __ATOMIC_RELAXED) || hi < lo ||
 	    dsm_tl_internal)
 		return false;
 	pthread_mutex_lock(&resv_lock);
-	for (unsigned i = 0; i < nresv && !in; i++)
-		in = resv[i].lo <= lo && hi <= resv[i].hi;
+	in = resv_has(lo, hi);
 	pthread_mutex_unlock(&resv_lock);
+	return in;
+}
+
+/* Take [lo, hi) out of the reservations if it lies inside one, in one
+ * step: of two threads committing the same pages, one adopts them. */
+static bool resv_claim(uintptr_t lo, uintptr_t hi)
+{
+	bool in;
+
+	pthread_mutex_lock(&resv_lock);
+	in = resv_has(lo, hi);
+	pthread_mutex_unlock(&resv_lock);
+	if (in)
+		resv_cut(lo, hi); /* racing claims: see adopt */
 	return in;
 }
 
@@ -505,11 +531,17 @@ static bool adopt(uintptr_t lo, uintptr_t hi)
 
 	if (hi - lo < threshold || !in_resv((void *)lo, hi - lo) || !far_on())
 		return false;
+	pthread_mutex_lock(&adopt_lock);
+	if (!resv_claim(lo, hi)) { /* another thread adopted them first */
+		pthread_mutex_unlock(&adopt_lock);
+		return false;
+	}
 	dsm_tl_internal++;
 	p = arena_adopt((void *)lo, hi - lo);
 	dsm_tl_internal--;
-	if (p)
-		resv_cut(lo, hi);
+	if (!p) /* still reserved: the next commit may try again */
+		resv_add(lo, hi);
+	pthread_mutex_unlock(&adopt_lock);
 	return p != NULL;
 }
 
@@ -580,9 +612,14 @@ static int fixed_seg(uintptr_t lo, uintptr_t hi, bool far, void *arg)
 	const struct fixed_map *m = arg;
 	bool anon = (m->flags & (MAP_PRIVATE | MAP_ANONYMOUS | MAP_SHARED)) ==
 		    (MAP_PRIVATE | MAP_ANONYMOUS);
+	bool adopted = false;
 	int err;
 
-	if (!far && !(anon && commit_prot(m->prot) && adopt(lo, hi))) {
+	if (!far && anon && commit_prot(m->prot))
+		adopted = adopt(lo, hi);
+	if (!far && !adopted && overlaps_far((void *)lo, hi - lo))
+		far = true; /* another thread adopted it meanwhile */
+	if (!far && !adopted) {
 		resv_cut(lo, hi);
 		if (syscall(SYS_mmap, lo, hi - lo, m->prot, m->flags, m->fd,
 			    m->off + (off_t)(lo - m->start)) == -1)
@@ -819,7 +856,8 @@ static int protect_seg(uintptr_t lo, uintptr_t hi, bool far, void *arg)
 {
 	int prot = *(int *)arg;
 
-	if (far || (commit_prot(prot) && adopt(lo, hi)))
+	if (far || (commit_prot(prot) && adopt(lo, hi)) ||
+	    overlaps_far((void *)lo, hi - lo)) /* another thread adopted it */
 		return mprotect_far((void *)lo, hi - lo, prot) ? -errno : 0;
 	return syscall(SYS_mprotect, lo, hi - lo, prot) ? -errno : 0;
 }
