@@ -502,7 +502,23 @@ struct call_wait {
 	int status;
 	void *reply;
 	uint32_t cap, len;
+	uint8_t **pages;     /* a WRITE's, from dsm_eng.stage: given back
+	                      * when it completes */
+	uint32_t npages;
 };
+
+/* Called without the engine lock, as completions are. */
+static void call_wait_free(struct call_wait *w)
+{
+	if (w->npages) {
+		pthread_mutex_lock(&dsm_eng.lock);
+		dsm_stage_put(&dsm_eng.stage, w->pages, w->npages);
+		pthread_mutex_unlock(&dsm_eng.lock);
+	}
+	free(w->pages);
+	free(w->reply);
+	free(w);
+}
 
 static void call_done(void *arg, int status, const uint8_t *payload,
 		      uint32_t len)
@@ -519,10 +535,8 @@ static void call_done(void *arg, int status, const uint8_t *payload,
 	w->done = true;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
-	if (orphan) {
-		free(w->reply);
-		free(w);
-	}
+	if (orphan)
+		call_wait_free(w);
 }
 
 /* Wait for w's answer for timeout_ns.  0 when it came; else -ETIMEDOUT,
@@ -560,31 +574,42 @@ int dsm_engine_call_ns(uint32_t server, uint8_t type, const void *body,
 		       uint32_t len, void *reply, uint32_t cap,
 		       uint32_t *rlen, uint64_t timeout_ns)
 {
-	struct call_wait *w;
-	struct dsm_io *io;
-	int err;
+	struct dsm_io io = { .type = type, .server = server, .blen = len };
 
-	if (len > sizeof(io->body))
+	if (len > sizeof(io.body))
 		return -EINVAL;
+	if (len) /* STATS has no body: body may be NULL */
+		memcpy(io.body, body, len);
+	return dsm_engine_io(&io, reply, cap, rlen, timeout_ns);
+}
+
+int dsm_engine_io(const struct dsm_io *req, void *reply, uint32_t cap,
+		  uint32_t *rlen, uint64_t timeout_ns)
+{
+	uint32_t npages = req->type == DSM_MSG_WRITE ? req->npages : 0;
+	struct call_wait *w;
+	struct dsm_io *io = NULL;
+	int err = -ENOMEM;
+
 	w = calloc(1, sizeof(*w));
 	if (!w || (cap && !(w->reply = malloc(cap))) ||
-	    dsm_cond_init_monotonic(&w->cond)) {
-		err = -ENOMEM;
+	    (npages && !(w->pages = malloc(npages * sizeof(*w->pages)))) ||
+	    dsm_cond_init_monotonic(&w->cond))
 		goto out;
-	}
 	pthread_mutex_init(&w->lock, NULL);
 	w->cap = cap;
+	if (npages) /* ours now: kept until the WRITE completes */
+		memcpy(w->pages, req->pages, npages * sizeof(*w->pages));
+	w->npages = npages;
 	pthread_mutex_lock(&dsm_eng.lock);
 	io = push(&dsm_eng.sendq);
 	if (io) {
-		*io = (struct dsm_io){ .type = type, .server = server,
-				       .blen = len, .done = call_done,
-				       .arg = w };
-		if (len) /* STATS has no body: body may be NULL */
-			memcpy(io->body, body, len);
+		*io = *req;
+		io->pages = w->pages;
+		io->done = call_done;
+		io->arg = w;
 	}
 	pthread_mutex_unlock(&dsm_eng.lock);
-	err = -ENOMEM;
 	if (!io)
 		goto out;
 	dsm_engine_kick();
@@ -596,8 +621,12 @@ int dsm_engine_call_ns(uint32_t server, uint8_t type, const void *body,
 		*rlen = w->len;
 	err = w->status;
 out:
+	if (npages && !(w && w->npages)) { /* never handed over: back now */
+		pthread_mutex_lock(&dsm_eng.lock);
+		dsm_stage_put(&dsm_eng.stage, req->pages, npages);
+		pthread_mutex_unlock(&dsm_eng.lock);
+	}
 	if (w)
-		free(w->reply);
-	free(w);
+		call_wait_free(w);
 	return err;
 }

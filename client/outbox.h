@@ -130,6 +130,14 @@ int dsm_engine_call(uint32_t server, uint8_t type, const void *body,
 int dsm_engine_call_ns(uint32_t server, uint8_t type, const void *body,
 		       uint32_t len, void *reply, uint32_t cap,
 		       uint32_t *rlen, uint64_t timeout_ns);
+/* Any request from a thread other than the engine thread, waited for
+ * at most timeout_ns: req is copied (done and arg are set here).  Up to
+ * cap bytes of the reply's payload (a READ's pages) go to reply, its
+ * length to *rlen.  A WRITE's pages come from dsm_eng.stage and are the
+ * call's from here on: given back when the WRITE completes, even if the
+ * caller stopped waiting.  0 or -errno; -ETIMEDOUT as above. */
+int dsm_engine_io(const struct dsm_io *req, void *reply, uint32_t cap,
+		  uint32_t *rlen, uint64_t timeout_ns);
 /* Move every request of src to the end of dst, in order (their pages go
  * with them).  0, or -ENOMEM with both unchanged. */
 int dsm_outbox_splice(struct dsm_outbox *dst, struct dsm_outbox *src);

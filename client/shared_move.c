@@ -51,138 +51,41 @@
  * its new home before its held faults fail (SIGBUS). */
 #define FOLLOW_TRIES 15
 
-/* ---- one request, waited for ---------------------------------------- */
+/* ---- copying the pool ------------------------------------------------ */
 
-/* A READ or WRITE queued for the engine thread, waited for here; freed
- * by whichever of the two ends last (the waiter may give up first). */
-struct io_wait {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;      /* CLOCK_MONOTONIC */
-	bool done, abandoned;
-	int status;
-	uint8_t *dst;             /* READ: where the pages go */
-	uint32_t want;            /* READ: bytes expected */
-	uint8_t *page[DSM_MAX_BATCH_PAGES]; /* WRITE: staged (stage.h) */
-	uint32_t staged;
-};
-
-static void io_wait_free(struct io_wait *w)
-{
-	if (w->staged) {
-		pthread_mutex_lock(&dsm_eng.lock);
-		dsm_stage_put(&dsm_eng.stage, w->page, w->staged);
-		pthread_mutex_unlock(&dsm_eng.lock);
-	}
-	pthread_cond_destroy(&w->cond);
-	pthread_mutex_destroy(&w->lock);
-	free(w);
-}
-
-static void io_wait_done(void *arg, int status, const uint8_t *payload,
-			 uint32_t len)
-{
-	struct io_wait *w = arg;
-	bool abandoned;
-
-	pthread_mutex_lock(&w->lock);
-	if (!status && w->dst) {
-		if (len != w->want)
-			status = -EPROTO;
-		else
-			memcpy(w->dst, payload, len);
-	}
-	w->status = status;
-	w->done = true;
-	abandoned = w->abandoned;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-	if (abandoned)
-		io_wait_free(w);
-}
-
-static struct io_wait *io_wait_new(void)
-{
-	struct io_wait *w = calloc(1, sizeof(*w));
-
-	if (!w)
-		return NULL;
-	if (dsm_cond_init_monotonic(&w->cond)) {
-		free(w);
-		return NULL;
-	}
-	pthread_mutex_init(&w->lock, NULL);
-	return w;
-}
-
-/* Queue io (filled in but for done and arg) and wait for it, at most
- * dsm_eng.reply_ns.  Its status, or -ETIMEDOUT / -ENOMEM. */
-static int io_run(struct io_wait *w, struct dsm_io io)
-{
-	uint64_t deadline = dsm_now_ns() + dsm_eng.reply_ns;
-	struct dsm_io *slot;
-	int err = 0;
-
-	io.done = io_wait_done;
-	io.arg = w;
-	pthread_mutex_lock(&dsm_eng.lock);
-	slot = dsm_outbox_push(&dsm_eng.sendq);
-	if (slot)
-		*slot = io;
-	pthread_mutex_unlock(&dsm_eng.lock);
-	if (!slot) {
-		io_wait_free(w);
-		return -ENOMEM;
-	}
-	dsm_engine_kick();
-	pthread_mutex_lock(&w->lock);
-	while (!w->done && !err)
-		err = dsm_cond_wait_until(&w->cond, &w->lock, deadline);
-	if (!w->done) {
-		w->abandoned = true; /* the completion frees it */
-		w->dst = NULL;       /* and the caller's buffer goes */
-		pthread_mutex_unlock(&w->lock);
-		return -ETIMEDOUT;
-	}
-	err = w->status;
-	pthread_mutex_unlock(&w->lock);
-	io_wait_free(w);
-	return err;
-}
-
-/* Pages [first, first + n) of the pool at `from` into `to`. */
+/* Pages [first, first + n) of the pool at `from` into `to`, through buf. */
 static int copy_batch(const struct dsm_shared *from, const struct dsm_shared *to,
 		      uint64_t first, uint32_t n, uint8_t *buf)
 {
-	struct io_wait *w = io_wait_new();
-	int err;
-
-	if (!w)
-		return -ENOMEM;
-	w->dst = buf;
-	w->want = n * DSM_PAGE_SIZE;
-	err = io_run(w, (struct dsm_io){
+	struct dsm_io read = {
 		.type = DSM_MSG_READ, .server = from->server,
 		.region_id = from->region_id, .npages = n,
-		.pool_off = from->pool_off + first * DSM_PAGE_SIZE });
+		.pool_off = from->pool_off + first * DSM_PAGE_SIZE };
+	uint8_t *page[DSM_MAX_BATCH_PAGES];
+	uint32_t len = 0, staged = 0;
+	int err;
+
+	err = dsm_engine_io(&read, buf, n * DSM_PAGE_SIZE, &len,
+			    dsm_eng.reply_ns);
+	if (!err && len != n * DSM_PAGE_SIZE)
+		err = -EPROTO;
 	if (err)
 		return err;
-	if (!(w = io_wait_new()))
-		return -ENOMEM;
 	pthread_mutex_lock(&dsm_eng.lock);
-	while (w->staged < n &&
-	       (w->page[w->staged] = dsm_stage_get(&dsm_eng.stage)))
-		w->staged++;
+	while (staged < n && (page[staged] = dsm_stage_get(&dsm_eng.stage)))
+		staged++;
+	if (staged < n)
+		dsm_stage_put(&dsm_eng.stage, page, staged);
 	pthread_mutex_unlock(&dsm_eng.lock);
-	if (w->staged < n) {
-		io_wait_free(w);
+	if (staged < n)
 		return -ENOMEM;
-	}
 	for (uint32_t i = 0; i < n; i++)
-		memcpy(w->page[i], buf + (size_t)i * DSM_PAGE_SIZE, DSM_PAGE_SIZE);
-	return io_run(w, (struct dsm_io){
+		memcpy(page[i], buf + (size_t)i * DSM_PAGE_SIZE, DSM_PAGE_SIZE);
+	return dsm_engine_io(&(struct dsm_io){
 		.type = DSM_MSG_WRITE, .server = to->server,
-		.region_id = to->region_id, .npages = n, .pages = w->page,
-		.pool_off = to->pool_off + first * DSM_PAGE_SIZE });
+		.region_id = to->region_id, .npages = n, .pages = page,
+		.pool_off = to->pool_off + first * DSM_PAGE_SIZE },
+		NULL, 0, NULL, dsm_eng.reply_ns);
 }
 
 /* The whole pool of the region of npages pages, from `from` to `to`. */
