@@ -255,34 +255,8 @@ for b in reversed(blobs):
     h.update(hashlib.sha256(b).digest())
 print(h.hexdigest(), len(blobs), len(nums), len(d))
 PY
-	# node: V8's heap, ~450 MB of small objects, summed
-	cat >"$work/heap.js" <<'JS'
-const arrs = [];
-let sum = 0;
-for (let i = 0; i < 20; i++) {
-  const a = new Array(500000);
-  for (let j = 0; j < a.length; j++) a[j] = { v: (i * 7 + j) % 1000, s: "k" + (j % 97) };
-  arrs.push(a);
-}
-for (const a of arrs) for (const o of a) sum += o.v + o.s.length;
-console.log("sum", sum, "arrays", arrs.length);
-JS
-	# java: 64 arrays of 8 MB in a 1 GiB heap, filled and summed
-	cat >"$work/Fill.java" <<'JAVA'
-public class Fill {
-    public static void main(String[] a) {
-        long[][] blocks = new long[64][];
-        long sum = 0;
-        for (int i = 0; i < blocks.length; i++) {
-            blocks[i] = new long[1 << 20];
-            for (int j = 0; j < blocks[i].length; j++) blocks[i][j] = (long) i * 31 + j;
-        }
-        for (long[] b : blocks) for (long v : b) sum += v;
-        System.out.println("sum " + sum);
-    }
-}
-JAVA
-	javac -d "$work" "$work/Fill.java"
+	# node and java: tests/programs/heap.js (V8's heap) and Fill.java
+	javac -d "$work" "$top/tests/programs/Fill.java"
 	# redis client: SET REDIS_KEYS values of 300 KB (each one a far
 	# block under the shim), then GET them all twice in a random order,
 	# hashing what comes back; times itself (load + reads).
@@ -352,7 +326,7 @@ run_prog() {
 		# which would make the swap runs fail for want of heap rather
 		# than page: the same limit for every mode
 		in_cg "$cg" "${pre[@]}" node --max-old-space-size=2048 \
-			"$work/heap.js" >"$out" 2>>"$work/err" || return 1
+			"$top/tests/programs/heap.js" >"$out" 2>>"$work/err" || return 1
 		t1=$EPOCHREALTIME
 		;;
 	java)

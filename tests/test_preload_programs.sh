@@ -14,6 +14,7 @@ set -uo pipefail
 build=$1
 what=$2
 run=$build/preload/dsm-run
+progs=$(dirname "$0")/programs # heap.js, Fill.java
 server=$build/server/dsm-server
 
 if [ "${DSM_TEST_SANITIZED:-0}" = 1 ]; then
@@ -148,19 +149,8 @@ for i in range(600):
 node)
 	# V8 reserves its heap PROT_NONE and commits it with mprotect: a
 	# heap of ~450 MB of objects, checksummed, with a budget of 64 MiB.
-	cat >"$tmp/heap.js" <<'JS'
-const arrs = [];
-let sum = 0;
-for (let i = 0; i < 20; i++) {
-  const a = new Array(500000);
-  for (let j = 0; j < a.length; j++) a[j] = { v: (i * 7 + j) % 1000, s: "k" + (j % 97) };
-  arrs.push(a);
-}
-for (const a of arrs) for (const o of a) sum += o.v + o.s.length;
-console.log("sum", sum, "arrays", arrs.length);
-JS
-	node "$tmp/heap.js" >"$tmp/plain" || fail "node failed"
-	"${far[@]}" --local-mem 64M -- node "$tmp/heap.js" \
+	node "$progs/heap.js" >"$tmp/plain" || fail "node failed"
+	"${far[@]}" --local-mem 64M -- node "$progs/heap.js" \
 		>"$tmp/far" 2>"$tmp/err" || fail "node under dsm-run: $(cat "$tmp/err")"
 	cmp "$tmp/plain" "$tmp/far" || fail "node output differs: $(cat "$tmp/plain" "$tmp/far")"
 	evicted_at_least 200
@@ -170,21 +160,7 @@ java)
 	# The JVM reserves the Java heap and commits it with mmap(MAP_FIXED):
 	# 512 MB of arrays filled and summed, -Xmx1g, G1 then Parallel, with
 	# a budget of 128 MiB.
-	cat >"$tmp/Fill.java" <<'JAVA'
-public class Fill {
-    public static void main(String[] a) {
-        long[][] blocks = new long[64][];
-        long sum = 0;
-        for (int i = 0; i < blocks.length; i++) {
-            blocks[i] = new long[1 << 20];
-            for (int j = 0; j < blocks[i].length; j++) blocks[i][j] = (long) i * 31 + j;
-        }
-        for (long[] b : blocks) for (long v : b) sum += v;
-        System.out.println("sum " + sum);
-    }
-}
-JAVA
-	javac -d "$tmp" "$tmp/Fill.java" || fail "javac failed"
+	javac -d "$tmp" "$progs/Fill.java" || fail "javac failed"
 	for gc in G1 Parallel; do
 		java -Xmx1g -XX:+Use${gc}GC -cp "$tmp" Fill >"$tmp/plain" || fail "java ($gc) failed"
 		"${far[@]}" --local-mem 128M -- java -Xmx1g -XX:+Use${gc}GC -cp "$tmp" Fill \
