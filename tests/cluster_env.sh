@@ -2,9 +2,9 @@
 # (test_dsmctl.sh, test_cluster.sh, test_drain.sh): skips without redis,
 # makes a private temporary directory, picks free loopback ports, and
 # exports what deploy/cluster.sh and the clients read; and the helpers
-# they share (json_get, server_field, wait_for).  The sourcing script sets
-# SERVERS, CAPACITY and CLUSTER first, and build and top.  On exit the
-# cluster is taken down and anything it left is killed.
+# they share (json_get, server_field, shared_record, wait_for).  The
+# sourcing script sets SERVERS, CAPACITY and CLUSTER first, and build and
+# top.  On exit the cluster is taken down and anything it left is killed.
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
 	echo "SKIP: redis-server or redis-cli not installed (deploy/install-deps.sh installs them)"
 	exit 77
@@ -74,6 +74,16 @@ json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys
 # (the sourcing script sets dsmctl).
 server_field() {
 	"$dsmctl" --json servers | json_get "[s['$2'] for s in d if s['id'] == $1][0]"
+}
+
+# shared_record NAME: "HOME HOLDERS" of the shared region NAME as
+# `dsmctl --json regions` lists it, or "none" (the sourcing script sets
+# dsmctl).
+shared_record() {
+	"$dsmctl" --json regions | python3 -c '
+import json, sys
+s = [r for r in json.load(sys.stdin) if r.get("shared") and r["name"] == sys.argv[1]]
+print("%d %d" % (s[0]["home"], len(s[0]["holders"])) if s else "none")' "$1"
 }
 
 # wait_for SECONDS CMD...: until CMD succeeds; 1 if it never does.

@@ -30,12 +30,7 @@ workers=()
 trap 'for p in "${workers[@]}"; do kill -KILL "$p" 2>/dev/null; done; cleanup' EXIT
 mapped() { grep -qx mapped "$1" 2>/dev/null; }
 # home of the shared region NAME, as the registry records it
-home_of() {
-	"$dsmctl" --json regions | python3 -c '
-import json, sys
-s = [r for r in json.load(sys.stdin) if r.get("shared") and r["name"] == sys.argv[1]]
-print(s[0]["home"] if s else "none")' "$1"
-}
+home_of() { shared_record "$1" | cut -d' ' -f1; }
 
 "$top/deploy/cluster.sh" up >"$tmp/up.log" 2>&1 || { cat "$tmp/up.log"; fatal "cluster up"; }
 for f in "$RUN_DIR"/*.pid; do all_pids+=("$(cat "$f")"); done

@@ -51,13 +51,6 @@ regions_on() { "$dsmctl" --json servers | json_get "[s['regions'] for s in d if 
 # regions_are ID N: server ID holds N regions, as its record (refreshed
 # every heartbeat) says; wait_for it
 regions_are() { [ "$(regions_on "$1")" = "$2" ]; }
-# record NAME: "HOME NHOLDERS" of NAME's shared region record, or "none"
-record() {
-	"$dsmctl" --json regions | python3 -c '
-import json, sys
-s = [r for r in json.load(sys.stdin) if r.get("shared") and r["name"] == sys.argv[1]]
-print("%d %d" % (s[0]["home"], len(s[0]["holders"])) if s else "none")' "$1"
-}
 # a name that rendezvous hashing over server ids S1 and S2 puts on S2
 name_on_second() {
 	python3 - "$1" "$2" "$3" <<'PY'
@@ -102,7 +95,7 @@ wait_for 15 count_is servers 2 || fatal "S2 did not register: $(cat "$tmp/s2.log
 holders+=("$!")
 wait_for 15 said "$tmp/b" mapped || fatal "B did not map: $(cat "$tmp/b.err")"
 said "$tmp/b" "found 0" || fail "B found $(grep found "$tmp/b")"
-[ "$(record "$name1")" = "$s2 1" ] || fail "after B: record '$(record "$name1")', not '$s2 1'"
+[ "$(shared_record "$name1")" = "$s2 1" ] || fail "after B: record '$(shared_record "$name1")', not '$s2 1'"
 wait_for 5 regions_are "$s2" 1 || fail "B's region is not on S2: S2 holds $(regions_on "$s2")"
 kill -USR1 "$pid_a"
 wait_for 15 sh -c "! kill -0 $pid_a 2>/dev/null || grep -qx mapped '$tmp/a'"
@@ -117,7 +110,7 @@ else
 fi
 sleep 1.5 # a heartbeat: S1's record would count what A left
 regions_are "$s1" 0 || fail "A left $(regions_on "$s1") regions on S1"
-[ "$(record "$name1")" = "$s2 1" ] || fail "after A: record '$(record "$name1")', not '$s2 1'"
+[ "$(shared_record "$name1")" = "$s2 1" ] || fail "after A: record '$(shared_record "$name1")', not '$s2 1'"
 
 # ---- 2. two creators race: the first to record wins, the other moves ---------
 start "$name2" c DSM_TEST_SHARE_STALL_MS=4000; pid_c=$holder
@@ -134,7 +127,7 @@ grep -qF "shared region $name2: created on 127.0.0.1:$((BASE_PORT + 1)) while 12
 	"$tmp/c.err" || fail "C does not say it moved: $(cat "$tmp/c.err")"
 wait_for 5 regions_are "$s2" 1 ||
 	fail "S2 holds $(regions_on "$s2") regions, not B's alone"
-[ "$(record "$name2")" = "$s1 2" ] || fail "record of '$name2': '$(record "$name2")', not '$s1 2'"
+[ "$(shared_record "$name2")" = "$s1 2" ] || fail "record of '$name2': '$(shared_record "$name2")', not '$s1 2'"
 
 "$top/deploy/cluster.sh" down >/dev/null 2>&1 || fail "cluster.sh down"
 if [ $failed = 0 ]; then
