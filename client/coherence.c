@@ -392,6 +392,7 @@ static void acq_complete(struct dsm_acq *a, int status, const uint8_t *data,
 }
 
 static void answer_deferred(void);
+static void stall(struct dsm_acq *a);
 
 /* Completion of the one-sided READ of a grant's pages. */
 static void acq_read_done(void *arg, int status, const uint8_t *payload,
@@ -402,8 +403,12 @@ static void acq_read_done(void *arg, int status, const uint8_t *payload,
 	pthread_mutex_lock(&dsm_eng.lock);
 	for (uint32_t i = 0; i < a->n; i++)
 		a->r->shared->pg[a->idx + i] &= ~DSM_SH_READING;
-	a->data = true; /* the payload is the pages */
-	acq_complete(a, status, payload, len);
+	if (dsm_shared_fails_over(a->r, a->server, status)) {
+		stall(a); /* granted by a home lost since: ask the next */
+	} else {
+		a->data = true; /* the payload is the pages */
+		acq_complete(a, status, payload, len);
+	}
 	answer_deferred();
 	pthread_mutex_unlock(&dsm_eng.lock);
 }
@@ -471,6 +476,8 @@ static void acq_done(void *arg, int status, const uint8_t *payload,
 		resend(a); /* sent before we followed the home: ask there */
 	else if (status == -ESTALE && !a->r->dead)
 		stall(a);
+	else if (dsm_shared_fails_over(a->r, a->server, status))
+		stall(a); /* asked again at the standby once it is home */
 	else if (status || a->data || a->r->dead || len ||
 		 !read_grant(a, &status))
 		acq_complete(a, status, payload, len);
@@ -525,7 +532,10 @@ void dsm_coh_server_lost(uint32_t server)
 	pthread_mutex_lock(&dsm_eng.lock);
 	while ((a = s->acq_head)) {
 		s->acq_head = a->next;
-		acq_complete(a, s->lost, NULL, 0);
+		if (dsm_shared_fails_over(a->r, server, s->lost))
+			stall(a);
+		else
+			acq_complete(a, s->lost, NULL, 0);
 	}
 	s->acq_tail = NULL;
 	pthread_mutex_unlock(&dsm_eng.lock);
@@ -580,6 +590,17 @@ static int give_up(struct dsm_region *r, uint64_t first, uint64_t n,
 	return drop ? drop_copies(r, first, n) : 0;
 }
 
+int dsm_coh_give_up_all(struct dsm_region *r, struct dsm_sync_wait *w)
+{
+	int err = dsm_sync_range(r, 0, r->npages, &dsm_eng.sendq, w);
+
+	if (err)
+		return err;
+	for (uint64_t i = 0; i < r->npages; i++)
+		r->shared->pg[i] &= ~DSM_SH_OWNED;
+	return drop_copies(r, 0, r->npages);
+}
+
 static void ack_done(void *arg, int status, const uint8_t *payload,
 		     uint32_t len)
 {
@@ -598,6 +619,56 @@ static int queue_ack(uint32_t server, uint64_t inval_id)
 	*io = (struct dsm_io){ .type = DSM_MSG_INVAL_ACK, .server = server,
 			       .blen = DSM_INVAL_ACK_SIZE, .done = ack_done };
 	dsm_inval_ack_encode(&m, io->body);
+	return 0;
+}
+
+/* An INVAL_ACK held until the standby has answered a PING. */
+struct ack_after {
+	uint32_t server;
+	uint64_t inval_id;
+};
+
+static void standby_pinged(void *arg, int status, const uint8_t *payload,
+			   uint32_t len)
+{
+	struct ack_after *p = arg;
+
+	(void)payload, (void)len;
+	if (status) /* lost: a failover will not read it, so ack anyway */
+		dsm_debug("PING of a standby: %s", strerror(-status));
+	pthread_mutex_lock(&dsm_eng.lock);
+	if (queue_ack(p->server, p->inval_id))
+		dsm_err("out of memory acknowledging an invalidation");
+	pthread_mutex_unlock(&dsm_eng.lock);
+	free(p);
+}
+
+/*
+ * With a standby, the ack waits until the standby has every write-back
+ * this process sent it before: a PING behind them on the same
+ * connection, answered in order (over RDMA, a SEND behind one-sided
+ * WRITEs on one queue pair).  Otherwise a late write-back of ours could
+ * land on the standby after the next owner's, and a failover would
+ * bring the older page back.  0, or 1 if r has no standby (ack now).
+ */
+static int ack_after_standby(uint32_t server, uint64_t inval_id,
+			     const struct dsm_region *r)
+{
+	const struct dsm_standby *sb = r ? &r->shared->standby : NULL;
+	struct ack_after *p;
+	struct dsm_io *io;
+
+	if (!sb || !sb->on || dsm_eng.servers[sb->server].lost)
+		return 1;
+	p = malloc(sizeof(*p));
+	io = p ? dsm_outbox_push(&dsm_eng.sendq) : NULL;
+	if (!io) {
+		free(p);
+		return -ENOMEM;
+	}
+	*p = (struct ack_after){ server, inval_id };
+	*io = (struct dsm_io){ .type = DSM_MSG_PING, .server = sb->server,
+			       .done = standby_pinged, .arg = p };
 	return 0;
 }
 
@@ -638,7 +709,10 @@ static void answer(uint32_t server, uint8_t type, uint64_t inval_id,
 			strerror(-err));
 		return;
 	}
-	if (queue_ack(server, inval_id))
+	err = ack_after_standby(server, inval_id, r);
+	if (err > 0)
+		err = queue_ack(server, inval_id);
+	if (err)
 		dsm_err("out of memory acknowledging %s", dsm_msg_name(type));
 	if (r)
 		dsm_eng.c.copies_given_up++;

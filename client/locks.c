@@ -180,6 +180,58 @@ static void home_moved(void *addr, uint32_t server, const uint8_t *body)
 	pthread_mutex_unlock(&dsm_eng.lock);
 }
 
+/* Did a call to server about addr's region fail with err because its
+ * home is lost, and will a standby take its place (shared_move.c)? */
+static bool failing_over(void *addr, uint32_t server, int err)
+{
+	struct dsm_region *r;
+	bool yes;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	r = dsm_region_find((uintptr_t)addr);
+	yes = r && r->shared && dsm_shared_fails_over(r, server, err);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	return yes;
+}
+
+/* The lock at addr is this thread's now (held), or no longer: kept for
+ * a failover to take again at the standby (shared_move.c). */
+static void track(void *addr, bool held)
+{
+	struct dsm_region *r;
+	struct dsm_shared *sh;
+	uint64_t off, token = my_token();
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	r = dsm_region_find((uintptr_t)addr);
+	if (!r || !r->shared)
+		goto out;
+	sh = r->shared;
+	off = (uintptr_t)addr - r->base;
+	for (uint32_t i = 0; i < sh->nheld; i++)
+		if (sh->held[i].offset == off && sh->held[i].token == token) {
+			if (!held)
+				sh->held[i] = sh->held[--sh->nheld];
+			goto out;
+		}
+	if (held && sh->nheld == sh->held_cap) {
+		uint32_t cap = sh->held_cap ? 2 * sh->held_cap : 8;
+		struct dsm_held_lock *v = realloc(sh->held, cap * sizeof(*v));
+
+		if (!v) {
+			dsm_err("dsm_lock(%p): out of memory: a failover of its "
+				"home would not keep this lock", addr);
+			goto out;
+		}
+		sh->held = v;
+		sh->held_cap = cap;
+	}
+	if (held)
+		sh->held[sh->nheld++] = (struct dsm_held_lock){ off, token };
+out:
+	pthread_mutex_unlock(&dsm_eng.lock);
+}
+
 /* LOCK, asked again while the region's home is moving: -EAGAIN while
  * it is sealed there, -ESTALE once it has moved (asked again at the new
  * home, once this process follows it).  All within the lock's deadline:
@@ -196,6 +248,8 @@ static int lock_call(void *addr, uint32_t *server, uint8_t *body, void *rep,
 			return err;
 		err = gated_call(*server, DSM_MSG_LOCK, body, DSM_LOCK_REQ_SIZE,
 				 rep, DSM_LOCK_REPLY_SIZE, len, sent, deadline);
+		if (err != -ETIMEDOUT && failing_over(addr, *server, err))
+			err = -EAGAIN; /* asked again at the standby */
 		if (err != -EAGAIN && err != -ESTALE)
 			return err;
 		if (dsm_now_ns() >= deadline) {
@@ -235,6 +289,7 @@ int dsm_lock(void *addr)
 		err = dsm_lock_reply_decode(rep, len, &g);
 	if (err)
 		return err;
+	track(addr, true);
 	return g.flags & DSM_LOCK_OWNER_DIED ? -EOWNERDEAD : 0;
 
 timed_out:
@@ -244,16 +299,28 @@ timed_out:
 	return -ETIMEDOUT;
 }
 
+/* UNLOCK, asked again at the standby while the home fails over. */
 int dsm_unlock(void *addr)
 {
+	uint64_t deadline = dsm_now_ns() + dsm_eng.lock_ns;
 	uint8_t body[DSM_LOCK_REQ_SIZE];
 	uint32_t server = 0;
-	int err = lock_of(addr, &server, body);
+	int err;
 
-	if (err)
-		return err;
-	return dsm_engine_call(server, DSM_MSG_UNLOCK, body, sizeof(body),
-			       NULL, 0, NULL);
+	for (;;) {
+		err = lock_of(addr, &server, body);
+		if (err)
+			return err;
+		err = dsm_engine_call(server, DSM_MSG_UNLOCK, body,
+				      sizeof(body), NULL, 0, NULL);
+		if (!err || !failing_over(addr, server, err) ||
+		    dsm_now_ns() >= deadline)
+			break;
+		usleep(20 * 1000);
+	}
+	if (!err || err == -EPERM || err == -ENOENT)
+		track(addr, false); /* released, or not ours to release */
+	return err;
 }
 
 _Static_assert(DSM_BARRIER_KEY_SIZE == DSM_SHARE_KEY_SIZE,
@@ -286,7 +353,7 @@ int dsm_barrier(const char *name, int count)
 	if (err)
 		return err;
 	dsm_name_digest("dsm barrier", name, m.key);
-	server = dsm_shared_pick(m.key);
+	server = dsm_shared_pick(m.key, -1);
 	if (server < 0)
 		return -ENOTCONN;
 	dsm_barrier_req_encode(&m, body);

@@ -83,8 +83,10 @@ void dsm_region_put(struct dsm_region *r)
 		return;
 	free(r->pages);
 	dsm_placement_clear(&r->place);
-	if (r->shared)
+	if (r->shared) {
 		free(r->shared->pg);
+		free(r->shared->held);
+	}
 	free(r->shared);
 	free(r);
 }

@@ -71,7 +71,7 @@ static uint64_t score(const uint8_t *key, const struct dsm_server *s,
 	return out;
 }
 
-int dsm_shared_pick(const uint8_t key[DSM_SHARE_KEY_SIZE])
+int dsm_shared_pick(const uint8_t key[DSM_SHARE_KEY_SIZE], int except)
 {
 	bool by_id = ids_distinct();
 	uint64_t best = 0;
@@ -82,7 +82,7 @@ int dsm_shared_pick(const uint8_t key[DSM_SHARE_KEY_SIZE])
 		const struct dsm_server *s = &dsm_eng.servers[i];
 		uint64_t v = score(key, s, by_id);
 
-		if (s->lost || s->draining)
+		if (s->lost || s->draining || (int)i == except)
 			continue;
 		if (home < 0 || v > best) {
 			best = v;
@@ -118,15 +118,86 @@ int dsm_share_call(uint32_t i, uint8_t type, uint64_t size, uint64_t flags,
 	return 0;
 }
 
-/* Attach wherever the name lives, else create it at its home. */
+/* The name of a shared region's standby: another key than the name's,
+ * so that nobody attaches to it by the name until it is promoted. */
+static void standby_key(const struct dsm_shared *sh, uint8_t *key)
+{
+	dsm_name_digest("dsm shared standby", sh->name, key);
+}
+
+/*
+ * Hold the standby of sh (DSM_REPLICAS of 2 or more), on a server other
+ * than home: attach wherever it is, or with create, make it where
+ * rendezvous hashing of its key picks.  It is made before the region
+ * itself, so whoever finds the region finds its standby; a region found
+ * without one has failed over and goes on unreplicated (said).  0 or
+ * -errno.
+ */
+static int standby_hold(uint64_t size, struct dsm_shared *sh, uint32_t home,
+			bool create)
+{
+	struct dsm_shared sb = { 0 };
+	int at, err;
+
+	memcpy(sb.name, sh->name, sizeof(sb.name));
+	standby_key(sh, sb.key);
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
+		if (i == home || dsm_eng.servers[i].lost)
+			continue;
+		err = dsm_share_call(i, DSM_MSG_SHARE_ATTACH, size, 0, &sb);
+		if (!err)
+			goto found;
+		if (err != -ENOENT)
+			return err;
+	}
+	if (!create) {
+		dsm_warn("shared region %s has no standby (its home was lost "
+			 "and it failed over): it is not replicated", sh->name);
+		return 0;
+	}
+	at = dsm_shared_pick(sb.key, (int)home);
+	if (at < 0) {
+		dsm_err("DSM_REPLICAS=%u keeps a shared region on 2 servers, "
+			"but only one is up: %s not created", dsm_eng.replicas,
+			sh->name);
+		return -ENOMEM;
+	}
+	err = dsm_share_call((uint32_t)at, DSM_MSG_SHARE_CREATE, size,
+			     DSM_SHARE_CREATE_STANDBY, &sb);
+	if (err == -EEXIST)
+		err = dsm_share_call((uint32_t)at, DSM_MSG_SHARE_ATTACH, size,
+				     0, &sb);
+	if (err)
+		return err;
+found:
+	sh->standby = (struct dsm_standby){ .on = true, .server = sb.server,
+					    .region_id = sb.region_id,
+					    .pool_off = sb.pool_off };
+	return 0;
+}
+
+static void standby_drop(struct dsm_shared *sh)
+{
+	if (!sh->standby.on)
+		return;
+	dsm_share_detach(sh->standby.server, sh->standby.region_id);
+	sh->standby.on = false;
+}
+
+/* Attach wherever the name lives, else create it at its home (its
+ * standby first, with replicas).  0 or -errno, holding nothing. */
 static int find_or_create(uint64_t size, struct dsm_shared *sh)
 {
+	bool replicated = dsm_eng.replicas > 1;
 	int home, err;
 
 	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
 		if (dsm_eng.servers[i].lost)
 			continue;
 		err = dsm_share_call(i, DSM_MSG_SHARE_ATTACH, size, 0, sh);
+		if (!err && replicated &&
+		    (err = standby_hold(size, sh, i, false)))
+			dsm_share_detach(i, sh->region_id);
 		/* -ESTALE: it moved from there, and is found where it went */
 		if (err != -ENOENT && err != -ESTALE) {
 			if (err == -EINVAL)
@@ -136,15 +207,19 @@ static int find_or_create(uint64_t size, struct dsm_shared *sh)
 			return err;
 		}
 	}
-	home = dsm_shared_pick(sh->key);
+	home = dsm_shared_pick(sh->key, -1);
 	if (home < 0) {
 		dsm_err("shared region %s: no live server to create it on",
 			sh->name);
 		return -ENOMEM;
 	}
+	if (replicated && (err = standby_hold(size, sh, (uint32_t)home, true)))
+		return err;
 	err = dsm_share_call(home, DSM_MSG_SHARE_CREATE, size, 0, sh);
 	if (err == -EEXIST) /* someone created it since we looked */
 		err = dsm_share_call(home, DSM_MSG_SHARE_ATTACH, size, 0, sh);
+	if (err)
+		standby_drop(sh);
 	return err;
 }
 
@@ -155,7 +230,7 @@ static int place_at_home(struct dsm_region *r)
 	struct dsm_placement *pl = &r->place;
 
 	pl->ext = calloc(1, sizeof(*pl->ext));
-	pl->part = calloc(1, sizeof(*pl->part));
+	pl->part = calloc(2, sizeof(*pl->part));
 	if (!pl->ext || !pl->part)
 		return -ENOMEM;
 	pl->ext[0] = (struct dsm_extent){ .off = 0, .len = r->size,
@@ -165,6 +240,18 @@ static int place_at_home(struct dsm_region *r)
 	pl->part[0] = (struct dsm_part){ sh->server, sh->region_id,
 					 sh->pool_off, r->size };
 	pl->n = pl->nparts = 1;
+	/* the standby: every write-back goes there too (outbox.c), and
+	 * unmapping detaches it with the home */
+	if (sh->standby.on) {
+		pl->ext[0].nrep = 1;
+		pl->ext[0].rep[0] = (struct dsm_home){ sh->standby.server,
+						       sh->standby.region_id,
+						       sh->standby.pool_off };
+		pl->part[1] = (struct dsm_part){ sh->standby.server,
+						 sh->standby.region_id,
+						 sh->standby.pool_off, r->size };
+		pl->nparts = 2;
+	}
 	return 0;
 }
 
@@ -267,6 +354,12 @@ static int follow_record(struct dsm_region *r, const struct dsm_reg_home *f)
 		 sh->name, dsm_eng.servers[sh->server].addr,
 		 dsm_eng.servers[i].addr);
 	dsm_share_detach(sh->server, sh->region_id);
+	/* the standby it has, or none: not the one made beside ours */
+	standby_drop(sh);
+	if (dsm_eng.replicas > 1 &&
+	    (err = standby_hold(r->size, sh, (uint32_t)i, false)))
+		dsm_warn("shared region %s: its standby: %s; not replicated",
+			 sh->name, strerror(-err));
 	sh->server = there.server;
 	sh->region_id = there.region_id;
 	sh->pool_off = there.pool_off;
@@ -304,8 +397,10 @@ static int settle_home(struct dsm_region *r)
 		"not mapped", r->shared->name);
 	err = -EAGAIN;
 out:
-	if (err)
+	if (err) {
 		dsm_share_detach(r->shared->server, r->shared->region_id);
+		standby_drop(r->shared);
+	}
 	return err;
 }
 
@@ -349,12 +444,16 @@ void *dsm_map_shared(const char *name, size_t size, int flags)
 	err = map_region(r);
 	if (err) {
 		dsm_share_detach(r->shared->server, r->shared->region_id);
+		standby_drop(r->shared);
 		dsm_cluster_shared_removed(r->shared->key);
 		goto fail;
 	}
-	dsm_info("shared region %s: %llu bytes, home %s", name,
+	dsm_info("shared region %s: %llu bytes, home %s%s%s", name,
 		 (unsigned long long)bytes,
-		 dsm_eng.servers[r->shared->server].addr);
+		 dsm_eng.servers[r->shared->server].addr,
+		 r->shared->standby.on ? ", standby " : "",
+		 r->shared->standby.on ?
+		 dsm_eng.servers[r->shared->standby.server].addr : "");
 	/* the table's reference remains; faults may hold others now */
 	pthread_mutex_lock(&dsm_eng.lock);
 	dsm_region_put(r);

@@ -37,6 +37,7 @@ struct dsm_acq;
 struct dsm_outbox;
 struct dsm_page;
 struct dsm_region;
+struct dsm_sync_wait;
 
 /* The longest name dsm_map_shared takes. */
 #define DSM_SHARED_NAME_MAX 255
@@ -69,6 +70,21 @@ struct dsm_shared {
 	bool stale;
 	unsigned follow_tries;
 	struct dsm_acq *stalled;
+	/* With DSM_REPLICAS of 2 or more: the standby's holding, which
+	 * every write-back reaches too (the extent's second copy) and
+	 * which replaces a home that is lost (shared_move.c).  Off without
+	 * one, and once it is the home. */
+	struct dsm_standby {
+		bool on;
+		uint32_t server;
+		uint64_t region_id, pool_off;
+	} standby;
+	/* under dsm_eng.lock: the locks this process's threads hold here,
+	 * for the standby to take again (locks.c) */
+	struct dsm_held_lock {
+		uint64_t offset, token;
+	} *held;
+	uint32_t nheld, held_cap;
 };
 
 /* The engine's side (coherence.c).  All under dsm_eng.lock, on the
@@ -92,6 +108,10 @@ void dsm_coh_server_lost(uint32_t server);
  * server old: the ACQUIREs held while it was stale, and those waiting
  * for a slot to old, go there. */
 void dsm_coh_rehomed(struct dsm_region *r, uint32_t old);
+/* Before r fails over to its standby: write back what is dirty (w
+ * counts it), stop owning anything, and drop every copy, as a seal
+ * would.  0 or -errno. */
+int dsm_coh_give_up_all(struct dsm_region *r, struct dsm_sync_wait *w);
 /* The held ACQUIREs of r fail with err: their pages raise SIGBUS. */
 void dsm_coh_stalled_fail(struct dsm_region *r, int err);
 
@@ -104,6 +124,11 @@ bool dsm_shared_move_work(void);
 /* Under the engine lock: r's home said -ESTALE (it moved); the mover
  * follows. */
 void dsm_shared_stale(struct dsm_region *r);
+/* Under the engine lock: did a request to server i about r fail with
+ * status because r's home is lost (or being lost), while a standby can
+ * take its place?  Then it waits for the failover (shared_move.c). */
+bool dsm_shared_fails_over(const struct dsm_region *r, uint32_t i,
+			   int status);
 
 /* SHARE_CREATE (flags: 0 or DSM_SHARE_CREATE_SEALED) or SHARE_ATTACH
  * (by key; flags 0) on server i, from a thread that may wait: 0 with
@@ -128,9 +153,10 @@ void dsm_share_detach(uint32_t server, uint64_t region_id);
 void dsm_name_digest(const char *tag, const char *name,
 		     uint8_t key[DSM_SHARE_KEY_SIZE]);
 
-/* The live, undrained server that rendezvous hashing of key picks
- * (shared.c), or -1 if there is none.  Takes the engine lock. */
-int dsm_shared_pick(const uint8_t key[DSM_SHARE_KEY_SIZE]);
+/* The live, undrained server other than except (or -1) that rendezvous
+ * hashing of key picks (shared.c), or -1 if there is none.  Takes the
+ * engine lock. */
+int dsm_shared_pick(const uint8_t key[DSM_SHARE_KEY_SIZE], int except);
 
 /* ACQUIREs in flight to one server at most: the server queues at most
  * this many per session (SHARED_MAX_DEFERRED on its side); more wait

@@ -1,6 +1,7 @@
 /*
- * shared_move.c - moving a shared region off a home being drained, and
- * following one that moved (room: coherence).
+ * shared_move.c - moving a shared region off a home being drained,
+ * following one that moved, and failing over to a standby when the home
+ * is lost (room: coherence).
  *
  * A shared region has one home and many holders, and none of them may
  * move it alone (docs/design.md, "Moving a shared region").  When its
@@ -31,6 +32,11 @@
  * nothing to carry across.  A failure before MOVED unseals the old home
  * (and the sealer's leaving does the same), so the region serves again
  * where it was.
+ *
+ * With a standby (DSM_REPLICAS of 2 or more), a home that is lost is
+ * replaced by it: every holder writes back what it owns, drops its
+ * copies, takes its locks again there and PROMOTEs it (fail_over below;
+ * docs/design.md, "Replicated shared regions").
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -156,6 +162,13 @@ static void switch_home(struct dsm_region *r, const struct dsm_shared *there,
 	pl->ext[0].server = pl->part[0].server = there->server;
 	pl->ext[0].region_id = pl->part[0].region_id = there->region_id;
 	pl->ext[0].pool_off = pl->part[0].pool_off = there->pool_off;
+	if (sh->standby.on && sh->standby.region_id == there->region_id &&
+	    sh->standby.server == there->server) {
+		/* the standby is the home now: nothing stands by */
+		sh->standby.on = false;
+		pl->ext[0].nrep = 0;
+		pl->nparts = 1;
+	}
 	sh->stale = false;
 	sh->follow_tries = 0;
 	dsm_coh_rehomed(r, old->server);
@@ -218,7 +231,9 @@ static int say_moved(const struct dsm_shared *old)
 static int move_sealed(struct dsm_region *r, const struct dsm_shared *old)
 {
 	struct dsm_shared there = *old;
-	int to = dsm_shared_pick(old->key), err;
+	/* not onto the standby's server: it would hold both copies */
+	int to = dsm_shared_pick(old->key, old->standby.on ?
+				 (int)old->standby.server : -1), err;
 
 	if (to < 0) {
 		err = -ENOSPC;
@@ -265,6 +280,122 @@ static bool move_off(struct dsm_region *r, const struct dsm_shared *old)
 	return !move_sealed(r, old);
 }
 
+/* ---- failing over to the standby ------------------------------------ */
+
+static bool connection_error(int status)
+{
+	switch (status) {
+	case -ECONNRESET: case -ECONNABORTED: case -ECONNREFUSED:
+	case -EPIPE: case -ENOTCONN: case -ESHUTDOWN: case -EIO:
+	case -ETIMEDOUT: case -EHOSTUNREACH:
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool dsm_shared_fails_over(const struct dsm_region *r, uint32_t i,
+			   int status)
+{
+	const struct dsm_shared *sh = r->shared;
+
+	if (!status || r->dead || !sh->standby.on || i != sh->server ||
+	    dsm_eng.servers[sh->standby.server].lost)
+		return false;
+	/* over RDMA, requests in flight fail before the loss is reported */
+	return dsm_eng.servers[i].lost || connection_error(status);
+}
+
+/* Take the locks our threads held at the lost home again at the
+ * standby, before it grants anything.  0 or the first error. */
+static int reclaim_locks(struct dsm_region *r, const struct dsm_standby *sb)
+{
+	struct dsm_held_lock *held;
+	uint8_t body[DSM_LOCK_REQ_SIZE], rep[DSM_LOCK_REPLY_SIZE];
+	uint32_t n;
+	int err = 0;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	n = r->shared->nheld;
+	held = malloc((n ? n : 1) * sizeof(*held));
+	if (held)
+		memcpy(held, r->shared->held, n * sizeof(*held));
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (!held)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n && !err; i++) {
+		struct dsm_lock_req m = { .region_id = sb->region_id,
+					  .offset = held[i].offset,
+					  .token = held[i].token,
+					  .flags = DSM_LOCK_RECLAIM };
+
+		dsm_lock_req_encode(&m, body);
+		err = dsm_engine_call(sb->server, DSM_MSG_LOCK, body,
+				      sizeof(body), rep, sizeof(rep), NULL);
+	}
+	free(held);
+	return err;
+}
+
+/*
+ * r's home is lost and it has a standby (docs/design.md, "Replicated
+ * shared regions").  Every holder does the same: write back what it
+ * owns and drop every copy (as a seal would), take its locks again at
+ * the standby, and PROMOTE it; the standby grants nothing until every
+ * holder has, so nobody reads a page there before its last owner's
+ * data.  Then the standby is our home, and the ACQUIREs held meanwhile
+ * go there.  True if r has its new home.
+ */
+static bool fail_over(struct dsm_region *r, const struct dsm_shared *old)
+{
+	struct dsm_shared there = *old;
+	struct dsm_share_req m = { .region_id = old->standby.region_id,
+				   .size = r->size };
+	uint8_t body[DSM_SHARE_REQ_SIZE];
+	struct dsm_sync_wait *w = dsm_sync_wait_new();
+	int err = w ? 0 : -ENOMEM;
+
+	if (!err) {
+		pthread_mutex_lock(&dsm_eng.lock);
+		if (!r->dead) {
+			r->shared->stale = true; /* its ACQUIREs wait */
+			err = dsm_coh_give_up_all(r, w);
+		}
+		pthread_mutex_unlock(&dsm_eng.lock);
+		dsm_engine_kick();
+		err = dsm_sync_wait_end(w) ? : err;
+	}
+	if (!err)
+		err = reclaim_locks(r, &old->standby);
+	memcpy(m.key, old->key, sizeof(m.key));
+	dsm_share_req_encode(&m, body);
+	if (!err)
+		err = dsm_engine_call(old->standby.server,
+				      DSM_MSG_SHARE_PROMOTE, body,
+				      sizeof(body), NULL, 0, NULL);
+	if (err) {
+		dsm_err("shared region %s: failing over from %s to %s: %s",
+			old->name, dsm_eng.servers[old->server].addr,
+			dsm_eng.servers[old->standby.server].addr,
+			strerror(-err));
+		pthread_mutex_lock(&dsm_eng.lock);
+		if (dsm_eng.servers[old->standby.server].lost) {
+			r->shared->standby.on = false; /* nothing left */
+			dsm_coh_stalled_fail(r, -EHOSTDOWN);
+		}
+		pthread_mutex_unlock(&dsm_eng.lock);
+		return false;
+	}
+	dsm_warn("shared region %s: its home %s is lost; %s holds it now",
+		 old->name, dsm_eng.servers[old->server].addr,
+		 dsm_eng.servers[old->standby.server].addr);
+	there.server = old->standby.server;
+	there.region_id = old->standby.region_id;
+	there.pool_off = old->standby.pool_off;
+	switch_home(r, &there, old);
+	return true;
+}
+
 /* ---- the mover's pass ------------------------------------------------ */
 
 void dsm_shared_stale(struct dsm_region *r)
@@ -275,12 +406,17 @@ void dsm_shared_stale(struct dsm_region *r)
 	dsm_migrate_kick();
 }
 
+static bool home_lost(const struct dsm_shared *sh)
+{
+	return sh->standby.on && dsm_eng.servers[sh->server].lost;
+}
+
 static bool needs_move(const struct dsm_region *r)
 {
 	const struct dsm_shared *sh = r->shared;
 
-	return sh && !r->dead &&
-	       (sh->stale || dsm_eng.servers[sh->server].draining);
+	return sh && !r->dead && (sh->stale || home_lost(sh) ||
+				  dsm_eng.servers[sh->server].draining);
 }
 
 bool dsm_shared_move_work(void)
@@ -307,13 +443,18 @@ bool dsm_shared_move_pass(void)
 	pthread_mutex_unlock(&dsm_eng.lock);
 	for (uint32_t i = 0; i < n; i++) {
 		struct dsm_shared old;
-		bool stale;
+		bool stale, lost;
 
 		pthread_mutex_lock(&dsm_eng.lock);
 		old = *v[i]->shared;
 		stale = old.stale;
+		lost = home_lost(&old);
 		pthread_mutex_unlock(&dsm_eng.lock);
-		moved |= stale ? follow(v[i], &old) : move_off(v[i], &old);
+		if (lost)
+			moved |= fail_over(v[i], &old);
+		else
+			moved |= stale ? follow(v[i], &old) :
+					 move_off(v[i], &old);
 	}
 	pthread_mutex_lock(&dsm_eng.lock);
 	for (uint32_t i = 0; i < n; i++)

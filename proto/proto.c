@@ -400,7 +400,9 @@ int dsm_share_req_decode(uint8_t type, const uint8_t *in, size_t len,
 	if (m->size == 0 || m->size % DSM_PAGE_SIZE)
 		return -EINVAL;
 	if (type == DSM_MSG_SHARE_CREATE)
-		return m->region_id > DSM_SHARE_CREATE_SEALED ? -EINVAL : 0;
+		return m->region_id > DSM_SHARE_CREATE_STANDBY ? -EINVAL : 0;
+	if (type == DSM_MSG_SHARE_PROMOTE)
+		return m->region_id ? 0 : -EINVAL;
 	return type == DSM_MSG_SHARE_ATTACH ? 0 : -EINVAL;
 }
 
@@ -463,6 +465,8 @@ void dsm_lock_req_encode(const struct dsm_lock_req *m, uint8_t *out)
 	put64(&c, m->region_id);
 	put64(&c, m->offset);
 	put64(&c, m->token);
+	put32(&c, m->flags);
+	put32(&c, m->reserved);
 }
 
 /* The offset's upper bound is the region's size: the handler checks it. */
@@ -475,7 +479,10 @@ int dsm_lock_req_decode(const uint8_t *in, size_t len, struct dsm_lock_req *m)
 	m->region_id = get64(&c);
 	m->offset = get64(&c);
 	m->token = get64(&c);
-	if (m->offset % DSM_LOCK_ALIGN || !m->token)
+	m->flags = get32(&c);
+	m->reserved = get32(&c);
+	if (m->offset % DSM_LOCK_ALIGN || !m->token ||
+	    (m->flags & ~DSM_LOCK_RECLAIM) || m->reserved)
 		return -EINVAL;
 	return 0;
 }
@@ -579,6 +586,7 @@ const char *dsm_msg_name(uint8_t type)
 	case DSM_MSG_UNLOCK: return "UNLOCK";
 	case DSM_MSG_BARRIER: return "BARRIER";
 	case DSM_MSG_SHARE_MOVE: return "SHARE_MOVE";
+	case DSM_MSG_SHARE_PROMOTE: return "SHARE_PROMOTE";
 	case DSM_MSG_GOODBYE: return "GOODBYE";
 	case DSM_MSG_INVALIDATE: return "INVALIDATE";
 	case DSM_MSG_RECALL: return "RECALL";

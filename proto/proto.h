@@ -71,6 +71,8 @@ enum dsm_msg_type {
 	DSM_MSG_BARRIER = 17,  /* wait until `count` arrivals at a barrier */
 	DSM_MSG_SHARE_MOVE = 18, /* a shared region's home moves: seal it,
 	                          * unseal it, or say it has moved */
+	DSM_MSG_SHARE_PROMOTE = 19, /* a shared region's standby becomes
+	                          * its home: its old home is lost */
 	/* server -> client (DSM_F_SERVER) */
 	DSM_MSG_GOODBYE = 32,    /* server is going away; no reply */
 	DSM_MSG_INVALIDATE = 33, /* write back if dirty, then drop copies of
@@ -245,8 +247,23 @@ struct dsm_draining {
 /* SHARE_CREATE's region_id: 0, or this to create it sealed by its
  * creator (a move's new home, filled before anyone may use it). */
 #define DSM_SHARE_CREATE_SEALED 1u
+/* ... or this, for a standby: the second copy of a replicated shared
+ * region (docs/design.md, "Replicated shared regions").  It grants
+ * nothing, takes WRITEs from every holder, and lends LOCKs only to
+ * DSM_LOCK_RECLAIM, until its holders PROMOTE it. */
+#define DSM_SHARE_CREATE_STANDBY 2u
+/*
+ * SHARE_PROMOTE, when a replicated region's home is lost: region_id is
+ * the standby's, key the name's key (the standby takes it: it is the
+ * region now), size its size.  Each holder sends it once it has written
+ * back everything it owned and dropped every copy; answered at once,
+ * like SHARE_MOVE's UNSEAL.  The standby grants from the moment every
+ * holder has sent it, or has left, or the timeout for an INVAL_ACK has
+ * passed since the first (the holders still missing are then closed).
+ */
 struct dsm_share_req {
-	uint64_t region_id;      /* CREATE: 0 or DSM_SHARE_CREATE_SEALED */
+	uint64_t region_id;      /* CREATE: 0 or DSM_SHARE_CREATE_SEALED or
+	                          * _STANDBY; PROMOTE: the standby's id */
 	uint64_t size;           /* bytes, multiple of DSM_PAGE_SIZE, > 0 */
 	uint8_t key[DSM_SHARE_KEY_SIZE];
 };
@@ -315,12 +332,20 @@ struct dsm_share_move {
  * -ECANCELED, before the UNLOCK's reply.
  */
 #define DSM_LOCK_ALIGN 8u
+enum dsm_lock_req_flags {
+	/* LOCK at a standby not yet promoted: the lock this (session, token)
+	 * held at the home that was lost, taken again before its PROMOTE.
+	 * Granted at once, or -EBUSY if someone claimed it already. */
+	DSM_LOCK_RECLAIM = 1u << 0,
+};
 struct dsm_lock_req {
 	uint64_t region_id;
 	uint64_t offset;         /* bytes into the region, DSM_LOCK_ALIGN'ed */
 	uint64_t token;          /* > 0 */
+	uint32_t flags;          /* enum dsm_lock_req_flags; 0 for UNLOCK */
+	uint32_t reserved;       /* must be 0 */
 };
-#define DSM_LOCK_REQ_SIZE 24u
+#define DSM_LOCK_REQ_SIZE 32u
 
 enum dsm_lock_flags {
 	/* The holder before this grant left holding the lock (its session

@@ -530,6 +530,16 @@ static int do_share_move(struct handler_session *s, const struct dsm_hdr *q,
 	return err;
 }
 
+static int do_share_promote(struct handler_session *s, const struct dsm_hdr *q,
+			    const uint8_t *body)
+{
+	struct dsm_share_req m;
+
+	if (dsm_share_req_decode(q->type, body, q->len, &m) < 0)
+		return -EINVAL;
+	return shared_promote(s, &m);
+}
+
 /* LOCK and UNLOCK of a word of a shared region (lock.c). */
 static int do_lock(struct handler_session *s, const struct dsm_hdr *q,
 		   const uint8_t *body, struct reply *r)
@@ -540,7 +550,7 @@ static int do_lock(struct handler_session *s, const struct dsm_hdr *q,
 	if (dsm_lock_req_decode(body, q->len, &m) < 0)
 		return -EINVAL;
 	if (q->type == DSM_MSG_UNLOCK)
-		return lock_unlock(s, &m);
+		return m.flags ? -EINVAL : lock_unlock(s, &m);
 	err = lock_request(s, q->id, &m);
 	if (!err)
 		r->none = true; /* the grant goes through the outbox */
@@ -617,6 +627,7 @@ static int dispatch(struct handler_session *s, const struct dsm_hdr *q,
 	case DSM_MSG_UNLOCK: return do_lock(s, q, body, r);
 	case DSM_MSG_BARRIER: return do_barrier(s, q, body, r);
 	case DSM_MSG_SHARE_MOVE: return do_share_move(s, q, body, r);
+	case DSM_MSG_SHARE_PROMOTE: return do_share_promote(s, q, body);
 	}
 	return -EOPNOTSUPP;
 }

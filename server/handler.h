@@ -97,6 +97,7 @@ struct handler {
 	uint64_t acquires;               /* ACQUIREs granted */
 	uint64_t invalidations;          /* INVALIDATEs and RECALLs sent */
 	uint64_t shared_moves;           /* shared regions moved away */
+	uint64_t shared_failovers;       /* standbys promoted to homes */
 	uint64_t inval_timeouts;         /* holders closed for not acking */
 	/* Locks (lock.c) and barriers (barrier.c). */
 	struct barrier_table barriers;

@@ -331,6 +331,35 @@ static struct lock *lock_get(struct region *rg, uint64_t offset)
 	return lk ? lk : lock_new(t, rg, offset);
 }
 
+/* A lock held at a home that was lost, taken again at the standby that
+ * replaces it before the standby grants anything (shared.c): granted at
+ * once, or -EBUSY if another claim got there first (two holders of one
+ * lock: the home's table said otherwise, or someone else's reclaim). */
+static int reclaim(struct handler_session *s, uint64_t req_id,
+		   struct region *rg, const struct dsm_lock_req *m)
+{
+	struct lock_claim *c;
+	struct lock *lk;
+
+	if (!shared_reclaimable(rg))
+		return -EINVAL;
+	if (s->nclaims >= LOCK_MAX_PER_SESSION)
+		return -ENOLCK;
+	lk = lock_get(rg, m->offset);
+	if (!lk)
+		return -ENOMEM;
+	if (lk->head)
+		return -EBUSY;
+	c = claim_new(s, lk, m->token, req_id);
+	if (!c) {
+		if (!lk->dead)
+			lock_free(lk);
+		return -ENOMEM;
+	}
+	grant(s->h, lk, take_mark(lk));
+	return 0;
+}
+
 int lock_request(struct handler_session *s, uint64_t req_id,
 		 const struct dsm_lock_req *m)
 {
@@ -344,6 +373,8 @@ int lock_request(struct handler_session *s, uint64_t req_id,
 	/* Its own holder or waiter would wait for itself for ever. */
 	if (claim_find(s, rg, m->offset, m->token))
 		return -EDEADLK;
+	if (m->flags & DSM_LOCK_RECLAIM)
+		return reclaim(s, req_id, rg, m);
 	err = shared_lockable(rg, holds_in(s, rg));
 	if (err)
 		return err;

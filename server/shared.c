@@ -68,6 +68,10 @@ struct shared {
 	uint64_t seal_req_id;       /* its SHARE_MOVE's id */
 	bool moved;                 /* its home is elsewhere now: ACQUIRE
 	                             * and LOCK get -ESTALE */
+	bool standby;               /* a replicated region's second copy:
+	                             * nothing granted until promoted */
+	uint64_t rejoined;          /* holder slots that sent PROMOTE */
+	uint64_t promote_deadline_ns; /* since the first PROMOTE; 0: none */
 	struct shared *next, *prev; /* h->shared_head */
 };
 
@@ -207,6 +211,7 @@ int shared_create(struct handler_session *s, const struct dsm_share_req *m,
 	}
 	if (m->region_id == DSM_SHARE_CREATE_SEALED)
 		rg->shared->sealer = rg->shared->slot[0];
+	rg->shared->standby = m->region_id == DSM_SHARE_CREATE_STANDBY;
 	*out = rg;
 	return 0;
 
@@ -253,9 +258,14 @@ int shared_attach(struct handler_session *s, const struct dsm_share_req *m,
 	err = room_for_one(s);
 	if (!err)
 		err = hold(s, rg->shared);
-	if (!err)
-		*out = rg;
-	return err;
+	if (err)
+		return err;
+	/* found by the name while being promoted: it has no copy to write
+	 * back, so the promotion does not wait for it */
+	if (rg->shared->standby && rg->shared->promote_deadline_ns)
+		rg->shared->rejoined |= bit(hold_of(rg->shared, s)->slot);
+	*out = rg;
+	return 0;
 }
 
 void shared_set_remote(struct handler_session *s, struct region *rg,
@@ -409,7 +419,7 @@ static bool overlap(const struct share_op *a, const struct share_op *b)
  * busy or an earlier waiting op wants one of them. */
 static bool op_may_start(const struct shared *sh, const struct share_op *op)
 {
-	if (sh->sealer)
+	if (sh->sealer || sh->standby)
 		return false;
 	if (memchr(sh->busy + op->first, 1, op->npages))
 		return false;
@@ -530,7 +540,7 @@ int shared_lockable(const struct region *rg, bool holds_one)
 
 	if (sh->moved)
 		return -ESTALE;
-	if (sh->sealer || sealing(sh))
+	if (sh->sealer || sh->standby || sealing(sh))
 		return -EAGAIN;
 	return sh->seal_wanted && !holds_one ? -EAGAIN : 0;
 }
@@ -649,6 +659,68 @@ int shared_move(struct handler_session *s, uint64_t req_id,
 	return 0;
 }
 
+/* ---- failing over -------------------------------------------------------- */
+
+/* Every holder of a standby being promoted has sent PROMOTE (having
+ * written back what it owned and dropped its copies), or left: the
+ * pool is as current as it can be, and the standby is the home. */
+static void promote_check(struct handler *h, struct shared *sh)
+{
+	uint64_t present = 0;
+
+	if (!sh->standby || !sh->promote_deadline_ns)
+		return;
+	for (unsigned i = 0; i < SHARED_MAX_HOLDERS; i++)
+		if (sh->slot[i])
+			present |= bit(i);
+	if ((sh->rejoined & present) != present)
+		return;
+	sh->standby = false;
+	sh->promote_deadline_ns = 0;
+	h->shared_failovers++;
+	pump(h, sh);
+}
+
+/*
+ * PROMOTE from a holder of a standby whose home was lost.  The standby
+ * takes the name's key, so that SHARE_ATTACH by key finds it, and grants
+ * nothing until every holder has sent PROMOTE or left: until then a
+ * holder that owned a page may not have written it back yet.  Asked
+ * again (a reply lost), or after the promotion, it changes nothing.
+ */
+int shared_promote(struct handler_session *s, const struct dsm_share_req *m)
+{
+	struct region *rg = shared_held(s, m->region_id);
+	struct shared *sh, *other;
+
+	if (!rg)
+		return -ENOENT;
+	sh = rg->shared;
+	if (rg->size != m->size)
+		return -EINVAL;
+	if (!sh->standby && !sh->rejoined)
+		return -EINVAL; /* never a standby */
+	if (sh->rejoined && dsm_auth_verify(sh->key, m->key))
+		return -EINVAL; /* promoted under another name */
+	other = by_key(s->h, m->key);
+	if (other && other != sh)
+		return -EEXIST;
+	if (!sh->standby)
+		return 0;
+	memcpy(sh->key, m->key, DSM_SHARE_KEY_SIZE);
+	sh->rejoined |= bit(hold_of(sh, s)->slot);
+	if (!sh->promote_deadline_ns)
+		sh->promote_deadline_ns = dsm_now_ns() +
+					  s->h->inval_timeout_ms * 1000000;
+	promote_check(s->h, sh);
+	return 0;
+}
+
+bool shared_reclaimable(const struct region *rg)
+{
+	return rg->shared->standby;
+}
+
 /* hd has acknowledged op: whatever it owned in op's run it has written
  * back and may no longer write, even while other holders have yet to
  * acknowledge (a WRITE after its ack would reach the next owner's
@@ -689,8 +761,9 @@ int shared_may_write(const struct handler_session *s, const struct region *rg,
 	const struct shared *sh = rg->shared;
 	const struct share_hold *hd = hold_of(sh, s);
 
-	/* the sealer fills a region it moves here, whose copies are gone */
-	if (hd && sh->sealer == hd && !sh->moved)
+	/* the sealer fills a region it moves here, whose copies are gone;
+	 * every holder writes back to a standby what it writes back home */
+	if (hd && ((sh->sealer == hd && !sh->moved) || sh->standby))
 		return 0;
 	for (uint64_t p = first; p < first + n; p++)
 		if (!hd || !sh->owned[p] || sh->copies[p] != bit(hd->slot))
@@ -715,6 +788,7 @@ static void forget_holder(struct handler *h, struct shared *sh,
 	}
 	if (sh->sealer == hd) /* a move given up: the region serves again */
 		sh->sealer = NULL;
+	sh->rejoined &= ~me;
 	if (sh->seal_wanted == hd)
 		sh->seal_wanted = NULL;
 	for (op = sh->ops; op; op = next) {
@@ -758,6 +832,8 @@ static void detach(struct handler_session *s, struct region *rg, bool live)
 	free(hd);
 	if (!sh->nholders)
 		shared_free(s->h, sh);
+	else
+		promote_check(s->h, sh);
 }
 
 void shared_detach(struct handler_session *s, struct region *rg)
@@ -771,15 +847,26 @@ void shared_session_end(struct handler_session *s)
 		detach(s, s->holds->rg, false);
 }
 
-/* A holder that kept an op waiting past its deadline, or NULL. */
-static struct handler_session *overdue(const struct handler *h, uint64_t now)
+/* A holder that kept an op waiting past its deadline, or a standby's
+ * promotion past its own, or NULL. */
+static struct handler_session *overdue(const struct handler *h, uint64_t now,
+					const char **why)
 {
-	for (const struct shared *sh = h->shared_head; sh; sh = sh->next)
+	*why = "invalidation";
+	for (const struct shared *sh = h->shared_head; sh; sh = sh->next) {
+		if (sh->standby && sh->promote_deadline_ns &&
+		    sh->promote_deadline_ns <= now)
+			for (unsigned i = 0; i < SHARED_MAX_HOLDERS; i++)
+				if (sh->slot[i] && !(sh->rejoined & bit(i))) {
+					*why = "failover (PROMOTE)";
+					return sh->slot[i]->s;
+				}
 		for (const struct share_op *op = sh->ops; op; op = op->next)
 			if (op->active && op->deadline_ns <= now)
 				for (unsigned i = 0; i < SHARED_MAX_HOLDERS; i++)
 					if (op->waiting & bit(i))
 						return sh->slot[i]->s;
+	}
 	return NULL;
 }
 
@@ -788,12 +875,13 @@ static struct handler_session *overdue(const struct handler *h, uint64_t now)
 void shared_tick(struct handler *h, uint64_t now_ns)
 {
 	struct handler_session *s;
+	const char *why;
 
-	while ((s = overdue(h, now_ns))) {
+	while ((s = overdue(h, now_ns, &why))) {
 		h->inval_timeouts++;
 		dsm_warn("a holder of a shared region did not acknowledge an "
-			 "invalidation within %llu ms: closing it, its copies "
-			 "are forfeit", (unsigned long long)h->inval_timeout_ms);
+			 "%s within %llu ms: closing it, its copies are "
+			 "forfeit", why, (unsigned long long)h->inval_timeout_ms);
 		shared_session_end(s);
 		if (h->out)
 			h->out->close(h->out_ctx, s, "no INVAL_ACK in time");

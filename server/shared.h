@@ -83,6 +83,10 @@ int shared_acquire(struct handler_session *s, uint64_t req_id,
  * ACQUIRE, LOCK and SHARE_ATTACH of the region is -ESTALE.
  * SHARE_CREATE with DSM_SHARE_CREATE_SEALED makes the creator its
  * sealer at once. */
+/* SHARE_PROMOTE: 0 (answered now) or -errno. */
+int shared_promote(struct handler_session *s, const struct dsm_share_req *m);
+/* May a LOCK with DSM_LOCK_RECLAIM be granted in rg (a standby)? */
+bool shared_reclaimable(const struct region *rg);
 int shared_move(struct handler_session *s, uint64_t req_id,
 		const struct dsm_share_move *m, bool *later);
 /* The last lock in use in rg was released: a seal waiting for that

@@ -548,6 +548,99 @@ static int lock(int fd, const struct share *s, uint8_t type, uint64_t offset)
 		       sizeof(rep), NULL);
 }
 
+/* SHARE_PROMOTE of the standby s by fd, under the key of seed, sent:
+ * its id. */
+static uint64_t promote_send(int fd, const struct share *s, uint8_t seed)
+{
+	struct dsm_share_req m = { .region_id = s->id, .size = s->size };
+	uint8_t body[DSM_SHARE_REQ_SIZE];
+	uint64_t id = next_id++;
+
+	key_of(m.key, seed);
+	dsm_share_req_encode(&m, body);
+	TH_CHECK(th_send_msg(fd, DSM_MSG_SHARE_PROMOTE, 0, id, body,
+			     sizeof(body)) == 0);
+	return id;
+}
+
+static int promote(int fd, const struct share *s, uint8_t seed)
+{
+	return expect_msg(fd, DSM_MSG_SHARE_PROMOTE, DSM_F_REPLY,
+			  promote_send(fd, s, seed), NULL, 0, TH_TIMEOUT_MS);
+}
+
+/* A LOCK with DSM_LOCK_RECLAIM at offset, token 1. */
+static int reclaim(int fd, const struct share *s, uint64_t offset)
+{
+	struct dsm_lock_req m = { .region_id = s->id, .offset = offset,
+				  .token = 1, .flags = DSM_LOCK_RECLAIM };
+	uint8_t body[DSM_LOCK_REQ_SIZE], rep[DSM_LOCK_REPLY_SIZE];
+
+	dsm_lock_req_encode(&m, body);
+	return th_call(fd, DSM_MSG_LOCK, next_id++, body, sizeof(body), rep,
+		       sizeof(rep), NULL);
+}
+
+/*
+ * A standby (a replicated region's second copy) and its promotion.
+ * Before it: every holder may WRITE, nothing is granted (B's ACQUIRE
+ * waits), LOCK gets -EAGAIN and only a reclaim is granted (once: a
+ * second holder's reclaim of the same lock is -EBUSY).  A's PROMOTE
+ * gives it the name's key (C attaches by it, and counts as promoted);
+ * B's ACQUIRE is granted only after B's PROMOTE, with what A and B wrote.
+ * After it a reclaim is refused.  A holder that never promotes is closed
+ * after the INVAL_ACK timeout and the others are served.  Defeats: a
+ * standby that grants before every holder promoted (B's grant comes
+ * after A's PROMOTE), a WRITE refused (no owner at a standby).
+ */
+static void test_standby(void)
+{
+	int a = conn(), b = conn(), c = conn(), d = conn(), e = conn();
+	uint8_t page[DSM_PAGE_SIZE];
+	struct share s, t, u, got;
+	uint64_t acq, id;
+
+	th_expect("SHARE_CREATE standby", share(a, DSM_MSG_SHARE_CREATE,
+		  DSM_SHARE_CREATE_STANDBY, REGION_SIZE, 40, &s), 0);
+	attach(b, &s, 40);
+	th_expect("A writes", write_page(a, &s, 0, 0x5a), 0);
+	th_expect("B writes", write_page(b, &s, 1, 0x5b), 0);
+	acq = acquire_send(b, &s, 1, DSM_ACQ_WRITE, DSM_ACQ_DATA);
+	expect_quiet(b, "an ACQUIRE at a standby");
+	th_expect("LOCK at a standby", lock(a, &s, DSM_MSG_LOCK, 8), -EAGAIN);
+	th_expect("a reclaim", reclaim(a, &s, 8), 0);
+	th_expect("a second reclaim", reclaim(b, &s, 8), -EBUSY);
+	u = create(c, 45);
+	th_expect("a PROMOTE under a name in use", promote(a, &s, 45), -EEXIST);
+	th_expect("its holder detaches", detach(c, u.id), 0);
+	th_expect("A's PROMOTE", promote(a, &s, 41), 0);
+	th_expect("a PROMOTE under another name", promote(a, &s, 42), -EINVAL);
+	expect_quiet(b, "an ACQUIRE before B's PROMOTE");
+	th_expect("attach by the name", share(c, DSM_MSG_SHARE_ATTACH, 0,
+					      REGION_SIZE, 41, &got), 0);
+	id = promote_send(b, &s, 41);
+	expect_grant(b, acq, page, TH_TIMEOUT_MS); /* granted as it promotes */
+	th_expect("B's PROMOTE", expect_msg(b, DSM_MSG_SHARE_PROMOTE,
+					    DSM_F_REPLY, id, NULL, 0,
+					    TH_TIMEOUT_MS), 0);
+	expect_filled(page, 0x5b, "B's page as B wrote it");
+	th_expect("A's page", read_page(c, &s, 0, page), 0);
+	expect_filled(page, 0x5a, "A's page as A wrote it");
+	th_expect("a reclaim after", reclaim(b, &s, 16), -EINVAL);
+	th_expect("PROMOTE again", promote(a, &s, 41), 0);
+	th_expect("A unlocks", lock(a, &s, DSM_MSG_UNLOCK, 8), 0);
+
+	th_expect("SHARE_CREATE standby", share(d, DSM_MSG_SHARE_CREATE,
+		  DSM_SHARE_CREATE_STANDBY, REGION_SIZE, 43, &t), 0);
+	attach(e, &t, 43);
+	th_expect("D's PROMOTE", promote(d, &t, 44), 0);
+	acq = acquire_send(d, &t, 0, DSM_ACQ_WRITE, DSM_ACQ_DATA);
+	th_expect("the holder that never promotes is closed",
+		  th_wait_eof(e, TH_TIMEOUT_MS), 0);
+	expect_grant(d, acq, page, TH_TIMEOUT_MS);
+	close(a), close(b), close(c), close(d), close(e);
+}
+
 /*
  * Moving a shared region's home.  A seal waits while a lock is held
  * (LOCKs waiting and new ones get -EAGAIN, but for the holder's, and
@@ -893,6 +986,7 @@ int main(void)
 	test_out_of_order();
 	test_ack_disowns();
 	test_move();
+	test_standby();
 	test_limits();
 	test_max_regions();
 	th_server_stop(&srv);

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# A replicated shared region's home killed under its holders (issue 15):
+# a local cluster of redis and three servers; three drain_shared processes
+# with DSM_REPLICAS=2 map one 2 MiB region (a home and a standby on
+# another server) with 1 MiB resident each, and keep a counter under
+# dsm_lock, a dsm_fetch_add counter and pages of their own going.  The
+# home is killed (SIGKILL) under them: every process must fail over to
+# the standby and finish with both counters equal to the steps all of
+# them did and its own pages as it last wrote them; the registry then
+# names the standby's server as the home.  Defeated by holders that do
+# not write back what they own before promoting (their pages and the
+# counters go back), by a standby that grants before every holder has
+# promoted it, and by locks not taken again at the standby (increments
+# lost).
+#   test_failover_shared.sh BUILD_DIR   (exit 77: redis-server not installed)
+set -uo pipefail
+build=$1
+top=$(cd "$(dirname "$0")/.." && pwd)
+dsmctl=$build/ctl/dsmctl
+worker=$build/tests/drain_shared
+failed=0
+
+fail() { echo "FAIL: $*"; failed=1; }
+fatal() { echo "FATAL: $*"; exit 1; }
+
+export SERVERS=3 CAPACITY=64M CLUSTER=failshared-$$
+# shellcheck source=cluster_env.sh
+. "$top/tests/cluster_env.sh"
+unset DSM_SERVERS
+
+workers=()
+trap 'for p in "${workers[@]}"; do kill -KILL "$p" 2>/dev/null; done; cleanup' EXIT
+mapped() { grep -qx mapped "$1" 2>/dev/null; }
+home_of() { shared_record "$1" | cut -d' ' -f1; }
+
+"$top/deploy/cluster.sh" up >"$tmp/up.log" 2>&1 || { cat "$tmp/up.log"; fatal "cluster up"; }
+for f in "$RUN_DIR"/*.pid; do all_pids+=("$(cat "$f")"); done
+
+name=fail-me
+n=3
+for i in $(seq 0 $((n - 1))); do
+	DSM_REPLICAS=2 DSM_LOG=info "$worker" "$name" $n "$i" 10 >"$tmp/w$i.out" 2>"$tmp/w$i.err" &
+	workers+=($!)
+done
+for i in $(seq 0 $((n - 1))); do
+	wait_for 30 mapped "$tmp/w$i.out" || fatal "worker $i did not map: $(cat "$tmp/w$i.err")"
+done
+grep -q "home .*, standby " "$tmp/w0.err" || fail "no standby said: $(cat "$tmp/w0.err")"
+sleep 3 # under way before the kill
+home=$(home_of "$name")
+[ "$home" != none ] || fatal "no record of shared region $name"
+victim_pid=$(server_field "$home" pid)
+echo "killing server $home (pid $victim_pid), the home of $name"
+kill -KILL "$victim_pid"
+# while they run: the holders record the standby's server as the home
+moved_home() { local h; h=$(home_of "$name"); [ "$h" != "$home" ] && [ "$h" != none ]; }
+wait_for 6 moved_home ||
+	fail "the registry names server $(home_of "$name") as the home of $name after the failover"
+
+for i in $(seq 0 $((n - 1))); do
+	if wait "${workers[$i]}"; then
+		grep -q '^ok [0-9]' "$tmp/w$i.out" || fail "worker $i: $(cat "$tmp/w$i.out")"
+	else
+		fail "worker $i failed: $(cat "$tmp/w$i.out") $(tail -n 5 "$tmp/w$i.err")"
+	fi
+done
+grep -h "is lost;\|failing over" "$tmp"/w*.err | sed 's/^dsm\[[0-9]*\]/dsm/' | sort | uniq -c
+
+"$top/deploy/cluster.sh" down >/dev/null 2>&1 || true
+if [ $failed = 0 ]; then
+	echo "failover_shared: ok"
+fi
+exit $failed
