@@ -75,6 +75,9 @@ struct arena {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct arena *arenas[MAX_ARENAS];
 static unsigned narenas;
+/* Pages handed out over every arena now, and the most at once: how much
+ * of the program's memory went far (dsm-run's report).  Under lock. */
+static size_t used_pages, peak_pages;
 
 /* Lock-free view for arena_maybe: slot i covers [base, end); end 0 when
  * free.  Cleared before an arena's region is released, so a stale read
@@ -243,6 +246,7 @@ static void arena_destroy(struct arena *a)
 	}
 	if (!a->adopted)
 		__atomic_store_n(&bounds[a->slot].end, 0, __ATOMIC_RELEASE);
+	used_pages -= a->npages - a->nfree;
 	dsm_free((void *)a->base);
 	__libc_free(a->used);
 	__libc_free(a->start);
@@ -273,6 +277,9 @@ static void mark_used(struct arena *a, size_t s, size_t n)
 	for (size_t i = s; i < s + n; i++)
 		set_bit(a->used, i);
 	a->nfree -= n;
+	used_pages += n;
+	if (used_pages > peak_pages)
+		peak_pages = used_pages;
 	if (s == a->hint)
 		a->hint = s + n;
 }
@@ -337,6 +344,7 @@ static void release_pages(struct arena *a, size_t s, size_t n)
 	if (s + n < a->npages && bit(a->used, s + n))
 		set_bit(a->start, s + n);
 	a->nfree += freed;
+	used_pages -= freed;
 	if (s < a->hint)
 		a->hint = s;
 	if (a->nfree == a->npages)
@@ -695,14 +703,11 @@ void arena_reset_child(void)
 			MAP_FIXED_NOREPLACE, -1, 0);
 }
 
-void arena_usage(unsigned *n, size_t *bytes)
+void arena_usage(unsigned *n, size_t *bytes, size_t *peak)
 {
-	size_t b = 0;
-
 	pthread_mutex_lock(&lock);
-	for (unsigned i = 0; i < narenas; i++)
-		b += (arenas[i]->npages - arenas[i]->nfree) * DSM_PAGE_SIZE;
 	*n = narenas;
-	*bytes = b;
+	*bytes = used_pages * DSM_PAGE_SIZE;
+	*peak = peak_pages * DSM_PAGE_SIZE;
 	pthread_mutex_unlock(&lock);
 }

@@ -110,7 +110,8 @@ void arena_lock_all(void);
 void arena_unlock_all(void);
 void arena_reset_child(void);
 
-/* Arenas in use and their bytes handed out, for tests and logs. */
-void arena_usage(unsigned *narenas, size_t *bytes);
+/* Arenas in use, their bytes handed out, and the most bytes handed out
+ * at once since the process started, for tests and dsm-run's report. */
+void arena_usage(unsigned *narenas, size_t *bytes, size_t *peak);
 
 #endif

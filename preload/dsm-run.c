@@ -6,10 +6,12 @@
  *           -- PROGRAM ARGS...
  *
  * Sets the environment libdsm-preload.so reads, runs the program with the
- * shim preloaded, waits for it, and prints the far-memory stats of the run
- * (summed over every process of the run that used far memory) to stderr,
- * or leaves them in --stats-file.  The exit status is the program's (128 +
- * signal if it was killed).
+ * shim preloaded, waits for it, and prints to stderr how much of its
+ * memory went far against its peak resident set (noting a program that
+ * kept most of it local), then the far-memory stats of the run (summed
+ * over every process of the run that used far memory), unless --quiet;
+ * --stats-file keeps each process's block there too.  The exit status is
+ * the program's (128 + signal if it was killed).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,8 +50,8 @@ static void usage(FILE *f)
 		"(DSM_REPLICAS, 1 to 3, default 1)\n"
 		"  --require            fail if no server is reachable "
 		"(DSM_REQUIRE=1)\n"
-		"  --stats-file PATH    write the stats there (key=value lines, "
-		"one block per process) instead of printing them\n"
+		"  --stats-file PATH    also write the stats there (key=value "
+		"lines, one block per process)\n"
 		"  --quiet              print no stats\n"
 		"  --help               this text\n"
 		"Environment: DSM_PRELOAD_LIB overrides where the shim is found.\n"
@@ -102,48 +105,117 @@ static const char *const keys[NKEYS] = {
 	"pages_rereplicated", "degraded_stripes", "arenas",
 };
 
-/* Sum the counters over the processes' blocks and print them. */
-static void print_stats(const char *path)
+/* The run's processes' blocks, summed (a budget: the largest). */
+struct run_stats {
+	unsigned long long sum[NKEYS], far_peak, budget_pages;
+	unsigned procs;
+	char transports[600];
+};
+
+static int read_stats(const char *path, struct run_stats *st)
 {
-	unsigned long long sum[NKEYS] = { 0 }, v;
-	unsigned procs = 0;
-	char line[640], key[64], transports[600] = "";
+	unsigned long long v;
+	char line[640], key[64];
 	FILE *f = fopen(path, "r");
 
-	if (!f) {
-		fprintf(stderr, "dsm-run: no process of the run used far memory\n");
-		return;
-	}
+	memset(st, 0, sizeof(*st));
+	if (!f)
+		return -1;
 	while (fgets(line, sizeof(line), f)) {
 		/* which transport reached which server: the last process's
 		 * (they connect alike) */
 		if (!strncmp(line, "transports=", 11)) {
-			snprintf(transports, sizeof(transports), "%.*s",
+			snprintf(st->transports, sizeof(st->transports), "%.*s",
 				 (int)strcspn(line + 11, "\n"), line + 11);
 			continue;
 		}
 		if (sscanf(line, "%63[^=]=%llu", key, &v) != 2)
 			continue;
-		procs += !strcmp(key, "pid");
+		st->procs += !strcmp(key, "pid");
+		/* each process's peak, added: at most what was far at once */
+		if (!strcmp(key, "arena_bytes_peak"))
+			st->far_peak += v;
+		if (!strcmp(key, "budget_pages") && v > st->budget_pages)
+			st->budget_pages = v;
 		for (int i = 0; i < NKEYS; i++)
 			if (!strcmp(key, keys[i]))
-				sum[i] += v;
+				st->sum[i] += v;
 	}
 	fclose(f);
-	if (!procs) {
-		fprintf(stderr, "dsm-run: no process of the run used far memory\n");
+	return 0;
+}
+
+static const char *human(char *buf, size_t cap, unsigned long long bytes)
+{
+	if (bytes >= 1ULL << 30)
+		snprintf(buf, cap, "%.1f GiB", bytes / 1073741824.0);
+	else if (bytes >= 1ULL << 20)
+		snprintf(buf, cap, "%.1f MiB", bytes / 1048576.0);
+	else
+		snprintf(buf, cap, "%.1f KiB", bytes / 1024.0);
+	return buf;
+}
+
+static unsigned long long key_sum(const struct run_stats *st, const char *k)
+{
+	for (int i = 0; i < NKEYS; i++)
+		if (!strcmp(keys[i], k))
+			return st->sum[i];
+	return 0;
+}
+
+/*
+ * The first lines a user reads: how much of the program's memory went
+ * far, against how much it kept resident.  A resident set well over the
+ * budget with little far memory is a program whose memory the shim does
+ * not see (a runtime that maps its heap without the C library, or small
+ * allocations), and is said as such.
+ */
+static void print_headline(const struct run_stats *st, unsigned long long rss)
+{
+	unsigned long long budget = st->budget_pages * 4096;
+	char a[32], b[32], c[32], d[32];
+
+	fprintf(stderr, "dsm-run: far memory: %s at most in use, %s written "
+		"back to the servers; the program's resident set peaked at %s "
+		"(local budget %s)\n", human(a, sizeof(a), st->far_peak),
+		human(b, sizeof(b), key_sum(st, "bytes_out")),
+		human(c, sizeof(c), rss), human(d, sizeof(d), budget));
+	/* what is resident beyond the budget is not far memory's */
+	if (budget && rss > 2 * budget && rss - budget > st->far_peak)
+		fprintf(stderr, "dsm-run: note: most of the program's memory "
+			"stayed local: its resident set peaked at %s, over "
+			"twice the budget, while %s was far memory. The "
+			"shim places allocations of at least --threshold made "
+			"through the C library; a runtime that maps its heap "
+			"itself (a static Go binary) and small allocations stay "
+			"local (README, \"Unmodified programs\")\n",
+			human(a, sizeof(a), rss),
+			human(b, sizeof(b), st->far_peak));
+}
+
+/* The headline and every counter, summed over the processes. */
+static void print_stats(const char *path, unsigned long long rss)
+{
+	struct run_stats st;
+
+	if (read_stats(path, &st) || !st.procs) {
+		fprintf(stderr, "dsm-run: no process of the run used far memory "
+			"(the program's resident set peaked at %llu KiB)\n",
+			rss / 1024);
 		return;
 	}
-	fprintf(stderr, "dsm-run: far-memory stats (%u process%s):\n", procs,
-		procs == 1 ? "" : "es");
+	print_headline(&st, rss);
+	fprintf(stderr, "dsm-run: far-memory stats (%u process%s):\n",
+		st.procs, st.procs == 1 ? "" : "es");
 	for (int i = 0; i < NKEYS; i++) {
 		/* percentiles do not add up: show them for one process only */
-		if (procs > 1 && strstr(keys[i], "_p"))
+		if (st.procs > 1 && strstr(keys[i], "_p"))
 			continue;
-		fprintf(stderr, "  %-20s %llu\n", keys[i], sum[i]);
+		fprintf(stderr, "  %-20s %llu\n", keys[i], st.sum[i]);
 	}
-	if (transports[0])
-		fprintf(stderr, "  %-20s %s\n", "transports", transports);
+	if (st.transports[0])
+		fprintf(stderr, "  %-20s %s\n", "transports", st.transports);
 }
 
 static void set(const char *name, const char *value)
@@ -244,8 +316,13 @@ int main(int argc, char **argv)
 			perror("dsm-run: waitpid");
 			return 127;
 		}
-	if (!quiet && own_file)
-		print_stats(stats_file);
+	if (!quiet) {
+		struct rusage ru;
+
+		/* the largest process of the run (waited for) */
+		getrusage(RUSAGE_CHILDREN, &ru);
+		print_stats(stats_file, (unsigned long long)ru.ru_maxrss * 1024);
+	}
 	if (own_file)
 		unlink(stats_file);
 	if (WIFSIGNALED(status))

@@ -883,21 +883,49 @@ EXPORT int mprotect(void *addr, size_t len, int prot)
 	return 0;
 }
 
-/* Advice on far memory: dropping pages means zeros next time (for
- * MADV_FREE, zeros are one of the allowed outcomes); every other hint is
- * ignored, because obeying it could break the region (MADV_DOFORK would
- * hand a child an unserved copy, MADV_HUGEPAGE bigger-than-page faults). */
-/* A piece of a madvise: on far memory, advice that frees pages zeroes
- * them (the rest is ignored, as the kernel may ignore advice);
- * elsewhere the kernel's. */
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MADV_DONTNEED_LOCKED
+#define MADV_DONTNEED_LOCKED 24
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
+/*
+ * A piece of a madvise (docs/design.md, "Advice and locks on far
+ * memory").  On far memory: advice that frees pages zeroes them (for
+ * MADV_FREE zeros are one of the allowed outcomes); DONTDUMP and DODUMP
+ * are the kernel's (a flag on the mapping); every other advice the
+ * kernel knows is accepted and not taken, as the kernel may ignore
+ * advice, because obeying it could break the region (MADV_DOFORK would
+ * hand a child an unserved copy, MADV_HUGEPAGE bigger-than-page faults,
+ * MADV_PAGEOUT far pages in the kernel's swap); one it does not know is
+ * EINVAL, as the kernel says.  Elsewhere the kernel's.
+ */
 static int advise_seg(uintptr_t lo, uintptr_t hi, bool far, void *arg)
 {
 	int advice = *(int *)arg, err;
 
-	if (!far)
+	if (!far || advice == MADV_DONTDUMP || advice == MADV_DODUMP)
 		return syscall(SYS_madvise, lo, hi - lo, advice) ? -errno : 0;
-	if ((advice != MADV_DONTNEED && advice != MADV_FREE &&
-	     advice != MADV_REMOVE) || get_state() != SHIM_ON)
+	switch (advice) {
+	case MADV_DONTNEED: case MADV_FREE: case MADV_REMOVE:
+	case MADV_DONTNEED_LOCKED:
+		break;
+	case MADV_NORMAL: case MADV_RANDOM: case MADV_SEQUENTIAL:
+	case MADV_WILLNEED: case MADV_HUGEPAGE: case MADV_NOHUGEPAGE:
+	case MADV_COLD: case MADV_PAGEOUT: case MADV_MERGEABLE:
+	case MADV_UNMERGEABLE: case MADV_DONTFORK: case MADV_DOFORK:
+	case MADV_WIPEONFORK: case MADV_KEEPONFORK: case MADV_COLLAPSE:
+	case MADV_POPULATE_READ: case MADV_POPULATE_WRITE:
+		return 0;
+	default:
+		return -EINVAL;
+	}
+	if (get_state() != SHIM_ON)
 		return 0;
 	dsm_tl_internal++;
 	err = arena_zero((void *)lo, hi - lo);
@@ -970,11 +998,11 @@ __attribute__((constructor)) static void shim_start(void)
 static void write_stats_file(const char *path, const struct dsm_stats *s)
 {
 	unsigned narenas;
-	size_t used;
+	size_t used, peak;
 	char buf[1536], tr[512];
 	int fd, n;
 
-	arena_usage(&narenas, &used);
+	arena_usage(&narenas, &used, &peak);
 	dsm_transports_describe(tr, sizeof(tr), 0);
 	n = snprintf(buf, sizeof(buf),
 		     "pid=%d\nmissing_faults=%llu\nwp_faults=%llu\n"
@@ -986,7 +1014,8 @@ static void write_stats_file(const char *path, const struct dsm_stats *s)
 		     "blocktime_ns=%llu\npages_moved=%llu\n"
 		     "pages_replicated=%llu\nfetch_failovers=%llu\n"
 		     "pages_rereplicated=%llu\ndegraded_stripes=%llu\narenas=%u\n"
-		     "arena_bytes_used=%zu\ntransports=%s\n\n",
+		     "arena_bytes_used=%zu\narena_bytes_peak=%zu\n"
+		     "transports=%s\n\n",
 		     (int)getpid(), (unsigned long long)s->missing_faults,
 		     (unsigned long long)s->wp_faults,
 		     (unsigned long long)s->pages_fetched,
@@ -1006,7 +1035,8 @@ static void write_stats_file(const char *path, const struct dsm_stats *s)
 		     (unsigned long long)s->pages_replicated,
 		     (unsigned long long)s->fetch_failovers,
 		     (unsigned long long)s->pages_rereplicated,
-		     (unsigned long long)s->degraded_stripes, narenas, used, tr);
+		     (unsigned long long)s->degraded_stripes, narenas, used,
+		     peak, tr);
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		say("dsm: DSM_STATS_FILE=%s: %s", path, strerror(errno));

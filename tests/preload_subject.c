@@ -911,6 +911,88 @@ static void mode_reserve(void)
 	CHECK(munmap(heap, RES_ALIGN) == 0);
 }
 
+/* ---- advice, mlock and the program's own SIGSEGV handler --------------- */
+
+/* Is "dd" (not dumped) among the VmFlags of the mapping holding p? */
+static int not_dumped(const void *p)
+{
+	char line[512];
+	uintptr_t lo, hi, at = (uintptr_t)p;
+	int in = 0, dd = -1;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	if (!f)
+		return -1;
+	while (dd < 0 && fgets(line, sizeof(line), f)) {
+		/* a mapping's first line: "lo-hi perms ..."; the others
+		 * are "Key: value", which never scan as two numbers */
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = at >= lo && at < hi;
+		else if (in && !strncmp(line, "VmFlags:", 8))
+			dd = strstr(line, " dd") != NULL;
+	}
+	fclose(f);
+	return dd;
+}
+
+static uint8_t *guard;
+static volatile sig_atomic_t segvs;
+
+/* A runtime's handler (a GC barrier, a safepoint): a fault on the page
+ * it protected is its own; it opens the page and the store goes on. */
+static void on_guard_fault(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig, (void)uc;
+	if ((uint8_t *)si->si_addr < guard || (uint8_t *)si->si_addr >= guard + 4096)
+		_exit(40); /* a fault it did not cause: far memory's */
+	segvs++;
+	if (mprotect(guard, 4096, PROT_READ | PROT_WRITE))
+		_exit(41);
+}
+
+static void mode_advice(void)
+{
+	static const int hints[] = { MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL,
+		MADV_WILLNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_COLD,
+		MADV_PAGEOUT, MADV_DOFORK, MADV_DONTFORK };
+	struct sigaction sa = { .sa_sigaction = on_guard_fault,
+				  .sa_flags = SA_SIGINFO };
+	size_t len = 48 << 20, mib = 1 << 20;
+	uint8_t *p = malloc(len), *evict = malloc(len);
+
+	CHECK(p && evict && (uintptr_t)p % 4096 == 0);
+	fill(p, len, 23);
+	/* hints are accepted, and change nothing */
+	for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
+		CHECK(madvise(p, len, hints[i]) == 0);
+	CHECK(check(p, len, 23));
+	/* one the kernel does not know: EINVAL, as without the shim */
+	CHECK(madvise(p, len, 9999) == -1 && errno == EINVAL);
+	/* not dumped: the kernel's flag on the mapping, and back */
+	CHECK(madvise(p, mib, MADV_DONTDUMP) == 0 && not_dumped(p) == 1);
+	CHECK(madvise(p, mib, MADV_DODUMP) == 0 && not_dumped(p) == 0);
+	/* MADV_FREE: zeros, the neighbours intact */
+	CHECK(madvise(p + mib, mib, MADV_FREE) == 0 && zeros(p + mib, mib));
+	CHECK(check(p + 2 * mib, mib, 23 + 2 * mib / 8));
+	/* locked pages stay resident while the rest is evicted */
+	CHECK(mlock(p, mib) == 0);
+	memset(evict, 3, len);
+	CHECK(check(p, mib, 23));
+	CHECK(munlock(p, mib) == 0);
+	/* a SIGSEGV handler sees its own fault on far memory, and only it */
+	guard = p + 4 * mib;
+	CHECK(sigaction(SIGSEGV, &sa, NULL) == 0);
+	CHECK(mprotect(guard, 4096, PROT_NONE) == 0);
+	memset(evict, 4, len); /* the rest of p far away again */
+	/* volatile: the store must come before the count is read */
+	*(volatile uint8_t *)&guard[8] = 0x5a;
+	CHECK(segvs == 1 && *(volatile uint8_t *)&guard[8] == 0x5a);
+	CHECK(check(guard + 4096, len - 4 * mib - 4096, 23 + (4 * mib + 4096) / 8));
+	signal(SIGSEGV, SIG_DFL);
+	free(evict);
+	free(p);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct { const char *name; void (*fn)(void); } modes[] = {
@@ -920,7 +1002,7 @@ int main(int argc, char **argv)
 		{ "forkchild", mode_forkchild }, { "signals", mode_signals },
 		{ "syscall", mode_syscall }, { "release", mode_release },
 		{ "mprotect", mode_mprotect }, { "small", mode_small },
-		{ "reserve", mode_reserve },
+		{ "reserve", mode_reserve }, { "advice", mode_advice },
 	};
 
 	for (size_t i = 0; argc == 2 && i < sizeof(modes) / sizeof(*modes); i++) {

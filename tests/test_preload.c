@@ -158,6 +158,8 @@ int main(int argc, char **argv)
 	expect_ok("mprotect", budget, PAGED);
 	/* reservations committed later (issue 16) */
 	expect_ok("reserve", budget, PAGED);
+	/* advice, mlock and a SIGSEGV handler of the program's (issue 16) */
+	expect_ok("advice", budget, PAGED);
 
 	/* No server: the program runs on local memory, with one warning. */
 	st = run("small", noserver);
