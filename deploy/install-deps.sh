@@ -17,7 +17,7 @@ pkgs=(
   clang libclang-rt-14-dev           # libFuzzer and sanitizer runtimes
   python3 procps util-linux          # test and benchmark scripts
   strace                             # bench/run.sh: system calls per page
-  nodejs default-jdk-headless        # managed runtimes under the shim (tests)
+  nodejs default-jdk-headless golang-go # managed runtimes under the shim (tests)
 )
 vm_pkgs=(
   qemu-system-x86                    # the guests (TCG where there is no KVM)

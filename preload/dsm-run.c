@@ -200,9 +200,14 @@ static void print_stats(const char *path, unsigned long long rss)
 	struct run_stats st;
 
 	if (read_stats(path, &st) || !st.procs) {
-		fprintf(stderr, "dsm-run: no process of the run used far memory "
-			"(the program's resident set peaked at %llu KiB)\n",
-			rss / 1024);
+		char a[32];
+
+		/* exit handlers write the stats: a process that ends
+		 * without them (_exit, a signal) leaves none */
+		fprintf(stderr, "dsm-run: no far-memory stats from the run: no "
+			"process used far memory, or none ran its exit handlers "
+			"(the program's resident set peaked at %s)\n",
+			human(a, sizeof(a), rss));
 		return;
 	}
 	print_headline(&st, rss);

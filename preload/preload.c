@@ -119,6 +119,21 @@ static const char *where(void)
 	return "none given: set DSM_SERVERS or DSM_REGISTRY";
 }
 
+/*
+ * A Go runtime in the process, linked with cgo (a static Go binary never
+ * loads the shim): its entry points for C are dynamic symbols.  Go gives
+ * freed heap back with madvise(MADV_DONTNEED) as a raw system call, which
+ * the shim never sees: on far memory the engine would go on holding the
+ * dropped pages as resident, and the next touch of one would wait for
+ * ever.  Until the engine takes those drops from the kernel
+ * (UFFD_EVENT_REMOVE), such a process runs on local memory.
+ */
+static bool go_runtime(void)
+{
+	return dlsym(RTLD_DEFAULT, "crosscall2") ||
+	       dlsym(RTLD_DEFAULT, "_cgo_topofstack");
+}
+
 /* Called with init_lock held, state READY. */
 static void start_far(void)
 {
@@ -128,6 +143,19 @@ static void start_far(void)
 	int err;
 
 	dsm_tl_internal++;
+	if (go_runtime()) {
+		dsm_tl_internal--;
+		__atomic_store_n(&state, SHIM_OFF, __ATOMIC_RELEASE);
+		why = "this process runs Go, which returns memory with madvise "
+		      "calls the shim does not see";
+		if (req && !strcmp(req, "1")) {
+			say("dsm: %s, and DSM_REQUIRE=1: exiting", why);
+			pthread_mutex_unlock(&init_lock);
+			exit(1);
+		}
+		say("dsm: %s; running on local memory", why);
+		return;
+	}
 	/* A bad setting is named by libdsm's own message, which says which;
 	 * past that, its messages would say the same thing as ours at
 	 * greater length: one line from us is the contract (DSM_LOG shows
