@@ -411,11 +411,44 @@ static bool home_lost(const struct dsm_shared *sh)
 	return sh->standby.on && dsm_eng.servers[sh->server].lost;
 }
 
+/* The standby's server is lost or being drained (and the home is not
+ * lost): the standby is let go, and the region goes on unreplicated. */
+static bool standby_gone(const struct dsm_shared *sh)
+{
+	const struct dsm_server *s = &dsm_eng.servers[sh->standby.server];
+
+	return sh->standby.on && (s->lost || s->draining) &&
+	       !dsm_eng.servers[sh->server].lost;
+}
+
+static bool leave_standby(struct dsm_region *r, const struct dsm_shared *old)
+{
+	const struct dsm_server *s = &dsm_eng.servers[old->standby.server];
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	if (r->dead || !r->shared->standby.on) {
+		pthread_mutex_unlock(&dsm_eng.lock);
+		return false;
+	}
+	/* write-backs from now on go to the home alone; those already
+	 * queued reach the standby before the FREE below */
+	r->shared->standby.on = false;
+	r->place.ext[0].nrep = 0;
+	r->place.nparts = 1;
+	pthread_mutex_unlock(&dsm_eng.lock);
+	dsm_share_detach(old->standby.server, old->standby.region_id);
+	dsm_warn("shared region %s: its standby's server %s is %s: the "
+		 "region is no longer replicated", old->name, s->addr,
+		 s->lost ? "lost" : "being drained");
+	return true;
+}
+
 static bool needs_move(const struct dsm_region *r)
 {
 	const struct dsm_shared *sh = r->shared;
 
 	return sh && !r->dead && (sh->stale || home_lost(sh) ||
+				  standby_gone(sh) ||
 				  dsm_eng.servers[sh->server].draining);
 }
 
@@ -443,18 +476,22 @@ bool dsm_shared_move_pass(void)
 	pthread_mutex_unlock(&dsm_eng.lock);
 	for (uint32_t i = 0; i < n; i++) {
 		struct dsm_shared old;
-		bool stale, lost;
+		bool stale, lost, gone, drains;
 
 		pthread_mutex_lock(&dsm_eng.lock);
 		old = *v[i]->shared;
 		stale = old.stale;
 		lost = home_lost(&old);
+		gone = standby_gone(&old);
+		drains = dsm_eng.servers[old.server].draining;
 		pthread_mutex_unlock(&dsm_eng.lock);
 		if (lost)
 			moved |= fail_over(v[i], &old);
-		else
-			moved |= stale ? follow(v[i], &old) :
-					 move_off(v[i], &old);
+		else if (gone)
+			moved |= leave_standby(v[i], &old);
+		if (lost || (gone && !stale && !drains))
+			continue;
+		moved |= stale ? follow(v[i], &old) : move_off(v[i], &old);
 	}
 	pthread_mutex_lock(&dsm_eng.lock);
 	for (uint32_t i = 0; i < n; i++)

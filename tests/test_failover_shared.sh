@@ -11,7 +11,9 @@
 # not write back what they own before promoting (their pages and the
 # counters go back), by a standby that grants before every holder has
 # promoted it, and by locks not taken again at the standby (increments
-# lost).
+# lost).  Then, with three more, the standby's server is drained: the
+# drain ends while they run, each lets the standby go and finishes with
+# every count exact.
 #   test_failover_shared.sh BUILD_DIR   (exit 77: redis-server not installed)
 set -uo pipefail
 build=$1
@@ -65,6 +67,33 @@ for i in $(seq 0 $((n - 1))); do
 	fi
 done
 grep -h "is lost;\|failing over" "$tmp"/w*.err | sed 's/^dsm\[[0-9]*\]/dsm/' | sort | uniq -c
+
+# The standby's server drained under them: the holders let the standby
+# go (the drain ends while they run) and go on unreplicated.
+name=drain-standby
+workers=()
+for i in $(seq 0 $((n - 1))); do
+	DSM_REPLICAS=2 DSM_LOG=info "$worker" "$name" $n "$i" 8 >"$tmp/s$i.out" 2>"$tmp/s$i.err" &
+	workers+=($!)
+done
+for i in $(seq 0 $((n - 1))); do
+	wait_for 30 mapped "$tmp/s$i.out" || fatal "worker $i did not map: $(cat "$tmp/s$i.err")"
+done
+standby=$(sed -n 's/.*, standby \([0-9.:]*\)$/\1/p' "$tmp/s0.err" | head -1)
+sid=$("$dsmctl" --json servers | json_get "[s['id'] for s in d if s['addr'] == '$standby'][0]")
+echo "draining server $sid ($standby), the standby of $name"
+drain_empties "$sid" "draining a shared region's standby"
+grep -l '^ok' "$tmp"/s*.out >/dev/null 2>&1 &&
+	fail "the drain of the standby ended only once the holders were done"
+for i in $(seq 0 $((n - 1))); do
+	if wait "${workers[$i]}"; then
+		grep -q '^ok [0-9]' "$tmp/s$i.out" || fail "worker $i: $(cat "$tmp/s$i.out")"
+	else
+		fail "worker $i failed: $(cat "$tmp/s$i.out") $(tail -n 5 "$tmp/s$i.err")"
+	fi
+	grep -q "no longer replicated" "$tmp/s$i.err" ||
+		fail "worker $i did not let the standby go: $(tail -n 3 "$tmp/s$i.err")"
+done
 
 "$top/deploy/cluster.sh" down >/dev/null 2>&1 || true
 if [ $failed = 0 ]; then
