@@ -41,7 +41,9 @@
 #     iterations);
 #   - a shared region's home drained over RDMA under 3 processes on two
 #     nodes taking a lock, adding and writing (tests/drain_shared.c): the
-#     drain ends while they run and every count is exact.
+#     drain ends while they run and every count is exact;
+#   - the same with DSM_REPLICAS=2, the home's server SIGKILLed instead:
+#     every process fails over to the standby, every count exact.
 #
 #   tests/multinode/rdma.sh
 # Exit 0 if every check passed, 1 if any failed, 77 (with the reason on
@@ -257,11 +259,11 @@ suite() { # suite TRANSPORT
 	check "a server SIGKILLed under the client over $name: it is named, its page raises SIGBUS, no hang" kill_test
 }
 
-# Guest 3's server started again, and listed with guest 2's only.
-server3_again() {
+# Guest I's server started again, and listed with the other's only.
+server_again() { # server_again I
 	local k n
 
-	server_up 3 || return 1
+	server_up "$1" || return 1
 	# the killed server's record lingers until its TTL (5 s): a client
 	# must find the two live ones only
 	for ((k = 0; k < 40; k++)); do
@@ -274,6 +276,7 @@ server3_again() {
 	echo "the registry still lists $n servers"
 	return 1
 }
+server3_again() { server_again 3; }
 
 again() {
 	local id
@@ -431,6 +434,57 @@ drain_shared_test() {
 }
 check "a shared region's home drained under 3 processes on two nodes over rdma: moved, every count exact" \
 	drain_shared_test rdma
+
+# failover_shared_test: drain_shared's 3 processes in guests 1 and 4 over
+# RDMA with DSM_REPLICAS=2 (the region's home on one server, its standby
+# on the other); the home's server SIGKILLed under them: each fails over
+# to the standby (writes back what it owns, takes its locks again,
+# promotes it) and finds every count exact.  The server is started again
+# afterwards.
+failover_shared_test() {
+	local name=mn-failover pids=() home="" victim="" who k rc=0 left out
+
+	mark_log 1
+	mark_log 4
+	for who in 0 1 2; do
+		pids+=("$(run "$vmctl" spawn $((who % 2 ? 4 : 1)) "${client_env[@]}" \
+			--env DSM_TRANSPORT=rdma --env DSM_REPLICAS=2 --env DSM_LOG=info -- \
+			build/tests/drain_shared "$name" 3 "$who" 40)") || return 1
+	done
+	for ((k = 0; k < 150; k++)); do
+		home=$(shared_home "$name" 3)
+		[ -n "$home" ] && break
+		sleep 0.2
+	done
+	[ -n "$home" ] || { echo "the 3 processes did not map $name"; return 1; }
+	for k in 2 3; do
+		[ "$(server_id $k)" = "$home" ] && victim=$k
+	done
+	[ -n "$victim" ] || { echo "no guest serves server $home"; return 1; }
+	sleep 5 # under way before the kill
+	echo "killing guest $victim's server ($home), the home of $name"
+	run "$vmctl" exec "$victim" -- kill -9 "${server_pid[$victim]}" || return 1
+	for ((k = 0; k < 600; k++)); do
+		left=0
+		for who in 0 1 2; do
+			grep -q "^=== guest $((who % 2 ? 4 : 1)) pid ${pids[$who]} (exit" \
+				<<<"$(log_new $((who % 2 ? 4 : 1)))" || left=1
+		done
+		[ $left = 0 ] && break
+		sleep 0.2
+	done
+	for who in 0 1 2; do
+		wait_exit $((who % 2 ? 4 : 1)) "${pids[$who]}" 0 || rc=1
+	done
+	out=$(log_new 1; log_new 4)
+	grep -hE "^ok |^FAIL|standby|is lost;|failing over" <<<"$out"
+	[ "$(grep -c "is lost; .* holds it now" <<<"$out")" = 3 ] ||
+		{ echo "not every process failed over"; rc=1; }
+	server_again "$victim" || rc=1
+	return $rc
+}
+check "a replicated shared region's home SIGKILLed under 3 processes on two nodes over rdma: failed over, every count exact" \
+	failover_shared_test
 
 suite tcp
 
