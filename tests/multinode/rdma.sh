@@ -449,7 +449,7 @@ failover_shared_test() {
 	for who in 0 1 2; do
 		pids+=("$(run "$vmctl" spawn $((who % 2 ? 4 : 1)) "${client_env[@]}" \
 			--env DSM_TRANSPORT=rdma --env DSM_REPLICAS=2 --env DSM_LOG=info -- \
-			build/tests/drain_shared "$name" 3 "$who" 40)") || return 1
+			build/tests/drain_shared "$name" 3 "$who" 25)") || return 1
 	done
 	for ((k = 0; k < 150; k++)); do
 		home=$(shared_home "$name" 3)
