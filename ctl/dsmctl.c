@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -207,6 +208,9 @@ static void usage(FILE *f)
 		"  --json          print one JSON document instead of tables\n"
 		"  --help          this text; 'dsmctl COMMAND --help' describes a\n"
 		"                  command\n"
+		"  --version       dsmctl's version\n"
+		"These options may also follow the command, as in 'dsmctl servers\n"
+		"--json'.\n"
 		"\n"
 		"Commands:\n");
 	list_commands(f, NULL);
@@ -255,6 +259,12 @@ static void unknown_option(const char *arg, int opt)
 	die_usage(NULL, "unknown option '%s'", arg);
 }
 
+__attribute__((noreturn)) static void version(void)
+{
+	printf("dsmctl %s\n", DSM_VERSION_STRING);
+	exit(0);
+}
+
 /* Options before the command; returns the index of the command. */
 static int parse_globals(int argc, char **argv, struct ctl *c)
 {
@@ -264,6 +274,7 @@ static int parse_globals(int argc, char **argv, struct ctl *c)
 		{ "cluster", required_argument, NULL, 'C' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o, cur;
@@ -281,6 +292,7 @@ static int parse_globals(int argc, char **argv, struct ctl *c)
 		case 'C': c->cluster = optarg; break;
 		case 'j': c->json = true; break;
 		case 'h': usage(stdout); exit(0);
+		case 'V': version();
 		case ':': die_usage(NULL, "%s needs a value", argv[cur]);
 		default: unknown_option(argv[cur], optopt);
 		}
@@ -355,7 +367,51 @@ static bool parse_watch(const char *arg, struct ctl *c)
 	return true;
 }
 
-/* The command's own arguments: --help, then exactly nargs positionals. */
+/* Global options that take a value, for after the command. */
+static const struct {
+	const char *name;
+	size_t off;
+} valued[] = {
+	{ "--registry", offsetof(struct ctl, given_url) },
+	{ "--registry-password-file", offsetof(struct ctl, pass_file) },
+	{ "--cluster", offsetof(struct ctl, cluster) },
+};
+
+/*
+ * dsmctl's own options after the command, as kubectl's and git's are
+ * taken (`dsmctl servers --json`): argv[*i] is one, with its value in
+ * the same word ("--cluster=NAME") or the next (then *i moves past it).
+ * False if argv[*i] is not one of them.
+ */
+static bool global_option(const struct command *cmd, int argc, char **argv,
+			  int *i, struct ctl *c)
+{
+	const char *a = argv[*i];
+
+	if (!strcmp(a, "--json")) {
+		c->json = true;
+		return true;
+	}
+	for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++) {
+		size_t n = strlen(valued[k].name);
+		const char **to = (const char **)((char *)c + valued[k].off);
+
+		if (strncmp(a, valued[k].name, n) || (a[n] && a[n] != '='))
+			continue;
+		if (a[n] == '=') {
+			*to = a + n + 1;
+			return true;
+		}
+		if (*i + 1 >= argc)
+			die_usage(cmd->name, "%s needs a value", a);
+		*to = argv[++*i];
+		return true;
+	}
+	return false;
+}
+
+/* The command's own arguments: --help, then exactly nargs positionals;
+ * dsmctl's own options may come among them. */
 static void parse_command(const struct command *cmd, int argc, char **argv,
 			  struct ctl *c)
 {
@@ -373,10 +429,10 @@ static void parse_command(const struct command *cmd, int argc, char **argv,
 			continue;
 		if (cmd->option && cmd->option(argv[i], c))
 			continue;
+		if (global_option(cmd, argc, argv, &i, c))
+			continue;
 		if (argv[i][0] == '-' && argv[i][1])
-			die_usage(cmd->name, "unknown option '%s' (options of "
-				  "dsmctl itself go before the command)",
-				  argv[i]);
+			die_usage(cmd->name, "unknown option '%s'", argv[i]);
 		if (n == cmd->nargs)
 			die_usage(cmd->name, "unexpected argument '%s'",
 				  argv[i]);

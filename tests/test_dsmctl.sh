@@ -459,7 +459,16 @@ run 2 region show abc
 run 2 region show
 run 2 region
 run 2 --frobnicate servers
-run 2 servers --json # globals go before the command
+# dsmctl's own options after the command too, as kubectl's and git's
+run 0 servers --json && json 'assert len(doc) == 2, doc' <<<"$out" ||
+	fail "servers --json (after the command): $out"
+run 0 region show 42 --json --cluster "$CLUSTER" && json 'assert doc["id"] == 42, doc' <<<"$out" ||
+	fail "region show 42 --json --cluster NAME: $out"
+run 1 servers --registry=redis://127.0.0.1:1 && { grep -qF "127.0.0.1:1" <<<"$err" ||
+	fail "servers --registry=URL after the command: $err"; }
+run 2 servers --cluster && { grep -qF -- "--cluster needs a value" <<<"$err" ||
+	fail "servers --cluster: $err"; }
+run 0 --version && { grep -qx "dsmctl [0-9]*\.[0-9]*\.[0-9]*" <<<"$out" || fail "--version: $out"; }
 run 2 stats --watch=0 && { grep -qF "bad --watch '0'" <<<"$err" || fail "stats --watch=0: $err"; }
 run 2 stats --watch=x
 run 2 servers --watch # only stats watches
