@@ -469,6 +469,20 @@ run 1 servers --registry=redis://127.0.0.1:1 && { grep -qF "127.0.0.1:1" <<<"$er
 run 2 servers --cluster && { grep -qF -- "--cluster needs a value" <<<"$err" ||
 	fail "servers --cluster: $err"; }
 run 0 --version && { grep -qx "dsmctl [0-9]*\.[0-9]*\.[0-9]*" <<<"$out" || fail "--version: $out"; }
+# bash completion (deploy/completion/dsmctl.bash): commands, subcommands,
+# options before or after the command, drain's server ids from the registry
+complete_line() { # complete_line WORDS...: the completions of the last word
+	PATH=$build/ctl:$PATH bash -c 'source "$1"; shift; COMP_WORDS=("$@");
+		COMP_CWORD=$(($# - 1)); _dsmctl; echo "${COMPREPLY[*]}"' _ \
+		"$top/deploy/completion/dsmctl.bash" "$@"
+}
+[ "$(complete_line dsmctl se)" = servers ] || fail "completion of 'dsmctl se': $(complete_line dsmctl se)"
+[ "$(complete_line dsmctl region "")" = show ] || fail "completion of 'dsmctl region '"
+[ "$(complete_line dsmctl servers --j)" = --json ] || fail "completion of 'dsmctl servers --j'"
+[ "$(complete_line dsmctl --cluster "$CLUSTER" dr)" = drain ] || fail "completion after --cluster NAME"
+live_id=$("$dsmctl" --json servers | json_get 'd[0]["id"]')
+[ "$(complete_line dsmctl drain "$live_id")" = "$live_id" ] ||
+	fail "completion of drain's server id $live_id: $(complete_line dsmctl drain "$live_id")"
 run 2 stats --watch=0 && { grep -qF "bad --watch '0'" <<<"$err" || fail "stats --watch=0: $err"; }
 run 2 stats --watch=x
 run 2 servers --watch # only stats watches
