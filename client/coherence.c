@@ -42,6 +42,7 @@
 #include "engine.h"
 #include "evict.h"
 #include "log.h"
+#include "migrate.h"
 #include "outbox.h"
 #include "region.h"
 #include "shared.h"
@@ -393,6 +394,7 @@ static void acq_complete(struct dsm_acq *a, int status, const uint8_t *data,
 
 static void answer_deferred(void);
 static void stall(struct dsm_acq *a);
+static void resend(struct dsm_acq *a);
 
 /* Completion of the one-sided READ of a grant's pages. */
 static void acq_read_done(void *arg, int status, const uint8_t *payload,
@@ -405,6 +407,8 @@ static void acq_read_done(void *arg, int status, const uint8_t *payload,
 		a->r->shared->pg[a->idx + i] &= ~DSM_SH_READING;
 	if (dsm_shared_fails_over(a->r, a->server, status)) {
 		stall(a); /* granted by a home lost since: ask the next */
+	} else if (dsm_shared_left_home(a->r, a->server, status)) {
+		resend(a); /* ... which we left already */
 	} else {
 		a->data = true; /* the payload is the pages */
 		acq_complete(a, status, payload, len);
@@ -454,6 +458,23 @@ static void stall(struct dsm_acq *a)
 	dsm_shared_stale(a->r);
 }
 
+/* A new standby was made (-ENOLINK): a waits, as after an -ESTALE,
+ * until the mover holds the standby and says so to the home. */
+static void hold_for_standby(struct dsm_acq *a)
+{
+	struct dsm_shared *sh = a->r->shared;
+	struct dsm_acq **tail = &sh->stalled;
+
+	while (*tail)
+		tail = &(*tail)->next;
+	a->next = NULL;
+	*tail = a;
+	if (!sh->relink) {
+		sh->relink = true;
+		dsm_migrate_kick();
+	}
+}
+
 /* a goes again, to its region's home now. */
 static void resend(struct dsm_acq *a)
 {
@@ -474,10 +495,14 @@ static void acq_done(void *arg, int status, const uint8_t *payload,
 	s->acq_inflight--;
 	if (status == -ESTALE && !a->r->dead && a->server != a->r->shared->server)
 		resend(a); /* sent before we followed the home: ask there */
+	else if (dsm_shared_left_home(a->r, a->server, status))
+		resend(a); /* sent to a home lost since we failed over */
 	else if (status == -ESTALE && !a->r->dead)
 		stall(a);
 	else if (dsm_shared_fails_over(a->r, a->server, status))
 		stall(a); /* asked again at the standby once it is home */
+	else if (status == -ENOLINK && !a->r->dead)
+		hold_for_standby(a);
 	else if (status || a->data || a->r->dead || len ||
 		 !read_grant(a, &status))
 		acq_complete(a, status, payload, len);
@@ -508,6 +533,16 @@ void dsm_coh_rehomed(struct dsm_region *r, uint32_t old)
 	for (pp = &r->shared->stalled; *pp; pp = &(*pp)->next)
 		;
 	*pp = moved;
+	while ((a = r->shared->stalled)) {
+		r->shared->stalled = a->next;
+		resend(a);
+	}
+}
+
+void dsm_coh_resend_stalled(struct dsm_region *r)
+{
+	struct dsm_acq *a;
+
 	while ((a = r->shared->stalled)) {
 		r->shared->stalled = a->next;
 		resend(a);

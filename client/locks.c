@@ -181,7 +181,8 @@ static void home_moved(void *addr, uint32_t server, const uint8_t *body)
 }
 
 /* Did a call to server about addr's region fail with err because its
- * home is lost, and will a standby take its place (shared_move.c)? */
+ * home is lost, and will a standby take its place, or has it already
+ * (shared_move.c)?  Then it is asked again. */
 static bool failing_over(void *addr, uint32_t server, int err)
 {
 	struct dsm_region *r;
@@ -189,7 +190,8 @@ static bool failing_over(void *addr, uint32_t server, int err)
 
 	pthread_mutex_lock(&dsm_eng.lock);
 	r = dsm_region_find((uintptr_t)addr);
-	yes = r && r->shared && dsm_shared_fails_over(r, server, err);
+	yes = r && r->shared && (dsm_shared_fails_over(r, server, err) ||
+				 dsm_shared_left_home(r, server, err));
 	pthread_mutex_unlock(&dsm_eng.lock);
 	return yes;
 }

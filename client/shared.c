@@ -120,9 +120,61 @@ int dsm_share_call(uint32_t i, uint8_t type, uint64_t size, uint64_t flags,
 
 /* The name of a shared region's standby: another key than the name's,
  * so that nobody attaches to it by the name until it is promoted. */
-static void standby_key(const struct dsm_shared *sh, uint8_t *key)
+void dsm_shared_standby_key(const struct dsm_shared *sh, uint8_t *key)
 {
 	dsm_name_digest("dsm shared standby", sh->name, key);
+}
+
+static void standby_of(const struct dsm_shared *sb, struct dsm_standby *out)
+{
+	*out = (struct dsm_standby){ .on = true, .server = sb->server,
+				     .region_id = sb->region_id,
+				     .pool_off = sb->pool_off };
+}
+
+/* Attach the standby of sh (size bytes) wherever it is but on home, a
+ * lost or a draining server.  0, -ENOENT, or the server's error. */
+static int standby_attach(const struct dsm_shared *sh, uint64_t size,
+			  uint32_t home, struct dsm_standby *out)
+{
+	struct dsm_shared sb = { 0 };
+	int err;
+
+	memcpy(sb.name, sh->name, sizeof(sb.name));
+	dsm_shared_standby_key(sh, sb.key);
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
+		if (i == home || dsm_eng.servers[i].lost ||
+		    dsm_eng.servers[i].draining)
+			continue;
+		err = dsm_share_call(i, DSM_MSG_SHARE_ATTACH, size, 0, &sb);
+		if (!err) {
+			standby_of(&sb, out);
+			return 0;
+		}
+		if (err != -ENOENT)
+			return err;
+	}
+	return -ENOENT;
+}
+
+int dsm_shared_standby_find(const struct dsm_region *r, struct dsm_standby *sb)
+{
+	return standby_attach(r->shared, r->size, r->shared->server, sb);
+}
+
+int dsm_shared_standby_create(const struct dsm_region *r, uint32_t at,
+			      struct dsm_standby *out)
+{
+	struct dsm_shared sb = { 0 };
+	int err;
+
+	memcpy(sb.name, r->shared->name, sizeof(sb.name));
+	dsm_shared_standby_key(r->shared, sb.key);
+	err = dsm_share_call(at, DSM_MSG_SHARE_CREATE, r->size,
+			     DSM_SHARE_CREATE_STANDBY, &sb);
+	if (!err)
+		standby_of(&sb, out);
+	return err;
 }
 
 /*
@@ -130,8 +182,8 @@ static void standby_key(const struct dsm_shared *sh, uint8_t *key)
  * than home: attach wherever it is, or with create, make it where
  * rendezvous hashing of its key picks.  It is made before the region
  * itself, so whoever finds the region finds its standby; a region found
- * without one has failed over and goes on unreplicated (said).  0 or
- * -errno.
+ * without one has failed over, and its holders make one again
+ * (shared_move.c).  0 or -errno.
  */
 static int standby_hold(uint64_t size, struct dsm_shared *sh, uint32_t home,
 			bool create)
@@ -139,22 +191,16 @@ static int standby_hold(uint64_t size, struct dsm_shared *sh, uint32_t home,
 	struct dsm_shared sb = { 0 };
 	int at, err;
 
-	memcpy(sb.name, sh->name, sizeof(sb.name));
-	standby_key(sh, sb.key);
-	for (uint32_t i = 0; i < dsm_eng.nservers; i++) {
-		if (i == home || dsm_eng.servers[i].lost)
-			continue;
-		err = dsm_share_call(i, DSM_MSG_SHARE_ATTACH, size, 0, &sb);
-		if (!err)
-			goto found;
-		if (err != -ENOENT)
-			return err;
-	}
+	err = standby_attach(sh, size, home, &sh->standby);
+	if (err != -ENOENT)
+		return err;
 	if (!create) {
-		dsm_warn("shared region %s has no standby (its home was lost "
-			 "and it failed over): it is not replicated", sh->name);
+		dsm_info("shared region %s has no standby now (its home "
+			 "failed over): its holders make one again", sh->name);
 		return 0;
 	}
+	memcpy(sb.name, sh->name, sizeof(sb.name));
+	dsm_shared_standby_key(sh, sb.key);
 	at = dsm_shared_pick(sb.key, (int)home);
 	if (at < 0) {
 		dsm_err("DSM_REPLICAS=%u keeps a shared region on 2 servers, "
@@ -167,13 +213,9 @@ static int standby_hold(uint64_t size, struct dsm_shared *sh, uint32_t home,
 	if (err == -EEXIST)
 		err = dsm_share_call((uint32_t)at, DSM_MSG_SHARE_ATTACH, size,
 				     0, &sb);
-	if (err)
-		return err;
-found:
-	sh->standby = (struct dsm_standby){ .on = true, .server = sb.server,
-					    .region_id = sb.region_id,
-					    .pool_off = sb.pool_off };
-	return 0;
+	if (!err)
+		standby_of(&sb, &sh->standby);
+	return err;
 }
 
 static void standby_drop(struct dsm_shared *sh)

@@ -79,6 +79,10 @@ struct dsm_shared {
 		uint32_t server;
 		uint64_t region_id, pool_off;
 	} standby;
+	/* under dsm_eng.lock: the home answered -ENOLINK (a new standby
+	 * was made): ACQUIREs are held until we hold it (shared_move.c) */
+	bool relink;
+	uint64_t restandby_after_ns; /* no new standby tried before */
 	/* under dsm_eng.lock: the locks this process's threads hold here,
 	 * for the standby to take again (locks.c) */
 	struct dsm_held_lock {
@@ -115,6 +119,17 @@ int dsm_coh_give_up_all(struct dsm_region *r, struct dsm_sync_wait *w);
 /* The held ACQUIREs of r fail with err: their pages raise SIGBUS. */
 void dsm_coh_stalled_fail(struct dsm_region *r, int err);
 
+/* Under the lock: send r's held ACQUIREs again, to its home. */
+void dsm_coh_resend_stalled(struct dsm_region *r);
+/* Hold the standby of r found on a live, undrained server other than its
+ * home (shared.c): 0 with *sb filled, -ENOENT if there is none, or the
+ * server's error.  From a thread that may wait. */
+int dsm_shared_standby_find(const struct dsm_region *r, struct dsm_standby *sb);
+/* Create r's standby at server `at`: 0 with *sb filled, or -errno. */
+int dsm_shared_standby_create(const struct dsm_region *r, uint32_t at,
+			      struct dsm_standby *sb);
+/* The key a shared region's standby is known by. */
+void dsm_shared_standby_key(const struct dsm_shared *sh, uint8_t *key);
 /* Moving shared regions (shared_move.c), on the mover thread (migrate.c),
  * no lock held: move those whose home drains, follow those that moved.
  * True if one has a new home. */
@@ -129,6 +144,11 @@ void dsm_shared_stale(struct dsm_region *r);
  * take its place?  Then it waits for the failover (shared_move.c). */
 bool dsm_shared_fails_over(const struct dsm_region *r, uint32_t i,
 			   int status);
+/* Under the engine lock: did a request to server i about r fail with
+ * status because i is lost, after r left it for another home (a
+ * failover that finished while the request was out)?  Then it is asked
+ * again there. */
+bool dsm_shared_left_home(const struct dsm_region *r, uint32_t i, int status);
 
 /* SHARE_CREATE (flags: 0 or DSM_SHARE_CREATE_SEALED) or SHARE_ATTACH
  * (by key; flags 0) on server i, from a thread that may wait: 0 with

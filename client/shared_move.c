@@ -299,11 +299,22 @@ bool dsm_shared_fails_over(const struct dsm_region *r, uint32_t i,
 {
 	const struct dsm_shared *sh = r->shared;
 
-	if (!status || r->dead || !sh->standby.on || i != sh->server ||
-	    dsm_eng.servers[sh->standby.server].lost)
+	if (!status || r->dead || i != sh->server)
+		return false;
+	/* Without a standby of our own, a replicated region may still have
+	 * one that we had yet to hold (a new one, being made): the others
+	 * promote it, and it takes the name, so the mover follows it there
+	 * as after a move (15 passes, then SIGBUS). */
+	if (sh->standby.on ? dsm_eng.servers[sh->standby.server].lost :
+			     dsm_eng.replicas < 2)
 		return false;
 	/* over RDMA, requests in flight fail before the loss is reported */
 	return dsm_eng.servers[i].lost || connection_error(status);
+}
+
+bool dsm_shared_left_home(const struct dsm_region *r, uint32_t i, int status)
+{
+	return !r->dead && i != r->shared->server && connection_error(status);
 }
 
 /* Take the locks our threads held at the lost home again at the
@@ -396,6 +407,173 @@ static bool fail_over(struct dsm_region *r, const struct dsm_shared *old)
 	return true;
 }
 
+/* ---- making a standby again ------------------------------------------ */
+
+/* How long a holder waits before trying to make a standby again after a
+ * try failed (no room, no seal): a seal stops the region for a while. */
+#define RESTANDBY_RETRY_NS (30ull * 1000000000)
+
+/* A live, undrained server other than r's home that could take a
+ * standby (engine lock held). */
+static bool standby_room(const struct dsm_shared *sh)
+{
+	for (uint32_t i = 0; i < dsm_eng.nservers; i++)
+		if (i != sh->server && !dsm_eng.servers[i].lost &&
+		    !dsm_eng.servers[i].draining)
+			return true;
+	return false;
+}
+
+/* r lacks the standby it should have: none since a failover or since
+ * its standby's server went, or one was made that it does not hold yet
+ * (relink). */
+static bool wants_standby(const struct dsm_shared *sh)
+{
+	if (sh->relink)
+		return true;
+	return dsm_eng.replicas > 1 && !sh->standby.on && !sh->stale &&
+	       !dsm_eng.servers[sh->server].lost && standby_room(sh) &&
+	       dsm_now_ns() >= sh->restandby_after_ns;
+}
+
+/*
+ * Make r's standby while the home is sealed by us: every copy is
+ * written back and gone, so the pool is the whole region.  Create the
+ * standby where rendezvous hashing of its key picks (not on the home),
+ * fill it from the home's pool, and say STANDBY_SET: from then on the
+ * home grants nothing to a holder that does not hold it.  0 with *sb
+ * filled, or -errno with nothing left behind.
+ */
+static int make_standby(struct dsm_region *r, const struct dsm_shared *old,
+			struct dsm_standby *sb)
+{
+	uint8_t key[DSM_SHARE_KEY_SIZE];
+	struct dsm_shared from = *old, to = *old;
+	int at, err;
+
+	dsm_shared_standby_key(old, key);
+	at = dsm_shared_pick(key, (int)old->server);
+	if (at < 0)
+		return -ENOSPC;
+	err = dsm_shared_standby_create(r, (uint32_t)at, sb);
+	if (err)
+		return err;
+	to.server = sb->server;
+	to.region_id = sb->region_id;
+	to.pool_off = sb->pool_off;
+	err = copy_pool(&from, &to, r->npages);
+	if (!err)
+		err = move_step(old->server, old->region_id,
+				DSM_MOVE_STANDBY_SET);
+	if (err)
+		dsm_share_detach(sb->server, sb->region_id);
+	return err;
+}
+
+/* Our holding of r takes standby sb: its write-backs go there too. */
+static void take_standby(struct dsm_region *r, const struct dsm_standby *sb)
+{
+	struct dsm_placement *pl = &r->place;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	if (r->dead) {
+		pthread_mutex_unlock(&dsm_eng.lock);
+		dsm_share_detach(sb->server, sb->region_id);
+		return;
+	}
+	r->shared->standby = *sb;
+	pl->ext[0].stale &= ~2u; /* copy 1 is a new one */
+	pl->ext[0].nrep = 1;
+	pl->ext[0].rep[0] = (struct dsm_home){ sb->server, sb->region_id,
+					       sb->pool_off };
+	pl->part[1] = (struct dsm_part){ sb->server, sb->region_id,
+					 sb->pool_off, r->size };
+	pl->nparts = 2;
+	pthread_mutex_unlock(&dsm_eng.lock);
+}
+
+/* A standby we hold on a live, undrained server: the only one of its key
+ * there can be, so the latest (engine lock held). */
+static bool standby_current(const struct dsm_shared *sh)
+{
+	const struct dsm_server *s = &dsm_eng.servers[sh->standby.server];
+
+	return sh->standby.on && !s->lost && !s->draining;
+}
+
+/* Make r's standby with its home sealed by us, and hold it before the
+ * home grants again (our own write-backs must reach it).  0 or -errno;
+ * -EBUSY: another holder has the seal, and makes it. */
+static int seal_and_make(struct dsm_region *r, const struct dsm_shared *old,
+			 struct dsm_standby *sb)
+{
+	int err = move_step(old->server, old->region_id, DSM_MOVE_SEAL);
+
+	if (!err) {
+		err = make_standby(r, old, sb);
+		if (!err)
+			take_standby(r, sb);
+		unseal(old->server, old->region_id);
+	} else if (err == -ETIMEDOUT) {
+		unseal(old->server, old->region_id);
+	}
+	return err;
+}
+
+/*
+ * r has no standby, or the home made one it does not hold yet
+ * (-ENOLINK; docs/design.md, "Replicated shared regions"): hold the
+ * one another holder made, or make one with the home sealed (one holder
+ * wins the seal; the others find its standby at their next pass).  Then
+ * say STANDBY_SEEN to the home and send the ACQUIREs it answered
+ * -ENOLINK.  True if r has its standby.
+ */
+static bool restandby(struct dsm_region *r, const struct dsm_shared *old)
+{
+	struct dsm_standby sb = old->standby;
+	bool made = false, held;
+	int err = 0;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	held = standby_current(old);
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (!held) {
+		if (old->standby.on) /* on a server going away */
+			dsm_share_detach(old->standby.server,
+					 old->standby.region_id);
+		err = dsm_shared_standby_find(r, &sb);
+		if (!err)
+			take_standby(r, &sb);
+		else if (err == -ENOENT && dsm_eng.replicas > 1)
+			made = !(err = seal_and_make(r, old, &sb));
+	}
+	if (!err && !made)
+		err = move_step(old->server, old->region_id,
+				DSM_MOVE_STANDBY_SEEN);
+	pthread_mutex_lock(&dsm_eng.lock);
+	if (err && err != -EBUSY)
+		r->shared->restandby_after_ns = dsm_now_ns() + RESTANDBY_RETRY_NS;
+	if (!err) {
+		r->shared->relink = false;
+		if (!r->dead)
+			dsm_coh_resend_stalled(r);
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	if (err) {
+		if (err != -EBUSY)
+			dsm_warn("shared region %s: no new standby yet (%s); "
+				 "trying again in %llu s", old->name,
+				 strerror(-err), RESTANDBY_RETRY_NS / 1000000000);
+		return false;
+	}
+	dsm_engine_kick();
+	if (!held)
+		dsm_info("shared region %s: %s standby on %s", old->name,
+			 made ? "made a new" : "holds the new",
+			 dsm_eng.servers[sb.server].addr);
+	return true;
+}
+
 /* ---- the mover's pass ------------------------------------------------ */
 
 void dsm_shared_stale(struct dsm_region *r)
@@ -448,7 +626,7 @@ static bool needs_move(const struct dsm_region *r)
 	const struct dsm_shared *sh = r->shared;
 
 	return sh && !r->dead && (sh->stale || home_lost(sh) ||
-				  standby_gone(sh) ||
+				  standby_gone(sh) || wants_standby(sh) ||
 				  dsm_eng.servers[sh->server].draining);
 }
 
@@ -476,20 +654,23 @@ bool dsm_shared_move_pass(void)
 	pthread_mutex_unlock(&dsm_eng.lock);
 	for (uint32_t i = 0; i < n; i++) {
 		struct dsm_shared old;
-		bool stale, lost, gone, drains;
+		bool stale, lost, gone, drains, wants;
 
 		pthread_mutex_lock(&dsm_eng.lock);
 		old = *v[i]->shared;
 		stale = old.stale;
 		lost = home_lost(&old);
 		gone = standby_gone(&old);
+		wants = wants_standby(&old);
 		drains = dsm_eng.servers[old.server].draining;
 		pthread_mutex_unlock(&dsm_eng.lock);
 		if (lost)
 			moved |= fail_over(v[i], &old);
 		else if (gone)
 			moved |= leave_standby(v[i], &old);
-		if (lost || (gone && !stale && !drains))
+		else if (wants && !stale && !drains)
+			moved |= restandby(v[i], &old);
+		if (lost || !(stale || drains))
 			continue;
 		moved |= stale ? follow(v[i], &old) : move_off(v[i], &old);
 	}

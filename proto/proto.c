@@ -529,7 +529,7 @@ int dsm_share_move_decode(const uint8_t *in, size_t len,
 	m->step = get32(&c);
 	m->reserved = get32(&c);
 	if (!m->region_id || m->step < DSM_MOVE_SEAL ||
-	    m->step > DSM_MOVE_MOVED || m->reserved)
+	    m->step > DSM_MOVE_STANDBY_SEEN || m->reserved)
 		return -EINVAL;
 	return 0;
 }

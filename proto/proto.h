@@ -312,6 +312,13 @@ enum dsm_share_move_step {
 	DSM_MOVE_SEAL = 1,
 	DSM_MOVE_UNSEAL = 2,
 	DSM_MOVE_MOVED = 3,
+	/* A new standby is filled (by the sealer, before its UNSEAL): from
+	 * now on an ACQUIRE from a holder that has not said STANDBY_SEEN
+	 * is answered -ENOLINK (it must hold the standby first), and those
+	 * waiting are answered so now. */
+	DSM_MOVE_STANDBY_SET = 4,
+	/* This holder holds the region's current standby. */
+	DSM_MOVE_STANDBY_SEEN = 5,
 };
 struct dsm_share_move {
 	uint64_t region_id;

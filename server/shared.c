@@ -70,6 +70,9 @@ struct shared {
 	                             * and LOCK get -ESTALE */
 	bool standby;               /* a replicated region's second copy:
 	                             * nothing granted until promoted */
+	uint32_t standby_gen;       /* new standbys made for this region
+	                             * (STANDBY_SET): a holder is granted
+	                             * only once it holds the latest */
 	uint64_t rejoined;          /* holder slots that sent PROMOTE */
 	uint64_t promote_deadline_ns; /* since the first PROMOTE; 0: none */
 	struct shared *next, *prev; /* h->shared_head */
@@ -513,6 +516,9 @@ int shared_acquire(struct handler_session *s, uint64_t req_id,
 		return -EINVAL;
 	if (sh->moved)
 		return -ESTALE;
+	/* its write-backs would miss the standby made since it attached */
+	if (hold_of(sh, s)->standby_seen != sh->standby_gen)
+		return -ENOLINK;
 	return op_queue(s, sh, &(struct share_op){
 		.req = hold_of(sh, s), .req_id = req_id,
 		.type = DSM_MSG_ACQUIRE, .first = first, .npages = m->npages,
@@ -606,6 +612,22 @@ static void moved(struct handler *h, struct shared *sh)
 	h->shared_moves++;
 }
 
+/* The sealer has filled a new standby: every holder must hold it before
+ * it is granted anything (its ACQUIREs waiting now are answered
+ * -ENOLINK; it asks again once it has). */
+static void standby_set(struct handler *h, struct shared *sh)
+{
+	struct share_op *op, *next;
+
+	sh->standby_gen++;
+	sh->sealer->standby_seen = sh->standby_gen;
+	for (op = sh->ops; op; op = next) {
+		next = op->next;
+		if (op->mode != OP_SEAL)
+			op_fail(h, sh, op, -ENOLINK);
+	}
+}
+
 /* hd gives up a seal it asked for that has not been answered (waiting
  * for locks, or for acknowledgements): its SEAL is answered -ECANCELED.
  * False if it has none. */
@@ -646,12 +668,18 @@ int shared_move(struct handler_session *s, uint64_t req_id,
 		*later = true;
 		return seal(s, sh, req_id);
 	}
+	if (m->step == DSM_MOVE_STANDBY_SEEN) {
+		hold_of(sh, s)->standby_seen = sh->standby_gen;
+		return 0;
+	}
 	if (m->step == DSM_MOVE_UNSEAL && cancel_seal(s->h, sh, hold_of(sh, s)))
 		return 0;
 	if (sh->sealer != hold_of(sh, s))
 		return sh->moved ? -ESTALE : -EPERM;
 	if (m->step == DSM_MOVE_MOVED)
 		moved(s->h, sh);
+	else if (m->step == DSM_MOVE_STANDBY_SET)
+		standby_set(s->h, sh);
 	else {
 		sh->sealer = NULL;
 		pump(s->h, sh);

@@ -44,6 +44,8 @@ struct share_hold {
 	struct region *rg;
 	struct handler_session *s;
 	unsigned slot;                      /* its bit in the copies */
+	uint32_t standby_seen;              /* the region's standby_gen it
+	                                     * holds the standby of */
 	void *remote;                       /* the session's registration of
 	                                     * the region (region_hooks), or
 	                                     * NULL */

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # A replicated shared region's home killed under its holders (issue 15):
-# a local cluster of redis and three servers; three drain_shared processes
+# a local cluster of redis and four servers; three drain_shared processes
 # with DSM_REPLICAS=2 map one 2 MiB region (a home and a standby on
 # another server) with 1 MiB resident each, and keep a counter under
 # dsm_lock, a dsm_fetch_add counter and pages of their own going.  The
 # home is killed (SIGKILL) under them: every process must fail over to
-# the standby and finish with both counters equal to the steps all of
-# them did and its own pages as it last wrote them; the registry then
-# names the standby's server as the home.  Defeated by holders that do
+# the standby; they make a new standby on a server left, and the new
+# home is killed too: they fail over again, and each finishes with both
+# counters equal to the steps all of them did and its own pages as it
+# last wrote them; the registry names each new home as it comes.  Defeated by holders that do
 # not write back what they own before promoting (their pages and the
 # counters go back), by a standby that grants before every holder has
 # promoted it, and by locks not taken again at the standby (increments
@@ -25,7 +26,7 @@ failed=0
 fail() { echo "FAIL: $*"; failed=1; }
 fatal() { echo "FATAL: $*"; exit 1; }
 
-export SERVERS=3 CAPACITY=64M CLUSTER=failshared-$$
+export SERVERS=4 CAPACITY=64M CLUSTER=failshared-$$
 # shellcheck source=cluster_env.sh
 . "$top/tests/cluster_env.sh"
 unset DSM_SERVERS
@@ -41,7 +42,7 @@ for f in "$RUN_DIR"/*.pid; do all_pids+=("$(cat "$f")"); done
 name=fail-me
 n=3
 for i in $(seq 0 $((n - 1))); do
-	DSM_REPLICAS=2 DSM_LOG=info "$worker" "$name" $n "$i" 10 >"$tmp/w$i.out" 2>"$tmp/w$i.err" &
+	DSM_REPLICAS=2 DSM_LOG=info "$worker" "$name" $n "$i" 16 >"$tmp/w$i.out" 2>"$tmp/w$i.err" &
 	workers+=($!)
 done
 for i in $(seq 0 $((n - 1))); do
@@ -58,6 +59,16 @@ kill -KILL "$victim_pid"
 moved_home() { local h; h=$(home_of "$name"); [ "$h" != "$home" ] && [ "$h" != none ]; }
 wait_for 6 moved_home ||
 	fail "the registry names server $(home_of "$name") as the home of $name after the failover"
+# the holders make a new standby on a server left (one seals the home
+# and fills it, the others hold it), so a second loss costs nothing
+made() { [ "$(grep -l "standby on" "$tmp"/w*.err | wc -l)" = $n ]; }
+wait_for 12 made || fail "no new standby held by every process after the failover: $(tail -n 3 "$tmp/w0.err")"
+home=$(home_of "$name")
+victim_pid=$(server_field "$home" pid)
+echo "killing server $home (pid $victim_pid), the home of $name after the failover"
+kill -KILL "$victim_pid"
+wait_for 6 moved_home ||
+	fail "the registry names server $(home_of "$name") as the home of $name after the second failover"
 
 for i in $(seq 0 $((n - 1))); do
 	if wait "${workers[$i]}"; then
@@ -66,7 +77,7 @@ for i in $(seq 0 $((n - 1))); do
 		fail "worker $i failed: $(cat "$tmp/w$i.out") $(tail -n 5 "$tmp/w$i.err")"
 	fi
 done
-grep -h "is lost;\|failing over" "$tmp"/w*.err | sed 's/^dsm\[[0-9]*\]/dsm/' | sort | uniq -c
+grep -h "is lost;\|failing over\|standby on" "$tmp"/w*.err | sed 's/^dsm\[[0-9]*\]/dsm/' | sort | uniq -c
 
 # The standby's server drained under them: the holders let the standby
 # go (the drain ends while they run) and go on unreplicated.

@@ -589,7 +589,10 @@ static int reclaim(int fd, const struct share *s, uint64_t offset)
  * gives it the name's key (C attaches by it, and counts as promoted);
  * B's ACQUIRE is granted only after B's PROMOTE, with what A and B wrote.
  * After it a reclaim is refused.  A holder that never promotes is closed
- * after the INVAL_ACK timeout and the others are served.  Defeats: a
+ * after the INVAL_ACK timeout and the others are served.  A new standby
+ * (STANDBY_SET by the sealer) answers the ACQUIRE waiting behind the
+ * seal, and a holder's next one, -ENOLINK until its STANDBY_SEEN.
+ * Defeats: a
  * standby that grants before every holder promoted (B's grant comes
  * after A's PROMOTE), a WRITE refused (no owner at a standby).
  */
@@ -629,6 +632,32 @@ static void test_standby(void)
 	th_expect("a reclaim after", reclaim(b, &s, 16), -EINVAL);
 	th_expect("PROMOTE again", promote(a, &s, 41), 0);
 	th_expect("A unlocks", lock(a, &s, DSM_MSG_UNLOCK, 8), 0);
+
+	/* a new standby made with the region sealed: an ACQUIRE waiting
+	 * then, and any later one of a holder that has not said it holds
+	 * it, is -ENOLINK; STANDBY_SEEN lets it be granted */
+	id = move_send(a, &s, DSM_MOVE_SEAL); /* B's copies go */
+	ack(b, expect_inval_run(b, DSM_MSG_INVALIDATE, &s, 0,
+				REGION_SIZE / DSM_PAGE_SIZE));
+	th_expect("SEAL", expect_msg(a, DSM_MSG_SHARE_MOVE, DSM_F_REPLY, id,
+				     NULL, 0, TH_TIMEOUT_MS), 0);
+	acq = acquire_send(b, &s, 4, DSM_ACQ_READ, DSM_ACQ_DATA);
+	expect_quiet(b, "an ACQUIRE while sealed");
+	th_expect("STANDBY_SET by another than the sealer",
+		  move(b, &s, DSM_MOVE_STANDBY_SET), -EPERM);
+	th_expect("STANDBY_SET", move(a, &s, DSM_MOVE_STANDBY_SET), 0);
+	th_expect("the waiting ACQUIRE", expect_msg(b, DSM_MSG_ACQUIRE,
+		  DSM_F_REPLY, acq, NULL, 0, TH_TIMEOUT_MS), -ENOLINK);
+	th_expect("UNSEAL", move(a, &s, DSM_MOVE_UNSEAL), 0);
+	acq = acquire_send(b, &s, 4, DSM_ACQ_READ, DSM_ACQ_DATA);
+	th_expect("an ACQUIRE before STANDBY_SEEN", expect_msg(b,
+		  DSM_MSG_ACQUIRE, DSM_F_REPLY, acq, NULL, 0, TH_TIMEOUT_MS),
+		  -ENOLINK);
+	acq = acquire_send(a, &s, 4, DSM_ACQ_READ, DSM_ACQ_DATA);
+	expect_grant(a, acq, page, TH_TIMEOUT_MS); /* the sealer holds it */
+	th_expect("STANDBY_SEEN", move(b, &s, DSM_MOVE_STANDBY_SEEN), 0);
+	acq = acquire_send(b, &s, 4, DSM_ACQ_READ, DSM_ACQ_DATA);
+	expect_grant(b, acq, page, TH_TIMEOUT_MS);
 
 	th_expect("SHARE_CREATE standby", share(d, DSM_MSG_SHARE_CREATE,
 		  DSM_SHARE_CREATE_STANDBY, REGION_SIZE, 43, &t), 0);
