@@ -138,7 +138,7 @@ static int standby_attach(const struct dsm_shared *sh, uint64_t size,
 			  uint32_t home, struct dsm_standby *out)
 {
 	struct dsm_shared sb = { 0 };
-	int err;
+	int err, filling = 0;
 
 	memcpy(sb.name, sh->name, sizeof(sb.name));
 	dsm_shared_standby_key(sh, sb.key);
@@ -151,10 +151,12 @@ static int standby_attach(const struct dsm_shared *sh, uint64_t size,
 			standby_of(&sb, out);
 			return 0;
 		}
-		if (err != -ENOENT)
+		if (err == -EAGAIN) /* still being filled */
+			filling = err;
+		else if (err != -ENOENT)
 			return err;
 	}
-	return -ENOENT;
+	return filling ? filling : -ENOENT;
 }
 
 int dsm_shared_standby_find(const struct dsm_region *r, struct dsm_standby *sb)
@@ -163,7 +165,7 @@ int dsm_shared_standby_find(const struct dsm_region *r, struct dsm_standby *sb)
 }
 
 int dsm_shared_standby_create(const struct dsm_region *r, uint32_t at,
-			      struct dsm_standby *out)
+			      bool sealed, struct dsm_standby *out)
 {
 	struct dsm_shared sb = { 0 };
 	int err;
@@ -171,7 +173,8 @@ int dsm_shared_standby_create(const struct dsm_region *r, uint32_t at,
 	memcpy(sb.name, r->shared->name, sizeof(sb.name));
 	dsm_shared_standby_key(r->shared, sb.key);
 	err = dsm_share_call(at, DSM_MSG_SHARE_CREATE, r->size,
-			     DSM_SHARE_CREATE_STANDBY, &sb);
+			     DSM_SHARE_CREATE_STANDBY |
+			     (sealed ? DSM_SHARE_CREATE_SEALED : 0), &sb);
 	if (!err)
 		standby_of(&sb, out);
 	return err;

@@ -122,12 +122,14 @@ void dsm_coh_stalled_fail(struct dsm_region *r, int err);
 /* Under the lock: send r's held ACQUIREs again, to its home. */
 void dsm_coh_resend_stalled(struct dsm_region *r);
 /* Hold the standby of r found on a live, undrained server other than its
- * home (shared.c): 0 with *sb filled, -ENOENT if there is none, or the
- * server's error.  From a thread that may wait. */
+ * home (shared.c): 0 with *sb filled, -ENOENT if there is none, -EAGAIN
+ * if one is still being filled, or the server's error.  From a thread
+ * that may wait. */
 int dsm_shared_standby_find(const struct dsm_region *r, struct dsm_standby *sb);
-/* Create r's standby at server `at`: 0 with *sb filled, or -errno. */
+/* Create r's standby at server `at`, sealed by us (nobody may attach
+ * until we unseal it) or not: 0 with *sb filled, or -errno. */
 int dsm_shared_standby_create(const struct dsm_region *r, uint32_t at,
-			      struct dsm_standby *sb);
+			      bool sealed, struct dsm_standby *sb);
 /* The key a shared region's standby is known by. */
 void dsm_shared_standby_key(const struct dsm_shared *sh, uint8_t *key);
 /* Moving shared regions (shared_move.c), on the mover thread (migrate.c),

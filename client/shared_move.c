@@ -220,7 +220,9 @@ static int say_moved(const struct dsm_shared *old)
 	for (int i = 0; i < 3 && err == -ETIMEDOUT; i++)
 		err = move_step(old->server, old->region_id, DSM_MOVE_MOVED);
 	pthread_mutex_lock(&dsm_eng.lock);
-	if (err && dsm_eng.servers[old->server].lost)
+	/* with a standby, the others fail over to it: ours must not be a
+	 * second home, so the move is given up */
+	if (err && dsm_eng.servers[old->server].lost && !old->standby.on)
 		err = 0;
 	pthread_mutex_unlock(&dsm_eng.lock);
 	return err;
@@ -287,7 +289,7 @@ static bool connection_error(int status)
 	switch (status) {
 	case -ECONNRESET: case -ECONNABORTED: case -ECONNREFUSED:
 	case -EPIPE: case -ENOTCONN: case -ESHUTDOWN: case -EIO:
-	case -ETIMEDOUT: case -EHOSTUNREACH:
+	case -EHOSTUNREACH:
 		return true;
 	default:
 		return false;
@@ -317,6 +319,21 @@ bool dsm_shared_left_home(const struct dsm_region *r, uint32_t i, int status)
 	return !r->dead && i != r->shared->server && connection_error(status);
 }
 
+/* A lock no longer ours: out of r's held list. */
+static void untrack(struct dsm_region *r, const struct dsm_held_lock *l)
+{
+	struct dsm_shared *sh = r->shared;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	for (uint32_t i = 0; i < sh->nheld; i++)
+		if (sh->held[i].offset == l->offset &&
+		    sh->held[i].token == l->token) {
+			sh->held[i] = sh->held[--sh->nheld];
+			break;
+		}
+	pthread_mutex_unlock(&dsm_eng.lock);
+}
+
 /* Take the locks our threads held at the lost home again at the
  * standby, before it grants anything.  0 or the first error. */
 static int reclaim_locks(struct dsm_region *r, const struct dsm_standby *sb)
@@ -343,6 +360,17 @@ static int reclaim_locks(struct dsm_region *r, const struct dsm_standby *sb)
 		dsm_lock_req_encode(&m, body);
 		err = dsm_engine_call(sb->server, DSM_MSG_LOCK, body,
 				      sizeof(body), rep, sizeof(rep), NULL);
+		if (err == -EDEADLK) /* taken by an earlier try of ours */
+			err = 0;
+		if (err == -EBUSY) { /* the home gave it on, and died before
+				      * our UNLOCK's answer came: not ours */
+			dsm_warn("shared region %s: a lock at offset %llu "
+				 "went to another holder while its home was "
+				 "lost: no longer held here", r->shared->name,
+				 (unsigned long long)held[i].offset);
+			untrack(r, &held[i]);
+			err = 0;
+		}
 	}
 	free(held);
 	return err;
@@ -366,9 +394,14 @@ static bool fail_over(struct dsm_region *r, const struct dsm_shared *old)
 	struct dsm_sync_wait *w = dsm_sync_wait_new();
 	int err = w ? 0 : -ENOMEM;
 
+	/* a standby that missed a write-back of ours would bring an older
+	 * page back: no failover to it (its pages raise SIGBUS, as without
+	 * a standby) */
 	if (!err) {
 		pthread_mutex_lock(&dsm_eng.lock);
-		if (!r->dead) {
+		if (r->place.ext[0].stale & 2u)
+			err = -ESTALE;
+		else if (!r->dead) {
 			r->shared->stale = true; /* its ACQUIREs wait */
 			err = dsm_coh_give_up_all(r, w);
 		}
@@ -390,8 +423,12 @@ static bool fail_over(struct dsm_region *r, const struct dsm_shared *old)
 			dsm_eng.servers[old->standby.server].addr,
 			strerror(-err));
 		pthread_mutex_lock(&dsm_eng.lock);
-		if (dsm_eng.servers[old->standby.server].lost) {
+		/* asked again at the next pass, FOLLOW_TRIES times at most */
+		if (err == -ESTALE || dsm_eng.servers[old->standby.server].lost ||
+		    ++r->shared->follow_tries >= FOLLOW_TRIES) {
 			r->shared->standby.on = false; /* nothing left */
+			r->place.ext[0].nrep = 0;
+			r->place.nparts = 1;
 			dsm_coh_stalled_fail(r, -EHOSTDOWN);
 		}
 		pthread_mutex_unlock(&dsm_eng.lock);
@@ -429,11 +466,12 @@ static bool standby_room(const struct dsm_shared *sh)
  * (relink). */
 static bool wants_standby(const struct dsm_shared *sh)
 {
+	if (dsm_now_ns() < sh->restandby_after_ns)
+		return false;
 	if (sh->relink)
 		return true;
 	return dsm_eng.replicas > 1 && !sh->standby.on && !sh->stale &&
-	       !dsm_eng.servers[sh->server].lost && standby_room(sh) &&
-	       dsm_now_ns() >= sh->restandby_after_ns;
+	       !dsm_eng.servers[sh->server].lost && standby_room(sh);
 }
 
 /*
@@ -455,7 +493,8 @@ static int make_standby(struct dsm_region *r, const struct dsm_shared *old,
 	at = dsm_shared_pick(key, (int)old->server);
 	if (at < 0)
 		return -ENOSPC;
-	err = dsm_shared_standby_create(r, (uint32_t)at, sb);
+	/* sealed by us until filled: nobody holds it half filled */
+	err = dsm_shared_standby_create(r, (uint32_t)at, true, sb);
 	if (err)
 		return err;
 	to.server = sb->server;
@@ -507,12 +546,21 @@ static bool standby_current(const struct dsm_shared *sh)
 static int seal_and_make(struct dsm_region *r, const struct dsm_shared *old,
 			 struct dsm_standby *sb)
 {
-	int err = move_step(old->server, old->region_id, DSM_MOVE_SEAL);
+	uint8_t key[DSM_SHARE_KEY_SIZE];
+	int err;
+
+	/* a seal stops every holder: only with a place for the standby */
+	dsm_shared_standby_key(old, key);
+	if (dsm_shared_pick(key, (int)old->server) < 0)
+		return -ENOSPC;
+	err = move_step(old->server, old->region_id, DSM_MOVE_SEAL);
 
 	if (!err) {
 		err = make_standby(r, old, sb);
-		if (!err)
+		if (!err) {
 			take_standby(r, sb);
+			unseal(sb->server, sb->region_id); /* filled */
+		}
 		unseal(old->server, old->region_id);
 	} else if (err == -ETIMEDOUT) {
 		unseal(old->server, old->region_id);
@@ -538,14 +586,23 @@ static bool restandby(struct dsm_region *r, const struct dsm_shared *old)
 	held = standby_current(old);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	if (!held) {
-		if (old->standby.on) /* on a server going away */
+		if (old->standby.on) { /* on a server going away */
+			pthread_mutex_lock(&dsm_eng.lock);
+			r->shared->standby.on = false;
+			r->place.ext[0].nrep = 0;
+			r->place.ext[0].stale &= ~2u;
+			r->place.nparts = 1;
+			pthread_mutex_unlock(&dsm_eng.lock);
 			dsm_share_detach(old->standby.server,
 					 old->standby.region_id);
+		}
 		err = dsm_shared_standby_find(r, &sb);
 		if (!err)
 			take_standby(r, &sb);
 		else if (err == -ENOENT && dsm_eng.replicas > 1)
 			made = !(err = seal_and_make(r, old, &sb));
+		if (err == -EAGAIN) /* one is being filled: found next pass */
+			err = -EBUSY;
 	}
 	if (!err && !made)
 		err = move_step(old->server, old->region_id,
@@ -553,6 +610,14 @@ static bool restandby(struct dsm_region *r, const struct dsm_shared *old)
 	pthread_mutex_lock(&dsm_eng.lock);
 	if (err && err != -EBUSY)
 		r->shared->restandby_after_ns = dsm_now_ns() + RESTANDBY_RETRY_NS;
+	/* the home grants us nothing until we hold its standby, and we can
+	 * neither find nor make one: what waits for it fails (SIGBUS) */
+	if (err && err != -EBUSY && r->shared->relink) {
+		dsm_err("shared region %s: its home made a standby this process "
+			"cannot reach: its faults there fail", old->name);
+		dsm_coh_stalled_fail(r, -ENOLINK);
+		r->shared->relink = false;
+	}
 	if (!err) {
 		r->shared->relink = false;
 		if (!r->dead)
@@ -591,11 +656,14 @@ static bool home_lost(const struct dsm_shared *sh)
 
 /* The standby's server is lost or being drained (and the home is not
  * lost): the standby is let go, and the region goes on unreplicated. */
-static bool standby_gone(const struct dsm_shared *sh)
+static bool standby_gone(const struct dsm_region *r)
 {
+	const struct dsm_shared *sh = r->shared;
 	const struct dsm_server *s = &dsm_eng.servers[sh->standby.server];
 
-	return sh->standby.on && (s->lost || s->draining) &&
+	/* stale: it refused a write-back while up */
+	return sh->standby.on && (s->lost || s->draining ||
+				  (r->place.ext[0].stale & 2u)) &&
 	       !dsm_eng.servers[sh->server].lost;
 }
 
@@ -612,12 +680,14 @@ static bool leave_standby(struct dsm_region *r, const struct dsm_shared *old)
 	 * queued reach the standby before the FREE below */
 	r->shared->standby.on = false;
 	r->place.ext[0].nrep = 0;
+	r->place.ext[0].stale &= ~2u;
 	r->place.nparts = 1;
 	pthread_mutex_unlock(&dsm_eng.lock);
 	dsm_share_detach(old->standby.server, old->standby.region_id);
-	dsm_warn("shared region %s: its standby's server %s is %s: the "
-		 "region is no longer replicated", old->name, s->addr,
-		 s->lost ? "lost" : "being drained");
+	dsm_warn("shared region %s: its standby on %s is %s: the region is "
+		 "not replicated until a new one is made", old->name, s->addr,
+		 s->lost ? "lost" : s->draining ? "being drained" :
+		 "behind (it refused a write-back)");
 	return true;
 }
 
@@ -626,7 +696,7 @@ static bool needs_move(const struct dsm_region *r)
 	const struct dsm_shared *sh = r->shared;
 
 	return sh && !r->dead && (sh->stale || home_lost(sh) ||
-				  standby_gone(sh) || wants_standby(sh) ||
+				  standby_gone(r) || wants_standby(sh) ||
 				  dsm_eng.servers[sh->server].draining);
 }
 
@@ -660,7 +730,7 @@ bool dsm_shared_move_pass(void)
 		old = *v[i]->shared;
 		stale = old.stale;
 		lost = home_lost(&old);
-		gone = standby_gone(&old);
+		gone = standby_gone(v[i]);
 		wants = wants_standby(&old);
 		drains = dsm_eng.servers[old.server].draining;
 		pthread_mutex_unlock(&dsm_eng.lock);

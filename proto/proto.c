@@ -400,7 +400,9 @@ int dsm_share_req_decode(uint8_t type, const uint8_t *in, size_t len,
 	if (m->size == 0 || m->size % DSM_PAGE_SIZE)
 		return -EINVAL;
 	if (type == DSM_MSG_SHARE_CREATE)
-		return m->region_id > DSM_SHARE_CREATE_STANDBY ? -EINVAL : 0;
+		return m->region_id & ~(uint64_t)(DSM_SHARE_CREATE_SEALED |
+						  DSM_SHARE_CREATE_STANDBY) ?
+		       -EINVAL : 0;
 	if (type == DSM_MSG_SHARE_PROMOTE)
 		return m->region_id ? 0 : -EINVAL;
 	return type == DSM_MSG_SHARE_ATTACH ? 0 : -EINVAL;

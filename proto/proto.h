@@ -39,7 +39,7 @@
  * access, HELLO replies say whether the connection is an RDMA one.  A
  * peer of another version is refused with -EPROTONOSUPPORT, never served
  * with messages it would misread. */
-#define DSM_PROTO_VERSION    2
+#define DSM_PROTO_VERSION    3
 #define DSM_HDR_SIZE         24u
 #define DSM_MAX_BATCH_PAGES  256u        /* one READ/WRITE moves <= 1 MiB */
 #define DSM_RW_REQ_SIZE      24u
@@ -262,8 +262,11 @@ struct dsm_draining {
  * passed since the first (the holders still missing are then closed).
  */
 struct dsm_share_req {
-	uint64_t region_id;      /* CREATE: 0 or DSM_SHARE_CREATE_SEALED or
-	                          * _STANDBY; PROMOTE: the standby's id */
+	uint64_t region_id;      /* CREATE: DSM_SHARE_CREATE_SEALED and
+	                          * _STANDBY bits (a standby being filled
+	                          * is both: SHARE_ATTACH gets -EAGAIN
+	                          * until its creator unseals it);
+	                          * PROMOTE: the standby's id */
 	uint64_t size;           /* bytes, multiple of DSM_PAGE_SIZE, > 0 */
 	uint8_t key[DSM_SHARE_KEY_SIZE];
 };

@@ -212,9 +212,9 @@ int shared_create(struct handler_session *s, const struct dsm_share_req *m,
 		shared_free(h, rg->shared);
 		return err;
 	}
-	if (m->region_id == DSM_SHARE_CREATE_SEALED)
+	if (m->region_id & DSM_SHARE_CREATE_SEALED)
 		rg->shared->sealer = rg->shared->slot[0];
-	rg->shared->standby = m->region_id == DSM_SHARE_CREATE_STANDBY;
+	rg->shared->standby = m->region_id & DSM_SHARE_CREATE_STANDBY;
 	*out = rg;
 	return 0;
 
@@ -254,6 +254,10 @@ int shared_attach(struct handler_session *s, const struct dsm_share_req *m,
 	/* its holders are leaving, and the name lives elsewhere now */
 	if (rg->shared->moved)
 		return -ESTALE;
+	/* a standby being filled: holding it half filled would promote
+	 * what it lacks */
+	if (rg->shared->standby && rg->shared->sealer)
+		return -EAGAIN;
 	if (rg->size != m->size)
 		return -EINVAL;
 	if (hold_of(rg->shared, s))

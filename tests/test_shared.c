@@ -659,6 +659,20 @@ static void test_standby(void)
 	acq = acquire_send(b, &s, 4, DSM_ACQ_READ, DSM_ACQ_DATA);
 	expect_grant(b, acq, page, TH_TIMEOUT_MS);
 
+	/* a standby created sealed is being filled: nobody attaches to it
+	 * until its creator unseals it */
+	th_expect("SHARE_CREATE standby, sealed", share(d, DSM_MSG_SHARE_CREATE,
+		  DSM_SHARE_CREATE_STANDBY | DSM_SHARE_CREATE_SEALED,
+		  REGION_SIZE, 46, &u), 0);
+	th_expect("attach to it while filled", share(e, DSM_MSG_SHARE_ATTACH,
+		  u.id, REGION_SIZE, 46, NULL), -EAGAIN);
+	th_expect("its creator fills it", write_page(d, &u, 0, 0x46), 0);
+	th_expect("UNSEAL", move(d, &u, DSM_MOVE_UNSEAL), 0);
+	th_expect("attach once filled", share(e, DSM_MSG_SHARE_ATTACH, u.id,
+					      REGION_SIZE, 46, &got), 0);
+	th_expect("E detaches", detach(e, u.id), 0);
+	th_expect("D detaches", detach(d, u.id), 0);
+
 	th_expect("SHARE_CREATE standby", share(d, DSM_MSG_SHARE_CREATE,
 		  DSM_SHARE_CREATE_STANDBY, REGION_SIZE, 43, &t), 0);
 	attach(e, &t, 43);
