@@ -285,19 +285,29 @@ static int place_at_home(struct dsm_region *r)
 	pl->part[0] = (struct dsm_part){ sh->server, sh->region_id,
 					 sh->pool_off, r->size };
 	pl->n = pl->nparts = 1;
-	/* the standby: every write-back goes there too (outbox.c), and
-	 * unmapping detaches it with the home */
-	if (sh->standby.on) {
-		pl->ext[0].nrep = 1;
-		pl->ext[0].rep[0] = (struct dsm_home){ sh->standby.server,
-						       sh->standby.region_id,
-						       sh->standby.pool_off };
-		pl->part[1] = (struct dsm_part){ sh->standby.server,
-						 sh->standby.region_id,
-						 sh->standby.pool_off, r->size };
-		pl->nparts = 2;
-	}
+	dsm_shared_set_standby(r, &sh->standby);
 	return 0;
+}
+
+void dsm_shared_set_standby(struct dsm_region *r, const struct dsm_standby *sb)
+{
+	struct dsm_placement *pl = &r->place;
+	struct dsm_standby none = { 0 };
+
+	if (!sb || !sb->on)
+		sb = &none;
+	r->shared->standby = *sb;
+	pl->ext[0].stale &= ~2u; /* copy 1 is gone, or a new one */
+	pl->ext[0].nrep = sb->on;
+	pl->nparts = 1 + sb->on;
+	if (!sb->on)
+		return;
+	/* every write-back goes there too (outbox.c), and unmapping
+	 * detaches it with the home */
+	pl->ext[0].rep[0] = (struct dsm_home){ sb->server, sb->region_id,
+					       sb->pool_off };
+	pl->part[1] = (struct dsm_part){ sb->server, sb->region_id,
+					 sb->pool_off, r->size };
 }
 
 static struct dsm_shared *shared_new(const char *name, uint64_t npages)

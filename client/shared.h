@@ -130,6 +130,10 @@ int dsm_shared_standby_find(const struct dsm_region *r, struct dsm_standby *sb);
  * until we unseal it) or not: 0 with *sb filled, or -errno. */
 int dsm_shared_standby_create(const struct dsm_region *r, uint32_t at,
 			      bool sealed, struct dsm_standby *sb);
+/* r's holding has standby sb now (NULL or off: none): its record and
+ * its placement's second copy.  Engine lock held, or r not yet in the
+ * table. */
+void dsm_shared_set_standby(struct dsm_region *r, const struct dsm_standby *sb);
 /* The key a shared region's standby is known by. */
 void dsm_shared_standby_key(const struct dsm_shared *sh, uint8_t *key);
 /* Moving shared regions (shared_move.c), on the mover thread (migrate.c),

@@ -165,9 +165,7 @@ static void switch_home(struct dsm_region *r, const struct dsm_shared *there,
 	if (sh->standby.on && sh->standby.region_id == there->region_id &&
 	    sh->standby.server == there->server) {
 		/* the standby is the home now: nothing stands by */
-		sh->standby.on = false;
-		pl->ext[0].nrep = 0;
-		pl->nparts = 1;
+		dsm_shared_set_standby(r, NULL);
 	}
 	sh->stale = false;
 	sh->follow_tries = 0;
@@ -426,9 +424,7 @@ static bool fail_over(struct dsm_region *r, const struct dsm_shared *old)
 		/* asked again at the next pass, FOLLOW_TRIES times at most */
 		if (err == -ESTALE || dsm_eng.servers[old->standby.server].lost ||
 		    ++r->shared->follow_tries >= FOLLOW_TRIES) {
-			r->shared->standby.on = false; /* nothing left */
-			r->place.ext[0].nrep = 0;
-			r->place.nparts = 1;
+			dsm_shared_set_standby(r, NULL); /* nothing left */
 			dsm_coh_stalled_fail(r, -EHOSTDOWN);
 		}
 		pthread_mutex_unlock(&dsm_eng.lock);
@@ -512,22 +508,13 @@ static int make_standby(struct dsm_region *r, const struct dsm_shared *old,
 /* Our holding of r takes standby sb: its write-backs go there too. */
 static void take_standby(struct dsm_region *r, const struct dsm_standby *sb)
 {
-	struct dsm_placement *pl = &r->place;
-
 	pthread_mutex_lock(&dsm_eng.lock);
 	if (r->dead) {
 		pthread_mutex_unlock(&dsm_eng.lock);
 		dsm_share_detach(sb->server, sb->region_id);
 		return;
 	}
-	r->shared->standby = *sb;
-	pl->ext[0].stale &= ~2u; /* copy 1 is a new one */
-	pl->ext[0].nrep = 1;
-	pl->ext[0].rep[0] = (struct dsm_home){ sb->server, sb->region_id,
-					       sb->pool_off };
-	pl->part[1] = (struct dsm_part){ sb->server, sb->region_id,
-					 sb->pool_off, r->size };
-	pl->nparts = 2;
+	dsm_shared_set_standby(r, sb);
 	pthread_mutex_unlock(&dsm_eng.lock);
 }
 
@@ -588,10 +575,7 @@ static bool restandby(struct dsm_region *r, const struct dsm_shared *old)
 	if (!held) {
 		if (old->standby.on) { /* on a server going away */
 			pthread_mutex_lock(&dsm_eng.lock);
-			r->shared->standby.on = false;
-			r->place.ext[0].nrep = 0;
-			r->place.ext[0].stale &= ~2u;
-			r->place.nparts = 1;
+			dsm_shared_set_standby(r, NULL);
 			pthread_mutex_unlock(&dsm_eng.lock);
 			dsm_share_detach(old->standby.server,
 					 old->standby.region_id);
@@ -678,10 +662,7 @@ static bool leave_standby(struct dsm_region *r, const struct dsm_shared *old)
 	}
 	/* write-backs from now on go to the home alone; those already
 	 * queued reach the standby before the FREE below */
-	r->shared->standby.on = false;
-	r->place.ext[0].nrep = 0;
-	r->place.ext[0].stale &= ~2u;
-	r->place.nparts = 1;
+	dsm_shared_set_standby(r, NULL);
 	pthread_mutex_unlock(&dsm_eng.lock);
 	dsm_share_detach(old->standby.server, old->standby.region_id);
 	dsm_warn("shared region %s: its standby on %s is %s: the region is "

@@ -39,15 +39,34 @@ home_of() { shared_record "$1" | cut -d' ' -f1; }
 "$top/deploy/cluster.sh" up >"$tmp/up.log" 2>&1 || { cat "$tmp/up.log"; fatal "cluster up"; }
 for f in "$RUN_DIR"/*.pid; do all_pids+=("$(cat "$f")"); done
 
-name=fail-me
 n=3
-for i in $(seq 0 $((n - 1))); do
-	DSM_REPLICAS=2 DSM_LOG=info "$worker" "$name" $n "$i" 25 >"$tmp/w$i.out" 2>"$tmp/w$i.err" &
-	workers+=($!)
-done
-for i in $(seq 0 $((n - 1))); do
-	wait_for 30 mapped "$tmp/w$i.out" || fatal "worker $i did not map: $(cat "$tmp/w$i.err")"
-done
+# start PREFIX NAME SECONDS: n workers on NAME, mapped; their output in
+# $tmp/PREFIXi.out and .err
+start() {
+	workers=()
+	for i in $(seq 0 $((n - 1))); do
+		DSM_REPLICAS=2 DSM_LOG=info "$worker" "$2" $n "$i" "$3" \
+			>"$tmp/$1$i.out" 2>"$tmp/$1$i.err" &
+		workers+=($!)
+	done
+	for i in $(seq 0 $((n - 1))); do
+		wait_for 30 mapped "$tmp/$1$i.out" ||
+			fatal "worker $i did not map: $(cat "$tmp/$1$i.err")"
+	done
+}
+# finished PREFIX: each worker exited 0 saying ok
+finished() {
+	for i in $(seq 0 $((n - 1))); do
+		if wait "${workers[$i]}"; then
+			grep -q '^ok [0-9]' "$tmp/$1$i.out" || fail "worker $i: $(cat "$tmp/$1$i.out")"
+		else
+			fail "worker $i failed: $(cat "$tmp/$1$i.out") $(tail -n 5 "$tmp/$1$i.err")"
+		fi
+	done
+}
+
+name=fail-me
+start w "$name" 25
 grep -q "home .*, standby " "$tmp/w0.err" || fail "no standby said: $(cat "$tmp/w0.err")"
 sleep 3 # under way before the kill
 home=$(home_of "$name")
@@ -70,38 +89,21 @@ kill -KILL "$victim_pid"
 wait_for 6 moved_home ||
 	fail "the registry names server $(home_of "$name") as the home of $name after the second failover"
 
-for i in $(seq 0 $((n - 1))); do
-	if wait "${workers[$i]}"; then
-		grep -q '^ok [0-9]' "$tmp/w$i.out" || fail "worker $i: $(cat "$tmp/w$i.out")"
-	else
-		fail "worker $i failed: $(cat "$tmp/w$i.out") $(tail -n 5 "$tmp/w$i.err")"
-	fi
-done
+finished w
 grep -h "is lost;\|failing over\|standby on" "$tmp"/w*.err | sed 's/^dsm\[[0-9]*\]/dsm/' | sort | uniq -c
 
 # The standby's server drained under them: the holders let the standby
 # go (the drain ends while they run) and go on unreplicated.
 name=drain-standby
-workers=()
-for i in $(seq 0 $((n - 1))); do
-	DSM_REPLICAS=2 DSM_LOG=info "$worker" "$name" $n "$i" 8 >"$tmp/s$i.out" 2>"$tmp/s$i.err" &
-	workers+=($!)
-done
-for i in $(seq 0 $((n - 1))); do
-	wait_for 30 mapped "$tmp/s$i.out" || fatal "worker $i did not map: $(cat "$tmp/s$i.err")"
-done
+start s "$name" 8
 standby=$(sed -n 's/.*, standby \([0-9.:]*\)$/\1/p' "$tmp/s0.err" | head -1)
 sid=$("$dsmctl" --json servers | json_get "[s['id'] for s in d if s['addr'] == '$standby'][0]")
 echo "draining server $sid ($standby), the standby of $name"
 drain_empties "$sid" "draining a shared region's standby"
 grep -l '^ok' "$tmp"/s*.out >/dev/null 2>&1 &&
 	fail "the drain of the standby ended only once the holders were done"
+finished s
 for i in $(seq 0 $((n - 1))); do
-	if wait "${workers[$i]}"; then
-		grep -q '^ok [0-9]' "$tmp/s$i.out" || fail "worker $i: $(cat "$tmp/s$i.out")"
-	else
-		fail "worker $i failed: $(cat "$tmp/s$i.out") $(tail -n 5 "$tmp/s$i.err")"
-	fi
 	grep -q "not replicated until a new one is made" "$tmp/s$i.err" ||
 		fail "worker $i did not let the standby go: $(tail -n 3 "$tmp/s$i.err")"
 done
