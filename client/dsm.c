@@ -6,6 +6,7 @@
  * two, dsm_eng.servers != NULL is what "initialised" means.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,7 @@
 #include "util.h"
 
 struct dsm_engine dsm_eng = { .lock = PTHREAD_MUTEX_INITIALIZER,
-			      .wake_fd = -1,
+			      .wake_fd = -1, .mem_fd = -1,
 			      .uffd = { .fd = -1, .lost_fd = -1 } };
 
 __thread unsigned dsm_tl_internal __attribute__((tls_model("initial-exec")));
@@ -39,6 +40,15 @@ __thread unsigned dsm_tl_internal __attribute__((tls_model("initial-exec")));
 #define DEFAULT_PREFETCH 256u /* one full READ: see docs/design.md, "Prefetch" */
 #define MIN_BUDGET_PAGES 16u
 #define MAX_POLL_US 10000u /* busy-poll window (docs/design.md, "Polling") */
+
+/* Set by the shim before dsm_init, on the thread that calls it (under the
+ * shim's init lock); read by dsm_init: shim.h. */
+static bool unseen_drops;
+
+void dsm_expect_unseen_drops(void)
+{
+	unseen_drops = true;
+}
 
 /* ---- options --------------------------------------------------------- */
 
@@ -542,6 +552,16 @@ static int start_engine(const struct config *c)
 	dsm_eng.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!dsm_eng.zero_page || dsm_eng.wake_fd < 0)
 		return -ENOMEM;
+	if (unseen_drops) {
+		dsm_eng.mem_fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+		if (dsm_eng.mem_fd < 0) {
+			err = -errno;
+			dsm_err("cannot open /proc/self/mem, which a program "
+				"that drops pages unseen needs: %s",
+				strerror(-err));
+			return err;
+		}
+	}
 	err = -pthread_create(&dsm_eng.fault_thread, NULL, engine_main, NULL);
 	if (err)
 		dsm_err("cannot start the fault thread: %s", strerror(-err));
@@ -565,7 +585,10 @@ static void reset_engine(void)
 	dsm_uffd_close(&dsm_eng.uffd);
 	disconnect_all(); /* completes what was in flight: pages come back */
 	dsm_stage_destroy(&dsm_eng.stage);
+	if (dsm_eng.mem_fd >= 0)
+		close(dsm_eng.mem_fd);
 	dsm_eng = (struct dsm_engine){ .lock = dsm_eng.lock, .wake_fd = -1,
+				       .mem_fd = -1,
 				       .uffd = DSM_UFFD_NONE };
 }
 

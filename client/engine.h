@@ -76,6 +76,9 @@ struct dsm_engine {
 	pthread_t fault_thread;
 	int wake_fd;            /* eventfd: wakes the engine thread */
 	uint8_t *zero_page;     /* dsm_zero_pages() pages of zeros */
+	int mem_fd;             /* /proc/self/mem, or -1: where dirty pages
+	                         * are read from when the program may drop
+	                         * them unseen (dsm_expect_unseen_drops) */
 
 	/* guarded by lock */
 	struct dsm_region **regions; /* sorted by base */

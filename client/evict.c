@@ -307,9 +307,23 @@ void AnnotateIgnoreReadsEnd(const char *file, int line);
  * done.  That ordering is the kernel's, which ThreadSanitizer cannot
  * see: it would pair this read with an application thread's earlier
  * store and call it a race, so its build ignores the reads here.
+ *
+ * A program that drops pages with a system call the shim does not see
+ * (Go's runtime) may have dropped this one: a memcpy would then fault on
+ * our own region, and this thread, holding the engine lock, would wait
+ * for a fault only the engine can serve.  Such a process reads through
+ * /proc/self/mem instead, where a missing page is an error (the kernel
+ * never waits on userfaultfd for it), and the page is what the drop
+ * made it: zeros.
  */
 static void copy_out(uint8_t *slot, uint64_t addr)
 {
+	if (dsm_eng.mem_fd >= 0) {
+		if (pread(dsm_eng.mem_fd, slot, DSM_PAGE_SIZE, (off_t)addr) !=
+		    DSM_PAGE_SIZE)
+			memset(slot, 0, DSM_PAGE_SIZE);
+		return;
+	}
 #ifdef __SANITIZE_THREAD__
 	AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
 #endif

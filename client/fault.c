@@ -784,6 +784,29 @@ static void fault_zero(struct dsm_region *r, uint64_t idx, bool write,
 	s->marker = UINT64_MAX;
 }
 
+/*
+ * A missing fault on a page we hold.  Mostly a fault raised before
+ * another one installed the page: the copy meets it (EEXIST, counted as
+ * skipped) and wakes the thread.  Otherwise the program dropped the page
+ * itself with a system call the shim never saw (Go's runtime gives freed
+ * heap back with a raw madvise(MADV_DONTNEED)): it reads as zeros, as
+ * the kernel promises, and is dirty, since the servers may hold older
+ * data.  Waking alone would have the thread fault again for ever.
+ */
+static void fault_resident(struct dsm_page *p, uint64_t t0)
+{
+	unsigned skipped;
+
+	if (dsm_uffd_copy(&dsm_eng.uffd, dsm_page_addr(p), dsm_eng.zero_page,
+			  DSM_PAGE_SIZE, false, &skipped) || skipped)
+		return;
+	p->state = DSM_PG_DIRTY;
+	p->flags &= ~(DSM_PGF_WATCHED | DSM_PGF_PREFETCHED | DSM_PGF_PROBE);
+	dsm_queue_touch(p);
+	dsm_eng.c.pages_zero_filled++;
+	record_local(t0);
+}
+
 static void fault_missing(struct dsm_region *r, uint64_t idx, bool write,
 			  uint64_t t0, struct dsm_outbox *ob)
 {
@@ -798,8 +821,7 @@ static void fault_missing(struct dsm_region *r, uint64_t idx, bool write,
 	switch (p->state) {
 	case DSM_PG_CLEAN:
 	case DSM_PG_DIRTY:
-		/* installed since the fault was raised: let it retry */
-		dsm_uffd_wake(&dsm_eng.uffd, dsm_page_addr(p), DSM_PAGE_SIZE);
+		fault_resident(p, t0);
 		break;
 	case DSM_PG_LOST:
 		dsm_poison_or_abort(dsm_page_addr(p), DSM_PAGE_SIZE);

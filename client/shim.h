@@ -47,6 +47,14 @@ void *dsm_alloc_at(void *addr, size_t size);
  * Returns buf. */
 const char *dsm_transports_describe(char *buf, size_t len, int ids);
 
+/* The program drops far pages with a system call the shim never sees (a
+ * raw madvise(MADV_DONTNEED): Go's runtime gives freed heap back so).
+ * Called before dsm_init, which then has the engine read dirty pages for
+ * write-back where a dropped page cannot make it wait for itself
+ * (evict.c, copy_out).  A dropped page reads as zeros at its next touch
+ * (fault.c, fault_resident).  Lives in dsm.c. */
+void dsm_expect_unseen_drops(void);
+
 /* Read the DSM_* environment as dsm_init(NULL) would, and say what is
  * wrong with it (logged at error level), without connecting anywhere:
  * 0, -EINVAL or -ENOMEM.  The shim runs it before dsm_init, whose

@@ -53,6 +53,7 @@
 #include "dsm.h"
 #include "log.h"
 #include "page.h"
+#include "stats_file.h"
 #include "util.h"
 
 /* all the shim may use of the engine (docs/design.md, "The preload shim") */
@@ -123,10 +124,8 @@ static const char *where(void)
  * A Go runtime in the process, linked with cgo (a static Go binary never
  * loads the shim): its entry points for C are dynamic symbols.  Go gives
  * freed heap back with madvise(MADV_DONTNEED) as a raw system call, which
- * the shim never sees: on far memory the engine would go on holding the
- * dropped pages as resident, and the next touch of one would wait for
- * ever.  Until the engine takes those drops from the kernel
- * (UFFD_EVENT_REMOVE), such a process runs on local memory.
+ * the shim never sees; the engine is told to expect such drops
+ * (dsm_expect_unseen_drops).
  */
 static bool go_runtime(void)
 {
@@ -143,19 +142,8 @@ static void start_far(void)
 	int err;
 
 	dsm_tl_internal++;
-	if (go_runtime()) {
-		dsm_tl_internal--;
-		__atomic_store_n(&state, SHIM_OFF, __ATOMIC_RELEASE);
-		why = "this process runs Go, which returns memory with madvise "
-		      "calls the shim does not see";
-		if (req && !strcmp(req, "1")) {
-			say("dsm: %s, and DSM_REQUIRE=1: exiting", why);
-			pthread_mutex_unlock(&init_lock);
-			exit(1);
-		}
-		say("dsm: %s; running on local memory", why);
-		return;
-	}
+	if (go_runtime())
+		dsm_expect_unseen_drops();
 	/* A bad setting is named by libdsm's own message, which says which;
 	 * past that, its messages would say the same thing as ours at
 	 * greater length: one line from us is the contract (DSM_LOG shows
@@ -169,6 +157,9 @@ static void start_far(void)
 	dsm_tl_internal--;
 	if (!err) {
 		__atomic_store_n(&state, SHIM_ON, __ATOMIC_RELEASE);
+		dsm_tl_internal++; /* the thread's stack is the C library's */
+		stats_file_start();
+		dsm_tl_internal--;
 		return;
 	}
 	__atomic_store_n(&state, SHIM_OFF, __ATOMIC_RELEASE);
@@ -1021,60 +1012,6 @@ __attribute__((constructor)) static void shim_start(void)
 	__atomic_store_n(&state, SHIM_READY, __ATOMIC_RELEASE);
 }
 
-/* One key=value per line, one block per process, appended: a run's
- * processes share the file (dsm-run sums them). */
-static void write_stats_file(const char *path, const struct dsm_stats *s)
-{
-	unsigned narenas;
-	size_t used, peak;
-	char buf[1536], tr[512];
-	int fd, n;
-
-	arena_usage(&narenas, &used, &peak);
-	dsm_transports_describe(tr, sizeof(tr), 0);
-	n = snprintf(buf, sizeof(buf),
-		     "pid=%d\nmissing_faults=%llu\nwp_faults=%llu\n"
-		     "pages_fetched=%llu\npages_zero_filled=%llu\n"
-		     "pages_written_back=%llu\npages_evicted=%llu\n"
-		     "pages_prefetched=%llu\nprefetch_used=%llu\n"
-		     "bytes_in=%llu\nbytes_out=%llu\nresident_pages=%llu\n"
-		     "budget_pages=%llu\nfault_p50_ns=%llu\nfault_p99_ns=%llu\n"
-		     "blocktime_ns=%llu\npages_moved=%llu\n"
-		     "pages_replicated=%llu\nfetch_failovers=%llu\n"
-		     "pages_rereplicated=%llu\ndegraded_stripes=%llu\narenas=%u\n"
-		     "arena_bytes_used=%zu\narena_bytes_peak=%zu\n"
-		     "transports=%s\n\n",
-		     (int)getpid(), (unsigned long long)s->missing_faults,
-		     (unsigned long long)s->wp_faults,
-		     (unsigned long long)s->pages_fetched,
-		     (unsigned long long)s->pages_zero_filled,
-		     (unsigned long long)s->pages_written_back,
-		     (unsigned long long)s->pages_evicted,
-		     (unsigned long long)s->pages_prefetched,
-		     (unsigned long long)s->prefetch_used,
-		     (unsigned long long)s->bytes_in,
-		     (unsigned long long)s->bytes_out,
-		     (unsigned long long)s->resident_pages,
-		     (unsigned long long)s->budget_pages,
-		     (unsigned long long)s->fault_p50_ns,
-		     (unsigned long long)s->fault_p99_ns,
-		     (unsigned long long)s->blocktime_ns,
-		     (unsigned long long)s->pages_moved,
-		     (unsigned long long)s->pages_replicated,
-		     (unsigned long long)s->fetch_failovers,
-		     (unsigned long long)s->pages_rereplicated,
-		     (unsigned long long)s->degraded_stripes, narenas, used,
-		     peak, tr);
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		say("dsm: DSM_STATS_FILE=%s: %s", path, strerror(errno));
-		return;
-	}
-	if (write(fd, buf, n) != n)
-		say("dsm: DSM_STATS_FILE=%s: short write", path);
-	close(fd);
-}
-
 /*
  * At exit: the stats, and out of the cluster's registry.  libdsm is not
  * shut down: destructors and exit handlers that run after this one may
@@ -1083,18 +1020,10 @@ static void write_stats_file(const char *path, const struct dsm_stats *s)
  */
 __attribute__((destructor)) static void shim_exit(void)
 {
-	const char *file = getenv("DSM_STATS_FILE"), *show = getenv("DSM_STATS");
-	struct dsm_stats s;
-
 	if (get_state() != SHIM_ON)
 		return;
 	dsm_tl_internal++;
-	if (dsm_stats(&s) == 0) {
-		if (file && *file)
-			write_stats_file(file, &s);
-		if (show && !strcmp(show, "1"))
-			dsm_stats_print(stderr);
-	}
+	stats_file_final();
 	dsm_cluster_exit();
 	dsm_tl_internal--;
 }
