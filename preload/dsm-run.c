@@ -13,6 +13,7 @@
  * --stats-file keeps each process's block there too.  The exit status is
  * the program's (128 + signal if it was killed).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -24,6 +25,8 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "stats_file.h"
 
 #ifndef DSM_PRELOAD_INSTALLED
 #define DSM_PRELOAD_INSTALLED "/usr/local/lib/libdsm-preload.so"
@@ -194,8 +197,90 @@ static void print_headline(const struct run_stats *st, unsigned long long rss)
 			human(b, sizeof(b), st->far_peak));
 }
 
+/* Is "pid=PID" a line of the file at path? */
+static bool has_block(const char *path, long pid)
+{
+	char line[640], want[32];
+	bool found = false;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return false;
+	snprintf(want, sizeof(want), "pid=%ld\n", pid);
+	while (!found && fgets(line, sizeof(line), f))
+		found = !strcmp(line, want);
+	fclose(f);
+	return found;
+}
+
+/* Append the file at from to the one at to; false if it could not. */
+static bool append_file(const char *from, const char *to)
+{
+	char buf[4096];
+	size_t n;
+	bool ok = true;
+	FILE *in = fopen(from, "r"), *out = in ? fopen(to, "a") : NULL;
+
+	if (!out) {
+		if (in)
+			fclose(in);
+		return false;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		ok = ok && fwrite(buf, 1, n, out) == n;
+	fclose(in);
+	return fclose(out) == 0 && ok;
+}
+
+/*
+ * The snapshots the run's processes kept beside the stats file
+ * (PATH.PID, preload/stats_file.h): with take, those of processes that
+ * left no block at exit are appended to it, as their figures; all are
+ * removed.  Returns how many were taken.
+ */
+static unsigned snapshots(const char *path, bool take)
+{
+	char buf[PATH_MAX], file[PATH_MAX + 300], *slash;
+	const char *dir = ".", *base = path;
+	size_t blen;
+	unsigned taken = 0;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	slash = strrchr(buf, '/');
+	if (slash) {
+		base = path + (slash - buf) + 1;
+		slash[slash == buf] = '\0'; /* "/x": the root stays "/" */
+		dir = buf;
+	}
+	blen = strlen(base);
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid;
+
+		if (strncmp(e->d_name, base, blen) || e->d_name[blen] != '.')
+			continue;
+		pid = strtol(e->d_name + blen + 1, &end, 10);
+		if (end == e->d_name + blen + 1 || pid <= 0 ||
+		    (*end && strcmp(end, ".tmp")))
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", dir, e->d_name);
+		if (take && !*end && !has_block(path, pid) &&
+		    append_file(file, path))
+			taken++;
+		unlink(file);
+	}
+	closedir(d);
+	return taken;
+}
+
 /* The headline and every counter, summed over the processes. */
-static void print_stats(const char *path, unsigned long long rss)
+static void print_stats(const char *path, unsigned long long rss,
+			unsigned snapped)
 {
 	struct run_stats st;
 
@@ -211,6 +296,12 @@ static void print_stats(const char *path, unsigned long long rss)
 		return;
 	}
 	print_headline(&st, rss);
+	if (snapped)
+		fprintf(stderr, "dsm-run: %u process%s ended without exit "
+			"handlers (a Go program does): %s figures are from "
+			"the last snapshot, taken at most %d ms before the "
+			"end\n", snapped, snapped == 1 ? "" : "es",
+			snapped == 1 ? "its" : "their", STATS_SNAPSHOT_MS);
 	fprintf(stderr, "dsm-run: far-memory stats (%u process%s):\n",
 		st.procs, st.procs == 1 ? "" : "es");
 	for (int i = 0; i < NKEYS; i++) {
@@ -252,6 +343,7 @@ int main(int argc, char **argv)
 	char shim_buf[PATH_MAX + 32], tmp_stats[] = "/tmp/dsm-run-XXXXXX";
 	char *preload;
 	bool quiet = false, own_file = false;
+	unsigned snapped;
 	int c, status;
 	pid_t pid;
 
@@ -294,6 +386,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dsm-run: %s: %s\n", stats_file, strerror(errno));
 		return 127;
 	}
+	if (stats_file)
+		snapshots(stats_file, false); /* an earlier run's */
 	set("DSM_STATS_FILE", stats_file);
 	old = getenv("LD_PRELOAD");
 	if (asprintf(&preload, "%s%s%s", shim, old && *old ? ":" : "",
@@ -321,12 +415,14 @@ int main(int argc, char **argv)
 			perror("dsm-run: waitpid");
 			return 127;
 		}
+	snapped = stats_file ? snapshots(stats_file, true) : 0;
 	if (!quiet) {
 		struct rusage ru;
 
 		/* the largest process of the run (waited for) */
 		getrusage(RUSAGE_CHILDREN, &ru);
-		print_stats(stats_file, (unsigned long long)ru.ru_maxrss * 1024);
+		print_stats(stats_file, (unsigned long long)ru.ru_maxrss * 1024,
+			    snapped);
 	}
 	if (own_file)
 		unlink(stats_file);
