@@ -3,7 +3,7 @@
 #  1. overhead on a program whose allocations all stay below the threshold
 #     (dsm-bench-alloc-churn, plain and under libdsm-preload.so, interleaved);
 #  2. slowdown of real, unmodified programs (sort, python3, redis-server,
-#     xz, and the managed runtimes node and java)
+#     xz, and the managed runtimes node, java and go)
 #     with 25%, 50% and 100% of their working set in local memory, under
 #     dsm-run and under the kernel's swap with the same memory limit (a
 #     cgroup v1 memory limit and a swap file).
@@ -11,7 +11,7 @@
 # Run as root (swapon, memory cgroups):   bench/preload.sh
 # Knobs: REPS (runs per case, medians; default 3), CHURN_REPS (default 5),
 # CHURN_OPS (default 50000000), FRACTIONS (default "25 50 100"),
-# PROGRAMS (default "sort python redis xz node java"), SORT_LINES (2000000),
+# PROGRAMS (default "sort python redis xz node java go"), SORT_LINES (2000000),
 # PY_BLOBS (160), REDIS_KEYS (1000), XZ_MB (1), TIMEOUT (seconds per
 # run, 600),
 # BUILD (build directory, default build-bench).
@@ -24,7 +24,7 @@ REPS=${REPS:-3}
 CHURN_REPS=${CHURN_REPS:-5}
 CHURN_OPS=${CHURN_OPS:-50000000}
 FRACTIONS=${FRACTIONS:-25 50 100}
-PROGRAMS=${PROGRAMS:-sort python redis xz node java}
+PROGRAMS=${PROGRAMS:-sort python redis xz node java go}
 SORT_LINES=${SORT_LINES:-2000000}
 PY_BLOBS=${PY_BLOBS:-160}
 REDIS_KEYS=${REDIS_KEYS:-1000}
@@ -46,7 +46,11 @@ die() { log "$*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root: the swap baseline needs swapon and a memory cgroup"
 [ -w /sys/fs/cgroup/memory/cgroup.procs ] ||
 	die "no cgroup v1 memory controller at /sys/fs/cgroup/memory"
-for p in sort $PY redis-server xz node java javac; do
+for p in sort $PY redis-server xz node java javac go; do
+	case " $PROGRAMS " in
+	*" $p "*|*" redis "*) ;;
+	*) [ "$p" = sort ] || [ "$p" = "$PY" ] || [ "$p" = javac ] || continue ;;
+	esac
 	command -v "$p" >/dev/null || die "$p not installed (deploy/install-deps.sh)"
 done
 
@@ -257,6 +261,14 @@ print(h.hexdigest(), len(blobs), len(nums), len(d))
 PY
 	# node and java: tests/programs/heap.js (V8's heap) and Fill.java
 	javac -d "$work" "$top/tests/programs/Fill.java"
+	# go: tests/programs/gochurn, linked with cgo so that it loads the
+	# shim (a 400 MB live heap, and heaps given back round after round)
+	if [[ " $PROGRAMS " == *" go "* ]]; then
+		cp "$top/tests/programs/gochurn/main.go" \
+			"$top/tests/programs/gochurn/go.mod" "$work/"
+		(cd "$work" && GOCACHE=$work/gocache GOFLAGS=-mod=mod \
+			CGO_ENABLED=1 go build -o gochurn .)
+	fi
 	# redis client: SET REDIS_KEYS values of 300 KB (each one a far
 	# block under the shim), then GET them all twice in a random order,
 	# hashing what comes back; times itself (load + reads).
@@ -333,6 +345,11 @@ run_prog() {
 		t0=$EPOCHREALTIME
 		in_cg "$cg" "${pre[@]}" java -Xmx1g -XX:+UseG1GC -cp "$work" Fill \
 			>"$out" 2>>"$work/err" || return 1
+		t1=$EPOCHREALTIME
+		;;
+	go)
+		t0=$EPOCHREALTIME
+		in_cg "$cg" "${pre[@]}" "$work/gochurn" >"$out" 2>>"$work/err" || return 1
 		t1=$EPOCHREALTIME
 		;;
 	redis)

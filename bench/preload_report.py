@@ -23,6 +23,9 @@ WORKLOAD = {
             "summing them (V8's heap)",
     "java": "`java -Xmx1g -XX:+UseG1GC` filling and summing 64 arrays "
             "of 8 MB (the Java heap)",
+    "go": "a Go program (cgo) keeping 400 MiB of slices in a map live, "
+          "and building and freeing 100 MiB heaps with "
+          "debug.FreeOSMemory (tests/programs/gochurn)",
 }
 FAR = {
     "sort": "its line buffer (one malloc of about the input's size)",
@@ -37,6 +40,9 @@ FAR = {
             "mprotect, each commit far memory at its address",
     "java": "the Java heap: reserved, committed with mmap(MAP_FIXED), "
             "each commit far memory at its address",
+    "go": "the Go heap: its arenas reserved and committed through the C "
+          "library; pages Go gives back with raw madvise are taken as "
+          "zeros at their next touch",
 }
 
 
