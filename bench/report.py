@@ -347,6 +347,8 @@ def main():
                    help="draw the charts into DIR and link them")
     p.add_argument("--prefix", default="latest-",
                    help="of the charts' file names (default latest-)")
+    p.add_argument("--short", action="store_true",
+                   help="bench/run.sh --short made the runs")
     a = p.parse_args()
     runs, failed = load(a.jsonl)
 
@@ -359,6 +361,10 @@ def main():
            f"limited to {a.budget}, swap file on local disk"
            + (f" - **SKIPPED: {a.swap_skip}**" if a.swap_skip else ""),
            ""]
+    if a.short:
+        out[-1:-1] = ["- **short mode** (`bench/run.sh --short`, as CI runs "
+                      "it): small runs that show the report and its charts "
+                      "work; their figures are not to be quoted"]
     out += targets_table(runs, a)
     out += workload_table(runs, a)
     out += floors_table(runs)
