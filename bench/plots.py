@@ -74,7 +74,7 @@ def _log_scale(axis):
 def _label_bars(ax, bars, fmt):
     for b in bars:
         h = b.get_height()
-        if h:
+        if h > 0:
             ax.annotate(fmt.format(h), (b.get_x() + b.get_width() / 2, h),
                         ha="center", va="bottom", fontsize=8,
                         xytext=(0, 2), textcoords="offset points")
@@ -184,21 +184,25 @@ def preload_slowdown(outdir, progs, title, name="preload-slowdown.png"):
         return None
     plt, fig, axes = got
     flat = list(axes.flat) if hasattr(axes, "flat") else [axes]
-    top = max(max(d or 1, s or 1) for _, cases in progs
-              for _, d, s, _ in cases)
     for ax, (prog, cases) in zip(flat, progs):
+        # each panel its own scale: xz's 150x would flatten python's 1.5x
+        top = max(max(d or 1, s or 1) for _, d, s, _ in cases)
         x = range(len(cases))
-        ax.bar([i - 0.2 for i in x], [d or 0 for _, d, _, _ in cases],
-               width=0.4, color=DSM, label="dsm-run")
-        ax.bar([i + 0.2 for i in x], [s or 0 for _, _, s, _ in cases],
-               width=0.4, color=OTHER, label="kernel swap")
+        for bars in (ax.bar([i - 0.2 for i in x],
+                            [d or 0 for _, d, _, _ in cases], width=0.4,
+                            color=DSM, label="dsm-run"),
+                     ax.bar([i + 0.2 for i in x],
+                            [s or 0 for _, _, s, _ in cases], width=0.4,
+                            color=OTHER, label="kernel swap")):
+            _label_bars(ax, bars, "{:.1f}")
         for i, (_, d, s, note) in enumerate(cases):
             if s is None and note:
-                ax.annotate(note, (i + 0.2, 1), ha="center", va="bottom",
+                ax.annotate(note, (i + 0.2, 0.5), ha="center", va="bottom",
                             fontsize=8, rotation=90, color="#d62728")
         ax.axhline(1, color="grey", linewidth=0.8)
         ax.set_yscale("log")
-        ax.set_ylim(0.4, top * 2)
+        _log_scale(ax.yaxis)
+        ax.set_ylim(0.4, top * 3)
         ax.set_xticks(list(x), [f"{f}%" for f, _, _, _ in cases])
         ax.set_title(prog, fontsize=10)
         ax.grid(True, axis="y", which="both", alpha=0.3)
@@ -231,9 +235,10 @@ def rdma_tcp(outdir, times, rates, cdfs, title, name="multinode.png"):
     axes = list(axes) if len(widths) > 1 else [axes]
     ax = axes.pop(0)
     y = range(len(times))
-    ax.barh([i + 0.2 for i in y], [t[1] or 0 for t in times], height=0.4,
+    # top to bottom once the axis is inverted: RDMA above TCP, as listed
+    ax.barh([i - 0.2 for i in y], [t[1] or 0 for t in times], height=0.4,
             color=DSM, label="RDMA")
-    ax.barh([i - 0.2 for i in y], [t[2] or 0 for t in times], height=0.4,
+    ax.barh([i + 0.2 for i in y], [t[2] or 0 for t in times], height=0.4,
             color=OTHER, label="TCP")
     ax.set_yticks(list(y), [t[0] for t in times], fontsize=8)
     ax.invert_yaxis()
