@@ -267,7 +267,8 @@ def rdma_tcp(outdir, times, rates, cdfs, title, name="multinode.png"):
 # ---- bench/drain.sh ---------------------------------------------------------
 
 def drain_timeline(outdir, reps, title, name="drain.png"):
-    """Each run's drain over time: MiB left on the drained server, and the
+    """Each run's drain over time: MiB left on the drained server (as the
+    registry has it from the server's heartbeats, once a second), and the
     client's access latency (p50, p99) per window.  reps: [(rep, drain
     seconds, [(t s, MiB left)], [(t s, p50 µs, p99 µs)])], t from the
     drain's start."""
@@ -283,8 +284,9 @@ def drain_timeline(outdir, reps, title, name="drain.png"):
     for k, (rep, secs, used, ticks) in enumerate(reps):
         color = shades(k)
         if used:
+            # a figure holds until the next heartbeat brings another
             left.plot([t for t, _ in used], [m for _, m in used],
-                      color=color, label=f"run {rep}")
+                      color=color, label=f"run {rep}", drawstyle="steps-post")
         if ticks:
             lat.plot([t for t, _, _ in ticks], [p99 for _, _, p99 in ticks],
                      color=color, label=f"run {rep} p99")
@@ -296,7 +298,7 @@ def drain_timeline(outdir, reps, title, name="drain.png"):
     for ax in (left, lat):
         ax.axvline(0, color="grey", linewidth=0.8)
         ax.grid(True, which="both", alpha=0.3)
-    left.set_ylabel("MiB left on the\ndrained server")
+    left.set_ylabel("MiB on the drained server\n(its heartbeats)")
     left.set_ylim(bottom=0)
     left.legend(fontsize=8)
     lat.set_yscale("log")
