@@ -6,7 +6,11 @@
  * done by the others.  The server sees it with its next heartbeat, stops
  * taking regions and tells its clients; each client moves its stripes to
  * other servers and frees them on the drained one (client/migrate.c).
- * dsmctl then watches the server's record until it holds nothing.
+ * dsmctl then watches the server's record until it holds nothing, with a
+ * progress line on a terminal (progress.c) and only the outcome
+ * otherwise.  Its figures are the registry's: the server's heartbeat,
+ * once a second, and a client frees a region's stripes on the drained
+ * server when it has copied them all, so the line moves in steps.
  *
  * Before anything changes, the drain is checked: the server must be live,
  * and the servers that stay must have room for what it holds.  A drain
@@ -25,7 +29,6 @@
 #include "util.h"
 
 #define POLL_MS 100        /* how often the registry is read */
-#define PROGRESS_MS 1000   /* how often progress is printed */
 
 /* Bytes of region r that the registry places on server id, replicas
  * included. */
@@ -225,39 +228,47 @@ static int look(struct dsm_reg *reg, const struct ctl *c, struct snapshot *s,
 	return v->draining && v->used == 0;
 }
 
-static void progress(const struct snapshot *s, uint32_t id, uint64_t left)
+/* The line before the result, for people: how much moved, how fast. */
+static void print_moved(const struct ctl *c, uint64_t total, double secs)
 {
-	char b[32], p[32];
-	size_t n;
-	uint64_t placed = placed_on(s, id, &n);
+	char b[32], r[32];
 
-	printf("  %s left on server %u; the registry places %s of %zu "
-	       "regions there\n", dsm_fmt_bytes(left, b, sizeof(b)), id,
-	       dsm_fmt_bytes(placed, p, sizeof(p)), n);
-	fflush(stdout);
+	if (c->json || !total)
+		return;
+	printf("  moved %s off server %u in %.1f s (%s/s)\n",
+	       dsm_fmt_bytes(total, b, sizeof(b)), c->server_id, secs,
+	       dsm_fmt_bytes(secs > 0 ? (uint64_t)(total / secs) : total, r,
+			     sizeof(r)));
 }
 
-/* Watch until the server is empty or the time is up. */
-static int wait_drained(struct dsm_reg *reg, const struct ctl *c)
+/* Watch until the server is empty or the time is up; total is what it
+ * held when the drain began. */
+static int wait_drained(struct dsm_reg *reg, const struct ctl *c,
+			uint64_t total)
 {
 	uint64_t timeout = c->timeout_ms ? c->timeout_ms :
 					   DRAIN_DEFAULT_TIMEOUT_S * 1000ULL;
-	uint64_t t0 = dsm_reg_now_ms(), last = t0, left = 0, now;
+	uint64_t t0 = dsm_reg_now_ms(), left = 0, now;
 	struct snapshot s = { 0 };
+	struct progress p;
 	int rc;
 
+	progress_begin(&p, "moved", total, t0);
 	while ((rc = look(reg, c, &s, &left)) == 0) {
 		now = dsm_reg_now_ms();
 		if (now - t0 >= timeout)
 			break;
-		if (!c->json && now - last >= PROGRESS_MS) {
-			progress(&s, c->server_id, left);
-			last = now;
-		}
+		if (!c->json)
+			progress_update(&p, total > left ? total - left : 0,
+					now);
 		usleep(POLL_MS * 1000);
 	}
+	progress_end(&p);
 	if (rc == 1) {
-		print_result(c, true, (dsm_reg_now_ms() - t0) / 1e3, 0);
+		double secs = (dsm_reg_now_ms() - t0) / 1e3;
+
+		print_moved(c, total, secs);
+		print_result(c, true, secs, 0);
 		rc = 0;
 	} else if (rc == 0) {
 		char b[32];
@@ -315,7 +326,7 @@ int drain_run(struct dsm_reg *reg, const struct ctl *c)
 		       dsm_fmt_bytes(sbytes, used, sizeof(used)), n);
 	fflush(stdout);
 	if (!c->no_wait)
-		rc = wait_drained(reg, c);
+		rc = wait_drained(reg, c, v->used);
 out:
 	snapshot_free(&s);
 	return rc;
