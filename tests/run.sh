@@ -31,6 +31,11 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+# Each stage's output goes through tee into its log: a stage that shows
+# progress on a terminal (multinode) is told which one (deploy/progress.sh).
+# shellcheck source=deploy/progress.sh
+. deploy/progress.sh
+progress_share
 
 logs=$(mktemp -d /tmp/dsm-run.XXXXXX)
 trap 'rm -rf "$logs"' EXIT
