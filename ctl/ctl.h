@@ -146,7 +146,7 @@ int drain_run(struct dsm_reg *reg, const struct ctl *c);
  * place on stderr if it is a terminal, and nothing at all otherwise. */
 struct progress {
 	FILE *tty;              /* stderr if it is a terminal, else NULL */
-	const char *verb;       /* "moved" */
+	const char *verb;       /* "copied" */
 	uint64_t total;         /* bytes the work is about */
 	uint64_t t0_ms;         /* when it began (dsm_reg_now_ms) */
 	bool drawn;             /* a line is on the screen */
@@ -158,8 +158,8 @@ void progress_begin(struct progress *p, const char *verb, uint64_t total,
 void progress_update(struct progress *p, uint64_t done, uint64_t now_ms);
 /* Erases the line, so that what the caller prints next starts clean. */
 void progress_end(struct progress *p);
-/* The line's text: "moved 512.0 MiB of 1.0 GiB (50%), 170.7 MiB/s, ETA
- * 3 s", or "moved 0 B of 1.0 GiB (0%), 4 s elapsed" before anything has
+/* The line's text: "copied 512.0 MiB of 1.0 GiB (50%), 170.7 MiB/s, ETA
+ * 3 s", or "copied 0 B of 1.0 GiB (0%), 4 s elapsed" before anything has
  * moved.  Returns what snprintf does. */
 size_t progress_format(char *buf, size_t len, const char *verb, uint64_t done,
 		       uint64_t total, uint64_t elapsed_ms);

@@ -8,9 +8,8 @@
  * other servers and frees them on the drained one (client/migrate.c).
  * dsmctl then watches the server's record until it holds nothing, with a
  * progress line on a terminal (progress.c) and only the outcome
- * otherwise.  Its figures are the registry's: the server's heartbeat,
- * once a second, and a client frees a region's stripes on the drained
- * server when it has copied them all, so the line moves in steps.
+ * otherwise.  Its figures are the registry's, from the server's
+ * heartbeat once a second (copied_estimate says which).
  *
  * Before anything changes, the drain is checked: the server must be live,
  * and the servers that stay must have room for what it holds.  A drain
@@ -26,6 +25,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "page.h"
 #include "util.h"
 
 #define POLL_MS 100        /* how often the registry is read */
@@ -205,9 +205,10 @@ static void print_result(const struct ctl *c, bool drained, double secs,
 		       "service)\n", c->server_id, secs, c->server_id);
 }
 
-/* One look at the registry: 1 drained, 0 not yet, or an exit status. */
+/* One look at the registry: 1 drained, 0 not yet, or an exit status.
+ * left: what the server holds; read: the pages it has read so far. */
 static int look(struct dsm_reg *reg, const struct ctl *c, struct snapshot *s,
-		uint64_t *left)
+		struct progress *p, uint64_t *left, uint64_t *read)
 {
 	const struct dsm_reg_server *v;
 	int rc;
@@ -220,12 +221,33 @@ static int look(struct dsm_reg *reg, const struct ctl *c, struct snapshot *s,
 		return -rc;
 	v = find_server(s, c->server_id);
 	if (!v) {
+		progress_end(p);
 		fprintf(stderr, "dsmctl: server %u left the registry while "
 			"draining (stopped or crashed?)\n", c->server_id);
 		return -EXIT_RUNTIME;
 	}
 	*left = v->used;
+	*read = v->counters[DSM_RS_PAGES_READ];
 	return v->draining && v->used == 0;
+}
+
+/* How much of total has been copied off the server, for the progress
+ * line.  What it no longer holds is sure, but a client frees a region's
+ * stripes there only once it has copied them all: with one big region
+ * that figure waits at 0 until the end.  The copies are READs the server
+ * serves, so the pages it has read since the drain began (read - read0)
+ * move meanwhile; its clients' own faults there add to them, and
+ * one-sided RDMA READs are not among them, so that is an estimate, kept
+ * below the total until the server holds nothing. */
+static uint64_t copied_estimate(uint64_t total, uint64_t left, uint64_t read0,
+				uint64_t read)
+{
+	uint64_t freed = total > left ? total - left : 0;
+	uint64_t copied = read > read0 ? (read - read0) * DSM_PAGE_SIZE : 0;
+	uint64_t most = total / 100 * 99;
+
+	copied = copied < most ? copied : most;
+	return freed > copied ? freed : copied;
 }
 
 /* The line before the result, for people: how much moved, how fast. */
@@ -242,25 +264,25 @@ static void print_moved(const struct ctl *c, uint64_t total, double secs)
 }
 
 /* Watch until the server is empty or the time is up; total is what it
- * held when the drain began. */
+ * held when the drain began, read0 the pages it had read then. */
 static int wait_drained(struct dsm_reg *reg, const struct ctl *c,
-			uint64_t total)
+			uint64_t total, uint64_t read0)
 {
 	uint64_t timeout = c->timeout_ms ? c->timeout_ms :
 					   DRAIN_DEFAULT_TIMEOUT_S * 1000ULL;
-	uint64_t t0 = dsm_reg_now_ms(), left = 0, now;
+	uint64_t t0 = dsm_reg_now_ms(), left = 0, read = 0, now;
 	struct snapshot s = { 0 };
 	struct progress p;
 	int rc;
 
-	progress_begin(&p, "moved", total, t0);
-	while ((rc = look(reg, c, &s, &left)) == 0) {
+	progress_begin(&p, "copied", total, t0);
+	while ((rc = look(reg, c, &s, &p, &left, &read)) == 0) {
 		now = dsm_reg_now_ms();
 		if (now - t0 >= timeout)
 			break;
 		if (!c->json)
-			progress_update(&p, total > left ? total - left : 0,
-					now);
+			progress_update(&p, copied_estimate(total, left, read0,
+							    read), now);
 		usleep(POLL_MS * 1000);
 	}
 	progress_end(&p);
@@ -326,7 +348,8 @@ int drain_run(struct dsm_reg *reg, const struct ctl *c)
 		       dsm_fmt_bytes(sbytes, used, sizeof(used)), n);
 	fflush(stdout);
 	if (!c->no_wait)
-		rc = wait_drained(reg, c, v->used);
+		rc = wait_drained(reg, c, v->used,
+				  v->counters[DSM_RS_PAGES_READ]);
 out:
 	snapshot_free(&s);
 	return rc;

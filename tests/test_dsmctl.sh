@@ -390,7 +390,7 @@ if command -v script >/dev/null; then
 	rc=$?
 	err=""
 	[ $rc = 0 ] || fail "dsmctl drain on a terminal: exit $rc: $(cat -v <<<"$out")"
-	grep -q $'\r  moved [^\r]* of [^\r]*([^\r]*\(elapsed\|ETA\)[^\r]*\033\[K' <<<"$out" &&
+	grep -q $'\r  copied [^\r]* of [^\r]*([^\r]*\(elapsed\|ETA\)[^\r]*\033\[K' <<<"$out" &&
 		grep -q $'\r\033\[K  moved .* off server' <<<"$out" ||
 		fail "dsmctl drain on a terminal: no progress line drawn, then erased: $(cat -v <<<"$out")"
 else
