@@ -21,6 +21,7 @@ for t in "45 45s" "185 3m05s" "3720 1h02m" "0 0s"; do
 done
 
 # A step 2 of 5 begun 10 s after step 1: 10 s for one step, 4 steps left.
+# shellcheck disable=SC2016 # expanded by the bash that runs it
 step='. "$1"; progress_step "suite x" case 2 5 $((SECONDS - 10)); progress_say said'
 
 # piped: nothing at all, also with a parent's terminal that is no terminal
@@ -28,8 +29,9 @@ out=$(unset DSM_PROGRESS_TTY; bash -c "$step" _ "$lib" 2>&1)
 [ -z "$out" ] || fail "piped, progress lines were written: $out"
 : >"$tmp/not-a-tty"
 out=$(DSM_PROGRESS_TTY=$tmp/not-a-tty bash -c "$step" _ "$lib" 2>&1)
-[ -z "$out" ] && [ ! -s "$tmp/not-a-tty" ] ||
+if [ -n "$out" ] || [ -s "$tmp/not-a-tty" ]; then
 	fail "DSM_PROGRESS_TTY naming a plain file: written to"
+fi
 
 if ! command -v script >/dev/null; then
 	echo "SKIP: progress on a terminal: no script(1) (util-linux) to make one"
@@ -43,6 +45,7 @@ grep -qE '^suite x: case 2 of 5, 1[01]s elapsed, ETA 4[04]s' <<<"$out" ||
 grep -q '^said' <<<"$out" || fail "on a terminal, progress_say wrote nothing"
 # a child whose stderr is not the terminal (a pipe to tee in the suites, a
 # file here) writes to the terminal its parent shared, and nothing there
+# shellcheck disable=SC2016 # expanded by the bash that runs it
 share='. "$1"; progress_share; bash -c ". \"\$1\"; progress_say to-the-tty" _ "$1" 2>"$2"'
 out=$(unset DSM_PROGRESS_TTY
       script -qec "$(printf '%q ' bash -c "$share" _ "$lib" "$tmp/pipe")" /dev/null </dev/null)
