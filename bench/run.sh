@@ -5,7 +5,7 @@
 # with its charts (PNG, bench/plots.py) beside it.
 # Run as root (the swap baseline needs swapon and a memory cgroup):
 #   bench/run.sh                      the full run (about 25 minutes)
-#   bench/run.sh --short --out DIR    CI's short mode (2-4 minutes): the
+#   bench/run.sh --short --out DIR    CI's short mode (about a minute): the
 #                                     same report and charts from small
 #                                     runs, into DIR; no strace pass, no
 #                                     hugetlb pools; figures not to quote
@@ -31,7 +31,8 @@ PY=/usr/bin/python3   # Debian's, which has Debian's matplotlib: not a pyenv shi
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 usage() {
-	sed -n 's/^#   \(bench\/run.sh.*\)/  \1/p' "$0" >&2
+	log "$*"
+	echo "usage: bench/run.sh [--short] [--out DIR]  (the header of bench/run.sh says more)" >&2
 	exit 2
 }
 
@@ -40,15 +41,15 @@ out_dir=$top/bench/results
 while [ $# -gt 0 ]; do
 	case $1 in
 	--short) short=1; shift ;;
-	--out) [ $# -ge 2 ] || usage; out_dir=$2; shift 2 ;;
+	--out) [ $# -ge 2 ] || usage "--out needs a directory"; out_dir=$2; shift 2 ;;
 	--out=*) out_dir=${1#--out=}; shift ;;
-	*) usage ;;
+	*) usage "unknown argument '$1'" ;;
 	esac
 done
 if [ -n "$short" ]; then
 	# its small figures must never overwrite the kept results
 	[ "$(realpath -m "$out_dir")" != "$(realpath -m "$top/bench/results")" ] ||
-		{ log "--short writes to a directory of its own: --out DIR"; exit 2; }
+		usage "--short writes to a directory of its own (--out DIR), never over bench/results"
 	SIZE=${SIZE:-128M}
 	REPS=${REPS:-1}
 	OPS=${OPS:-20000}
