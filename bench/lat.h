@@ -9,12 +9,22 @@
 #ifndef DSM_BENCH_LAT_H
 #define DSM_BENCH_LAT_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+/* The CDF a plot draws (bench/plots.py): the latency at each of these
+ * percentiles, 0 (the fastest sample) to 100 (the slowest), denser in the
+ * tail where the paths differ most. */
+#define LAT_CDF_POINTS 103
+extern const double lat_cdf_pct[LAT_CDF_POINTS];
 
 /* Percentiles of one measurement, in microseconds. */
 struct lat {
 	double p50_us, p99_us;
 	uint64_t count;          /* samples taken */
+	bool has_cdf;            /* cdf_us holds the samples' CDF; false for
+				  * figures taken from a histogram */
+	double cdf_us[LAT_CDF_POINTS]; /* at lat_cdf_pct[i] */
 };
 
 /* Summarise n samples in nanoseconds (sorts them). */

@@ -123,9 +123,9 @@ int lat_remote_fault(const char *addr, uint64_t n, uint64_t seed,
 	if (!rc) {
 		lat_summarise(&out->timed, ns, n);
 		dsm_stats(&st);
-		out->lib = (struct lat){ st.fault_p50_ns / 1e3,
-					 st.fault_p99_ns / 1e3,
-					 st.missing_faults };
+		out->lib = (struct lat){ .p50_us = st.fault_p50_ns / 1e3,
+					 .p99_us = st.fault_p99_ns / 1e3,
+					 .count = st.missing_faults };
 	}
 	dsm_shutdown();
 out:

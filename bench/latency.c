@@ -12,6 +12,9 @@
  * one second to the next, and a ratio of (c) to (a)+(b) taken seconds
  * apart measured the drift as much as the library.  Prints one JSON line;
  * a part that cannot run prints null and makes the exit status 1.
+ * Besides p50 and p99, each measured path prints its CDF
+ * ("NAME_cdf_us", at the percentiles of "cdf_pct"), the median over the
+ * rounds of each point, for bench/plots.py.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -26,10 +29,24 @@
 #define DEFAULT_ROUNDS 5
 #define MAX_ROUNDS 32
 
+const double lat_cdf_pct[LAT_CDF_POINTS] = {
+	0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+	20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37,
+	38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,
+	56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73,
+	74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91,
+	92, 93, 94, 95, 96, 97, 98, 99, 99.5, 99.9, 100
+};
+
 void lat_summarise(struct lat *l, uint64_t *ns, uint64_t n)
 {
+	/* bench_percentile sorts: the calls after the first sort sorted
+	 * samples, a few thousand of them, which costs nothing to speak of */
 	l->p50_us = bench_percentile(ns, n, 50) / 1e3;
 	l->p99_us = bench_percentile(ns, n, 99) / 1e3;
+	for (int i = 0; i < LAT_CDF_POINTS; i++)
+		l->cdf_us[i] = bench_percentile(ns, n, lat_cdf_pct[i]) / 1e3;
+	l->has_cdf = true;
 	l->count = n;
 }
 
@@ -70,22 +87,41 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			  "least 100 samples each");
 }
 
-/* "name_p50_us":x,"name_p99_us":y - or nulls when the part failed. */
+/* ,"KEY":[v0,v1,...] for an array of LAT_CDF_POINTS doubles. */
+static void put_points(const char *key, const double *v)
+{
+	printf(",\"%s\":[", key);
+	for (int i = 0; i < LAT_CDF_POINTS; i++)
+		printf("%s%.2f", i ? "," : "", v[i]);
+	putchar(']');
+}
+
+/* "name_p50_us":x,"name_p99_us":y[,"name_cdf_us":[...]] - or nulls when
+ * the part failed. */
 static void put_lat(const char *name, const struct lat *l, int ok)
 {
-	if (ok)
-		printf("\"%s_p50_us\":%.2f,\"%s_p99_us\":%.2f", name, l->p50_us,
-		       name, l->p99_us);
-	else
+	char key[64];
+
+	if (!ok) {
 		printf("\"%s_p50_us\":null,\"%s_p99_us\":null", name, name);
+		return;
+	}
+	printf("\"%s_p50_us\":%.2f,\"%s_p99_us\":%.2f", name, l->p50_us,
+	       name, l->p99_us);
+	if (l->has_cdf) {
+		snprintf(key, sizeof(key), "%s_cdf_us", name);
+		put_points(key, l->cdf_us);
+	}
 }
 
 static void print_result(const struct opts *o, const struct lat *uffd,
 			 int uffd_ok, const struct lat *tcp, int tcp_ok,
 			 const struct lat_remote *rem, int rem_ok, double ratio)
 {
-	printf("{\"samples\":%" PRIu64 ",\"rounds\":%" PRIu64 ",",
+	printf("{\"samples\":%" PRIu64 ",\"rounds\":%" PRIu64,
 	       o->samples, o->rounds);
+	put_points("cdf_pct", lat_cdf_pct);
+	putchar(',');
 	put_lat("uffd_local", uffd, uffd_ok);
 	putchar(',');
 	put_lat("tcp_rtt", tcp, tcp_ok);
@@ -148,11 +184,20 @@ static double med_of(const struct round *rs, uint64_t n, size_t off)
 
 #define MED(rs, n, field) med_of(rs, n, offsetof(struct round, field))
 
-static void med_lat(const struct round *rs, uint64_t n, size_t off_p50,
-		    size_t off_p99, struct lat *out)
+/* The median over the rounds of the struct lat at byte offset off of
+ * each round: of its p50, its p99 and each point of its CDF (the medians
+ * of points in order are in order, so the result is a CDF too). */
+static void med_lat(const struct round *rs, uint64_t n, size_t off,
+		    struct lat *out)
 {
-	out->p50_us = med_of(rs, n, off_p50);
-	out->p99_us = med_of(rs, n, off_p99);
+	const struct lat *first = (const void *)((const char *)rs + off);
+
+	out->p50_us = med_of(rs, n, off + offsetof(struct lat, p50_us));
+	out->p99_us = med_of(rs, n, off + offsetof(struct lat, p99_us));
+	out->has_cdf = first->has_cdf;
+	for (int i = 0; out->has_cdf && i < LAT_CDF_POINTS; i++)
+		out->cdf_us[i] = med_of(rs, n, off + offsetof(struct lat, cdf_us) +
+					i * sizeof(double));
 }
 
 /* The ratio the report checks, taken within each round, then the median. */
@@ -185,7 +230,7 @@ int main(int argc, char **argv)
 	}
 	tcp_ok &= !!o.server;
 	rem_ok &= !!o.server;
-#define LAT(f) offsetof(struct round, f.p50_us), offsetof(struct round, f.p99_us)
+#define LAT(f) offsetof(struct round, f)
 	if (uffd_ok)
 		med_lat(rs, o.rounds, LAT(uffd), &m.uffd);
 	if (tcp_ok)

@@ -11,7 +11,8 @@
 #   bench/multinode.sh
 # Knobs: REPS (3), SAMPLES (latency samples per run, 2000), SIZE (seq
 # working set, 64M; the budget is SIZE/8), HANDOFFS (400), LOCKS (400).
-# The report goes to bench/results/multinode.md.
+# The report goes to bench/results/multinode.md, its chart to
+# multinode.png, the runs to multinode.jsonl (bench/multinode_report.py).
 #
 # These are software figures: TCG emulates the CPUs and rdma_rxe the NIC,
 # so they show the two transports side by side on the same emulated
@@ -71,40 +72,15 @@ for rep in $(seq "$REPS"); do
 	done
 done
 mkdir -p bench/results
-python3 - "$raw" "$REPS" "$SIZE" >bench/results/multinode.md <<'PY'
-import json, statistics, sys, datetime
-raw, reps, size = sys.argv[1], sys.argv[2], sys.argv[3]
-runs = {}
-for line in open(raw):
-    d = json.loads(line)
-    runs.setdefault(d["case"], []).append(d)
-def med(case, key):
-    v = [r[key] for r in runs.get(case, []) if r.get(key) is not None]
-    return statistics.median(v) if v else None
-def f(v, d=1):
-    return "-" if v is None else f"{v:,.{d}f}"
-out = ["# RDMA against TCP across two soft-RoCE guests", "",
-       f"- date: {datetime.datetime.now():%Y-%m-%d %H:%M}",
-       f"- {reps} runs per case, medians; qemu TCG guests (Linux 6.1, "
-       "rdma_rxe), server in guest 1, client in guest 2",
-       "- **software figures**: emulated CPUs and an emulated NIC; they "
-       "compare the two transports on the same machines, never hardware",
-       "", "| | RDMA | TCP |", "|---|---|---|"]
-for key, label in (("remote_fault_p50_us", "remote fault p50 µs (prefetch off)"),
-                   ("remote_fault_p99_us", "remote fault p99 µs"),
-                   ("lib_fault_p50_us", "libdsm fault service p50 µs")):
-    out.append(f"| {label} | {f(med('lat-rdma', key))} | {f(med('lat-tcp', key))} |")
-out.append(f"| sequential read of {size}, budget 1/8, MB/s | "
-           f"{f(med('seq-rdma', 'mb_per_s'))} | {f(med('seq-tcp', 'mb_per_s'))} |")
-for case, key, label in (
-        ("pingpong", "us_per_handoff", "shared: ownership handoff between two processes, µs"),
-        ("lock1", "us_per_lock", "shared: dsm_lock + dsm_unlock uncontended, µs"),
-        ("lock2", "us_per_lock", "shared: the same, 2 processes contending, µs each"),
-        ("readers2", "write_us_per_page", "shared: write invalidating 2 readers' copies, µs per page"),
-        ("readers2", "read_us_per_page", "shared: read by each of 2 readers, µs per page")):
-    out.append(f"| {label} | {f(med(case + '-rdma', key))} | {f(med(case + '-tcp', key))} |")
-out.append("")
-print("\n".join(out))
-PY
-rm -f "$raw"
+# The runs are kept (multinode.jsonl) with what the report says of them,
+# so the report and its chart can be made again without the guests:
+#   bench/multinode_report.py bench/results/multinode.jsonl --plots bench/results
+{
+	printf '{"meta": {"date": "%s", "reps": %d, "size": "%s"}}\n' \
+		"$(date '+%Y-%m-%d %H:%M')" "$REPS" "$SIZE"
+	cat "$raw"
+} >bench/results/multinode.jsonl
+rm -f "$raw" bench/results/multinode.png
+/usr/bin/python3 -B bench/multinode_report.py bench/results/multinode.jsonl \
+	--plots bench/results >bench/results/multinode.md
 cat bench/results/multinode.md

@@ -7,7 +7,9 @@
 #     with 25%, 50% and 100% of their working set in local memory, under
 #     dsm-run and under the kernel's swap with the same memory limit (a
 #     cgroup v1 memory limit and a swap file).
-# Prints a markdown report and keeps it in bench/results/preload.md.
+# Prints a markdown report and keeps it in bench/results/preload.md, with
+# its chart (preload-slowdown.png) and its raw runs (preload-runs.tsv,
+# preload-churn.tsv: bench/preload_report.py redraws both from them).
 # Run as root (swapon, memory cgroups):   bench/preload.sh
 # Knobs: REPS (runs per case, medians; default 3), CHURN_REPS (default 5),
 # CHURN_OPS (default 50000000), FRACTIONS (default "25 50 100"),
@@ -466,10 +468,15 @@ main() {
 		--reps "$REPS" --churn-reps "$CHURN_REPS" --churn-ops "$CHURN_OPS" \
 		--took "$took" --xz-mb "$XZ_MB" \
 		--machine "$(nproc) cores, $(uname -sr), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM" \
-		>"$work/preload.md"
+		--plots "$work" >"$work/preload.md"
 	cp "$work/preload.md" "$top/bench/results/preload.md"
+	cp "$runs" "$top/bench/results/preload-runs.tsv"
+	cp "$churn" "$top/bench/results/preload-churn.tsv"
+	rm -f "$top/bench/results/preload-slowdown.png"
+	[ ! -e "$work/preload-slowdown.png" ] ||
+		cp "$work/preload-slowdown.png" "$top/bench/results/"
 	cat "$work/preload.md"
-	log "report in bench/results/preload.md (took $took s)"
+	log "report in bench/results/preload.md (took $took s), its chart in preload-slowdown.png"
 	if (( failures )); then
 		log "$failures run(s) FAILED: see above"
 		exit 1

@@ -2,15 +2,20 @@
 """Markdown report of bench/preload.sh's runs (see bench/README.md).
 
 preload_report.py CHURN_TSV RUNS_TSV --reps N --churn-reps N --churn-ops N
-                  --took SECONDS --machine TEXT
+                  --took SECONDS --machine TEXT [--plots DIR]
 CHURN_TSV: threads mode rep seconds ns_per_op
 RUNS_TSV:  prog frac mode rep seconds peak_bytes pages_fetched pages_evicted
-(seconds FAILED or WRONG for a run that failed or gave different output).
+(seconds FAILED, WRONG or OOM for a run that failed, gave different
+output or was OOM-killed; a figure not kept is -).
+With --plots DIR it also draws the slowdown chart (plots.py) into DIR
+and links it below its table.
 """
 import argparse
 import datetime
 import statistics
 from collections import defaultdict
+
+import plots
 
 WORKLOAD = {
     "sort": "`LC_ALL=C sort -S 2G` of a generated file of random-keyed lines",
@@ -64,6 +69,8 @@ def main():
     ap.add_argument("--took", type=int, required=True)
     ap.add_argument("--machine", required=True)
     ap.add_argument("--xz-mb", type=int, default=1)
+    ap.add_argument("--plots", metavar="DIR",
+                    help="draw the slowdown chart into DIR and link it")
     a = ap.parse_args()
 
     out = []
@@ -123,9 +130,11 @@ def main():
             if secs in ("FAILED", "WRONG"):
                 bad[key] += 1
                 continue
-            runs[key].append(dict(rep=int(rep), secs=float(secs),
-                                  peak=int(peak), fetched=fetched,
-                                  evicted=evicted))
+            # "-": not kept (the untimed run that measures W)
+            runs[key].append(dict(rep=int(rep),
+                                  secs=None if secs == "-" else float(secs),
+                                  peak=None if peak == "-" else int(peak),
+                                  fetched=fetched, evicted=evicted))
     fracs = sorted({k[1] for d in (runs, bad, oom) for k in d
                     if k[1] is not None})
 
@@ -159,10 +168,12 @@ def main():
     p("| program | local memory | dsm | kernel swap | swap / dsm | "
       "dsm local peak MiB | swap local peak MiB | dsm pages fetched |")
     p("|---|---|---|---|---|---|---|---|")
+    chart = []   # (prog, [(frac, dsm slowdown, swap slowdown, note)])
     for prog in progs:
         plain = [r["secs"] for r in runs.get((prog, None, "plain"), [])
                  if r["rep"] > 0]
         base = med(plain)
+        chart.append((prog, []))
         for fr in fracs:
             cells = []
             meds = {}
@@ -181,8 +192,13 @@ def main():
                               if n_oom else ""))
             ratio = ("%.2f" % (meds["swap"] / meds["dsm"])
                      if len(meds) == 2 else "-")
-            dpk = [r["peak"] for r in runs.get((prog, fr, "dsm"), [])]
-            spk = [r["peak"] for r in runs.get((prog, fr, "swap"), [])]
+            chart[-1][1].append((fr, *(
+                meds[m] / base if m in meds else None
+                for m in ("dsm", "swap")), cells[1].split(" (")[0]))
+            dpk = [r["peak"] for r in runs.get((prog, fr, "dsm"), [])
+                   if r["peak"] is not None]
+            spk = [r["peak"] for r in runs.get((prog, fr, "swap"), [])
+                   if r["peak"] is not None]
             fet = [int(r["fetched"]) for r in runs.get((prog, fr, "dsm"), [])
                    if r["fetched"] not in ("-", "")]
             p("| %s | %d%% (%s MiB) | %s | %s | %s | %s | %s | %s |" % (
@@ -191,6 +207,13 @@ def main():
                 mib(med(dpk)) if dpk else "-", mib(med(spk)) if spk else "-",
                 "{:,}".format(int(med(fet))) if fet else "-"))
     p("")
+    if a.plots:
+        png = plots.preload_slowdown(
+            a.plots, chart, "Slowdown with 25/50/100% of the working set "
+            "local: dsm-run against kernel swap", "preload-slowdown.png")
+        if png:
+            p("![slowdown per program, dsm-run against kernel swap](%s)\n"
+              % png)
     p("Every run, seconds (plain, then dsm / swap per fraction):\n")
     for prog in progs:
         parts = ["plain " + ", ".join(

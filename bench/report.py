@@ -4,6 +4,9 @@
 Input: one JSON line per run, {"case": NAME, "rep": R, "result": {...}} or
 {"case": NAME, "rep": R, "failed": STATUS}.  Every figure printed is the
 median over the runs of its case; ratios are taken between medians.
+With --plots DIR it also draws the charts of those figures into DIR
+(plots.py) and links them below their tables; to redraw the charts of
+kept results: report.py RESULTS.jsonl ... --plots DIR >/dev/null.
 """
 import argparse
 import datetime
@@ -11,11 +14,21 @@ import json
 import statistics
 import sys
 
+import plots
+
 PATTERNS = [
     ("seq", "seq read"),
     ("uniform", "uniform random read"),
     ("zipf", "zipf random read"),
     ("rmw", "uniform read-modify-write"),
+]
+# issue 12's targets for dsm/swap, per pattern
+SWAP_TARGETS = {"seq": 4.0, "zipf": 1.5, "uniform": 1.5, "rmw": 1.3}
+# dsm-bench-latency's paths, dsm's own first
+LAT_PATHS = [
+    ("remote_fault", "remote fault through libdsm (prefetch off)"),
+    ("tcp_rtt", "TCP round trip, 1-page READ on a raw socket"),
+    ("uffd_local", "userfaultfd fault + UFFDIO_COPY, local"),
 ]
 
 
@@ -47,6 +60,15 @@ def scaled(v, m):
     return None if v is None else v * m
 
 
+def med_points(runs, case, key):
+    """The median over the runs of each point of a list-valued figure
+    (a CDF), or None if no run has it."""
+    cols = [r[key] for r in runs.get(case, []) if r.get(key)]
+    if not cols or len({len(c) for c in cols}) != 1:
+        return None
+    return [statistics.median(p) for p in zip(*cols)]
+
+
 def speed(runs, case, pattern):
     """The headline figure: GB/s for seq (higher is better), us/op for
     random patterns (lower is better); plus throughput for the ratio."""
@@ -57,19 +79,38 @@ def speed(runs, case, pattern):
     return (fmt(us, 1, " µs/op"), med(runs, case, "ops_per_s"))
 
 
+def swap_ratio(runs, pat):
+    """dsm's throughput over kernel swap's for one pattern, or None."""
+    d_tp = speed(runs, f"dsm-{pat}", pat)[1]
+    s_tp = speed(runs, f"swap-{pat}", pat)[1]
+    return d_tp / s_tp if d_tp and s_tp else None
+
+
+def chart(name, alt):
+    """The markdown lines linking a chart plots.py drew, if it drew it."""
+    return [f"![{alt}]({name})", ""] if name else []
+
+
 def workload_table(runs, a):
     out = [f"## Working set {a.size}, local budget {a.budget} (1/8)", "",
            "| workload | dsm | kernel swap | dsm/swap |",
            "|---|---|---|---|"]
     for pat, label in PATTERNS:
-        d_txt, d_tp = speed(runs, f"dsm-{pat}", pat)
-        s_txt, s_tp = speed(runs, f"swap-{pat}", pat)
+        d_txt = speed(runs, f"dsm-{pat}", pat)[0]
+        s_txt = speed(runs, f"swap-{pat}", pat)[0]
         if a.swap_skip:
             s_txt = "skipped"
-        ratio = fmt(d_tp / s_tp, 2, "x") if d_tp and s_tp else "-"
-        out.append(f"| {label} | {d_txt} | {s_txt} | {ratio} |")
+        out.append(f"| {label} | {d_txt} | {s_txt} | "
+                   f"{fmt(swap_ratio(runs, pat), 2, 'x')} |")
     out += ["", "dsm/swap is a throughput ratio (bytes/s for seq, ops/s "
             "otherwise): above 1 dsm is faster.", ""]
+    if a.plots:
+        out += chart(plots.swap_ratios(
+            a.plots, [(label, swap_ratio(runs, pat), SWAP_TARGETS[pat])
+                      for pat, label in PATTERNS],
+            f"dsm against kernel swap, {a.size} working set, "
+            f"{a.budget} local", a.prefix + "swap.png"),
+            "dsm/swap per workload, with issue 12's targets")
     return out
 
 
@@ -94,7 +135,24 @@ def policy_table(runs):
     return out
 
 
-def servers_table(runs):
+def servers_case(pat, n):
+    return f"dsm-{pat}" if n == 1 else f"srv{n}-{pat}"
+
+
+def servers_chart(runs, a):
+    def points(pat, scale):
+        return [(n, scaled(speed(runs, servers_case(pat, n), pat)[1], scale))
+                for n in (1, 2, 3)]
+
+    return chart(plots.servers(
+        a.plots, [("seq read", "GB/s", points("seq", 1e-3)),
+                  ("uniform random read", "thousand reads/s",
+                   points("uniform", 1e-3))],
+        "One client over 1, 2 and 3 servers on this machine",
+        a.prefix + "servers.png"), "throughput over 1, 2 and 3 servers")
+
+
+def servers_table(runs, a):
     """One client over 1, 2 and 3 servers (regions striped over them)."""
     out = ["## One client over 1, 2 and 3 servers", "",
            "| servers | seq read | vs 1 | uniform random read | vs 1 |",
@@ -103,8 +161,7 @@ def servers_table(runs):
     for n in (1, 2, 3):
         cells = []
         for pat in ("seq", "uniform"):
-            case = f"dsm-{pat}" if n == 1 else f"srv{n}-{pat}"
-            txt, tp = speed(runs, case, pat)
+            txt, tp = speed(runs, servers_case(pat, n), pat)
             rel = fmt(tp / base[pat], 2, "x") if tp and base[pat] else "-"
             cells += [txt, rel]
         out.append(f"| {n} | " + " | ".join(cells) + " |")
@@ -112,7 +169,7 @@ def servers_table(runs):
             "all servers share this machine's two cores and loopback, so "
             "this shows the cost of spreading, not the gain of more "
             "machines.", ""]
-    return out
+    return out + (servers_chart(runs, a) if a.plots else [])
 
 
 def detail_table(runs):
@@ -143,22 +200,35 @@ def detail_table(runs):
     return out
 
 
-def latency_table(runs):
+def latency_table(runs, a):
     def row(label, key):
         return (f"| {label} | {fmt(med(runs, 'latency', key + '_p50_us'))} "
                 f"| {fmt(med(runs, 'latency', key + '_p99_us'))} |")
 
     ratio = med(runs, "latency", "ratio_remote_vs_sum")
-    return ["## Fault latency (4 KiB pages)", "",
-            "| path | p50 µs | p99 µs |", "|---|---|---|",
-            row("remote fault through libdsm (prefetch off)", "remote_fault"),
-            row("userfaultfd fault + UFFDIO_COPY, local", "uffd_local"),
-            row("TCP round trip, 1-page READ on a raw socket", "tcp_rtt"),
-            row("libdsm's own fault service time (dsm_stats)", "lib_fault"),
-            "",
-            f"remote fault p50 / (TCP p50 + userfaultfd p50) = "
-            f"**{fmt(ratio, 2)}** (1.0 would mean libdsm adds nothing "
-            "to the two unavoidable costs).", ""]
+    out = ["## Fault latency (4 KiB pages)", "",
+           "| path | p50 µs | p99 µs |", "|---|---|---|",
+           row("remote fault through libdsm (prefetch off)", "remote_fault"),
+           row("userfaultfd fault + UFFDIO_COPY, local", "uffd_local"),
+           row("TCP round trip, 1-page READ on a raw socket", "tcp_rtt"),
+           row("libdsm's own fault service time (dsm_stats)", "lib_fault"),
+           "",
+           f"remote fault p50 / (TCP p50 + userfaultfd p50) = "
+           f"**{fmt(ratio, 2)}** (1.0 would mean libdsm adds nothing "
+           "to the two unavoidable costs).", ""]
+    if a.plots:
+        pct = med_points(runs, "latency", "cdf_pct")
+        tcp, uffd = (med(runs, "latency", k + "_p50_us")
+                     for k in ("tcp_rtt", "uffd_local"))
+        out += chart(plots.latency_cdf(
+            a.plots, [(label, pct, med_points(runs, "latency", key + "_cdf_us"))
+                      for key, label in LAT_PATHS],
+            "Fault latency, 4 KiB pages: dsm and the floors under it",
+            ("TCP p50 + userfaultfd p50", tcp + uffd if tcp and uffd else None),
+            a.prefix + "latency-cdf.png"),
+            "fault latency CDFs: dsm's remote fault, TCP round trip, "
+            "userfaultfd fault")
+    return out
 
 
 def floors_table(runs):
@@ -253,10 +323,7 @@ def targets_table(runs, a):
         us = med(runs, f"dsm-{pat}", "us_per_op")
         out.append(check(f"{label} µs/op / remote fault p50",
                          us / rem if us and rem else None, 1.25, True))
-    want = {"seq": 4.0, "zipf": 1.5, "uniform": 1.5, "rmw": 1.3}
     for pat, label in PATTERNS:
-        d_tp = speed(runs, f"dsm-{pat}", pat)[1]
-        s_tp = speed(runs, f"swap-{pat}", pat)[1]
         note = ""
         s_us = med(runs, f"swap-{pat}", "us_per_op")
         if pat in ("uniform", "rmw") and s_us and floor_sum and \
@@ -264,9 +331,8 @@ def targets_table(runs, a):
             note = (f" (the round-trip floor, {floor_sum:.1f} µs, is within "
                     f"1.5x of swap's {s_us:.1f} µs/op: the floor targets "
                     "above are the ones that must hold)")
-        out.append(check(f"dsm/swap, {label}",
-                         d_tp / s_tp if d_tp and s_tp else None,
-                         want[pat], False, note))
+        out.append(check(f"dsm/swap, {label}", swap_ratio(runs, pat),
+                         SWAP_TARGETS[pat], False, note))
     return out + [""]
 
 
@@ -277,6 +343,12 @@ def main():
         p.add_argument(opt, required=True)
     p.add_argument("--swap-skip", default="")
     p.add_argument("--huge-note", default="")
+    p.add_argument("--plots", metavar="DIR",
+                   help="draw the charts into DIR and link them")
+    p.add_argument("--prefix", default="latest-",
+                   help="of the charts' file names (default latest-)")
+    p.add_argument("--short", action="store_true",
+                   help="bench/run.sh --short made the runs")
     a = p.parse_args()
     runs, failed = load(a.jsonl)
 
@@ -289,14 +361,18 @@ def main():
            f"limited to {a.budget}, swap file on local disk"
            + (f" - **SKIPPED: {a.swap_skip}**" if a.swap_skip else ""),
            ""]
+    if a.short:
+        out[-1:-1] = ["- **short mode** (`bench/run.sh --short`, as CI runs "
+                      "it): small runs that show the report and its charts "
+                      "work; their figures are not to be quoted"]
     out += targets_table(runs, a)
     out += workload_table(runs, a)
     out += floors_table(runs)
-    out += latency_table(runs)
+    out += latency_table(runs, a)
     out += pages_table(runs, a)
     out += policy_table(runs)
     out += syscalls_table(runs)
-    out += servers_table(runs)
+    out += servers_table(runs, a)
     out += detail_table(runs)
     if failed:
         out += ["## FAILED runs", ""]

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # The one benchmark command: dsm against the kernel's own swap on this
 # machine, each with the same local memory budget, plus the fault latency
-# breakdown.  Prints a markdown report and keeps it in bench/results/.
+# breakdown.  Prints a markdown report and keeps it in bench/results/,
+# with its charts (PNG, bench/plots.py) beside it.
 # Run as root (the swap baseline needs swapon and a memory cgroup):
-#   bench/run.sh
+#   bench/run.sh                      the full run (about 25 minutes)
+#   bench/run.sh --short --out DIR    CI's short mode (about a minute): the
+#                                     same report and charts from small
+#                                     runs, into DIR; no strace pass, no
+#                                     hugetlb pools; figures not to quote
+#   bench/run.sh --out DIR            the full run, kept in DIR instead
 # Also: the same client striped over 2 and 3 servers (the scaling table);
 # the floors under a fault measured in the same run (dsm-bench-floor,
 # dsm-bench-latency); the server's pool on hugetlb pages (reserved here for
@@ -13,19 +19,51 @@
 # Knobs: SIZE (working set, default 1G; the budget is SIZE/8), REPS (runs
 # per case, medians reported; default 3), OPS (accesses per random run,
 # default 300000), WARMUP (untimed zipf accesses before the timed ones,
-# default 1000000), BUILD (build directory, default build-bench).
+# default 1000000), BUILD (build directory, default build-bench; built
+# Release unless SKIP_BUILD=1, which takes its binaries as they are).
+# --short changes the defaults to SIZE=128M REPS=1 OPS=20000
+# WARMUP=20000 (a knob set in the environment still wins).
 # Benchmarks, not tests: nothing fails on timing.  The exit status is
 # non-zero only if a run crashed or read back wrong data.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+PY=/usr/bin/python3   # Debian's, which has Debian's matplotlib: not a pyenv shim
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+usage() {
+	log "$*"
+	echo "usage: bench/run.sh [--short] [--out DIR]  (the header of bench/run.sh says more)" >&2
+	exit 2
+}
+
+short=""
+out_dir=$top/bench/results
+while [ $# -gt 0 ]; do
+	case $1 in
+	--short) short=1; shift ;;
+	--out) [ $# -ge 2 ] || usage "--out needs a directory"; out_dir=$2; shift 2 ;;
+	--out=*) out_dir=${1#--out=}; shift ;;
+	*) usage "unknown argument '$1'" ;;
+	esac
+done
+if [ -n "$short" ]; then
+	# its small figures must never overwrite the kept results
+	[ "$(realpath -m "$out_dir")" != "$(realpath -m "$top/bench/results")" ] ||
+		usage "--short writes to a directory of its own (--out DIR), never over bench/results"
+	SIZE=${SIZE:-128M}
+	REPS=${REPS:-1}
+	OPS=${OPS:-20000}
+	WARMUP=${WARMUP:-20000}
+	lat_samples=5000
+fi
+lat_samples=${lat_samples:-20000}   # dsm-bench-latency's default
 SIZE=${SIZE:-1G}
 REPS=${REPS:-3}
 OPS=${OPS:-300000}
 WARMUP=${WARMUP:-1000000}
 BUILD=${BUILD:-$top/build-bench}
 case "$BUILD" in /*) ;; *) BUILD="$top/$BUILD" ;; esac
-
-log() { printf 'bench: %s\n' "$*" >&2; }
+mkdir -p "$out_dir" || { log "cannot create $out_dir"; exit 1; }
 
 # "1G", "256M", "1GiB" -> bytes (the forms the programs accept)
 to_bytes() { local s=${1%B}; numfmt --from=iec "${s%i}"; }
@@ -75,18 +113,26 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 build() {
-	log "building in $BUILD (Release)"
-	if ! { cmake -S "$top" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release &&
-	       cmake --build "$BUILD" -j"$(nproc)" --target dsm-server \
-		     dsm-bench-workload dsm-bench-latency dsm-bench-floor
-	   } >"$work/build.log" 2>&1; then
-		tail -n 30 "$work/build.log" >&2
-		log "build failed (libdsm and dsm-server are needed)"
-		exit 1
+	local b
+	if [ -n "${SKIP_BUILD:-}" ]; then
+		log "using the binaries in $BUILD as they are (SKIP_BUILD)"
+	else
+		log "building in $BUILD (Release)"
+		if ! { cmake -S "$top" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release &&
+		       cmake --build "$BUILD" -j"$(nproc)" --target dsm-server \
+			     dsm-bench-workload dsm-bench-latency dsm-bench-floor
+		   } >"$work/build.log" 2>&1; then
+			tail -n 30 "$work/build.log" >&2
+			log "build failed (libdsm and dsm-server are needed)"
+			exit 1
+		fi
 	fi
 	wl=$BUILD/bench/dsm-bench-workload
 	lat=$BUILD/bench/dsm-bench-latency
 	floor=$BUILD/bench/dsm-bench-floor
+	for b in "$wl" "$lat" "$floor" "$BUILD/server/dsm-server"; do
+		[ -x "$b" ] || { log "no $b: build it first (deploy/build.sh ${BUILD#"$top"/})"; exit 1; }
+	done
 }
 
 # Huge pages for servers 1-3 (the main cases); server 4 keeps 4 KiB pages
@@ -96,7 +142,9 @@ build() {
 huge_note=""
 reserve_huge() {
 	local need=$(( 3 * ((capacity + (2 << 20) - 1) >> 21) ))
-	if [ ! -w /proc/sys/vm/nr_hugepages ]; then
+	if [ -n "$short" ]; then
+		huge_note="short mode (--short) leaves it out"
+	elif [ ! -w /proc/sys/vm/nr_hugepages ]; then
 		huge_note="cannot set vm.nr_hugepages (not root)"
 		return
 	fi
@@ -241,7 +289,7 @@ syscalls() {
 		--warmup 0
 	kill -INT "$tr" 2>/dev/null
 	wait "$tr" 2>/dev/null || true # strace ends with SIGINT: 130
-	python3 -B "$top/bench/strace_counts.py" "$name" \
+	$PY -B "$top/bench/strace_counts.py" "$name" \
 		"$work/sc-$name-client.txt" "$work/sc-$name-server.txt" >>"$jsonl"
 }
 
@@ -251,13 +299,15 @@ main() {
 	local main_pages=on
 	[ -z "$huge_note" ] || main_pages=off
 	for i in 1 2 3; do start_server "$i" "$main_pages"; done
-	start_server 4 off
+	# server 4 is the 4 KiB side of the hugetlb comparison
+	[ -n "$huge_note" ] || start_server 4 off
 	setup_swap
 	# Runs of all cases are interleaved rather than grouped, so a slow
 	# minute on a shared machine hurts every case a little, not one a lot.
 	for rep in $(seq "$REPS"); do
 		record floor "$rep" "$floor" --size "$size_bytes"
-		record latency "$rep" "$lat" --server "${addrs[0]}"
+		record latency "$rep" "$lat" --server "${addrs[0]}" \
+			--samples "$lat_samples"
 		for pat in seq uniform zipf rmw; do
 			run_dsm "dsm-$pat" "$rep" 2q "$pat"
 			[ $pat != zipf ] || run_dsm dsm-fifo-zipf "$rep" fifo zipf
@@ -265,7 +315,8 @@ main() {
 		done
 		# the pool on 4 KiB pages (server 4), beside dsm-seq/-uniform
 		for pat in seq uniform; do
-			run_dsm "small-$pat" "$rep" 2q "$pat" "${addrs[3]}"
+			[ -n "$huge_note" ] ||
+				run_dsm "small-$pat" "$rep" 2q "$pat" "${addrs[3]}"
 		done
 		# one client striped over 2 and 3 servers (1: dsm-seq, ...)
 		for n in 2 3; do
@@ -274,23 +325,30 @@ main() {
 			done
 		done
 	done
-	if command -v strace >/dev/null; then
+	if [ -n "$short" ]; then
+		log "short mode: no system call counts"
+	elif command -v strace >/dev/null; then
 		syscalls fill uniform 1
 		for pat in seq uniform zipf rmw; do syscalls "$pat" "$pat"; done
 	else
 		log "SKIP system call counts: no strace"
 	fi
 
-	mkdir -p "$top/bench/results"
-	python3 -B "$top/bench/report.py" "$jsonl" \
+	# The charts are drawn with the report, from the same figures, into
+	# the scratch directory first: a report that fails leaves the kept
+	# results as they were.
+	$PY -B "$top/bench/report.py" "$jsonl" \
 		--size "$SIZE" --budget "$(( budget >> 20 ))M" --reps "$REPS" \
 		--ops "$OPS" --swap-skip "$swap_skip" --huge-note "$huge_note" \
 		--machine "$(nproc) cores, $(uname -sr), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM" \
-		>"$work/latest.md"
-	cp "$work/latest.md" "$top/bench/results/latest.md"
-	cp "$jsonl" "$top/bench/results/latest.jsonl"
+		--plots "$work" --prefix latest- ${short:+--short} >"$work/latest.md"
+	cp "$work/latest.md" "$out_dir/latest.md"
+	cp "$jsonl" "$out_dir/latest.jsonl"
+	# charts a run could not draw must not be left from an older one
+	rm -f "$out_dir"/latest-*.png
+	cp "$work"/latest-*.png "$out_dir/" 2>/dev/null || true
 	cat "$work/latest.md"
-	log "report in bench/results/latest.md, raw runs in bench/results/latest.jsonl"
+	log "report in $out_dir/latest.md, raw runs in latest.jsonl, charts in latest-*.png"
 	if (( failures )); then
 		log "$failures run(s) FAILED: see the report"
 		exit 1

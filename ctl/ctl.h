@@ -15,7 +15,8 @@
  *   json.c      ...or as one JSON document, for programs
  *
  * drain.c is the one command that changes something: it records a drain
- * in the registry and watches it progress (its own run function).
+ * in the registry and watches it progress (its own run function), with
+ * the progress line of progress.c.
  *
  * A command is a row of commands[] (dsmctl.c) saying what it fetches and
  * how it prints.  The printers only read the snapshot: whatever the
@@ -27,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "registry.h"
 
@@ -137,6 +139,30 @@ void server_counters(const struct snapshot *s,
 #define DRAIN_DEFAULT_TIMEOUT_S 600
 
 int drain_run(struct dsm_reg *reg, const struct ctl *c);
+
+/* ---- progress.c ---------------------------------------------------------- */
+
+/* A line showing how far work an operator waits on has come, redrawn in
+ * place on stderr if it is a terminal, and nothing at all otherwise. */
+struct progress {
+	FILE *tty;              /* stderr if it is a terminal, else NULL */
+	const char *verb;       /* "copied" */
+	uint64_t total;         /* bytes the work is about */
+	uint64_t t0_ms;         /* when it began (dsm_reg_now_ms) */
+	bool drawn;             /* a line is on the screen */
+};
+
+void progress_begin(struct progress *p, const char *verb, uint64_t total,
+		    uint64_t now_ms);
+/* done of total bytes so far (clamped to total): redraws the line. */
+void progress_update(struct progress *p, uint64_t done, uint64_t now_ms);
+/* Erases the line, so that what the caller prints next starts clean. */
+void progress_end(struct progress *p);
+/* The line's text: "copied 512.0 MiB of 1.0 GiB (50%), 170.7 MiB/s, ETA
+ * 3 s", or "copied 0 B of 1.0 GiB (0%), 4 s elapsed" before anything has
+ * moved.  Returns what snprintf does. */
+size_t progress_format(char *buf, size_t len, const char *verb, uint64_t done,
+		       uint64_t total, uint64_t elapsed_ms);
 
 /* ---- text.c -------------------------------------------------------------- */
 

@@ -6,7 +6,10 @@
  * done by the others.  The server sees it with its next heartbeat, stops
  * taking regions and tells its clients; each client moves its stripes to
  * other servers and frees them on the drained one (client/migrate.c).
- * dsmctl then watches the server's record until it holds nothing.
+ * dsmctl then watches the server's record until it holds nothing, with a
+ * progress line on a terminal (progress.c) and only the outcome
+ * otherwise.  Its figures are the registry's, from the server's
+ * heartbeat once a second (copied_estimate says which).
  *
  * Before anything changes, the drain is checked: the server must be live,
  * and the servers that stay must have room for what it holds.  A drain
@@ -22,10 +25,10 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "page.h"
 #include "util.h"
 
 #define POLL_MS 100        /* how often the registry is read */
-#define PROGRESS_MS 1000   /* how often progress is printed */
 
 /* Bytes of region r that the registry places on server id, replicas
  * included. */
@@ -202,9 +205,10 @@ static void print_result(const struct ctl *c, bool drained, double secs,
 		       "service)\n", c->server_id, secs, c->server_id);
 }
 
-/* One look at the registry: 1 drained, 0 not yet, or an exit status. */
+/* One look at the registry: 1 drained, 0 not yet, or an exit status.
+ * left: what the server holds; read: the pages it has read so far. */
 static int look(struct dsm_reg *reg, const struct ctl *c, struct snapshot *s,
-		uint64_t *left)
+		struct progress *p, uint64_t *left, uint64_t *read)
 {
 	const struct dsm_reg_server *v;
 	int rc;
@@ -217,47 +221,76 @@ static int look(struct dsm_reg *reg, const struct ctl *c, struct snapshot *s,
 		return -rc;
 	v = find_server(s, c->server_id);
 	if (!v) {
+		progress_end(p);
 		fprintf(stderr, "dsmctl: server %u left the registry while "
 			"draining (stopped or crashed?)\n", c->server_id);
 		return -EXIT_RUNTIME;
 	}
 	*left = v->used;
+	*read = v->counters[DSM_RS_PAGES_READ];
 	return v->draining && v->used == 0;
 }
 
-static void progress(const struct snapshot *s, uint32_t id, uint64_t left)
+/* How much of total has been copied off the server, for the progress
+ * line.  What it no longer holds is sure, but a client frees a region's
+ * stripes there only once it has copied them all: with one big region
+ * that figure waits at 0 until the end.  The copies are READs the server
+ * serves, so the pages it has read since the drain began (read - read0)
+ * move meanwhile; its clients' own faults there add to them, and
+ * one-sided RDMA READs are not among them, so that is an estimate, kept
+ * below the total until the server holds nothing. */
+static uint64_t copied_estimate(uint64_t total, uint64_t left, uint64_t read0,
+				uint64_t read)
 {
-	char b[32], p[32];
-	size_t n;
-	uint64_t placed = placed_on(s, id, &n);
+	uint64_t freed = total > left ? total - left : 0;
+	uint64_t copied = read > read0 ? (read - read0) * DSM_PAGE_SIZE : 0;
+	uint64_t most = total / 100 * 99;
 
-	printf("  %s left on server %u; the registry places %s of %zu "
-	       "regions there\n", dsm_fmt_bytes(left, b, sizeof(b)), id,
-	       dsm_fmt_bytes(placed, p, sizeof(p)), n);
-	fflush(stdout);
+	copied = copied < most ? copied : most;
+	return freed > copied ? freed : copied;
 }
 
-/* Watch until the server is empty or the time is up. */
-static int wait_drained(struct dsm_reg *reg, const struct ctl *c)
+/* The line before the result, for people: how much moved, how fast. */
+static void print_moved(const struct ctl *c, uint64_t total, double secs)
+{
+	char b[32], r[32];
+
+	if (c->json || !total)
+		return;
+	printf("  moved %s off server %u in %.1f s (%s/s)\n",
+	       dsm_fmt_bytes(total, b, sizeof(b)), c->server_id, secs,
+	       dsm_fmt_bytes(secs > 0 ? (uint64_t)(total / secs) : total, r,
+			     sizeof(r)));
+}
+
+/* Watch until the server is empty or the time is up; total is what it
+ * held when the drain began, read0 the pages it had read then. */
+static int wait_drained(struct dsm_reg *reg, const struct ctl *c,
+			uint64_t total, uint64_t read0)
 {
 	uint64_t timeout = c->timeout_ms ? c->timeout_ms :
 					   DRAIN_DEFAULT_TIMEOUT_S * 1000ULL;
-	uint64_t t0 = dsm_reg_now_ms(), last = t0, left = 0, now;
+	uint64_t t0 = dsm_reg_now_ms(), left = 0, read = 0, now;
 	struct snapshot s = { 0 };
+	struct progress p;
 	int rc;
 
-	while ((rc = look(reg, c, &s, &left)) == 0) {
+	progress_begin(&p, "copied", total, t0);
+	while ((rc = look(reg, c, &s, &p, &left, &read)) == 0) {
 		now = dsm_reg_now_ms();
 		if (now - t0 >= timeout)
 			break;
-		if (!c->json && now - last >= PROGRESS_MS) {
-			progress(&s, c->server_id, left);
-			last = now;
-		}
+		if (!c->json)
+			progress_update(&p, copied_estimate(total, left, read0,
+							    read), now);
 		usleep(POLL_MS * 1000);
 	}
+	progress_end(&p);
 	if (rc == 1) {
-		print_result(c, true, (dsm_reg_now_ms() - t0) / 1e3, 0);
+		double secs = (dsm_reg_now_ms() - t0) / 1e3;
+
+		print_moved(c, total, secs);
+		print_result(c, true, secs, 0);
 		rc = 0;
 	} else if (rc == 0) {
 		char b[32];
@@ -315,7 +348,8 @@ int drain_run(struct dsm_reg *reg, const struct ctl *c)
 		       dsm_fmt_bytes(sbytes, used, sizeof(used)), n);
 	fflush(stdout);
 	if (!c->no_wait)
-		rc = wait_drained(reg, c);
+		rc = wait_drained(reg, c, v->used,
+				  v->counters[DSM_RS_PAGES_READ]);
 out:
 	snapshot_free(&s);
 	return rc;

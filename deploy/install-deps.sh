@@ -17,6 +17,7 @@ pkgs=(
   clang libclang-rt-14-dev           # libFuzzer and sanitizer runtimes
   python3 procps util-linux          # test and benchmark scripts
   strace                             # bench/run.sh: system calls per page
+  python3-matplotlib                 # bench/plots.py: the benchmarks' charts
   nodejs default-jdk-headless golang-go # managed runtimes under the shim (tests)
 )
 vm_pkgs=(

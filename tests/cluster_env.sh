@@ -98,15 +98,19 @@ wait_for() {
 
 # drain_empties ID WHAT: `dsmctl drain ID` must say it drained, and the
 # server then hold no memory and no region (the sourcing script sets
-# dsmctl and fail).
+# dsmctl and fail).  Its output, piped, is kept in drain_out: it must
+# have no progress line (those are for terminals, redrawn with \r).
 drain_empties() {
 	local out rc
 
 	out=$("$dsmctl" drain "$1" --timeout=60 2>&1)
 	rc=$?
 	echo "$out"
+	drain_out=$out
 	[ $rc = 0 ] && grep -q "server $1 drained in" <<<"$out" ||
 		fail "$2: exit $rc: $out"
+	[[ $out != *$'\r'* ]] ||
+		fail "$2: a progress line (\\r) in dsmctl drain's output through a pipe"
 	[ "$(server_field "$1" used)" = 0 ] || fail "drained server still uses memory"
 	[ "$(server_field "$1" regions)" = 0 ] || fail "drained server still has regions"
 }

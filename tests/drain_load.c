@@ -14,6 +14,12 @@
  *
  *   window ops=N access_p50_us=X access_p99_us=Y
  *
+ * SIGUSR2 does the same for a second record of its own, the timeline of
+ * bench/drain.sh's chart (one every quarter second, SIGUSR1's windows
+ * untouched), with the wall clock in ms:
+ *
+ *   tick t_ms=T ops=N access_p50_us=X access_p99_us=Y
+ *
  * At the end it checks every word once more and prints one line:
  *
  *   done ops=N mismatches=M pages_moved=P access_p50_us=X access_p99_us=Y
@@ -44,7 +50,8 @@ static uint64_t nwords;
 static unsigned nthreads = 4;
 static atomic_int stop;
 static atomic_uint_fast64_t ops, mismatches;
-static atomic_uint_fast64_t hist[HIST];
+static atomic_uint_fast64_t hist[HIST];  /* since the last SIGUSR1 */
+static atomic_uint_fast64_t ticks[HIST]; /* since the last SIGUSR2 */
 
 static uint64_t mix(uint64_t x)
 {
@@ -89,6 +96,7 @@ static void *worker(void *arg)
 		}
 		us = (now_ns() - t0) / 1000;
 		atomic_fetch_add(&hist[us < HIST ? us : HIST - 1], 1);
+		atomic_fetch_add(&ticks[us < HIST ? us : HIST - 1], 1);
 		check(w, v);
 		if (seed & 1)
 			ref[w] = mix(seed ^ w);
@@ -98,25 +106,46 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static uint64_t recorded(void)
+static uint64_t recorded(atomic_uint_fast64_t *h)
 {
 	uint64_t total = 0;
 
 	for (int i = 0; i < HIST; i++)
-		total += hist[i];
+		total += h[i];
 	return total;
 }
 
-static uint64_t percentile(double pct)
+static uint64_t percentile(atomic_uint_fast64_t *h, double pct)
 {
-	uint64_t total = recorded(), seen = 0;
+	uint64_t total = recorded(h), seen = 0;
 
 	for (int i = 0; i < HIST; i++) {
-		seen += hist[i];
+		seen += h[i];
 		if (total && seen * 100.0 >= total * pct)
 			return i;
 	}
 	return 0;
+}
+
+/* "ops=N access_p50_us=X access_p99_us=Y" of record h, which then starts
+ * afresh. */
+static void print_record(atomic_uint_fast64_t *h)
+{
+	printf("ops=%llu access_p50_us=%llu access_p99_us=%llu\n",
+	       (unsigned long long)recorded(h),
+	       (unsigned long long)percentile(h, 50),
+	       (unsigned long long)percentile(h, 99));
+	fflush(stdout);
+	for (int i = 0; i < HIST; i++)
+		atomic_store(&h[i], 0);
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
 }
 
 int main(int argc, char **argv)
@@ -139,6 +168,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	err = dsm_init(NULL);
 	if (err) {
@@ -158,14 +188,14 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	for (unsigned t = 0; t < nthreads; t++)
 		pthread_create(&th[t], NULL, worker, (void *)(uintptr_t)t);
-	while (!sigwait(&sigs, &sig) && sig == SIGUSR1) {
-		printf("window ops=%llu access_p50_us=%llu access_p99_us=%llu\n",
-		       (unsigned long long)recorded(),
-		       (unsigned long long)percentile(50),
-		       (unsigned long long)percentile(99));
-		fflush(stdout);
-		for (int i = 0; i < HIST; i++)
-			atomic_store(&hist[i], 0);
+	while (!sigwait(&sigs, &sig) && (sig == SIGUSR1 || sig == SIGUSR2)) {
+		if (sig == SIGUSR1) {
+			printf("window ");
+			print_record(hist);
+		} else {
+			printf("tick t_ms=%llu ", (unsigned long long)wall_ms());
+			print_record(ticks);
+		}
 	}
 	atomic_store(&stop, 1);
 	for (unsigned t = 0; t < nthreads; t++)
@@ -178,8 +208,8 @@ int main(int argc, char **argv)
 	       "degraded_stripes=%llu\n",
 	       (unsigned long long)ops, (unsigned long long)mismatches,
 	       (unsigned long long)st.pages_moved,
-	       (unsigned long long)percentile(50),
-	       (unsigned long long)percentile(99),
+	       (unsigned long long)percentile(hist, 50),
+	       (unsigned long long)percentile(hist, 99),
 	       (unsigned long long)st.pages_rereplicated,
 	       (unsigned long long)st.degraded_stripes);
 	fflush(stdout);

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # The one test command (README "Tests"; .ci/run calls exactly this).
-#   tests/run.sh
+#   tests/run.sh                 every stage
+#   tests/run.sh STAGE...        only those (the others are reported
+#                                skipped), e.g. tests/run.sh bench-short
 # Its stages, in order:
 #   dependencies  installs missing Debian packages
 #   tests         builds (RelWithDebInfo) and runs the ctest suite
 #   tests-asan    the same under AddressSanitizer + UBSan   (SKIP_ASAN=1 skips)
 #   tests-tsan    the same under ThreadSanitizer            (SKIP_TSAN=1 skips)
 #   fuzz          the protocol fuzzer for FUZZ_SECONDS s (default 60; 0 skips)
+#   bench-short   bench/run.sh --short on the tests' build: its report and
+#                 every chart it draws must be there, each a real PNG
+#                 (build/bench-short/); nothing looks at the figures
+#                 (SKIP_BENCH=1 skips; needs root, as CI runs)
 #   multinode     dsm across qemu guests with soft-RoCE (tests/multinode/;
 #                 SKIP_MULTINODE=1 skips; skipped with its reason where
 #                 qemu cannot run)
@@ -25,6 +31,11 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+# Each stage's output goes through tee into its log: a stage that shows
+# progress on a terminal (multinode) is told which one (deploy/progress.sh).
+# shellcheck source=deploy/progress.sh
+. deploy/progress.sh
+progress_share
 
 logs=$(mktemp -d /tmp/dsm-run.XXXXXX)
 trap 'rm -rf "$logs"' EXIT
@@ -34,6 +45,7 @@ trap 'echo "run.sh: interrupted"; exit 130' INT TERM
 skips=$logs/skips # "stage: what was skipped: why", one a line
 : >"$skips"
 results=()        # "status<TAB>stage<TAB>detail", one per stage
+only=" $* "       # the stages named on the command line; "  " is all
 
 # in_env VAR=VALUE... COMMAND [ARGS...]: COMMAND, which may be a function
 # here, with those variables exported (inside its stage's subshell only).
@@ -59,6 +71,9 @@ knob() {
 stage() {
 	local name=$1 why_not=$2 rc reason t0=$SECONDS
 	shift 2
+	if [ -z "$why_not" ] && [ "$only" != "  " ] && [[ $only != *" $name "* ]]; then
+		why_not="not named on the command line"
+	fi
 	if [ -n "$why_not" ]; then
 		printf '\n=== %s: skipped (%s) ===\n' "$name" "$why_not"
 		results+=("skipped	$name	$why_not")
@@ -172,6 +187,44 @@ summary() {
 	fi
 }
 
+# is_png FILE: FILE is there, not empty, and starts as every PNG does.
+is_png() {
+	if [ ! -s "$1" ]; then
+		echo "bench-short: $1 missing or empty"
+		return 1
+	fi
+	if [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" != 89504e470d0a1a0a ]; then
+		echo "bench-short: $1 is not a PNG"
+		return 1
+	fi
+	echo "bench-short: $1: PNG, $(stat -c %s "$1") bytes"
+}
+
+# bench_short DIR: the benchmark command's short mode, as CI runs it, on
+# the build the tests stage made (no Release build of its own), into DIR.
+# Its report and charts must be there; the swap chart only if the swap
+# baseline ran (the report says when it was skipped).
+bench_short() {
+	local out=$1 chart bad=0
+
+	rm -rf "$out"
+	in_env BUILD="$top/build" SKIP_BUILD=1 bench/run.sh --short --out "$out" \
+		>"$out.log" || { tail -n 30 "$out.log"; return 1; }
+	echo "bench-short: the report ($out/latest.md, its output in $out.log):"
+	sed -n '/^## Targets/,/^## Streaming/p' "$out/latest.md" | head -n 25
+	[ -s "$out/latest.md" ] || { echo "bench-short: no report"; return 1; }
+	for chart in latency-cdf servers swap; do
+		if [ $chart = swap ] && grep -q '^- kernel swap: .*SKIPPED' "$out/latest.md"; then
+			echo "bench-short: no swap chart: $(grep -o 'SKIPPED: .*' "$out/latest.md")"
+			continue
+		fi
+		is_png "$out/latest-$chart.png" || bad=1
+		grep -qF "(latest-$chart.png)" "$out/latest.md" ||
+			{ echo "bench-short: the report does not link latest-$chart.png"; bad=1; }
+	done
+	return $bad
+}
+
 fuzz_seconds=${FUZZ_SECONDS:-60}
 stage dependencies "" deploy/install-deps.sh
 stage tests "" suite build 300
@@ -184,5 +237,10 @@ stage tests-tsan "$(knob SKIP_TSAN 1)" \
 	suite build-tsan 900 -DDSM_TSAN=ON
 stage fuzz "$(knob FUZZ_SECONDS 0)" \
 	tests/run-fuzz.sh "$top/build-fuzz" "$fuzz_seconds"
+stage bench-short "$(knob SKIP_BENCH 1)" bench_short "$top/build/bench-short"
 stage multinode "$(knob SKIP_MULTINODE 1)" tests/multinode/run.sh
+for name in "$@"; do
+	printf '%s\n' "${results[@]}" | cut -f2 | grep -qxF -- "$name" ||
+		{ echo "run.sh: no stage named $name (the header lists them)"; exit 2; }
+done
 summary

@@ -60,6 +60,9 @@ victim_pid=$(server_field "$victim" pid)
 before=$(server_field "$victim" used)
 [ "$before" -gt 0 ] || fail "server $victim holds nothing before the drain"
 drain_empties "$victim" "drain under load"
+# piped, the outcome only: how much moved, then that it drained
+grep -q "^  moved [0-9.]* [KMG]iB off server $victim in [0-9.]* s ([0-9.]* [KMG]*i*B/s)$" <<<"$drain_out" ||
+	fail "drain under load: no 'moved ... off server' line: $drain_out"
 state_is "$victim" draining || fail "drained server's state is not 'draining'"
 wait_for 5 placed_is "$victim" 0 ||
 	fail "the registry still places $(placed_on "$victim") bytes on the drained server"

@@ -381,12 +381,26 @@ mapped_at=$SECONDS
 
 # A drain of the home moves the region with its holders' help: dsmctl
 # says so at the start, the drain ends, and the record names another home,
-# held by both.
-if run 0 drain --timeout=30 "$home"; then
-	grep -qF "of it in 1 shared regions, moved by their holders" <<<"$out" &&
-		grep -q "drained in" <<<"$out" ||
-		fail "drain of a shared region's home: $out / $err"
+# held by both.  On a terminal (script(1) makes one) dsmctl draws its
+# progress line meanwhile, in place (\r, the line, erase to the end of the
+# line: ESC [K), and erases it before the outcome.
+if command -v script >/dev/null; then
+	out=$(script -qec "$(printf '%q ' "$dsmctl" drain --timeout=30 "$home")" \
+		/dev/null </dev/null)
+	rc=$?
+	err=""
+	[ $rc = 0 ] || fail "dsmctl drain on a terminal: exit $rc: $(cat -v <<<"$out")"
+	grep -q $'\r  copied [^\r]* of [^\r]*([^\r]*\(elapsed\|ETA\)[^\r]*\033\[K' <<<"$out" &&
+		grep -q $'\r\033\[K  moved .* off server' <<<"$out" ||
+		fail "dsmctl drain on a terminal: no progress line drawn, then erased: $(cat -v <<<"$out")"
+else
+	echo "SKIP: dsmctl drain on a terminal: no script(1) (util-linux) to make one"
+	run 0 drain --timeout=30 "$home"
+	[[ $out$err != *$'\r'* ]] || fail "dsmctl drain, piped: a progress line (\\r): $out"
 fi
+grep -qF "of it in 1 shared regions, moved by their holders" <<<"$out" &&
+	grep -q "drained in" <<<"$out" ||
+	fail "drain of a shared region's home: $out / $err"
 run 0 --json regions && json '
 s = [r for r in doc if r.get("shared")]
 assert len(s) == 1 and s[0]["home"] != int(args[0]), s

@@ -13,6 +13,16 @@ test_name=${1:-multinode}
 passed=0 failed=0
 # shellcheck disable=SC2034 # for the test's closing figures
 t_start=$SECONDS
+# shellcheck source=deploy/progress.sh
+. "$top/deploy/progress.sh"
+# On a terminal each check starts with "multinode NAME: case I of N, ...
+# elapsed, ETA ...".  N is how many checks the last whole run of the test
+# made (finish records it): counting them in the script would miss those
+# in loops and functions, and a plan written by hand goes stale.
+cases_file=$DSM_VM_DIR/progress/$test_name.cases
+cases_known=$(cat "$cases_file" 2>/dev/null) || true
+[[ $cases_known =~ ^[1-9][0-9]*$ ]] || cases_known=""
+case_no=0 case_t0=$SECONDS
 
 skip() {
 	echo "$test_name: SKIP: $*" >&2
@@ -24,6 +34,9 @@ check() {
 	local name=$1
 
 	shift
+	case_no=$((case_no + 1))
+	[ "$case_no" != 1 ] || case_t0=$SECONDS
+	progress_step "multinode $test_name" case "$case_no" "$cases_known" "$case_t0"
 	echo "--- $name"
 	if "$@"; then
 		passed=$((passed + 1))
@@ -128,6 +141,7 @@ guests_up() {
 
 # finish: the summary line; exit 0 only if every check passed.
 finish() {
+	mkdir -p "${cases_file%/*}" && echo "$case_no" >"$cases_file"
 	echo "$test_name: $passed passed, $failed failed"
 	[ "$failed" = 0 ]
 	exit

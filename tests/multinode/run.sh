@@ -6,10 +6,15 @@
 # needs and takes them down again.  The last lines list what ran, what
 # failed and what was skipped, with the reasons.  Exit 0 if every test
 # passed, 1 if any failed, 77 after a "SKIP:" line if none could run
-# (qemu cannot run on this machine).
+# (qemu cannot run on this machine).  On a terminal, lines say which test
+# of how many runs, and which case of it, with the time elapsed and an
+# ETA (deploy/progress.sh); piped, only the tests' own output.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 1
+# shellcheck source=deploy/progress.sh
+. deploy/progress.sh
+progress_share   # the tests' output goes through tee: name the terminal
 
 # In order: the harness itself, then dsm across guests.
 tests=(smoke tcp_basic rdma)
@@ -17,8 +22,10 @@ tests=(smoke tcp_basic rdma)
 deploy/install-deps.sh --vm || { echo "multinode: installing the guests' packages failed"; exit 1; }
 deploy/build.sh build >/dev/null || { echo "multinode: build failed"; exit 1; }
 
-results=() failed=0 skipped=0
+results=() failed=0 skipped=0 i=0 suite_t0=$SECONDS
 for t in "${tests[@]}"; do
+	i=$((i + 1))
+	progress_step "multinode ($t)" test "$i" "${#tests[@]}" "$suite_t0"
 	t0=$SECONDS
 	printf '\n--- multinode: %s\n' "$t"
 	tests/multinode/$t.sh 2>&1 | tee "/tmp/dsm-multinode-$t.$$.log"
