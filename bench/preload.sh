@@ -16,7 +16,9 @@
 # PROGRAMS (default "sort python redis xz node java go"), SORT_LINES (2000000),
 # PY_BLOBS (160), REDIS_KEYS (1000), XZ_MB (1), TIMEOUT (seconds per
 # run, 600),
-# BUILD (build directory, default build-bench).
+# BUILD (build directory, default build-bench), OUT (where the report,
+# chart and raw runs go, default bench/results: a run of some PROGRAMS
+# only is better kept elsewhere).
 # The exit status is non-zero if a run failed, timed out or produced
 # output different from the plain run's, or if far memory was not used
 # at the smallest fraction: those are failures, not figures.
@@ -39,6 +41,7 @@ REDIS_KEYS=${REDIS_KEYS:-1000}
 XZ_MB=${XZ_MB:-1}
 TIMEOUT=${TIMEOUT:-600}
 BUILD=${BUILD:-$top/build-bench}
+OUT=${OUT:-$top/bench/results}
 case "$BUILD" in /*) ;; *) BUILD="$top/$BUILD" ;; esac
 PY=/usr/bin/python3   # Debian's, as the tests use: not a pyenv shim
 
@@ -463,20 +466,20 @@ main() {
 	done
 	local took
 	took=$(awk -v a="$start_time" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", b - a }')
-	mkdir -p "$top/bench/results"
+	mkdir -p "$OUT"
 	$PY -B "$top/bench/preload_report.py" "$churn" "$runs" \
 		--reps "$REPS" --churn-reps "$CHURN_REPS" --churn-ops "$CHURN_OPS" \
 		--took "$took" --xz-mb "$XZ_MB" \
 		--machine "$(nproc) cores, $(uname -sr), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM" \
 		--plots "$work" >"$work/preload.md"
-	cp "$work/preload.md" "$top/bench/results/preload.md"
-	cp "$runs" "$top/bench/results/preload-runs.tsv"
-	cp "$churn" "$top/bench/results/preload-churn.tsv"
-	rm -f "$top/bench/results/preload-slowdown.png"
+	cp "$work/preload.md" "$OUT/preload.md"
+	cp "$runs" "$OUT/preload-runs.tsv"
+	cp "$churn" "$OUT/preload-churn.tsv"
+	rm -f "$OUT/preload-slowdown.png"
 	[ ! -e "$work/preload-slowdown.png" ] ||
-		cp "$work/preload-slowdown.png" "$top/bench/results/"
+		cp "$work/preload-slowdown.png" "$OUT/"
 	cat "$work/preload.md"
-	log "report in bench/results/preload.md (took $took s), its chart in preload-slowdown.png"
+	log "report in $OUT/preload.md (took $took s), its chart in preload-slowdown.png"
 	if (( failures )); then
 		log "$failures run(s) FAILED: see above"
 		exit 1
