@@ -821,7 +821,14 @@ static void fault_missing(struct dsm_region *r, uint64_t idx, bool write,
 	switch (p->state) {
 	case DSM_PG_CLEAN:
 	case DSM_PG_DIRTY:
-		fault_resident(p, t0);
+		/* a shared page is only ever dropped by the engine (no shim
+		 * maps one), and zeros there would be a write no home
+		 * granted: a repeat fault, woken */
+		if (r->shared)
+			dsm_uffd_wake(&dsm_eng.uffd, dsm_page_addr(p),
+				      DSM_PAGE_SIZE);
+		else
+			fault_resident(p, t0);
 		break;
 	case DSM_PG_LOST:
 		dsm_poison_or_abort(dsm_page_addr(p), DSM_PAGE_SIZE);
