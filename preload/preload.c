@@ -53,6 +53,7 @@
 #include "dsm.h"
 #include "log.h"
 #include "page.h"
+#include "small.h"
 #include "stats_file.h"
 #include "util.h"
 
@@ -202,7 +203,15 @@ static void *far_alloc(size_t size, size_t align, bool zero)
 	if (size < threshold || dsm_tl_internal || !far_on())
 		return NULL;
 	dsm_tl_internal++;
-	p = arena_alloc(size, align, zero);
+	/* below a page (a threshold under 4K): a slab's block, unless the
+	 * caller wants more alignment than every block has */
+	if (size < SMALL_MAX && align <= SMALL_ALIGN) {
+		p = small_alloc(size);
+		if (p && zero)
+			memset(p, 0, size);
+	} else {
+		p = arena_alloc(size, align, zero);
+	}
 	dsm_tl_internal--;
 	if (!p && !__atomic_exchange_n(&warned_full, 1, __ATOMIC_RELAXED))
 		say("dsm: far memory exhausted (%s); allocating locally",
@@ -261,9 +270,15 @@ static void far_free(void *p)
  * should pay for the shim is one compare.  The far paths are kept out of
  * line (noinline): inlined, their register saves ran before the compare
  * on every call (five pushes ahead of it in malloc, six in calloc). */
+/* A block's alignment: as the C library's below a page, a page above. */
+static size_t block_align(size_t n)
+{
+	return n < SMALL_MAX ? SMALL_ALIGN : PAGE;
+}
+
 static __attribute__((noinline)) void *malloc_far(size_t n)
 {
-	void *p = far_alloc(n, PAGE, false);
+	void *p = far_alloc(n, block_align(n), false);
 
 	return p ? p : __libc_malloc(n);
 }
@@ -275,12 +290,31 @@ EXPORT void *malloc(size_t n)
 	return malloc_far(n);
 }
 
+/* A block of a slab (small.h)?  As ours(), never on libdsm's threads. */
+static inline bool ours_small(const void *p)
+{
+	return small_near(p) && !dsm_tl_internal;
+}
+
+static void small_give_back(void *p)
+{
+	if (get_state() == SHIM_CHILD)
+		return; /* as far_free */
+	dsm_tl_internal++;
+	if (!small_block_size(p))
+		bad_pointer("free", p);
+	small_free(p);
+	dsm_tl_internal--;
+}
+
 EXPORT void free(void *p)
 {
 	if (!p)
 		return;
 	if (ours(p))
 		far_free(p);
+	else if (ours_small(p))
+		small_give_back(p);
 	else
 		__libc_free(p);
 }
@@ -288,8 +322,8 @@ EXPORT void free(void *p)
 static __attribute__((noinline)) void *calloc_far(size_t n, size_t size,
 						   size_t total)
 {
-	/* zeroed by the arena (arena.h): no memset */
-	void *p = far_alloc(total, PAGE, true);
+	/* zeroed by the arena (arena.h), a slab's block by far_alloc */
+	void *p = far_alloc(total, block_align(total), true);
 
 	return p ? p : __libc_calloc(n, size);
 }
@@ -336,6 +370,35 @@ static void *realloc_far(void *p, size_t n)
 	return q;
 }
 
+/* A slab's block: it stays while n fits its class, else moves. */
+static void *realloc_small(void *p, size_t n)
+{
+	size_t old;
+	void *q;
+
+	if (get_state() == SHIM_CHILD) {
+		old = SMALL_MAX; /* unknown here; the copy faults, see top */
+	} else {
+		dsm_tl_internal++;
+		old = small_block_size(p);
+		dsm_tl_internal--;
+		if (!old)
+			bad_pointer("realloc", p);
+	}
+	if (!n) {
+		free(p);
+		return NULL;
+	}
+	if (n <= old && n >= old / 2)
+		return p;
+	q = malloc(n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	free(p);
+	return q;
+}
+
 EXPORT void *realloc(void *p, size_t n)
 {
 	size_t old;
@@ -345,9 +408,11 @@ EXPORT void *realloc(void *p, size_t n)
 		return malloc(n);
 	if (ours(p))
 		return realloc_far(p, n);
+	if (ours_small(p))
+		return realloc_small(p, n);
 	/* A C-library block growing past the threshold moves to far memory. */
 	if (n >= threshold && (old = libc_usable_size(p)) < n &&
-	    (q = far_alloc(n, PAGE, false))) {
+	    (q = far_alloc(n, block_align(n), false))) {
 		memcpy(q, p, old);
 		__libc_free(p);
 		return q;
@@ -422,10 +487,18 @@ EXPORT void *pvalloc(size_t n)
 
 EXPORT size_t malloc_usable_size(void *p)
 {
+	size_t n;
+
 	if (!p)
 		return 0;
 	if (ours(p))
 		return arena_block_size(p);
+	if (ours_small(p)) {
+		dsm_tl_internal++;
+		n = small_block_size(p);
+		dsm_tl_internal--;
+		return n;
+	}
 	return libc_usable_size(p);
 }
 
@@ -1001,9 +1074,10 @@ __attribute__((constructor)) static void shim_start(void)
 	const char *t = getenv("DSM_PRELOAD_THRESHOLD");
 	uint64_t v = DEFAULT_THRESHOLD;
 
-	if (t && (dsm_parse_size(t, &v) || v < PAGE)) {
+	if (t && (dsm_parse_size(t, &v) || v < SMALL_ALIGN)) {
 		say("dsm: DSM_PRELOAD_THRESHOLD=%s: expected a size of at "
-		    "least 4K, such as 128K; using 128K", t);
+		    "least 16, such as 128K (or 16 for small blocks too); "
+		    "using 128K", t);
 		v = DEFAULT_THRESHOLD;
 	}
 	threshold = v;

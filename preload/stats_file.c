@@ -16,6 +16,7 @@
 
 #include "arena.h"
 #include "dsm.h"
+#include "small.h"
 #include "stats_file.h"
 
 #include "../client/shim.h"
@@ -34,14 +35,18 @@ static void complain(const char *what)
 static int format_block(char *buf, size_t cap)
 {
 	struct dsm_stats s;
-	unsigned narenas;
-	size_t used, peak;
+	unsigned narenas, nsmall;
+	size_t used, peak, slabs;
 	char tr[512];
 	int n;
 
 	if (dsm_stats(&s))
 		return -1;
 	arena_usage(&narenas, &used, &peak);
+	small_usage(&nsmall, &slabs); /* slabs stay: their peak is now */
+	narenas += nsmall;
+	used += slabs;
+	peak += slabs;
 	dsm_transports_describe(tr, sizeof(tr), 0);
 	n = snprintf(buf, cap,
 		     "pid=%d\nmissing_faults=%llu\nwp_faults=%llu\n"

@@ -8,7 +8,8 @@
 # clearly with DSM_REQUIRE=1 and no server.  A perl of small strings
 # (the C library's heap) has dsm-run note that its memory stayed local.
 # A Go program (cgo) too, though Go drops pages behind the shim's back.
-#   test_preload_programs.sh BUILD_DIR sort|python|redis|node|java|go
+# A threaded C program of small blocks goes far with --threshold 16.
+#   test_preload_programs.sh BUILD_DIR sort|python|redis|node|java|go|small
 # Exit 77 (skipped) if the program is not installed, or in a sanitizer
 # build (DSM_TEST_SANITIZED=1: the shim cannot be tested there, see
 # docs/design.md, "Sanitizers").
@@ -229,6 +230,30 @@ go)
 		evicted_at_least 300
 	done
 	require_fails "$tmp/gochurn"
+	;;
+small)
+	# A threaded C program whose heap is 400 MB of small blocks: the C
+	# library serves them from per-thread arenas it reserves and commits
+	# with calls no preloaded library sees, so with the default
+	# threshold nothing goes far, and dsm-run says so.  With
+	# --threshold 16 the shim serves them itself, from slabs of far
+	# memory, with a budget of 64 MiB.
+	prog=$build/tests/small_threads
+	"$prog" >"$tmp/plain" || fail "small_threads failed"
+	"${far[@]}" --local-mem 64M -- "$prog" >"$tmp/far" 2>"$tmp/err" ||
+		fail "small_threads under dsm-run: $(cat "$tmp/err")"
+	cmp "$tmp/plain" "$tmp/far" || fail "small_threads output differs (default threshold)"
+	grep -q "^dsm-run: no far-memory stats from the run: no process used far memory" "$tmp/err" ||
+		fail "dsm-run did not say nothing went far: $(head -3 "$tmp/err")"
+	: >"$tmp/stats"
+	timeout -k 10 400 "${far[@]}" --threshold 16 --local-mem 64M -- "$prog" \
+		>"$tmp/far" 2>"$tmp/err" ||
+		fail "small_threads under dsm-run --threshold 16: exit $?: $(cat "$tmp/err")"
+	cmp "$tmp/plain" "$tmp/far" ||
+		fail "small_threads output differs: $(cat "$tmp/plain" "$tmp/far")"
+	far_said 200
+	evicted_at_least 200
+	DSM_PRELOAD_THRESHOLD=16 require_fails "$prog" 1000
 	;;
 *)
 	fail "unknown program $what"
