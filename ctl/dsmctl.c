@@ -24,6 +24,7 @@ static void parse_region_id(struct ctl *c, char **args);
 static void parse_share_name(struct ctl *c, char **args);
 static void parse_server_id(struct ctl *c, char **args);
 static bool drain_option(const char *arg, struct ctl *c);
+static bool stats_option(const char *arg, struct ctl *c);
 
 /* ---- commands ------------------------------------------------------------ */
 
@@ -137,8 +138,22 @@ static const struct command commands[] = {
 	  "   bytes_in, bytes_out, resident_pages, fault_p50_ns,\n"
 	  "   fault_p99_ns, blocktime_ns, pages_moved}, ...]}\n"
 	  "with cumulative counters: a server's own, and apart from them\n"
-	  "what its clients did one-sidedly.\n",
-	  NULL, text_stats, json_stats, true, NULL, NULL },
+	  "what its clients did one-sidedly.\n\n"
+	  "--prometheus prints the clients' counters in the Prometheus text\n"
+	  "format instead, for node_exporter's textfile collector, labelled\n"
+	  "with cluster, client (id), host and pid:\n"
+	  "  dsm_clients, dsm_client_missing_faults_total,\n"
+	  "  dsm_client_wp_faults_total, dsm_client_pages_fetched_total,\n"
+	  "  dsm_client_pages_evicted_total,\n"
+	  "  dsm_client_pages_written_back_total,\n"
+	  "  dsm_client_received_bytes_total, dsm_client_sent_bytes_total,\n"
+	  "  dsm_client_resident_bytes, dsm_client_blocked_seconds_total,\n"
+	  "  dsm_client_pages_moved_total,\n"
+	  "  dsm_client_fault_latency_seconds{quantile=\"0.5\"|\"0.99\"},\n"
+	  "  dsm_client_start_time_seconds.\n"
+	  "Servers serve their own: dsm-server --metrics.  Neither --json\n"
+	  "nor --watch goes with it.\n",
+	  NULL, text_stats, json_stats, true, stats_option, NULL },
 	{ "drain", "SERVER", 1, 0,
 	  "move every region off a server, live; then it can be stopped",
 	  "Moves every extent off server SERVER (an id from 'dsmctl\n"
@@ -466,6 +481,14 @@ static void parse_server_id(struct ctl *c, char **args)
 	c->server_id = id;
 }
 
+static bool stats_option(const char *arg, struct ctl *c)
+{
+	if (strcmp(arg, "--prometheus"))
+		return false;
+	c->prometheus = true;
+	return true;
+}
+
 static bool drain_option(const char *arg, struct ctl *c)
 {
 	uint64_t secs;
@@ -530,6 +553,9 @@ static const struct command *parse_args(int argc, char **argv, struct ctl *c)
 		die_usage(NULL, "no command given");
 	cmd = find_command(argc - first, argv + first, &words);
 	parse_command(cmd, argc - first - words, argv + first + words, c);
+	if (c->prometheus && (c->json || c->watch_ms))
+		die_usage(cmd->name, "--prometheus goes with neither --json nor "
+			  "--watch");
 	resolve_registry(c);
 	return cmd;
 }
@@ -551,7 +577,8 @@ static int finish_output(void)
 static int print(const struct ctl *c, const struct command *cmd,
 		 const struct snapshot *s)
 {
-	int rc = (c->json ? cmd->json : cmd->text)(c, s);
+	int rc = c->prometheus ? prometheus_stats(c, s)
+		 : (c->json ? cmd->json : cmd->text)(c, s);
 	int out = finish_output();
 
 	if (!rc && (s->nbad_rgn || s->nbad_shr))
