@@ -149,7 +149,8 @@ static const struct command commands[] = {
 	  "  dsm_client_received_bytes_total, dsm_client_sent_bytes_total,\n"
 	  "  dsm_client_resident_bytes, dsm_client_blocked_seconds_total,\n"
 	  "  dsm_client_pages_moved_total,\n"
-	  "  dsm_client_fault_latency_seconds{quantile=\"0.5\"|\"0.99\"},\n"
+	  "  dsm_client_fault_latency_p50_seconds,\n"
+	  "  dsm_client_fault_latency_p99_seconds,\n"
 	  "  dsm_client_start_time_seconds.\n"
 	  "Servers serve their own: dsm-server --metrics.  Neither --json\n"
 	  "nor --watch goes with it.\n",

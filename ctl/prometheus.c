@@ -54,15 +54,14 @@ static const struct family {
 	  "Time threads spent blocked in faults", DSM_RC_BLOCKTIME_NS, 1, 9 },
 	{ "dsm_client_pages_moved_total", "counter",
 	  "Pages copied off servers being drained", DSM_RC_PAGES_MOVED, 1, 0 },
-};
-
-/* The latency quantiles the clients publish, as one gauge family. */
-static const struct quantile {
-	const char *q;
-	enum dsm_reg_client_counter counter;
-} quantiles[] = {
-	{ "0.5", DSM_RC_FAULT_P50_NS },
-	{ "0.99", DSM_RC_FAULT_P99_NS },
+	/* gauges of their own, not a "quantile" label: that label belongs
+	 * to summaries, which these are not (no _sum, no _count) */
+	{ "dsm_client_fault_latency_p50_seconds", "gauge",
+	  "Median fault service latency over the client's recent faults",
+	  DSM_RC_FAULT_P50_NS, 1, 9 },
+	{ "dsm_client_fault_latency_p99_seconds", "gauge",
+	  "99th percentile of fault service latency over the client's "
+	  "recent faults", DSM_RC_FAULT_P99_NS, 1, 9 },
 };
 
 /* cluster, client, host, pid into out; the host as text.c shows it
@@ -100,26 +99,6 @@ static void family(struct prom_buf *b, const struct family *f,
 			   f->decimals);
 }
 
-static void latency(struct prom_buf *b, const struct snapshot *s,
-		    char (*labels)[LABELS_MAX])
-{
-	static const char name[] = "dsm_client_fault_latency_seconds";
-	char l[LABELS_MAX + 32];
-
-	prom_family(b, name, "gauge",
-		    "Fault service latency quantiles over the client's recent "
-		    "faults");
-	for (size_t i = 0; i < s->ncli; i++) {
-		for (size_t k = 0; k < sizeof(quantiles) / sizeof(quantiles[0]);
-		     k++) {
-			snprintf(l, sizeof(l), "%s", labels[i]);
-			prom_label(l, sizeof(l), "quantile", quantiles[k].q);
-			prom_fixed(b, name, l,
-				   s->cli[i].counters[quantiles[k].counter], 9);
-		}
-	}
-}
-
 static void render(struct prom_buf *b, const char *cluster,
 		   const struct snapshot *s, char (*labels)[LABELS_MAX])
 {
@@ -131,7 +110,6 @@ static void render(struct prom_buf *b, const char *cluster,
 	prom_u64(b, "dsm_clients", l, s->ncli);
 	for (size_t k = 0; k < sizeof(families) / sizeof(families[0]); k++)
 		family(b, &families[k], s, labels);
-	latency(b, s, labels);
 	prom_family(b, "dsm_client_start_time_seconds", "gauge",
 		    "When the client started, in seconds since the epoch");
 	for (size_t i = 0; i < s->ncli; i++)

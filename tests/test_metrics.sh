@@ -4,7 +4,8 @@
 # metrics (METRICS_PORT), on loopback ports of this test's own.  Every
 # scrape is parsed by tests/prom_check.py, which holds it to the
 # exposition format (HELP and TYPE first, names, label escapes, one group
-# per family, cumulative histograms whose +Inf is their _count).
+# per family, cumulative histograms whose +Inf is their _count), and by
+# promtool's linter where Debian's prometheus package is installed.
 #
 # A client (metrics_load) writes and reads back a region eight times its
 # resident budget, so pages are written back and fetched; the server's
@@ -140,7 +141,7 @@ if "$dsmctl" stats --prometheus >"$tmp/clients.prom" 2>"$tmp/ctl.err"; then
 	[ "$(val clients dsm_client_pages_fetched_total "${who[@]}")" = "$fetched" ] ||
 		fail "dsmctl stats --prometheus: fetched, want $fetched"
 	[ "$(val clients dsm_clients cluster="$CLUSTER")" = 1 ] || fail "dsm_clients is not 1"
-	grep -q "^dsm_client_fault_latency_seconds{.*quantile=\"0.99\"} " "$tmp/clients.prom" ||
+	grep -q "^dsm_client_fault_latency_p99_seconds{.*} " "$tmp/clients.prom" ||
 		fail "no p99 fault latency"
 else
 	fail "dsmctl stats --prometheus: exit $?: $(cat "$tmp/ctl.err")"
@@ -152,6 +153,17 @@ for args in "stats --prometheus --json" "--json stats --prometheus" \
 	rc=$?
 	[ $rc = 2 ] || fail "dsmctl $args: exit $rc, want 2"
 done
+
+# Prometheus's own linter, where installed (Debian's prometheus package):
+# naming conventions besides the grammar.
+if command -v promtool >/dev/null; then
+	for f in round1 clients; do
+		promtool check metrics <"$tmp/$f.prom" >"$tmp/lint" 2>&1 ||
+			fail "promtool check metrics $f: $(cat "$tmp/lint")"
+	done
+else
+	echo "SKIP: promtool lint: promtool not installed (Debian's prometheus)"
+fi
 
 # ---- the endpoint's safeguards, the client served meanwhile ----------------
 
