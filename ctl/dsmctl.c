@@ -115,7 +115,7 @@ static const struct command commands[] = {
 	  "with home_addr after home (null: the server is gone).\n",
 	  parse_share_name, text_share, json_share_show, false, NULL, NULL },
 	{ "stats", "", 0, NEED_SERVERS | NEED_CLIENTS,
-	  "live counters per server and per client",
+	  "live counters per server and client (also for Prometheus)",
 	  "Counters of every live server (requests, pages and bytes moved,\n"
 	  "errors, connections refused for not knowing the cluster secret\n"
 	  "(REFUSED), connections shed before their handshake completed: over\n"
