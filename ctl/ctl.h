@@ -13,6 +13,7 @@
  *               blocking, with a timeout), and look things up in it
  *   text.c      print the snapshot as tables, for people
  *   json.c      ...or as one JSON document, for programs
+ *   prometheus.c  ...or, for stats, in the Prometheus text format
  *
  * drain.c is the one command that changes something: it records a drain
  * in the registry and watches it progress (its own run function), with
@@ -45,6 +46,7 @@ struct ctl {
 	struct dsm_reg_addr addr;
 	const char *cluster;
 	bool json;
+	bool prometheus;        /* stats --prometheus */
 	uint64_t region_id;     /* region show */
 	const char *share_name; /* shared show */
 	uint64_t watch_ms;      /* stats --watch: every this many ms */
@@ -193,5 +195,10 @@ int json_clients(const struct ctl *c, const struct snapshot *s);
 int json_region_show(const struct ctl *c, const struct snapshot *s);
 int json_share_show(const struct ctl *c, const struct snapshot *s);
 int json_stats(const struct ctl *c, const struct snapshot *s);
+
+/* ---- prometheus.c -------------------------------------------------------- */
+
+/* stats --prometheus: the clients' counters, for a textfile collector. */
+int prometheus_stats(const struct ctl *c, const struct snapshot *s);
 
 #endif

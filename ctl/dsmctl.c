@@ -24,6 +24,7 @@ static void parse_region_id(struct ctl *c, char **args);
 static void parse_share_name(struct ctl *c, char **args);
 static void parse_server_id(struct ctl *c, char **args);
 static bool drain_option(const char *arg, struct ctl *c);
+static bool stats_option(const char *arg, struct ctl *c);
 
 /* ---- commands ------------------------------------------------------------ */
 
@@ -114,7 +115,7 @@ static const struct command commands[] = {
 	  "with home_addr after home (null: the server is gone).\n",
 	  parse_share_name, text_share, json_share_show, false, NULL, NULL },
 	{ "stats", "", 0, NEED_SERVERS | NEED_CLIENTS,
-	  "live counters per server and per client",
+	  "live counters per server and client (also for Prometheus)",
 	  "Counters of every live server (requests, pages and bytes moved,\n"
 	  "errors, connections refused for not knowing the cluster secret\n"
 	  "(REFUSED), connections shed before their handshake completed: over\n"
@@ -137,8 +138,23 @@ static const struct command commands[] = {
 	  "   bytes_in, bytes_out, resident_pages, fault_p50_ns,\n"
 	  "   fault_p99_ns, blocktime_ns, pages_moved}, ...]}\n"
 	  "with cumulative counters: a server's own, and apart from them\n"
-	  "what its clients did one-sidedly.\n",
-	  NULL, text_stats, json_stats, true, NULL, NULL },
+	  "what its clients did one-sidedly.\n\n"
+	  "--prometheus prints the clients' counters in the Prometheus text\n"
+	  "format instead, for node_exporter's textfile collector, labelled\n"
+	  "with cluster, client (id), host and pid:\n"
+	  "  dsm_clients, dsm_client_missing_faults_total,\n"
+	  "  dsm_client_wp_faults_total, dsm_client_pages_fetched_total,\n"
+	  "  dsm_client_pages_evicted_total,\n"
+	  "  dsm_client_pages_written_back_total,\n"
+	  "  dsm_client_received_bytes_total, dsm_client_sent_bytes_total,\n"
+	  "  dsm_client_resident_bytes, dsm_client_blocked_seconds_total,\n"
+	  "  dsm_client_pages_moved_total,\n"
+	  "  dsm_client_fault_latency_p50_seconds,\n"
+	  "  dsm_client_fault_latency_p99_seconds,\n"
+	  "  dsm_client_start_time_seconds.\n"
+	  "Servers serve their own: dsm-server --metrics.  Neither --json\n"
+	  "nor --watch goes with it.\n",
+	  NULL, text_stats, json_stats, true, stats_option, NULL },
 	{ "drain", "SERVER", 1, 0,
 	  "move every region off a server, live; then it can be stopped",
 	  "Moves every extent off server SERVER (an id from 'dsmctl\n"
@@ -467,6 +483,14 @@ static void parse_server_id(struct ctl *c, char **args)
 	c->server_id = id;
 }
 
+static bool stats_option(const char *arg, struct ctl *c)
+{
+	if (strcmp(arg, "--prometheus"))
+		return false;
+	c->prometheus = true;
+	return true;
+}
+
 static bool drain_option(const char *arg, struct ctl *c)
 {
 	uint64_t secs;
@@ -531,6 +555,9 @@ static const struct command *parse_args(int argc, char **argv, struct ctl *c)
 		die_usage(NULL, "no command given");
 	cmd = find_command(argc - first, argv + first, &words);
 	parse_command(cmd, argc - first - words, argv + first + words, c);
+	if (c->prometheus && (c->json || c->watch_ms))
+		die_usage(cmd->name, "--prometheus goes with neither --json nor "
+			  "--watch");
 	resolve_registry(c);
 	return cmd;
 }
@@ -552,7 +579,8 @@ static int finish_output(void)
 static int print(const struct ctl *c, const struct command *cmd,
 		 const struct snapshot *s)
 {
-	int rc = (c->json ? cmd->json : cmd->text)(c, s);
+	int rc = c->prometheus ? prometheus_stats(c, s)
+		 : (c->json ? cmd->json : cmd->text)(c, s);
 	int out = finish_output();
 
 	if (!rc && (s->nbad_rgn || s->nbad_shr))

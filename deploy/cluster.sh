@@ -15,8 +15,10 @@
 # Knobs (environment): SERVERS (default 2), CAPACITY per server (2G),
 # REDIS_PORT (7379, not 6379: leaves a system redis alone), BASE_PORT (first
 # server's port, 7400), CLUSTER (default), RUN_DIR ($top/run/cluster: logs,
-# pid files), BUILD (build directory, $top/build).  down, status and
-# restart-redis use the settings `up` recorded in RUN_DIR.
+# pid files), BUILD (build directory, $top/build), METRICS_PORT (unset:
+# none; else server i serves Prometheus metrics on port METRICS_PORT+i-1,
+# dsm-server --metrics).  down, status and restart-redis use the settings
+# `up` recorded in RUN_DIR.
 # Everything listens on 127.0.0.1 only.  Servers and clients share a secret
 # made in RUN_DIR/secret (mode 0600), so only members get in; redis wants
 # the password made in RUN_DIR/redis.pass (mode 0600), so only they, and
@@ -30,6 +32,7 @@ BASE_PORT=${BASE_PORT:-7400}
 CLUSTER=${CLUSTER:-default}
 RUN_DIR=${RUN_DIR:-$top/run/cluster}
 BUILD=${BUILD:-$top/build}
+METRICS_PORT=${METRICS_PORT:-}
 host=127.0.0.1
 start_timeout=20   # seconds for every server to appear in the registry
 stop_timeout=10    # seconds servers get to say goodbye before SIGKILL
@@ -182,12 +185,14 @@ make_redis_pass() {
 # or a pid file could name a process that is not dsm-server (yet), which
 # live_pid and so `down` would leave alone.
 start_server() {
-	local i=$1 port pid
+	local i=$1 port pid metrics=()
 	port=$((BASE_PORT + i - 1))
+	[ -z "$METRICS_PORT" ] ||
+		metrics=(--metrics "$host:$((METRICS_PORT + i - 1))")
 	setsid "$BUILD/server/dsm-server" --listen "$host:$port" \
 		--capacity "$CAPACITY" --registry "$registry" \
 		--cluster "$CLUSTER" --secret-file "$RUN_DIR/secret" \
-		--registry-password-file "$RUN_DIR/redis.pass" \
+		--registry-password-file "$RUN_DIR/redis.pass" "${metrics[@]}" \
 		</dev/null >/dev/null \
 		2>"$RUN_DIR/server-$i.log" &
 	pid=$!
@@ -302,6 +307,8 @@ do_up() {
 	for i in $(seq "$SERVERS"); do start_server "$i"; done
 	wait_servers
 	say "$SERVERS server(s) of $CAPACITY in cluster $CLUSTER on $host:$BASE_PORT..$((BASE_PORT + SERVERS - 1)) (logs in $RUN_DIR)"
+	[ -z "$METRICS_PORT" ] ||
+		say "metrics at http://$host:PORT/metrics, PORT $METRICS_PORT..$((METRICS_PORT + SERVERS - 1))"
 	print_exports
 }
 

@@ -640,9 +640,44 @@ static void reply_init(struct reply *r, const struct dsm_hdr *q)
 	r->none = false;
 }
 
-static void finish(struct handler *h, struct reply *r, int status,
-		   size_t consumed)
+const uint64_t handler_time_bounds_ns[HANDLER_TIME_BUCKETS] = {
+	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000, 25000000, 50000000, 100000000,
+};
+
+unsigned handler_type_slot(uint8_t type)
 {
+	return type >= 1 && type < HANDLER_TYPE_SLOTS ? type : 0;
+}
+
+static unsigned status_slot(int status)
+{
+	if (status == 0)
+		return 0;
+	if (status < 0 && -status < HANDLER_STATUS_OTHER)
+		return -status;
+	return HANDLER_STATUS_OTHER;
+}
+
+void handler_note_time(struct handler *h, unsigned slot, uint64_t ns)
+{
+	struct handler_times *t = &h->times[slot < HANDLER_TYPE_SLOTS ? slot : 0];
+	unsigned i = 0;
+
+	while (i < HANDLER_TIME_BUCKETS && ns > handler_time_bounds_ns[i])
+		i++;
+	t->bucket[i]++;
+	t->sum_ns += ns;
+	t->count++;
+}
+
+/* slot: the request's type slot (handler_type_slot), 0 for a header that
+ * could not be decoded, whatever its type byte said. */
+static void finish(struct handler *h, struct reply *r, unsigned slot,
+		   int status, size_t consumed)
+{
+	r->slot = slot;
+	h->requests_by[slot][status_slot(status)]++;
 	if (status) {
 		r->hdr.status = status;
 		set_body(r, NULL, 0);
@@ -673,7 +708,7 @@ size_t handler_next(struct handler_session *s, const uint8_t *buf, size_t len,
 	if (err) {
 		reply_init(r, &q);
 		r->close = true;
-		finish(s->h, r, err, DSM_HDR_SIZE);
+		finish(s->h, r, 0, err, DSM_HDR_SIZE);
 		return DSM_HDR_SIZE;
 	}
 	/* Checked on the header alone: the body is never waited for. */
@@ -683,7 +718,8 @@ size_t handler_next(struct handler_session *s, const uint8_t *buf, size_t len,
 		s->h->conn_refused++;
 		reply_init(r, &q);
 		r->close = true;
-		finish(s->h, r, -EMSGSIZE, DSM_HDR_SIZE);
+		finish(s->h, r, handler_type_slot(q.type), -EMSGSIZE,
+		       DSM_HDR_SIZE);
 		return DSM_HDR_SIZE;
 	}
 	*need = DSM_HDR_SIZE + (size_t)q.len;
@@ -694,7 +730,7 @@ size_t handler_next(struct handler_session *s, const uint8_t *buf, size_t len,
 	if (err)
 		dsm_debug("%s id %llu: %s", dsm_msg_name(q.type),
 			  (unsigned long long)q.id, strerror(-err));
-	finish(s->h, r, err, *need);
+	finish(s->h, r, handler_type_slot(q.type), err, *need);
 	return *need;
 }
 

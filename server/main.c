@@ -24,6 +24,7 @@
 #include "listen_rdma.h"
 #include "log.h"
 #include "membership.h"
+#include "metrics.h"
 #include "session.h"
 #include "session_tcp.h"
 #include "util.h"
@@ -74,6 +75,7 @@ struct options {
 	struct session_limits lim;
 	struct handler_limits client;
 	uint64_t inval_timeout_ms; /* 0: the handler's default */
+	const char *metrics;    /* [HOST:]PORT of the metrics endpoint */
 };
 
 /* Everything the loop's callbacks share; lives on main()'s stack. */
@@ -90,6 +92,7 @@ struct server {
 	struct handler h;
 	struct session_list sessions;
 	struct membership reg;
+	struct metrics metrics;
 	struct dsm_auth_key key;    /* valid when h.key points at it */
 	struct dsm_reg_addr reg_addr; /* with the registry's password */
 	char listen_host[256];
@@ -110,7 +113,7 @@ static void usage(FILE *f)
 		"                  [--max-connections N] [--max-handshakes N]\n"
 		"                  [--handshake-timeout-ms N] [--max-regions N]\n"
 		"                  [--max-client-sessions N] [--tcp-timeout-ms N]\n"
-		"                  [--inval-timeout-ms N]\n"
+		"                  [--inval-timeout-ms N] [--metrics [HOST:]PORT]\n"
 		"\n"
 		"  --listen HOST:PORT  address to serve on; port 0 picks a free one\n"
 		"  --capacity SIZE     memory to offer, e.g. 4G (a multiple of 4K)\n"
@@ -169,6 +172,11 @@ static void usage(FILE *f)
 		"                      regions) once its machine has left replies\n"
 		"                      unacknowledged, or been silent to keepalive\n"
 		"                      probes, this long (default 20000)\n"
+		"  --metrics [HOST:]PORT\n"
+		"                      serve counters in the Prometheus text\n"
+		"                      format at http://HOST:PORT/metrics (HOST\n"
+		"                      default 127.0.0.1; no authentication:\n"
+		"                      bind it where only monitoring reaches)\n"
 		"\n"
 		"Signals: SIGUSR1 logs counters; SIGTERM/SIGINT say GOODBYE to\n"
 		"every client and exit.\n");
@@ -267,12 +275,14 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "max-client-sessions", required_argument, NULL, 'L' },
 		{ "tcp-timeout-ms", required_argument, NULL, 'O' },
 		{ "inval-timeout-ms", required_argument, NULL, 'I' },
+		{ "metrics", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct dsm_reg_addr reg;
 	const char *cap = NULL;
 	char shown[320];
+	uint16_t port;
 	int c, cur;
 
 	opterr = 0; /* our own messages, with the exit code we promise */
@@ -327,6 +337,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->client.sessions_per_client = parse_range(
 				"--max-client-sessions", optarg, 1, 1 << 20);
 			break;
+		case 'M': o->metrics = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		case ':': die_usage("%s needs a value", argv[cur]);
 		default:
@@ -346,6 +357,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 	    o->capacity % DSM_PAGE_SIZE)
 		die_usage("bad --capacity '%s': want a positive multiple of 4K",
 			  cap);
+	if (o->metrics && metrics_parse_addr(o->metrics, shown, sizeof(shown),
+					     &port))
+		die_usage("bad --metrics '%s': want PORT or HOST:PORT",
+			  o->metrics);
 	if (o->registry && dsm_reg_parse_url(o->registry, &reg))
 		die_usage("bad --registry '%s': want "
 			  "redis://[[USER]:PASSWORD@]HOST:PORT",
@@ -638,6 +653,28 @@ static int start_listening(struct server *srv, const struct options *o)
 	return 0;
 }
 
+/* --metrics: on the loop, beside the clients' listener. */
+static int start_metrics(struct server *srv, const struct options *o)
+{
+	struct sockaddr_storage ss;
+	char host[256];
+	uint16_t port;
+	int err;
+
+	if (!o->metrics)
+		return 0;
+	if (metrics_parse_addr(o->metrics, host, sizeof(host), &port) < 0)
+		return -EINVAL; /* parse_args saw to it */
+	err = resolve(host, port, &ss);
+	if (err)
+		return err;
+	err = metrics_start(&srv->metrics, &srv->loop, &ss, &srv->h);
+	if (err)
+		dsm_err("cannot serve metrics on %s: %s", o->metrics,
+			uv_strerror(err));
+	return err;
+}
+
 /* An operator asked for this line, so the log level does not filter it. */
 static void print_stats(struct server *srv)
 {
@@ -710,6 +747,7 @@ static void begin_stop(struct server *srv)
 	uv_timer_stop(&srv->accept_timer);
 	session_list_stop(&srv->sessions);
 	listen_rdma_stop(&srv->rdma);
+	metrics_stop(&srv->metrics);
 	for (struct session *s = srv->sessions.head; s; s = s->next)
 		session_goodbye(s, srv->next_msg_id++);
 	uv_unref((uv_handle_t *)&srv->sig_usr1);
@@ -873,7 +911,9 @@ static void fit_descriptors(struct options *o)
 {
 	uint64_t per = o->transport == TRANSPORT_TCP ? FDS_PER_TCP
 						     : FDS_PER_RDMA;
-	uint64_t need = o->lim.max_sessions * per + FD_RESERVE, fit;
+	/* with --metrics, its listener and connections too */
+	uint64_t reserve = FD_RESERVE + (o->metrics ? 1 + METRICS_MAX_CONNS : 0);
+	uint64_t need = o->lim.max_sessions * per + reserve, fit;
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -886,8 +926,8 @@ static void fit_descriptors(struct options *o)
 			return;
 	}
 	if (rl.rlim_cur < need) {
-		fit = rl.rlim_cur > FD_RESERVE + per
-		      ? (rl.rlim_cur - FD_RESERVE) / per : 1;
+		fit = rl.rlim_cur > reserve + per
+		      ? (rl.rlim_cur - reserve) / per : 1;
 		dsm_warn("only %llu descriptors (ulimit -n; LimitNOFILE in a "
 			 "systemd unit): taking at most %llu connections, not "
 			 "%zu", (unsigned long long)rl.rlim_cur,
@@ -964,8 +1004,8 @@ int main(int argc, char **argv)
 		dsm_err("cannot start the session timers");
 		goto out;
 	}
-	if (start_listening(&srv, &o) < 0 ||
-	    start_signals(&srv) < 0 || join_cluster(&srv, &o) < 0)
+	if (start_listening(&srv, &o) < 0 || start_signals(&srv) < 0 ||
+	    start_metrics(&srv, &o) < 0 || join_cluster(&srv, &o) < 0)
 		goto out;
 
 	run_loop(&srv, o.poll_us * 1000);
@@ -973,6 +1013,7 @@ int main(int argc, char **argv)
 out:
 	close_all_sessions(&srv);
 	listen_rdma_stop(&srv.rdma);
+	metrics_stop(&srv.metrics);
 	drain_loop(&srv.loop);
 out_handler:
 	dsm_reg_addr_wipe(&srv.reg_addr);

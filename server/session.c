@@ -201,6 +201,8 @@ static void deliver(struct session *s, const struct reply *r)
 size_t session_request(struct session *s, const uint8_t *buf, size_t len,
 		       size_t *need)
 {
+	struct handler *h = s->hs.h;
+	uint64_t start;
 	struct reply r;
 	size_t used;
 
@@ -208,13 +210,16 @@ size_t session_request(struct session *s, const uint8_t *buf, size_t len,
 		*need = DSM_HDR_SIZE;
 		return 0;
 	}
+	start = dsm_now_ns();
 	used = handler_next(&s->hs, buf, len, &r, need);
 	if (s->in_handshake && s->hs.authed) {
 		hs_leave(s);
 		arm_hs_timer(s->list);
 	}
-	if (used)
-		deliver(s, &r);
+	if (!used)
+		return 0;
+	deliver(s, &r);
+	handler_note_time(h, r.slot, dsm_now_ns() - start);
 	return used;
 }
 

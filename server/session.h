@@ -112,7 +112,9 @@ void session_link(struct session *s, const struct session_ops *ops,
 void session_unlink(struct session *s);
 
 /*
- * Handle the message at the front of buf[0..len) and send its reply.
+ * Handle the message at the front of buf[0..len) and send its reply,
+ * and count how long the two took (handler_note_time: the service time
+ * dsm-server --metrics shows; a deferred reply's wait is not in it).
  * Returns the bytes consumed (0: not a whole message yet, *need says how
  * many it takes), as handler_next.  After a reply that ends the
  * connection, or a failed send, s->closing is set.

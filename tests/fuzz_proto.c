@@ -10,7 +10,8 @@
  * memory registration: READ and WRITE as messages must close it, every
  * region it owns must be registered, and a region must be deregistered
  * before its extent returns to the pool.  Every reply is checked against
- * a model of which connection owns which extent, and the pool's free
+ * a model of which connection owns which extent, and counted as the
+ * server must count it by type and status (its metrics); the pool's free
  * list is checked after every message.  A fake outbox takes what the
  * handler sends other than replies (deferred replies, INVALIDATE and
  * RECALL), and a model of locks and barriers (fuzz_locks.c) checks every
@@ -74,6 +75,7 @@ struct fuzz {
 	struct sent *sent;       /* what the outbox took this step */
 	size_t nsent;
 	uint64_t next_uid;       /* LOCK and BARRIER ids, made unique */
+	uint64_t counted[HANDLER_TYPE_SLOTS][HANDLER_STATUS_SLOTS];
 };
 
 /* --- decoders alone ----------------------------------------------------- */
@@ -204,6 +206,22 @@ static uint64_t walk_runs(const struct pool *p, const struct pool_run *t,
 	longest = longest > r ? longest : r;
 	FUZZ_CHECK(t->maxlen == longest);
 	return longest;
+}
+
+/* What the server counted for dsm-server --metrics, modelled: each
+ * request under its type (0 for a header that does not decode or a
+ * type that is no request) and its reply's status. */
+static void count_reply(struct fuzz *f, const uint8_t *msg,
+			const struct reply *r)
+{
+	struct dsm_hdr q;
+	unsigned slot = 0, st = -r->hdr.status;
+
+	if (dsm_hdr_decode(msg, &q) == 0 && q.type < HANDLER_TYPE_SLOTS)
+		slot = q.type;
+	FUZZ_CHECK(r->slot == slot);
+	FUZZ_CHECK(r->hdr.status <= 0);
+	f->counted[slot][st < HANDLER_STATUS_OTHER ? st : HANDLER_STATUS_OTHER]++;
 }
 
 /* Free runs sorted, apart, inside the pool; with the regions they tile
@@ -709,6 +727,7 @@ static void fuzz_stream(const uint8_t *data, size_t len)
 			break;
 		}
 		check_reply(&f, c, in + pos, used, &r, authed);
+		count_reply(&f, in + pos, &r);
 		model_step(&f, c, in + pos, used, &r, detached);
 		f.closed[c] = f.closed[c] || r.close;
 		pos += used;
@@ -719,6 +738,7 @@ static void fuzz_stream(const uint8_t *data, size_t len)
 	for (int c = 0; c < NCONN; c++)
 		end_session(&f, c);
 	lm_check_idle(&lm);
+	FUZZ_CHECK(!memcmp(f.counted, f.h.requests_by, sizeof(f.counted)));
 	FUZZ_CHECK(f.h.barriers.count == 0);
 	FUZZ_CHECK(f.registered == 0);
 	FUZZ_CHECK(f.h.pool.used == 0 && f.h.regions.count == 0);

@@ -73,6 +73,20 @@ head -c 32 /dev/urandom | base64 >"$tmp/secret"
 chmod 644 "$tmp/secret"
 expect 1 "may be read by others (mode 0644): chmod 600" "${ok[@]}" --secret-file "$tmp/secret"
 expect 1 "cannot read secret file $tmp/none" "${ok[@]}" --secret-file "$tmp/none"
+# the metrics endpoint's address; one already taken is a clear error
+expect 2 "bad --metrics 'x': want PORT or HOST:PORT" "${ok[@]}" --metrics x
+expect 2 "bad --metrics '65536': want PORT or HOST:PORT" "${ok[@]}" --metrics 65536
+expect 2 "--metrics needs a value" "${ok[@]}" --metrics
+grep -q -- "--metrics \[HOST:\]PORT" <<<"$help" || { echo "FAIL: --help lacks --metrics"; failed=1; }
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print(s.getsockname()[1], flush=True); time.sleep(30)' >"$tmp/busy" &
+holder=$!
+for _ in $(seq 50); do [ -s "$tmp/busy" ] && break; sleep 0.1; done
+busy=$(cat "$tmp/busy")
+expect 1 "cannot serve metrics on 127.0.0.1:$busy: address already in use" \
+	"${ok[@]}" --metrics "127.0.0.1:$busy"
+kill "$holder"
 # without a secret, loopback only
 expect 1 "refusing to listen on 0.0.0.0:0 without --secret-file" --listen 0.0.0.0:0 --capacity 16M
 # a wildcard address means nothing to clients

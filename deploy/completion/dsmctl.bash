@@ -37,7 +37,7 @@ _dsmctl() {
 	"") opts="status servers regions clients region shared stats drain" ;;
 	region) opts="show" ;;
 	shared) opts="show" ;;
-	stats) opts="--watch --watch=" ;;
+	stats) opts="--watch --watch= --prometheus" ;;
 	drain) opts="--cancel --no-wait --timeout="
 		[[ $cur != -* ]] && opts="$opts $(dsmctl servers --json 2>/dev/null |
 			python3 -c 'import json, sys; print(" ".join(str(s["id"]) for s in json.load(sys.stdin)))' 2>/dev/null)" ;;
