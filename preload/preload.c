@@ -376,8 +376,10 @@ static void *realloc_small(void *p, size_t n)
 	size_t old;
 	void *q;
 
-	if (get_state() == SHIM_CHILD) {
-		old = SMALL_MAX; /* unknown here; the copy faults, see top */
+	bool child = get_state() == SHIM_CHILD;
+
+	if (child) {
+		old = SMALL_MAX; /* unknown here: the copy faults, see top */
 	} else {
 		dsm_tl_internal++;
 		old = small_block_size(p);
@@ -389,7 +391,7 @@ static void *realloc_small(void *p, size_t n)
 		free(p);
 		return NULL;
 	}
-	if (n <= old && n >= old / 2)
+	if (!child && n <= old && n >= old / 2)
 		return p;
 	q = malloc(n);
 	if (!q)
