@@ -3,7 +3,8 @@
 #  1. overhead on a program whose allocations all stay below the threshold
 #     (dsm-bench-alloc-churn, plain and under libdsm-preload.so, interleaved);
 #  2. slowdown of real, unmodified programs (sort, python3, redis-server,
-#     xz, and the managed runtimes node, java and go)
+#     xz, the managed runtimes node, java and go, and small_threads, a
+#     threaded C program of small blocks, under --threshold 16)
 #     with 25%, 50% and 100% of their working set in local memory, under
 #     dsm-run and under the kernel's swap with the same memory limit (a
 #     cgroup v1 memory limit and a swap file).
@@ -13,7 +14,7 @@
 # Run as root (swapon, memory cgroups):   bench/preload.sh
 # Knobs: REPS (runs per case, medians; default 3), CHURN_REPS (default 5),
 # CHURN_OPS (default 50000000), FRACTIONS (default "25 50 100"),
-# PROGRAMS (default "sort python redis xz node java go"), SORT_LINES (2000000),
+# PROGRAMS (default "sort python redis xz node java go small"), SORT_LINES (2000000),
 # PY_BLOBS (160), REDIS_KEYS (1000), XZ_MB (1), TIMEOUT (seconds per
 # run, 600),
 # BUILD (build directory, default build-bench), OUT (where the report,
@@ -28,7 +29,7 @@ REPS=${REPS:-3}
 CHURN_REPS=${CHURN_REPS:-5}
 CHURN_OPS=${CHURN_OPS:-50000000}
 FRACTIONS=${FRACTIONS:-25 50 100}
-PROGRAMS=${PROGRAMS:-sort python redis xz node java go}
+PROGRAMS=${PROGRAMS:-sort python redis xz node java go small}
 SORT_LINES=${SORT_LINES:-2000000}
 PY_BLOBS=${PY_BLOBS:-160}
 REDIS_KEYS=${REDIS_KEYS:-1000}
@@ -103,13 +104,15 @@ build() {
 	log "building in $BUILD (Release)"
 	if ! { nice cmake -S "$top" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release &&
 	       nice cmake --build "$BUILD" -j"$(nproc)" --target dsm-server \
-		     dsm-preload dsm-run dsm-bench-alloc-churn; } >"$work/build.log" 2>&1; then
+		     dsm-preload dsm-run dsm-bench-alloc-churn small_threads; } \
+		>"$work/build.log" 2>&1; then
 		tail -n 30 "$work/build.log" >&2
 		die "build failed"
 	fi
 	churn_bin=$BUILD/bench/dsm-bench-alloc-churn
 	shim=$BUILD/preload/libdsm-preload.so
 	dsmrun=$BUILD/preload/dsm-run
+	small_bin=$BUILD/tests/small_threads
 }
 
 start_server() {
@@ -357,6 +360,11 @@ run_prog() {
 		in_cg "$cg" "${pre[@]}" "$work/gochurn" >"$out" 2>>"$work/err" || return 1
 		t1=$EPOCHREALTIME
 		;;
+	small)
+		t0=$EPOCHREALTIME
+		in_cg "$cg" "${pre[@]}" "$small_bin" >"$out" 2>>"$work/err" || return 1
+		t1=$EPOCHREALTIME
+		;;
 	redis)
 		port=$(free_port)
 		in_cg "$cg" "${pre[@]}" redis-server --port "$port" \
@@ -390,7 +398,10 @@ case_run() {
 	if [ "$mode" = dsm ]; then
 		local_mem=$(( W[$prog] * frac / 100 ))
 		pre=("$dsmrun" --servers "$addr" --local-mem "$local_mem"
-		     --require --stats-file "$work/stats" --)
+		     --require --stats-file "$work/stats")
+		# its heap is small blocks: far only from the shim's slabs
+		[ "$prog" != small ] || pre+=(--threshold 16)
+		pre+=(--)
 	elif [ "$mode" = swap ]; then
 		cg=$cg_lim
 		echo $(( W[$prog] * frac / 100 )) >"$cg/memory.limit_in_bytes"

@@ -31,6 +31,9 @@ WORKLOAD = {
     "go": "a Go program (cgo) keeping 400 MiB of slices in a map live, "
           "and building and freeing 100 MiB heaps with "
           "debug.FreeOSMemory (tests/programs/gochurn)",
+    "small": "`small_threads`: 4 threads each building 800,000 nodes of "
+             "24-200 bytes, churning and checking them (the C library's "
+             "per-thread arenas)",
 }
 FAR = {
     "sort": "its line buffer (one malloc of about the input's size)",
@@ -48,6 +51,8 @@ FAR = {
     "go": "the Go heap: its arenas reserved and committed through the C "
           "library; pages Go gives back with raw madvise are taken as "
           "zeros at their next touch",
+    "small": "every block, from the shim's slabs (`--threshold 16`); "
+             "without it all would stay in the C library's arenas",
 }
 
 
