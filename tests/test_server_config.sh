@@ -195,16 +195,22 @@ out=$(timeout 10 "$server" --config 2>&1); rc=$?
 { [ $rc = 2 ] && grep -qF -- "--config needs a value" <<<"$out"; } || fail "--config alone: exit $rc, '$out'"
 
 # --- the documented example: every key parses ------------------------------
+# as it is, and with the settings it leaves commented out taken in
 example=$top/deploy/dsm.conf.example
-settings=$("$server" --config "$example" --check-config 2>&1)
-rc=$?
-[ $rc = 0 ] || fail "--config $example --check-config exited $rc: $settings"
-keys=$(grep -E '^DSM_[A-Z_]+=' "$example" | cut -d= -f1)
-[ -n "$keys" ] || fail "no keys found in $example"
-for k in $keys; do
-	want=$(grep -E "^$k=" "$example")
-	grep -qxF "$want" <<<"$settings" || fail "$example's $want is not in effect: $settings"
+sed -E 's/^#(DSM_[A-Z_]+=)/\1/' "$example" >"$tmp/example-all.conf"
+for f in "$example" "$tmp/example-all.conf"; do
+	settings=$("$server" --config "$f" --check-config 2>&1)
+	rc=$?
+	[ $rc = 0 ] || fail "--config $f --check-config exited $rc: $settings"
+	keys=$(grep -E '^DSM_[A-Z_]+=' "$f" | cut -d= -f1)
+	[ -n "$keys" ] || fail "no keys found in $f"
+	for k in $keys; do
+		want=$(grep -E "^$k=" "$f")
+		grep -qxF "$want" <<<"$settings" || fail "$f's $want is not in effect: $settings"
+	done
 done
+[ "$(grep -cE '^DSM_' "$tmp/example-all.conf")" -gt "$(grep -cE '^DSM_' "$example")" ] ||
+	fail "no commented-out setting (#DSM_METRICS=...) found in $example"
 help=$("$server" --help)
 grep -q -- "--config PATH" <<<"$help" || fail "--help lacks --config"
 grep -q -- "--check-config" <<<"$help" || fail "--help lacks --check-config"
