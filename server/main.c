@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <sched.h>
 #include <netdb.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <uv.h>
 
 #include "auth.h"
+#include "config.h"
 #include "handler.h"
 #include "listen_rdma.h"
 #include "log.h"
@@ -58,6 +60,52 @@ enum transports {
 	                  * the default */
 };
 
+/*
+ * The long options, for getopt_long and the config file alike: a key of
+ * the file is DSM_ and an option's name (config.h), looked up here, so an
+ * option added here can be set there too, with no other change.
+ */
+static const struct option long_options[] = {
+	{ "listen", required_argument, NULL, 'l' },
+	{ "capacity", required_argument, NULL, 'c' },
+	{ "port-file", required_argument, NULL, 'p' },
+	{ "server-id", required_argument, NULL, 'i' },
+	{ "poll-us", required_argument, NULL, 'u' },
+	{ "hugepages", required_argument, NULL, 'H' },
+	{ "transport", required_argument, NULL, 'T' },
+	{ "registry", required_argument, NULL, 'r' },
+	{ "registry-password-file", required_argument, NULL, 'P' },
+	{ "cluster", required_argument, NULL, 'C' },
+	{ "advertise", required_argument, NULL, 'a' },
+	{ "secret-file", required_argument, NULL, 's' },
+	{ "log", required_argument, NULL, 'v' },
+	{ "max-connections", required_argument, NULL, 'N' },
+	{ "max-handshakes", required_argument, NULL, 'S' },
+	{ "handshake-timeout-ms", required_argument, NULL, 't' },
+	{ "max-regions", required_argument, NULL, 'R' },
+	{ "max-client-sessions", required_argument, NULL, 'L' },
+	{ "tcp-timeout-ms", required_argument, NULL, 'O' },
+	{ "inval-timeout-ms", required_argument, NULL, 'I' },
+	{ "metrics", required_argument, NULL, 'M' },
+	{ "config", required_argument, NULL, 'F' },
+	{ "check-config", no_argument, NULL, 'K' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+#define N_OPTIONS (sizeof(long_options) / sizeof(long_options[0]))
+
+/* What the config file may not set: which file to read, and requests
+ * that set nothing. */
+static const char *const cmdline_only[] = { "config", "check-config",
+					    "help", NULL };
+
+/* Where an option's value came from, for --check-config. */
+struct given {
+	const char *value;
+	unsigned line;          /* of the config file; 0: the command line */
+	bool set;
+};
+
 struct options {
 	const char *listen;
 	enum transports transport;
@@ -76,6 +124,10 @@ struct options {
 	struct handler_limits client;
 	uint64_t inval_timeout_ms; /* 0: the handler's default */
 	const char *metrics;    /* [HOST:]PORT of the metrics endpoint */
+	const char *config_path; /* --config */
+	bool check_config;      /* --check-config: print the settings, exit */
+	struct config file;     /* the text the file's values point into */
+	struct given given[N_OPTIONS];
 };
 
 /* Everything the loop's callbacks share; lives on main()'s stack. */
@@ -104,7 +156,8 @@ struct server {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: dsm-server --listen HOST:PORT --capacity SIZE\n"
+		"usage: dsm-server [--config PATH] [--check-config]\n"
+		"                  --listen HOST:PORT --capacity SIZE\n"
 		"                  [--port-file PATH] [--server-id N] [--poll-us N]\n"
 		"                  [--hugepages auto|on|off] [--transport tcp|rdma|both]\n"
 		"                  [--registry URL [--cluster NAME] [--advertise HOST[:PORT]]\n"
@@ -115,6 +168,15 @@ static void usage(FILE *f)
 		"                  [--max-client-sessions N] [--tcp-timeout-ms N]\n"
 		"                  [--inval-timeout-ms N] [--metrics [HOST:]PORT]\n"
 		"\n"
+		"  --config PATH       take options from the file PATH first, flags\n"
+		"                      on the command line overriding them: lines\n"
+		"                      KEY=VALUE, KEY being DSM_ and an option's\n"
+		"                      name in capitals, '-' as '_' (DSM_POLL_US=0\n"
+		"                      for --poll-us 0), '#' comments; an empty\n"
+		"                      VALUE is the default (deploy/dsm.conf.example)\n"
+		"  --check-config      check the options (and --config file), print\n"
+		"                      the settings in effect and exit; reads no\n"
+		"                      secret and opens nothing but --config\n"
 		"  --listen HOST:PORT  address to serve on; port 0 picks a free one\n"
 		"  --capacity SIZE     memory to offer, e.g. 4G (a multiple of 4K)\n"
 		"  --port-file PATH    write the bound port to PATH once listening\n"
@@ -182,6 +244,10 @@ static void usage(FILE *f)
 		"every client and exit.\n");
 }
 
+/* While the config file's settings are applied, where the current one
+ * is, "PATH:LINE: KEY": usage errors begin with it. */
+static const char *usage_where;
+
 __attribute__((noreturn, format(printf, 1, 2)))
 static void die_usage(const char *fmt, ...)
 {
@@ -189,6 +255,8 @@ static void die_usage(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	fprintf(stderr, "dsm-server: ");
+	if (usage_where)
+		fprintf(stderr, "%s: ", usage_where);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\nTry 'dsm-server --help'.\n");
@@ -252,120 +320,220 @@ static enum transports parse_transport(const char *s)
 	return (enum transports)parse_choice("--transport", s, words);
 }
 
-static void parse_args(int argc, char **argv, struct options *o)
+static uint64_t parse_capacity(const char *s)
 {
-	static const struct option longs[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "capacity", required_argument, NULL, 'c' },
-		{ "port-file", required_argument, NULL, 'p' },
-		{ "server-id", required_argument, NULL, 'i' },
-		{ "poll-us", required_argument, NULL, 'u' },
-		{ "hugepages", required_argument, NULL, 'H' },
-		{ "transport", required_argument, NULL, 'T' },
-		{ "registry", required_argument, NULL, 'r' },
-		{ "registry-password-file", required_argument, NULL, 'P' },
-		{ "cluster", required_argument, NULL, 'C' },
-		{ "advertise", required_argument, NULL, 'a' },
-		{ "secret-file", required_argument, NULL, 's' },
-		{ "log", required_argument, NULL, 'v' },
-		{ "max-connections", required_argument, NULL, 'N' },
-		{ "max-handshakes", required_argument, NULL, 'S' },
-		{ "handshake-timeout-ms", required_argument, NULL, 't' },
-		{ "max-regions", required_argument, NULL, 'R' },
-		{ "max-client-sessions", required_argument, NULL, 'L' },
-		{ "tcp-timeout-ms", required_argument, NULL, 'O' },
-		{ "inval-timeout-ms", required_argument, NULL, 'I' },
-		{ "metrics", required_argument, NULL, 'M' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct dsm_reg_addr reg;
-	const char *cap = NULL;
-	char shown[320];
-	uint16_t port;
-	int c, cur;
+	uint64_t v;
 
-	opterr = 0; /* our own messages, with the exit code we promise */
-	/* cur: the argument getopt is about to read; argv[optind - 1] would
-	 * name the wrong one inside a cluster of short options ("-xy") */
-	while (cur = optind,
-	       (c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
-		switch (c) {
-		case 'l': o->listen = optarg; break;
-		case 'c': cap = optarg; break;
-		case 'p': o->port_file = optarg; break;
-		case 'i':
-			o->server_id = parse_uint("--server-id", optarg, UINT32_MAX);
-			o->server_id_set = true;
-			break;
-		case 'r': o->registry = optarg; break;
-		case 'P': o->registry_pass_file = optarg; break;
-		case 'C': o->cluster = optarg; break;
-		case 'a': o->advertise = optarg; break;
-		case 's': o->secret_file = optarg; break;
-		case 'u':
-			o->poll_us = parse_uint("--poll-us", optarg, MAX_POLL_US);
-			break;
-		case 'H': o->pages = parse_pages(optarg); break;
-		case 'T': o->transport = parse_transport(optarg); break;
-		case 'v': parse_log_level(optarg); break;
-		case 'N':
-			o->lim.max_sessions = parse_range("--max-connections",
-							  optarg, 1, 1 << 20);
-			break;
-		case 'S':
-			o->lim.max_handshakes = parse_range("--max-handshakes",
-							    optarg, 1, 1 << 20);
-			break;
-		case 't':
-			o->lim.handshake_ms = parse_range(
-				"--handshake-timeout-ms", optarg, 1, 3600000);
-			break;
-		case 'O':
-			o->lim.tcp_timeout_ms = parse_range(
-				"--tcp-timeout-ms", optarg, 1000, 3600000);
-			break;
-		case 'I':
-			o->inval_timeout_ms = parse_range(
-				"--inval-timeout-ms", optarg, 10, 3600000);
-			break;
-		case 'R':
-			o->client.regions_per_session = parse_range(
-				"--max-regions", optarg, 1, UINT32_MAX);
-			break;
-		case 'L':
-			o->client.sessions_per_client = parse_range(
-				"--max-client-sessions", optarg, 1, 1 << 20);
-			break;
-		case 'M': o->metrics = optarg; break;
-		case 'h': usage(stdout); exit(0);
-		case ':': die_usage("%s needs a value", argv[cur]);
-		default:
-			if (optopt && strlen(argv[cur]) > 2)
-				die_usage("unknown option '-%c' in '%s'", optopt,
-					  argv[cur]);
-			die_usage("unknown option '%s'", argv[cur]);
-		}
-	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
-	if (!o->listen)
-		die_usage("--listen HOST:PORT is required");
-	if (!cap)
-		die_usage("--capacity SIZE is required");
-	if (dsm_parse_size(cap, &o->capacity) < 0 || o->capacity == 0 ||
-	    o->capacity % DSM_PAGE_SIZE)
+	if (dsm_parse_size(s, &v) < 0 || v == 0 || v % DSM_PAGE_SIZE)
 		die_usage("bad --capacity '%s': want a positive multiple of 4K",
-			  cap);
-	if (o->metrics && metrics_parse_addr(o->metrics, shown, sizeof(shown),
-					     &port))
-		die_usage("bad --metrics '%s': want PORT or HOST:PORT",
-			  o->metrics);
-	if (o->registry && dsm_reg_parse_url(o->registry, &reg))
+			  s);
+	return v;
+}
+
+static void check_listen(const char *s)
+{
+	char host[256];
+	uint16_t port;
+
+	if (dsm_parse_hostport(s, host, sizeof(host), &port) < 0)
+		die_usage("bad --listen '%s': want HOST:PORT", s);
+}
+
+static void check_registry(const char *url)
+{
+	struct dsm_reg_addr reg;
+	char shown[320];
+	int bad = dsm_reg_parse_url(url, &reg);
+
+	dsm_reg_addr_wipe(&reg);
+	if (bad)
 		die_usage("bad --registry '%s': want "
 			  "redis://[[USER]:PASSWORD@]HOST:PORT",
-			  dsm_reg_redact(o->registry, shown, sizeof(shown)));
+			  dsm_reg_redact(url, shown, sizeof(shown)));
+}
+
+static void check_metrics(const char *s)
+{
+	char host[256];
+	uint16_t port;
+
+	if (metrics_parse_addr(s, host, sizeof(host), &port))
+		die_usage("bad --metrics '%s': want PORT or HOST:PORT", s);
+}
+
+static void check_cluster(const char *name)
+{
+	if (dsm_reg_check_cluster(name))
+		die_usage("bad cluster name '%s': want 1-%d of letters, "
+			  "digits, '_', '.', '-'", name, DSM_REG_CLUSTER_MAX);
+}
+
+/*
+ * long_options[i] with its value arg, from the command line or from line
+ * `line` of the config file (0: the command line).  Every value is
+ * checked here, as it is applied, rather than once all are: a bad one
+ * from the file is then reported with the line it is on.
+ */
+static void apply_option(struct options *o, size_t i, const char *arg,
+			 unsigned line)
+{
+	o->given[i] = (struct given){ .value = arg, .line = line, .set = true };
+	switch (long_options[i].val) {
+	case 'l': check_listen(arg); o->listen = arg; break;
+	case 'c': o->capacity = parse_capacity(arg); break;
+	case 'p': o->port_file = arg; break;
+	case 'i':
+		o->server_id = parse_uint("--server-id", arg, UINT32_MAX);
+		o->server_id_set = true;
+		break;
+	case 'r': check_registry(arg); o->registry = arg; break;
+	case 'P': o->registry_pass_file = arg; break;
+	case 'C': check_cluster(arg); o->cluster = arg; break;
+	case 'a': o->advertise = arg; break;
+	case 's': o->secret_file = arg; break;
+	case 'u':
+		o->poll_us = parse_uint("--poll-us", arg, MAX_POLL_US);
+		break;
+	case 'H': o->pages = parse_pages(arg); break;
+	case 'T': o->transport = parse_transport(arg); break;
+	case 'v': parse_log_level(arg); break;
+	case 'N':
+		o->lim.max_sessions = parse_range("--max-connections", arg, 1,
+						  1 << 20);
+		break;
+	case 'S':
+		o->lim.max_handshakes = parse_range("--max-handshakes", arg, 1,
+						    1 << 20);
+		break;
+	case 't':
+		o->lim.handshake_ms = parse_range("--handshake-timeout-ms",
+						  arg, 1, 3600000);
+		break;
+	case 'O':
+		o->lim.tcp_timeout_ms = parse_range("--tcp-timeout-ms", arg,
+						    1000, 3600000);
+		break;
+	case 'I':
+		o->inval_timeout_ms = parse_range("--inval-timeout-ms", arg,
+						  10, 3600000);
+		break;
+	case 'R':
+		o->client.regions_per_session = parse_range(
+			"--max-regions", arg, 1, UINT32_MAX);
+		break;
+	case 'L':
+		o->client.sessions_per_client = parse_range(
+			"--max-client-sessions", arg, 1, 1 << 20);
+		break;
+	case 'M': check_metrics(arg); o->metrics = arg; break;
+	}
+}
+
+/* A password belongs in its file, which the config names: one in the
+ * file's URL would be read by whoever may read the config. */
+static bool url_has_password(const char *url)
+{
+	struct dsm_reg_addr reg;
+	bool has = !dsm_reg_parse_url(url, &reg) && reg.pass_in_url;
+
 	dsm_reg_addr_wipe(&reg);
+	return has;
+}
+
+/* A setting of the config file, applied as the command line's are; its
+ * usage errors say where it is. */
+static int apply_setting(void *arg, const struct config_setting *s)
+{
+	usage_where = s->where;
+	if (s->opt->val == 'r' && url_has_password(s->value))
+		die_usage("a password in the URL: put it in a file of its own, "
+			  "named by %sREGISTRY_PASSWORD_FILE",
+			  CONFIG_KEY_PREFIX);
+	apply_option(arg, (size_t)(s->opt - long_options), s->value,
+		     s->line);
+	usage_where = NULL;
+	return 0;
+}
+
+/*
+ * The first pass over the command line: --config and --check-config,
+ * and --help.  The file's settings are applied before the command line's
+ * so that every flag overrides the file, before --config or after it.
+ * A malformed command line ends this pass with no file to read: the
+ * second pass meets the same error first, and says what it is.
+ */
+static void find_config(int argc, char **argv, struct options *o)
+{
+	int c;
+
+	while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+		if (c == '?' || c == ':') {
+			o->config_path = NULL;
+			break;
+		}
+		if (c == 'h') {
+			usage(stdout);
+			exit(0);
+		}
+		if (c == 'K')
+			o->check_config = true;
+		if (c == 'F' && o->config_path)
+			die_usage("--config given twice");
+		if (c == 'F')
+			o->config_path = optarg;
+	}
+	optind = 0; /* glibc: start afresh, argv's permutation too */
+}
+
+static void read_config(struct options *o)
+{
+	char err[PATH_MAX + 512];
+
+	if (o->config_path &&
+	    config_read(&o->file, o->config_path, err, sizeof(err)))
+		die_usage("%s", err);
+}
+
+/*
+ * --check-config: the settings in effect as lines of a config file, each
+ * after a comment saying where it came from, and the unset ones as
+ * comments.  A password in a --registry URL shows as "***".
+ */
+static void print_settings(const struct options *o)
+{
+	char key[CONFIG_KEY_MAX], shown[320];
+
+	printf("# dsm-server --check-config: the settings in effect\n");
+	for (size_t i = 0; long_options[i].name; i++) {
+		const struct given *g = &o->given[i];
+		const char *v = g->value ? g->value : "yes";
+
+		if (!config_settable(&o->file, &long_options[i]) ||
+		    config_key(long_options[i].name, key, sizeof(key)))
+			continue;
+		if (!g->set) {
+			printf("# %s unset: the default\n", key);
+			continue;
+		}
+		if (long_options[i].val == 'r')
+			v = dsm_reg_redact(v, shown, sizeof(shown));
+		if (g->line)
+			printf("# %s:%u\n", o->config_path, g->line);
+		else
+			printf("# the command line\n");
+		printf("%s=%s\n", key, v);
+	}
+}
+
+/* Options that depend on others, or on the environment. */
+static void check_options(struct options *o)
+{
+	if (!o->listen)
+		die_usage("--listen HOST:PORT is required (or %sLISTEN in a "
+			  "--config file)", CONFIG_KEY_PREFIX);
+	if (!o->capacity)
+		die_usage("--capacity SIZE is required (or %sCAPACITY in a "
+			  "--config file)", CONFIG_KEY_PREFIX);
 	if ((o->cluster || o->advertise) && !o->registry)
 		die_usage("--cluster and --advertise need --registry");
 	if (o->registry_pass_file && !o->registry)
@@ -373,10 +541,43 @@ static void parse_args(int argc, char **argv, struct options *o)
 	if (!o->cluster)
 		o->cluster = getenv("DSM_CLUSTER") ? getenv("DSM_CLUSTER")
 						   : DSM_REG_DEFAULT_CLUSTER;
-	if (o->registry && dsm_reg_check_cluster(o->cluster))
-		die_usage("bad cluster name '%s': want 1-%d of letters, "
-			  "digits, '_', '.', '-'", o->cluster,
-			  DSM_REG_CLUSTER_MAX);
+	if (o->registry)
+		check_cluster(o->cluster);
+}
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+	int c, cur, i;
+
+	o->file = (struct config){ .opts = long_options,
+				   .cmdline_only = cmdline_only,
+				   .apply = apply_setting, .arg = o };
+	opterr = 0; /* our own messages, with the exit code we promise */
+	find_config(argc, argv, o);
+	read_config(o);
+	/* cur: the argument getopt is about to read; argv[optind - 1] would
+	 * name the wrong one inside a cluster of short options ("-xy").
+	 * find_config left optind 0, which getopt reads as 1. */
+	while (i = -1, cur = optind ? optind : 1,
+	       (c = getopt_long(argc, argv, ":h", long_options, &i)) != -1) {
+		switch (c) {
+		case 'F': case 'K': case 'h': break; /* find_config's */
+		case ':': die_usage("%s needs a value", argv[cur]);
+		case '?':
+			if (optopt && strlen(argv[cur]) > 2)
+				die_usage("unknown option '-%c' in '%s'", optopt,
+					  argv[cur]);
+			die_usage("unknown option '%s'", argv[cur]);
+		default: apply_option(o, (size_t)i, optarg, 0);
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	check_options(o);
+	if (o->check_config) {
+		print_settings(o);
+		exit(0);
+	}
 }
 
 /* HOST may be a name or a numeric address; resolving it blocks, which is
@@ -966,7 +1167,7 @@ int main(int argc, char **argv)
 	if (err) {
 		dsm_err("cannot reserve %s: %s", dsm_fmt_bytes(o.capacity, cap,
 			sizeof(cap)), why[0] ? why : strerror(-err));
-		return 1;
+		goto out_options;
 	}
 	dsm_info("pool of %s %s", dsm_fmt_bytes(o.capacity, cap, sizeof(cap)),
 		 why);
@@ -1018,5 +1219,7 @@ out:
 out_handler:
 	dsm_reg_addr_wipe(&srv.reg_addr);
 	handler_destroy(&srv.h);
+out_options:
+	config_free(&o.file);
 	return rc;
 }
