@@ -318,11 +318,21 @@ void AnnotateIgnoreReadsEnd(const char *file, int line);
  */
 static void copy_out(uint8_t *slot, uint64_t addr)
 {
+	unsigned char in_core;
+
 	if (dsm_eng.mem_fd >= 0) {
-		if (pread(dsm_eng.mem_fd, slot, DSM_PAGE_SIZE, (off_t)addr) !=
+		if (pread(dsm_eng.mem_fd, slot, DSM_PAGE_SIZE, (off_t)addr) ==
 		    DSM_PAGE_SIZE)
+			return;
+		/* EIO: the page is not there.  Anything else (ENOMEM for
+		 * the kernel's bounce page) says nothing of the page:
+		 * ask the kernel whether it is there before zeros go out
+		 * over data */
+		if (errno == EIO || (mincore((void *)addr, DSM_PAGE_SIZE,
+					     &in_core) == 0 && !(in_core & 1))) {
 			memset(slot, 0, DSM_PAGE_SIZE);
-		return;
+			return;
+		}
 	}
 #ifdef __SANITIZE_THREAD__
 	AnnotateIgnoreReadsBegin(__FILE__, __LINE__);

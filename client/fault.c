@@ -795,12 +795,20 @@ static void fault_zero(struct dsm_region *r, uint64_t idx, bool write,
  */
 static void fault_resident(struct dsm_page *p, uint64_t t0)
 {
+	/* one the program made unreadable stays clean (protect.c) */
+	bool noread = p->flags & DSM_PGF_NOREAD;
 	unsigned skipped;
+	int err;
 
-	if (dsm_uffd_copy(&dsm_eng.uffd, dsm_page_addr(p), dsm_eng.zero_page,
-			  DSM_PAGE_SIZE, false, &skipped) || skipped)
+	err = dsm_uffd_copy(&dsm_eng.uffd, dsm_page_addr(p), dsm_eng.zero_page,
+			    DSM_PAGE_SIZE, noread, &skipped);
+	if (err) { /* the region or the process going away */
+		dsm_uffd_wake(&dsm_eng.uffd, dsm_page_addr(p), DSM_PAGE_SIZE);
 		return;
-	p->state = DSM_PG_DIRTY;
+	}
+	if (skipped)
+		return;
+	p->state = noread ? DSM_PG_CLEAN : DSM_PG_DIRTY;
 	p->flags &= ~(DSM_PGF_WATCHED | DSM_PGF_PREFETCHED | DSM_PGF_PROBE);
 	dsm_queue_touch(p);
 	dsm_eng.c.pages_zero_filled++;

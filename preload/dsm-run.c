@@ -235,7 +235,7 @@ static bool append_file(const char *from, const char *to)
 
 /*
  * The snapshots the run's processes kept beside the stats file
- * (PATH.PID, preload/stats_file.h): with take, those of processes that
+ * (PATH.dsm-snapshot.PID, preload/stats_file.h): with take, those of processes that
  * left no block at exit are appended to it, as their figures; all are
  * removed.  Returns how many were taken.
  */
@@ -243,7 +243,7 @@ static unsigned snapshots(const char *path, bool take)
 {
 	char buf[PATH_MAX], file[PATH_MAX + 300], *slash;
 	const char *dir = ".", *base = path;
-	size_t blen;
+	size_t blen, tag = strlen(STATS_SNAPSHOT_TAG);
 	unsigned taken = 0;
 	struct dirent *e;
 	DIR *d;
@@ -263,11 +263,13 @@ static unsigned snapshots(const char *path, bool take)
 		char *end;
 		long pid;
 
-		if (strncmp(e->d_name, base, blen) || e->d_name[blen] != '.')
+		const char *tail = e->d_name + blen + tag;
+
+		if (strncmp(e->d_name, base, blen) ||
+		    strncmp(e->d_name + blen, STATS_SNAPSHOT_TAG, tag))
 			continue;
-		pid = strtol(e->d_name + blen + 1, &end, 10);
-		if (end == e->d_name + blen + 1 || pid <= 0 ||
-		    (*end && strcmp(end, ".tmp")))
+		pid = strtol(tail, &end, 10);
+		if (end == tail || pid <= 0 || (*end && strcmp(end, ".tmp")))
 			continue;
 		snprintf(file, sizeof(file), "%s/%s", dir, e->d_name);
 		if (take && !*end && !has_block(path, pid) &&
@@ -342,6 +344,7 @@ int main(int argc, char **argv)
 	};
 	const char *stats_file = NULL, *shim, *old;
 	char shim_buf[PATH_MAX + 32], tmp_stats[] = "/tmp/dsm-run-XXXXXX";
+	char cwd[PATH_MAX], abs_stats[2 * PATH_MAX];
 	char *preload;
 	bool quiet = false, own_file = false;
 	unsigned snapped;
@@ -373,6 +376,11 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 127;
 	}
+	/* the program may chdir: its processes must find the same file */
+	if (stats_file && stats_file[0] != '/' && getcwd(cwd, sizeof(cwd)) &&
+	    snprintf(abs_stats, sizeof(abs_stats), "%s/%s", cwd, stats_file) <
+		    (int)sizeof(abs_stats))
+		stats_file = abs_stats;
 	if (!stats_file && !quiet) {
 		int fd = mkstemp(tmp_stats);
 

@@ -193,6 +193,18 @@ static bool far_on(void)
 
 /* ---- routing --------------------------------------------------------- */
 
+/* What to ask of the slabs for size bytes aligned to align (a power of
+ * two below a page): the size rounded up to align.  Every class whose
+ * size is a multiple of align is carved at multiples of it from slabs
+ * aligned to 64 KiB, and rounding up lands on such a class (small.c);
+ * at a page or more, an arena's block. */
+static size_t small_size(size_t size, size_t align)
+{
+	if (align < SMALL_ALIGN)
+		align = SMALL_ALIGN;
+	return (size + align - 1) & ~(align - 1);
+}
+
 /* A far block, or NULL: the caller then asks the C library.  With zero,
  * it reads as zeros (calloc, mmap); otherwise its contents are unspecified,
  * and it may be memory freed a moment ago, still resident. */
@@ -205,8 +217,8 @@ static void *far_alloc(size_t size, size_t align, bool zero)
 	dsm_tl_internal++;
 	/* below a page (a threshold under 4K): a slab's block, unless the
 	 * caller wants more alignment than every block has */
-	if (size < SMALL_MAX && align <= SMALL_ALIGN) {
-		p = small_alloc(size);
+	if (small_size(size, align) < SMALL_MAX && align < PAGE) {
+		p = small_alloc(small_size(size, align));
 		if (p && zero)
 			memset(p, 0, size);
 	} else {
@@ -290,10 +302,12 @@ EXPORT void *malloc(size_t n)
 	return malloc_far(n);
 }
 
-/* A block of a slab (small.h)?  As ours(), never on libdsm's threads. */
+/* A block of a slab (small.h)?  As ours(), never on libdsm's threads.
+ * The envelope first; then the regions themselves, since the C
+ * library's heaps may lie between two of them. */
 static inline bool ours_small(const void *p)
 {
-	return small_near(p) && !dsm_tl_internal;
+	return small_near(p) && !dsm_tl_internal && small_contains(p);
 }
 
 static void small_give_back(void *p)
@@ -442,9 +456,22 @@ static size_t page_align(size_t align)
 	return a;
 }
 
+/* The least power of two at least a (memalign takes any alignment). */
+static size_t pow2_at_least(size_t a)
+{
+	size_t p = 1;
+
+	while (p < a && p)
+		p <<= 1;
+	return p ? p : a;
+}
+
 EXPORT void *memalign(size_t align, size_t n)
 {
-	void *p = far_alloc(n, page_align(align), false);
+	size_t a = pow2_at_least(align);
+	/* below a page, a slab's block aligned as asked; else pages */
+	void *p = far_alloc(n, a < PAGE && small_size(n, a) < SMALL_MAX ? a :
+						     page_align(align), false);
 
 	return p ? p : __libc_memalign(align, n);
 }

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "dsm.h"
 #include "small.h"
@@ -30,6 +31,7 @@ extern void __libc_free(void *p);
 #define NO_CLASS 0xff
 #define CACHE_SLOTS 32              /* a thread's free blocks per class */
 #define BATCH (CACHE_SLOTS / 2)     /* moved to or from a pool at once */
+#define RETRY_NS 1000000000ull      /* after a region could not be made */
 
 uintptr_t small_lo = UINTPTR_MAX, small_hi; /* widened under slab_lock */
 
@@ -59,6 +61,7 @@ struct cache {
 };
 static __thread struct cache *my_cache __attribute__((tls_model("initial-exec")));
 static pthread_key_t cache_key;
+static bool key_ok;                /* set once, by pools_init */
 
 /* ---- size classes ------------------------------------------------------ */
 
@@ -86,21 +89,36 @@ static size_t class_size(unsigned c)
 
 /* ---- regions and slabs ------------------------------------------------- */
 
-/* Called with slab_lock held. */
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
+}
+
+/* Called with slab_lock held.  After a dsm_alloc fails, none is tried
+ * again for RETRY_NS: each is a round trip to the servers, made with
+ * locks held, and the callers fall back to the C library meanwhile. */
 static struct region *new_region(void)
 {
+	static uint64_t failed_at; /* slab_lock */
 	unsigned n = __atomic_load_n(&nregions, __ATOMIC_RELAXED);
 	struct region *r = &regions[n];
 	uintptr_t base;
 	size_t nslabs;
 
-	if (n == MAX_REGIONS) {
+	if (n == MAX_REGIONS ||
+	    (failed_at && now_ns() - failed_at < RETRY_NS)) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	base = (uintptr_t)dsm_alloc(REGION);
-	if (!base)
+	if (!base) {
+		failed_at = now_ns();
 		return NULL;
+	}
+	failed_at = 0;
 	r->slab0 = (base + SLAB - 1) & ~(uintptr_t)(SLAB - 1);
 	nslabs = (base + REGION - r->slab0) / SLAB;
 	r->end = r->slab0 + nslabs * SLAB;
@@ -146,6 +164,17 @@ static uintptr_t new_slab(unsigned c)
 	return s;
 }
 
+bool small_contains(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	unsigned n = __atomic_load_n(&nregions, __ATOMIC_ACQUIRE);
+
+	for (unsigned i = 0; i < n; i++)
+		if (a >= regions[i].slab0 && a < regions[i].end)
+			return true;
+	return false;
+}
+
 /* The class of the block p starts, or NO_CLASS. */
 static unsigned block_class(const void *p)
 {
@@ -176,7 +205,7 @@ static void pools_init(void)
 {
 	for (unsigned c = 0; c < NCLASS; c++)
 		pthread_mutex_init(&pools[c].lock, NULL);
-	pthread_key_create(&cache_key, cache_exit);
+	key_ok = pthread_key_create(&cache_key, cache_exit) == 0;
 }
 
 /* Into a pool's stack; false if it cannot grow (the block is then lost
@@ -259,7 +288,8 @@ static struct cache *cache(void)
 		return NULL;
 	/* the key's destructor, not a TLS one: it runs for threads the
 	 * program creates as for those it does not */
-	pthread_setspecific(cache_key, tc);
+	if (key_ok)
+		pthread_setspecific(cache_key, tc);
 	my_cache = tc;
 	return tc;
 }

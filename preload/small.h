@@ -26,7 +26,8 @@
 extern uintptr_t small_lo, small_hi;
 
 /* The first test of free() on every pointer: two compares, false for
- * all pointers but those near our small regions. */
+ * all pointers but those near our small regions (small_contains then
+ * says whether it is in one). */
 static inline bool small_near(const void *p)
 {
 	uintptr_t a = (uintptr_t)p;
@@ -35,6 +36,9 @@ static inline bool small_near(const void *p)
 	       a < __atomic_load_n(&small_hi, __ATOMIC_ACQUIRE);
 }
 
+/* Whether p lies in the slabs of one of our regions (other mappings,
+ * the C library's heaps among them, may lie between two regions). */
+bool small_contains(const void *p);
 /* A block of n bytes (0 < n < SMALL_MAX), aligned to 16; its contents
  * are unspecified.  NULL with errno set when no region could be made. */
 void *small_alloc(size_t n);

@@ -86,7 +86,8 @@ static int format_block(char *buf, size_t cap)
 
 static void snapshot_path(char *buf, size_t cap, bool tmp)
 {
-	snprintf(buf, cap, "%s.%d%s", path, (int)getpid(), tmp ? ".tmp" : "");
+	snprintf(buf, cap, "%s" STATS_SNAPSHOT_TAG "%d%s", path, (int)getpid(),
+		 tmp ? ".tmp" : "");
 }
 
 /* The snapshot is replaced whole (rename), so a reader never sees half
@@ -108,8 +109,14 @@ static void write_snapshot(void)
 	ok = write(fd, buf, n) == n;
 	close(fd);
 	if (!ok || __atomic_load_n(&stop, __ATOMIC_ACQUIRE) ||
-	    rename(tmp, final))
+	    rename(tmp, final)) {
 		unlink(tmp);
+		return;
+	}
+	/* the final block may have come between the test and the rename:
+	 * then this snapshot is one too many */
+	if (__atomic_load_n(&stop, __ATOMIC_ACQUIRE))
+		unlink(final);
 }
 
 static void *snapshot_main(void *arg)

@@ -4,7 +4,8 @@
  * test_preload_programs.sh's small case runs it under dsm-run.
  *
  * Each of 4 threads builds a list of 800,000 nodes of 24 to 200 bytes
- * (about 100 MiB a thread), filled from its own generator; then frees
+ * (about 100 MiB a thread; every 8th from aligned_alloc, every 16th with
+ * an 8-byte tag of its own), filled from its own generator; then frees
  * every other node, reallocs the rest to new sizes and adds as many new
  * ones; then walks the list, checking and summing every byte.  Prints
  * each thread's sum, in thread order: the same with or without the shim.
@@ -23,10 +24,15 @@
 
 struct node {
 	struct node *next;
+	uint64_t *tag;          /* 8 bytes: below any threshold, so the C
+	                         * library's, whose heaps may lie between
+	                         * the shim's regions; NULL on most nodes */
 	uint32_t len;           /* bytes of data */
 	uint32_t seed;
 	uint8_t data[];
 };
+
+#define ALIGNED 64      /* every 8th node: aligned_alloc(ALIGNED, ...) */
 
 struct job {
 	unsigned id;
@@ -44,14 +50,34 @@ static uint32_t next_rand(uint64_t *s)
 static struct node *make(uint64_t *rng)
 {
 	uint32_t len = MIN_NODE + next_rand(rng) % (MAX_NODE - MIN_NODE);
-	struct node *n = malloc(sizeof(*n) + len);
+	uint32_t seed = next_rand(rng);
+	size_t size = sizeof(struct node) + len;
+	struct node *n;
 
+	if (seed % 8 == 0) {
+		n = aligned_alloc(ALIGNED, (size + ALIGNED - 1) & ~(size_t)(ALIGNED - 1));
+		if (n && (uintptr_t)n % ALIGNED) {
+			fprintf(stderr, "aligned_alloc(%d): %p\n", ALIGNED, (void *)n);
+			exit(1);
+		}
+	} else {
+		n = malloc(size);
+	}
 	if (!n) {
 		perror("malloc");
 		exit(1);
 	}
+	n->tag = NULL;
+	if (seed % 16 == 1) {
+		n->tag = malloc(sizeof(*n->tag));
+		if (!n->tag) {
+			perror("malloc");
+			exit(1);
+		}
+		*n->tag = seed;
+	}
 	n->len = len;
-	n->seed = next_rand(rng);
+	n->seed = seed;
 	for (uint32_t i = 0; i < len; i++)
 		n->data[i] = (uint8_t)(n->seed + i * 7);
 	return n;
@@ -66,6 +92,7 @@ static struct node *churn(struct node *head, uint64_t *rng)
 	for (n = head; n; n = next, k++) {
 		next = n->next;
 		if (k % 2) {
+			free(n->tag);
 			free(n);
 			n = make(rng);
 		} else {
@@ -108,6 +135,8 @@ static void *run(void *arg)
 			j->bad |= n->data[i] != (uint8_t)(n->seed + i * 7);
 			j->sum = j->sum * 31 + n->data[i];
 		}
+		j->bad |= n->tag && *n->tag != n->seed;
+		free(n->tag);
 		free(n);
 	}
 	return NULL;
