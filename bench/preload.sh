@@ -14,7 +14,8 @@
 # Run as root (swapon, memory cgroups):   bench/preload.sh
 # Knobs: REPS (runs per case, medians; default 3), CHURN_REPS (default 5),
 # CHURN_OPS (default 50000000), FRACTIONS (default "25 50 100"),
-# PROGRAMS (default "sort python redis xz node java go small"), SORT_LINES (2000000),
+# PROGRAMS (default "sort python redis xz node java go small"; " " for
+# the overhead alone), SORT_LINES (2000000),
 # PY_BLOBS (160), REDIS_KEYS (1000), XZ_MB (1), TIMEOUT (seconds per
 # run, 600),
 # BUILD (build directory, default build-bench), OUT (where the report,
@@ -448,7 +449,7 @@ main() {
 	start_server
 	setup_cgroups
 	(( CHURN_REPS > 0 )) && run_churn
-	make_inputs
+	[ -z "${PROGRAMS// }" ] || make_inputs
 	declare -gA W=() digest=()
 	min_frac=$(tr ' ' '\n' <<<"$FRACTIONS" | sort -n | head -n 1)
 	# The working set: the memory cgroup's peak (RSS + page cache it
@@ -462,8 +463,10 @@ main() {
 		log "$prog: working set $(( W[$prog] >> 20 )) MiB"
 		(( W[$prog] > maxw )) && maxw=${W[$prog]}
 	done
-	make_swapfile $(( maxw * 2 ))
-	log "kernel swap: $swapfile ($(( maxw * 2 >> 20 )) MiB)"
+	if (( maxw )); then # PROGRAMS=" ": the overhead alone
+		make_swapfile $(( maxw * 2 ))
+		log "kernel swap: $swapfile ($(( maxw * 2 >> 20 )) MiB)"
+	fi
 	# Runs of all cases are interleaved, so a slow minute on a shared
 	# machine hurts every case a little, not one a lot.
 	for rep in $(seq "$REPS"); do
