@@ -302,23 +302,29 @@ EXPORT void *malloc(size_t n)
 	return malloc_far(n);
 }
 
-/* A block of a slab (small.h)?  As ours(), never on libdsm's threads.
- * The envelope first; then the regions themselves, since the C
- * library's heaps may lie between two of them. */
-static inline bool ours_small(const void *p)
+/* Near the slabs (small.h)?  As ours(), never on libdsm's threads.  Only
+ * the envelope: small_lookup says whether p is in a region's slabs. */
+static inline bool near_small(const void *p)
 {
-	return small_near(p) && !dsm_tl_internal && small_contains(p);
+	return small_near(p) && !dsm_tl_internal;
 }
 
-static void small_give_back(void *p)
+/* Give a slab's block back; false if p lies in no region's slabs (the C
+ * library's). */
+static bool small_give_back(void *p)
 {
+	size_t size = small_lookup(p);
+
+	if (size == SMALL_NOT_OURS)
+		return false;
 	if (get_state() == SHIM_CHILD)
-		return; /* as far_free */
-	dsm_tl_internal++;
-	if (!small_block_size(p))
+		return true; /* as far_free */
+	if (!size)
 		bad_pointer("free", p);
-	small_free(p);
+	dsm_tl_internal++;
+	small_free(p, size);
 	dsm_tl_internal--;
+	return true;
 }
 
 EXPORT void free(void *p)
@@ -327,9 +333,7 @@ EXPORT void free(void *p)
 		return;
 	if (ours(p))
 		far_free(p);
-	else if (ours_small(p))
-		small_give_back(p);
-	else
+	else if (!near_small(p) || !small_give_back(p))
 		__libc_free(p);
 }
 
@@ -384,23 +388,17 @@ static void *realloc_far(void *p, size_t n)
 	return q;
 }
 
-/* A slab's block: it stays while n fits its class, else moves. */
-static void *realloc_small(void *p, size_t n)
+/* A slab's block of size old (small_lookup): it stays while n fits its
+ * class, else moves. */
+static void *realloc_small(void *p, size_t n, size_t old)
 {
-	size_t old;
+	bool child = get_state() == SHIM_CHILD;
 	void *q;
 
-	bool child = get_state() == SHIM_CHILD;
-
-	if (child) {
-		old = SMALL_MAX; /* unknown here: the copy faults, see top */
-	} else {
-		dsm_tl_internal++;
-		old = small_block_size(p);
-		dsm_tl_internal--;
-		if (!old)
-			bad_pointer("realloc", p);
-	}
+	if (child)
+		old = SMALL_MAX; /* the copy faults, see top */
+	else if (!old)
+		bad_pointer("realloc", p);
 	if (!n) {
 		free(p);
 		return NULL;
@@ -424,8 +422,8 @@ EXPORT void *realloc(void *p, size_t n)
 		return malloc(n);
 	if (ours(p))
 		return realloc_far(p, n);
-	if (ours_small(p))
-		return realloc_small(p, n);
+	if (near_small(p) && (old = small_lookup(p)) != SMALL_NOT_OURS)
+		return realloc_small(p, n, old);
 	/* A C-library block growing past the threshold moves to far memory. */
 	if (n >= threshold && (old = libc_usable_size(p)) < n &&
 	    (q = far_alloc(n, block_align(n), false))) {
@@ -522,12 +520,8 @@ EXPORT size_t malloc_usable_size(void *p)
 		return 0;
 	if (ours(p))
 		return arena_block_size(p);
-	if (ours_small(p)) {
-		dsm_tl_internal++;
-		n = small_block_size(p);
-		dsm_tl_internal--;
+	if (near_small(p) && (n = small_lookup(p)) != SMALL_NOT_OURS)
 		return n;
-	}
 	return libc_usable_size(p);
 }
 

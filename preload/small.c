@@ -12,10 +12,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#include <time.h>
 
 #include "dsm.h"
 #include "small.h"
+#include "util.h"
 
 #include "../client/shim.h"
 
@@ -29,6 +29,7 @@ extern void __libc_free(void *p);
 #define MAX_REGIONS 64              /* 16 GiB of small blocks */
 #define NCLASS 32                   /* 16..256 by 16, then 4 per doubling */
 #define NO_CLASS 0xff
+#define NOT_OURS 0x100              /* lookup_class: in no region */
 #define CACHE_SLOTS 32              /* a thread's free blocks per class */
 #define BATCH (CACHE_SLOTS / 2)     /* moved to or from a pool at once */
 #define RETRY_NS 1000000000ull      /* after a region could not be made */
@@ -89,14 +90,6 @@ static size_t class_size(unsigned c)
 
 /* ---- regions and slabs ------------------------------------------------- */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
-}
-
 /* Called with slab_lock held.  After a dsm_alloc fails, none is tried
  * again for RETRY_NS: each is a round trip to the servers, made with
  * locks held, and the callers fall back to the C library meanwhile. */
@@ -109,13 +102,13 @@ static struct region *new_region(void)
 	size_t nslabs;
 
 	if (n == MAX_REGIONS ||
-	    (failed_at && now_ns() - failed_at < RETRY_NS)) {
+	    (failed_at && dsm_now_ns() - failed_at < RETRY_NS)) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	base = (uintptr_t)dsm_alloc(REGION);
 	if (!base) {
-		failed_at = now_ns();
+		failed_at = dsm_now_ns();
 		return NULL;
 	}
 	failed_at = 0;
@@ -164,19 +157,9 @@ static uintptr_t new_slab(unsigned c)
 	return s;
 }
 
-bool small_contains(const void *p)
-{
-	uintptr_t a = (uintptr_t)p;
-	unsigned n = __atomic_load_n(&nregions, __ATOMIC_ACQUIRE);
-
-	for (unsigned i = 0; i < n; i++)
-		if (a >= regions[i].slab0 && a < regions[i].end)
-			return true;
-	return false;
-}
-
-/* The class of the block p starts, or NO_CLASS. */
-static unsigned block_class(const void *p)
+/* The class of the block p starts; NO_CLASS inside a slab but not at a
+ * block's start; NOT_OURS outside every region's slabs. */
+static unsigned lookup_class(const void *p)
 {
 	uintptr_t a = (uintptr_t)p;
 	unsigned n = __atomic_load_n(&nregions, __ATOMIC_ACQUIRE);
@@ -194,7 +177,7 @@ static unsigned block_class(const void *p)
 			return NO_CLASS;
 		return c;
 	}
-	return NO_CLASS;
+	return NOT_OURS;
 }
 
 /* ---- pools and caches -------------------------------------------------- */
@@ -310,20 +293,20 @@ void *small_alloc(size_t n)
 	return tc->slot[c][--tc->n[c]];
 }
 
-size_t small_block_size(const void *p)
+size_t small_lookup(const void *p)
 {
-	unsigned c = block_class(p);
+	unsigned c = lookup_class(p);
 
+	if (c == NOT_OURS)
+		return SMALL_NOT_OURS;
 	return c == NO_CLASS ? 0 : class_size(c);
 }
 
-void small_free(void *p)
+void small_free(void *p, size_t size)
 {
 	struct cache *tc = cache();
-	unsigned c = block_class(p);
+	unsigned c = class_of(size); /* a class's own size maps back to it */
 
-	if (c == NO_CLASS)
-		return;
 	if (!tc) { /* no cache: straight to the pool */
 		pthread_mutex_lock(&pools[c].lock);
 		pool_push(&pools[c], p);

@@ -26,7 +26,7 @@
 extern uintptr_t small_lo, small_hi;
 
 /* The first test of free() on every pointer: two compares, false for
- * all pointers but those near our small regions (small_contains then
+ * all pointers but those near our small regions (small_lookup then
  * says whether it is in one). */
 static inline bool small_near(const void *p)
 {
@@ -36,17 +36,16 @@ static inline bool small_near(const void *p)
 	       a < __atomic_load_n(&small_hi, __ATOMIC_ACQUIRE);
 }
 
-/* Whether p lies in the slabs of one of our regions (other mappings,
- * the C library's heaps among them, may lie between two regions). */
-bool small_contains(const void *p);
 /* A block of n bytes (0 < n < SMALL_MAX), aligned to 16; its contents
  * are unspecified.  NULL with errno set when no region could be made. */
 void *small_alloc(size_t n);
-/* p's block size if p is a block of ours (inside a slab, at a block's
- * start), else 0. */
-size_t small_block_size(const void *p);
-/* Give p back (small_block_size(p) != 0). */
-void small_free(void *p);
+/* What p is, after small_near: SMALL_NOT_OURS if it lies in none of our
+ * regions' slabs (the C library's heaps may lie between two regions),
+ * 0 inside a slab but not at a block's start, else its block's size. */
+#define SMALL_NOT_OURS ((size_t)-1)
+size_t small_lookup(const void *p);
+/* Give p back; size is small_lookup(p), a block's. */
+void small_free(void *p, size_t size);
 /* Regions made and bytes of slabs carved, for the stats. */
 void small_usage(unsigned *nregions, size_t *bytes);
 
