@@ -53,11 +53,17 @@ die() { log "$*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root: the swap baseline needs swapon and a memory cgroup"
 [ -w /sys/fs/cgroup/memory/cgroup.procs ] ||
 	die "no cgroup v1 memory controller at /sys/fs/cgroup/memory"
-for p in sort $PY redis-server xz node java javac go; do
-	case " $PROGRAMS " in
-	*" $p "*|*" redis "*) ;;
-	*) [ "$p" = sort ] || [ "$p" = "$PY" ] || [ "$p" = javac ] || continue ;;
+# what each program needs installed; python3 the script needs itself
+needs() {
+	case $1 in
+	python) ;;
+	redis) echo redis-server redis-cli ;;
+	java) echo java javac ;;
+	small) ;;
+	*) echo "$1" ;;
 	esac
+}
+for p in $PY $(for prog in $PROGRAMS; do needs "$prog"; done); do
 	command -v "$p" >/dev/null || die "$p not installed (deploy/install-deps.sh)"
 done
 
@@ -269,7 +275,8 @@ for b in reversed(blobs):
 print(h.hexdigest(), len(blobs), len(nums), len(d))
 PY
 	# node and java: tests/programs/heap.js (V8's heap) and Fill.java
-	javac -d "$work" "$top/tests/programs/Fill.java"
+	[[ " $PROGRAMS " != *" java "* ]] ||
+		javac -d "$work" "$top/tests/programs/Fill.java"
 	# go: tests/programs/gochurn, linked with cgo so that it loads the
 	# shim (a 400 MB live heap, and heaps given back round after round)
 	if [[ " $PROGRAMS " == *" go "* ]]; then
