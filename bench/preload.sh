@@ -122,8 +122,17 @@ build() {
 	small_bin=$BUILD/tests/small_threads
 }
 
+# The server stands for another machine: it runs on the last CPU, as
+# bench/run.sh's do (the comment above its start_server says why); PIN=0
+# leaves it to the scheduler.  taskset execs the server, so $! stays its
+# pid.  The programs keep both CPUs: they are multi-threaded (sort, xz,
+# Go), and swap's runs get the same.
 start_server() {
-	"$BUILD/server/dsm-server" --listen 127.0.0.1:0 --capacity 8G \
+	local pin=()
+	if [ "${PIN:-1}" != 0 ] && (( $(nproc) >= 2 )) && command -v taskset >/dev/null; then
+		pin=(taskset -c $(( $(nproc) - 1 )))
+	fi
+	"${pin[@]}" "$BUILD/server/dsm-server" --listen 127.0.0.1:0 --capacity 8G \
 		--port-file "$work/port" 2>"$work/server.log" &
 	server_pid=$!
 	for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done

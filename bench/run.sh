@@ -16,6 +16,8 @@
 # the run and given back) against 4 KiB pages; and the system calls per
 # 1,000 pages each side makes, counted with strace in one extra run per
 # workload (not timed).
+# The servers run on the last CPU and everything else on the others
+# (taskset), as two machines would; PIN=0 leaves them to the scheduler.
 # Knobs: SIZE (working set, default 1G; the budget is SIZE/8), REPS (runs
 # per case, medians reported; default 3), OPS (accesses per random run,
 # default 300000), WARMUP (untimed zipf accesses before the timed ones,
@@ -156,11 +158,31 @@ reserve_huge() {
 	fi
 }
 
+# The servers stand for other machines, so they run on a CPU of their
+# own (the last one), and the client and kernel swap's program on the
+# others; the streaming floors are left to the scheduler.  Left to the scheduler on a 2-core machine, a
+# server lands on the CPU of the thread whose fault it serves (the
+# client's engine thread busy-polls the other one), and every fault pays
+# two switches between address spaces there: a remote fault measured
+# 72 µs that way against 40 µs with server and client apart, on a day
+# when such switches were dear (2026-12-06), and from run to run the
+# ratio to its floors moved between 1.07 and 1.44 with only the server
+# placed.  PIN=0 leaves everything to the scheduler.  (taskset execs the
+# program: $! stays the server's pid.)
+on_server_cpu=()
+on_client_cpus=()
+placement="servers, client and swap left to the scheduler"
+if [ "${PIN:-1}" != 0 ] && (( $(nproc) >= 2 )) && command -v taskset >/dev/null; then
+	on_server_cpu=(taskset -c $(( $(nproc) - 1 )))
+	on_client_cpus=(taskset -c 0-$(( $(nproc) - 2 )))
+	placement="servers on CPU $(( $(nproc) - 1 )), the client and kernel swap's program on CPU 0-$(( $(nproc) - 2 )) (taskset): two machines' worth"
+fi
+
 # Server i (1-based) on an ephemeral loopback port, its pool on PAGES
 # (on/off/auto) pages.
 start_server() {
 	local i=$1 pages=$2
-	"$BUILD/server/dsm-server" --listen 127.0.0.1:0 --capacity "$capacity" \
+	"${on_server_cpu[@]}" "$BUILD/server/dsm-server" --listen 127.0.0.1:0 --capacity "$capacity" \
 		--hugepages "$pages" --port-file "$work/port$i" \
 		2>"$work/server$i.log" &
 	server_pids+=($!)
@@ -255,7 +277,7 @@ warmup_of() { [ "$1" = zipf ] && echo "$WARMUP" || echo 0; }
 run_dsm() { # NAME REP EVICT PATTERN [NSERVERS | SERVER LIST]
 	local list=${5:-1}
 	[[ $list == *:* ]] || list=$(servers_list "$list")
-	record "$1" "$2" env DSM_SERVERS="$list" \
+	record "$1" "$2" "${on_client_cpus[@]}" env DSM_SERVERS="$list" \
 		DSM_LOCAL_MEM="$budget" DSM_EVICT="$3" "$wl" --backend dsm \
 		--size "$size_bytes" --pattern "$4" --ops "$OPS" \
 		--warmup "$(warmup_of "$4")"
@@ -268,7 +290,8 @@ run_swap() { # NAME REP PATTERN
 	# the inner shell's pid, which exec hands to the program
 	# shellcheck disable=SC2016
 	peak_file=$cgroup/memory.max_usage_in_bytes \
-	record "$1" "$2" sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' \
+	record "$1" "$2" "${on_client_cpus[@]}" \
+		sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' \
 		"$cgroup" "$wl" --backend local --size "$size_bytes" \
 		--pattern "$3" --ops "$OPS" --warmup "$(warmup_of "$3")"
 }
@@ -305,8 +328,11 @@ main() {
 	# Runs of all cases are interleaved rather than grouped, so a slow
 	# minute on a shared machine hurts every case a little, not one a lot.
 	for rep in $(seq "$REPS"); do
+		# the floors are not placed: the TCP floor's two ends stand
+		# for client and server, on two CPUs as dsm's are
 		record floor "$rep" "$floor" --size "$size_bytes"
-		record latency "$rep" "$lat" --server "${addrs[0]}" \
+		record latency "$rep" "${on_client_cpus[@]}" "$lat" \
+			--server "${addrs[0]}" \
 			--samples "$lat_samples"
 		for pat in seq uniform zipf rmw; do
 			run_dsm "dsm-$pat" "$rep" 2q "$pat"
@@ -340,6 +366,7 @@ main() {
 	$PY -B "$top/bench/report.py" "$jsonl" \
 		--size "$SIZE" --budget "$(( budget >> 20 ))M" --reps "$REPS" \
 		--ops "$OPS" --swap-skip "$swap_skip" --huge-note "$huge_note" \
+		--placement "$placement" \
 		--machine "$(nproc) cores, $(uname -sr), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM" \
 		--plots "$work" --prefix latest- ${short:+--short} >"$work/latest.md"
 	cp "$work/latest.md" "$out_dir/latest.md"
