@@ -474,17 +474,25 @@ static void on_refused_closed(uv_handle_t *handle)
 }
 
 /* Over the cap: off the backlog and closed, unanswered. */
-static void refuse_conn(struct metrics *m, uv_stream_t *listener)
+/* Accepted and closed at once, unanswered.  0, or an error with the
+ * connection still waiting in the listener. */
+static int refuse_conn(struct metrics *m, uv_stream_t *listener)
 {
 	uv_tcp_t *t = malloc(sizeof(*t));
+	int err;
 
-	m->refused++;
-	if (!t || uv_tcp_init(m->loop, t)) {
+	if (!t)
+		return UV_ENOMEM;
+	err = uv_tcp_init(m->loop, t);
+	if (err) {
 		free(t);
-		return;
+		return err;
 	}
-	uv_accept(listener, (uv_stream_t *)t);
+	err = uv_accept(listener, (uv_stream_t *)t);
 	uv_close((uv_handle_t *)t, on_refused_closed);
+	if (!err)
+		m->refused++;
+	return err;
 }
 
 static int accept_conn(struct metrics *m, uv_stream_t *listener)
@@ -493,7 +501,7 @@ static int accept_conn(struct metrics *m, uv_stream_t *listener)
 	int err;
 
 	if (!c)
-		return -ENOMEM;
+		return UV_ENOMEM;
 	c->m = m;
 	uv_tcp_init(m->loop, &c->tcp);
 	uv_timer_init(m->loop, &c->deadline);
@@ -542,27 +550,34 @@ static void on_listener_closed(uv_handle_t *handle)
 			       METRICS_PAUSE_MS, 0);
 }
 
+/*
+ * Not taking connections for a while.  libuv holds an accepted descriptor
+ * until uv_accept takes it and reads the listener no further meanwhile,
+ * and when accept itself finds no descriptor (EMFILE) it calls back again
+ * at once, for ever; either way the listener would be stuck.  So close
+ * it, dropping what waits in its backlog, and listen again after a pause
+ * (as main.c does for the pages' listener).
+ */
+static void pause_listening(struct metrics *m, int err)
+{
+	dsm_warn("metrics: accept: %s: not taking connections for %d ms",
+		 uv_strerror(err), METRICS_PAUSE_MS);
+	m->listening = false;
+	uv_close((uv_handle_t *)&m->listener, on_listener_closed);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
 	struct metrics *m = listener->data;
 	int err = status;
 
-	/* out of descriptors: libuv would call back again at once, for
-	 * ever; close, and listen again after a pause (as main.c does) */
-	if (err == UV_EMFILE || err == UV_ENFILE) {
-		dsm_warn("metrics: accept: %s: not taking connections for %d ms",
-			 uv_strerror(err), METRICS_PAUSE_MS);
-		m->listening = false;
-		uv_close((uv_handle_t *)&m->listener, on_listener_closed);
-		return;
-	}
-	if (!err && m->nconns >= METRICS_MAX_CONNS) {
-		refuse_conn(m, listener);
-		return;
-	}
-	if (!err)
+	if (!err && m->nconns >= METRICS_MAX_CONNS)
+		err = refuse_conn(m, listener);
+	else if (!err)
 		err = accept_conn(m, listener);
-	if (err)
+	if (err == UV_EMFILE || err == UV_ENFILE || err == UV_ENOMEM)
+		pause_listening(m, err);
+	else if (err)
 		dsm_warn("metrics: accept: %s", uv_strerror(err));
 }
 

@@ -282,8 +282,15 @@ def rss_kib(pid):
 
 
 def refused_total(addr):
-    st, _, body = scrape(addr)
-    samples, _, _ = parse(body)
+    # Read until the server closes, not just the body's length: a scrape
+    # the server has not yet closed still counts against its cap, and the
+    # connections opened next would meet a cap one lower than they expect.
+    got, end = raw(addr, b'GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n',
+                   wait=10.0)
+    if end != 'eof' or status_of(got) != 200:
+        raise SystemExit('FAIL: scrape for the refused count: %s, %r'
+                         % (end, got[:60]))
+    samples, _, _ = parse(got.split(b'\r\n\r\n', 1)[1].decode())
     return value(samples, 'dsm_server_metrics_connections_refused_total', {})
 
 
