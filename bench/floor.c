@@ -144,6 +144,17 @@ static uint8_t *uffd_area(uint64_t size, int *u, const char *what)
 	return dst;
 }
 
+/* One run of CHUNK bytes from src installed at dst. */
+static void copy_chunk(int u, uint8_t *dst, const uint8_t *src,
+		       const char *what)
+{
+	struct uffdio_copy c = { .dst = (uintptr_t)dst,
+				 .src = (uintptr_t)src, .len = CHUNK };
+
+	if (ioctl(u, UFFDIO_COPY, &c))
+		bench_die("%s floor: UFFDIO_COPY: %s", what, strerror(errno));
+}
+
 static double copy_floor(uint64_t size)
 {
 	uint8_t *src = malloc(CHUNK), *dst;
@@ -155,14 +166,8 @@ static double copy_floor(uint64_t size)
 		bench_die("copy floor: out of memory");
 	memset(src, 0x5a, CHUNK);
 	t0 = dsm_now_ns();
-	for (uint64_t off = 0; off < size; off += CHUNK) {
-		struct uffdio_copy c = { .dst = (uintptr_t)dst + off,
-					 .src = (uintptr_t)src, .len = CHUNK };
-
-		if (ioctl(u, UFFDIO_COPY, &c))
-			bench_die("copy floor: UFFDIO_COPY: %s",
-				  strerror(errno));
-	}
+	for (uint64_t off = 0; off < size; off += CHUNK)
+		copy_chunk(u, dst + off, src, "copy");
 	t0 = dsm_now_ns() - t0;
 	munmap(dst, size);
 	close(u);
@@ -185,14 +190,10 @@ static double install_floor(uint64_t size)
 	t0 = dsm_now_ns();
 	for (uint64_t off = 0; off < size; off += CHUNK) {
 		uint64_t at = off % window;
-		struct uffdio_copy c = { .dst = (uintptr_t)dst + at,
-					 .src = (uintptr_t)src, .len = CHUNK };
 
 		if (off >= window && madvise(dst + at, CHUNK, MADV_DONTNEED))
 			bench_die("install floor: madvise: %s", strerror(errno));
-		if (ioctl(u, UFFDIO_COPY, &c))
-			bench_die("install floor: UFFDIO_COPY: %s",
-				  strerror(errno));
+		copy_chunk(u, dst + at, src, "install");
 		for (uint64_t p = 0; p < CHUNK; p += 4096)
 			sum += ((volatile uint8_t *)dst)[at + p];
 	}
