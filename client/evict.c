@@ -131,12 +131,27 @@ static void adapt_share(const struct dsm_page *p)
 /* A page just became resident. */
 void dsm_queue_add(struct dsm_page *p)
 {
+	dsm_queue_add_from(p, false);
+}
+
+/* A page just became resident, by a stream's window if `streamed`.  Such
+ * a page came in with others, ahead of the program, for a share of one
+ * round trip, where a page fetched around a fault cost a whole one.  So it
+ * joins PROBATION whatever its refault distance: a scan that comes back
+ * streams back, and never pushes out of PROTECTED the pages that come
+ * back one fault at a time.  sort's merges walk its line table over and
+ * over while they read the lines' text at random: as refaults the
+ * table's pages filled PROTECTED and pushed the text out (48-50k missing
+ * faults at half its working set, against 13-14k).  Nor does its refault
+ * teach PROBATION's share: a longer probation would have saved little. */
+void dsm_queue_add_from(struct dsm_page *p, bool streamed)
+{
 	uint32_t distance = dsm_eng.evict_clock - p->evicted_at;
 	bool refault = p->evicted_at && distance <= dsm_eng.budget;
 
-	if (refault && dsm_eng.policy == DSM_EVICT_2Q)
+	if (refault && !streamed && dsm_eng.policy == DSM_EVICT_2Q)
 		adapt_share(p);
-	if (dsm_eng.policy != DSM_EVICT_FIFO && refault)
+	if (dsm_eng.policy != DSM_EVICT_FIFO && refault && !streamed)
 		append(&dsm_eng.protected, p, DSM_Q_PROTECTED);
 	else
 		append(&dsm_eng.probation, p, DSM_Q_PROBATION);

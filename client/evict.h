@@ -28,6 +28,9 @@ struct dsm_queue {
 /* A page just became resident: it joins a queue (2Q: by refault
  * distance). */
 void dsm_queue_add(struct dsm_page *p);
+/* The same for a page a stream fetched ahead of need (streamed): it joins
+ * probation whatever its refault distance. */
+void dsm_queue_add_from(struct dsm_page *p, bool streamed);
 void dsm_queue_del(struct dsm_page *p);
 /* A write fault on a resident page (its first write, or one on its
  * second chance): evidence it is in use. */

@@ -46,18 +46,53 @@ struct dsm_fetch {
 	uint64_t t0;       /* when the first of them was read; 0: prefetch */
 	uint64_t wait_sum; /* sum of their read times, for blocktime */
 	uint32_t tries;    /* READs sent for it: one per copy at most */
+	bool streamed;     /* a stream's window of STREAMED_WINDOW pages or
+	                    * more (evict.c: joins probation) */
+	bool writes;       /* its stream predicts writes: install writable */
 };
+
+/* A stream's window this large costs a page a quarter of a round trip or
+ * less: cheap to fetch again (evict.c).  A smaller one is no cheaper than
+ * a fault's own fetch. */
+#define STREAMED_WINDOW 4
+
+/* How a stream's window is fetched (fetch_pages). */
+enum {
+	FETCH_STREAMED = 1 << 0, /* STREAMED_WINDOW pages or more */
+	FETCH_WRITES = 1 << 1,   /* install it writable (stream_writes) */
+};
+
+static unsigned window_how(struct dsm_stream *s, uint64_t lo, uint32_t n);
 
 /* ---- sequential streams (prefetch) ---------------------------------- */
 
 /*
- * A stream expects its next fault at `next` (just past what it fetched) or
- * at `marker` (the first page of the window it fetched ahead, if that is
- * still in flight when the thread gets there).  Either one means the
- * program is scanning: the window doubles, up to prefetch_max, and once it
- * is large a second window is fetched ahead so the next round trip
- * overlaps with the program's work on this one.
+ * A stream expects its next fault at `next` (just past what it fetched, in
+ * its direction) or at `marker` (the page of the window it fetched ahead
+ * that the program reaches first, if that is still in flight when the
+ * thread gets there).  Either one means the program is scanning: the
+ * window doubles, up to prefetch_max, and once it is large a second window
+ * is fetched ahead so the next round trip overlaps with the program's work
+ * on this one.
+ *
+ * Streams go down as well as up.  GNU sort's merges walk its line table
+ * from the end of its buffer down (`*--dest = *--lo`); seen only going
+ * up, they fetched a block around each fault at half its working set,
+ * and their pages came back one block at a time.
+ *
+ * A stream is born where a run continues, not at every fault: the block
+ * fetched or zero-filled around a fault that continues no stream marks
+ * the page after it (MARK_UP) and the page before it (MARK_DOWN), and a
+ * fault on such a mark starts a stream going that way.  Before, every
+ * such fault took a slot, and a program that faults at random between
+ * the windows of its scans (sort again: its comparisons read the lines'
+ * text at random) pushed the scans out of the table before their next
+ * window.  For the same reason a new stream replaces a young one (not
+ * grown past its second window: maybe a false start) before it replaces
+ * a scan that is running.
  */
+#define STREAM_YOUNG 4 /* a stream whose window is smaller is young */
+#define NO_PAGE UINT64_MAX
 static struct dsm_stream *stream_match(struct dsm_region *r, uint64_t idx)
 {
 	for (int i = 0; i < DSM_STREAMS; i++) {
@@ -71,33 +106,54 @@ static struct dsm_stream *stream_match(struct dsm_region *r, uint64_t idx)
 
 static void unpark(struct dsm_region *r, uint64_t idx);
 
-static struct dsm_stream *stream_new(struct dsm_region *r, uint64_t idx)
+/* A stream from page idx going dir, in the slot of the least recent
+ * young stream, or else of the least recent one (empty slots are young). */
+static struct dsm_stream *stream_new(struct dsm_region *r, uint64_t idx,
+				     int8_t dir)
 {
-	struct dsm_stream *old = &dsm_eng.streams[0];
+	struct dsm_stream *old = NULL, *young = NULL;
 
-	for (int i = 1; i < DSM_STREAMS; i++)
-		if (dsm_eng.streams[i].used_at < old->used_at)
-			old = &dsm_eng.streams[i];
+	for (int i = 0; i < DSM_STREAMS; i++) {
+		struct dsm_stream *s = &dsm_eng.streams[i];
+
+		if (!old || s->used_at < old->used_at)
+			old = s;
+		if (s->win < STREAM_YOUNG && (!young || s->used_at < young->used_at))
+			young = s;
+	}
+	if (young)
+		old = young;
 	/* the page it held back goes where it belongs */
-	if (old->region && old->parked_page != UINT64_MAX)
+	if (old->region && old->parked_page != NO_PAGE)
 		unpark(old->region, old->parked_page);
-	*old = (struct dsm_stream){ .region = r, .next = idx + 1,
-				    .marker = UINT64_MAX, .win_start = idx,
-				    .win = 1, .parked_page = UINT64_MAX,
+	*old = (struct dsm_stream){ .region = r, .next = idx + dir,
+				    .marker = NO_PAGE, .win_start = idx,
+				    .win = 1, .dir = dir, .parked_page = NO_PAGE,
 				    .used_at = ++dsm_eng.stream_clock };
 	return old;
 }
 
-/* Pages fetched ahead that the stream has now walked past were used. */
+static void prefetch_used(struct dsm_page *p)
+{
+	if (p->flags & DSM_PGF_PREFETCHED) {
+		p->flags &= ~DSM_PGF_PREFETCHED;
+		dsm_eng.c.prefetch_used++;
+	}
+}
+
+/* Pages fetched ahead that the stream has now walked past, from
+ * win_start up to upto (going up) or down to it (going down), were
+ * used. */
 static void stream_consumed(struct dsm_stream *s, uint64_t upto)
 {
 	struct dsm_region *r = s->region;
 
-	for (uint64_t i = s->win_start; i < upto && i < r->npages; i++) {
-		if (r->pages[i].flags & DSM_PGF_PREFETCHED) {
-			r->pages[i].flags &= ~DSM_PGF_PREFETCHED;
-			dsm_eng.c.prefetch_used++;
-		}
+	if (s->dir > 0) {
+		for (uint64_t i = s->win_start; i < upto && i < r->npages; i++)
+			prefetch_used(&r->pages[i]);
+	} else if (s->win_start < r->npages) {
+		for (uint64_t i = s->win_start; i > upto && i != NO_PAGE; i--)
+			prefetch_used(&r->pages[i]);
 	}
 	s->win_start = upto;
 }
@@ -109,7 +165,7 @@ void dsm_streams_drop_parked(struct dsm_region *r, uint64_t first,
 		struct dsm_stream *s = &dsm_eng.streams[i];
 		struct dsm_page *p;
 
-		if (s->region != r || s->parked_page == UINT64_MAX ||
+		if (s->region != r || s->parked_page == NO_PAGE ||
 		    s->parked_page < first || s->parked_page >= end)
 			continue;
 		p = &r->pages[s->parked_page];
@@ -117,7 +173,7 @@ void dsm_streams_drop_parked(struct dsm_region *r, uint64_t first,
 		p->parked_data = NULL;
 		p->state = DSM_PG_INVALID;
 		dsm_eng.resident--;
-		s->parked_page = UINT64_MAX;
+		s->parked_page = NO_PAGE;
 	}
 }
 
@@ -126,7 +182,7 @@ void dsm_streams_unpark(struct dsm_region *r, uint64_t first, uint64_t end)
 	for (int i = 0; i < DSM_STREAMS; i++) {
 		uint64_t idx = dsm_eng.streams[i].parked_page;
 
-		if (dsm_eng.streams[i].region == r && idx != UINT64_MAX &&
+		if (dsm_eng.streams[i].region == r && idx != NO_PAGE &&
 		    idx >= first && idx < end)
 			unpark(r, idx);
 	}
@@ -198,12 +254,13 @@ static const struct dsm_extent *readable_extent(const struct dsm_region *r,
 
 /*
  * Fetch [first, first+n) of r, fetchable pages all in extent e, with one
- * READ.  A fault read at t0 waits on page `wanted` (UINT64_MAX: none);
- * the others are prefetched.  Whether the READ was decided.
+ * READ, `how` a stream's window is (FETCH_*).  A fault read at t0 waits
+ * on page `wanted` (NO_PAGE: none); the others are prefetched.  Whether
+ * the READ was decided.
  */
 static bool fetch_pages(struct dsm_region *r, const struct dsm_extent *e,
-			uint64_t first, uint32_t n, uint64_t wanted,
-			uint64_t t0, struct dsm_outbox *ob)
+			uint64_t first, uint32_t n, unsigned how,
+			uint64_t wanted, uint64_t t0, struct dsm_outbox *ob)
 {
 	struct dsm_fetch *f = calloc(1, sizeof(*f));
 
@@ -211,71 +268,96 @@ static bool fetch_pages(struct dsm_region *r, const struct dsm_extent *e,
 		return false;
 	dsm_make_room(n, ob);
 	*f = (struct dsm_fetch){ .r = r, .first = first, .n = n, .t0 = t0,
-				 .nwait = t0 ? 1 : 0, .wait_sum = t0 };
+				 .nwait = t0 ? 1 : 0, .wait_sum = t0,
+				 .streamed = how & FETCH_STREAMED,
+				 .writes = how & FETCH_WRITES };
 	r->refs++;
 	for (uint32_t i = 0; i < n; i++) {
 		struct dsm_page *p = &r->pages[first + i];
 
-		p->flags &= ~DSM_PGF_SENTINEL;
+		p->flags &= ~DSM_PGF_MARKED;
 		p->state = DSM_PG_FETCHING;
 		p->fetch = f;
 		if (first + i != wanted)
 			p->flags |= DSM_PGF_PREFETCHED;
 	}
 	dsm_eng.inflight += n;
-	dsm_eng.c.pages_prefetched += wanted == UINT64_MAX ? n : n - 1;
+	dsm_eng.c.pages_prefetched += wanted == NO_PAGE ? n : n - 1;
 	if (dsm_outbox_read(ob, e, first, n, fetch_done, f))
 		fetch_complete(f, -ENOMEM, NULL, 0);
 	return true;
 }
 
 /*
- * Fetch up to max pages from idx: the run stops at the first page that is
- * not INVALID-and-on-the-server, at the end of the extent, and at the
- * batch limit.  t0 != 0 means a fault is waiting on page idx.  Returns the
+ * Fetch up to max pages of stream s from idx in its direction (one READ,
+ * of the pages in ascending order): the run stops at the first page that is not
+ * INVALID-and-on-the-server, at the edge of the extent, and at the batch
+ * limit.  t0 != 0 means a fault is waiting on page idx.  Returns the
  * number of pages requested.
  */
-static uint32_t fetch_run(struct dsm_region *r, uint64_t idx, uint32_t max,
+static uint32_t fetch_run(struct dsm_stream *s, uint64_t idx, uint32_t max,
 			  uint64_t t0, struct dsm_outbox *ob)
 {
+	struct dsm_region *r = s->region;
 	const struct dsm_extent *e = readable_extent(r, idx);
-	uint64_t end;
+	uint64_t start, end, room, lo;
+	int8_t dir = s->dir;
 	uint32_t n = 0;
 
 	if (!e)
 		return 0;
+	start = e->off / DSM_PAGE_SIZE;
 	end = (e->off + e->len) / DSM_PAGE_SIZE;
-	while (n < max && n < DSM_MAX_BATCH_PAGES && idx + n < end &&
-	       fetchable(r, idx + n))
+	room = dir > 0 ? end - idx : idx - start + 1; /* idx is in e */
+	while (n < max && n < DSM_MAX_BATCH_PAGES && n < room &&
+	       fetchable(r, idx + (int64_t)dir * n))
 		n++;
-	if (!n || !fetch_pages(r, e, idx, n, t0 ? idx : UINT64_MAX, t0, ob))
+	lo = dir > 0 ? idx : idx - (n - 1);
+	if (!n || !fetch_pages(r, e, lo, n, window_how(s, lo, n),
+			       t0 ? idx : NO_PAGE, t0, ob))
 		return 0;
 	return n;
 }
 
 /*
- * The first page of a window fetched ahead, if nobody waits on it yet, is
- * held back instead of mapped: the program's first touch of it then faults
- * - cheaply, served from memory - and tells us the stream has reached this
- * window, so the next one can be fetched while this one is read.  Without
- * it, a window installed before the program arrives is passed silently and
- * the stream stalls on a full round trip one window later (Linux's
- * readahead keeps a marker page for the same reason).
+ * The page of a window fetched ahead that the program reaches first (its
+ * lowest going up, its highest going down), if nobody waits on it yet, is
+ * held back instead of mapped: the program's first touch of it then
+ * faults - cheaply, served from memory - and tells us the stream has
+ * reached this window, so the next one can be fetched while this one is
+ * read.  Without it, a window installed before the program arrives is
+ * passed silently and the stream stalls on a full round trip one window
+ * later (Linux's readahead keeps a marker page for the same reason).
+ * Returns the index in f of the page held back, or f->n.
  */
-static bool park_first(struct dsm_fetch *f, const uint8_t *payload)
+static uint32_t park_marker(struct dsm_fetch *f, const uint8_t *payload)
 {
-	struct dsm_stream *s = stream_match(f->r, f->first);
-	struct dsm_page *p = &f->r->pages[f->first];
+	uint64_t top = f->first + f->n - 1;
+	struct dsm_stream *s = NULL;
+	struct dsm_page *p;
+	uint32_t k;
 
-	if (f->nwait || f->n < 2 || !s || s->marker != f->first ||
-	    s->parked_page != UINT64_MAX ||
+	if (f->nwait || f->n < 2)
+		return f->n;
+	for (int i = 0; i < DSM_STREAMS && !s; i++) {
+		struct dsm_stream *c = &dsm_eng.streams[i];
+
+		if (c->region == f->r && c->parked_page == NO_PAGE &&
+		    c->marker == (c->dir > 0 ? f->first : top))
+			s = c;
+	}
+	if (!s)
+		return f->n;
+	k = s->marker - f->first;
+	p = &f->r->pages[s->marker];
+	if (p->state != DSM_PG_FETCHING || p->fetch != f ||
 	    !(p->parked_data = malloc(DSM_PAGE_SIZE)))
-		return false;
-	memcpy(p->parked_data, payload, DSM_PAGE_SIZE);
+		return f->n;
+	memcpy(p->parked_data, payload + (size_t)k * DSM_PAGE_SIZE, DSM_PAGE_SIZE);
 	p->state = DSM_PG_PARKED;
-	s->parked_page = f->first;
+	s->parked_page = s->marker;
 	dsm_eng.resident++;
-	return true;
+	return k;
 }
 
 /* ---- write prediction ------------------------------------------------ */
@@ -351,6 +433,62 @@ static bool wpredict_fetch(void)
 							   : WP_PROBE_EVERY);
 }
 
+/*
+ * A stream predicts writes for itself too.  A program that writes as it
+ * scans (sort's merges write the line table they walk; its pass that ends
+ * each line with a NUL writes the text it has just read) writes every
+ * page of the stream, while its reads elsewhere leave pages unwritten:
+ * the process-wide guess above, fed by both, stayed off, and each page of
+ * such a scan took a WP fault after its fetch.  So a stream installs one
+ * window in WP_PROBE_EVERY write-protected (all of them, while it does
+ * not predict), and once the stream has walked past such a probe window
+ * the share of its pages that were written decides: three in four or
+ * more, and its windows are installed writable; under one in two, not.
+ */
+static void stream_learn(struct dsm_stream *s)
+{
+	uint64_t n = s->probe_hi - s->probe_lo;
+	bool past = s->dir > 0 ? s->win_start >= s->probe_hi
+			       : s->win_start < s->probe_lo;
+
+	if (!n || !past || s->win_start == NO_PAGE)
+		return;
+	if (s->probe_written * 4 >= n * 3)
+		s->writes = true;
+	else if (s->probe_written * 2 < n)
+		s->writes = false;
+	s->probe_lo = s->probe_hi = 0;
+}
+
+/* A window [lo, lo+n) stream s is about to fetch: how (FETCH_*). */
+static unsigned window_how(struct dsm_stream *s, uint64_t lo, uint32_t n)
+{
+	unsigned how = n >= STREAMED_WINDOW ? FETCH_STREAMED : 0;
+
+	if (!dsm_eng.wpredict.enabled)
+		return how;
+	stream_learn(s);
+	if (s->writes && ++s->windows % WP_PROBE_EVERY)
+		return how | FETCH_WRITES;
+	if (s->probe_hi == s->probe_lo) { /* one probe at a time */
+		s->probe_lo = lo;
+		s->probe_hi = lo + n;
+		s->probe_written = 0;
+	}
+	return how;
+}
+
+/* A WP fault on page idx of r: a write in a stream's probe window? */
+static void stream_written(struct dsm_region *r, uint64_t idx)
+{
+	for (int i = 0; i < DSM_STREAMS; i++) {
+		struct dsm_stream *s = &dsm_eng.streams[i];
+
+		if (s->region == r && idx >= s->probe_lo && idx < s->probe_hi)
+			s->probe_written++;
+	}
+}
+
 /* Is page p of a fetch mapped writable (predicted: the fetch's guess)?
  * Only a page still waiting for this fetch: one freed or dropped
  * meanwhile is mapped protected, as before, whatever happens to it. */
@@ -394,7 +532,7 @@ static int install_run(struct dsm_fetch *f, const uint8_t *payload,
 			    !(p->flags & DSM_PGF_NOREAD))
 				p->flags |= DSM_PGF_PROBE;
 		}
-		dsm_queue_add(p);
+		dsm_queue_add_from(p, f->streamed);
 		dsm_eng.resident++;
 	}
 	return 0;
@@ -417,17 +555,19 @@ static void install_failed(struct dsm_fetch *f, uint32_t i)
 
 /* Map what f fetched, in runs of pages that are all writable or all
  * write-protected (one UFFDIO_COPY each; a fetch is one run unless a
- * thread waits to write one of its pages). */
+ * thread waits to write one of its pages), all but a page held back. */
 static void install(struct dsm_fetch *f, const uint8_t *payload)
 {
 	struct dsm_region *r = f->r;
-	uint32_t i = park_first(f, payload) ? 1 : 0, j;
-	bool predicted = wpredict_fetch();
+	uint32_t parked = park_marker(f, payload);
+	uint32_t i = parked == 0 ? 1 : 0, end = parked == f->n - 1 ? parked : f->n;
+	bool predicted = wpredict_fetch() || f->writes;
+	uint32_t j;
 
-	for (; i < f->n; i = j) {
+	for (; i < end; i = j) {
 		bool w = install_writable(&r->pages[f->first + i], predicted);
 
-		for (j = i + 1; j < f->n &&
+		for (j = i + 1; j < end &&
 		     install_writable(&r->pages[f->first + j], predicted) == w;
 		     j++)
 			;
@@ -451,7 +591,7 @@ static void unpark(struct dsm_region *r, uint64_t idx)
 	for (int i = 0; i < DSM_STREAMS; i++)
 		if (dsm_eng.streams[i].region == r &&
 		    dsm_eng.streams[i].parked_page == idx)
-			dsm_eng.streams[i].parked_page = UINT64_MAX;
+			dsm_eng.streams[i].parked_page = NO_PAGE;
 
 	err = dsm_uffd_copy(&dsm_eng.uffd, r->base + idx * DSM_PAGE_SIZE, p->parked_data,
 			    DSM_PAGE_SIZE, true, &skipped);
@@ -463,7 +603,7 @@ static void unpark(struct dsm_region *r, uint64_t idx)
 		return;
 	}
 	p->state = DSM_PG_CLEAN;
-	dsm_queue_add(p);
+	dsm_queue_add_from(p, true); /* a window fetched ahead */
 }
 
 /*
@@ -553,6 +693,7 @@ static void zero_fill(struct dsm_region *r, uint64_t idx, uint32_t n,
 
 		if (p->state != DSM_PG_INVALID)
 			continue;
+		p->flags &= ~DSM_PGF_MARKED;
 		p->state = write ? DSM_PG_DIRTY : DSM_PG_CLEAN;
 		dsm_queue_add(p);
 		dsm_eng.resident++;
@@ -575,10 +716,12 @@ static void stream_advance(struct dsm_stream *s, uint64_t upto)
 /* The stream has reached the window it fetched ahead: fetch the next. */
 static void fetch_ahead(struct dsm_stream *s, struct dsm_outbox *ob)
 {
-	uint32_t ahead = fetch_run(s->region, s->next, s->win, 0, ob);
+	uint32_t ahead = 0;
 
-	s->marker = ahead ? s->next : UINT64_MAX;
-	s->next += ahead;
+	if (s->next < s->region->npages)
+		ahead = fetch_run(s, s->next, s->win, 0, ob);
+	s->marker = ahead ? s->next : NO_PAGE;
+	s->next += (int64_t)s->dir * ahead;
 }
 
 /* A fault on a page whose READ is in flight: the thread just waits for
@@ -595,13 +738,10 @@ static void fault_in_flight(struct dsm_region *r, uint64_t idx, uint64_t t0,
 	if (!p->fetch->t0)
 		p->fetch->t0 = t0;
 	if (!s) {
-		if (p->flags & DSM_PGF_PREFETCHED) {
-			p->flags &= ~DSM_PGF_PREFETCHED;
-			dsm_eng.c.prefetch_used++;
-		}
+		prefetch_used(p);
 		return;
 	}
-	stream_advance(s, idx + 1);
+	stream_advance(s, idx + s->dir);
 	fetch_ahead(s, ob);
 }
 
@@ -616,7 +756,7 @@ static void fault_parked(struct dsm_region *r, uint64_t idx, uint64_t t0,
 	record_local(t0);
 	if (!s || s->marker != idx)
 		return;
-	stream_advance(s, idx + 1);
+	stream_advance(s, idx + s->dir);
 	fetch_ahead(s, ob);
 }
 
@@ -661,59 +801,95 @@ static uint32_t around_pages(void)
 	return a->win;
 }
 
-static void sentinel_mark(struct dsm_region *r, uint64_t idx)
+/* Mark INVALID page idx (NO_PAGE, or past the end: nothing).  A sentinel
+ * only where a fetch-around could take the page. */
+static void mark(struct dsm_region *r, uint64_t idx, uint8_t kind)
 {
-	if (idx >= r->npages || !fetchable(r, idx))
+	struct dsm_page *p;
+
+	if (idx >= r->npages)
 		return;
-	r->pages[idx].flags |= DSM_PGF_SENTINEL;
-	r->pages[idx].sentinel_at = dsm_eng.evict_clock;
+	p = &r->pages[idx];
+	if (p->state != DSM_PG_INVALID ||
+	    (kind == DSM_MARK_SENTINEL && !fetchable(r, idx)))
+		return;
+	if (!(p->flags & DSM_PGF_MARKED)) {
+		p->flags |= DSM_PGF_MARKED;
+		p->mark.kinds = 0;
+	}
+	p->mark.kinds |= kind;
+	p->mark.at = dsm_eng.evict_clock;
 }
 
-/* A fault on page idx, about to be fetched: a hit if it is a recent
- * sentinel. */
-static void sentinel_check(struct dsm_region *r, uint64_t idx)
+/* A fault on INVALID page idx: its marks, if set within a quarter of the
+ * budget's evictions (the time a block stays in probation), taken off.
+ * A sentinel among them is a hit for fetch-around. */
+static uint8_t take_marks(struct dsm_region *r, uint64_t idx)
 {
 	struct dsm_page *p = &r->pages[idx];
 
-	if (!(p->flags & DSM_PGF_SENTINEL))
-		return;
-	p->flags &= ~DSM_PGF_SENTINEL;
-	if (dsm_eng.evict_clock - p->sentinel_at <= dsm_eng.budget / 4)
+	if (!(p->flags & DSM_PGF_MARKED))
+		return 0;
+	p->flags &= ~DSM_PGF_MARKED;
+	if (dsm_eng.evict_clock - p->mark.at > dsm_eng.budget / 4)
+		return 0;
+	if (p->mark.kinds & DSM_MARK_SENTINEL)
 		dsm_eng.around.hits++;
+	return p->mark.kinds;
+}
+
+/* A fault that continues no stream made [lo, hi) resident around page
+ * idx.  If it landed on a run's mark, a stream starts there, going the
+ * run's way; if not, the block's neighbours are marked for one. */
+static void run_continues(struct dsm_region *r, uint64_t idx, uint8_t kinds,
+			  uint64_t lo, uint64_t hi)
+{
+	struct dsm_stream *s;
+
+	if (kinds & (DSM_MARK_UP | DSM_MARK_DOWN)) {
+		s = stream_new(r, idx, kinds & DSM_MARK_UP ? 1 : -1);
+		s->next = s->dir > 0 ? hi : lo - 1;
+		return;
+	}
+	mark(r, hi, DSM_MARK_UP);
+	mark(r, lo - 1, DSM_MARK_DOWN);
 }
 
 /* Fetch page idx and the fetchable pages of its aligned block of
  * around_pages(), a READ per run of them, and mark the block's sentinel.
- * Returns the end of the run holding idx, or idx if it was not fetched. */
-static uint64_t fetch_around(struct dsm_region *r, uint64_t idx, uint64_t t0,
-			     struct dsm_outbox *ob)
+ * [*lo, *hi) becomes the run holding idx, empty at idx if it was not
+ * fetched. */
+static void fetch_around(struct dsm_region *r, uint64_t idx, uint64_t t0,
+			 struct dsm_outbox *ob, uint64_t *lo, uint64_t *hi)
 {
 	const struct dsm_extent *e = readable_extent(r, idx);
-	uint64_t n = around_pages(), start, end, next = idx;
+	uint64_t n = around_pages(), start, end;
 
+	*lo = *hi = idx;
 	if (!e)
-		return idx;
+		return;
 	start = e->off / DSM_PAGE_SIZE;
 	end = (e->off + e->len) / DSM_PAGE_SIZE;
 	if (start < (idx & ~(n - 1)))
 		start = idx & ~(n - 1);
 	if (end > start + n)
 		end = start + n;
-	for (uint64_t lo = start, hi; lo < end; lo = hi) {
+	for (uint64_t a = start, b; a < end; a = b) {
 		bool mine;
 
-		for (hi = lo; hi < end && fetchable(r, hi); hi++)
+		for (b = a; b < end && fetchable(r, b); b++)
 			;
-		mine = lo <= idx && idx < hi;
-		if (hi > lo && fetch_pages(r, e, lo, hi - lo,
-					   mine ? idx : UINT64_MAX,
-					   mine ? t0 : 0, ob) && mine)
-			next = hi;
-		if (hi == lo)
-			hi++;
+		mine = a <= idx && idx < b;
+		if (b > a && fetch_pages(r, e, a, b - a, 0,
+					 mine ? idx : NO_PAGE, mine ? t0 : 0,
+					 ob) && mine) {
+			*lo = a;
+			*hi = b;
+		}
+		if (b == a)
+			b++;
 	}
-	sentinel_mark(r, idx ^ n);
-	return next;
+	mark(r, idx ^ n, DSM_MARK_SENTINEL);
 }
 
 /* A page the server holds: fetch it, and ahead of it if this continues a
@@ -722,29 +898,28 @@ static void fault_fetch(struct dsm_region *r, uint64_t idx, uint64_t t0,
 			struct dsm_outbox *ob)
 {
 	struct dsm_stream *s = stream_match(r, idx);
+	uint8_t kinds = take_marks(r, idx);
+	uint64_t lo, hi;
 
-	sentinel_check(r, idx);
 	if (!s) {
-		s = stream_new(r, idx);
-		s->next = fetch_around(r, idx, t0, ob);
-		s->marker = UINT64_MAX;
+		fetch_around(r, idx, t0, ob, &lo, &hi);
+		if (hi > lo)
+			run_continues(r, idx, kinds, lo, hi);
 		return;
 	}
 	stream_advance(s, idx);
-	s->next = idx + fetch_run(r, idx, s->win, t0, ob);
-	s->marker = UINT64_MAX;
+	s->next = idx + (int64_t)s->dir * fetch_run(s, idx, s->win, t0, ob);
+	s->marker = NO_PAGE;
 	if (s->win >= 4)
 		fetch_ahead(s, ob);
 }
 
 /* A zero-filling fault that starts no stream takes the never-written
  * pages of the aligned block of DSM_ZERO_AROUND pages (64 KiB) it falls
- * in, as the kernel's fault-around does for file pages.  Programs fill
- * memory backwards too (sort stores its line table down from the end of
- * its buffer), which no forward stream catches; without this, sort took
- * a fault per 1.6 pages.  A run never mixes pages the program made
- * unreadable with others (protect.c): a write fault installs it writable
- * and dirty. */
+ * in, as the kernel's fault-around does for file pages; one that
+ * continues a stream takes a window in the stream's direction.  A run
+ * never mixes pages the program made unreadable with others (protect.c):
+ * a write fault installs it writable and dirty. */
 static bool zero_joins(const struct dsm_region *r, uint64_t i, uint8_t noread)
 {
 	const struct dsm_page *p = &r->pages[i];
@@ -753,35 +928,48 @@ static bool zero_joins(const struct dsm_region *r, uint64_t i, uint8_t noread)
 	       (p->flags & DSM_PGF_NOREAD) == noread;
 }
 
-/* A never-written page: zero-fill it, and the pages after it too when the
- * fault continues a stream (the program is filling memory in order), or
- * else the never-written pages of its block.  A write fault on an
- * unreadable page (raised before it became unreadable) installs it
+/* A never-written page: zero-fill it, and the pages beyond it too when the
+ * fault continues a stream (the program is filling memory in order, up or
+ * down), or else the never-written pages of its block.  A write fault on
+ * an unreadable page (raised before it became unreadable) installs it
  * clean. */
 static void fault_zero(struct dsm_region *r, uint64_t idx, bool write,
 		       uint64_t t0, struct dsm_outbox *ob)
 {
 	struct dsm_stream *s = stream_match(r, idx);
+	uint8_t kinds = take_marks(r, idx);
 	uint8_t noread = r->pages[idx].flags & DSM_PGF_NOREAD;
 	uint64_t lo = idx, n = 1, limit;
 
 	if (s) {
 		stream_advance(s, idx);
-		limit = s->win;
+		/* zeros cost no round trip: at least a block's worth */
+		limit = s->win > DSM_ZERO_AROUND ? s->win : DSM_ZERO_AROUND;
+		if (s->dir < 0) {
+			while (n < limit && lo > 0 && zero_joins(r, lo - 1, noread)) {
+				lo--;
+				n++;
+			}
+		}
 	} else {
 		uint64_t block = idx & ~(uint64_t)(DSM_ZERO_AROUND - 1);
 
-		s = stream_new(r, idx);
 		while (lo > block && zero_joins(r, lo - 1, noread))
 			lo--;
 		n += idx - lo;
 		limit = block + DSM_ZERO_AROUND - lo;
 	}
-	while (n < limit && lo + n < r->npages && zero_joins(r, lo + n, noread))
-		n++;
+	if (!s || s->dir > 0)
+		while (n < limit && lo + n < r->npages &&
+		       zero_joins(r, lo + n, noread))
+			n++;
 	zero_fill(r, lo, n, write && !noread, t0, ob);
-	s->next = lo + n;
-	s->marker = UINT64_MAX;
+	if (!s) {
+		run_continues(r, idx, kinds, lo, lo + n);
+		return;
+	}
+	s->next = s->dir > 0 ? lo + n : lo - 1;
+	s->marker = NO_PAGE;
 }
 
 /*
@@ -886,6 +1074,7 @@ static void fault_wp(struct dsm_page *p, uint64_t t0, struct dsm_outbox *ob)
 		dsm_eng.c.prefetch_used++;
 	}
 	wpredict_written(p);
+	stream_written(p->region, p - p->region->pages);
 	/* Clearing protection also wakes the writer.  On a DIRTY page this
 	 * is a write on the page's second chance (WATCHED, evict.c), or a
 	 * repeat of a fault already served: harmless. */

@@ -12,15 +12,31 @@
 struct dsm_page;
 struct dsm_region;
 
-/* A sequential stream, for prefetch. */
+/* A sequential stream, for prefetch: ascending or descending. */
 struct dsm_stream {
 	struct dsm_region *region;
 	uint64_t next;    /* page index the stream is expected to touch */
-	uint64_t marker;  /* first page of the window fetched ahead */
-	uint64_t win_start;
+	uint64_t marker;  /* the page of the window fetched ahead that the
+	                   * program reaches first (its lowest going up,
+	                   * its highest going down) */
+	uint64_t win_start; /* what it fetched from here on, in its
+	                     * direction, is not walked past yet */
 	uint64_t parked_page; /* page held back as the marker, or UINT64_MAX */
 	uint32_t win;     /* pages per window, grows while sequential */
+	int8_t dir;       /* +1 up, -1 down */
+	bool writes;      /* its windows are installed writable (fault.c) */
+	uint64_t probe_lo, probe_hi; /* a window installed write-protected,
+	                              * to see how much of it gets written */
+	uint32_t probe_written; /* WP faults in it so far */
+	uint32_t windows; /* fetched while `writes`, to pick the probes */
 	uint64_t used_at; /* for replacing the least recent stream */
+};
+
+/* What a mark on an INVALID page next to a block says (fault.c). */
+enum dsm_mark {
+	DSM_MARK_SENTINEL = 1 << 0, /* the block around a fault was too small */
+	DSM_MARK_UP = 1 << 1,       /* a run going up reached it */
+	DSM_MARK_DOWN = 1 << 2,     /* a run going down reached it */
 };
 
 #define DSM_STREAMS 8

@@ -57,10 +57,11 @@ enum dsm_page_flags {
 	                              * its second chance (DSM_EVICT=2q-wp,
 	                              * evict.c): a write keeps it; set only
 	                              * while protected */
-	DSM_PGF_SENTINEL = 1 << 5,   /* INVALID, next to a block fetched
-	                              * around a fault: a fault on it soon
-	                              * says a larger block would have been
-	                              * used (fault.c) */
+	DSM_PGF_MARKED = 1 << 5,     /* INVALID, next to a block fetched
+	                              * or zero-filled around a fault: a
+	                              * fault on it soon says a larger block
+	                              * would have been used, or that a run
+	                              * goes on (its mark, fault.c) */
 	DSM_PGF_PROBE = 1 << 6,      /* fetched and installed clean to see
 	                              * whether it gets written: its fate
 	                              * trains write prediction (fault.c) */
@@ -89,8 +90,10 @@ struct dsm_page {
 		} q;
 		struct dsm_fetch *fetch;  /* FETCHING: the request */
 		uint8_t *parked_data;     /* PARKED: its data (malloc'd) */
-		uint32_t sentinel_at;     /* INVALID and SENTINEL: evict_clock
-		                           * when marked */
+		struct {                  /* INVALID and MARKED (fault.c) */
+			uint32_t at;      /* evict_clock when marked */
+			uint8_t kinds;    /* enum dsm_mark */
+		} mark;
 	};
 };
 
