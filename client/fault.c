@@ -451,7 +451,7 @@ static void stream_learn(struct dsm_stream *s)
 	bool past = s->dir > 0 ? s->win_start >= s->probe_hi
 			       : s->win_start < s->probe_lo;
 
-	if (!n || !past || s->win_start == NO_PAGE)
+	if (!n || !past)
 		return;
 	if (s->probe_written * 4 >= n * 3)
 		s->writes = true;
@@ -939,36 +939,30 @@ static void fault_zero(struct dsm_region *r, uint64_t idx, bool write,
 	struct dsm_stream *s = stream_match(r, idx);
 	uint8_t kinds = take_marks(r, idx);
 	uint8_t noread = r->pages[idx].flags & DSM_PGF_NOREAD;
-	uint64_t lo = idx, n = 1, limit;
+	uint64_t lo = idx, hi = idx + 1, from, to;
 
 	if (s) {
-		stream_advance(s, idx);
 		/* zeros cost no round trip: at least a block's worth */
-		limit = s->win > DSM_ZERO_AROUND ? s->win : DSM_ZERO_AROUND;
-		if (s->dir < 0) {
-			while (n < limit && lo > 0 && zero_joins(r, lo - 1, noread)) {
-				lo--;
-				n++;
-			}
-		}
-	} else {
-		uint64_t block = idx & ~(uint64_t)(DSM_ZERO_AROUND - 1);
+		uint64_t limit = s->win > DSM_ZERO_AROUND ? s->win
+							  : DSM_ZERO_AROUND;
 
-		while (lo > block && zero_joins(r, lo - 1, noread))
-			lo--;
-		n += idx - lo;
-		limit = block + DSM_ZERO_AROUND - lo;
+		stream_advance(s, idx);
+		from = s->dir > 0 ? idx : idx + 1 > limit ? idx + 1 - limit : 0;
+		to = s->dir > 0 ? idx + limit : idx + 1;
+	} else {
+		from = idx & ~(uint64_t)(DSM_ZERO_AROUND - 1);
+		to = from + DSM_ZERO_AROUND;
 	}
-	if (!s || s->dir > 0)
-		while (n < limit && lo + n < r->npages &&
-		       zero_joins(r, lo + n, noread))
-			n++;
-	zero_fill(r, lo, n, write && !noread, t0, ob);
+	while (lo > from && zero_joins(r, lo - 1, noread))
+		lo--;
+	while (hi < to && hi < r->npages && zero_joins(r, hi, noread))
+		hi++;
+	zero_fill(r, lo, hi - lo, write && !noread, t0, ob);
 	if (!s) {
-		run_continues(r, idx, kinds, lo, lo + n);
+		run_continues(r, idx, kinds, lo, hi);
 		return;
 	}
-	s->next = s->dir > 0 ? lo + n : lo - 1;
+	s->next = s->dir > 0 ? hi : lo - 1;
 	s->marker = NO_PAGE;
 }
 
@@ -1069,10 +1063,7 @@ static void fault_wp(struct dsm_page *p, uint64_t t0, struct dsm_outbox *ob)
 	/* a copy of a shared page this process does not own: ask */
 	if (p->region->shared && dsm_coh_fault_wp(p, t0, ob))
 		return;
-	if (p->flags & DSM_PGF_PREFETCHED) {
-		p->flags &= ~DSM_PGF_PREFETCHED;
-		dsm_eng.c.prefetch_used++;
-	}
+	prefetch_used(p);
 	wpredict_written(p);
 	stream_written(p->region, p - p->region->pages);
 	/* Clearing protection also wakes the writer.  On a DIRTY page this
