@@ -90,6 +90,15 @@ static unsigned window_how(struct dsm_stream *s, uint64_t lo, uint32_t n);
  * window.  For the same reason a new stream replaces a young one (not
  * grown past its second window: maybe a false start) before it replaces
  * a scan that is running.
+ *
+ * But first one that is over: a stream whose last page fetched (or
+ * zero-filled) ahead is no longer resident, so the program did not come
+ * for what it fetched before eviction took it.  Grown streams used to stay
+ * until no young one was left, so once every slot had held a scan, new
+ * streams took the one young slot in turn, each the other's: node's heap
+ * at half its working set had seven of eight slots held by scans long
+ * over, and two scans read in turns were fetched a page at a time
+ * (tests/test_policy.c, test_streams_expire).
  */
 #define STREAM_YOUNG 4 /* a stream whose window is smaller is young */
 #define NO_PAGE UINT64_MAX
@@ -106,23 +115,40 @@ static struct dsm_stream *stream_match(struct dsm_region *r, uint64_t idx)
 
 static void unpark(struct dsm_region *r, uint64_t idx);
 
+static bool stream_over(const struct dsm_stream *s)
+{
+	uint64_t last = s->next - s->dir; /* past the region: also over */
+
+	return !s->region || last >= s->region->npages ||
+	       s->region->pages[last].state == DSM_PG_INVALID ||
+	       s->region->pages[last].state == DSM_PG_LOST;
+}
+
+static void least_recent(struct dsm_stream **pick, struct dsm_stream *s)
+{
+	if (!*pick || s->used_at < (*pick)->used_at)
+		*pick = s;
+}
+
 /* A stream from page idx going dir, in the slot of the least recent
- * young stream, or else of the least recent one (empty slots are young). */
+ * stream that is over, or else young, or else of the least recent one
+ * (empty slots are young). */
 static struct dsm_stream *stream_new(struct dsm_region *r, uint64_t idx,
 				     int8_t dir)
 {
-	struct dsm_stream *old = NULL, *young = NULL;
+	struct dsm_stream *old = NULL, *young = NULL, *over = NULL;
 
 	for (int i = 0; i < DSM_STREAMS; i++) {
 		struct dsm_stream *s = &dsm_eng.streams[i];
 
-		if (!old || s->used_at < old->used_at)
-			old = s;
-		if (s->win < STREAM_YOUNG && (!young || s->used_at < young->used_at))
-			young = s;
+		least_recent(&old, s);
+		if (s->win < STREAM_YOUNG)
+			least_recent(&young, s);
+		else if (stream_over(s))
+			least_recent(&over, s);
 	}
-	if (young)
-		old = young;
+	if (over || young)
+		old = over ? over : young;
 	/* the page it held back goes where it belongs */
 	if (old->region && old->parked_page != NO_PAGE)
 		unpark(old->region, old->parked_page);

@@ -309,6 +309,42 @@ static void test_prefetch_down(const char *srv_addr)
 }
 
 /*
+ * Scans that are over leave the stream table.  Eight scans are read to
+ * their ends (their streams grown), random reads then evict half a
+ * budget, and two new scans read in turns, a page of each, must both be
+ * served as scans.  While a grown stream stayed until a new one found no
+ * young slot, new streams could only take the one young slot, each the
+ * other's, and these scans were fetched a page or a block at a time.
+ */
+static void test_streams_expire(const char *srv_addr)
+{
+	uint64_t pages = REGION / 4096, len = 256, seed = 11, faults;
+	volatile uint64_t *far = region_on_server(srv_addr);
+	struct dsm_stats a, b;
+
+	for (uint64_t s = 0; s < 8; s++)
+		for (uint64_t pg = s * 512; pg < s * 512 + 64; pg++)
+			TH_CHECK(far[pg * 512] == tc_mix(pg));
+	for (uint64_t k = 0; k < BUDGET / 4096 / 2; k++)
+		read_upper_half(far, &seed);
+	a = tc_stats();
+	for (uint64_t i = 0; i < len; i++) {
+		uint64_t x = pages / 4 + i, y = pages / 4 + pages / 8 + i;
+
+		TH_CHECK(far[x * 512] == tc_mix(x));
+		TH_CHECK(far[y * 512] == tc_mix(y));
+	}
+	b = tc_stats();
+	faults = b.missing_faults - a.missing_faults;
+	printf("two scans of %lu pages in turns, after eight that ended: "
+	       "%lu missing faults\n", (unsigned long)len,
+	       (unsigned long)faults);
+	TH_CHECK(faults < len / 4);
+	dsm_free((void *)far);
+	dsm_shutdown();
+}
+
+/*
  * A scan coming round again does not push out pages that come back one
  * fault at a time: a hot set read at random (SCAN_HOT pages, refaulting,
  * so PROTECTED) while a scan of SCAN pages cycles, a page per hot read.
@@ -533,6 +569,7 @@ int main(void)
 	test_prefetch(srv.addr);
 	test_prefetch_skips(srv.addr);
 	test_prefetch_down(srv.addr);
+	test_streams_expire(srv.addr);
 	test_scan_and_hot(srv.addr);
 	test_zero_around(srv.addr);
 	test_predict_writes(srv.addr);
