@@ -4,7 +4,7 @@
 # breakdown.  Prints a markdown report and keeps it in bench/results/,
 # with its charts (PNG, bench/plots.py) beside it.
 # Run as root (the swap baseline needs swapon and a memory cgroup):
-#   bench/run.sh                      the full run (about 25 minutes)
+#   bench/run.sh                      the full run (about 25 minutes; REPS=5 nearer 50)
 #   bench/run.sh --short --out DIR    CI's short mode (about a minute): the
 #                                     same report and charts from small
 #                                     runs, into DIR; no strace pass, no
