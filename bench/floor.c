@@ -17,9 +17,16 @@
  *           machine where a first touch of a newly mapped page is dear
  *           (a hypervisor filling its own page tables), every 4 KiB
  *           design pays this, kernel swap too; the copy floor alone
- *           does not show it.
+ *           does not show it;
+ *   drop    install without the reads: what dropping and refilling the
+ *           window costs, so that install - drop is the first reads;
+ *   huge    install on 2 MiB hugetlb pages (MAP_HUGETLB, one UFFDIO_COPY
+ *           and one MADV_DONTNEED per huge page), where huge pages are
+ *           reserved (vm.nr_hugepages): what a design that maps 2 MiB at
+ *           a time would pay for the same bytes.  null when none are.
  *
- * Prints one JSON line: {"tcp_gbps":..,"copy_gbps":..,"install_gbps":..}.
+ * Prints one JSON line: {"tcp_gbps":..,"copy_gbps":..,"install_gbps":..,
+ * "drop_gbps":..,"huge_gbps":..}.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +34,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +48,7 @@
 #include "util.h"
 
 #define CHUNK (1u << 20)   /* one write / one UFFDIO_COPY: 256 pages */
+#define HUGE (2u << 20)    /* one hugetlb page */
 
 struct reader {
 	int fd;
@@ -125,16 +134,21 @@ static double tcp_floor(uint64_t size)
 	return (double)size / t0;
 }
 
-/* Registered anonymous memory for UFFDIO_COPY; *u gets the userfaultfd. */
-static uint8_t *uffd_area(uint64_t size, int *u, const char *what)
+/* Registered anonymous memory for UFFDIO_COPY, on hugetlb pages if huge;
+ * *u gets the userfaultfd.  NULL when huge and none are reserved. */
+static uint8_t *uffd_area(uint64_t size, int *u, bool huge, const char *what)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
 	uint8_t *dst;
 
+	if (huge)
+		flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB;
+	dst = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (dst == MAP_FAILED && huge)
+		return NULL;
 	*u = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	dst = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (*u < 0 || dst == MAP_FAILED || ioctl(*u, UFFDIO_API, &api))
 		bench_die("%s floor: userfaultfd: %s", what, strerror(errno));
 	reg.range = (struct uffdio_range){ (uintptr_t)dst, size };
@@ -144,12 +158,12 @@ static uint8_t *uffd_area(uint64_t size, int *u, const char *what)
 	return dst;
 }
 
-/* One run of CHUNK bytes from src installed at dst. */
-static void copy_chunk(int u, uint8_t *dst, const uint8_t *src,
+/* One run of len bytes from src installed at dst. */
+static void copy_chunk(int u, uint8_t *dst, const uint8_t *src, uint64_t len,
 		       const char *what)
 {
 	struct uffdio_copy c = { .dst = (uintptr_t)dst,
-				 .src = (uintptr_t)src, .len = CHUNK };
+				 .src = (uintptr_t)src, .len = len };
 
 	if (ioctl(u, UFFDIO_COPY, &c))
 		bench_die("%s floor: UFFDIO_COPY: %s", what, strerror(errno));
@@ -161,13 +175,13 @@ static double copy_floor(uint64_t size)
 	uint64_t t0;
 	int u;
 
-	dst = uffd_area(size, &u, "copy");
+	dst = uffd_area(size, &u, false, "copy");
 	if (!src)
 		bench_die("copy floor: out of memory");
 	memset(src, 0x5a, CHUNK);
 	t0 = dsm_now_ns();
 	for (uint64_t off = 0; off < size; off += CHUNK)
-		copy_chunk(u, dst + off, src, "copy");
+		copy_chunk(u, dst + off, src, CHUNK, "copy");
 	t0 = dsm_now_ns() - t0;
 	munmap(dst, size);
 	close(u);
@@ -175,31 +189,44 @@ static double copy_floor(uint64_t size)
 	return (double)size / t0;
 }
 
-static double install_floor(uint64_t size)
+/*
+ * size bytes through a window of size/8, CHUNK (4 KiB pages) or HUGE
+ * (hugetlb) at a time, each dropped before it is filled again, each page
+ * read after its copy unless !read.  Returns GB/s, or 0 when huge and no
+ * huge pages are reserved.
+ */
+static double install_floor(uint64_t size, bool read, bool huge)
 {
-	uint64_t window = size / 8 / CHUNK * CHUNK, t0, sum = 0;
-	uint8_t *src = malloc(CHUNK), *dst;
+	uint64_t chunk = huge ? HUGE : CHUNK, t0, sum = 0;
+	uint64_t window = size / 8 / chunk * chunk;
+	const char *what = huge ? "huge" : read ? "install" : "drop";
+	uint8_t *src = aligned_alloc(HUGE, HUGE), *dst;
 	int u;
 
-	if (window < CHUNK)
-		window = CHUNK;
-	dst = uffd_area(window, &u, "install");
+	if (window < chunk)
+		window = chunk;
 	if (!src)
-		bench_die("install floor: out of memory");
-	memset(src, 0x5a, CHUNK);
+		bench_die("%s floor: out of memory", what);
+	dst = uffd_area(window, &u, huge, what);
+	if (!dst) {
+		free(src);
+		return 0;
+	}
+	memset(src, 0x5a, HUGE);
 	t0 = dsm_now_ns();
-	for (uint64_t off = 0; off < size; off += CHUNK) {
+	for (uint64_t off = 0; off < size; off += chunk) {
 		uint64_t at = off % window;
 
-		if (off >= window && madvise(dst + at, CHUNK, MADV_DONTNEED))
-			bench_die("install floor: madvise: %s", strerror(errno));
-		copy_chunk(u, dst + at, src, "install");
-		for (uint64_t p = 0; p < CHUNK; p += 4096)
+		if (off >= window && madvise(dst + at, chunk, MADV_DONTNEED))
+			bench_die("%s floor: madvise: %s", what,
+				  strerror(errno));
+		copy_chunk(u, dst + at, src, chunk, what);
+		for (uint64_t p = 0; read && p < chunk; p += 4096)
 			sum += ((volatile uint8_t *)dst)[at + p];
 	}
 	t0 = dsm_now_ns() - t0;
-	if (sum != (size / 4096) * 0x5a)
-		bench_die("install floor: read back wrong bytes");
+	if (read && sum != (size / 4096) * 0x5a)
+		bench_die("%s floor: read back wrong bytes", what);
 	munmap(dst, window);
 	close(u);
 	free(src);
@@ -209,14 +236,21 @@ static double install_floor(uint64_t size)
 int main(int argc, char **argv)
 {
 	uint64_t size = 1ULL << 30;
+	double huge;
 
 	if (argc == 3 && !strcmp(argv[1], "--size"))
 		size = bench_arg_size("--size", argv[2]);
 	else if (argc != 1)
 		bench_die("usage: dsm-bench-floor [--size SIZE]");
-	size = (size + CHUNK - 1) / CHUNK * CHUNK;
+	size = (size + HUGE - 1) / HUGE * HUGE;
 	printf("{\"tcp_gbps\":%.3f,", tcp_floor(size));
 	printf("\"copy_gbps\":%.3f,", copy_floor(size));
-	printf("\"install_gbps\":%.3f}\n", install_floor(size));
+	printf("\"install_gbps\":%.3f,", install_floor(size, true, false));
+	printf("\"drop_gbps\":%.3f,", install_floor(size, false, false));
+	huge = install_floor(size, true, true);
+	if (huge > 0)
+		printf("\"huge_gbps\":%.3f}\n", huge);
+	else
+		printf("\"huge_gbps\":null}\n");
 	return 0;
 }

@@ -234,6 +234,7 @@ def latency_table(runs, a):
 def floors_table(runs):
     tcp, copy = med(runs, "floor", "tcp_gbps"), med(runs, "floor", "copy_gbps")
     inst = med(runs, "floor", "install_gbps")
+    drop, huge = med(runs, "floor", "drop_gbps"), med(runs, "floor", "huge_gbps")
     seq = scaled(med(runs, "dsm-seq", "mb_per_s"), 1e-3)
     low = min(tcp, copy) if tcp and copy else None
     out = ["## Streaming floors (same run, no dsm code)", "",
@@ -241,6 +242,9 @@ def floors_table(runs):
            f"| loopback TCP, 1 MiB writes from one warm buffer | {fmt(tcp, 2)} |",
            f"| UFFDIO_COPY of 256-page runs into memory never touched | {fmt(copy, 2)} |",
            f"| the same into a 1/8 window, dropped and refilled, each page read once (install) | {fmt(inst, 2)} |",
+           f"| install without the reads (drop) | {fmt(drop, 2)} |",
+           f"| install on 2 MiB hugetlb pages, each read (huge) | "
+           f"{fmt(huge, 2) if huge else 'no huge pages reserved'} |",
            f"| dsm sequential read | {fmt(seq, 2)} |", "",
            f"dsm sequential / the lower of the first two floors = "
            f"**{fmt(seq / low if seq and low else None, 2)}** (issue 12's "
@@ -254,6 +258,17 @@ def floors_table(runs):
                 f"mapped page; here they cost {extra:.1f} µs a page more "
                 "than the copy alone. Any design that maps 4 KiB pages "
                 "pays them, kernel swap too."]
+    if inst and drop:
+        reads = 4096 / (inst * 1e3) - 4096 / (drop * 1e3)
+        out += ["", f"Of that, the first reads are {reads:.1f} µs a page "
+                "(install against drop): on this VM a page newly mapped "
+                "costs the hypervisor a fill of its own page tables at its "
+                "first touch."]
+        if huge:
+            out += [f"Mapped 2 MiB at a time the same bytes install at "
+                    f"{huge / inst:.1f}x the 4 KiB rate: the lever a "
+                    "region on huge pages would pull (docs/design.md, "
+                    "\"What a first touch costs\")."]
     return out + [""]
 
 

@@ -137,13 +137,15 @@ build() {
 	done
 }
 
-# Huge pages for servers 1-3 (the main cases); server 4 keeps 4 KiB pages
-# for the side-by-side table.  Without them (not root, or the kernel
-# cannot find that many) every server runs on 4 KiB pages and the report
-# says so.
+# Huge pages for servers 1-3 (the main cases), and for the huge install
+# floor's window (SIZE/8); server 4 keeps 4 KiB pages for the side-by-side
+# table.  Without them (not root, or the kernel cannot find that many)
+# every server runs on 4 KiB pages, the floor has no huge figure, and the
+# report says so.
 huge_note=""
 reserve_huge() {
-	local need=$(( 3 * ((capacity + (2 << 20) - 1) >> 21) ))
+	local need=$(( 3 * ((capacity + (2 << 20) - 1) >> 21) +
+		       ((size_bytes / 8 + (2 << 20) - 1) >> 21) ))
 	if [ -n "$short" ]; then
 		huge_note="short mode (--short) leaves it out"
 	elif [ ! -w /proc/sys/vm/nr_hugepages ]; then
