@@ -23,10 +23,18 @@
  *   huge    install on 2 MiB hugetlb pages (MAP_HUGETLB, one UFFDIO_COPY
  *           and one MADV_DONTNEED per huge page), where huge pages are
  *           reserved (vm.nr_hugepages): what a design that maps 2 MiB at
- *           a time would pay for the same bytes.  null when none are.
+ *           a time would pay for the same bytes.  null when none are;
+ *   random  µs per page to install one page at a random place in SIZE,
+ *           read it, and drop it again later under a budget of SIZE/8
+ *           (FIFO, 256 pages a process_madvise, as libdsm's eviction
+ *           does): what a uniform random miss pays in page tables and
+ *           first touches with no fault and no network.  random_small
+ *           is the same in dsm-bench-latency's remote-fault probe's
+ *           shape (64 MiB, 4 MiB budget); the difference is what a
+ *           larger working set costs each miss on the machine that day.
  *
  * Prints one JSON line: {"tcp_gbps":..,"copy_gbps":..,"install_gbps":..,
- * "drop_gbps":..,"huge_gbps":..}.
+ * "drop_gbps":..,"huge_gbps":..,"random_us":..,"random_small_us":..}.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +50,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "bench_util.h"
@@ -233,6 +242,64 @@ static double install_floor(uint64_t size, bool read, bool huge)
 	return (double)size / t0;
 }
 
+#define DROP_BATCH 256
+
+static void drop_batch(int pidfd, struct iovec *iov, unsigned n)
+{
+	if (syscall(SYS_process_madvise, pidfd, iov, n, MADV_DONTNEED, 0) < 0)
+		for (unsigned i = 0; i < n; i++)
+			if (madvise(iov[i].iov_base, 4096, MADV_DONTNEED))
+				bench_die("random floor: madvise: %s",
+					  strerror(errno));
+}
+
+/*
+ * Pages of an area of size bytes installed in a random order, each read
+ * once, the oldest dropped DROP_BATCH at a time once budget bytes are
+ * resident; twice the budget's pages, timed.  µs per page.
+ */
+static double random_floor(uint64_t size, uint64_t budget)
+{
+	uint32_t npages = size / 4096, keep = budget / 4096, n = 2 * keep;
+	uint32_t *order = malloc(npages * sizeof(*order)), head = 0;
+	int pidfd = syscall(SYS_pidfd_open, getpid(), 0), u;
+	uint8_t *src = malloc(4096), *dst = uffd_area(size, &u, false, "random");
+	struct iovec iov[DROP_BATCH];
+	struct bench_rng r;
+	uint64_t t0, sum = 0;
+
+	if (!order || !src || n > npages)
+		bench_die("random floor: out of memory or size too small");
+	memset(src, 0x5a, 4096);
+	bench_rng_seed(&r, 42);
+	bench_shuffle_u32(order, npages, &r);
+	t0 = dsm_now_ns();
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *pg = dst + (uint64_t)order[i] * 4096;
+
+		if (i - head >= keep) {
+			for (unsigned k = 0; k < DROP_BATCH; k++)
+				iov[k] = (struct iovec){
+					dst + (uint64_t)order[head + k] * 4096,
+					4096 };
+			drop_batch(pidfd, iov, DROP_BATCH);
+			head += DROP_BATCH;
+		}
+		copy_chunk(u, pg, src, 4096, "random");
+		sum += *(volatile uint8_t *)pg;
+	}
+	t0 = dsm_now_ns() - t0;
+	if (sum != (uint64_t)n * 0x5a)
+		bench_die("random floor: read back wrong bytes");
+	munmap(dst, size);
+	close(u);
+	if (pidfd >= 0)
+		close(pidfd);
+	free(src);
+	free(order);
+	return t0 / 1e3 / n;
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t size = 1ULL << 30;
@@ -249,8 +316,11 @@ int main(int argc, char **argv)
 	printf("\"drop_gbps\":%.3f,", install_floor(size, false, false));
 	huge = install_floor(size, true, true);
 	if (huge > 0)
-		printf("\"huge_gbps\":%.3f}\n", huge);
+		printf("\"huge_gbps\":%.3f,", huge);
 	else
-		printf("\"huge_gbps\":null}\n");
+		printf("\"huge_gbps\":null,");
+	printf("\"random_us\":%.2f,", random_floor(size, size / 8));
+	printf("\"random_small_us\":%.2f}\n",
+	       random_floor(64u << 20, 4u << 20));
 	return 0;
 }

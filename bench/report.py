@@ -216,6 +216,7 @@ def latency_table(runs, a):
            f"remote fault p50 / (TCP p50 + userfaultfd p50) = "
            f"**{fmt(ratio, 2)}** (1.0 would mean libdsm adds nothing "
            "to the two unavoidable costs).", ""]
+    out += random_floor_lines(runs, a)
     if a.plots:
         pct = med_points(runs, "latency", "cdf_pct")
         tcp, uffd = (med(runs, "latency", k + "_p50_us")
@@ -229,6 +230,34 @@ def latency_table(runs, a):
             "fault latency CDFs: dsm's remote fault, TCP round trip, "
             "userfaultfd fault")
     return out
+
+
+def random_floor_lines(runs, a):
+    """What a uniform miss costs beyond the remote-fault probe's, set
+    beside what the machine alone charges for the larger shape."""
+    big, small = (med(runs, "floor", k) for k in ("random_us", "random_small_us"))
+    us, rem = med(runs, "dsm-uniform", "us_per_op"), \
+        med(runs, "latency", "remote_fault_p50_us")
+    faults = med(runs, "dsm-uniform", "missing_faults")
+    if not big or not small:
+        return []
+    out = [f"A page installed at a random place, read once and dropped "
+           f"later, with no fault and no network (`dsm-bench-floor`): "
+           f"**{big:.1f} µs** in {a.size} under a 1/8 budget (the uniform "
+           f"case's shape), **{small:.1f} µs** in the remote-fault probe's "
+           "64 MiB under 4 MiB."]
+    try:
+        ops = int(a.ops)
+    except ValueError:
+        ops = 0
+    if us and rem and faults and ops:
+        miss = us * ops / faults
+        out[-1] += (f" A uniform miss cost {miss:.1f} µs "
+                    f"({us:.1f} µs/op over {faults / ops:.3f} faults an "
+                    f"op), {miss - rem:+.1f} µs from the probe's fault; "
+                    f"the larger shape alone costs the machine "
+                    f"{big - small:+.1f} µs a page.")
+    return out + [""]
 
 
 def floors_table(runs):
