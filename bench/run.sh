@@ -141,16 +141,18 @@ build() {
 # floor's window (SIZE/8); server 4 keeps 4 KiB pages for the side-by-side
 # table.  Without them (not root, or the kernel cannot find that many)
 # every server runs on 4 KiB pages, the floor has no huge figure, and the
-# report says so.
+# report says so.  Short mode runs every server on 4 KiB pages and
+# reserves the floor's window only.
 huge_note=""
 reserve_huge() {
 	local need=$(( 3 * ((capacity + (2 << 20) - 1) >> 21) +
 		       ((size_bytes / 8 + (2 << 20) - 1) >> 21) ))
-	if [ -n "$short" ]; then
-		huge_note="short mode (--short) leaves it out"
-	elif [ ! -w /proc/sys/vm/nr_hugepages ]; then
+	if [ ! -w /proc/sys/vm/nr_hugepages ]; then
 		huge_note="cannot set vm.nr_hugepages (not root)"
 		return
+	elif [ -n "$short" ]; then
+		huge_note="short mode (--short) leaves it out"
+		need=$(( (size_bytes / 8 + (2 << 20) - 1) >> 21 ))
 	fi
 	huge_before=$(cat /proc/sys/vm/nr_hugepages)
 	echo $(( huge_before + need )) >/proc/sys/vm/nr_hugepages
