@@ -145,14 +145,14 @@ build() {
 # reserves the floor's window only.
 huge_note=""
 reserve_huge() {
-	local need=$(( 3 * ((capacity + (2 << 20) - 1) >> 21) +
-		       ((size_bytes / 8 + (2 << 20) - 1) >> 21) ))
+	local window=$(( (size_bytes / 8 + (2 << 20) - 1) >> 21 ))
+	local need=$(( 3 * ((capacity + (2 << 20) - 1) >> 21) + window ))
 	if [ ! -w /proc/sys/vm/nr_hugepages ]; then
 		huge_note="cannot set vm.nr_hugepages (not root)"
 		return
 	elif [ -n "$short" ]; then
 		huge_note="short mode (--short) leaves it out"
-		need=$(( (size_bytes / 8 + (2 << 20) - 1) >> 21 ))
+		need=$window
 	fi
 	huge_before=$(cat /proc/sys/vm/nr_hugepages)
 	echo $(( huge_before + need )) >/proc/sys/vm/nr_hugepages

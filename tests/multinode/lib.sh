@@ -99,12 +99,12 @@ log_new() {
 	"$vmctl" log "$1" | tail -n +$(( ${log_mark[$1]:-0} + 1 ))
 }
 
-# wait_log I PATTERN: waits up to 30 s for PATTERN in what guest I said
-# since mark_log I (or ever, without a mark).
+# wait_log I PATTERN [SECONDS]: waits up to SECONDS (30) for PATTERN in
+# what guest I said since mark_log I (or ever, without a mark).
 wait_log() {
 	local i=$1 pattern=$2 k
 
-	for ((k = 0; k < 150; k++)); do
+	for ((k = 0; k < ${3:-30} * 5; k++)); do
 		grep -qE -- "$pattern" <<<"$(log_new "$i")" && return 0
 		sleep 0.2
 	done

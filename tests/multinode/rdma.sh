@@ -303,7 +303,7 @@ rounds_after() {
 }
 
 replicas_test() {
-	local pid k n log t0
+	local pid n log t0
 
 	mark_log 4
 	pid=$(run "$vmctl" spawn 4 "${client_env[@]}" --env DSM_TRANSPORT=rdma \
@@ -317,15 +317,9 @@ replicas_test() {
 	# (CI of 12-06): wait for the client to see it go, then ask for two
 	# whole rounds after that, every word right.
 	t0=$SECONDS
-	for ((k = 0; k < 600; k++)); do
-		log=$(log_new 4)
-		grep -q "lost connection to memory server $ip3:$port" <<<"$log" &&
-			break
-		grep -qE "^=== guest 4 pid $pid \(exit" <<<"$log" && break
-		sleep 0.2
-	done
+	wait_log 4 "lost connection to memory server $ip3:$port|^=== guest 4 pid $pid \(exit" 120
+	log=$(log_new 4)
 	grep -q "lost connection to memory server $ip3:$port" <<<"$log" || {
-		grep -E "^round [0-9]*: |SIGBUS|^=== guest" <<<"$log" | tail -4
 		echo "the client did not see the server go within 120 s"
 		"$vmctl" exec 4 -- kill "$pid" >/dev/null 2>&1
 		return 1
