@@ -25,8 +25,8 @@
 # with their reasons (tests/CMakeLists.txt says how a test reports them).
 #
 # The run ends with a summary: every skipped test and case with its reason,
-# then one line per stage (passed, FAILED, or skipped and why), then the
-# verdict.  To add a stage, add one line at the bottom:
+# the first FAIL lines of any suite that failed, then one line per stage
+# (passed, FAILED and which tests, or skipped and why), then the verdict.  To add a stage, add one line at the bottom:
 #   stage NAME "$(knob VAR VALUE)" COMMAND [ARGS...]
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -91,7 +91,7 @@ stage() {
 	elif [ "$rc" = 77 ]; then
 		results+=("FAILED	$name	exit status 77 (skipped) without a SKIP: line saying why")
 	else
-		results+=("FAILED	$name	exit status $rc after $(elapsed $t0)$(skip_count "$name")")
+		results+=("FAILED	$name	exit status $rc after $(elapsed $t0)$(skip_count "$name")$(failed_tests "$name")")
 	fi
 }
 
@@ -105,6 +105,16 @@ skip_count() {
 	local n
 	n=$(grep -c "^$1: " "$skips")
 	[ "$n" = 0 ] || echo ", $n skipped inside (listed above)"
+}
+
+# "; failed: A B" naming the ctest tests that failed in the stage, if it ran
+# a suite: the summary is often all of a CI log anyone sees.
+failed_tests() {
+	local names
+	[ -f "$logs/$1.ctest" ] || return 0
+	names=$(sed -n '/^The following tests FAILED:/,$s/^[[:space:]]*[0-9]* - \([^ ]*\) .*/\1/p' \
+		"$logs/$1.ctest" | tr '\n' ' ')
+	[ -z "$names" ] || echo "; failed: ${names% }"
 }
 
 # suite DIR TIMEOUT [CMAKE_ARGS...]: build a flavour in DIR, run its ctest
@@ -160,6 +170,20 @@ collect_skips() {
 	return $bad
 }
 
+# The first FAIL lines of each stage whose suite failed, so that the last
+# lines of a run say what went wrong and not only where.
+fail_lines() {
+	local log stage
+	for log in "$logs"/*.ctest; do
+		[ -f "$log" ] || continue
+		grep -q '^The following tests FAILED:' "$log" || continue
+		stage=$(basename "$log" .ctest)
+		echo "First failures in $stage:"
+		grep -E 'FAIL|\*\*\*(Failed|Timeout|Exception)' "$log" | grep -v '^The following' |
+			head -n 8 | cut -c1-200 | sed 's/^/  /'
+	done
+}
+
 summary() {
 	local ran=0 failed=() skipped=() line status name detail
 	printf '\n=== summary ===\n'
@@ -167,6 +191,7 @@ summary() {
 		echo "Skipped inside the suites:"
 		sed 's/^/  /' "$skips"
 	fi
+	fail_lines
 	echo "Stages:"
 	for line in "${results[@]}"; do
 		IFS=$'\t' read -r status name detail <<<"$line"
