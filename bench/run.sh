@@ -287,6 +287,17 @@ run_dsm() { # NAME REP EVICT PATTERN [NSERVERS | SERVER LIST]
 		--warmup "$(warmup_of "$4")"
 }
 
+# The uniform case in the remote-fault probe's shape (64 MiB under a
+# 4 MiB budget, dsm-bench-latency's): the report sets its access time
+# beside the probe's fault, which separates what dsm adds to a miss from
+# what the larger working set costs the machine.
+run_probe_shape() { # REP
+	record probe-uniform "$1" "${on_client_cpus[@]}" env \
+		DSM_SERVERS="$(servers_list 1)" DSM_LOCAL_MEM=$((4 << 20)) \
+		DSM_EVICT=2q "$wl" --backend dsm --size $((64 << 20)) \
+		--pattern uniform --ops $((OPS / 5)) --warmup 0
+}
+
 run_swap() { # NAME REP PATTERN
 	[ -z "$swap_skip" ] || return 0
 	echo 0 >"$cgroup/memory.max_usage_in_bytes"
@@ -338,6 +349,7 @@ main() {
 		record latency "$rep" "${on_client_cpus[@]}" "$lat" \
 			--server "${addrs[0]}" \
 			--samples "$lat_samples"
+		run_probe_shape "$rep"
 		for pat in seq uniform zipf rmw; do
 			run_dsm "dsm-$pat" "$rep" 2q "$pat"
 			[ $pat != zipf ] || run_dsm dsm-fifo-zipf "$rep" fifo zipf
