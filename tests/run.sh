@@ -26,7 +26,8 @@
 #
 # The run ends with a summary: every skipped test and case with its reason,
 # the first FAIL lines of any suite that failed, then one line per stage
-# (passed, FAILED and which tests, or skipped and why), then the verdict.  To add a stage, add one line at the bottom:
+# (passed, FAILED and which tests, or skipped and why), then the verdict.
+# To add a stage, add one line at the bottom:
 #   stage NAME "$(knob VAR VALUE)" COMMAND [ARGS...]
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)

@@ -320,6 +320,7 @@ replicas_test() {
 	wait_log 4 "lost connection to memory server $ip3:$port|^=== guest 4 pid $pid \(exit" 120
 	log=$(log_new 4)
 	grep -q "lost connection to memory server $ip3:$port" <<<"$log" || {
+		grep -E "^round [0-9]*: |SIGBUS|^=== guest" <<<"$log" | tail -4
 		echo "the client did not see the server go within 120 s"
 		"$vmctl" exec 4 -- kill "$pid" >/dev/null 2>&1
 		return 1
