@@ -19,6 +19,7 @@
 #include "dsm.h"
 #include "engine.h"
 #include "fault.h"
+#include "huge.h"
 #include "log.h"
 #include "migrate.h"
 #include "outbox.h"
@@ -674,7 +675,21 @@ struct dsm_region *dsm_region_new(uint64_t size)
 	return dsm_region_new_at(0, size);
 }
 
-struct dsm_region *dsm_region_new_at(uint64_t at, uint64_t size)
+/* The region's range: 4 KiB pages, or reserved 2 MiB ones (huge: size is
+ * a multiple of DSM_HUGE_SIZE; at 0).  Huge pages are taken only as
+ * groups are installed (MAP_NORESERVE), at most the budget's worth. */
+static void *map_range(uint64_t at, uint64_t size, bool huge)
+{
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+		    (at ? MAP_FIXED : 0);
+
+	if (huge) /* MAP_HUGE_2MB, spelt out for older headers */
+		flags |= MAP_HUGETLB | 21 << 26;
+	return mmap((void *)(uintptr_t)at, size, PROT_READ | PROT_WRITE, flags,
+		    -1, 0);
+}
+
+static struct dsm_region *region_new(uint64_t at, uint64_t size, bool huge)
 {
 	struct dsm_region *r = calloc(1, sizeof(*r));
 	void *base = MAP_FAILED;
@@ -683,19 +698,20 @@ struct dsm_region *dsm_region_new_at(uint64_t at, uint64_t size)
 		return NULL;
 	r->size = size;
 	r->npages = size / DSM_PAGE_SIZE;
+	r->huge = huge;
 	r->pages = calloc(r->npages, sizeof(*r->pages));
 	if (r->pages)
-		base = mmap((void *)(uintptr_t)at, size, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
-			    (at ? MAP_FIXED : 0), -1, 0);
+		base = map_range(at, size, huge);
 	if (!r->pages || base == MAP_FAILED)
 		goto fail;
 	r->base = (uintptr_t)base;
 	for (uint64_t i = 0; i < r->npages; i++)
 		r->pages[i].region = r;
-	/* Page-sized faults only; and a forked child must not see a region
-	 * whose faults nobody serves (it would read zeros): it gets none. */
-	madvise(base, size, MADV_NOHUGEPAGE);
+	/* Faults of our page size only; and a forked child must not see a
+	 * region whose faults nobody serves (it would read zeros): it gets
+	 * none. */
+	if (!huge)
+		madvise(base, size, MADV_NOHUGEPAGE);
 	madvise(base, size, MADV_DONTFORK);
 	return r;
 fail:
@@ -706,11 +722,25 @@ fail:
 	return NULL;
 }
 
-static void *alloc_at(uint64_t at, size_t size);
+struct dsm_region *dsm_region_new_at(uint64_t at, uint64_t size)
+{
+	return region_new(at, size, false);
+}
+
+static void *alloc_at(uint64_t at, size_t size, bool huge);
 
 void *dsm_alloc(size_t size)
 {
-	return alloc_at(0, size);
+	return alloc_at(0, size, false);
+}
+
+void *dsm_alloc_flags(size_t size, int flags)
+{
+	if (flags & ~DSM_ALLOC_HUGE) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return alloc_at(0, size, flags & DSM_ALLOC_HUGE);
 }
 
 void *dsm_alloc_at(void *addr, size_t size)
@@ -719,12 +749,13 @@ void *dsm_alloc_at(void *addr, size_t size)
 		errno = EINVAL;
 		return NULL;
 	}
-	return alloc_at((uintptr_t)addr, size);
+	return alloc_at((uintptr_t)addr, size, false);
 }
 
-/* dsm_alloc, at address at (0: anywhere). */
-static void *alloc_at(uint64_t at, size_t size)
+/* dsm_alloc, at address at (0: anywhere), on huge pages or not. */
+static void *alloc_at(uint64_t at, size_t size, bool huge)
 {
+	uint64_t unit = huge ? DSM_HUGE_SIZE : DSM_PAGE_SIZE;
 	struct dsm_region *r;
 	uint64_t bytes;
 	int err;
@@ -737,8 +768,12 @@ static void *alloc_at(uint64_t at, size_t size)
 		errno = size ? ENOMEM : EINVAL;
 		return NULL;
 	}
-	bytes = (size + (DSM_PAGE_SIZE - 1)) & ~(uint64_t)(DSM_PAGE_SIZE - 1);
-	r = dsm_region_new_at(at, bytes);
+	bytes = (size + (unit - 1)) & ~(unit - 1);
+	if (huge && (err = dsm_huge_check(bytes))) {
+		errno = -err;
+		return NULL;
+	}
+	r = region_new(at, bytes, huge);
 	if (!r) {
 		errno = ENOMEM;
 		return NULL;
@@ -778,6 +813,8 @@ void dsm_region_unmap(struct dsm_region *r, struct dsm_placement *parts)
 		}
 	}
 	dsm_streams_forget(r);
+	if (r->huge)
+		dsm_huge_forget(r);
 	/* Unmapped under the lock, so no completion can install into the
 	 * range after it is gone (it checks r->dead under the same lock). */
 	dsm_uffd_unregister(&dsm_eng.uffd, ptr, r->size);

@@ -523,8 +523,114 @@ static void triage(struct dsm_page *p, uint8_t from, struct batch *b,
 	}
 }
 
+/* ---- groups of a region on huge pages (huge.c) --------------------------- */
+
+static void keep_group(struct dsm_page *g)
+{
+	for (uint64_t i = 0; i < DSM_HUGE_PAGES; i++)
+		keep(&g[i]);
+}
+
+/* Does any page of the group need writing back? */
+static bool group_dirty(const struct dsm_page *g)
+{
+	for (uint64_t i = 0; i < DSM_HUGE_PAGES; i++)
+		if (dsm_page_needs_writeback(&g[i]))
+			return true;
+	return false;
+}
+
+/* evictable() for each half of the group, a stripe on its own servers. */
+static bool group_evictable(struct dsm_page *g)
+{
+	for (uint64_t h = 0; h < DSM_HUGE_PAGES; h += DSM_STRIPE_PAGES) {
+		uint64_t i = h;
+
+		while (i < h + DSM_STRIPE_PAGES &&
+		       !dsm_page_needs_writeback(&g[i]))
+			i++;
+		if (i < h + DSM_STRIPE_PAGES && !evictable(&g[i]))
+			return false;
+	}
+	return true;
+}
+
+/* Write-protect the group and stage its dirty pages (all of them, but
+ * for a group some of whose copies were lost: outbox.c): 0, or an error
+ * with the group left dirty (protected if staging ran out of memory; its
+ * next store takes a WP fault, which is harmless).  sync: for dsm_sync. */
+static int stage_group(struct dsm_page *g, struct dsm_outbox *ob,
+		       struct dsm_sync_wait *sync)
+{
+	uint64_t addr = dsm_page_addr(g);
+	int err = dsm_uffd_wp(&dsm_eng.uffd, addr, DSM_HUGE_SIZE, true);
+
+	for (uint64_t i = 0; !err && i < DSM_HUGE_PAGES; i++) {
+		uint8_t *slot;
+
+		if (!dsm_page_needs_writeback(&g[i]))
+			continue;
+		slot = dsm_outbox_write_page(ob, &g[i], sync);
+		if (!slot) {
+			err = -ENOMEM;
+			break;
+		}
+		copy_out(slot, addr + i * DSM_PAGE_SIZE);
+		g[i].flags |= DSM_PGF_ON_SERVER;
+		dsm_eng.c.pages_written_back++;
+		dsm_eng.c.bytes_out += DSM_PAGE_SIZE;
+	}
+	if (err)
+		return err;
+	for (uint64_t i = 0; i < DSM_HUGE_PAGES; i++)
+		g[i].state = DSM_PG_CLEAN;
+	return 0;
+}
+
+/*
+ * Evict the group of victim p, which left queue `from`: its pages leave
+ * their queues, its dirty pages are written back, and one madvise drops
+ * the huge page.  How many pages left memory: DSM_HUGE_PAGES or 0 (the
+ * group stays, resident and queued: it holds the only copy of its data,
+ * or the kernel refused).
+ */
+static uint64_t evict_group(struct dsm_page *p, uint8_t from,
+			    struct dsm_outbox *ob)
+{
+	struct dsm_region *r = p->region;
+	struct dsm_page *g = &r->pages[(p - r->pages) & ~(DSM_HUGE_PAGES - 1)];
+
+	for (uint64_t i = 0; i < DSM_HUGE_PAGES; i++)
+		if (g[i].queue != DSM_Q_NONE)
+			dsm_queue_del(&g[i]);
+	if (group_dirty(g) &&
+	    (!group_evictable(g) || stage_group(g, ob, NULL))) {
+		keep_group(g);
+		return 0;
+	}
+	if (madvise((void *)(uintptr_t)dsm_page_addr(g), DSM_HUGE_SIZE,
+		    MADV_DONTNEED)) {
+		warn_not_dropped(DSM_HUGE_PAGES);
+		keep_group(g); /* staged, so clean: not_dropped's reasoning */
+		return 0;
+	}
+	for (uint64_t i = 0; i < DSM_HUGE_PAGES; i++) {
+		g[i].left = from;
+		g[i].evicted_at = ++dsm_eng.evict_clock;
+		g[i].state = DSM_PG_INVALID;
+		g[i].flags &= ~(DSM_PGF_PREFETCHED | DSM_PGF_WATCHED |
+				DSM_PGF_PROBE);
+	}
+	dsm_eng.resident -= DSM_HUGE_PAGES;
+	dsm_eng.c.pages_evicted += DSM_HUGE_PAGES;
+	return DSM_HUGE_PAGES;
+}
+
+/* ---- the victim loop ------------------------------------------------- */
+
 /* Evict goal pages, or as many as can go.  With second chances a page
- * may come round twice: for its second chance, then to go. */
+ * may come round twice: for its second chance, then to go.  A victim
+ * from a region on huge pages takes its whole group with it, at once. */
 static void evict(uint64_t goal, struct dsm_outbox *ob)
 {
 	uint64_t tries = (dsm_eng.probation.n + dsm_eng.protected.n) *
@@ -533,9 +639,11 @@ static void evict(uint64_t goal, struct dsm_outbox *ob)
 	struct batch b;
 
 	while (goal && tries) {
+		uint64_t groups = 0; /* pages gone with their groups */
+
 		b.n = 0;
-		while (b.n < EVICT_BATCH && b.n < goal && w.n < EVICT_BATCH &&
-		       tries) {
+		while (b.n < EVICT_BATCH && b.n + groups < goal &&
+		       w.n < EVICT_BATCH && tries) {
 			struct dsm_page *p = pick_victim();
 			uint8_t from;
 
@@ -543,15 +651,22 @@ static void evict(uint64_t goal, struct dsm_outbox *ob)
 				break;
 			tries--;
 			from = p->queue;
+			if (p->region->huge) {
+				groups += evict_group(p, from, ob);
+				/* a group kept costs its pages' worth */
+				tries -= tries < DSM_HUGE_PAGES ? tries :
+								  DSM_HUGE_PAGES - 1;
+				continue;
+			}
 			dsm_queue_del(p);
 			triage(p, from, &b, &w);
 		}
-		if (!b.n && !w.n)
+		if (!b.n && !w.n && !groups)
 			break;
 		watch(&w);
 		if (b.n)
 			evict_batch(&b, ob);
-		goal = goal > b.n ? goal - b.n : 0;
+		goal = goal > b.n + groups ? goal - b.n - groups : 0;
 	}
 }
 
@@ -597,6 +712,15 @@ void dsm_evict_ahead(struct dsm_outbox *ob)
 int dsm_sync_range(struct dsm_region *r, uint64_t first, uint64_t n,
 		   struct dsm_outbox *ob, struct dsm_sync_wait *w)
 {
+	if (r->huge) { /* the groups [first, first+n) touches, whole */
+		uint64_t g = first & ~(DSM_HUGE_PAGES - 1);
+		int err = 0;
+
+		for (; !err && g < first + n; g += DSM_HUGE_PAGES)
+			if (group_dirty(&r->pages[g]))
+				err = stage_group(&r->pages[g], ob, w);
+		return err;
+	}
 	for (uint64_t i = first; i < first + n; i++) {
 		struct dsm_page *p = &r->pages[i];
 		uint64_t addr = p->region->base + i * DSM_PAGE_SIZE;

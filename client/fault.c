@@ -27,6 +27,7 @@
 #include "engine.h"
 #include "evict.h"
 #include "fault.h"
+#include "huge.h"
 #include "log.h"
 #include "outbox.h"
 #include "placement.h"
@@ -1113,7 +1114,10 @@ static void handle_fault(const struct uffd_msg *m, uint64_t t0,
 	if (!r)
 		return; /* freed meanwhile; unregistering woke the thread */
 	idx = (addr - r->base) / DSM_PAGE_SIZE;
-	if (flags & UFFD_PAGEFAULT_FLAG_WP)
+	if (r->huge)
+		dsm_huge_fault(r, idx, flags & UFFD_PAGEFAULT_FLAG_WP,
+			       flags & UFFD_PAGEFAULT_FLAG_WRITE, t0, ob);
+	else if (flags & UFFD_PAGEFAULT_FLAG_WP)
 		fault_wp(&r->pages[idx], t0, ob);
 	else
 		fault_missing(r, idx, flags & UFFD_PAGEFAULT_FLAG_WRITE, t0, ob);

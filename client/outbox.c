@@ -9,6 +9,7 @@
 
 #include "engine.h"
 #include "fault.h"
+#include "huge.h"
 #include "log.h"
 #include "migrate.h"
 #include "stage.h"
@@ -178,6 +179,8 @@ uint64_t dsm_server_copy_lost(struct dsm_region *r, uint64_t first,
 	/* a page held back by a stream is data too: map it, clean, so that
 	 * it turns dirty below */
 	dsm_streams_unpark(r, first, first + n);
+	if (r->huge)
+		dsm_huge_unpark(r, first, first + n);
 	for (uint64_t i = first; i < first + n; i++) {
 		struct dsm_page *p = &r->pages[i];
 
@@ -187,7 +190,11 @@ uint64_t dsm_server_copy_lost(struct dsm_region *r, uint64_t first,
 			   (p->flags & DSM_PGF_ON_SERVER) &&
 			   !run_bit(kept, i - first)) {
 			p->state = DSM_PG_LOST;
-			dsm_uffd_poison(&dsm_eng.uffd, dsm_page_addr(p), DSM_PAGE_SIZE);
+			/* a group on a huge page is poisoned whole when
+			 * next touched (huge.c) */
+			if (!r->huge)
+				dsm_uffd_poison(&dsm_eng.uffd, dsm_page_addr(p),
+						DSM_PAGE_SIZE);
 			lost++;
 		}
 	}

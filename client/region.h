@@ -74,6 +74,7 @@ enum dsm_queue_id { DSM_Q_NONE, DSM_Q_PROBATION, DSM_Q_PROTECTED };
 
 struct dsm_fetch;
 struct dsm_region;
+struct huge_fetch;
 struct dsm_shared;
 
 struct dsm_page {
@@ -89,7 +90,10 @@ struct dsm_page {
 			struct dsm_page *prev, *next;
 		} q;
 		struct dsm_fetch *fetch;  /* FETCHING: the request */
-		uint8_t *parked_data;     /* PARKED: its data (malloc'd) */
+		struct huge_fetch *group; /* FETCHING, first page of a group
+		                           * (huge.c): its fetch */
+		uint8_t *parked_data;     /* PARKED: its data (malloc'd; a
+		                           * group's on its first page) */
 		struct {                  /* INVALID and MARKED (fault.c) */
 			uint32_t at;      /* evict_clock when marked */
 			uint8_t kinds;    /* enum dsm_mark */
@@ -104,9 +108,17 @@ static inline bool dsm_page_needs_writeback(const struct dsm_page *p)
 	return p->state == DSM_PG_DIRTY && !(p->flags & DSM_PGF_FREED);
 }
 
+/* A region on 2 MiB pages (DSM_ALLOC_HUGE, huge.c) moves its pages in
+ * groups of DSM_HUGE_PAGES, aligned, whose records always share a state:
+ * fetched, installed, made dirty, written back and dropped together. */
+#define DSM_HUGE_SIZE ((uint64_t)2 << 20)
+#define DSM_HUGE_PAGES (DSM_HUGE_SIZE / DSM_PAGE_SIZE)
+
 struct dsm_region {
 	uint64_t base, size, npages;
 	struct dsm_page *pages;
+	bool huge;      /* on 2 MiB pages, in groups (above) */
+	uint64_t huge_next; /* the group its stream reaches next (huge.c) */
 	struct dsm_placement place;
 	uint64_t id;    /* registry name, 0 without a registry (cluster.c),
 	                 * and for a shared region */

@@ -121,7 +121,8 @@ static int negotiate(struct dsm_uffd *u)
 		return -EOPNOTSUPP;
 	}
 	want = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
-	want |= avail & (UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON);
+	want |= avail & (UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON |
+			 UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
 	/* tests: the way lost pages raise SIGBUS on kernels before 6.6 */
 	if (getenv("DSM_TEST_NO_POISON"))
 		want &= ~(uint64_t)UFFD_FEATURE_POISON;
@@ -130,6 +131,7 @@ static int negotiate(struct dsm_uffd *u)
 		return err;
 	u->can_poison = u->features & UFFD_FEATURE_POISON;
 	u->thread_id = u->features & UFFD_FEATURE_THREAD_ID;
+	u->wp_huge = u->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 	if (!u->can_poison)
 		dsm_debug("UFFDIO_POISON unavailable (Linux < 6.6): lost pages "
 			  "raise SIGBUS through an empty memfd mapped over "

@@ -18,6 +18,8 @@ struct dsm_uffd {
 	int lost_fd;          /* without it: the empty memfd mapped over lost
 	                       * pages (dsm_uffd_poison), or -1 */
 	bool thread_id;       /* messages carry the faulting thread's tid */
+	bool wp_huge;         /* write protection on hugetlb memory (Linux
+	                       * 5.19+): regions on 2 MiB pages (huge.c) */
 };
 
 /* A dsm_uffd with nothing open: what dsm_uffd_close may be given.  Not

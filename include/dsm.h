@@ -81,6 +81,20 @@ int dsm_init(const struct dsm_options *opts);
  * answer within DSM_REPLY_TIMEOUT_MS (default 30 s). */
 void *dsm_alloc(size_t size);
 
+/* dsm_alloc() with flags, 0 or:
+ *   DSM_ALLOC_HUGE  the region lives on 2 MiB pages, and moves 2 MiB at a
+ *                   time: fetched, made dirty by a write, written back and
+ *                   evicted whole.  For memory read or written densely
+ *                   (a random 4 KiB access fetches 2 MiB).  Its size is
+ *                   rounded up to 2 MiB.  It needs the kernel's reserved
+ *                   huge pages (vm.nr_hugepages): as many free as the
+ *                   region or the local budget holds, whichever is less.
+ * errno as dsm_alloc(), and EINVAL for an unknown flag or a local budget
+ * below 2 MiB, ENOMEM when too few huge pages are free, EOPNOTSUPP when
+ * the kernel cannot write-protect them (Linux 5.19+); the log says which. */
+#define DSM_ALLOC_HUGE 0x1
+void *dsm_alloc_flags(size_t size, int flags);
+
 /* Release memory from dsm_alloc().  NULL is a no-op; any other pointer
  * not returned by dsm_alloc() is logged and ignored. */
 void dsm_free(void *p);
