@@ -20,7 +20,7 @@ static int open_local(struct backend *b)
 	return 0;
 }
 
-static int open_dsm(struct backend *b)
+static int open_dsm(struct backend *b, int flags)
 {
 	int err = dsm_init(NULL);
 
@@ -30,10 +30,10 @@ static int open_dsm(struct backend *b)
 			dsm_strerror(err));
 		return -1;
 	}
-	b->mem = dsm_alloc(b->size);
+	b->mem = dsm_alloc_flags(b->size, flags);
 	if (!b->mem) {
-		fprintf(stderr, "dsm-bench-workload: dsm_alloc %zu bytes: %s\n",
-			b->size, strerror(errno));
+		fprintf(stderr, "dsm-bench-workload: dsm_alloc_flags %zu bytes, "
+			"flags %d: %s\n", b->size, flags, strerror(errno));
 		dsm_shutdown();
 		return -1;
 	}
@@ -48,12 +48,12 @@ int backend_open(struct backend *b, const char *name, size_t size)
 		b->dsm = false;
 		return open_local(b);
 	}
-	if (!strcmp(name, "dsm")) {
+	if (!strcmp(name, "dsm") || !strcmp(name, "dsm-huge")) {
 		b->dsm = true;
-		return open_dsm(b);
+		return open_dsm(b, strcmp(name, "dsm") ? DSM_ALLOC_HUGE : 0);
 	}
-	fprintf(stderr, "dsm-bench-workload: --backend %s: expected dsm or "
-		"local\n", name);
+	fprintf(stderr, "dsm-bench-workload: --backend %s: expected dsm, "
+		"dsm-huge or local\n", name);
 	return -1;
 }
 

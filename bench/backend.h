@@ -4,6 +4,7 @@
  * "local": anonymous private memory, paged by the kernel (and, inside a
  * memory cgroup with swap, swapped by it: the baseline dsm is compared to).
  * "dsm": dsm_alloc() memory, paged by libdsm to a dsm-server.
+ * "dsm-huge": the same on 2 MiB pages (dsm_alloc_flags, DSM_ALLOC_HUGE).
  */
 #ifndef DSM_BENCH_BACKEND_H
 #define DSM_BENCH_BACKEND_H
@@ -20,7 +21,7 @@ struct backend {
 	size_t size;
 };
 
-/* name is "local" or "dsm".  0, or -1 after printing why. */
+/* name is "local", "dsm" or "dsm-huge".  0, or -1 after printing why. */
 int backend_open(struct backend *b, const char *name, size_t size);
 void backend_close(struct backend *b);
 

@@ -137,28 +137,33 @@ build() {
 	done
 }
 
-# Huge pages for servers 1-3 (the main cases), and for the huge install
-# floor's window (SIZE/8); server 4 keeps 4 KiB pages for the side-by-side
-# table.  Without them (not root, or the kernel cannot find that many)
-# every server runs on 4 KiB pages, the floor has no huge figure, and the
-# report says so.  Short mode runs every server on 4 KiB pages and
-# reserves the floor's window only.
+# Huge pages for servers 1-3 (the main cases), for the huge install
+# floor's window (SIZE/8), and for the budget of the client whose region
+# is on huge pages (huge-seq, SIZE/8 again); server 4 keeps 4 KiB pages
+# for the side-by-side table.  Without them (not root, or the kernel
+# cannot find that many) every server runs on 4 KiB pages, the floor has
+# no huge figure, huge-seq does not run, and the report says so.  Short
+# mode runs every server on 4 KiB pages and reserves the window and the
+# client's budget only.
 huge_note=""
+huge_reserved="" # 1: the floor's window and huge-seq's budget are there
 reserve_huge() {
 	local window=$(( (size_bytes / 8 + (2 << 20) - 1) >> 21 ))
-	local need=$(( 3 * ((capacity + (2 << 20) - 1) >> 21) + window ))
+	local need=$(( 3 * ((capacity + (2 << 20) - 1) >> 21) + 2 * window ))
 	if [ ! -w /proc/sys/vm/nr_hugepages ]; then
 		huge_note="cannot set vm.nr_hugepages (not root)"
 		return
 	elif [ -n "$short" ]; then
 		huge_note="short mode (--short) leaves it out"
-		need=$window
+		need=$(( 2 * window ))
 	fi
 	huge_before=$(cat /proc/sys/vm/nr_hugepages)
 	echo $(( huge_before + need )) >/proc/sys/vm/nr_hugepages
 	if (( $(cat /proc/sys/vm/nr_hugepages) < huge_before + need )); then
 		huge_note="the kernel found fewer than $need free huge pages"
 		echo "$huge_before" >/proc/sys/vm/nr_hugepages
+	else
+		huge_reserved=1
 	fi
 }
 
@@ -298,6 +303,16 @@ run_probe_shape() { # REP
 		--pattern uniform --ops $((OPS / 5)) --warmup 0
 }
 
+# The sequential read with the client's region on 2 MiB pages
+# (dsm_alloc_flags, DSM_ALLOC_HUGE), beside dsm-seq's 4 KiB pages.
+run_huge_seq() { # REP
+	[ -n "$huge_reserved" ] || return 0
+	record huge-seq "$1" "${on_client_cpus[@]}" env \
+		DSM_SERVERS="$(servers_list 1)" DSM_LOCAL_MEM="$budget" \
+		DSM_EVICT=2q "$wl" --backend dsm-huge --size "$size_bytes" \
+		--pattern seq --ops "$OPS" --warmup 0
+}
+
 run_swap() { # NAME REP PATTERN
 	[ -z "$swap_skip" ] || return 0
 	echo 0 >"$cgroup/memory.max_usage_in_bytes"
@@ -352,6 +367,7 @@ main() {
 		run_probe_shape "$rep"
 		for pat in seq uniform zipf rmw; do
 			run_dsm "dsm-$pat" "$rep" 2q "$pat"
+			[ $pat != seq ] || run_huge_seq "$rep"
 			[ $pat != zipf ] || run_dsm dsm-fifo-zipf "$rep" fifo zipf
 			run_swap "swap-$pat" "$rep" "$pat"
 		done

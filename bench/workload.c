@@ -3,7 +3,7 @@
  * over a buffer much larger than local memory, on libdsm or on kernel-paged
  * local memory.
  *
- *   dsm-bench-workload --backend dsm|local --size 1G
+ *   dsm-bench-workload --backend dsm|dsm-huge|local --size 1G
  *                      --pattern seq|uniform|zipf|rmw [--ops N]
  *                      [--threads T] [--seed S] [--zipf-theta 0.99]
  *                      [--warmup N]
@@ -42,7 +42,7 @@ struct opts {
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: dsm-bench-workload --backend dsm|local --size SIZE\n"
+		"usage: dsm-bench-workload --backend dsm|dsm-huge|local --size SIZE\n"
 		"         --pattern seq|uniform|zipf|rmw [--ops N] [--threads T]\n"
 		"         [--seed S] [--zipf-theta THETA] [--warmup N]\n"
 		"dsm takes DSM_SERVERS, DSM_LOCAL_MEM, DSM_EVICT, DSM_PREFETCH "
