@@ -313,8 +313,8 @@ def floors_table(runs):
         if huge:
             out += [f"Mapped 2 MiB at a time the same bytes install at "
                     f"{huge / inst:.1f}x the 4 KiB rate: the lever a "
-                    "region on huge pages would pull (docs/design.md, "
-                    "\"What a first touch costs\")."]
+                    "region on huge pages pulls (`huge-seq` above; "
+                    "docs/design.md, \"Regions on huge pages\")."]
     return out + [""]
 
 
