@@ -407,6 +407,22 @@ static int queue_copy(struct dsm_move *m, const struct dsm_extent *e,
 	return 0;
 }
 
+/* Wake the threads that faulted on pages [first, first+n) while they
+ * moved (fault.c and huge.c left them blocked); in a region on huge
+ * pages, the whole groups: the kernel reports a fault there at its huge
+ * page's start. */
+static void wake_moved(struct dsm_region *r, uint64_t first, uint64_t n)
+{
+	if (r->huge) {
+		uint64_t end = first + n;
+
+		first &= ~(DSM_HUGE_PAGES - 1);
+		n = ((end + DSM_HUGE_PAGES - 1) & ~(DSM_HUGE_PAGES - 1)) - first;
+	}
+	dsm_uffd_wake(&dsm_eng.uffd, r->base + first * DSM_PAGE_SIZE,
+		      (size_t)n * DSM_PAGE_SIZE);
+}
+
 /* The stripe's data arrived from the copy read (or did not).  Returns
  * true when the move is over (no copy to wait for). */
 static bool read_arrived(struct dsm_move *m, int status,
@@ -438,8 +454,7 @@ static bool read_arrived(struct dsm_move *m, int status,
 	/* the held write-backs follow the copy on the wire */
 	if (dsm_outbox_splice(&dsm_eng.sendq, &m->held))
 		dsm_err("cannot queue write-backs held by a move");
-	dsm_uffd_wake(&dsm_eng.uffd, r->base + m->first * DSM_PAGE_SIZE,
-		      (size_t)m->n * DSM_PAGE_SIZE);
+	wake_moved(r, m->first, m->n);
 	return over;
 }
 

@@ -4,14 +4,17 @@
  * A 64 MiB region on huge pages under a 16 MiB budget, beside an ordinary
  * region sharing the budget: it reads as zeros, is written by four threads
  * at once, and reads back bit-exact after being evicted and fetched again
- * in random order by four threads; a sparse write (one word in every
- * third 2 MiB page) after the region was written back and made clean must
- * reach the servers too (the WP fault makes the whole group dirty); eight
- * threads fault on one group at the same moment; dsm_sync writes a group
- * back whole.  Eviction is FIFO here, so that streaming through the other
- * region surely evicts the huge one (checked with mincore).  The errors: an unknown flag, and too few free huge pages.
- * It reserves the huge pages it needs (root) and gives them back;
- * without them it is skipped, saying why.
+ * in random order by four threads.  A word written into each third 2 MiB
+ * page just after a read made it clean must reach the servers too (the
+ * WP fault makes the whole group dirty); eight threads fault on one
+ * group at the same moment; dsm_sync writes a group back whole; a
+ * sequential reader's groups are read ahead, held back and used from
+ * memory; resident pages are back to 0 once both regions are freed.
+ * Eviction is FIFO here, so that streaming through the other region
+ * surely evicts the huge one (checked with mincore).  The errors: an
+ * unknown flag, and too few free huge pages.  It reserves the huge pages
+ * it needs (root) and gives them back; without them it is skipped,
+ * saying why.
  */
 #include <pthread.h>
 #include <stdint.h>
