@@ -194,7 +194,8 @@ def detail_table(runs):
            " | lib fault p50/p99 µs |",
            "|---|" + "---|" * (len(keys) + 1)]
     order = [f"{kind}-{pat}" for pat, _ in PATTERNS
-             for kind in ("dsm", "small", "probe", "dsm-fifo", "srv2", "srv3", "swap")]
+             for kind in ("dsm", "huge", "small", "probe", "dsm-fifo", "srv2",
+                          "srv3", "swap")]
     for case in [c for c in order if c in runs]:
         cells = [fmt(scaled(med(runs, case, k), m), d) for k, _, d, m in keys]
         p50, p99 = med(runs, case, "fault_p50_ns"), med(runs, case, "fault_p99_ns")
