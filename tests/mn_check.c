@@ -3,7 +3,7 @@
  * multi-node tests (room: tests).  Not a test on its own: the scripts in
  * tests/multinode/ run it in a guest against servers in other guests.
  *
- *   mn_check --size SIZE [--rounds N]
+ *   mn_check --size SIZE [--rounds N] [--pages 4K|2M]
  *
  * Takes its servers and everything else from the environment, as any
  * libdsm program (DSM_SERVERS or DSM_REGISTRY, DSM_LOCAL_MEM,
@@ -12,7 +12,8 @@
  * offset, then reads every word back, in another order (backwards on odd
  * rounds), so that with a budget well below SIZE every page is evicted,
  * written back and fetched again between its write and its check.  Then
- * dsm_sync and one more check of the last round.  Prints a line per round
+ * dsm_sync and one more check of the last round.  --pages 2M puts the
+ * region on huge pages (DSM_ALLOC_HUGE).  Prints a line per round
  * ("round R: W words, M wrong") and dsm_stats_print, exits 0 only if no
  * word was ever wrong.
  *
@@ -84,11 +85,13 @@ static uint64_t check(uint64_t round, int backwards)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: mn_check --size SIZE[K|M|G] [--rounds N]\n");
+	fprintf(stderr, "usage: mn_check --size SIZE[K|M|G] [--rounds N] "
+		"[--pages 4K|2M]\n");
 	return 2;
 }
 
-static int parse(int argc, char **argv, uint64_t *size, uint64_t *rounds)
+static int parse(int argc, char **argv, uint64_t *size, uint64_t *rounds,
+		 int *flags)
 {
 	for (int i = 1; i + 1 < argc; i += 2) {
 		char *end;
@@ -99,6 +102,10 @@ static int parse(int argc, char **argv, uint64_t *size, uint64_t *rounds)
 				      *end == 'K' ? 10 : 0);
 		} else if (!strcmp(argv[i], "--rounds") && v && !*end) {
 			*rounds = v;
+		} else if (!strcmp(argv[i], "--pages") &&
+			   (!strcmp(argv[i + 1], "4K") ||
+			    !strcmp(argv[i + 1], "2M"))) {
+			*flags = strcmp(argv[i + 1], "2M") ? 0 : DSM_ALLOC_HUGE;
 		} else {
 			return -1;
 		}
@@ -111,9 +118,9 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_sigaction = on_sigbus,
 				.sa_flags = SA_SIGINFO };
 	uint64_t size = 0, rounds = 2, bad = 0, r;
-	int err;
+	int err, flags = 0;
 
-	if (parse(argc, argv, &size, &rounds))
+	if (parse(argc, argv, &size, &rounds, &flags))
 		return usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	sigaction(SIGBUS, &sa, NULL);
@@ -122,9 +129,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mn_check: dsm_init: %s\n", dsm_strerror(err));
 		return 2;
 	}
-	region = dsm_alloc(size);
+	region = dsm_alloc_flags(size, flags);
 	if (!region) {
-		perror("mn_check: dsm_alloc");
+		perror("mn_check: dsm_alloc_flags");
 		return 2;
 	}
 	nwords = size / sizeof(*region);

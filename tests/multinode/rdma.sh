@@ -6,7 +6,9 @@
 #   - integrity: mn_check writes a 16 MiB region word by word with 2 MiB
 #     resident (an eighth) and reads every word back after eviction, over
 #     DSM_TRANSPORT=rdma, then the same over tcp; each names the
-#     transport it used to each server;
+#     transport it used to each server; then over rdma with the region
+#     on 2 MiB pages (DSM_ALLOC_HUGE, 8 MiB resident), which needs the
+#     guests' Linux 6.1 to write-protect hugetlb memory;
 #   - the preload shim over RDMA: sort, unmodified, under dsm-run with a
 #     budget below its buffer, output byte for byte as without (the
 #     shim's DISCARDs meet the transport's WRITE hold);
@@ -129,6 +131,27 @@ integrity() { # integrity TRANSPORT
 }
 check "every word right after eviction, over RDMA (16 MiB, 2 MiB resident)" integrity rdma
 check "every word right after eviction, over TCP" integrity tcp
+
+# The same on 2 MiB pages, four of them resident: guest 4 reserves them
+# for the run and gives them back.
+huge_integrity() {
+	local out rc
+
+	run "$vmctl" exec 4 -- sh -c 'echo 6 >/proc/sys/vm/nr_hugepages &&
+		[ "$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages)" -ge 4 ]' ||
+		{ echo "guest 4 could not reserve 2 MiB pages"; return 1; }
+	out=$(run "$vmctl" exec 4 "${client_env[@]}" --env DSM_LOCAL_MEM=8M \
+		--env DSM_TRANSPORT=rdma -- \
+		build/tests/mn_check --size "$size" --rounds 2 --pages 2M 2>&1)
+	rc=$?
+	run "$vmctl" exec 4 -- sh -c 'echo 0 >/proc/sys/vm/nr_hugepages'
+	printf '%s\n' "$out"
+	echo "exit status $rc"
+	[ "$rc" = 0 ] && grep -qx 'mn_check: PASS' <<<"$out" &&
+		grep -qE 'written back [1-9][0-9]{3}' <<<"$out" &&
+		grep -qE 'fetched [1-9][0-9]{3}' <<<"$out"
+}
+check "every word right after eviction on 2 MiB pages, over RDMA (8 MiB resident)" huge_integrity
 
 # ---- the preload shim ------------------------------------------------------------------
 shim_test() { # shim_test TRANSPORT
