@@ -683,8 +683,8 @@ static void *map_range(uint64_t at, uint64_t size, bool huge)
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
 		    (at ? MAP_FIXED : 0);
 
-	if (huge) /* MAP_HUGE_2MB, spelt out for older headers */
-		flags |= MAP_HUGETLB | 21 << 26;
+	if (huge)
+		flags |= DSM_MAP_HUGE_2MB;
 	return mmap((void *)(uintptr_t)at, size, PROT_READ | PROT_WRITE, flags,
 		    -1, 0);
 }

@@ -26,7 +26,6 @@
  * and second chances do not apply: a group is already a large block.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -490,26 +489,11 @@ void dsm_huge_fault(struct dsm_region *r, uint64_t idx, bool wp, bool write,
 		fault_missing(r, first, write, t0, ob);
 }
 
-/* The kernel's count of free 2 MiB pages, or -1. */
-static long free_huge_pages(void)
-{
-	FILE *f = fopen("/sys/kernel/mm/hugepages/hugepages-2048kB/"
-			"free_hugepages", "r");
-	long n = -1;
-
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &n) != 1)
-		n = -1;
-	fclose(f);
-	return n;
-}
-
 int dsm_huge_check(uint64_t bytes)
 {
 	uint64_t budget = dsm_eng.budget * DSM_PAGE_SIZE;
 	uint64_t need = (bytes < budget ? bytes : budget) / DSM_HUGE_SIZE;
-	long avail;
+	uint64_t avail;
 
 	if (!dsm_eng.uffd.wp_huge) {
 		dsm_err("DSM_ALLOC_HUGE: this kernel's userfaultfd cannot "
@@ -522,12 +506,12 @@ int dsm_huge_check(uint64_t bytes)
 			"must hold at least one 2 MiB page");
 		return -EINVAL;
 	}
-	avail = free_huge_pages();
-	if (avail < (long)need) {
+	avail = dsm_huge_pages_free();
+	if (avail < need) {
 		dsm_err("DSM_ALLOC_HUGE: %llu free 2 MiB huge pages needed "
 			"(the region or the local budget, whichever is less), "
-			"%ld free: raise vm.nr_hugepages",
-			(unsigned long long)need, avail < 0 ? 0 : avail);
+			"%llu free: raise vm.nr_hugepages",
+			(unsigned long long)need, (unsigned long long)avail);
 		return -ENOMEM;
 	}
 	return 0;

@@ -10,4 +10,10 @@
 #define DSM_PAGE_SIZE  4096u
 #define DSM_PAGE_SHIFT 12
 
+/* The huge pages dsm maps where it can (the server's pool, a region made
+ * with DSM_ALLOC_HUGE): 2 MiB hugetlb pages, as mmap flags
+ * (MAP_HUGE_2MB, spelt out for headers without it; <sys/mman.h> gives
+ * MAP_HUGETLB). */
+#define DSM_MAP_HUGE_2MB (MAP_HUGETLB | (21 << 26))
+
 #endif /* DSM_PAGE_H */

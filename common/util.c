@@ -266,3 +266,17 @@ out:
 		close(fd);
 	return rc;
 }
+
+uint64_t dsm_huge_pages_free(void)
+{
+	FILE *f = fopen("/sys/kernel/mm/hugepages/hugepages-2048kB/"
+			"free_hugepages", "r");
+	unsigned long long n = 0;
+
+	if (f) {
+		if (fscanf(f, "%llu", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	return n;
+}

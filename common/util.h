@@ -1,6 +1,6 @@
 /*
- * util.h - parsing, clocks, busy polling and secret files, shared by
- * library, server and tools (room: common).
+ * util.h - parsing, clocks, busy polling, secret files and the count of
+ * free huge pages, shared by library, server and tools (room: common).
  */
 #ifndef DSM_UTIL_H
 #define DSM_UTIL_H
@@ -102,5 +102,8 @@ int dsm_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
  */
 int dsm_private_file_read(const char *path, const char *what, void *buf,
 			  size_t cap, size_t *len, char *err, size_t errlen);
+
+/* Free 2 MiB huge pages the system has reserved (vm.nr_hugepages), or 0. */
+uint64_t dsm_huge_pages_free(void);
 
 #endif

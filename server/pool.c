@@ -22,29 +22,10 @@
 #include "proto.h"
 #include "util.h"
 
-#ifndef MAP_HUGE_SHIFT
-#define MAP_HUGE_SHIFT 26
-#endif
-#define MAP_HUGE_2MB_FLAGS (MAP_HUGETLB | (21 << MAP_HUGE_SHIFT))
-#define HUGE_FREE_FILE "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
 
 const char *pool_kind_name(enum pool_kind k)
 {
 	return k == POOL_KIND_HUGETLB ? "hugetlb 2 MiB" : "4 KiB";
-}
-
-/* Free 2 MiB huge pages the system has reserved, or 0. */
-static uint64_t huge_pages_free(void)
-{
-	FILE *f = fopen(HUGE_FREE_FILE, "r");
-	unsigned long long n = 0;
-
-	if (f) {
-		if (fscanf(f, "%llu", &n) != 1)
-			n = 0;
-		fclose(f);
-	}
-	return n;
 }
 
 /*
@@ -55,7 +36,7 @@ static uint64_t huge_pages_free(void)
 static int map_huge(struct pool *p, uint64_t need, char *why, size_t whylen)
 {
 	void *b = mmap(NULL, p->mapped, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGE_2MB_FLAGS, -1, 0);
+		       MAP_PRIVATE | MAP_ANONYMOUS | DSM_MAP_HUGE_2MB, -1, 0);
 
 	if (b == MAP_FAILED) {
 		int err = -errno;
@@ -64,7 +45,7 @@ static int map_huge(struct pool *p, uint64_t need, char *why, size_t whylen)
 			 "needed, %llu free (%s; reserve more with sysctl "
 			 "vm.nr_hugepages, or use --hugepages auto)",
 			 (unsigned long long)need,
-			 (unsigned long long)huge_pages_free(), strerror(-err));
+			 (unsigned long long)dsm_huge_pages_free(), strerror(-err));
 		return err == -EINVAL ? -ENOMEM : err;
 	}
 	p->base = b;
@@ -104,7 +85,7 @@ static int map_pool(struct pool *p, enum pool_pages pages, char *why,
 		return map_small(p, false, "--hugepages off", why, whylen);
 	if (pages == POOL_PAGES_HUGE)
 		return map_huge(p, need, why, whylen);
-	if (huge_pages_free() >= need) {
+	if (dsm_huge_pages_free() >= need) {
 		err = map_huge(p, need, tried, sizeof(tried));
 		if (!err) {
 			snprintf(why, whylen, "%s", tried);
@@ -114,7 +95,7 @@ static int map_pool(struct pool *p, enum pool_pages pages, char *why,
 		snprintf(tried, sizeof(tried), "%llu hugetlb pages needed, "
 			 "%llu reserved and free",
 			 (unsigned long long)need,
-			 (unsigned long long)huge_pages_free());
+			 (unsigned long long)dsm_huge_pages_free());
 	}
 	return map_small(p, true, tried, why, whylen);
 }
