@@ -421,3 +421,55 @@ uint64_t th_server_used(const struct th_server *srv)
 	close(fd);
 	return st.used;
 }
+
+#define NR_HUGE "/proc/sys/vm/nr_hugepages"
+
+long th_nr_huge(void)
+{
+	FILE *f = fopen(NR_HUGE, "r");
+	long n = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = -1;
+		fclose(f);
+	}
+	return n;
+}
+
+static bool write_nr_huge(long n)
+{
+	FILE *f = fopen(NR_HUGE, "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fprintf(f, "%ld\n", n) > 0;
+	return fclose(f) == 0 && ok;
+}
+
+static long nr_huge_before = -1; /* the main thread's, set once */
+
+/* exit(), also a failed check's: give the huge pages back */
+static void restore_nr_huge(void)
+{
+	if (nr_huge_before >= 0)
+		write_nr_huge(nr_huge_before);
+}
+
+const char *th_reserve_huge(long n)
+{
+	long before = th_nr_huge();
+
+	if (before < 0)
+		return "no " NR_HUGE;
+	if (nr_huge_before < 0) {
+		nr_huge_before = before;
+		atexit(restore_nr_huge);
+	}
+	if (!write_nr_huge(before + n))
+		return "cannot raise vm.nr_hugepages (not root?)";
+	if (th_nr_huge() < before + n || dsm_huge_pages_free() < (uint64_t)n)
+		return "the kernel could not find that many free 2 MiB pages";
+	return NULL;
+}

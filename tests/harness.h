@@ -59,6 +59,13 @@ int th_server_wait(struct th_server *s, int timeout_ms);
  * values and their errno names, and exit(1). */
 void th_expect(const char *what, long got, long want);
 
+/* vm.nr_hugepages now, or -1 if there is none. */
+long th_nr_huge(void);
+/* Raise vm.nr_hugepages by n until this process exits (even through a
+ * failed check), with n of them free.  NULL, or why not, for a SKIP
+ * line. */
+const char *th_reserve_huge(long n);
+
 /* --- raw protocol ------------------------------------------------------ */
 
 #define TH_TIMEOUT_MS 5000

@@ -22,53 +22,16 @@
 #include <unistd.h>
 
 #include "client_util.h"
+#include "util.h"
 
 #define HUGE (2u << 20)
 #define BUDGET (16u << 20)
 #define SIZE (64u << 20)
 #define WORDS (SIZE / 8)
 #define NTHREADS 4
-#define NR_HUGE "/proc/sys/vm/nr_hugepages"
 
 static uint64_t *far;
-static long nr_before = -1;
 static _Atomic uint64_t bad;
-
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static int write_nr_huge(long n)
-{
-	FILE *f = fopen(NR_HUGE, "w");
-	int ok;
-
-	if (!f)
-		return -1;
-	ok = fprintf(f, "%ld\n", n) > 0;
-	return fclose(f) == 0 && ok ? 0 : -1;
-}
-
-static void restore_nr_huge(void)
-{
-	if (nr_before >= 0)
-		write_nr_huge(nr_before);
-}
-
-static long free_huge(void)
-{
-	return read_long("/sys/kernel/mm/hugepages/hugepages-2048kB/"
-			 "free_hugepages");
-}
 
 /* The value word i holds after generation gen (0: never written). */
 static uint64_t want(uint64_t i, unsigned gen)
@@ -188,34 +151,33 @@ int main(void)
 	uint64_t need = BUDGET / HUGE, written_before;
 	struct dsm_stats s0, s1;
 	uint8_t *other;
+	const char *why;
 	void *p;
 
-	nr_before = read_long(NR_HUGE);
-	if (nr_before < 0) {
-		printf("SKIP: no %s\n", NR_HUGE);
+	if (th_nr_huge() < 0) {
+		printf("SKIP: no vm.nr_hugepages\n");
 		return 77;
 	}
-	atexit(restore_nr_huge);
 	setenv("DSM_EVICT", "fifo", 1);
 	tc_start(&srv, "256M", BUDGET, 0);
 
 	errno = 0;
 	th_expect("an unknown flag", dsm_alloc_flags(HUGE, 0x2) == NULL ?
 		  errno : 0, EINVAL);
-	if (free_huge() < (long)need) {
+	if (dsm_huge_pages_free() < need) {
 		errno = 0;
 		p = dsm_alloc_flags(SIZE, DSM_ALLOC_HUGE);
 		th_expect("too few free huge pages", p ? 0 : errno, ENOMEM);
-		printf("ok: refused with %ld free huge pages\n", free_huge());
+		printf("ok: refused with %llu free huge pages\n",
+		       (unsigned long long)dsm_huge_pages_free());
 	} else {
-		printf("(not checked: %ld huge pages free already)\n",
-		       free_huge());
+		printf("(not checked: %llu huge pages free already)\n",
+		       (unsigned long long)dsm_huge_pages_free());
 	}
-	if (write_nr_huge(nr_before + need + 4) ||
-	    free_huge() < (long)need + 4) {
-		printf("SKIP: cannot reserve %llu huge pages (not root, or "
-		       "the kernel found no free 2 MiB)\n",
-		       (unsigned long long)need + 4);
+	why = th_reserve_huge(need + 4);
+	if (why) {
+		printf("SKIP: cannot reserve %llu huge pages: %s\n",
+		       (unsigned long long)need + 4, why);
 		return 77;
 	}
 

@@ -25,7 +25,6 @@
 #include "util.h"
 
 #define MiB (1ULL << 20)
-#define NR_HUGE "/proc/sys/vm/nr_hugepages"
 
 static uint8_t pattern(uint64_t off)
 {
@@ -145,37 +144,11 @@ static void zero_in_place(void)
 	printf("  pool_zero keeps the pages, pool_drop gives them back\n");
 }
 
-static long read_nr_huge(void)
-{
-	FILE *f = fopen(NR_HUGE, "r");
-	long n = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &n) != 1)
-			n = -1;
-		fclose(f);
-	}
-	return n;
-}
-
-static bool write_nr_huge(long n)
-{
-	FILE *f = fopen(NR_HUGE, "w");
-	bool ok;
-
-	if (!f)
-		return false;
-	ok = fprintf(f, "%ld\n", n) > 0;
-	return fclose(f) == 0 && ok;
-}
-
-static long read_nr_huge(void);
-
 /* Too few huge pages: on fails with -ENOMEM and says how many it needs;
  * auto falls back to 4 KiB pages and says why. */
 static void too_few(void)
 {
-	long reserved = read_nr_huge();
+	long reserved = th_nr_huge();
 	uint64_t need = (reserved > 0 ? (uint64_t)reserved : 0) + 16384;
 	char why[256], want[64];
 	struct pool p;
@@ -194,15 +167,6 @@ static void too_few(void)
 	printf("  auto, too few: %s\n", why);
 	TH_CHECK(p.kind == POOL_KIND_SMALL && strstr(why, "4 KiB"));
 	pool_destroy(&p);
-}
-
-static long nr_huge_before = -1;
-
-/* exit(), also a failed check's: give the huge pages back */
-static void restore_nr_huge(void)
-{
-	if (nr_huge_before >= 0)
-		write_nr_huge(nr_huge_before);
 }
 
 /*
@@ -262,14 +226,8 @@ int main(void)
 	zero_in_place();
 	too_few();
 
-	before = read_nr_huge();
-	if (before < 0)
-		why = "no " NR_HUGE;
-	else if (nr_huge_before = before, atexit(restore_nr_huge),
-		 !write_nr_huge(before + 6))
-		why = "cannot raise vm.nr_hugepages (not root?)";
-	else if (read_nr_huge() < before + 6)
-		why = "the kernel could not find 6 free huge pages";
+	before = th_nr_huge();
+	why = th_reserve_huge(6);
 	if (why) {
 		printf("SKIP: hugetlb pool: %s\n", why);
 		return 77;
