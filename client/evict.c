@@ -358,10 +358,12 @@ static void copy_out(uint8_t *slot, uint64_t addr)
 #endif
 }
 
-/* Stage a dirty page's data for write-back; false if it cannot go now. */
-static bool stage_dirty(struct dsm_page *p, struct dsm_outbox *ob)
+/* Stage a dirty page's data for write-back (counted in sync, for
+ * dsm_sync, if not NULL); false if it cannot go now. */
+static bool stage_dirty(struct dsm_page *p, struct dsm_outbox *ob,
+			struct dsm_sync_wait *sync)
 {
-	uint8_t *slot = dsm_outbox_write_page(ob, p, NULL);
+	uint8_t *slot = dsm_outbox_write_page(ob, p, sync);
 
 	if (!slot)
 		return false;
@@ -417,7 +419,7 @@ static void evict_batch(struct batch *b, struct dsm_outbox *ob)
 	for (uint32_t i = 0; i < b->n; i++) {
 		struct dsm_page *p = b->p[i];
 
-		if (dsm_page_needs_writeback(p) && !stage_dirty(p, ob)) {
+		if (dsm_page_needs_writeback(p) && !stage_dirty(p, ob, NULL)) {
 			/* out of memory: it stays, write-protected and dirty;
 			 * its next store takes a WP fault, which is harmless */
 			keep(p);
@@ -565,21 +567,10 @@ static int stage_group(struct dsm_page *g, struct dsm_outbox *ob,
 	uint64_t addr = dsm_page_addr(g);
 	int err = dsm_uffd_wp(&dsm_eng.uffd, addr, DSM_HUGE_SIZE, true);
 
-	for (uint64_t i = 0; !err && i < DSM_HUGE_PAGES; i++) {
-		uint8_t *slot;
-
-		if (!dsm_page_needs_writeback(&g[i]))
-			continue;
-		slot = dsm_outbox_write_page(ob, &g[i], sync);
-		if (!slot) {
+	for (uint64_t i = 0; !err && i < DSM_HUGE_PAGES; i++)
+		if (dsm_page_needs_writeback(&g[i]) &&
+		    !stage_dirty(&g[i], ob, sync))
 			err = -ENOMEM;
-			break;
-		}
-		copy_out(slot, addr + i * DSM_PAGE_SIZE);
-		g[i].flags |= DSM_PGF_ON_SERVER;
-		dsm_eng.c.pages_written_back++;
-		dsm_eng.c.bytes_out += DSM_PAGE_SIZE;
-	}
 	if (err)
 		return err;
 	for (uint64_t i = 0; i < DSM_HUGE_PAGES; i++)
@@ -724,7 +715,6 @@ int dsm_sync_range(struct dsm_region *r, uint64_t first, uint64_t n,
 	for (uint64_t i = first; i < first + n; i++) {
 		struct dsm_page *p = &r->pages[i];
 		uint64_t addr = p->region->base + i * DSM_PAGE_SIZE;
-		uint8_t *slot;
 		int err;
 
 		if (!dsm_page_needs_writeback(p))
@@ -732,19 +722,14 @@ int dsm_sync_range(struct dsm_region *r, uint64_t first, uint64_t n,
 		err = dsm_uffd_wp(&dsm_eng.uffd, addr, DSM_PAGE_SIZE, true);
 		if (err)
 			return err;
-		slot = dsm_outbox_write_page(ob, p, w);
-		if (!slot) {
+		if (!stage_dirty(p, ob, w)) {
 			/* writable again, so no longer watched */
 			dsm_uffd_wp(&dsm_eng.uffd, addr, DSM_PAGE_SIZE, false);
 			p->flags &= ~DSM_PGF_WATCHED;
 			return -ENOMEM;
 		}
-		copy_out(slot, addr);
 		p->state = DSM_PG_CLEAN;
 		p->flags &= ~DSM_PGF_WATCHED;
-		p->flags |= DSM_PGF_ON_SERVER;
-		dsm_eng.c.pages_written_back++;
-		dsm_eng.c.bytes_out += DSM_PAGE_SIZE;
 	}
 	return 0;
 }
