@@ -634,24 +634,29 @@ static void unpark(struct dsm_region *r, uint64_t idx)
 }
 
 /*
- * Under the lock: a READ of f failed.  If another copy of its pages is up
- * (replicas), ask it: the transport marks a lost server lost before it
- * fails the requests in flight to it, so the copy asked now is another
- * one.  At most one READ per copy.  True when one was queued.
+ * The transport marks a lost server lost before it fails the requests in
+ * flight to it, so the copy asked again is another one.  At most one READ
+ * per copy.
  */
-static bool fetch_again(struct dsm_fetch *f)
+bool dsm_read_again(struct dsm_region *r, uint64_t first, uint32_t n,
+		    uint32_t *tries, dsm_done_fn done, void *arg)
 {
-	const struct dsm_extent *e = dsm_region_extent(f->r, f->first);
+	const struct dsm_extent *e = dsm_region_extent(r, first);
 
-	if (f->r->dead || !e->nrep || f->tries > e->nrep ||
+	if (r->dead || !e->nrep || *tries > e->nrep ||
 	    dsm_extent_live_copy(e) < 0)
 		return false;
-	if (dsm_outbox_read(&dsm_eng.sendq, e, f->first, f->n, fetch_done, f))
+	if (dsm_outbox_read(&dsm_eng.sendq, e, first, n, done, arg))
 		return false;
-	f->tries++;
+	(*tries)++;
 	dsm_eng.c.fetch_failovers++;
 	dsm_engine_kick();
 	return true;
+}
+
+static bool fetch_again(struct dsm_fetch *f)
+{
+	return dsm_read_again(f->r, f->first, f->n, &f->tries, fetch_done, f);
 }
 
 static void fetch_complete(struct dsm_fetch *f, int status,
@@ -692,7 +697,7 @@ static void fetch_done(void *arg, int status, const uint8_t *payload,
 
 /* ---- faults ---------------------------------------------------------- */
 
-static void record_local(uint64_t t0)
+void dsm_fault_served(uint64_t t0)
 {
 	uint64_t ns = dsm_now_ns() - t0;
 
@@ -726,7 +731,7 @@ static void zero_fill(struct dsm_region *r, uint64_t idx, uint32_t n,
 		dsm_eng.resident++;
 	}
 	dsm_eng.c.pages_zero_filled += n - skipped;
-	record_local(t0);
+	dsm_fault_served(t0);
 }
 
 /* The stream reached idx: what it fetched before idx was used, and the
@@ -780,7 +785,7 @@ static void fault_parked(struct dsm_region *r, uint64_t idx, uint64_t t0,
 	struct dsm_stream *s = stream_match(r, idx);
 
 	unpark(r, idx);
-	record_local(t0);
+	dsm_fault_served(t0);
 	if (!s || s->marker != idx)
 		return;
 	stream_advance(s, idx + s->dir);
@@ -1021,7 +1026,7 @@ static void fault_resident(struct dsm_page *p, uint64_t t0)
 	p->flags &= ~(DSM_PGF_WATCHED | DSM_PGF_PREFETCHED | DSM_PGF_PROBE);
 	dsm_queue_touch(p);
 	dsm_eng.c.pages_zero_filled++;
-	record_local(t0);
+	dsm_fault_served(t0);
 }
 
 static void fault_missing(struct dsm_region *r, uint64_t idx, bool write,

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "transport.h"
+
 struct dsm_page;
 struct dsm_region;
 
@@ -77,6 +79,14 @@ static inline uint32_t dsm_zero_pages(uint32_t prefetch_max)
  * now on (dsm_uffd_poison); the process aborts, saying why, if they
  * cannot be made to (the alternatives are a hang or wrong data). */
 void dsm_poison_or_abort(uint64_t addr, uint64_t len);
+/* Under the lock: a READ of pages [first, first+n) of r failed.  If
+ * another copy of them is up (replicas), ask it, with the same
+ * completion; *tries counts the READs sent.  True when one was queued. */
+bool dsm_read_again(struct dsm_region *r, uint64_t first, uint32_t n,
+		    uint32_t *tries, dsm_done_fn done, void *arg);
+/* Under the lock: a fault read at t0 is served now: its latency joins the
+ * histogram, its wait the time threads spent blocked. */
+void dsm_fault_served(uint64_t t0);
 /* The engine thread's body (started by dsm_init). */
 void *dsm_fault_main(void *arg);
 /* Wake the engine thread: something was queued for it to send. */

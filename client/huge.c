@@ -207,7 +207,7 @@ static void fetch_end(struct huge_fetch *g)
 		else
 			install(r, g->first, g->buf, writable, false);
 	}
-	if (g->t0) {
+	if (g->t0) { /* as fault.c's fetch_complete: up to the reply */
 		dsm_hist_add(&dsm_eng.c, now - g->t0);
 		dsm_eng.c.blocktime_ns += now - g->t0;
 	}
@@ -220,29 +220,13 @@ static void fetch_end(struct huge_fetch *g)
 static void half_done(void *arg, int status, const uint8_t *payload,
 		      uint32_t len);
 
-/* A READ of h failed: ask another copy, if one is up (as fault.c does). */
-static bool half_again(struct huge_half *h)
-{
-	const struct dsm_extent *e = dsm_region_extent(h->g->r, h->first);
-
-	if (h->g->r->dead || !e->nrep || h->tries > e->nrep ||
-	    dsm_extent_live_copy(e) < 0)
-		return false;
-	if (dsm_outbox_read(&dsm_eng.sendq, e, h->first, HALF_PAGES,
-			    half_done, h))
-		return false;
-	h->tries++;
-	dsm_eng.c.fetch_failovers++;
-	dsm_engine_kick();
-	return true;
-}
-
 static void half_complete(struct huge_half *h, int status,
 			  const uint8_t *payload, uint32_t len)
 {
 	struct huge_fetch *g = h->g;
 
-	if (status && half_again(h))
+	if (status && dsm_read_again(g->r, h->first, HALF_PAGES, &h->tries,
+				     half_done, h))
 		return;
 	if (!status && len != HALF_PAGES * DSM_PAGE_SIZE)
 		status = -EPROTO;
@@ -281,8 +265,7 @@ static void zero_fill(struct dsm_region *r, uint64_t first, bool write,
 	dsm_make_room(DSM_HUGE_PAGES, ob);
 	if (install(r, first, src, write, false))
 		dsm_eng.c.pages_zero_filled += DSM_HUGE_PAGES;
-	dsm_hist_add(&dsm_eng.c, dsm_now_ns() - t0);
-	dsm_eng.c.blocktime_ns += dsm_now_ns() - t0;
+	dsm_fault_served(t0);
 }
 
 /* Fetch the group: a READ per half any server holds data of, zeros for
@@ -419,7 +402,7 @@ static void fault_missing(struct dsm_region *r, uint64_t first, bool write,
 	case DSM_PG_PARKED:
 		unpark(r, first, write);
 		dsm_eng.c.prefetch_used += DSM_HUGE_PAGES;
-		dsm_hist_add(&dsm_eng.c, dsm_now_ns() - t0);
+		dsm_fault_served(t0);
 		stream(r, k, true, ob);
 		break;
 	case DSM_PG_INVALID:
