@@ -12,7 +12,7 @@
  * memory; resident pages are back to 0 once both regions are freed.
  * Eviction is FIFO here, so that streaming through the other region
  * surely evicts the huge one (checked with mincore).  The errors: an
- * unknown flag, and too few free huge pages.  It reserves the huge pages
+ * unknown flag, too few free huge pages, a budget below one huge page.  It reserves the huge pages
  * it needs (root) and gives them back; without them it is skipped,
  * saying why.
  */
@@ -276,6 +276,18 @@ int main(void)
 	th_expect("resident pages once both regions are freed",
 		  (long)tc_stats().resident_pages, 0);
 	dsm_shutdown();
+
+	/* a budget below one huge page: refused, nothing allocated */
+	{
+		struct dsm_options o = { .servers = srv.addr,
+					 .local_mem = HUGE / 2 };
+
+		TH_CHECK(dsm_init(&o) == 0);
+		errno = 0;
+		p = dsm_alloc_flags(HUGE, DSM_ALLOC_HUGE);
+		th_expect("a budget below 2 MiB", p ? 0 : errno, EINVAL);
+		dsm_shutdown();
+	}
 	th_server_stop(&srv);
 	printf("all huge-page region checks passed\n");
 	return 0;
