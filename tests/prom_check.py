@@ -281,15 +281,28 @@ def rss_kib(pid):
     return 0
 
 
-def refused_total(addr):
-    # Read until the server closes, not just the body's length: a scrape
-    # the server has not yet closed still counts against its cap, and the
-    # connections opened next would meet a cap one lower than they expect.
+def settle(pid, most, bound=3.0):
+    """Wait (at most bound seconds) until pid holds at most `most`
+    descriptors: until the server has closed the connections we closed."""
+    deadline = time.monotonic() + bound
+    while fds(pid) > most and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def refused_total(addr, pid):
+    # A scrape the server has not yet closed still counts against its cap,
+    # and the connections opened next would meet a cap one lower than they
+    # expect.  Its EOF is not enough: the server sends its FIN (shutdown)
+    # when the answer is out, but closes only once it reads ours, and it
+    # may take new connections before it does.  So wait for its descriptor
+    # to go as well.
+    before = fds(pid)
     got, end = raw(addr, b'GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n',
                    wait=10.0)
     if end != 'eof' or status_of(got) != 200:
         raise SystemExit('FAIL: scrape for the refused count: %s, %r'
                          % (end, got[:60]))
+    settle(pid, before)
     samples, _, _ = parse(got.split(b'\r\n\r\n', 1)[1].decode())
     return value(samples, 'dsm_server_metrics_connections_refused_total', {})
 
@@ -346,7 +359,7 @@ def hostile(addr, pid, cap, timeout_ms, load=None):
     # rest are closed at once, unanswered; descriptors and memory stay
     # bounded; the server serves its clients meanwhile; once the idle ones
     # are gone the endpoint serves again.
-    before_refused = refused_total(addr)
+    before_refused = refused_total(addr, pid)
     fd0, rss0 = fds(pid), rss_kib(pid)
     extra = 8 * cap
     held = [socket.create_connection(split_addr(addr)) for _ in range(cap)]
@@ -386,8 +399,8 @@ def hostile(addr, pid, cap, timeout_ms, load=None):
                'a client\'s round completes while the endpoint is full')
     for s in held + more:
         s.close()
-    time.sleep(0.3)  # the held ones' EOF seen
-    after = refused_total(addr)
+    settle(pid, fd0)  # the server has closed them all
+    after = refused_total(addr, pid)
     expect(after - before_refused == extra,
            'dsm_server_metrics_connections_refused_total moved by %d, '
            'want %d' % (after - before_refused, extra))
