@@ -171,17 +171,20 @@ collect_skips() {
 	return $bad
 }
 
-# The first FAIL lines of each stage whose suite failed, so that the last
-# lines of a run say what went wrong and not only where.
+# The first FAIL lines of each stage that failed, so that the last lines
+# of a run say what went wrong and not only where: from its ctest log
+# where it ran a suite, from its own output otherwise (multinode).
 fail_lines() {
-	local log stage
-	for log in "$logs"/*.ctest; do
+	local log stage line status detail
+	for line in "${results[@]}"; do
+		IFS=$'\t' read -r status stage detail <<<"$line"
+		[ "$status" = FAILED ] || continue
+		log=$logs/$stage.ctest
+		[ -f "$log" ] || log=$logs/$stage.log
 		[ -f "$log" ] || continue
-		grep -q '^The following tests FAILED:' "$log" || continue
-		stage=$(basename "$log" .ctest)
 		echo "First failures in $stage:"
-		grep -E 'FAIL|\*\*\*(Failed|Timeout|Exception)' "$log" | grep -v '^The following' |
-			head -n 8 | cut -c1-200 | sed 's/^/  /'
+		grep -E '^FAIL|FAIL:|\*\*\*(Failed|Timeout|Exception)|^  FAILED ' "$log" |
+			grep -v '^The following' | head -n 12 | cut -c1-200 | sed 's/^/  /'
 	done
 }
 
