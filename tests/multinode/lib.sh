@@ -44,7 +44,23 @@ check() {
 	else
 		failed=$((failed + 1))
 		echo "FAIL: $name"
+		[ "$failed" != 1 ] || consoles
 	fi
+}
+
+# consoles: the last kernel lines of every guest's console, after a run's
+# first failure: a guest's network or memory trouble shows there, and the
+# guests are gone when anyone reads the log.
+consoles() {
+	local i n c
+
+	n=$(cat "$DSM_VM_DIR/state/guests" 2>/dev/null) || return 0
+	for ((i = 1; i <= n; i++)); do
+		c=$DSM_VM_DIR/state/g$i.console
+		[ -f "$c" ] || continue
+		echo "--- the last lines of guest $i's console:"
+		tail -n 12 "$c" | cut -c1-160 | sed 's/^/  /'
+	done
 }
 
 # run CMD...: prints the command (on stderr, out of the way of what
