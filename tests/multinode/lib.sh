@@ -48,9 +48,10 @@ check() {
 	fi
 }
 
-# consoles: the last kernel lines of every guest's console, after a run's
-# first failure: a guest's network or memory trouble shows there, and the
-# guests are gone when anyone reads the log.
+# consoles: the last kernel lines of every guest's console and the state
+# of its network, after a run's first failure: a guest's network or
+# memory trouble shows there, and the guests are gone when anyone reads
+# the log.
 consoles() {
 	local i n c
 
@@ -60,6 +61,11 @@ consoles() {
 		[ -f "$c" ] || continue
 		echo "--- the last lines of guest $i's console:"
 		tail -n 12 "$c" | cut -c1-160 | sed 's/^/  /'
+		# the agent answers over the share, not the network
+		echo "--- guest $i's eth0 and neighbours:"
+		timeout 30 "$vmctl" exec "$i" -- sh -c \
+			'ip -s link show eth0; ip neigh show dev eth0' 2>&1 |
+			head -n 16 | sed 's/^/  /'
 	done
 }
 
