@@ -710,7 +710,9 @@ static struct dsm_region *region_new(uint64_t at, uint64_t size, bool huge)
 	/* Faults of our page size only; and a forked child must not see a
 	 * region whose faults nobody serves (it would read zeros): it gets
 	 * none. */
-	if (!huge)
+	if (huge)
+		dsm_huge_init(r);
+	else
 		madvise(base, size, MADV_NOHUGEPAGE);
 	madvise(base, size, MADV_DONTFORK);
 	return r;

@@ -16,8 +16,12 @@
  * The page records stay 4 KiB, so the queues, the placement, the
  * write-back batching and the counters work unchanged; every record of a
  * group holds the group's state.  Of what 4 KiB regions add on top, only
- * reading ahead is kept, simpler: a fault on the group after the last one
- * faulted (or on one fetched ahead) has the next AHEAD groups fetched.
+ * reading ahead is kept, simpler: a fault on the group a stream reaches
+ * next (or on one it fetched ahead) has the next AHEAD groups fetched.
+ * A region follows up to DSM_HUGE_STREAMS streams at once (threads
+ * scanning their own parts of it), as many as the budget can hold AHEAD
+ * groups ahead for beside the one each reads; a fault that continues
+ * none starts a stream in place of the stalest.
  * Such a group is held back when it arrives (PARKED, its buffer kept)
  * rather than mapped, so that the program's first touch of it faults -
  * cheaply, from memory - and tells us the stream goes on; a group mapped
@@ -165,14 +169,57 @@ static bool install(struct dsm_region *r, uint64_t first, const uint8_t *buf,
 	return true;
 }
 
-/* A group read ahead is in: held back, unless the stream has gone
- * elsewhere meanwhile (then it is mapped clean, evictable as any). */
+/* ---- streams ------------------------------------------------------------ */
+
+static uint64_t stream_clock; /* engine lock: orders streams' moves */
+
+void dsm_huge_init(struct dsm_region *r)
+{
+	for (unsigned i = 0; i < DSM_HUGE_STREAMS; i++)
+		r->huge_streams[i] = (struct dsm_huge_stream){ UINT64_MAX, 0 };
+	r->huge_streams[0].next = 0;
+}
+
+/* How many streams the budget feeds: each holds AHEAD groups read ahead
+ * beside the one it reads, and making room for more would evict that. */
+static unsigned streams_max(void)
+{
+	uint64_t n = dsm_eng.budget / ((AHEAD + 2) * DSM_HUGE_PAGES);
+
+	return n < DSM_HUGE_STREAMS ? (unsigned)n : DSM_HUGE_STREAMS;
+}
+
+/* Whether stream s reaches group k next or has read it ahead. */
+static bool in_window(const struct dsm_huge_stream *s, uint64_t k)
+{
+	return s->next != UINT64_MAX && k >= s->next && k - s->next < AHEAD;
+}
+
+static struct dsm_huge_stream *stream_at(struct dsm_region *r, uint64_t k)
+{
+	for (unsigned i = 0; i < streams_max(); i++)
+		if (in_window(&r->huge_streams[i], k))
+			return &r->huge_streams[i];
+	return NULL;
+}
+
+static struct dsm_huge_stream *stalest(struct dsm_region *r)
+{
+	struct dsm_huge_stream *s = &r->huge_streams[0];
+
+	for (unsigned i = 1; i < streams_max(); i++)
+		if (r->huge_streams[i].seen < s->seen)
+			s = &r->huge_streams[i];
+	return s;
+}
+
+/* A group read ahead is in: held back, unless no stream reaches it any
+ * more (then it is mapped clean, evictable as any). */
 static bool park(struct huge_fetch *g)
 {
 	struct dsm_region *r = g->r;
-	uint64_t k = g->first / DSM_HUGE_PAGES;
 
-	if (k < r->huge_next || k >= r->huge_next + AHEAD)
+	if (!stream_at(r, g->first / DSM_HUGE_PAGES))
 		return false;
 	group_set(r, g->first, DSM_PG_PARKED);
 	r->pages[g->first].parked_data = g->buf;
@@ -348,28 +395,44 @@ static void release_parked(struct dsm_region *r, uint64_t from, uint64_t to)
 	}
 }
 
-/* A fault on group k: if it continues the stream (the group after the
- * last faulted, or one read ahead), the stream moves on and the AHEAD
- * groups after k are fetched if they are not yet; else the stream
- * starts again from k. */
+/* The parked groups of stream s's window before group k: it will not
+ * read them now. */
+static void release_window(struct dsm_region *r,
+			   const struct dsm_huge_stream *s, uint64_t k)
+{
+	if (s->next != UINT64_MAX)
+		release_parked(r, s->next, k - s->next < AHEAD ? k :
+							s->next + AHEAD);
+}
+
+/* A fault on group k (ahead: on one read ahead).  If it continues a
+ * stream (k is the group the stream reaches next, or one it read ahead),
+ * the stream moves on and the AHEAD groups after k are fetched if they
+ * are not yet.  Else a stream starts at k in place of the stalest one,
+ * whose groups held back are mapped; it reads ahead from its next fault
+ * on, or at once if k was read ahead. */
 static void stream(struct dsm_region *r, uint64_t k, bool ahead,
 		   struct dsm_outbox *ob)
 {
+	struct dsm_huge_stream *s;
+	bool fresh = false;
+
 	/* DSM_PREFETCH=1: no reading ahead; nor in a budget too small to
-	 * hold the groups read ahead beside the one just mapped (making
-	 * room for them would evict it) */
-	if (dsm_eng.prefetch_max <= 1 ||
-	    dsm_eng.budget < (AHEAD + 2) * DSM_HUGE_PAGES)
+	 * hold the groups read ahead beside the one just mapped */
+	if (dsm_eng.prefetch_max <= 1 || !streams_max())
 		return;
-	if (!ahead && k != r->huge_next) {
-		release_parked(r, r->huge_next, r->huge_next + AHEAD);
-		r->huge_next = k + 1;
-		return;
+	s = stream_at(r, k);
+	if (s) {
+		release_window(r, s, k); /* skipped over */
+	} else {
+		s = stalest(r);
+		release_window(r, s, UINT64_MAX);
+		fresh = true;
 	}
-	if (k > r->huge_next) /* parked only within AHEAD of huge_next */
-		release_parked(r, r->huge_next, k < r->huge_next + AHEAD ? k :
-						r->huge_next + AHEAD);
-	r->huge_next = k + 1;
+	s->next = k + 1;
+	s->seen = ++stream_clock;
+	if (fresh && !ahead)
+		return;
 	for (uint64_t j = k + 1; j <= k + AHEAD; j++) {
 		uint64_t first = j * DSM_HUGE_PAGES;
 

@@ -19,6 +19,9 @@ void dsm_huge_fault(struct dsm_region *r, uint64_t idx, bool wp, bool write,
 		    uint64_t t0, struct dsm_outbox *ob);
 /* Under the lock: r is being freed: its parked groups' buffers go. */
 void dsm_huge_forget(struct dsm_region *r);
+/* A new region on huge pages, not yet shared with the engine: no streams
+ * but a reader from its first group's. */
+void dsm_huge_init(struct dsm_region *r);
 /* Under the lock: the parked groups among pages [first, end) of r are
  * mapped, clean (their data is needed: outbox.c). */
 void dsm_huge_unpark(struct dsm_region *r, uint64_t first, uint64_t end);

@@ -113,12 +113,19 @@ static inline bool dsm_page_needs_writeback(const struct dsm_page *p)
  * fetched, installed, made dirty, written back and dropped together. */
 #define DSM_HUGE_SIZE ((uint64_t)2 << 20)
 #define DSM_HUGE_PAGES (DSM_HUGE_SIZE / DSM_PAGE_SIZE)
+#define DSM_HUGE_STREAMS 4 /* sequential readers followed at once */
+
+/* A sequential reader of a region on huge pages (huge.c). */
+struct dsm_huge_stream {
+	uint64_t next; /* the group it reaches next; UINT64_MAX: none */
+	uint64_t seen; /* when it last moved on, to replace the stalest */
+};
 
 struct dsm_region {
 	uint64_t base, size, npages;
 	struct dsm_page *pages;
 	bool huge;      /* on 2 MiB pages, in groups (above) */
-	uint64_t huge_next; /* the group its stream reaches next (huge.c) */
+	struct dsm_huge_stream huge_streams[DSM_HUGE_STREAMS];
 	struct dsm_placement place;
 	uint64_t id;    /* registry name, 0 without a registry (cluster.c),
 	                 * and for a shared region */

@@ -8,8 +8,9 @@
  * page just after a read made it clean must reach the servers too (the
  * WP fault makes the whole group dirty); eight threads fault on one
  * group at the same moment; dsm_sync writes a group back whole; a
- * sequential reader's groups are read ahead, held back and used from
- * memory; resident pages are back to 0 once both regions are freed.
+ * reader's groups are read ahead, held back and used from memory, for
+ * two streams interleaved, and a third stream takes the stalest's
+ * place; resident pages are back to 0 once both regions are freed.
  * Eviction is FIFO here, so that streaming through the other region
  * surely evicts the huge one (checked with mincore).  The errors: an
  * unknown flag, too few free huge pages, a budget below one huge page.  It reserves the huge pages
@@ -103,14 +104,18 @@ static uint64_t word0(uint64_t g)
 	return g * (HUGE / 8);
 }
 
-/* One thread, a pause after each group: 0, then 1 (the stream is seen:
- * 2 and 3 are read ahead and held back), 2 and 3 (served from memory:
- * prefetch_used; 4 and 5 are read ahead), then a jump to 20 (the stream
- * ends: 4 and 5, held back, are mapped, so reading them faults no
- * more), then 4 and 5.  Every word read is checked. */
+/* One thread, a pause after each group, two streams interleaved (the
+ * 16 MiB budget feeds two): 0, then 1 (the first stream is seen: 2 and
+ * 3 are read ahead and held back), 14, then 15 (the second: 16 and 17),
+ * then 2, 16 and 3 (served from memory: prefetch_used; 4, 18 and 5 are
+ * read ahead), then a jump to 24 (a third stream, in place of the
+ * stalest, the second: 17 and 18, held back, are mapped), then 17
+ * (mapped: no fault) and 4 (from memory, the first stream going on: 6 is
+ * read ahead).  Every word read is checked.  (The last faults before,
+ * on groups 5 and 9, left streams reaching 6 and 10: none of these.) */
 static void read_ahead(uint8_t *other)
 {
-	static const uint64_t order[] = { 0, 1, 2, 3, 20, 4, 5 };
+	static const uint64_t order[] = { 0, 1, 14, 15, 2, 16, 3, 24, 17, 4 };
 	struct dsm_stats a, b;
 
 	evict_all(other);
@@ -124,11 +129,11 @@ static void read_ahead(uint8_t *other)
 	b = tc_stats();
 	th_expect("read ahead, in order and not", (long)bad, 0);
 	th_expect("pages read ahead",
-		  (long)(b.pages_prefetched - a.pages_prefetched), 4 * HUGE / 4096);
+		  (long)(b.pages_prefetched - a.pages_prefetched), 8 * HUGE / 4096);
 	th_expect("pages read ahead and used from memory",
-		  (long)(b.prefetch_used - a.prefetch_used), 2 * HUGE / 4096);
+		  (long)(b.prefetch_used - a.prefetch_used), 4 * HUGE / 4096);
 	th_expect("faults reading ahead",
-		  (long)(b.missing_faults - a.missing_faults), 5);
+		  (long)(b.missing_faults - a.missing_faults), 9);
 	printf("ok: read ahead: %llu pages prefetched, %llu used from "
 	       "memory\n",
 	       (unsigned long long)(b.pages_prefetched - a.pages_prefetched),
