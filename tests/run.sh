@@ -183,7 +183,7 @@ fail_lines() {
 		[ -f "$log" ] || log=$logs/$stage.log
 		[ -f "$log" ] || continue
 		echo "First failures in $stage:"
-		grep -E '^FAIL|FAIL:|\*\*\*(Failed|Timeout|Exception)|^  FAILED ' "$log" |
+		grep -E '^FAIL|FAIL:|^diag: |\*\*\*(Failed|Timeout|Exception)|^  FAILED ' "$log" |
 			grep -v '^The following' | head -n 12 | cut -c1-200 | sed 's/^/  /'
 	done
 }

@@ -51,9 +51,10 @@ check() {
 # consoles: the last kernel lines of every guest's console and the state
 # of its network, after a run's first failure: a guest's network or
 # memory trouble shows there, and the guests are gone when anyone reads
-# the log.
+# the log.  A "diag:" line per guest sums it up for tests/run.sh's
+# summary, often all of a CI log anyone sees.
 consoles() {
-	local i n c
+	local i n c net
 
 	n=$(cat "$DSM_VM_DIR/state/guests" 2>/dev/null) || return 0
 	for ((i = 1; i <= n; i++)); do
@@ -62,10 +63,15 @@ consoles() {
 		echo "--- the last lines of guest $i's console:"
 		tail -n 12 "$c" | cut -c1-160 | sed 's/^/  /'
 		# the agent answers over the share, not the network
-		echo "--- guest $i's eth0 and neighbours:"
-		timeout 30 "$vmctl" exec "$i" -- sh -c \
-			'ip -s link show eth0; ip neigh show dev eth0' 2>&1 |
-			head -n 16 | sed 's/^/  /'
+		net=$(timeout 30 "$vmctl" exec "$i" -- sh -c '
+			cd /sys/class/net/eth0/statistics &&
+			echo "rx $(cat rx_packets)/$(cat rx_errors)/$(cat rx_dropped)" \
+				"tx $(cat tx_packets)/$(cat tx_errors)/$(cat tx_dropped)" \
+				"(packets/errors/dropped);" \
+				$(ip neigh show dev eth0 | awk "{ print \$1, \$NF \";\" }")' 2>&1 |
+			tr '\n' ' ')
+		echo "diag: guest $i: $net| console: $(grep -v '^[[:space:]]*$' "$c" | tail -n 1 | cut -c1-80)" |
+			cut -c1-240
 	done
 }
 
