@@ -116,6 +116,8 @@ static void evict(struct session *s, const char *why)
 	hs_leave(s);
 	s->evicted = true;
 	l->evicted++;
+	if (s->closing) /* closing already, for a reason of its own */
+		return;
 	l->h->conn_refused++;
 	session_close(s);
 }
@@ -212,7 +214,10 @@ size_t session_request(struct session *s, const uint8_t *buf, size_t len,
 	}
 	start = dsm_now_ns();
 	used = handler_next(&s->hs, buf, len, &r, need);
-	if (s->in_handshake && s->hs.authed) {
+	/* A handshake completed, or refused (the reply closes), waits no
+	 * more: neither timed out nor evicted to make room, which would
+	 * count a refused one twice in conn_refused. */
+	if (s->in_handshake && (s->hs.authed || (used && r.close))) {
 		hs_leave(s);
 		arm_hs_timer(s->list);
 	}
