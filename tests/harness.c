@@ -402,7 +402,7 @@ void th_expect(const char *what, long got, long want)
 {
 	if (got == want)
 		return;
-	fprintf(stderr, "%s: got %ld (%s), want %ld (%s)\n", what, got,
+	fprintf(stderr, "FAIL: %s: got %ld (%s), want %ld (%s)\n", what, got,
 		got < 0 ? strerror((int)-got) : "-", want,
 		want < 0 ? strerror((int)-want) : "-");
 	exit(1);

@@ -49,7 +49,7 @@ int th_server_wait(struct th_server *s, int timeout_ms);
 #define TH_CHECK(cond)                                                      \
 	do {                                                                \
 		if (!(cond)) {                                              \
-			fprintf(stderr, "%s:%d: check failed: %s\n",        \
+			fprintf(stderr, "FAIL: %s:%d: check failed: %s\n",  \
 				__FILE__, __LINE__, #cond);                 \
 			exit(1);                                            \
 		}                                                           \
