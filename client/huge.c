@@ -395,8 +395,8 @@ static void release_parked(struct dsm_region *r, uint64_t from, uint64_t to)
 	}
 }
 
-/* The parked groups of stream s's window before group k: it will not
- * read them now. */
+/* The parked groups of stream s's window before group k (all of them
+ * for k UINT64_MAX): it will not read them now. */
 static void release_window(struct dsm_region *r,
 			   const struct dsm_huge_stream *s, uint64_t k)
 {

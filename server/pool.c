@@ -22,7 +22,6 @@
 #include "proto.h"
 #include "util.h"
 
-
 const char *pool_kind_name(enum pool_kind k)
 {
 	return k == POOL_KIND_HUGETLB ? "hugetlb 2 MiB" : "4 KiB";

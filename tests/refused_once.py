@@ -12,16 +12,19 @@ refused one, still listed until its close, and counted it again: 356
 and 330 for 300 rounds.  Each round waits 20 ms, so that the second's
 close has reached the server before the next round (else the next
 arrival would close it to make room, and count it, rightly).  The count
-is read from the server's metrics endpoint.
+is read from the server's metrics endpoint (prom_check.py's parser).
 """
 import os
-import re
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import prom_check  # noqa: E402 (the scrape and the format's parser)
 
 ROUNDS = 300
 MAGIC, VERSION, HELLO = 0x314d5344, 3, 1
@@ -36,20 +39,12 @@ def free_port():
 
 
 def refused(mport):
-    s = socket.create_connection(('127.0.0.1', mport), timeout=10)
-    s.sendall(b'GET /metrics HTTP/1.1\r\n\r\n')
-    got = b''
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    s.close()
-    m = re.search(rb'^dsm_server_connections_refused_total (\d+)', got,
-                  re.M)
-    if not m:
-        raise SystemExit('FAIL: no refused count in the scrape')
-    return int(m.group(1))
+    status, _, body = prom_check.scrape('127.0.0.1:%d' % mport)
+    if status != 200:
+        raise SystemExit('FAIL: the metrics scrape answered %d' % status)
+    samples, _, _ = prom_check.parse(body)
+    return int(prom_check.value(
+        samples, 'dsm_server_connections_refused_total', {}))
 
 
 def main(server):
