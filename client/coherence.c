@@ -607,6 +607,7 @@ static int drop_copies(struct dsm_region *r, uint64_t first, uint64_t n)
 		dsm_queue_del(p);
 		dsm_eng.resident--;
 		p->state = DSM_PG_INVALID;
+		p->evicted_at = 0; /* not evicted: no refault to learn from */
 	}
 	return 0;
 }

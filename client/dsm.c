@@ -79,6 +79,7 @@ struct config {
 	uint64_t lock_ms;       /* DSM_LOCK_TIMEOUT_MS */
 	enum dsm_evict_policy policy;
 	bool predict_writes;    /* DSM_PREDICT_WRITES */
+	bool evict_window;      /* DSM_EVICT_WINDOW */
 	uint64_t replicas;      /* DSM_REPLICAS */
 };
 
@@ -216,6 +217,9 @@ static int read_config(const struct dsm_options *o, struct config *c)
 		return got;
 	c->predict_writes = true;
 	if ((got = env_bool("DSM_PREDICT_WRITES", &c->predict_writes)) < 0)
+		return got;
+	c->evict_window = true;
+	if ((got = env_bool("DSM_EVICT_WINDOW", &c->evict_window)) < 0)
 		return got;
 	c->replicas = 1;
 	if ((p = getenv("DSM_REPLICAS")) && *p &&
@@ -539,6 +543,8 @@ static int start_engine(const struct config *c)
 	if (dsm_eng.prefetch_max > dsm_eng.budget / 8)
 		dsm_eng.prefetch_max = dsm_eng.budget / 8 ? dsm_eng.budget / 8 : 1;
 	dsm_eng.policy = c->policy;
+	/* under FIFO every resident page is in PROBATION, the hot ones too */
+	dsm_eng.evict_window = c->evict_window && c->policy != DSM_EVICT_FIFO;
 	dsm_eng.probation_share = dsm_eng.budget / 4; /* adapts: evict.c */
 	dsm_eng.poll_ns = c->poll_us * 1000;
 	dsm_eng.reply_ns = c->reply_ms * 1000000;

@@ -64,6 +64,8 @@ struct dsm_engine {
 	uint64_t budget;        /* pages */
 	uint32_t prefetch_max;  /* pages */
 	enum dsm_evict_policy policy; /* DSM_EVICT (evict.h) */
+	bool evict_window;      /* DSM_EVICT_WINDOW: take a victim's cold
+	                         * neighbours with it (evict.c) */
 	uint64_t poll_ns;       /* busy-poll this long after an event */
 	uint64_t reply_ns;      /* how long a thread waits for servers'
 	                         * answers (DSM_REPLY_TIMEOUT_MS, outbox.h) */
@@ -88,6 +90,7 @@ struct dsm_engine {
 	                                * PROTECTED gives victims (evict.c) */
 	uint64_t resident, inflight;   /* pages installed / being fetched */
 	uint32_t evict_clock;
+	uint32_t probation_seq;        /* pages that joined PROBATION */
 	struct dsm_outbox sendq;       /* for the engine thread to send */
 	struct dsm_stage stage;        /* pages staged for the servers */
 	bool quit;                     /* engine thread: stop */

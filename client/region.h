@@ -83,7 +83,12 @@ struct dsm_page {
 	uint8_t queue;   /* enum dsm_queue_id while CLEAN or DIRTY */
 	uint8_t left;    /* INVALID: the queue it was evicted from, which
 	                  * its refault teaches (evict.c) */
-	uint32_t evicted_at; /* eviction clock when last dropped (refaults) */
+	union {
+		uint32_t evicted_at; /* INVALID: eviction clock when last
+		                      * dropped (refaults), 0: never */
+		uint32_t arrived;    /* in PROBATION: dsm_eng.probation_seq
+		                      * when it joined (evict.c) */
+	};
 	struct dsm_region *region;
 	union {
 		struct { /* resident: position in its eviction queue */

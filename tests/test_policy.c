@@ -16,6 +16,9 @@
  * distance protects both: second chances by write protection (2q-wp) keep
  * the written pages (run_written).
  *
+ * A victim takes the old pages of PROBATION in its 2 MiB with it, and
+ * no young ones (test_evict_window).
+ *
  * Prefetch: scans served in windows, going up and down, pages skipped and
  * come back to, the zero-fill block, and fetch-around sized by its
  * sentinels.  A scan's pages, coming round again, do not push out a hot
@@ -23,6 +26,8 @@
  * their fetch, off by pages left unwritten, and a stream's own for a scan
  * that writes.
  */
+#include <sys/mman.h>
+
 #include "client_util.h"
 
 #define BUDGET (4u << 20)          /* 1024 pages */
@@ -391,6 +396,87 @@ static void test_scan_and_hot(const char *srv_addr)
 	dsm_shutdown();
 }
 
+/*
+ * A victim takes its cold neighbours with it (evict.c, take_window):
+ * pages of its 2 MiB window in the older half of PROBATION leave in the
+ * same batch, so that they share their page-table page's costs.  Old
+ * pages of window 0 (A) arrive interleaved with as old pages elsewhere
+ * (X), then young pages of window 0 (Z), then fresh reads push the
+ * oldest out.  When the first of A or X goes, A's old pages go with it
+ * and X's stay; Z, young, stays.  Without windows, A and X leave alike.
+ * Returns A's evicted pages; *x_out X's; *z_out Z's.
+ */
+#define WIN_A 256 /* A: pages 2j, Z: 2j + 1, X: 1024 + 8j */
+
+static uint32_t count_out(volatile uint64_t *far, const uint64_t *pg,
+			  uint32_t n)
+{
+	unsigned char v;
+	uint32_t out = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		TH_CHECK(mincore((void *)&far[pg[i] * 512], 4096, &v) == 0);
+		out += !(v & 1);
+	}
+	return out;
+}
+
+static uint32_t run_window(const char *srv_addr, bool window,
+			   uint32_t *x_out, uint32_t *z_out)
+{
+	struct dsm_options o = { .servers = srv_addr, .local_mem = BUDGET,
+				 .prefetch_max = 1 };
+	uint64_t a[WIN_A], x[WIN_A], z[WIN_A], sum = 0;
+	uint32_t a_out = 0;
+	volatile uint64_t *far;
+
+	setenv("DSM_EVICT_WINDOW", window ? "1" : "0", 1);
+	TH_CHECK(dsm_init(&o) == 0);
+	unsetenv("DSM_EVICT_WINDOW");
+	far = dsm_alloc(REGION);
+	TH_CHECK(far);
+	for (uint64_t pg = 0; pg < REGION / 4096; pg++)
+		far[pg * 512] = tc_mix(pg); /* everything on the server */
+	/* cycle the fill out: 2048 reads, scattered, far from A, X and Z */
+	for (uint64_t k = 0; k < 2048; k++)
+		sum += far[(8192 + k * 1031 % 8192) * 512];
+	for (uint32_t j = 0; j < WIN_A; j++) {
+		a[j] = 2 * j;
+		x[j] = 1024 + 8 * j;
+		z[j] = 2 * j + 1;
+		sum += far[a[j] * 512] + far[x[j] * 512];
+	}
+	for (uint32_t j = 0; j < WIN_A; j++)
+		sum += far[z[j] * 512];
+	/* fresh reads until a round of evictions reaches A or X */
+	for (uint64_t k = 0; k < 4096 && !a_out && !*x_out; k++) {
+		sum += far[(4096 + k * 263 % 4096) * 512];
+		a_out = count_out(far, a, WIN_A);
+		*x_out = count_out(far, x, WIN_A);
+	}
+	*z_out = count_out(far, z, WIN_A);
+	TH_CHECK(sum != 0);
+	for (uint64_t pg = 0; pg < REGION / 4096; pg++)
+		TH_CHECK(far[pg * 512] == tc_mix(pg));
+	printf("evict windows %s: old pages evicted, window 0: %u of %u, "
+	       "elsewhere: %u of %u; young pages of window 0: %u\n",
+	       window ? "on" : "off", a_out, WIN_A, *x_out, WIN_A, *z_out);
+	dsm_free((void *)far);
+	dsm_shutdown();
+	return a_out;
+}
+
+static void test_evict_window(const char *srv_addr)
+{
+	uint32_t a, x, z;
+
+	a = run_window(srv_addr, true, &x, &z);
+	TH_CHECK(a >= 32 && x * 4 <= a); /* A's old pages went together */
+	TH_CHECK(z == 0);                 /* the young ones stayed */
+	a = run_window(srv_addr, false, &x, &z);
+	TH_CHECK(a >= 8 && x >= 8);       /* one at a time: A and X alike */
+}
+
 /* Fresh memory filled backwards (sort's line table) is zero-filled a
  * 64 KiB block per fault, and filled forwards a growing window per fault;
  * the pages read back exactly what was written, the rest zeros. */
@@ -572,6 +658,7 @@ int main(void)
 	test_streams_expire(srv.addr);
 	test_scan_and_hot(srv.addr);
 	test_zero_around(srv.addr);
+	test_evict_window(srv.addr);
 	test_predict_writes(srv.addr);
 	test_stream_writes(srv.addr);
 	test_write_first(srv.addr);
