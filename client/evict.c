@@ -539,7 +539,7 @@ static void triage(struct dsm_page *p, uint8_t from, struct batch *b,
  * not touched lately: 8-11 us for a lone page, about 1 us each for pages
  * sharing one.  A page read ahead and not used yet stays.
  */
-#define EVICT_WINDOW 512 /* pages: one page-table page's worth */
+#define EVICT_WINDOW DSM_HUGE_PAGES /* what one page-table page maps */
 
 static bool cold_mate(const struct dsm_page *m)
 {
@@ -552,7 +552,7 @@ static void take_window(struct dsm_page *p, struct batch *b,
 			struct watch *w, uint64_t room)
 {
 	struct dsm_region *r = p->region;
-	uint64_t first = (uint64_t)(p - r->pages) & ~(uint64_t)(EVICT_WINDOW - 1);
+	uint64_t first = (p - r->pages) & ~(EVICT_WINDOW - 1);
 	uint64_t end = first + EVICT_WINDOW < r->npages ? first + EVICT_WINDOW :
 							  r->npages;
 
