@@ -33,6 +33,7 @@
 
 struct dsm_engine dsm_eng = { .lock = PTHREAD_MUTEX_INITIALIZER,
 			      .wake_fd = -1, .mem_fd = -1,
+			      .capture = { .rd = -1, .wr = -1 },
 			      .uffd = { .fd = -1, .lost_fd = -1 } };
 
 __thread unsigned dsm_tl_internal __attribute__((tls_model("initial-exec")));
@@ -80,6 +81,7 @@ struct config {
 	enum dsm_evict_policy policy;
 	bool predict_writes;    /* DSM_PREDICT_WRITES */
 	bool evict_window;      /* DSM_EVICT_WINDOW */
+	bool evict_capture;     /* DSM_EVICT_CAPTURE */
 	uint64_t replicas;      /* DSM_REPLICAS */
 };
 
@@ -220,6 +222,9 @@ static int read_config(const struct dsm_options *o, struct config *c)
 		return got;
 	c->evict_window = true;
 	if ((got = env_bool("DSM_EVICT_WINDOW", &c->evict_window)) < 0)
+		return got;
+	c->evict_capture = true;
+	if ((got = env_bool("DSM_EVICT_CAPTURE", &c->evict_capture)) < 0)
 		return got;
 	c->replicas = 1;
 	if ((p = getenv("DSM_REPLICAS")) && *p &&
@@ -569,6 +574,13 @@ static int start_engine(const struct config *c)
 			return err;
 		}
 	}
+	/* a program that drops pages unseen cannot have its victims taken
+	 * by reference (capture.h); without the pipe, each dirty victim is
+	 * write-protected before its copy, as before */
+	if (c->evict_capture && dsm_eng.mem_fd < 0 &&
+	    (err = dsm_capture_open(&dsm_eng.capture, DSM_EVICT_BATCH)))
+		dsm_warn("no pipe to take dirty victims with (%s): each is "
+			 "write-protected instead", strerror(-err));
 	err = -pthread_create(&dsm_eng.fault_thread, NULL, engine_main, NULL);
 	if (err)
 		dsm_err("cannot start the fault thread: %s", strerror(-err));
@@ -594,8 +606,9 @@ static void reset_engine(void)
 	dsm_stage_destroy(&dsm_eng.stage);
 	if (dsm_eng.mem_fd >= 0)
 		close(dsm_eng.mem_fd);
+	dsm_capture_close(&dsm_eng.capture);
 	dsm_eng = (struct dsm_engine){ .lock = dsm_eng.lock, .wake_fd = -1,
-				       .mem_fd = -1,
+				       .mem_fd = -1, .capture = DSM_CAPTURE_NONE,
 				       .uffd = DSM_UFFD_NONE };
 }
 

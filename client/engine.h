@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "capture.h"
 #include "evict.h"
 #include "fault.h"
 #include "outbox.h"
@@ -93,6 +94,9 @@ struct dsm_engine {
 	uint32_t probation_seq;        /* pages that joined PROBATION */
 	struct dsm_outbox sendq;       /* for the engine thread to send */
 	struct dsm_stage stage;        /* pages staged for the servers */
+	struct dsm_capture capture;    /* takes dirty victims' data as they
+	                                * are dropped (capture.h); rd -1:
+	                                * write-protected one by one */
 	bool quit;                     /* engine thread: stop */
 	struct dsm_stream streams[DSM_STREAMS];
 	uint64_t stream_clock;

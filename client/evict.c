@@ -211,15 +211,19 @@ static struct dsm_page *pick_victim(void)
  * (an IPI to every CPU running this process), and IPIs are what a page
  * drop mostly costs, above all in virtual machines.  A batch drops its
  * pages with one process_madvise(MADV_DONTNEED), whose flush the kernel
- * shares across the batch, and write-protects dirty victims one
- * contiguous run at a time.  Kernels without process_madvise on oneself
- * (before 6.x) get one madvise per page.
+ * shares across the batch.  Its dirty victims go into the engine's pipe
+ * before the drop and are read out after it (capture.h); those the pipe
+ * cannot take are write-protected first, one contiguous run at a time.
+ * Kernels without process_madvise on oneself (before 6.x) get one
+ * madvise per page.
  */
-#define EVICT_BATCH 256 /* a drop costs about one IPI whatever the batch */
+#define EVICT_BATCH DSM_EVICT_BATCH
 
 struct batch {
 	struct dsm_page *p[EVICT_BATCH];
 	struct iovec iov[EVICT_BATCH];
+	bool taken[EVICT_BATCH];        /* p[i]'s data went into the pipe */
+	struct iovec slot[EVICT_BATCH]; /* the staged pages the pipe fills */
 	uint32_t n;
 };
 
@@ -290,19 +294,20 @@ static bool needs_protection(const struct dsm_page *p)
 	return dsm_page_needs_writeback(p) && !(p->flags & DSM_PGF_WATCHED);
 }
 
-/* Write-protect the dirty pages of the batch, a contiguous run per ioctl,
- * so no store lands between the copy we send and the drop. */
+/* Write-protect the dirty pages of the batch the pipe did not take, a
+ * contiguous run per ioctl, so no store lands between the copy we send
+ * and the drop. */
 static int protect_dirty(struct batch *b)
 {
 	for (uint32_t i = 0; i < b->n;) {
 		uint32_t j = i + 1;
 		int err;
 
-		if (!needs_protection(b->p[i])) {
+		if (b->taken[i] || !needs_protection(b->p[i])) {
 			i++;
 			continue;
 		}
-		while (j < b->n && needs_protection(b->p[j]) &&
+		while (j < b->n && !b->taken[j] && needs_protection(b->p[j]) &&
 		       adjacent(b->p[j - 1], b->p[j]))
 			j++;
 		err = dsm_uffd_wp(&dsm_eng.uffd, dsm_page_addr(b->p[i]),
@@ -363,20 +368,31 @@ static void copy_out(uint8_t *slot, uint64_t addr)
 #endif
 }
 
-/* Stage a dirty page's data for write-back (counted in sync, for
- * dsm_sync, if not NULL); false if it cannot go now. */
-static bool stage_dirty(struct dsm_page *p, struct dsm_outbox *ob,
-			struct dsm_sync_wait *sync)
+/* A staged page for a dirty page's write-back (counted in sync, for
+ * dsm_sync, if not NULL), to be filled before the outbox is sent; NULL if
+ * it cannot go now. */
+static uint8_t *stage_slot(struct dsm_page *p, struct dsm_outbox *ob,
+			   struct dsm_sync_wait *sync)
 {
 	uint8_t *slot = dsm_outbox_write_page(ob, p, sync);
 
 	if (!slot)
-		return false;
-	copy_out(slot, dsm_page_addr(p));
+		return NULL;
 	p->flags |= DSM_PGF_ON_SERVER;
 	dsm_eng.c.pages_written_back++;
 	dsm_eng.c.bytes_out += DSM_PAGE_SIZE;
-	return true;
+	return slot;
+}
+
+/* Stage a dirty page's data for write-back; false if it cannot go now. */
+static bool stage_dirty(struct dsm_page *p, struct dsm_outbox *ob,
+			struct dsm_sync_wait *sync)
+{
+	uint8_t *slot = stage_slot(p, ob, sync);
+
+	if (slot)
+		copy_out(slot, dsm_page_addr(p));
+	return slot;
 }
 
 static void keep(struct dsm_page *p)
@@ -391,9 +407,11 @@ static void keep(struct dsm_page *p)
  * again).  Marked INVALID while still mapped and write-protected, its
  * next store would take WP faults forever.
  */
-static void not_dropped(struct dsm_page *p)
+static void not_dropped(struct dsm_page *p, bool taken)
 {
-	if (dsm_page_needs_writeback(p)) {
+	/* taken by the pipe, it was never protected: still dirty, and
+	 * what went out is a copy of it, which a later one replaces */
+	if (dsm_page_needs_writeback(p) && !taken) {
 		p->state = DSM_PG_CLEAN;
 		p->flags &= ~DSM_PGF_WATCHED;
 	}
@@ -411,37 +429,90 @@ static void warn_not_dropped(uint32_t n)
 		 "they stay resident, and the local budget may be exceeded", n);
 }
 
-static void evict_batch(struct batch *b, struct dsm_outbox *ob)
+/*
+ * Stage the batch's dirty victims.  Each gets its staged page now; as many
+ * as the pipe takes (capture.h) are copied into it after the drop, the
+ * others are write-protected and copied here.  A victim that cannot be
+ * staged stays, dirty (one that cannot be protected too, its copy sent
+ * all the same).  Returns how many were taken: their staged pages are
+ * b->slot[0..taken), in batch order.
+ */
+static uint32_t stage_batch(struct batch *b, struct dsm_outbox *ob)
 {
-	uint32_t kept = 0, refused;
+	uint32_t kept = 0, dirty = 0, taken;
 
-	if (protect_dirty(b)) {
-		for (uint32_t i = 0; i < b->n; i++)
-			keep(b->p[i]);
-		b->n = 0;
-		return;
-	}
 	for (uint32_t i = 0; i < b->n; i++) {
 		struct dsm_page *p = b->p[i];
+		uint8_t *slot = NULL;
 
-		if (dsm_page_needs_writeback(p) && !stage_dirty(p, ob, NULL)) {
-			/* out of memory: it stays, write-protected and dirty;
-			 * its next store takes a WP fault, which is harmless */
-			keep(p);
+		if (dsm_page_needs_writeback(p) &&
+		    !(slot = stage_slot(p, ob, NULL))) {
+			keep(p); /* out of memory: its next eviction tries again */
 			continue;
 		}
-		b->p[kept] = p;
-		b->iov[kept++] = (struct iovec){ (void *)dsm_page_addr(p), DSM_PAGE_SIZE };
+		b->taken[kept] = false;
+		b->p[kept++] = p;
+		if (!slot)
+			continue;
+		b->iov[dirty] = (struct iovec){ (void *)dsm_page_addr(p),
+						DSM_PAGE_SIZE };
+		b->slot[dirty++] = (struct iovec){ slot, DSM_PAGE_SIZE };
 	}
 	b->n = kept;
+	taken = dsm_capture_take(&dsm_eng.capture, b->iov, dirty);
+	for (uint32_t i = 0, d = 0; i < b->n && d < taken; i++)
+		if (dsm_page_needs_writeback(b->p[i])) {
+			b->taken[i] = true;
+			d++;
+		}
+	if (taken == dirty)
+		return taken;
+	if (protect_dirty(b)) {
+		/* copied as they are, and kept: a write-back of a page that
+		 * stays dirty is only early */
+		kept = 0;
+		for (uint32_t i = 0, d = 0; i < b->n; i++) {
+			struct dsm_page *p = b->p[i];
+
+			if (!dsm_page_needs_writeback(p) || d++ < taken) {
+				b->p[kept] = p;
+				b->taken[kept++] = b->taken[i];
+				continue;
+			}
+			copy_out(b->slot[d - 1].iov_base, dsm_page_addr(p));
+			keep(p);
+		}
+		b->n = kept;
+		return taken;
+	}
+	for (uint32_t d = taken; d < dirty; d++)
+		copy_out(b->slot[d].iov_base, (uintptr_t)b->iov[d].iov_base);
+	return taken;
+}
+
+static void evict_batch(struct batch *b, struct dsm_outbox *ob)
+{
+	uint32_t refused, taken = stage_batch(b, ob);
+	int err;
+
+	for (uint32_t i = 0; i < b->n; i++)
+		b->iov[i] = (struct iovec){ (void *)dsm_page_addr(b->p[i]),
+					    DSM_PAGE_SIZE };
 	refused = drop_pages(b);
+	/* only now: what the program stored until its page left the
+	 * mapping is in the page the pipe holds */
+	if (taken && (err = dsm_capture_read(&dsm_eng.capture, b->slot, taken))) {
+		dsm_err("reading back %u dirty pages being evicted: %s", taken,
+			strerror(-err));
+		abort(); /* their data is nowhere else */
+	}
 	if (refused)
 		warn_not_dropped(refused);
 	for (uint32_t i = 0, k = 0; i < b->n; i++) {
 		struct dsm_page *p = b->p[i];
 
 		if (!b->iov[i].iov_base) {
-			not_dropped(p);
+			not_dropped(p, b->taken[i]);
 			continue;
 		}
 		b->p[k++] = p; /* b ends with the dropped pages only */

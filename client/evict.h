@@ -20,6 +20,10 @@ enum dsm_evict_policy {
 	DSM_EVICT_FIFO,  /* FIFO, for comparison */
 };
 
+/* Victims dropped together (evict.c): a drop costs about one TLB flush
+ * whatever its size.  The capture pipe holds a batch (capture.h). */
+#define DSM_EVICT_BATCH 256
+
 struct dsm_queue {
 	struct dsm_page *head, *tail; /* evict from head */
 	uint64_t n;

@@ -236,6 +236,8 @@ static void bad_options(const char *addr)
 		(const char *[]){ "2", "yes", NULL });
 	refused(&o, "DSM_EVICT_WINDOW",
 		(const char *[]){ "2", "on", NULL });
+	refused(&o, "DSM_EVICT_CAPTURE",
+		(const char *[]){ "2", "on", NULL });
 	refused(&o, "DSM_ALLOW_REMOTE_WITHOUT_SECRET",
 		(const char *[]){ "2", "on", NULL });
 	o.servers = "localhost";                        /* no port */
