@@ -47,8 +47,8 @@ uint32_t dsm_capture_take(struct dsm_capture *c, const struct iovec *iov,
 
 /* The n pages taken, into the n page-sized buffers of dst (which this
  * consumes), in the order taken; the pipe is empty again.  Call after the
- * drop.  0, or -errno if the pipe did not give them (never expected: it
- * holds them). */
+ * drop, after every dsm_capture_take (n may be 0).  0, or -errno if the
+ * pipe did not give them (never expected: it holds them). */
 int dsm_capture_read(struct dsm_capture *c, struct iovec *dst, uint32_t n);
 
 #endif

@@ -501,7 +501,8 @@ static void evict_batch(struct batch *b, struct dsm_outbox *ob)
 	refused = drop_pages(b);
 	/* only now: what the program stored until its page left the
 	 * mapping is in the page the pipe holds */
-	if (taken && (err = dsm_capture_read(&dsm_eng.capture, b->slot, taken))) {
+	if (dsm_eng.capture.rd >= 0 &&
+	    (err = dsm_capture_read(&dsm_eng.capture, b->slot, taken))) {
 		dsm_err("reading back %u dirty pages being evicted: %s", taken,
 			strerror(-err));
 		abort(); /* their data is nowhere else */
