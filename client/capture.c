@@ -9,6 +9,7 @@
 #include "capture.h"
 #include "log.h"
 #include "page.h"
+#include "util.h"
 
 int dsm_capture_open(struct dsm_capture *c, uint32_t pages)
 {
@@ -67,24 +68,16 @@ uint32_t dsm_capture_take(struct dsm_capture *c, const struct iovec *iov,
 }
 
 /* Fill v[0..n) from the pipe, all of it (v is consumed). */
-static int read_all(int fd, struct iovec *v, uint32_t n)
+static int read_all(int fd, struct iovec *v, int n)
 {
 	while (n) {
-		ssize_t got = readv(fd, v, n > IOV_MAX ? IOV_MAX : (int)n);
+		ssize_t got = readv(fd, v, n > IOV_MAX ? IOV_MAX : n);
 
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got <= 0)
 			return got < 0 ? -errno : -EIO;
-		while (n && (size_t)got >= v->iov_len) {
-			got -= v->iov_len;
-			v++;
-			n--;
-		}
-		if (n) {
-			v->iov_base = (char *)v->iov_base + got;
-			v->iov_len -= got;
-		}
+		dsm_iov_advance(&v, &n, got);
 	}
 	return 0;
 }

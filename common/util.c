@@ -280,3 +280,16 @@ uint64_t dsm_huge_pages_free(void)
 	}
 	return n;
 }
+
+void dsm_iov_advance(struct iovec **iov, int *cnt, size_t done)
+{
+	while (*cnt && done >= (*iov)->iov_len) {
+		done -= (*iov)->iov_len;
+		(*iov)++;
+		(*cnt)--;
+	}
+	if (*cnt) {
+		(*iov)->iov_base = (uint8_t *)(*iov)->iov_base + done;
+		(*iov)->iov_len -= done;
+	}
+}

@@ -1,6 +1,7 @@
 /*
- * util.h - parsing, clocks, busy polling, secret files and the count of
- * free huge pages, shared by library, server and tools (room: common).
+ * util.h - parsing, clocks, busy polling, secret files, the count of free
+ * huge pages and partial vectored I/O, shared by library, server and tools
+ * (room: common).
  */
 #ifndef DSM_UTIL_H
 #define DSM_UTIL_H
@@ -9,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <time.h>
 
 /* "256M", "4G", "4096", "1k": bytes in *out.  0 or -EINVAL (junk, overflow). */
@@ -105,5 +107,9 @@ int dsm_private_file_read(const char *path, const char *what, void *buf,
 
 /* Free 2 MiB huge pages the system has reserved (vm.nr_hugepages), or 0. */
 uint64_t dsm_huge_pages_free(void);
+
+/* A vectored read or write moved done bytes of the *cnt iovecs at *iov:
+ * step past them, leaving *iov at what is still to move. */
+void dsm_iov_advance(struct iovec **iov, int *cnt, size_t done);
 
 #endif

@@ -244,15 +244,7 @@ static int full_writev(struct dsm_transport *t, struct iovec *iov, int cnt)
 				return err;
 			continue;
 		}
-		while (cnt && (size_t)n >= iov->iov_len) {
-			n -= iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt) {
-			iov->iov_base = (uint8_t *)iov->iov_base + n;
-			iov->iov_len -= n;
-		}
+		dsm_iov_advance(&iov, &cnt, n);
 	}
 	return 0;
 }
