@@ -430,6 +430,7 @@ static uint32_t run_window(const char *srv_addr, bool window,
 	uint32_t a_out = 0;
 	volatile uint64_t *far;
 
+	*x_out = 0; /* read by the loop below before its first count */
 	setenv("DSM_EVICT_WINDOW", window ? "1" : "0", 1);
 	TH_CHECK(dsm_init(&o) == 0);
 	unsetenv("DSM_EVICT_WINDOW");
