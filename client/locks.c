@@ -229,9 +229,52 @@ static void track(void *addr, bool held)
 		sh->held_cap = cap;
 	}
 	if (held)
-		sh->held[sh->nheld++] = (struct dsm_held_lock){ off, token };
+		sh->held[sh->nheld++] = (struct dsm_held_lock){ off, token,
+								false };
 out:
 	pthread_mutex_unlock(&dsm_eng.lock);
+}
+
+/* This thread's hold on the lock at addr is being let go (on), or is
+ * not after all (off).  Whether this thread held it. */
+static bool releasing(void *addr, bool on)
+{
+	struct dsm_region *r;
+	uint64_t off, token = my_token();
+	bool found = false;
+
+	pthread_mutex_lock(&dsm_eng.lock);
+	r = dsm_region_find((uintptr_t)addr);
+	if (r && r->shared) {
+		off = (uintptr_t)addr - r->base;
+		for (uint32_t i = 0; i < r->shared->nheld && !found; i++) {
+			struct dsm_held_lock *l = &r->shared->held[i];
+
+			found = l->offset == off && l->token == token;
+			if (found)
+				l->releasing = on;
+		}
+	}
+	pthread_mutex_unlock(&dsm_eng.lock);
+	return found;
+}
+
+/* Tests widen the moment between an UNLOCK's answer and the lock leaving
+ * the held list, in which a failover finds it there
+ * (DSM_TEST_UNLOCK_STALL_MS). */
+static void test_stall(void)
+{
+	static int stall_ms = -1; /* -1: not read yet; every reader agrees */
+	int ms = __atomic_load_n(&stall_ms, __ATOMIC_RELAXED);
+	const char *v;
+
+	if (ms < 0) {
+		v = getenv("DSM_TEST_UNLOCK_STALL_MS");
+		ms = v ? atoi(v) : 0;
+		__atomic_store_n(&stall_ms, ms, __ATOMIC_RELAXED);
+	}
+	if (ms > 0)
+		usleep((useconds_t)ms * 1000);
 }
 
 /* LOCK, asked again while the region's home is moving: -EAGAIN while
@@ -301,27 +344,43 @@ timed_out:
 	return -ETIMEDOUT;
 }
 
-/* UNLOCK, asked again at the standby while the home fails over. */
+/*
+ * UNLOCK, asked again at the standby while the home fails over.  The
+ * lock is marked as being let go before its UNLOCK leaves: should the
+ * home die after granting it to the next waiter but before our answer
+ * came, the failover must not take it again for this thread (the waiter
+ * takes it again, as its holder; reclaim_locks).  So an UNLOCK asked
+ * again at the standby finds no claim there, and that is the release
+ * done.
+ */
 int dsm_unlock(void *addr)
 {
 	uint64_t deadline = dsm_now_ns() + dsm_eng.lock_ns;
 	uint8_t body[DSM_LOCK_REQ_SIZE];
 	uint32_t server = 0;
+	bool held = releasing(addr, true), again = false;
 	int err;
 
 	for (;;) {
 		err = lock_of(addr, &server, body);
 		if (err)
-			return err;
+			break;
 		err = dsm_engine_call(server, DSM_MSG_UNLOCK, body,
 				      sizeof(body), NULL, 0, NULL);
 		if (!err || !failing_over(addr, server, err) ||
 		    dsm_now_ns() >= deadline)
 			break;
+		again = true;
 		usleep(20 * 1000);
 	}
+	if (again && held && (err == -EPERM || err == -ENOENT))
+		err = 0; /* it went with the lost home */
+	if (!err)
+		test_stall();
 	if (!err || err == -EPERM || err == -ENOENT)
 		track(addr, false); /* released, or not ours to release */
+	else if (held)
+		releasing(addr, false); /* still ours */
 	return err;
 }
 

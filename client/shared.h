@@ -87,6 +87,10 @@ struct dsm_shared {
 	 * for the standby to take again (locks.c) */
 	struct dsm_held_lock {
 		uint64_t offset, token;
+		/* its UNLOCK is on its way: never taken again at a
+		 * standby, whose next holder the lost home may have
+		 * granted it to already (locks.c) */
+		bool releasing;
 	} *held;
 	uint32_t nheld, held_cap;
 };

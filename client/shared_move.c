@@ -355,6 +355,8 @@ static int reclaim_locks(struct dsm_region *r, const struct dsm_standby *sb)
 					  .token = held[i].token,
 					  .flags = DSM_LOCK_RECLAIM };
 
+		if (held[i].releasing)
+			continue; /* let go: see dsm_unlock */
 		dsm_lock_req_encode(&m, body);
 		err = dsm_engine_call(sb->server, DSM_MSG_LOCK, body,
 				      sizeof(body), rep, sizeof(rep), NULL);

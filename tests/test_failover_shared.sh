@@ -14,7 +14,10 @@
 # promoted it, and by locks not taken again at the standby (increments
 # lost).  Then, with three more, the standby's server is drained: the
 # drain ends while they run, each lets the standby go and finishes with
-# every count exact.
+# every count exact.  Last, a home killed while its locks are being let
+# go (a test hook widens the moment): the releasers do not take them
+# again at the standby, their new holders do, and every count is exact;
+# defeated by a releaser that does.
 #   test_failover_shared.sh BUILD_DIR   (exit 77: redis-server not installed)
 set -uo pipefail
 build=$1
@@ -107,6 +110,29 @@ for i in $(seq 0 $((n - 1))); do
 	grep -q "not replicated until a new one is made" "$tmp/s$i.err" ||
 		fail "worker $i did not let the standby go: $(tail -n 3 "$tmp/s$i.err")"
 done
+
+# The drained server back in service: a home and a standby again.
+"$dsmctl" drain --cancel "$sid" >/dev/null || fail "dsmctl drain --cancel $sid"
+serving() { [ "$("$dsmctl" --json servers | json_get "len([s for s in d if s['state'] == 'serving'])")" -ge 2 ]; }
+wait_for 20 serving || fatal "server $sid not serving again after dsmctl drain --cancel"
+
+# The home killed while unlocks are answered: each worker lingers 40 ms
+# between an UNLOCK's answer and the lock leaving its list of holds, so
+# the kill finds a lock the home has just given to the next waiter still
+# listed by the thread that let it go.  Only the new holder may take it
+# again at the standby: had the releaser won that race, the holder's
+# claim would be refused ("went to another holder"), its dsm_unlock said
+# EPERM, and the lock stayed held for nobody.
+name=unlock-in-flight
+DSM_TEST_UNLOCK_STALL_MS=40 start u "$name" 8
+sleep 3
+home=$(home_of "$name")
+victim_pid=$(server_field "$home" pid)
+echo "killing server $home (pid $victim_pid), the home of $name, with unlocks in flight"
+kill -KILL "$victim_pid"
+finished u
+grep -l "went to another holder" "$tmp"/u*.err >/dev/null 2>&1 &&
+	fail "a lock let go before the loss was taken again at the standby: $(grep -h "went to another holder" "$tmp"/u*.err | head -n 2)"
 
 "$top/deploy/cluster.sh" down >/dev/null 2>&1 || true
 if [ $failed = 0 ]; then
