@@ -196,27 +196,41 @@ static bool failing_over(void *addr, uint32_t server, int err)
 	return yes;
 }
 
+/* This thread's entry for the lock at addr in its region's list of
+ * holds, or NULL; *sh is that region's (NULL: not a shared region) and
+ * *off the lock's offset in it.  Under dsm_eng.lock. */
+static struct dsm_held_lock *held_find(void *addr, struct dsm_shared **sh,
+				       uint64_t *off)
+{
+	struct dsm_region *r = dsm_region_find((uintptr_t)addr);
+	uint64_t token = my_token();
+
+	*sh = r ? r->shared : NULL;
+	if (!*sh)
+		return NULL;
+	*off = (uintptr_t)addr - r->base;
+	for (uint32_t i = 0; i < (*sh)->nheld; i++)
+		if ((*sh)->held[i].offset == *off &&
+		    (*sh)->held[i].token == token)
+			return &(*sh)->held[i];
+	return NULL;
+}
+
 /* The lock at addr is this thread's now (held), or no longer: kept for
  * a failover to take again at the standby (shared_move.c). */
 static void track(void *addr, bool held)
 {
-	struct dsm_region *r;
+	struct dsm_held_lock *l;
 	struct dsm_shared *sh;
-	uint64_t off, token = my_token();
+	uint64_t off;
 
 	pthread_mutex_lock(&dsm_eng.lock);
-	r = dsm_region_find((uintptr_t)addr);
-	if (!r || !r->shared)
+	l = held_find(addr, &sh, &off);
+	if (l && !held)
+		*l = sh->held[--sh->nheld];
+	if (l || !held || !sh)
 		goto out;
-	sh = r->shared;
-	off = (uintptr_t)addr - r->base;
-	for (uint32_t i = 0; i < sh->nheld; i++)
-		if (sh->held[i].offset == off && sh->held[i].token == token) {
-			if (!held)
-				sh->held[i] = sh->held[--sh->nheld];
-			goto out;
-		}
-	if (held && sh->nheld == sh->held_cap) {
+	if (sh->nheld == sh->held_cap) {
 		uint32_t cap = sh->held_cap ? 2 * sh->held_cap : 8;
 		struct dsm_held_lock *v = realloc(sh->held, cap * sizeof(*v));
 
@@ -228,9 +242,8 @@ static void track(void *addr, bool held)
 		sh->held = v;
 		sh->held_cap = cap;
 	}
-	if (held)
-		sh->held[sh->nheld++] = (struct dsm_held_lock){ off, token,
-								false };
+	sh->held[sh->nheld++] = (struct dsm_held_lock){ off, my_token(),
+							false };
 out:
 	pthread_mutex_unlock(&dsm_eng.lock);
 }
@@ -239,24 +252,16 @@ out:
  * not after all (off).  Whether this thread held it. */
 static bool releasing(void *addr, bool on)
 {
-	struct dsm_region *r;
-	uint64_t off, token = my_token();
-	bool found = false;
+	struct dsm_held_lock *l;
+	struct dsm_shared *sh;
+	uint64_t off;
 
 	pthread_mutex_lock(&dsm_eng.lock);
-	r = dsm_region_find((uintptr_t)addr);
-	if (r && r->shared) {
-		off = (uintptr_t)addr - r->base;
-		for (uint32_t i = 0; i < r->shared->nheld && !found; i++) {
-			struct dsm_held_lock *l = &r->shared->held[i];
-
-			found = l->offset == off && l->token == token;
-			if (found)
-				l->releasing = on;
-		}
-	}
+	l = held_find(addr, &sh, &off);
+	if (l)
+		l->releasing = on;
 	pthread_mutex_unlock(&dsm_eng.lock);
-	return found;
+	return l;
 }
 
 /* Tests widen the moment between an UNLOCK's answer and the lock leaving
